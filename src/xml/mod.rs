@@ -1,0 +1,1 @@
+//! The XML stream codec shared by the client and the server roles.
