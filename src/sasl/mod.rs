@@ -15,6 +15,16 @@
 //! Payloads at this layer are raw bytes: base64 belongs to the XML layer
 //! (see [`encode_payload`] and [`decode_payload`]).
 
+pub mod anonymous;
+pub mod channel_binding;
+pub mod digest_md5;
+pub mod external;
+pub mod oauthbearer;
+pub mod plain;
+pub mod scram;
+pub mod x_google_token;
+pub mod x_oauth2;
+
 use std::fmt;
 
 use base64::Engine as _;

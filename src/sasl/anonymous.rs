@@ -1,0 +1,1 @@
+//! anonymous (being written).

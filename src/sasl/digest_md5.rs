@@ -1,0 +1,1 @@
+//! digest_md5 (being written).

@@ -1,0 +1,1 @@
+//! oauthbearer (being written).

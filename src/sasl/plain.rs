@@ -1,0 +1,1 @@
+//! plain (being written).

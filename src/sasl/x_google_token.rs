@@ -1,0 +1,1 @@
+//! x_google_token (being written).

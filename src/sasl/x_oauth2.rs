@@ -1,0 +1,1 @@
+//! x_oauth2 (being written).
