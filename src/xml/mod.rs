@@ -1,1 +1,16 @@
 //! The XML stream codec shared by the client and the server roles.
+//!
+//! - [`StreamReader`]: bytes in any chunks to [`StreamEvent`]s, one event
+//!   per call, with exact byte accounting (stop after any top-level element
+//!   and know what was consumed) and memory bounded by [`Limits`].
+//! - [`StreamWriter`]: the header, elements, stream errors and the close.
+//!
+//! Both are built on `rxml`'s restricted XML parser: no DTDs, no external
+//! or custom entities, no processing instructions, no comments, UTF-8
+//! only, as RFC 6120 section 11 asks.
+
+mod reader;
+mod writer;
+
+pub use reader::{Limit, Limits, ReadError, Restricted, StreamEvent, StreamHeader, StreamReader};
+pub use writer::{StreamWriter, WriteError};

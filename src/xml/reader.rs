@@ -1,0 +1,673 @@
+//! Bytes to stream events, with exact byte accounting and bounded memory.
+
+use std::fmt;
+
+use minidom::Element;
+use rxml::error::EndOrError;
+use rxml::{Namespace, NcName, Parse, RawEvent, RawParser};
+
+use crate::ns;
+use crate::stream_error::{StreamError, StreamErrorCondition};
+
+/// Resource limits of a [`StreamReader`]. Memory held by the reader stays
+/// bounded by these, whatever the peer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most input bytes one top-level element (or the stream header) may
+    /// span, markup included. Default 256 KiB, as Prosody's
+    /// `c2s_stanza_size_limit`.
+    pub max_element_bytes: usize,
+    /// Deepest nesting of elements inside a top-level element, the
+    /// top-level element itself counting as 1. Default 64.
+    pub max_depth: usize,
+    /// Most attributes on one element, namespace declarations included.
+    /// Default 64.
+    pub max_attributes: usize,
+    /// Longest single name or attribute value, in bytes (text longer than
+    /// this is split, not refused). Default 8 KiB. Values above
+    /// `max_element_bytes` are clamped to it.
+    pub max_token_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_element_bytes: 256 * 1024,
+            max_depth: 64,
+            max_attributes: 64,
+            max_token_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// Which [`Limits`] field a peer exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// [`Limits::max_element_bytes`].
+    ElementBytes,
+    /// [`Limits::max_depth`].
+    Depth,
+    /// [`Limits::max_attributes`].
+    Attributes,
+    /// [`Limits::max_token_bytes`].
+    TokenBytes,
+}
+
+/// What kind of XML that XMPP forbids (RFC 6120 section 11.1) the peer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Restricted {
+    /// A document type declaration (`<!DOCTYPE`) or other `<!` markup that
+    /// is neither a comment nor CDATA.
+    Dtd,
+    /// A processing instruction.
+    ProcessingInstruction,
+    /// A comment.
+    Comment,
+    /// An entity reference other than the five predefined ones.
+    EntityReference,
+    /// An XML version other than 1.0.
+    XmlVersion,
+}
+
+/// Why a [`StreamReader`] refused its input. Each maps to the stream error
+/// condition the peer should receive ([`ReadError::condition`]). Errors are
+/// sticky: once returned, every later [`StreamReader::read`] returns the
+/// same error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The input is not well-formed XML (`not-well-formed`).
+    NotWellFormed(String),
+    /// XML that XMPP forbids (`restricted-xml`).
+    Restricted(Restricted),
+    /// The input is not UTF-8: an invalid byte sequence or a declaration
+    /// naming another encoding (`unsupported-encoding`).
+    NotUtf8,
+    /// An element or attribute uses a prefix that no declaration in scope
+    /// binds (`not-well-formed`: the XML is not namespace-well-formed).
+    UnboundPrefix(String),
+    /// The stream header uses a prefix that no declaration binds
+    /// (`bad-namespace-prefix`).
+    StreamPrefixUnbound(String),
+    /// The same attribute twice on one element (`not-well-formed`).
+    DuplicateAttribute(String),
+    /// The root element is `stream` in a namespace other than
+    /// `http://etherx.jabber.org/streams` (`invalid-namespace`).
+    InvalidStreamNamespace(String),
+    /// The root element is not `stream` (`bad-format`).
+    NotAStream(String),
+    /// Non-whitespace character data between top-level elements
+    /// (`bad-format`).
+    TextAtStreamLevel,
+    /// Data other than whitespace after `</stream:stream>`
+    /// (`not-well-formed`).
+    DataAfterClose,
+    /// A configured limit was exceeded (`policy-violation`).
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// Its configured value.
+        max: usize,
+    },
+}
+
+impl ReadError {
+    /// The stream error condition that the peer should receive.
+    pub fn condition(&self) -> StreamErrorCondition {
+        match self {
+            Self::NotWellFormed(_)
+            | Self::UnboundPrefix(_)
+            | Self::DuplicateAttribute(_)
+            | Self::DataAfterClose => StreamErrorCondition::NotWellFormed,
+            Self::Restricted(_) => StreamErrorCondition::RestrictedXml,
+            Self::NotUtf8 => StreamErrorCondition::UnsupportedEncoding,
+            Self::StreamPrefixUnbound(_) => StreamErrorCondition::BadNamespacePrefix,
+            Self::InvalidStreamNamespace(_) => StreamErrorCondition::InvalidNamespace,
+            Self::NotAStream(_) | Self::TextAtStreamLevel => StreamErrorCondition::BadFormat,
+            Self::LimitExceeded { .. } => StreamErrorCondition::PolicyViolation,
+        }
+    }
+
+    /// The `<stream:error/>` to send the peer.
+    pub fn to_stream_error(&self) -> StreamError {
+        StreamError::new(self.condition())
+    }
+
+    fn from_xml(e: rxml::Error) -> Self {
+        use rxml::Error as E;
+        match e {
+            E::InvalidUtf8Byte(_) => Self::NotUtf8,
+            E::RestrictedXml("only utf-8 encoding is allowed") => Self::NotUtf8,
+            E::RestrictedXml("processing instructions") => {
+                Self::Restricted(Restricted::ProcessingInstruction)
+            }
+            E::RestrictedXml("comments") => Self::Restricted(Restricted::Comment),
+            E::RestrictedXml("only XML version 1.0 is allowed") => {
+                Self::Restricted(Restricted::XmlVersion)
+            }
+            // rxml's name for a token over max_token_length
+            E::RestrictedXml("long name or reference") | E::RestrictedXml("event too long") => {
+                Self::LimitExceeded {
+                    limit: Limit::TokenBytes,
+                    max: 0,
+                }
+            }
+            E::UndeclaredEntity => Self::Restricted(Restricted::EntityReference),
+            // `<!` that is neither `<!--` nor `<![CDATA[`: a DTD.
+            E::InvalidSyntax("malformed cdata or comment section start") => {
+                Self::Restricted(Restricted::Dtd)
+            }
+            E::DuplicateAttribute => Self::DuplicateAttribute(String::new()),
+            E::UndeclaredNamespacePrefix(_) => Self::UnboundPrefix(String::new()),
+            other => Self::NotWellFormed(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotWellFormed(d) => write!(f, "not well-formed XML: {d}"),
+            Self::Restricted(r) => write!(f, "restricted XML: {r:?}"),
+            Self::NotUtf8 => f.write_str("input is not UTF-8"),
+            Self::UnboundPrefix(p) => write!(f, "unbound namespace prefix {p:?}"),
+            Self::StreamPrefixUnbound(p) => write!(f, "unbound stream prefix {p:?}"),
+            Self::DuplicateAttribute(a) => write!(f, "duplicate attribute {a:?}"),
+            Self::InvalidStreamNamespace(n) => write!(f, "wrong stream namespace {n:?}"),
+            Self::NotAStream(n) => write!(f, "root element {n:?} is not a stream"),
+            Self::TextAtStreamLevel => f.write_str("character data between top-level elements"),
+            Self::DataAfterClose => f.write_str("data after the stream was closed"),
+            Self::LimitExceeded { limit, max } => write!(f, "{limit:?} limit ({max}) exceeded"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The attributes of a `<stream:stream>` header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamHeader {
+    /// `from`.
+    pub from: Option<String>,
+    /// `to`.
+    pub to: Option<String>,
+    /// `id`.
+    pub id: Option<String>,
+    /// `version`; `None` for a pre-1.0 stream (seed 001's Jabber 1.4).
+    pub version: Option<String>,
+    /// `xml:lang`.
+    pub lang: Option<String>,
+    /// The default (content) namespace: `jabber:client`, `jabber:server`.
+    /// `None` when the header declared none.
+    pub content_ns: Option<String>,
+    /// The prefix bound to the streams namespace (`stream` usually; `None`
+    /// when the streams namespace was the default namespace).
+    pub stream_prefix: Option<String>,
+}
+
+impl StreamHeader {
+    /// The `version` as (major, minor); `(0, 9)` for a header without one,
+    /// as RFC 6120 section 4.7.5 says; `None` when unparseable.
+    pub fn version_numbers(&self) -> Option<(u32, u32)> {
+        match &self.version {
+            None => Some((0, 9)),
+            Some(v) => {
+                let (major, minor) = v.split_once('.')?;
+                Some((major.parse().ok()?, minor.parse().ok()?))
+            }
+        }
+    }
+
+    /// Whether this is a pre-XMPP 1.0 stream (no `version`, or one below
+    /// 1.0): no stream features will follow.
+    pub fn is_pre_1_0(&self) -> bool {
+        self.version_numbers().is_none_or(|(major, _)| major < 1)
+    }
+}
+
+/// One thing a [`StreamReader`] recognised in its input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The peer's `<stream:stream>` header.
+    Header(StreamHeader),
+    /// A complete top-level element (stanza, `<stream:features/>`, SASL
+    /// or TLS negotiation element...), namespaces resolved; unprefixed
+    /// elements are in the stream's content namespace.
+    Element(Element),
+    /// A `<stream:error/>` from the peer (the stream is unusable after it).
+    StreamError(StreamError),
+    /// `</stream:stream>`.
+    Closed,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Before the stream header has been read completely.
+    Prolog,
+    /// Inside the stream.
+    Open,
+    /// After `</stream:stream>`.
+    Closed,
+    /// A fatal error (sticky).
+    Failed(ReadError),
+}
+
+/// The element head (`<name attr...`) being read.
+#[derive(Debug)]
+struct Head {
+    prefix: Option<NcName>,
+    name: NcName,
+    attrs: Vec<(Option<NcName>, NcName, String)>,
+    /// Attributes seen, declarations included.
+    count: usize,
+}
+
+/// A namespace declaration in scope.
+#[derive(Debug)]
+struct Decl {
+    prefix: Option<NcName>,
+    ns: String,
+}
+
+/// The stream reader: feed it bytes in any chunks, get [`StreamEvent`]s.
+///
+/// [`read`](Self::read) returns at most one event per call and advances the
+/// input slice past exactly the bytes it consumed, so a caller can stop
+/// right after any top-level element: after `<proceed/>` the rest of the
+/// slice is TLS data, never parsed; after SASL `<success/>` the rest
+/// belongs to the restarted stream ([`reset`](Self::reset)).
+///
+/// ```
+/// use xmpp_sansio::xml::{StreamReader, StreamEvent, Limits};
+///
+/// let mut reader = StreamReader::new(Limits::default());
+/// let mut input: &[u8] = b"<stream:stream xmlns='jabber:client' \
+///     xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\
+///     <proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x01";
+/// assert!(matches!(reader.read(&mut input), Ok(Some(StreamEvent::Header(_)))));
+/// let Ok(Some(StreamEvent::Element(proceed))) = reader.read(&mut input) else { panic!() };
+/// assert_eq!(proceed.name(), "proceed");
+/// assert_eq!(input, b"\x16\x03\x01"); // the TLS bytes, untouched
+/// ```
+pub struct StreamReader {
+    parser: RawParser,
+    limits: Limits,
+    state: State,
+    header: Option<StreamHeader>,
+    head: Option<Head>,
+    /// Declarations in scope, innermost last.
+    decls: Vec<Decl>,
+    /// `decls.len()` before each open element's declarations (the header's
+    /// first), so closing an element drops its declarations.
+    decl_marks: Vec<usize>,
+    /// Open elements of the current top-level element, outermost first.
+    stack: Vec<Element>,
+    /// Bytes consumed since the last boundary (header end, top-level
+    /// element end, stream-level whitespace).
+    pending_bytes: usize,
+    /// Whether the first non-whitespace byte (`<`) has been seen.
+    prolog_started: bool,
+}
+
+impl fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("limits", &self.limits)
+            .field("state", &self.state)
+            .field("header", &self.header)
+            .field("depth", &self.stack.len())
+            .field("pending_bytes", &self.pending_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StreamReader {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+fn new_parser(limits: &Limits) -> RawParser {
+    let opts = rxml::Options {
+        max_token_length: limits.max_token_bytes.min(limits.max_element_bytes).max(1),
+        ..Default::default()
+    };
+    <RawParser as rxml::WithOptions>::with_options(opts)
+}
+
+impl StreamReader {
+    /// A reader for a new stream, with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            parser: new_parser(&limits),
+            limits,
+            state: State::Prolog,
+            header: None,
+            head: None,
+            decls: Vec::new(),
+            decl_marks: Vec::new(),
+            stack: Vec::new(),
+            pending_bytes: 0,
+            prolog_started: false,
+        }
+    }
+
+    /// Restarts: a fresh parser for a new stream (after STARTTLS or SASL
+    /// success), same limits. Feed it exactly the bytes after the
+    /// boundary.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.limits);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The peer's stream header, once read.
+    pub fn header(&self) -> Option<&StreamHeader> {
+        self.header.as_ref()
+    }
+
+    /// Whether `</stream:stream>` has been read.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether the reader is between top-level elements (nothing partial
+    /// buffered as an element).
+    pub fn at_boundary(&self) -> bool {
+        self.stack.is_empty() && self.head.is_none()
+    }
+
+    /// Reads at most one event from `input`, advancing it past the bytes
+    /// consumed. `Ok(None)`: all of `input` was consumed and more is
+    /// needed.
+    pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        match self.read_inner(input) {
+            Ok(ev) => Ok(ev),
+            Err(e) => {
+                self.stack.clear();
+                self.head = None;
+                self.state = State::Failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn read_inner(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+        if matches!(self.state, State::Closed) {
+            // Only whitespace may follow `</stream:stream>`; nothing is
+            // parsed or kept.
+            return match input
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                Some(_) => Err(ReadError::DataAfterClose),
+                None => {
+                    *input = &input[input.len()..];
+                    Ok(None)
+                }
+            };
+        }
+        if matches!(self.state, State::Prolog) && !self.prolog_started {
+            // A stream starts with `<` (an XML declaration or the header),
+            // possibly after whitespace. Anything else (an HTTP request, a
+            // TLS ClientHello on a plaintext port) fails at once instead of
+            // being buffered as text.
+            match input
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                Some(b'<') => self.prolog_started = true,
+                Some(_) => {
+                    return Err(ReadError::NotWellFormed(
+                        "a stream must start with '<'".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
+        loop {
+            let before = input.len();
+            let res = self.parser.parse(input, false);
+            self.pending_bytes += before - input.len();
+            if self.pending_bytes > self.limits.max_element_bytes {
+                return Err(ReadError::LimitExceeded {
+                    limit: Limit::ElementBytes,
+                    max: self.limits.max_element_bytes,
+                });
+            }
+            let ev = match res {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return Ok(None),
+                Err(EndOrError::NeedMoreData) => return Ok(None),
+                Err(EndOrError::Error(e)) => {
+                    if matches!(self.state, State::Closed) {
+                        return Err(ReadError::DataAfterClose);
+                    }
+                    let mut err = ReadError::from_xml(e);
+                    if let ReadError::LimitExceeded { max, .. } = &mut err {
+                        *max = self.limits.max_token_bytes;
+                    }
+                    return Err(err);
+                }
+            };
+            if let Some(out) = self.handle(ev)? {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: RawEvent) -> Result<Option<StreamEvent>, ReadError> {
+        match ev {
+            RawEvent::XmlDeclaration(..) => Ok(None),
+            RawEvent::ElementHeadOpen(_, (prefix, name)) => {
+                if matches!(self.state, State::Closed) {
+                    return Err(ReadError::DataAfterClose);
+                }
+                if matches!(self.state, State::Open) && self.stack.len() >= self.limits.max_depth {
+                    return Err(ReadError::LimitExceeded {
+                        limit: Limit::Depth,
+                        max: self.limits.max_depth,
+                    });
+                }
+                self.head = Some(Head {
+                    prefix,
+                    name,
+                    attrs: Vec::new(),
+                    count: 0,
+                });
+                Ok(None)
+            }
+            RawEvent::Attribute(_, (prefix, name), value) => {
+                let max_attributes = self.limits.max_attributes;
+                let Some(head) = self.head.as_mut() else {
+                    return Err(ReadError::NotWellFormed("attribute outside a head".into()));
+                };
+                head.count += 1;
+                if head.count > max_attributes {
+                    return Err(ReadError::LimitExceeded {
+                        limit: Limit::Attributes,
+                        max: max_attributes,
+                    });
+                }
+                if head.count == 1 {
+                    self.decl_marks.push(self.decls.len());
+                }
+                let mark = *self.decl_marks.last().unwrap_or(&0);
+                match (prefix, name) {
+                    (None, n) if n.as_str() == "xmlns" => {
+                        push_decl(&mut self.decls, mark, None, value)?
+                    }
+                    (Some(p), n) if p.as_str() == "xmlns" => {
+                        push_decl(&mut self.decls, mark, Some(n), value)?
+                    }
+                    (p, n) => {
+                        if head.attrs.iter().any(|(ap, an, _)| *ap == p && *an == n) {
+                            return Err(ReadError::DuplicateAttribute(n.to_string()));
+                        }
+                        head.attrs.push((p, n, value));
+                    }
+                }
+                Ok(None)
+            }
+            RawEvent::ElementHeadClose(_) => {
+                let Some(head) = self.head.take() else {
+                    return Err(ReadError::NotWellFormed("head close without head".into()));
+                };
+                if head.count == 0 {
+                    self.decl_marks.push(self.decls.len());
+                }
+                match self.state {
+                    State::Prolog => self.open_stream(head).map(Some),
+                    _ => {
+                        let el = self.build(head)?;
+                        self.stack.push(el);
+                        Ok(None)
+                    }
+                }
+            }
+            RawEvent::Text(_, text) => {
+                if let Some(top) = self.stack.last_mut() {
+                    top.append_text(text);
+                    Ok(None)
+                } else if text
+                    .bytes()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                {
+                    // A keepalive: nothing is kept.
+                    if matches!(self.state, State::Open) {
+                        self.pending_bytes = 0;
+                    }
+                    Ok(None)
+                } else if matches!(self.state, State::Closed) {
+                    Err(ReadError::DataAfterClose)
+                } else {
+                    Err(ReadError::TextAtStreamLevel)
+                }
+            }
+            RawEvent::ElementFoot(_) => {
+                if let Some(mark) = self.decl_marks.pop() {
+                    self.decls.truncate(mark);
+                }
+                let Some(el) = self.stack.pop() else {
+                    // The stream element itself closed.
+                    self.state = State::Closed;
+                    self.pending_bytes = 0;
+                    return Ok(Some(StreamEvent::Closed));
+                };
+                if let Some(parent) = self.stack.last_mut() {
+                    parent.append_child(el);
+                    return Ok(None);
+                }
+                self.pending_bytes = 0;
+                if el.is("error", ns::STREAM) {
+                    if let Some(err) = StreamError::from_element(&el) {
+                        return Ok(Some(StreamEvent::StreamError(err)));
+                    }
+                }
+                Ok(Some(StreamEvent::Element(el)))
+            }
+        }
+    }
+
+    fn lookup(&self, prefix: Option<&NcName>) -> Option<&str> {
+        match prefix {
+            Some(p) if p.as_str() == "xml" => Some(ns::XML),
+            _ => self
+                .decls
+                .iter()
+                .rev()
+                .find(|d| d.prefix.as_ref() == prefix)
+                .map(|d| d.ns.as_str()),
+        }
+    }
+
+    fn open_stream(&mut self, head: Head) -> Result<StreamEvent, ReadError> {
+        let Some(stream_ns) = self.lookup(head.prefix.as_ref()) else {
+            let p = head.prefix.map(|p| p.to_string()).unwrap_or_default();
+            return Err(ReadError::StreamPrefixUnbound(p));
+        };
+        if head.name.as_str() != "stream" {
+            return Err(ReadError::NotAStream(head.name.to_string()));
+        }
+        if stream_ns != ns::STREAM {
+            return Err(ReadError::InvalidStreamNamespace(stream_ns.to_owned()));
+        }
+        let mut header = StreamHeader {
+            content_ns: self.lookup(None).map(str::to_owned),
+            stream_prefix: head.prefix.map(|p| p.to_string()),
+            ..StreamHeader::default()
+        };
+        if header.stream_prefix.is_none() {
+            // The streams namespace is the default one: stanzas need
+            // explicit namespaces then.
+            header.content_ns = None;
+        }
+        for (prefix, name, value) in head.attrs {
+            match (prefix.as_ref().map(|p| p.as_str()), name.as_str()) {
+                (None, "from") => header.from = Some(value),
+                (None, "to") => header.to = Some(value),
+                (None, "id") => header.id = Some(value),
+                (None, "version") => header.version = Some(value),
+                (Some("xml"), "lang") => header.lang = Some(value),
+                (Some(p), _) if self.lookup(prefix.as_ref()).is_none() => {
+                    return Err(ReadError::UnboundPrefix(p.to_owned()))
+                }
+                _ => {}
+            }
+        }
+        self.state = State::Open;
+        self.pending_bytes = 0;
+        self.header = Some(header.clone());
+        Ok(StreamEvent::Header(header))
+    }
+
+    fn build(&self, head: Head) -> Result<Element, ReadError> {
+        let Some(ns) = self.lookup(head.prefix.as_ref()) else {
+            return Err(ReadError::UnboundPrefix(
+                head.prefix.map(|p| p.to_string()).unwrap_or_default(),
+            ));
+        };
+        let mut el = Element::bare(head.name.as_str(), ns);
+        if !head.attrs.is_empty() {
+            let attrs = el.attrs_mut();
+            for (prefix, name, value) in head.attrs {
+                let ns = match &prefix {
+                    None => Namespace::NONE,
+                    Some(p) => match self.lookup(Some(p)) {
+                        Some(ns) => Namespace::from(ns.to_owned()),
+                        None => return Err(ReadError::UnboundPrefix(p.to_string())),
+                    },
+                };
+                if attrs.insert(ns, name, value).is_some() {
+                    // Two prefixes bound to one namespace, same local name.
+                    return Err(ReadError::DuplicateAttribute(
+                        "two prefixes for one namespace".into(),
+                    ));
+                }
+            }
+        }
+        Ok(el)
+    }
+}
+
+fn push_decl(
+    decls: &mut Vec<Decl>,
+    mark: usize,
+    prefix: Option<NcName>,
+    ns: String,
+) -> Result<(), ReadError> {
+    if decls[mark..].iter().any(|d| d.prefix == prefix) {
+        let name = prefix
+            .map(|p| format!("xmlns:{p}"))
+            .unwrap_or("xmlns".into());
+        return Err(ReadError::DuplicateAttribute(name));
+    }
+    decls.push(Decl { prefix, ns });
+    Ok(())
+}

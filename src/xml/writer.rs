@@ -1,0 +1,245 @@
+//! Stream events to bytes: headers, elements, stream errors, the close.
+
+use std::fmt;
+
+use minidom::{Element, Node};
+
+use crate::ns;
+use crate::stream_error::StreamError;
+use crate::xml::StreamHeader;
+
+/// Why an element could not be serialised. Only elements built by the host
+/// can fail: what the reader produced always serialises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// An element or attribute name that is not an XML NCName.
+    InvalidName(String),
+    /// A character that XML 1.0 cannot carry (most C0 controls, U+FFFE,
+    /// U+FFFF), as its code point.
+    InvalidChar(u32),
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName(n) => write!(f, "invalid XML name {n:?}"),
+            Self::InvalidChar(c) => write!(f, "character U+{c:04X} cannot be sent in XML"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Serialises one stream. Stateless apart from the stream's content
+/// namespace, so one writer serves a whole connection, restarts included.
+///
+/// Top-level elements in the content namespace carry no `xmlns`; elements
+/// in the streams namespace use the `stream:` prefix the header declared;
+/// any other namespace is declared as the default namespace where it
+/// starts. Attribute values are single-quoted.
+#[derive(Debug, Clone)]
+pub struct StreamWriter {
+    content_ns: String,
+}
+
+impl StreamWriter {
+    /// A writer for a stream whose content namespace is `content_ns`
+    /// (`jabber:client` or `jabber:server`).
+    pub fn new(content_ns: impl Into<String>) -> Self {
+        Self {
+            content_ns: content_ns.into(),
+        }
+    }
+
+    /// The content namespace.
+    pub fn content_ns(&self) -> &str {
+        &self.content_ns
+    }
+
+    /// Writes the XML declaration and the stream header. The header's
+    /// `content_ns` is ignored in favour of the writer's.
+    pub fn write_header(&self, out: &mut Vec<u8>, header: &StreamHeader) {
+        out.extend_from_slice(b"<?xml version='1.0'?><stream:stream");
+        let attrs = [
+            ("from", &header.from),
+            ("to", &header.to),
+            ("id", &header.id),
+            ("version", &header.version),
+            ("xml:lang", &header.lang),
+        ];
+        for (name, value) in attrs {
+            if let Some(v) = value {
+                // Header values come from configuration and the peer;
+                // characters XML cannot carry are dropped, not sent.
+                write_attr_lossy(out, name, v);
+            }
+        }
+        write_attr_lossy(out, "xmlns", &self.content_ns);
+        write_attr_lossy(out, "xmlns:stream", ns::STREAM);
+        out.push(b'>');
+    }
+
+    /// Writes a top-level element.
+    pub fn write_element(&self, out: &mut Vec<u8>, el: &Element) -> Result<(), WriteError> {
+        let start = out.len();
+        let res = write_el(out, el, &self.content_ns, true);
+        if res.is_err() {
+            out.truncate(start);
+        }
+        res
+    }
+
+    /// Writes a `<stream:error/>`.
+    pub fn write_stream_error(&self, out: &mut Vec<u8>, err: &StreamError) {
+        let el = err.to_element();
+        if self.write_element(out, &el).is_err() {
+            // Only the host-supplied text or application element can be
+            // unwritable: send the bare condition then.
+            let bare = StreamError::new(err.condition.clone()).to_element();
+            let _ = self.write_element(out, &bare);
+        }
+    }
+
+    /// Writes `</stream:stream>`.
+    pub fn write_close(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"</stream:stream>");
+    }
+}
+
+fn check_name(name: &str) -> Result<(), WriteError> {
+    rxml::strings::validate_ncname(name).map_err(|_| WriteError::InvalidName(name.to_owned()))
+}
+
+fn write_el(
+    out: &mut Vec<u8>,
+    el: &Element,
+    default_ns: &str,
+    top: bool,
+) -> Result<(), WriteError> {
+    let name = el.name();
+    check_name(name)?;
+    let stream_prefixed = top && el.has_ns(ns::STREAM);
+    let declare = !stream_prefixed && !el.has_ns(default_ns);
+    let ns_owned;
+    let child_default = if declare {
+        ns_owned = el.ns();
+        ns_owned.as_str()
+    } else {
+        default_ns
+    };
+    out.push(b'<');
+    if stream_prefixed {
+        out.extend_from_slice(b"stream:");
+    }
+    out.extend_from_slice(name.as_bytes());
+    if declare {
+        out.extend_from_slice(b" xmlns='");
+        escape(out, child_default, true)?;
+        out.push(b'\'');
+    }
+    let mut generated = 0usize;
+    for ((attr_ns, attr_name), value) in el.attrs().iter() {
+        check_name(attr_name.as_str())?;
+        out.push(b' ');
+        let attr_ns = attr_ns.as_str();
+        if attr_ns.is_empty() {
+            // unqualified
+        } else if attr_ns == ns::XML {
+            out.extend_from_slice(b"xml:");
+        } else {
+            let prefix = el
+                .prefixes
+                .declared_prefixes()
+                .iter()
+                .find(|(p, n)| p.is_some() && n.as_str() == attr_ns)
+                .and_then(|(p, _)| p.clone())
+                .filter(|p| p != "xml" && p != "xmlns" && check_name(p).is_ok())
+                .unwrap_or_else(|| {
+                    generated += 1;
+                    format!("ns{generated}")
+                });
+            out.extend_from_slice(b"xmlns:");
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(b"='");
+            escape(out, attr_ns, true)?;
+            out.extend_from_slice(b"' ");
+            out.extend_from_slice(prefix.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(attr_name.as_bytes());
+        out.extend_from_slice(b"='");
+        escape(out, value, true)?;
+        out.push(b'\'');
+    }
+    let mut nodes = el.nodes().peekable();
+    if nodes.peek().is_none() {
+        out.extend_from_slice(b"/>");
+        return Ok(());
+    }
+    out.push(b'>');
+    for node in nodes {
+        match node {
+            Node::Element(child) => write_el(out, child, child_default, false)?,
+            Node::Text(text) => escape(out, text, false)?,
+        }
+    }
+    out.extend_from_slice(b"</");
+    if stream_prefixed {
+        out.extend_from_slice(b"stream:");
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'>');
+    Ok(())
+}
+
+fn write_attr_lossy(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    let clean: String = value.chars().filter(|c| is_xml_char(*c)).collect();
+    // Cannot fail: invalid characters were removed.
+    let _ = escape(out, &clean, true);
+    out.push(b'\'');
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes `s` into `out`: markup characters always; in attribute values
+/// also quotes and the whitespace characters that attribute-value
+/// normalisation would otherwise turn into spaces. `\r` is always written
+/// as a reference so that line-end normalisation keeps it.
+fn escape(out: &mut Vec<u8>, s: &str, attr: bool) -> Result<(), WriteError> {
+    let bytes = s.as_bytes();
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let rep: &[u8] = match b {
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'&' => b"&amp;",
+            b'\r' => b"&#xD;",
+            b'\'' if attr => b"&apos;",
+            b'"' if attr => b"&quot;",
+            b'\n' if attr => b"&#xA;",
+            b'\t' if attr => b"&#x9;",
+            b'\t' | b'\n' => continue,
+            0..=0x1F => return Err(WriteError::InvalidChar(b as u32)),
+            // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
+            0xEF if bytes.get(i + 1) == Some(&0xBF)
+                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
+            {
+                return Err(WriteError::InvalidChar(
+                    0xFFF0 | (bytes[i + 2] as u32 & 0x0F),
+                ))
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[last..i]);
+        out.extend_from_slice(rep);
+        last = i + 1;
+    }
+    out.extend_from_slice(&bytes[last..]);
+    Ok(())
+}

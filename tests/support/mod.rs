@@ -1,0 +1,145 @@
+//! Shared test support: loading the C:/S: transcripts of `tests/fixtures/`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Who wrote a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to server.
+    C,
+    /// Server to client.
+    S,
+}
+
+/// One entry of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Bytes on the wire.
+    Data(Dir, Vec<u8>),
+    /// An annotation line (`-- ...`) of the capturing tool.
+    Note(String),
+}
+
+/// A transcript file.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub name: String,
+    pub entries: Vec<Entry>,
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+impl Transcript {
+    /// Loads `tests/fixtures/<rel>`. Files under `seeds/` are transcribed
+    /// line by line: consecutive lines of one direction are joined with
+    /// `\n`. Files under `prosody/` hold one socket read/write per line:
+    /// they are joined with nothing.
+    pub fn load(rel: &str) -> Transcript {
+        let path = fixtures_dir().join(rel);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let newline_joined = rel.starts_with("seeds/");
+        let mut entries: Vec<Entry> = Vec::new();
+        for line in text.lines() {
+            let (dir, rest) = if let Some(r) = line.strip_prefix("C: ") {
+                (Dir::C, r)
+            } else if let Some(r) = line.strip_prefix("S: ") {
+                (Dir::S, r)
+            } else if let Some(r) = line.strip_prefix("-- ") {
+                entries.push(Entry::Note(r.to_owned()));
+                continue;
+            } else {
+                continue;
+            };
+            if newline_joined {
+                if let Some(Entry::Data(d, buf)) = entries.last_mut() {
+                    if *d == dir {
+                        buf.push(b'\n');
+                        buf.extend_from_slice(rest.as_bytes());
+                        continue;
+                    }
+                }
+            }
+            entries.push(Entry::Data(dir, rest.as_bytes().to_vec()));
+        }
+        Transcript {
+            name: rel.to_owned(),
+            entries,
+        }
+    }
+
+    /// Every transcript in `tests/fixtures/<dir>`.
+    pub fn all_in(dir: &str) -> Vec<Transcript> {
+        let mut names: Vec<String> = std::fs::read_dir(fixtures_dir().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".txt"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| Transcript::load(&format!("{dir}/{n}")))
+            .collect()
+    }
+
+    /// The transcript split into TCP connections: a client that opens a
+    /// stream after the server closed its own (FAST logins reconnect)
+    /// starts a new connection.
+    pub fn connections(&self) -> Vec<Transcript> {
+        let mut out = vec![Transcript {
+            name: self.name.clone(),
+            entries: Vec::new(),
+        }];
+        for e in &self.entries {
+            if let Entry::Data(Dir::C, b) = e {
+                let closed = String::from_utf8_lossy(&out.last().unwrap().bytes_of(Dir::S))
+                    .contains("</stream:stream>");
+                if closed && (b.starts_with(b"<?xml") || b.starts_with(b"<stream:stream")) {
+                    out.push(Transcript {
+                        name: format!("{} (connection {})", self.name, out.len() + 1),
+                        entries: Vec::new(),
+                    });
+                }
+            }
+            out.last_mut().unwrap().entries.push(e.clone());
+        }
+        out
+    }
+
+    /// All bytes one side sent, concatenated in order.
+    pub fn bytes_of(&self, dir: Dir) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if let Entry::Data(d, b) = e {
+                if *d == dir {
+                    out.extend_from_slice(b);
+                }
+            }
+        }
+        out
+    }
+
+    /// The chunks one side sent, as captured.
+    pub fn chunks_of(&self, dir: Dir) -> Vec<Vec<u8>> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Data(d, b) if *d == dir => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The annotation lines.
+    pub fn notes(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Note(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
