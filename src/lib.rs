@@ -27,3 +27,8 @@ pub mod xml;
 #[cfg(feature = "getrandom")]
 pub use random::OsRandom;
 pub use random::{DeterministicRandom, RandomSource};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -21,6 +21,7 @@ pub mod digest_md5;
 pub mod external;
 pub mod oauthbearer;
 pub mod plain;
+pub mod policy;
 pub mod scram;
 pub mod x_google_token;
 pub mod x_oauth2;
