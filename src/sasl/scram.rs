@@ -1,1 +1,1499 @@
-//! scram (being written).
+//! SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) and
+//! their `-PLUS` variants (channel binding), client side ([`ScramClient`])
+//! and server side ([`ScramServer`]), with XEP-0474 downgrade protection.
+//!
+//! # Client
+//!
+//! ```
+//! use xmpp_sansio::sasl::{ClientMechanism, ScramHash};
+//! use xmpp_sansio::sasl::scram::{ScramClient, ServerOffer};
+//! use xmpp_sansio::DeterministicRandom;
+//!
+//! let offer = ServerOffer::new(["SCRAM-SHA-1", "PLAIN"]);
+//! let mut client = ScramClient::builder(ScramHash::Sha1, "user", offer)
+//!     .password("pencil")
+//!     .build(&mut DeterministicRandom::new(1))?;
+//! assert_eq!(client.name(), "SCRAM-SHA-1");
+//! let first = client.initial_response()?.expect("SCRAM is client-first");
+//! assert!(first.starts_with(b"n,,n=user,r="));
+//! # Ok::<(), xmpp_sansio::sasl::SaslError>(())
+//! ```
+//!
+//! The client is told what the server offered ([`ServerOffer`]) and what
+//! it can bind ([`ScramClientBuilder::channel_binding`]). From those it
+//! derives the mechanism and the gs2 header: `p=<type>,,` and the `-PLUS`
+//! mechanism when it binds, `y,,` when it could bind but the server offered
+//! no `-PLUS` mechanism, `n,,` when it cannot bind.
+//!
+//! It accepts the server-final message either as the additional data of
+//! `<success/>` or as a last `<challenge/>` (then [`ClientMechanism::respond`]
+//! returns an empty response and `success(None)` is fine). It refuses an
+//! iteration count below [`ScramClientBuilder::min_iterations`] (default
+//! 4096) and above [`ScramClientBuilder::max_iterations`] (default
+//! 10 000 000, so that a hostile server cannot make it spin for hours), a
+//! server nonce that does not extend its own, and a wrong server signature.
+//! When the server-first message carries XEP-0474's `h=`, it is checked
+//! against the offer.
+//!
+//! A client can be given cached keys ([`ScramClientKeys`]) to skip PBKDF2;
+//! they are used only when the server's salt and iteration count match
+//! theirs, otherwise the client falls back to the password if it has one.
+//! After a verified exchange, [`ScramClient::keys_for_cache`] hands the
+//! derived keys back.
+//!
+//! # Server
+//!
+//! [`ScramServer`] parses the client-first message, asks the host for the
+//! user's [`ScramCredentials`] with [`CredentialRequest::Scram`], and checks
+//! the client's proof in constant time. It never needs the password; hosts
+//! that create accounts derive the credentials with
+//! [`derive_server_credentials`].
+//!
+//! # Limits and failure conditions
+//!
+//! Every SCRAM message is capped at [`MAX_MESSAGE_LEN`] bytes (4 KiB) on
+//! both sides. Bad input is a [`SaslError`], never a panic:
+//!
+//! | problem | condition |
+//! |---|---|
+//! | oversized, not UTF-8, missing/duplicate/misplaced attribute, bad inner base64, bad gs2 header, bad nonce, unsupported mandatory extension (`m=`) | `malformed-request` |
+//! | gs2 flag `y` while the server offered a `-PLUS` mechanism (downgrade), `-PLUS` without binding, binding with a non-PLUS mechanism, unsupported binding type | `malformed-request` (as Prosody) |
+//! | bad `a=` encoding | `invalid-authzid` |
+//! | unknown user, wrong proof, channel-binding data that differs from the server's | `not-authorized` |
+//! | host refusal ([`CredentialAnswer::Verdict`] with an error) | the host's condition |
+//! | (client) wrong server signature or XEP-0474 hash mismatch | `not-authorized` |
+//! | (client) iteration count below the minimum | `mechanism-too-weak` |
+//! | (client) cached keys do not match and no password was given | `credentials-expired` |
+//! | (client) server error `e=` | see [`server_error_condition`] |
+//!
+//! After a failure a machine stays failed and returns the same error.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::digest::Digest;
+use hmac::{EagerHash, Hmac, KeyInit, Mac};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::channel_binding::{ChannelBinding, ChannelBindingType};
+use super::{
+    ClientMechanism, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError,
+    ScramCredentials, ScramHash, Secret, SecretBytes, ServerMechanism, ServerStep,
+};
+use crate::random::{printable_token, RandomSource};
+
+/// The largest SCRAM message either side accepts or produces, in bytes
+/// (after base64 decoding).
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// The default minimum iteration count a client accepts (RFC 5802 section
+/// 5.1 and RFC 7677 section 4 recommend at least 4096).
+pub const DEFAULT_MIN_ITERATIONS: u32 = 4096;
+
+/// The default maximum iteration count a client accepts.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 10_000_000;
+
+/// Length of the nonces this crate generates: 32 characters of 6 random
+/// bits each.
+const NONCE_LEN: usize = 32;
+
+/// The three hash families, strongest last.
+pub const ALL_HASHES: [ScramHash; 3] = [ScramHash::Sha1, ScramHash::Sha256, ScramHash::Sha512];
+
+/// The registered mechanism name: `SCRAM-SHA-256`, `SCRAM-SHA-256-PLUS`...
+pub fn mechanism_name(hash: ScramHash, plus: bool) -> &'static str {
+    match (hash, plus) {
+        (ScramHash::Sha1, false) => "SCRAM-SHA-1",
+        (ScramHash::Sha1, true) => "SCRAM-SHA-1-PLUS",
+        (ScramHash::Sha256, false) => "SCRAM-SHA-256",
+        (ScramHash::Sha256, true) => "SCRAM-SHA-256-PLUS",
+        (ScramHash::Sha512, false) => "SCRAM-SHA-512",
+        (ScramHash::Sha512, true) => "SCRAM-SHA-512-PLUS",
+    }
+}
+
+/// Parses a mechanism name into its hash and whether it is `-PLUS`; `None`
+/// for anything but the six SCRAM names of this crate.
+pub fn parse_mechanism_name(name: &str) -> Option<(ScramHash, bool)> {
+    ALL_HASHES
+        .into_iter()
+        .flat_map(|h| [(h, false), (h, true)])
+        .find(|(h, p)| mechanism_name(*h, *p) == name)
+}
+
+/// The digest length of `hash` in bytes (20, 32 or 64): the length of every
+/// SCRAM key and proof.
+pub fn output_len(hash: ScramHash) -> usize {
+    match hash {
+        ScramHash::Sha1 => 20,
+        ScramHash::Sha256 => 32,
+        ScramHash::Sha512 => 64,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cryptography: one generic implementation, dispatched on the hash family.
+
+type Key = Zeroizing<Vec<u8>>;
+
+macro_rules! with_digest {
+    ($hash:expr, $f:ident($($arg:expr),*)) => {
+        match $hash {
+            ScramHash::Sha1 => $f::<sha1::Sha1>($($arg),*),
+            ScramHash::Sha256 => $f::<sha2::Sha256>($($arg),*),
+            ScramHash::Sha512 => $f::<sha2::Sha512>($($arg),*),
+        }
+    };
+}
+
+fn hmac_generic<D: EagerHash>(key: &[u8], data: &[u8]) -> Key {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    Zeroizing::new(mac.finalize().into_bytes().to_vec())
+}
+
+fn digest_generic<D: Digest>(data: &[u8]) -> Key {
+    Zeroizing::new(D::digest(data).to_vec())
+}
+
+fn pbkdf2_generic<D: EagerHash>(password: &[u8], salt: &[u8], iterations: u32) -> Key {
+    let mut out = Zeroizing::new(vec![0u8; <D as Digest>::output_size()]);
+    pbkdf2::pbkdf2_hmac::<D>(password, salt, iterations, &mut out);
+    out
+}
+
+fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Key {
+    with_digest!(hash, hmac_generic(key, data))
+}
+
+fn h(hash: ScramHash, data: &[u8]) -> Key {
+    with_digest!(hash, digest_generic(data))
+}
+
+/// `Hi()` of RFC 5802: PBKDF2 with HMAC as the PRF.
+fn hi(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Key {
+    with_digest!(hash, pbkdf2_generic(password, salt, iterations))
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Key {
+    Zeroizing::new(a.iter().zip(b).map(|(x, y)| x ^ y).collect())
+}
+
+/// SASLprep (RFC 4013) of a password, in a buffer zeroed on drop.
+fn prepare_password(password: &str) -> Result<Zeroizing<String>, SaslError> {
+    match stringprep::saslprep(password) {
+        Ok(p) => Ok(Zeroizing::new(p.into_owned())),
+        Err(_) => Err(SaslError::malformed("the password fails SASLprep")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Stored and cached credentials.
+
+/// Derives what a server stores for a SCRAM user (salt, iteration count,
+/// StoredKey, ServerKey) from a password: for hosts that create accounts or
+/// change passwords. The password is SASLprep'd first (RFC 5802 section
+/// 2.2). Fails with `malformed-request` when the password fails SASLprep,
+/// the salt is empty or `iterations` is 0.
+pub fn derive_server_credentials(
+    hash: ScramHash,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<ScramCredentials, SaslError> {
+    let keys = ScramClientKeys::derive(hash, password, salt, iterations)?;
+    let (client_key, server_key) = keys
+        .client_and_server_keys()
+        .ok_or(SaslError::malformed("derived keys have the wrong length"))?;
+    Ok(ScramCredentials {
+        salt: salt.to_vec(),
+        iterations,
+        stored_key: SecretBytes::new(h(hash, &client_key).to_vec()),
+        server_key: SecretBytes::new(server_key.to_vec()),
+    })
+}
+
+/// Keys a client can cache instead of running PBKDF2 on every login. They
+/// are only valid for the salt and iteration count they were derived with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramClientKeys {
+    /// The hash family they belong to.
+    pub hash: ScramHash,
+    /// The server's salt they were derived with.
+    pub salt: Vec<u8>,
+    /// The server's iteration count they were derived with.
+    pub iterations: u32,
+    /// The key material.
+    pub secret: ScramClientSecret,
+}
+
+/// The secret part of [`ScramClientKeys`]. Zeroed on drop, never shown by
+/// `Debug`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScramClientSecret {
+    /// `SaltedPassword = Hi(Normalize(password), salt, i)`.
+    SaltedPassword(SecretBytes),
+    /// `ClientKey` and `ServerKey`, enough to log in and to check the
+    /// server (but not to derive the SaltedPassword back).
+    Keys {
+        /// `HMAC(SaltedPassword, "Client Key")`.
+        client_key: SecretBytes,
+        /// `HMAC(SaltedPassword, "Server Key")`.
+        server_key: SecretBytes,
+    },
+}
+
+impl ScramClientKeys {
+    /// Runs PBKDF2 over the SASLprep'd `password`: the
+    /// [`ScramClientSecret::SaltedPassword`] form. Fails with
+    /// `malformed-request` when the password fails SASLprep, the salt is
+    /// empty or `iterations` is 0.
+    pub fn derive(
+        hash: ScramHash,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Self, SaslError> {
+        if salt.is_empty() {
+            return Err(SaslError::malformed("empty salt"));
+        }
+        if iterations == 0 {
+            return Err(SaslError::malformed("iteration count 0"));
+        }
+        let prepared = prepare_password(password)?;
+        let salted = hi(hash, prepared.as_bytes(), salt, iterations);
+        Ok(Self {
+            hash,
+            salt: salt.to_vec(),
+            iterations,
+            secret: ScramClientSecret::SaltedPassword(SecretBytes::new(salted.to_vec())),
+        })
+    }
+
+    /// `(ClientKey, ServerKey)`, or `None` when the stored material has the
+    /// wrong length for the hash.
+    fn client_and_server_keys(&self) -> Option<(Key, Key)> {
+        let len = output_len(self.hash);
+        match &self.secret {
+            ScramClientSecret::SaltedPassword(sp) if sp.expose().len() == len => Some((
+                hmac(self.hash, sp.expose(), b"Client Key"),
+                hmac(self.hash, sp.expose(), b"Server Key"),
+            )),
+            ScramClientSecret::Keys {
+                client_key,
+                server_key,
+            } if client_key.expose().len() == len && server_key.expose().len() == len => Some((
+                Zeroizing::new(client_key.expose().to_vec()),
+                Zeroizing::new(server_key.expose().to_vec()),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for ScramClientKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramClientKeys")
+            .field("hash", &self.hash)
+            .field("salt_len", &self.salt.len())
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the server advertised (gs2 flag choice, XEP-0474).
+
+/// What the server advertised in its stream features: the SASL mechanisms
+/// and the XEP-0440 channel-binding types. Both sides use it: the client to
+/// choose its gs2 flag and to check XEP-0474's `h=`, the server to detect
+/// the `y` downgrade and to compute `h=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOffer {
+    /// The offered mechanism names, in any order.
+    pub mechanisms: Vec<String>,
+    /// The advertised channel-binding type names (unknown ones included),
+    /// or `None` when the server sent no `<sasl-channel-binding/>` feature.
+    pub channel_binding_types: Option<Vec<String>>,
+}
+
+impl ServerOffer {
+    /// An offer of `mechanisms`, without XEP-0440 channel-binding types.
+    pub fn new<I, S>(mechanisms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            mechanisms: mechanisms.into_iter().map(Into::into).collect(),
+            channel_binding_types: None,
+        }
+    }
+
+    /// Adds the XEP-0440 channel-binding types.
+    pub fn with_channel_binding_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.channel_binding_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether `mechanism` is offered.
+    pub fn offers(&self, mechanism: &str) -> bool {
+        self.mechanisms.iter().any(|m| m == mechanism)
+    }
+
+    /// Whether any `SCRAM-*-PLUS` mechanism is offered, i.e. whether the
+    /// server supports channel binding (RFC 5802 section 6).
+    pub fn offers_scram_plus(&self) -> bool {
+        self.mechanisms
+            .iter()
+            .any(|m| m.starts_with("SCRAM-") && m.ends_with("-PLUS"))
+    }
+
+    /// The XEP-0474 value of `h=` (base64), computed with `hash`: the hash
+    /// of the sorted, de-duplicated mechanism names joined by 0x1E, then,
+    /// when channel-binding types were advertised, 0x1F and the sorted
+    /// type names joined by 0x1E. This is what Prosody's `mod_sasl_ssdp`
+    /// computes.
+    pub fn downgrade_protection_hash(&self, hash: ScramHash) -> String {
+        fn sorted(list: &[String]) -> String {
+            let mut v: Vec<&str> = list.iter().map(String::as_str).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.join("\u{1e}")
+        }
+        let mut input = sorted(&self.mechanisms);
+        if let Some(types) = &self.channel_binding_types {
+            input.push('\u{1f}');
+            input.push_str(&sorted(types));
+        }
+        B64.encode(h(hash, input.as_bytes()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Message syntax.
+
+fn message_text(msg: &[u8]) -> Result<&str, SaslError> {
+    if msg.len() > MAX_MESSAGE_LEN {
+        return Err(SaslError::malformed("SCRAM message too long"));
+    }
+    std::str::from_utf8(msg).map_err(|_| SaslError::malformed("SCRAM message is not UTF-8"))
+}
+
+/// Splits `k=v,k=v,...` into `(key, value)` pairs. Keys are one ASCII
+/// letter; a key may not repeat.
+fn parse_attrs(s: &str) -> Result<Vec<(u8, &str)>, SaslError> {
+    let mut seen = [false; 128];
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let b = part.as_bytes();
+        if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
+            return Err(SaslError::malformed("bad SCRAM attribute"));
+        }
+        if std::mem::replace(&mut seen[usize::from(b[0])], true) {
+            return Err(SaslError::malformed("duplicate SCRAM attribute"));
+        }
+        out.push((b[0], &part[2..]));
+    }
+    Ok(out)
+}
+
+/// The value of the attribute at `index` if it has key `key`.
+fn expect_attr<'a>(
+    attrs: &[(u8, &'a str)],
+    index: usize,
+    key: u8,
+    err: &'static str,
+) -> Result<&'a str, SaslError> {
+    match attrs.get(index) {
+        Some((k, v)) if *k == key && !v.is_empty() => Ok(v),
+        _ => Err(SaslError::malformed(err)),
+    }
+}
+
+/// `=2C` and `=3D` escaping of a saslname (RFC 5802 section 5.1).
+fn escape_saslname(s: &str) -> String {
+    s.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// Reverses [`escape_saslname`]; `None` for an `=` not followed by `2C`
+/// or `3D`.
+fn unescape_saslname(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        if let Some(t) = tail.strip_prefix("2C") {
+            out.push(',');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("3D") {
+            out.push('=');
+            rest = t;
+        } else {
+            return None;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// RFC 5802 `printable`: %x21-2B / %x2D-7E.
+fn is_valid_nonce(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+}
+
+fn is_valid_cb_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+/// RFC 5802 `posit-number`: no sign, no leading zero, fits in `u32`.
+fn parse_iterations(s: &str) -> Option<u32> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The condition a client reports for a server's `e=` value (RFC 5802
+/// section 7, `server-error-value`). Values this crate does not know are
+/// treated as `other-error`, as RFC 5802 asks.
+///
+/// | `e=` | condition |
+/// |---|---|
+/// | `invalid-encoding`, `extensions-not-supported`, `invalid-username-encoding`, `channel-binding-not-supported`, `unsupported-channel-binding-type`, `server-does-support-channel-binding` | `malformed-request` |
+/// | `no-resources` | `temporary-auth-failure` |
+/// | `invalid-proof`, `channel-bindings-dont-match`, `unknown-user`, `other-error`, anything else | `not-authorized` |
+pub fn server_error_condition(value: &str) -> SaslError {
+    use SaslCondition as C;
+    let (condition, reason) = match value {
+        "invalid-encoding" => (C::MalformedRequest, "server error: invalid-encoding"),
+        "extensions-not-supported" => (
+            C::MalformedRequest,
+            "server error: extensions-not-supported",
+        ),
+        "invalid-username-encoding" => (
+            C::MalformedRequest,
+            "server error: invalid-username-encoding",
+        ),
+        "channel-binding-not-supported" => (
+            C::MalformedRequest,
+            "server error: channel-binding-not-supported",
+        ),
+        "unsupported-channel-binding-type" => (
+            C::MalformedRequest,
+            "server error: unsupported-channel-binding-type",
+        ),
+        "server-does-support-channel-binding" => (
+            C::MalformedRequest,
+            "server error: server-does-support-channel-binding",
+        ),
+        "no-resources" => (C::TemporaryAuthFailure, "server error: no-resources"),
+        "invalid-proof" => (C::NotAuthorized, "server error: invalid-proof"),
+        "channel-bindings-dont-match" => (
+            C::NotAuthorized,
+            "server error: channel-bindings-dont-match",
+        ),
+        "unknown-user" => (C::NotAuthorized, "server error: unknown-user"),
+        _ => (C::NotAuthorized, "server error: other-error"),
+    };
+    SaslError::new(condition, reason)
+}
+
+// ---------------------------------------------------------------------------
+// Client.
+
+/// Builds a [`ScramClient`]. Get one from [`ScramClient::builder`].
+#[derive(Debug)]
+pub struct ScramClientBuilder {
+    hash: ScramHash,
+    username: String,
+    offer: ServerOffer,
+    password: Option<Secret>,
+    cached: Option<ScramClientKeys>,
+    authzid: Option<String>,
+    channel_binding: Option<ChannelBinding>,
+    min_iterations: u32,
+    max_iterations: u32,
+    nonce: Option<String>,
+}
+
+impl ScramClientBuilder {
+    /// The password (SASLprep'd by the client).
+    pub fn password(mut self, password: impl Into<Secret>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Cached keys from an earlier exchange ([`ScramClient::keys_for_cache`]
+    /// or [`ScramClientKeys::derive`]). Used only when the server's salt
+    /// and iteration count (and the hash) match; otherwise the client
+    /// falls back to the password, and fails with `credentials-expired`
+    /// without one.
+    pub fn cached_keys(mut self, keys: ScramClientKeys) -> Self {
+        self.cached = Some(keys);
+        self
+    }
+
+    /// The authorization identity to act as (sent as `a=` in the gs2
+    /// header, `=2C`/`=3D`-escaped). An empty string means none.
+    pub fn authzid(mut self, authzid: impl Into<String>) -> Self {
+        let a = authzid.into();
+        self.authzid = (!a.is_empty()).then_some(a);
+        self
+    }
+
+    /// Channel-binding data the client can supply on this connection (see
+    /// [`choose_channel_binding`](super::channel_binding::choose_channel_binding)).
+    /// With it, the client uses the `-PLUS` mechanism when the server
+    /// offers it, and the gs2 flag `y` when the server offers no `-PLUS`
+    /// mechanism at all.
+    pub fn channel_binding(mut self, binding: ChannelBinding) -> Self {
+        self.channel_binding = Some(binding);
+        self
+    }
+
+    /// The lowest iteration count accepted (default
+    /// [`DEFAULT_MIN_ITERATIONS`]); below it the exchange fails with
+    /// `mechanism-too-weak`.
+    pub fn min_iterations(mut self, iterations: u32) -> Self {
+        self.min_iterations = iterations;
+        self
+    }
+
+    /// The highest iteration count accepted (default
+    /// [`DEFAULT_MAX_ITERATIONS`]); above it the exchange fails with
+    /// `malformed-request` instead of running PBKDF2 for a very long time.
+    pub fn max_iterations(mut self, iterations: u32) -> Self {
+        self.max_iterations = iterations;
+        self
+    }
+
+    /// Uses `nonce` instead of a random one. **Only for tests and
+    /// transcript replays**: a fixed nonce removes SCRAM's replay
+    /// protection. It must be RFC 5802 `printable` (no `,`).
+    pub fn nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.nonce = Some(nonce.into());
+        self
+    }
+
+    /// Builds the client, drawing its nonce from `rng`.
+    ///
+    /// Fails with `malformed-request` when the user name or password fails
+    /// SASLprep, the user name is empty, the fixed nonce is not printable,
+    /// or the client-first message would exceed [`MAX_MESSAGE_LEN`];
+    /// with `not-authorized` when neither a password nor cached keys were
+    /// given; with `invalid-mechanism` when the client can bind and the
+    /// server offers a `-PLUS` mechanism, but not for this hash (choose
+    /// that one: a `y` flag would be rejected as a downgrade).
+    pub fn build(self, rng: &mut dyn RandomSource) -> Result<ScramClient, SaslError> {
+        let cached = self.cached.filter(|k| k.hash == self.hash);
+        if self.password.is_none() && cached.is_none() {
+            return Err(SaslError::not_authorized(
+                "neither a password nor cached keys for this hash",
+            ));
+        }
+        let password = match &self.password {
+            Some(p) => Some(prepare_password(p.expose())?),
+            None => None,
+        };
+        let username = stringprep::saslprep(&self.username)
+            .map_err(|_| SaslError::malformed("the user name fails SASLprep"))?;
+        if username.is_empty() {
+            return Err(SaslError::malformed("empty user name"));
+        }
+        let plus = match &self.channel_binding {
+            Some(_) if self.offer.offers(mechanism_name(self.hash, true)) => true,
+            Some(_) if self.offer.offers_scram_plus() => {
+                return Err(SaslError::new(
+                    SaslCondition::InvalidMechanism,
+                    "the server offers SCRAM -PLUS with another hash: use that mechanism",
+                ))
+            }
+            _ => false,
+        };
+        let mut gs2_header = match (&self.channel_binding, plus) {
+            (Some(cb), true) => format!("p={}", cb.kind.as_str()),
+            (Some(_), false) => "y".to_owned(),
+            (None, _) => "n".to_owned(),
+        };
+        gs2_header.push(',');
+        if let Some(a) = &self.authzid {
+            gs2_header.push_str("a=");
+            gs2_header.push_str(&escape_saslname(a));
+        }
+        gs2_header.push(',');
+        let nonce = match self.nonce {
+            Some(n) if is_valid_nonce(&n) => n,
+            Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
+            None => printable_token(rng, NONCE_LEN),
+        };
+        let client_first_bare = format!("n={},r={}", escape_saslname(&username), nonce);
+        if gs2_header.len() + client_first_bare.len() > MAX_MESSAGE_LEN {
+            return Err(SaslError::malformed("client-first message too long"));
+        }
+        let cb_data = if plus {
+            self.channel_binding.map(|cb| cb.data)
+        } else {
+            None
+        };
+        Ok(ScramClient {
+            hash: self.hash,
+            name: mechanism_name(self.hash, plus),
+            gs2_header,
+            client_first_bare,
+            nonce,
+            password: password.map(|p| Secret::new(p.as_str())),
+            cached,
+            cb_data,
+            offer: self.offer,
+            min_iterations: self.min_iterations,
+            max_iterations: self.max_iterations,
+            state: ClientState::Initial,
+        })
+    }
+}
+
+enum ClientState {
+    Initial,
+    SentFirst,
+    SentFinal {
+        server_signature: Key,
+        keys: ScramClientKeys,
+    },
+    /// The server-final message came as a challenge and verified.
+    Verified {
+        server_signature: Key,
+        keys: ScramClientKeys,
+    },
+    Done(ScramClientKeys),
+    Failed(SaslError),
+}
+
+impl ClientState {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::SentFirst => "sent-client-first",
+            Self::SentFinal { .. } => "sent-client-final",
+            Self::Verified { .. } => "server-verified",
+            Self::Done(_) => "done",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The client side of SCRAM-SHA-1/256/512[-PLUS]. Build it with
+/// [`ScramClient::builder`]; drive it through [`ClientMechanism`]. One
+/// instance serves one exchange (its nonce is drawn at construction).
+pub struct ScramClient {
+    hash: ScramHash,
+    name: &'static str,
+    gs2_header: String,
+    client_first_bare: String,
+    nonce: String,
+    password: Option<Secret>,
+    cached: Option<ScramClientKeys>,
+    cb_data: Option<SecretBytes>,
+    offer: ServerOffer,
+    min_iterations: u32,
+    max_iterations: u32,
+    state: ClientState,
+}
+
+impl fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramClient")
+            .field("mechanism", &self.name)
+            .field("gs2_header", &self.gs2_header)
+            .field("state", &self.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScramClient {
+    /// Starts building a client for `username` with the `hash` family,
+    /// given what the server offered (for the gs2 flag and XEP-0474).
+    pub fn builder(
+        hash: ScramHash,
+        username: impl Into<String>,
+        offer: ServerOffer,
+    ) -> ScramClientBuilder {
+        ScramClientBuilder {
+            hash,
+            username: username.into(),
+            offer,
+            password: None,
+            cached: None,
+            authzid: None,
+            channel_binding: None,
+            min_iterations: DEFAULT_MIN_ITERATIONS,
+            max_iterations: DEFAULT_MAX_ITERATIONS,
+            nonce: None,
+        }
+    }
+
+    /// The hash family.
+    pub fn hash(&self) -> ScramHash {
+        self.hash
+    }
+
+    /// Whether this client binds to the channel (`-PLUS`).
+    pub fn is_plus(&self) -> bool {
+        self.cb_data.is_some()
+    }
+
+    /// The gs2 header this client sends (`n,,`, `y,,`, `p=tls-exporter,,`,
+    /// with `a=...` when an authzid was given).
+    pub fn gs2_header(&self) -> &str {
+        &self.gs2_header
+    }
+
+    /// The keys to cache for the next login ([`ScramClientSecret::Keys`]
+    /// form, with the server's salt and iteration count), available once
+    /// the server's signature has been verified; `None` before that.
+    pub fn keys_for_cache(&self) -> Option<ScramClientKeys> {
+        match &self.state {
+            ClientState::Verified { keys, .. } | ClientState::Done(keys) => Some(keys.clone()),
+            _ => None,
+        }
+    }
+
+    fn client_first(&self) -> Vec<u8> {
+        format!("{}{}", self.gs2_header, self.client_first_bare).into_bytes()
+    }
+
+    fn guard<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, SaslError>,
+    ) -> Result<T, SaslError> {
+        if let ClientState::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        let r = f(self);
+        if let Err(e) = &r {
+            self.state = ClientState::Failed(e.clone());
+        }
+        r
+    }
+
+    /// `(ClientKey, ServerKey)` for the server's salt and iteration count.
+    fn keys_for(&self, salt: &[u8], iterations: u32) -> Result<(Key, Key), SaslError> {
+        if let Some(k) = &self.cached {
+            if k.salt == salt && k.iterations == iterations {
+                if let Some(keys) = k.client_and_server_keys() {
+                    return Ok(keys);
+                }
+            }
+        }
+        match &self.password {
+            Some(p) => {
+                let salted = hi(self.hash, p.expose().as_bytes(), salt, iterations);
+                Ok((
+                    hmac(self.hash, &salted, b"Client Key"),
+                    hmac(self.hash, &salted, b"Server Key"),
+                ))
+            }
+            None => Err(SaslError::new(
+                SaslCondition::CredentialsExpired,
+                "cached keys do not match the server's salt or iteration count",
+            )),
+        }
+    }
+
+    fn handle_server_first(&mut self, msg: &[u8]) -> Result<Vec<u8>, SaslError> {
+        let text = message_text(msg)?;
+        let attrs = parse_attrs(text)?;
+        match attrs.first() {
+            Some((b'e', v)) => return Err(server_error_condition(v)),
+            Some((b'm', _)) => {
+                return Err(SaslError::malformed(
+                    "server-first: unsupported mandatory extension",
+                ))
+            }
+            _ => {}
+        }
+        let nonce = expect_attr(&attrs, 0, b'r', "server-first: r= expected first")?;
+        let salt = expect_attr(&attrs, 1, b's', "server-first: s= expected second")?;
+        let iterations = expect_attr(&attrs, 2, b'i', "server-first: i= expected third")?;
+        let mut ssdp = None;
+        for (k, v) in &attrs[3..] {
+            match k {
+                b'm' => return Err(SaslError::malformed("server-first: misplaced m=")),
+                b'h' => ssdp = Some(*v),
+                _ => {}
+            }
+        }
+        if !is_valid_nonce(nonce)
+            || nonce.len() <= self.nonce.len()
+            || !nonce.starts_with(&self.nonce)
+        {
+            return Err(SaslError::malformed(
+                "server-first: the server nonce does not extend the client nonce",
+            ));
+        }
+        let salt = match B64.decode(salt) {
+            Ok(s) if !s.is_empty() => s,
+            _ => return Err(SaslError::malformed("server-first: bad salt")),
+        };
+        let iterations = parse_iterations(iterations)
+            .ok_or(SaslError::malformed("server-first: bad iteration count"))?;
+        if iterations < self.min_iterations {
+            return Err(SaslError::new(
+                SaslCondition::MechanismTooWeak,
+                "server-first: iteration count below the minimum",
+            ));
+        }
+        if iterations > self.max_iterations {
+            return Err(SaslError::malformed(
+                "server-first: iteration count above the maximum",
+            ));
+        }
+        if let Some(received) = ssdp {
+            let expected = B64
+                .decode(self.offer.downgrade_protection_hash(self.hash))
+                .unwrap_or_default();
+            let received = B64.decode(received).unwrap_or_default();
+            if !bool::from(expected.ct_eq(&received)) {
+                return Err(SaslError::not_authorized(
+                    "XEP-0474: the offered mechanisms were tampered with (h= mismatch)",
+                ));
+            }
+        }
+        let (client_key, server_key) = self.keys_for(&salt, iterations)?;
+
+        let mut cbind_input = self.gs2_header.as_bytes().to_vec();
+        if let Some(cb) = &self.cb_data {
+            cbind_input.extend_from_slice(cb.expose());
+        }
+        let without_proof = format!("c={},r={}", B64.encode(&cbind_input), nonce);
+        cbind_input.zeroize();
+        let auth_message = format!("{},{},{}", self.client_first_bare, text, without_proof);
+        let stored_key = h(self.hash, &client_key);
+        let client_signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
+        let proof = xor(&client_key, &client_signature);
+        let server_signature = hmac(self.hash, &server_key, auth_message.as_bytes());
+        let client_final = format!("{},p={}", without_proof, B64.encode(&proof));
+        if client_final.len() > MAX_MESSAGE_LEN {
+            return Err(SaslError::malformed("client-final message too long"));
+        }
+        self.state = ClientState::SentFinal {
+            server_signature,
+            keys: ScramClientKeys {
+                hash: self.hash,
+                salt,
+                iterations,
+                secret: ScramClientSecret::Keys {
+                    client_key: SecretBytes::new(client_key.to_vec()),
+                    server_key: SecretBytes::new(server_key.to_vec()),
+                },
+            },
+        };
+        Ok(client_final.into_bytes())
+    }
+
+    /// Checks a server-final message against the expected signature.
+    fn check_server_final(expected: &[u8], msg: &[u8]) -> Result<(), SaslError> {
+        let text = message_text(msg)?;
+        let attrs = parse_attrs(text)?;
+        match attrs.first() {
+            Some((b'e', v)) => Err(server_error_condition(v)),
+            Some((b'v', v)) => {
+                let got = B64
+                    .decode(v)
+                    .map_err(|_| SaslError::malformed("server-final: bad base64 in v="))?;
+                if bool::from(got.ct_eq(expected)) {
+                    Ok(())
+                } else {
+                    Err(SaslError::not_authorized(
+                        "server-final: wrong server signature",
+                    ))
+                }
+            }
+            _ => Err(SaslError::malformed("server-final: v= or e= expected")),
+        }
+    }
+}
+
+impl ClientMechanism for ScramClient {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
+        self.guard(|c| match c.state {
+            ClientState::Initial => {
+                c.state = ClientState::SentFirst;
+                Ok(Some(c.client_first()))
+            }
+            _ => Err(SaslError::malformed("initial response already sent")),
+        })
+    }
+
+    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
+        self.guard(|c| {
+            match std::mem::replace(&mut c.state, ClientState::Failed(SaslError::malformed(""))) {
+                // The server asked for the initial response with an empty
+                // challenge (we sent an empty <auth/>).
+                ClientState::Initial if challenge.is_empty() => {
+                    c.state = ClientState::SentFirst;
+                    Ok(c.client_first())
+                }
+                ClientState::SentFirst => c.handle_server_first(challenge),
+                ClientState::SentFinal {
+                    server_signature,
+                    keys,
+                } => {
+                    Self::check_server_final(&server_signature, challenge)?;
+                    c.state = ClientState::Verified {
+                        server_signature,
+                        keys,
+                    };
+                    Ok(Vec::new())
+                }
+                _ => Err(SaslError::malformed("unexpected challenge")),
+            }
+        })
+    }
+
+    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
+        self.guard(|c| {
+            let data = additional_data.filter(|d| !d.is_empty());
+            match std::mem::replace(&mut c.state, ClientState::Failed(SaslError::malformed(""))) {
+                ClientState::SentFinal {
+                    server_signature,
+                    keys,
+                } => match data {
+                    Some(d) => {
+                        Self::check_server_final(&server_signature, d)?;
+                        c.state = ClientState::Done(keys);
+                        Ok(())
+                    }
+                    None => Err(SaslError::not_authorized(
+                        "success without the server signature",
+                    )),
+                },
+                ClientState::Verified {
+                    server_signature,
+                    keys,
+                } => {
+                    // The signature came as a challenge; the success may
+                    // repeat it, but nothing else.
+                    if let Some(d) = data {
+                        Self::check_server_final(&server_signature, d)?;
+                    }
+                    c.state = ClientState::Done(keys);
+                    Ok(())
+                }
+                ClientState::Initial | ClientState::SentFirst => Err(SaslError::not_authorized(
+                    "success before the server proved itself",
+                )),
+                _ => Err(SaslError::malformed("unexpected success")),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server.
+
+/// Builds a [`ScramServer`]. Get one from [`ScramServer::builder`].
+#[derive(Debug)]
+pub struct ScramServerBuilder {
+    hash: ScramHash,
+    plus: bool,
+    offer: ServerOffer,
+    bindings: Vec<ChannelBinding>,
+    downgrade_protection: bool,
+    nonce: Option<String>,
+}
+
+impl ScramServerBuilder {
+    /// Channel-binding data the host can provide on this connection; call
+    /// once per type. A `-PLUS` server accepts exactly these types.
+    pub fn channel_binding(mut self, binding: ChannelBinding) -> Self {
+        self.bindings.retain(|b| b.kind != binding.kind);
+        self.bindings.push(binding);
+        self
+    }
+
+    /// Whether to send XEP-0474's `h=` in the server-first message
+    /// (default: yes).
+    pub fn downgrade_protection(mut self, enabled: bool) -> Self {
+        self.downgrade_protection = enabled;
+        self
+    }
+
+    /// Uses `suffix` as the server's part of the nonce instead of a random
+    /// one. **Only for tests and transcript replays.** It must be RFC 5802
+    /// `printable` (no `,`).
+    pub fn nonce(mut self, suffix: impl Into<String>) -> Self {
+        self.nonce = Some(suffix.into());
+        self
+    }
+
+    /// Builds the server, drawing its nonce from `rng`. Fails when a
+    /// `-PLUS` server has no channel-binding data (`temporary-auth-failure`)
+    /// or the fixed nonce is not printable (`malformed-request`).
+    pub fn build(self, rng: &mut dyn RandomSource) -> Result<ScramServer, SaslError> {
+        if self.plus && self.bindings.is_empty() {
+            return Err(SaslError::new(
+                SaslCondition::TemporaryAuthFailure,
+                "a -PLUS mechanism needs channel-binding data",
+            ));
+        }
+        let nonce = match self.nonce {
+            Some(n) if is_valid_nonce(&n) => n,
+            Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
+            None => printable_token(rng, NONCE_LEN),
+        };
+        let ssdp = self
+            .downgrade_protection
+            .then(|| self.offer.downgrade_protection_hash(self.hash));
+        Ok(ScramServer {
+            hash: self.hash,
+            plus: self.plus,
+            server_supports_binding: self.offer.offers_scram_plus(),
+            bindings: self.bindings,
+            ssdp,
+            nonce,
+            state: ServerState::Initial,
+        })
+    }
+}
+
+/// What the server learnt from the client-first message.
+struct ClientFirst {
+    gs2_header: String,
+    cb_data: Option<SecretBytes>,
+    username: String,
+    authzid: Option<String>,
+    client_nonce: String,
+    bare: String,
+}
+
+/// What the server needs to check the client-final message.
+struct PendingFinal {
+    first: ClientFirst,
+    server_first: String,
+    nonce: String,
+    stored_key: SecretBytes,
+    server_key: SecretBytes,
+}
+
+enum ServerState {
+    Initial,
+    AwaitingClientFirst,
+    AwaitingCredentials(ClientFirst),
+    AwaitingClientFinal(PendingFinal),
+    Done,
+    Failed(SaslError),
+}
+
+impl ServerState {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Initial => "initial",
+            Self::AwaitingClientFirst => "awaiting-client-first",
+            Self::AwaitingCredentials(_) => "awaiting-credentials",
+            Self::AwaitingClientFinal(_) => "awaiting-client-final",
+            Self::Done => "done",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The server side of SCRAM-SHA-1/256/512[-PLUS]. Build it with
+/// [`ScramServer::builder`]; drive it through [`ServerMechanism`]. One
+/// instance serves one exchange (its nonce is drawn at construction).
+///
+/// The exchange: [`start`](ServerMechanism::start) with the client-first
+/// message returns [`ServerStep::Request`] with
+/// [`CredentialRequest::Scram`]; [`answer`](ServerMechanism::answer) with
+/// [`CredentialAnswer::Scram`] returns the server-first challenge;
+/// [`respond`](ServerMechanism::respond) with the client-final message
+/// returns [`ServerStep::Success`] whose additional data is the
+/// server-final message (`v=...`). Answering `Scram(None)` (unknown user)
+/// fails with `not-authorized`; a [`CredentialAnswer::Verdict`] with an
+/// error fails with that condition (`account-disabled`,
+/// `invalid-authzid`, ...). By answering with credentials, the host accepts
+/// the requested authzid.
+pub struct ScramServer {
+    hash: ScramHash,
+    plus: bool,
+    server_supports_binding: bool,
+    bindings: Vec<ChannelBinding>,
+    ssdp: Option<String>,
+    nonce: String,
+    state: ServerState,
+}
+
+impl fmt::Debug for ScramServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramServer")
+            .field("mechanism", &mechanism_name(self.hash, self.plus))
+            .field("state", &self.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScramServer {
+    /// Starts building the server side of `mechanism_name(hash, plus)`,
+    /// given everything the server advertised: a server that offered a
+    /// `-PLUS` mechanism rejects the gs2 flag `y`, and the offer is what
+    /// XEP-0474's `h=` covers.
+    pub fn builder(hash: ScramHash, plus: bool, offer: ServerOffer) -> ScramServerBuilder {
+        ScramServerBuilder {
+            hash,
+            plus,
+            offer,
+            bindings: Vec::new(),
+            downgrade_protection: true,
+            nonce: None,
+        }
+    }
+
+    fn guard(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<ServerStep, SaslError>,
+    ) -> Result<ServerStep, SaslError> {
+        if let ServerState::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        let r = f(self);
+        if let Err(e) = &r {
+            self.state = ServerState::Failed(e.clone());
+        }
+        r
+    }
+
+    fn parse_client_first(&self, msg: &[u8]) -> Result<ClientFirst, SaslError> {
+        let text = message_text(msg)?;
+        let (flag, rest) = text
+            .split_once(',')
+            .ok_or(SaslError::malformed("client-first: no gs2 header"))?;
+        let (authz, bare) = rest
+            .split_once(',')
+            .ok_or(SaslError::malformed("client-first: no gs2 header"))?;
+        let gs2_header = &text[..flag.len() + authz.len() + 2];
+
+        let cb_data = match flag {
+            "n" | "y" if self.plus => {
+                return Err(SaslError::malformed(
+                    "client-first: -PLUS mechanism without channel binding",
+                ))
+            }
+            "n" => None,
+            "y" if self.server_supports_binding => {
+                return Err(SaslError::malformed(
+                    "client-first: gs2 flag y but the server offered -PLUS (downgrade)",
+                ))
+            }
+            "y" => None,
+            _ => {
+                let name = flag
+                    .strip_prefix("p=")
+                    .filter(|n| is_valid_cb_name(n))
+                    .ok_or(SaslError::malformed("client-first: bad gs2 flag"))?;
+                if !self.plus {
+                    return Err(SaslError::malformed(
+                        "client-first: channel binding with a non-PLUS mechanism",
+                    ));
+                }
+                let kind = ChannelBindingType::from_name(name);
+                let binding = self.bindings.iter().find(|b| Some(b.kind) == kind).ok_or(
+                    SaslError::malformed("client-first: unsupported channel-binding type"),
+                )?;
+                Some(binding.data.clone())
+            }
+        };
+
+        let authzid = if authz.is_empty() {
+            None
+        } else {
+            let a = authz
+                .strip_prefix("a=")
+                .ok_or(SaslError::malformed("client-first: bad gs2 authzid"))?;
+            match unescape_saslname(a) {
+                Some(a) if !a.is_empty() => Some(a),
+                _ => {
+                    return Err(SaslError::new(
+                        SaslCondition::InvalidAuthzid,
+                        "client-first: bad authzid encoding",
+                    ))
+                }
+            }
+        };
+
+        let attrs = parse_attrs(bare)?;
+        if let Some((b'm', _)) = attrs.first() {
+            return Err(SaslError::malformed(
+                "client-first: unsupported mandatory extension",
+            ));
+        }
+        let username = expect_attr(&attrs, 0, b'n', "client-first: n= expected first")?;
+        let client_nonce = expect_attr(&attrs, 1, b'r', "client-first: r= expected second")?;
+        if attrs[2..].iter().any(|(k, _)| *k == b'm') {
+            return Err(SaslError::malformed("client-first: misplaced m="));
+        }
+        let username = unescape_saslname(username)
+            .ok_or(SaslError::malformed("client-first: bad user name encoding"))?;
+        let username = stringprep::saslprep(&username)
+            .map_err(|_| SaslError::malformed("client-first: the user name fails SASLprep"))?
+            .into_owned();
+        if username.is_empty() {
+            return Err(SaslError::malformed("client-first: empty user name"));
+        }
+        if !is_valid_nonce(client_nonce) {
+            return Err(SaslError::malformed("client-first: bad nonce"));
+        }
+        Ok(ClientFirst {
+            gs2_header: gs2_header.to_owned(),
+            cb_data,
+            username,
+            authzid,
+            client_nonce: client_nonce.to_owned(),
+            bare: bare.to_owned(),
+        })
+    }
+
+    fn handle_client_first(&mut self, msg: &[u8]) -> Result<ServerStep, SaslError> {
+        let first = self.parse_client_first(msg)?;
+        let request = CredentialRequest::Scram {
+            username: first.username.clone(),
+            authzid: first.authzid.clone(),
+            hash: self.hash,
+        };
+        self.state = ServerState::AwaitingCredentials(first);
+        Ok(ServerStep::Request(request))
+    }
+
+    fn handle_answer(
+        &mut self,
+        first: ClientFirst,
+        answer: CredentialAnswer,
+    ) -> Result<ServerStep, SaslError> {
+        let creds = match answer {
+            CredentialAnswer::Scram(Some(c)) => c,
+            CredentialAnswer::Scram(None) => return Err(SaslError::not_authorized("unknown user")),
+            CredentialAnswer::Verdict(Err(condition)) => {
+                return Err(SaslError::new(condition, "refused by the host"))
+            }
+            _ => {
+                return Err(SaslError::new(
+                    SaslCondition::TemporaryAuthFailure,
+                    "the host answered a SCRAM request with another kind of answer",
+                ))
+            }
+        };
+        let len = output_len(self.hash);
+        if creds.salt.is_empty()
+            || creds.iterations == 0
+            || creds.stored_key.expose().len() != len
+            || creds.server_key.expose().len() != len
+        {
+            return Err(SaslError::new(
+                SaslCondition::TemporaryAuthFailure,
+                "the stored SCRAM credentials are unusable for this hash",
+            ));
+        }
+        let nonce = format!("{}{}", first.client_nonce, self.nonce);
+        let mut server_first = format!(
+            "r={},s={},i={}",
+            nonce,
+            B64.encode(&creds.salt),
+            creds.iterations
+        );
+        if let Some(h) = &self.ssdp {
+            server_first.push_str(",h=");
+            server_first.push_str(h);
+        }
+        if server_first.len() > MAX_MESSAGE_LEN {
+            return Err(SaslError::new(
+                SaslCondition::TemporaryAuthFailure,
+                "the stored salt makes the server-first message too long",
+            ));
+        }
+        let challenge = server_first.clone().into_bytes();
+        self.state = ServerState::AwaitingClientFinal(PendingFinal {
+            first,
+            server_first,
+            nonce,
+            stored_key: creds.stored_key.clone(),
+            server_key: creds.server_key.clone(),
+        });
+        Ok(ServerStep::Challenge(challenge))
+    }
+
+    fn handle_client_final(
+        &self,
+        pending: &PendingFinal,
+        msg: &[u8],
+    ) -> Result<ServerStep, SaslError> {
+        let PendingFinal {
+            first,
+            server_first,
+            nonce,
+            stored_key,
+            server_key,
+        } = pending;
+        let text = message_text(msg)?;
+        let attrs = parse_attrs(text)?;
+        let channel_binding = expect_attr(&attrs, 0, b'c', "client-final: c= expected first")?;
+        let final_nonce = expect_attr(&attrs, 1, b'r', "client-final: r= expected second")?;
+        let last = attrs.len() - 1;
+        if last < 2 {
+            return Err(SaslError::malformed("client-final: p= missing"));
+        }
+        let proof = expect_attr(&attrs, last, b'p', "client-final: p= expected last")?;
+        if attrs[2..last].iter().any(|(k, _)| *k == b'm') {
+            return Err(SaslError::malformed(
+                "client-final: unsupported mandatory extension",
+            ));
+        }
+        let without_proof = &text[..text.len() - proof.len() - 3];
+
+        let cbind = Zeroizing::new(
+            B64.decode(channel_binding)
+                .map_err(|_| SaslError::malformed("client-final: bad base64 in c="))?,
+        );
+        let cb_rest =
+            cbind
+                .strip_prefix(first.gs2_header.as_bytes())
+                .ok_or(SaslError::malformed(
+                    "client-final: c= does not repeat the gs2 header",
+                ))?;
+        let expected_cb = first.cb_data.as_ref().map(|d| d.expose()).unwrap_or(&[]);
+        if !bool::from(cb_rest.ct_eq(expected_cb)) {
+            return Err(SaslError::not_authorized(
+                "client-final: channel-binding data does not match",
+            ));
+        }
+        if final_nonce != nonce {
+            return Err(SaslError::malformed("client-final: wrong nonce"));
+        }
+        let proof = Zeroizing::new(
+            B64.decode(proof)
+                .map_err(|_| SaslError::malformed("client-final: bad base64 in p="))?,
+        );
+        if proof.len() != output_len(self.hash) {
+            return Err(SaslError::not_authorized("client-final: wrong proof"));
+        }
+        let auth_message = format!("{},{},{}", first.bare, server_first, without_proof);
+        let client_signature = hmac(self.hash, stored_key.expose(), auth_message.as_bytes());
+        let client_key = xor(&proof, &client_signature);
+        if !bool::from(h(self.hash, &client_key).ct_eq(stored_key.expose())) {
+            return Err(SaslError::not_authorized("client-final: wrong proof"));
+        }
+        let server_signature = hmac(self.hash, server_key.expose(), auth_message.as_bytes());
+        Ok(ServerStep::Success {
+            identity: Identity {
+                username: first.username.clone(),
+                authzid: first.authzid.clone(),
+            },
+            additional_data: Some(format!("v={}", B64.encode(&server_signature)).into_bytes()),
+        })
+    }
+}
+
+impl ServerMechanism for ScramServer {
+    fn name(&self) -> &str {
+        mechanism_name(self.hash, self.plus)
+    }
+
+    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
+        self.guard(|s| match (&s.state, initial_response) {
+            (ServerState::Initial, Some(msg)) => s.handle_client_first(msg),
+            (ServerState::Initial, None) => {
+                s.state = ServerState::AwaitingClientFirst;
+                Ok(ServerStep::Challenge(Vec::new()))
+            }
+            _ => Err(SaslError::malformed("exchange already started")),
+        })
+    }
+
+    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
+        self.guard(|s| match &s.state {
+            ServerState::AwaitingClientFirst => s.handle_client_first(response),
+            ServerState::AwaitingClientFinal(pending) => {
+                let step = s.handle_client_final(pending, response)?;
+                s.state = ServerState::Done;
+                Ok(step)
+            }
+            _ => Err(SaslError::malformed("unexpected response")),
+        })
+    }
+
+    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
+        self.guard(|s| {
+            match std::mem::replace(&mut s.state, ServerState::Failed(SaslError::malformed(""))) {
+                ServerState::AwaitingCredentials(first) => s.handle_answer(first, answer),
+                other => {
+                    s.state = other;
+                    Err(SaslError::new(
+                        SaslCondition::TemporaryAuthFailure,
+                        "no credential request is pending",
+                    ))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saslname_escaping_round_trips() {
+        for s in ["user", "a,b", "a=b", "=2C", ",=,=", "", "é,="] {
+            assert_eq!(unescape_saslname(&escape_saslname(s)).as_deref(), Some(s));
+        }
+        assert_eq!(escape_saslname("a,b=c"), "a=2Cb=3Dc");
+        assert_eq!(unescape_saslname("a=2C"), Some("a,".to_owned()));
+        assert_eq!(unescape_saslname("a=2"), None);
+        assert_eq!(unescape_saslname("a=41"), None);
+    }
+
+    #[test]
+    fn attribute_parsing_rejects_bad_shapes() {
+        assert!(parse_attrs("r=x,s=y").is_ok());
+        for bad in ["", "r", "r=x,", ",r=x", "rr=x", "1=x", "r=x,r=y", "é=x"] {
+            assert_eq!(
+                parse_attrs(bad).unwrap_err().condition,
+                SaslCondition::MalformedRequest,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn iteration_counts_follow_posit_number() {
+        assert_eq!(parse_iterations("4096"), Some(4096));
+        for bad in ["", "0", "0123", "+1", "-1", "1a", "4294967296"] {
+            assert_eq!(parse_iterations(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mechanism_names_round_trip() {
+        for hash in ALL_HASHES {
+            for plus in [false, true] {
+                assert_eq!(
+                    parse_mechanism_name(mechanism_name(hash, plus)),
+                    Some((hash, plus))
+                );
+            }
+        }
+        assert_eq!(parse_mechanism_name("SCRAM-SHA3-512"), None);
+    }
+}
