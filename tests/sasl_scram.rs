@@ -428,7 +428,7 @@ fn load(name: &str) -> Capture {
     let path = format!("{}/tests/fixtures/prosody/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.starts_with(&format!(
-        "# source: /work/shared/interop/transcripts/{name} (Prosody 13 capture"
+        "# source: shared/interop/transcripts/{name} (raw wire capture against a real Prosody server"
     )));
     let mut tls = None;
     let mut offer = ServerOffer::default();
