@@ -3,7 +3,10 @@
 //! against server for arbitrary credentials; tampering in flight; malformed
 //! input.
 
+mod sasl_driver;
+
 use proptest::prelude::*;
+use sasl_driver::{run, Outcome, Tamper};
 use xmpp_sansio::sasl::anonymous::{AnonymousClient, AnonymousServer};
 use xmpp_sansio::sasl::digest_md5::{self, DigestMd5Client, DigestMd5Server};
 use xmpp_sansio::sasl::external::{ExternalClient, ExternalServer};
@@ -13,7 +16,7 @@ use xmpp_sansio::sasl::x_google_token::{XGoogleTokenClient, XGoogleTokenServer};
 use xmpp_sansio::sasl::x_oauth2::{self, XOAuth2Client, XOAuth2Server};
 use xmpp_sansio::sasl::{
     decode_payload, ClientMechanism, CredentialAnswer, CredentialRequest, DigestMd5Secret,
-    Identity, SaslCondition, SaslError, Secret, ServerMechanism, ServerStep,
+    SaslCondition, Secret, ServerMechanism, ServerStep,
 };
 use xmpp_sansio::DeterministicRandom;
 
@@ -88,115 +91,6 @@ fn rfc2831() -> Rfc2831 {
         response: backticked(&v, "- response ")[0].into(),
         rspauth: backticked(&v, "- rspauth ")[0].into(),
     }
-}
-
-// ---------------------------------------------------------------------------
-// Driver: a client and a server in memory, with optional tampering.
-
-#[derive(Debug)]
-enum Outcome {
-    Success(Identity),
-    ClientFailed(SaslError),
-    ServerFailed(SaslError),
-}
-
-impl Outcome {
-    fn server_condition(&self) -> Option<SaslCondition> {
-        match self {
-            Outcome::ServerFailed(e) => Some(e.condition),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tamper {
-    /// Which message (in flight order, both directions).
-    message: usize,
-    /// Byte position, modulo the length.
-    pos: usize,
-    /// XOR mask (non-zero); an empty message gets this byte appended.
-    xor: u8,
-}
-
-struct Run {
-    outcome: Outcome,
-    /// Every message as it arrived (after tampering).
-    messages: Vec<Vec<u8>>,
-}
-
-fn tamper(t: Option<Tamper>, messages: &mut Vec<Vec<u8>>, mut m: Vec<u8>) -> Vec<u8> {
-    if let Some(t) = t {
-        if t.message == messages.len() {
-            if m.is_empty() {
-                m.push(t.xor);
-            } else {
-                let p = t.pos % m.len();
-                m[p] ^= t.xor;
-            }
-        }
-    }
-    messages.push(m.clone());
-    m
-}
-
-fn run(
-    client: &mut dyn ClientMechanism,
-    server: &mut dyn ServerMechanism,
-    host: &mut dyn FnMut(CredentialRequest) -> CredentialAnswer,
-    t: Option<Tamper>,
-) -> Run {
-    assert_eq!(client.name(), server.name());
-    let mut messages = Vec::new();
-    let ir = match client.initial_response() {
-        Ok(ir) => ir.map(|m| tamper(t, &mut messages, m)),
-        Err(e) => {
-            return Run {
-                outcome: Outcome::ClientFailed(e),
-                messages,
-            }
-        }
-    };
-    let mut step = server.start(ir.as_deref());
-    for _ in 0..32 {
-        step = match step {
-            Err(e) => {
-                return Run {
-                    outcome: Outcome::ServerFailed(e),
-                    messages,
-                }
-            }
-            Ok(ServerStep::Request(r)) => server.answer(host(r)),
-            Ok(ServerStep::Challenge(c)) => {
-                let c = tamper(t, &mut messages, c);
-                match client.respond(&c) {
-                    Err(e) => {
-                        return Run {
-                            outcome: Outcome::ClientFailed(e),
-                            messages,
-                        }
-                    }
-                    Ok(r) => {
-                        let r = tamper(t, &mut messages, r);
-                        server.respond(&r)
-                    }
-                }
-            }
-            Ok(ServerStep::Success {
-                identity,
-                additional_data,
-            }) => {
-                let ad = additional_data.map(|d| tamper(t, &mut messages, d));
-                let outcome = match client.success(ad.as_deref()) {
-                    Ok(()) => Outcome::Success(identity),
-                    Err(e) => Outcome::ClientFailed(e),
-                };
-                return Run { outcome, messages };
-            }
-            Ok(other) => panic!("unknown step {other:?}"),
-        };
-    }
-    panic!("exchange did not finish");
 }
 
 // ---------------------------------------------------------------------------
