@@ -657,8 +657,11 @@ mod json {
                             b'r' => '\r',
                             b't' => '\t',
                             b'u' => {
-                                let hex =
-                                    std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
+                                let hex = self.s.get(self.i..self.i + 4)?;
+                                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                    return None;
+                                }
+                                let hex = std::str::from_utf8(hex).ok()?;
                                 self.i += 4;
                                 // Surrogates (pairs or not) become U+FFFD:
                                 // nothing here needs them.
@@ -695,7 +698,16 @@ mod json {
                 m,
                 vec![("a".into(), None), ("s".into(), Some("xA\n".into()))]
             );
-            for bad in ["", "{", "{\"a\"}", "{\"a\":}", "[]", "{} x", "{\"a\":tru}"] {
+            for bad in [
+                "",
+                "{",
+                "{\"a\"}",
+                "{\"a\":}",
+                "[]",
+                "{} x",
+                "{\"a\":tru}",
+                "{\"a\":\"\\u+123\"}",
+            ] {
                 assert_eq!(parse_object(bad), None, "{bad}");
             }
             let deep = "{\"a\":".repeat(40) + "1" + &"}".repeat(40);
