@@ -15,6 +15,8 @@
 //! the host with [`CredentialRequest::Token`] (`mechanism: "X-OAUTH2"`);
 //! that request has no authzid, so the server refuses an authzid other than
 //! the user name itself with `invalid-authzid` before asking.
+//!
+//! [`CredentialRequest::Token`]: super::CredentialRequest::Token
 
 use super::common::{self, OneShotClient, OneShotServer, Parsed};
 use super::{
