@@ -17,6 +17,7 @@
 
 pub mod anonymous;
 pub mod channel_binding;
+mod common;
 pub mod digest_md5;
 pub mod external;
 pub mod oauthbearer;
@@ -227,6 +228,28 @@ pub trait ClientMechanism: Send {
     /// signature, DIGEST-MD5's `rspauth`) fails here when the server did not
     /// prove itself.
     fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError>;
+
+    /// Extra attributes the XML layer puts on `<auth/>` for this mechanism
+    /// (Google's `auth:service='oauth2'` for X-OAUTH2, for instance). Empty
+    /// for almost every mechanism, which is the default.
+    fn auth_attributes(&self) -> &[AuthAttribute] {
+        &[]
+    }
+}
+
+/// A namespaced attribute for the `<auth/>` element, reported by
+/// [`ClientMechanism::auth_attributes`]. The XML layer declares
+/// `namespace` under a prefix of its choice (Google's examples use `auth`,
+/// giving `xmlns:auth='http://www.google.com/talk/protocol/auth'`) and
+/// writes `prefix:name='value'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthAttribute {
+    /// The attribute's namespace URI.
+    pub namespace: &'static str,
+    /// The local name.
+    pub name: &'static str,
+    /// The value (plain text; the XML layer escapes it).
+    pub value: &'static str,
 }
 
 /// The next thing a server mechanism needs done.

@@ -1,0 +1,508 @@
+//! Parsing and state shared by several mechanisms (crate-internal).
+//!
+//! - The PLAIN layout `[authzid] NUL authcid NUL secret`, used by PLAIN,
+//!   X-OAUTH2 and X-GOOGLE-TOKEN ([`parse_plain_layout`],
+//!   [`build_plain_layout`]).
+//! - GS2 header parsing and `=2C`/`=3D` name escaping (RFC 5801 section 4),
+//!   used by OAUTHBEARER ([`parse_gs2_header`], [`gs2_escape`],
+//!   [`gs2_unescape`]). SCRAM needs the same escaping.
+//! - The one-message exchanges (client sends one message, the host decides):
+//!   [`OneShotClient`] and [`OneShotServer`].
+//! - How an [`Identity`] is assembled from the host's verdict
+//!   ([`identity`], [`verdict`]).
+
+use super::{
+    CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, Secret, ServerStep,
+};
+
+/// Largest message accepted or produced by the single-message mechanisms
+/// (PLAIN, X-OAUTH2, X-GOOGLE-TOKEN, OAUTHBEARER, EXTERNAL). OAuth tokens
+/// (JWTs) can run to a few kilobytes; nothing legitimate comes near this.
+pub(crate) const MAX_MESSAGE_LEN: usize = 16 * 1024;
+
+/// `bytes` as UTF-8, or `malformed-request` with `reason`.
+pub(crate) fn utf8<'a>(bytes: &'a [u8], reason: &'static str) -> Result<&'a str, SaslError> {
+    std::str::from_utf8(bytes).map_err(|_| SaslError::malformed(reason))
+}
+
+/// Fails with `malformed-request` when `bytes` is over `max` bytes.
+pub(crate) fn check_len(bytes: &[u8], max: usize) -> Result<(), SaslError> {
+    if bytes.len() > max {
+        Err(SaslError::malformed("message too long"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The three fields of the PLAIN layout, validated.
+#[derive(Debug)]
+pub(crate) struct PlainMessage {
+    /// `None` when the authzid field was empty.
+    pub authzid: Option<String>,
+    /// Non-empty.
+    pub authcid: String,
+    /// Non-empty.
+    pub secret: Secret,
+}
+
+/// Parses `[authzid] NUL authcid NUL secret` strictly: at most
+/// [`MAX_MESSAGE_LEN`] bytes, exactly two NULs, UTF-8, non-empty authcid
+/// and secret. Every failure is `malformed-request`.
+pub(crate) fn parse_plain_layout(message: &[u8]) -> Result<PlainMessage, SaslError> {
+    check_len(message, MAX_MESSAGE_LEN)?;
+    let mut fields = message.split(|b| *b == 0);
+    let (Some(authzid), Some(authcid), Some(secret), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(SaslError::malformed("expected exactly two NUL separators"));
+    };
+    let authzid = utf8(authzid, "authzid is not UTF-8")?;
+    let authcid = utf8(authcid, "authcid is not UTF-8")?;
+    let secret = utf8(secret, "secret is not UTF-8")?;
+    if authcid.is_empty() {
+        return Err(SaslError::malformed("empty authcid"));
+    }
+    if secret.is_empty() {
+        return Err(SaslError::malformed("empty secret"));
+    }
+    Ok(PlainMessage {
+        authzid: (!authzid.is_empty()).then(|| authzid.to_owned()),
+        authcid: authcid.to_owned(),
+        secret: Secret::new(secret),
+    })
+}
+
+/// Builds `[authzid] NUL authcid NUL secret`, refusing what the peer would
+/// reject (a NUL inside a field, an empty authcid or secret, an oversized
+/// message) with `malformed-request`.
+pub(crate) fn build_plain_layout(
+    authzid: Option<&str>,
+    authcid: &str,
+    secret: &str,
+) -> Result<Vec<u8>, SaslError> {
+    let authzid = authzid.unwrap_or("");
+    if authzid.contains('\0') || authcid.contains('\0') || secret.contains('\0') {
+        return Err(SaslError::malformed("a field contains NUL"));
+    }
+    if authcid.is_empty() {
+        return Err(SaslError::malformed("empty authcid"));
+    }
+    if secret.is_empty() {
+        return Err(SaslError::malformed("empty secret"));
+    }
+    let len = authzid.len() + authcid.len() + secret.len() + 2;
+    if len > MAX_MESSAGE_LEN {
+        return Err(SaslError::malformed("message too long"));
+    }
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(authzid.as_bytes());
+    out.push(0);
+    out.extend_from_slice(authcid.as_bytes());
+    out.push(0);
+    out.extend_from_slice(secret.as_bytes());
+    Ok(out)
+}
+
+/// Parses the PLAIN layout carrying a bearer token (X-OAUTH2,
+/// X-GOOGLE-TOKEN) into a [`CredentialRequest::Token`]. The request has no
+/// room for an authzid, so an authzid other than the authcid itself is
+/// refused up front with `invalid-authzid`.
+pub(crate) fn parse_token_layout(
+    message: &[u8],
+    mechanism: &'static str,
+) -> Result<Parsed, SaslError> {
+    let m = parse_plain_layout(message)?;
+    if m.authzid.as_ref().is_some_and(|a| *a != m.authcid) {
+        return Err(SaslError::new(
+            SaslCondition::InvalidAuthzid,
+            "this mechanism cannot act for another identity",
+        ));
+    }
+    Ok(Parsed {
+        request: CredentialRequest::Token {
+            mechanism,
+            username: m.authcid,
+            token: m.secret,
+        },
+        authzid: None,
+    })
+}
+
+/// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes
+/// `=3D` and `,` becomes `=2C` (RFC 5801 section 4, RFC 5802 section 5.1).
+pub(crate) fn gs2_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '=' => out.push_str("=3D"),
+            ',' => out.push_str("=2C"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reverses [`gs2_escape`]. Any other use of `=` and any raw `,` is
+/// `malformed-request`.
+pub(crate) fn gs2_unescape(escaped: &str) -> Result<String, SaslError> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(i) = rest.find(['=', ',']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("=2C") {
+            out.push(',');
+        } else if tail.starts_with("=3D") {
+            out.push('=');
+        } else {
+            return Err(SaslError::malformed("bad escape in a GS2 name"));
+        }
+        rest = &tail[3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The channel-binding flag of a GS2 header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gs2CbFlag {
+    /// `n`: the client does not support channel binding.
+    NotSupported,
+    /// `y`: the client supports it but thinks the server does not.
+    SupportedNotUsed,
+    /// `p=<type>`: the client binds with this type.
+    Binding(String),
+}
+
+/// A parsed GS2 header (without the optional non-standard `F,` prefix,
+/// which no mechanism here uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Gs2Header {
+    pub cb_flag: Gs2CbFlag,
+    /// The unescaped `a=` value; `None` when absent.
+    pub authzid: Option<String>,
+}
+
+/// Builds `cb-flag "," ["a=" escaped-authzid] ","`.
+pub(crate) fn build_gs2_header(cb_flag: &Gs2CbFlag, authzid: Option<&str>) -> String {
+    let mut out = match cb_flag {
+        Gs2CbFlag::NotSupported => "n".to_owned(),
+        Gs2CbFlag::SupportedNotUsed => "y".to_owned(),
+        Gs2CbFlag::Binding(t) => format!("p={t}"),
+    };
+    out.push(',');
+    if let Some(a) = authzid {
+        out.push_str("a=");
+        out.push_str(&gs2_escape(a));
+    }
+    out.push(',');
+    out
+}
+
+/// Parses the GS2 header at the start of `message`; returns it and the
+/// bytes after its second comma. Strict: the flag is `n`, `y` or
+/// `p=<cb-name>` (cb-name `1*(ALPHA / DIGIT / "." / "-")`), the authzid
+/// part is empty or `a=` with a non-empty, UTF-8, properly escaped name.
+pub(crate) fn parse_gs2_header(message: &[u8]) -> Result<(Gs2Header, &[u8]), SaslError> {
+    let first = message
+        .iter()
+        .position(|b| *b == b',')
+        .ok_or(SaslError::malformed("GS2 header: missing comma"))?;
+    let flag = &message[..first];
+    let cb_flag = match flag {
+        b"n" => Gs2CbFlag::NotSupported,
+        b"y" => Gs2CbFlag::SupportedNotUsed,
+        [b'p', b'=', name @ ..]
+            if !name.is_empty()
+                && name
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') =>
+        {
+            // ASCII by the check above.
+            Gs2CbFlag::Binding(String::from_utf8_lossy(name).into_owned())
+        }
+        _ => return Err(SaslError::malformed("GS2 header: bad channel-binding flag")),
+    };
+    let after_flag = &message[first + 1..];
+    let second = after_flag
+        .iter()
+        .position(|b| *b == b',')
+        .ok_or(SaslError::malformed("GS2 header: missing second comma"))?;
+    let authzid = match &after_flag[..second] {
+        b"" => None,
+        [b'a', b'=', name @ ..] if !name.is_empty() => {
+            let name = utf8(name, "GS2 header: authzid is not UTF-8")?;
+            if name.contains('\0') {
+                return Err(SaslError::malformed("GS2 header: NUL in authzid"));
+            }
+            Some(gs2_unescape(name)?)
+        }
+        _ => return Err(SaslError::malformed("GS2 header: bad authzid")),
+    };
+    Ok((Gs2Header { cb_flag, authzid }, &after_flag[second + 1..]))
+}
+
+/// The host's verdict, or the error to report. A wrong kind of answer or
+/// an empty user name is the host's bug: `temporary-auth-failure`.
+pub(crate) fn verdict(answer: CredentialAnswer) -> Result<String, SaslError> {
+    match answer {
+        CredentialAnswer::Verdict(Ok(name)) if !name.is_empty() => Ok(name),
+        CredentialAnswer::Verdict(Ok(_)) => Err(SaslError::new(
+            SaslCondition::TemporaryAuthFailure,
+            "the host approved an empty user name",
+        )),
+        CredentialAnswer::Verdict(Err(condition)) => {
+            Err(SaslError::new(condition, "rejected by the host"))
+        }
+        _ => Err(wrong_answer()),
+    }
+}
+
+/// The host answered with the wrong kind of [`CredentialAnswer`].
+pub(crate) const fn wrong_answer() -> SaslError {
+    SaslError::new(
+        SaslCondition::TemporaryAuthFailure,
+        "the host gave the wrong kind of answer",
+    )
+}
+
+/// `answer` was called while no request was pending.
+pub(crate) const fn no_request_pending() -> SaslError {
+    SaslError::new(
+        SaslCondition::TemporaryAuthFailure,
+        "no credential request is pending",
+    )
+}
+
+/// A message arrived in a state that expects none.
+pub(crate) const fn out_of_order() -> SaslError {
+    SaslError::malformed("unexpected message at this step")
+}
+
+/// The identity of a successful exchange: `authzid` is kept only when it
+/// is present, non-empty and not the user name itself.
+pub(crate) fn identity(username: String, authzid: Option<String>) -> Identity {
+    let authzid = authzid.filter(|a| !a.is_empty() && *a != username);
+    Identity { username, authzid }
+}
+
+/// Client side of a mechanism that sends one message and expects nothing
+/// back but `<success/>`. Sends the message as the initial response; if
+/// the server sends an empty challenge first (no initial response was
+/// transmitted), sends it as the response instead.
+#[derive(Debug, Default)]
+pub(crate) struct OneShotClient {
+    state: OneShotClientState,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum OneShotClientState {
+    #[default]
+    Ready,
+    Sent,
+    Done,
+}
+
+impl OneShotClient {
+    pub(crate) fn initial_response(
+        &mut self,
+        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
+    ) -> Result<Option<Vec<u8>>, SaslError> {
+        if self.state != OneShotClientState::Ready {
+            self.state = OneShotClientState::Done;
+            return Err(out_of_order());
+        }
+        self.state = OneShotClientState::Done;
+        let message = build()?;
+        self.state = OneShotClientState::Sent;
+        Ok(Some(message))
+    }
+
+    pub(crate) fn respond(
+        &mut self,
+        challenge: &[u8],
+        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
+    ) -> Result<Vec<u8>, SaslError> {
+        let state = std::mem::replace(&mut self.state, OneShotClientState::Done);
+        if state != OneShotClientState::Ready || !challenge.is_empty() {
+            return Err(SaslError::malformed("this mechanism expects no challenge"));
+        }
+        let message = build()?;
+        self.state = OneShotClientState::Sent;
+        Ok(message)
+    }
+
+    pub(crate) fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
+        let state = std::mem::replace(&mut self.state, OneShotClientState::Done);
+        if state != OneShotClientState::Sent {
+            return Err(out_of_order());
+        }
+        match additional_data {
+            None | Some([]) => Ok(()),
+            Some(_) => Err(SaslError::malformed(
+                "unexpected additional data in success",
+            )),
+        }
+    }
+}
+
+/// What a one-message mechanism's parser extracts: the request for the
+/// host and the authzid to report in the [`Identity`] once approved.
+pub(crate) struct Parsed {
+    pub request: CredentialRequest,
+    pub authzid: Option<String>,
+}
+
+/// Server side of a mechanism whose client sends one message that the host
+/// then decides on with [`CredentialAnswer::Verdict`]. Without an initial
+/// response it sends an empty challenge and takes the message as the
+/// response (RFC 4422 section 5, RFC 6120 section 6.4.2).
+pub(crate) struct OneShotServer {
+    state: OneShotServerState,
+    parse: fn(&[u8]) -> Result<Parsed, SaslError>,
+}
+
+enum OneShotServerState {
+    Fresh,
+    AwaitingMessage,
+    AwaitingAnswer { authzid: Option<String> },
+    Done,
+}
+
+impl OneShotServer {
+    pub(crate) fn new(parse: fn(&[u8]) -> Result<Parsed, SaslError>) -> Self {
+        Self {
+            state: OneShotServerState::Fresh,
+            parse,
+        }
+    }
+
+    pub(crate) fn start(&mut self, initial: Option<&[u8]>) -> Result<ServerStep, SaslError> {
+        match std::mem::replace(&mut self.state, OneShotServerState::Done) {
+            OneShotServerState::Fresh => match initial {
+                None => {
+                    self.state = OneShotServerState::AwaitingMessage;
+                    Ok(ServerStep::Challenge(Vec::new()))
+                }
+                Some(message) => self.consume(message),
+            },
+            _ => Err(out_of_order()),
+        }
+    }
+
+    pub(crate) fn respond(&mut self, message: &[u8]) -> Result<ServerStep, SaslError> {
+        match std::mem::replace(&mut self.state, OneShotServerState::Done) {
+            OneShotServerState::AwaitingMessage => self.consume(message),
+            _ => Err(out_of_order()),
+        }
+    }
+
+    pub(crate) fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
+        match std::mem::replace(&mut self.state, OneShotServerState::Done) {
+            OneShotServerState::AwaitingAnswer { authzid } => {
+                let username = verdict(answer)?;
+                Ok(ServerStep::Success {
+                    identity: identity(username, authzid),
+                    additional_data: None,
+                })
+            }
+            _ => Err(no_request_pending()),
+        }
+    }
+
+    fn consume(&mut self, message: &[u8]) -> Result<ServerStep, SaslError> {
+        let Parsed { request, authzid } = (self.parse)(message)?;
+        self.state = OneShotServerState::AwaitingAnswer { authzid };
+        Ok(ServerStep::Request(request))
+    }
+}
+
+impl std::fmt::Debug for OneShotServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            OneShotServerState::Fresh => "fresh",
+            OneShotServerState::AwaitingMessage => "awaiting-message",
+            OneShotServerState::AwaitingAnswer { .. } => "awaiting-answer",
+            OneShotServerState::Done => "done",
+        };
+        f.debug_struct("OneShotServer")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gs2_escaping_round_trips() {
+        assert_eq!(gs2_escape("a,b=c"), "a=2Cb=3Dc");
+        assert_eq!(gs2_unescape("a=2Cb=3Dc").unwrap(), "a,b=c");
+        assert_eq!(gs2_unescape("=3D=2C").unwrap(), "=,");
+        for bad in ["=", "=2", "=2c", "=41", "a,b", "x=3"] {
+            assert_eq!(
+                gs2_unescape(bad).unwrap_err().condition,
+                SaslCondition::MalformedRequest,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn gs2_header_parses_strictly() {
+        let (h, rest) = parse_gs2_header(b"n,a=us=2Cer,\x01rest").unwrap();
+        assert_eq!(h.cb_flag, Gs2CbFlag::NotSupported);
+        assert_eq!(h.authzid.as_deref(), Some("us,er"));
+        assert_eq!(rest, b"\x01rest");
+        let (h, rest) = parse_gs2_header(b"p=tls-exporter,,").unwrap();
+        assert_eq!(h.cb_flag, Gs2CbFlag::Binding("tls-exporter".into()));
+        assert_eq!(h.authzid, None);
+        assert_eq!(rest, b"");
+        for bad in [
+            &b"n"[..],
+            b"n,",
+            b"x,,",
+            b"p=,,",
+            b"p=a b,,",
+            b"n,a=,",
+            b"n,b=x,",
+            b"n,a=\xff,",
+            b"n,a=x=,",
+        ] {
+            assert!(parse_gs2_header(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            build_gs2_header(&Gs2CbFlag::NotSupported, Some("a,=b")),
+            "n,a=a=2C=3Db,"
+        );
+    }
+
+    #[test]
+    fn plain_layout_round_trips_and_rejects() {
+        let m = build_plain_layout(Some("admin"), "alice", "pw").unwrap();
+        assert_eq!(m, b"admin\0alice\0pw");
+        let p = parse_plain_layout(&m).unwrap();
+        assert_eq!(p.authzid.as_deref(), Some("admin"));
+        assert_eq!(p.authcid, "alice");
+        assert_eq!(p.secret.expose(), "pw");
+        let p = parse_plain_layout(b"\0alice\0pw").unwrap();
+        assert_eq!(p.authzid, None);
+        for bad in [
+            &b"alice\0pw"[..],
+            b"\0\0pw",
+            b"\0alice\0",
+            b"\0a\0b\0c",
+            b"\0a\xff\0pw",
+            b"",
+        ] {
+            assert_eq!(
+                parse_plain_layout(bad).unwrap_err().condition,
+                SaslCondition::MalformedRequest
+            );
+        }
+        assert!(build_plain_layout(None, "a\0b", "pw").is_err());
+        assert!(build_plain_layout(None, "", "pw").is_err());
+        assert!(build_plain_layout(None, "a", "").is_err());
+    }
+}
