@@ -628,8 +628,27 @@ fn writer_refuses_what_xml_cannot_carry() {
         w.write_element(&mut out, &nonchar),
         Err(WriteError::InvalidChar(0xFFFE))
     );
+    let xmlns_el = Element::builder("x", "http://www.w3.org/2000/xmlns/").build();
+    assert!(matches!(
+        w.write_element(&mut out, &xmlns_el),
+        Err(WriteError::InvalidName(_))
+    ));
     // Nothing partial was left behind.
     assert_eq!(out, b"keep");
+}
+
+#[test]
+fn element_in_the_xml_namespace_round_trips() {
+    // Found by fuzzing: `<xml:g/>` is namespace-well-formed; the writer
+    // must use the predefined prefix, never bind it as a default.
+    let input = format!("{HEADER}<message><xml:g/></message>");
+    let ev = read_one_stream(input.as_bytes()).unwrap();
+    let el = elements(&ev)[0].clone();
+    let w = StreamWriter::new(ns::JABBER_CLIENT);
+    let mut out = HEADER.as_bytes().to_vec();
+    w.write_element(&mut out, &el).unwrap();
+    assert!(String::from_utf8_lossy(&out).ends_with("<message><xml:g/></message>"));
+    assert_eq!(elements(&read_one_stream(&out).unwrap())[0], &el);
 }
 
 // ---------------------------------------------------------------------

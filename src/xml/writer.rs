@@ -107,6 +107,8 @@ impl StreamWriter {
     }
 }
 
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
 fn check_name(name: &str) -> Result<(), WriteError> {
     rxml::strings::validate_ncname(name).map_err(|_| WriteError::InvalidName(name.to_owned()))
 }
@@ -119,8 +121,22 @@ fn write_el(
 ) -> Result<(), WriteError> {
     let name = el.name();
     check_name(name)?;
-    let stream_prefixed = top && el.has_ns(ns::STREAM);
-    let declare = !stream_prefixed && !el.has_ns(default_ns);
+    // Elements in the reserved `xml` namespace take its predefined prefix
+    // (it may never be bound as a default namespace); nothing may be in
+    // the `xmlns` namespace.
+    if el.has_ns(XMLNS_NS) {
+        return Err(WriteError::InvalidName(format!(
+            "xmlns namespace element {name}"
+        )));
+    }
+    let prefix: &[u8] = if top && el.has_ns(ns::STREAM) {
+        b"stream:"
+    } else if el.has_ns(ns::XML) {
+        b"xml:"
+    } else {
+        b""
+    };
+    let declare = prefix.is_empty() && !el.has_ns(default_ns);
     let ns_owned;
     let child_default = if declare {
         ns_owned = el.ns();
@@ -129,9 +145,7 @@ fn write_el(
         default_ns
     };
     out.push(b'<');
-    if stream_prefixed {
-        out.extend_from_slice(b"stream:");
-    }
+    out.extend_from_slice(prefix);
     out.extend_from_slice(name.as_bytes());
     if declare {
         out.extend_from_slice(b" xmlns='");
@@ -147,6 +161,10 @@ fn write_el(
             // unqualified
         } else if attr_ns == ns::XML {
             out.extend_from_slice(b"xml:");
+        } else if attr_ns == XMLNS_NS {
+            return Err(WriteError::InvalidName(format!(
+                "xmlns namespace attribute {attr_name}"
+            )));
         } else {
             let prefix = el
                 .prefixes
@@ -185,9 +203,7 @@ fn write_el(
         }
     }
     out.extend_from_slice(b"</");
-    if stream_prefixed {
-        out.extend_from_slice(b"stream:");
-    }
+    out.extend_from_slice(prefix);
     out.extend_from_slice(name.as_bytes());
     out.push(b'>');
     Ok(())
