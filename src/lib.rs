@@ -18,9 +18,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod features;
 pub mod ns;
 pub mod random;
 pub mod sasl;
+pub mod steps;
 pub mod stream_error;
 pub mod xml;
 

@@ -229,6 +229,13 @@ pub trait ClientMechanism: Send {
     /// prove itself.
     fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError>;
 
+    /// Keys derived during a successful exchange that the host may cache
+    /// to skip key derivation next time (SCRAM's salted password). `None`
+    /// for mechanisms without any.
+    fn derived_keys(&self) -> Option<scram::ScramClientKeys> {
+        None
+    }
+
     /// Extra attributes the XML layer puts on `<auth/>` for this mechanism
     /// (Google's `auth:service='oauth2'` for X-OAUTH2, for instance). Empty
     /// for almost every mechanism, which is the default.

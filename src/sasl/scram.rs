@@ -1001,6 +1001,10 @@ impl ClientMechanism for ScramClient {
             }
         })
     }
+
+    fn derived_keys(&self) -> Option<ScramClientKeys> {
+        self.keys_for_cache()
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,190 @@
+//! What a [`Client`](super::Client) is told before it starts.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::random::RandomSource;
+use crate::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use crate::sasl::policy::{ClientPolicy, CredentialKind};
+use crate::sasl::scram::ScramClientKeys;
+use crate::sasl::Secret;
+use crate::xml::Limits;
+
+/// How the stream is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Negotiate STARTTLS; refuse to authenticate when the server does not
+    /// offer it (the default).
+    StartTlsRequired,
+    /// Use STARTTLS when offered, go on in the clear otherwise.
+    StartTlsIfOffered,
+    /// The host already wrapped the connection in TLS (XEP-0368 direct
+    /// TLS): no STARTTLS. The host's TLS facts come with it.
+    Direct(TlsInfo),
+    /// No TLS at all (tests, loopback, a TLS-terminating proxy in front).
+    None,
+}
+
+/// What the host knows about the TLS session, handed over once TLS is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated protocol version.
+    pub version: TlsVersion,
+    /// The channel-binding data the host can supply for this connection,
+    /// one entry per type (see `sasl::channel_binding`). Empty when the
+    /// host cannot export any.
+    pub channel_bindings: Vec<ChannelBinding>,
+}
+
+impl TlsInfo {
+    /// TLS without channel-binding data.
+    pub fn without_binding(version: TlsVersion) -> Self {
+        Self {
+            version,
+            channel_bindings: Vec::new(),
+        }
+    }
+
+    /// The types the host can supply.
+    pub fn binding_types(&self) -> Vec<ChannelBindingType> {
+        self.channel_bindings.iter().map(|b| b.kind).collect()
+    }
+}
+
+/// What the client authenticates with.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A password, optionally with SCRAM keys cached from an earlier login
+    /// (they skip PBKDF2 when the server's salt and iteration count match).
+    Password {
+        /// The password.
+        password: Secret,
+        /// Cached SCRAM keys.
+        cached: Option<ScramClientKeys>,
+    },
+    /// A bearer token (OAUTHBEARER, X-OAUTH2, X-GOOGLE-TOKEN).
+    Token(Secret),
+    /// The TLS client certificate, through SASL EXTERNAL.
+    ClientCertificate,
+    /// None: SASL ANONYMOUS.
+    Anonymous,
+}
+
+impl Credentials {
+    /// A password.
+    pub fn password(p: impl Into<Secret>) -> Self {
+        Self::Password {
+            password: p.into(),
+            cached: None,
+        }
+    }
+
+    /// The kind, for the mechanism policy.
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            Self::Password { .. } => CredentialKind::Password,
+            Self::Token(_) => CredentialKind::Token,
+            Self::ClientCertificate => CredentialKind::ClientCertificate,
+            Self::Anonymous => CredentialKind::None,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Password { cached, .. } => f
+                .debug_struct("Password")
+                .field("cached_keys", &cached.is_some())
+                .finish_non_exhaustive(),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::ClientCertificate => f.write_str("ClientCertificate"),
+            Self::Anonymous => f.write_str("Anonymous"),
+        }
+    }
+}
+
+/// A client's configuration.
+pub struct ClientConfig {
+    /// The account: `user@domain`, or just `domain` for ANONYMOUS and
+    /// EXTERNAL. The domain is the stream's `to`.
+    pub jid: String,
+    /// The credentials.
+    pub credentials: Credentials,
+    /// The resource to ask for; `None` lets the server choose.
+    pub resource: Option<String>,
+    /// How the stream is protected.
+    pub tls: TlsMode,
+    /// The SASL mechanism policy.
+    pub policy: ClientPolicy,
+    /// SCRAM: the lowest iteration count accepted from a server.
+    pub min_scram_iterations: u32,
+    /// `xml:lang` of the stream.
+    pub lang: Option<String>,
+    /// Reader limits for what the server sends.
+    pub limits: Limits,
+    /// From start to ready, at most this long.
+    pub negotiation_timeout: Duration,
+    /// Once ready, send a whitespace keepalive after this long without
+    /// sending anything. `None`: never.
+    pub keepalive: Option<Duration>,
+    /// After sending `</stream:stream>`, wait this long for the server's.
+    pub close_grace: Duration,
+    /// Randomness for nonces.
+    pub rng: Box<dyn RandomSource>,
+    /// A fixed SCRAM client nonce / DIGEST-MD5 cnonce. **Only for
+    /// transcript replays and tests**: a fixed nonce removes the
+    /// mechanism's replay protection.
+    pub replay_nonce: Option<String>,
+}
+
+impl ClientConfig {
+    /// A configuration with the defaults: STARTTLS required, the default
+    /// policy, a 30 s negotiation deadline, no keepalive, a 5 s close
+    /// grace, `xml:lang='en'`.
+    pub fn new(
+        jid: impl Into<String>,
+        credentials: Credentials,
+        rng: Box<dyn RandomSource>,
+    ) -> Self {
+        Self {
+            jid: jid.into(),
+            credentials,
+            resource: None,
+            tls: TlsMode::StartTlsRequired,
+            policy: ClientPolicy::default(),
+            min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
+            lang: Some("en".into()),
+            limits: Limits::default(),
+            negotiation_timeout: Duration::from_secs(30),
+            keepalive: None,
+            close_grace: Duration::from_secs(5),
+            rng,
+            replay_nonce: None,
+        }
+    }
+
+    /// The domain part of the JID.
+    pub fn domain(&self) -> &str {
+        let bare = self.jid.split('/').next().unwrap_or_default();
+        bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+    }
+
+    /// The local part of the JID, if any.
+    pub fn localpart(&self) -> Option<&str> {
+        let bare = self.jid.split('/').next().unwrap_or_default();
+        bare.rsplit_once('@').map(|(l, _)| l)
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("jid", &self.jid)
+            .field("credentials", &self.credentials)
+            .field("resource", &self.resource)
+            .field("tls", &self.tls)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,764 @@
+//! The initiating entity of RFC 6120: [`Client`], from the first byte to a
+//! ready session and beyond.
+//!
+//! # Driving a client
+//!
+//! The client never does I/O. The host moves bytes and time:
+//!
+//! - Inputs: [`Client::feed`] (bytes from the server, decrypted when TLS is
+//!   up), [`Client::handle_timeout`] (the clock reached
+//!   [`Client::poll_timeout`]), and commands: [`Client::tls_established`],
+//!   [`Client::send`], [`Client::close`].
+//! - Outputs: [`Client::poll_transmit`] appends bytes to send (to be
+//!   encrypted once TLS is up), [`Client::poll_event`] yields
+//!   [`ClientEvent`]s, [`Client::poll_timeout`] names the next deadline.
+//!
+//! **Drain order**: after every input, call `poll_transmit` until it
+//! returns 0 and write the bytes, then `poll_event` until `None` and act on
+//! each event (on [`ClientEvent::StartTls`], start TLS with the bytes it
+//! carries and call `tls_established`, which queues more bytes: drain
+//! again), then read `poll_timeout` and wait for bytes or that instant.
+//!
+//! Errors are sticky: after a fatal error the client queues the right
+//! `<stream:error/>` (when the server is at fault) and `</stream:stream>`,
+//! reports [`ClientEvent::Error`] once followed by [`ClientEvent::Closed`],
+//! and every later input returns the same error.
+
+mod config;
+mod mechanism;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+use minidom::Element;
+
+pub use config::{ClientConfig, Credentials, TlsInfo, TlsMode};
+
+use crate::features::{Stage, StreamFeatures};
+use crate::ns;
+use crate::sasl::policy::SelectError;
+use crate::sasl::scram::ServerOffer;
+use crate::sasl::{ClientMechanism, SaslCondition, SaslError};
+use crate::steps::sasl::{auth, SaslElement};
+use crate::steps::starttls::{starttls, TlsElement};
+use crate::steps::{bind, session, StanzaError};
+use crate::stream_error::{StreamError, StreamErrorCondition};
+use crate::xml::{ReadError, StreamEvent, StreamHeader, StreamReader, StreamWriter, WriteError};
+
+/// Something the host must know or do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// The server said `<proceed/>`: start TLS now. `pending` holds the
+    /// bytes already received after `<proceed/>`: they belong to TLS and
+    /// were not parsed. Call [`Client::tls_established`] when done.
+    StartTls {
+        /// Received bytes that follow `<proceed/>`.
+        pending: Vec<u8>,
+    },
+    /// SASL succeeded with this mechanism.
+    Authenticated {
+        /// The mechanism name.
+        mechanism: String,
+    },
+    /// The session is ready: stanzas may flow.
+    Ready {
+        /// The full JID the server bound.
+        jid: String,
+    },
+    /// A stanza from the server.
+    Stanza(Element),
+    /// The server sent `see-other-host`: reconnect there.
+    Redirect {
+        /// The host to connect to.
+        host: String,
+        /// The port, when given.
+        port: Option<u16>,
+    },
+    /// The stream failed; a [`ClientEvent::Closed`] follows.
+    Error(ClientError),
+    /// The stream is closed; nothing more will happen.
+    Closed,
+}
+
+/// Why a client stream failed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server sent bytes the codec refused; the matching stream error
+    /// was sent.
+    Read(ReadError),
+    /// The server sent an element that is not legal now; `condition` was
+    /// sent to it.
+    Protocol {
+        /// The stream error condition sent.
+        condition: StreamErrorCondition,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The server sent a `<stream:error/>`.
+    StreamError(StreamError),
+    /// The server answered `<starttls/>` with `<failure/>`.
+    TlsFailed,
+    /// The server does not offer STARTTLS but the policy requires TLS; no
+    /// credentials were sent.
+    TlsRequired,
+    /// No offered mechanism is acceptable to the policy.
+    NoMechanism(Vec<String>),
+    /// The server refused authentication.
+    SaslFailure {
+        /// The condition, when the server sent a known one.
+        condition: Option<SaslCondition>,
+        /// The server's `<text/>`.
+        text: Option<String>,
+    },
+    /// Our side of the mechanism refused the exchange (a wrong SCRAM
+    /// server signature, a weak iteration count, a bad challenge).
+    Sasl(SaslError),
+    /// The server refused resource binding.
+    Bind(StanzaError),
+    /// The server refused session establishment.
+    Session(StanzaError),
+    /// The server's stream is pre-XMPP-1.0 (no `version`): it needs
+    /// legacy authentication, which this client does not do yet.
+    UnsupportedVersion,
+    /// Negotiation did not finish before the deadline.
+    Timeout,
+    /// The server closed the stream before the session was ready.
+    ClosedByPeer,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "bad input from the server: {e}"),
+            Self::Protocol { condition, reason } => {
+                write!(f, "protocol error ({condition}): {reason}")
+            }
+            Self::StreamError(e) => write!(f, "{e}"),
+            Self::TlsFailed => f.write_str("the server refused STARTTLS"),
+            Self::TlsRequired => f.write_str("TLS is required but the server does not offer it"),
+            Self::NoMechanism(o) => write!(f, "no acceptable SASL mechanism among {o:?}"),
+            Self::SaslFailure { condition, text } => {
+                write!(f, "authentication failed: ")?;
+                match condition {
+                    Some(c) => write!(f, "{c}")?,
+                    None => f.write_str("unknown condition")?,
+                }
+                if let Some(t) = text {
+                    write!(f, " ({t})")?;
+                }
+                Ok(())
+            }
+            Self::Sasl(e) => write!(f, "{e}"),
+            Self::Bind(e) => write!(f, "resource binding failed: {e}"),
+            Self::Session(e) => write!(f, "session establishment failed: {e}"),
+            Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
+            Self::Timeout => f.write_str("negotiation timed out"),
+            Self::ClosedByPeer => f.write_str("the server closed the stream"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A host misused the API (not a protocol failure).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// Stanzas may only be sent once the session is ready; nothing was
+    /// queued.
+    NotReady,
+    /// `tls_established` without a pending `StartTls`.
+    NotAwaitingTls,
+    /// Bytes fed while TLS is being set up: they belong to TLS.
+    AwaitingTls,
+    /// The stanza cannot be serialised.
+    Write(WriteError),
+    /// The stream failed or was closed before ([`Client::error`] says
+    /// why, if it failed).
+    Closed,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+enum Phase {
+    /// Waiting for the server's header.
+    AwaitHeader,
+    /// Waiting for `<stream:features/>`.
+    AwaitFeatures,
+    /// `<starttls/>` sent.
+    StartTlsSent,
+    /// `StartTls` emitted; waiting for `tls_established`.
+    AwaitTls,
+    /// SASL under way.
+    Sasl(Box<dyn ClientMechanism>),
+    /// Bind request sent.
+    Binding,
+    /// Session request sent.
+    Session { jid: String },
+    /// Ready.
+    Ready { jid: String },
+    /// `</stream:stream>` sent; waiting for the server's.
+    Closing,
+    /// Done.
+    Closed,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::AwaitHeader => "await-header",
+            Self::AwaitFeatures => "await-features",
+            Self::StartTlsSent => "starttls-sent",
+            Self::AwaitTls => "await-tls",
+            Self::Sasl(_) => "sasl",
+            Self::Binding => "binding",
+            Self::Session { .. } => "session",
+            Self::Ready { .. } => "ready",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+const BIND_ID: &str = "bind_1";
+const SESSION_ID: &str = "sess_1";
+
+/// The client state machine. See the [module documentation](self) for the
+/// drive loop.
+pub struct Client {
+    config: ClientConfig,
+    phase: Phase,
+    reader: StreamReader,
+    writer: StreamWriter,
+    out: Vec<u8>,
+    events: VecDeque<ClientEvent>,
+    tls: Option<TlsInfo>,
+    authenticated: bool,
+    error: Option<ClientError>,
+    negotiation_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+    last_send: Instant,
+    session_required: bool,
+    scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("phase", &self.phase.name())
+            .field("tls", &self.tls.is_some())
+            .field("authenticated", &self.authenticated)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client that opens its stream at once (the header is the first
+    /// thing [`poll_transmit`](Self::poll_transmit) gives).
+    pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let tls = match &config.tls {
+            TlsMode::Direct(info) => Some(info.clone()),
+            _ => None,
+        };
+        let mut c = Client {
+            reader: StreamReader::new(config.limits),
+            writer: StreamWriter::new(ns::JABBER_CLIENT),
+            negotiation_deadline: Some(now + config.negotiation_timeout),
+            config,
+            phase: Phase::AwaitHeader,
+            out: Vec::new(),
+            events: VecDeque::new(),
+            tls,
+            authenticated: false,
+            error: None,
+            close_deadline: None,
+            last_send: now,
+            session_required: false,
+            scram_keys: None,
+        };
+        c.open_stream();
+        c
+    }
+
+    /// The error the stream failed with, if it did.
+    pub fn error(&self) -> Option<&ClientError> {
+        self.error.as_ref()
+    }
+
+    /// The bound full JID, once ready.
+    pub fn jid(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Ready { jid } => Some(jid),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is ready for stanzas.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready { .. })
+    }
+
+    /// Whether the stream is closed (after an error or a close).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the stream is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The SCRAM keys derived during this login, for the host to cache
+    /// (pass them back in [`Credentials::Password`] next time). `None` when
+    /// SCRAM was not used or did not verify the server.
+    pub fn scram_keys(&self) -> Option<crate::sasl::scram::ScramClientKeys> {
+        self.scram_keys.clone()
+    }
+
+    // ------------------------------------------------------------------
+    // Inputs
+
+    /// Bytes from the server.
+    pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+        if matches!(self.phase, Phase::Closed) {
+            return Err(UsageError::Closed);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        let mut rest = data;
+        loop {
+            match self.reader.read(&mut rest) {
+                Ok(Some(ev)) => {
+                    self.on_stream_event(now, ev);
+                    if matches!(self.phase, Phase::AwaitTls) {
+                        self.events.push_back(ClientEvent::StartTls {
+                            pending: rest.to_vec(),
+                        });
+                        return Ok(());
+                    }
+                    if matches!(self.phase, Phase::Closed) {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let cond = e.condition();
+                    self.fail(ClientError::Read(e), Some(cond));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.close_deadline {
+            if now >= d {
+                self.close_deadline = None;
+                self.finish_close();
+                return;
+            }
+        }
+        if let Some(d) = self.negotiation_deadline {
+            if now >= d {
+                self.negotiation_deadline = None;
+                self.fail(ClientError::Timeout, None);
+                return;
+            }
+        }
+        if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.config.keepalive) {
+            if now >= self.last_send + k {
+                self.out.push(b' ');
+                self.last_send = now;
+            }
+        }
+    }
+
+    /// TLS is up (after [`ClientEvent::StartTls`]). The stream restarts.
+    pub fn tls_established(&mut self, _now: Instant, info: TlsInfo) -> Result<(), UsageError> {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::NotAwaitingTls);
+        }
+        self.tls = Some(info);
+        self.reader.reset();
+        self.phase = Phase::AwaitHeader;
+        self.open_stream();
+        Ok(())
+    }
+
+    /// Sends a stanza. Only once ready: before, it is refused (never
+    /// queued silently).
+    pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
+        match &self.phase {
+            Phase::Ready { .. } => self
+                .writer
+                .write_element(&mut self.out, stanza)
+                .map_err(UsageError::Write),
+            Phase::Closed | Phase::Closing => Err(UsageError::Closed),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// Closes the stream: `</stream:stream>` (after `<abort/>` when SASL
+    /// is under way), then waits for the server's close at most the
+    /// configured grace.
+    pub fn close(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Closed | Phase::Closing => return,
+            Phase::Sasl(_) => {
+                let _ = self
+                    .writer
+                    .write_element(&mut self.out, &SaslElement::Abort.to_element());
+            }
+            _ => {}
+        }
+        self.writer.write_close(&mut self.out);
+        self.phase = Phase::Closing;
+        self.negotiation_deadline = None;
+        self.close_deadline = Some(now + self.config.close_grace);
+    }
+
+    // ------------------------------------------------------------------
+    // Outputs
+
+    /// Appends the bytes to send to `buf`; returns how many.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        let n = self.out.len();
+        buf.append(&mut self.out);
+        n
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline: call [`handle_timeout`](Self::handle_timeout)
+    /// then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keepalive = match (&self.phase, self.config.keepalive) {
+            (Phase::Ready { .. }, Some(k)) => Some(self.last_send + k),
+            _ => None,
+        };
+        [self.close_deadline, self.negotiation_deadline, keepalive]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+impl Client {
+    fn stage(&self) -> Stage {
+        if self.authenticated {
+            Stage::Authenticated
+        } else if self.tls.is_some() {
+            Stage::Encrypted
+        } else {
+            Stage::Plain
+        }
+    }
+
+    fn open_stream(&mut self) {
+        let bare = self.config.jid.split('/').next().unwrap_or_default();
+        let header = StreamHeader {
+            to: Some(self.config.domain().to_owned()),
+            // RFC 6120 4.7.1: `from` only once the stream is protected.
+            from: (self.tls.is_some() && bare.contains('@')).then(|| bare.to_owned()),
+            version: Some("1.0".into()),
+            lang: self.config.lang.clone(),
+            ..StreamHeader::default()
+        };
+        self.writer.write_header(&mut self.out, &header);
+    }
+
+    fn write(&mut self, el: &Element) {
+        // Elements built by the client itself always serialise.
+        let _ = self.writer.write_element(&mut self.out, el);
+    }
+
+    /// Fails the stream: the stream error (when the server is at fault),
+    /// the close, the error event, the closed event. Sticky.
+    fn fail(&mut self, err: ClientError, condition: Option<StreamErrorCondition>) {
+        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        if let Some(c) = condition {
+            self.writer
+                .write_stream_error(&mut self.out, &StreamError::new(c));
+        }
+        if !matches!(self.phase, Phase::Closing) {
+            self.writer.write_close(&mut self.out);
+        }
+        self.error = Some(err.clone());
+        self.events.push_back(ClientEvent::Error(err));
+        self.finish_close();
+    }
+
+    fn protocol_error(&mut self, reason: &'static str) {
+        let condition = StreamErrorCondition::UnsupportedStanzaType;
+        self.fail(
+            ClientError::Protocol {
+                condition: condition.clone(),
+                reason,
+            },
+            Some(condition),
+        );
+    }
+
+    fn finish_close(&mut self) {
+        self.phase = Phase::Closed;
+        self.negotiation_deadline = None;
+        self.close_deadline = None;
+        self.events.push_back(ClientEvent::Closed);
+    }
+
+    fn on_stream_event(&mut self, now: Instant, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Header(h) => self.on_header(h),
+            StreamEvent::Element(el) => self.on_element(now, el),
+            StreamEvent::StreamError(e) => {
+                if let Some((host, port)) = e.condition.redirect() {
+                    self.events.push_back(ClientEvent::Redirect { host, port });
+                }
+                self.fail(ClientError::StreamError(e), None);
+            }
+            StreamEvent::Closed => match self.phase {
+                Phase::Closing => self.finish_close(),
+                Phase::Ready { .. } => {
+                    self.writer.write_close(&mut self.out);
+                    self.finish_close();
+                }
+                _ => self.fail(ClientError::ClosedByPeer, None),
+            },
+        }
+    }
+
+    fn on_header(&mut self, h: StreamHeader) {
+        if !matches!(self.phase, Phase::AwaitHeader) {
+            return self.protocol_error("a second stream header");
+        }
+        if h.content_ns.as_deref() != Some(ns::JABBER_CLIENT) {
+            let c = StreamErrorCondition::InvalidNamespace;
+            return self.fail(
+                ClientError::Protocol {
+                    condition: c.clone(),
+                    reason: "the server's content namespace is not jabber:client",
+                },
+                Some(c),
+            );
+        }
+        if h.is_pre_1_0() {
+            return self.fail(
+                ClientError::UnsupportedVersion,
+                Some(StreamErrorCondition::UnsupportedVersion),
+            );
+        }
+        self.phase = Phase::AwaitFeatures;
+    }
+
+    fn on_element(&mut self, now: Instant, el: Element) {
+        // The element's name and namespace are checked against the phase
+        // before anything of its content is read.
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        match phase {
+            Phase::AwaitFeatures if el.is("features", ns::STREAM) => {
+                self.phase = Phase::AwaitFeatures;
+                self.on_features(&el);
+            }
+            Phase::StartTlsSent => {
+                self.phase = Phase::StartTlsSent;
+                match TlsElement::parse(&el) {
+                    Some(TlsElement::Proceed) => self.phase = Phase::AwaitTls,
+                    Some(TlsElement::Failure) => self.fail(ClientError::TlsFailed, None),
+                    _ => self.protocol_error("expected <proceed/> or <failure/>"),
+                }
+            }
+            Phase::Sasl(mech) => self.on_sasl(mech, &el),
+            Phase::Binding if is_reply(&el, BIND_ID) => {
+                self.phase = Phase::Binding;
+                match bind::parse_reply(&el) {
+                    Ok(jid) => self.after_bind(jid),
+                    Err(e) => self.fail(ClientError::Bind(e), None),
+                }
+            }
+            Phase::Session { jid } if is_reply(&el, SESSION_ID) => {
+                self.phase = Phase::Session { jid: jid.clone() };
+                if el.attr("type") == Some("result") {
+                    self.ready(jid);
+                } else {
+                    self.fail(ClientError::Session(StanzaError::from_iq(&el)), None);
+                }
+            }
+            Phase::Ready { jid } if is_stanza(&el) => {
+                self.phase = Phase::Ready { jid };
+                self.events.push_back(ClientEvent::Stanza(el));
+            }
+            Phase::Closing => {
+                // Stanzas in flight while closing are still delivered.
+                self.phase = Phase::Closing;
+                if is_stanza(&el) {
+                    self.events.push_back(ClientEvent::Stanza(el));
+                }
+            }
+            other => {
+                self.phase = other;
+                self.protocol_error("an element that is not legal in this phase");
+            }
+        }
+        let _ = now;
+    }
+
+    fn on_features(&mut self, el: &Element) {
+        let stage = self.stage();
+        let features = StreamFeatures::parse(el, stage);
+        match stage {
+            Stage::Plain => {
+                let wants_tls = !matches!(self.config.tls, TlsMode::None);
+                if features.starttls.is_some() && wants_tls {
+                    self.write(&starttls());
+                    self.phase = Phase::StartTlsSent;
+                    return;
+                }
+                if matches!(self.config.tls, TlsMode::StartTlsRequired) {
+                    // No credentials go over an unprotected stream.
+                    let c = StreamErrorCondition::PolicyViolation;
+                    return self.fail(ClientError::TlsRequired, Some(c));
+                }
+                self.start_sasl(features);
+            }
+            Stage::Encrypted => self.start_sasl(features),
+            Stage::Authenticated => {
+                if features.bind {
+                    self.session_required = features.session == Some(false);
+                    self.write(&bind::request(BIND_ID, self.config.resource.as_deref()));
+                    self.phase = Phase::Binding;
+                } else {
+                    let c = StreamErrorCondition::UnsupportedFeature;
+                    self.fail(
+                        ClientError::Protocol {
+                            condition: c.clone(),
+                            reason: "no resource binding offered after authentication",
+                        },
+                        Some(c),
+                    );
+                }
+            }
+        }
+    }
+
+    fn start_sasl(&mut self, features: StreamFeatures) {
+        let offer = ServerOffer {
+            mechanisms: features.mechanisms.unwrap_or_default(),
+            channel_binding_types: features.channel_binding_types,
+        };
+        match mechanism::choose(&mut self.config, &offer, self.tls.as_ref()) {
+            Ok(mut mech) => match mech.initial_response() {
+                Ok(initial) => {
+                    let el = auth(mech.name(), initial, mech.auth_attributes());
+                    self.write(&el);
+                    self.phase = Phase::Sasl(mech);
+                }
+                Err(e) => self.fail(ClientError::Sasl(e), None),
+            },
+            Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
+                self.fail(ClientError::NoMechanism(o), None)
+            }
+            Err(mechanism::ChooseError::Sasl(e)) => self.fail(ClientError::Sasl(e), None),
+        }
+    }
+
+    fn on_sasl(&mut self, mut mech: Box<dyn ClientMechanism>, el: &Element) {
+        let parsed = match SaslElement::parse(el) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                // A challenge we cannot decode: tell the server we stop.
+                self.write(&SaslElement::Abort.to_element());
+                self.phase = Phase::Sasl(mech);
+                return self.fail(ClientError::Sasl(e), None);
+            }
+            None => {
+                self.phase = Phase::Sasl(mech);
+                return self.protocol_error("a non-SASL element during SASL");
+            }
+        };
+        match parsed {
+            SaslElement::Challenge(data) => match mech.respond(&data) {
+                Ok(resp) => {
+                    self.write(&SaslElement::Response(resp).to_element());
+                    self.phase = Phase::Sasl(mech);
+                }
+                Err(e) => {
+                    self.write(&SaslElement::Abort.to_element());
+                    self.phase = Phase::Sasl(mech);
+                    self.fail(ClientError::Sasl(e), None);
+                }
+            },
+            SaslElement::Success(data) => match mech.success(data.as_deref()) {
+                Ok(()) => {
+                    self.scram_keys = mech.derived_keys();
+                    self.authenticated = true;
+                    self.events.push_back(ClientEvent::Authenticated {
+                        mechanism: mech.name().to_owned(),
+                    });
+                    // Restart: a fresh parser on exactly the next bytes.
+                    self.reader.reset();
+                    self.phase = Phase::AwaitHeader;
+                    self.open_stream();
+                }
+                Err(e) => {
+                    // The server did not prove itself: never go on.
+                    self.phase = Phase::Sasl(mech);
+                    self.fail(ClientError::Sasl(e), None);
+                }
+            },
+            SaslElement::Failure { condition, text } => {
+                self.phase = Phase::Sasl(mech);
+                self.fail(ClientError::SaslFailure { condition, text }, None);
+            }
+            SaslElement::Auth { .. } | SaslElement::Response(_) | SaslElement::Abort => {
+                self.phase = Phase::Sasl(mech);
+                self.protocol_error("a client-side SASL element from the server");
+            }
+        }
+    }
+
+    fn after_bind(&mut self, jid: String) {
+        // RFC 3921 session: only when offered without <optional/>. The
+        // features of this stream were read in on_features; remember the
+        // decision there.
+        if self.session_required {
+            self.write(&session::request(SESSION_ID, self.config.domain()));
+            self.phase = Phase::Session { jid };
+        } else {
+            self.ready(jid);
+        }
+    }
+
+    fn ready(&mut self, jid: String) {
+        self.negotiation_deadline = None;
+        self.events
+            .push_back(ClientEvent::Ready { jid: jid.clone() });
+        self.phase = Phase::Ready { jid };
+    }
+}
+
+fn is_reply(el: &Element, id: &str) -> bool {
+    el.is("iq", ns::JABBER_CLIENT)
+        && el.attr("id") == Some(id)
+        && matches!(el.attr("type"), Some("result") | Some("error"))
+}
+
+fn is_stanza(el: &Element) -> bool {
+    el.has_ns(ns::JABBER_CLIENT) && matches!(el.name(), "message" | "presence" | "iq")
+}

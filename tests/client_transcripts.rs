@@ -1,0 +1,597 @@
+//! The client against real servers' lines: seeds 000 and 004 and the
+//! Prosody captures. Fed the server's bytes, the client must send the
+//! client's lines (equal as XML; the IQ ids it picks itself aside) and
+//! reach the same outcome.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use support::{Dir, Entry, Transcript};
+use xmpp_sansio::client::{
+    Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsInfo, TlsMode,
+};
+use xmpp_sansio::ns;
+use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::SaslCondition;
+use xmpp_sansio::xml::{StreamEvent, StreamReader};
+use xmpp_sansio::DeterministicRandom;
+
+/// What a replay ended with.
+#[derive(Debug)]
+struct Outcome {
+    events: Vec<ClientEvent>,
+    sent: Vec<u8>,
+    expected: Vec<u8>,
+}
+
+impl Outcome {
+    fn ready_jid(&self) -> Option<&str> {
+        self.events.iter().find_map(|e| match e {
+            ClientEvent::Ready { jid } => Some(jid.as_str()),
+            _ => None,
+        })
+    }
+
+    fn error(&self) -> Option<&ClientError> {
+        self.events.iter().find_map(|e| match e {
+            ClientEvent::Error(err) => Some(err),
+            _ => None,
+        })
+    }
+}
+
+/// Reads a byte stream of one side into per-stream lists of
+/// (header `to`, elements); restarts at each new header.
+fn streams(bytes: &[u8]) -> Vec<(Option<String>, Vec<Element>, bool)> {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut starts: Vec<usize> = Vec::new();
+    for (at, _) in text.match_indices("<stream:stream") {
+        // An XML declaration right before the header belongs to it.
+        let before = text[..at].trim_end();
+        let start = match before.ends_with("?>") {
+            true => before.rfind("<?xml").unwrap_or(at),
+            false => at,
+        };
+        starts.push(start);
+    }
+    starts.dedup();
+    starts.push(text.len());
+    let mut out = Vec::new();
+    for w in starts.windows(2) {
+        let mut reader = StreamReader::default();
+        let mut rest = &text.as_bytes()[w[0]..w[1]];
+        let mut to = None;
+        let mut els = Vec::new();
+        let mut closed = false;
+        while let Some(ev) = reader.read(&mut rest).expect("well-formed side") {
+            match ev {
+                StreamEvent::Header(h) => to = h.to,
+                StreamEvent::Element(e) => els.push(e),
+                StreamEvent::Closed => closed = true,
+                StreamEvent::StreamError(_) => {}
+            }
+        }
+        out.push((to, els, closed));
+    }
+    out
+}
+
+/// Drops whitespace-only text nodes (pretty-printing) recursively.
+fn normalize(el: &Element) -> Element {
+    let mut out = Element::builder(el.name(), el.ns()).build();
+    for ((ns, name), value) in el.attrs().iter() {
+        out.attrs_mut()
+            .insert(ns.clone(), name.clone(), value.clone());
+    }
+    for node in el.nodes() {
+        match node {
+            minidom::Node::Element(c) => {
+                out.append_child(normalize(c));
+            }
+            minidom::Node::Text(t) if t.trim().is_empty() => {}
+            minidom::Node::Text(t) => out.append_text(t.as_str()),
+        }
+    }
+    out
+}
+
+/// Compares as XML (formatting whitespace aside); an `iq`'s id is the
+/// client's own choice.
+fn same_element(a: &Element, b: &Element) -> bool {
+    let (a, b) = (&normalize(a), &normalize(b));
+    if a.name() == "iq" && b.name() == "iq" {
+        let strip = |e: &Element| {
+            let mut e = e.clone();
+            e.attrs_mut().remove(rxml::Namespace::none(), "id");
+            e
+        };
+        return strip(a) == strip(b);
+    }
+    a == b
+}
+
+fn assert_same_client_lines(name: &str, o: &Outcome) {
+    let ours = streams(&o.sent);
+    let theirs = streams(&o.expected);
+    assert_eq!(ours.len(), theirs.len(), "{name}: number of streams opened");
+    for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.0, b.0, "{name}: stream {k} header `to`");
+        assert_eq!(
+            a.1.len(),
+            b.1.len(),
+            "{name}: stream {k} elements: ours {:#?} theirs {:#?}",
+            a.1,
+            b.1
+        );
+        for (x, y) in a.1.iter().zip(&b.1) {
+            assert!(
+                same_element(x, y),
+                "{name}: stream {k}:\nours   {x:?}\ntheirs {y:?}"
+            );
+        }
+        assert_eq!(a.2, b.2, "{name}: stream {k} closed");
+    }
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    xmpp_sansio::sasl::decode_payload(s)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn text_of(tag: &str, line: &str) -> Option<String> {
+    let start = line.find(&format!("<{tag} "))?;
+    let open_end = start + line[start..].find('>')? + 1;
+    let close = open_end + line[open_end..].find(&format!("</{tag}>"))?;
+    Some(line[open_end..close].to_owned())
+}
+
+/// The SCRAM client nonce and channel binding the capturing client used,
+/// read back from its own messages.
+fn capture_secrets(t: &Transcript) -> (Option<String>, Option<ChannelBinding>) {
+    let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
+    let mut nonce = None;
+    let mut binding = None;
+    if let Some(first) = text_of("auth", &c).filter(|s| !s.is_empty()) {
+        let first = String::from_utf8(b64(&first)).unwrap_or_default();
+        if !first.contains(",r=") {
+            return (None, None);
+        }
+        nonce = first
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("r="))
+            .map(str::to_owned);
+        if let (Some(rest), Some(final_)) = (first.strip_prefix("p="), text_of("response", &c)) {
+            let kind = rest.split(',').next().unwrap();
+            let final_ = String::from_utf8(b64(&final_)).unwrap();
+            let cbind = b64(final_
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("c="))
+                .unwrap());
+            let gs2_len = first.find(",n=").unwrap() + 1;
+            binding = Some(ChannelBinding::new(
+                ChannelBindingType::from_name(kind).unwrap(),
+                cbind[gs2_len..].to_vec(),
+            ));
+        }
+    }
+    (nonce, binding)
+}
+
+fn tls_version(t: &Transcript) -> TlsVersion {
+    if t.notes().iter().any(|n| n.contains("TLSv1.2")) {
+        TlsVersion::Tls12
+    } else {
+        TlsVersion::Tls13
+    }
+}
+
+/// Replays `t` against a client built from `config`: server lines are
+/// fed; once ready, the stanzas the capturing client sent are sent
+/// through the API, and its close is a `close()`.
+fn replay(t: &Transcript, mut config: ClientConfig) -> Outcome {
+    let (nonce, binding) = capture_secrets(t);
+    config.replay_nonce = nonce;
+    let info = TlsInfo {
+        version: tls_version(t),
+        channel_bindings: binding.into_iter().collect(),
+    };
+    if matches!(config.tls, TlsMode::Direct(_)) {
+        config.tls = TlsMode::Direct(info.clone());
+    }
+    let now = Instant::now();
+    let mut client = Client::new(config, now);
+    let mut out = Outcome {
+        events: Vec::new(),
+        sent: Vec::new(),
+        expected: Vec::new(),
+    };
+    // The capturing client's bind id, replaced by ours in the server's
+    // reply ("ids aside").
+    let their_bind_id = String::from_utf8(t.bytes_of(Dir::C))
+        .unwrap()
+        .split("<iq ")
+        .skip(1)
+        .find(|s| s.contains("xmpp-bind"))
+        .and_then(|s| s.split("id='").nth(1))
+        .and_then(|s| s.split('\'').next())
+        .map(str::to_owned);
+    let drain = |client: &mut Client, out: &mut Outcome| loop {
+        client.poll_transmit(&mut out.sent);
+        let Some(ev) = client.poll_event() else { break };
+        if let ClientEvent::StartTls { pending } = &ev {
+            assert!(pending.is_empty());
+            client.tls_established(now, info.clone()).unwrap();
+        }
+        out.events.push(ev);
+    };
+    drain(&mut client, &mut out);
+    for entry in &t.entries {
+        match entry {
+            Entry::Data(Dir::C, bytes) => {
+                out.expected.extend_from_slice(bytes);
+                if client.is_ready() {
+                    let line = String::from_utf8(bytes.clone()).unwrap();
+                    if line.starts_with("</stream:stream>") {
+                        client.close(now);
+                    } else if !line.contains("xmpp-bind") && !line.contains("xmpp-session") {
+                        for el in stanzas_of(&line) {
+                            client.send(&el).unwrap();
+                        }
+                    }
+                }
+            }
+            Entry::Data(Dir::S, _) if client.is_closed() => {}
+            Entry::Data(Dir::S, bytes) => {
+                let mut s = String::from_utf8(bytes.clone()).unwrap();
+                if let Some(id) = &their_bind_id {
+                    s = s.replace(&format!("id='{id}'"), "id='bind_1'");
+                }
+                client.feed(now, s.as_bytes()).unwrap();
+            }
+            Entry::Note(_) => {}
+        }
+        drain(&mut client, &mut out);
+    }
+    out
+}
+
+fn stanzas_of(line: &str) -> Vec<Element> {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{line}",
+        ns::STREAM
+    );
+    let mut reader = StreamReader::default();
+    let mut rest = doc.as_bytes();
+    let mut out = Vec::new();
+    while let Some(ev) = reader.read(&mut rest).unwrap() {
+        if let StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn config(jid: &str, creds: Credentials) -> ClientConfig {
+    let mut c = ClientConfig::new(jid, creds, Box::new(DeterministicRandom::new(1)));
+    c.resource = Some("raw".into());
+    c
+}
+
+fn only(c: &mut ClientConfig, m: &str) {
+    c.policy.only = Some(vec![m.into()]);
+}
+
+// ---------------------------------------------------------------------
+
+#[test]
+fn prosody_scram_logins_replay_exactly() {
+    for (file, jid) in [
+        ("prosody13_scram_sha1_bind.txt", "alice@localhost"),
+        (
+            "prosody13_scram_sha1_plus_endp_tls13.txt",
+            "alice@localhost",
+        ),
+        (
+            "prosody13_sha256_scram_sha256.txt",
+            "alice@sha256.localhost",
+        ),
+        (
+            "prosody13_sha256_scram_sha256_plus_endp.txt",
+            "alice@sha256.localhost",
+        ),
+        (
+            "prosody13_tls12_scram_sha1_plus.txt",
+            "alice@tls12.localhost",
+        ),
+        ("prosody_scram_sha1_bind.txt", "alice@localhost"),
+        ("prosody_tls12_scram_sha1_plus.txt", "alice@tls12.localhost"),
+    ] {
+        let t = Transcript::load(&format!("prosody/{file}"));
+        let o = replay(&t, config(jid, Credentials::password("secret")));
+        assert_eq!(o.error(), None, "{file}: {:?}", o.events);
+        let want = format!("{jid}/raw");
+        assert_eq!(o.ready_jid(), Some(want.as_str()), "{file}");
+        assert_same_client_lines(file, &o);
+        // Where the capturing client sent itself a message, the server's
+        // echo arrived as a stanza.
+        let sent_message = String::from_utf8_lossy(&t.bytes_of(Dir::C)).contains("<message");
+        let got_message = o
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Stanza(s) if s.name() == "message"));
+        assert_eq!(got_message, sent_message, "{file}");
+        assert_eq!(o.events.last(), Some(&ClientEvent::Closed), "{file}");
+    }
+}
+
+#[test]
+fn prosody_plain_and_anonymous_replay_exactly() {
+    for (file, jid, creds, mech) in [
+        (
+            "prosody13_plain.txt",
+            "alice@localhost",
+            Credentials::password("secret"),
+            "PLAIN",
+        ),
+        (
+            "prosody_plain.txt",
+            "alice@localhost",
+            Credentials::password("secret"),
+            "PLAIN",
+        ),
+        (
+            "prosody13_sha256_plain.txt",
+            "alice@sha256.localhost",
+            Credentials::password("secret"),
+            "PLAIN",
+        ),
+        (
+            "prosody13_anonymous.txt",
+            "anon.localhost",
+            Credentials::Anonymous,
+            "ANONYMOUS",
+        ),
+        (
+            "prosody_anonymous.txt",
+            "anon.localhost",
+            Credentials::Anonymous,
+            "ANONYMOUS",
+        ),
+    ] {
+        let t = Transcript::load(&format!("prosody/{file}"));
+        let mut c = config(jid, creds);
+        only(&mut c, mech);
+        c.policy.enable_anonymous = true;
+        let o = replay(&t, c);
+        assert_eq!(o.error(), None, "{file}");
+        assert!(o.ready_jid().is_some(), "{file}");
+        assert!(o.events.iter().any(|e| *e
+            == ClientEvent::Authenticated {
+                mechanism: mech.into()
+            }));
+        assert_same_client_lines(file, &o);
+    }
+}
+
+#[test]
+fn prosody_direct_tls_replays_exactly() {
+    for file in [
+        "prosody13_direct_tls_scram.txt",
+        "prosody_direct_tls_scram.txt",
+    ] {
+        let t = Transcript::load(&format!("prosody/{file}"));
+        let mut c = config("alice@localhost", Credentials::password("secret"));
+        c.tls = TlsMode::Direct(TlsInfo::without_binding(TlsVersion::Tls13));
+        let o = replay(&t, c);
+        assert_eq!(o.error(), None, "{file}: {:?}", o.events);
+        assert_eq!(o.ready_jid(), Some("alice@localhost/raw"));
+        assert_same_client_lines(file, &o);
+    }
+}
+
+#[test]
+fn prosody_failures_reach_the_same_outcome() {
+    for (file, jid, mech) in [
+        (
+            "prosody13_scram_wrong_password.txt",
+            "alice@localhost",
+            "SCRAM-SHA-1",
+        ),
+        (
+            "prosody13_scram_unknown_user.txt",
+            "nosuchuser@localhost",
+            "SCRAM-SHA-1",
+        ),
+        (
+            "prosody13_plain_wrong_password.txt",
+            "alice@localhost",
+            "PLAIN",
+        ),
+        (
+            "prosody_scram_wrong_password.txt",
+            "alice@localhost",
+            "SCRAM-SHA-1",
+        ),
+        (
+            "prosody_plain_wrong_password.txt",
+            "alice@localhost",
+            "PLAIN",
+        ),
+    ] {
+        let t = Transcript::load(&format!("prosody/{file}"));
+        let mut c = config(jid, Credentials::password("wrong-password"));
+        only(&mut c, mech);
+        let o = replay(&t, c);
+        assert!(
+            matches!(
+                o.error(),
+                Some(ClientError::SaslFailure {
+                    condition: Some(SaslCondition::NotAuthorized),
+                    ..
+                })
+            ),
+            "{file}: {:?}",
+            o.error()
+        );
+        assert_eq!(o.ready_jid(), None);
+        assert_eq!(o.events.last(), Some(&ClientEvent::Closed));
+    }
+}
+
+#[test]
+fn prosody_no_starttls_mechanism_not_offered_is_never_forced() {
+    // The capturing client forced PLAIN on a stream where Prosody offered
+    // no mechanism before TLS (and answered encryption-required). Ours,
+    // even configured for cleartext, does not force what was not offered:
+    // it stops with NoMechanism and sends no <auth/>.
+    for file in [
+        "prosody13_no_starttls_auth_refused.txt",
+        "prosody_no_starttls_auth_refused.txt",
+    ] {
+        let t = Transcript::load(&format!("prosody/{file}"));
+        let mut c = config("alice@localhost", Credentials::password("secret"));
+        c.tls = TlsMode::None;
+        c.policy.allow_plain_without_tls = true;
+        only(&mut c, "PLAIN");
+        let o = replay(&t, c);
+        assert_eq!(o.error(), Some(&ClientError::NoMechanism(vec![])), "{file}");
+        assert!(!String::from_utf8_lossy(&o.sent).contains("<auth"));
+    }
+}
+
+#[test]
+fn tls_required_by_policy_sends_no_credentials() {
+    // The same server (STARTTLS required, capture above), but a client
+    // whose policy allows no cleartext: it never gets to <auth/>. With
+    // a server that offers no STARTTLS at all it closes with a policy
+    // error.
+    let features_without_tls = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='{}' id='1' from='localhost' version='1.0'><stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>",
+        ns::STREAM
+    );
+    let now = Instant::now();
+    let mut client = Client::new(
+        config("alice@localhost", Credentials::password("secret")),
+        now,
+    );
+    let mut sent = Vec::new();
+    client.poll_transmit(&mut sent);
+    client.feed(now, features_without_tls.as_bytes()).unwrap();
+    sent.clear();
+    client.poll_transmit(&mut sent);
+    let sent = String::from_utf8(sent).unwrap();
+    assert!(!sent.contains("<auth"), "{sent}");
+    assert!(
+        sent.contains("policy-violation") && sent.ends_with("</stream:stream>"),
+        "{sent}"
+    );
+    assert_eq!(
+        client.poll_event(),
+        Some(ClientEvent::Error(ClientError::TlsRequired))
+    );
+    assert_eq!(client.poll_event(), Some(ClientEvent::Closed));
+}
+
+// ---------------------------------------------------------------------
+// Seeds
+
+#[test]
+fn seed000_gtalk_login_replays() {
+    let t = Transcript::load("seeds/seed000_gtalk.txt");
+    let mut c = ClientConfig::new(
+        "XXXXXXXX@gmail.com",
+        Credentials::password("blacked-out"),
+        Box::new(DeterministicRandom::new(0)),
+    );
+    c.lang = None;
+    let o = replay(&t, c);
+    assert_eq!(o.error(), None);
+    assert_eq!(o.ready_jid(), Some("XXXXXXXX@gmail.com/D922F673"));
+    // The blog blacked out the PLAIN payload: compare everything else.
+    let ours = streams(&o.sent);
+    let theirs = streams(&o.expected);
+    assert_eq!(ours.len(), 3);
+    assert_eq!(theirs.len(), 3);
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a.0.as_deref(), Some("gmail.com"));
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.1.len(), b.1.len());
+        for (x, y) in a.1.iter().zip(&b.1) {
+            if x.name() == "auth" {
+                assert_eq!(x.attr("mechanism"), y.attr("mechanism"));
+                let payload = b64(&x.text());
+                assert_eq!(payload, b"\0XXXXXXXX\0blacked-out");
+            } else {
+                assert!(same_element(x, y), "ours {x:?}\ntheirs {y:?}");
+            }
+        }
+    }
+    // The session was established because <session/> had no <optional/>.
+    assert!(o.sent.windows(7).any(|w| w == b"sess_1'"));
+}
+
+#[test]
+fn seed004_digest_md5_replay_fails_safe_and_rfc2831_parameters_are_checked() {
+    // Seed 004's server answers with RFC 2831's rspauth, which no password
+    // of `somenode` in `somerealm` can produce: our client must refuse it
+    // (the server did not prove itself) instead of sending the empty
+    // response of step 8.
+    let t = Transcript::load("seeds/seed004_digest_md5.txt");
+    let mut c = ClientConfig::new(
+        "somenode@example.com",
+        Credentials::password("secret"),
+        Box::new(DeterministicRandom::new(0)),
+    );
+    c.tls = TlsMode::None;
+    c.lang = None;
+    c.policy.enable_digest_md5 = true;
+    let o = replay(&t, c);
+    assert!(
+        matches!(o.error(), Some(ClientError::Sasl(e)) if e.condition == SaslCondition::NotAuthorized),
+        "{:?}",
+        o.error()
+    );
+    // Up to that point it sent what the seed shows: the header, an empty
+    // <auth mechanism='DIGEST-MD5'/>, a response with the seed's fields.
+    let ours = streams(&o.sent);
+    let auth = &ours[0].1[0];
+    assert_eq!(auth.attr("mechanism"), Some("DIGEST-MD5"));
+    assert_eq!(auth.text(), "");
+    let response = String::from_utf8(b64(&ours[0].1[1].text())).unwrap();
+    for field in [
+        "username=\"somenode\"",
+        "realm=\"somerealm\"",
+        "nonce=\"OA6MG9tEQGm2hh\"",
+        "nc=00000001",
+        "qop=auth",
+        "digest-uri=\"xmpp/example.com\"",
+        "charset=utf-8",
+    ] {
+        assert!(response.contains(field), "{field} in {response}");
+    }
+    // ... and then <abort/> and the close, nothing else.
+    assert!(ours[0].1[2].is("abort", ns::SASL));
+    assert!(ours[0].2);
+}
+
+#[test]
+fn negotiation_deadline_fires() {
+    let now = Instant::now();
+    let mut c = config("alice@localhost", Credentials::password("secret"));
+    c.negotiation_timeout = Duration::from_secs(10);
+    let mut client = Client::new(c, now);
+    assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(10)));
+    client.handle_timeout(now + Duration::from_secs(9));
+    assert_eq!(client.poll_event(), None);
+    client.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(
+        client.poll_event(),
+        Some(ClientEvent::Error(ClientError::Timeout))
+    );
+    assert_eq!(client.poll_event(), Some(ClientEvent::Closed));
+    assert_eq!(client.poll_timeout(), None);
+}
