@@ -192,7 +192,13 @@ fn tls_version(t: &Transcript) -> TlsVersion {
 /// Replays `t` against a client built from `config`: server lines are
 /// fed; once ready, the stanzas the capturing client sent are sent
 /// through the API, and its close is a `close()`.
-fn replay(t: &Transcript, mut config: ClientConfig) -> Outcome {
+fn replay(t: &Transcript, config: ClientConfig) -> Outcome {
+    replay_chunked(t, config, &[])
+}
+
+/// [`replay`], with each server read split at `cuts` (taken modulo its
+/// length).
+fn replay_chunked(t: &Transcript, mut config: ClientConfig, cuts: &[usize]) -> Outcome {
     let (nonce, binding) = capture_secrets(t);
     config.replay_nonce = nonce;
     let info = TlsInfo {
@@ -250,7 +256,19 @@ fn replay(t: &Transcript, mut config: ClientConfig) -> Outcome {
                 if let Some(id) = &their_bind_id {
                     s = s.replace(&format!("id='{id}'"), "id='bind_1'");
                 }
-                client.feed(now, s.as_bytes()).unwrap();
+                let bytes = s.as_bytes();
+                let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+                points.push(bytes.len());
+                points.sort_unstable();
+                let mut start = 0;
+                for end in points {
+                    if client.is_closed() {
+                        break;
+                    }
+                    client.feed(now, &bytes[start..end]).unwrap();
+                    drain(&mut client, &mut out);
+                    start = end;
+                }
             }
             Entry::Note(_) => {}
         }
@@ -594,4 +612,35 @@ fn negotiation_deadline_fires() {
     );
     assert_eq!(client.poll_event(), Some(ClientEvent::Closed));
     assert_eq!(client.poll_timeout(), None);
+}
+
+// ---------------------------------------------------------------------
+// Chunking invariance
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn client_is_chunking_invariant(cuts in proptest::collection::vec(0usize..4000, 0..12), which in 0usize..4) {
+        let (file, jid, creds, mech) = [
+            ("prosody/prosody13_scram_sha1_bind.txt", "alice@localhost", Credentials::password("secret"), "SCRAM-SHA-1"),
+            ("prosody/prosody13_scram_sha1_plus_endp_tls13.txt", "alice@localhost", Credentials::password("secret"), "SCRAM-SHA-1-PLUS"),
+            ("prosody/prosody13_plain_wrong_password.txt", "alice@localhost", Credentials::password("nope"), "PLAIN"),
+            ("seeds/seed000_gtalk.txt", "XXXXXXXX@gmail.com", Credentials::password("x"), "PLAIN"),
+        ][which].clone();
+        let t = Transcript::load(file);
+        let make = || {
+            let mut c = config(jid, creds.clone());
+            only(&mut c, mech);
+            if file.starts_with("seeds/") {
+                c.resource = None;
+                c.lang = None;
+            }
+            c
+        };
+        let whole = replay(&t, make());
+        let split = replay_chunked(&t, make(), &cuts);
+        proptest::prop_assert_eq!(&split.events, &whole.events);
+        proptest::prop_assert_eq!(&split.sent, &whole.sent);
+    }
 }
