@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+mod core;
 pub mod features;
 pub mod ns;
 pub mod random;

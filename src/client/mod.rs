@@ -27,7 +27,6 @@
 mod config;
 mod mechanism;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
@@ -35,6 +34,7 @@ use minidom::Element;
 
 pub use config::{ClientConfig, Credentials, TlsInfo, TlsMode};
 
+use crate::core::{Core, Life};
 use crate::features::{Stage, StreamFeatures};
 use crate::ns;
 use crate::sasl::policy::SelectError;
@@ -44,7 +44,7 @@ use crate::steps::sasl::{auth, SaslElement};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
-use crate::xml::{ReadError, StreamEvent, StreamHeader, StreamReader, StreamWriter, WriteError};
+use crate::xml::{ReadError, StreamEvent, StreamHeader, WriteError};
 
 /// Something the host must know or do.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,10 +206,6 @@ enum Phase {
     Session { jid: String },
     /// Ready.
     Ready { jid: String },
-    /// `</stream:stream>` sent; waiting for the server's.
-    Closing,
-    /// Done.
-    Closed,
 }
 
 impl Phase {
@@ -223,8 +219,6 @@ impl Phase {
             Self::Binding => "binding",
             Self::Session { .. } => "session",
             Self::Ready { .. } => "ready",
-            Self::Closing => "closing",
-            Self::Closed => "closed",
         }
     }
 }
@@ -237,16 +231,10 @@ const SESSION_ID: &str = "sess_1";
 pub struct Client {
     config: ClientConfig,
     phase: Phase,
-    reader: StreamReader,
-    writer: StreamWriter,
-    out: Vec<u8>,
-    events: VecDeque<ClientEvent>,
+    core: Core<ClientEvent, ClientError>,
     tls: Option<TlsInfo>,
     authenticated: bool,
-    error: Option<ClientError>,
     negotiation_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
-    last_send: Instant,
     session_required: bool,
     scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
 }
@@ -257,7 +245,7 @@ impl fmt::Debug for Client {
             .field("phase", &self.phase.name())
             .field("tls", &self.tls.is_some())
             .field("authenticated", &self.authenticated)
-            .field("error", &self.error)
+            .field("error", &self.core.error)
             .finish_non_exhaustive()
     }
 }
@@ -271,18 +259,12 @@ impl Client {
             _ => None,
         };
         let mut c = Client {
-            reader: StreamReader::new(config.limits),
-            writer: StreamWriter::new(ns::JABBER_CLIENT),
+            core: Core::new(config.limits, ns::JABBER_CLIENT, now),
             negotiation_deadline: Some(now + config.negotiation_timeout),
             config,
             phase: Phase::AwaitHeader,
-            out: Vec::new(),
-            events: VecDeque::new(),
             tls,
             authenticated: false,
-            error: None,
-            close_deadline: None,
-            last_send: now,
             session_required: false,
             scram_keys: None,
         };
@@ -292,7 +274,7 @@ impl Client {
 
     /// The error the stream failed with, if it did.
     pub fn error(&self) -> Option<&ClientError> {
-        self.error.as_ref()
+        self.core.error.as_ref()
     }
 
     /// The bound full JID, once ready.
@@ -310,7 +292,7 @@ impl Client {
 
     /// Whether the stream is closed (after an error or a close).
     pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed)
+        self.core.is_closed()
     }
 
     /// Whether the stream is encrypted.
@@ -330,7 +312,7 @@ impl Client {
 
     /// Bytes from the server.
     pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
-        if matches!(self.phase, Phase::Closed) {
+        if self.core.is_closed() {
             return Err(UsageError::Closed);
         }
         if matches!(self.phase, Phase::AwaitTls) {
@@ -338,16 +320,16 @@ impl Client {
         }
         let mut rest = data;
         loop {
-            match self.reader.read(&mut rest) {
+            match self.core.reader.read(&mut rest) {
                 Ok(Some(ev)) => {
                     self.on_stream_event(now, ev);
                     if matches!(self.phase, Phase::AwaitTls) {
-                        self.events.push_back(ClientEvent::StartTls {
+                        self.core.push_event(ClientEvent::StartTls {
                             pending: rest.to_vec(),
                         });
                         return Ok(());
                     }
-                    if matches!(self.phase, Phase::Closed) {
+                    if self.core.is_closed() {
                         return Ok(());
                     }
                 }
@@ -363,10 +345,9 @@ impl Client {
 
     /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(d) = self.close_deadline {
+        if let Some(d) = self.core.close_deadline {
             if now >= d {
-                self.close_deadline = None;
-                self.finish_close();
+                self.core.finish(ClientEvent::Closed);
                 return;
             }
         }
@@ -378,9 +359,9 @@ impl Client {
             }
         }
         if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.config.keepalive) {
-            if now >= self.last_send + k {
-                self.out.push(b' ');
-                self.last_send = now;
+            if now >= self.core.last_send + k {
+                self.core.write_raw(b" ");
+                self.core.last_send = now;
             }
         }
     }
@@ -391,7 +372,7 @@ impl Client {
             return Err(UsageError::NotAwaitingTls);
         }
         self.tls = Some(info);
-        self.reader.reset();
+        self.core.reader.reset();
         self.phase = Phase::AwaitHeader;
         self.open_stream();
         Ok(())
@@ -400,12 +381,11 @@ impl Client {
     /// Sends a stanza. Only once ready: before, it is refused (never
     /// queued silently).
     pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
         match &self.phase {
-            Phase::Ready { .. } => self
-                .writer
-                .write_element(&mut self.out, stanza)
-                .map_err(UsageError::Write),
-            Phase::Closed | Phase::Closing => Err(UsageError::Closed),
+            Phase::Ready { .. } => self.core.write_host(stanza).map_err(UsageError::Write),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -414,19 +394,14 @@ impl Client {
     /// is under way), then waits for the server's close at most the
     /// configured grace.
     pub fn close(&mut self, now: Instant) {
-        match self.phase {
-            Phase::Closed | Phase::Closing => return,
-            Phase::Sasl(_) => {
-                let _ = self
-                    .writer
-                    .write_element(&mut self.out, &SaslElement::Abort.to_element());
-            }
-            _ => {}
+        if self.core.life != Life::Open {
+            return;
         }
-        self.writer.write_close(&mut self.out);
-        self.phase = Phase::Closing;
+        if matches!(self.phase, Phase::Sasl(_)) {
+            self.core.write(&SaslElement::Abort.to_element());
+        }
         self.negotiation_deadline = None;
-        self.close_deadline = Some(now + self.config.close_grace);
+        self.core.start_close(now, self.config.close_grace);
     }
 
     // ------------------------------------------------------------------
@@ -434,27 +409,31 @@ impl Client {
 
     /// Appends the bytes to send to `buf`; returns how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        let n = self.out.len();
-        buf.append(&mut self.out);
-        n
+        self.core.poll_transmit(buf)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        self.core.poll_event()
     }
 
     /// The next deadline: call [`handle_timeout`](Self::handle_timeout)
     /// then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = match (&self.phase, self.config.keepalive) {
-            (Phase::Ready { .. }, Some(k)) => Some(self.last_send + k),
+            (Phase::Ready { .. }, Some(k)) if self.core.life == Life::Open => {
+                Some(self.core.last_send + k)
+            }
             _ => None,
         };
-        [self.close_deadline, self.negotiation_deadline, keepalive]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.core.close_deadline,
+            self.negotiation_deadline,
+            keepalive,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -479,30 +458,23 @@ impl Client {
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
         };
-        self.writer.write_header(&mut self.out, &header);
+        self.core.write_header(&header);
     }
 
     fn write(&mut self, el: &Element) {
-        // Elements built by the client itself always serialise.
-        let _ = self.writer.write_element(&mut self.out, el);
+        self.core.write(el);
     }
 
     /// Fails the stream: the stream error (when the server is at fault),
     /// the close, the error event, the closed event. Sticky.
     fn fail(&mut self, err: ClientError, condition: Option<StreamErrorCondition>) {
-        if self.error.is_some() || matches!(self.phase, Phase::Closed) {
-            return;
-        }
-        if let Some(c) = condition {
-            self.writer
-                .write_stream_error(&mut self.out, &StreamError::new(c));
-        }
-        if !matches!(self.phase, Phase::Closing) {
-            self.writer.write_close(&mut self.out);
-        }
-        self.error = Some(err.clone());
-        self.events.push_back(ClientEvent::Error(err));
-        self.finish_close();
+        self.negotiation_deadline = None;
+        self.core.fail(
+            err,
+            condition.map(StreamError::new),
+            ClientEvent::Error,
+            ClientEvent::Closed,
+        );
     }
 
     fn protocol_error(&mut self, reason: &'static str) {
@@ -516,31 +488,23 @@ impl Client {
         );
     }
 
-    fn finish_close(&mut self) {
-        self.phase = Phase::Closed;
-        self.negotiation_deadline = None;
-        self.close_deadline = None;
-        self.events.push_back(ClientEvent::Closed);
-    }
-
     fn on_stream_event(&mut self, now: Instant, ev: StreamEvent) {
         match ev {
             StreamEvent::Header(h) => self.on_header(h),
             StreamEvent::Element(el) => self.on_element(now, el),
             StreamEvent::StreamError(e) => {
                 if let Some((host, port)) = e.condition.redirect() {
-                    self.events.push_back(ClientEvent::Redirect { host, port });
+                    self.core.push_event(ClientEvent::Redirect { host, port });
                 }
                 self.fail(ClientError::StreamError(e), None);
             }
-            StreamEvent::Closed => match self.phase {
-                Phase::Closing => self.finish_close(),
-                Phase::Ready { .. } => {
-                    self.writer.write_close(&mut self.out);
-                    self.finish_close();
+            StreamEvent::Closed => {
+                if self.core.life == Life::Closing || matches!(self.phase, Phase::Ready { .. }) {
+                    self.core.peer_closed(ClientEvent::Closed);
+                } else {
+                    self.fail(ClientError::ClosedByPeer, None);
                 }
-                _ => self.fail(ClientError::ClosedByPeer, None),
-            },
+            }
         }
     }
 
@@ -570,7 +534,14 @@ impl Client {
     fn on_element(&mut self, now: Instant, el: Element) {
         // The element's name and namespace are checked against the phase
         // before anything of its content is read.
-        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        if self.core.life == Life::Closing {
+            // Stanzas in flight while closing are still delivered.
+            if is_stanza(&el) {
+                self.core.push_event(ClientEvent::Stanza(el));
+            }
+            return;
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::AwaitHeader);
         match phase {
             Phase::AwaitFeatures if el.is("features", ns::STREAM) => {
                 self.phase = Phase::AwaitFeatures;
@@ -602,14 +573,7 @@ impl Client {
             }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
-                self.events.push_back(ClientEvent::Stanza(el));
-            }
-            Phase::Closing => {
-                // Stanzas in flight while closing are still delivered.
-                self.phase = Phase::Closing;
-                if is_stanza(&el) {
-                    self.events.push_back(ClientEvent::Stanza(el));
-                }
+                self.core.push_event(ClientEvent::Stanza(el));
             }
             other => {
                 self.phase = other;
@@ -708,11 +672,11 @@ impl Client {
                 Ok(()) => {
                     self.scram_keys = mech.derived_keys();
                     self.authenticated = true;
-                    self.events.push_back(ClientEvent::Authenticated {
+                    self.core.push_event(ClientEvent::Authenticated {
                         mechanism: mech.name().to_owned(),
                     });
                     // Restart: a fresh parser on exactly the next bytes.
-                    self.reader.reset();
+                    self.core.reader.reset();
                     self.phase = Phase::AwaitHeader;
                     self.open_stream();
                 }
@@ -747,8 +711,8 @@ impl Client {
 
     fn ready(&mut self, jid: String) {
         self.negotiation_deadline = None;
-        self.events
-            .push_back(ClientEvent::Ready { jid: jid.clone() });
+        self.core
+            .push_event(ClientEvent::Ready { jid: jid.clone() });
         self.phase = Phase::Ready { jid };
     }
 }

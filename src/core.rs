@@ -1,0 +1,139 @@
+//! What both roles' state machines share: the codec pair, the outgoing
+//! buffer, the event queue, sticky failure and the close handshake.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+
+use crate::stream_error::StreamError;
+use crate::xml::{Limits, StreamHeader, StreamReader, StreamWriter, WriteError};
+
+/// Where a stream's lifecycle is, as far as closing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Life {
+    Open,
+    /// We sent `</stream:stream>` and wait for the peer's.
+    Closing,
+    Closed,
+}
+
+/// The connection core of a [`Client`](crate::client::Client) or a
+/// [`Server`](crate::server::Server), generic over the role's event and
+/// error types.
+pub(crate) struct Core<E, Err> {
+    pub reader: StreamReader,
+    pub writer: StreamWriter,
+    out: Vec<u8>,
+    events: VecDeque<E>,
+    pub error: Option<Err>,
+    pub life: Life,
+    pub close_deadline: Option<Instant>,
+    /// When bytes were last queued (for keepalives).
+    pub last_send: Instant,
+}
+
+impl<E, Err: Clone> Core<E, Err> {
+    pub fn new(limits: Limits, content_ns: &str, now: Instant) -> Self {
+        Self {
+            reader: StreamReader::new(limits),
+            writer: StreamWriter::new(content_ns),
+            out: Vec::new(),
+            events: VecDeque::new(),
+            error: None,
+            life: Life::Open,
+            close_deadline: None,
+            last_send: now,
+        }
+    }
+
+    pub fn push_event(&mut self, e: E) {
+        self.events.push_back(e);
+    }
+
+    pub fn poll_event(&mut self) -> Option<E> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        let n = self.out.len();
+        buf.append(&mut self.out);
+        n
+    }
+
+    pub fn write_header(&mut self, header: &StreamHeader) {
+        self.writer.write_header(&mut self.out, header);
+    }
+
+    /// Writes an element the machine built itself (always serialisable).
+    pub fn write(&mut self, el: &Element) {
+        let _ = self.writer.write_element(&mut self.out, el);
+    }
+
+    /// Writes an element from the host.
+    pub fn write_host(&mut self, el: &Element) -> Result<(), WriteError> {
+        self.writer.write_element(&mut self.out, el)
+    }
+
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.life == Life::Closed
+    }
+
+    /// Sends `</stream:stream>` and waits for the peer's, at most `grace`.
+    pub fn start_close(&mut self, now: Instant, grace: Duration) {
+        if self.life != Life::Open {
+            return;
+        }
+        self.writer.write_close(&mut self.out);
+        self.life = Life::Closing;
+        self.close_deadline = Some(now + grace);
+    }
+
+    /// The peer closed: answer when we have not closed yet, and finish.
+    pub fn peer_closed(&mut self, closed_event: E) {
+        if self.life == Life::Open {
+            self.writer.write_close(&mut self.out);
+        }
+        self.finish(closed_event);
+    }
+
+    /// Nothing more will happen.
+    pub fn finish(&mut self, closed_event: E) {
+        if self.life == Life::Closed {
+            return;
+        }
+        self.life = Life::Closed;
+        self.close_deadline = None;
+        self.events.push_back(closed_event);
+    }
+
+    /// Fails the stream once: the stream error for the peer when it is at
+    /// fault (`condition`), the close, the error event, the closed event.
+    /// Later failures are ignored: the first one is what the host sees.
+    pub fn fail(
+        &mut self,
+        err: Err,
+        condition: Option<StreamError>,
+        error_event: impl FnOnce(Err) -> E,
+        closed_event: E,
+    ) {
+        if self.error.is_some() || self.life == Life::Closed {
+            return;
+        }
+        if let Some(c) = condition {
+            if self.life == Life::Open {
+                self.writer.write_stream_error(&mut self.out, &c);
+            }
+        }
+        if self.life == Life::Open {
+            self.writer.write_close(&mut self.out);
+        }
+        self.error = Some(err.clone());
+        self.events.push_back(error_event(err));
+        self.finish(closed_event);
+    }
+}
