@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 
 use crate::stream_error::StreamError;
+use std::fmt;
+
 use crate::xml::{Limits, StreamHeader, StreamReader, StreamWriter, WriteError};
 
 /// Where a stream's lifecycle is, as far as closing goes.
@@ -137,3 +139,31 @@ impl<E, Err: Clone> Core<E, Err> {
         self.finish(closed_event);
     }
 }
+
+/// A host misused the API (not a protocol failure).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// Stanzas may only be sent once the session is ready; nothing was
+    /// queued.
+    NotReady,
+    /// `tls_established` without a pending `StartTls`.
+    NotAwaitingTls,
+    /// An answer to a request that is not pending.
+    NoPendingRequest,
+    /// Bytes fed while TLS is being set up: they belong to TLS.
+    AwaitingTls,
+    /// The stanza cannot be serialised.
+    Write(WriteError),
+    /// The stream failed or was closed before (`error()` says
+    /// why, if it failed).
+    Closed,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for UsageError {}

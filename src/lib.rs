@@ -24,13 +24,17 @@ pub mod features;
 pub mod ns;
 pub mod random;
 pub mod sasl;
+pub mod server;
 pub mod steps;
 pub mod stream_error;
+pub mod tls;
 pub mod xml;
 
+pub use core::UsageError;
 #[cfg(feature = "getrandom")]
 pub use random::OsRandom;
 pub use random::{DeterministicRandom, RandomSource};
+pub use tls::TlsInfo;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

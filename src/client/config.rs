@@ -4,10 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::random::RandomSource;
-use crate::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use crate::sasl::policy::{ClientPolicy, CredentialKind};
 use crate::sasl::scram::ScramClientKeys;
 use crate::sasl::Secret;
+pub use crate::tls::TlsInfo;
 use crate::xml::Limits;
 
 /// How the stream is protected.
@@ -23,32 +23,6 @@ pub enum TlsMode {
     Direct(TlsInfo),
     /// No TLS at all (tests, loopback, a TLS-terminating proxy in front).
     None,
-}
-
-/// What the host knows about the TLS session, handed over once TLS is up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// The negotiated protocol version.
-    pub version: TlsVersion,
-    /// The channel-binding data the host can supply for this connection,
-    /// one entry per type (see `sasl::channel_binding`). Empty when the
-    /// host cannot export any.
-    pub channel_bindings: Vec<ChannelBinding>,
-}
-
-impl TlsInfo {
-    /// TLS without channel-binding data.
-    pub fn without_binding(version: TlsVersion) -> Self {
-        Self {
-            version,
-            channel_bindings: Vec::new(),
-        }
-    }
-
-    /// The types the host can supply.
-    pub fn binding_types(&self) -> Vec<ChannelBindingType> {
-        self.channel_bindings.iter().map(|b| b.kind).collect()
-    }
 }
 
 /// What the client authenticates with.

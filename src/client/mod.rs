@@ -32,8 +32,10 @@ use std::time::Instant;
 
 use minidom::Element;
 
-pub use config::{ClientConfig, Credentials, TlsInfo, TlsMode};
+pub use crate::tls::TlsInfo;
+pub use config::{ClientConfig, Credentials, TlsMode};
 
+pub use crate::core::UsageError;
 use crate::core::{Core, Life};
 use crate::features::{Stage, StreamFeatures};
 use crate::ns;
@@ -44,7 +46,7 @@ use crate::steps::sasl::{auth, SaslElement};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
-use crate::xml::{ReadError, StreamEvent, StreamHeader, WriteError};
+use crate::xml::{ReadError, StreamEvent, StreamHeader};
 
 /// Something the host must know or do.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,32 +164,6 @@ impl fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
-
-/// A host misused the API (not a protocol failure).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum UsageError {
-    /// Stanzas may only be sent once the session is ready; nothing was
-    /// queued.
-    NotReady,
-    /// `tls_established` without a pending `StartTls`.
-    NotAwaitingTls,
-    /// Bytes fed while TLS is being set up: they belong to TLS.
-    AwaitingTls,
-    /// The stanza cannot be serialised.
-    Write(WriteError),
-    /// The stream failed or was closed before ([`Client::error`] says
-    /// why, if it failed).
-    Closed,
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 enum Phase {
     /// Waiting for the server's header.

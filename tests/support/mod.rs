@@ -1,6 +1,8 @@
 //! Shared test support: loading the C:/S: transcripts of `tests/fixtures/`.
 #![allow(dead_code)]
 
+pub mod pair;
+
 use std::path::{Path, PathBuf};
 
 /// Who wrote a transcript line.

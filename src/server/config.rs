@@ -1,0 +1,103 @@
+//! What a [`Server`](super::Server) is told before it starts.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::random::RandomSource;
+use crate::tls::TlsInfo;
+use crate::xml::Limits;
+
+/// How client streams are protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerTls {
+    /// Offer STARTTLS with `<required/>`: no authentication before it
+    /// (the default).
+    StartTlsRequired,
+    /// Offer STARTTLS without requiring it.
+    StartTlsOptional,
+    /// The host accepted the connection over TLS already (XEP-0368
+    /// direct TLS); its TLS facts come with it.
+    Direct(TlsInfo),
+    /// No TLS (tests, loopback, a TLS-terminating proxy in front).
+    None,
+}
+
+/// A server's configuration, for one client connection.
+pub struct ServerConfig {
+    /// The domains this server serves: a header `to` anything else gets
+    /// `host-unknown`.
+    pub domains: Vec<String>,
+    /// How streams are protected.
+    pub tls: ServerTls,
+    /// The SASL mechanisms to offer, strongest first. `-PLUS` variants are
+    /// offered only when the host supplies channel-binding data; PLAIN,
+    /// X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
+    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls); EXTERNAL
+    /// only over TLS.
+    pub mechanisms: Vec<String>,
+    /// Offer PLAIN and the token mechanisms on unencrypted streams.
+    pub allow_plain_without_tls: bool,
+    /// Failed SASL attempts allowed on one stream; the next failure ends
+    /// the stream with `policy-violation`. Default 3.
+    pub max_auth_failures: u32,
+    /// From the stream's start, authentication must be done within this
+    /// (jabberd's `authtime`, seed 001). Default 60 s.
+    pub auth_timeout: Duration,
+    /// From the stream's start, the session must be ready within this.
+    /// Default 120 s.
+    pub negotiation_timeout: Duration,
+    /// After sending `</stream:stream>`, wait this long for the client's.
+    pub close_grace: Duration,
+    /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
+    pub downgrade_protection: bool,
+    /// Offer RFC 3921 session establishment (as `<optional/>`). Default on,
+    /// for old clients (seeds 000, 004) that need it.
+    pub offer_session: bool,
+    /// Reader limits for what the client sends.
+    pub limits: Limits,
+    /// `xml:lang` of the server's stream.
+    pub lang: Option<String>,
+    /// Randomness for stream ids, nonces and generated resources.
+    pub rng: Box<dyn RandomSource>,
+}
+
+impl ServerConfig {
+    /// The defaults for `domain`: STARTTLS required, SCRAM-SHA-256-PLUS,
+    /// SCRAM-SHA-256, SCRAM-SHA-1-PLUS, SCRAM-SHA-1 and PLAIN (over TLS),
+    /// three attempts, XEP-0474 on.
+    pub fn new(domain: impl Into<String>, rng: Box<dyn RandomSource>) -> Self {
+        Self {
+            domains: vec![domain.into()],
+            tls: ServerTls::StartTlsRequired,
+            mechanisms: [
+                "SCRAM-SHA-256-PLUS",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1-PLUS",
+                "SCRAM-SHA-1",
+                "PLAIN",
+            ]
+            .map(String::from)
+            .to_vec(),
+            allow_plain_without_tls: false,
+            max_auth_failures: 3,
+            auth_timeout: Duration::from_secs(60),
+            negotiation_timeout: Duration::from_secs(120),
+            close_grace: Duration::from_secs(5),
+            downgrade_protection: true,
+            offer_session: true,
+            limits: Limits::default(),
+            lang: Some("en".into()),
+            rng,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("domains", &self.domains)
+            .field("tls", &self.tls)
+            .field("mechanisms", &self.mechanisms)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,842 @@
+//! The receiving entity of RFC 6120 for client-to-server streams:
+//! [`Server`], the mirror of [`Client`](crate::client::Client), on the
+//! same codec, SASL layer and feature table.
+//!
+//! # Driving a server
+//!
+//! One `Server` serves one client connection. The host moves bytes and
+//! time, and answers requests:
+//!
+//! - Inputs: [`Server::feed`], [`Server::handle_timeout`], and commands:
+//!   [`Server::tls_established`], [`Server::answer_credentials`] (to a
+//!   [`ServerEvent::Credentials`] request), [`Server::answer_bind`] (to a
+//!   [`ServerEvent::Bind`] request), [`Server::send`], [`Server::close`].
+//! - Outputs: [`Server::poll_transmit`], [`Server::poll_event`],
+//!   [`Server::poll_timeout`].
+//!
+//! **Drain order**: after every input, `poll_transmit` until 0 and write,
+//! then `poll_event` until `None`, then `poll_timeout`. A request (credentials,
+//! bind) can be answered at once or much later (a database round trip):
+//! while one is pending, the server reads nothing further (bytes fed
+//! meanwhile are held, within the element size limit, and read after the
+//! answer, because what they mean depends on it).
+//!
+//! Errors are sticky, as for the client: the right `<stream:error/>`,
+//! `</stream:stream>`, [`ServerEvent::Error`] once, then
+//! [`ServerEvent::Closed`].
+
+mod config;
+mod mechanism;
+
+use std::fmt;
+use std::time::Instant;
+
+use minidom::Element;
+
+pub use config::{ServerConfig, ServerTls};
+
+use crate::core::{Core, Life, UsageError};
+use crate::features::{Stage, StreamFeatures};
+use crate::ns;
+use crate::random::printable_token;
+use crate::sasl::scram::ServerOffer;
+use crate::sasl::{
+    CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, ServerMechanism,
+    ServerStep,
+};
+use crate::steps::sasl::SaslElement;
+use crate::steps::starttls::{proceed, TlsElement};
+use crate::steps::{bind, session, StanzaError};
+use crate::stream_error::{StreamError, StreamErrorCondition};
+use crate::tls::TlsInfo;
+use crate::xml::{ReadError, StreamEvent, StreamHeader};
+
+/// Something the host must know, do or decide.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// `<proceed/>` was queued: once it is written, start TLS. `pending`
+    /// holds bytes received after `<starttls/>`: they belong to TLS and
+    /// were not parsed (STARTTLS command injection). Call
+    /// [`Server::tls_established`] when done.
+    StartTls {
+        /// Received bytes that follow `<starttls/>`.
+        pending: Vec<u8>,
+    },
+    /// Look up or decide credentials; answer with
+    /// [`Server::answer_credentials`].
+    Credentials(CredentialRequest),
+    /// A SASL attempt failed (the client may try again, up to the
+    /// configured number of attempts).
+    AuthenticationFailed {
+        /// The mechanism, when the client named a known one.
+        mechanism: Option<String>,
+        /// The condition sent in `<failure/>`.
+        condition: SaslCondition,
+    },
+    /// SASL succeeded.
+    Authenticated {
+        /// Who.
+        identity: Identity,
+        /// With which mechanism.
+        mechanism: String,
+    },
+    /// The client asks to bind `resource` (`None`: let the server choose).
+    /// Answer with [`Server::answer_bind`].
+    Bind {
+        /// The authenticated user name.
+        username: String,
+        /// The requested resource.
+        resource: Option<String>,
+    },
+    /// The session is ready.
+    Ready {
+        /// The client's full JID.
+        jid: String,
+    },
+    /// A stanza from the client, its `from` stamped with the full JID.
+    Stanza(Element),
+    /// The stream failed; [`ServerEvent::Closed`] follows.
+    Error(ServerError),
+    /// The stream is closed.
+    Closed,
+}
+
+/// Why a server stream failed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The client sent bytes the codec refused; the matching stream error
+    /// was sent.
+    Read(ReadError),
+    /// The client broke the protocol; `condition` was sent to it.
+    Protocol {
+        /// The stream error condition sent.
+        condition: StreamErrorCondition,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The client sent a `<stream:error/>`.
+    StreamError(StreamError),
+    /// The client closed the stream before the session was ready.
+    ClosedByPeer,
+}
+
+impl ServerError {
+    /// The stream error condition the client was sent, if any.
+    pub fn condition(&self) -> Option<StreamErrorCondition> {
+        match self {
+            Self::Read(e) => Some(e.condition()),
+            Self::Protocol { condition, .. } => Some(condition.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "bad input from the client: {e}"),
+            Self::Protocol { condition, reason } => write!(f, "{condition}: {reason}"),
+            Self::StreamError(e) => write!(f, "{e}"),
+            Self::ClosedByPeer => f.write_str("the client closed the stream"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// The host's answer to a [`ServerEvent::Bind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAnswer {
+    /// Bind this resource (`None`: the server generates one).
+    Accept(Option<String>),
+    /// Refuse with this stanza error condition (`conflict`,
+    /// `not-allowed`, `resource-constraint`).
+    Refuse(String),
+}
+
+enum Phase {
+    /// Waiting for the client's header.
+    AwaitHeader,
+    /// Pre-authentication features sent.
+    Negotiating,
+    /// `<proceed/>` queued; waiting for `tls_established`.
+    AwaitTls,
+    /// SASL under way; `waiting` when a credential request is out.
+    Sasl {
+        mech: Box<dyn ServerMechanism>,
+        name: String,
+        waiting: bool,
+    },
+    /// Post-authentication features sent; waiting for a bind request.
+    AwaitBind,
+    /// A bind request is with the host.
+    BindPending { id: String },
+    /// Ready.
+    Ready { jid: String },
+}
+
+/// The server state machine for one client connection. See the
+/// [module documentation](self).
+pub struct Server {
+    config: ServerConfig,
+    core: Core<ServerEvent, ServerError>,
+    phase: Phase,
+    tls: Option<TlsInfo>,
+    identity: Option<Identity>,
+    domain: Option<String>,
+    offer: ServerOffer,
+    failures: u32,
+    auth_deadline: Option<Instant>,
+    negotiation_deadline: Option<Instant>,
+    /// Bytes received while a request is with the host.
+    held: Vec<u8>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("tls", &self.tls.is_some())
+            .field("identity", &self.identity)
+            .field("error", &self.core.error)
+            .finish_non_exhaustive()
+    }
+}
+
+const EXPECTED_CLIENT: &str = "an element that is not legal in this phase";
+
+impl Server {
+    /// A server for a newly accepted connection.
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        let tls = match &config.tls {
+            ServerTls::Direct(info) => Some(info.clone()),
+            _ => None,
+        };
+        Server {
+            core: Core::new(config.limits, ns::JABBER_CLIENT, now),
+            auth_deadline: Some(now + config.auth_timeout),
+            negotiation_deadline: Some(now + config.negotiation_timeout),
+            config,
+            phase: Phase::AwaitHeader,
+            tls,
+            identity: None,
+            domain: None,
+            offer: ServerOffer::default(),
+            failures: 0,
+            held: Vec::new(),
+        }
+    }
+
+    /// The error the stream failed with, if it did.
+    pub fn error(&self) -> Option<&ServerError> {
+        self.core.error.as_ref()
+    }
+
+    /// Who authenticated, once SASL succeeded.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The client's full JID, once ready.
+    pub fn jid(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Ready { jid } => Some(jid),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is ready.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready { .. })
+    }
+
+    /// Whether the stream is closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    // ------------------------------------------------------------------
+    // Inputs
+
+    /// Bytes from the client.
+    pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+        if self.core.is_closed() {
+            return Err(UsageError::Closed);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        if self.waiting() {
+            if self.held.len() + data.len() > self.config.limits.max_element_bytes {
+                self.fail_with(
+                    StreamErrorCondition::PolicyViolation,
+                    "too much data while a request is pending",
+                );
+            } else {
+                self.held.extend_from_slice(data);
+            }
+            return Ok(());
+        }
+        self.process(now, data);
+        Ok(())
+    }
+
+    /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(d) = self.core.close_deadline {
+            if now >= d {
+                self.core.finish(ServerEvent::Closed);
+                return;
+            }
+        }
+        for deadline in [self.auth_deadline, self.negotiation_deadline] {
+            if deadline.is_some_and(|d| now >= d) {
+                self.fail_with(
+                    StreamErrorCondition::PolicyViolation,
+                    "negotiation took too long",
+                );
+                return;
+            }
+        }
+    }
+
+    /// TLS is up (after [`ServerEvent::StartTls`]); the client restarts
+    /// the stream next.
+    pub fn tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), UsageError> {
+        if !matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::NotAwaitingTls);
+        }
+        self.tls = Some(info);
+        self.core.reader.reset();
+        self.phase = Phase::AwaitHeader;
+        let _ = now;
+        Ok(())
+    }
+
+    /// The host's answer to [`ServerEvent::Credentials`].
+    pub fn answer_credentials(
+        &mut self,
+        now: Instant,
+        answer: CredentialAnswer,
+    ) -> Result<(), UsageError> {
+        let Phase::Sasl {
+            mech,
+            name,
+            waiting,
+        } = &mut self.phase
+        else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        if !*waiting {
+            return Err(UsageError::NoPendingRequest);
+        }
+        *waiting = false;
+        let step = mech.answer(answer);
+        let name = name.clone();
+        self.on_step(now, name, step);
+        self.resume(now);
+        Ok(())
+    }
+
+    /// The host's answer to [`ServerEvent::Bind`].
+    pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
+        let Phase::BindPending { id, .. } = &self.phase else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        let id = id.clone();
+        match answer {
+            BindAnswer::Accept(resource) => {
+                let resource = resource.filter(|r| !r.is_empty()).unwrap_or_else(|| {
+                    printable_token(self.config.rng.as_mut(), 12).replace('/', "-")
+                });
+                let identity = self.identity.as_ref().expect("bound after authentication");
+                let domain = self.domain.clone().unwrap_or_default();
+                let jid = format!("{}@{}/{}", identity.username, domain, resource);
+                self.core.write(&bind::result(&id, &jid));
+                self.negotiation_deadline = None;
+                self.core
+                    .push_event(ServerEvent::Ready { jid: jid.clone() });
+                self.phase = Phase::Ready { jid };
+            }
+            BindAnswer::Refuse(condition) => {
+                let err = StanzaError {
+                    error_type: if condition == "resource-constraint" {
+                        "wait"
+                    } else {
+                        "cancel"
+                    }
+                    .into(),
+                    condition,
+                    text: None,
+                };
+                self.core.write(&err.to_iq(&id));
+                self.phase = Phase::AwaitBind;
+            }
+        }
+        self.resume(now);
+        Ok(())
+    }
+
+    /// Sends a stanza to the client. Only once ready.
+    pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match self.phase {
+            Phase::Ready { .. } => self.core.write_host(stanza).map_err(UsageError::Write),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// Closes the stream (`</stream:stream>`, then waits for the client's
+    /// at most the configured grace).
+    pub fn close(&mut self, now: Instant) {
+        self.auth_deadline = None;
+        self.negotiation_deadline = None;
+        self.core.start_close(now, self.config.close_grace);
+    }
+
+    /// Ends the stream with a stream error of the host's choosing
+    /// (`system-shutdown`, `conflict` when another session replaces this
+    /// one, `see-other-host`...).
+    pub fn close_with_error(&mut self, error: StreamError) {
+        let reason = "closed by the host";
+        let condition = error.condition.clone();
+        self.auth_deadline = None;
+        self.negotiation_deadline = None;
+        self.core.fail(
+            ServerError::Protocol { condition, reason },
+            Some(error),
+            ServerEvent::Error,
+            ServerEvent::Closed,
+        );
+    }
+
+    // ------------------------------------------------------------------
+    // Outputs
+
+    /// Appends the bytes to send to `buf`; returns how many.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        self.core.poll_transmit(buf)
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.core.poll_event()
+    }
+
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.core.close_deadline,
+            self.auth_deadline,
+            self.negotiation_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Server {
+    fn waiting(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Sasl { waiting: true, .. } | Phase::BindPending { .. }
+        )
+    }
+
+    fn stage(&self) -> Stage {
+        if self.identity.is_some() {
+            Stage::Authenticated
+        } else if self.tls.is_some() {
+            Stage::Encrypted
+        } else {
+            Stage::Plain
+        }
+    }
+
+    fn fail(&mut self, err: ServerError, condition: Option<StreamErrorCondition>) {
+        self.auth_deadline = None;
+        self.negotiation_deadline = None;
+        self.held.clear();
+        self.core.fail(
+            err,
+            condition.map(StreamError::new),
+            ServerEvent::Error,
+            ServerEvent::Closed,
+        );
+    }
+
+    fn fail_with(&mut self, condition: StreamErrorCondition, reason: &'static str) {
+        let err = ServerError::Protocol {
+            condition: condition.clone(),
+            reason,
+        };
+        self.fail(err, Some(condition));
+    }
+
+    /// Reads the held bytes once no request is pending.
+    fn resume(&mut self, now: Instant) {
+        if !self.waiting() && !self.held.is_empty() && !self.core.is_closed() {
+            let held = std::mem::take(&mut self.held);
+            self.process(now, &held);
+        }
+    }
+
+    fn process(&mut self, now: Instant, data: &[u8]) {
+        let mut rest = data;
+        loop {
+            match self.core.reader.read(&mut rest) {
+                Ok(Some(ev)) => {
+                    self.on_stream_event(now, ev);
+                    if self.core.is_closed() {
+                        return;
+                    }
+                    if matches!(self.phase, Phase::AwaitTls) {
+                        self.core.push_event(ServerEvent::StartTls {
+                            pending: rest.to_vec(),
+                        });
+                        return;
+                    }
+                    if self.waiting() {
+                        self.held.extend_from_slice(rest);
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let c = e.condition();
+                    return self.fail(ServerError::Read(e), Some(c));
+                }
+            }
+        }
+    }
+
+    fn on_stream_event(&mut self, now: Instant, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Header(h) => self.on_header(h),
+            StreamEvent::Element(el) => self.on_element(now, el),
+            StreamEvent::StreamError(e) => self.fail(ServerError::StreamError(e), None),
+            StreamEvent::Closed => {
+                if self.core.life == Life::Closing || self.is_ready() {
+                    self.core.peer_closed(ServerEvent::Closed);
+                } else {
+                    self.fail(ServerError::ClosedByPeer, None);
+                }
+            }
+        }
+    }
+
+    fn on_header(&mut self, h: StreamHeader) {
+        let domain = h.to.clone().unwrap_or_default();
+        // Answer with a header first, so that a stream error has a stream
+        // to go into (RFC 6120 4.9.1.1).
+        let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
+        let known = self.config.domains.contains(&domain);
+        let reply = StreamHeader {
+            from: Some(if known {
+                domain.clone()
+            } else {
+                self.config.domains.first().cloned().unwrap_or_default()
+            }),
+            to: h.from.clone(),
+            id: Some(id),
+            version: Some("1.0".into()),
+            lang: self.config.lang.clone(),
+            ..StreamHeader::default()
+        };
+        self.core.write_header(&reply);
+        if !matches!(self.phase, Phase::AwaitHeader) {
+            return self.fail_with(StreamErrorCondition::BadFormat, "a second stream header");
+        }
+        if h.content_ns.as_deref() != Some(ns::JABBER_CLIENT) {
+            return self.fail_with(
+                StreamErrorCondition::InvalidNamespace,
+                "the content namespace is not jabber:client",
+            );
+        }
+        if !known || self.domain.as_ref().is_some_and(|d| *d != domain) {
+            return self.fail_with(
+                StreamErrorCondition::HostUnknown,
+                "not a domain served here",
+            );
+        }
+        if h.is_pre_1_0() {
+            return self.fail_with(
+                StreamErrorCondition::UnsupportedVersion,
+                "pre-1.0 streams are not supported",
+            );
+        }
+        self.domain = Some(domain);
+        self.send_features();
+    }
+
+    fn send_features(&mut self) {
+        let mut f = StreamFeatures::default();
+        match self.stage() {
+            Stage::Plain => {
+                let required = match self.config.tls {
+                    ServerTls::StartTlsRequired => Some(true),
+                    ServerTls::StartTlsOptional => Some(false),
+                    _ => None,
+                };
+                f.starttls = required;
+                if required != Some(true) {
+                    self.offer = mechanism::offer(&self.config, None);
+                    f.mechanisms = Some(self.offer.mechanisms.clone());
+                }
+                self.phase = Phase::Negotiating;
+            }
+            Stage::Encrypted => {
+                self.offer = mechanism::offer(&self.config, self.tls.as_ref());
+                f.mechanisms = Some(self.offer.mechanisms.clone());
+                f.channel_binding_types = self.offer.channel_binding_types.clone();
+                self.phase = Phase::Negotiating;
+            }
+            Stage::Authenticated => {
+                f.bind = true;
+                f.session = self.config.offer_session.then_some(true);
+                self.phase = Phase::AwaitBind;
+            }
+        }
+        self.core.write(&f.to_element());
+    }
+
+    fn on_element(&mut self, now: Instant, el: Element) {
+        if self.core.life == Life::Closing {
+            return;
+        }
+        // Name and namespace against the phase first; content after.
+        let phase = std::mem::replace(&mut self.phase, Phase::AwaitHeader);
+        match phase {
+            Phase::Negotiating => {
+                self.phase = Phase::Negotiating;
+                if let Some(t) = TlsElement::parse(&el) {
+                    return self.on_starttls(t);
+                }
+                match SaslElement::parse(&el) {
+                    Some(Ok(SaslElement::Auth {
+                        mechanism,
+                        initial_response,
+                    })) => self.on_auth(now, mechanism, initial_response),
+                    Some(Ok(SaslElement::Abort)) => {
+                        self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
+                    }
+                    Some(Err(e)) => self.sasl_failure(e),
+                    Some(Ok(_)) => self.fail_with(
+                        StreamErrorCondition::UnsupportedStanzaType,
+                        "a SASL element out of an exchange",
+                    ),
+                    None if is_stanza(&el) => self.fail_with(
+                        StreamErrorCondition::NotAuthorized,
+                        "a stanza before authentication",
+                    ),
+                    None => {
+                        self.fail_with(StreamErrorCondition::UnsupportedStanzaType, EXPECTED_CLIENT)
+                    }
+                }
+            }
+            Phase::Sasl {
+                mech,
+                name,
+                waiting,
+            } => {
+                self.phase = Phase::Sasl {
+                    mech,
+                    name: name.clone(),
+                    waiting,
+                };
+                match SaslElement::parse(&el) {
+                    Some(Ok(SaslElement::Response(data))) => {
+                        let Phase::Sasl { mech, .. } = &mut self.phase else {
+                            unreachable!()
+                        };
+                        let step = mech.respond(&data);
+                        self.on_step(now, name, step);
+                    }
+                    Some(Ok(SaslElement::Abort)) => {
+                        self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
+                    }
+                    Some(Err(e)) => self.sasl_failure(e),
+                    _ => self.fail_with(
+                        StreamErrorCondition::UnsupportedStanzaType,
+                        "expected <response/> or <abort/>",
+                    ),
+                }
+            }
+            Phase::AwaitBind => {
+                self.phase = Phase::AwaitBind;
+                if let Some((id, requested)) = bind::parse_request(&el) {
+                    let username = self
+                        .identity
+                        .as_ref()
+                        .map(|i| i.username.clone())
+                        .unwrap_or_default();
+                    self.core.push_event(ServerEvent::Bind {
+                        username,
+                        resource: requested,
+                    });
+                    self.phase = Phase::BindPending { id };
+                } else if is_stanza(&el) {
+                    self.fail_with(
+                        StreamErrorCondition::NotAuthorized,
+                        "a stanza before binding",
+                    );
+                } else {
+                    self.fail_with(StreamErrorCondition::UnsupportedStanzaType, EXPECTED_CLIENT);
+                }
+            }
+            Phase::Ready { jid } => {
+                self.phase = Phase::Ready { jid: jid.clone() };
+                if let Some(id) = session::parse_request(&el) {
+                    // RFC 3921 session: nothing to do but say yes.
+                    return self.core.write(&session::result(id));
+                }
+                if !is_stanza(&el) {
+                    return self
+                        .fail_with(StreamErrorCondition::UnsupportedStanzaType, EXPECTED_CLIENT);
+                }
+                self.on_stanza(el, &jid);
+            }
+            other => {
+                self.phase = other;
+                self.fail_with(StreamErrorCondition::UnsupportedStanzaType, EXPECTED_CLIENT);
+            }
+        }
+    }
+
+    fn on_starttls(&mut self, t: TlsElement) {
+        let offered = matches!(
+            self.config.tls,
+            ServerTls::StartTlsRequired | ServerTls::StartTlsOptional
+        ) && self.tls.is_none();
+        if t == TlsElement::StartTls && offered {
+            self.core.write(&proceed());
+            self.phase = Phase::AwaitTls;
+        } else {
+            self.fail_with(
+                StreamErrorCondition::UnsupportedStanzaType,
+                "STARTTLS not offered",
+            );
+        }
+    }
+
+    fn on_auth(&mut self, now: Instant, name: String, initial: Option<Vec<u8>>) {
+        if self.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
+            // As Prosody does: no authentication before TLS.
+            return self.sasl_failure(SaslError::new(
+                SaslCondition::EncryptionRequired,
+                "TLS is required first",
+            ));
+        }
+        let domain = self.domain.clone().unwrap_or_default();
+        let built = mechanism::build(
+            &name,
+            &self.offer,
+            self.tls.as_ref(),
+            &domain,
+            self.config.downgrade_protection,
+            self.config.rng.as_mut(),
+        );
+        match built {
+            Ok(mut mech) => {
+                let step = mech.start(initial.as_deref());
+                self.phase = Phase::Sasl {
+                    mech,
+                    name: name.clone(),
+                    waiting: false,
+                };
+                self.on_step(now, name, step);
+            }
+            Err(e) => self.sasl_failure(e),
+        }
+    }
+
+    fn on_step(&mut self, _now: Instant, name: String, step: Result<ServerStep, SaslError>) {
+        match step {
+            Ok(ServerStep::Challenge(data)) => {
+                self.core.write(&SaslElement::Challenge(data).to_element());
+            }
+            Ok(ServerStep::Request(req)) => {
+                if let Phase::Sasl { waiting, .. } = &mut self.phase {
+                    *waiting = true;
+                }
+                self.core.push_event(ServerEvent::Credentials(req));
+            }
+            Ok(ServerStep::Success {
+                identity,
+                additional_data,
+            }) => {
+                self.core
+                    .write(&SaslElement::Success(additional_data).to_element());
+                self.auth_deadline = None;
+                self.identity = Some(identity.clone());
+                self.core.push_event(ServerEvent::Authenticated {
+                    identity,
+                    mechanism: name,
+                });
+                // Restart: the client's next header may already be in the
+                // bytes that follow; a fresh parser reads exactly them.
+                self.core.reader.reset();
+                self.phase = Phase::AwaitHeader;
+            }
+            Err(e) => self.sasl_failure(e),
+        }
+    }
+
+    /// A failed SASL attempt: `<failure/>`, and the stream ends once the
+    /// attempts are used up.
+    fn sasl_failure(&mut self, e: SaslError) {
+        let mechanism = match &self.phase {
+            Phase::Sasl { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        self.core.push_event(ServerEvent::AuthenticationFailed {
+            mechanism,
+            condition: e.condition,
+        });
+        self.core.write(
+            &SaslElement::Failure {
+                condition: Some(e.condition),
+                text: None,
+            }
+            .to_element(),
+        );
+        self.phase = Phase::Negotiating;
+        if e.condition != SaslCondition::Aborted {
+            self.failures += 1;
+        }
+        if self.failures >= self.config.max_auth_failures {
+            self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentication attempts",
+            );
+        }
+    }
+
+    fn on_stanza(&mut self, mut el: Element, jid: &str) {
+        // RFC 6120 8.1.2.1: the server stamps `from`; a client-supplied
+        // one must be the full JID or its bare JID.
+        let bare = jid.split('/').next().unwrap_or_default();
+        if let Some(from) = el.attr("from") {
+            if from != jid && from != bare {
+                return self.fail_with(
+                    StreamErrorCondition::InvalidFrom,
+                    "a `from` not of this session",
+                );
+            }
+        }
+        el.attrs_mut().insert(
+            rxml::Namespace::NONE,
+            crate::steps::name("from"),
+            jid.to_owned(),
+        );
+        self.core.push_event(ServerEvent::Stanza(el));
+    }
+}
+
+fn is_stanza(el: &Element) -> bool {
+    el.has_ns(ns::JABBER_CLIENT) && matches!(el.name(), "message" | "presence" | "iq")
+}

@@ -1,0 +1,424 @@
+//! Our client against our server, in memory: every mechanism in every TLS
+//! mode either completes on both sides or fails with the same condition on
+//! both sides.
+
+mod support;
+
+use support::pair::{client_config, server_config, Pair, Store, TlsSim};
+use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::{SaslCondition, Secret};
+use xmpp_sansio::server::{ServerEvent, ServerTls};
+use xmpp_sansio::TlsInfo;
+
+const MECHANISMS: [&str; 13] = [
+    "PLAIN",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-512",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-512-PLUS",
+    "DIGEST-MD5",
+    "EXTERNAL",
+    "ANONYMOUS",
+    "X-OAUTH2",
+    "X-GOOGLE-TOKEN",
+    "OAUTHBEARER",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    None,
+    StartTls,
+    Direct,
+}
+
+fn creds(mech: &str, good: bool) -> (String, Credentials) {
+    let pw = if good { "pencil" } else { "wrong" };
+    match mech {
+        "EXTERNAL" => ("example.com".into(), Credentials::ClientCertificate),
+        "ANONYMOUS" => ("example.com".into(), Credentials::Anonymous),
+        "X-OAUTH2" | "X-GOOGLE-TOKEN" | "OAUTHBEARER" => (
+            "alice@example.com".into(),
+            Credentials::Token(Secret::new(if good {
+                "token-alice"
+            } else {
+                "token-mallory"
+            })),
+        ),
+        _ => ("alice@example.com".into(), Credentials::password(pw)),
+    }
+}
+
+fn tls_info(version: TlsVersion, cb: Option<(ChannelBindingType, &[u8])>) -> TlsInfo {
+    TlsInfo {
+        version,
+        channel_bindings: cb
+            .map(|(k, d)| ChannelBinding::new(k, d.to_vec()))
+            .into_iter()
+            .collect(),
+    }
+}
+
+struct Case {
+    mech: &'static str,
+    mode: Mode,
+    version: TlsVersion,
+    cb: Option<ChannelBindingType>,
+    good: bool,
+}
+
+fn run(case: &Case, seed: u64) -> Pair {
+    let (jid, creds) = creds(case.mech, case.good);
+    let info = tls_info(
+        case.version,
+        case.cb.map(|k| (k, &b"channel-binding-data"[..])),
+    );
+    let (ctls, stls) = match case.mode {
+        Mode::None => (TlsMode::None, ServerTls::None),
+        Mode::StartTls => (TlsMode::StartTlsRequired, ServerTls::StartTlsRequired),
+        Mode::Direct => (
+            TlsMode::Direct(info.clone()),
+            ServerTls::Direct(info.clone()),
+        ),
+    };
+    let mut c = client_config(&jid, creds, case.mech, ctls, seed);
+    c.min_scram_iterations = 4096;
+    let s = server_config("example.com", &[case.mech], stls, seed + 1);
+    let store = Store::new(&[("alice", "pencil")]);
+    let mut pair = Pair::new(
+        c,
+        s,
+        store,
+        Some(TlsSim {
+            client: info.clone(),
+            server: info,
+        }),
+    );
+    pair.negotiate();
+    pair
+}
+
+/// Whether `mech` can run in this situation at all.
+fn applicable(mech: &str, mode: Mode, cb: Option<ChannelBindingType>) -> bool {
+    let tls = !matches!(mode, Mode::None);
+    match mech {
+        m if m.ends_with("-PLUS") => tls && cb.is_some(),
+        "EXTERNAL" => tls,
+        _ => true,
+    }
+}
+
+#[test]
+fn every_mechanism_in_every_tls_mode_completes_or_fails_alike() {
+    let modes = [Mode::None, Mode::StartTls, Mode::Direct];
+    let bindings: [(TlsVersion, Option<ChannelBindingType>); 4] = [
+        (TlsVersion::Tls13, None),
+        (TlsVersion::Tls13, Some(ChannelBindingType::TlsExporter)),
+        (
+            TlsVersion::Tls13,
+            Some(ChannelBindingType::TlsServerEndPoint),
+        ),
+        (TlsVersion::Tls12, Some(ChannelBindingType::TlsUnique)),
+    ];
+    let mut ran = 0;
+    for (i, mech) in MECHANISMS.iter().enumerate() {
+        for mode in modes {
+            for (version, cb) in bindings {
+                if matches!(mode, Mode::None) && cb.is_some() {
+                    continue;
+                }
+                if !applicable(mech, mode, cb) {
+                    continue;
+                }
+                for good in [true, false] {
+                    if !good && matches!(*mech, "EXTERNAL" | "ANONYMOUS") {
+                        continue; // the host admits these by its own rules
+                    }
+                    let case = Case {
+                        mech,
+                        mode,
+                        version,
+                        cb,
+                        good,
+                    };
+                    let pair = run(&case, i as u64 * 100);
+                    let label = format!("{mech} {mode:?} {version:?} {cb:?} good={good}");
+                    ran += 1;
+                    if good {
+                        assert_eq!(pair.client_error(), None, "{label}");
+                        assert_eq!(pair.server_error(), None, "{label}");
+                        let cj = pair.client.jid().map(str::to_owned);
+                        assert!(cj.is_some(), "{label}: client not ready");
+                        assert_eq!(cj.as_deref(), pair.server.jid(), "{label}");
+                        assert!(
+                            pair.client_events.contains(&ClientEvent::Authenticated {
+                                mechanism: mech.to_string()
+                            }),
+                            "{label}"
+                        );
+                        if !matches!(mode, Mode::None) {
+                            assert!(pair.client.is_encrypted(), "{label}");
+                        }
+                    } else {
+                        // Both sides fail with the same SASL condition.
+                        let server = pair.server_auth_failure();
+                        assert_eq!(server, Some(SaslCondition::NotAuthorized), "{label}");
+                        match pair.client_error() {
+                            Some(ClientError::SaslFailure { condition, .. }) => {
+                                assert_eq!(*condition, server, "{label}")
+                            }
+                            other => panic!("{label}: client saw {other:?}"),
+                        }
+                        assert!(!pair.client.is_ready() && !pair.server.is_ready());
+                    }
+                }
+            }
+        }
+    }
+    assert!(ran > 100, "only {ran} cases");
+}
+
+#[test]
+fn a_man_in_the_middle_breaks_plus_channel_binding() {
+    // Each side sees a different TLS channel: the -PLUS exchange must fail
+    // on the server, and the client learns it.
+    for cb in [
+        ChannelBindingType::TlsExporter,
+        ChannelBindingType::TlsServerEndPoint,
+    ] {
+        let c_info = tls_info(TlsVersion::Tls13, Some((cb, b"client-side-channel")));
+        let s_info = tls_info(TlsVersion::Tls13, Some((cb, b"server-side-channel")));
+        let c = client_config(
+            "alice@example.com",
+            Credentials::password("pencil"),
+            "SCRAM-SHA-256-PLUS",
+            TlsMode::StartTlsRequired,
+            1,
+        );
+        let s = server_config(
+            "example.com",
+            &["SCRAM-SHA-256-PLUS"],
+            ServerTls::StartTlsRequired,
+            2,
+        );
+        let mut pair = Pair::new(
+            c,
+            s,
+            Store::new(&[("alice", "pencil")]),
+            Some(TlsSim {
+                client: c_info,
+                server: s_info,
+            }),
+        );
+        pair.negotiate();
+        let server = pair.server_auth_failure();
+        assert!(server.is_some(), "{cb:?}");
+        assert!(
+            matches!(pair.client_error(), Some(ClientError::SaslFailure { condition, .. }) if *condition == server)
+        );
+    }
+}
+
+#[test]
+fn slow_host_answers_and_any_split_of_bytes_give_the_same_result() {
+    let info = tls_info(
+        TlsVersion::Tls13,
+        Some((ChannelBindingType::TlsExporter, b"cb")),
+    );
+    for split in [1usize, 2, 7, 64] {
+        let c = client_config(
+            "alice@example.com",
+            Credentials::password("pencil"),
+            "SCRAM-SHA-1-PLUS",
+            TlsMode::StartTlsRequired,
+            5,
+        );
+        let s = server_config(
+            "example.com",
+            &["SCRAM-SHA-1-PLUS"],
+            ServerTls::StartTlsRequired,
+            6,
+        );
+        let mut pair = Pair::new(
+            c,
+            s,
+            Store::new(&[("alice", "pencil")]),
+            Some(TlsSim {
+                client: info.clone(),
+                server: info.clone(),
+            }),
+        );
+        pair.slow_host = true;
+        pair.filter = Some(Box::new(move |_, bytes: Vec<u8>| {
+            bytes.chunks(split).map(|c| c.to_vec()).collect()
+        }));
+        pair.negotiate();
+        assert_eq!(
+            pair.client.jid(),
+            Some("alice@example.com/pair"),
+            "split {split}"
+        );
+        assert_eq!(pair.server.jid(), Some("alice@example.com/pair"));
+    }
+}
+
+#[test]
+fn stream_errors_are_seen_alike() {
+    // A client naming a domain the server does not serve: host-unknown on
+    // the server, and the client reports the same condition.
+    let c = client_config(
+        "alice@other.example",
+        Credentials::password("pencil"),
+        "PLAIN",
+        TlsMode::None,
+        1,
+    );
+    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
+    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    pair.negotiate();
+    let sent = pair.server_error().and_then(|e| e.condition());
+    assert_eq!(
+        sent,
+        Some(xmpp_sansio::stream_error::StreamErrorCondition::HostUnknown)
+    );
+    let seen = pair
+        .client_error()
+        .and_then(support::pair::stream_condition_seen_by_client);
+    assert_eq!(seen, sent);
+}
+
+#[test]
+fn messages_flow_both_ways_with_from_stamped() {
+    let c = client_config(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        "SCRAM-SHA-256",
+        TlsMode::None,
+        1,
+    );
+    let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None, 2);
+    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    pair.negotiate();
+    let msg: minidom::Element =
+        "<message xmlns='jabber:client' to='bob@example.com' type='chat'><body>hi</body></message>"
+            .parse()
+            .unwrap();
+    pair.client.send(&msg).unwrap();
+    while pair.step() {}
+    let got = pair
+        .server_events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::Stanza(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("alice@example.com/pair"));
+    assert_eq!(got.get_child("body", "jabber:client").unwrap().text(), "hi");
+    let reply: minidom::Element = "<message xmlns='jabber:client' from='bob@example.com/x' to='alice@example.com/pair'><body>hello</body></message>".parse().unwrap();
+    pair.server.send(&reply).unwrap();
+    while pair.step() {}
+    assert!(pair.client_events.iter().any(|e| matches!(e, ClientEvent::Stanza(s) if s.text().is_empty() && s.get_child("body", "jabber:client").map(|b| b.text()) == Some("hello".into()))));
+    // A spoofed from is a stream error.
+    let spoof: minidom::Element =
+        "<message xmlns='jabber:client' from='mallory@example.com/x' to='bob@example.com'/>"
+            .parse()
+            .unwrap();
+    pair.client.send(&spoof).unwrap();
+    pair.drive();
+    let cond = pair.server_error().and_then(|e| e.condition());
+    assert_eq!(
+        cond,
+        Some(xmpp_sansio::stream_error::StreamErrorCondition::InvalidFrom)
+    );
+    assert_eq!(
+        pair.client_error()
+            .and_then(support::pair::stream_condition_seen_by_client),
+        cond
+    );
+}
+
+#[test]
+fn close_handshake_and_timeouts() {
+    let c = client_config(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        "PLAIN",
+        TlsMode::None,
+        1,
+    );
+    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
+    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    pair.negotiate();
+    pair.client.close(pair.now);
+    pair.drive();
+    assert!(pair.client.is_closed() && pair.server.is_closed());
+    assert_eq!(pair.client.error(), None);
+    assert_eq!(pair.server.error(), None);
+
+    // A client that never authenticates: the server's auth deadline
+    // (shorter than the client's own patience here).
+    let mut c = client_config(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        "PLAIN",
+        TlsMode::None,
+        1,
+    );
+    c.negotiation_timeout = std::time::Duration::from_secs(600);
+    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
+    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    pair.slow_host = true;
+    pair.filter = Some(Box::new(|way, bytes: Vec<u8>| {
+        // Drop the client's <auth/>.
+        if way == support::pair::Way::Up && String::from_utf8_lossy(&bytes).contains("<auth") {
+            vec![]
+        } else {
+            vec![bytes]
+        }
+    }));
+    pair.drive();
+    let cond = pair.server_error().and_then(|e| e.condition());
+    assert_eq!(
+        cond,
+        Some(xmpp_sansio::stream_error::StreamErrorCondition::PolicyViolation)
+    );
+}
+
+#[test]
+fn three_failures_end_the_stream() {
+    // Our client gives up after one failure; a raw client retrying shows
+    // the server's limit.
+    use std::time::Instant;
+    use xmpp_sansio::server::Server;
+    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
+    let now = Instant::now();
+    let mut server = Server::new(s, now);
+    let store = Store::new(&[("alice", "pencil")]);
+    server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>").unwrap();
+    let bad = xmpp_sansio::sasl::encode_payload(b"\0alice\0nope");
+    for attempt in 1..=3 {
+        server
+            .feed(
+                now,
+                format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{bad}</auth>"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        while let Some(ev) = server.poll_event() {
+            if let ServerEvent::Credentials(req) = ev {
+                server.answer_credentials(now, store.answer(&req)).unwrap();
+            }
+        }
+        assert_eq!(server.is_closed(), attempt == 3, "attempt {attempt}");
+    }
+    let mut out = Vec::new();
+    server.poll_transmit(&mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.matches("<not-authorized/>").count(), 3);
+    assert!(out.ends_with("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>"), "{out}");
+}

@@ -1,0 +1,428 @@
+//! A `Client` and a `Server` in memory, driven to completion over a
+//! virtual clock (in the spirit of quinn-proto's `tests/util.rs` `Pair`),
+//! with a host that answers the server's requests from a user store and a
+//! filter that can split, delay, drop or tamper with bytes in flight.
+//!
+//! TLS is simulated: when both sides asked for it, each gets its
+//! `tls_established` with the binding data the test chose (the same on
+//! both sides for an honest channel, different for a man in the middle).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::sasl::scram::derive_server_credentials;
+use xmpp_sansio::sasl::{
+    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramHash, Secret,
+};
+use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerError, ServerEvent, ServerTls};
+use xmpp_sansio::stream_error::StreamErrorCondition;
+use xmpp_sansio::{DeterministicRandom, TlsInfo};
+
+/// Which way bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+}
+
+/// What the filter does with a chunk in flight: the chunks to deliver
+/// instead (empty: dropped; several: split).
+pub type Filter = Box<dyn FnMut(Way, Vec<u8>) -> Vec<Vec<u8>>>;
+
+/// The server host's user store.
+pub struct Store {
+    pub users: HashMap<String, String>,
+    scram: HashMap<(String, u8), xmpp_sansio::sasl::ScramCredentials>,
+}
+
+impl Store {
+    pub fn new(users: &[(&str, &str)]) -> Store {
+        let mut scram = HashMap::new();
+        for (u, p) in users {
+            for (k, h) in [
+                (1u8, ScramHash::Sha1),
+                (2, ScramHash::Sha256),
+                (5, ScramHash::Sha512),
+            ] {
+                let c =
+                    derive_server_credentials(h, p, format!("salt-{u}").as_bytes(), 4096).unwrap();
+                scram.insert((u.to_string(), k), c);
+            }
+        }
+        Store {
+            users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            scram,
+        }
+    }
+
+    /// The host's answer to a request.
+    pub fn answer(&self, req: &CredentialRequest) -> CredentialAnswer {
+        match req {
+            CredentialRequest::Password {
+                username, password, ..
+            } => CredentialAnswer::Verdict(match self.users.get(username) {
+                Some(p) if p == password.expose() => Ok(username.clone()),
+                _ => Err(SaslCondition::NotAuthorized),
+            }),
+            CredentialRequest::Scram { username, hash, .. } => {
+                let k = match hash {
+                    ScramHash::Sha1 => 1,
+                    ScramHash::Sha256 => 2,
+                    ScramHash::Sha512 => 5,
+                };
+                CredentialAnswer::Scram(self.scram.get(&(username.clone(), k)).cloned())
+            }
+            CredentialRequest::DigestMd5 { username, .. } => CredentialAnswer::DigestMd5(
+                self.users
+                    .get(username)
+                    .map(|p| DigestMd5Secret::Password(Secret::new(p.as_str()))),
+            ),
+            CredentialRequest::Token {
+                username, token, ..
+            } => {
+                // Tokens are `token-<user>`; OAUTHBEARER may name no user.
+                let user = token
+                    .expose()
+                    .strip_prefix("token-")
+                    .unwrap_or_default()
+                    .to_owned();
+                // The claimed user: a local part, or a bare JID (Google's
+                // tokens name the account's address).
+                let claimed = username.split('@').next().unwrap_or_default();
+                let ok = self.users.contains_key(&user) && (claimed.is_empty() || claimed == user);
+                CredentialAnswer::Verdict(if ok {
+                    Ok(user)
+                } else {
+                    Err(SaslCondition::NotAuthorized)
+                })
+            }
+            CredentialRequest::External { .. } => CredentialAnswer::Verdict(Ok("alice".into())),
+            CredentialRequest::Anonymous { .. } => CredentialAnswer::Verdict(Ok("anon-7".into())),
+            _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
+        }
+    }
+}
+
+/// The simulated TLS channel.
+#[derive(Clone)]
+pub struct TlsSim {
+    pub client: TlsInfo,
+    pub server: TlsInfo,
+}
+
+/// The pair.
+pub struct Pair {
+    pub client: Client,
+    pub server: Server,
+    pub now: Instant,
+    pub store: Store,
+    pub tls: Option<TlsSim>,
+    pub filter: Option<Filter>,
+    /// Bytes held back by the filter's delay (delivered next round).
+    pub client_events: Vec<ClientEvent>,
+    pub server_events: Vec<ServerEvent>,
+    pub up_bytes: Vec<u8>,
+    pub down_bytes: Vec<u8>,
+    /// Whether the host answers requests at once or one round later.
+    pub slow_host: bool,
+    pending_answers: Vec<CredentialRequest>,
+    pending_bind: Option<Option<String>>,
+    client_wants_tls: bool,
+    server_wants_tls: bool,
+    pub bind_answer: Option<BindAnswer>,
+}
+
+impl Pair {
+    pub fn new(
+        client: ClientConfig,
+        server: ServerConfig,
+        store: Store,
+        tls: Option<TlsSim>,
+    ) -> Pair {
+        let now = Instant::now();
+        Pair {
+            client: Client::new(client, now),
+            server: Server::new(server, now),
+            now,
+            store,
+            tls,
+            filter: None,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            up_bytes: Vec::new(),
+            down_bytes: Vec::new(),
+            slow_host: false,
+            pending_answers: Vec::new(),
+            pending_bind: None,
+            client_wants_tls: false,
+            server_wants_tls: false,
+            bind_answer: None,
+        }
+    }
+
+    fn deliver(&mut self, way: Way, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let chunks = match &mut self.filter {
+            Some(f) => f(way, bytes),
+            None => vec![bytes],
+        };
+        for c in chunks {
+            match way {
+                Way::Up => {
+                    self.up_bytes.extend_from_slice(&c);
+                    let _ = self.server.feed(self.now, &c);
+                }
+                Way::Down => {
+                    self.down_bytes.extend_from_slice(&c);
+                    let _ = self.client.feed(self.now, &c);
+                }
+            }
+        }
+    }
+
+    /// One round: move bytes both ways, handle events, answer requests.
+    /// Returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let mut busy = false;
+        let mut up = Vec::new();
+        self.client.poll_transmit(&mut up);
+        busy |= !up.is_empty();
+        self.deliver(Way::Up, up);
+        let mut down = Vec::new();
+        self.server.poll_transmit(&mut down);
+        busy |= !down.is_empty();
+        self.deliver(Way::Down, down);
+        // Answers held back by a slow host go out now.
+        for req in std::mem::take(&mut self.pending_answers) {
+            let a = self.store.answer(&req);
+            let _ = self.server.answer_credentials(self.now, a);
+            busy = true;
+        }
+        if let Some(requested) = self.pending_bind.take() {
+            let a = self
+                .bind_answer
+                .clone()
+                .unwrap_or(BindAnswer::Accept(requested));
+            let _ = self.server.answer_bind(self.now, a);
+            busy = true;
+        }
+        while let Some(ev) = self.client.poll_event() {
+            busy = true;
+            if let ClientEvent::StartTls { pending } = &ev {
+                assert!(pending.is_empty(), "bytes after proceed");
+                self.client_wants_tls = true;
+            }
+            self.client_events.push(ev);
+        }
+        while let Some(ev) = self.server.poll_event() {
+            busy = true;
+            match &ev {
+                ServerEvent::StartTls { pending } => {
+                    assert!(pending.is_empty(), "bytes after starttls");
+                    self.server_wants_tls = true;
+                }
+                ServerEvent::Credentials(req) => {
+                    if self.slow_host {
+                        self.pending_answers.push(clone_request(req));
+                    } else {
+                        let a = self.store.answer(req);
+                        let _ = self.server.answer_credentials(self.now, a);
+                    }
+                }
+                ServerEvent::Bind { resource, .. } => {
+                    if self.slow_host {
+                        self.pending_bind = Some(resource.clone());
+                    } else {
+                        let a = self
+                            .bind_answer
+                            .clone()
+                            .unwrap_or(BindAnswer::Accept(resource.clone()));
+                        let _ = self.server.answer_bind(self.now, a);
+                    }
+                }
+                _ => {}
+            }
+            self.server_events.push(ev);
+        }
+        // The TLS handshake completes once both sides started it (the
+        // server's <proceed/> has been delivered by then).
+        if self.client_wants_tls && self.server_wants_tls {
+            let sim = self
+                .tls
+                .clone()
+                .expect("TLS asked for without a simulated channel");
+            self.client_wants_tls = false;
+            self.server_wants_tls = false;
+            self.server.tls_established(self.now, sim.server).unwrap();
+            self.client.tls_established(self.now, sim.client).unwrap();
+            busy = true;
+        }
+        busy
+    }
+
+    /// Steps until idle, advancing the clock to the next deadline when
+    /// nothing else happens; at most `max` rounds.
+    pub fn drive(&mut self) {
+        for _ in 0..10_000 {
+            if self.step() {
+                continue;
+            }
+            if self.client.is_closed() && self.server.is_closed() {
+                return;
+            }
+            // Idle: advance the virtual clock.
+            let next = [self.client.poll_timeout(), self.server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) => {
+                    self.now = self.now.max(t);
+                    self.client.handle_timeout(self.now);
+                    self.server.handle_timeout(self.now);
+                }
+                None => return,
+            }
+        }
+        panic!("the pair did not settle");
+    }
+
+    /// Steps until both sides are ready or something failed, without
+    /// advancing the clock.
+    pub fn negotiate(&mut self) {
+        for _ in 0..1000 {
+            if (self.client.is_ready() && self.server.is_ready())
+                || self.client.is_closed()
+                || self.server.is_closed()
+            {
+                // Let the last bytes land.
+                while self.step() {}
+                return;
+            }
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("negotiation did not settle");
+    }
+
+    pub fn client_error(&self) -> Option<&ClientError> {
+        self.client_events.iter().find_map(|e| match e {
+            ClientEvent::Error(err) => Some(err),
+            _ => None,
+        })
+    }
+
+    pub fn server_error(&self) -> Option<&ServerError> {
+        self.server_events.iter().find_map(|e| match e {
+            ServerEvent::Error(err) => Some(err),
+            _ => None,
+        })
+    }
+
+    pub fn server_auth_failure(&self) -> Option<SaslCondition> {
+        self.server_events.iter().find_map(|e| match e {
+            ServerEvent::AuthenticationFailed { condition, .. } => Some(*condition),
+            _ => None,
+        })
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.client.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
+    }
+}
+
+fn clone_request(r: &CredentialRequest) -> CredentialRequest {
+    match r {
+        CredentialRequest::Password {
+            username,
+            authzid,
+            password,
+        } => CredentialRequest::Password {
+            username: username.clone(),
+            authzid: authzid.clone(),
+            password: password.clone(),
+        },
+        CredentialRequest::Scram {
+            username,
+            authzid,
+            hash,
+        } => CredentialRequest::Scram {
+            username: username.clone(),
+            authzid: authzid.clone(),
+            hash: *hash,
+        },
+        CredentialRequest::DigestMd5 {
+            username,
+            realm,
+            authzid,
+        } => CredentialRequest::DigestMd5 {
+            username: username.clone(),
+            realm: realm.clone(),
+            authzid: authzid.clone(),
+        },
+        CredentialRequest::Token {
+            mechanism,
+            username,
+            token,
+        } => CredentialRequest::Token {
+            mechanism,
+            username: username.clone(),
+            token: token.clone(),
+        },
+        CredentialRequest::External { authzid } => CredentialRequest::External {
+            authzid: authzid.clone(),
+        },
+        CredentialRequest::Anonymous { trace } => CredentialRequest::Anonymous {
+            trace: trace.clone(),
+        },
+        _ => panic!("unknown request"),
+    }
+}
+
+/// A client config for `jid` with `creds`, using only `mechanism`.
+pub fn client_config(
+    jid: &str,
+    creds: Credentials,
+    mechanism: &str,
+    tls: TlsMode,
+    seed: u64,
+) -> ClientConfig {
+    let mut c = ClientConfig::new(jid, creds, Box::new(DeterministicRandom::new(seed)));
+    c.tls = tls;
+    c.policy.only = Some(vec![mechanism.to_owned()]);
+    c.policy.allow_plain_without_tls = true;
+    c.policy.enable_digest_md5 = true;
+    c.policy.enable_x_google_token = true;
+    c.policy.enable_anonymous = true;
+    c.resource = Some("pair".into());
+    c
+}
+
+/// A server config for `domain` offering `mechanisms`.
+pub fn server_config(domain: &str, mechanisms: &[&str], tls: ServerTls, seed: u64) -> ServerConfig {
+    let mut s = ServerConfig::new(domain, Box::new(DeterministicRandom::new(seed)));
+    s.tls = tls;
+    s.mechanisms = mechanisms.iter().map(|m| m.to_string()).collect();
+    s.allow_plain_without_tls = true;
+    s
+}
+
+/// The condition a stream error carried, as the other side saw it.
+pub fn stream_condition_seen_by_client(e: &ClientError) -> Option<StreamErrorCondition> {
+    match e {
+        ClientError::StreamError(s) => Some(s.condition.clone()),
+        _ => None,
+    }
+}
