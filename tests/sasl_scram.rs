@@ -425,7 +425,10 @@ fn payload(text: &str) -> Option<Vec<u8>> {
 }
 
 fn load(name: &str) -> Capture {
-    let path = format!("{}/tests/fixtures/prosody/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/prosody/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.starts_with(&format!(
         "# source: shared/interop/transcripts/{name} (raw wire capture against a real Prosody server"
