@@ -7,12 +7,16 @@
 //!   used by OAUTHBEARER ([`parse_gs2_header`], [`gs2_escape`],
 //!   [`gs2_unescape`]). SCRAM needs the same escaping.
 //! - The one-message exchanges (client sends one message, the host decides):
-//!   [`OneShotClient`] and [`OneShotServer`].
+//!   the state machines [`OneShotClient`] and [`OneShotServer`], and the
+//!   macros [`one_shot_client!`] and [`one_shot_server!`] that declare a
+//!   mechanism's public structs around them, so that each mechanism's file
+//!   holds only its encoding ([`OneShotMessage`]) and its parse function.
 //! - How an [`Identity`] is assembled from the host's verdict
 //!   ([`identity`], [`verdict`]).
 
 use super::{
-    CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, Secret, ServerStep,
+    AuthAttribute, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, Secret,
+    ServerStep,
 };
 
 /// Largest message accepted or produced by the single-message mechanisms
@@ -286,12 +290,36 @@ pub(crate) fn identity(username: String, authzid: Option<String>) -> Identity {
     Identity { username, authzid }
 }
 
+/// `s`, or `None` when it is empty: how the builders of the one-message
+/// mechanisms take an optional authzid or trace.
+pub(crate) fn non_empty(s: impl Into<String>) -> Option<String> {
+    let s = s.into();
+    (!s.is_empty()).then_some(s)
+}
+
+/// What a one-message client mechanism knows and how it encodes it: the
+/// only part of PLAIN, X-OAUTH2, X-GOOGLE-TOKEN, EXTERNAL and ANONYMOUS
+/// clients that differs. [`OneShotClient`] runs the exchange around it.
+pub(crate) trait OneShotMessage: std::fmt::Debug + Send {
+    /// Builds the message, refusing (with the condition the peer would
+    /// report) what the peer would reject.
+    fn build(&self) -> Result<Vec<u8>, SaslError>;
+
+    /// Extra attributes for `<auth/>` (see
+    /// [`ClientMechanism::auth_attributes`](super::ClientMechanism::auth_attributes)).
+    fn auth_attributes(&self) -> &[AuthAttribute] {
+        &[]
+    }
+}
+
 /// Client side of a mechanism that sends one message and expects nothing
 /// back but `<success/>`. Sends the message as the initial response; if
 /// the server sends an empty challenge first (no initial response was
-/// transmitted), sends it as the response instead.
+/// transmitted), sends it as the response instead. Any call out of that
+/// order fails, and so does every call after it.
 #[derive(Debug, Default)]
-pub(crate) struct OneShotClient {
+pub(crate) struct OneShotClient<M> {
+    message: M,
     state: OneShotClientState,
 }
 
@@ -303,31 +331,40 @@ enum OneShotClientState {
     Done,
 }
 
-impl OneShotClient {
-    pub(crate) fn initial_response(
-        &mut self,
-        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
-    ) -> Result<Option<Vec<u8>>, SaslError> {
+impl<M: OneShotMessage> OneShotClient<M> {
+    pub(crate) fn new(message: M) -> Self {
+        Self {
+            message,
+            state: OneShotClientState::Ready,
+        }
+    }
+
+    /// The mechanism's own fields, for its builder methods.
+    pub(crate) fn message_mut(&mut self) -> &mut M {
+        &mut self.message
+    }
+
+    pub(crate) fn auth_attributes(&self) -> &[AuthAttribute] {
+        self.message.auth_attributes()
+    }
+
+    pub(crate) fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
         if self.state != OneShotClientState::Ready {
             self.state = OneShotClientState::Done;
             return Err(out_of_order());
         }
         self.state = OneShotClientState::Done;
-        let message = build()?;
+        let message = self.message.build()?;
         self.state = OneShotClientState::Sent;
         Ok(Some(message))
     }
 
-    pub(crate) fn respond(
-        &mut self,
-        challenge: &[u8],
-        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
-    ) -> Result<Vec<u8>, SaslError> {
+    pub(crate) fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
         let state = std::mem::replace(&mut self.state, OneShotClientState::Done);
         if state != OneShotClientState::Ready || !challenge.is_empty() {
             return Err(SaslError::malformed("this mechanism expects no challenge"));
         }
-        let message = build()?;
+        let message = self.message.build()?;
         self.state = OneShotClientState::Sent;
         Ok(message)
     }
@@ -346,6 +383,56 @@ impl OneShotClient {
     }
 }
 
+/// Declares the public client struct of a one-message mechanism: a
+/// wrapper around [`OneShotClient`] over the mechanism's
+/// [`OneShotMessage`] type, implementing
+/// [`ClientMechanism`](super::ClientMechanism) under the given name. The
+/// mechanism's file writes the constructors and builder methods.
+///
+/// ```text
+/// one_shot_client! {
+///     /// Client side of PLAIN.
+///     pub struct PlainClient(Fields) = NAME;
+/// }
+/// ```
+macro_rules! one_shot_client {
+    ($(#[$meta:meta])* pub struct $ty:ident($message:ty) = $name:expr;) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $ty {
+            inner: $crate::sasl::common::OneShotClient<$message>,
+        }
+
+        impl $crate::sasl::ClientMechanism for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn initial_response(
+                &mut self,
+            ) -> Result<Option<Vec<u8>>, $crate::sasl::SaslError> {
+                self.inner.initial_response()
+            }
+
+            fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, $crate::sasl::SaslError> {
+                self.inner.respond(challenge)
+            }
+
+            fn success(
+                &mut self,
+                additional_data: Option<&[u8]>,
+            ) -> Result<(), $crate::sasl::SaslError> {
+                self.inner.success(additional_data)
+            }
+
+            fn auth_attributes(&self) -> &[$crate::sasl::AuthAttribute] {
+                self.inner.auth_attributes()
+            }
+        }
+    };
+}
+pub(crate) use one_shot_client;
+
 /// What a one-message mechanism's parser extracts: the request for the
 /// host and the authzid to report in the [`Identity`] once approved.
 pub(crate) struct Parsed {
@@ -356,7 +443,11 @@ pub(crate) struct Parsed {
 /// Server side of a mechanism whose client sends one message that the host
 /// then decides on with [`CredentialAnswer::Verdict`]. Without an initial
 /// response it sends an empty challenge and takes the message as the
-/// response (RFC 4422 section 5, RFC 6120 section 6.4.2).
+/// response (RFC 4422 section 5, RFC 6120 section 6.4.2). The mechanism
+/// supplies only the parse function; this machine owns the order of calls
+/// (a failed or finished exchange stays over), the answer (a wrong kind or
+/// an answer with nothing pending is `temporary-auth-failure`) and the
+/// [`Identity`].
 pub(crate) struct OneShotServer {
     state: OneShotServerState,
     parse: fn(&[u8]) -> Result<Parsed, SaslError>,
@@ -416,6 +507,70 @@ impl OneShotServer {
         Ok(ServerStep::Request(request))
     }
 }
+
+/// Declares the public server struct of a one-message mechanism: a
+/// wrapper around [`OneShotServer`] with `new`, `Default` and
+/// [`ServerMechanism`](super::ServerMechanism) under the given name, given
+/// the mechanism's parse function (message to [`Parsed`]).
+///
+/// ```text
+/// one_shot_server! {
+///     /// Server side of PLAIN.
+///     pub struct PlainServer = NAME, parse;
+/// }
+/// ```
+macro_rules! one_shot_server {
+    ($(#[$meta:meta])* pub struct $ty:ident = $name:expr, $parse:expr;) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $ty {
+            inner: $crate::sasl::common::OneShotServer,
+        }
+
+        impl $ty {
+            /// A fresh exchange.
+            pub fn new() -> Self {
+                Self {
+                    inner: $crate::sasl::common::OneShotServer::new($parse),
+                }
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $crate::sasl::ServerMechanism for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn start(
+                &mut self,
+                initial_response: Option<&[u8]>,
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.start(initial_response)
+            }
+
+            fn respond(
+                &mut self,
+                response: &[u8],
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.respond(response)
+            }
+
+            fn answer(
+                &mut self,
+                answer: $crate::sasl::CredentialAnswer,
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.answer(answer)
+            }
+        }
+    };
+}
+pub(crate) use one_shot_server;
 
 impl std::fmt::Debug for OneShotServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
