@@ -16,7 +16,7 @@ use xmpp_sansio::sasl::x_google_token::{XGoogleTokenClient, XGoogleTokenServer};
 use xmpp_sansio::sasl::x_oauth2::{self, XOAuth2Client, XOAuth2Server};
 use xmpp_sansio::sasl::{
     decode_payload, ClientMechanism, CredentialAnswer, CredentialRequest, DigestMd5Secret,
-    SaslCondition, Secret, ServerMechanism, ServerStep,
+    SaslCondition, SaslError, Secret, ServerMechanism, ServerStep,
 };
 use xmpp_sansio::DeterministicRandom;
 
@@ -31,6 +31,27 @@ fn fixture(name: &str) -> String {
         "{name} must name its source on line 1"
     );
     text
+}
+
+/// The fields of a [`CredentialRequest::Token`] step.
+fn token_request(step: ServerStep) -> (&'static str, String, Secret) {
+    let ServerStep::Request(CredentialRequest::Token {
+        mechanism,
+        username,
+        token,
+    }) = step
+    else {
+        panic!("expected a token request, got {step:?}")
+    };
+    (mechanism, username, token)
+}
+
+/// What a fresh client sends first: the initial response (every
+/// mechanism driven this way sends one), or the error that refused it.
+fn first_message(mut client: impl ClientMechanism) -> Result<Vec<u8>, SaslError> {
+    client
+        .initial_response()
+        .map(|m| m.expect("an initial response"))
 }
 
 /// The strings between backticks on the line of `vectors` starting with
@@ -90,6 +111,30 @@ fn rfc2831() -> Rfc2831 {
         digest_uri: uri[0].into(),
         response: backticked(&v, "- response ")[0].into(),
         rspauth: backticked(&v, "- rspauth ")[0].into(),
+    }
+}
+
+impl Rfc2831 {
+    /// The client of the vector: its user, password, service, host and
+    /// cnonce.
+    fn client(&self) -> DigestMd5Client {
+        let (service, domain) = self.digest_uri.split_once('/').unwrap();
+        DigestMd5Client::new(
+            &self.username,
+            Secret::new(self.password.as_str()),
+            domain,
+            &mut DeterministicRandom::new(1),
+        )
+        .with_service(service)
+        .with_cnonce(&self.cnonce)
+    }
+
+    /// RFC 2831's own challenge, built from the vector's values.
+    fn challenge(&self) -> String {
+        format!(
+            "realm=\"{}\",nonce=\"{}\",qop=\"auth\",algorithm=md5-sess,charset=utf-8",
+            self.realm, self.nonce
+        )
     }
 }
 
@@ -188,17 +233,10 @@ fn plain_layout_vector() {
     let v = fixture("TEST-VECTORS.md");
     let layout = backticked(&v, "- PLAIN message:")[0];
     assert_eq!(layout, "[authzid] NUL authcid NUL passwd");
-    let with = PlainClient::new("authcid", "passwd")
-        .with_authzid("authzid")
-        .initial_response()
-        .unwrap()
-        .unwrap();
-    assert_eq!(with, b"authzid\0authcid\0passwd");
-    let without = PlainClient::new("authcid", "passwd")
-        .initial_response()
-        .unwrap()
-        .unwrap();
-    assert_eq!(without, b"\0authcid\0passwd");
+    let with = first_message(PlainClient::new("authcid", "passwd").with_authzid("authzid"));
+    assert_eq!(with.unwrap(), b"authzid\0authcid\0passwd");
+    let without = first_message(PlainClient::new("authcid", "passwd"));
+    assert_eq!(without.unwrap(), b"\0authcid\0passwd");
 }
 
 #[test]
@@ -247,14 +285,7 @@ fn x_google_token_vector() {
     let step = s
         .start(Some(b"\0XXXXXXXX@gmail.com\0DQAAAG...token"))
         .unwrap();
-    let ServerStep::Request(CredentialRequest::Token {
-        mechanism,
-        username,
-        token,
-    }) = step
-    else {
-        panic!("{step:?}")
-    };
+    let (mechanism, username, token) = token_request(step);
     assert_eq!(mechanism, "X-GOOGLE-TOKEN");
     assert_eq!(username, "XXXXXXXX@gmail.com");
     assert_eq!(token.expose(), "DQAAAG...token");
@@ -263,22 +294,9 @@ fn x_google_token_vector() {
 #[test]
 fn digest_md5_rfc2831_client_vector() {
     let v = rfc2831();
-    let (service, domain) = v.digest_uri.split_once('/').unwrap();
-    let mut client = DigestMd5Client::new(
-        &v.username,
-        Secret::new(v.password.as_str()),
-        domain,
-        &mut DeterministicRandom::new(1),
-    )
-    .with_service(service)
-    .with_cnonce(&v.cnonce);
+    let mut client = v.client();
     assert_eq!(client.initial_response().unwrap(), None);
-    // RFC 2831's own challenge, built from the vector's values.
-    let challenge = format!(
-        "realm=\"{}\",nonce=\"{}\",qop=\"auth\",algorithm=md5-sess,charset=utf-8",
-        v.realm, v.nonce
-    );
-    let response = String::from_utf8(client.respond(challenge.as_bytes()).unwrap()).unwrap();
+    let response = String::from_utf8(client.respond(v.challenge().as_bytes()).unwrap()).unwrap();
     assert!(
         response.contains(&format!(",response={},", v.response)),
         "{response}"
@@ -296,20 +314,8 @@ fn digest_md5_rfc2831_client_vector() {
 #[test]
 fn digest_md5_rfc2831_rspauth_in_success_data_is_accepted() {
     let v = rfc2831();
-    let (service, domain) = v.digest_uri.split_once('/').unwrap();
-    let mut client = DigestMd5Client::new(
-        &v.username,
-        Secret::new(v.password.as_str()),
-        domain,
-        &mut DeterministicRandom::new(1),
-    )
-    .with_service(service)
-    .with_cnonce(&v.cnonce);
-    let challenge = format!(
-        "realm=\"{}\",nonce=\"{}\",qop=\"auth\",algorithm=md5-sess,charset=utf-8",
-        v.realm, v.nonce
-    );
-    client.respond(challenge.as_bytes()).unwrap();
+    let mut client = v.client();
+    client.respond(v.challenge().as_bytes()).unwrap();
     client
         .success(Some(format!("rspauth={}", v.rspauth).as_bytes()))
         .unwrap();
@@ -581,6 +587,16 @@ impl TokenHost {
         }
     }
 
+    /// The condition a token server must fail with on `message`, a
+    /// tampered PLAIN-layout message that the host would not accept.
+    fn tampered(&self, message: &[u8]) -> SaslCondition {
+        match plain_fields(message) {
+            None => SaslCondition::MalformedRequest,
+            Some((Some(z), c, _)) if z != c => SaslCondition::InvalidAuthzid,
+            Some((_, c, p)) => self.decide(&c, &p).expect_err("tampered message accepted"),
+        }
+    }
+
     fn answer(&self, r: CredentialRequest) -> CredentialAnswer {
         match r {
             CredentialRequest::Token {
@@ -647,12 +663,7 @@ proptest! {
 
         let t = Tamper { message: 0, ..t };
         let r = run(&mut make(), &mut XOAuth2Server::new(), &mut |q| host.answer(q), Some(t));
-        let expected = match plain_fields(&r.messages[0]) {
-            None => SaslCondition::MalformedRequest,
-            Some((Some(z), c, _)) if z != c => SaslCondition::InvalidAuthzid,
-            Some((_, c, p)) => host.decide(&c, &p).expect_err("tampered message accepted"),
-        };
-        prop_assert_eq!(r.outcome.server_condition(), Some(expected));
+        prop_assert_eq!(r.outcome.server_condition(), Some(host.tampered(&r.messages[0])));
     }
 
     #[test]
@@ -667,12 +678,7 @@ proptest! {
         let t = Tamper { message: 0, ..t };
         let r = run(&mut XGoogleTokenClient::new(user.clone(), token.as_str()),
                     &mut XGoogleTokenServer::new(), &mut |q| host.answer(q), Some(t));
-        let expected = match plain_fields(&r.messages[0]) {
-            None => SaslCondition::MalformedRequest,
-            Some((Some(z), c, _)) if z != c => SaslCondition::InvalidAuthzid,
-            Some((_, c, p)) => host.decide(&c, &p).expect_err("tampered message accepted"),
-        };
-        prop_assert_eq!(r.outcome.server_condition(), Some(expected));
+        prop_assert_eq!(r.outcome.server_condition(), Some(host.tampered(&r.messages[0])));
     }
 
     #[test]
@@ -996,33 +1002,21 @@ fn plain_style_servers_reject_malformed_messages() {
 
 #[test]
 fn plain_style_clients_refuse_what_the_layout_cannot_carry() {
-    assert!(PlainClient::new("al\0ice", "pw")
-        .initial_response()
-        .is_err());
-    assert!(PlainClient::new("alice", "").initial_response().is_err());
-    assert!(PlainClient::new("", "pw").initial_response().is_err());
-    assert!(XOAuth2Client::new("alice", "to\0ken")
-        .initial_response()
-        .is_err());
-    assert!(XGoogleTokenClient::new("alice", "x".repeat(16 * 1024))
-        .initial_response()
-        .is_err());
+    assert!(first_message(PlainClient::new("al\0ice", "pw")).is_err());
+    assert!(first_message(PlainClient::new("alice", "")).is_err());
+    assert!(first_message(PlainClient::new("", "pw")).is_err());
+    assert!(first_message(XOAuth2Client::new("alice", "to\0ken")).is_err());
+    assert!(first_message(XGoogleTokenClient::new("alice", "x".repeat(16 * 1024))).is_err());
 }
 
 #[test]
 fn plain_client_saslpreps_authcid_and_password() {
     // RFC 4013 section 3: U+00AD maps to nothing, U+00AA to "a", U+2168 to "IX".
-    let m = PlainClient::new("I\u{00ad}X", "\u{2168}\u{00aa}")
-        .initial_response()
-        .unwrap()
-        .unwrap();
-    assert_eq!(m, b"\0IX\0IXa");
+    let m = first_message(PlainClient::new("I\u{00ad}X", "\u{2168}\u{00aa}"));
+    assert_eq!(m.unwrap(), b"\0IX\0IXa");
     // SASLprep refuses a control character: sent unchanged.
-    let m = PlainClient::new("alice", "pa\u{7}ss")
-        .initial_response()
-        .unwrap()
-        .unwrap();
-    assert_eq!(m, b"\0alice\0pa\x07ss");
+    let m = first_message(PlainClient::new("alice", "pa\u{7}ss"));
+    assert_eq!(m.unwrap(), b"\0alice\0pa\x07ss");
 }
 
 #[test]
@@ -1084,14 +1078,8 @@ fn external_and_anonymous_reject_malformed_messages() {
         step,
         ServerStep::Request(CredentialRequest::Anonymous { trace: None })
     ));
-    assert!(AnonymousClient::new()
-        .with_trace("x".repeat(256))
-        .initial_response()
-        .is_err());
-    assert!(AnonymousClient::new()
-        .with_trace("bell\u{7}")
-        .initial_response()
-        .is_err());
+    assert!(first_message(AnonymousClient::new().with_trace("x".repeat(256))).is_err());
+    assert!(first_message(AnonymousClient::new().with_trace("bell\u{7}")).is_err());
 }
 
 #[test]
@@ -1143,14 +1131,7 @@ fn oauthbearer_server_rejects_malformed_messages() {
             b"y,a=u=2Cx@h,\x01foo=bar\x01auth=bearer abc==\x01\x01",
         ))
         .unwrap();
-    let ServerStep::Request(CredentialRequest::Token {
-        mechanism,
-        username,
-        token,
-    }) = step
-    else {
-        panic!("{step:?}")
-    };
+    let (mechanism, username, token) = token_request(step);
     assert_eq!(
         (mechanism, username.as_str(), token.expose()),
         ("OAUTHBEARER", "u,x", "abc==")
@@ -1219,21 +1200,19 @@ fn oauthbearer_failure_needs_the_kvsep_and_keeps_the_host_condition() {
 #[test]
 fn oauthbearer_client_checks_its_input_and_the_server_error() {
     assert_eq!(
-        OAuthBearerClient::new("not a token")
-            .initial_response()
+        first_message(OAuthBearerClient::new("not a token"))
             .unwrap_err()
             .condition,
         SaslCondition::MalformedRequest
     );
-    let m = OAuthBearerClient::new("vF9dft4qmT")
-        .with_authzid("us,er=@example.com")
-        .with_host("server.example.com")
-        .with_port(5222)
-        .initial_response()
-        .unwrap()
-        .unwrap();
+    let m = first_message(
+        OAuthBearerClient::new("vF9dft4qmT")
+            .with_authzid("us,er=@example.com")
+            .with_host("server.example.com")
+            .with_port(5222),
+    );
     assert_eq!(
-        m,
+        m.unwrap(),
         b"n,a=us=2Cer=3D@example.com,\x01host=server.example.com\x01port=5222\x01auth=Bearer vF9dft4qmT\x01\x01"
     );
     for bad in [
@@ -1490,20 +1469,18 @@ fn host_misuse_is_a_temporary_failure() {
             .condition,
         SaslCondition::TemporaryAuthFailure
     );
-    let mut s = PlainServer::new();
-    s.start(Some(b"\0alice\0pw")).unwrap();
+    // The condition of a PLAIN server's answer once it asked the host.
+    let answered = |answer| {
+        let mut s = PlainServer::new();
+        s.start(Some(b"\0alice\0pw")).unwrap();
+        s.answer(answer).unwrap_err().condition
+    };
     assert_eq!(
-        s.answer(CredentialAnswer::DigestMd5(None))
-            .unwrap_err()
-            .condition,
+        answered(CredentialAnswer::DigestMd5(None)),
         SaslCondition::TemporaryAuthFailure
     );
-    let mut s = PlainServer::new();
-    s.start(Some(b"\0alice\0pw")).unwrap();
     assert_eq!(
-        s.answer(CredentialAnswer::Verdict(Ok(String::new())))
-            .unwrap_err()
-            .condition,
+        answered(CredentialAnswer::Verdict(Ok(String::new()))),
         SaslCondition::TemporaryAuthFailure
     );
     // Every condition the host picks reaches the peer.

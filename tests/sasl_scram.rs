@@ -12,8 +12,9 @@ use xmpp_sansio::sasl::channel_binding::{
     sasl_channel_binding_element, ChannelBinding, ChannelBindingType, TlsVersion,
 };
 use xmpp_sansio::sasl::scram::{
-    derive_server_credentials, mechanism_name, parse_mechanism_name, ScramClient, ScramClientKeys,
-    ScramClientSecret, ScramServer, ServerOffer, ALL_HASHES, MAX_MESSAGE_LEN,
+    derive_server_credentials, mechanism_name, parse_mechanism_name, ScramClient,
+    ScramClientBuilder, ScramClientKeys, ScramClientSecret, ScramServer, ServerOffer, ALL_HASHES,
+    MAX_MESSAGE_LEN,
 };
 use xmpp_sansio::sasl::{
     decode_payload, ClientMechanism, CredentialAnswer, CredentialRequest, Identity, SaslCondition,
@@ -74,12 +75,28 @@ impl Vector {
         ServerOffer::new([mechanism_name(self.hash, false)])
     }
 
+    /// A client builder for this vector's user, offer and nonce; the
+    /// caller adds the secret (password or cached keys) and the options.
+    fn builder(&self) -> ScramClientBuilder {
+        ScramClient::builder(self.hash, "user", self.offer()).nonce(self.client_nonce)
+    }
+
     fn client(&self) -> ScramClient {
-        ScramClient::builder(self.hash, "user", self.offer())
-            .password("pencil")
-            .nonce(self.client_nonce)
-            .build(&mut rng())
-            .unwrap()
+        self.builder().password("pencil").build(&mut rng()).unwrap()
+    }
+
+    /// Builds a client from `builder` and sends its client-first message:
+    /// the client then waits for this vector's server-first.
+    fn started(&self, builder: ScramClientBuilder) -> ScramClient {
+        let mut c = builder.build(&mut rng()).unwrap();
+        c.initial_response().unwrap();
+        c
+    }
+
+    /// What a client built from `builder` answers to this vector's
+    /// server-first (the client-final message, or the error).
+    fn answer_server_first(&self, builder: ScramClientBuilder) -> Result<Vec<u8>, SaslError> {
+        self.started(builder).respond(self.server_first.as_bytes())
     }
 
     fn salt(&self) -> Vec<u8> {
@@ -236,12 +253,7 @@ fn cached_keys_replace_pbkdf2_only_for_matching_salt_and_iterations() {
         let handed_back = full.keys_for_cache().unwrap();
         assert!(matches!(handed_back.secret, ScramClientSecret::Keys { .. }));
         for keys in [derived.clone(), handed_back] {
-            let mut c = ScramClient::builder(v.hash, "user", v.offer())
-                .cached_keys(keys)
-                .nonce(v.client_nonce)
-                .build(&mut rng())
-                .unwrap();
-            c.initial_response().unwrap();
+            let mut c = v.started(v.builder().cached_keys(keys));
             assert_eq!(
                 c.respond(v.server_first.as_bytes()).unwrap(),
                 v.client_final.as_bytes()
@@ -251,36 +263,22 @@ fn cached_keys_replace_pbkdf2_only_for_matching_salt_and_iterations() {
 
         // Keys for another salt: unusable; without a password that fails...
         let stale = ScramClientKeys::derive(v.hash, "pencil", b"other salt", 4096).unwrap();
-        let mut c = ScramClient::builder(v.hash, "user", v.offer())
-            .cached_keys(stale.clone())
-            .nonce(v.client_nonce)
-            .build(&mut rng())
-            .unwrap();
-        c.initial_response().unwrap();
-        let err = c.respond(v.server_first.as_bytes()).unwrap_err();
+        let err = v
+            .answer_server_first(v.builder().cached_keys(stale.clone()))
+            .unwrap_err();
         assert_eq!(err.condition, SaslCondition::CredentialsExpired);
         // ... and with one the client falls back to PBKDF2.
-        let mut c = ScramClient::builder(v.hash, "user", v.offer())
-            .cached_keys(stale)
-            .password("pencil")
-            .nonce(v.client_nonce)
-            .build(&mut rng())
-            .unwrap();
-        c.initial_response().unwrap();
         assert_eq!(
-            c.respond(v.server_first.as_bytes()).unwrap(),
+            v.answer_server_first(v.builder().cached_keys(stale).password("pencil"))
+                .unwrap(),
             v.client_final.as_bytes()
         );
 
         // Keys for another iteration count are not used either.
         let other_i = ScramClientKeys::derive(v.hash, "pencil", &v.salt(), 4097).unwrap();
-        let mut c = ScramClient::builder(v.hash, "user", v.offer())
-            .cached_keys(other_i)
-            .nonce(v.client_nonce)
-            .build(&mut rng())
-            .unwrap();
-        c.initial_response().unwrap();
-        let err = c.respond(v.server_first.as_bytes()).unwrap_err();
+        let err = v
+            .answer_server_first(v.builder().cached_keys(other_i))
+            .unwrap_err();
         assert_eq!(err.condition, SaslCondition::CredentialsExpired);
     }
 }
@@ -309,25 +307,19 @@ fn minimum_iteration_count_is_enforced_and_configurable() {
     let err = c.respond(weak.as_bytes()).unwrap_err();
     assert_eq!(err.condition, SaslCondition::MechanismTooWeak);
 
-    let mut c = ScramClient::builder(v.hash, "user", v.offer())
-        .password("pencil")
-        .nonce(v.client_nonce)
-        .min_iterations(8192)
-        .build(&mut rng())
-        .unwrap();
-    c.initial_response().unwrap();
-    let err = c.respond(v.server_first.as_bytes()).unwrap_err();
+    let err = v
+        .answer_server_first(v.builder().password("pencil").min_iterations(8192))
+        .unwrap_err();
     assert_eq!(err.condition, SaslCondition::MechanismTooWeak);
 
-    let mut c = ScramClient::builder(v.hash, "user", v.offer())
-        .password("pencil")
-        .nonce(v.client_nonce)
-        .max_iterations(4000)
-        .min_iterations(1)
-        .build(&mut rng())
-        .unwrap();
-    c.initial_response().unwrap();
-    let err = c.respond(v.server_first.as_bytes()).unwrap_err();
+    let err = v
+        .answer_server_first(
+            v.builder()
+                .password("pencil")
+                .max_iterations(4000)
+                .min_iterations(1),
+        )
+        .unwrap_err();
     assert_eq!(err.condition, SaslCondition::MalformedRequest);
 }
 
@@ -610,27 +602,26 @@ fn prosody_sends_xep0474_h_and_the_client_checks_it() {
     // A man in the middle strips SCRAM-SHA-1-PLUS from the features: the
     // client sees h= disagree and fails.
     let side = client_side(&cap);
+    // The captured client, shown the features as tampered with, answering
+    // the captured server-first.
+    let answer_with = |offer: ServerOffer| {
+        let mut c = ScramClient::builder(ScramHash::Sha1, "alice", offer)
+            .password("secret")
+            .nonce(side.nonce.as_str())
+            .build(&mut rng())
+            .unwrap();
+        c.initial_response().unwrap();
+        c.respond(server_first.as_bytes())
+    };
     let mut stripped = cap.offer.clone();
     stripped.mechanisms.retain(|m| m != "SCRAM-SHA-1-PLUS");
-    let mut c = ScramClient::builder(ScramHash::Sha1, "alice", stripped)
-        .password("secret")
-        .nonce(side.nonce.as_str())
-        .build(&mut rng())
-        .unwrap();
-    c.initial_response().unwrap();
-    let err = c.respond(server_first.as_bytes()).unwrap_err();
+    let err = answer_with(stripped).unwrap_err();
     assert_eq!(err.condition, SaslCondition::NotAuthorized);
     // Stripping a channel-binding type is caught too.
     let mut stripped = cap.offer.clone();
     stripped.channel_binding_types = Some(vec!["tls-server-end-point".into()]);
-    let mut c = ScramClient::builder(ScramHash::Sha1, "alice", stripped)
-        .password("secret")
-        .nonce(side.nonce.as_str())
-        .build(&mut rng())
-        .unwrap();
-    c.initial_response().unwrap();
     assert_eq!(
-        c.respond(server_first.as_bytes()).unwrap_err().condition,
+        answer_with(stripped).unwrap_err().condition,
         SaslCondition::NotAuthorized
     );
 }

@@ -21,40 +21,28 @@
 //! from those exchanges reach the success path. The iteration count is
 //! capped at 4096 to keep runs fast. Must never panic.
 
+// Each body includes the shared file itself, so that it stays a standalone
+// module for its fuzz target; `cargo test` loads both bodies, hence twice.
+#[allow(clippy::duplicate_mod)]
+#[path = "sasl_scram_shared.rs"]
+mod shared;
+
 use std::sync::OnceLock;
 
+use shared::{offer, per_hash, rfc_example, StickyErrors};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType};
-use xmpp_sansio::sasl::scram::{
-    mechanism_name, ScramClient, ScramClientKeys, ServerOffer, ALL_HASHES,
-};
+use xmpp_sansio::sasl::scram::{ScramClient, ScramClientKeys, ALL_HASHES};
 use xmpp_sansio::sasl::ClientMechanism;
 use xmpp_sansio::DeterministicRandom;
 
 const SEPARATOR: u8 = 0xFF;
 const MAX_STEPS: usize = 6;
 
-/// (client nonce, base64 salt) per hash, from the RFC examples.
-fn fixed(index: usize) -> (&'static str, &'static str) {
-    match index {
-        1 => ("rOprNGfwEbeRWgbNEkqO", "W22ZaJ0SNY7soEsUEjb6gQ=="),
-        _ => ("fyko+d2lbbFgONRv9qkxdawL", "QSXCR+Q6sek8bf92"),
-    }
-}
-
 fn cached_keys(index: usize) -> ScramClientKeys {
     static KEYS: OnceLock<Vec<ScramClientKeys>> = OnceLock::new();
-    let all = KEYS.get_or_init(|| {
-        use base64::Engine as _;
-        (0..3)
-            .map(|i| {
-                let salt = base64::engine::general_purpose::STANDARD
-                    .decode(fixed(i).1)
-                    .expect("valid salt");
-                ScramClientKeys::derive(ALL_HASHES[i], "pencil", &salt, 4096).expect("valid keys")
-            })
-            .collect()
-    });
-    all[index].clone()
+    per_hash(&KEYS, index, |hash, salt| {
+        ScramClientKeys::derive(hash, "pencil", salt, 4096).expect("valid keys")
+    })
 }
 
 pub fn run(data: &[u8]) {
@@ -78,19 +66,9 @@ pub fn run(data: &[u8]) {
         )),
         _ => None,
     };
-    let mut mechanisms = vec![mechanism_name(hash, false), "PLAIN"];
-    let mut offer = ServerOffer::new(mechanisms.clone());
-    if config & 16 != 0 {
-        mechanisms.push(mechanism_name(hash, true));
-        offer = ServerOffer::new(mechanisms).with_channel_binding_types([
-            "tls-exporter",
-            "tls-server-end-point",
-            "tls-unique",
-        ]);
-    }
-    let mut builder = ScramClient::builder(hash, "user", offer)
+    let mut builder = ScramClient::builder(hash, "user", offer(hash, config & 16 != 0))
         .cached_keys(cached_keys(index))
-        .nonce(fixed(index).0)
+        .nonce(rfc_example(index).0)
         .min_iterations(1)
         .max_iterations(4096);
     if config & 32 != 0 {
@@ -112,7 +90,7 @@ pub fn run(data: &[u8]) {
     assert!(first.starts_with(client.gs2_header().as_bytes()));
 
     let as_success = config & 64 != 0;
-    let mut first_error = None;
+    let mut errors = StickyErrors::default();
     let mut done = false;
     for (i, message) in rest.split(|b| *b == SEPARATOR).take(MAX_STEPS).enumerate() {
         let result = if i == 0 || !as_success {
@@ -124,12 +102,7 @@ pub fn run(data: &[u8]) {
                 Some(message)
             })
         };
-        // Errors are sticky: once failed, every later call fails alike.
-        match (&first_error, &result) {
-            (None, Err(e)) => first_error = Some(e.clone()),
-            (Some(first), later) => assert_eq!(later.as_ref().err(), Some(first)),
-            _ => {}
-        }
+        errors.check(&result);
         if result.is_ok() && i > 0 {
             // Past server-first, an accepted message means the server proved
             // itself: the keys are available.
@@ -137,7 +110,7 @@ pub fn run(data: &[u8]) {
             done = true;
         }
     }
-    if !as_success && first_error.is_none() && done {
+    if !as_success && !errors.failed() && done {
         client
             .success(None)
             .expect("the signature came as a challenge");

@@ -19,11 +19,18 @@
 //! (SHA-1, SHA-512) and RFC 7677 (SHA-256) examples, so seeds built from
 //! those exchanges reach the success path. Must never panic.
 
+// Each body includes the shared file itself, so that it stays a standalone
+// module for its fuzz target; `cargo test` loads both bodies, hence twice.
+#[allow(clippy::duplicate_mod)]
+#[path = "sasl_scram_shared.rs"]
+mod shared;
+
 use std::sync::OnceLock;
 
+use shared::{offer, per_hash, rfc_example, StickyErrors};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType};
 use xmpp_sansio::sasl::scram::{
-    derive_server_credentials, mechanism_name, ScramServer, ServerOffer, ALL_HASHES,
+    derive_server_credentials, mechanism_name, ScramServer, ALL_HASHES,
 };
 use xmpp_sansio::sasl::{
     CredentialAnswer, SaslCondition, ScramCredentials, ServerMechanism, ServerStep,
@@ -33,29 +40,11 @@ use xmpp_sansio::DeterministicRandom;
 const SEPARATOR: u8 = 0xFF;
 const MAX_STEPS: usize = 8;
 
-/// (server nonce suffix, base64 salt) per hash, from the RFC examples.
-fn fixed(index: usize) -> (&'static str, &'static str) {
-    match index {
-        1 => ("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0", "W22ZaJ0SNY7soEsUEjb6gQ=="),
-        _ => ("3rfcNHYJY1ZVvWVs7j", "QSXCR+Q6sek8bf92"),
-    }
-}
-
 fn credentials(index: usize) -> ScramCredentials {
     static CREDS: OnceLock<Vec<ScramCredentials>> = OnceLock::new();
-    let all = CREDS.get_or_init(|| {
-        use base64::Engine as _;
-        (0..3)
-            .map(|i| {
-                let salt = base64::engine::general_purpose::STANDARD
-                    .decode(fixed(i).1)
-                    .expect("valid salt");
-                derive_server_credentials(ALL_HASHES[i], "pencil", &salt, 4096)
-                    .expect("valid credentials")
-            })
-            .collect()
-    });
-    all[index].clone()
+    per_hash(&CREDS, index, |hash, salt| {
+        derive_server_credentials(hash, "pencil", salt, 4096).expect("valid credentials")
+    })
 }
 
 pub fn run(data: &[u8]) {
@@ -66,19 +55,9 @@ pub fn run(data: &[u8]) {
     let hash = ALL_HASHES[index];
     let plus = config & 4 != 0;
     let offers_plus = plus || config & 8 != 0;
-    let mut mechanisms = vec![mechanism_name(hash, false), "PLAIN"];
-    let mut offer = ServerOffer::new(mechanisms.clone());
-    if offers_plus {
-        mechanisms.push(mechanism_name(hash, true));
-        offer = ServerOffer::new(mechanisms).with_channel_binding_types([
-            "tls-exporter",
-            "tls-server-end-point",
-            "tls-unique",
-        ]);
-    }
-    let mut server = ScramServer::builder(hash, plus, offer)
+    let mut server = ScramServer::builder(hash, plus, offer(hash, offers_plus))
         .downgrade_protection(config & 16 != 0)
-        .nonce(fixed(index).0)
+        .nonce(rfc_example(index).1)
         .channel_binding(ChannelBinding::new(
             ChannelBindingType::TlsExporter,
             vec![1; 32],
@@ -102,14 +81,9 @@ pub fn run(data: &[u8]) {
         server.start(Some(messages.next().unwrap_or_default()))
     };
     let mut succeeded = false;
-    let mut first_error = None;
+    let mut errors = StickyErrors::default();
     for _ in 0..MAX_STEPS {
-        // Errors are sticky: once failed, every later call fails alike.
-        match (&first_error, &step) {
-            (None, Err(e)) => first_error = Some(e.clone()),
-            (Some(first), later) => assert_eq!(later.as_ref().err(), Some(first)),
-            _ => {}
-        }
+        errors.check(&step);
         step = match step {
             Ok(ServerStep::Request(_)) => server.answer(match config >> 6 {
                 0 | 1 => CredentialAnswer::Scram(Some(credentials(index))),

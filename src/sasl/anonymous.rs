@@ -16,13 +16,12 @@
 //! (a random localpart, for instance) or a refusal.
 //!
 //! [`CredentialRequest::Anonymous`]: super::CredentialRequest::Anonymous
+//! [`CredentialAnswer::Verdict`]: super::CredentialAnswer::Verdict
 
 use stringprep::tables;
 
-use super::common::{self, OneShotClient, OneShotServer, Parsed};
-use super::{
-    ClientMechanism, CredentialAnswer, CredentialRequest, SaslError, ServerMechanism, ServerStep,
-};
+use super::common::{self, one_shot_client, one_shot_server, OneShotMessage, Parsed};
+use super::{CredentialRequest, SaslError};
 
 /// The mechanism name.
 pub const NAME: &str = "ANONYMOUS";
@@ -56,11 +55,29 @@ fn trace_profile_ok(trace: &str) -> bool {
     true
 }
 
-/// Client side of ANONYMOUS.
+/// What the ANONYMOUS client sends.
 #[derive(Debug, Default)]
-pub struct AnonymousClient {
+struct Fields {
     trace: Option<String>,
-    state: OneShotClient,
+}
+
+impl OneShotMessage for Fields {
+    fn build(&self) -> Result<Vec<u8>, SaslError> {
+        let t = self.trace.as_deref().unwrap_or("");
+        if t.chars().count() > MAX_TRACE_CHARS {
+            return Err(SaslError::malformed("trace longer than 255 characters"));
+        }
+        if !trace_profile_ok(t) {
+            return Err(SaslError::malformed("trace refused by the trace profile"));
+        }
+        Ok(t.as_bytes().to_vec())
+    }
+}
+
+one_shot_client! {
+    /// Client side of ANONYMOUS.
+    #[derive(Default)]
+    pub struct AnonymousClient(Fields) = NAME;
 }
 
 impl AnonymousClient {
@@ -72,62 +89,14 @@ impl AnonymousClient {
     /// Sends `trace` (an email address or an opaque string without `@`).
     /// Empty means none.
     pub fn with_trace(mut self, trace: impl Into<String>) -> Self {
-        let t = trace.into();
-        self.trace = (!t.is_empty()).then_some(t);
+        self.inner.message_mut().trace = common::non_empty(trace);
         self
     }
 }
 
-fn build(trace: Option<&str>) -> Result<Vec<u8>, SaslError> {
-    let t = trace.unwrap_or("");
-    if t.chars().count() > MAX_TRACE_CHARS {
-        return Err(SaslError::malformed("trace longer than 255 characters"));
-    }
-    if !trace_profile_ok(t) {
-        return Err(SaslError::malformed("trace refused by the trace profile"));
-    }
-    Ok(t.as_bytes().to_vec())
-}
-
-impl ClientMechanism for AnonymousClient {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
-        let Self { trace, state } = self;
-        state.initial_response(|| build(trace.as_deref()))
-    }
-
-    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        let Self { trace, state } = self;
-        state.respond(challenge, || build(trace.as_deref()))
-    }
-
-    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
-        self.state.success(additional_data)
-    }
-}
-
-/// Server side of ANONYMOUS (see the module docs for the host's answer).
-#[derive(Debug)]
-pub struct AnonymousServer {
-    inner: OneShotServer,
-}
-
-impl AnonymousServer {
-    /// A fresh exchange.
-    pub fn new() -> Self {
-        Self {
-            inner: OneShotServer::new(parse),
-        }
-    }
-}
-
-impl Default for AnonymousServer {
-    fn default() -> Self {
-        Self::new()
-    }
+one_shot_server! {
+    /// Server side of ANONYMOUS (see the module docs for the host's answer).
+    pub struct AnonymousServer = NAME, parse;
 }
 
 fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
@@ -142,24 +111,6 @@ fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
         request: CredentialRequest::Anonymous { trace },
         authzid: None,
     })
-}
-
-impl ServerMechanism for AnonymousServer {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
-        self.inner.start(initial_response)
-    }
-
-    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.inner.respond(response)
-    }
-
-    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
-        self.inner.answer(answer)
-    }
 }
 
 #[cfg(test)]

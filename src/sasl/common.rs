@@ -3,16 +3,23 @@
 //! - The PLAIN layout `[authzid] NUL authcid NUL secret`, used by PLAIN,
 //!   X-OAUTH2 and X-GOOGLE-TOKEN ([`parse_plain_layout`],
 //!   [`build_plain_layout`]).
-//! - GS2 header parsing and `=2C`/`=3D` name escaping (RFC 5801 section 4),
-//!   used by OAUTHBEARER ([`parse_gs2_header`], [`gs2_escape`],
-//!   [`gs2_unescape`]). SCRAM needs the same escaping.
+//! - GS2 headers and `=2C`/`=3D` name escaping (RFC 5801 section 4, RFC
+//!   5802 section 5.1), the one implementation for SCRAM and OAUTHBEARER:
+//!   [`build_gs2_header`], [`gs2_escape`], [`gs2_unescape`], and parsing in
+//!   layers ([`split_gs2_header`], [`Gs2CbFlag::parse`],
+//!   [`parse_gs2_authzid`]) that SCRAM composes with its own conditions and
+//!   [`parse_gs2_header`] composes for OAUTHBEARER.
 //! - The one-message exchanges (client sends one message, the host decides):
-//!   [`OneShotClient`] and [`OneShotServer`].
+//!   the state machines [`OneShotClient`] and [`OneShotServer`], and the
+//!   macros [`one_shot_client!`] and [`one_shot_server!`] that declare a
+//!   mechanism's public structs around them, so that each mechanism's file
+//!   holds only its encoding ([`OneShotMessage`]) and its parse function.
 //! - How an [`Identity`] is assembled from the host's verdict
 //!   ([`identity`], [`verdict`]).
 
 use super::{
-    CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, Secret, ServerStep,
+    AuthAttribute, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, Secret,
+    ServerStep,
 };
 
 /// Largest message accepted or produced by the single-message mechanisms
@@ -199,47 +206,109 @@ pub(crate) fn build_gs2_header(cb_flag: &Gs2CbFlag, authzid: Option<&str>) -> St
     out
 }
 
-/// Parses the GS2 header at the start of `message`; returns it and the
-/// bytes after its second comma. Strict: the flag is `n`, `y` or
-/// `p=<cb-name>` (cb-name `1*(ALPHA / DIGIT / "." / "-")`), the authzid
-/// part is empty or `a=` with a non-empty, UTF-8, properly escaped name.
-pub(crate) fn parse_gs2_header(message: &[u8]) -> Result<(Gs2Header, &[u8]), SaslError> {
+/// A GS2 header cut at its two commas, its fields not yet interpreted.
+/// SCRAM and OAUTHBEARER read the fields with [`Gs2CbFlag::parse`] and
+/// [`parse_gs2_authzid`] and apply their own conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gs2Fields<'a> {
+    /// The channel-binding flag field (`n`, `y`, `p=<cb-name>`, or junk).
+    pub cb_flag: &'a [u8],
+    /// The authzid field (empty, `a=<escaped name>`, or junk).
+    pub authzid: &'a [u8],
+    /// The length of the whole header, both commas included: the message
+    /// goes on at this offset (and SCRAM repeats the header in `c=`).
+    pub len: usize,
+}
+
+/// Cuts the GS2 header off the start of `message`. Fails with
+/// `malformed-request` when either comma is missing.
+pub(crate) fn split_gs2_header(message: &[u8]) -> Result<Gs2Fields<'_>, SaslError> {
     let first = message
         .iter()
         .position(|b| *b == b',')
         .ok_or(SaslError::malformed("GS2 header: missing comma"))?;
-    let flag = &message[..first];
-    let cb_flag = match flag {
-        b"n" => Gs2CbFlag::NotSupported,
-        b"y" => Gs2CbFlag::SupportedNotUsed,
-        [b'p', b'=', name @ ..]
-            if !name.is_empty()
-                && name
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') =>
-        {
-            // ASCII by the check above.
-            Gs2CbFlag::Binding(String::from_utf8_lossy(name).into_owned())
-        }
-        _ => return Err(SaslError::malformed("GS2 header: bad channel-binding flag")),
-    };
-    let after_flag = &message[first + 1..];
-    let second = after_flag
+    let second = message[first + 1..]
         .iter()
         .position(|b| *b == b',')
         .ok_or(SaslError::malformed("GS2 header: missing second comma"))?;
-    let authzid = match &after_flag[..second] {
-        b"" => None,
-        [b'a', b'=', name @ ..] if !name.is_empty() => {
-            let name = utf8(name, "GS2 header: authzid is not UTF-8")?;
-            if name.contains('\0') {
-                return Err(SaslError::malformed("GS2 header: NUL in authzid"));
+    let end = first + 1 + second;
+    Ok(Gs2Fields {
+        cb_flag: &message[..first],
+        authzid: &message[first + 1..end],
+        len: end + 1,
+    })
+}
+
+impl Gs2CbFlag {
+    /// Parses a flag field: `n`, `y` or `p=<cb-name>` with cb-name
+    /// `1*(ALPHA / DIGIT / "." / "-")`. `None` for anything else.
+    pub(crate) fn parse(field: &[u8]) -> Option<Self> {
+        match field {
+            b"n" => Some(Self::NotSupported),
+            b"y" => Some(Self::SupportedNotUsed),
+            [b'p', b'=', name @ ..]
+                if !name.is_empty()
+                    && name
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-') =>
+            {
+                // ASCII by the check above.
+                Some(Self::Binding(String::from_utf8_lossy(name).into_owned()))
             }
-            Some(gs2_unescape(name)?)
+            _ => None,
         }
-        _ => return Err(SaslError::malformed("GS2 header: bad authzid")),
-    };
-    Ok((Gs2Header { cb_flag, authzid }, &after_flag[second + 1..]))
+    }
+}
+
+/// Why [`parse_gs2_authzid`] refused an authzid field. The mechanisms map
+/// the two cases to different conditions (SCRAM: `malformed-request` and
+/// `invalid-authzid`; OAUTHBEARER: `malformed-request` for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gs2AuthzidError {
+    /// The field is neither empty nor `a=...`.
+    Syntax,
+    /// `a=` followed by nothing, by bytes that are not UTF-8, or by a bad
+    /// escape; with a description.
+    Name(&'static str),
+}
+
+/// Parses the authzid field of a GS2 header: `None` when it is empty, the
+/// unescaped name after `a=` otherwise (non-empty, UTF-8, properly
+/// escaped).
+pub(crate) fn parse_gs2_authzid(field: &[u8]) -> Result<Option<String>, Gs2AuthzidError> {
+    match field {
+        b"" => Ok(None),
+        [b'a', b'=', name @ ..] => {
+            if name.is_empty() {
+                return Err(Gs2AuthzidError::Name("GS2 header: bad authzid"));
+            }
+            let name = std::str::from_utf8(name)
+                .map_err(|_| Gs2AuthzidError::Name("GS2 header: authzid is not UTF-8"))?;
+            gs2_unescape(name)
+                .map(Some)
+                .map_err(|e| Gs2AuthzidError::Name(e.reason))
+        }
+        _ => Err(Gs2AuthzidError::Syntax),
+    }
+}
+
+/// Parses the GS2 header at the start of `message`; returns it and the
+/// bytes after its second comma. Strict: the flag is `n`, `y` or
+/// `p=<cb-name>` ([`Gs2CbFlag::parse`]), the authzid part is empty or `a=`
+/// with a non-empty, UTF-8, properly escaped name without NUL
+/// ([`parse_gs2_authzid`]). Every failure is `malformed-request`.
+pub(crate) fn parse_gs2_header(message: &[u8]) -> Result<(Gs2Header, &[u8]), SaslError> {
+    let fields = split_gs2_header(message)?;
+    let cb_flag = Gs2CbFlag::parse(fields.cb_flag)
+        .ok_or(SaslError::malformed("GS2 header: bad channel-binding flag"))?;
+    let authzid = parse_gs2_authzid(fields.authzid).map_err(|e| match e {
+        Gs2AuthzidError::Syntax => SaslError::malformed("GS2 header: bad authzid"),
+        Gs2AuthzidError::Name(reason) => SaslError::malformed(reason),
+    })?;
+    if authzid.as_ref().is_some_and(|a| a.contains('\0')) {
+        return Err(SaslError::malformed("GS2 header: NUL in authzid"));
+    }
+    Ok((Gs2Header { cb_flag, authzid }, &message[fields.len..]))
 }
 
 /// The host's verdict, or the error to report. A wrong kind of answer or
@@ -286,12 +355,36 @@ pub(crate) fn identity(username: String, authzid: Option<String>) -> Identity {
     Identity { username, authzid }
 }
 
+/// `s`, or `None` when it is empty: how the builders of the one-message
+/// mechanisms take an optional authzid or trace.
+pub(crate) fn non_empty(s: impl Into<String>) -> Option<String> {
+    let s = s.into();
+    (!s.is_empty()).then_some(s)
+}
+
+/// What a one-message client mechanism knows and how it encodes it: the
+/// only part of PLAIN, X-OAUTH2, X-GOOGLE-TOKEN, EXTERNAL and ANONYMOUS
+/// clients that differs. [`OneShotClient`] runs the exchange around it.
+pub(crate) trait OneShotMessage: std::fmt::Debug + Send {
+    /// Builds the message, refusing (with the condition the peer would
+    /// report) what the peer would reject.
+    fn build(&self) -> Result<Vec<u8>, SaslError>;
+
+    /// Extra attributes for `<auth/>` (see
+    /// [`ClientMechanism::auth_attributes`](super::ClientMechanism::auth_attributes)).
+    fn auth_attributes(&self) -> &[AuthAttribute] {
+        &[]
+    }
+}
+
 /// Client side of a mechanism that sends one message and expects nothing
 /// back but `<success/>`. Sends the message as the initial response; if
 /// the server sends an empty challenge first (no initial response was
-/// transmitted), sends it as the response instead.
+/// transmitted), sends it as the response instead. Any call out of that
+/// order fails, and so does every call after it.
 #[derive(Debug, Default)]
-pub(crate) struct OneShotClient {
+pub(crate) struct OneShotClient<M> {
+    message: M,
     state: OneShotClientState,
 }
 
@@ -303,31 +396,40 @@ enum OneShotClientState {
     Done,
 }
 
-impl OneShotClient {
-    pub(crate) fn initial_response(
-        &mut self,
-        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
-    ) -> Result<Option<Vec<u8>>, SaslError> {
+impl<M: OneShotMessage> OneShotClient<M> {
+    pub(crate) fn new(message: M) -> Self {
+        Self {
+            message,
+            state: OneShotClientState::Ready,
+        }
+    }
+
+    /// The mechanism's own fields, for its builder methods.
+    pub(crate) fn message_mut(&mut self) -> &mut M {
+        &mut self.message
+    }
+
+    pub(crate) fn auth_attributes(&self) -> &[AuthAttribute] {
+        self.message.auth_attributes()
+    }
+
+    pub(crate) fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
         if self.state != OneShotClientState::Ready {
             self.state = OneShotClientState::Done;
             return Err(out_of_order());
         }
         self.state = OneShotClientState::Done;
-        let message = build()?;
+        let message = self.message.build()?;
         self.state = OneShotClientState::Sent;
         Ok(Some(message))
     }
 
-    pub(crate) fn respond(
-        &mut self,
-        challenge: &[u8],
-        build: impl FnOnce() -> Result<Vec<u8>, SaslError>,
-    ) -> Result<Vec<u8>, SaslError> {
+    pub(crate) fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
         let state = std::mem::replace(&mut self.state, OneShotClientState::Done);
         if state != OneShotClientState::Ready || !challenge.is_empty() {
             return Err(SaslError::malformed("this mechanism expects no challenge"));
         }
-        let message = build()?;
+        let message = self.message.build()?;
         self.state = OneShotClientState::Sent;
         Ok(message)
     }
@@ -346,6 +448,56 @@ impl OneShotClient {
     }
 }
 
+/// Declares the public client struct of a one-message mechanism: a
+/// wrapper around [`OneShotClient`] over the mechanism's
+/// [`OneShotMessage`] type, implementing
+/// [`ClientMechanism`](super::ClientMechanism) under the given name. The
+/// mechanism's file writes the constructors and builder methods.
+///
+/// ```text
+/// one_shot_client! {
+///     /// Client side of PLAIN.
+///     pub struct PlainClient(Fields) = NAME;
+/// }
+/// ```
+macro_rules! one_shot_client {
+    ($(#[$meta:meta])* pub struct $ty:ident($message:ty) = $name:expr;) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $ty {
+            inner: $crate::sasl::common::OneShotClient<$message>,
+        }
+
+        impl $crate::sasl::ClientMechanism for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn initial_response(
+                &mut self,
+            ) -> Result<Option<Vec<u8>>, $crate::sasl::SaslError> {
+                self.inner.initial_response()
+            }
+
+            fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, $crate::sasl::SaslError> {
+                self.inner.respond(challenge)
+            }
+
+            fn success(
+                &mut self,
+                additional_data: Option<&[u8]>,
+            ) -> Result<(), $crate::sasl::SaslError> {
+                self.inner.success(additional_data)
+            }
+
+            fn auth_attributes(&self) -> &[$crate::sasl::AuthAttribute] {
+                self.inner.auth_attributes()
+            }
+        }
+    };
+}
+pub(crate) use one_shot_client;
+
 /// What a one-message mechanism's parser extracts: the request for the
 /// host and the authzid to report in the [`Identity`] once approved.
 pub(crate) struct Parsed {
@@ -356,7 +508,11 @@ pub(crate) struct Parsed {
 /// Server side of a mechanism whose client sends one message that the host
 /// then decides on with [`CredentialAnswer::Verdict`]. Without an initial
 /// response it sends an empty challenge and takes the message as the
-/// response (RFC 4422 section 5, RFC 6120 section 6.4.2).
+/// response (RFC 4422 section 5, RFC 6120 section 6.4.2). The mechanism
+/// supplies only the parse function; this machine owns the order of calls
+/// (a failed or finished exchange stays over), the answer (a wrong kind or
+/// an answer with nothing pending is `temporary-auth-failure`) and the
+/// [`Identity`].
 pub(crate) struct OneShotServer {
     state: OneShotServerState,
     parse: fn(&[u8]) -> Result<Parsed, SaslError>,
@@ -417,6 +573,70 @@ impl OneShotServer {
     }
 }
 
+/// Declares the public server struct of a one-message mechanism: a
+/// wrapper around [`OneShotServer`] with `new`, `Default` and
+/// [`ServerMechanism`](super::ServerMechanism) under the given name, given
+/// the mechanism's parse function (message to [`Parsed`]).
+///
+/// ```text
+/// one_shot_server! {
+///     /// Server side of PLAIN.
+///     pub struct PlainServer = NAME, parse;
+/// }
+/// ```
+macro_rules! one_shot_server {
+    ($(#[$meta:meta])* pub struct $ty:ident = $name:expr, $parse:expr;) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $ty {
+            inner: $crate::sasl::common::OneShotServer,
+        }
+
+        impl $ty {
+            /// A fresh exchange.
+            pub fn new() -> Self {
+                Self {
+                    inner: $crate::sasl::common::OneShotServer::new($parse),
+                }
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $crate::sasl::ServerMechanism for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn start(
+                &mut self,
+                initial_response: Option<&[u8]>,
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.start(initial_response)
+            }
+
+            fn respond(
+                &mut self,
+                response: &[u8],
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.respond(response)
+            }
+
+            fn answer(
+                &mut self,
+                answer: $crate::sasl::CredentialAnswer,
+            ) -> Result<$crate::sasl::ServerStep, $crate::sasl::SaslError> {
+                self.inner.answer(answer)
+            }
+        }
+    };
+}
+pub(crate) use one_shot_server;
+
 impl std::fmt::Debug for OneShotServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match self.state {
@@ -449,6 +669,19 @@ mod tests {
         }
     }
 
+    /// Moved from scram.rs with the SCRAM-only escaping functions it
+    /// tested: the same assertions, on the one shared implementation.
+    #[test]
+    fn saslname_escaping_round_trips() {
+        for s in ["user", "a,b", "a=b", "=2C", ",=,=", "", "é,="] {
+            assert_eq!(gs2_unescape(&gs2_escape(s)).ok().as_deref(), Some(s));
+        }
+        assert_eq!(gs2_escape("a,b=c"), "a=2Cb=3Dc");
+        assert_eq!(gs2_unescape("a=2C").ok(), Some("a,".to_owned()));
+        assert_eq!(gs2_unescape("a=2").ok(), None);
+        assert_eq!(gs2_unescape("a=41").ok(), None);
+    }
+
     #[test]
     fn gs2_header_parses_strictly() {
         let (h, rest) = parse_gs2_header(b"n,a=us=2Cer,\x01rest").unwrap();
@@ -476,6 +709,27 @@ mod tests {
             build_gs2_header(&Gs2CbFlag::NotSupported, Some("a,=b")),
             "n,a=a=2C=3Db,"
         );
+    }
+
+    #[test]
+    fn gs2_header_layers() {
+        let f = split_gs2_header(b"p=tls-exporter,a=x,n=u").unwrap();
+        assert_eq!(f.cb_flag, b"p=tls-exporter");
+        assert_eq!(f.authzid, b"a=x");
+        assert_eq!(f.len, 19);
+        assert!(split_gs2_header(b"n").is_err());
+        assert!(split_gs2_header(b"n,a=x").is_err());
+        assert_eq!(Gs2CbFlag::parse(b"y"), Some(Gs2CbFlag::SupportedNotUsed));
+        assert_eq!(Gs2CbFlag::parse(b"p=a_b"), None);
+        assert_eq!(parse_gs2_authzid(b""), Ok(None));
+        assert_eq!(parse_gs2_authzid(b"a=a=3Db"), Ok(Some("a=b".into())));
+        assert_eq!(parse_gs2_authzid(b"b=x"), Err(Gs2AuthzidError::Syntax));
+        for bad in [&b"a="[..], b"a=\xff", b"a=x=41"] {
+            assert!(
+                matches!(parse_gs2_authzid(bad), Err(Gs2AuthzidError::Name(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -13,11 +13,10 @@
 //! JID); anything else is `malformed-request`.
 //!
 //! [`CredentialRequest::External`]: super::CredentialRequest::External
+//! [`CredentialAnswer::Verdict`]: super::CredentialAnswer::Verdict
 
-use super::common::{self, OneShotClient, OneShotServer, Parsed};
-use super::{
-    ClientMechanism, CredentialAnswer, CredentialRequest, SaslError, ServerMechanism, ServerStep,
-};
+use super::common::{self, one_shot_client, one_shot_server, OneShotMessage, Parsed};
+use super::{CredentialRequest, SaslError};
 
 /// The mechanism name.
 pub const NAME: &str = "EXTERNAL";
@@ -25,11 +24,27 @@ pub const NAME: &str = "EXTERNAL";
 /// Longest authzid accepted or sent: the longest JID (RFC 7622).
 const MAX_AUTHZID_LEN: usize = 3071;
 
-/// Client side of EXTERNAL.
+/// What the EXTERNAL client sends.
 #[derive(Debug, Default)]
-pub struct ExternalClient {
+struct Fields {
     authzid: Option<String>,
-    state: OneShotClient,
+}
+
+impl OneShotMessage for Fields {
+    fn build(&self) -> Result<Vec<u8>, SaslError> {
+        let a = self.authzid.as_deref().unwrap_or("");
+        if a.contains('\0') {
+            return Err(SaslError::malformed("NUL in authzid"));
+        }
+        common::check_len(a.as_bytes(), MAX_AUTHZID_LEN)?;
+        Ok(a.as_bytes().to_vec())
+    }
+}
+
+one_shot_client! {
+    /// Client side of EXTERNAL.
+    #[derive(Default)]
+    pub struct ExternalClient(Fields) = NAME;
 }
 
 impl ExternalClient {
@@ -40,60 +55,14 @@ impl ExternalClient {
 
     /// Asks to act as `authzid` instead. Empty means none.
     pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
-        let a = authzid.into();
-        self.authzid = (!a.is_empty()).then_some(a);
+        self.inner.message_mut().authzid = common::non_empty(authzid);
         self
     }
 }
 
-fn build(authzid: Option<&str>) -> Result<Vec<u8>, SaslError> {
-    let a = authzid.unwrap_or("");
-    if a.contains('\0') {
-        return Err(SaslError::malformed("NUL in authzid"));
-    }
-    common::check_len(a.as_bytes(), MAX_AUTHZID_LEN)?;
-    Ok(a.as_bytes().to_vec())
-}
-
-impl ClientMechanism for ExternalClient {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
-        let Self { authzid, state } = self;
-        state.initial_response(|| build(authzid.as_deref()))
-    }
-
-    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        let Self { authzid, state } = self;
-        state.respond(challenge, || build(authzid.as_deref()))
-    }
-
-    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
-        self.state.success(additional_data)
-    }
-}
-
-/// Server side of EXTERNAL (see the module docs for the host's answer).
-#[derive(Debug)]
-pub struct ExternalServer {
-    inner: OneShotServer,
-}
-
-impl ExternalServer {
-    /// A fresh exchange.
-    pub fn new() -> Self {
-        Self {
-            inner: OneShotServer::new(parse),
-        }
-    }
-}
-
-impl Default for ExternalServer {
-    fn default() -> Self {
-        Self::new()
-    }
+one_shot_server! {
+    /// Server side of EXTERNAL (see the module docs for the host's answer).
+    pub struct ExternalServer = NAME, parse;
 }
 
 fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
@@ -109,22 +78,4 @@ fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
         },
         authzid,
     })
-}
-
-impl ServerMechanism for ExternalServer {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
-        self.inner.start(initial_response)
-    }
-
-    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.inner.respond(response)
-    }
-
-    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
-        self.inner.answer(answer)
-    }
 }

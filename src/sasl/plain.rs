@@ -21,11 +21,10 @@ use std::borrow::Cow;
 
 use zeroize::Zeroizing;
 
-use super::common::{self, OneShotClient, OneShotServer, Parsed};
-use super::{
-    ClientMechanism, CredentialAnswer, CredentialRequest, SaslError, Secret, ServerMechanism,
-    ServerStep,
+use super::common::{
+    self, one_shot_client, one_shot_server, OneShotClient, OneShotMessage, Parsed,
 };
+use super::{CredentialRequest, SaslError, Secret};
 
 /// The mechanism name.
 pub const NAME: &str = "PLAIN";
@@ -39,13 +38,24 @@ fn prepare(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Client side of PLAIN.
+/// What the PLAIN client sends.
 #[derive(Debug)]
-pub struct PlainClient {
+struct Fields {
     authzid: Option<String>,
     username: String,
     password: Secret,
-    state: OneShotClient,
+}
+
+impl OneShotMessage for Fields {
+    fn build(&self) -> Result<Vec<u8>, SaslError> {
+        let password = Zeroizing::new(prepare(self.password.expose()).into_owned());
+        common::build_plain_layout(self.authzid.as_deref(), &prepare(&self.username), &password)
+    }
+}
+
+one_shot_client! {
+    /// Client side of PLAIN.
+    pub struct PlainClient(Fields) = NAME;
 }
 
 impl PlainClient {
@@ -53,81 +63,32 @@ impl PlainClient {
     /// account JID) with `password`.
     pub fn new(username: impl Into<String>, password: impl Into<Secret>) -> Self {
         Self {
-            authzid: None,
-            username: username.into(),
-            password: password.into(),
-            state: OneShotClient::default(),
+            inner: OneShotClient::new(Fields {
+                authzid: None,
+                username: username.into(),
+                password: password.into(),
+            }),
         }
     }
 
     /// Asks to act as `authzid` (a bare JID in XMPP). An empty authzid is
     /// the same as none.
     pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
-        let a = authzid.into();
-        self.authzid = (!a.is_empty()).then_some(a);
+        self.inner.message_mut().authzid = common::non_empty(authzid);
         self
     }
 }
 
-fn build(authzid: Option<&str>, username: &str, password: &Secret) -> Result<Vec<u8>, SaslError> {
-    let password = Zeroizing::new(prepare(password.expose()).into_owned());
-    common::build_plain_layout(authzid, &prepare(username), &password)
-}
-
-impl ClientMechanism for PlainClient {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
-        let Self {
-            authzid,
-            username,
-            password,
-            state,
-        } = self;
-        state.initial_response(|| build(authzid.as_deref(), username, password))
-    }
-
-    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        let Self {
-            authzid,
-            username,
-            password,
-            state,
-        } = self;
-        state.respond(challenge, || build(authzid.as_deref(), username, password))
-    }
-
-    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
-        self.state.success(additional_data)
-    }
-}
-
-/// Server side of PLAIN. Asks the host with
-/// [`CredentialRequest::Password`]; the host answers
-/// [`CredentialAnswer::Verdict`]: `Ok(username)` (the account that
-/// authenticated; the host has also approved the authzid, if any) or
-/// `Err(condition)` (`not-authorized`, `invalid-authzid`,
-/// `account-disabled`, ...).
-#[derive(Debug)]
-pub struct PlainServer {
-    inner: OneShotServer,
-}
-
-impl PlainServer {
-    /// A fresh exchange.
-    pub fn new() -> Self {
-        Self {
-            inner: OneShotServer::new(parse),
-        }
-    }
-}
-
-impl Default for PlainServer {
-    fn default() -> Self {
-        Self::new()
-    }
+one_shot_server! {
+    /// Server side of PLAIN. Asks the host with
+    /// [`CredentialRequest::Password`]; the host answers
+    /// [`CredentialAnswer::Verdict`]: `Ok(username)` (the account that
+    /// authenticated; the host has also approved the authzid, if any) or
+    /// `Err(condition)` (`not-authorized`, `invalid-authzid`,
+    /// `account-disabled`, ...).
+    ///
+    /// [`CredentialAnswer::Verdict`]: super::CredentialAnswer::Verdict
+    pub struct PlainServer = NAME, parse;
 }
 
 fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
@@ -140,22 +101,4 @@ fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
         },
         authzid: m.authzid,
     })
-}
-
-impl ServerMechanism for PlainServer {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
-        self.inner.start(initial_response)
-    }
-
-    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.inner.respond(response)
-    }
-
-    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
-        self.inner.answer(answer)
-    }
 }

@@ -78,6 +78,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::channel_binding::{ChannelBinding, ChannelBindingType};
+use super::common::{self, Gs2AuthzidError, Gs2CbFlag};
 use super::{
     ClientMechanism, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError,
     ScramCredentials, ScramHash, Secret, SecretBytes, ServerMechanism, ServerStep,
@@ -418,42 +419,9 @@ fn expect_attr<'a>(
     }
 }
 
-/// `=2C` and `=3D` escaping of a saslname (RFC 5802 section 5.1).
-fn escape_saslname(s: &str) -> String {
-    s.replace('=', "=3D").replace(',', "=2C")
-}
-
-/// Reverses [`escape_saslname`]; `None` for an `=` not followed by `2C`
-/// or `3D`.
-fn unescape_saslname(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('=') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 1..];
-        if let Some(t) = tail.strip_prefix("2C") {
-            out.push(',');
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("3D") {
-            out.push('=');
-            rest = t;
-        } else {
-            return None;
-        }
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 /// RFC 5802 `printable`: %x21-2B / %x2D-7E.
 fn is_valid_nonce(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
-}
-
-fn is_valid_cb_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// RFC 5802 `posit-number`: no sign, no leading zero, fits in `u32`.
@@ -547,8 +515,7 @@ impl ScramClientBuilder {
     /// The authorization identity to act as (sent as `a=` in the gs2
     /// header, `=2C`/`=3D`-escaped). An empty string means none.
     pub fn authzid(mut self, authzid: impl Into<String>) -> Self {
-        let a = authzid.into();
-        self.authzid = (!a.is_empty()).then_some(a);
+        self.authzid = common::non_empty(authzid);
         self
     }
 
@@ -621,23 +588,18 @@ impl ScramClientBuilder {
             }
             _ => false,
         };
-        let mut gs2_header = match (&self.channel_binding, plus) {
-            (Some(cb), true) => format!("p={}", cb.kind.as_str()),
-            (Some(_), false) => "y".to_owned(),
-            (None, _) => "n".to_owned(),
+        let cb_flag = match (&self.channel_binding, plus) {
+            (Some(cb), true) => Gs2CbFlag::Binding(cb.kind.as_str().to_owned()),
+            (Some(_), false) => Gs2CbFlag::SupportedNotUsed,
+            (None, _) => Gs2CbFlag::NotSupported,
         };
-        gs2_header.push(',');
-        if let Some(a) = &self.authzid {
-            gs2_header.push_str("a=");
-            gs2_header.push_str(&escape_saslname(a));
-        }
-        gs2_header.push(',');
+        let gs2_header = common::build_gs2_header(&cb_flag, self.authzid.as_deref());
         let nonce = match self.nonce {
             Some(n) if is_valid_nonce(&n) => n,
             Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
             None => printable_token(rng, NONCE_LEN),
         };
-        let client_first_bare = format!("n={},r={}", escape_saslname(&username), nonce);
+        let client_first_bare = format!("n={},r={}", common::gs2_escape(&username), nonce);
         if gs2_header.len() + client_first_bare.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("client-first message too long"));
         }
@@ -1182,61 +1144,47 @@ impl ScramServer {
 
     fn parse_client_first(&self, msg: &[u8]) -> Result<ClientFirst, SaslError> {
         let text = message_text(msg)?;
-        let (flag, rest) = text
-            .split_once(',')
-            .ok_or(SaslError::malformed("client-first: no gs2 header"))?;
-        let (authz, bare) = rest
-            .split_once(',')
-            .ok_or(SaslError::malformed("client-first: no gs2 header"))?;
-        let gs2_header = &text[..flag.len() + authz.len() + 2];
+        let gs2 = common::split_gs2_header(msg)
+            .map_err(|_| SaslError::malformed("client-first: no gs2 header"))?;
+        // The commas are ASCII: both halves are still UTF-8.
+        let (gs2_header, bare) = text.split_at(gs2.len);
 
-        let cb_data = match flag {
-            "n" | "y" if self.plus => {
+        let cb_data = match Gs2CbFlag::parse(gs2.cb_flag) {
+            Some(Gs2CbFlag::NotSupported | Gs2CbFlag::SupportedNotUsed) if self.plus => {
                 return Err(SaslError::malformed(
                     "client-first: -PLUS mechanism without channel binding",
                 ))
             }
-            "n" => None,
-            "y" if self.server_supports_binding => {
+            Some(Gs2CbFlag::NotSupported) => None,
+            Some(Gs2CbFlag::SupportedNotUsed) if self.server_supports_binding => {
                 return Err(SaslError::malformed(
                     "client-first: gs2 flag y but the server offered -PLUS (downgrade)",
                 ))
             }
-            "y" => None,
-            _ => {
-                let name = flag
-                    .strip_prefix("p=")
-                    .filter(|n| is_valid_cb_name(n))
-                    .ok_or(SaslError::malformed("client-first: bad gs2 flag"))?;
+            Some(Gs2CbFlag::SupportedNotUsed) => None,
+            Some(Gs2CbFlag::Binding(name)) => {
                 if !self.plus {
                     return Err(SaslError::malformed(
                         "client-first: channel binding with a non-PLUS mechanism",
                     ));
                 }
-                let kind = ChannelBindingType::from_name(name);
+                let kind = ChannelBindingType::from_name(&name);
                 let binding = self.bindings.iter().find(|b| Some(b.kind) == kind).ok_or(
                     SaslError::malformed("client-first: unsupported channel-binding type"),
                 )?;
                 Some(binding.data.clone())
             }
+            None => return Err(SaslError::malformed("client-first: bad gs2 flag")),
         };
 
-        let authzid = if authz.is_empty() {
-            None
-        } else {
-            let a = authz
-                .strip_prefix("a=")
-                .ok_or(SaslError::malformed("client-first: bad gs2 authzid"))?;
-            match unescape_saslname(a) {
-                Some(a) if !a.is_empty() => Some(a),
-                _ => {
-                    return Err(SaslError::new(
-                        SaslCondition::InvalidAuthzid,
-                        "client-first: bad authzid encoding",
-                    ))
-                }
-            }
-        };
+        // Stricter than OAUTHBEARER: a bad name is `invalid-authzid`.
+        let authzid = common::parse_gs2_authzid(gs2.authzid).map_err(|e| match e {
+            Gs2AuthzidError::Syntax => SaslError::malformed("client-first: bad gs2 authzid"),
+            Gs2AuthzidError::Name(_) => SaslError::new(
+                SaslCondition::InvalidAuthzid,
+                "client-first: bad authzid encoding",
+            ),
+        })?;
 
         let attrs = parse_attrs(bare)?;
         if let Some((b'm', _)) = attrs.first() {
@@ -1249,8 +1197,8 @@ impl ScramServer {
         if attrs[2..].iter().any(|(k, _)| *k == b'm') {
             return Err(SaslError::malformed("client-first: misplaced m="));
         }
-        let username = unescape_saslname(username)
-            .ok_or(SaslError::malformed("client-first: bad user name encoding"))?;
+        let username = common::gs2_unescape(username)
+            .map_err(|_| SaslError::malformed("client-first: bad user name encoding"))?;
         let username = stringprep::saslprep(&username)
             .map_err(|_| SaslError::malformed("client-first: the user name fails SASLprep"))?
             .into_owned();
@@ -1456,17 +1404,6 @@ impl ServerMechanism for ScramServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn saslname_escaping_round_trips() {
-        for s in ["user", "a,b", "a=b", "=2C", ",=,=", "", "é,="] {
-            assert_eq!(unescape_saslname(&escape_saslname(s)).as_deref(), Some(s));
-        }
-        assert_eq!(escape_saslname("a,b=c"), "a=2Cb=3Dc");
-        assert_eq!(unescape_saslname("a=2C"), Some("a,".to_owned()));
-        assert_eq!(unescape_saslname("a=2"), None);
-        assert_eq!(unescape_saslname("a=41"), None);
-    }
 
     #[test]
     fn attribute_parsing_rejects_bad_shapes() {

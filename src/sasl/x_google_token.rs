@@ -10,102 +10,51 @@
 //!
 //! [`CredentialRequest::Token`]: super::CredentialRequest::Token
 
-use super::common::{self, OneShotClient, OneShotServer, Parsed};
-use super::{ClientMechanism, CredentialAnswer, SaslError, Secret, ServerMechanism, ServerStep};
+use super::common::{
+    self, one_shot_client, one_shot_server, OneShotClient, OneShotMessage, Parsed,
+};
+use super::{SaslError, Secret};
 
 /// The mechanism name.
 pub const NAME: &str = "X-GOOGLE-TOKEN";
 
-/// Client side of X-GOOGLE-TOKEN.
+/// What the X-GOOGLE-TOKEN client sends.
 #[derive(Debug)]
-pub struct XGoogleTokenClient {
+struct Fields {
     username: String,
     token: Secret,
-    state: OneShotClient,
+}
+
+impl OneShotMessage for Fields {
+    fn build(&self) -> Result<Vec<u8>, SaslError> {
+        common::build_plain_layout(None, &self.username, self.token.expose())
+    }
+}
+
+one_shot_client! {
+    /// Client side of X-GOOGLE-TOKEN.
+    pub struct XGoogleTokenClient(Fields) = NAME;
 }
 
 impl XGoogleTokenClient {
     /// Logs in as `username` (the full address) with a ClientLogin `token`.
     pub fn new(username: impl Into<String>, token: impl Into<Secret>) -> Self {
         Self {
-            username: username.into(),
-            token: token.into(),
-            state: OneShotClient::default(),
+            inner: OneShotClient::new(Fields {
+                username: username.into(),
+                token: token.into(),
+            }),
         }
     }
 }
 
-impl ClientMechanism for XGoogleTokenClient {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
-        let Self {
-            username,
-            token,
-            state,
-        } = self;
-        state.initial_response(|| common::build_plain_layout(None, username, token.expose()))
-    }
-
-    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        let Self {
-            username,
-            token,
-            state,
-        } = self;
-        state.respond(challenge, || {
-            common::build_plain_layout(None, username, token.expose())
-        })
-    }
-
-    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
-        self.state.success(additional_data)
-    }
-}
-
-/// Server side of X-GOOGLE-TOKEN. The host answers the
-/// [`CredentialRequest::Token`](super::CredentialRequest::Token) with
-/// [`CredentialAnswer::Verdict`].
-#[derive(Debug)]
-pub struct XGoogleTokenServer {
-    inner: OneShotServer,
-}
-
-impl XGoogleTokenServer {
-    /// A fresh exchange.
-    pub fn new() -> Self {
-        Self {
-            inner: OneShotServer::new(parse),
-        }
-    }
-}
-
-impl Default for XGoogleTokenServer {
-    fn default() -> Self {
-        Self::new()
-    }
+one_shot_server! {
+    /// Server side of X-GOOGLE-TOKEN. The host answers the
+    /// [`CredentialRequest::Token`](super::CredentialRequest::Token) with
+    /// [`CredentialAnswer::Verdict`](super::CredentialAnswer::Verdict).
+    pub struct XGoogleTokenServer = NAME, parse;
 }
 
 fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
     common::parse_token_layout(message, NAME)
-}
-
-impl ServerMechanism for XGoogleTokenServer {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
-        self.inner.start(initial_response)
-    }
-
-    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.inner.respond(response)
-    }
-
-    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
-        self.inner.answer(answer)
-    }
 }

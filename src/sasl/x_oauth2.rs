@@ -17,12 +17,12 @@
 //! the user name itself with `invalid-authzid` before asking.
 //!
 //! [`CredentialRequest::Token`]: super::CredentialRequest::Token
+//! [`ClientMechanism::auth_attributes`]: super::ClientMechanism::auth_attributes
 
-use super::common::{self, OneShotClient, OneShotServer, Parsed};
-use super::{
-    AuthAttribute, ClientMechanism, CredentialAnswer, SaslError, Secret, ServerMechanism,
-    ServerStep,
+use super::common::{
+    self, one_shot_client, one_shot_server, OneShotClient, OneShotMessage, Parsed,
 };
+use super::{AuthAttribute, SaslError, Secret};
 
 /// The mechanism name.
 pub const NAME: &str = "X-OAUTH2";
@@ -47,14 +47,28 @@ pub const CLIENT_USES_FULL_BIND_RESULT: AuthAttribute = AuthAttribute {
 const GOOGLE: &[AuthAttribute] = &[SERVICE_OAUTH2];
 const GOOGLE_FULL_BIND: &[AuthAttribute] = &[SERVICE_OAUTH2, CLIENT_USES_FULL_BIND_RESULT];
 
-/// Client side of X-OAUTH2.
+/// What the X-OAUTH2 client sends, and its `<auth/>` attributes.
 #[derive(Debug)]
-pub struct XOAuth2Client {
+struct Fields {
     authzid: Option<String>,
     username: String,
     token: Secret,
     attributes: &'static [AuthAttribute],
-    state: OneShotClient,
+}
+
+impl OneShotMessage for Fields {
+    fn build(&self) -> Result<Vec<u8>, SaslError> {
+        common::build_plain_layout(self.authzid.as_deref(), &self.username, self.token.expose())
+    }
+
+    fn auth_attributes(&self) -> &[AuthAttribute] {
+        self.attributes
+    }
+}
+
+one_shot_client! {
+    /// Client side of X-OAUTH2.
+    pub struct XOAuth2Client(Fields) = NAME;
 }
 
 impl XOAuth2Client {
@@ -63,26 +77,26 @@ impl XOAuth2Client {
     /// Google the full address (`user@gmail.com`).
     pub fn new(username: impl Into<String>, token: impl Into<Secret>) -> Self {
         Self {
-            authzid: None,
-            username: username.into(),
-            token: token.into(),
-            attributes: &[],
-            state: OneShotClient::default(),
+            inner: OneShotClient::new(Fields {
+                authzid: None,
+                username: username.into(),
+                token: token.into(),
+                attributes: &[],
+            }),
         }
     }
 
     /// Puts `authzid` in the first field. Servers accept only the user
     /// name itself there (see the module docs); empty means none.
     pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
-        let a = authzid.into();
-        self.authzid = (!a.is_empty()).then_some(a);
+        self.inner.message_mut().authzid = common::non_empty(authzid);
         self
     }
 
     /// Reports Google's `<auth/>` attributes: [`SERVICE_OAUTH2`], plus
     /// [`CLIENT_USES_FULL_BIND_RESULT`] when `full_bind_result` is true.
     pub fn with_google_attributes(mut self, full_bind_result: bool) -> Self {
-        self.attributes = if full_bind_result {
+        self.inner.message_mut().attributes = if full_bind_result {
             GOOGLE_FULL_BIND
         } else {
             GOOGLE
@@ -91,89 +105,15 @@ impl XOAuth2Client {
     }
 }
 
-impl ClientMechanism for XOAuth2Client {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
-        let Self {
-            authzid,
-            username,
-            token,
-            state,
-            ..
-        } = self;
-        state.initial_response(|| {
-            common::build_plain_layout(authzid.as_deref(), username, token.expose())
-        })
-    }
-
-    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        let Self {
-            authzid,
-            username,
-            token,
-            state,
-            ..
-        } = self;
-        state.respond(challenge, || {
-            common::build_plain_layout(authzid.as_deref(), username, token.expose())
-        })
-    }
-
-    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
-        self.state.success(additional_data)
-    }
-
-    fn auth_attributes(&self) -> &[AuthAttribute] {
-        self.attributes
-    }
-}
-
-/// Server side of X-OAUTH2. Asks the host with
-/// [`CredentialRequest::Token`](super::CredentialRequest::Token)
-/// (`mechanism: "X-OAUTH2"`); the host answers
-/// [`CredentialAnswer::Verdict`] with the account the token belongs to, or
-/// the failure condition.
-#[derive(Debug)]
-pub struct XOAuth2Server {
-    inner: OneShotServer,
-}
-
-impl XOAuth2Server {
-    /// A fresh exchange.
-    pub fn new() -> Self {
-        Self {
-            inner: OneShotServer::new(parse),
-        }
-    }
-}
-
-impl Default for XOAuth2Server {
-    fn default() -> Self {
-        Self::new()
-    }
+one_shot_server! {
+    /// Server side of X-OAUTH2. Asks the host with
+    /// [`CredentialRequest::Token`](super::CredentialRequest::Token)
+    /// (`mechanism: "X-OAUTH2"`); the host answers
+    /// [`CredentialAnswer::Verdict`](super::CredentialAnswer::Verdict) with
+    /// the account the token belongs to, or the failure condition.
+    pub struct XOAuth2Server = NAME, parse;
 }
 
 fn parse(message: &[u8]) -> Result<Parsed, SaslError> {
     common::parse_token_layout(message, NAME)
-}
-
-impl ServerMechanism for XOAuth2Server {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
-        self.inner.start(initial_response)
-    }
-
-    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.inner.respond(response)
-    }
-
-    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
-        self.inner.answer(answer)
-    }
 }
