@@ -662,11 +662,15 @@ fn after_header(body: &str) -> ReadError {
 #[test]
 fn malformed_input_gives_typed_errors_and_conditions() {
     use StreamErrorCondition as C;
-    let cases: Vec<(ReadError, C)> = vec![
+    let cases: Vec<(ReadError, C)> =
+        vec![
         (after_header("<message><body>x</message>"), C::NotWellFormed),
         (after_header("<message a='1' a='2'/>"), C::NotWellFormed),
         (after_header("<x:message/>"), C::NotWellFormed),
         (after_header("<message x:y='1'/>"), C::NotWellFormed),
+        // Found by fuzzing: the xmlns namespace may not be bound.
+        (after_header("<g xmlns='http://www.w3.org/2000/xmlns/'/>"), C::NotWellFormed),
+        (after_header("<g xmlns='http://www.w3.org/XML/1998/namespace'/>"), C::NotWellFormed),
         (
             after_header("<message><body>&nbsp;</body></message>"),
             C::RestrictedXml,
@@ -700,16 +704,16 @@ fn malformed_input_gives_typed_errors_and_conditions() {
     assert_eq!(cases[2].0, ReadError::UnboundPrefix("x".into()));
     assert_eq!(cases[3].0, ReadError::UnboundPrefix("x".into()));
     assert_eq!(
-        cases[4].0,
+        cases[6].0,
         ReadError::Restricted(Restricted::EntityReference)
     );
     assert_eq!(
-        cases[5].0,
+        cases[7].0,
         ReadError::Restricted(Restricted::ProcessingInstruction)
     );
-    assert_eq!(cases[6].0, ReadError::Restricted(Restricted::Comment));
-    assert_eq!(cases[8].0, ReadError::TextAtStreamLevel);
-    for c in &cases[9..] {
+    assert_eq!(cases[8].0, ReadError::Restricted(Restricted::Comment));
+    assert_eq!(cases[10].0, ReadError::TextAtStreamLevel);
+    for c in &cases[11..] {
         assert_eq!(c.0, ReadError::DataAfterClose);
     }
 }

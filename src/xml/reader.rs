@@ -656,12 +656,22 @@ impl StreamReader {
     }
 }
 
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
 fn push_decl(
     decls: &mut Vec<Decl>,
     mark: usize,
     prefix: Option<NcName>,
     ns: String,
 ) -> Result<(), ReadError> {
+    // Namespaces in XML 1.0 section 3: the xmlns namespace name may not be
+    // bound at all, the xml one only to `xml` (rxml checks the prefixed
+    // forms of the latter).
+    if ns == XMLNS_NS || (prefix.is_none() && ns == crate::ns::XML) {
+        return Err(ReadError::NotWellFormed(
+            "reserved namespace name bound".into(),
+        ));
+    }
     if decls[mark..].iter().any(|d| d.prefix == prefix) {
         let name = prefix
             .map(|p| format!("xmlns:{p}"))
