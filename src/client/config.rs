@@ -91,6 +91,10 @@ pub struct ClientConfig {
     pub tls: TlsMode,
     /// The SASL mechanism policy.
     pub policy: ClientPolicy,
+    /// Non-SASL authentication (XEP-0078): when it may be used.
+    pub legacy_auth: super::LegacyAuthPolicy,
+    /// An in-band registration (XEP-0077) to do before authenticating.
+    pub register: Option<super::Registration>,
     /// SCRAM: the lowest iteration count accepted from a server.
     pub min_scram_iterations: u32,
     /// `xml:lang` of the stream.
@@ -127,6 +131,8 @@ impl ClientConfig {
             resource: None,
             tls: TlsMode::StartTlsRequired,
             policy: ClientPolicy::default(),
+            legacy_auth: super::LegacyAuthPolicy::default(),
+            register: None,
             min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
             lang: Some("en".into()),
             limits: Limits::default(),

@@ -25,6 +25,7 @@
 //! and every later input returns the same error.
 
 mod config;
+mod legacy;
 mod mechanism;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use minidom::Element;
 
 pub use crate::tls::TlsInfo;
 pub use config::{ClientConfig, Credentials, TlsMode};
+pub use legacy::{LegacyAuthPolicy, Registration};
 
 pub use crate::core::UsageError;
 use crate::core::{Core, Life};
@@ -69,6 +71,10 @@ pub enum ClientEvent {
         /// The full JID the server bound.
         jid: String,
     },
+    /// The server's registration form (after an enquiry).
+    RegistrationForm(crate::steps::register::RegisterForm),
+    /// The in-band registration succeeded.
+    Registered,
     /// A stanza from the server.
     Stanza(Element),
     /// The server sent `see-other-host`: reconnect there.
@@ -122,6 +128,10 @@ pub enum ClientError {
     Bind(StanzaError),
     /// The server refused session establishment.
     Session(StanzaError),
+    /// The server refused the in-band registration (406, 409, 501...).
+    Registration(crate::steps::LegacyError),
+    /// The server refused legacy authentication (401, 406, 409...).
+    LegacyAuth(crate::steps::LegacyError),
     /// The server's stream is pre-XMPP-1.0 (no `version`): it needs
     /// legacy authentication, which this client does not do yet.
     UnsupportedVersion,
@@ -156,6 +166,8 @@ impl fmt::Display for ClientError {
             Self::Sasl(e) => write!(f, "{e}"),
             Self::Bind(e) => write!(f, "resource binding failed: {e}"),
             Self::Session(e) => write!(f, "session establishment failed: {e}"),
+            Self::Registration(e) => write!(f, "registration failed: {e}"),
+            Self::LegacyAuth(e) => write!(f, "legacy authentication failed: {e}"),
             Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
             Self::Timeout => f.write_str("negotiation timed out"),
             Self::ClosedByPeer => f.write_str("the server closed the stream"),
@@ -182,6 +194,12 @@ enum Phase {
     Session { jid: String },
     /// Ready.
     Ready { jid: String },
+    /// A registration IQ sent; `features` to go on with afterwards.
+    Registering { features: Option<StreamFeatures> },
+    /// The `jabber:iq:auth` IQ-get sent.
+    LegacyFields,
+    /// The `jabber:iq:auth` IQ-set sent.
+    LegacyAuth { resource: String },
 }
 
 impl Phase {
@@ -195,6 +213,9 @@ impl Phase {
             Self::Binding => "binding",
             Self::Session { .. } => "session",
             Self::Ready { .. } => "ready",
+            Self::Registering { .. } => "registering",
+            Self::LegacyFields => "legacy-fields",
+            Self::LegacyAuth { .. } => "legacy-auth",
         }
     }
 }
@@ -213,6 +234,10 @@ pub struct Client {
     negotiation_deadline: Option<Instant>,
     session_required: bool,
     scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
+    /// The registration was done (or refused) on this connection.
+    registered: bool,
+    /// The server's stream id (the salt of legacy digests).
+    stream_id: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -243,6 +268,8 @@ impl Client {
             authenticated: false,
             session_required: false,
             scram_keys: None,
+            registered: false,
+            stream_id: None,
         };
         c.open_stream();
         c
@@ -498,11 +525,15 @@ impl Client {
                 Some(c),
             );
         }
+        self.stream_id = h.id.clone();
         if h.is_pre_1_0() {
-            return self.fail(
-                ClientError::UnsupportedVersion,
-                Some(StreamErrorCondition::UnsupportedVersion),
-            );
+            // Jabber 1.4 (seed 001): no features follow; registration and
+            // jabber:iq:auth, when allowed, on this very stream.
+            if self.tls.is_none() && matches!(self.config.tls, TlsMode::StartTlsRequired) {
+                let c = StreamErrorCondition::PolicyViolation;
+                return self.fail(ClientError::TlsRequired, Some(c));
+            }
+            return self.preauth(None);
         }
         self.phase = Phase::AwaitFeatures;
     }
@@ -547,6 +578,19 @@ impl Client {
                     self.fail(ClientError::Session(StanzaError::from_iq(&el)), None);
                 }
             }
+            Phase::Registering { features } if is_reply(&el, legacy::REGISTER_ID) => {
+                self.on_registration_reply(now, &el, features);
+            }
+            Phase::LegacyFields if is_reply(&el, legacy::AUTH_GET_ID) => {
+                self.phase = Phase::LegacyFields;
+                self.on_legacy_fields(&el);
+            }
+            Phase::LegacyAuth { resource } if is_reply(&el, legacy::AUTH_SET_ID) => {
+                self.phase = Phase::LegacyAuth {
+                    resource: resource.clone(),
+                };
+                self.on_legacy_result(&el, resource);
+            }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
                 self.core.push_event(ClientEvent::Stanza(el));
@@ -575,9 +619,9 @@ impl Client {
                     let c = StreamErrorCondition::PolicyViolation;
                     return self.fail(ClientError::TlsRequired, Some(c));
                 }
-                self.start_sasl(features);
+                self.preauth(Some(features));
             }
-            Stage::Encrypted => self.start_sasl(features),
+            Stage::Encrypted => self.preauth(Some(features)),
             Stage::Authenticated => {
                 if features.bind {
                     self.session_required = features.session == Some(false);
@@ -597,7 +641,7 @@ impl Client {
         }
     }
 
-    fn start_sasl(&mut self, features: StreamFeatures) {
+    fn start_sasl(&mut self, features: StreamFeatures, legacy_fallback: bool) {
         let offer = ServerOffer {
             mechanisms: features.mechanisms.unwrap_or_default(),
             channel_binding_types: features.channel_binding_types,
@@ -611,6 +655,11 @@ impl Client {
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
             },
+            Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(_)))
+                if legacy_fallback =>
+            {
+                self.start_legacy()
+            }
             Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
                 self.fail(ClientError::NoMechanism(o), None)
             }

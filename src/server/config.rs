@@ -4,6 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::random::RandomSource;
+use crate::server::LegacyAuthMethods;
+use crate::steps::register::RegisterForm;
 use crate::tls::TlsInfo;
 use crate::xml::Limits;
 
@@ -53,6 +55,12 @@ pub struct ServerConfig {
     /// Offer RFC 3921 session establishment (as `<optional/>`). Default on,
     /// for old clients (seeds 000, 004) that need it.
     pub offer_session: bool,
+    /// In-band registration (XEP-0077): the form to offer (`username` and
+    /// `password` are always added). `None`: registration is off (501).
+    pub register: Option<RegisterForm>,
+    /// Non-SASL authentication (XEP-0078) and its methods; also admits
+    /// pre-1.0 streams (seed 001). `None`: off.
+    pub legacy_auth: Option<LegacyAuthMethods>,
     /// Reader limits for what the client sends.
     pub limits: Limits,
     /// `xml:lang` of the server's stream.
@@ -85,6 +93,8 @@ impl ServerConfig {
             close_grace: Duration::from_secs(5),
             downgrade_protection: true,
             offer_session: true,
+            register: None,
+            legacy_auth: None,
             limits: Limits::default(),
             lang: Some("en".into()),
             rng,

@@ -26,6 +26,7 @@
 //! [`ServerEvent::Closed`].
 
 mod config;
+mod legacy;
 mod mechanism;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use std::time::Instant;
 use minidom::Element;
 
 pub use config::{ServerConfig, ServerTls};
+pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 
 use crate::core::{Core, Life, UsageError};
 use crate::features::{Stage, StreamFeatures};
@@ -89,6 +91,12 @@ pub enum ServerEvent {
         /// The requested resource.
         resource: Option<String>,
     },
+    /// An in-band registration decision (XEP-0077); answer with
+    /// [`Server::answer_register`].
+    Register(RegistrationRequest),
+    /// A legacy authentication request (XEP-0078); answer with
+    /// [`Server::answer_legacy_auth`].
+    LegacyAuth(LegacyAuthRequest),
     /// The session is ready.
     Ready {
         /// The client's full JID.
@@ -175,6 +183,12 @@ enum Phase {
     BindPending { id: String },
     /// Ready.
     Ready { jid: String },
+    /// A registration or legacy-auth request is with the host; `resume`
+    /// is the phase to return to.
+    Host {
+        pending: legacy::Pending,
+        resume: Box<Phase>,
+    },
 }
 
 /// The server state machine for one client connection. See the
@@ -192,6 +206,8 @@ pub struct Server {
     negotiation_deadline: Option<Instant>,
     /// Bytes received while a request is with the host.
     held: Vec<u8>,
+    /// This stream's id (the salt of XEP-0078 digests).
+    stream_id: String,
 }
 
 impl fmt::Debug for Server {
@@ -225,6 +241,7 @@ impl Server {
             offer: ServerOffer::default(),
             failures: 0,
             held: Vec::new(),
+            stream_id: String::new(),
         }
     }
 
@@ -443,7 +460,7 @@ impl Server {
     fn waiting(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Sasl { waiting: true, .. } | Phase::BindPending { .. }
+            Phase::Sasl { waiting: true, .. } | Phase::BindPending { .. } | Phase::Host { .. }
         )
     }
 
@@ -535,6 +552,7 @@ impl Server {
         // to go into (RFC 6120 4.9.1.1).
         let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
         let known = self.config.domains.contains(&domain);
+        self.stream_id = id.clone();
         let reply = StreamHeader {
             from: Some(if known {
                 domain.clone()
@@ -563,13 +581,19 @@ impl Server {
                 "not a domain served here",
             );
         }
-        if h.is_pre_1_0() {
-            return self.fail_with(
-                StreamErrorCondition::UnsupportedVersion,
-                "pre-1.0 streams are not supported",
-            );
-        }
         self.domain = Some(domain);
+        if h.is_pre_1_0() {
+            // Jabber 1.4 (seed 001): no features; registration and
+            // iq:auth only, when enabled.
+            if self.config.legacy_auth.is_none() || self.identity.is_some() {
+                return self.fail_with(
+                    StreamErrorCondition::UnsupportedVersion,
+                    "pre-1.0 streams need legacy authentication, which is off",
+                );
+            }
+            self.phase = Phase::Negotiating;
+            return;
+        }
         self.send_features();
     }
 
@@ -586,6 +610,8 @@ impl Server {
                 if required != Some(true) {
                     self.offer = mechanism::offer(&self.config, None);
                     f.mechanisms = Some(self.offer.mechanisms.clone());
+                    f.register = self.config.register.is_some();
+                    f.iq_auth = self.config.legacy_auth.is_some();
                 }
                 self.phase = Phase::Negotiating;
             }
@@ -593,6 +619,8 @@ impl Server {
                 self.offer = mechanism::offer(&self.config, self.tls.as_ref());
                 f.mechanisms = Some(self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();
+                f.register = self.config.register.is_some();
+                f.iq_auth = self.config.legacy_auth.is_some();
                 self.phase = Phase::Negotiating;
             }
             Stage::Authenticated => {
@@ -615,6 +643,9 @@ impl Server {
                 self.phase = Phase::Negotiating;
                 if let Some(t) = TlsElement::parse(&el) {
                     return self.on_starttls(t);
+                }
+                if self.on_legacy_preauth(&el) {
+                    return;
                 }
                 match SaslElement::parse(&el) {
                     Some(Ok(SaslElement::Auth {
@@ -693,6 +724,9 @@ impl Server {
                 if let Some(id) = session::parse_request(&el) {
                     // RFC 3921 session: nothing to do but say yes.
                     return self.core.write(&session::result(id));
+                }
+                if self.on_register_in_session(&el, &jid) {
+                    return;
                 }
                 if !is_stanza(&el) {
                     return self

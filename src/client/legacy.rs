@@ -1,0 +1,179 @@
+//! The client side of seed 001: in-band registration (XEP-0077) before
+//! authentication, and non-SASL authentication (XEP-0078) for pre-1.0
+//! servers or when no SASL mechanism is acceptable.
+
+use minidom::Element;
+
+use super::{Client, ClientError, ClientEvent, Credentials, Phase};
+use crate::features::StreamFeatures;
+use crate::ns;
+use crate::steps::iq_auth::{self, LegacyCredential};
+use crate::steps::register::{self, RegisterForm};
+use crate::steps::LegacyError;
+
+/// Whether and how the client may use `jabber:iq:auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegacyAuthPolicy {
+    /// Use it with pre-1.0 servers (no `version`, seed 001), and with 1.0
+    /// servers that offer `<auth xmlns='http://jabber.org/features/iq-auth'/>`
+    /// but no acceptable SASL mechanism.
+    pub enabled: bool,
+    /// Allow the plaintext method on an unencrypted stream (the digest and
+    /// zero-knowledge methods send no password).
+    pub allow_plaintext_without_tls: bool,
+}
+
+/// An in-band registration to do before authenticating.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The fields to submit (`username`, `password`, `email`...); empty for
+    /// an enquiry only (the server's form is reported).
+    pub fields: Vec<(String, String)>,
+    /// Authenticate afterwards (with the configured credentials); otherwise
+    /// close the stream once the registration is answered.
+    pub then_login: bool,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.fields.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Registration")
+            .field("fields", &names)
+            .field("then_login", &self.then_login)
+            .finish()
+    }
+}
+
+pub(super) const REGISTER_ID: &str = "reg_1";
+pub(super) const AUTH_GET_ID: &str = "auth_1";
+pub(super) const AUTH_SET_ID: &str = "auth_2";
+
+impl Client {
+    /// Before authentication, once the server's header (pre-1.0) or
+    /// features (1.0) are known: register first when asked to, then
+    /// authenticate.
+    pub(super) fn preauth(&mut self, features: Option<StreamFeatures>) {
+        if let Some(reg) = self.config.register.clone().filter(|_| !self.registered) {
+            self.registered = true;
+            let el = if reg.fields.is_empty() {
+                register::get(REGISTER_ID)
+            } else {
+                register::set(REGISTER_ID, &reg.fields)
+            };
+            self.write(&el);
+            self.phase = Phase::Registering { features };
+            return;
+        }
+        match features {
+            Some(f) => {
+                let legacy_fallback = f.iq_auth && self.config.legacy_auth.enabled;
+                self.start_sasl(f, legacy_fallback);
+            }
+            None if self.config.legacy_auth.enabled => self.start_legacy(),
+            None => self.fail(
+                ClientError::UnsupportedVersion,
+                Some(crate::stream_error::StreamErrorCondition::UnsupportedVersion),
+            ),
+        }
+    }
+
+    pub(super) fn start_legacy(&mut self) {
+        if !matches!(self.config.credentials, Credentials::Password { .. }) {
+            return self.fail(
+                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
+                None,
+            );
+        }
+        let username = self.config.localpart().unwrap_or_default().to_owned();
+        self.write(&iq_auth::get(AUTH_GET_ID, &username));
+        self.phase = Phase::LegacyFields;
+    }
+
+    pub(super) fn on_registration_reply(
+        &mut self,
+        now: std::time::Instant,
+        el: &Element,
+        features: Option<StreamFeatures>,
+    ) {
+        let enquiry = self
+            .config
+            .register
+            .as_ref()
+            .is_some_and(|r| r.fields.is_empty());
+        let ok = el.attr("type") == Some("result");
+        if ok && enquiry {
+            let form = el
+                .get_child("query", ns::IQ_REGISTER)
+                .map(RegisterForm::from_query)
+                .unwrap_or_default();
+            self.core.push_event(ClientEvent::RegistrationForm(form));
+        } else if ok {
+            self.core.push_event(ClientEvent::Registered);
+        } else {
+            self.phase = Phase::Registering { features: None };
+            let e = LegacyError::from_iq(el);
+            return self.fail(ClientError::Registration(e), None);
+        }
+        let then_login = self.config.register.as_ref().is_some_and(|r| r.then_login);
+        if then_login && !enquiry {
+            self.preauth(features);
+        } else {
+            self.close(now);
+        }
+    }
+
+    pub(super) fn on_legacy_fields(&mut self, el: &Element) {
+        let fields = match iq_auth::parse_fields(el) {
+            Ok(f) => f,
+            Err(e) => return self.fail(ClientError::LegacyAuth(e), None),
+        };
+        let Credentials::Password { password, .. } = &self.config.credentials else {
+            return self.fail(
+                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
+                None,
+            );
+        };
+        let pw = password.expose();
+        let cleartext_ok =
+            self.tls.is_some() || self.config.legacy_auth.allow_plaintext_without_tls;
+        // Strongest first: zero-knowledge, digest, plaintext.
+        let credential = if let Some((seq, token)) = &fields.zero_k {
+            LegacyCredential::ZeroK(iq_auth::zero_k_hash(pw, token, *seq))
+        } else if fields.digest && self.stream_id.is_some() {
+            let id = self.stream_id.clone().unwrap_or_default();
+            LegacyCredential::Digest(iq_auth::digest(&id, pw))
+        } else if fields.password && cleartext_ok {
+            LegacyCredential::Password(pw.to_owned())
+        } else {
+            return self.fail(
+                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
+                None,
+            );
+        };
+        let username = self.config.localpart().unwrap_or_default().to_owned();
+        let resource = self
+            .config
+            .resource
+            .clone()
+            .unwrap_or_else(|| "xmpp-sansio".into());
+        self.write(&iq_auth::set(
+            AUTH_SET_ID,
+            &username,
+            &resource,
+            &credential,
+        ));
+        self.phase = Phase::LegacyAuth { resource };
+    }
+
+    pub(super) fn on_legacy_result(&mut self, el: &Element, resource: String) {
+        if el.attr("type") != Some("result") {
+            return self.fail(ClientError::LegacyAuth(LegacyError::from_iq(el)), None);
+        }
+        self.authenticated = true;
+        self.core.push_event(ClientEvent::Authenticated {
+            mechanism: "jabber:iq:auth".into(),
+        });
+        let bare = self.config.jid.split('/').next().unwrap_or_default();
+        self.ready(format!("{bare}/{resource}"));
+    }
+}

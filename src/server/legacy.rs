@@ -1,0 +1,454 @@
+//! The server side of seed 001: in-band registration (XEP-0077) and
+//! non-SASL authentication (XEP-0078), before and inside a session.
+
+use std::time::Instant;
+
+use minidom::Element;
+
+use super::{Phase, Server, ServerEvent};
+use crate::core::UsageError;
+use crate::sasl::{Identity, Secret};
+use crate::steps::iq_auth::{self, AuthFields, AuthQuery, LegacyCredential, ZeroKState};
+use crate::steps::register::{self, field, RegisterQuery};
+use crate::steps::LegacyError;
+use crate::stream_error::{StreamError, StreamErrorCondition};
+
+/// Which `jabber:iq:auth` methods a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyAuthMethods {
+    /// `<password/>` (plaintext; only over TLS when TLS is required).
+    pub password: bool,
+    /// `<digest/>`: SHA-1 of stream id and password (the host needs the
+    /// plaintext password).
+    pub digest: bool,
+    /// `<sequence/>`/`<token/>`/`<hash/>`: zero-knowledge (the host keeps
+    /// a [`ZeroKState`] per user).
+    pub zero_k: bool,
+}
+
+impl Default for LegacyAuthMethods {
+    fn default() -> Self {
+        Self {
+            password: true,
+            digest: true,
+            zero_k: true,
+        }
+    }
+}
+
+/// A registration decision for the host; answer with
+/// [`Server::answer_register`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistrationRequest {
+    /// Create an account (before authentication). Refuse with 409 when the
+    /// name is taken, 406 when a field is unacceptable.
+    Create {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+        /// Every field sent, `username` and `password` included.
+        fields: Vec<(String, String)>,
+    },
+    /// Change the password of the session's account.
+    ChangePassword {
+        /// The account.
+        username: String,
+        /// The new password.
+        password: Secret,
+    },
+    /// Update other registration fields of the session's account.
+    Update {
+        /// The account.
+        username: String,
+        /// The fields sent.
+        fields: Vec<(String, String)>,
+    },
+    /// Remove the session's account; the stream ends after it.
+    Remove {
+        /// The account.
+        username: String,
+    },
+}
+
+/// A legacy authentication request for the host; answer with
+/// [`Server::answer_legacy_auth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegacyAuthRequest {
+    /// The zero-knowledge state of `username`, to advertise its sequence
+    /// and token. Answer [`LegacyAuthAnswer::ZeroK`].
+    ZeroKState {
+        /// The user name.
+        username: String,
+    },
+    /// Check these credentials (and whether `resource` may be used).
+    /// Answer [`LegacyAuthAnswer::Verdict`]: 401 for bad credentials, 409
+    /// for a resource in use. Digest: compare with
+    /// [`iq_auth::digest`]`(stream_id, password)`; zero-knowledge: call
+    /// [`ZeroKState::verify`] and store the stepped-down state.
+    Verify {
+        /// The user name.
+        username: String,
+        /// The resource.
+        resource: String,
+        /// What the client sent.
+        credential: LegacyCredential,
+        /// This stream's id (the digest's salt).
+        stream_id: String,
+    },
+}
+
+/// The host's answer to a [`LegacyAuthRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegacyAuthAnswer {
+    /// The user's zero-knowledge state, `None` when it has none.
+    ZeroK(Option<ZeroKState>),
+    /// The decision on a `Verify`.
+    Verdict(Result<(), LegacyError>),
+}
+
+/// What a host request was about, to answer the client afterwards.
+#[derive(Debug)]
+pub(super) enum Pending {
+    Register {
+        id: String,
+        query: Option<Element>,
+        remove: bool,
+    },
+    Fields {
+        id: String,
+        username: String,
+    },
+    Verify {
+        id: String,
+        username: String,
+        resource: String,
+    },
+}
+
+impl Server {
+    fn legacy_reply(&mut self, id: &str, err: LegacyError, query: Option<Element>) {
+        self.core.write(&err.to_iq(id, query));
+    }
+
+    fn hold(&mut self, pending: Pending, resume: Phase) {
+        self.phase = Phase::Host {
+            pending,
+            resume: Box::new(resume),
+        };
+    }
+
+    /// `jabber:iq:register` and `jabber:iq:auth` before authentication.
+    /// Returns whether `el` was one of them.
+    pub(super) fn on_legacy_preauth(&mut self, el: &Element) -> bool {
+        // When TLS is required, nothing of this is served before it.
+        let blocked = self.tls.is_none() && self.config.tls == super::ServerTls::StartTlsRequired;
+        if let Some(q) = RegisterQuery::parse(el) {
+            match q {
+                _ if blocked => {
+                    let id = el.attr("id").unwrap_or_default().to_owned();
+                    self.legacy_reply(&id, LegacyError::NOT_ALLOWED, None);
+                }
+                RegisterQuery::Get { id } => match &self.config.register {
+                    Some(form) => {
+                        let mut form = form.clone();
+                        for required in ["username", "password"] {
+                            if !form.fields.iter().any(|f| f == required) {
+                                form.fields.push(required.to_owned());
+                            }
+                        }
+                        self.core.write(&register::form_result(&id, &form));
+                    }
+                    None => {
+                        let q = el.get_child("query", crate::ns::IQ_REGISTER).cloned();
+                        self.legacy_reply(&id, LegacyError::NOT_IMPLEMENTED, q);
+                    }
+                },
+                RegisterQuery::Set { id, fields, query } => {
+                    // Seed 001: the required fields are checked before
+                    // whether registration is enabled at all.
+                    let (Some(u), Some(p)) =
+                        (field(&fields, "username"), field(&fields, "password"))
+                    else {
+                        self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, Some(query));
+                        return true;
+                    };
+                    if self.config.register.is_none() {
+                        self.legacy_reply(&id, LegacyError::NOT_IMPLEMENTED, Some(query));
+                        return true;
+                    }
+                    let req = RegistrationRequest::Create {
+                        username: u.to_owned(),
+                        password: Secret::new(p),
+                        fields: fields.clone(),
+                    };
+                    self.core.push_event(ServerEvent::Register(req));
+                    self.hold(
+                        Pending::Register {
+                            id,
+                            query: Some(query),
+                            remove: false,
+                        },
+                        Phase::Negotiating,
+                    );
+                }
+                RegisterQuery::Remove { id } => {
+                    self.legacy_reply(&id, LegacyError::NOT_ALLOWED, None);
+                }
+            }
+            return true;
+        }
+        let Some(q) = AuthQuery::parse(el) else {
+            return false;
+        };
+        let Some(methods) = self.config.legacy_auth else {
+            let id = el.attr("id").unwrap_or_default().to_owned();
+            self.legacy_reply(&id, LegacyError::NOT_IMPLEMENTED, None);
+            return true;
+        };
+        match q {
+            AuthQuery::Get { id, username } => {
+                let username = username.unwrap_or_default();
+                if methods.zero_k && !username.is_empty() {
+                    self.core
+                        .push_event(ServerEvent::LegacyAuth(LegacyAuthRequest::ZeroKState {
+                            username: username.clone(),
+                        }));
+                    self.hold(Pending::Fields { id, username }, Phase::Negotiating);
+                } else {
+                    self.send_auth_fields(&id, username, None);
+                }
+            }
+            AuthQuery::Set {
+                id,
+                username,
+                resource,
+                credential,
+            } => {
+                let (Some(username), Some(resource), Some(credential)) =
+                    (username, resource, credential)
+                else {
+                    // Seed 001: a missing resource is 406 too.
+                    let q = el.get_child("query", crate::ns::IQ_AUTH).cloned();
+                    self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, q);
+                    return true;
+                };
+                let allowed = match &credential {
+                    LegacyCredential::Password(_) => methods.password && !blocked,
+                    LegacyCredential::Digest(_) => methods.digest,
+                    LegacyCredential::ZeroK(_) => methods.zero_k,
+                };
+                if !allowed {
+                    self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, None);
+                    return true;
+                }
+                let stream_id = self.stream_id.clone();
+                self.core
+                    .push_event(ServerEvent::LegacyAuth(LegacyAuthRequest::Verify {
+                        username: username.clone(),
+                        resource: resource.clone(),
+                        credential,
+                        stream_id,
+                    }));
+                self.hold(
+                    Pending::Verify {
+                        id,
+                        username,
+                        resource,
+                    },
+                    Phase::Negotiating,
+                );
+            }
+        }
+        true
+    }
+
+    fn send_auth_fields(&mut self, id: &str, username: String, zero_k: Option<&ZeroKState>) {
+        let methods = self.config.legacy_auth.unwrap_or_default();
+        let blocked = self.tls.is_none() && self.config.tls == super::ServerTls::StartTlsRequired;
+        let f = AuthFields {
+            username,
+            password: methods.password && !blocked,
+            digest: methods.digest,
+            zero_k: zero_k.and_then(|z| z.advertised().map(|n| (n, z.token.clone()))),
+            resource: true,
+        };
+        self.core.write(&iq_auth::fields_result(id, &f));
+    }
+
+    /// `jabber:iq:register` inside a session: password change, update,
+    /// removal; a new registration is refused.
+    pub(super) fn on_register_in_session(&mut self, el: &Element, jid: &str) -> bool {
+        let Some(q) = RegisterQuery::parse(el) else {
+            return false;
+        };
+        let username = jid.split('@').next().unwrap_or_default().to_owned();
+        let ready = Phase::Ready {
+            jid: jid.to_owned(),
+        };
+        match q {
+            RegisterQuery::Get { id } => {
+                let mut form = self.config.register.clone().unwrap_or_default();
+                form.registered = true;
+                if !form.fields.iter().any(|f| f == "password") {
+                    form.fields.push("password".into());
+                }
+                self.core.write(&register::form_result(&id, &form));
+            }
+            RegisterQuery::Set { id, fields, query } => {
+                if field(&fields, "username").is_some_and(|u| u != username) {
+                    // Seed 001: no new registration inside a session.
+                    self.legacy_reply(&id, LegacyError::NOT_ALLOWED, Some(query));
+                    return true;
+                }
+                let others: Vec<(String, String)> = fields
+                    .iter()
+                    .filter(|(n, _)| n != "username" && n != "password")
+                    .cloned()
+                    .collect();
+                let req = match field(&fields, "password") {
+                    Some(p) if others.is_empty() => RegistrationRequest::ChangePassword {
+                        username,
+                        password: Secret::new(p),
+                    },
+                    _ => RegistrationRequest::Update { username, fields },
+                };
+                self.core.push_event(ServerEvent::Register(req));
+                self.hold(
+                    Pending::Register {
+                        id,
+                        query: Some(query),
+                        remove: false,
+                    },
+                    ready,
+                );
+            }
+            RegisterQuery::Remove { id } => {
+                self.core
+                    .push_event(ServerEvent::Register(RegistrationRequest::Remove {
+                        username,
+                    }));
+                self.hold(
+                    Pending::Register {
+                        id,
+                        query: None,
+                        remove: true,
+                    },
+                    ready,
+                );
+            }
+        }
+        true
+    }
+
+    /// The host's answer to [`ServerEvent::Register`].
+    pub fn answer_register(
+        &mut self,
+        now: Instant,
+        answer: Result<(), LegacyError>,
+    ) -> Result<(), UsageError> {
+        let Phase::Host {
+            pending: Pending::Register { .. },
+            ..
+        } = &self.phase
+        else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        let Phase::Host {
+            pending: Pending::Register { id, query, remove },
+            resume,
+        } = std::mem::replace(&mut self.phase, Phase::AwaitHeader)
+        else {
+            unreachable!("checked above");
+        };
+        self.phase = *resume;
+        match answer {
+            Ok(()) => {
+                self.core.write(&register::result(&id));
+                if remove {
+                    // XEP-0077 3.2: the account is gone; so is the stream.
+                    self.close_with_error(
+                        StreamError::new(StreamErrorCondition::NotAuthorized)
+                            .with_text("Account removed"),
+                    );
+                    return Ok(());
+                }
+            }
+            Err(e) => self.legacy_reply(&id, e, query),
+        }
+        self.resume(now);
+        Ok(())
+    }
+
+    /// The host's answer to [`ServerEvent::LegacyAuth`].
+    pub fn answer_legacy_auth(
+        &mut self,
+        now: Instant,
+        answer: LegacyAuthAnswer,
+    ) -> Result<(), UsageError> {
+        let ok = matches!(
+            (&self.phase, &answer),
+            (
+                Phase::Host {
+                    pending: Pending::Fields { .. },
+                    ..
+                },
+                LegacyAuthAnswer::ZeroK(_)
+            ) | (
+                Phase::Host {
+                    pending: Pending::Verify { .. },
+                    ..
+                },
+                LegacyAuthAnswer::Verdict(_)
+            )
+        );
+        if !ok {
+            return Err(UsageError::NoPendingRequest);
+        }
+        let Phase::Host { pending, resume } =
+            std::mem::replace(&mut self.phase, Phase::AwaitHeader)
+        else {
+            unreachable!("checked above");
+        };
+        self.phase = *resume;
+        match (pending, answer) {
+            (Pending::Fields { id, username }, LegacyAuthAnswer::ZeroK(state)) => {
+                self.send_auth_fields(&id, username, state.as_ref());
+            }
+            (
+                Pending::Verify {
+                    id,
+                    username,
+                    resource,
+                },
+                LegacyAuthAnswer::Verdict(v),
+            ) => match v {
+                Ok(()) => {
+                    self.core.write(&iq_auth::result(&id));
+                    let identity = Identity {
+                        username: username.clone(),
+                        authzid: None,
+                    };
+                    self.identity = Some(identity.clone());
+                    self.auth_deadline = None;
+                    self.negotiation_deadline = None;
+                    self.core.push_event(ServerEvent::Authenticated {
+                        identity,
+                        mechanism: "jabber:iq:auth".into(),
+                    });
+                    let domain = self.domain.clone().unwrap_or_default();
+                    let jid = format!("{username}@{domain}/{resource}");
+                    self.core
+                        .push_event(ServerEvent::Ready { jid: jid.clone() });
+                    self.phase = Phase::Ready { jid };
+                }
+                Err(e) => self.legacy_reply(&id, e, None),
+            },
+            _ => unreachable!("checked above"),
+        }
+        self.resume(now);
+        Ok(())
+    }
+}
