@@ -1,0 +1,678 @@
+//! A real host for the sans-IO [`Client`]: blocking `std::net` + rustls.
+//!
+//! It logs in, sends one message to its own full JID, waits for it to come
+//! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
+//! one line `ERROR <condition or reason>` (exit 1; 2 for bad arguments).
+//!
+//! ```text
+//! cargo run --example client -- --host 127.0.0.1 --port 5222 \
+//!     --jid alice@localhost --password secret --ca-file cert.pem --transcript
+//! ```
+//!
+//! Run with `--help` for the options. The drive loop is the one of the
+//! `xmpp_sansio::client` docs: after every input, drain `poll_transmit` and
+//! `poll_event`, then wait for bytes or `poll_timeout`.
+
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::collections::VecDeque;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::features::{Stage, StreamFeatures};
+use xmpp_sansio::ns;
+use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::decode_payload;
+use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
+use xmpp_sansio::xml::{StreamEvent, StreamReader};
+use xmpp_sansio::OsRandom;
+
+use tls::{BindingChoice, Transport, Trust};
+
+const HELP: &str = "\
+client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
+
+USAGE:
+    client --jid JID [--password W | --token T] [OPTIONS]
+
+OPTIONS:
+    --host H            server address (default: the JID's domain)
+    --port P            port (default: 5222, or 5223 with --tls direct)
+    --jid J             user@domain, or just domain for ANONYMOUS
+    --password W        password (SCRAM-*, PLAIN, ...)
+    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
+                        with neither: SASL ANONYMOUS
+    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
+                        auto hands the client every type this host can extract and the
+                        client picks one from the server's XEP-0440 list; a named type
+                        hands over only that one; none hands over nothing (no -PLUS).
+                        tls-unique cannot be supplied: rustls does not expose the TLS
+                        Finished message. tls-exporter on TLS 1.2 needs the extended
+                        master secret, which this host then requires of the server.
+    --tls MODE          starttls (default, required) | direct (XEP-0368) | none
+    --ca-file F         trust the PEM certificates in F (a certificate of F that the
+                        server presents as its own is trusted as is, after the name check)
+    --insecure          accept any server certificate (tests only)
+    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
+    --resource R        the resource to ask for (default: the server chooses)
+    --transcript        print every byte sent and received (decrypted after TLS) as
+                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
+                        the password in base64)
+    --timeout S         seconds allowed for the negotiation (default 20)
+    -h, --help          this text
+
+OUTPUT:
+    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
+    `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsArg {
+    StartTls,
+    Direct,
+    None,
+}
+
+#[derive(Debug)]
+struct Args {
+    host: Option<String>,
+    port: Option<u16>,
+    jid: String,
+    password: Option<String>,
+    token: Option<String>,
+    mechanism: Option<String>,
+    binding: BindingChoice,
+    tls: TlsArg,
+    trust: Option<Trust>,
+    tls_version: Option<TlsVersion>,
+    resource: Option<String>,
+    transcript: bool,
+    timeout: Duration,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        host: None,
+        port: None,
+        jid: String::new(),
+        password: None,
+        token: None,
+        mechanism: None,
+        binding: BindingChoice::Auto,
+        tls: TlsArg::StartTls,
+        trust: None,
+        tls_version: None,
+        resource: None,
+        transcript: false,
+        timeout: Duration::from_secs(20),
+    };
+    let mut insecure = false;
+    let mut ca_file = None;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--host" => a.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
+            }
+            "--jid" => a.jid = value()?,
+            "--password" => a.password = Some(value()?),
+            "--token" => a.token = Some(value()?),
+            "--mechanism" => a.mechanism = Some(value()?),
+            "--channel-binding" => {
+                let v = value()?;
+                a.binding = match v.as_str() {
+                    "auto" => BindingChoice::Auto,
+                    "none" => BindingChoice::None,
+                    name => BindingChoice::Only(
+                        ChannelBindingType::from_name(name)
+                            .ok_or_else(|| format!("unknown --channel-binding {v:?}"))?,
+                    ),
+                };
+            }
+            "--tls" => {
+                let v = value()?;
+                a.tls = match v.as_str() {
+                    "starttls" => TlsArg::StartTls,
+                    "direct" => TlsArg::Direct,
+                    "none" => TlsArg::None,
+                    _ => return Err(format!("unknown --tls {v:?}")),
+                };
+            }
+            "--ca-file" => ca_file = Some(value()?),
+            "--insecure" => insecure = true,
+            "--tls-version" => {
+                let v = value()?;
+                a.tls_version = Some(match v.as_str() {
+                    "1.2" => TlsVersion::Tls12,
+                    "1.3" => TlsVersion::Tls13,
+                    _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
+                });
+            }
+            "--resource" => a.resource = Some(value()?),
+            "--transcript" => a.transcript = true,
+            "--timeout" => {
+                let v = value()?;
+                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
+                a.timeout = Duration::from_secs(s.max(1));
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if a.jid.is_empty() {
+        return Err("--jid is required (see --help)".into());
+    }
+    if a.password.is_some() && a.token.is_some() {
+        return Err("give --password or --token, not both".into());
+    }
+    a.trust = match (ca_file, insecure) {
+        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
+        (Some(f), false) => Some(Trust::CaFile(f)),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    if a.trust.is_none() && a.tls != TlsArg::None {
+        return Err("TLS needs --ca-file F or --insecure".into());
+    }
+    Ok(Some(a))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            println!("ERROR usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(jid) => {
+            println!("OK {jid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("ERROR {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The JID's domain (the stream's `to` and the TLS server name).
+fn domain_of(jid: &str) -> &str {
+    let bare = jid.split('/').next().unwrap_or_default();
+    bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+}
+
+/// One login: connect, negotiate, message to self, close.
+fn run(args: &Args) -> Result<String, String> {
+    let domain = domain_of(&args.jid).to_owned();
+    let host = args.host.clone().unwrap_or_else(|| domain.clone());
+    let port = args.port.unwrap_or(match args.tls {
+        TlsArg::Direct => 5223,
+        _ => 5222,
+    });
+    let addrs: Vec<_> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("connect {host}:{port}: {e}"))?
+        .collect();
+    let mut last = format!("connect {host}:{port}: no address");
+    let mut sock = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, args.timeout) {
+            Ok(s) => {
+                sock = Some(s);
+                break;
+            }
+            Err(e) => last = format!("connect {addr}: {e}"),
+        }
+    }
+    let sock = sock.ok_or(last)?;
+    let _ = sock.set_nodelay(true);
+    note(&format!("connected to {host}:{port}"));
+    let started = Instant::now();
+
+    // With an explicitly requested tls-exporter, TLS 1.2 servers must
+    // negotiate the extended master secret (RFC 9266 section 3).
+    let require_ems = args.binding == BindingChoice::Only(ChannelBindingType::TlsExporter);
+    let mut host_state = Host::new(args, domain.clone(), require_ems);
+
+    let (transport, tls_mode) = match args.tls {
+        TlsArg::None => (Transport::Plain(sock), TlsMode::None),
+        TlsArg::StartTls => (Transport::Plain(sock), TlsMode::StartTlsRequired),
+        TlsArg::Direct => {
+            let mut sock = sock;
+            let config = tls::client_config(
+                args.trust.as_ref().expect("checked"),
+                Some(b"xmpp-client"),
+                require_ems,
+                args.tls_version,
+            )?;
+            set_timeout(&sock, Some(started + args.timeout))?;
+            let conn = tls::handshake(config, &domain, &mut sock, &[])?;
+            let est = tls::established(&conn, args.binding, require_ems)?;
+            note(&format!("TLS established (direct): {}", est.summary));
+            (
+                Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
+                TlsMode::Direct(est.info),
+            )
+        }
+    };
+    host_state.transport = Some(transport);
+
+    let mut config = ClientConfig::new(args.jid.clone(), credentials(args), Box::new(OsRandom));
+    config.tls = tls_mode;
+    config.resource = args.resource.clone();
+    config.negotiation_timeout = args.timeout;
+    if let Some(m) = &args.mechanism {
+        config.policy.only = Some(vec![m.clone()]);
+        // Cleartext PLAIN only when asked for by name on a stream without TLS.
+        config.policy.allow_plain_without_tls = args.tls == TlsArg::None;
+    }
+    config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
+    let mut client = Client::new(config, Instant::now());
+    let result = host_state.drive(&mut client);
+    if let Some(t) = host_state.transport.as_mut() {
+        t.close();
+    }
+    result
+}
+
+fn credentials(args: &Args) -> Credentials {
+    match (&args.password, &args.token) {
+        (Some(p), _) => Credentials::password(p.as_str()),
+        (None, Some(t)) => Credentials::Token(t.as_str().into()),
+        (None, None) => Credentials::Anonymous,
+    }
+}
+
+fn note(s: &str) {
+    println!("-- {s}");
+}
+
+/// Sets the socket's read timeout so that a read returns at `deadline`.
+fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
+    let t = deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    sock.set_read_timeout(t)
+        .map_err(|e| format!("io set_read_timeout: {e}"))
+}
+
+/// How long the message to self may take to come back.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+const ECHO_ID: &str = "xmpp-sansio-selftest-1";
+
+/// The host side of one connection.
+struct Host<'a> {
+    args: &'a Args,
+    domain: String,
+    require_ems: bool,
+    transport: Option<Transport>,
+    /// Plaintext since the last stream start, until SASL is done: read
+    /// back at `Authenticated` to report the binding type and XEP-0474.
+    sent_log: Vec<u8>,
+    recv_log: Vec<u8>,
+    sniffing: bool,
+    /// Events already taken from the client, not yet acted on.
+    queued: VecDeque<ClientEvent>,
+    jid: Option<String>,
+    echo_deadline: Option<Instant>,
+    echoed: bool,
+    error: Option<String>,
+}
+
+impl<'a> Host<'a> {
+    fn new(args: &'a Args, domain: String, require_ems: bool) -> Self {
+        Host {
+            args,
+            domain,
+            require_ems,
+            transport: None,
+            sent_log: Vec::new(),
+            recv_log: Vec::new(),
+            sniffing: true,
+            queued: VecDeque::new(),
+            jid: None,
+            echo_deadline: None,
+            echoed: false,
+            error: None,
+        }
+    }
+
+    fn transport(&mut self) -> &mut Transport {
+        self.transport.as_mut().expect("connected")
+    }
+
+    fn show(&self, dir: &str, data: &[u8]) {
+        if self.args.transcript && !data.is_empty() {
+            let text = String::from_utf8_lossy(data)
+                .replace('\r', "\\r")
+                .replace('\n', "\\n");
+            println!("{dir}: {text}");
+        }
+    }
+
+    /// Drain `poll_transmit` and write it.
+    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
+        let mut out = Vec::new();
+        while client.poll_transmit(&mut out) > 0 {}
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.show("SEND", &out);
+        if self.sniffing {
+            self.sent_log.extend_from_slice(&out);
+        }
+        self.transport()
+            .write_all(&out)
+            .map_err(|e| format!("io write: {e}"))
+    }
+
+    /// The drive loop. Returns the bound JID once the message came back
+    /// and the stream closed.
+    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            // Drain: bytes out, then events (each may queue more bytes).
+            loop {
+                self.flush(client)?;
+                let Some(ev) = self.queued.pop_front().or_else(|| client.poll_event()) else {
+                    break;
+                };
+                if self.on_event(client, ev)? {
+                    self.flush(client)?;
+                    return match self.error.take() {
+                        Some(e) => Err(e),
+                        None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
+                        None => Err("closed before the message to self came back".into()),
+                    };
+                }
+            }
+            // Wait for bytes or the next deadline.
+            let deadline = [client.poll_timeout(), self.echo_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            set_timeout(self.transport().socket(), deadline)?;
+            match self.transport().read(&mut buf) {
+                Ok(0) => {
+                    if client.is_closed() {
+                        // Not reached: `Closed` was handled in the drain.
+                        return Err(match client.error() {
+                            Some(e) => error_line(e),
+                            None => "closed-by-peer".into(),
+                        });
+                    }
+                    if self.echoed && !client.is_ready() {
+                        // We sent </stream:stream>; the server hung up
+                        // without its own: done all the same.
+                        note("the server closed the connection without </stream:stream>");
+                        return Ok(self.jid.clone().unwrap_or_default());
+                    }
+                    return Err(match client.error() {
+                        Some(e) => error_line(e),
+                        None => "closed-by-peer (the connection ended)".into(),
+                    });
+                }
+                Ok(n) => {
+                    let data = buf[..n].to_vec();
+                    self.on_bytes(client, &data)?;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let now = Instant::now();
+                    if client.poll_timeout().is_some_and(|t| t <= now) {
+                        client.handle_timeout(now);
+                    }
+                    if self.echo_deadline.is_some_and(|t| t <= now) {
+                        self.echo_deadline = None;
+                        self.error = Some("timeout waiting for the message to self".into());
+                        client.close(now);
+                    }
+                }
+                Err(e) => return Err(format!("io read: {e}")),
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        client
+            .feed(Instant::now(), data)
+            .map_err(|e| format!("internal feed: {e}"))?;
+        // The events of this input, in order, handled next by `drive`. The
+        // part after <proceed/> belongs to TLS: show only what the client
+        // parsed.
+        while let Some(ev) = client.poll_event() {
+            self.queued.push_back(ev);
+        }
+        let tls_tail = self
+            .queued
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::StartTls { pending } => Some(pending.len()),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let xmpp = &data[..data.len() - tls_tail.min(data.len())];
+        self.show("RECV", xmpp);
+        if self.sniffing {
+            self.recv_log.extend_from_slice(xmpp);
+        }
+        Ok(())
+    }
+
+    /// Acts on one event; `true` when the stream is over.
+    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
+        match ev {
+            ClientEvent::StartTls { pending } => {
+                if !pending.is_empty() {
+                    note(&format!(
+                        "{} bytes after <proceed/> handed to TLS",
+                        pending.len()
+                    ));
+                }
+                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                    return Err("internal StartTls on a TLS transport".into());
+                };
+                let config = tls::client_config(
+                    self.args.trust.as_ref().expect("checked"),
+                    None,
+                    self.require_ems,
+                    self.args.tls_version,
+                )?;
+                set_timeout(&sock, client.poll_timeout())?;
+                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
+                let est = tls::established(&conn, self.args.binding, self.require_ems)?;
+                note(&format!("TLS established: {}", est.summary));
+                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
+                    conn, sock,
+                ))));
+                // A new stream starts: look at its bytes only.
+                self.sent_log.clear();
+                self.recv_log.clear();
+                client
+                    .tls_established(Instant::now(), est.info)
+                    .map_err(|e| format!("internal tls_established: {e}"))?;
+            }
+            ClientEvent::Authenticated { mechanism } => {
+                note(&format!("authenticated with {mechanism}"));
+                self.sasl_report(&mechanism)?;
+                self.sniffing = false;
+                self.sent_log.clear();
+                self.recv_log.clear();
+            }
+            ClientEvent::Ready { jid } => {
+                note(&format!("ready as {jid}"));
+                let msg = message_to(&jid);
+                client
+                    .send(&msg)
+                    .map_err(|e| format!("internal send: {e}"))?;
+                self.jid = Some(jid);
+                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
+            }
+            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
+                self.echo_deadline = None;
+                if el.attr("type") == Some("error") {
+                    self.error = Some("message to self bounced with an error".into());
+                } else {
+                    note("message to self received back");
+                    self.echoed = true;
+                }
+                client.close(Instant::now());
+            }
+            ClientEvent::Redirect { host, port } => {
+                note(&format!(
+                    "redirect (see-other-host) to {host}{}",
+                    port.map(|p| format!(":{p}")).unwrap_or_default()
+                ));
+            }
+            // The first reason wins (a timeout of ours before the close).
+            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
+            ClientEvent::Closed => {
+                note("stream closed");
+                return Ok(true);
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    /// What the host can see of SASL in its own plaintext: the channel
+    /// binding the client put in its gs2 header, and XEP-0474's `h=`
+    /// checked against the offer as this host read it.
+    fn sasl_report(&self, mechanism: &str) -> Result<(), String> {
+        let Some((hash, plus)) = parse_mechanism_name(mechanism) else {
+            return Ok(());
+        };
+        let sent = elements(&self.sent_log);
+        let recv = elements(&self.recv_log);
+        let initial = sent
+            .iter()
+            .find(|e| e.is("auth", ns::SASL))
+            .and_then(|e| decode_payload(&e.text()).ok().flatten())
+            .unwrap_or_default();
+        let initial = String::from_utf8_lossy(&initial).into_owned();
+        let gs2_flag = initial.split(',').next().unwrap_or_default();
+        match gs2_flag.strip_prefix("p=") {
+            Some(t) => note(&format!("channel binding: {t}")),
+            None if plus => return Err("a -PLUS mechanism without a p= gs2 header".into()),
+            None => note(&format!("channel binding: none (gs2 flag {gs2_flag})")),
+        }
+        let Some(features) = recv.iter().find(|e| e.is("features", ns::STREAM)) else {
+            return Ok(());
+        };
+        let features = StreamFeatures::parse(features, Stage::Encrypted);
+        if let Some(t) = &features.channel_binding_types {
+            note(&format!("server's XEP-0440 types: {}", t.join(" ")));
+        }
+        let server_first = recv
+            .iter()
+            .find(|e| e.is("challenge", ns::SASL))
+            .and_then(|e| decode_payload(&e.text()).ok().flatten())
+            .unwrap_or_default();
+        let server_first = String::from_utf8_lossy(&server_first).into_owned();
+        let Some(h) = server_first.split(',').find_map(|a| a.strip_prefix("h=")) else {
+            note("XEP-0474: the server sent no h=");
+            return Ok(());
+        };
+        let mut offer = ServerOffer::new(features.mechanisms.unwrap_or_default());
+        if let Some(t) = features.channel_binding_types {
+            offer = offer.with_channel_binding_types(t);
+        }
+        let expected = offer.downgrade_protection_hash(hash);
+        if expected == h {
+            note(&format!(
+                "XEP-0474: h={h} matches the offered mechanisms and binding types"
+            ));
+            Ok(())
+        } else {
+            // The client checks h= itself and must have refused this.
+            Err(format!(
+                "xep-0474 h= mismatch accepted by the client (got {h}, expected {expected})"
+            ))
+        }
+    }
+}
+
+/// The elements of one side's plaintext since a stream start (header first).
+fn elements(bytes: &[u8]) -> Vec<Element> {
+    let mut reader = StreamReader::default();
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = reader.read(&mut rest) {
+        if let StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// `<message to=jid type='chat' id=ECHO_ID><body>...</body></message>`.
+fn message_to(jid: &str) -> Element {
+    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
+    Element::builder("message", ns::JABBER_CLIENT)
+        .attr(name("to"), jid)
+        .attr(name("type"), "chat")
+        .attr(name("id"), ECHO_ID)
+        .append(
+            Element::builder("body", ns::JABBER_CLIENT)
+                .append("xmpp-sansio example client: message to self")
+                .build(),
+        )
+        .build()
+}
+
+/// The one-line reason of a failure: the condition first.
+fn error_line(e: &ClientError) -> String {
+    match e {
+        ClientError::SaslFailure { condition, text } => format!(
+            "sasl {}{}",
+            condition.map_or("unknown-condition", |c| c.as_str()),
+            text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+        ),
+        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
+        ClientError::StreamError(e) => format!(
+            "stream {}{}",
+            e.condition,
+            e.text
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        ),
+        ClientError::Read(r) => {
+            format!("stream {} (bad input from the server: {r})", r.condition())
+        }
+        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
+        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
+        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
+        ClientError::NoMechanism(o) => format!(
+            "sasl no-acceptable-mechanism (offered: {})",
+            if o.is_empty() {
+                "none".into()
+            } else {
+                o.join(" ")
+            }
+        ),
+        ClientError::Bind(e) => format!("bind {e}"),
+        ClientError::Session(e) => format!("session {e}"),
+        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
+        ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,669 @@
+//! TLS for the example hosts, with rustls: the client configuration
+//! (`--ca-file` or `--insecure`), the handshake over a blocking socket, and
+//! the channel-binding data the SCRAM `-PLUS` mechanisms need.
+//!
+//! What a rustls host can supply (RFC 5056 types):
+//!
+//! - `tls-exporter` (RFC 9266): `export_keying_material` with the label
+//!   `EXPORTER-Channel-Binding`, no context, 32 bytes. On TLS 1.3 always; on
+//!   TLS 1.2 only when the extended master secret (RFC 7627) was negotiated,
+//!   which rustls does not report: this host asks rustls to *require* it
+//!   (`require_ems`) when tls-exporter is explicitly requested, and leaves
+//!   tls-exporter out on TLS 1.2 otherwise.
+//! - `tls-server-end-point` (RFC 5929 section 4.1): a hash of the server's
+//!   end-entity certificate, with the certificate's signature hash (SHA-256
+//!   when that is MD5 or SHA-1). The signature algorithm is read from the DER
+//!   here; certificates whose algorithm has no single hash (Ed25519, Ed448)
+//!   or is unknown get no binding.
+//! - `tls-unique` (RFC 5929 section 3): the first Finished message of a TLS
+//!   1.2 handshake. rustls does not expose it, so this host never supplies
+//!   it (and it is undefined on TLS 1.3 anyway).
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::Digest;
+use xmpp_sansio::client::TlsInfo;
+use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The PEM certificates of this file are the trust anchors. A
+    /// certificate of the file presented as the server's own (a self-signed
+    /// test certificate, often marked `CA:TRUE`, which webpki refuses as an
+    /// end entity) is trusted as it is, after the name check.
+    CaFile(String),
+    /// Any certificate: no server authentication (tests only).
+    Insecure,
+}
+
+/// Which channel-binding data to hand to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChoice {
+    /// Every type this host can supply on the connection.
+    Auto,
+    /// Only this one.
+    Only(ChannelBindingType),
+    /// None: the client uses a non-PLUS mechanism.
+    None,
+}
+
+/// The label of RFC 9266.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A rustls client configuration. `alpn`: the ALPN protocol to offer
+/// (`xmpp-client` for XEP-0368 direct TLS). `require_ems`: refuse TLS 1.2
+/// servers without the extended master secret (needed for a sound
+/// tls-exporter on TLS 1.2). `only`: allow only this TLS version (1.2 or
+/// 1.3); both otherwise.
+pub fn client_config(
+    trust: &Trust,
+    alpn: Option<&[u8]>,
+    require_ems: bool,
+    only: Option<TlsVersion>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        Trust::Insecure => Arc::new(AnyCertificate(provider.clone())),
+        Trust::CaFile(path) => Arc::new(CaFileVerifier::load(path, provider.clone())?),
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match only {
+        None => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
+        Some(v) => return Err(format!("tls: {v:?} is not supported by rustls")),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls config: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    if let Some(p) = alpn {
+        config.alpn_protocols = vec![p.to_vec()];
+    }
+    config.require_ems = require_ems;
+    Ok(Arc::new(config))
+}
+
+/// Runs the TLS handshake on `sock`. `pending`: bytes already read from the
+/// socket that belong to TLS (what the client handed back with
+/// `ClientEvent::StartTls`); they go into rustls first.
+pub fn handshake(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    sock: &mut TcpStream,
+    pending: &[u8],
+) -> Result<ClientConnection, String> {
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
+    let mut conn =
+        ClientConnection::new(config, name).map_err(|e| format!("tls client setup: {e}"))?;
+    if !pending.is_empty() {
+        let mut rest = pending;
+        while !rest.is_empty() {
+            conn.read_tls(&mut rest)
+                .map_err(|e| format!("tls pending bytes: {e}"))?;
+            conn.process_new_packets()
+                .map_err(|e| format!("tls handshake: {e}"))?;
+        }
+    }
+    while conn.is_handshaking() {
+        conn.complete_io(sock).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                "tls handshake timed out".to_owned()
+            }
+            _ => format!("tls handshake: {e}"),
+        })?;
+    }
+    // Send whatever is left (the client Finished on TLS 1.2).
+    while conn.wants_write() {
+        conn.write_tls(sock)
+            .map_err(|e| format!("tls handshake: {e}"))?;
+    }
+    Ok(conn)
+}
+
+/// The negotiated TLS version, in the crate's terms.
+pub fn tls_version(conn: &ClientConnection) -> Option<TlsVersion> {
+    match conn.protocol_version()? {
+        rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
+        rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
+        rustls::ProtocolVersion::TLSv1_1 => Some(TlsVersion::Tls11),
+        rustls::ProtocolVersion::TLSv1_0 => Some(TlsVersion::Tls10),
+        _ => None,
+    }
+}
+
+/// What the handshake gave: the client's `TlsInfo` and a human summary.
+pub struct Established {
+    /// For `Client::tls_established` / `TlsMode::Direct`.
+    pub info: TlsInfo,
+    /// `TLSv1.3 TLS13_AES_256_GCM_SHA384 ...`, for the transcript note.
+    pub summary: String,
+}
+
+/// Extracts the channel-binding data `choice` asks for from a finished
+/// handshake. `ems_required`: the configuration required the extended
+/// master secret (so tls-exporter is sound on TLS 1.2).
+pub fn established(
+    conn: &ClientConnection,
+    choice: BindingChoice,
+    ems_required: bool,
+) -> Result<Established, String> {
+    let version = tls_version(conn).ok_or("tls: unknown protocol version")?;
+    let wanted = |t: ChannelBindingType| match choice {
+        BindingChoice::Auto => true,
+        BindingChoice::Only(o) => o == t,
+        BindingChoice::None => false,
+    };
+    let mut bindings = Vec::new();
+    let mut notes = Vec::new();
+    if wanted(ChannelBindingType::TlsExporter) {
+        if version == TlsVersion::Tls13 || ems_required {
+            let ekm = conn
+                .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+                .map_err(|e| format!("tls-exporter: {e}"))?;
+            bindings.push(ChannelBinding::new(ChannelBindingType::TlsExporter, ekm));
+        } else {
+            notes.push("no tls-exporter (TLS 1.2, extended master secret not known)".to_owned());
+        }
+    }
+    if wanted(ChannelBindingType::TlsServerEndPoint) {
+        match conn.peer_certificates().and_then(|c| c.first()) {
+            Some(cert) => match tls_server_end_point(cert.as_ref()) {
+                Ok(data) => bindings.push(ChannelBinding::new(
+                    ChannelBindingType::TlsServerEndPoint,
+                    data,
+                )),
+                Err(why) => notes.push(format!("no tls-server-end-point ({why})")),
+            },
+            None => notes.push("no tls-server-end-point (no server certificate)".to_owned()),
+        }
+    }
+    if choice == BindingChoice::Only(ChannelBindingType::TlsUnique) {
+        notes.push("no tls-unique (rustls does not expose the Finished message)".to_owned());
+    }
+    let kinds: Vec<&str> = bindings.iter().map(|b| b.kind.as_str()).collect();
+    let mut summary = format!(
+        "{} {}",
+        match version {
+            TlsVersion::Tls13 => "TLSv1.3",
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls11 => "TLSv1.1",
+            _ => "TLSv1.0",
+        },
+        conn.negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default(),
+    );
+    if let Some(p) = conn.alpn_protocol() {
+        summary.push_str(&format!(", ALPN {}", String::from_utf8_lossy(p)));
+    }
+    summary.push_str(&format!(
+        ", channel binding supplied: {}",
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(" ")
+        }
+    ));
+    for n in notes {
+        summary.push_str(&format!("; {n}"));
+    }
+    Ok(Established {
+        info: TlsInfo {
+            version,
+            channel_bindings: bindings,
+        },
+        summary,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// tls-server-end-point (RFC 5929 section 4.1)
+
+/// The hash a certificate's signature algorithm uses, as RFC 5929 needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertHash {
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// The tls-server-end-point binding of a DER certificate: its hash with the
+/// signature algorithm's hash function, SHA-256 when that is MD5 or SHA-1.
+pub fn tls_server_end_point(cert: &[u8]) -> Result<Vec<u8>, &'static str> {
+    Ok(match certificate_hash(cert)? {
+        CertHash::Sha224 => sha2::Sha224::digest(cert).to_vec(),
+        CertHash::Sha256 => sha2::Sha256::digest(cert).to_vec(),
+        CertHash::Sha384 => sha2::Sha384::digest(cert).to_vec(),
+        CertHash::Sha512 => sha2::Sha512::digest(cert).to_vec(),
+    })
+}
+
+// OIDs, as the DER content bytes of the OBJECT IDENTIFIER.
+const PKCS1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01]; // 1.2.840.113549.1.1
+const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01]; // 1.2.840.10045.4.1
+const ECDSA_SHA2: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03]; // 1.2.840.10045.4.3
+const DSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x03]; // 1.2.840.10040.4.3
+const NIST_HASH: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02]; // 2.16.840.1.101.3.4.2
+const NIST_DSA: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03]; // 2.16.840.1.101.3.4.3
+const ED25519: &[u8] = &[0x2b, 0x65, 0x70]; // 1.3.101.112
+const ED448: &[u8] = &[0x2b, 0x65, 0x71]; // 1.3.101.113
+
+/// The RFC 5929 hash of a DER certificate: from its outer
+/// `signatureAlgorithm`.
+pub fn certificate_hash(cert: &[u8]) -> Result<CertHash, &'static str> {
+    const BAD: &str = "certificate is not valid DER";
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let (tag, body, _) = der_next(cert).ok_or(BAD)?;
+    if tag != 0x30 {
+        return Err(BAD);
+    }
+    let (tag, _tbs, rest) = der_next(body).ok_or(BAD)?;
+    if tag != 0x30 {
+        return Err(BAD);
+    }
+    // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
+    let (tag, alg, _) = der_next(rest).ok_or(BAD)?;
+    if tag != 0x30 {
+        return Err(BAD);
+    }
+    let (tag, oid, params) = der_next(alg).ok_or(BAD)?;
+    if tag != 0x06 {
+        return Err(BAD);
+    }
+    let last = |prefix: &[u8]| {
+        (oid.len() == prefix.len() + 1 && oid.starts_with(prefix)).then(|| oid[prefix.len()])
+    };
+    if let Some(n) = last(PKCS1) {
+        return match n {
+            4 | 5 => Ok(CertHash::Sha256), // md5WithRSA, sha1WithRSA: SHA-256
+            11 => Ok(CertHash::Sha256),
+            12 => Ok(CertHash::Sha384),
+            13 => Ok(CertHash::Sha512),
+            14 => Ok(CertHash::Sha224),
+            10 => rsa_pss_hash(params),
+            _ => Err("unsupported RSA signature algorithm"),
+        };
+    }
+    if oid == ECDSA_SHA1 || oid == DSA_SHA1 {
+        return Ok(CertHash::Sha256);
+    }
+    if let Some(n) = last(ECDSA_SHA2) {
+        // ecdsa-with-SHA224 (1) .. ecdsa-with-SHA512 (4)
+        return match n {
+            1 => Ok(CertHash::Sha224),
+            2 => Ok(CertHash::Sha256),
+            3 => Ok(CertHash::Sha384),
+            4 => Ok(CertHash::Sha512),
+            _ => Err("unsupported ECDSA signature algorithm"),
+        };
+    }
+    if let Some(n) = last(NIST_DSA) {
+        // dsa-with-sha224 (1), dsa-with-sha256 (2)
+        return match n {
+            1 => Ok(CertHash::Sha224),
+            2 => Ok(CertHash::Sha256),
+            _ => Err("unsupported DSA signature algorithm"),
+        };
+    }
+    if oid == ED25519 || oid == ED448 {
+        return Err(
+            "EdDSA certificates have no single signature hash (RFC 5929 leaves them undefined)",
+        );
+    }
+    Err("unknown certificate signature algorithm")
+}
+
+/// RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0] AlgorithmIdentifier
+/// DEFAULT sha1, ... }: the named hash, SHA-256 when it is SHA-1 or absent.
+fn rsa_pss_hash(params: &[u8]) -> Result<CertHash, &'static str> {
+    let Some((0x30, seq, _)) = der_next(params) else {
+        return Ok(CertHash::Sha256);
+    };
+    let Some((0xa0, explicit, _)) = der_next(seq) else {
+        return Ok(CertHash::Sha256); // hashAlgorithm absent: sha1 -> SHA-256
+    };
+    let (tag, alg, _) = der_next(explicit).ok_or("bad RSASSA-PSS parameters")?;
+    let (tag2, oid, _) = der_next(alg).ok_or("bad RSASSA-PSS parameters")?;
+    if tag != 0x30 || tag2 != 0x06 {
+        return Err("bad RSASSA-PSS parameters");
+    }
+    if oid.len() == NIST_HASH.len() + 1 && oid.starts_with(NIST_HASH) {
+        return match oid[NIST_HASH.len()] {
+            1 => Ok(CertHash::Sha256),
+            2 => Ok(CertHash::Sha384),
+            3 => Ok(CertHash::Sha512),
+            4 => Ok(CertHash::Sha224),
+            _ => Err("unsupported RSASSA-PSS hash"),
+        };
+    }
+    Ok(CertHash::Sha256) // sha1 (1.3.14.3.2.26) or other: SHA-256
+}
+
+/// One DER TLV: (tag, contents, the bytes after it). Single-byte tags,
+/// definite lengths only (DER).
+fn der_next(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+// ---------------------------------------------------------------------------
+// Certificate verifiers
+
+/// `--ca-file`: webpki against the file's certificates, or the exact
+/// certificate when the server presents one of them as its own.
+#[derive(Debug)]
+struct CaFileVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl CaFileVerifier {
+    fn load(path: &str, provider: Arc<CryptoProvider>) -> Result<Self, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(Path::new(path))
+            .map_err(|e| format!("--ca-file {path}: {e}"))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--ca-file {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("--ca-file {path}: no certificate in it"));
+        }
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(certs.iter().cloned());
+        if added == 0 {
+            return Err(format!("--ca-file {path}: no usable certificate in it"));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| format!("--ca-file {path}: {e}"))?;
+        Ok(Self {
+            webpki,
+            pinned: certs,
+            provider,
+        })
+    }
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `--insecure`: any certificate (the handshake signature is still checked,
+/// so the binding data is that of the certificate the server holds the key
+/// of).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The socket, plain or through rustls
+
+/// A blocking connection, plain or TLS.
+pub enum Transport {
+    /// Before STARTTLS, or `--tls none`.
+    Plain(TcpStream),
+    /// After the handshake.
+    Tls(Box<rustls::StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    /// The socket underneath (for timeouts).
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(t) => &t.sock,
+        }
+    }
+
+    /// Reads what is available (decrypted after TLS). `Ok(0)` is the end of
+    /// the stream (a TLS peer that closes without `close_notify` counts).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(t) => match t.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+
+    /// Writes all of `data` (encrypted after TLS) and flushes.
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(data),
+            Self::Tls(t) => {
+                t.write_all(data)?;
+                t.flush()
+            }
+        }
+    }
+
+    /// Sends `close_notify` when TLS is up (best effort).
+    pub fn close(&mut self) {
+        if let Self::Tls(t) = self {
+            t.conn.send_close_notify();
+            let _ = t.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_walk_reads_lengths() {
+        assert_eq!(der_next(&[0x30, 0x00]), Some((0x30, &[][..], &[][..])));
+        assert_eq!(
+            der_next(&[0x04, 0x81, 0x01, 0xaa, 0xbb]),
+            Some((0x04, &[0xaa][..], &[0xbb][..]))
+        );
+        assert_eq!(der_next(&[0x04, 0x02, 0xaa]), None);
+    }
+
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag, body.len() as u8];
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// A certificate skeleton: empty tbsCertificate, the given
+    /// signatureAlgorithm (OID + parameters), an empty signature.
+    fn cert(oid: &[u8], params: &[u8]) -> Vec<u8> {
+        let mut alg = tlv(0x06, oid);
+        alg.extend_from_slice(params);
+        let mut body = tlv(0x30, &[]);
+        body.extend(tlv(0x30, &alg));
+        body.extend(tlv(0x03, &[0]));
+        tlv(0x30, &body)
+    }
+
+    #[test]
+    fn signature_hash_of_certificates() {
+        let null = [0x05, 0x00];
+        let rsa = |n: u8| [PKCS1, &[n]].concat();
+        assert_eq!(
+            certificate_hash(&cert(&rsa(4), &null)),
+            Ok(CertHash::Sha256)
+        ); // md5
+        assert_eq!(
+            certificate_hash(&cert(&rsa(5), &null)),
+            Ok(CertHash::Sha256)
+        ); // sha1
+        assert_eq!(
+            certificate_hash(&cert(&rsa(11), &null)),
+            Ok(CertHash::Sha256)
+        );
+        assert_eq!(
+            certificate_hash(&cert(&rsa(12), &null)),
+            Ok(CertHash::Sha384)
+        );
+        assert_eq!(
+            certificate_hash(&cert(&rsa(13), &null)),
+            Ok(CertHash::Sha512)
+        );
+        assert_eq!(
+            certificate_hash(&cert(ECDSA_SHA1, &[])),
+            Ok(CertHash::Sha256)
+        );
+        let ecdsa = |n: u8| [ECDSA_SHA2, &[n]].concat();
+        assert_eq!(
+            certificate_hash(&cert(&ecdsa(2), &[])),
+            Ok(CertHash::Sha256)
+        );
+        assert_eq!(
+            certificate_hash(&cert(&ecdsa(3), &[])),
+            Ok(CertHash::Sha384)
+        );
+        assert_eq!(
+            certificate_hash(&cert(&ecdsa(4), &[])),
+            Ok(CertHash::Sha512)
+        );
+        // RSASSA-PSS: no parameters / no hashAlgorithm -> SHA-1 default -> SHA-256;
+        // hashAlgorithm sha384 -> SHA-384.
+        assert_eq!(certificate_hash(&cert(&rsa(10), &[])), Ok(CertHash::Sha256));
+        assert_eq!(
+            certificate_hash(&cert(&rsa(10), &tlv(0x30, &[]))),
+            Ok(CertHash::Sha256)
+        );
+        let sha384 = tlv(0x30, &tlv(0x06, &[NIST_HASH, &[2]].concat()));
+        let pss = tlv(0x30, &tlv(0xa0, &sha384));
+        assert_eq!(
+            certificate_hash(&cert(&rsa(10), &pss)),
+            Ok(CertHash::Sha384)
+        );
+        assert!(certificate_hash(&cert(ED25519, &[])).is_err());
+        assert!(certificate_hash(&[0x30, 0x05, 0x00]).is_err());
+        // The binding is the hash of the whole DER.
+        let c = cert(&rsa(12), &null);
+        assert_eq!(
+            tls_server_end_point(&c).unwrap(),
+            sha2::Sha384::digest(&c).to_vec()
+        );
+    }
+}
