@@ -561,7 +561,8 @@ impl Server {
             }),
             to: h.from.clone(),
             id: Some(id),
-            version: Some("1.0".into()),
+            // A pre-1.0 client (seed 001) gets a pre-1.0 answer.
+            version: (!h.is_pre_1_0()).then(|| "1.0".into()),
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
         };
