@@ -6,7 +6,54 @@
 //! sleeps, or reads the OS random source on its own (the optional
 //! [`OsRandom`] source aside, which the host chooses to pass in).
 //!
-//! The layers, bottom up:
+//! ## The drive loop
+//!
+//! A [`client::Client`] and a [`server::Server`] talking to each other in
+//! memory; a real host moves the same bytes over a socket. After every
+//! input: drain `poll_transmit`, then `poll_event`, then read
+//! `poll_timeout`. The server asks its host for credentials and bind
+//! decisions; here the host answers at once.
+//!
+//! ```
+//! use std::time::Instant;
+//! use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials, TlsMode};
+//! use xmpp_sansio::sasl::{scram, CredentialAnswer, CredentialRequest, ScramHash};
+//! use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
+//! use xmpp_sansio::DeterministicRandom as Rng; // use OsRandom for real sessions
+//!
+//! let now = Instant::now();
+//! let mut cc = ClientConfig::new("juliet@example.com", Credentials::password("r0m30"), Box::new(Rng::new(1)));
+//! cc.tls = TlsMode::None; // loopback test: no TLS
+//! let mut sc = ServerConfig::new("example.com", Box::new(Rng::new(2)));
+//! sc.tls = ServerTls::None;
+//! let stored = scram::derive_server_credentials(ScramHash::Sha256, "r0m30", b"salt", 4096).unwrap();
+//! let (mut client, mut server) = (Client::new(cc, now), Server::new(sc, now));
+//! let mut wire = Vec::new();
+//! while !(client.is_ready() && server.is_ready()) {
+//!     client.poll_transmit(&mut wire);
+//!     server.feed(now, &wire).unwrap();
+//!     wire.clear();
+//!     while let Some(ev) = server.poll_event() {
+//!         match ev {
+//!             ServerEvent::Credentials(CredentialRequest::Scram { .. }) => server
+//!                 .answer_credentials(now, CredentialAnswer::Scram(Some(stored.clone())))
+//!                 .unwrap(),
+//!             ServerEvent::Bind { .. } => server.answer_bind(now, BindAnswer::Accept(None)).unwrap(),
+//!             _ => {}
+//!         }
+//!     }
+//!     server.poll_transmit(&mut wire);
+//!     client.feed(now, &wire).unwrap();
+//!     wire.clear();
+//!     while let Some(ev) = client.poll_event() {
+//!         if let ClientEvent::Ready { jid } = ev {
+//!             assert!(jid.starts_with("juliet@example.com/"));
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! ## The layers, bottom up
 //!
 //! - [`xml`]: the stream codec shared by both roles. [`xml::StreamReader`]
 //!   turns bytes into stream events ([`xml::StreamEvent`]) with exact byte
@@ -14,7 +61,11 @@
 //!   stanzas, stream errors and the closing tag.
 //! - [`stream_error`]: RFC 6120 section 4.9 stream error conditions.
 //! - [`sasl`]: SASL mechanisms as small step machines, client and server
-//!   side, with credentials supplied by the host.
+//!   side, with credentials supplied by the host; the client's mechanism
+//!   policy; channel binding.
+//! - [`features`]: the stream feature table; [`steps`]: each negotiation
+//!   step's elements, for both roles.
+//! - [`client`] and [`server`]: the two negotiation state machines.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
