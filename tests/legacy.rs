@@ -701,3 +701,27 @@ fn zero_k_sequence_counts_down_across_logins() {
         assert_eq!(host.zero_k.sequence, expected_seq);
     }
 }
+
+#[test]
+fn a_result_that_repeats_the_fields_is_not_a_login() {
+    // Prosody answers an iq:auth set for a method it does not offer with a
+    // result repeating its field list: no session was made.
+    let s = Scenario {
+        name: "fields echoed".into(),
+        lines: vec![
+            ('S', "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' id='X1' xmlns='jabber:client' from='yak'>".into()),
+            ('S', "<iq type='result'><query xmlns='jabber:iq:auth'><username>dj</username><digest/><resource/></query></iq>".into()),
+            ('S', "<iq type='result'><query xmlns='jabber:iq:auth'><username>dj</username><digest/><resource/></query></iq>".into()),
+        ],
+    };
+    let (_, events) = replay_client(&s, yak_client("secret", None));
+    assert!(
+        events.contains(&ClientEvent::Error(ClientError::LegacyAuth(
+            LegacyError::NOT_AUTHORIZED
+        ))),
+        "{events:?}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Ready { .. })));
+}

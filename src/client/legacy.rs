@@ -169,6 +169,11 @@ impl Client {
         if el.attr("type") != Some("result") {
             return self.fail(ClientError::LegacyAuth(LegacyError::from_iq(el)), None);
         }
+        if el.get_child("query", ns::IQ_AUTH).is_some() {
+            // A success is an empty result; a result that repeats the
+            // fields (Prosody, for a method it does not offer) is not one.
+            return self.fail(ClientError::LegacyAuth(LegacyError::NOT_AUTHORIZED), None);
+        }
         self.authenticated = true;
         self.core.push_event(ClientEvent::Authenticated {
             mechanism: "jabber:iq:auth".into(),

@@ -132,8 +132,8 @@ pub enum ClientError {
     Registration(crate::steps::LegacyError),
     /// The server refused legacy authentication (401, 406, 409...).
     LegacyAuth(crate::steps::LegacyError),
-    /// The server's stream is pre-XMPP-1.0 (no `version`): it needs
-    /// legacy authentication, which this client does not do yet.
+    /// The server's stream is pre-XMPP-1.0 (no `version`) and legacy
+    /// authentication is not enabled ([`LegacyAuthPolicy`]).
     UnsupportedVersion,
     /// Negotiation did not finish before the deadline.
     Timeout,

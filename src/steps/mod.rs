@@ -93,10 +93,13 @@ pub struct LegacyError {
     pub code: u16,
 }
 
-const CODES: [(u16, &str, &str); 11] = [
+const CODES: [(u16, &str, &str); 12] = [
     (400, "bad-request", "Bad Request"),
     (401, "not-authorized", "Not Authorized"),
     (403, "forbidden", "Forbidden"),
+    // Not in XEP-0086 (newer than Jabber 1.4): Prosody's "encryption is
+    // required" answer to registration before TLS.
+    (403, "policy-violation", "Policy Violation"),
     (404, "item-not-found", "Not Found"),
     (405, "not-allowed", "Not Allowed"),
     (406, "not-acceptable", "Not Acceptable"),
