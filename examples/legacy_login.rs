@@ -1,0 +1,476 @@
+//! `legacy_login`: log in with non-SASL authentication (`jabber:iq:auth`,
+//! XEP-0078; seed 001) on the sans-IO [`Client`] over blocking `std::net` +
+//! rustls.
+//!
+//! The client is told that no SASL mechanism is acceptable
+//! (`policy.only = Some(vec![])`) and that legacy authentication is enabled,
+//! so against a server that offers `<auth xmlns='http://jabber.org/features/iq-auth'/>`
+//! it falls back to `jabber:iq:auth` and picks the strongest method the
+//! server allows (zero-knowledge > digest > plaintext). Once ready it sends
+//! a message to its own full JID and waits for it to come back (so the
+//! session is real), then closes.
+//!
+//! ```text
+//! cargo run --example legacy_login -- --host 127.0.0.1 --port 5222 \
+//!     --jid alice@localhost --password secret --ca-file cert.pem
+//! -- offered: username password resource
+//! -- legacy method: plaintext
+//! OK alice@localhost/xmpp-sansio
+//! ```
+//!
+//! The `-- offered:` and `-- legacy method:` notes are read back from the
+//! bytes this host received and sent (the answer to the IQ-get, and the
+//! IQ-set), not from the client's state. Output ends with `OK <full jid>`
+//! (exit 0) or `ERROR <reason>` (exit 1; 2 for bad arguments).
+
+#[allow(dead_code)]
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::ns;
+use xmpp_sansio::xml::{StreamEvent, StreamReader};
+use xmpp_sansio::OsRandom;
+
+use tls::{BindingChoice, Transport, Trust};
+
+const HELP: &str = "\
+legacy_login: log in with jabber:iq:auth (XEP-0078) using the xmpp-sansio Client
+
+USAGE:
+    legacy_login --jid user@domain --password W [OPTIONS]
+
+OPTIONS:
+    --host H            server address (default: the JID's domain)
+    --port P            port (default 5222)
+    --tls MODE          starttls (default, required) | none
+    --ca-file F         trust the PEM certificates in F
+    --insecure          accept any server certificate (tests only)
+    --allow-plaintext   allow the plaintext method on a stream without TLS
+    --resource R        the resource (default: xmpp-sansio)
+    --transcript        print every byte sent and received (decrypted after TLS)
+    --timeout S         seconds allowed for the whole login (default 20)
+    -h, --help          this text
+
+OUTPUT:
+    `-- ...` notes (offered fields, the method used), then
+    `OK <full jid>` (exit 0) or `ERROR <reason>` (exit 1).
+";
+
+/// The namespace of non-SASL authentication.
+const IQ_AUTH: &str = "jabber:iq:auth";
+const ECHO_ID: &str = "xmpp-sansio-legacy-1";
+
+#[derive(Debug)]
+struct Args {
+    host: Option<String>,
+    port: u16,
+    jid: String,
+    password: String,
+    tls: bool,
+    trust: Option<Trust>,
+    allow_plaintext: bool,
+    resource: Option<String>,
+    transcript: bool,
+    timeout: Duration,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        host: None,
+        port: 5222,
+        jid: String::new(),
+        password: String::new(),
+        tls: true,
+        trust: None,
+        allow_plaintext: false,
+        resource: None,
+        transcript: false,
+        timeout: Duration::from_secs(20),
+    };
+    let mut insecure = false;
+    let mut ca_file = None;
+    let mut password = None;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--host" => a.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                a.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?;
+            }
+            "--jid" => a.jid = value()?,
+            "--password" => password = Some(value()?),
+            "--tls" => {
+                let v = value()?;
+                a.tls = match v.as_str() {
+                    "starttls" => true,
+                    "none" => false,
+                    _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
+                };
+            }
+            "--ca-file" => ca_file = Some(value()?),
+            "--insecure" => insecure = true,
+            "--allow-plaintext" => a.allow_plaintext = true,
+            "--resource" => a.resource = Some(value()?),
+            "--transcript" => a.transcript = true,
+            "--timeout" => {
+                let v = value()?;
+                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
+                a.timeout = Duration::from_secs(s.max(1));
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if !a.jid.contains('@') {
+        return Err("--jid user@domain is required (see --help)".into());
+    }
+    a.password = password.ok_or("--password is required (see --help)")?;
+    a.trust = match (ca_file, insecure) {
+        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
+        (Some(f), false) => Some(Trust::CaFile(f)),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    if a.tls && a.trust.is_none() {
+        return Err("TLS needs --ca-file F or --insecure".into());
+    }
+    Ok(Some(a))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            println!("ERROR usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(jid) => {
+            println!("OK {jid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("ERROR {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn note(s: &str) {
+    println!("-- {s}");
+}
+
+fn run(args: &Args) -> Result<String, String> {
+    let bare = args.jid.split('/').next().unwrap_or_default();
+    let domain = bare.rsplit_once('@').map_or(bare, |(_, d)| d).to_owned();
+    let host = args.host.clone().unwrap_or_else(|| domain.clone());
+    let addrs: Vec<_> = (host.as_str(), args.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("connect {host}:{}: {e}", args.port))?
+        .collect();
+    let mut last = format!("connect {host}:{}: no address", args.port);
+    let mut sock = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, args.timeout) {
+            Ok(s) => {
+                sock = Some(s);
+                break;
+            }
+            Err(e) => last = format!("connect {addr}: {e}"),
+        }
+    }
+    let sock = sock.ok_or(last)?;
+    let _ = sock.set_nodelay(true);
+
+    let mut config = ClientConfig::new(
+        args.jid.clone(),
+        Credentials::password(args.password.as_str()),
+        Box::new(OsRandom),
+    );
+    config.tls = if args.tls {
+        TlsMode::StartTlsRequired
+    } else {
+        TlsMode::None
+    };
+    config.resource = args.resource.clone();
+    config.negotiation_timeout = args.timeout;
+    // No SASL mechanism is acceptable: the client falls back to jabber:iq:auth.
+    config.policy.only = Some(vec![]);
+    config.legacy_auth.enabled = true;
+    config.legacy_auth.allow_plaintext_without_tls = args.allow_plaintext;
+    let mut client = Client::new(config, Instant::now());
+    let mut h = Host {
+        args,
+        domain,
+        transport: Some(Transport::Plain(sock)),
+        sent: Vec::new(),
+        recv: Vec::new(),
+        jid: None,
+        echo_deadline: None,
+        echoed: false,
+        error: None,
+    };
+    let result = h.drive(&mut client);
+    if let Some(t) = h.transport.as_mut() {
+        t.close();
+    }
+    result
+}
+
+/// How long the message to self may take to come back.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Host<'a> {
+    args: &'a Args,
+    domain: String,
+    transport: Option<Transport>,
+    /// The plaintext of the current stream (since the last TLS start), each
+    /// way: the legacy exchange is read back from it.
+    sent: Vec<u8>,
+    recv: Vec<u8>,
+    jid: Option<String>,
+    echo_deadline: Option<Instant>,
+    echoed: bool,
+    error: Option<String>,
+}
+
+impl Host<'_> {
+    fn transport(&mut self) -> &mut Transport {
+        self.transport.as_mut().expect("connected")
+    }
+
+    fn show(&self, dir: &str, data: &[u8]) {
+        if self.args.transcript && !data.is_empty() {
+            let text = String::from_utf8_lossy(data)
+                .replace('\r', "\\r")
+                .replace('\n', "\\n");
+            println!("{dir}: {text}");
+        }
+    }
+
+    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
+        let mut out = Vec::new();
+        while client.poll_transmit(&mut out) > 0 {}
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.show("SEND", &out);
+        self.sent.extend_from_slice(&out);
+        self.transport()
+            .write_all(&out)
+            .map_err(|e| format!("io write: {e}"))
+    }
+
+    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            loop {
+                self.flush(client)?;
+                let Some(ev) = client.poll_event() else {
+                    break;
+                };
+                if self.on_event(client, ev)? {
+                    self.flush(client)?;
+                    return self.finish();
+                }
+            }
+            let deadline = [client.poll_timeout(), self.echo_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            set_timeout(self.transport().socket(), deadline)?;
+            match self.transport().read(&mut buf) {
+                Ok(0) => {
+                    if self.echoed || self.error.is_some() {
+                        return self.finish();
+                    }
+                    return Err(match client.error() {
+                        Some(e) => error_line(e),
+                        None => "closed-by-peer (the connection ended)".into(),
+                    });
+                }
+                Ok(n) => {
+                    let data = buf[..n].to_vec();
+                    client
+                        .feed(Instant::now(), &data)
+                        .map_err(|e| format!("internal feed: {e}"))?;
+                    self.show("RECV", &data);
+                    self.recv.extend_from_slice(&data);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let now = Instant::now();
+                    if client.poll_timeout().is_some_and(|t| t <= now) {
+                        client.handle_timeout(now);
+                    }
+                    if self.echo_deadline.is_some_and(|t| t <= now) {
+                        self.echo_deadline = None;
+                        self.error = Some("timeout waiting for the message to self".into());
+                        client.close(now);
+                    }
+                }
+                Err(e) => return Err(format!("io read: {e}")),
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<String, String> {
+        // Whatever happened, tell what the wire shows of the legacy exchange.
+        self.report_legacy();
+        match self.error.take() {
+            Some(e) => Err(e),
+            None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
+            None => Err("closed before the message to self came back".into()),
+        }
+    }
+
+    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
+        match ev {
+            ClientEvent::StartTls { pending } => {
+                // The bytes after <proceed/> are TLS: keep them out of the log.
+                let keep = self.recv.len().saturating_sub(pending.len());
+                self.recv.truncate(keep);
+                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                    return Err("internal StartTls on a TLS transport".into());
+                };
+                let trust = self.args.trust.as_ref().expect("checked");
+                let config = tls::client_config(trust, None, false, None)?;
+                set_timeout(&sock, client.poll_timeout())?;
+                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
+                let est = tls::established(&conn, BindingChoice::None, false)?;
+                note(&format!("TLS established: {}", est.summary));
+                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
+                    conn, sock,
+                ))));
+                self.sent.clear();
+                self.recv.clear();
+                client
+                    .tls_established(Instant::now(), est.info)
+                    .map_err(|e| format!("internal tls_established: {e}"))?;
+            }
+            ClientEvent::Authenticated { mechanism } => {
+                note(&format!("authenticated with {mechanism}"));
+            }
+            ClientEvent::Ready { jid } => {
+                note(&format!("ready as {jid}"));
+                client
+                    .send(&message_to(&jid))
+                    .map_err(|e| format!("internal send: {e}"))?;
+                self.jid = Some(jid);
+                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
+            }
+            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
+                self.echo_deadline = None;
+                if el.attr("type") == Some("error") {
+                    self.error = Some("message to self bounced with an error".into());
+                } else {
+                    note("message to self received back");
+                    self.echoed = true;
+                }
+                client.close(Instant::now());
+            }
+            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
+            ClientEvent::Closed => {
+                note("stream closed");
+                return Ok(true);
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    /// `-- offered: ...` from the answer to the IQ-get, `-- legacy method:
+    /// ...` from the IQ-set the client sent.
+    fn report_legacy(&self) {
+        let recv = elements(&self.recv);
+        let sent = elements(&self.sent);
+        let offered = recv.iter().find_map(|e| {
+            (e.is("iq", ns::JABBER_CLIENT) && e.attr("type") == Some("result"))
+                .then(|| e.get_child("query", IQ_AUTH))
+                .flatten()
+        });
+        if let Some(q) = offered {
+            let names: Vec<&str> = q.children().map(|c| c.name()).collect();
+            note(&format!("offered: {}", names.join(" ")));
+        }
+        let set = sent.iter().find_map(|e| {
+            (e.is("iq", ns::JABBER_CLIENT) && e.attr("type") == Some("set"))
+                .then(|| e.get_child("query", IQ_AUTH))
+                .flatten()
+        });
+        if let Some(q) = set {
+            let method = if q.has_child("hash", IQ_AUTH) {
+                "zero-knowledge"
+            } else if q.has_child("digest", IQ_AUTH) {
+                "digest"
+            } else if q.has_child("password", IQ_AUTH) {
+                "plaintext"
+            } else {
+                "none"
+            };
+            note(&format!("legacy method: {method}"));
+        }
+    }
+}
+
+/// The elements of one side's plaintext since a stream start.
+fn elements(bytes: &[u8]) -> Vec<Element> {
+    let mut reader = StreamReader::default();
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = reader.read(&mut rest) {
+        if let StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn message_to(jid: &str) -> Element {
+    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
+    Element::builder("message", ns::JABBER_CLIENT)
+        .attr(name("to"), jid)
+        .attr(name("type"), "chat")
+        .attr(name("id"), ECHO_ID)
+        .append(
+            Element::builder("body", ns::JABBER_CLIENT)
+                .append("xmpp-sansio legacy_login: message to self")
+                .build(),
+        )
+        .build()
+}
+
+/// The one-line reason of a failure.
+fn error_line(e: &ClientError) -> String {
+    match e {
+        ClientError::LegacyAuth(l) => format!("legacy-auth {} ({})", l.code, l.legacy_text()),
+        ClientError::NoMechanism(o) => format!("no-acceptable-method (offered: {})", o.join(" ")),
+        ClientError::StreamError(e) => format!("stream {e}"),
+        other => other.to_string(),
+    }
+}
+
+fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
+    let t = deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    sock.set_read_timeout(t)
+        .map_err(|e| format!("io set_read_timeout: {e}"))
+}
