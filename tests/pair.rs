@@ -422,3 +422,59 @@ fn three_failures_end_the_stream() {
     assert_eq!(out.matches("<not-authorized/>").count(), 3);
     assert!(out.ends_with("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>"), "{out}");
 }
+
+#[test]
+fn a_stream_error_before_the_clients_header_still_goes_inside_a_stream() {
+    use std::time::Instant;
+    use xmpp_sansio::server::Server;
+    let now = Instant::now();
+    let mut server = Server::new(
+        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
+        now,
+    );
+    server.feed(now, b"hello world <<<").unwrap();
+    let mut out = Vec::new();
+    server.poll_transmit(&mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with("<?xml version='1.0'?><stream:stream from='example.com' id='"),
+        "{out}"
+    );
+    assert!(out.ends_with("<stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>"), "{out}");
+    // The client reads it as a stream error, as it would from Prosody.
+    let mut reader = xmpp_sansio::xml::StreamReader::default();
+    let mut rest = out.as_bytes();
+    let mut saw = None;
+    while let Some(ev) = reader.read(&mut rest).unwrap() {
+        if let xmpp_sansio::xml::StreamEvent::StreamError(e) = ev {
+            saw = Some(e.condition);
+        }
+    }
+    assert_eq!(
+        saw,
+        Some(xmpp_sansio::stream_error::StreamErrorCondition::NotWellFormed)
+    );
+}
+
+#[test]
+fn auth_before_required_tls_names_its_mechanism() {
+    use std::time::Instant;
+    use xmpp_sansio::server::Server;
+    let now = Instant::now();
+    let mut server = Server::new(
+        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
+        now,
+    );
+    server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>").unwrap();
+    let failed = std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
+        ServerEvent::AuthenticationFailed {
+            mechanism,
+            condition,
+        } => Some((mechanism, condition)),
+        _ => None,
+    });
+    assert_eq!(
+        failed,
+        Some((Some("PLAIN".into()), SaslCondition::EncryptionRequired))
+    );
+}

@@ -208,6 +208,8 @@ pub struct Server {
     held: Vec<u8>,
     /// This stream's id (the salt of XEP-0078 digests).
     stream_id: String,
+    /// Whether our header went out on the current stream.
+    header_sent: bool,
 }
 
 impl fmt::Debug for Server {
@@ -242,6 +244,7 @@ impl Server {
             failures: 0,
             held: Vec::new(),
             stream_id: String::new(),
+            header_sent: false,
         }
     }
 
@@ -326,6 +329,7 @@ impl Server {
         }
         self.tls = Some(info);
         self.core.reader.reset();
+        self.header_sent = false;
         self.phase = Phase::AwaitHeader;
         let _ = now;
         Ok(())
@@ -475,6 +479,13 @@ impl Server {
     }
 
     fn fail(&mut self, err: ServerError, condition: Option<StreamErrorCondition>) {
+        if condition.is_some() && !self.header_sent && !self.core.is_closed() {
+            // RFC 6120 4.9.1.1: a stream error before the client's header
+            // still goes inside a stream: ours.
+            let header = self.reply_header(None, None, true);
+            self.core.write_header(&header);
+            self.header_sent = true;
+        }
         self.auth_deadline = None;
         self.negotiation_deadline = None;
         self.held.clear();
@@ -546,30 +557,37 @@ impl Server {
         }
     }
 
-    fn on_header(&mut self, h: StreamHeader) {
-        let domain = h.to.clone().unwrap_or_default();
-        // Answer with a header first, so that a stream error has a stream
-        // to go into (RFC 6120 4.9.1.1).
+    /// Our header: `from` the domain asked for when served, else our
+    /// first; a fresh stream id.
+    fn reply_header(&mut self, to: Option<&str>, client: Option<String>, v1: bool) -> StreamHeader {
         let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
-        let known = self.config.domains.contains(&domain);
         self.stream_id = id.clone();
-        let reply = StreamHeader {
-            from: Some(if known {
-                domain.clone()
-            } else {
-                self.config.domains.first().cloned().unwrap_or_default()
-            }),
-            to: h.from.clone(),
+        let from = to
+            .filter(|d| self.config.domains.iter().any(|x| x == d))
+            .map(str::to_owned)
+            .or_else(|| self.config.domains.first().cloned());
+        StreamHeader {
+            from,
+            to: client,
             id: Some(id),
-            // A pre-1.0 client (seed 001) gets a pre-1.0 answer.
-            version: (!h.is_pre_1_0()).then(|| "1.0".into()),
+            version: v1.then(|| "1.0".into()),
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
-        };
-        self.core.write_header(&reply);
+        }
+    }
+
+    fn on_header(&mut self, h: StreamHeader) {
         if !matches!(self.phase, Phase::AwaitHeader) {
             return self.fail_with(StreamErrorCondition::BadFormat, "a second stream header");
         }
+        let domain = h.to.clone().unwrap_or_default();
+        let known = self.config.domains.contains(&domain);
+        // Answer with a header first, so that a stream error has a stream
+        // to go into (RFC 6120 4.9.1.1). A pre-1.0 client (seed 001) gets
+        // a pre-1.0 answer.
+        let reply = self.reply_header(Some(&domain), h.from.clone(), !h.is_pre_1_0());
+        self.core.write_header(&reply);
+        self.header_sent = true;
         if h.content_ns.as_deref() != Some(ns::JABBER_CLIENT) {
             return self.fail_with(
                 StreamErrorCondition::InvalidNamespace,
@@ -761,10 +779,10 @@ impl Server {
     fn on_auth(&mut self, now: Instant, name: String, initial: Option<Vec<u8>>) {
         if self.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
             // As Prosody does: no authentication before TLS.
-            return self.sasl_failure(SaslError::new(
-                SaslCondition::EncryptionRequired,
-                "TLS is required first",
-            ));
+            return self.sasl_failure_of(
+                Some(&name),
+                SaslError::new(SaslCondition::EncryptionRequired, "TLS is required first"),
+            );
         }
         let domain = self.domain.clone().unwrap_or_default();
         let built = mechanism::build(
@@ -785,7 +803,7 @@ impl Server {
                 };
                 self.on_step(now, name, step);
             }
-            Err(e) => self.sasl_failure(e),
+            Err(e) => self.sasl_failure_of(Some(&name), e),
         }
     }
 
@@ -815,6 +833,7 @@ impl Server {
                 // Restart: the client's next header may already be in the
                 // bytes that follow; a fresh parser reads exactly them.
                 self.core.reader.reset();
+                self.header_sent = false;
                 self.phase = Phase::AwaitHeader;
             }
             Err(e) => self.sasl_failure(e),
@@ -824,9 +843,13 @@ impl Server {
     /// A failed SASL attempt: `<failure/>`, and the stream ends once the
     /// attempts are used up.
     fn sasl_failure(&mut self, e: SaslError) {
+        self.sasl_failure_of(None, e)
+    }
+
+    fn sasl_failure_of(&mut self, named: Option<&str>, e: SaslError) {
         let mechanism = match &self.phase {
             Phase::Sasl { name, .. } => Some(name.clone()),
-            _ => None,
+            _ => named.map(str::to_owned),
         };
         self.core.push_event(ServerEvent::AuthenticationFailed {
             mechanism,
