@@ -4,12 +4,13 @@
 #  1. makes interop/.venv with the pinned slixmpp          (clients/setup_venv.sh; skipped when present)
 #  2. starts Prosody 13 on 127.0.0.1                       (prosody/start.sh; installs it with apt if missing)
 #  3. runs the reference logins against it                 (selftest.sh)
-#  4. runs interop/client_tests.sh if it exists, with peer.env's variables exported
-#     (plus PEER_ENV=<file>, PYTHON=<venv python>, INTEROP_DIR=<this dir>)
+#  4. runs interop/client_tests.sh, interop/legacy_tests.sh, then interop/server_tests.sh, each if it exists, with peer.env's
+#     variables exported (plus PEER_ENV=<file>, PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
 #
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
-#   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600)
+#   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
+#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
 set -euo pipefail
@@ -87,27 +88,35 @@ read -r p f <<<"$(summary "$WD/selftest.out")" || true
 PASSED=$((PASSED + ${p:-0})); FAILED=$((FAILED + ${f:-0}))
 if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"; FAILED=$((FAILED + 1)); fi
 
-# ---------- 4. the crate against the real peer (written separately; optional)
-if [ -f "$HERE/client_tests.sh" ]; then
-  step "client_tests.sh"
+# ---------- 4. the crate against the real peer, and real clients against the crate's server (written
+# separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh (which starts its own servers)
+for t in client_tests legacy_tests server_tests; do
+  if [ ! -f "$HERE/$t.sh" ]; then
+    step "no interop/$t.sh yet; skipping"
+    continue
+  fi
+  step "$t.sh"
   rc=0
+  case "$t" in
+    client_tests) limit="${CLIENT_TESTS_TIMEOUT:-600}" ;;
+    legacy_tests) limit="${LEGACY_TESTS_TIMEOUT:-600}" ;;
+    *) limit="${SERVER_TESTS_TIMEOUT:-600}" ;;
+  esac
   # peer.env's variables exported, plus PEER_ENV, PYTHON (venv python with slixmpp), INTEROP_DIR; cwd = project root
-  run_step "$WD/client_tests.out" "${CLIENT_TESTS_TIMEOUT:-600}" \
-    env PEER_ENV="$PEER_ENV" PYTHON="$PY" INTEROP_DIR="$HERE" \
-    bash -c 'set -a; . "$PEER_ENV"; set +a; cd "$INTEROP_DIR/.."; exec bash "$INTEROP_DIR/client_tests.sh"' || rc=$?
+  run_step "$WD/$t.out" "$limit" \
+    env PEER_ENV="$PEER_ENV" PYTHON="$PY" INTEROP_DIR="$HERE" TESTS="$t" \
+    bash -c 'set -a; . "$PEER_ENV"; set +a; cd "$INTEROP_DIR/.."; exec bash "$INTEROP_DIR/$TESTS.sh"' || rc=$?
   p="" f=""
-  read -r p f <<<"$(summary "$WD/client_tests.out")" || true
+  read -r p f <<<"$(summary "$WD/$t.out")" || true
   if [ -n "$p" ]; then
     PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then echo "FAIL client_tests: exit code $rc"; FAILED=$((FAILED + 1)); fi
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then echo "FAIL $t: exit code $rc"; FAILED=$((FAILED + 1)); fi
   elif [ "$rc" = 0 ]; then
     PASSED=$((PASSED + 1))
   else
-    echo "FAIL client_tests: exit code $rc$([ "$rc" = 124 ] && echo " (timed out)")"; FAILED=$((FAILED + 1))
+    echo "FAIL $t: exit code $rc$([ "$rc" = 124 ] && echo " (timed out)")"; FAILED=$((FAILED + 1))
   fi
-else
-  step "no interop/client_tests.sh yet; skipping"
-fi
+done
 
 # ---------- 5. stop, report
 step "stop Prosody"

@@ -1,0 +1,210 @@
+//! TLS for the example server, with rustls: the server configuration from
+//! a PEM certificate chain and key, a rustls connection driven by bytes
+//! (the session thread owns it; another thread only moves the socket's raw
+//! bytes), and the channel-binding data the SCRAM `-PLUS` mechanisms need.
+//!
+//! What this host supplies (RFC 5056 types):
+//!
+//! - `tls-exporter` (RFC 9266): `export_keying_material` with the label
+//!   `EXPORTER-Channel-Binding`, no context, 32 bytes. Sound on TLS 1.3, and
+//!   on TLS 1.2 only with the extended master secret (RFC 7627): this server
+//!   requires it of TLS 1.2 clients (`require_ems`), so it is always
+//!   supplied.
+//! - `tls-server-end-point` (RFC 5929 section 4.1): the hash of our own
+//!   end-entity certificate, with its signature algorithm's hash (SHA-256
+//!   for MD5 and SHA-1); not supplied for EdDSA certificates, which have no
+//!   single hash (see `tls::certificate_hash`).
+//! - `tls-unique` (RFC 5929 section 3): never; rustls does not expose the
+//!   Finished message (and the type is undefined on TLS 1.3).
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConnection;
+use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::TlsInfo;
+
+use super::tls::tls_server_end_point;
+
+/// The label of RFC 9266.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+
+/// The server's TLS material, loaded once and shared by every connection.
+pub struct TlsSetup {
+    /// For STARTTLS: no ALPN.
+    starttls: Arc<rustls::ServerConfig>,
+    /// For XEP-0368 direct TLS: ALPN `xmpp-client` (a client that offers no
+    /// ALPN is served too).
+    direct: Arc<rustls::ServerConfig>,
+    /// tls-server-end-point of our certificate, or why there is none.
+    end_point: Result<Vec<u8>, &'static str>,
+}
+
+impl TlsSetup {
+    /// Loads the PEM certificate chain (end entity first) and private key.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| format!("--cert {}: {e}", cert.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+        let Some(end_entity) = certs.first() else {
+            return Err(format!("--cert {}: no certificate in it", cert.display()));
+        };
+        let end_point = tls_server_end_point(end_entity.as_ref());
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("--key {}: {e}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("tls config: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("tls certificate/key: {e}"))?;
+        // TLS 1.2 clients must use the extended master secret, so that
+        // tls-exporter is sound on every connection (RFC 9266 section 3).
+        config.require_ems = true;
+        let starttls = Arc::new(config.clone());
+        config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+        Ok(Self {
+            starttls,
+            direct: Arc::new(config),
+            end_point,
+        })
+    }
+
+    /// Why tls-server-end-point cannot be supplied, if it cannot.
+    pub fn end_point_problem(&self) -> Option<&'static str> {
+        self.end_point.as_ref().err().copied()
+    }
+
+    /// A new server-side TLS connection (`direct`: XEP-0368, with ALPN).
+    pub fn accept(&self, direct: bool) -> Result<Tls, String> {
+        let config = if direct { &self.direct } else { &self.starttls };
+        ServerConnection::new(config.clone())
+            .map(|conn| Tls { conn })
+            .map_err(|e| format!("tls setup: {e}"))
+    }
+
+    /// What the state machine needs to know about an established
+    /// connection, and a one-line summary for the log.
+    pub fn info(&self, tls: &Tls) -> Result<(TlsInfo, String), String> {
+        let conn = &tls.conn;
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
+            Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
+            other => return Err(format!("tls: unexpected protocol version {other:?}")),
+        };
+        let mut bindings = Vec::new();
+        // TLS 1.3, or TLS 1.2 with the extended master secret (required).
+        let ekm = conn
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .map_err(|e| format!("tls-exporter: {e}"))?;
+        bindings.push(ChannelBinding::new(ChannelBindingType::TlsExporter, ekm));
+        if let Ok(hash) = &self.end_point {
+            bindings.push(ChannelBinding::new(
+                ChannelBindingType::TlsServerEndPoint,
+                hash.clone(),
+            ));
+        }
+        let summary = format!(
+            "{} {}{}, channel binding: {}",
+            if version == TlsVersion::Tls13 {
+                "TLSv1.3"
+            } else {
+                "TLSv1.2"
+            },
+            conn.negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            conn.alpn_protocol()
+                .map(|p| format!(", ALPN {}", String::from_utf8_lossy(p)))
+                .unwrap_or_default(),
+            bindings
+                .iter()
+                .map(|b| b.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        Ok((
+            TlsInfo {
+                version,
+                channel_bindings: bindings,
+            },
+            summary,
+        ))
+    }
+}
+
+/// What [`Tls::receive`] got out of the bytes.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Decrypted application data.
+    pub plaintext: Vec<u8>,
+    /// The client sent `close_notify`.
+    pub closed: bool,
+}
+
+/// One server-side rustls connection, driven by bytes.
+pub struct Tls {
+    conn: ServerConnection,
+}
+
+impl Tls {
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Takes raw bytes from the socket: handshake progress, or decrypted
+    /// application data. On a TLS error, the alert rustls queued is still
+    /// to be sent with [`flush`](Self::flush).
+    pub fn receive(&mut self, mut data: &[u8]) -> Result<Received, String> {
+        let mut out = Received::default();
+        let mut buf = [0u8; 16 * 1024];
+        while !data.is_empty() {
+            self.conn
+                .read_tls(&mut data)
+                .map_err(|e| format!("tls read: {e}"))?;
+            self.conn
+                .process_new_packets()
+                .map_err(|e| format!("tls: {e}"))?;
+            // Drain the plaintext each time, so rustls's buffer never fills.
+            loop {
+                match self.conn.reader().read(&mut buf) {
+                    Ok(0) => {
+                        out.closed = true;
+                        break;
+                    }
+                    Ok(n) => out.plaintext.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // Unexpected EOF without close_notify is reported by the
+                    // socket side; anything else is an error.
+                    Err(e) => return Err(format!("tls read: {e}")),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queues application data (encrypted on [`flush`](Self::flush)).
+    pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.conn.writer().write_all(data)
+    }
+
+    /// Writes every TLS record rustls has queued to the socket.
+    pub fn flush(&mut self, sock: &mut TcpStream) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.conn.write_tls(sock)?;
+        }
+        sock.flush()
+    }
+
+    /// Queues `close_notify` (sent by the next [`flush`](Self::flush)).
+    pub fn close(&mut self) {
+        self.conn.send_close_notify();
+    }
+}

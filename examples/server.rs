@@ -1,0 +1,1254 @@
+//! A real host for the sans-IO [`Server`]: `std::net` + rustls, one session
+//! thread per connection.
+//!
+//! ```text
+//! cargo run --example server -- --listen 127.0.0.1:5222 --domain localhost \
+//!     --cert cert.pem --key key.pem --user alice:secret --user bob:secret
+//! ```
+//!
+//! It serves one domain: SASL against an in-memory account store that keeps
+//! SCRAM credentials, not passwords; STARTTLS (or XEP-0368 direct TLS) with
+//! rustls and the channel-binding data for SCRAM `-PLUS`; resource binding
+//! with conflict detection; optionally in-band registration (XEP-0077) and
+//! legacy `jabber:iq:auth` (XEP-0078, with plaintext, digest and
+//! zero-knowledge); and routing of `<message/>` (and `<iq/>`) stanzas
+//! between the connected sessions of its users. It logs one line per login
+//! (`LOGIN alice@localhost/res via SCRAM-SHA-256-PLUS ...`), per
+//! registration and per failure (`AUTHFAIL`, `BIND-CONFLICT`, `ERROR`...) on
+//! stdout; `--help` lists them.
+//!
+//! Each connection has a session thread that owns its [`Server`] and its
+//! rustls connection, and a helper thread that only moves the socket's raw
+//! bytes into the session's queue (where stanzas routed from other sessions
+//! arrive too), so that a session waits on one queue, with a timeout from
+//! [`Server::poll_timeout`]. The drive loop is the one of the
+//! `xmpp_sansio::server` docs: after every input, write what
+//! `poll_transmit` gives, then handle `poll_event` until `None`.
+
+#[path = "common/server_tls.rs"]
+mod server_tls;
+// The client's TLS helpers, for tls-server-end-point (the certificate's
+// signature hash); the rest of the module is the client's.
+#[allow(dead_code)]
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use subtle::ConstantTimeEq;
+use xmpp_sansio::ns;
+use xmpp_sansio::random::printable_token;
+use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
+use xmpp_sansio::sasl::scram::derive_server_credentials;
+use xmpp_sansio::sasl::{
+    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
+    ScramHash, Secret, SecretBytes,
+};
+use xmpp_sansio::server::{
+    BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
+    Server, ServerConfig, ServerError, ServerEvent, ServerTls,
+};
+use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::register::RegisterForm;
+use xmpp_sansio::steps::LegacyError;
+use xmpp_sansio::{OsRandom, RandomSource};
+
+use server_tls::{Tls, TlsSetup};
+
+const HELP: &str = "\
+server: an XMPP server for one domain on the xmpp-sansio Server (std::net + rustls)
+
+USAGE:
+    server --domain D --cert F --key F --user NAME:PASSWORD... [OPTIONS]
+
+OPTIONS:
+    --listen ADDR        address to listen on (default 127.0.0.1:5222; port 0 picks a
+                         free port, printed on the LISTENING line)
+    --domain D           the domain served (a stream to any other gets host-unknown)
+    --cert F             PEM certificate chain, end entity first (not with --tls none)
+    --key F              PEM private key
+    --user NAME:PASSWORD an account (repeatable); only SCRAM credentials are kept
+                         (plus H(user:realm:password) when DIGEST-MD5 is enabled)
+    --mechanisms LIST    comma-separated SASL mechanisms, strongest first (default:
+                         SCRAM-SHA-256-PLUS,SCRAM-SHA-256,SCRAM-SHA-1-PLUS,SCRAM-SHA-1,PLAIN);
+                         this host answers SCRAM-SHA-1/256/512[-PLUS], PLAIN (checked
+                         against the SCRAM-SHA-256 credentials), DIGEST-MD5 and ANONYMOUS.
+                         -PLUS is offered over TLS with tls-exporter and
+                         tls-server-end-point (rustls does not expose tls-unique);
+                         PLAIN only over TLS.
+    --tls MODE           starttls (default, required before SASL) | direct (XEP-0368:
+                         TLS from the first byte, ALPN xmpp-client) | none
+    --allow-register     offer XEP-0077 in-band registration (after TLS, unless --tls none);
+                         new accounts are kept like --user ones, in memory
+    --legacy-auth        offer XEP-0078 jabber:iq:auth: plaintext (checked against the SCRAM
+                         credentials), zero-knowledge (a hash chain is kept) and digest,
+                         which needs the password itself: with this flag, passwords are
+                         kept in memory
+    -h, --help           this text
+
+OUTPUT (stdout, one line each):
+    LISTENING <addr> ...    once listening
+    LOGIN <full jid> via <mechanism> (<tls>, <peer>)
+    AUTHFAIL <user> via <mechanism>: <condition> (<peer>)
+    BIND-CONFLICT <full jid> (<peer>)
+    REGISTER <user> (<peer>), PASSWORD / UPDATE / REMOVE <user> (<peer>), and
+    REGISTER-FAIL <user>: <code> <condition> (<peer>) (and PASSWORD-FAIL...)
+    ERROR <peer>: <why the stream or connection failed>
+    CLOSED <peer>: the client closed the stream before binding
+";
+
+/// PBKDF2 iterations of the stored SCRAM credentials.
+const ITERATIONS: u32 = 4096;
+/// Inputs queued for one session (raw socket reads, routed stanzas).
+const QUEUE: usize = 64;
+/// Bound on a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on one socket write (a client that does not read).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Mechanisms this host can answer.
+const ANSWERABLE: &[&str] = &[
+    "SCRAM-SHA-512-PLUS",
+    "SCRAM-SHA-512",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-1",
+    "PLAIN",
+    "DIGEST-MD5",
+    "ANONYMOUS",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsArg {
+    StartTls,
+    Direct,
+    None,
+}
+
+impl TlsArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::StartTls => "starttls",
+            Self::Direct => "direct",
+            Self::None => "none",
+        }
+    }
+}
+
+struct Args {
+    listen: String,
+    domain: String,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    users: Vec<(String, String)>,
+    mechanisms: Option<Vec<String>>,
+    allow_register: bool,
+    legacy_auth: bool,
+    tls: TlsArg,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        listen: "127.0.0.1:5222".into(),
+        domain: String::new(),
+        cert: None,
+        key: None,
+        users: Vec::new(),
+        mechanisms: None,
+        allow_register: false,
+        legacy_auth: false,
+        tls: TlsArg::StartTls,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => a.listen = value()?,
+            "--domain" => a.domain = value()?.to_ascii_lowercase(),
+            "--cert" => a.cert = Some(value()?.into()),
+            "--key" => a.key = Some(value()?.into()),
+            "--user" => {
+                let v = value()?;
+                let (name, password) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("--user {v:?}: expected NAME:PASSWORD"))?;
+                if !valid_username(name) {
+                    return Err(format!("--user: {name:?} is not a valid user name"));
+                }
+                if password.is_empty() {
+                    return Err(format!("--user {name}: empty password"));
+                }
+                a.users.push((name.to_owned(), password.to_owned()));
+            }
+            "--mechanisms" => {
+                let list: Vec<String> = value()?
+                    .split(',')
+                    .map(|m| m.trim().to_ascii_uppercase())
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                if let Some(m) = list.iter().find(|m| !ANSWERABLE.contains(&m.as_str())) {
+                    return Err(format!(
+                        "--mechanisms: this host cannot answer {m} (it has no token or \
+                         client-certificate store); it answers {}",
+                        ANSWERABLE.join(", ")
+                    ));
+                }
+                if list.is_empty() {
+                    return Err("--mechanisms: empty list".into());
+                }
+                a.mechanisms = Some(list);
+            }
+            "--allow-register" => a.allow_register = true,
+            "--legacy-auth" => a.legacy_auth = true,
+            "--tls" => {
+                a.tls = match value()?.as_str() {
+                    "starttls" => TlsArg::StartTls,
+                    "direct" => TlsArg::Direct,
+                    "none" => TlsArg::None,
+                    other => return Err(format!("--tls {other}: expected starttls|direct|none")),
+                }
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if a.domain.is_empty() {
+        return Err("--domain is required".into());
+    }
+    if a.tls != TlsArg::None && (a.cert.is_none() || a.key.is_none()) {
+        return Err(format!("--tls {} needs --cert and --key", a.tls.as_str()));
+    }
+    Ok(Some(a))
+}
+
+// ---------------------------------------------------------------------------
+// The account store
+
+/// What is kept for an account: SCRAM credentials, not the password
+/// (except for legacy `<digest/>`, which cannot do without it).
+struct Account {
+    scram_sha1: ScramCredentials,
+    /// Also checks PLAIN and legacy `<password/>` (derived again with the
+    /// stored salt).
+    scram_sha256: ScramCredentials,
+    /// Only when a SCRAM-SHA-512 mechanism is enabled.
+    scram_sha512: Option<ScramCredentials>,
+    /// H(user:domain:password), only when DIGEST-MD5 is enabled.
+    digest_md5: Option<SecretBytes>,
+    /// Only with `--legacy-auth`: the zero-knowledge hash chain...
+    zero_k: Option<ZeroKState>,
+    /// ... and the password itself, for `<digest/>` (SHA-1 of the stream
+    /// id and the password).
+    plaintext: Option<Secret>,
+}
+
+/// What the store derives for each account.
+struct Keep {
+    sha512: bool,
+    digest_md5: bool,
+    legacy: bool,
+}
+
+struct Store {
+    domain: String,
+    keep: Keep,
+    accounts: Mutex<HashMap<String, Account>>,
+    /// PLAIN for an unknown user costs the same PBKDF2 as for a known one.
+    dummy: ScramCredentials,
+}
+
+fn salt() -> Vec<u8> {
+    let mut s = vec![0u8; 16];
+    OsRandom.fill(&mut s);
+    s
+}
+
+/// Uses of a zero-knowledge hash chain before a reset is needed.
+const ZERO_K_SEQUENCE: u32 = 100;
+
+/// A user name this server accepts (for `--user` and registration): a
+/// simple local part.
+fn valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "@/:\"&'<>".contains(c))
+}
+
+impl Store {
+    fn new(
+        domain: &str,
+        users: &[(String, String)],
+        mechanisms: &[String],
+        legacy: bool,
+    ) -> Result<Self, String> {
+        let enabled = |prefix: &str| mechanisms.iter().any(|m| m.starts_with(prefix));
+        let store = Self {
+            domain: domain.to_owned(),
+            keep: Keep {
+                sha512: enabled("SCRAM-SHA-512"),
+                digest_md5: enabled("DIGEST-MD5"),
+                legacy,
+            },
+            accounts: Mutex::new(HashMap::new()),
+            dummy: derive_server_credentials(
+                ScramHash::Sha256,
+                "no such user",
+                &salt(),
+                ITERATIONS,
+            )
+            .map_err(|e| format!("deriving SCRAM credentials: {e}"))?,
+        };
+        for (name, password) in users {
+            let account = store.account(name, password)?;
+            let mut accounts = store.accounts();
+            if accounts.insert(name.clone(), account).is_some() {
+                return Err(format!("--user {name} given twice"));
+            }
+        }
+        Ok(store)
+    }
+
+    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Account>> {
+        self.accounts.lock().expect("accounts lock")
+    }
+
+    /// What is kept for `name` with `password`.
+    fn account(&self, name: &str, password: &str) -> Result<Account, String> {
+        let derive = |hash| {
+            derive_server_credentials(hash, password, &salt(), ITERATIONS)
+                .map_err(|e| format!("deriving SCRAM credentials: {e}"))
+        };
+        Ok(Account {
+            scram_sha1: derive(ScramHash::Sha1)?,
+            scram_sha256: derive(ScramHash::Sha256)?,
+            scram_sha512: if self.keep.sha512 {
+                Some(derive(ScramHash::Sha512)?)
+            } else {
+                None
+            },
+            digest_md5: self
+                .keep
+                .digest_md5
+                .then(|| user_realm_password_hash(name, &self.domain, password)),
+            zero_k: self
+                .keep
+                .legacy
+                .then(|| ZeroKState::new(password, token(10), ZERO_K_SEQUENCE)),
+            plaintext: self.keep.legacy.then(|| Secret::new(password)),
+        })
+    }
+
+    /// An authorization identity the user may act as: none, itself, or its
+    /// bare JID.
+    fn authzid_ok(&self, username: &str, authzid: Option<&str>) -> bool {
+        match authzid {
+            None | Some("") => true,
+            Some(a) => a == username || a == format!("{username}@{}", self.domain),
+        }
+    }
+
+    /// A plaintext password against the SCRAM-SHA-256 credentials.
+    fn check_password(&self, username: &str, password: &str) -> bool {
+        let stored = self
+            .accounts()
+            .get(username)
+            .map(|a| a.scram_sha256.clone());
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy.clone());
+        let Ok(derived) =
+            derive_server_credentials(ScramHash::Sha256, password, &stored.salt, stored.iterations)
+        else {
+            return false; // not a valid SASLprep'd password
+        };
+        let same = derived
+            .stored_key
+            .expose()
+            .ct_eq(stored.stored_key.expose())
+            & derived
+                .server_key
+                .expose()
+                .ct_eq(stored.server_key.expose());
+        known && bool::from(same)
+    }
+
+    /// The host's answer to a credential request.
+    fn answer(&self, req: &CredentialRequest) -> CredentialAnswer {
+        match req {
+            CredentialRequest::Password {
+                username,
+                authzid,
+                password,
+            } => CredentialAnswer::Verdict(if !self.authzid_ok(username, authzid.as_deref()) {
+                Err(SaslCondition::InvalidAuthzid)
+            } else if self.check_password(username, password.expose()) {
+                Ok(username.clone())
+            } else {
+                Err(SaslCondition::NotAuthorized)
+            }),
+            CredentialRequest::Scram {
+                username,
+                authzid,
+                hash,
+            } => CredentialAnswer::Scram(
+                self.accounts()
+                    .get(username)
+                    .filter(|_| self.authzid_ok(username, authzid.as_deref()))
+                    .and_then(|a| match hash {
+                        ScramHash::Sha1 => Some(a.scram_sha1.clone()),
+                        ScramHash::Sha256 => Some(a.scram_sha256.clone()),
+                        ScramHash::Sha512 => a.scram_sha512.clone(),
+                    }),
+            ),
+            CredentialRequest::DigestMd5 {
+                username,
+                realm,
+                authzid,
+            } => CredentialAnswer::DigestMd5(
+                self.accounts()
+                    .get(username)
+                    .filter(|_| *realm == self.domain)
+                    .filter(|_| self.authzid_ok(username, authzid.as_deref()))
+                    .and_then(|a| a.digest_md5.clone())
+                    .map(DigestMd5Secret::UserRealmPasswordHash),
+            ),
+            CredentialRequest::Anonymous { .. } => {
+                CredentialAnswer::Verdict(Ok(format!("anon-{}", token(10).to_ascii_lowercase())))
+            }
+            // Tokens, client certificates: this host has no store for them
+            // (refused at start-up, so not offered).
+            _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
+        }
+    }
+
+    /// The host's decision on an in-band registration request.
+    fn register(&self, req: &RegistrationRequest) -> Result<(), LegacyError> {
+        match req {
+            RegistrationRequest::Create {
+                username, password, ..
+            } => {
+                if !valid_username(username) || password.expose().is_empty() {
+                    return Err(LegacyError::NOT_ACCEPTABLE);
+                }
+                if self.accounts().contains_key(username) {
+                    return Err(LegacyError::CONFLICT);
+                }
+                // PBKDF2 outside the lock; the name is checked again.
+                let account = self
+                    .account(username, password.expose())
+                    .map_err(|_| LegacyError::NOT_ACCEPTABLE)?;
+                match self.accounts().entry(username.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => Err(LegacyError::CONFLICT),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(account);
+                        Ok(())
+                    }
+                }
+            }
+            RegistrationRequest::ChangePassword { username, password } => {
+                if password.expose().is_empty() {
+                    return Err(LegacyError::NOT_ACCEPTABLE);
+                }
+                let account = self
+                    .account(username, password.expose())
+                    .map_err(|_| LegacyError::NOT_ACCEPTABLE)?;
+                match self.accounts().get_mut(username) {
+                    Some(a) => {
+                        *a = account;
+                        Ok(())
+                    }
+                    None => Err(LegacyError::NOT_AUTHORIZED),
+                }
+            }
+            // Other fields (name, email...) are accepted and not kept.
+            RegistrationRequest::Update { username, .. } => {
+                if self.accounts().contains_key(username) {
+                    Ok(())
+                } else {
+                    Err(LegacyError::NOT_AUTHORIZED)
+                }
+            }
+            RegistrationRequest::Remove { username } => {
+                self.accounts().remove(username);
+                Ok(())
+            }
+            _ => Err(LegacyError::NOT_IMPLEMENTED),
+        }
+    }
+
+    /// Checks legacy (XEP-0078) credentials; a zero-knowledge success
+    /// steps the stored chain down.
+    fn check_legacy(&self, username: &str, credential: &LegacyCredential, stream_id: &str) -> bool {
+        match credential {
+            LegacyCredential::Password(p) => self.check_password(username, p),
+            LegacyCredential::Digest(d) => {
+                let expected = self
+                    .accounts()
+                    .get(username)
+                    .and_then(|a| a.plaintext.as_ref())
+                    .map(|p| iq_auth::digest(stream_id, p.expose()));
+                expected.is_some_and(|e| {
+                    bool::from(e.as_bytes().ct_eq(d.to_ascii_lowercase().as_bytes()))
+                })
+            }
+            LegacyCredential::ZeroK(h) => self
+                .accounts()
+                .get_mut(username)
+                .and_then(|a| a.zero_k.as_mut())
+                .is_some_and(|z| z.verify(h)),
+        }
+    }
+
+    fn zero_k_state(&self, username: &str) -> Option<ZeroKState> {
+        self.accounts().get(username).and_then(|a| a.zero_k.clone())
+    }
+}
+
+/// The user name a request is about, for the log.
+fn request_user(req: &CredentialRequest) -> Option<String> {
+    match req {
+        CredentialRequest::Password { username, .. }
+        | CredentialRequest::Scram { username, .. }
+        | CredentialRequest::DigestMd5 { username, .. }
+        | CredentialRequest::Token { username, .. } => Some(username.clone()),
+        _ => None,
+    }
+}
+
+/// Random characters that need no escaping anywhere (resources, names).
+fn token(len: usize) -> String {
+    printable_token(&mut OsRandom, len).replace(['+', '/'], "x")
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+/// What reaches a session thread.
+enum Input {
+    /// Raw bytes from the socket (TLS records once TLS is up).
+    Net(Vec<u8>),
+    /// The client closed the connection.
+    Eof,
+    /// Reading the socket failed.
+    NetError(String),
+    /// A stanza routed from another session (or this one) to this client.
+    Route(Element),
+}
+
+/// A bound session, as other sessions reach it.
+struct Route {
+    session: u64,
+    queue: SyncSender<Input>,
+}
+
+struct Shared {
+    domain: String,
+    tls_arg: TlsArg,
+    tls: Option<TlsSetup>,
+    mechanisms: Vec<String>,
+    /// `--allow-register`: XEP-0077 in-band registration.
+    register: bool,
+    /// `--legacy-auth`: XEP-0078 `jabber:iq:auth`.
+    legacy_auth: bool,
+    store: Store,
+    /// Full JID -> the session bound to it.
+    sessions: Mutex<HashMap<String, Route>>,
+}
+
+fn bare(jid: &str) -> &str {
+    jid.split('/').next().unwrap_or(jid)
+}
+
+fn attr_name(n: &str) -> rxml::NcName {
+    rxml::NcName::try_from(n).expect("valid attribute name")
+}
+
+/// `<message|iq type='error'/>` answering `el` (from `sender`), with a
+/// defined condition of RFC 6120 section 8.3.3.
+fn error_reply(el: &Element, sender: &str, condition: &str) -> Element {
+    let mut b = Element::builder(el.name(), ns::JABBER_CLIENT).attr(attr_name("type"), "error");
+    if let Some(id) = el.attr("id") {
+        b = b.attr(attr_name("id"), id);
+    }
+    if let Some(to) = el.attr("to") {
+        b = b.attr(attr_name("from"), to);
+    }
+    b.attr(attr_name("to"), sender)
+        .append(
+            Element::builder("error", ns::JABBER_CLIENT)
+                .attr(
+                    attr_name("type"),
+                    if condition == "resource-constraint" {
+                        "wait"
+                    } else {
+                        "cancel"
+                    },
+                )
+                .append(Element::builder(condition, ns::STANZAS).build())
+                .build(),
+        )
+        .build()
+}
+
+impl Shared {
+    /// The queue of the session bound to `full`, or else (`fallback`) of one
+    /// session of its bare JID (the first by resource: no presence
+    /// priorities here).
+    fn find(
+        &self,
+        full: Option<&str>,
+        bare_jid: &str,
+        fallback: bool,
+    ) -> Option<SyncSender<Input>> {
+        let sessions = self.sessions.lock().expect("sessions lock");
+        if let Some(r) = full.and_then(|f| sessions.get(f)) {
+            return Some(r.queue.clone());
+        }
+        if !fallback {
+            return None;
+        }
+        let prefix = format!("{bare_jid}/");
+        sessions
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, r)| r.queue.clone())
+    }
+
+    /// Routes a stanza the client at `sender` (full JID) sent; returns what
+    /// goes back to that client (an error, an answer), if anything.
+    fn route(&self, sender: &str, el: Element) -> Option<Element> {
+        let kind = el.attr("type").unwrap_or_default().to_owned();
+        let to = el.attr("to").unwrap_or(bare(sender)).to_owned();
+        let (to_bare, resource) = match to.split_once('/') {
+            Some((b, r)) => (b, Some(r)),
+            None => (to.as_str(), None),
+        };
+        let (local, domain) = match to_bare.split_once('@') {
+            Some((l, d)) => (Some(l), d),
+            None => (None, to_bare),
+        };
+        let is_error = kind == "error";
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            // No s2s in this example.
+            return (!is_error && el.name() != "presence")
+                .then(|| error_reply(&el, sender, "remote-server-not-found"));
+        }
+        let to_bare = format!("{}@{}", local.unwrap_or_default(), self.domain);
+        match el.name() {
+            "message" => {
+                if local.is_none() {
+                    // To the server itself: nothing here handles messages.
+                    return (!is_error).then(|| error_reply(&el, sender, "service-unavailable"));
+                }
+                // RFC 6121 8.5.3.2.1: a chat/normal/headline message to an
+                // unknown resource goes to the bare JID.
+                let fallback = resource.is_none()
+                    || matches!(kind.as_str(), "" | "normal" | "chat" | "headline");
+                let full = resource.map(|r| format!("{to_bare}/{r}"));
+                let queue = self.find(full.as_deref(), &to_bare, fallback);
+                self.deliver(queue, sender, el, is_error)
+            }
+            "iq" if kind == "get" || kind == "set" => {
+                let to_server_or_account = local.is_none() || resource.is_none();
+                if to_server_or_account {
+                    // The server answers: XEP-0199 ping, and nothing else.
+                    let ping = el.children().any(|c| c.is("ping", "urn:xmpp:ping"));
+                    if ping && kind == "get" {
+                        let mut b = Element::builder("iq", ns::JABBER_CLIENT)
+                            .attr(attr_name("type"), "result")
+                            .attr(attr_name("to"), sender);
+                        if let Some(id) = el.attr("id") {
+                            b = b.attr(attr_name("id"), id);
+                        }
+                        if let Some(t) = el.attr("to") {
+                            b = b.attr(attr_name("from"), t);
+                        }
+                        return Some(b.build());
+                    }
+                    return Some(error_reply(&el, sender, "service-unavailable"));
+                }
+                let full = format!("{to_bare}/{}", resource.unwrap_or_default());
+                let queue = self.find(Some(&full), &to_bare, false);
+                self.deliver(queue, sender, el, false)
+            }
+            "iq" => {
+                // result / error: to a full JID only, else dropped.
+                let full = resource.map(|r| format!("{to_bare}/{r}"));
+                let queue = full.and_then(|f| self.find(Some(&f), &to_bare, false));
+                self.deliver(queue, sender, el, true)
+            }
+            // No rosters, no presence broadcast in this example.
+            _ => None,
+        }
+    }
+
+    fn deliver(
+        &self,
+        queue: Option<SyncSender<Input>>,
+        sender: &str,
+        el: Element,
+        silent: bool,
+    ) -> Option<Element> {
+        let bounce =
+            |el: &Element, condition| (!silent).then(|| error_reply(el, sender, condition));
+        let Some(queue) = queue else {
+            return bounce(&el, "service-unavailable");
+        };
+        match queue.try_send(Input::Route(el)) {
+            Ok(()) => None,
+            Err(TrySendError::Full(Input::Route(el))) => bounce(&el, "resource-constraint"),
+            Err(TrySendError::Disconnected(Input::Route(el))) => bounce(&el, "service-unavailable"),
+            Err(_) => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One connection
+
+fn log(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    peer: SocketAddr,
+    sock: TcpStream,
+    tls: Option<Tls>,
+    tls_summary: Option<String>,
+    queue: SyncSender<Input>,
+    inputs: Receiver<Input>,
+    /// The full JID reserved in `shared.sessions` (from the bind answer).
+    bound: Option<String>,
+    /// The mechanism that authenticated.
+    mechanism: Option<String>,
+    /// The user name of the last credential request (for the log).
+    user: Option<String>,
+}
+
+fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
+    let (queue, inputs) = sync_channel(QUEUE);
+    let _ = sock.set_nodelay(true);
+    let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
+    let reader = match sock.try_clone() {
+        Ok(mut r) => {
+            let q = queue.clone();
+            thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let input = match r.read(&mut buf) {
+                        Ok(0) => Input::Eof,
+                        Ok(n) => Input::Net(buf[..n].to_vec()),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => Input::NetError(format!("read: {e}")),
+                    };
+                    let last = !matches!(input, Input::Net(_));
+                    if q.send(input).is_err() || last {
+                        return;
+                    }
+                }
+            })
+        }
+        Err(e) => {
+            log(format_args!("ERROR {peer}: socket: {e}"));
+            return;
+        }
+    };
+    let mut s = Session {
+        shared,
+        id,
+        peer,
+        sock,
+        tls: None,
+        tls_summary: None,
+        queue,
+        inputs,
+        bound: None,
+        mechanism: None,
+        user: None,
+    };
+    if let Err(e) = s.run() {
+        log(format_args!("ERROR {peer}: {e}"));
+    }
+    s.finish();
+    let _ = reader.join();
+}
+
+impl Session {
+    fn run(&mut self) -> Result<(), String> {
+        let mut early = Vec::new();
+        let tls = match self.shared.tls_arg {
+            TlsArg::Direct => {
+                let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+                let (info, plain) = self.handshake(true, &[], deadline)?;
+                early = plain;
+                ServerTls::Direct(info)
+            }
+            TlsArg::StartTls => ServerTls::StartTlsRequired,
+            TlsArg::None => ServerTls::None,
+        };
+        let mut config = ServerConfig::new(self.shared.domain.clone(), Box::new(OsRandom));
+        config.tls = tls;
+        config.mechanisms = self.shared.mechanisms.clone();
+        if self.shared.register {
+            config.register = Some(RegisterForm {
+                instructions: Some(
+                    "Choose a user name and password to register with this server.".into(),
+                ),
+                fields: vec!["username".into(), "password".into()],
+                ..RegisterForm::default()
+            });
+        }
+        if self.shared.legacy_auth {
+            config.legacy_auth = Some(LegacyAuthMethods::default());
+        }
+        let mut server = Server::new(config, Instant::now());
+        if !early.is_empty() {
+            // Application data that came with the handshake's last flight.
+            let _ = server.feed(Instant::now(), &early);
+        }
+        loop {
+            self.drain(&mut server)?;
+            if server.is_closed() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let input = match server.poll_timeout() {
+                Some(t) if t <= now => None,
+                Some(t) => match self.inputs.recv_timeout(t - now) {
+                    Ok(i) => Some(i),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return Err("queue closed".into()),
+                },
+                None => Some(self.inputs.recv().map_err(|_| "queue closed")?),
+            };
+            let now = Instant::now();
+            match input {
+                None => server.handle_timeout(now),
+                Some(Input::Net(bytes)) => {
+                    let plain = self.receive(&bytes)?;
+                    if !plain.is_empty() {
+                        // Err: the stream is already closed; nothing to do.
+                        let _ = server.feed(now, &plain);
+                    }
+                }
+                Some(Input::Eof) => {
+                    if !server.is_ready() {
+                        return Err("the client closed the connection".into());
+                    }
+                    return Ok(());
+                }
+                Some(Input::NetError(e)) => return Err(e),
+                Some(Input::Route(el)) => {
+                    // Not ready (cannot happen: routes exist once bound) or
+                    // closing: the stanza is dropped.
+                    let _ = server.send(&el);
+                }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Writes what the server queued, then handles its events, until both
+    /// are empty (answers to requests queue more output).
+    fn drain(&mut self, server: &mut Server) -> Result<(), String> {
+        loop {
+            let mut out = Vec::new();
+            if server.poll_transmit(&mut out) > 0 {
+                self.write(&out)?;
+            }
+            let Some(event) = server.poll_event() else {
+                return Ok(());
+            };
+            self.on_event(server, event)?;
+        }
+    }
+
+    fn on_event(&mut self, server: &mut Server, event: ServerEvent) -> Result<(), String> {
+        let now = Instant::now();
+        match event {
+            ServerEvent::StartTls { pending } => {
+                // `<proceed/>` is written (drain writes before events).
+                let deadline = server
+                    .poll_timeout()
+                    .map_or(now + HANDSHAKE_TIMEOUT, |t| t.min(now + HANDSHAKE_TIMEOUT));
+                let (info, early) = self.handshake(false, &pending, deadline)?;
+                server
+                    .tls_established(Instant::now(), info)
+                    .map_err(|e| format!("tls_established: {e}"))?;
+                if !early.is_empty() {
+                    let _ = server.feed(Instant::now(), &early);
+                }
+            }
+            ServerEvent::Credentials(req) => {
+                self.user = request_user(&req);
+                let answer = self.shared.store.answer(&req);
+                server
+                    .answer_credentials(Instant::now(), answer)
+                    .map_err(|e| format!("answer_credentials: {e}"))?;
+            }
+            ServerEvent::AuthenticationFailed {
+                mechanism,
+                condition,
+            } => log(format_args!(
+                "AUTHFAIL {} via {}: {condition} ({})",
+                self.user.as_deref().unwrap_or("-"),
+                mechanism.as_deref().unwrap_or("-"),
+                self.peer
+            )),
+            ServerEvent::Authenticated {
+                identity,
+                mechanism,
+            } => {
+                self.user = Some(identity.username);
+                self.mechanism = Some(mechanism);
+            }
+            ServerEvent::Bind { username, resource } => {
+                let resource = resource
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| format!("sansio-{}", token(10)));
+                let full = format!("{username}@{}/{resource}", self.shared.domain);
+                let answer = {
+                    let mut sessions = self.shared.sessions.lock().expect("sessions lock");
+                    if sessions.contains_key(&full) {
+                        BindAnswer::Refuse("conflict".into())
+                    } else {
+                        sessions.insert(
+                            full.clone(),
+                            Route {
+                                session: self.id,
+                                queue: self.queue.clone(),
+                            },
+                        );
+                        self.bound = Some(full.clone());
+                        BindAnswer::Accept(Some(resource))
+                    }
+                };
+                if matches!(answer, BindAnswer::Refuse(_)) {
+                    log(format_args!("BIND-CONFLICT {full} ({})", self.peer));
+                }
+                server
+                    .answer_bind(Instant::now(), answer)
+                    .map_err(|e| format!("answer_bind: {e}"))?;
+            }
+            ServerEvent::Register(req) => {
+                let answer = self.shared.store.register(&req);
+                let (what, user) = match &req {
+                    RegistrationRequest::Create { username, .. } => ("REGISTER", username.as_str()),
+                    RegistrationRequest::ChangePassword { username, .. } => {
+                        ("PASSWORD", username.as_str())
+                    }
+                    RegistrationRequest::Update { username, .. } => ("UPDATE", username.as_str()),
+                    RegistrationRequest::Remove { username } => ("REMOVE", username.as_str()),
+                    _ => ("REGISTRATION", "-"),
+                };
+                match answer {
+                    Ok(()) => log(format_args!("{what} {user} ({})", self.peer)),
+                    Err(e) => log(format_args!(
+                        "{what}-FAIL {user}: {} {} ({})",
+                        e.code,
+                        e.condition(),
+                        self.peer
+                    )),
+                }
+                server
+                    .answer_register(Instant::now(), answer)
+                    .map_err(|e| format!("answer_register: {e}"))?;
+            }
+            ServerEvent::LegacyAuth(LegacyAuthRequest::ZeroKState { username }) => {
+                let state = self.shared.store.zero_k_state(&username);
+                server
+                    .answer_legacy_auth(Instant::now(), LegacyAuthAnswer::ZeroK(state))
+                    .map_err(|e| format!("answer_legacy_auth: {e}"))?;
+            }
+            ServerEvent::LegacyAuth(LegacyAuthRequest::Verify {
+                username,
+                resource,
+                credential,
+                stream_id,
+            }) => {
+                let verdict = self.legacy_verdict(&username, &resource, &credential, &stream_id);
+                match verdict {
+                    Err(LegacyError::CONFLICT) => log(format_args!(
+                        "BIND-CONFLICT {username}@{}/{resource} ({})",
+                        self.shared.domain, self.peer
+                    )),
+                    Err(e) => log(format_args!(
+                        "AUTHFAIL {username} via jabber:iq:auth: {} {} ({})",
+                        e.code,
+                        e.condition(),
+                        self.peer
+                    )),
+                    Ok(()) => {}
+                }
+                server
+                    .answer_legacy_auth(Instant::now(), LegacyAuthAnswer::Verdict(verdict))
+                    .map_err(|e| format!("answer_legacy_auth: {e}"))?;
+            }
+            ServerEvent::Ready { jid } => {
+                if self.bound.as_deref() != Some(jid.as_str()) {
+                    // The server bound another JID than the one reserved
+                    // (it should not): route by what it says.
+                    self.unregister();
+                    self.shared.sessions.lock().expect("sessions lock").insert(
+                        jid.clone(),
+                        Route {
+                            session: self.id,
+                            queue: self.queue.clone(),
+                        },
+                    );
+                    self.bound = Some(jid.clone());
+                }
+                log(format_args!(
+                    "LOGIN {jid} via {} ({}, {})",
+                    self.mechanism.as_deref().unwrap_or("-"),
+                    self.tls_summary.as_deref().unwrap_or("no TLS"),
+                    self.peer
+                ));
+            }
+            ServerEvent::Stanza(el) => {
+                let sender = server.jid().unwrap_or_default().to_owned();
+                if let Some(reply) = self.shared.route(&sender, el) {
+                    let _ = server.send(&reply);
+                }
+            }
+            ServerEvent::Error(e) => log(format_args!(
+                "{} {}{}: {e}",
+                if e == ServerError::ClosedByPeer {
+                    "CLOSED"
+                } else {
+                    "ERROR"
+                },
+                self.peer,
+                self.bound
+                    .as_deref()
+                    .or(self.user.as_deref())
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default()
+            )),
+            ServerEvent::Closed => {}
+            // Requests of later versions of the crate: this host does not
+            // know them (a request left unanswered would stall the stream).
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The verdict on legacy credentials: 401 for bad ones, 406 for an
+    /// empty resource, 409 when the full JID is bound already (else it is
+    /// reserved for this session, as a bind would).
+    fn legacy_verdict(
+        &mut self,
+        username: &str,
+        resource: &str,
+        credential: &LegacyCredential,
+        stream_id: &str,
+    ) -> Result<(), LegacyError> {
+        self.user = Some(username.to_owned());
+        if !self
+            .shared
+            .store
+            .check_legacy(username, credential, stream_id)
+        {
+            return Err(LegacyError::NOT_AUTHORIZED);
+        }
+        if resource.is_empty() {
+            return Err(LegacyError::NOT_ACCEPTABLE);
+        }
+        let full = format!("{username}@{}/{resource}", self.shared.domain);
+        let mut sessions = self.shared.sessions.lock().expect("sessions lock");
+        if sessions.contains_key(&full) {
+            return Err(LegacyError::CONFLICT);
+        }
+        sessions.insert(
+            full.clone(),
+            Route {
+                session: self.id,
+                queue: self.queue.clone(),
+            },
+        );
+        self.bound = Some(full);
+        Ok(())
+    }
+
+    /// Runs a TLS handshake with the bytes from the queue; returns the
+    /// state machine's `TlsInfo` and any application data that came with
+    /// the client's last flight.
+    fn handshake(
+        &mut self,
+        direct: bool,
+        pending: &[u8],
+        deadline: Instant,
+    ) -> Result<(xmpp_sansio::TlsInfo, Vec<u8>), String> {
+        let setup = self.shared.tls.as_ref().ok_or("TLS is not configured")?;
+        let mut tls = setup.accept(direct)?;
+        let mut plain = Vec::new();
+        let mut input = pending.to_vec();
+        loop {
+            if !input.is_empty() {
+                match tls.receive(&input) {
+                    Ok(r) => plain.extend(r.plaintext),
+                    Err(e) => {
+                        let _ = tls.flush(&mut self.sock); // the alert
+                        return Err(format!("tls handshake: {e}"));
+                    }
+                }
+            }
+            tls.flush(&mut self.sock)
+                .map_err(|e| format!("tls handshake: write: {e}"))?;
+            if !tls.is_handshaking() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err("tls handshake timed out".into());
+            }
+            input = match self.inputs.recv_timeout(deadline - now) {
+                Ok(Input::Net(bytes)) => bytes,
+                Ok(Input::Eof) => {
+                    return Err("tls handshake: the client closed the connection".into())
+                }
+                Ok(Input::NetError(e)) => return Err(format!("tls handshake: {e}")),
+                Ok(Input::Route(_)) => Vec::new(), // not bound yet: nothing routes here
+                Err(_) => return Err("tls handshake timed out".into()),
+            };
+        }
+        let (info, summary) = setup.info(&tls)?;
+        self.tls = Some(tls);
+        self.tls_summary = Some(summary);
+        Ok((info, plain))
+    }
+
+    /// Raw bytes from the socket: decrypted when TLS is up.
+    fn receive(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(bytes.to_vec());
+        };
+        match tls.receive(bytes) {
+            // close_notify: the connection's end follows (Eof).
+            Ok(r) => Ok(r.plaintext),
+            Err(e) => {
+                let _ = tls.flush(&mut self.sock);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes to the client (through TLS when up).
+    fn write(&mut self, data: &[u8]) -> Result<(), String> {
+        let r = match &mut self.tls {
+            Some(tls) => tls.send(data).and_then(|()| tls.flush(&mut self.sock)),
+            None => self.sock.write_all(data).and_then(|()| self.sock.flush()),
+        };
+        r.map_err(|e| format!("write: {e}"))
+    }
+
+    fn unregister(&mut self) {
+        if let Some(jid) = self.bound.take() {
+            let mut sessions = self.shared.sessions.lock().expect("sessions lock");
+            if sessions.get(&jid).is_some_and(|r| r.session == self.id) {
+                sessions.remove(&jid);
+            }
+        }
+    }
+
+    /// Leaves the routing table, closes TLS and the socket.
+    fn finish(mut self) {
+        self.unregister();
+        if let Some(tls) = &mut self.tls {
+            tls.close();
+            let _ = tls.flush(&mut self.sock);
+        }
+        let _ = self.sock.shutdown(Shutdown::Both);
+        // Dropping the queue's receiver ends the reader thread's sends.
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match start(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn start(args: Args) -> Result<(), String> {
+    let mechanisms = args
+        .mechanisms
+        .clone()
+        .unwrap_or_else(|| ServerConfig::new(args.domain.clone(), Box::new(OsRandom)).mechanisms);
+    let tls = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) if args.tls != TlsArg::None => Some(TlsSetup::load(c, k)?),
+        _ => None,
+    };
+    if let Some(why) = tls.as_ref().and_then(|t| t.end_point_problem()) {
+        eprintln!("server: no tls-server-end-point for this certificate: {why}");
+    }
+    let store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
+    let listener =
+        TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared {
+        domain: args.domain.clone(),
+        tls_arg: args.tls,
+        tls,
+        mechanisms: mechanisms.clone(),
+        register: args.allow_register,
+        legacy_auth: args.legacy_auth,
+        store,
+        sessions: Mutex::new(HashMap::new()),
+    });
+    log(format_args!(
+        "LISTENING {addr} domain {} tls {} mechanisms {} users {}",
+        args.domain,
+        args.tls.as_str(),
+        mechanisms.join(","),
+        args.users.len()
+    ));
+    let mut next_id = 0u64;
+    for conn in listener.incoming() {
+        let sock = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                log(format_args!("ERROR accept: {e}"));
+                continue;
+            }
+        };
+        let peer = match sock.peer_addr() {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
+        next_id += 1;
+        let (shared, id) = (shared.clone(), next_id);
+        thread::spawn(move || serve(shared, id, sock, peer));
+    }
+    Ok(())
+}
