@@ -97,6 +97,10 @@ pub struct ClientConfig {
     pub register: Option<super::Registration>,
     /// SCRAM: the lowest iteration count accepted from a server.
     pub min_scram_iterations: u32,
+    /// SCRAM: the highest iteration count accepted from a server (a
+    /// hostile one could otherwise make the client run PBKDF2 for a long
+    /// time). Default 100,000.
+    pub max_scram_iterations: u32,
     /// `xml:lang` of the stream.
     pub lang: Option<String>,
     /// Reader limits for what the server sends.
@@ -134,6 +138,7 @@ impl ClientConfig {
             legacy_auth: super::LegacyAuthPolicy::default(),
             register: None,
             min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
+            max_scram_iterations: 100_000,
             lang: Some("en".into()),
             limits: Limits::default(),
             negotiation_timeout: Duration::from_secs(30),

@@ -41,7 +41,8 @@ pub(crate) fn choose(
             let (hash, plus) = parse_mechanism_name(n).expect("checked");
             let mut b = ScramClient::builder(hash, username, offer.clone())
                 .password(password.clone())
-                .min_iterations(config.min_scram_iterations);
+                .min_iterations(config.min_scram_iterations)
+                .max_iterations(config.max_scram_iterations);
             if let Some(k) = cached {
                 b = b.cached_keys(k.clone());
             }

@@ -349,6 +349,9 @@ impl Server {
         now: Instant,
         answer: Result<(), LegacyError>,
     ) -> Result<(), UsageError> {
+        if self.core.life != crate::core::Life::Open {
+            return Err(UsageError::Closed);
+        }
         let Phase::Host {
             pending: Pending::Register { .. },
             ..
@@ -388,6 +391,9 @@ impl Server {
         now: Instant,
         answer: LegacyAuthAnswer,
     ) -> Result<(), UsageError> {
+        if self.core.life != crate::core::Life::Open {
+            return Err(UsageError::Closed);
+        }
         let ok = matches!(
             (&self.phase, &answer),
             (

@@ -288,14 +288,7 @@ impl Server {
             return Err(UsageError::AwaitingTls);
         }
         if self.waiting() {
-            if self.held.len() + data.len() > self.config.limits.max_element_bytes {
-                self.fail_with(
-                    StreamErrorCondition::PolicyViolation,
-                    "too much data while a request is pending",
-                );
-            } else {
-                self.held.extend_from_slice(data);
-            }
+            self.hold_bytes(data);
             return Ok(());
         }
         self.process(now, data);
@@ -341,6 +334,9 @@ impl Server {
         now: Instant,
         answer: CredentialAnswer,
     ) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
         let Phase::Sasl {
             mech,
             name,
@@ -362,6 +358,9 @@ impl Server {
 
     /// The host's answer to [`ServerEvent::Bind`].
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
         let Phase::BindPending { id, .. } = &self.phase else {
             return Err(UsageError::NoPendingRequest);
         };
@@ -415,6 +414,9 @@ impl Server {
     pub fn close(&mut self, now: Instant) {
         self.auth_deadline = None;
         self.negotiation_deadline = None;
+        if self.core.life == Life::Open {
+            self.ensure_header();
+        }
         self.core.start_close(now, self.config.close_grace);
     }
 
@@ -426,6 +428,9 @@ impl Server {
         let condition = error.condition.clone();
         self.auth_deadline = None;
         self.negotiation_deadline = None;
+        if self.core.life == Life::Open {
+            self.ensure_header();
+        }
         self.core.fail(
             ServerError::Protocol { condition, reason },
             Some(error),
@@ -479,12 +484,8 @@ impl Server {
     }
 
     fn fail(&mut self, err: ServerError, condition: Option<StreamErrorCondition>) {
-        if condition.is_some() && !self.header_sent && !self.core.is_closed() {
-            // RFC 6120 4.9.1.1: a stream error before the client's header
-            // still goes inside a stream: ours.
-            let header = self.reply_header(None, None, true);
-            self.core.write_header(&header);
-            self.header_sent = true;
+        if condition.is_some() && self.core.life == Life::Open {
+            self.ensure_header();
         }
         self.auth_deadline = None;
         self.negotiation_deadline = None;
@@ -503,6 +504,19 @@ impl Server {
             reason,
         };
         self.fail(err, Some(condition));
+    }
+
+    /// Keeps bytes that arrive in later reads while a request is with the
+    /// host, within the element size limit.
+    fn hold_bytes(&mut self, data: &[u8]) {
+        if self.held.len() + data.len() > self.config.limits.max_element_bytes {
+            self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "too much data while a request is pending",
+            );
+        } else {
+            self.held.extend_from_slice(data);
+        }
     }
 
     /// Reads the held bytes once no request is pending.
@@ -529,6 +543,11 @@ impl Server {
                         return;
                     }
                     if self.waiting() {
+                        // The rest of this read waits for the answer. It is
+                        // not held against the limit: a prompt host answers
+                        // before the next read, so the outcome does not
+                        // depend on how the reads were cut; later reads are
+                        // (hold_bytes).
                         self.held.extend_from_slice(rest);
                         return;
                     }
@@ -554,6 +573,17 @@ impl Server {
                     self.fail(ServerError::ClosedByPeer, None);
                 }
             }
+        }
+    }
+
+    /// RFC 6120 4.9.1.1: whatever we send to end a stream goes inside a
+    /// stream, ours, even before the client's header (or after a restart,
+    /// before its new one).
+    fn ensure_header(&mut self) {
+        if !self.header_sent {
+            let header = self.reply_header(None, None, true);
+            self.core.write_header(&header);
+            self.header_sent = true;
         }
     }
 

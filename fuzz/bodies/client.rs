@@ -1,0 +1,481 @@
+//! Fuzz body for [`Client`]: arbitrary server bytes, the mirror of
+//! `server.rs` (whose account, TLS facts, chunking and framing check it
+//! shares). Shared by the cargo-fuzz target (`fuzz/fuzz_targets/client.rs`)
+//! and the seed-corpus test (`tests/fuzz_roles.rs`), which builds seeds
+//! from our server in memory with [`client_config`] and from the Prosody
+//! captures.
+//!
+//! Input layout: two configuration bytes, then the server's bytes (after
+//! `<proceed/>` they stand for the decrypted stream: the simulated TLS
+//! hands them back as plaintext).
+//!
+//! Byte 0, the client:
+//! - bits 0-1: 0 no TLS, 1 STARTTLS required, 2 STARTTLS if offered,
+//!   3 direct TLS;
+//! - bits 2-5: the mechanism and credentials ([`CHOICES`]);
+//! - bits 6-7: the TLS facts (`server_body::tls_info`).
+//!
+//! Byte 1, the driving:
+//! - bits 0-2 and 3: chunking and its seed, as for the server;
+//! - bit 4: unused;
+//! - bit 5: SCRAM keys cached for the server body's salt and iteration
+//!   count (they skip PBKDF2 when the server's match);
+//! - bit 6: the host closes the stream once the input is consumed;
+//! - bit 7: the clock advances one second before each chunk.
+//!
+//! At the end the clock runs to the deadlines left (at most a few: a ready
+//! client's keepalives recur).
+//!
+//! Inputs whose base64 text carries a SCRAM iteration count above
+//! [`MAX_FUZZ_ITERATIONS`] are skipped: the client would spend up to
+//! 10 million PBKDF2 rounds on them, which is what the server asked for,
+//! not a bug, and it stalls the fuzzer.
+//!
+//! A broken invariant is a panic: the same as for the server (`feed`
+//! after `Closed`, one `Error` then `Closed`, nothing after it, bounded
+//! output and events, a well-framed output, chunking invariance with a
+//! still clock), and `tls_established` is accepted after each `StartTls`.
+
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "server.rs"]
+mod server_body;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use server_body::{
+    check_framing, chunk_sizes, salt, tls_info, Framing, DOMAIN, OUTPUT_FACTOR, OUTPUT_SLACK,
+    PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
+};
+use xmpp_sansio::client::{
+    Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
+};
+use xmpp_sansio::sasl::scram::{ScramClientKeys, ALL_HASHES};
+use xmpp_sansio::sasl::{ScramHash, Secret};
+use xmpp_sansio::xml::{StreamEvent, StreamReader};
+use xmpp_sansio::DeterministicRandom;
+
+/// The seed of the client's randomness (nonces).
+pub const RNG_SEED: u64 = 0xc1_1e47;
+/// The resource asked for.
+pub const RESOURCE: &str = "fuzz";
+/// SCRAM iteration counts above this are not fuzzed (see above).
+pub const MAX_FUZZ_ITERATIONS: u64 = 65_536;
+
+/// What the client authenticates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creds {
+    Password,
+    Token,
+    Certificate,
+    Anonymous,
+}
+
+/// Bits 2-5 of byte 0: the only mechanism allowed (`None`: the policy
+/// chooses), and the credentials.
+pub const CHOICES: [(Option<&str>, Creds); 16] = [
+    (None, Creds::Password),
+    (Some("PLAIN"), Creds::Password),
+    (Some("SCRAM-SHA-1"), Creds::Password),
+    (Some("SCRAM-SHA-256"), Creds::Password),
+    (Some("SCRAM-SHA-512"), Creds::Password),
+    (Some("SCRAM-SHA-1-PLUS"), Creds::Password),
+    (Some("SCRAM-SHA-256-PLUS"), Creds::Password),
+    (Some("SCRAM-SHA-512-PLUS"), Creds::Password),
+    (Some("DIGEST-MD5"), Creds::Password),
+    (Some("ANONYMOUS"), Creds::Anonymous),
+    (Some("EXTERNAL"), Creds::Certificate),
+    (Some("OAUTHBEARER"), Creds::Token),
+    (Some("X-OAUTH2"), Creds::Token),
+    (Some("X-GOOGLE-TOKEN"), Creds::Token),
+    (None, Creds::Token),
+    (None, Creds::Anonymous),
+];
+
+/// The index in [`CHOICES`] of a mechanism, for building byte 0.
+pub fn choice_of(mechanism: &str) -> u8 {
+    CHOICES
+        .iter()
+        .position(|(m, _)| *m == Some(mechanism))
+        .unwrap_or_else(|| panic!("no choice for {mechanism}")) as u8
+}
+
+fn cached_keys(hash: ScramHash) -> ScramClientKeys {
+    static KEYS: OnceLock<Vec<ScramClientKeys>> = OnceLock::new();
+    let all = KEYS.get_or_init(|| {
+        ALL_HASHES
+            .iter()
+            .map(|&h| {
+                ScramClientKeys::derive(h, PASSWORD, &salt(h), SCRAM_ITERATIONS)
+                    .expect("SCRAM keys")
+            })
+            .collect()
+    });
+    let index = ALL_HASHES.iter().position(|&h| h == hash).expect("a hash");
+    all[index].clone()
+}
+
+/// The client's configuration for byte 0; `cached`: SCRAM keys cached for
+/// the hash of the chosen mechanism (SHA-512 when the policy chooses).
+pub fn client_config(config: u8, cached: bool) -> ClientConfig {
+    let (only, creds) = CHOICES[usize::from((config >> 2) & 15)];
+    let (jid, credentials) = match creds {
+        Creds::Password => {
+            let hash = match only {
+                Some(m) if m.starts_with("SCRAM-SHA-1") => ScramHash::Sha1,
+                Some(m) if m.starts_with("SCRAM-SHA-256") => ScramHash::Sha256,
+                _ => ScramHash::Sha512,
+            };
+            let cached = cached.then(|| cached_keys(hash));
+            (
+                format!("{USER}@{DOMAIN}"),
+                Credentials::Password {
+                    password: Secret::new(PASSWORD),
+                    cached,
+                },
+            )
+        }
+        Creds::Token => (
+            format!("{USER}@{DOMAIN}"),
+            Credentials::Token(Secret::new(TOKEN)),
+        ),
+        Creds::Certificate => (DOMAIN.to_owned(), Credentials::ClientCertificate),
+        Creds::Anonymous => (DOMAIN.to_owned(), Credentials::Anonymous),
+    };
+    let mut c = ClientConfig::new(
+        jid,
+        credentials,
+        Box::new(DeterministicRandom::new(RNG_SEED)),
+    );
+    c.tls = match config & 3 {
+        0 => TlsMode::None,
+        1 => TlsMode::StartTlsRequired,
+        2 => TlsMode::StartTlsIfOffered,
+        _ => TlsMode::Direct(tls_info(config >> 6)),
+    };
+    c.policy.only = only.map(|m| vec![m.to_owned()]);
+    c.policy.allow_plain_without_tls = true;
+    c.policy.enable_digest_md5 = true;
+    c.policy.enable_x_google_token = true;
+    c.policy.enable_anonymous = true;
+    c.resource = Some(RESOURCE.into());
+    c.limits = server_body::LIMITS;
+    c.keepalive = Some(Duration::from_secs(20));
+    c
+}
+
+/// The client's framing: it restarts after `<starttls/>`, and after the
+/// SASL element that ended the exchange.
+pub const CLIENT_FRAMING: Framing<'static> = Framing {
+    restart_after: &[
+        ("starttls", "urn:ietf:params:xml:ns:xmpp-tls"),
+        ("auth", "urn:ietf:params:xml:ns:xmpp-sasl"),
+        ("response", "urn:ietf:params:xml:ns:xmpp-sasl"),
+    ],
+    quiet_after_restart: false,
+    tolerate_headerless_close: false,
+};
+
+/// What one run produced, in a comparable form.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Everything the client sent.
+    pub output: Vec<u8>,
+    /// Its events, rendered (`StartTls` without its bytes).
+    pub events: Vec<String>,
+    /// Whether the session got ready.
+    pub ready: bool,
+    /// Whether the stream failed.
+    pub failed: bool,
+    /// Whether it is closed.
+    pub closed: bool,
+}
+
+struct Driver {
+    client: Client,
+    now: Instant,
+    tls: TlsInfo,
+    output: Vec<u8>,
+    events: Vec<String>,
+    ready: bool,
+    authenticated: bool,
+    error_seen: bool,
+    closed_seen: bool,
+    /// Output was drained after `Closed`: nothing more may come.
+    closed_drained: bool,
+    input_len: usize,
+}
+
+impl Driver {
+    fn new(config: u8, cached: bool) -> Driver {
+        let now = Instant::now();
+        Driver {
+            client: Client::new(client_config(config, cached), now),
+            now,
+            tls: tls_info(config >> 6),
+            output: Vec::new(),
+            events: Vec::new(),
+            ready: false,
+            authenticated: false,
+            error_seen: false,
+            closed_seen: false,
+            closed_drained: false,
+            input_len: 0,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        self.input_len += chunk.len();
+        let res = self.client.feed(self.now, chunk);
+        if self.closed_seen {
+            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
+        } else {
+            assert_eq!(res, Ok(()), "feed refused before Closed");
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let mut out = Vec::new();
+            let n = self.client.poll_transmit(&mut out);
+            assert_eq!(n, out.len());
+            assert!(
+                !(self.closed_drained && n > 0),
+                "{n} bytes after Closed: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            self.closed_drained = self.closed_seen;
+            self.output.extend_from_slice(&out);
+            let mut busy = n > 0;
+            let mut restart = None;
+            while let Some(ev) = self.client.poll_event() {
+                busy = true;
+                assert!(!self.closed_seen, "an event after Closed: {ev:?}");
+                if self.error_seen {
+                    assert!(
+                        matches!(ev, ClientEvent::Closed),
+                        "Error not followed by Closed: {ev:?}"
+                    );
+                }
+                self.events.push(match &ev {
+                    ClientEvent::StartTls { .. } => "StartTls".to_owned(),
+                    ev => format!("{ev:?}"),
+                });
+                match ev {
+                    ClientEvent::Error(e) => {
+                        assert!(!self.error_seen, "a second Error");
+                        assert_eq!(self.client.error(), Some(&e));
+                        self.error_seen = true;
+                    }
+                    ClientEvent::Closed => {
+                        self.closed_seen = true;
+                        assert!(self.client.is_closed(), "Closed but not is_closed()");
+                    }
+                    ClientEvent::StartTls { pending } => {
+                        assert!(restart.is_none(), "a second StartTls at once");
+                        restart = Some(pending);
+                    }
+                    ClientEvent::Authenticated { .. } => {
+                        assert!(!self.authenticated, "Authenticated twice");
+                        self.authenticated = true;
+                    }
+                    ClientEvent::Ready { jid } => {
+                        assert!(!self.ready, "Ready twice");
+                        assert!(self.authenticated, "Ready before Authenticated");
+                        self.ready = true;
+                        assert_eq!(self.client.jid(), Some(jid.as_str()));
+                    }
+                    ClientEvent::Stanza(_) => assert!(self.ready, "a stanza before Ready"),
+                    _ => {}
+                }
+            }
+            assert!(
+                self.events.len() <= self.input_len + 64,
+                "{} events from {} bytes",
+                self.events.len(),
+                self.input_len
+            );
+            assert!(
+                self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
+                "{} output bytes from {} input bytes",
+                self.output.len(),
+                self.input_len
+            );
+            assert_eq!(self.client.is_closed(), self.closed_seen);
+            let Some(pending) = restart else {
+                if busy {
+                    continue;
+                }
+                return;
+            };
+            if self.closed_seen {
+                continue;
+            }
+            let res = self.client.tls_established(self.now, self.tls.clone());
+            assert_eq!(res, Ok(()), "tls_established refused after StartTls");
+            assert!(self.client.is_encrypted());
+            if !pending.is_empty() {
+                self.input_len -= pending.len();
+                self.feed(&pending);
+            }
+        }
+    }
+
+    /// Once the input is consumed, a ready client sends a stanza (then,
+    /// not at `Ready`, so that what it does never depends on the
+    /// chunking).
+    fn send_when_ready(&mut self) {
+        if let Some(jid) = self.client.jid().map(str::to_owned) {
+            send_parsed(&mut self.client, &jid);
+            self.drain();
+        }
+    }
+
+    fn tick(&mut self, by: Duration) {
+        self.now += by;
+        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.client.handle_timeout(self.now);
+            self.drain();
+        }
+    }
+
+    fn run_out_the_clock(&mut self) {
+        for _ in 0..4 {
+            let Some(t) = self.client.poll_timeout() else {
+                return;
+            };
+            assert!(!self.closed_seen, "a deadline after Closed");
+            self.now = self.now.max(t);
+            self.client.handle_timeout(self.now);
+            self.drain();
+        }
+        // Only keepalives recur.
+        assert!(
+            self.client.is_ready() && !self.client.is_closed(),
+            "deadlines keep coming"
+        );
+    }
+}
+
+/// Sends a message to `jid` (parsed: the fuzz crate has no minidom of its
+/// own): accepted while ready and open.
+fn send_parsed(client: &mut Client, jid: &str) {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>\
+         <message to='{jid}' type='chat'><body>hi</body></message>"
+    );
+    let mut reader = StreamReader::default();
+    let mut input = doc.as_bytes();
+    let _header = reader.read(&mut input);
+    if let Ok(Some(StreamEvent::Element(el))) = reader.read(&mut input) {
+        let res = client.send(&el);
+        if client.error().is_none() && !client.is_closed() {
+            assert_eq!(res, Ok(()), "send refused once ready");
+        }
+    }
+}
+
+/// Whether some base64 text of `input` decodes to a SCRAM message with an
+/// iteration count above [`MAX_FUZZ_ITERATIONS`].
+pub fn huge_iterations(input: &[u8]) -> bool {
+    input
+        .split(|&b| b == b'<' || b == b'>')
+        .filter(|t| t.len() >= 8)
+        .filter_map(decode_base64)
+        .any(|msg| {
+            msg.split(|&b| b == b',').any(|kv| {
+                kv.strip_prefix(b"i=").is_some_and(|digits| {
+                    let digits: Vec<u8> = digits
+                        .iter()
+                        .copied()
+                        .take_while(u8::is_ascii_digit)
+                        .collect();
+                    digits.len() > 6
+                        || std::str::from_utf8(&digits)
+                            .ok()
+                            .and_then(|d| d.parse::<u64>().ok())
+                            .is_some_and(|n| n > MAX_FUZZ_ITERATIONS)
+                })
+            })
+        })
+}
+
+/// Lenient base64 (whitespace skipped, padding optional); `None` on any
+/// other byte.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in text {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' | b' ' | b'\t' | b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Runs the input under its configuration bytes and returns the outcome;
+/// `None` for an input too short or skipped.
+pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
+    let [config, drive, input @ ..] = data else {
+        return None;
+    };
+    if huge_iterations(input) {
+        return None;
+    }
+    let outcome = drive_client(*config, *drive, input);
+    if *drive & 128 == 0 && *drive & 7 != 0 {
+        let whole = drive_client(*config, *drive & !7, input);
+        assert_eq!(outcome.output, whole.output, "chunked vs one piece: output");
+        assert_eq!(outcome.events, whole.events, "chunked vs one piece: events");
+    }
+    Some(outcome)
+}
+
+fn drive_client(config: u8, drive: u8, input: &[u8]) -> Outcome {
+    let cached = drive & 32 != 0;
+    let close = drive & 64 != 0;
+    let clock = drive & 128 != 0;
+    let mut d = Driver::new(config, cached);
+    d.drain();
+    let mut offset = 0;
+    for n in chunk_sizes(drive, input.len()) {
+        if clock {
+            d.tick(Duration::from_secs(1));
+        }
+        d.feed(&input[offset..offset + n]);
+        offset += n;
+        d.drain();
+    }
+    d.send_when_ready();
+    if close {
+        d.client.close(d.now);
+        d.drain();
+    }
+    d.run_out_the_clock();
+    check_framing(&d.output, d.closed_seen, &CLIENT_FRAMING);
+    Outcome {
+        output: d.output,
+        events: d.events,
+        ready: d.ready,
+        failed: d.error_seen,
+        closed: d.closed_seen,
+    }
+}
+
+/// The fuzz body.
+pub fn run(data: &[u8]) {
+    let _ = run_outcome(data);
+}
