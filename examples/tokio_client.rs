@@ -1,0 +1,648 @@
+//! The client of `examples/client.rs` on an async host: tokio +
+//! tokio-rustls. The state machine is the same [`Client`], untouched: only
+//! the host changed. One async loop waits, with `tokio::select!`, for bytes
+//! from the socket or for the client's next deadline
+//! (`tokio::time::sleep_until(poll_timeout)`), and after every input drains
+//! `poll_transmit` and `poll_event`, exactly as the blocking host does.
+//!
+//! It logs in, sends one message to its own full JID, waits for it to come
+//! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
+//! one line `ERROR <condition or reason>` (exit 1; 2 for bad arguments).
+//!
+//! ```text
+//! cargo run --example tokio_client -- --host 127.0.0.1 --port 5222 \
+//!     --jid alice@localhost --password secret --ca-file cert.pem
+//! ```
+//!
+//! tokio is a dev-dependency of the crate, used by this example only.
+
+// The blocking client's TLS helpers: the rustls configuration and the
+// channel-binding extraction (the socket part of the module is unused).
+#[allow(dead_code)]
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::ns;
+use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::decode_payload;
+use xmpp_sansio::OsRandom;
+
+use tls::{BindingChoice, Trust};
+
+const HELP: &str = "\
+tokio_client: log in to an XMPP server with the xmpp-sansio Client (tokio + tokio-rustls)
+
+USAGE:
+    tokio_client --jid JID [--password W | --token T] [OPTIONS]
+
+OPTIONS:
+    --host H            server address (default: the JID's domain)
+    --port P            port (default: 5222, or 5223 with --tls direct)
+    --jid J             user@domain, or just domain for ANONYMOUS
+    --password W        password (SCRAM-*, PLAIN, ...)
+    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
+                        with neither: SASL ANONYMOUS
+    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
+                        (as examples/client.rs: tls-unique cannot be had from rustls)
+    --tls MODE          starttls (default, required) | direct (XEP-0368) | none
+    --ca-file F         trust the PEM certificates in F
+    --insecure          accept any server certificate (tests only)
+    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
+    --resource R        the resource to ask for (default: the server chooses)
+    --transcript        print every byte sent and received (decrypted after TLS) as
+                        SEND:/RECV: lines
+    --timeout S         seconds allowed for the negotiation (default 20)
+    -h, --help          this text
+
+OUTPUT:
+    `-- ...` notes (TLS, mechanism, channel binding), then
+    `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsArg {
+    StartTls,
+    Direct,
+    None,
+}
+
+#[derive(Debug)]
+struct Args {
+    host: Option<String>,
+    port: Option<u16>,
+    jid: String,
+    password: Option<String>,
+    token: Option<String>,
+    mechanism: Option<String>,
+    binding: BindingChoice,
+    tls: TlsArg,
+    trust: Option<Trust>,
+    tls_version: Option<TlsVersion>,
+    resource: Option<String>,
+    transcript: bool,
+    timeout: Duration,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        host: None,
+        port: None,
+        jid: String::new(),
+        password: None,
+        token: None,
+        mechanism: None,
+        binding: BindingChoice::Auto,
+        tls: TlsArg::StartTls,
+        trust: None,
+        tls_version: None,
+        resource: None,
+        transcript: false,
+        timeout: Duration::from_secs(20),
+    };
+    let mut insecure = false;
+    let mut ca_file = None;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--host" => a.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
+            }
+            "--jid" => a.jid = value()?,
+            "--password" => a.password = Some(value()?),
+            "--token" => a.token = Some(value()?),
+            "--mechanism" => a.mechanism = Some(value()?),
+            "--channel-binding" => {
+                let v = value()?;
+                a.binding = match v.as_str() {
+                    "auto" => BindingChoice::Auto,
+                    "none" => BindingChoice::None,
+                    name => BindingChoice::Only(
+                        ChannelBindingType::from_name(name)
+                            .ok_or_else(|| format!("unknown --channel-binding {v:?}"))?,
+                    ),
+                };
+            }
+            "--tls" => {
+                let v = value()?;
+                a.tls = match v.as_str() {
+                    "starttls" => TlsArg::StartTls,
+                    "direct" => TlsArg::Direct,
+                    "none" => TlsArg::None,
+                    _ => return Err(format!("unknown --tls {v:?}")),
+                };
+            }
+            "--ca-file" => ca_file = Some(value()?),
+            "--insecure" => insecure = true,
+            "--tls-version" => {
+                let v = value()?;
+                a.tls_version = Some(match v.as_str() {
+                    "1.2" => TlsVersion::Tls12,
+                    "1.3" => TlsVersion::Tls13,
+                    _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
+                });
+            }
+            "--resource" => a.resource = Some(value()?),
+            "--transcript" => a.transcript = true,
+            "--timeout" => {
+                let v = value()?;
+                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
+                a.timeout = Duration::from_secs(s.max(1));
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if a.jid.is_empty() {
+        return Err("--jid is required (see --help)".into());
+    }
+    if a.password.is_some() && a.token.is_some() {
+        return Err("give --password or --token, not both".into());
+    }
+    a.trust = match (ca_file, insecure) {
+        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
+        (Some(f), false) => Some(Trust::CaFile(f)),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    if a.trust.is_none() && a.tls != TlsArg::None {
+        return Err("TLS needs --ca-file F or --insecure".into());
+    }
+    Ok(Some(a))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            println!("ERROR usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One thread is plenty for one connection.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("ERROR runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(&args)) {
+        Ok(jid) => {
+            println!("OK {jid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("ERROR {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn note(s: &str) {
+    println!("-- {s}");
+}
+
+/// The JID's domain (the stream's `to` and the TLS server name).
+fn domain_of(jid: &str) -> &str {
+    let bare = jid.split('/').next().unwrap_or_default();
+    bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+}
+
+fn credentials(args: &Args) -> Credentials {
+    match (&args.password, &args.token) {
+        (Some(p), _) => Credentials::password(p.as_str()),
+        (None, Some(t)) => Credentials::Token(t.as_str().into()),
+        (None, None) => Credentials::Anonymous,
+    }
+}
+
+/// The connection, plain or through tokio-rustls.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// Reads what is available (decrypted after TLS); `Ok(0)` at the end
+    /// (a TLS peer that closes without `close_notify` counts). Cancel-safe,
+    /// as `select!` needs.
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf).await,
+            Self::Tls(t) => match t.read(buf).await {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(data).await,
+            Self::Tls(t) => {
+                t.write_all(data).await?;
+                t.flush().await
+            }
+        }
+    }
+
+    /// `close_notify` when TLS is up (best effort).
+    async fn close(&mut self) {
+        if let Self::Tls(t) = self {
+            let _ = t.shutdown().await;
+        }
+    }
+}
+
+/// Runs the TLS handshake on `sock` and extracts what the client needs.
+async fn start_tls(
+    args: &Args,
+    domain: &str,
+    sock: TcpStream,
+    alpn: Option<&[u8]>,
+    require_ems: bool,
+) -> Result<(Transport, tls::Established), String> {
+    let config: Arc<rustls::ClientConfig> = tls::client_config(
+        args.trust.as_ref().expect("checked"),
+        alpn,
+        require_ems,
+        args.tls_version,
+    )?;
+    let name = ServerName::try_from(domain.to_owned())
+        .map_err(|e| format!("tls bad server name {domain:?}: {e}"))?;
+    let stream = TlsConnector::from(config)
+        .connect(name, sock)
+        .await
+        .map_err(|e| format!("tls handshake: {e}"))?;
+    let est = tls::established(stream.get_ref().1, args.binding, require_ems)?;
+    Ok((Transport::Tls(Box::new(stream)), est))
+}
+
+/// One login: connect, negotiate, message to self, close.
+async fn run(args: &Args) -> Result<String, String> {
+    let domain = domain_of(&args.jid).to_owned();
+    let host = args.host.clone().unwrap_or_else(|| domain.clone());
+    let port = args.port.unwrap_or(match args.tls {
+        TlsArg::Direct => 5223,
+        _ => 5222,
+    });
+    let started = Instant::now();
+    let sock = tokio::time::timeout(args.timeout, TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|_| format!("connect {host}:{port}: timed out"))?
+        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+    let _ = sock.set_nodelay(true);
+    note(&format!("connected to {host}:{port}"));
+
+    // As the blocking host: an explicitly requested tls-exporter needs the
+    // extended master secret on TLS 1.2.
+    let require_ems = args.binding == BindingChoice::Only(ChannelBindingType::TlsExporter);
+    let (transport, tls_mode) = match args.tls {
+        TlsArg::None => (Transport::Plain(sock), TlsMode::None),
+        TlsArg::StartTls => (Transport::Plain(sock), TlsMode::StartTlsRequired),
+        TlsArg::Direct => {
+            let remaining = args.timeout.saturating_sub(started.elapsed());
+            let (t, est) = tokio::time::timeout(
+                remaining,
+                start_tls(args, &domain, sock, Some(b"xmpp-client"), require_ems),
+            )
+            .await
+            .map_err(|_| "tls handshake timed out".to_owned())??;
+            note(&format!("TLS established (direct): {}", est.summary));
+            (t, TlsMode::Direct(est.info))
+        }
+    };
+
+    let mut config = ClientConfig::new(args.jid.clone(), credentials(args), Box::new(OsRandom));
+    config.tls = tls_mode;
+    config.resource = args.resource.clone();
+    config.negotiation_timeout = args.timeout;
+    if let Some(m) = &args.mechanism {
+        config.policy.only = Some(vec![m.clone()]);
+        config.policy.allow_plain_without_tls = args.tls == TlsArg::None;
+    }
+    config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
+    let mut client = Client::new(config, Instant::now());
+
+    let mut host = Host {
+        args,
+        domain,
+        require_ems,
+        transport: Some(transport),
+        queued: VecDeque::new(),
+        last_auth: None,
+        jid: None,
+        echo_deadline: None,
+        echoed: false,
+        error: None,
+    };
+    let result = host.drive(&mut client).await;
+    if let Some(t) = host.transport.as_mut() {
+        t.close().await;
+    }
+    result
+}
+
+/// How long the message to self may take to come back.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+const ECHO_ID: &str = "xmpp-sansio-selftest-1";
+
+struct Host<'a> {
+    args: &'a Args,
+    domain: String,
+    require_ems: bool,
+    transport: Option<Transport>,
+    /// Events taken from the client, not yet acted on.
+    queued: VecDeque<ClientEvent>,
+    /// The client's `<auth/>` (for the channel-binding note).
+    last_auth: Option<Vec<u8>>,
+    jid: Option<String>,
+    echo_deadline: Option<Instant>,
+    echoed: bool,
+    error: Option<String>,
+}
+
+impl Host<'_> {
+    fn show(&self, dir: &str, data: &[u8]) {
+        if self.args.transcript && !data.is_empty() {
+            let text = String::from_utf8_lossy(data)
+                .replace('\r', "\\r")
+                .replace('\n', "\\n");
+            println!("{dir}: {text}");
+        }
+    }
+
+    fn transport(&mut self) -> &mut Transport {
+        self.transport.as_mut().expect("connected")
+    }
+
+    /// Drain `poll_transmit` and write it.
+    async fn flush(&mut self, client: &mut Client) -> Result<(), String> {
+        let mut out = Vec::new();
+        while client.poll_transmit(&mut out) > 0 {}
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.show("SEND", &out);
+        if let Some(at) = find(&out, b"<auth ") {
+            self.last_auth = Some(out[at..].to_vec());
+        }
+        self.transport()
+            .write_all(&out)
+            .await
+            .map_err(|e| format!("io write: {e}"))
+    }
+
+    /// The drive loop: drain, then wait for bytes or a deadline.
+    async fn drive(&mut self, client: &mut Client) -> Result<String, String> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            // Drain: bytes out, then events (each may queue more bytes).
+            loop {
+                self.flush(client).await?;
+                let Some(ev) = self.queued.pop_front().or_else(|| client.poll_event()) else {
+                    break;
+                };
+                if self.on_event(client, ev).await? {
+                    self.flush(client).await?;
+                    return match self.error.take() {
+                        Some(e) => Err(e),
+                        None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
+                        None => Err("closed before the message to self came back".into()),
+                    };
+                }
+            }
+            // Wait for bytes or the next deadline: the machine's, or ours.
+            let deadline = [client.poll_timeout(), self.echo_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = self.transport.as_mut().expect("connected").read(&mut buf) => match read {
+                    Ok(0) => {
+                        if self.echoed && !client.is_ready() {
+                            note("the server closed the connection without </stream:stream>");
+                            return Ok(self.jid.clone().unwrap_or_default());
+                        }
+                        return Err(match client.error() {
+                            Some(e) => error_line(e),
+                            None => "closed-by-peer (the connection ended)".into(),
+                        });
+                    }
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        self.on_bytes(client, &data)?;
+                    }
+                    Err(e) => return Err(format!("io read: {e}")),
+                },
+                () = sleep => {
+                    let now = Instant::now();
+                    if client.poll_timeout().is_some_and(|t| t <= now) {
+                        client.handle_timeout(now);
+                    }
+                    if self.echo_deadline.is_some_and(|t| t <= now) {
+                        self.echo_deadline = None;
+                        self.error = Some("timeout waiting for the message to self".into());
+                        client.close(now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        client
+            .feed(Instant::now(), data)
+            .map_err(|e| format!("internal feed: {e}"))?;
+        while let Some(ev) = client.poll_event() {
+            self.queued.push_back(ev);
+        }
+        // What follows <proceed/> belongs to TLS: show only what the
+        // client parsed.
+        let tls_tail = self
+            .queued
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::StartTls { pending } => Some(pending.len()),
+                _ => None,
+            })
+            .unwrap_or(0);
+        self.show("RECV", &data[..data.len() - tls_tail.min(data.len())]);
+        Ok(())
+    }
+
+    /// Acts on one event; `true` when the stream is over.
+    async fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
+        match ev {
+            ClientEvent::StartTls { pending } => {
+                // A TLS server never speaks first: bytes after <proceed/>
+                // can only be an injection. (The blocking host hands them
+                // to rustls, which refuses them; tokio-rustls takes the
+                // bare socket.)
+                if !pending.is_empty() {
+                    return Err(format!(
+                        "tls {} bytes after <proceed/> before the TLS handshake",
+                        pending.len()
+                    ));
+                }
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
+                    return Err("internal StartTls on a TLS transport".into());
+                };
+                let remaining = client.poll_timeout().map_or(self.args.timeout, |t| {
+                    t.saturating_duration_since(Instant::now())
+                });
+                let (t, est) = tokio::time::timeout(
+                    remaining,
+                    start_tls(self.args, &self.domain, sock, None, self.require_ems),
+                )
+                .await
+                .map_err(|_| "tls handshake timed out".to_owned())??;
+                note(&format!("TLS established: {}", est.summary));
+                self.transport = Some(t);
+                client
+                    .tls_established(Instant::now(), est.info)
+                    .map_err(|e| format!("internal tls_established: {e}"))?;
+            }
+            ClientEvent::Authenticated { mechanism } => {
+                note(&format!("authenticated with {mechanism}"));
+                if mechanism.starts_with("SCRAM-") {
+                    if let Some(cb) = self.last_auth.as_deref().and_then(gs2_binding) {
+                        note(&format!("channel binding: {cb}"));
+                    }
+                }
+            }
+            ClientEvent::Ready { jid } => {
+                note(&format!("ready as {jid}"));
+                client
+                    .send(&message_to(&jid))
+                    .map_err(|e| format!("internal send: {e}"))?;
+                self.jid = Some(jid);
+                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
+            }
+            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
+                self.echo_deadline = None;
+                if el.attr("type") == Some("error") {
+                    self.error = Some("message to self bounced with an error".into());
+                } else {
+                    note("message to self received back");
+                    self.echoed = true;
+                }
+                client.close(Instant::now());
+            }
+            ClientEvent::Redirect { host, port } => note(&format!(
+                "redirect (see-other-host) to {host}{}",
+                port.map(|p| format!(":{p}")).unwrap_or_default()
+            )),
+            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
+            ClientEvent::Closed => {
+                note("stream closed");
+                return Ok(true);
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The channel binding in a SCRAM `<auth/>`'s gs2 header.
+fn gs2_binding(auth: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(auth);
+    let payload = text.split_once('>')?.1.split_once("</auth>")?.0.to_owned();
+    let bytes = decode_payload(&payload).ok()??;
+    let flag = String::from_utf8_lossy(&bytes)
+        .split(',')
+        .next()?
+        .to_owned();
+    Some(match flag.strip_prefix("p=") {
+        Some(t) => t.to_owned(),
+        None => format!("none (gs2 flag {flag})"),
+    })
+}
+
+/// `<message to=jid type='chat' id=ECHO_ID><body>...</body></message>`.
+fn message_to(jid: &str) -> Element {
+    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
+    Element::builder("message", ns::JABBER_CLIENT)
+        .attr(name("to"), jid)
+        .attr(name("type"), "chat")
+        .attr(name("id"), ECHO_ID)
+        .append(
+            Element::builder("body", ns::JABBER_CLIENT)
+                .append("xmpp-sansio tokio client: message to self")
+                .build(),
+        )
+        .build()
+}
+
+/// The one-line reason of a failure: the condition first (as
+/// examples/client.rs prints it).
+fn error_line(e: &ClientError) -> String {
+    match e {
+        ClientError::SaslFailure { condition, text } => format!(
+            "sasl {}{}",
+            condition.map_or("unknown-condition", |c| c.as_str()),
+            text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+        ),
+        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
+        ClientError::StreamError(e) => format!(
+            "stream {}{}",
+            e.condition,
+            e.text
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        ),
+        ClientError::Read(r) => {
+            format!("stream {} (bad input from the server: {r})", r.condition())
+        }
+        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
+        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
+        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
+        ClientError::NoMechanism(o) => format!(
+            "sasl no-acceptable-mechanism (offered: {})",
+            if o.is_empty() {
+                "none".into()
+            } else {
+                o.join(" ")
+            }
+        ),
+        ClientError::Bind(e) => format!("bind {e}"),
+        ClientError::Session(e) => format!("session {e}"),
+        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
+        ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
+        other => other.to_string(),
+    }
+}
