@@ -33,6 +33,10 @@ pub(crate) struct Core<E, Err> {
     pub close_deadline: Option<Instant>,
     /// When bytes were last queued (for keepalives).
     pub last_send: Instant,
+    /// Ready: an idle session keeps no buffers it does not need (the
+    /// output buffer and event queue are released once drained, the
+    /// reader's scratch space between reads).
+    pub lean: bool,
 }
 
 impl<E, Err: Clone> Core<E, Err> {
@@ -46,6 +50,7 @@ impl<E, Err: Clone> Core<E, Err> {
             life: Life::Open,
             close_deadline: None,
             last_send: now,
+            lean: false,
         }
     }
 
@@ -54,13 +59,34 @@ impl<E, Err: Clone> Core<E, Err> {
     }
 
     pub fn poll_event(&mut self) -> Option<E> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() && self.lean && self.events.capacity() > 0 {
+            // Drained: an idle session keeps no event queue.
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         let n = self.out.len();
-        buf.append(&mut self.out);
+        if !self.lean {
+            buf.append(&mut self.out);
+        } else if buf.is_empty() {
+            // Hand the buffer over instead of copying and keeping it.
+            *buf = std::mem::take(&mut self.out);
+        } else {
+            buf.append(&mut self.out);
+            self.out = Vec::new();
+        }
         n
+    }
+
+    /// After a read: an idle ready session gives back the reader's
+    /// scratch space (it is taken again on the next read).
+    pub fn after_read(&mut self) {
+        if self.lean {
+            self.reader.release_temporaries();
+        }
     }
 
     pub fn write_header(&mut self, header: &StreamHeader) {

@@ -336,7 +336,10 @@ impl Client {
                         return Ok(());
                     }
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.core.after_read();
+                    return Ok(());
+                }
                 Err(e) => {
                     let cond = e.condition();
                     self.fail(ClientError::Read(e), Some(cond));
@@ -736,6 +739,7 @@ impl Client {
 
     fn ready(&mut self, jid: String) {
         self.negotiation_deadline = None;
+        self.core.lean = true;
         self.core
             .push_event(ClientEvent::Ready { jid: jid.clone() });
         self.phase = Phase::Ready { jid };

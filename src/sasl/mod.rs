@@ -421,8 +421,16 @@ pub fn encode_payload(data: &[u8]) -> String {
 /// `=` is an empty payload, whitespace (line breaks in seed 004's
 /// transcript) is ignored. Bad base64 is `incorrect-encoding`.
 pub fn decode_payload(text: &str) -> Result<Option<Vec<u8>>, SaslError> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    match compact.as_str() {
+    // Whitespace is rare: copy only when there is some.
+    let compact: std::borrow::Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        text.chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    };
+    match compact.as_ref() {
         "" => Ok(None),
         "=" => Ok(Some(Vec::new())),
         s => base64::engine::general_purpose::STANDARD

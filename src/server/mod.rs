@@ -377,6 +377,7 @@ impl Server {
                 self.negotiation_deadline = None;
                 self.core
                     .push_event(ServerEvent::Ready { jid: jid.clone() });
+                self.core.lean = true;
                 self.phase = Phase::Ready { jid };
             }
             BindAnswer::Refuse(condition) => {
@@ -552,7 +553,7 @@ impl Server {
                         return;
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => return self.core.after_read(),
                 Err(e) => {
                     let c = e.condition();
                     return self.fail(ServerError::Read(e), Some(c));
@@ -666,7 +667,8 @@ impl Server {
             }
             Stage::Encrypted => {
                 self.offer = mechanism::offer(&self.config, self.tls.as_ref());
-                f.mechanisms = Some(self.offer.mechanisms.clone());
+                f.mechanisms =
+                    (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();
                 f.register = self.config.register.is_some();
                 f.iq_auth = self.config.legacy_auth.is_some();

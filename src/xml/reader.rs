@@ -374,6 +374,18 @@ impl StreamReader {
         matches!(self.state, State::Closed)
     }
 
+    /// Gives back scratch memory the parser keeps between tokens (up to
+    /// the token limit), when nothing partial is buffered. It is taken
+    /// again on the next read: call it on idle connections.
+    pub fn release_temporaries(&mut self) {
+        if self.at_boundary() {
+            self.parser.release_temporaries();
+            self.stack.shrink_to_fit();
+            self.decls.shrink_to_fit();
+            self.decl_marks.shrink_to_fit();
+        }
+    }
+
     /// Whether the reader is between top-level elements (nothing partial
     /// buffered as an element).
     pub fn at_boundary(&self) -> bool {

@@ -213,9 +213,14 @@ fn write_attr_lossy(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
-    let clean: String = value.chars().filter(|c| is_xml_char(*c)).collect();
-    // Cannot fail: invalid characters were removed.
-    let _ = escape(out, &clean, true);
+    // Almost every value is clean: filter only when not.
+    if value.chars().all(is_xml_char) {
+        let _ = escape(out, value, true);
+    } else {
+        let clean: String = value.chars().filter(|c| is_xml_char(*c)).collect();
+        // Cannot fail: invalid characters were removed.
+        let _ = escape(out, &clean, true);
+    }
     out.push(b'\'');
 }
 
