@@ -81,6 +81,12 @@ impl<E, Err: Clone> Core<E, Err> {
         n
     }
 
+    /// The session is ready: from now on keep only what is needed.
+    pub fn become_lean(&mut self) {
+        self.lean = true;
+        self.after_read();
+    }
+
     /// After a read: an idle ready session gives back the reader's
     /// scratch space (it is taken again on the next read).
     pub fn after_read(&mut self) {

@@ -739,7 +739,7 @@ impl Client {
 
     fn ready(&mut self, jid: String) {
         self.negotiation_deadline = None;
-        self.core.lean = true;
+        self.core.become_lean();
         self.core
             .push_event(ClientEvent::Ready { jid: jid.clone() });
         self.phase = Phase::Ready { jid };

@@ -448,7 +448,7 @@ impl Server {
                     let jid = format!("{username}@{domain}/{resource}");
                     self.core
                         .push_event(ServerEvent::Ready { jid: jid.clone() });
-                    self.core.lean = true;
+                    self.core.become_lean();
                     self.phase = Phase::Ready { jid };
                 }
                 Err(e) => self.legacy_reply(&id, e, None),

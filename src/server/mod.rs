@@ -377,7 +377,7 @@ impl Server {
                 self.negotiation_deadline = None;
                 self.core
                     .push_event(ServerEvent::Ready { jid: jid.clone() });
-                self.core.lean = true;
+                self.core.become_lean();
                 self.phase = Phase::Ready { jid };
             }
             BindAnswer::Refuse(condition) => {
