@@ -13,25 +13,27 @@
 //! `xmpp_sansio::client` docs: after every input, drain `poll_transmit` and
 //! `poll_event`, then wait for bytes or `poll_timeout`.
 
+#[path = "common/client_args.rs"]
+mod client_args;
+#[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
 #[path = "common/tls.rs"]
 mod tls;
 
 use std::collections::VecDeque;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use minidom::Element;
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::features::{Stage, StreamFeatures};
 use xmpp_sansio::ns;
-use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::decode_payload;
 use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
-use xmpp_sansio::OsRandom;
 
-use tls::{BindingChoice, Transport, Trust};
+use client_args::{error_line, parse_args, Args, TlsArg};
+use host::{domain_of, elements, message_to, note, set_timeout, wire_line};
+use tls::Transport;
 
 const HELP: &str = "\
 client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
@@ -71,180 +73,26 @@ OUTPUT:
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TlsArg {
-    StartTls,
-    Direct,
-    None,
-}
-
-#[derive(Debug)]
-struct Args {
-    host: Option<String>,
-    port: Option<u16>,
-    jid: String,
-    password: Option<String>,
-    token: Option<String>,
-    mechanism: Option<String>,
-    binding: BindingChoice,
-    tls: TlsArg,
-    trust: Option<Trust>,
-    tls_version: Option<TlsVersion>,
-    resource: Option<String>,
-    transcript: bool,
-    timeout: Duration,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        host: None,
-        port: None,
-        jid: String::new(),
-        password: None,
-        token: None,
-        mechanism: None,
-        binding: BindingChoice::Auto,
-        tls: TlsArg::StartTls,
-        trust: None,
-        tls_version: None,
-        resource: None,
-        transcript: false,
-        timeout: Duration::from_secs(20),
-    };
-    let mut insecure = false;
-    let mut ca_file = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--host" => a.host = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
-            }
-            "--jid" => a.jid = value()?,
-            "--password" => a.password = Some(value()?),
-            "--token" => a.token = Some(value()?),
-            "--mechanism" => a.mechanism = Some(value()?),
-            "--channel-binding" => {
-                let v = value()?;
-                a.binding = match v.as_str() {
-                    "auto" => BindingChoice::Auto,
-                    "none" => BindingChoice::None,
-                    name => BindingChoice::Only(
-                        ChannelBindingType::from_name(name)
-                            .ok_or_else(|| format!("unknown --channel-binding {v:?}"))?,
-                    ),
-                };
-            }
-            "--tls" => {
-                let v = value()?;
-                a.tls = match v.as_str() {
-                    "starttls" => TlsArg::StartTls,
-                    "direct" => TlsArg::Direct,
-                    "none" => TlsArg::None,
-                    _ => return Err(format!("unknown --tls {v:?}")),
-                };
-            }
-            "--ca-file" => ca_file = Some(value()?),
-            "--insecure" => insecure = true,
-            "--tls-version" => {
-                let v = value()?;
-                a.tls_version = Some(match v.as_str() {
-                    "1.2" => TlsVersion::Tls12,
-                    "1.3" => TlsVersion::Tls13,
-                    _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
-                });
-            }
-            "--resource" => a.resource = Some(value()?),
-            "--transcript" => a.transcript = true,
-            "--timeout" => {
-                let v = value()?;
-                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
-                a.timeout = Duration::from_secs(s.max(1));
-            }
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
-        }
-    }
-    if a.jid.is_empty() {
-        return Err("--jid is required (see --help)".into());
-    }
-    if a.password.is_some() && a.token.is_some() {
-        return Err("give --password or --token, not both".into());
-    }
-    a.trust = match (ca_file, insecure) {
-        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
-        (Some(f), false) => Some(Trust::CaFile(f)),
-        (None, true) => Some(Trust::Insecure),
-        (None, false) => None,
-    };
-    if a.trust.is_none() && a.tls != TlsArg::None {
-        return Err("TLS needs --ca-file F or --insecure".into());
-    }
-    Ok(Some(a))
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            println!("ERROR usage: {e}");
-            return ExitCode::from(2);
-        }
+    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
+        println!("ERROR usage: {e}")
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(jid) => {
-            println!("OK {jid}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The JID's domain (the stream's `to` and the TLS server name).
-fn domain_of(jid: &str) -> &str {
-    let bare = jid.split('/').next().unwrap_or_default();
-    bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+    host::login_outcome(run(&args))
 }
 
 /// One login: connect, negotiate, message to self, close.
 fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
     let host = args.host.clone().unwrap_or_else(|| domain.clone());
-    let port = args.port.unwrap_or(match args.tls {
-        TlsArg::Direct => 5223,
-        _ => 5222,
-    });
-    let addrs: Vec<_> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("connect {host}:{port}: {e}"))?
-        .collect();
-    let mut last = format!("connect {host}:{port}: no address");
-    let mut sock = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, args.timeout) {
-            Ok(s) => {
-                sock = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connect {addr}: {e}"),
-        }
-    }
-    let sock = sock.ok_or(last)?;
-    let _ = sock.set_nodelay(true);
+    let port = args.port();
+    let sock = host::connect(&host, port, args.timeout).map_err(|e| e.line(&host, port))?;
     note(&format!("connected to {host}:{port}"));
     let started = Instant::now();
 
-    // With an explicitly requested tls-exporter, TLS 1.2 servers must
-    // negotiate the extended master secret (RFC 9266 section 3).
-    let require_ems = args.binding == BindingChoice::Only(ChannelBindingType::TlsExporter);
+    let require_ems = args.require_ems();
     let mut host_state = Host::new(args, domain.clone(), require_ems);
 
     let (transport, tls_mode) = match args.tls {
@@ -270,44 +118,12 @@ fn run(args: &Args) -> Result<String, String> {
     };
     host_state.transport = Some(transport);
 
-    let mut config = ClientConfig::new(args.jid.clone(), credentials(args), Box::new(OsRandom));
-    config.tls = tls_mode;
-    config.resource = args.resource.clone();
-    config.negotiation_timeout = args.timeout;
-    if let Some(m) = &args.mechanism {
-        config.policy.only = Some(vec![m.clone()]);
-        // Cleartext PLAIN only when asked for by name on a stream without TLS.
-        config.policy.allow_plain_without_tls = args.tls == TlsArg::None;
-    }
-    config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
-    let mut client = Client::new(config, Instant::now());
+    let mut client = args.client(tls_mode);
     let result = host_state.drive(&mut client);
     if let Some(t) = host_state.transport.as_mut() {
         t.close();
     }
     result
-}
-
-fn credentials(args: &Args) -> Credentials {
-    match (&args.password, &args.token) {
-        (Some(p), _) => Credentials::password(p.as_str()),
-        (None, Some(t)) => Credentials::Token(t.as_str().into()),
-        (None, None) => Credentials::Anonymous,
-    }
-}
-
-fn note(s: &str) {
-    println!("-- {s}");
-}
-
-/// Sets the socket's read timeout so that a read returns at `deadline`.
-fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
-    let t = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    sock.set_read_timeout(t)
-        .map_err(|e| format!("io set_read_timeout: {e}"))
 }
 
 /// How long the message to self may take to come back.
@@ -356,11 +172,8 @@ impl<'a> Host<'a> {
     }
 
     fn show(&self, dir: &str, data: &[u8]) {
-        if self.args.transcript && !data.is_empty() {
-            let text = String::from_utf8_lossy(data)
-                .replace('\r', "\\r")
-                .replace('\n', "\\n");
-            println!("{dir}: {text}");
+        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
+            println!("{line}");
         }
     }
 
@@ -519,7 +332,7 @@ impl<'a> Host<'a> {
             }
             ClientEvent::Ready { jid } => {
                 note(&format!("ready as {jid}"));
-                let msg = message_to(&jid);
+                let msg = message_to(&jid, ECHO_ID, "xmpp-sansio example client: message to self");
                 client
                     .send(&msg)
                     .map_err(|e| format!("internal send: {e}"))?;
@@ -607,72 +420,5 @@ impl<'a> Host<'a> {
                 "xep-0474 h= mismatch accepted by the client (got {h}, expected {expected})"
             ))
         }
-    }
-}
-
-/// The elements of one side's plaintext since a stream start (header first).
-fn elements(bytes: &[u8]) -> Vec<Element> {
-    let mut reader = StreamReader::default();
-    let mut rest = bytes;
-    let mut out = Vec::new();
-    while let Ok(Some(ev)) = reader.read(&mut rest) {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
-    }
-    out
-}
-
-/// `<message to=jid type='chat' id=ECHO_ID><body>...</body></message>`.
-fn message_to(jid: &str) -> Element {
-    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
-    Element::builder("message", ns::JABBER_CLIENT)
-        .attr(name("to"), jid)
-        .attr(name("type"), "chat")
-        .attr(name("id"), ECHO_ID)
-        .append(
-            Element::builder("body", ns::JABBER_CLIENT)
-                .append("xmpp-sansio example client: message to self")
-                .build(),
-        )
-        .build()
-}
-
-/// The one-line reason of a failure: the condition first.
-fn error_line(e: &ClientError) -> String {
-    match e {
-        ClientError::SaslFailure { condition, text } => format!(
-            "sasl {}{}",
-            condition.map_or("unknown-condition", |c| c.as_str()),
-            text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
-        ),
-        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
-        ClientError::StreamError(e) => format!(
-            "stream {}{}",
-            e.condition,
-            e.text
-                .as_ref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default()
-        ),
-        ClientError::Read(r) => {
-            format!("stream {} (bad input from the server: {r})", r.condition())
-        }
-        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
-        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
-        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
-        ClientError::NoMechanism(o) => format!(
-            "sasl no-acceptable-mechanism (offered: {})",
-            if o.is_empty() {
-                "none".into()
-            } else {
-                o.join(" ")
-            }
-        ),
-        ClientError::Bind(e) => format!("bind {e}"),
-        ClientError::Session(e) => format!("session {e}"),
-        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
-        ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
-        other => other.to_string(),
     }
 }

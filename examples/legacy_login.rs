@@ -24,19 +24,22 @@
 //! (exit 0) or `ERROR <reason>` (exit 1; 2 for bad arguments).
 
 #[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
+#[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use minidom::Element;
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::ns;
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::OsRandom;
 
+use host::{
+    domain_of, elements, message_to, note, parse_timeout, set_timeout, trust_of, wire_line,
+};
 use tls::{BindingChoice, Transport, Trust};
 
 const HELP: &str = "\
@@ -120,11 +123,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--allow-plaintext" => a.allow_plaintext = true,
             "--resource" => a.resource = Some(value()?),
             "--transcript" => a.transcript = true,
-            "--timeout" => {
-                let v = value()?;
-                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
-                a.timeout = Duration::from_secs(s.max(1));
-            }
+            "--timeout" => a.timeout = parse_timeout(&value()?)?,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -132,12 +131,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         return Err("--jid user@domain is required (see --help)".into());
     }
     a.password = password.ok_or("--password is required (see --help)")?;
-    a.trust = match (ca_file, insecure) {
-        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
-        (Some(f), false) => Some(Trust::CaFile(f)),
-        (None, true) => Some(Trust::Insecure),
-        (None, false) => None,
-    };
+    a.trust = trust_of(ca_file, insecure)?;
     if a.tls && a.trust.is_none() {
         return Err("TLS needs --ca-file F or --insecure".into());
     }
@@ -145,54 +139,20 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            println!("ERROR usage: {e}");
-            return ExitCode::from(2);
-        }
+    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
+        println!("ERROR usage: {e}")
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(jid) => {
-            println!("OK {jid}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn note(s: &str) {
-    println!("-- {s}");
+    host::login_outcome(run(&args))
 }
 
 fn run(args: &Args) -> Result<String, String> {
-    let bare = args.jid.split('/').next().unwrap_or_default();
-    let domain = bare.rsplit_once('@').map_or(bare, |(_, d)| d).to_owned();
+    let domain = domain_of(&args.jid).to_owned();
     let host = args.host.clone().unwrap_or_else(|| domain.clone());
-    let addrs: Vec<_> = (host.as_str(), args.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("connect {host}:{}: {e}", args.port))?
-        .collect();
-    let mut last = format!("connect {host}:{}: no address", args.port);
-    let mut sock = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, args.timeout) {
-            Ok(s) => {
-                sock = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connect {addr}: {e}"),
-        }
-    }
-    let sock = sock.ok_or(last)?;
-    let _ = sock.set_nodelay(true);
+    let sock =
+        host::connect(&host, args.port, args.timeout).map_err(|e| e.line(&host, args.port))?;
 
     let mut config = ClientConfig::new(
         args.jid.clone(),
@@ -252,11 +212,8 @@ impl Host<'_> {
     }
 
     fn show(&self, dir: &str, data: &[u8]) {
-        if self.args.transcript && !data.is_empty() {
-            let text = String::from_utf8_lossy(data)
-                .replace('\r', "\\r")
-                .replace('\n', "\\n");
-            println!("{dir}: {text}");
+        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
+            println!("{line}");
         }
     }
 
@@ -370,7 +327,11 @@ impl Host<'_> {
             ClientEvent::Ready { jid } => {
                 note(&format!("ready as {jid}"));
                 client
-                    .send(&message_to(&jid))
+                    .send(&message_to(
+                        &jid,
+                        ECHO_ID,
+                        "xmpp-sansio legacy_login: message to self",
+                    ))
                     .map_err(|e| format!("internal send: {e}"))?;
                 self.jid = Some(jid);
                 self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
@@ -429,33 +390,6 @@ impl Host<'_> {
     }
 }
 
-/// The elements of one side's plaintext since a stream start.
-fn elements(bytes: &[u8]) -> Vec<Element> {
-    let mut reader = StreamReader::default();
-    let mut rest = bytes;
-    let mut out = Vec::new();
-    while let Ok(Some(ev)) = reader.read(&mut rest) {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
-    }
-    out
-}
-
-fn message_to(jid: &str) -> Element {
-    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
-    Element::builder("message", ns::JABBER_CLIENT)
-        .attr(name("to"), jid)
-        .attr(name("type"), "chat")
-        .attr(name("id"), ECHO_ID)
-        .append(
-            Element::builder("body", ns::JABBER_CLIENT)
-                .append("xmpp-sansio legacy_login: message to self")
-                .build(),
-        )
-        .build()
-}
-
 /// The one-line reason of a failure.
 fn error_line(e: &ClientError) -> String {
     match e {
@@ -464,13 +398,4 @@ fn error_line(e: &ClientError) -> String {
         ClientError::StreamError(e) => format!("stream {e}"),
         other => other.to_string(),
     }
-}
-
-fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
-    let t = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    sock.set_read_timeout(t)
-        .map_err(|e| format!("io set_read_timeout: {e}"))
 }

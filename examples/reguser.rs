@@ -20,10 +20,13 @@
 //! follows: the client closes the stream once the server has answered.
 
 #[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
+#[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,7 @@ use xmpp_sansio::client::{
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::OsRandom;
 
+use host::{parse_timeout, wire_line};
 use tls::{BindingChoice, Transport, Trust};
 
 const USAGE: &str = "\
@@ -99,11 +103,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
                 };
             }
-            "--timeout" => {
-                let v = value()?;
-                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
-                timeout = Duration::from_secs(s.max(1));
-            }
+            "--timeout" => timeout = parse_timeout(&value()?)?,
             "--transcript" => transcript = true,
             a if a.starts_with('-') => return Err(format!("unknown option {a:?}")),
             _ => break arg,
@@ -240,23 +240,8 @@ enum Failure {
 }
 
 fn run(args: &Args) -> Result<Outcome, Failure> {
-    let addrs: Vec<_> = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .map_err(|e| Failure::Connect(e.to_string()))?
-        .collect();
-    let mut last = "no address".to_owned();
-    let mut sock = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, args.timeout) {
-            Ok(s) => {
-                sock = Some(s);
-                break;
-            }
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    let sock = sock.ok_or(Failure::Connect(last))?;
-    let _ = sock.set_nodelay(true);
+    let sock = host::connect(&args.host, args.port, args.timeout)
+        .map_err(|e| Failure::Connect(e.reason()))?;
 
     let mut config = ClientConfig::new(
         args.domain.clone(),
@@ -304,11 +289,8 @@ impl Host<'_> {
     }
 
     fn show(&self, dir: &str, data: &[u8]) {
-        if self.args.transcript && !data.is_empty() {
-            let text = String::from_utf8_lossy(data)
-                .replace('\r', "\\r")
-                .replace('\n', "\\n");
-            eprintln!("{dir}: {text}");
+        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
+            eprintln!("{line}");
         }
     }
 
@@ -433,10 +415,5 @@ impl Host<'_> {
 
 /// Sets the socket's read timeout so that a read returns at `deadline`.
 fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), Failure> {
-    let t = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    sock.set_read_timeout(t)
-        .map_err(|e| Failure::Host(format!("io set_read_timeout: {e}")))
+    host::set_timeout(sock, deadline).map_err(Failure::Host)
 }

@@ -30,6 +30,9 @@ mod server_tls;
 // The client's TLS helpers, for tls-server-end-point (the certificate's
 // signature hash); the rest of the module is the client's.
 #[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
+#[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -1180,16 +1183,11 @@ impl Session {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("server: {e}");
-            return ExitCode::from(2);
-        }
+    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
+        eprintln!("server: {e}")
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     match start(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,24 +22,27 @@
 #[path = "common/tls.rs"]
 mod tls;
 
+#[path = "common/client_args.rs"]
+mod client_args;
+#[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
+
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use minidom::Element;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
-use xmpp_sansio::ns;
-use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
+use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::sasl::decode_payload;
-use xmpp_sansio::OsRandom;
 
-use tls::{BindingChoice, Trust};
+use client_args::{error_line, parse_args, Args, TlsArg};
+use host::{domain_of, message_to, note, wire_line};
 
 const HELP: &str = "\
 tokio_client: log in to an XMPP server with the xmpp-sansio Client (tokio + tokio-rustls)
@@ -72,130 +75,12 @@ OUTPUT:
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TlsArg {
-    StartTls,
-    Direct,
-    None,
-}
-
-#[derive(Debug)]
-struct Args {
-    host: Option<String>,
-    port: Option<u16>,
-    jid: String,
-    password: Option<String>,
-    token: Option<String>,
-    mechanism: Option<String>,
-    binding: BindingChoice,
-    tls: TlsArg,
-    trust: Option<Trust>,
-    tls_version: Option<TlsVersion>,
-    resource: Option<String>,
-    transcript: bool,
-    timeout: Duration,
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        host: None,
-        port: None,
-        jid: String::new(),
-        password: None,
-        token: None,
-        mechanism: None,
-        binding: BindingChoice::Auto,
-        tls: TlsArg::StartTls,
-        trust: None,
-        tls_version: None,
-        resource: None,
-        transcript: false,
-        timeout: Duration::from_secs(20),
-    };
-    let mut insecure = false;
-    let mut ca_file = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--host" => a.host = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
-            }
-            "--jid" => a.jid = value()?,
-            "--password" => a.password = Some(value()?),
-            "--token" => a.token = Some(value()?),
-            "--mechanism" => a.mechanism = Some(value()?),
-            "--channel-binding" => {
-                let v = value()?;
-                a.binding = match v.as_str() {
-                    "auto" => BindingChoice::Auto,
-                    "none" => BindingChoice::None,
-                    name => BindingChoice::Only(
-                        ChannelBindingType::from_name(name)
-                            .ok_or_else(|| format!("unknown --channel-binding {v:?}"))?,
-                    ),
-                };
-            }
-            "--tls" => {
-                let v = value()?;
-                a.tls = match v.as_str() {
-                    "starttls" => TlsArg::StartTls,
-                    "direct" => TlsArg::Direct,
-                    "none" => TlsArg::None,
-                    _ => return Err(format!("unknown --tls {v:?}")),
-                };
-            }
-            "--ca-file" => ca_file = Some(value()?),
-            "--insecure" => insecure = true,
-            "--tls-version" => {
-                let v = value()?;
-                a.tls_version = Some(match v.as_str() {
-                    "1.2" => TlsVersion::Tls12,
-                    "1.3" => TlsVersion::Tls13,
-                    _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
-                });
-            }
-            "--resource" => a.resource = Some(value()?),
-            "--transcript" => a.transcript = true,
-            "--timeout" => {
-                let v = value()?;
-                let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
-                a.timeout = Duration::from_secs(s.max(1));
-            }
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
-        }
-    }
-    if a.jid.is_empty() {
-        return Err("--jid is required (see --help)".into());
-    }
-    if a.password.is_some() && a.token.is_some() {
-        return Err("give --password or --token, not both".into());
-    }
-    a.trust = match (ca_file, insecure) {
-        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
-        (Some(f), false) => Some(Trust::CaFile(f)),
-        (None, true) => Some(Trust::Insecure),
-        (None, false) => None,
-    };
-    if a.trust.is_none() && a.tls != TlsArg::None {
-        return Err("TLS needs --ca-file F or --insecure".into());
-    }
-    Ok(Some(a))
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            println!("ERROR usage: {e}");
-            return ExitCode::from(2);
-        }
+    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
+        println!("ERROR usage: {e}")
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
     // One thread is plenty for one connection.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -209,34 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(&args)) {
-        Ok(jid) => {
-            println!("OK {jid}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn note(s: &str) {
-    println!("-- {s}");
-}
-
-/// The JID's domain (the stream's `to` and the TLS server name).
-fn domain_of(jid: &str) -> &str {
-    let bare = jid.split('/').next().unwrap_or_default();
-    bare.rsplit_once('@').map_or(bare, |(_, d)| d)
-}
-
-fn credentials(args: &Args) -> Credentials {
-    match (&args.password, &args.token) {
-        (Some(p), _) => Credentials::password(p.as_str()),
-        (None, Some(t)) => Credentials::Token(t.as_str().into()),
-        (None, None) => Credentials::Anonymous,
-    }
+    host::login_outcome(rt.block_on(run(&args)))
 }
 
 /// The connection, plain or through tokio-rustls.
@@ -305,10 +163,7 @@ async fn start_tls(
 async fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
     let host = args.host.clone().unwrap_or_else(|| domain.clone());
-    let port = args.port.unwrap_or(match args.tls {
-        TlsArg::Direct => 5223,
-        _ => 5222,
-    });
+    let port = args.port();
     let started = Instant::now();
     let sock = tokio::time::timeout(args.timeout, TcpStream::connect((host.as_str(), port)))
         .await
@@ -317,9 +172,7 @@ async fn run(args: &Args) -> Result<String, String> {
     let _ = sock.set_nodelay(true);
     note(&format!("connected to {host}:{port}"));
 
-    // As the blocking host: an explicitly requested tls-exporter needs the
-    // extended master secret on TLS 1.2.
-    let require_ems = args.binding == BindingChoice::Only(ChannelBindingType::TlsExporter);
+    let require_ems = args.require_ems();
     let (transport, tls_mode) = match args.tls {
         TlsArg::None => (Transport::Plain(sock), TlsMode::None),
         TlsArg::StartTls => (Transport::Plain(sock), TlsMode::StartTlsRequired),
@@ -336,16 +189,7 @@ async fn run(args: &Args) -> Result<String, String> {
         }
     };
 
-    let mut config = ClientConfig::new(args.jid.clone(), credentials(args), Box::new(OsRandom));
-    config.tls = tls_mode;
-    config.resource = args.resource.clone();
-    config.negotiation_timeout = args.timeout;
-    if let Some(m) = &args.mechanism {
-        config.policy.only = Some(vec![m.clone()]);
-        config.policy.allow_plain_without_tls = args.tls == TlsArg::None;
-    }
-    config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
-    let mut client = Client::new(config, Instant::now());
+    let mut client = args.client(tls_mode);
 
     let mut host = Host {
         args,
@@ -387,11 +231,8 @@ struct Host<'a> {
 
 impl Host<'_> {
     fn show(&self, dir: &str, data: &[u8]) {
-        if self.args.transcript && !data.is_empty() {
-            let text = String::from_utf8_lossy(data)
-                .replace('\r', "\\r")
-                .replace('\n', "\\n");
-            println!("{dir}: {text}");
+        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
+            println!("{line}");
         }
     }
 
@@ -543,7 +384,11 @@ impl Host<'_> {
             ClientEvent::Ready { jid } => {
                 note(&format!("ready as {jid}"));
                 client
-                    .send(&message_to(&jid))
+                    .send(&message_to(
+                        &jid,
+                        ECHO_ID,
+                        "xmpp-sansio tokio client: message to self",
+                    ))
                     .map_err(|e| format!("internal send: {e}"))?;
                 self.jid = Some(jid);
                 self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
@@ -590,59 +435,4 @@ fn gs2_binding(auth: &[u8]) -> Option<String> {
         Some(t) => t.to_owned(),
         None => format!("none (gs2 flag {flag})"),
     })
-}
-
-/// `<message to=jid type='chat' id=ECHO_ID><body>...</body></message>`.
-fn message_to(jid: &str) -> Element {
-    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
-    Element::builder("message", ns::JABBER_CLIENT)
-        .attr(name("to"), jid)
-        .attr(name("type"), "chat")
-        .attr(name("id"), ECHO_ID)
-        .append(
-            Element::builder("body", ns::JABBER_CLIENT)
-                .append("xmpp-sansio tokio client: message to self")
-                .build(),
-        )
-        .build()
-}
-
-/// The one-line reason of a failure: the condition first (as
-/// examples/client.rs prints it).
-fn error_line(e: &ClientError) -> String {
-    match e {
-        ClientError::SaslFailure { condition, text } => format!(
-            "sasl {}{}",
-            condition.map_or("unknown-condition", |c| c.as_str()),
-            text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
-        ),
-        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
-        ClientError::StreamError(e) => format!(
-            "stream {}{}",
-            e.condition,
-            e.text
-                .as_ref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default()
-        ),
-        ClientError::Read(r) => {
-            format!("stream {} (bad input from the server: {r})", r.condition())
-        }
-        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
-        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
-        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
-        ClientError::NoMechanism(o) => format!(
-            "sasl no-acceptable-mechanism (offered: {})",
-            if o.is_empty() {
-                "none".into()
-            } else {
-                o.join(" ")
-            }
-        ),
-        ClientError::Bind(e) => format!("bind {e}"),
-        ClientError::Session(e) => format!("session {e}"),
-        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
-        ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
-        other => other.to_string(),
-    }
 }

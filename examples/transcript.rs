@@ -31,6 +31,9 @@
 // The blocking client's TLS helpers, for tls-server-end-point (the
 // certificate's signature hash); the rest of that module is the client's.
 #[allow(dead_code)]
+#[path = "common/host.rs"]
+mod host;
+#[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -67,6 +70,8 @@ use xmpp_sansio::steps::iq_auth::{self, LegacyCredential};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource, TlsInfo};
+
+use host::note;
 
 const HELP: &str = "\
 transcript: a Client and a Server of xmpp-sansio against each other in one
@@ -170,27 +175,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
+        eprintln!("error: {e}")
+    }) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(jid) => {
-            println!("OK {jid}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("ERROR {e}");
-            ExitCode::FAILURE
-        }
-    }
+    host::login_outcome(run(&args))
 }
 
 // ---------------------------------------------------------------------------
@@ -606,10 +597,6 @@ fn lines_of(data: &[u8]) -> Vec<String> {
         lines.push(text(start, data.len()));
     }
     lines
-}
-
-fn note(s: &str) {
-    println!("-- {s}");
 }
 
 /// The channel binding a SCRAM client put in its gs2 header, read from

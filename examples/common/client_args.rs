@@ -1,0 +1,202 @@
+//! The login clients' command line (`examples/client.rs` and
+//! `examples/tokio_client.rs` take the same options), the `ClientConfig` it
+//! makes, and the one-line reason of a failure both print.
+//!
+//! Included with `#[path = "common/client_args.rs"] mod client_args;`, next
+//! to `common/tls.rs` and `common/host.rs`.
+
+use std::time::Duration;
+
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
+use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
+use xmpp_sansio::OsRandom;
+
+use crate::host::{parse_timeout, trust_of};
+use crate::tls::{BindingChoice, Trust};
+
+/// `--tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsArg {
+    StartTls,
+    Direct,
+    None,
+}
+
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Args {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub jid: String,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub mechanism: Option<String>,
+    pub binding: BindingChoice,
+    pub tls: TlsArg,
+    pub trust: Option<Trust>,
+    pub tls_version: Option<TlsVersion>,
+    pub resource: Option<String>,
+    pub transcript: bool,
+    pub timeout: Duration,
+}
+
+/// The options of the HELP text; `Ok(None)` for `--help`.
+pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        host: None,
+        port: None,
+        jid: String::new(),
+        password: None,
+        token: None,
+        mechanism: None,
+        binding: BindingChoice::Auto,
+        tls: TlsArg::StartTls,
+        trust: None,
+        tls_version: None,
+        resource: None,
+        transcript: false,
+        timeout: Duration::from_secs(20),
+    };
+    let mut insecure = false;
+    let mut ca_file = None;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--host" => a.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
+            }
+            "--jid" => a.jid = value()?,
+            "--password" => a.password = Some(value()?),
+            "--token" => a.token = Some(value()?),
+            "--mechanism" => a.mechanism = Some(value()?),
+            "--channel-binding" => {
+                let v = value()?;
+                a.binding = match v.as_str() {
+                    "auto" => BindingChoice::Auto,
+                    "none" => BindingChoice::None,
+                    name => BindingChoice::Only(
+                        ChannelBindingType::from_name(name)
+                            .ok_or_else(|| format!("unknown --channel-binding {v:?}"))?,
+                    ),
+                };
+            }
+            "--tls" => {
+                let v = value()?;
+                a.tls = match v.as_str() {
+                    "starttls" => TlsArg::StartTls,
+                    "direct" => TlsArg::Direct,
+                    "none" => TlsArg::None,
+                    _ => return Err(format!("unknown --tls {v:?}")),
+                };
+            }
+            "--ca-file" => ca_file = Some(value()?),
+            "--insecure" => insecure = true,
+            "--tls-version" => {
+                let v = value()?;
+                a.tls_version = Some(match v.as_str() {
+                    "1.2" => TlsVersion::Tls12,
+                    "1.3" => TlsVersion::Tls13,
+                    _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
+                });
+            }
+            "--resource" => a.resource = Some(value()?),
+            "--transcript" => a.transcript = true,
+            "--timeout" => a.timeout = parse_timeout(&value()?)?,
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if a.jid.is_empty() {
+        return Err("--jid is required (see --help)".into());
+    }
+    if a.password.is_some() && a.token.is_some() {
+        return Err("give --password or --token, not both".into());
+    }
+    a.trust = trust_of(ca_file, insecure)?;
+    if a.trust.is_none() && a.tls != TlsArg::None {
+        return Err("TLS needs --ca-file F or --insecure".into());
+    }
+    Ok(Some(a))
+}
+
+impl Args {
+    /// `--port`, or the default of `--tls`: 5223 for direct TLS, else 5222.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsArg::Direct => 5223,
+            _ => 5222,
+        })
+    }
+
+    /// `--password`, `--token`, or neither (SASL ANONYMOUS).
+    pub fn credentials(&self) -> Credentials {
+        match (&self.password, &self.token) {
+            (Some(p), _) => Credentials::password(p.as_str()),
+            (None, Some(t)) => Credentials::Token(t.as_str().into()),
+            (None, None) => Credentials::Anonymous,
+        }
+    }
+
+    /// The client for these arguments, on a stream whose TLS is `tls`.
+    pub fn client(&self, tls: TlsMode) -> Client {
+        let mut config =
+            ClientConfig::new(self.jid.clone(), self.credentials(), Box::new(OsRandom));
+        config.tls = tls;
+        config.resource = self.resource.clone();
+        config.negotiation_timeout = self.timeout;
+        if let Some(m) = &self.mechanism {
+            config.policy.only = Some(vec![m.clone()]);
+            // Cleartext PLAIN only when asked for by name on a stream without TLS.
+            config.policy.allow_plain_without_tls = self.tls == TlsArg::None;
+        }
+        config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
+        Client::new(config, std::time::Instant::now())
+    }
+
+    /// An explicitly requested tls-exporter: TLS 1.2 servers must then
+    /// negotiate the extended master secret (RFC 9266 section 3).
+    pub fn require_ems(&self) -> bool {
+        self.binding == BindingChoice::Only(ChannelBindingType::TlsExporter)
+    }
+}
+
+/// The one-line reason of a failure: the condition first.
+pub fn error_line(e: &ClientError) -> String {
+    match e {
+        ClientError::SaslFailure { condition, text } => format!(
+            "sasl {}{}",
+            condition.map_or("unknown-condition", |c| c.as_str()),
+            text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+        ),
+        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
+        ClientError::StreamError(e) => format!(
+            "stream {}{}",
+            e.condition,
+            e.text
+                .as_ref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        ),
+        ClientError::Read(r) => {
+            format!("stream {} (bad input from the server: {r})", r.condition())
+        }
+        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
+        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
+        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
+        ClientError::NoMechanism(o) => format!(
+            "sasl no-acceptable-mechanism (offered: {})",
+            if o.is_empty() {
+                "none".into()
+            } else {
+                o.join(" ")
+            }
+        ),
+        ClientError::Bind(e) => format!("bind {e}"),
+        ClientError::Session(e) => format!("session {e}"),
+        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
+        ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
+        other => other.to_string(),
+    }
+}

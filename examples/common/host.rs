@@ -1,0 +1,179 @@
+//! What every example host does the same way: the `main` frame (arguments,
+//! `--help`, the exit codes), the `-- ...` notes, the `SEND:`/`RECV:` wire
+//! log, the TCP connection and its read deadline, the message to self.
+//!
+//! Included with `#[path = "common/host.rs"] mod host;`; not every example
+//! uses every item.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use xmpp_sansio::ns;
+use xmpp_sansio::xml::{StreamEvent, StreamReader};
+
+use crate::tls::Trust;
+
+/// The arguments of a `parse_args` result, or the exit code to return at
+/// once: `--help` (`Ok(None)`) prints `help` and exits 0; a usage error is
+/// handed to `usage_error` (each example prints it its own way) and exits 2.
+pub fn args_or_exit<A>(
+    parsed: Result<Option<A>, String>,
+    help: &str,
+    usage_error: impl FnOnce(&str),
+) -> Result<A, ExitCode> {
+    match parsed {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => {
+            print!("{help}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            usage_error(&e);
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The last line of a login: `OK <jid>` (exit 0) or `ERROR <reason>` (exit 1).
+pub fn login_outcome(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(jid) => {
+            println!("OK {jid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("ERROR {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A `-- ...` note line.
+pub fn note(s: &str) {
+    println!("-- {s}");
+}
+
+/// The wire-log line `DIR: text` of `data` (CR and LF escaped), or nothing
+/// for no data.
+pub fn wire_line(dir: &str, data: &[u8]) -> Option<String> {
+    if data.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(data)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n");
+    Some(format!("{dir}: {text}"))
+}
+
+/// The JID's domain (the stream's `to` and the TLS server name).
+pub fn domain_of(jid: &str) -> &str {
+    let bare = jid.split('/').next().unwrap_or_default();
+    bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+}
+
+/// `--timeout S`: whole seconds, at least one.
+pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+    let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
+    Ok(Duration::from_secs(s.max(1)))
+}
+
+/// `--ca-file F` and `--insecure`, at most one of them.
+pub fn trust_of(ca_file: Option<String>, insecure: bool) -> Result<Option<Trust>, String> {
+    Ok(match (ca_file, insecure) {
+        (Some(_), true) => return Err("give --ca-file or --insecure, not both".into()),
+        (Some(f), false) => Some(Trust::CaFile(f)),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    })
+}
+
+/// A TCP connection to the first address of `host:port` that answers
+/// within `timeout`, with Nagle off. The error is the last address's, as
+/// `ADDR: reason` (or `no address`).
+pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ConnectError::Resolve(e.to_string()))?
+        .collect();
+    let mut last = "no address".to_owned();
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(ConnectError::Connect(last))
+}
+
+/// Why [`connect`] failed.
+pub enum ConnectError {
+    /// The name did not resolve (the resolver's reason).
+    Resolve(String),
+    /// No address answered (`ADDR: reason` of the last, or `no address`).
+    Connect(String),
+}
+
+impl ConnectError {
+    /// `connect host:port: reason` for resolving, `connect ADDR: reason`
+    /// when no address answered, `connect host:port: no address` for none.
+    pub fn line(&self, host: &str, port: u16) -> String {
+        match self {
+            ConnectError::Resolve(e) => format!("connect {host}:{port}: {e}"),
+            ConnectError::Connect(e) if e == "no address" => {
+                format!("connect {host}:{port}: no address")
+            }
+            ConnectError::Connect(e) => format!("connect {e}"),
+        }
+    }
+
+    /// The bare reason (`ADDR: reason`, `no address`, or the resolver's).
+    pub fn reason(self) -> String {
+        match self {
+            ConnectError::Resolve(e) | ConnectError::Connect(e) => e,
+        }
+    }
+}
+
+/// Sets the socket's read timeout so that a read returns at `deadline`
+/// (none: block).
+pub fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
+    let t = deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    sock.set_read_timeout(t)
+        .map_err(|e| format!("io set_read_timeout: {e}"))
+}
+
+/// `<message to=jid type='chat' id=ID><body>BODY</body></message>`.
+pub fn message_to(jid: &str, id: &str, body: &str) -> Element {
+    let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
+    Element::builder("message", ns::JABBER_CLIENT)
+        .attr(name("to"), jid)
+        .attr(name("type"), "chat")
+        .attr(name("id"), id)
+        .append(
+            Element::builder("body", ns::JABBER_CLIENT)
+                .append(body)
+                .build(),
+        )
+        .build()
+}
+
+/// The elements of one side's plaintext since a stream start (header first).
+pub fn elements(bytes: &[u8]) -> Vec<Element> {
+    let mut reader = StreamReader::default();
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = reader.read(&mut rest) {
+        if let StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
