@@ -11,7 +11,9 @@
 use minidom::Element;
 
 use crate::ns;
-use crate::sasl::channel_binding::parse_sasl_channel_binding;
+use crate::sasl::channel_binding::{
+    parse_sasl_channel_binding, sasl_channel_binding_element_from_names,
+};
 
 /// How far a stream has come: what a feature may depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,16 +224,9 @@ impl StreamFeatures {
             f.append_child(el);
         }
         if let Some(types) = &self.channel_binding_types {
-            let type_attr = rxml::NcName::try_from("type").expect("valid name");
-            let mut el = bare(FeatureKind::ChannelBindingTypes);
-            for t in types {
-                el.append_child(
-                    Element::builder("channel-binding", ns::SASL_CB)
-                        .attr(type_attr.clone(), t.as_str())
-                        .build(),
-                );
-            }
-            f.append_child(el);
+            f.append_child(sasl_channel_binding_element_from_names(
+                types.iter().map(String::as_str),
+            ));
         }
         if self.register {
             f.append_child(bare(FeatureKind::Register));

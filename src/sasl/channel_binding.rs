@@ -218,12 +218,20 @@ pub fn advertisable_types(
 /// `<channel-binding type='...'/>` per entry of `types`, in that order
 /// (usually the output of [`advertisable_types`]).
 pub fn sasl_channel_binding_element(types: &[ChannelBindingType]) -> Element {
+    sasl_channel_binding_element_from_names(types.iter().map(|t| t.as_str()))
+}
+
+/// The same feature from type names (unknown ones kept as given, as
+/// [`parse_sasl_channel_binding`] keeps them).
+pub fn sasl_channel_binding_element_from_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Element {
     let type_attr = rxml::NcName::try_from("type").expect("valid name");
     let mut feature = Element::builder("sasl-channel-binding", ns::SASL_CB).build();
-    for t in types {
+    for t in names {
         feature.append_child(
             Element::builder("channel-binding", ns::SASL_CB)
-                .attr(type_attr.clone(), t.as_str())
+                .attr(type_attr.clone(), t)
                 .build(),
         );
     }
