@@ -115,7 +115,7 @@ fn offer(hash: ScramHash) -> ServerOffer {
 /// A fresh SCRAM client: with the password (PBKDF2 on every login) or
 /// with cached keys and no password.
 fn scram_client(hash: ScramHash, cached: Option<&ScramClientKeys>) -> ScramClient {
-    let builder = ScramClient::builder(hash, USER, offer(hash));
+    let builder = ScramClient::builder(hash, USER, &offer(hash));
     let builder = match cached {
         Some(keys) => builder.cached_keys(keys.clone()),
         None => builder.password(PASSWORD),
@@ -126,7 +126,7 @@ fn scram_client(hash: ScramHash, cached: Option<&ScramClientKeys>) -> ScramClien
 }
 
 fn scram_server(hash: ScramHash) -> ScramServer {
-    ScramServer::builder(hash, false, offer(hash))
+    ScramServer::builder(hash, false, &offer(hash))
         .build(&mut DeterministicRandom::new(2))
         .expect("valid server")
 }
@@ -191,7 +191,7 @@ fn sasl_exchange(c: &mut Criterion) {
     for (hash, keys) in &cached {
         expect_user(scram_exchange(*hash, None, &store), label(*hash));
         expect_user(scram_exchange(*hash, Some(keys), &store), label(*hash));
-        let mut wrong = ScramClient::builder(*hash, USER, offer(*hash))
+        let mut wrong = ScramClient::builder(*hash, USER, &offer(*hash))
             .password("wrong")
             .build(&mut DeterministicRandom::new(1))
             .expect("valid client");

@@ -78,7 +78,7 @@ impl Vector {
     /// A client builder for this vector's user, offer and nonce; the
     /// caller adds the secret (password or cached keys) and the options.
     fn builder(&self) -> ScramClientBuilder {
-        ScramClient::builder(self.hash, "user", self.offer()).nonce(self.client_nonce)
+        ScramClient::builder(self.hash, "user", &self.offer()).nonce(self.client_nonce)
     }
 
     fn client(&self) -> ScramClient {
@@ -115,7 +115,7 @@ impl Vector {
     }
 
     fn server(&self) -> ScramServer {
-        ScramServer::builder(self.hash, false, self.offer())
+        ScramServer::builder(self.hash, false, &self.offer())
             .downgrade_protection(false)
             .nonce(self.server_nonce_suffix())
             .build(&mut rng())
@@ -286,12 +286,12 @@ fn cached_keys_replace_pbkdf2_only_for_matching_salt_and_iterations() {
 #[test]
 fn client_needs_a_password_or_keys_for_its_hash() {
     let v = RFC5802_SHA1;
-    let err = ScramClient::builder(v.hash, "user", v.offer())
+    let err = ScramClient::builder(v.hash, "user", &v.offer())
         .build(&mut rng())
         .unwrap_err();
     assert_eq!(err.condition, SaslCondition::NotAuthorized);
     let sha256_keys = ScramClientKeys::derive(ScramHash::Sha256, "pencil", b"salt", 1).unwrap();
-    let err = ScramClient::builder(v.hash, "user", v.offer())
+    let err = ScramClient::builder(v.hash, "user", &v.offer())
         .cached_keys(sha256_keys)
         .build(&mut rng())
         .unwrap_err();
@@ -540,7 +540,7 @@ fn replay_client(name: &str) -> ScramClient {
     let cap = load(name);
     let (hash, plus) = parse_mechanism_name(&cap.mechanism).unwrap();
     let side = client_side(&cap);
-    let mut b = ScramClient::builder(hash, side.user.as_str(), cap.offer.clone())
+    let mut b = ScramClient::builder(hash, side.user.as_str(), &cap.offer)
         .password("secret")
         .nonce(side.nonce.as_str());
     if let Some(cb) = side.binding {
@@ -605,7 +605,7 @@ fn prosody_sends_xep0474_h_and_the_client_checks_it() {
     // The captured client, shown the features as tampered with, answering
     // the captured server-first.
     let answer_with = |offer: ServerOffer| {
-        let mut c = ScramClient::builder(ScramHash::Sha1, "alice", offer)
+        let mut c = ScramClient::builder(ScramHash::Sha1, "alice", &offer)
             .password("secret")
             .nonce(side.nonce.as_str())
             .build(&mut rng())
@@ -638,7 +638,7 @@ fn replay_server(name: &str) -> Vec<Result<ServerStep, SaslError>> {
         Msg::Challenge(c) => Some(String::from_utf8(c.clone()).unwrap()),
         _ => None,
     });
-    let mut b = ScramServer::builder(hash, plus, cap.offer.clone());
+    let mut b = ScramServer::builder(hash, plus, &cap.offer);
     if let Some(sf) = &server_first {
         let suffix = attr(sf, "r")
             .unwrap()
@@ -991,7 +991,7 @@ impl Setup {
     }
 
     fn client_with(&self, offer: ServerOffer, cb_data: Option<Vec<u8>>) -> ScramClient {
-        let mut b = ScramClient::builder(self.hash, self.username.as_str(), offer)
+        let mut b = ScramClient::builder(self.hash, self.username.as_str(), &offer)
             .password(self.password.as_str())
             .min_iterations(1);
         if let Some(a) = &self.authzid {
@@ -1008,7 +1008,7 @@ impl Setup {
     }
 
     fn server(&self) -> ScramServer {
-        let mut b = ScramServer::builder(self.hash, self.plus(), self.offer());
+        let mut b = ScramServer::builder(self.hash, self.plus(), &self.offer());
         if let Some((t, d)) = &self.binding {
             b = b.channel_binding(ChannelBinding::new(*t, d.clone()));
         }
@@ -1061,7 +1061,7 @@ fn every_hash_and_binding_completes() {
         }
         // The keys handed back log in again without a password or PBKDF2.
         let keys = client.keys_for_cache().unwrap();
-        let mut b = ScramClient::builder(setup.hash, "juliet", setup.offer())
+        let mut b = ScramClient::builder(setup.hash, "juliet", &setup.offer())
             .cached_keys(keys)
             .min_iterations(1);
         if let Some((t, d)) = &setup.binding {
@@ -1083,7 +1083,7 @@ fn full_strength_exchange_for_each_hash() {
             iterations: 4096,
             ..Setup::simple(hash, Some(ChannelBindingType::TlsExporter))
         };
-        let mut client = ScramClient::builder(hash, "juliet", setup.offer())
+        let mut client = ScramClient::builder(hash, "juliet", &setup.offer())
             .password(setup.password.as_str())
             .channel_binding(ChannelBinding::new(
                 ChannelBindingType::TlsExporter,
@@ -1224,7 +1224,7 @@ fn tampering_fails_on_the_right_side() {
                 stripped.mechanisms.retain(|m| !m.ends_with("-PLUS"));
                 let mut client = s.client_with(stripped, None);
                 assert_eq!(client.gs2_header(), "y,,");
-                let mut server = ScramServer::builder(s.hash, false, s.offer())
+                let mut server = ScramServer::builder(s.hash, false, &s.offer())
                     .channel_binding(ChannelBinding::new(t, vec![7; 32]))
                     .build(&mut rng())
                     .unwrap();
@@ -1410,7 +1410,7 @@ fn plus_and_flag_mismatches() {
     use ChannelBindingType::*;
     let offer = ServerOffer::new(["SCRAM-SHA-1", "SCRAM-SHA-1-PLUS"]);
     let plus = || {
-        ScramServer::builder(ScramHash::Sha1, true, offer.clone())
+        ScramServer::builder(ScramHash::Sha1, true, &offer)
             .channel_binding(ChannelBinding::new(TlsExporter, vec![1; 32]))
             .build(&mut rng())
             .unwrap()
@@ -1421,7 +1421,7 @@ fn plus_and_flag_mismatches() {
     }
     assert!(plus().start(Some(b"p=tls-exporter,,n=u,r=a")).is_ok());
     let plain = || {
-        ScramServer::builder(ScramHash::Sha1, false, offer.clone())
+        ScramServer::builder(ScramHash::Sha1, false, &offer)
             .build(&mut rng())
             .unwrap()
     };
@@ -1430,12 +1430,12 @@ fn plus_and_flag_mismatches() {
     assert!(plain().start(Some(b"n,,n=u,r=a")).is_ok());
     // `y` is fine when the server offered no -PLUS mechanism.
     let mut no_plus =
-        ScramServer::builder(ScramHash::Sha1, false, ServerOffer::new(["SCRAM-SHA-1"]))
+        ScramServer::builder(ScramHash::Sha1, false, &ServerOffer::new(["SCRAM-SHA-1"]))
             .build(&mut rng())
             .unwrap();
     assert!(no_plus.start(Some(b"y,,n=u,r=a")).is_ok());
     // A -PLUS server needs binding data.
-    let err = ScramServer::builder(ScramHash::Sha1, true, offer)
+    let err = ScramServer::builder(ScramHash::Sha1, true, &offer)
         .build(&mut rng())
         .unwrap_err();
     assert_eq!(err.condition, SaslCondition::TemporaryAuthFailure);
@@ -1680,7 +1680,7 @@ fn malformed_server_final_and_success() {
 fn client_construction_checks() {
     use SaslCondition::*;
     let offer = ServerOffer::new(["SCRAM-SHA-1", "SCRAM-SHA-256-PLUS"]);
-    let b = || ScramClient::builder(ScramHash::Sha1, "user", offer.clone()).password("pencil");
+    let b = || ScramClient::builder(ScramHash::Sha1, "user", &offer).password("pencil");
     assert_eq!(
         b().nonce("a,b").build(&mut rng()).unwrap_err().condition,
         MalformedRequest
@@ -1689,17 +1689,17 @@ fn client_construction_checks() {
         b().nonce("").build(&mut rng()).unwrap_err().condition,
         MalformedRequest
     );
-    let err = ScramClient::builder(ScramHash::Sha1, "us\u{7}er", offer.clone())
+    let err = ScramClient::builder(ScramHash::Sha1, "us\u{7}er", &offer)
         .password("pencil")
         .build(&mut rng())
         .unwrap_err();
     assert_eq!(err.condition, MalformedRequest);
-    let err = ScramClient::builder(ScramHash::Sha1, "user", offer.clone())
+    let err = ScramClient::builder(ScramHash::Sha1, "user", &offer)
         .password("pen\u{7}cil")
         .build(&mut rng())
         .unwrap_err();
     assert_eq!(err.condition, MalformedRequest);
-    let err = ScramClient::builder(ScramHash::Sha1, "u".repeat(MAX_MESSAGE_LEN), offer.clone())
+    let err = ScramClient::builder(ScramHash::Sha1, "u".repeat(MAX_MESSAGE_LEN), &offer)
         .password("pencil")
         .build(&mut rng())
         .unwrap_err();
@@ -1713,7 +1713,7 @@ fn client_construction_checks() {
         .unwrap_err();
     assert_eq!(err.condition, InvalidMechanism);
     // With an authzid, escaped.
-    let mut c = ScramClient::builder(ScramHash::Sha256, "user", offer.clone())
+    let mut c = ScramClient::builder(ScramHash::Sha256, "user", &offer)
         .password("pencil")
         .authzid("juliet@example.com,x=y")
         .channel_binding(cb)
@@ -1755,7 +1755,7 @@ fn secrets_stay_out_of_debug_output() {
     };
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let creds = v.credentials();
-    let builder = ScramClient::builder(v.hash, "user", v.offer())
+    let builder = ScramClient::builder(v.hash, "user", &v.offer())
         .password("pencil")
         .channel_binding(ChannelBinding::new(
             ChannelBindingType::TlsExporter,

@@ -66,7 +66,7 @@ pub fn run(data: &[u8]) {
         )),
         _ => None,
     };
-    let mut builder = ScramClient::builder(hash, "user", offer(hash, config & 16 != 0))
+    let mut builder = ScramClient::builder(hash, "user", &offer(hash, config & 16 != 0))
         .cached_keys(cached_keys(index))
         .nonce(rfc_example(index).0)
         .min_iterations(1)

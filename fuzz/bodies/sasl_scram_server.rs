@@ -55,7 +55,7 @@ pub fn run(data: &[u8]) {
     let hash = ALL_HASHES[index];
     let plus = config & 4 != 0;
     let offers_plus = plus || config & 8 != 0;
-    let mut server = ScramServer::builder(hash, plus, offer(hash, offers_plus))
+    let mut server = ScramServer::builder(hash, plus, &offer(hash, offers_plus))
         .downgrade_protection(config & 16 != 0)
         .nonce(rfc_example(index).1)
         .channel_binding(ChannelBinding::new(

@@ -39,7 +39,7 @@ pub(crate) fn choose(
     let mech: Box<dyn ClientMechanism> = match (&config.credentials, name.as_str()) {
         (Credentials::Password { password, cached }, n) if parse_mechanism_name(n).is_some() => {
             let (hash, plus) = parse_mechanism_name(n).expect("checked");
-            let mut b = ScramClient::builder(hash, username, offer.clone())
+            let mut b = ScramClient::builder(hash, username, offer)
                 .password(password.clone())
                 .min_iterations(config.min_scram_iterations)
                 .max_iterations(config.max_scram_iterations);

@@ -10,7 +10,7 @@
 //! use xmpp_sansio::DeterministicRandom;
 //!
 //! let offer = ServerOffer::new(["SCRAM-SHA-1", "PLAIN"]);
-//! let mut client = ScramClient::builder(ScramHash::Sha1, "user", offer)
+//! let mut client = ScramClient::builder(ScramHash::Sha1, "user", &offer)
 //!     .password("pencil")
 //!     .build(&mut DeterministicRandom::new(1))?;
 //! assert_eq!(client.name(), "SCRAM-SHA-1");
@@ -137,7 +137,43 @@ pub fn output_len(hash: ScramHash) -> usize {
 // ---------------------------------------------------------------------------
 // Cryptography: one generic implementation, dispatched on the hash family.
 
-type Key = Zeroizing<Vec<u8>>;
+/// A hash output or key: at most 64 bytes (SHA-512), kept on the stack
+/// (one SCRAM exchange computes a dozen of them) and zeroed on drop.
+#[derive(Clone)]
+struct Key {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Key {
+    fn new(src: &[u8]) -> Self {
+        let mut k = Self {
+            bytes: [0; 64],
+            len: src.len(),
+        };
+        k.bytes[..src.len()].copy_from_slice(src);
+        k
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key(<{} bytes redacted>)", self.len)
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
 
 macro_rules! with_digest {
     ($hash:expr, $f:ident($($arg:expr),*)) => {
@@ -153,16 +189,23 @@ fn hmac_generic<D: EagerHash>(key: &[u8], data: &[u8]) -> Key {
     // HMAC accepts keys of any length: this cannot fail.
     let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
-    Zeroizing::new(mac.finalize().into_bytes().to_vec())
+    Key::new(&mac.finalize().into_bytes())
 }
 
-fn digest_generic<D: Digest>(data: &[u8]) -> Key {
-    Zeroizing::new(D::digest(data).to_vec())
+fn digest_generic<D: Digest>(parts: &[&[u8]]) -> Key {
+    let mut d = D::new();
+    for p in parts {
+        d.update(p);
+    }
+    Key::new(&d.finalize())
 }
 
 fn pbkdf2_generic<D: EagerHash>(password: &[u8], salt: &[u8], iterations: u32) -> Key {
-    let mut out = Zeroizing::new(vec![0u8; <D as Digest>::output_size()]);
-    pbkdf2::pbkdf2_hmac::<D>(password, salt, iterations, &mut out);
+    let mut out = Key {
+        bytes: [0; 64],
+        len: <D as Digest>::output_size(),
+    };
+    pbkdf2::pbkdf2_hmac::<D>(password, salt, iterations, &mut out.bytes[..out.len]);
     out
 }
 
@@ -171,7 +214,12 @@ fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Key {
 }
 
 fn h(hash: ScramHash, data: &[u8]) -> Key {
-    with_digest!(hash, digest_generic(data))
+    with_digest!(hash, digest_generic(&[data]))
+}
+
+/// The hash of the concatenation of `parts`.
+fn h_parts(hash: ScramHash, parts: &[&[u8]]) -> Key {
+    with_digest!(hash, digest_generic(parts))
 }
 
 /// `Hi()` of RFC 5802: PBKDF2 with HMAC as the PRF.
@@ -180,7 +228,23 @@ fn hi(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Key {
 }
 
 fn xor(a: &[u8], b: &[u8]) -> Key {
-    Zeroizing::new(a.iter().zip(b).map(|(x, y)| x ^ y).collect())
+    let mut out = Key::new(a);
+    for (x, y) in out.bytes.iter_mut().zip(b) {
+        *x ^= y;
+    }
+    out
+}
+
+/// Decodes a base64 key or hash on the stack: `Err` for bad base64,
+/// `Ok(None)` for a value longer than 64 bytes (no key or hash is; such a
+/// value is not checked further).
+fn decode_key(s: &str) -> Result<Option<Key>, ()> {
+    if s.len() > 88 {
+        return Ok(None);
+    }
+    let mut buf = Zeroizing::new([0u8; 66]);
+    let n = B64.decode_slice(s, &mut buf[..]).map_err(|_| ())?;
+    Ok((n <= 64).then(|| Key::new(&buf[..n])))
 }
 
 /// SASLprep (RFC 4013) of a password, in a buffer zeroed on drop.
@@ -286,10 +350,9 @@ impl ScramClientKeys {
             ScramClientSecret::Keys {
                 client_key,
                 server_key,
-            } if client_key.expose().len() == len && server_key.expose().len() == len => Some((
-                Zeroizing::new(client_key.expose().to_vec()),
-                Zeroizing::new(server_key.expose().to_vec()),
-            )),
+            } if client_key.expose().len() == len && server_key.expose().len() == len => {
+                Some((Key::new(client_key.expose()), Key::new(server_key.expose())))
+            }
             _ => None,
         }
     }
@@ -363,18 +426,48 @@ impl ServerOffer {
     /// type names joined by 0x1E. This is what Prosody's `mod_sasl_ssdp`
     /// computes.
     pub fn downgrade_protection_hash(&self, hash: ScramHash) -> String {
-        fn sorted(list: &[String]) -> String {
-            let mut v: Vec<&str> = list.iter().map(String::as_str).collect();
-            v.sort_unstable();
-            v.dedup();
-            v.join("\u{1e}")
+        B64.encode(&*self.downgrade_protection_digest(hash))
+    }
+
+    /// The digest behind [`Self::downgrade_protection_hash`], fed piece by
+    /// piece (no joined copy of the lists).
+    fn downgrade_protection_digest(&self, hash: ScramHash) -> Key {
+        fn feed<'a>(parts: &mut Vec<&'a [u8]>, list: &'a [String]) {
+            let start = parts.len();
+            parts.extend(list.iter().map(|s| s.as_bytes()));
+            let names = &mut parts[start..];
+            names.sort_unstable();
+            let mut unique = start;
+            for i in start..parts.len() {
+                if unique == start || parts[i] != parts[unique - 1] {
+                    parts[unique] = parts[i];
+                    unique += 1;
+                }
+            }
+            parts.truncate(unique);
         }
-        let mut input = sorted(&self.mechanisms);
-        if let Some(types) = &self.channel_binding_types {
-            input.push('\u{1f}');
-            input.push_str(&sorted(types));
+        let types = self.channel_binding_types.as_deref();
+        let mut names: Vec<&[u8]> =
+            Vec::with_capacity(self.mechanisms.len() + types.map_or(0, <[String]>::len));
+        feed(&mut names, &self.mechanisms);
+        let mechanisms = names.len();
+        if let Some(types) = types {
+            feed(&mut names, types);
         }
-        B64.encode(h(hash, input.as_bytes()))
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * names.len() + 1);
+        for (i, name) in names.iter().enumerate() {
+            if i == mechanisms {
+                parts.push(b"\x1f");
+            } else if i > 0 {
+                parts.push(b"\x1e");
+            }
+            parts.push(name);
+        }
+        if types.is_some() && names.len() == mechanisms {
+            // Types advertised, but none: the separator still counts.
+            parts.push(b"\x1f");
+        }
+        h_parts(hash, &parts)
     }
 }
 
@@ -388,11 +481,29 @@ fn message_text(msg: &[u8]) -> Result<&str, SaslError> {
     std::str::from_utf8(msg).map_err(|_| SaslError::malformed("SCRAM message is not UTF-8"))
 }
 
+/// The attributes of one SCRAM message, in order. Keys are distinct ASCII
+/// letters, so there are at most 52 of them: they fit on the stack.
+#[derive(Debug)]
+struct Attrs<'a> {
+    items: [(u8, &'a str); 52],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Attrs<'a> {
+    type Target = [(u8, &'a str)];
+    fn deref(&self) -> &Self::Target {
+        &self.items[..self.len]
+    }
+}
+
 /// Splits `k=v,k=v,...` into `(key, value)` pairs. Keys are one ASCII
 /// letter; a key may not repeat.
-fn parse_attrs(s: &str) -> Result<Vec<(u8, &str)>, SaslError> {
+fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
     let mut seen = [false; 128];
-    let mut out = Vec::new();
+    let mut out = Attrs {
+        items: [(0, ""); 52],
+        len: 0,
+    };
     for part in s.split(',') {
         let b = part.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
@@ -401,7 +512,9 @@ fn parse_attrs(s: &str) -> Result<Vec<(u8, &str)>, SaslError> {
         if std::mem::replace(&mut seen[usize::from(b[0])], true) {
             return Err(SaslError::malformed("duplicate SCRAM attribute"));
         }
-        out.push((b[0], &part[2..]));
+        // Distinct letters: at most 52, the capacity.
+        out.items[out.len] = (b[0], &part[2..]);
+        out.len += 1;
     }
     Ok(out)
 }
@@ -485,7 +598,11 @@ pub fn server_error_condition(value: &str) -> SaslError {
 pub struct ScramClientBuilder {
     hash: ScramHash,
     username: String,
-    offer: ServerOffer,
+    /// Whether the server offers `-PLUS` with this hash, and with any.
+    offers_plus: bool,
+    offers_any_plus: bool,
+    /// The XEP-0474 digest of the offer.
+    ssdp: Key,
     password: Option<Secret>,
     cached: Option<ScramClientKeys>,
     authzid: Option<String>,
@@ -579,8 +696,8 @@ impl ScramClientBuilder {
             return Err(SaslError::malformed("empty user name"));
         }
         let plus = match &self.channel_binding {
-            Some(_) if self.offer.offers(mechanism_name(self.hash, true)) => true,
-            Some(_) if self.offer.offers_scram_plus() => {
+            Some(_) if self.offers_plus => true,
+            Some(_) if self.offers_any_plus => {
                 return Err(SaslError::new(
                     SaslCondition::InvalidMechanism,
                     "the server offers SCRAM -PLUS with another hash: use that mechanism",
@@ -593,14 +710,21 @@ impl ScramClientBuilder {
             (Some(_), false) => Gs2CbFlag::SupportedNotUsed,
             (None, _) => Gs2CbFlag::NotSupported,
         };
-        let gs2_header = common::build_gs2_header(&cb_flag, self.authzid.as_deref());
         let nonce = match self.nonce {
             Some(n) if is_valid_nonce(&n) => n,
             Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
             None => printable_token(rng, NONCE_LEN),
         };
-        let client_first_bare = format!("n={},r={}", common::gs2_escape(&username), nonce);
-        if gs2_header.len() + client_first_bare.len() > MAX_MESSAGE_LEN {
+        // The whole client-first message in one buffer: the gs2 header,
+        // then client-first-bare.
+        let mut client_first = common::build_gs2_header(&cb_flag, self.authzid.as_deref());
+        let gs2_len = client_first.len();
+        client_first.push_str("n=");
+        client_first.push_str(&common::gs2_escape(&username));
+        client_first.push_str(",r=");
+        let nonce_start = client_first.len();
+        client_first.push_str(&nonce);
+        if client_first.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("client-first message too long"));
         }
         let cb_data = if plus {
@@ -611,13 +735,13 @@ impl ScramClientBuilder {
         Ok(ScramClient {
             hash: self.hash,
             name: mechanism_name(self.hash, plus),
-            gs2_header,
-            client_first_bare,
-            nonce,
+            client_first,
+            gs2_len,
+            nonce_start,
             password: password.map(|p| Secret::new(p.as_str())),
             cached,
             cb_data,
-            offer: self.offer,
+            ssdp: self.ssdp,
             min_iterations: self.min_iterations,
             max_iterations: self.max_iterations,
             state: ClientState::Initial,
@@ -660,13 +784,16 @@ impl ClientState {
 pub struct ScramClient {
     hash: ScramHash,
     name: &'static str,
-    gs2_header: String,
-    client_first_bare: String,
-    nonce: String,
+    /// The client-first message: the gs2 header (`gs2_len` bytes), then
+    /// client-first-bare, which ends with the nonce (from `nonce_start`).
+    client_first: String,
+    gs2_len: usize,
+    nonce_start: usize,
     password: Option<Secret>,
     cached: Option<ScramClientKeys>,
     cb_data: Option<SecretBytes>,
-    offer: ServerOffer,
+    /// The XEP-0474 digest of what the server offered.
+    ssdp: Key,
     min_iterations: u32,
     max_iterations: u32,
     state: ClientState,
@@ -676,7 +803,7 @@ impl fmt::Debug for ScramClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScramClient")
             .field("mechanism", &self.name)
-            .field("gs2_header", &self.gs2_header)
+            .field("gs2_header", &self.gs2_header())
             .field("state", &self.state.name())
             .finish_non_exhaustive()
     }
@@ -688,12 +815,14 @@ impl ScramClient {
     pub fn builder(
         hash: ScramHash,
         username: impl Into<String>,
-        offer: ServerOffer,
+        offer: &ServerOffer,
     ) -> ScramClientBuilder {
         ScramClientBuilder {
             hash,
             username: username.into(),
-            offer,
+            offers_plus: offer.offers(mechanism_name(hash, true)),
+            offers_any_plus: offer.offers_scram_plus(),
+            ssdp: offer.downgrade_protection_digest(hash),
             password: None,
             cached: None,
             authzid: None,
@@ -717,7 +846,15 @@ impl ScramClient {
     /// The gs2 header this client sends (`n,,`, `y,,`, `p=tls-exporter,,`,
     /// with `a=...` when an authzid was given).
     pub fn gs2_header(&self) -> &str {
-        &self.gs2_header
+        &self.client_first[..self.gs2_len]
+    }
+
+    fn client_first_bare(&self) -> &str {
+        &self.client_first[self.gs2_len..]
+    }
+
+    fn nonce(&self) -> &str {
+        &self.client_first[self.nonce_start..]
     }
 
     /// The keys to cache for the next login ([`ScramClientSecret::Keys`]
@@ -731,7 +868,7 @@ impl ScramClient {
     }
 
     fn client_first(&self) -> Vec<u8> {
-        format!("{}{}", self.gs2_header, self.client_first_bare).into_bytes()
+        self.client_first.as_bytes().to_vec()
     }
 
     fn guard<T>(
@@ -748,22 +885,46 @@ impl ScramClient {
         r
     }
 
-    /// `(ClientKey, ServerKey)` for the server's salt and iteration count.
-    fn keys_for(&self, salt: &[u8], iterations: u32) -> Result<(Key, Key), SaslError> {
+    /// `(ClientKey, ServerKey)` for the server's salt and iteration count,
+    /// and the keys to hand back for the cache: the cached keys themselves
+    /// when they were usable in that form (taken, not copied).
+    fn keys_for(
+        &mut self,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<(Key, Key, ScramClientKeys), SaslError> {
+        let fresh = |hash, salt: &[u8], client_key: &Key, server_key: &Key| ScramClientKeys {
+            hash,
+            salt: salt.to_vec(),
+            iterations,
+            secret: ScramClientSecret::Keys {
+                client_key: SecretBytes::new(client_key.to_vec()),
+                server_key: SecretBytes::new(server_key.to_vec()),
+            },
+        };
         if let Some(k) = &self.cached {
             if k.salt == salt && k.iterations == iterations {
-                if let Some(keys) = k.client_and_server_keys() {
-                    return Ok(keys);
+                if let Some((ck, sk)) = k.client_and_server_keys() {
+                    let keys = match self.cached.take() {
+                        Some(
+                            k @ ScramClientKeys {
+                                secret: ScramClientSecret::Keys { .. },
+                                ..
+                            },
+                        ) => k,
+                        _ => fresh(self.hash, salt, &ck, &sk),
+                    };
+                    return Ok((ck, sk, keys));
                 }
             }
         }
         match &self.password {
             Some(p) => {
                 let salted = hi(self.hash, p.expose().as_bytes(), salt, iterations);
-                Ok((
-                    hmac(self.hash, &salted, b"Client Key"),
-                    hmac(self.hash, &salted, b"Server Key"),
-                ))
+                let ck = hmac(self.hash, &salted, b"Client Key");
+                let sk = hmac(self.hash, &salted, b"Server Key");
+                let keys = fresh(self.hash, salt, &ck, &sk);
+                Ok((ck, sk, keys))
             }
             None => Err(SaslError::new(
                 SaslCondition::CredentialsExpired,
@@ -795,18 +956,26 @@ impl ScramClient {
                 _ => {}
             }
         }
-        if !is_valid_nonce(nonce)
-            || nonce.len() <= self.nonce.len()
-            || !nonce.starts_with(&self.nonce)
+        let own_nonce = self.nonce();
+        if !is_valid_nonce(nonce) || nonce.len() <= own_nonce.len() || !nonce.starts_with(own_nonce)
         {
             return Err(SaslError::malformed(
                 "server-first: the server nonce does not extend the client nonce",
             ));
         }
-        let salt = match B64.decode(salt) {
-            Ok(s) if !s.is_empty() => s,
-            _ => return Err(SaslError::malformed("server-first: bad salt")),
+        // Salts are short: decode on the stack unless this one is not.
+        let mut small = [0u8; 96];
+        let large;
+        let salt: &[u8] = if salt.len() <= 128 {
+            let n = B64.decode_slice(salt, &mut small[..]).unwrap_or(0);
+            &small[..n]
+        } else {
+            large = B64.decode(salt).unwrap_or_default();
+            &large
         };
+        if salt.is_empty() {
+            return Err(SaslError::malformed("server-first: bad salt"));
+        }
         let iterations = parse_iterations(iterations)
             .ok_or(SaslError::malformed("server-first: bad iteration count"))?;
         if iterations < self.min_iterations {
@@ -821,44 +990,52 @@ impl ScramClient {
             ));
         }
         if let Some(received) = ssdp {
-            let expected = B64
-                .decode(self.offer.downgrade_protection_hash(self.hash))
-                .unwrap_or_default();
-            let received = B64.decode(received).unwrap_or_default();
-            if !bool::from(expected.ct_eq(&received)) {
+            let matches =
+                matches!(decode_key(received), Ok(Some(r)) if bool::from(r.ct_eq(&self.ssdp)));
+            if !matches {
                 return Err(SaslError::not_authorized(
                     "XEP-0474: the offered mechanisms were tampered with (h= mismatch)",
                 ));
             }
         }
-        let (client_key, server_key) = self.keys_for(&salt, iterations)?;
+        let (client_key, server_key, keys) = self.keys_for(salt, iterations)?;
 
-        let mut cbind_input = self.gs2_header.as_bytes().to_vec();
-        if let Some(cb) = &self.cb_data {
-            cbind_input.extend_from_slice(cb.expose());
+        // client-final-message-without-proof, then the proof appended.
+        let cb_len = self.cb_data.as_ref().map_or(0, |cb| cb.expose().len());
+        let mut client_final =
+            String::with_capacity(4 * (self.gs2_len + cb_len) / 3 + nonce.len() + 100);
+        client_final.push_str("c=");
+        match &self.cb_data {
+            None => B64.encode_string(self.gs2_header(), &mut client_final),
+            Some(cb) => {
+                let mut input = Zeroizing::new(Vec::with_capacity(self.gs2_len + cb_len));
+                input.extend_from_slice(self.gs2_header().as_bytes());
+                input.extend_from_slice(cb.expose());
+                B64.encode_string(&*input, &mut client_final);
+            }
         }
-        let without_proof = format!("c={},r={}", B64.encode(&cbind_input), nonce);
-        cbind_input.zeroize();
-        let auth_message = format!("{},{},{}", self.client_first_bare, text, without_proof);
+        client_final.push_str(",r=");
+        client_final.push_str(nonce);
+        let bare = self.client_first_bare();
+        let mut auth_message =
+            String::with_capacity(bare.len() + text.len() + client_final.len() + 2);
+        auth_message.push_str(bare);
+        auth_message.push(',');
+        auth_message.push_str(text);
+        auth_message.push(',');
+        auth_message.push_str(&client_final);
         let stored_key = h(self.hash, &client_key);
         let client_signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
         let proof = xor(&client_key, &client_signature);
         let server_signature = hmac(self.hash, &server_key, auth_message.as_bytes());
-        let client_final = format!("{},p={}", without_proof, B64.encode(&proof));
+        client_final.push_str(",p=");
+        B64.encode_string(&*proof, &mut client_final);
         if client_final.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("client-final message too long"));
         }
         self.state = ClientState::SentFinal {
             server_signature,
-            keys: ScramClientKeys {
-                hash: self.hash,
-                salt,
-                iterations,
-                secret: ScramClientSecret::Keys {
-                    client_key: SecretBytes::new(client_key.to_vec()),
-                    server_key: SecretBytes::new(server_key.to_vec()),
-                },
-            },
+            keys,
         };
         Ok(client_final.into_bytes())
     }
@@ -869,18 +1046,13 @@ impl ScramClient {
         let attrs = parse_attrs(text)?;
         match attrs.first() {
             Some((b'e', v)) => Err(server_error_condition(v)),
-            Some((b'v', v)) => {
-                let got = B64
-                    .decode(v)
-                    .map_err(|_| SaslError::malformed("server-final: bad base64 in v="))?;
-                if bool::from(got.ct_eq(expected)) {
-                    Ok(())
-                } else {
-                    Err(SaslError::not_authorized(
-                        "server-final: wrong server signature",
-                    ))
-                }
-            }
+            Some((b'v', v)) => match decode_key(v) {
+                Err(()) => Err(SaslError::malformed("server-final: bad base64 in v=")),
+                Ok(Some(got)) if bool::from(got.ct_eq(expected)) => Ok(()),
+                Ok(_) => Err(SaslError::not_authorized(
+                    "server-final: wrong server signature",
+                )),
+            },
             _ => Err(SaslError::malformed("server-final: v= or e= expected")),
         }
     }
@@ -977,7 +1149,10 @@ impl ClientMechanism for ScramClient {
 pub struct ScramServerBuilder {
     hash: ScramHash,
     plus: bool,
-    offer: ServerOffer,
+    /// Whether the server offered any `-PLUS` mechanism.
+    offers_any_plus: bool,
+    /// The XEP-0474 digest of the offer.
+    ssdp: Key,
     bindings: Vec<ChannelBinding>,
     downgrade_protection: bool,
     nonce: Option<String>,
@@ -1022,13 +1197,11 @@ impl ScramServerBuilder {
             Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
             None => printable_token(rng, NONCE_LEN),
         };
-        let ssdp = self
-            .downgrade_protection
-            .then(|| self.offer.downgrade_protection_hash(self.hash));
+        let ssdp = self.downgrade_protection.then_some(self.ssdp);
         Ok(ScramServer {
             hash: self.hash,
             plus: self.plus,
-            server_supports_binding: self.offer.offers_scram_plus(),
+            server_supports_binding: self.offers_any_plus,
             bindings: self.bindings,
             ssdp,
             nonce,
@@ -1039,19 +1212,35 @@ impl ScramServerBuilder {
 
 /// What the server learnt from the client-first message.
 struct ClientFirst {
-    gs2_header: String,
+    /// The message: the gs2 header (`gs2_len` bytes), then
+    /// client-first-bare.
+    message: String,
+    gs2_len: usize,
+    /// Where the client nonce is in `message`.
+    nonce: std::ops::Range<usize>,
     cb_data: Option<SecretBytes>,
     username: String,
     authzid: Option<String>,
-    client_nonce: String,
-    bare: String,
+}
+
+impl ClientFirst {
+    fn gs2_header(&self) -> &str {
+        &self.message[..self.gs2_len]
+    }
+
+    fn bare(&self) -> &str {
+        &self.message[self.gs2_len..]
+    }
 }
 
 /// What the server needs to check the client-final message.
 struct PendingFinal {
     first: ClientFirst,
-    server_first: String,
-    nonce: String,
+    /// `client-first-bare,server-first-message,`: the AuthMessage up to
+    /// the client's final message, which is appended to it.
+    auth_message: String,
+    /// Where the combined nonce is in `auth_message`.
+    nonce: std::ops::Range<usize>,
     stored_key: SecretBytes,
     server_key: SecretBytes,
 }
@@ -1098,7 +1287,7 @@ pub struct ScramServer {
     plus: bool,
     server_supports_binding: bool,
     bindings: Vec<ChannelBinding>,
-    ssdp: Option<String>,
+    ssdp: Option<Key>,
     nonce: String,
     state: ServerState,
 }
@@ -1117,11 +1306,12 @@ impl ScramServer {
     /// given everything the server advertised: a server that offered a
     /// `-PLUS` mechanism rejects the gs2 flag `y`, and the offer is what
     /// XEP-0474's `h=` covers.
-    pub fn builder(hash: ScramHash, plus: bool, offer: ServerOffer) -> ScramServerBuilder {
+    pub fn builder(hash: ScramHash, plus: bool, offer: &ServerOffer) -> ScramServerBuilder {
         ScramServerBuilder {
             hash,
             plus,
-            offer,
+            offers_any_plus: offer.offers_scram_plus(),
+            ssdp: offer.downgrade_protection_digest(hash),
             bindings: Vec::new(),
             downgrade_protection: true,
             nonce: None,
@@ -1147,7 +1337,7 @@ impl ScramServer {
         let gs2 = common::split_gs2_header(msg)
             .map_err(|_| SaslError::malformed("client-first: no gs2 header"))?;
         // The commas are ASCII: both halves are still UTF-8.
-        let (gs2_header, bare) = text.split_at(gs2.len);
+        let bare = &text[gs2.len..];
 
         let cb_data = match Gs2CbFlag::parse(gs2.cb_flag) {
             Some(Gs2CbFlag::NotSupported | Gs2CbFlag::SupportedNotUsed) if self.plus => {
@@ -1193,6 +1383,7 @@ impl ScramServer {
             ));
         }
         let username = expect_attr(&attrs, 0, b'n', "client-first: n= expected first")?;
+        let escaped_name_len = username.len();
         let client_nonce = expect_attr(&attrs, 1, b'r', "client-first: r= expected second")?;
         if attrs[2..].iter().any(|(k, _)| *k == b'm') {
             return Err(SaslError::malformed("client-first: misplaced m="));
@@ -1208,13 +1399,15 @@ impl ScramServer {
         if !is_valid_nonce(client_nonce) {
             return Err(SaslError::malformed("client-first: bad nonce"));
         }
+        // bare is `n=<name>,r=<nonce>...`.
+        let nonce_start = gs2.len + 2 + escaped_name_len + 3;
         Ok(ClientFirst {
-            gs2_header: gs2_header.to_owned(),
+            message: text.to_owned(),
+            gs2_len: gs2.len,
+            nonce: nonce_start..nonce_start + client_nonce.len(),
             cb_data,
             username,
             authzid,
-            client_nonce: client_nonce.to_owned(),
-            bare: bare.to_owned(),
         })
     }
 
@@ -1258,42 +1451,56 @@ impl ScramServer {
                 "the stored SCRAM credentials are unusable for this hash",
             ));
         }
-        let nonce = format!("{}{}", first.client_nonce, self.nonce);
-        let mut server_first = format!(
-            "r={},s={},i={}",
-            nonce,
-            B64.encode(&creds.salt),
-            creds.iterations
+        // The AuthMessage, as far as the server knows it: bare,
+        // server-first, and room for the client's final message.
+        let bare = first.bare();
+        let mut auth_message = String::with_capacity(
+            2 * bare.len() + 4 * creds.salt.len() / 3 + self.nonce.len() + 240,
         );
+        auth_message.push_str(bare);
+        auth_message.push(',');
+        let server_first_start = auth_message.len();
+        auth_message.push_str("r=");
+        let nonce_start = auth_message.len();
+        auth_message.push_str(&first.message[first.nonce.clone()]);
+        auth_message.push_str(&self.nonce);
+        let nonce = nonce_start..auth_message.len();
+        auth_message.push_str(",s=");
+        B64.encode_string(&creds.salt, &mut auth_message);
+        auth_message.push_str(",i=");
+        // Cannot fail: writing to a String.
+        let _ = fmt::Write::write_fmt(&mut auth_message, format_args!("{}", creds.iterations));
         if let Some(h) = &self.ssdp {
-            server_first.push_str(",h=");
-            server_first.push_str(h);
+            auth_message.push_str(",h=");
+            B64.encode_string(&**h, &mut auth_message);
         }
+        let server_first = &auth_message[server_first_start..];
         if server_first.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::new(
                 SaslCondition::TemporaryAuthFailure,
                 "the stored salt makes the server-first message too long",
             ));
         }
-        let challenge = server_first.clone().into_bytes();
+        let challenge = server_first.as_bytes().to_vec();
+        auth_message.push(',');
         self.state = ServerState::AwaitingClientFinal(PendingFinal {
             first,
-            server_first,
+            auth_message,
             nonce,
-            stored_key: creds.stored_key.clone(),
-            server_key: creds.server_key.clone(),
+            stored_key: creds.stored_key,
+            server_key: creds.server_key,
         });
         Ok(ServerStep::Challenge(challenge))
     }
 
     fn handle_client_final(
         &self,
-        pending: &PendingFinal,
+        pending: PendingFinal,
         msg: &[u8],
     ) -> Result<ServerStep, SaslError> {
         let PendingFinal {
             first,
-            server_first,
+            mut auth_message,
             nonce,
             stored_key,
             server_key,
@@ -1314,13 +1521,23 @@ impl ScramServer {
         }
         let without_proof = &text[..text.len() - proof.len() - 3];
 
-        let cbind = Zeroizing::new(
-            B64.decode(channel_binding)
-                .map_err(|_| SaslError::malformed("client-final: bad base64 in c="))?,
-        );
+        // The gs2 header and the binding data: short, so decoded on the
+        // stack unless this value is not.
+        let bad_cbind = || SaslError::malformed("client-final: bad base64 in c=");
+        let mut small = Zeroizing::new([0u8; 128]);
+        let large;
+        let cbind: &[u8] = if channel_binding.len() <= 168 {
+            let n = B64
+                .decode_slice(channel_binding, &mut small[..])
+                .map_err(|_| bad_cbind())?;
+            &small[..n]
+        } else {
+            large = Zeroizing::new(B64.decode(channel_binding).map_err(|_| bad_cbind())?);
+            &large
+        };
         let cb_rest =
             cbind
-                .strip_prefix(first.gs2_header.as_bytes())
+                .strip_prefix(first.gs2_header().as_bytes())
                 .ok_or(SaslError::malformed(
                     "client-final: c= does not repeat the gs2 header",
                 ))?;
@@ -1330,29 +1547,30 @@ impl ScramServer {
                 "client-final: channel-binding data does not match",
             ));
         }
-        if final_nonce != nonce {
+        if final_nonce != &auth_message[nonce] {
             return Err(SaslError::malformed("client-final: wrong nonce"));
         }
-        let proof = Zeroizing::new(
-            B64.decode(proof)
-                .map_err(|_| SaslError::malformed("client-final: bad base64 in p="))?,
-        );
-        if proof.len() != output_len(self.hash) {
-            return Err(SaslError::not_authorized("client-final: wrong proof"));
-        }
-        let auth_message = format!("{},{},{}", first.bare, server_first, without_proof);
+        let proof = match decode_key(proof) {
+            Err(()) => return Err(SaslError::malformed("client-final: bad base64 in p=")),
+            Ok(Some(p)) if p.len() == output_len(self.hash) => p,
+            Ok(_) => return Err(SaslError::not_authorized("client-final: wrong proof")),
+        };
+        auth_message.push_str(without_proof);
         let client_signature = hmac(self.hash, stored_key.expose(), auth_message.as_bytes());
         let client_key = xor(&proof, &client_signature);
         if !bool::from(h(self.hash, &client_key).ct_eq(stored_key.expose())) {
             return Err(SaslError::not_authorized("client-final: wrong proof"));
         }
         let server_signature = hmac(self.hash, server_key.expose(), auth_message.as_bytes());
+        let mut server_final = String::with_capacity(2 + 88);
+        server_final.push_str("v=");
+        B64.encode_string(&*server_signature, &mut server_final);
         Ok(ServerStep::Success {
             identity: Identity {
-                username: first.username.clone(),
-                authzid: first.authzid.clone(),
+                username: first.username,
+                authzid: first.authzid,
             },
-            additional_data: Some(format!("v={}", B64.encode(&server_signature)).into_bytes()),
+            additional_data: Some(server_final.into_bytes()),
         })
     }
 }
@@ -1374,15 +1592,18 @@ impl ServerMechanism for ScramServer {
     }
 
     fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
-        self.guard(|s| match &s.state {
-            ServerState::AwaitingClientFirst => s.handle_client_first(response),
-            ServerState::AwaitingClientFinal(pending) => {
-                let step = s.handle_client_final(pending, response)?;
-                s.state = ServerState::Done;
-                Ok(step)
-            }
-            _ => Err(SaslError::malformed("unexpected response")),
-        })
+        self.guard(
+            |s| match std::mem::replace(&mut s.state, ServerState::Done) {
+                ServerState::AwaitingClientFirst => s.handle_client_first(response),
+                ServerState::AwaitingClientFinal(pending) => {
+                    s.handle_client_final(pending, response)
+                }
+                other => {
+                    s.state = other;
+                    Err(SaslError::malformed("unexpected response"))
+                }
+            },
+        )
     }
 
     fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {

@@ -75,8 +75,8 @@ pub(crate) fn build(
                     "unknown mechanism",
                 ));
             };
-            let mut b = ScramServer::builder(hash, plus, offer.clone())
-                .downgrade_protection(downgrade_protection);
+            let mut b =
+                ScramServer::builder(hash, plus, offer).downgrade_protection(downgrade_protection);
             if let Some(t) = tls {
                 for cb in t
                     .channel_bindings
