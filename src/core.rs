@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
+use crate::steps::sasl::SaslElement;
 use crate::stream_error::StreamError;
 use std::fmt;
 
@@ -102,6 +103,12 @@ impl<E, Err: Clone> Core<E, Err> {
     /// Writes an element the machine built itself (always serialisable).
     pub fn write(&mut self, el: &Element) {
         let _ = self.writer.write_element(&mut self.out, el);
+    }
+
+    /// Writes a SASL element without building it (the hot path of every
+    /// authentication).
+    pub fn write_sasl(&mut self, el: &SaslElement) {
+        el.write_to(&self.writer, &mut self.out);
     }
 
     /// Writes an element from the host.

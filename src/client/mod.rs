@@ -404,7 +404,7 @@ impl Client {
             return;
         }
         if matches!(self.phase, Phase::Sasl(_)) {
-            self.core.write(&SaslElement::Abort.to_element());
+            self.core.write_sasl(&SaslElement::Abort);
         }
         self.negotiation_deadline = None;
         self.core.start_close(now, self.config.close_grace);
@@ -652,8 +652,15 @@ impl Client {
         match mechanism::choose(&mut self.config, &offer, self.tls.as_ref()) {
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
-                    let el = auth(mech.name(), initial, mech.auth_attributes());
-                    self.write(&el);
+                    let extra = mech.auth_attributes();
+                    if extra.is_empty() {
+                        self.core.write_sasl(&SaslElement::Auth {
+                            mechanism: mech.name().to_owned(),
+                            initial_response: initial,
+                        });
+                    } else {
+                        self.write(&auth(mech.name(), initial, extra));
+                    }
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
@@ -675,7 +682,7 @@ impl Client {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 // A challenge we cannot decode: tell the server we stop.
-                self.write(&SaslElement::Abort.to_element());
+                self.core.write_sasl(&SaslElement::Abort);
                 self.phase = Phase::Sasl(mech);
                 return self.fail(ClientError::Sasl(e), None);
             }
@@ -687,11 +694,11 @@ impl Client {
         match parsed {
             SaslElement::Challenge(data) => match mech.respond(&data) {
                 Ok(resp) => {
-                    self.write(&SaslElement::Response(resp).to_element());
+                    self.core.write_sasl(&SaslElement::Response(resp));
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => {
-                    self.write(&SaslElement::Abort.to_element());
+                    self.core.write_sasl(&SaslElement::Abort);
                     self.phase = Phase::Sasl(mech);
                     self.fail(ClientError::Sasl(e), None);
                 }

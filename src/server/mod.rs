@@ -842,7 +842,7 @@ impl Server {
     fn on_step(&mut self, _now: Instant, name: String, step: Result<ServerStep, SaslError>) {
         match step {
             Ok(ServerStep::Challenge(data)) => {
-                self.core.write(&SaslElement::Challenge(data).to_element());
+                self.core.write_sasl(&SaslElement::Challenge(data));
             }
             Ok(ServerStep::Request(req)) => {
                 if let Phase::Sasl { waiting, .. } = &mut self.phase {
@@ -854,8 +854,7 @@ impl Server {
                 identity,
                 additional_data,
             }) => {
-                self.core
-                    .write(&SaslElement::Success(additional_data).to_element());
+                self.core.write_sasl(&SaslElement::Success(additional_data));
                 self.auth_deadline = None;
                 self.identity = Some(identity.clone());
                 self.core.push_event(ServerEvent::Authenticated {
@@ -887,13 +886,10 @@ impl Server {
             mechanism,
             condition: e.condition,
         });
-        self.core.write(
-            &SaslElement::Failure {
-                condition: Some(e.condition),
-                text: None,
-            }
-            .to_element(),
-        );
+        self.core.write_sasl(&SaslElement::Failure {
+            condition: Some(e.condition),
+            text: None,
+        });
         self.phase = Phase::Negotiating;
         if e.condition != SaslCondition::Aborted {
             self.failures += 1;

@@ -3,9 +3,12 @@
 
 use minidom::Element;
 
+use base64::Engine as _;
+
 use crate::ns;
 use crate::sasl::{decode_payload, encode_payload, AuthAttribute, SaslCondition, SaslError};
 use crate::steps::name;
+use crate::xml::StreamWriter;
 
 /// A SASL element, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +47,16 @@ impl SaslElement {
         if !el.has_ns(ns::SASL) {
             return None;
         }
-        let payload = || decode_payload(&el.text());
+        // One text node (the usual case) is decoded in place; several are
+        // joined first.
+        let payload = || {
+            let mut texts = el.texts();
+            match (texts.next(), texts.next()) {
+                (None, _) => decode_payload(""),
+                (Some(t), None) => decode_payload(t),
+                _ => decode_payload(&el.text()),
+            }
+        };
         Some(match el.name() {
             "auth" => match el.attr("mechanism") {
                 Some(m) if !m.is_empty() => payload().map(|p| Self::Auth {
@@ -74,6 +86,63 @@ impl SaslElement {
             }
             _ => return None,
         })
+    }
+
+    /// Writes the element to `out` as `writer` would write
+    /// [`to_element`](Self::to_element), but without building it: the
+    /// payload is base64-encoded straight into `out` (the base64 alphabet
+    /// needs no escaping). `<failure/>` and mechanism names outside the
+    /// RFC 4422 alphabet go through the element.
+    pub fn write_to(&self, writer: &StreamWriter, out: &mut Vec<u8>) {
+        let (name, attr, payload): (&str, Option<&str>, Option<&[u8]>) = match self {
+            Self::Auth {
+                mechanism,
+                initial_response,
+            } if is_mechanism_name(mechanism) => {
+                ("auth", Some(mechanism), initial_response.as_deref())
+            }
+            Self::Challenge(d) => ("challenge", None, Some(d)),
+            Self::Response(d) => ("response", None, (!d.is_empty()).then_some(&d[..])),
+            Self::Abort => ("abort", None, None),
+            Self::Success(d) => ("success", None, d.as_deref()),
+            Self::Auth { .. } | Self::Failure { .. } => {
+                // Built by this crate from known names: cannot fail.
+                let _ = writer.write_element(out, &self.to_element());
+                return;
+            }
+        };
+        out.push(b'<');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b" xmlns='");
+        out.extend_from_slice(ns::SASL.as_bytes());
+        out.push(b'\'');
+        if let Some(m) = attr {
+            out.extend_from_slice(b" mechanism='");
+            out.extend_from_slice(m.as_bytes());
+            out.push(b'\'');
+        }
+        match payload {
+            None => out.extend_from_slice(b"/>"),
+            Some(data) => {
+                out.push(b'>');
+                if data.is_empty() {
+                    out.push(b'=');
+                } else {
+                    let start = out.len();
+                    out.resize(
+                        start + base64::encoded_len(data.len(), true).unwrap_or(0),
+                        0,
+                    );
+                    let n = base64::engine::general_purpose::STANDARD
+                        .encode_slice(data, &mut out[start..])
+                        .unwrap_or(0);
+                    out.truncate(start + n);
+                }
+                out.extend_from_slice(b"</");
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'>');
+            }
+        }
     }
 
     /// Builds the element.
@@ -120,6 +189,15 @@ impl SaslElement {
     }
 }
 
+/// RFC 4422 section 3.1: 1 to 20 of `A-Z 0-9 - _` (lower case accepted
+/// too: such names need no escaping either).
+fn is_mechanism_name(name: &str) -> bool {
+    (1..=20).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Builds `<auth/>` with the extra attributes a mechanism asks for
 /// (Google's X-OAUTH2 `auth:service`).
 pub fn auth(
@@ -145,6 +223,76 @@ pub fn auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The direct writer and the element path give the same bytes.
+    #[test]
+    fn write_to_matches_the_element_path() {
+        let writer = StreamWriter::new(ns::JABBER_CLIENT);
+        let payloads: [&[u8]; 5] = [b"", b"a", b"ab", b"abc", &[0xff; 77]];
+        let mut cases = vec![
+            SaslElement::Abort,
+            SaslElement::Success(None),
+            SaslElement::Failure {
+                condition: Some(SaslCondition::NotAuthorized),
+                text: Some("<&'\">".into()),
+            },
+        ];
+        for p in payloads {
+            cases.extend([
+                SaslElement::Challenge(p.to_vec()),
+                SaslElement::Response(p.to_vec()),
+                SaslElement::Success(Some(p.to_vec())),
+            ]);
+            for m in ["SCRAM-SHA-1", "X-OAUTH2", "a'b", "", &"L".repeat(21)] {
+                cases.extend([
+                    SaslElement::Auth {
+                        mechanism: m.into(),
+                        initial_response: Some(p.to_vec()),
+                    },
+                    SaslElement::Auth {
+                        mechanism: m.into(),
+                        initial_response: None,
+                    },
+                ]);
+            }
+        }
+        for el in cases {
+            let mut direct = b"prefix".to_vec();
+            el.write_to(&writer, &mut direct);
+            let mut via = b"prefix".to_vec();
+            writer.write_element(&mut via, &el.to_element()).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&via),
+                "{el:?}"
+            );
+            // And it reads back.
+            let parsed: Element = std::str::from_utf8(&direct[6..]).unwrap().parse().unwrap();
+            // (An empty <response/> reads as an empty payload; an
+            // unnamed <auth/> is refused.)
+            let lossy = match &el {
+                SaslElement::Response(d) => d.is_empty(),
+                SaslElement::Auth { mechanism, .. } => mechanism.is_empty(),
+                _ => false,
+            };
+            if !lossy {
+                assert_eq!(SaslElement::parse(&parsed).unwrap().unwrap(), el);
+            }
+        }
+    }
+
+    /// Text split over several nodes (around a child) is joined.
+    #[test]
+    fn payload_in_several_text_nodes() {
+        let el: Element =
+            "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>cnNw<x/>YXV0aA==</response>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            SaslElement::parse(&el).unwrap().unwrap(),
+            SaslElement::Response(b"rspauth".to_vec())
+        );
+    }
 
     #[test]
     fn seed004_elements_decode() {
