@@ -70,9 +70,11 @@ pub fn printable_token(rng: &mut dyn RandomSource, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut raw = vec![0u8; len];
     rng.fill(&mut raw);
-    raw.iter()
-        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
-        .collect()
+    for b in &mut raw {
+        *b = ALPHABET[usize::from(*b) % ALPHABET.len()];
+    }
+    // ASCII: always UTF-8.
+    String::from_utf8(raw).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -192,11 +192,17 @@ pub(crate) struct Gs2Header {
 
 /// Builds `cb-flag "," ["a=" escaped-authzid] ","`.
 pub(crate) fn build_gs2_header(cb_flag: &Gs2CbFlag, authzid: Option<&str>) -> String {
-    let mut out = match cb_flag {
-        Gs2CbFlag::NotSupported => "n".to_owned(),
-        Gs2CbFlag::SupportedNotUsed => "y".to_owned(),
-        Gs2CbFlag::Binding(t) => format!("p={t}"),
-    };
+    // Room for the header and the client-first-bare message that
+    // usually follows it in the same buffer.
+    let mut out = String::with_capacity(96 + authzid.map_or(0, |a| 2 * a.len()));
+    match cb_flag {
+        Gs2CbFlag::NotSupported => out.push('n'),
+        Gs2CbFlag::SupportedNotUsed => out.push('y'),
+        Gs2CbFlag::Binding(t) => {
+            out.push_str("p=");
+            out.push_str(t);
+        }
+    }
     out.push(',');
     if let Some(a) = authzid {
         out.push_str("a=");

@@ -481,29 +481,42 @@ fn message_text(msg: &[u8]) -> Result<&str, SaslError> {
     std::str::from_utf8(msg).map_err(|_| SaslError::malformed("SCRAM message is not UTF-8"))
 }
 
-/// The attributes of one SCRAM message, in order. Keys are distinct ASCII
-/// letters, so there are at most 52 of them: they fit on the stack.
-#[derive(Debug)]
+/// The attributes of one SCRAM message, checked by [`parse_attrs`] and
+/// read in place (messages have a handful of attributes: walking them is
+/// cheaper than copying them out).
+#[derive(Debug, Clone, Copy)]
 struct Attrs<'a> {
-    items: [(u8, &'a str); 52],
+    text: &'a str,
     len: usize,
 }
 
-impl<'a> std::ops::Deref for Attrs<'a> {
-    type Target = [(u8, &'a str)];
-    fn deref(&self) -> &Self::Target {
-        &self.items[..self.len]
+impl<'a> Attrs<'a> {
+    /// All attributes, in order.
+    fn iter(self) -> impl Iterator<Item = (u8, &'a str)> {
+        // parse_attrs checked the shape: one ASCII letter, `=`, the value.
+        self.text
+            .split(',')
+            .map(|part| (part.as_bytes()[0], &part[2..]))
+    }
+
+    fn get(self, index: usize) -> Option<(u8, &'a str)> {
+        self.iter().nth(index)
+    }
+
+    fn first(self) -> Option<(u8, &'a str)> {
+        self.get(0)
+    }
+
+    /// The attributes in `from..to`.
+    fn range(self, from: usize, to: usize) -> impl Iterator<Item = (u8, &'a str)> {
+        self.iter().skip(from).take(to.saturating_sub(from))
     }
 }
 
-/// Splits `k=v,k=v,...` into `(key, value)` pairs. Keys are one ASCII
-/// letter; a key may not repeat.
+/// Checks `k=v,k=v,...`: keys are one ASCII letter; a key may not repeat.
 fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
     let mut seen = [false; 128];
-    let mut out = Attrs {
-        items: [(0, ""); 52],
-        len: 0,
-    };
+    let mut len = 0;
     for part in s.split(',') {
         let b = part.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
@@ -512,22 +525,20 @@ fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
         if std::mem::replace(&mut seen[usize::from(b[0])], true) {
             return Err(SaslError::malformed("duplicate SCRAM attribute"));
         }
-        // Distinct letters: at most 52, the capacity.
-        out.items[out.len] = (b[0], &part[2..]);
-        out.len += 1;
+        len += 1;
     }
-    Ok(out)
+    Ok(Attrs { text: s, len })
 }
 
 /// The value of the attribute at `index` if it has key `key`.
 fn expect_attr<'a>(
-    attrs: &[(u8, &'a str)],
+    attrs: Attrs<'a>,
     index: usize,
     key: u8,
     err: &'static str,
 ) -> Result<&'a str, SaslError> {
     match attrs.get(index) {
-        Some((k, v)) if *k == key && !v.is_empty() => Ok(v),
+        Some((k, v)) if k == key && !v.is_empty() => Ok(v),
         _ => Err(SaslError::malformed(err)),
     }
 }
@@ -945,14 +956,14 @@ impl ScramClient {
             }
             _ => {}
         }
-        let nonce = expect_attr(&attrs, 0, b'r', "server-first: r= expected first")?;
-        let salt = expect_attr(&attrs, 1, b's', "server-first: s= expected second")?;
-        let iterations = expect_attr(&attrs, 2, b'i', "server-first: i= expected third")?;
+        let nonce = expect_attr(attrs, 0, b'r', "server-first: r= expected first")?;
+        let salt = expect_attr(attrs, 1, b's', "server-first: s= expected second")?;
+        let iterations = expect_attr(attrs, 2, b'i', "server-first: i= expected third")?;
         let mut ssdp = None;
-        for (k, v) in &attrs[3..] {
+        for (k, v) in attrs.iter().skip(3) {
             match k {
                 b'm' => return Err(SaslError::malformed("server-first: misplaced m=")),
-                b'h' => ssdp = Some(*v),
+                b'h' => ssdp = Some(v),
                 _ => {}
             }
         }
@@ -1382,10 +1393,10 @@ impl ScramServer {
                 "client-first: unsupported mandatory extension",
             ));
         }
-        let username = expect_attr(&attrs, 0, b'n', "client-first: n= expected first")?;
+        let username = expect_attr(attrs, 0, b'n', "client-first: n= expected first")?;
         let escaped_name_len = username.len();
-        let client_nonce = expect_attr(&attrs, 1, b'r', "client-first: r= expected second")?;
-        if attrs[2..].iter().any(|(k, _)| *k == b'm') {
+        let client_nonce = expect_attr(attrs, 1, b'r', "client-first: r= expected second")?;
+        if attrs.iter().skip(2).any(|(k, _)| k == b'm') {
             return Err(SaslError::malformed("client-first: misplaced m="));
         }
         let username = common::gs2_unescape(username)
@@ -1507,14 +1518,14 @@ impl ScramServer {
         } = pending;
         let text = message_text(msg)?;
         let attrs = parse_attrs(text)?;
-        let channel_binding = expect_attr(&attrs, 0, b'c', "client-final: c= expected first")?;
-        let final_nonce = expect_attr(&attrs, 1, b'r', "client-final: r= expected second")?;
-        let last = attrs.len() - 1;
+        let channel_binding = expect_attr(attrs, 0, b'c', "client-final: c= expected first")?;
+        let final_nonce = expect_attr(attrs, 1, b'r', "client-final: r= expected second")?;
+        let last = attrs.len - 1;
         if last < 2 {
             return Err(SaslError::malformed("client-final: p= missing"));
         }
-        let proof = expect_attr(&attrs, last, b'p', "client-final: p= expected last")?;
-        if attrs[2..last].iter().any(|(k, _)| *k == b'm') {
+        let proof = expect_attr(attrs, last, b'p', "client-final: p= expected last")?;
+        if attrs.range(2, last).any(|(k, _)| k == b'm') {
             return Err(SaslError::malformed(
                 "client-final: unsupported mandatory extension",
             ));
