@@ -58,7 +58,6 @@
 use std::borrow::Cow;
 
 use md5::{Digest, Md5};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::common;
@@ -296,7 +295,7 @@ fn response_value(urp: &[u8], inputs: &Inputs<'_>, a2_prefix: &str) -> String {
 
 /// Constant-time comparison of two hex strings.
 fn hex_eq(expected: &str, received: &str) -> bool {
-    bool::from(expected.as_bytes().ct_eq(received.as_bytes()))
+    super::common::ct_eq(expected.as_bytes(), received.as_bytes())
 }
 
 // ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@
 
 pub mod anonymous;
 pub mod channel_binding;
-mod common;
+pub(crate) mod common;
 pub mod digest_md5;
 pub mod external;
 pub mod oauthbearer;
@@ -230,9 +230,11 @@ pub trait ClientMechanism: Send {
     fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError>;
 
     /// Keys derived during a successful exchange that the host may cache
-    /// to skip key derivation next time (SCRAM's salted password). `None`
-    /// for mechanisms without any.
-    fn derived_keys(&self) -> Option<scram::ScramClientKeys> {
+    /// to skip key derivation next time (SCRAM's keys). `None` for
+    /// mechanisms without any. Called once, after a successful
+    /// [`success`](Self::success): the mechanism may hand its keys over
+    /// rather than copy them.
+    fn derived_keys(&mut self) -> Option<scram::ScramClientKeys> {
         None
     }
 

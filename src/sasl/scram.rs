@@ -74,7 +74,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::digest::Digest;
 use hmac::{EagerHash, Hmac, KeyInit, Mac};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::channel_binding::{ChannelBinding, ChannelBindingType};
@@ -192,12 +191,8 @@ fn hmac_generic<D: EagerHash>(key: &[u8], data: &[u8]) -> Key {
     Key::new(&mac.finalize().into_bytes())
 }
 
-fn digest_generic<D: Digest>(parts: &[&[u8]]) -> Key {
-    let mut d = D::new();
-    for p in parts {
-        d.update(p);
-    }
-    Key::new(&d.finalize())
+fn digest_generic<D: Digest>(data: &[u8]) -> Key {
+    Key::new(&D::digest(data))
 }
 
 fn pbkdf2_generic<D: EagerHash>(password: &[u8], salt: &[u8], iterations: u32) -> Key {
@@ -214,12 +209,7 @@ fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Key {
 }
 
 fn h(hash: ScramHash, data: &[u8]) -> Key {
-    with_digest!(hash, digest_generic(&[data]))
-}
-
-/// The hash of the concatenation of `parts`.
-fn h_parts(hash: ScramHash, parts: &[&[u8]]) -> Key {
-    with_digest!(hash, digest_generic(parts))
+    with_digest!(hash, digest_generic(data))
 }
 
 /// `Hi()` of RFC 5802: PBKDF2 with HMAC as the PRF.
@@ -430,45 +420,53 @@ impl ServerOffer {
     }
 
     /// The digest behind [`Self::downgrade_protection_hash`], fed piece by
-    /// piece (no joined copy of the lists).
+    /// piece (no joined copy of the lists; short lists sorted on the
+    /// stack).
     fn downgrade_protection_digest(&self, hash: ScramHash) -> Key {
-        fn feed<'a>(parts: &mut Vec<&'a [u8]>, list: &'a [String]) {
-            let start = parts.len();
-            parts.extend(list.iter().map(|s| s.as_bytes()));
-            let names = &mut parts[start..];
-            names.sort_unstable();
-            let mut unique = start;
-            for i in start..parts.len() {
-                if unique == start || parts[i] != parts[unique - 1] {
-                    parts[unique] = parts[i];
-                    unique += 1;
-                }
-            }
-            parts.truncate(unique);
-        }
         let types = self.channel_binding_types.as_deref();
-        let mut names: Vec<&[u8]> =
-            Vec::with_capacity(self.mechanisms.len() + types.map_or(0, <[String]>::len));
-        feed(&mut names, &self.mechanisms);
-        let mechanisms = names.len();
-        if let Some(types) = types {
-            feed(&mut names, types);
+        let n = self.mechanisms.len() + types.map_or(0, <[String]>::len);
+        let mut small: [&[u8]; 16] = [&[]; 16];
+        let mut large = Vec::new();
+        let names: &mut [&[u8]] = if n <= small.len() {
+            &mut small[..n]
+        } else {
+            large.resize(n, &[][..]);
+            &mut large
+        };
+        let all = self.mechanisms.iter().chain(types.into_iter().flatten());
+        for (slot, name) in names.iter_mut().zip(all) {
+            *slot = name.as_bytes();
         }
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * names.len() + 1);
-        for (i, name) in names.iter().enumerate() {
-            if i == mechanisms {
-                parts.push(b"\x1f");
-            } else if i > 0 {
-                parts.push(b"\x1e");
-            }
-            parts.push(name);
-        }
-        if types.is_some() && names.len() == mechanisms {
-            // Types advertised, but none: the separator still counts.
-            parts.push(b"\x1f");
-        }
-        h_parts(hash, &parts)
+        let (mechanisms, types_sorted) = names.split_at_mut(self.mechanisms.len());
+        mechanisms.sort_unstable();
+        types_sorted.sort_unstable();
+        let types_sorted = types.map(|_| &*types_sorted);
+        with_digest!(hash, digest_lists(mechanisms, types_sorted))
     }
+}
+
+/// XEP-0474's hash input, fed to `D`: the sorted `mechanisms` without
+/// repeats joined by 0x1E, then, when there are `types`, 0x1F and the
+/// sorted types joined the same way.
+fn digest_lists<D: Digest>(mechanisms: &[&[u8]], types: Option<&[&[u8]]>) -> Key {
+    fn feed<D: Digest>(d: &mut D, sorted: &[&[u8]]) {
+        for (i, name) in sorted.iter().enumerate() {
+            if i > 0 && sorted[i - 1] == *name {
+                continue;
+            }
+            if i > 0 {
+                d.update(b"\x1e");
+            }
+            d.update(name);
+        }
+    }
+    let mut d = D::new();
+    feed(&mut d, mechanisms);
+    if let Some(types) = types {
+        d.update(b"\x1f");
+        feed(&mut d, types);
+    }
+    Key::new(&d.finalize())
 }
 
 // ---------------------------------------------------------------------------
@@ -488,7 +486,13 @@ fn message_text(msg: &[u8]) -> Result<&str, SaslError> {
 struct Attrs<'a> {
     text: &'a str,
     len: usize,
+    /// The first attributes, split once (the ones read by index).
+    head: [(u8, &'a str); ATTRS_INLINE],
 }
+
+/// How many attributes [`Attrs`] keeps split: every attribute SCRAM reads
+/// by position is among the first four.
+const ATTRS_INLINE: usize = 4;
 
 impl<'a> Attrs<'a> {
     /// All attributes, in order.
@@ -500,7 +504,11 @@ impl<'a> Attrs<'a> {
     }
 
     fn get(self, index: usize) -> Option<(u8, &'a str)> {
-        self.iter().nth(index)
+        match index {
+            i if i >= self.len => None,
+            i if i < ATTRS_INLINE => Some(self.head[i]),
+            i => self.iter().nth(i),
+        }
     }
 
     fn first(self) -> Option<(u8, &'a str)> {
@@ -517,6 +525,7 @@ impl<'a> Attrs<'a> {
 fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
     let mut seen = [false; 128];
     let mut len = 0;
+    let mut head = [(0, ""); ATTRS_INLINE];
     for part in s.split(',') {
         let b = part.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
@@ -525,9 +534,12 @@ fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
         if std::mem::replace(&mut seen[usize::from(b[0])], true) {
             return Err(SaslError::malformed("duplicate SCRAM attribute"));
         }
+        if let Some(slot) = head.get_mut(len) {
+            *slot = (b[0], &part[2..]);
+        }
         len += 1;
     }
-    Ok(Attrs { text: s, len })
+    Ok(Attrs { text: s, len, head })
 }
 
 /// The value of the attribute at `index` if it has key `key`.
@@ -697,8 +709,17 @@ impl ScramClientBuilder {
                 "neither a password nor cached keys for this hash",
             ));
         }
-        let password = match &self.password {
-            Some(p) => Some(prepare_password(p.expose())?),
+        // SASLprep'd now (a password that fails it fails here); kept as
+        // given when preparation changes nothing, the usual case.
+        let password = match self.password {
+            Some(p) => {
+                let changed = match stringprep::saslprep(p.expose()) {
+                    Ok(std::borrow::Cow::Borrowed(_)) => None,
+                    Ok(std::borrow::Cow::Owned(prepared)) => Some(Secret::new(prepared)),
+                    Err(_) => return Err(SaslError::malformed("the password fails SASLprep")),
+                };
+                Some(changed.unwrap_or(p))
+            }
             None => None,
         };
         let username = stringprep::saslprep(&self.username)
@@ -749,7 +770,7 @@ impl ScramClientBuilder {
             client_first,
             gs2_len,
             nonce_start,
-            password: password.map(|p| Secret::new(p.as_str())),
+            password,
             cached,
             cb_data,
             ssdp: self.ssdp,
@@ -772,7 +793,8 @@ enum ClientState {
         server_signature: Key,
         keys: ScramClientKeys,
     },
-    Done(ScramClientKeys),
+    /// Done; the keys until [`ClientMechanism::derived_keys`] takes them.
+    Done(Option<ScramClientKeys>),
     Failed(SaslError),
 }
 
@@ -871,9 +893,11 @@ impl ScramClient {
     /// The keys to cache for the next login ([`ScramClientSecret::Keys`]
     /// form, with the server's salt and iteration count), available once
     /// the server's signature has been verified; `None` before that.
+    /// (After [`ClientMechanism::derived_keys`] has taken them: `None`.)
     pub fn keys_for_cache(&self) -> Option<ScramClientKeys> {
         match &self.state {
-            ClientState::Verified { keys, .. } | ClientState::Done(keys) => Some(keys.clone()),
+            ClientState::Verified { keys, .. } => Some(keys.clone()),
+            ClientState::Done(keys) => keys.clone(),
             _ => None,
         }
     }
@@ -1002,7 +1026,7 @@ impl ScramClient {
         }
         if let Some(received) = ssdp {
             let matches =
-                matches!(decode_key(received), Ok(Some(r)) if bool::from(r.ct_eq(&self.ssdp)));
+                matches!(decode_key(received), Ok(Some(r)) if common::ct_eq(&r, &self.ssdp));
             if !matches {
                 return Err(SaslError::not_authorized(
                     "XEP-0474: the offered mechanisms were tampered with (h= mismatch)",
@@ -1059,7 +1083,7 @@ impl ScramClient {
             Some((b'e', v)) => Err(server_error_condition(v)),
             Some((b'v', v)) => match decode_key(v) {
                 Err(()) => Err(SaslError::malformed("server-final: bad base64 in v=")),
-                Ok(Some(got)) if bool::from(got.ct_eq(expected)) => Ok(()),
+                Ok(Some(got)) if common::ct_eq(&got, expected) => Ok(()),
                 Ok(_) => Err(SaslError::not_authorized(
                     "server-final: wrong server signature",
                 )),
@@ -1120,7 +1144,7 @@ impl ClientMechanism for ScramClient {
                 } => match data {
                     Some(d) => {
                         Self::check_server_final(&server_signature, d)?;
-                        c.state = ClientState::Done(keys);
+                        c.state = ClientState::Done(Some(keys));
                         Ok(())
                     }
                     None => Err(SaslError::not_authorized(
@@ -1136,7 +1160,7 @@ impl ClientMechanism for ScramClient {
                     if let Some(d) = data {
                         Self::check_server_final(&server_signature, d)?;
                     }
-                    c.state = ClientState::Done(keys);
+                    c.state = ClientState::Done(Some(keys));
                     Ok(())
                 }
                 ClientState::Initial | ClientState::SentFirst => Err(SaslError::not_authorized(
@@ -1147,8 +1171,13 @@ impl ClientMechanism for ScramClient {
         })
     }
 
-    fn derived_keys(&self) -> Option<ScramClientKeys> {
-        self.keys_for_cache()
+    fn derived_keys(&mut self) -> Option<ScramClientKeys> {
+        match &mut self.state {
+            // Handed over: once done, the exchange has no further use for
+            // them (keys_for_cache then says None).
+            ClientState::Done(keys) => keys.take(),
+            _ => self.keys_for_cache(),
+        }
     }
 }
 
@@ -1399,11 +1428,19 @@ impl ScramServer {
         if attrs.iter().skip(2).any(|(k, _)| k == b'm') {
             return Err(SaslError::malformed("client-first: misplaced m="));
         }
-        let username = common::gs2_unescape(username)
+        let unescaped = common::gs2_unescape(username)
             .map_err(|_| SaslError::malformed("client-first: bad user name encoding"))?;
-        let username = stringprep::saslprep(&username)
-            .map_err(|_| SaslError::malformed("client-first: the user name fails SASLprep"))?
-            .into_owned();
+        // Kept as is when SASLprep changes nothing (no second copy).
+        let prepared = match stringprep::saslprep(&unescaped) {
+            Ok(std::borrow::Cow::Borrowed(_)) => None,
+            Ok(std::borrow::Cow::Owned(p)) => Some(p),
+            Err(_) => {
+                return Err(SaslError::malformed(
+                    "client-first: the user name fails SASLprep",
+                ))
+            }
+        };
+        let username = prepared.unwrap_or(unescaped);
         if username.is_empty() {
             return Err(SaslError::malformed("client-first: empty user name"));
         }
@@ -1553,7 +1590,7 @@ impl ScramServer {
                     "client-final: c= does not repeat the gs2 header",
                 ))?;
         let expected_cb = first.cb_data.as_ref().map(|d| d.expose()).unwrap_or(&[]);
-        if !bool::from(cb_rest.ct_eq(expected_cb)) {
+        if !common::ct_eq(cb_rest, expected_cb) {
             return Err(SaslError::not_authorized(
                 "client-final: channel-binding data does not match",
             ));
@@ -1569,7 +1606,7 @@ impl ScramServer {
         auth_message.push_str(without_proof);
         let client_signature = hmac(self.hash, stored_key.expose(), auth_message.as_bytes());
         let client_key = xor(&proof, &client_signature);
-        if !bool::from(h(self.hash, &client_key).ct_eq(stored_key.expose())) {
+        if !common::ct_eq(&h(self.hash, &client_key), stored_key.expose()) {
             return Err(SaslError::not_authorized("client-final: wrong proof"));
         }
         let server_signature = hmac(self.hash, server_key.expose(), auth_message.as_bytes());

@@ -75,11 +75,10 @@ impl ZeroKState {
         if self.advertised().is_none() {
             return false;
         }
-        let ok = subtle::ConstantTimeEq::ct_eq(
+        let ok = crate::sasl::common::ct_eq(
             sha1_hex(client_hash.to_ascii_lowercase().as_bytes()).as_bytes(),
             self.hash.as_bytes(),
-        )
-        .into();
+        );
         if ok {
             self.hash = client_hash.to_ascii_lowercase();
             self.sequence -= 1;
