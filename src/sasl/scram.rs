@@ -95,9 +95,14 @@ pub const DEFAULT_MIN_ITERATIONS: u32 = 4096;
 /// The default maximum iteration count a client accepts.
 pub const DEFAULT_MAX_ITERATIONS: u32 = 10_000_000;
 
-/// Length of the nonces this crate generates: 32 characters of 6 random
-/// bits each.
-const NONCE_LEN: usize = 32;
+/// Length of the nonces this crate generates: 24 characters of 6 random
+/// bits each, 144 bits. A nonce must never repeat and never be guessable;
+/// 144 bits is beyond both (RFC 5802's own example client nonce has 24
+/// characters, GNU SASL draws 18 random bytes, Prosody's server nonce is a
+/// 122-bit UUID). Every character is sent about four times per exchange
+/// (base64-encoded, in three messages) and hashed twice on each side, so
+/// longer nonces cost on every login without adding safety.
+const NONCE_LEN: usize = 24;
 
 /// The three hash families, strongest last.
 pub const ALL_HASHES: [ScramHash; 3] = [ScramHash::Sha1, ScramHash::Sha256, ScramHash::Sha512];
@@ -498,9 +503,7 @@ impl<'a> Attrs<'a> {
     /// All attributes, in order.
     fn iter(self) -> impl Iterator<Item = (u8, &'a str)> {
         // parse_attrs checked the shape: one ASCII letter, `=`, the value.
-        self.text
-            .split(',')
-            .map(|part| (part.as_bytes()[0], &part[2..]))
+        split_commas(self.text).map(|part| (part.as_bytes()[0], &part[2..]))
     }
 
     fn get(self, index: usize) -> Option<(u8, &'a str)> {
@@ -521,12 +524,31 @@ impl<'a> Attrs<'a> {
     }
 }
 
+/// `s` split at commas, as `str::split(',')` but with a plain byte loop:
+/// SCRAM attributes are a few dozen bytes, too short for `memchr` to pay.
+fn split_commas(s: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match s.as_bytes()[from..].iter().position(|&b| b == b',') {
+            Some(i) => {
+                start = Some(from + i + 1);
+                Some(&s[from..from + i])
+            }
+            None => {
+                start = None;
+                Some(&s[from..])
+            }
+        }
+    })
+}
+
 /// Checks `k=v,k=v,...`: keys are one ASCII letter; a key may not repeat.
 fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
     let mut seen = [false; 128];
     let mut len = 0;
     let mut head = [(0, ""); ATTRS_INLINE];
-    for part in s.split(',') {
+    for part in split_commas(s) {
         let b = part.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
             return Err(SaslError::malformed("bad SCRAM attribute"));
@@ -1677,6 +1699,12 @@ mod tests {
     #[test]
     fn attribute_parsing_rejects_bad_shapes() {
         assert!(parse_attrs("r=x,s=y").is_ok());
+        for s in ["", "a", ",", "a,", ",a", "a,,b", "ab,cd,ef"] {
+            assert_eq!(
+                split_commas(s).collect::<Vec<_>>(),
+                s.split(',').collect::<Vec<_>>()
+            );
+        }
         for bad in ["", "r", "r=x,", ",r=x", "rr=x", "1=x", "r=x,r=y", "é=x"] {
             assert_eq!(
                 parse_attrs(bad).unwrap_err().condition,
