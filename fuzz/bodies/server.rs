@@ -268,10 +268,10 @@ enum Pending {
     Bind(Option<String>),
 }
 
-/// What one run produced, in a comparable form.
+/// What one run produced, in a comparable form (for either role).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
-    /// Everything the server sent.
+    /// Everything the role sent.
     pub output: Vec<u8>,
     /// Its events, rendered (`StartTls` without its bytes, which depend on
     /// the chunking).
@@ -284,6 +284,114 @@ pub struct Outcome {
     pub closed: bool,
 }
 
+/// What a driver saw of its role (this server, or the client of
+/// `client.rs`), and the invariants both roles keep: `feed` accepted until
+/// `Closed` and refused after; at most one `Error`, followed at once by
+/// `Closed`; nothing after `Closed`, neither events nor bytes; output and
+/// events bounded by the input.
+#[derive(Default)]
+pub struct Record {
+    pub output: Vec<u8>,
+    pub events: Vec<String>,
+    pub ready: bool,
+    pub error_seen: bool,
+    pub closed_seen: bool,
+    /// Output was drained after `Closed`: nothing more may come.
+    closed_drained: bool,
+    pub input_len: usize,
+}
+
+impl Record {
+    /// A chunk of `len` bytes was fed, and `feed` returned `res`.
+    pub fn fed(&mut self, len: usize, res: Result<(), UsageError>) {
+        self.input_len += len;
+        if self.closed_seen {
+            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
+        } else {
+            assert_eq!(res, Ok(()), "feed refused before Closed");
+        }
+    }
+
+    /// One `poll_transmit` returned `n` and wrote `out`.
+    pub fn transmitted(&mut self, n: usize, out: &[u8]) {
+        assert_eq!(n, out.len());
+        assert!(
+            !(self.closed_drained && n > 0),
+            "{n} bytes after Closed: {:?}",
+            String::from_utf8_lossy(out)
+        );
+        self.closed_drained = self.closed_seen;
+        self.output.extend_from_slice(out);
+    }
+
+    /// An event came: `closed` when it is `Closed`, `start_tls` when it is
+    /// `StartTls` (rendered without its bytes).
+    pub fn event(&mut self, ev: &impl std::fmt::Debug, closed: bool, start_tls: bool) {
+        assert!(!self.closed_seen, "an event after Closed: {ev:?}");
+        if self.error_seen {
+            assert!(closed, "Error not followed by Closed: {ev:?}");
+        }
+        self.events.push(if start_tls {
+            "StartTls".to_owned()
+        } else {
+            format!("{ev:?}")
+        });
+    }
+
+    /// The event was `Error`.
+    pub fn error(&mut self) {
+        assert!(!self.error_seen, "a second Error");
+        self.error_seen = true;
+    }
+
+    /// The event was `Closed`; `is_closed`: what the role says.
+    pub fn closed(&mut self, is_closed: bool) {
+        self.closed_seen = true;
+        assert!(is_closed, "Closed but not is_closed()");
+    }
+
+    /// The event was `Ready`.
+    pub fn ready(&mut self) {
+        assert!(!self.ready, "Ready twice");
+        self.ready = true;
+    }
+
+    /// After a round of output and events: both bounded, and the role
+    /// closed (`is_closed`) exactly when it said `Closed`.
+    pub fn check_round(&self, is_closed: bool) {
+        assert!(
+            self.events.len() <= self.input_len + 64,
+            "{} events from {} bytes",
+            self.events.len(),
+            self.input_len
+        );
+        assert!(
+            self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
+            "{} output bytes from {} input bytes",
+            self.output.len(),
+            self.input_len
+        );
+        assert_eq!(is_closed, self.closed_seen);
+    }
+
+    /// The run's outcome.
+    pub fn outcome(self) -> Outcome {
+        Outcome {
+            output: self.output,
+            events: self.events,
+            ready: self.ready,
+            failed: self.error_seen,
+            closed: self.closed_seen,
+        }
+    }
+}
+
+/// Checks that a chunked run gave what the run in one piece gave.
+pub fn assert_chunking_invariant(chunked: &Outcome, whole: &Outcome) {
+    assert_eq!(chunked.output, whole.output, "chunked vs one piece: output");
+    assert_eq!(chunked.events, whole.events, "chunked vs one piece: events");
+}
+
 struct Driver {
     server: Server,
     host: Host,
@@ -292,14 +400,7 @@ struct Driver {
     slow: bool,
     tolerate: Tolerate,
     pending: Vec<Pending>,
-    output: Vec<u8>,
-    events: Vec<String>,
-    ready: bool,
-    error_seen: bool,
-    closed_seen: bool,
-    /// Output was drained after `Closed`: nothing more may come.
-    closed_drained: bool,
-    input_len: usize,
+    record: Record,
 }
 
 impl Driver {
@@ -313,24 +414,13 @@ impl Driver {
             slow,
             tolerate,
             pending: Vec::new(),
-            output: Vec::new(),
-            events: Vec::new(),
-            ready: false,
-            error_seen: false,
-            closed_seen: false,
-            closed_drained: false,
-            input_len: 0,
+            record: Record::default(),
         }
     }
 
     fn feed(&mut self, chunk: &[u8]) {
-        self.input_len += chunk.len();
         let res = self.server.feed(self.now, chunk);
-        if self.closed_seen {
-            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
-        } else {
-            assert_eq!(res, Ok(()), "feed refused before Closed");
-        }
+        self.record.fed(chunk.len(), res);
     }
 
     /// The slow host's answers to what it was asked before.
@@ -353,7 +443,7 @@ impl Driver {
             // Late, the stream may have failed meanwhile (a deadline, too
             // much held input): the answer may then be refused, never
             // acted on (checked by the event and output invariants).
-            if !self.server.is_closed() && !self.closed_seen {
+            if !self.server.is_closed() && !self.record.closed_seen {
                 assert_eq!(res, Ok(()), "a late answer to a pending request refused");
             }
         }
@@ -364,38 +454,17 @@ impl Driver {
         loop {
             let mut out = Vec::new();
             let n = self.server.poll_transmit(&mut out);
-            assert_eq!(n, out.len());
-            assert!(
-                !(self.closed_drained && n > 0),
-                "{n} bytes after Closed: {:?}",
-                String::from_utf8_lossy(&out)
-            );
-            self.closed_drained = self.closed_seen;
-            self.output.extend_from_slice(&out);
+            self.record.transmitted(n, &out);
             let mut busy = n > 0;
             let mut restart = None;
             while let Some(ev) = self.server.poll_event() {
                 busy = true;
-                assert!(!self.closed_seen, "an event after Closed: {ev:?}");
-                if self.error_seen {
-                    assert!(
-                        matches!(ev, ServerEvent::Closed),
-                        "Error not followed by Closed: {ev:?}"
-                    );
-                }
-                self.events.push(match &ev {
-                    ServerEvent::StartTls { .. } => "StartTls".to_owned(),
-                    ev => format!("{ev:?}"),
-                });
+                let closed = matches!(ev, ServerEvent::Closed);
+                let start_tls = matches!(ev, ServerEvent::StartTls { .. });
+                self.record.event(&ev, closed, start_tls);
                 match ev {
-                    ServerEvent::Error(_) => {
-                        assert!(!self.error_seen, "a second Error");
-                        self.error_seen = true;
-                    }
-                    ServerEvent::Closed => {
-                        self.closed_seen = true;
-                        assert!(self.server.is_closed(), "Closed but not is_closed()");
-                    }
+                    ServerEvent::Error(_) => self.record.error(),
+                    ServerEvent::Closed => self.record.closed(self.server.is_closed()),
                     ServerEvent::StartTls { pending } => {
                         assert!(restart.is_none(), "a second StartTls at once");
                         restart = Some(pending);
@@ -423,31 +492,18 @@ impl Driver {
                         }
                     }
                     ServerEvent::Ready { jid } => {
-                        assert!(!self.ready, "Ready twice");
-                        self.ready = true;
+                        self.record.ready();
                         assert_eq!(self.server.jid(), Some(jid.as_str()));
                         assert!(self.server.is_ready());
                     }
                     ServerEvent::Stanza(el) => {
-                        assert!(self.ready, "a stanza before Ready");
+                        assert!(self.record.ready, "a stanza before Ready");
                         assert!(el.attr("from").is_some(), "an unstamped stanza");
                     }
                     _ => {}
                 }
             }
-            assert!(
-                self.events.len() <= self.input_len + 64,
-                "{} events from {} bytes",
-                self.events.len(),
-                self.input_len
-            );
-            assert!(
-                self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
-                "{} output bytes from {} input bytes",
-                self.output.len(),
-                self.input_len
-            );
-            assert_eq!(self.server.is_closed(), self.closed_seen);
+            self.record.check_round(self.server.is_closed());
             let Some(pending) = restart else {
                 if busy {
                     continue;
@@ -456,13 +512,13 @@ impl Driver {
             };
             // The simulated TLS: up at once; the bytes that followed
             // `<starttls/>` are its plaintext.
-            if self.closed_seen {
+            if self.record.closed_seen {
                 continue;
             }
             let res = self.server.tls_established(self.now, self.tls.clone());
             assert_eq!(res, Ok(()), "tls_established refused after StartTls");
             if !pending.is_empty() {
-                self.input_len -= pending.len();
+                self.record.input_len -= pending.len();
                 self.feed(&pending);
             }
         }
@@ -496,22 +552,12 @@ impl Driver {
             let Some(t) = self.server.poll_timeout() else {
                 return;
             };
-            assert!(!self.closed_seen, "a deadline after Closed");
+            assert!(!self.record.closed_seen, "a deadline after Closed");
             self.now = self.now.max(t);
             self.server.handle_timeout(self.now);
             self.drain();
         }
         panic!("deadlines keep coming");
-    }
-
-    fn outcome(self) -> Outcome {
-        Outcome {
-            output: self.output,
-            events: self.events,
-            ready: self.ready,
-            failed: self.error_seen,
-            closed: self.closed_seen,
-        }
     }
 }
 
@@ -702,8 +748,7 @@ pub fn run_outcome_with(data: &[u8], tolerate: Tolerate) -> Option<Outcome> {
     let prompt = *drive & (32 | 128) == 0;
     if prompt && *drive & 7 != 0 {
         let whole = drive_server(*config, *drive & !7, input, tolerate);
-        assert_eq!(outcome.output, whole.output, "chunked vs one piece: output");
-        assert_eq!(outcome.events, whole.events, "chunked vs one piece: events");
+        assert_chunking_invariant(&outcome, &whole);
     }
     Some(outcome)
 }
@@ -742,8 +787,12 @@ fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outc
     }
     d.run_out_the_clock();
     assert!(d.pending.is_empty());
-    check_framing(&d.output, d.closed_seen, &server_framing(tolerate));
-    d.outcome()
+    check_framing(
+        &d.record.output,
+        d.record.closed_seen,
+        &server_framing(tolerate),
+    );
+    d.record.outcome()
 }
 
 /// The fuzz body.
