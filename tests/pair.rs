@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::pair::{client_config, server_config, Pair, Store, TlsSim};
+use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
 use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::{SaslCondition, Secret};
@@ -86,16 +86,7 @@ fn run(case: &Case, seed: u64) -> Pair {
     let mut c = client_config(&jid, creds, case.mech, ctls, seed);
     c.min_scram_iterations = 4096;
     let s = server_config("example.com", &[case.mech], stls, seed + 1);
-    let store = Store::new(&[("alice", "pencil")]);
-    let mut pair = Pair::new(
-        c,
-        s,
-        store,
-        Some(TlsSim {
-            client: info.clone(),
-            server: info,
-        }),
-    );
+    let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(info)));
     pair.negotiate();
     pair
 }
@@ -190,28 +181,18 @@ fn a_man_in_the_middle_breaks_plus_channel_binding() {
     ] {
         let c_info = tls_info(TlsVersion::Tls13, Some((cb, b"client-side-channel")));
         let s_info = tls_info(TlsVersion::Tls13, Some((cb, b"server-side-channel")));
-        let c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "SCRAM-SHA-256-PLUS",
-            TlsMode::StartTlsRequired,
-            1,
-        );
+        let c = alice_config("SCRAM-SHA-256-PLUS", TlsMode::StartTlsRequired, 1);
         let s = server_config(
             "example.com",
             &["SCRAM-SHA-256-PLUS"],
             ServerTls::StartTlsRequired,
             2,
         );
-        let mut pair = Pair::new(
-            c,
-            s,
-            Store::new(&[("alice", "pencil")]),
-            Some(TlsSim {
-                client: c_info,
-                server: s_info,
-            }),
-        );
+        let tls = TlsSim {
+            client: c_info,
+            server: s_info,
+        };
+        let mut pair = Pair::with_alice(c, s, Some(tls));
         pair.negotiate();
         let server = pair.server_auth_failure();
         assert!(server.is_some(), "{cb:?}");
@@ -228,28 +209,14 @@ fn slow_host_answers_and_any_split_of_bytes_give_the_same_result() {
         Some((ChannelBindingType::TlsExporter, b"cb")),
     );
     for split in [1usize, 2, 7, 64] {
-        let c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "SCRAM-SHA-1-PLUS",
-            TlsMode::StartTlsRequired,
-            5,
-        );
+        let c = alice_config("SCRAM-SHA-1-PLUS", TlsMode::StartTlsRequired, 5);
         let s = server_config(
             "example.com",
             &["SCRAM-SHA-1-PLUS"],
             ServerTls::StartTlsRequired,
             6,
         );
-        let mut pair = Pair::new(
-            c,
-            s,
-            Store::new(&[("alice", "pencil")]),
-            Some(TlsSim {
-                client: info.clone(),
-                server: info.clone(),
-            }),
-        );
+        let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(info.clone())));
         pair.slow_host = true;
         pair.filter = Some(Box::new(move |_, bytes: Vec<u8>| {
             bytes.chunks(split).map(|c| c.to_vec()).collect()
@@ -276,7 +243,7 @@ fn stream_errors_are_seen_alike() {
         1,
     );
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     let sent = pair.server_error().and_then(|e| e.condition());
     assert_eq!(
@@ -291,15 +258,9 @@ fn stream_errors_are_seen_alike() {
 
 #[test]
 fn messages_flow_both_ways_with_from_stamped() {
-    let c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "SCRAM-SHA-256",
-        TlsMode::None,
-        1,
-    );
+    let c = alice_config("SCRAM-SHA-256", TlsMode::None, 1);
     let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     let msg: minidom::Element =
         "<message xmlns='jabber:client' to='bob@example.com' type='chat'><body>hi</body></message>"
@@ -342,15 +303,9 @@ fn messages_flow_both_ways_with_from_stamped() {
 
 #[test]
 fn close_handshake_and_timeouts() {
-    let c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "PLAIN",
-        TlsMode::None,
-        1,
-    );
+    let c = alice_config("PLAIN", TlsMode::None, 1);
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     pair.client.close(pair.now);
     pair.drive();
@@ -360,16 +315,10 @@ fn close_handshake_and_timeouts() {
 
     // A client that never authenticates: the server's auth deadline
     // (shorter than the client's own patience here).
-    let mut c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "PLAIN",
-        TlsMode::None,
-        1,
-    );
+    let mut c = alice_config("PLAIN", TlsMode::None, 1);
     c.negotiation_timeout = std::time::Duration::from_secs(600);
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.slow_host = true;
     pair.filter = Some(Box::new(|way, bytes: Vec<u8>| {
         // Drop the client's <auth/>.

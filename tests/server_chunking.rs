@@ -166,16 +166,8 @@ fn record(case: &Case) -> Recorded {
         TlsMode::None
     };
     let client = client_config(jid, creds, case.mechanism, tls, case.seed);
-    let sim = TlsSim {
-        client: tls_info(),
-        server: tls_info(),
-    };
-    let mut pair = Pair::new(
-        client,
-        server_config_for(case),
-        Store::new(&[("alice", "pencil")]),
-        Some(sim),
-    );
+    let sim = TlsSim::same(tls_info());
+    let mut pair = Pair::with_alice(client, server_config_for(case), Some(sim));
     pair.negotiate();
     if pair.client.is_ready() {
         for &k in &case.stanzas {

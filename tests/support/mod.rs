@@ -34,6 +34,31 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `fuzz/seeds/<role>/`: the checked-in seed corpus of a fuzz target.
+pub fn fuzz_seed_dir(role: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(role)
+}
+
+/// The seeds of `fuzz/seeds/<role>/`, by file name, sorted.
+pub fn fuzz_seeds(role: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = fuzz_seed_dir(role);
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).expect("seed"))
+        })
+        .collect()
+}
+
 impl Transcript {
     /// Loads `tests/fixtures/<rel>`. Files under `seeds/` are transcribed
     /// line by line: consecutive lines of one direction are joined with
