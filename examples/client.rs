@@ -16,6 +16,9 @@
 #[path = "common/client_args.rs"]
 mod client_args;
 #[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
+#[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
 #[path = "common/tls.rs"]
@@ -23,7 +26,7 @@ mod tls;
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::features::{Stage, StreamFeatures};
@@ -32,8 +35,9 @@ use xmpp_sansio::sasl::decode_payload;
 use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
-use host::{domain_of, elements, message_to, note, set_timeout, wire_line};
-use tls::Transport;
+use client_host::{Handled, SelfMessage};
+use host::{domain_of, elements, note, show};
+use tls::{ReadOutcome, Transport};
 
 const HELP: &str = "\
 client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
@@ -99,21 +103,24 @@ fn run(args: &Args) -> Result<String, String> {
         TlsArg::None => (Transport::Plain(sock), TlsMode::None),
         TlsArg::StartTls => (Transport::Plain(sock), TlsMode::StartTlsRequired),
         TlsArg::Direct => {
-            let mut sock = sock;
             let config = tls::client_config(
                 args.trust.as_ref().expect("checked"),
                 Some(b"xmpp-client"),
                 require_ems,
                 args.tls_version,
             )?;
-            set_timeout(&sock, Some(started + args.timeout))?;
-            let conn = tls::handshake(config, &domain, &mut sock, &[])?;
-            let est = tls::established(&conn, args.binding, require_ems)?;
+            let deadline = Some(started + args.timeout);
+            let (transport, est) = tls::start(
+                sock,
+                config,
+                &domain,
+                &[],
+                deadline,
+                args.binding,
+                require_ems,
+            )?;
             note(&format!("TLS established (direct): {}", est.summary));
-            (
-                Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
-                TlsMode::Direct(est.info),
-            )
+            (transport, TlsMode::Direct(est.info))
         }
     };
     host_state.transport = Some(transport);
@@ -126,8 +133,6 @@ fn run(args: &Args) -> Result<String, String> {
     result
 }
 
-/// How long the message to self may take to come back.
-const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_ID: &str = "xmpp-sansio-selftest-1";
 
 /// The host side of one connection.
@@ -143,10 +148,7 @@ struct Host<'a> {
     sniffing: bool,
     /// Events already taken from the client, not yet acted on.
     queued: VecDeque<ClientEvent>,
-    jid: Option<String>,
-    echo_deadline: Option<Instant>,
-    echoed: bool,
-    error: Option<String>,
+    message: SelfMessage,
 }
 
 impl<'a> Host<'a> {
@@ -160,10 +162,11 @@ impl<'a> Host<'a> {
             recv_log: Vec::new(),
             sniffing: true,
             queued: VecDeque::new(),
-            jid: None,
-            echo_deadline: None,
-            echoed: false,
-            error: None,
+            message: SelfMessage::new(
+                ECHO_ID,
+                "xmpp-sansio example client: message to self",
+                error_line,
+            ),
         }
     }
 
@@ -171,20 +174,13 @@ impl<'a> Host<'a> {
         self.transport.as_mut().expect("connected")
     }
 
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            println!("{line}");
-        }
-    }
-
     /// Drain `poll_transmit` and write it.
     fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
+        let out = client_host::transmit(client);
         if out.is_empty() {
             return Ok(());
         }
-        self.show("SEND", &out);
+        show(self.args.transcript, "SEND", &out);
         if self.sniffing {
             self.sent_log.extend_from_slice(&out);
         }
@@ -206,21 +202,13 @@ impl<'a> Host<'a> {
                 };
                 if self.on_event(client, ev)? {
                     self.flush(client)?;
-                    return match self.error.take() {
-                        Some(e) => Err(e),
-                        None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
-                        None => Err("closed before the message to self came back".into()),
-                    };
+                    return self.message.outcome();
                 }
             }
             // Wait for bytes or the next deadline.
-            let deadline = [client.poll_timeout(), self.echo_deadline]
-                .into_iter()
-                .flatten()
-                .min();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
+            let deadline = self.message.deadline(client);
+            match self.transport().read_by(&mut buf, deadline)? {
+                ReadOutcome::End => {
                     if client.is_closed() {
                         // Not reached: `Closed` was handled in the drain.
                         return Err(match client.error() {
@@ -228,62 +216,20 @@ impl<'a> Host<'a> {
                             None => "closed-by-peer".into(),
                         });
                     }
-                    if self.echoed && !client.is_ready() {
-                        // We sent </stream:stream>; the server hung up
-                        // without its own: done all the same.
-                        note("the server closed the connection without </stream:stream>");
-                        return Ok(self.jid.clone().unwrap_or_default());
-                    }
-                    return Err(match client.error() {
-                        Some(e) => error_line(e),
-                        None => "closed-by-peer (the connection ended)".into(),
-                    });
+                    return self.message.on_hangup(client);
                 }
-                Ok(n) => {
+                ReadOutcome::Data(n) => {
                     let data = buf[..n].to_vec();
                     self.on_bytes(client, &data)?;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                    if self.echo_deadline.is_some_and(|t| t <= now) {
-                        self.echo_deadline = None;
-                        self.error = Some("timeout waiting for the message to self".into());
-                        client.close(now);
-                    }
-                }
-                Err(e) => return Err(format!("io read: {e}")),
+                ReadOutcome::Deadline => self.message.on_deadline(client),
             }
         }
     }
 
     fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        client
-            .feed(Instant::now(), data)
-            .map_err(|e| format!("internal feed: {e}"))?;
-        // The events of this input, in order, handled next by `drive`. The
-        // part after <proceed/> belongs to TLS: show only what the client
-        // parsed.
-        while let Some(ev) = client.poll_event() {
-            self.queued.push_back(ev);
-        }
-        let tls_tail = self
-            .queued
-            .iter()
-            .find_map(|e| match e {
-                ClientEvent::StartTls { pending } => Some(pending.len()),
-                _ => None,
-            })
-            .unwrap_or(0);
-        let xmpp = &data[..data.len() - tls_tail.min(data.len())];
-        self.show("RECV", xmpp);
+        let xmpp = client_host::feed(client, data, &mut self.queued)?;
+        show(self.args.transcript, "RECV", xmpp);
         if self.sniffing {
             self.recv_log.extend_from_slice(xmpp);
         }
@@ -292,15 +238,16 @@ impl<'a> Host<'a> {
 
     /// Acts on one event; `true` when the stream is over.
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match ev {
-            ClientEvent::StartTls { pending } => {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
                 if !pending.is_empty() {
                     note(&format!(
                         "{} bytes after <proceed/> handed to TLS",
                         pending.len()
                     ));
                 }
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
                     return Err("internal StartTls on a TLS transport".into());
                 };
                 let config = tls::client_config(
@@ -309,13 +256,17 @@ impl<'a> Host<'a> {
                     self.require_ems,
                     self.args.tls_version,
                 )?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
-                let est = tls::established(&conn, self.args.binding, self.require_ems)?;
+                let (transport, est) = tls::start(
+                    sock,
+                    config,
+                    &self.domain,
+                    &pending,
+                    client.poll_timeout(),
+                    self.args.binding,
+                    self.require_ems,
+                )?;
                 note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
+                self.transport = Some(transport);
                 // A new stream starts: look at its bytes only.
                 self.sent_log.clear();
                 self.recv_log.clear();
@@ -323,45 +274,17 @@ impl<'a> Host<'a> {
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            ClientEvent::Authenticated { mechanism } => {
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));
                 self.sasl_report(&mechanism)?;
                 self.sniffing = false;
                 self.sent_log.clear();
                 self.recv_log.clear();
             }
-            ClientEvent::Ready { jid } => {
-                note(&format!("ready as {jid}"));
-                let msg = message_to(&jid, ECHO_ID, "xmpp-sansio example client: message to self");
-                client
-                    .send(&msg)
-                    .map_err(|e| format!("internal send: {e}"))?;
-                self.jid = Some(jid);
-                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
+            Handled::Other(ClientEvent::Redirect { host, port }) => {
+                client_host::note_redirect(&host, port);
             }
-            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
-                self.echo_deadline = None;
-                if el.attr("type") == Some("error") {
-                    self.error = Some("message to self bounced with an error".into());
-                } else {
-                    note("message to self received back");
-                    self.echoed = true;
-                }
-                client.close(Instant::now());
-            }
-            ClientEvent::Redirect { host, port } => {
-                note(&format!(
-                    "redirect (see-other-host) to {host}{}",
-                    port.map(|p| format!(":{p}")).unwrap_or_default()
-                ));
-            }
-            // The first reason wins (a timeout of ours before the close).
-            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
-            ClientEvent::Closed => {
-                note("stream closed");
-                return Ok(true);
-            }
-            _ => {}
+            Handled::Done | Handled::Other(_) => {}
         }
         Ok(false)
     }

@@ -24,6 +24,9 @@
 //! (exit 0) or `ERROR <reason>` (exit 1; 2 for bad arguments).
 
 #[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
+#[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
 #[allow(dead_code)]
@@ -37,10 +40,9 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Creden
 use xmpp_sansio::ns;
 use xmpp_sansio::OsRandom;
 
-use host::{
-    domain_of, elements, message_to, note, parse_timeout, set_timeout, trust_of, wire_line,
-};
-use tls::{BindingChoice, Transport, Trust};
+use client_host::{Handled, SelfMessage};
+use host::{domain_of, elements, note, parse_timeout, show, trust_of};
+use tls::{BindingChoice, ReadOutcome, Transport, Trust};
 
 const HELP: &str = "\
 legacy_login: log in with jabber:iq:auth (XEP-0078) using the xmpp-sansio Client
@@ -177,10 +179,11 @@ fn run(args: &Args) -> Result<String, String> {
         transport: Some(Transport::Plain(sock)),
         sent: Vec::new(),
         recv: Vec::new(),
-        jid: None,
-        echo_deadline: None,
-        echoed: false,
-        error: None,
+        message: SelfMessage::new(
+            ECHO_ID,
+            "xmpp-sansio legacy_login: message to self",
+            error_line,
+        ),
     };
     let result = h.drive(&mut client);
     if let Some(t) = h.transport.as_mut() {
@@ -188,9 +191,6 @@ fn run(args: &Args) -> Result<String, String> {
     }
     result
 }
-
-/// How long the message to self may take to come back.
-const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Host<'a> {
     args: &'a Args,
@@ -200,10 +200,7 @@ struct Host<'a> {
     /// way: the legacy exchange is read back from it.
     sent: Vec<u8>,
     recv: Vec<u8>,
-    jid: Option<String>,
-    echo_deadline: Option<Instant>,
-    echoed: bool,
-    error: Option<String>,
+    message: SelfMessage,
 }
 
 impl Host<'_> {
@@ -211,19 +208,12 @@ impl Host<'_> {
         self.transport.as_mut().expect("connected")
     }
 
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            println!("{line}");
-        }
-    }
-
     fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
+        let out = client_host::transmit(client);
         if out.is_empty() {
             return Ok(());
         }
-        self.show("SEND", &out);
+        show(self.args.transcript, "SEND", &out);
         self.sent.extend_from_slice(&out);
         self.transport()
             .write_all(&out)
@@ -243,46 +233,23 @@ impl Host<'_> {
                     return self.finish();
                 }
             }
-            let deadline = [client.poll_timeout(), self.echo_deadline]
-                .into_iter()
-                .flatten()
-                .min();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
-                    if self.echoed || self.error.is_some() {
+            let deadline = self.message.deadline(client);
+            match self.transport().read_by(&mut buf, deadline)? {
+                ReadOutcome::End => {
+                    if self.message.echoed || self.message.error.is_some() {
                         return self.finish();
                     }
-                    return Err(match client.error() {
-                        Some(e) => error_line(e),
-                        None => "closed-by-peer (the connection ended)".into(),
-                    });
+                    return Err(self.message.hangup_reason(client));
                 }
-                Ok(n) => {
+                ReadOutcome::Data(n) => {
                     let data = buf[..n].to_vec();
                     client
                         .feed(Instant::now(), &data)
                         .map_err(|e| format!("internal feed: {e}"))?;
-                    self.show("RECV", &data);
+                    show(self.args.transcript, "RECV", &data);
                     self.recv.extend_from_slice(&data);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                    if self.echo_deadline.is_some_and(|t| t <= now) {
-                        self.echo_deadline = None;
-                        self.error = Some("timeout waiting for the message to self".into());
-                        client.close(now);
-                    }
-                }
-                Err(e) => return Err(format!("io read: {e}")),
+                ReadOutcome::Deadline => self.message.on_deadline(client),
             }
         }
     }
@@ -290,68 +257,43 @@ impl Host<'_> {
     fn finish(&mut self) -> Result<String, String> {
         // Whatever happened, tell what the wire shows of the legacy exchange.
         self.report_legacy();
-        match self.error.take() {
-            Some(e) => Err(e),
-            None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
-            None => Err("closed before the message to self came back".into()),
-        }
+        self.message.outcome()
     }
 
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match ev {
-            ClientEvent::StartTls { pending } => {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
                 // The bytes after <proceed/> are TLS: keep them out of the log.
                 let keep = self.recv.len().saturating_sub(pending.len());
                 self.recv.truncate(keep);
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
                     return Err("internal StartTls on a TLS transport".into());
                 };
                 let trust = self.args.trust.as_ref().expect("checked");
                 let config = tls::client_config(trust, None, false, None)?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
-                let est = tls::established(&conn, BindingChoice::None, false)?;
+                let deadline = client.poll_timeout();
+                let (transport, est) = tls::start(
+                    sock,
+                    config,
+                    &self.domain,
+                    &pending,
+                    deadline,
+                    BindingChoice::None,
+                    false,
+                )?;
                 note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
+                self.transport = Some(transport);
                 self.sent.clear();
                 self.recv.clear();
                 client
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            ClientEvent::Authenticated { mechanism } => {
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));
             }
-            ClientEvent::Ready { jid } => {
-                note(&format!("ready as {jid}"));
-                client
-                    .send(&message_to(
-                        &jid,
-                        ECHO_ID,
-                        "xmpp-sansio legacy_login: message to self",
-                    ))
-                    .map_err(|e| format!("internal send: {e}"))?;
-                self.jid = Some(jid);
-                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
-            }
-            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
-                self.echo_deadline = None;
-                if el.attr("type") == Some("error") {
-                    self.error = Some("message to self bounced with an error".into());
-                } else {
-                    note("message to self received back");
-                    self.echoed = true;
-                }
-                client.close(Instant::now());
-            }
-            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
-            ClientEvent::Closed => {
-                note("stream closed");
-                return Ok(true);
-            }
-            _ => {}
+            Handled::Done | Handled::Other(_) => {}
         }
         Ok(false)
     }

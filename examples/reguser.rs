@@ -26,7 +26,6 @@ mod host;
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::OsRandom;
 
 use host::{parse_timeout, wire_line};
-use tls::{BindingChoice, Transport, Trust};
+use tls::{BindingChoice, ReadOutcome, Transport, Trust};
 
 const USAGE: &str = "\
 Usage:
@@ -330,9 +329,12 @@ impl Host<'_> {
                 }
             }
             let deadline = client.poll_timeout();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
+            match self
+                .transport()
+                .read_by(&mut buf, deadline)
+                .map_err(Failure::Host)?
+            {
+                ReadOutcome::End => {
                     // The server hung up. After its answer that ends the
                     // exchange as well as a `</stream:stream>` would.
                     if self.answered || self.error.is_some() {
@@ -343,25 +345,19 @@ impl Host<'_> {
                         None => Failure::Host("the server closed the connection".into()),
                     });
                 }
-                Ok(n) => {
+                ReadOutcome::Data(n) => {
                     let data = buf[..n].to_vec();
                     client
                         .feed(Instant::now(), &data)
                         .map_err(|e| Failure::Host(format!("internal feed: {e}")))?;
                     self.show("RECV", &data);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                ReadOutcome::Deadline => {
                     let now = Instant::now();
                     if client.poll_timeout().is_some_and(|t| t <= now) {
                         client.handle_timeout(now);
                     }
                 }
-                Err(e) => return Err(Failure::Host(format!("io read: {e}"))),
             }
         }
     }
@@ -370,7 +366,7 @@ impl Host<'_> {
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, Failure> {
         match ev {
             ClientEvent::StartTls { pending } => {
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
                     return Err(Failure::Host(
                         "internal: StartTls on a TLS transport".into(),
                     ));
@@ -381,17 +377,20 @@ impl Host<'_> {
                     .as_ref()
                     .expect("checked with --tls starttls");
                 let config = tls::client_config(trust, None, false, None).map_err(Failure::Host)?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.args.domain, &mut sock, &pending)
-                    .map_err(Failure::Host)?;
-                let est =
-                    tls::established(&conn, BindingChoice::None, false).map_err(Failure::Host)?;
+                let (transport, est) = tls::start(
+                    sock,
+                    config,
+                    &self.args.domain,
+                    &pending,
+                    client.poll_timeout(),
+                    BindingChoice::None,
+                    false,
+                )
+                .map_err(Failure::Host)?;
                 if self.args.transcript {
                     eprintln!("-- TLS established: {}", est.summary);
                 }
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
+                self.transport = Some(transport);
                 client
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| Failure::Host(format!("internal tls_established: {e}")))?;
@@ -411,9 +410,4 @@ impl Host<'_> {
         }
         Ok(false)
     }
-}
-
-/// Sets the socket's read timeout so that a read returns at `deadline`.
-fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), Failure> {
-    host::set_timeout(sock, deadline).map_err(Failure::Host)
 }

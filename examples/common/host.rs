@@ -67,6 +67,14 @@ pub fn wire_line(dir: &str, data: &[u8]) -> Option<String> {
     Some(format!("{dir}: {text}"))
 }
 
+/// Prints the wire-log line of `data` (see [`wire_line`]) when
+/// `transcript` is on.
+pub fn show(transcript: bool, dir: &str, data: &[u8]) {
+    if let Some(line) = wire_line(dir, data).filter(|_| transcript) {
+        println!("{line}");
+    }
+}
+
 /// The JID's domain (the stream's `to` and the TLS server name).
 pub fn domain_of(jid: &str) -> &str {
     let bare = jid.split('/').next().unwrap_or_default();

@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -484,6 +485,36 @@ impl ServerCertVerifier for Verifier {
 // ---------------------------------------------------------------------------
 // The socket, plain or through rustls
 
+/// The TLS handshake on `sock` (bounded by `deadline`), then the
+/// connection as a [`Transport`] with what the client needs of it.
+/// `pending` as for [`handshake`]; `binding` and `require_ems` as for
+/// [`established`].
+pub fn start(
+    mut sock: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    pending: &[u8],
+    deadline: Option<Instant>,
+    binding: BindingChoice,
+    require_ems: bool,
+) -> Result<(Transport, Established), String> {
+    crate::host::set_timeout(&sock, deadline)?;
+    let conn = handshake(config, server_name, &mut sock, pending)?;
+    let est = established(&conn, binding, require_ems)?;
+    let transport = Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock)));
+    Ok((transport, est))
+}
+
+/// What [`Transport::read_by`] gave.
+pub enum ReadOutcome {
+    /// This many bytes.
+    Data(usize),
+    /// The end of the stream.
+    End,
+    /// Nothing before the deadline.
+    Deadline,
+}
+
 /// A blocking connection, plain or TLS.
 pub enum Transport {
     /// Before STARTTLS, or `--tls none`.
@@ -510,6 +541,29 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
                 other => other,
             },
+        }
+    }
+
+    /// Reads what is available, waiting until `deadline` at the most
+    /// (none: block). Errors are `io ...` lines.
+    pub fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<ReadOutcome, String> {
+        crate::host::set_timeout(self.socket(), deadline)?;
+        match self.read(buf) {
+            Ok(0) => Ok(ReadOutcome::End),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(ReadOutcome::Deadline)
+            }
+            Err(e) => Err(format!("io read: {e}")),
         }
     }
 
