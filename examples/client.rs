@@ -35,9 +35,9 @@ use xmpp_sansio::sasl::decode_payload;
 use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
-use client_host::{Handled, SelfMessage};
+use client_host::{BlockingHost, Handled, SelfMessage};
 use host::{domain_of, elements, note, show};
-use tls::{ReadOutcome, Transport};
+use tls::Transport;
 
 const HELP: &str = "\
 client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
@@ -78,13 +78,7 @@ OUTPUT:
 ";
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    host::login_outcome(run(&args))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, run)
 }
 
 /// One login: connect, negotiate, message to self, close.
@@ -126,11 +120,7 @@ fn run(args: &Args) -> Result<String, String> {
     host_state.transport = Some(transport);
 
     let mut client = args.client(tls_mode);
-    let result = host_state.drive(&mut client);
-    if let Some(t) = host_state.transport.as_mut() {
-        t.close();
-    }
-    result
+    client_host::drive(&mut host_state, &mut client)
 }
 
 const ECHO_ID: &str = "xmpp-sansio-selftest-1";
@@ -168,125 +158,6 @@ impl<'a> Host<'a> {
                 error_line,
             ),
         }
-    }
-
-    fn transport(&mut self) -> &mut Transport {
-        self.transport.as_mut().expect("connected")
-    }
-
-    /// Drain `poll_transmit` and write it.
-    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let out = client_host::transmit(client);
-        if out.is_empty() {
-            return Ok(());
-        }
-        show(self.args.transcript, "SEND", &out);
-        if self.sniffing {
-            self.sent_log.extend_from_slice(&out);
-        }
-        self.transport()
-            .write_all(&out)
-            .map_err(|e| format!("io write: {e}"))
-    }
-
-    /// The drive loop. Returns the bound JID once the message came back
-    /// and the stream closed.
-    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            // Drain: bytes out, then events (each may queue more bytes).
-            loop {
-                self.flush(client)?;
-                let Some(ev) = self.queued.pop_front().or_else(|| client.poll_event()) else {
-                    break;
-                };
-                if self.on_event(client, ev)? {
-                    self.flush(client)?;
-                    return self.message.outcome();
-                }
-            }
-            // Wait for bytes or the next deadline.
-            let deadline = self.message.deadline(client);
-            match self.transport().read_by(&mut buf, deadline)? {
-                ReadOutcome::End => {
-                    if client.is_closed() {
-                        // Not reached: `Closed` was handled in the drain.
-                        return Err(match client.error() {
-                            Some(e) => error_line(e),
-                            None => "closed-by-peer".into(),
-                        });
-                    }
-                    return self.message.on_hangup(client);
-                }
-                ReadOutcome::Data(n) => {
-                    let data = buf[..n].to_vec();
-                    self.on_bytes(client, &data)?;
-                }
-                ReadOutcome::Deadline => self.message.on_deadline(client),
-            }
-        }
-    }
-
-    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        let xmpp = client_host::feed(client, data, &mut self.queued)?;
-        show(self.args.transcript, "RECV", xmpp);
-        if self.sniffing {
-            self.recv_log.extend_from_slice(xmpp);
-        }
-        Ok(())
-    }
-
-    /// Acts on one event; `true` when the stream is over.
-    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match self.message.on_event(client, ev)? {
-            Handled::Closed => return Ok(true),
-            Handled::Other(ClientEvent::StartTls { pending }) => {
-                if !pending.is_empty() {
-                    note(&format!(
-                        "{} bytes after <proceed/> handed to TLS",
-                        pending.len()
-                    ));
-                }
-                let Some(Transport::Plain(sock)) = self.transport.take() else {
-                    return Err("internal StartTls on a TLS transport".into());
-                };
-                let config = tls::client_config(
-                    self.args.trust.as_ref().expect("checked"),
-                    None,
-                    self.require_ems,
-                    self.args.tls_version,
-                )?;
-                let (transport, est) = tls::start(
-                    sock,
-                    config,
-                    &self.domain,
-                    &pending,
-                    client.poll_timeout(),
-                    self.args.binding,
-                    self.require_ems,
-                )?;
-                note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(transport);
-                // A new stream starts: look at its bytes only.
-                self.sent_log.clear();
-                self.recv_log.clear();
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| format!("internal tls_established: {e}"))?;
-            }
-            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
-                note(&format!("authenticated with {mechanism}"));
-                self.sasl_report(&mechanism)?;
-                self.sniffing = false;
-                self.sent_log.clear();
-                self.recv_log.clear();
-            }
-            Handled::Other(ClientEvent::Redirect { host, port }) => {
-                client_host::note_redirect(&host, port);
-            }
-            Handled::Done | Handled::Other(_) => {}
-        }
-        Ok(false)
     }
 
     /// What the host can see of SASL in its own plaintext: the channel
@@ -343,5 +214,110 @@ impl<'a> Host<'a> {
                 "xep-0474 h= mismatch accepted by the client (got {h}, expected {expected})"
             ))
         }
+    }
+}
+
+impl BlockingHost for Host<'_> {
+    type Output = String;
+    type Error = String;
+
+    fn connection(&mut self) -> &mut Option<Transport> {
+        &mut self.transport
+    }
+
+    fn sending(&mut self, out: &[u8]) {
+        show(self.args.transcript, "SEND", out);
+        if self.sniffing {
+            self.sent_log.extend_from_slice(out);
+        }
+    }
+
+    fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
+        self.queued.pop_front().or_else(|| client.poll_event())
+    }
+
+    /// The bound JID once the message came back and the stream closed.
+    fn finish(&mut self) -> Result<String, String> {
+        self.message.outcome()
+    }
+
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        self.message.deadline(client)
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        let xmpp = client_host::feed(client, data, &mut self.queued)?;
+        show(self.args.transcript, "RECV", xmpp);
+        if self.sniffing {
+            self.recv_log.extend_from_slice(xmpp);
+        }
+        Ok(())
+    }
+
+    fn on_deadline(&mut self, client: &mut Client) {
+        self.message.on_deadline(client);
+    }
+
+    fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
+        if client.is_closed() {
+            // Not reached: `Closed` was handled in the drain.
+            return Err(match client.error() {
+                Some(e) => error_line(e),
+                None => "closed-by-peer".into(),
+            });
+        }
+        self.message.on_hangup(client)
+    }
+
+    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
+                if !pending.is_empty() {
+                    note(&format!(
+                        "{} bytes after <proceed/> handed to TLS",
+                        pending.len()
+                    ));
+                }
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
+                    return Err("internal StartTls on a TLS transport".into());
+                };
+                let config = tls::client_config(
+                    self.args.trust.as_ref().expect("checked"),
+                    None,
+                    self.require_ems,
+                    self.args.tls_version,
+                )?;
+                let (transport, est) = tls::start(
+                    sock,
+                    config,
+                    &self.domain,
+                    &pending,
+                    client.poll_timeout(),
+                    self.args.binding,
+                    self.require_ems,
+                )?;
+                note(&format!("TLS established: {}", est.summary));
+                self.transport = Some(transport);
+                // A new stream starts: look at its bytes only.
+                self.sent_log.clear();
+                self.recv_log.clear();
+                client
+                    .tls_established(Instant::now(), est.info)
+                    .map_err(|e| format!("internal tls_established: {e}"))?;
+            }
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
+                note(&format!("authenticated with {mechanism}"));
+                self.sasl_report(&mechanism)?;
+                self.sniffing = false;
+                self.sent_log.clear();
+                self.recv_log.clear();
+            }
+            Handled::Other(ClientEvent::Redirect { host, port }) => {
+                client_host::note_redirect(&host, port);
+            }
+            Handled::Done | Handled::Other(_) => {}
+        }
+        Ok(false)
     }
 }

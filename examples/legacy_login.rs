@@ -40,9 +40,9 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Creden
 use xmpp_sansio::ns;
 use xmpp_sansio::OsRandom;
 
-use client_host::{Handled, SelfMessage};
+use client_host::{BlockingHost, Handled, SelfMessage};
 use host::{domain_of, elements, note, parse_timeout, show, trust_of};
-use tls::{BindingChoice, ReadOutcome, Transport, Trust};
+use tls::{BindingChoice, Transport, Trust};
 
 const HELP: &str = "\
 legacy_login: log in with jabber:iq:auth (XEP-0078) using the xmpp-sansio Client
@@ -141,13 +141,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    host::login_outcome(run(&args))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, run)
 }
 
 fn run(args: &Args) -> Result<String, String> {
@@ -185,11 +179,7 @@ fn run(args: &Args) -> Result<String, String> {
             error_line,
         ),
     };
-    let result = h.drive(&mut client);
-    if let Some(t) = h.transport.as_mut() {
-        t.close();
-    }
-    result
+    client_host::drive(&mut h, &mut client)
 }
 
 struct Host<'a> {
@@ -203,61 +193,47 @@ struct Host<'a> {
     message: SelfMessage,
 }
 
-impl Host<'_> {
-    fn transport(&mut self) -> &mut Transport {
-        self.transport.as_mut().expect("connected")
+impl BlockingHost for Host<'_> {
+    type Output = String;
+    type Error = String;
+
+    fn connection(&mut self) -> &mut Option<Transport> {
+        &mut self.transport
     }
 
-    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let out = client_host::transmit(client);
-        if out.is_empty() {
-            return Ok(());
-        }
-        show(self.args.transcript, "SEND", &out);
-        self.sent.extend_from_slice(&out);
-        self.transport()
-            .write_all(&out)
-            .map_err(|e| format!("io write: {e}"))
-    }
-
-    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            loop {
-                self.flush(client)?;
-                let Some(ev) = client.poll_event() else {
-                    break;
-                };
-                if self.on_event(client, ev)? {
-                    self.flush(client)?;
-                    return self.finish();
-                }
-            }
-            let deadline = self.message.deadline(client);
-            match self.transport().read_by(&mut buf, deadline)? {
-                ReadOutcome::End => {
-                    if self.message.echoed || self.message.error.is_some() {
-                        return self.finish();
-                    }
-                    return Err(self.message.hangup_reason(client));
-                }
-                ReadOutcome::Data(n) => {
-                    let data = buf[..n].to_vec();
-                    client
-                        .feed(Instant::now(), &data)
-                        .map_err(|e| format!("internal feed: {e}"))?;
-                    show(self.args.transcript, "RECV", &data);
-                    self.recv.extend_from_slice(&data);
-                }
-                ReadOutcome::Deadline => self.message.on_deadline(client),
-            }
-        }
+    fn sending(&mut self, out: &[u8]) {
+        show(self.args.transcript, "SEND", out);
+        self.sent.extend_from_slice(out);
     }
 
     fn finish(&mut self) -> Result<String, String> {
         // Whatever happened, tell what the wire shows of the legacy exchange.
         self.report_legacy();
         self.message.outcome()
+    }
+
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        self.message.deadline(client)
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        client
+            .feed(Instant::now(), data)
+            .map_err(|e| format!("internal feed: {e}"))?;
+        show(self.args.transcript, "RECV", data);
+        self.recv.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn on_deadline(&mut self, client: &mut Client) {
+        self.message.on_deadline(client);
+    }
+
+    fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
+        if self.message.echoed || self.message.error.is_some() {
+            return self.finish();
+        }
+        Err(self.message.hangup_reason(client))
     }
 
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
@@ -297,7 +273,9 @@ impl Host<'_> {
         }
         Ok(false)
     }
+}
 
+impl Host<'_> {
     /// `-- offered: ...` from the answer to the IQ-get, `-- legacy method:
     /// ...` from the IQ-set the client sent.
     fn report_legacy(&self) {

@@ -80,25 +80,15 @@ OUTPUT:
 ";
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    // One thread is plenty for one connection.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            println!("ERROR runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    host::login_outcome(rt.block_on(run(&args)))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, |args| {
+        // One thread is plenty for one connection.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        rt.block_on(run(args))
+    })
 }
 
 /// The connection, plain or through tokio-rustls.

@@ -3,7 +3,8 @@
 //! after `Ready` and its deadline, the events they all treat the same way,
 //! the outcome line, and the `SEND:`/`RECV:` bookkeeping. The state machine
 //! is sans-IO, so the blocking and the tokio host share all of it; only
-//! reading, writing and the TLS handshake stay with each host.
+//! reading, writing and the TLS handshake stay with each host, and the
+//! blocking hosts (`reguser` too) share their drive loop, [`drive`].
 //!
 //! Included with `#[path = "common/client_host.rs"] mod client_host;`, next
 //! to `host`; not every example uses every item.
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use xmpp_sansio::client::{Client, ClientError, ClientEvent};
 
 use crate::host::{message_to, note};
+use crate::tls::{ReadOutcome, Transport};
 
 /// How long the message to self may take to come back.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,4 +193,84 @@ pub fn feed<'d>(
         })
         .unwrap_or(0);
     Ok(&data[..data.len() - tls_tail.min(data.len())])
+}
+
+/// A blocking host (std::net + rustls) of the drive loop of the
+/// `xmpp_sansio::client` docs: [`drive`] runs the loop, the host says what
+/// to do at each step.
+pub trait BlockingHost {
+    /// What a finished run gives.
+    type Output;
+    /// Why a run failed; the loop's own failures (I/O) are `io ...` lines.
+    type Error: From<String>;
+
+    /// The connection (none while a TLS handshake has it).
+    fn connection(&mut self) -> &mut Option<Transport>;
+    /// `out` is about to be written: log it.
+    fn sending(&mut self, out: &[u8]);
+    /// The next event to act on.
+    fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
+        client.poll_event()
+    }
+    /// Acts on one event; `true` when the stream is over.
+    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, Self::Error>;
+    /// The result once the stream is over (after the last output went out).
+    fn finish(&mut self) -> Result<Self::Output, Self::Error>;
+    /// When to wake up without bytes.
+    fn deadline(&self, client: &Client) -> Option<Instant>;
+    /// Bytes came.
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), Self::Error>;
+    /// The deadline came first.
+    fn on_deadline(&mut self, client: &mut Client);
+    /// The server hung up.
+    fn on_end(&mut self, client: &mut Client) -> Result<Self::Output, Self::Error>;
+}
+
+/// The drive loop: after every input, write what `poll_transmit` has and
+/// act on the events (each may queue more bytes), then wait for bytes or
+/// the host's deadline. At the end, TLS is closed (`close_notify`).
+pub fn drive<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<H::Output, H::Error> {
+    let result = drive_loop(host, client);
+    if let Some(t) = host.connection().as_mut() {
+        t.close();
+    }
+    result
+}
+
+fn drive_loop<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<H::Output, H::Error> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        loop {
+            flush(host, client)?;
+            let Some(ev) = host.next_event(client) else {
+                break;
+            };
+            if host.on_event(client, ev)? {
+                flush(host, client)?;
+                return host.finish();
+            }
+        }
+        let deadline = host.deadline(client);
+        match transport(host).read_by(&mut buf, deadline)? {
+            ReadOutcome::End => return host.on_end(client),
+            ReadOutcome::Data(n) => host.on_bytes(client, &buf[..n])?,
+            ReadOutcome::Deadline => host.on_deadline(client),
+        }
+    }
+}
+
+/// Drains `poll_transmit` and writes it.
+fn flush<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<(), H::Error> {
+    let out = transmit(client);
+    if out.is_empty() {
+        return Ok(());
+    }
+    host.sending(&out);
+    transport(host)
+        .write_all(&out)
+        .map_err(|e| H::Error::from(format!("io write: {e}")))
+}
+
+fn transport<H: BlockingHost>(host: &mut H) -> &mut Transport {
+    host.connection().as_mut().expect("connected")
 }

@@ -36,6 +36,20 @@ pub fn args_or_exit<A>(
     }
 }
 
+/// The `main` of a login example: the arguments (`--help`: the help,
+/// exit 0; a usage error: `ERROR usage: ...`, exit 2), then `run` and its
+/// [`login_outcome`].
+pub fn login_main<A>(
+    parsed: Result<Option<A>, String>,
+    help: &str,
+    run: impl FnOnce(&A) -> Result<String, String>,
+) -> ExitCode {
+    match args_or_exit(parsed, help, |e| println!("ERROR usage: {e}")) {
+        Ok(args) => login_outcome(run(&args)),
+        Err(code) => code,
+    }
+}
+
 /// The last line of a login: `OK <jid>` (exit 0) or `ERROR <reason>` (exit 1).
 pub fn login_outcome(result: Result<String, String>) -> ExitCode {
     match result {
