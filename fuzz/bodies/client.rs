@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 pub use server_body::Outcome;
 use server_body::{
-    assert_chunking_invariant, check_framing, chunk_sizes, salt, tls_info, Framing, Record, DOMAIN,
+    assert_chunking_invariant, check_framing, salt, tls_info, Driven, Framing, Record, DOMAIN,
     PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
 };
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode};
@@ -195,6 +195,18 @@ impl Driver {
         }
     }
 
+    /// Once the input is consumed, a ready client sends a stanza (then,
+    /// not at `Ready`, so that what it does never depends on the
+    /// chunking).
+    fn send_when_ready(&mut self) {
+        if let Some(jid) = self.client.jid().map(str::to_owned) {
+            send_parsed(&mut self.client, &jid);
+            self.drain();
+        }
+    }
+}
+
+impl Driven for Driver {
     fn feed(&mut self, chunk: &[u8]) {
         let res = self.client.feed(self.now, chunk);
         self.record.fed(chunk.len(), res);
@@ -255,39 +267,24 @@ impl Driver {
         }
     }
 
-    /// Once the input is consumed, a ready client sends a stanza (then,
-    /// not at `Ready`, so that what it does never depends on the
-    /// chunking).
-    fn send_when_ready(&mut self) {
-        if let Some(jid) = self.client.jid().map(str::to_owned) {
-            send_parsed(&mut self.client, &jid);
-            self.drain();
-        }
+    fn now(&mut self) -> &mut Instant {
+        &mut self.now
     }
 
-    fn tick(&mut self, by: Duration) {
-        self.now += by;
-        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.client.handle_timeout(self.now);
-            self.drain();
-        }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.client.poll_timeout()
     }
 
-    fn run_out_the_clock(&mut self) {
-        for _ in 0..4 {
-            let Some(t) = self.client.poll_timeout() else {
-                return;
-            };
-            assert!(!self.record.closed_seen, "a deadline after Closed");
-            self.now = self.now.max(t);
-            self.client.handle_timeout(self.now);
-            self.drain();
-        }
-        // Only keepalives recur.
-        assert!(
-            self.client.is_ready() && !self.client.is_closed(),
-            "deadlines keep coming"
-        );
+    fn handle_timeout(&mut self) {
+        self.client.handle_timeout(self.now);
+    }
+
+    fn after_chunk(&mut self) {
+        self.drain();
+    }
+
+    fn closed_seen(&self) -> bool {
+        self.record.closed_seen
     }
 }
 
@@ -380,24 +377,21 @@ pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
 fn drive_client(config: u8, drive: u8, input: &[u8]) -> Outcome {
     let cached = drive & 32 != 0;
     let close = drive & 64 != 0;
-    let clock = drive & 128 != 0;
     let mut d = Driver::new(config, cached);
     d.drain();
-    let mut offset = 0;
-    for n in chunk_sizes(drive, input.len()) {
-        if clock {
-            d.tick(Duration::from_secs(1));
-        }
-        d.feed(&input[offset..offset + n]);
-        offset += n;
-        d.drain();
-    }
+    d.feed_chunks(drive, input);
     d.send_when_ready();
     if close {
         d.client.close(d.now);
         d.drain();
     }
-    d.run_out_the_clock();
+    if !d.run_out_the_clock(4) {
+        // Only keepalives recur.
+        assert!(
+            d.client.is_ready() && !d.client.is_closed(),
+            "deadlines keep coming"
+        );
+    }
     check_framing(&d.record.output, d.record.closed_seen, &CLIENT_FRAMING);
     d.record.outcome()
 }

@@ -386,6 +386,65 @@ impl Record {
     }
 }
 
+/// What the drivers of both roles do alike with the input and the clock;
+/// each implements the role's own steps.
+pub trait Driven {
+    /// The simulated clock.
+    fn now(&mut self) -> &mut Instant;
+    /// The role's next deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The role's `handle_timeout` at [`Self::now`].
+    fn handle_timeout(&mut self);
+    /// Feeds one chunk.
+    fn feed(&mut self, chunk: &[u8]);
+    /// After each chunk: drain output and events (and act as the host).
+    fn after_chunk(&mut self);
+    /// Drains output and events.
+    fn drain(&mut self);
+    /// Whether `Closed` was seen.
+    fn closed_seen(&self) -> bool;
+
+    /// Advances the clock by `by`, handling the deadlines that come due.
+    fn tick(&mut self, by: Duration) {
+        *self.now() += by;
+        let now = *self.now();
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout();
+            self.drain();
+        }
+    }
+
+    /// Feeds `input` in the chunks of `drive` ([`chunk_sizes`]), with the
+    /// clock advancing one second before each when `drive` bit 7 is set.
+    fn feed_chunks(&mut self, drive: u8, input: &[u8]) {
+        let clock = drive & 128 != 0;
+        let mut offset = 0;
+        for n in chunk_sizes(drive, input.len()) {
+            if clock {
+                self.tick(Duration::from_secs(1));
+            }
+            self.feed(&input[offset..offset + n]);
+            offset += n;
+            self.after_chunk();
+        }
+    }
+
+    /// Runs up to `rounds` deadlines; `true` when none is left.
+    fn run_out_the_clock(&mut self, rounds: usize) -> bool {
+        for _ in 0..rounds {
+            let Some(t) = self.poll_timeout() else {
+                return true;
+            };
+            assert!(!self.closed_seen(), "a deadline after Closed");
+            let now = (*self.now()).max(t);
+            *self.now() = now;
+            self.handle_timeout();
+            self.drain();
+        }
+        false
+    }
+}
+
 /// Checks that a chunked run gave what the run in one piece gave.
 pub fn assert_chunking_invariant(chunked: &Outcome, whole: &Outcome) {
     assert_eq!(chunked.output, whole.output, "chunked vs one piece: output");
@@ -418,11 +477,6 @@ impl Driver {
         }
     }
 
-    fn feed(&mut self, chunk: &[u8]) {
-        let res = self.server.feed(self.now, chunk);
-        self.record.fed(chunk.len(), res);
-    }
-
     /// The slow host's answers to what it was asked before.
     fn answer_pending(&mut self) {
         if self.tolerate.late_answers && self.server.is_closed() {
@@ -447,6 +501,26 @@ impl Driver {
                 assert_eq!(res, Ok(()), "a late answer to a pending request refused");
             }
         }
+    }
+
+    /// Once the input is consumed, a ready server sends the client a
+    /// stanza (then, not at `Ready`, so that what it does never depends
+    /// on the chunking).
+    fn send_when_ready(&mut self) {
+        if let Some(jid) = self.server.jid().map(str::to_owned) {
+            let msg = format!(
+                "<message xmlns='jabber:client' to='{jid}' from='{DOMAIN}'><body>hi</body></message>"
+            );
+            send_parsed(&mut self.server, &msg);
+            self.drain();
+        }
+    }
+}
+
+impl Driven for Driver {
+    fn feed(&mut self, chunk: &[u8]) {
+        let res = self.server.feed(self.now, chunk);
+        self.record.fed(chunk.len(), res);
     }
 
     /// Drains output and events, acting on the events as the host.
@@ -524,40 +598,25 @@ impl Driver {
         }
     }
 
-    /// Once the input is consumed, a ready server sends the client a
-    /// stanza (then, not at `Ready`, so that what it does never depends
-    /// on the chunking).
-    fn send_when_ready(&mut self) {
-        if let Some(jid) = self.server.jid().map(str::to_owned) {
-            let msg = format!(
-                "<message xmlns='jabber:client' to='{jid}' from='{DOMAIN}'><body>hi</body></message>"
-            );
-            send_parsed(&mut self.server, &msg);
-            self.drain();
-        }
+    fn now(&mut self) -> &mut Instant {
+        &mut self.now
     }
 
-    /// Advances the clock by `by`, handling the deadlines that come due.
-    fn tick(&mut self, by: Duration) {
-        self.now += by;
-        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.server.handle_timeout(self.now);
-            self.drain();
-        }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.server.poll_timeout()
     }
 
-    /// Runs every deadline left (bounded: each one ends something).
-    fn run_out_the_clock(&mut self) {
-        for _ in 0..8 {
-            let Some(t) = self.server.poll_timeout() else {
-                return;
-            };
-            assert!(!self.record.closed_seen, "a deadline after Closed");
-            self.now = self.now.max(t);
-            self.server.handle_timeout(self.now);
-            self.drain();
-        }
-        panic!("deadlines keep coming");
+    fn handle_timeout(&mut self) {
+        self.server.handle_timeout(self.now);
+    }
+
+    fn after_chunk(&mut self) {
+        self.answer_pending();
+        self.drain();
+    }
+
+    fn closed_seen(&self) -> bool {
+        self.record.closed_seen
     }
 }
 
@@ -756,19 +815,9 @@ pub fn run_outcome_with(data: &[u8], tolerate: Tolerate) -> Option<Outcome> {
 fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outcome {
     let slow = drive & 32 != 0;
     let close = drive & 64 != 0;
-    let clock = drive & 128 != 0;
     let mut d = Driver::new(config, slow, tolerate);
     d.drain();
-    let mut offset = 0;
-    for n in chunk_sizes(drive, input.len()) {
-        if clock {
-            d.tick(Duration::from_secs(1));
-        }
-        d.feed(&input[offset..offset + n]);
-        offset += n;
-        d.answer_pending();
-        d.drain();
-    }
+    d.feed_chunks(drive, input);
     // A late answer can let the server read held bytes, which may ask
     // again (at most once per held element).
     while !d.pending.is_empty() {
@@ -785,7 +834,8 @@ fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outc
         }
         d.drain();
     }
-    d.run_out_the_clock();
+    // Bounded: each deadline ends something.
+    assert!(d.run_out_the_clock(8), "deadlines keep coming");
     assert!(d.pending.is_empty());
     check_framing(
         &d.record.output,
