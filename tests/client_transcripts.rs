@@ -80,21 +80,7 @@ fn streams(bytes: &[u8]) -> Vec<(Option<String>, Vec<Element>, bool)> {
 
 /// Drops whitespace-only text nodes (pretty-printing) recursively.
 fn normalize(el: &Element) -> Element {
-    let mut out = Element::builder(el.name(), el.ns()).build();
-    for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut()
-            .insert(ns.clone(), name.clone(), value.clone());
-    }
-    for node in el.nodes() {
-        match node {
-            minidom::Node::Element(c) => {
-                out.append_child(normalize(c));
-            }
-            minidom::Node::Text(t) if t.trim().is_empty() => {}
-            minidom::Node::Text(t) => out.append_text(t.as_str()),
-        }
-    }
-    out
+    support::without_blank_text(el, false)
 }
 
 /// Compares as XML (formatting whitespace aside); an `iq`'s id is the

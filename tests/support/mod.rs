@@ -34,6 +34,27 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `el` without its whitespace-only text nodes (pretty-printing),
+/// recursively; `trim`: the other text nodes trimmed as well.
+pub fn without_blank_text(el: &minidom::Element, trim: bool) -> minidom::Element {
+    let mut out = minidom::Element::builder(el.name(), el.ns()).build();
+    for ((ns, name), value) in el.attrs().iter() {
+        out.attrs_mut()
+            .insert(ns.clone(), name.clone(), value.clone());
+    }
+    for node in el.nodes() {
+        match node {
+            minidom::Node::Element(c) => {
+                out.append_child(without_blank_text(c, trim));
+            }
+            minidom::Node::Text(t) if t.trim().is_empty() => {}
+            minidom::Node::Text(t) if trim => out.append_text(t.trim()),
+            minidom::Node::Text(t) => out.append_text(t.as_str()),
+        }
+    }
+    out
+}
+
 /// `fuzz/seeds/<role>/`: the checked-in seed corpus of a fuzz target.
 pub fn fuzz_seed_dir(role: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
