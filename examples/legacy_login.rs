@@ -41,7 +41,7 @@ use xmpp_sansio::ns;
 use xmpp_sansio::OsRandom;
 
 use client_host::{BlockingHost, Handled, SelfMessage};
-use host::{domain_of, elements, note, parse_timeout, show, trust_of};
+use host::{domain_of, elements, note, show, trust_of, CommonFlags};
 use tls::{BindingChoice, Transport, Trust};
 
 const HELP: &str = "\
@@ -86,54 +86,47 @@ struct Args {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        host: None,
-        port: 5222,
-        jid: String::new(),
-        password: String::new(),
-        tls: true,
-        trust: None,
-        allow_plaintext: false,
-        resource: None,
-        transcript: false,
-        timeout: Duration::from_secs(20),
-    };
-    let mut insecure = false;
-    let mut ca_file = None;
+    let mut common = CommonFlags::default();
+    let mut tls = true;
+    let mut allow_plaintext = false;
     let mut password = None;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if common.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--host" => a.host = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                a.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?;
-            }
-            "--jid" => a.jid = value()?,
             "--password" => password = Some(value()?),
             "--tls" => {
                 let v = value()?;
-                a.tls = match v.as_str() {
+                tls = match v.as_str() {
                     "starttls" => true,
                     "none" => false,
                     _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
                 };
             }
-            "--ca-file" => ca_file = Some(value()?),
-            "--insecure" => insecure = true,
-            "--allow-plaintext" => a.allow_plaintext = true,
-            "--resource" => a.resource = Some(value()?),
-            "--transcript" => a.transcript = true,
-            "--timeout" => a.timeout = parse_timeout(&value()?)?,
+            "--allow-plaintext" => allow_plaintext = true,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
+    let mut a = Args {
+        host: common.host.take(),
+        port: common.port.unwrap_or(5222),
+        jid: std::mem::take(&mut common.jid),
+        password: String::new(),
+        tls,
+        trust: None,
+        allow_plaintext,
+        resource: common.resource.take(),
+        transcript: common.transcript,
+        timeout: common.timeout(),
+    };
     if !a.jid.contains('@') {
         return Err("--jid user@domain is required (see --help)".into());
     }
     a.password = password.ok_or("--password is required (see --help)")?;
-    a.trust = trust_of(ca_file, insecure)?;
+    a.trust = trust_of(common.ca_file, common.insecure)?;
     if a.tls && a.trust.is_none() {
         return Err("TLS needs --ca-file F or --insecure".into());
     }

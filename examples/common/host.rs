@@ -101,6 +101,52 @@ pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(s.max(1)))
 }
 
+/// The options the login examples take alike. What is not given stays
+/// `None` (or empty, or off): each example has its own defaults.
+#[derive(Default)]
+pub struct CommonFlags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub jid: String,
+    pub ca_file: Option<String>,
+    pub insecure: bool,
+    pub resource: Option<String>,
+    pub transcript: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl CommonFlags {
+    /// Takes `flag` when it is `--host`, `--port`, `--jid`, `--ca-file`,
+    /// `--insecure`, `--resource`, `--transcript` or `--timeout` (`value`
+    /// gives its value); `Ok(false)` for any other.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--host" => self.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                self.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
+            }
+            "--jid" => self.jid = value()?,
+            "--ca-file" => self.ca_file = Some(value()?),
+            "--insecure" => self.insecure = true,
+            "--resource" => self.resource = Some(value()?),
+            "--transcript" => self.transcript = true,
+            "--timeout" => self.timeout = Some(parse_timeout(&value()?)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `--timeout`, or 20 seconds.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(20))
+    }
+}
+
 /// `--ca-file F` and `--insecure`, at most one of them.
 pub fn trust_of(ca_file: Option<String>, insecure: bool) -> Result<Option<Trust>, String> {
     Ok(match (ca_file, insecure) {
