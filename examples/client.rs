@@ -279,32 +279,24 @@ impl BlockingHost for Host<'_> {
                         pending.len()
                     ));
                 }
-                let Some(Transport::Plain(sock)) = self.transport.take() else {
-                    return Err("internal StartTls on a TLS transport".into());
-                };
                 let config = tls::client_config(
                     self.args.trust.as_ref().expect("checked"),
                     None,
                     self.require_ems,
                     self.args.tls_version,
                 )?;
-                let (transport, est) = tls::start(
-                    sock,
+                client_host::start_tls(
+                    &mut self.transport,
+                    client,
                     config,
                     &self.domain,
                     &pending,
-                    client.poll_timeout(),
                     self.args.binding,
                     self.require_ems,
                 )?;
-                note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(transport);
                 // A new stream starts: look at its bytes only.
                 self.sent_log.clear();
                 self.recv_log.clear();
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| format!("internal tls_established: {e}"))?;
             }
             Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));

@@ -85,18 +85,12 @@ struct Args {
     timeout: Duration,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut common = CommonFlags::default();
+fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut tls = true;
     let mut allow_plaintext = false;
     let mut password = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        if common.take(&flag, &mut value)? {
-            continue;
-        }
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
+    let parsed = CommonFlags::parse(it, |flag, value| {
+        match flag {
             "--password" => password = Some(value()?),
             "--tls" => {
                 let v = value()?;
@@ -107,9 +101,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 };
             }
             "--allow-plaintext" => allow_plaintext = true,
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    let Some(mut common) = parsed else {
+        return Ok(None);
+    };
     let mut a = Args {
         host: common.host.take(),
         port: common.port.unwrap_or(5222),
@@ -236,28 +234,19 @@ impl BlockingHost for Host<'_> {
                 // The bytes after <proceed/> are TLS: keep them out of the log.
                 let keep = self.recv.len().saturating_sub(pending.len());
                 self.recv.truncate(keep);
-                let Some(Transport::Plain(sock)) = self.transport.take() else {
-                    return Err("internal StartTls on a TLS transport".into());
-                };
                 let trust = self.args.trust.as_ref().expect("checked");
                 let config = tls::client_config(trust, None, false, None)?;
-                let deadline = client.poll_timeout();
-                let (transport, est) = tls::start(
-                    sock,
+                client_host::start_tls(
+                    &mut self.transport,
+                    client,
                     config,
                     &self.domain,
                     &pending,
-                    deadline,
                     BindingChoice::None,
                     false,
                 )?;
-                note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(transport);
                 self.sent.clear();
                 self.recv.clear();
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| format!("internal tls_established: {e}"))?;
             }
             Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));

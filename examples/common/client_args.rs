@@ -41,21 +41,15 @@ pub struct Args {
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
-pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut common = CommonFlags::default();
+pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut password = None;
     let mut token = None;
     let mut mechanism = None;
     let mut binding = BindingChoice::Auto;
     let mut tls = TlsArg::StartTls;
     let mut tls_version = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        if common.take(&flag, &mut value)? {
-            continue;
-        }
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
+    let parsed = CommonFlags::parse(it, |flag, value| {
+        match flag {
             "--password" => password = Some(value()?),
             "--token" => token = Some(value()?),
             "--mechanism" => mechanism = Some(value()?),
@@ -87,9 +81,13 @@ pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, 
                     _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
                 });
             }
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    let Some(mut common) = parsed else {
+        return Ok(None);
+    };
     let mut a = Args {
         host: common.host.take(),
         port: common.port,

@@ -10,12 +10,13 @@
 //! to `host`; not every example uses every item.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xmpp_sansio::client::{Client, ClientError, ClientEvent};
 
 use crate::host::{message_to, note};
-use crate::tls::{ReadOutcome, Transport};
+use crate::tls::{self, BindingChoice, ReadOutcome, Transport};
 
 /// How long the message to self may take to come back.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -257,6 +258,39 @@ fn drive_loop<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<H::O
             ReadOutcome::Deadline => host.on_deadline(client),
         }
     }
+}
+
+/// `ClientEvent::StartTls` on a blocking host: the TLS handshake on the
+/// plain socket of `connection` (by the client's deadline; `pending` first),
+/// the `-- TLS established` note, the connection now TLS, and the client
+/// told. `binding` and `require_ems` as for [`tls::established`].
+pub fn start_tls(
+    connection: &mut Option<Transport>,
+    client: &mut Client,
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    pending: &[u8],
+    binding: BindingChoice,
+    require_ems: bool,
+) -> Result<(), String> {
+    let Some(Transport::Plain(sock)) = connection.take() else {
+        return Err("internal StartTls on a TLS transport".into());
+    };
+    let deadline = client.poll_timeout();
+    let (transport, est) = tls::start(
+        sock,
+        config,
+        server_name,
+        pending,
+        deadline,
+        binding,
+        require_ems,
+    )?;
+    note(&format!("TLS established: {}", est.summary));
+    *connection = Some(transport);
+    client
+        .tls_established(Instant::now(), est.info)
+        .map_err(|e| format!("internal tls_established: {e}"))
 }
 
 /// Drains `poll_transmit` and writes it.

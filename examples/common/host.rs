@@ -141,6 +141,26 @@ impl CommonFlags {
         Ok(true)
     }
 
+    /// Goes through the arguments: takes the common flags, hands every
+    /// other to `own` with a getter of its value (`own` says `Ok(false)`
+    /// for one it does not know: a usage error). `Ok(None)` for `--help`.
+    pub fn parse(
+        mut it: impl Iterator<Item = String>,
+        mut own: impl FnMut(&str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
+    ) -> Result<Option<CommonFlags>, String> {
+        let mut common = CommonFlags::default();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+            if flag == "-h" || flag == "--help" {
+                return Ok(None);
+            }
+            if !common.take(&flag, &mut value)? && !own(&flag, &mut value)? {
+                return Err(format!("unknown argument {flag:?} (see --help)"));
+            }
+        }
+        Ok(Some(common))
+    }
+
     /// `--timeout`, or 20 seconds.
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(Duration::from_secs(20))
