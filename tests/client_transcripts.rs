@@ -230,7 +230,7 @@ fn replay_chunked(t: &Transcript, mut config: ClientConfig, cuts: &[usize]) -> O
                     if line.starts_with("</stream:stream>") {
                         client.close(now);
                     } else if !line.contains("xmpp-bind") && !line.contains("xmpp-session") {
-                        for el in stanzas_of(&line) {
+                        for el in support::elements_of(&line) {
                             client.send(&el).unwrap();
                         }
                     }
@@ -259,22 +259,6 @@ fn replay_chunked(t: &Transcript, mut config: ClientConfig, cuts: &[usize]) -> O
             Entry::Note(_) => {}
         }
         drain(&mut client, &mut out);
-    }
-    out
-}
-
-fn stanzas_of(line: &str) -> Vec<Element> {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{line}",
-        ns::STREAM
-    );
-    let mut reader = StreamReader::default();
-    let mut rest = doc.as_bytes();
-    let mut out = Vec::new();
-    while let Some(ev) = reader.read(&mut rest).unwrap() {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
     }
     out
 }

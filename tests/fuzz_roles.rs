@@ -28,11 +28,9 @@ mod support;
 use std::fs;
 use std::time::Instant;
 
-use minidom::Element;
-use support::{fuzz_seed_dir, fuzz_seeds, Dir, Transcript};
+use support::{fuzz_seed_dir, fuzz_seeds, parse_stanza as parse, Dir, Transcript};
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::server::{Server, ServerEvent};
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 
 /// Each seed as it is, then with other chunkings, a slow host (the
 /// server) or cached keys (the client), the host's close (with an error:
@@ -177,19 +175,6 @@ fn huge_iteration_counts_are_skipped() {
 const CLIENT_HEADER: &str = "<?xml version='1.0'?><stream:stream to='example.com' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const SERVER_HEADER: &str = "<?xml version='1.0'?><stream:stream from='example.com' id='s1' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-
-fn parse(xml: &str) -> Element {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
-    );
-    let mut reader = StreamReader::default();
-    let mut input = doc.as_bytes();
-    let _ = reader.read(&mut input).unwrap();
-    match reader.read(&mut input) {
-        Ok(Some(StreamEvent::Element(el))) => el,
-        other => panic!("{xml}: {other:?}"),
-    }
-}
 
 /// Both sides' bytes of one session.
 struct Session {

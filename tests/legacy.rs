@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::elements_of;
+
 use std::time::Instant;
 
 use minidom::Element;
@@ -20,7 +22,6 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::DeterministicRandom;
 
 /// One scenario of the fixture: its name and its lines.
@@ -52,23 +53,6 @@ fn scenario(prefix: &str) -> Scenario {
         .into_iter()
         .find(|s| s.name.starts_with(prefix))
         .unwrap_or_else(|| panic!("no scenario {prefix}"))
-}
-
-/// Elements of a fragment written inside a jabber:client stream.
-fn elements_of(fragment: &str) -> Vec<Element> {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{fragment}",
-        ns::STREAM
-    );
-    let mut r = StreamReader::default();
-    let mut rest = doc.as_bytes();
-    let mut out = Vec::new();
-    while let Some(ev) = r.read(&mut rest).unwrap() {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
-    }
-    out
 }
 
 fn error_code(el: &Element) -> Option<String> {

@@ -9,6 +9,8 @@
 
 mod support;
 
+use support::parse_stanza as parse;
+
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -17,7 +19,6 @@ use xmpp_sansio::client::{Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::CredentialRequest;
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 const MECHANISMS: [&str; 5] = [
@@ -115,19 +116,6 @@ fn server_config_for(case: &Case) -> ServerConfig {
         ServerTls::None
     };
     server_config("example.com", &[case.mechanism], tls, case.seed + 1)
-}
-
-fn parse(xml: &str) -> minidom::Element {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
-    );
-    let mut reader = StreamReader::default();
-    let mut input = doc.as_bytes();
-    let _header = reader.read(&mut input).unwrap();
-    match reader.read(&mut input) {
-        Ok(Some(StreamEvent::Element(el))) => el,
-        other => panic!("{xml}: {other:?}"),
-    }
 }
 
 /// An event, comparable: `StartTls` without its bytes (they depend on

@@ -55,6 +55,38 @@ pub fn without_blank_text(el: &minidom::Element, trim: bool) -> minidom::Element
     out
 }
 
+/// The elements of a fragment written inside a jabber:client stream.
+pub fn elements_of(fragment: &str) -> Vec<minidom::Element> {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{fragment}",
+        xmpp_sansio::ns::STREAM
+    );
+    let mut reader = xmpp_sansio::xml::StreamReader::default();
+    let mut rest = doc.as_bytes();
+    let mut out = Vec::new();
+    while let Some(ev) = reader.read(&mut rest).unwrap() {
+        if let xmpp_sansio::xml::StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The one stanza `xml`, read as our stream reader reads it inside a
+/// jabber:client stream (panics on anything else).
+pub fn parse_stanza(xml: &str) -> minidom::Element {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
+    );
+    let mut reader = xmpp_sansio::xml::StreamReader::default();
+    let mut input = doc.as_bytes();
+    let _header = reader.read(&mut input).unwrap();
+    match reader.read(&mut input) {
+        Ok(Some(xmpp_sansio::xml::StreamEvent::Element(el))) => el,
+        other => panic!("{xml}: {other:?}"),
+    }
+}
+
 /// `fuzz/seeds/<role>/`: the checked-in seed corpus of a fuzz target.
 pub fn fuzz_seed_dir(role: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
