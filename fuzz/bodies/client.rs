@@ -37,6 +37,7 @@
 //! still clock), and `tls_established` is accepted after each `StartTls`.
 
 #[allow(dead_code, clippy::duplicate_mod)]
+#[macro_use]
 #[path = "server.rs"]
 mod server_body;
 
@@ -45,10 +46,12 @@ use std::time::{Duration, Instant};
 
 pub use server_body::Outcome;
 use server_body::{
-    assert_chunking_invariant, check_framing, salt, tls_info, Driven, Framing, Record, DOMAIN,
-    PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
+    assert_chunking_invariant, check_framing, salt, tls_info, Driven, Framing, Record, Role,
+    DOMAIN, PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
 };
-use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode};
+use xmpp_sansio::client::{
+    Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
+};
 use xmpp_sansio::sasl::scram::{ScramClientKeys, ALL_HASHES};
 use xmpp_sansio::sasl::{ScramHash, Secret};
 use xmpp_sansio::xml::{StreamEvent, StreamReader};
@@ -207,23 +210,18 @@ impl Driver {
 }
 
 impl Driven for Driver {
-    fn feed(&mut self, chunk: &[u8]) {
-        let res = self.client.feed(self.now, chunk);
-        self.record.fed(chunk.len(), res);
+    type Role = Client;
+
+    fn parts(&mut self) -> (&mut Client, &mut Instant, &mut Record) {
+        (&mut self.client, &mut self.now, &mut self.record)
     }
 
     fn drain(&mut self) {
         loop {
-            let mut out = Vec::new();
-            let n = self.client.poll_transmit(&mut out);
-            self.record.transmitted(n, &out);
-            let mut busy = n > 0;
+            let mut busy = self.record.transmit(&mut self.client);
             let mut restart = None;
-            while let Some(ev) = self.client.poll_event() {
+            while let Some(ev) = self.record.next_event(&mut self.client) {
                 busy = true;
-                let closed = matches!(ev, ClientEvent::Closed);
-                let start_tls = matches!(ev, ClientEvent::StartTls { .. });
-                self.record.event(&ev, closed, start_tls);
                 match ev {
                     ClientEvent::Error(e) => {
                         self.record.error();
@@ -267,26 +265,12 @@ impl Driven for Driver {
         }
     }
 
-    fn now(&mut self) -> &mut Instant {
-        &mut self.now
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.client.poll_timeout()
-    }
-
-    fn handle_timeout(&mut self) {
-        self.client.handle_timeout(self.now);
-    }
-
     fn after_chunk(&mut self) {
         self.drain();
     }
-
-    fn closed_seen(&self) -> bool {
-        self.record.closed_seen
-    }
 }
+
+impl_role!(Client, ClientEvent);
 
 /// Sends a message to `jid` (parsed: the fuzz crate has no minidom of its
 /// own): accepted while ready and open.

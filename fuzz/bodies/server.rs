@@ -386,30 +386,95 @@ impl Record {
     }
 }
 
+/// What the drivers use of a role's state machine (this server, or the
+/// client of `client.rs`): the calls both have alike.
+pub trait Role {
+    type Event: std::fmt::Debug;
+    fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError>;
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// Whether `ev` is `Closed`, and whether it is `StartTls`.
+    fn kind(ev: &Self::Event) -> (bool, bool);
+}
+
+/// `impl Role` for a role type (its inherent methods have the trait's
+/// names) and its event type; `client.rs` uses it for `Client`.
+macro_rules! impl_role {
+    ($role:ident, $event:ident) => {
+        impl Role for $role {
+            type Event = $event;
+            fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+                $role::feed(self, now, data)
+            }
+            fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+                $role::poll_transmit(self, out)
+            }
+            fn poll_event(&mut self) -> Option<$event> {
+                $role::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                $role::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                $role::handle_timeout(self, now)
+            }
+            fn kind(ev: &$event) -> (bool, bool) {
+                (
+                    matches!(ev, $event::Closed),
+                    matches!(ev, $event::StartTls { .. }),
+                )
+            }
+        }
+    };
+}
+
+impl_role!(Server, ServerEvent);
+
+impl Record {
+    /// One `poll_transmit` of `role`, checked and recorded; whether it gave
+    /// bytes.
+    pub fn transmit<R: Role>(&mut self, role: &mut R) -> bool {
+        let mut out = Vec::new();
+        let n = role.poll_transmit(&mut out);
+        self.transmitted(n, &out);
+        n > 0
+    }
+
+    /// The next event of `role`, checked and recorded.
+    pub fn next_event<R: Role>(&mut self, role: &mut R) -> Option<R::Event> {
+        let ev = role.poll_event()?;
+        let (closed, start_tls) = R::kind(&ev);
+        self.event(&ev, closed, start_tls);
+        Some(ev)
+    }
+}
+
 /// What the drivers of both roles do alike with the input and the clock;
 /// each implements the role's own steps.
 pub trait Driven {
-    /// The simulated clock.
-    fn now(&mut self) -> &mut Instant;
-    /// The role's next deadline.
-    fn poll_timeout(&self) -> Option<Instant>;
-    /// The role's `handle_timeout` at [`Self::now`].
-    fn handle_timeout(&mut self);
-    /// Feeds one chunk.
-    fn feed(&mut self, chunk: &[u8]);
+    type Role: Role;
+    /// The role, the simulated clock, and the record.
+    fn parts(&mut self) -> (&mut Self::Role, &mut Instant, &mut Record);
     /// After each chunk: drain output and events (and act as the host).
     fn after_chunk(&mut self);
     /// Drains output and events.
     fn drain(&mut self);
-    /// Whether `Closed` was seen.
-    fn closed_seen(&self) -> bool;
+
+    /// Feeds one chunk.
+    fn feed(&mut self, chunk: &[u8]) {
+        let (role, now, record) = self.parts();
+        let res = role.feed(*now, chunk);
+        record.fed(chunk.len(), res);
+    }
 
     /// Advances the clock by `by`, handling the deadlines that come due.
     fn tick(&mut self, by: Duration) {
-        *self.now() += by;
-        let now = *self.now();
-        if self.poll_timeout().is_some_and(|t| t <= now) {
-            self.handle_timeout();
+        let (role, now, _) = self.parts();
+        *now += by;
+        if role.poll_timeout().is_some_and(|t| t <= *now) {
+            role.handle_timeout(*now);
             self.drain();
         }
     }
@@ -432,13 +497,13 @@ pub trait Driven {
     /// Runs up to `rounds` deadlines; `true` when none is left.
     fn run_out_the_clock(&mut self, rounds: usize) -> bool {
         for _ in 0..rounds {
-            let Some(t) = self.poll_timeout() else {
+            let (role, now, record) = self.parts();
+            let Some(t) = role.poll_timeout() else {
                 return true;
             };
-            assert!(!self.closed_seen(), "a deadline after Closed");
-            let now = (*self.now()).max(t);
-            *self.now() = now;
-            self.handle_timeout();
+            assert!(!record.closed_seen, "a deadline after Closed");
+            *now = (*now).max(t);
+            role.handle_timeout(*now);
             self.drain();
         }
         false
@@ -518,24 +583,19 @@ impl Driver {
 }
 
 impl Driven for Driver {
-    fn feed(&mut self, chunk: &[u8]) {
-        let res = self.server.feed(self.now, chunk);
-        self.record.fed(chunk.len(), res);
+    type Role = Server;
+
+    fn parts(&mut self) -> (&mut Server, &mut Instant, &mut Record) {
+        (&mut self.server, &mut self.now, &mut self.record)
     }
 
     /// Drains output and events, acting on the events as the host.
     fn drain(&mut self) {
         loop {
-            let mut out = Vec::new();
-            let n = self.server.poll_transmit(&mut out);
-            self.record.transmitted(n, &out);
-            let mut busy = n > 0;
+            let mut busy = self.record.transmit(&mut self.server);
             let mut restart = None;
-            while let Some(ev) = self.server.poll_event() {
+            while let Some(ev) = self.record.next_event(&mut self.server) {
                 busy = true;
-                let closed = matches!(ev, ServerEvent::Closed);
-                let start_tls = matches!(ev, ServerEvent::StartTls { .. });
-                self.record.event(&ev, closed, start_tls);
                 match ev {
                     ServerEvent::Error(_) => self.record.error(),
                     ServerEvent::Closed => self.record.closed(self.server.is_closed()),
@@ -598,25 +658,9 @@ impl Driven for Driver {
         }
     }
 
-    fn now(&mut self) -> &mut Instant {
-        &mut self.now
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.server.poll_timeout()
-    }
-
-    fn handle_timeout(&mut self) {
-        self.server.handle_timeout(self.now);
-    }
-
     fn after_chunk(&mut self) {
         self.answer_pending();
         self.drain();
-    }
-
-    fn closed_seen(&self) -> bool {
-        self.record.closed_seen
     }
 }
 
