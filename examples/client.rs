@@ -13,6 +13,7 @@
 //! `xmpp_sansio::client` docs: after every input, drain `poll_transmit` and
 //! `poll_event`, then wait for bytes or `poll_timeout`.
 
+#[macro_use]
 #[path = "common/client_args.rs"]
 mod client_args;
 #[allow(dead_code)]
@@ -39,22 +40,16 @@ use client_host::{BlockingHost, Handled, SelfMessage};
 use host::{domain_of, elements, note, show};
 use tls::Transport;
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
 
 USAGE:
     client --jid JID [--password W | --token T] [OPTIONS]
 
-OPTIONS:
-    --host H            server address (default: the JID's domain)
-    --port P            port (default: 5222, or 5223 with --tls direct)
-    --jid J             user@domain, or just domain for ANONYMOUS
-    --password W        password (SCRAM-*, PLAIN, ...)
-    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
-                        with neither: SASL ANONYMOUS
-    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
-    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
-                        auto hands the client every type this host can extract and the
+",
+    help_options_head!(),
+    "                        auto hands the client every type this host can extract and the
                         client picks one from the server's XEP-0440 list; a named type
                         hands over only that one; none hands over nothing (no -PLUS).
                         tls-unique cannot be supplied: rustls does not expose the TLS
@@ -63,19 +58,16 @@ OPTIONS:
     --tls MODE          starttls (default, required) | direct (XEP-0368) | none
     --ca-file F         trust the PEM certificates in F (a certificate of F that the
                         server presents as its own is trusted as is, after the name check)
-    --insecure          accept any server certificate (tests only)
-    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
-    --resource R        the resource to ask for (default: the server chooses)
-    --transcript        print every byte sent and received (decrypted after TLS) as
-                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
                         the password in base64)
-    --timeout S         seconds allowed for the negotiation (default 20)
-    -h, --help          this text
-
-OUTPUT:
-    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
-";
+",
+);
 
 fn main() -> ExitCode {
     host::login_main(parse_args(std::env::args().skip(1)), HELP, run)

@@ -22,6 +22,7 @@
 #[path = "common/tls.rs"]
 mod tls;
 
+#[macro_use]
 #[path = "common/client_args.rs"]
 mod client_args;
 #[allow(dead_code)]
@@ -48,36 +49,27 @@ use client_args::{error_line, parse_args, Args, TlsArg};
 use client_host::{Handled, SelfMessage};
 use host::{domain_of, note, show};
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 tokio_client: log in to an XMPP server with the xmpp-sansio Client (tokio + tokio-rustls)
 
 USAGE:
     tokio_client --jid JID [--password W | --token T] [OPTIONS]
 
-OPTIONS:
-    --host H            server address (default: the JID's domain)
-    --port P            port (default: 5222, or 5223 with --tls direct)
-    --jid J             user@domain, or just domain for ANONYMOUS
-    --password W        password (SCRAM-*, PLAIN, ...)
-    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
-                        with neither: SASL ANONYMOUS
-    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
-    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
-                        (as examples/client.rs: tls-unique cannot be had from rustls)
+",
+    help_options_head!(),
+    "                        (as examples/client.rs: tls-unique cannot be had from rustls)
     --tls MODE          starttls (default, required) | direct (XEP-0368) | none
     --ca-file F         trust the PEM certificates in F
-    --insecure          accept any server certificate (tests only)
-    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
-    --resource R        the resource to ask for (default: the server chooses)
-    --transcript        print every byte sent and received (decrypted after TLS) as
-                        SEND:/RECV: lines
-    --timeout S         seconds allowed for the negotiation (default 20)
-    -h, --help          this text
-
-OUTPUT:
-    `-- ...` notes (TLS, mechanism, channel binding), then
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding), then
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
-";
+",
+);
 
 fn main() -> ExitCode {
     host::login_main(parse_args(std::env::args().skip(1)), HELP, |args| {

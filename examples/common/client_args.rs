@@ -14,6 +14,47 @@ use xmpp_sansio::OsRandom;
 use crate::host::{trust_of, CommonFlags};
 use crate::tls::{BindingChoice, Trust};
 
+/// The options of the `--help` of `client` and `tokio_client` (the text of
+/// `parse_args`), in the pieces both say alike, for `concat!`: from
+/// `OPTIONS:` to the `--channel-binding` line, ...
+macro_rules! help_options_head {
+    () => {
+        "\
+OPTIONS:
+    --host H            server address (default: the JID's domain)
+    --port P            port (default: 5222, or 5223 with --tls direct)
+    --jid J             user@domain, or just domain for ANONYMOUS
+    --password W        password (SCRAM-*, PLAIN, ...)
+    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
+                        with neither: SASL ANONYMOUS
+    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
+"
+    };
+}
+
+/// ... from `--insecure` to the `--transcript` line, ...
+macro_rules! help_options_middle {
+    () => {
+        "    --insecure          accept any server certificate (tests only)
+    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
+    --resource R        the resource to ask for (default: the server chooses)
+    --transcript        print every byte sent and received (decrypted after TLS) as
+"
+    };
+}
+
+/// ... and from `--timeout` to the `OUTPUT:` heading.
+macro_rules! help_options_tail {
+    () => {
+        "    --timeout S         seconds allowed for the negotiation (default 20)
+    -h, --help          this text
+
+OUTPUT:
+"
+    };
+}
+
 /// `--tls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsArg {
