@@ -4,11 +4,13 @@
 
 mod support;
 
+use std::time::Instant;
+
 use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
 use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::{SaslCondition, Secret};
-use xmpp_sansio::server::{ServerEvent, ServerTls};
+use xmpp_sansio::server::{Server, ServerEvent, ServerTls};
 use xmpp_sansio::TlsInfo;
 
 const MECHANISMS: [&str; 13] = [
@@ -336,15 +338,19 @@ fn close_handshake_and_timeouts() {
     );
 }
 
+/// A server alone (a raw client plays the other side): example.com
+/// offering PLAIN, and the time it started.
+fn plain_server(tls: ServerTls) -> (Server, Instant) {
+    let now = Instant::now();
+    let server = Server::new(server_config("example.com", &["PLAIN"], tls, 2), now);
+    (server, now)
+}
+
 #[test]
 fn three_failures_end_the_stream() {
     // Our client gives up after one failure; a raw client retrying shows
     // the server's limit.
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let now = Instant::now();
-    let mut server = Server::new(s, now);
+    let (mut server, now) = plain_server(ServerTls::None);
     let store = Store::new(&[("alice", "pencil")]);
     server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>").unwrap();
     let bad = xmpp_sansio::sasl::encode_payload(b"\0alice\0nope");
@@ -374,13 +380,7 @@ fn three_failures_end_the_stream() {
 
 #[test]
 fn a_stream_error_before_the_clients_header_still_goes_inside_a_stream() {
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let now = Instant::now();
-    let mut server = Server::new(
-        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
-        now,
-    );
+    let (mut server, now) = plain_server(ServerTls::StartTlsRequired);
     server.feed(now, b"hello world <<<").unwrap();
     let mut out = Vec::new();
     server.poll_transmit(&mut out);
@@ -407,13 +407,7 @@ fn a_stream_error_before_the_clients_header_still_goes_inside_a_stream() {
 
 #[test]
 fn auth_before_required_tls_names_its_mechanism() {
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let now = Instant::now();
-    let mut server = Server::new(
-        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
-        now,
-    );
+    let (mut server, now) = plain_server(ServerTls::StartTlsRequired);
     server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>").unwrap();
     let failed = std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
         ServerEvent::AuthenticationFailed {
