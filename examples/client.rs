@@ -13,8 +13,12 @@
 //! `xmpp_sansio::client` docs: after every input, drain `poll_transmit` and
 //! `poll_event`, then wait for bytes or `poll_timeout`.
 
+#[macro_use]
 #[path = "common/client_args.rs"]
 mod client_args;
+#[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
 #[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
@@ -23,7 +27,7 @@ mod tls;
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::features::{Stage, StreamFeatures};
@@ -32,25 +36,20 @@ use xmpp_sansio::sasl::decode_payload;
 use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
-use host::{domain_of, elements, message_to, note, set_timeout, wire_line};
+use client_host::{BlockingHost, Handled, SelfMessage};
+use host::{domain_of, elements, note, show};
 use tls::Transport;
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
 
 USAGE:
     client --jid JID [--password W | --token T] [OPTIONS]
 
-OPTIONS:
-    --host H            server address (default: the JID's domain)
-    --port P            port (default: 5222, or 5223 with --tls direct)
-    --jid J             user@domain, or just domain for ANONYMOUS
-    --password W        password (SCRAM-*, PLAIN, ...)
-    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
-                        with neither: SASL ANONYMOUS
-    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
-    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
-                        auto hands the client every type this host can extract and the
+",
+    help_options_head!(),
+    "                        auto hands the client every type this host can extract and the
                         client picks one from the server's XEP-0440 list; a named type
                         hands over only that one; none hands over nothing (no -PLUS).
                         tls-unique cannot be supplied: rustls does not expose the TLS
@@ -59,28 +58,19 @@ OPTIONS:
     --tls MODE          starttls (default, required) | direct (XEP-0368) | none
     --ca-file F         trust the PEM certificates in F (a certificate of F that the
                         server presents as its own is trusted as is, after the name check)
-    --insecure          accept any server certificate (tests only)
-    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
-    --resource R        the resource to ask for (default: the server chooses)
-    --transcript        print every byte sent and received (decrypted after TLS) as
-                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
                         the password in base64)
-    --timeout S         seconds allowed for the negotiation (default 20)
-    -h, --help          this text
-
-OUTPUT:
-    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
-";
+",
+);
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    host::login_outcome(run(&args))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, run)
 }
 
 /// One login: connect, negotiate, message to self, close.
@@ -99,35 +89,32 @@ fn run(args: &Args) -> Result<String, String> {
         TlsArg::None => (Transport::Plain(sock), TlsMode::None),
         TlsArg::StartTls => (Transport::Plain(sock), TlsMode::StartTlsRequired),
         TlsArg::Direct => {
-            let mut sock = sock;
             let config = tls::client_config(
                 args.trust.as_ref().expect("checked"),
                 Some(b"xmpp-client"),
                 require_ems,
                 args.tls_version,
             )?;
-            set_timeout(&sock, Some(started + args.timeout))?;
-            let conn = tls::handshake(config, &domain, &mut sock, &[])?;
-            let est = tls::established(&conn, args.binding, require_ems)?;
+            let deadline = Some(started + args.timeout);
+            let (transport, est) = tls::start(
+                sock,
+                config,
+                &domain,
+                &[],
+                deadline,
+                args.binding,
+                require_ems,
+            )?;
             note(&format!("TLS established (direct): {}", est.summary));
-            (
-                Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock))),
-                TlsMode::Direct(est.info),
-            )
+            (transport, TlsMode::Direct(est.info))
         }
     };
     host_state.transport = Some(transport);
 
     let mut client = args.client(tls_mode);
-    let result = host_state.drive(&mut client);
-    if let Some(t) = host_state.transport.as_mut() {
-        t.close();
-    }
-    result
+    client_host::drive(&mut host_state, &mut client)
 }
 
-/// How long the message to self may take to come back.
-const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_ID: &str = "xmpp-sansio-selftest-1";
 
 /// The host side of one connection.
@@ -143,10 +130,7 @@ struct Host<'a> {
     sniffing: bool,
     /// Events already taken from the client, not yet acted on.
     queued: VecDeque<ClientEvent>,
-    jid: Option<String>,
-    echo_deadline: Option<Instant>,
-    echoed: bool,
-    error: Option<String>,
+    message: SelfMessage,
 }
 
 impl<'a> Host<'a> {
@@ -160,210 +144,12 @@ impl<'a> Host<'a> {
             recv_log: Vec::new(),
             sniffing: true,
             queued: VecDeque::new(),
-            jid: None,
-            echo_deadline: None,
-            echoed: false,
-            error: None,
+            message: SelfMessage::new(
+                ECHO_ID,
+                "xmpp-sansio example client: message to self",
+                error_line,
+            ),
         }
-    }
-
-    fn transport(&mut self) -> &mut Transport {
-        self.transport.as_mut().expect("connected")
-    }
-
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            println!("{line}");
-        }
-    }
-
-    /// Drain `poll_transmit` and write it.
-    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.show("SEND", &out);
-        if self.sniffing {
-            self.sent_log.extend_from_slice(&out);
-        }
-        self.transport()
-            .write_all(&out)
-            .map_err(|e| format!("io write: {e}"))
-    }
-
-    /// The drive loop. Returns the bound JID once the message came back
-    /// and the stream closed.
-    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            // Drain: bytes out, then events (each may queue more bytes).
-            loop {
-                self.flush(client)?;
-                let Some(ev) = self.queued.pop_front().or_else(|| client.poll_event()) else {
-                    break;
-                };
-                if self.on_event(client, ev)? {
-                    self.flush(client)?;
-                    return match self.error.take() {
-                        Some(e) => Err(e),
-                        None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
-                        None => Err("closed before the message to self came back".into()),
-                    };
-                }
-            }
-            // Wait for bytes or the next deadline.
-            let deadline = [client.poll_timeout(), self.echo_deadline]
-                .into_iter()
-                .flatten()
-                .min();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
-                    if client.is_closed() {
-                        // Not reached: `Closed` was handled in the drain.
-                        return Err(match client.error() {
-                            Some(e) => error_line(e),
-                            None => "closed-by-peer".into(),
-                        });
-                    }
-                    if self.echoed && !client.is_ready() {
-                        // We sent </stream:stream>; the server hung up
-                        // without its own: done all the same.
-                        note("the server closed the connection without </stream:stream>");
-                        return Ok(self.jid.clone().unwrap_or_default());
-                    }
-                    return Err(match client.error() {
-                        Some(e) => error_line(e),
-                        None => "closed-by-peer (the connection ended)".into(),
-                    });
-                }
-                Ok(n) => {
-                    let data = buf[..n].to_vec();
-                    self.on_bytes(client, &data)?;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                    if self.echo_deadline.is_some_and(|t| t <= now) {
-                        self.echo_deadline = None;
-                        self.error = Some("timeout waiting for the message to self".into());
-                        client.close(now);
-                    }
-                }
-                Err(e) => return Err(format!("io read: {e}")),
-            }
-        }
-    }
-
-    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        client
-            .feed(Instant::now(), data)
-            .map_err(|e| format!("internal feed: {e}"))?;
-        // The events of this input, in order, handled next by `drive`. The
-        // part after <proceed/> belongs to TLS: show only what the client
-        // parsed.
-        while let Some(ev) = client.poll_event() {
-            self.queued.push_back(ev);
-        }
-        let tls_tail = self
-            .queued
-            .iter()
-            .find_map(|e| match e {
-                ClientEvent::StartTls { pending } => Some(pending.len()),
-                _ => None,
-            })
-            .unwrap_or(0);
-        let xmpp = &data[..data.len() - tls_tail.min(data.len())];
-        self.show("RECV", xmpp);
-        if self.sniffing {
-            self.recv_log.extend_from_slice(xmpp);
-        }
-        Ok(())
-    }
-
-    /// Acts on one event; `true` when the stream is over.
-    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match ev {
-            ClientEvent::StartTls { pending } => {
-                if !pending.is_empty() {
-                    note(&format!(
-                        "{} bytes after <proceed/> handed to TLS",
-                        pending.len()
-                    ));
-                }
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
-                    return Err("internal StartTls on a TLS transport".into());
-                };
-                let config = tls::client_config(
-                    self.args.trust.as_ref().expect("checked"),
-                    None,
-                    self.require_ems,
-                    self.args.tls_version,
-                )?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
-                let est = tls::established(&conn, self.args.binding, self.require_ems)?;
-                note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
-                // A new stream starts: look at its bytes only.
-                self.sent_log.clear();
-                self.recv_log.clear();
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| format!("internal tls_established: {e}"))?;
-            }
-            ClientEvent::Authenticated { mechanism } => {
-                note(&format!("authenticated with {mechanism}"));
-                self.sasl_report(&mechanism)?;
-                self.sniffing = false;
-                self.sent_log.clear();
-                self.recv_log.clear();
-            }
-            ClientEvent::Ready { jid } => {
-                note(&format!("ready as {jid}"));
-                let msg = message_to(&jid, ECHO_ID, "xmpp-sansio example client: message to self");
-                client
-                    .send(&msg)
-                    .map_err(|e| format!("internal send: {e}"))?;
-                self.jid = Some(jid);
-                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
-            }
-            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
-                self.echo_deadline = None;
-                if el.attr("type") == Some("error") {
-                    self.error = Some("message to self bounced with an error".into());
-                } else {
-                    note("message to self received back");
-                    self.echoed = true;
-                }
-                client.close(Instant::now());
-            }
-            ClientEvent::Redirect { host, port } => {
-                note(&format!(
-                    "redirect (see-other-host) to {host}{}",
-                    port.map(|p| format!(":{p}")).unwrap_or_default()
-                ));
-            }
-            // The first reason wins (a timeout of ours before the close).
-            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
-            ClientEvent::Closed => {
-                note("stream closed");
-                return Ok(true);
-            }
-            _ => {}
-        }
-        Ok(false)
     }
 
     /// What the host can see of SASL in its own plaintext: the channel
@@ -420,5 +206,102 @@ impl<'a> Host<'a> {
                 "xep-0474 h= mismatch accepted by the client (got {h}, expected {expected})"
             ))
         }
+    }
+}
+
+impl BlockingHost for Host<'_> {
+    type Output = String;
+    type Error = String;
+
+    fn connection(&mut self) -> &mut Option<Transport> {
+        &mut self.transport
+    }
+
+    fn sending(&mut self, out: &[u8]) {
+        show(self.args.transcript, "SEND", out);
+        if self.sniffing {
+            self.sent_log.extend_from_slice(out);
+        }
+    }
+
+    fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
+        self.queued.pop_front().or_else(|| client.poll_event())
+    }
+
+    /// The bound JID once the message came back and the stream closed.
+    fn finish(&mut self) -> Result<String, String> {
+        self.message.outcome()
+    }
+
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        self.message.deadline(client)
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        let xmpp = client_host::feed(client, data, &mut self.queued)?;
+        show(self.args.transcript, "RECV", xmpp);
+        if self.sniffing {
+            self.recv_log.extend_from_slice(xmpp);
+        }
+        Ok(())
+    }
+
+    fn on_deadline(&mut self, client: &mut Client) {
+        self.message.on_deadline(client);
+    }
+
+    fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
+        if client.is_closed() {
+            // Not reached: `Closed` was handled in the drain.
+            return Err(match client.error() {
+                Some(e) => error_line(e),
+                None => "closed-by-peer".into(),
+            });
+        }
+        self.message.on_hangup(client)
+    }
+
+    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
+                if !pending.is_empty() {
+                    note(&format!(
+                        "{} bytes after <proceed/> handed to TLS",
+                        pending.len()
+                    ));
+                }
+                let config = tls::client_config(
+                    self.args.trust.as_ref().expect("checked"),
+                    None,
+                    self.require_ems,
+                    self.args.tls_version,
+                )?;
+                client_host::start_tls(
+                    &mut self.transport,
+                    client,
+                    config,
+                    &self.domain,
+                    &pending,
+                    self.args.binding,
+                    self.require_ems,
+                )?;
+                // A new stream starts: look at its bytes only.
+                self.sent_log.clear();
+                self.recv_log.clear();
+            }
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
+                note(&format!("authenticated with {mechanism}"));
+                self.sasl_report(&mechanism)?;
+                self.sniffing = false;
+                self.sent_log.clear();
+                self.recv_log.clear();
+            }
+            Handled::Other(ClientEvent::Redirect { host, port }) => {
+                client_host::note_redirect(&host, port);
+            }
+            Handled::Done | Handled::Other(_) => {}
+        }
+        Ok(false)
     }
 }

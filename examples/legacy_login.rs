@@ -24,6 +24,9 @@
 //! (exit 0) or `ERROR <reason>` (exit 1; 2 for bad arguments).
 
 #[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
+#[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
 #[allow(dead_code)]
@@ -37,9 +40,8 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Creden
 use xmpp_sansio::ns;
 use xmpp_sansio::OsRandom;
 
-use host::{
-    domain_of, elements, message_to, note, parse_timeout, set_timeout, trust_of, wire_line,
-};
+use client_host::{BlockingHost, Handled, SelfMessage};
+use host::{domain_of, elements, note, show, trust_of, CommonFlags};
 use tls::{BindingChoice, Transport, Trust};
 
 const HELP: &str = "\
@@ -83,55 +85,46 @@ struct Args {
     timeout: Duration,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        host: None,
-        port: 5222,
-        jid: String::new(),
-        password: String::new(),
-        tls: true,
-        trust: None,
-        allow_plaintext: false,
-        resource: None,
-        transcript: false,
-        timeout: Duration::from_secs(20),
-    };
-    let mut insecure = false;
-    let mut ca_file = None;
+fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut tls = true;
+    let mut allow_plaintext = false;
     let mut password = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--host" => a.host = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                a.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?;
-            }
-            "--jid" => a.jid = value()?,
+    let parsed = CommonFlags::parse(it, |flag, value| {
+        match flag {
             "--password" => password = Some(value()?),
             "--tls" => {
                 let v = value()?;
-                a.tls = match v.as_str() {
+                tls = match v.as_str() {
                     "starttls" => true,
                     "none" => false,
                     _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
                 };
             }
-            "--ca-file" => ca_file = Some(value()?),
-            "--insecure" => insecure = true,
-            "--allow-plaintext" => a.allow_plaintext = true,
-            "--resource" => a.resource = Some(value()?),
-            "--transcript" => a.transcript = true,
-            "--timeout" => a.timeout = parse_timeout(&value()?)?,
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            "--allow-plaintext" => allow_plaintext = true,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    let Some(mut common) = parsed else {
+        return Ok(None);
+    };
+    let mut a = Args {
+        host: common.host.take(),
+        port: common.port.unwrap_or(5222),
+        jid: std::mem::take(&mut common.jid),
+        password: String::new(),
+        tls,
+        trust: None,
+        allow_plaintext,
+        resource: common.resource.take(),
+        transcript: common.transcript,
+        timeout: common.timeout(),
+    };
     if !a.jid.contains('@') {
         return Err("--jid user@domain is required (see --help)".into());
     }
     a.password = password.ok_or("--password is required (see --help)")?;
-    a.trust = trust_of(ca_file, insecure)?;
+    a.trust = trust_of(common.ca_file, common.insecure)?;
     if a.tls && a.trust.is_none() {
         return Err("TLS needs --ca-file F or --insecure".into());
     }
@@ -139,13 +132,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    host::login_outcome(run(&args))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, run)
 }
 
 fn run(args: &Args) -> Result<String, String> {
@@ -177,20 +164,14 @@ fn run(args: &Args) -> Result<String, String> {
         transport: Some(Transport::Plain(sock)),
         sent: Vec::new(),
         recv: Vec::new(),
-        jid: None,
-        echo_deadline: None,
-        echoed: false,
-        error: None,
+        message: SelfMessage::new(
+            ECHO_ID,
+            "xmpp-sansio legacy_login: message to self",
+            error_line,
+        ),
     };
-    let result = h.drive(&mut client);
-    if let Some(t) = h.transport.as_mut() {
-        t.close();
-    }
-    result
+    client_host::drive(&mut h, &mut client)
 }
-
-/// How long the message to self may take to come back.
-const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Host<'a> {
     args: &'a Args,
@@ -200,162 +181,83 @@ struct Host<'a> {
     /// way: the legacy exchange is read back from it.
     sent: Vec<u8>,
     recv: Vec<u8>,
-    jid: Option<String>,
-    echo_deadline: Option<Instant>,
-    echoed: bool,
-    error: Option<String>,
+    message: SelfMessage,
 }
 
-impl Host<'_> {
-    fn transport(&mut self) -> &mut Transport {
-        self.transport.as_mut().expect("connected")
+impl BlockingHost for Host<'_> {
+    type Output = String;
+    type Error = String;
+
+    fn connection(&mut self) -> &mut Option<Transport> {
+        &mut self.transport
     }
 
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            println!("{line}");
-        }
-    }
-
-    fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.show("SEND", &out);
-        self.sent.extend_from_slice(&out);
-        self.transport()
-            .write_all(&out)
-            .map_err(|e| format!("io write: {e}"))
-    }
-
-    fn drive(&mut self, client: &mut Client) -> Result<String, String> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            loop {
-                self.flush(client)?;
-                let Some(ev) = client.poll_event() else {
-                    break;
-                };
-                if self.on_event(client, ev)? {
-                    self.flush(client)?;
-                    return self.finish();
-                }
-            }
-            let deadline = [client.poll_timeout(), self.echo_deadline]
-                .into_iter()
-                .flatten()
-                .min();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
-                    if self.echoed || self.error.is_some() {
-                        return self.finish();
-                    }
-                    return Err(match client.error() {
-                        Some(e) => error_line(e),
-                        None => "closed-by-peer (the connection ended)".into(),
-                    });
-                }
-                Ok(n) => {
-                    let data = buf[..n].to_vec();
-                    client
-                        .feed(Instant::now(), &data)
-                        .map_err(|e| format!("internal feed: {e}"))?;
-                    self.show("RECV", &data);
-                    self.recv.extend_from_slice(&data);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                    if self.echo_deadline.is_some_and(|t| t <= now) {
-                        self.echo_deadline = None;
-                        self.error = Some("timeout waiting for the message to self".into());
-                        client.close(now);
-                    }
-                }
-                Err(e) => return Err(format!("io read: {e}")),
-            }
-        }
+    fn sending(&mut self, out: &[u8]) {
+        show(self.args.transcript, "SEND", out);
+        self.sent.extend_from_slice(out);
     }
 
     fn finish(&mut self) -> Result<String, String> {
         // Whatever happened, tell what the wire shows of the legacy exchange.
         self.report_legacy();
-        match self.error.take() {
-            Some(e) => Err(e),
-            None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
-            None => Err("closed before the message to self came back".into()),
+        self.message.outcome()
+    }
+
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        self.message.deadline(client)
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
+        client
+            .feed(Instant::now(), data)
+            .map_err(|e| format!("internal feed: {e}"))?;
+        show(self.args.transcript, "RECV", data);
+        self.recv.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn on_deadline(&mut self, client: &mut Client) {
+        self.message.on_deadline(client);
+    }
+
+    fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
+        if self.message.echoed || self.message.error.is_some() {
+            return self.finish();
         }
+        Err(self.message.hangup_reason(client))
     }
 
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match ev {
-            ClientEvent::StartTls { pending } => {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
                 // The bytes after <proceed/> are TLS: keep them out of the log.
                 let keep = self.recv.len().saturating_sub(pending.len());
                 self.recv.truncate(keep);
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
-                    return Err("internal StartTls on a TLS transport".into());
-                };
                 let trust = self.args.trust.as_ref().expect("checked");
                 let config = tls::client_config(trust, None, false, None)?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.domain, &mut sock, &pending)?;
-                let est = tls::established(&conn, BindingChoice::None, false)?;
-                note(&format!("TLS established: {}", est.summary));
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
+                client_host::start_tls(
+                    &mut self.transport,
+                    client,
+                    config,
+                    &self.domain,
+                    &pending,
+                    BindingChoice::None,
+                    false,
+                )?;
                 self.sent.clear();
                 self.recv.clear();
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            ClientEvent::Authenticated { mechanism } => {
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));
             }
-            ClientEvent::Ready { jid } => {
-                note(&format!("ready as {jid}"));
-                client
-                    .send(&message_to(
-                        &jid,
-                        ECHO_ID,
-                        "xmpp-sansio legacy_login: message to self",
-                    ))
-                    .map_err(|e| format!("internal send: {e}"))?;
-                self.jid = Some(jid);
-                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
-            }
-            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
-                self.echo_deadline = None;
-                if el.attr("type") == Some("error") {
-                    self.error = Some("message to self bounced with an error".into());
-                } else {
-                    note("message to self received back");
-                    self.echoed = true;
-                }
-                client.close(Instant::now());
-            }
-            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
-            ClientEvent::Closed => {
-                note("stream closed");
-                return Ok(true);
-            }
-            _ => {}
+            Handled::Done | Handled::Other(_) => {}
         }
         Ok(false)
     }
+}
 
+impl Host<'_> {
     /// `-- offered: ...` from the answer to the IQ-get, `-- legacy method:
     /// ...` from the IQ-set the client sent.
     fn report_legacy(&self) {

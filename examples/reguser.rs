@@ -20,13 +20,15 @@
 //! follows: the client closes the stream once the server has answered.
 
 #[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
+#[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
 #[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,7 @@ use xmpp_sansio::client::{
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::OsRandom;
 
+use client_host::BlockingHost;
 use host::{parse_timeout, wire_line};
 use tls::{BindingChoice, Transport, Trust};
 
@@ -266,11 +269,7 @@ fn run(args: &Args) -> Result<Outcome, Failure> {
         error: None,
         answered: false,
     };
-    let result = host.drive(&mut client);
-    if let Some(t) = host.transport.as_mut() {
-        t.close();
-    }
-    result
+    client_host::drive(&mut host, &mut client)
 }
 
 struct Host<'a> {
@@ -284,26 +283,31 @@ struct Host<'a> {
 }
 
 impl Host<'_> {
-    fn transport(&mut self) -> &mut Transport {
-        self.transport.as_mut().expect("connected")
-    }
-
     fn show(&self, dir: &str, data: &[u8]) {
         if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
             eprintln!("{line}");
         }
     }
+}
 
-    fn flush(&mut self, client: &mut Client) -> Result<(), Failure> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.show("SEND", &out);
-        self.transport()
-            .write_all(&out)
-            .map_err(|e| Failure::Host(format!("io write: {e}")))
+/// This host's own failures.
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Host(e)
+    }
+}
+
+/// The drive loop of the `xmpp_sansio::client` docs.
+impl BlockingHost for Host<'_> {
+    type Output = Outcome;
+    type Error = Failure;
+
+    fn connection(&mut self) -> &mut Option<Transport> {
+        &mut self.transport
+    }
+
+    fn sending(&mut self, out: &[u8]) {
+        self.show("SEND", out);
     }
 
     fn finish(&mut self) -> Result<Outcome, Failure> {
@@ -315,62 +319,42 @@ impl Host<'_> {
             .ok_or_else(|| Failure::Host("the stream closed before the server answered".into()))
     }
 
-    /// The drive loop of the `xmpp_sansio::client` docs.
-    fn drive(&mut self, client: &mut Client) -> Result<Outcome, Failure> {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            loop {
-                self.flush(client)?;
-                let Some(ev) = client.poll_event() else {
-                    break;
-                };
-                if self.on_event(client, ev)? {
-                    self.flush(client)?;
-                    return self.finish();
-                }
-            }
-            let deadline = client.poll_timeout();
-            set_timeout(self.transport().socket(), deadline)?;
-            match self.transport().read(&mut buf) {
-                Ok(0) => {
-                    // The server hung up. After its answer that ends the
-                    // exchange as well as a `</stream:stream>` would.
-                    if self.answered || self.error.is_some() {
-                        return self.finish();
-                    }
-                    return Err(match client.error() {
-                        Some(e) => Failure::Client(Box::new(e.clone())),
-                        None => Failure::Host("the server closed the connection".into()),
-                    });
-                }
-                Ok(n) => {
-                    let data = buf[..n].to_vec();
-                    client
-                        .feed(Instant::now(), &data)
-                        .map_err(|e| Failure::Host(format!("internal feed: {e}")))?;
-                    self.show("RECV", &data);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                }
-                Err(e) => return Err(Failure::Host(format!("io read: {e}"))),
-            }
+    fn deadline(&self, client: &Client) -> Option<Instant> {
+        client.poll_timeout()
+    }
+
+    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), Failure> {
+        client
+            .feed(Instant::now(), data)
+            .map_err(|e| Failure::Host(format!("internal feed: {e}")))?;
+        self.show("RECV", data);
+        Ok(())
+    }
+
+    fn on_deadline(&mut self, client: &mut Client) {
+        let now = Instant::now();
+        if client.poll_timeout().is_some_and(|t| t <= now) {
+            client.handle_timeout(now);
         }
+    }
+
+    fn on_end(&mut self, client: &mut Client) -> Result<Outcome, Failure> {
+        // The server hung up. After its answer that ends the exchange as
+        // well as a `</stream:stream>` would.
+        if self.answered || self.error.is_some() {
+            return self.finish();
+        }
+        Err(match client.error() {
+            Some(e) => Failure::Client(Box::new(e.clone())),
+            None => Failure::Host("the server closed the connection".into()),
+        })
     }
 
     /// Acts on one event; `true` when the stream is over.
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, Failure> {
         match ev {
             ClientEvent::StartTls { pending } => {
-                let Some(Transport::Plain(mut sock)) = self.transport.take() else {
+                let Some(Transport::Plain(sock)) = self.transport.take() else {
                     return Err(Failure::Host(
                         "internal: StartTls on a TLS transport".into(),
                     ));
@@ -381,17 +365,20 @@ impl Host<'_> {
                     .as_ref()
                     .expect("checked with --tls starttls");
                 let config = tls::client_config(trust, None, false, None).map_err(Failure::Host)?;
-                set_timeout(&sock, client.poll_timeout())?;
-                let conn = tls::handshake(config, &self.args.domain, &mut sock, &pending)
-                    .map_err(Failure::Host)?;
-                let est =
-                    tls::established(&conn, BindingChoice::None, false).map_err(Failure::Host)?;
+                let (transport, est) = tls::start(
+                    sock,
+                    config,
+                    &self.args.domain,
+                    &pending,
+                    client.poll_timeout(),
+                    BindingChoice::None,
+                    false,
+                )
+                .map_err(Failure::Host)?;
                 if self.args.transcript {
                     eprintln!("-- TLS established: {}", est.summary);
                 }
-                self.transport = Some(Transport::Tls(Box::new(rustls::StreamOwned::new(
-                    conn, sock,
-                ))));
+                self.transport = Some(transport);
                 client
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| Failure::Host(format!("internal tls_established: {e}")))?;
@@ -411,9 +398,4 @@ impl Host<'_> {
         }
         Ok(false)
     }
-}
-
-/// Sets the socket's read timeout so that a read returns at `deadline`.
-fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), Failure> {
-    host::set_timeout(sock, deadline).map_err(Failure::Host)
 }

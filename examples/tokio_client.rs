@@ -22,8 +22,12 @@
 #[path = "common/tls.rs"]
 mod tls;
 
+#[macro_use]
 #[path = "common/client_args.rs"]
 mod client_args;
+#[allow(dead_code)]
+#[path = "common/client_host.rs"]
+mod client_host;
 #[allow(dead_code)]
 #[path = "common/host.rs"]
 mod host;
@@ -31,7 +35,7 @@ mod host;
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,59 +46,41 @@ use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::sasl::decode_payload;
 
 use client_args::{error_line, parse_args, Args, TlsArg};
-use host::{domain_of, message_to, note, wire_line};
+use client_host::{Handled, SelfMessage};
+use host::{domain_of, note, show};
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 tokio_client: log in to an XMPP server with the xmpp-sansio Client (tokio + tokio-rustls)
 
 USAGE:
     tokio_client --jid JID [--password W | --token T] [OPTIONS]
 
-OPTIONS:
-    --host H            server address (default: the JID's domain)
-    --port P            port (default: 5222, or 5223 with --tls direct)
-    --jid J             user@domain, or just domain for ANONYMOUS
-    --password W        password (SCRAM-*, PLAIN, ...)
-    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
-                        with neither: SASL ANONYMOUS
-    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
-    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
-                        (as examples/client.rs: tls-unique cannot be had from rustls)
+",
+    help_options_head!(),
+    "                        (as examples/client.rs: tls-unique cannot be had from rustls)
     --tls MODE          starttls (default, required) | direct (XEP-0368) | none
     --ca-file F         trust the PEM certificates in F
-    --insecure          accept any server certificate (tests only)
-    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
-    --resource R        the resource to ask for (default: the server chooses)
-    --transcript        print every byte sent and received (decrypted after TLS) as
-                        SEND:/RECV: lines
-    --timeout S         seconds allowed for the negotiation (default 20)
-    -h, --help          this text
-
-OUTPUT:
-    `-- ...` notes (TLS, mechanism, channel binding), then
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding), then
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
-";
+",
+);
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        println!("ERROR usage: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    // One thread is plenty for one connection.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            println!("ERROR runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    host::login_outcome(rt.block_on(run(&args)))
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, |args| {
+        // One thread is plenty for one connection.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        rt.block_on(run(args))
+    })
 }
 
 /// The connection, plain or through tokio-rustls.
@@ -198,10 +184,11 @@ async fn run(args: &Args) -> Result<String, String> {
         transport: Some(transport),
         queued: VecDeque::new(),
         last_auth: None,
-        jid: None,
-        echo_deadline: None,
-        echoed: false,
-        error: None,
+        message: SelfMessage::new(
+            ECHO_ID,
+            "xmpp-sansio tokio client: message to self",
+            error_line,
+        ),
     };
     let result = host.drive(&mut client).await;
     if let Some(t) = host.transport.as_mut() {
@@ -210,8 +197,6 @@ async fn run(args: &Args) -> Result<String, String> {
     result
 }
 
-/// How long the message to self may take to come back.
-const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_ID: &str = "xmpp-sansio-selftest-1";
 
 struct Host<'a> {
@@ -223,31 +208,21 @@ struct Host<'a> {
     queued: VecDeque<ClientEvent>,
     /// The client's `<auth/>` (for the channel-binding note).
     last_auth: Option<Vec<u8>>,
-    jid: Option<String>,
-    echo_deadline: Option<Instant>,
-    echoed: bool,
-    error: Option<String>,
+    message: SelfMessage,
 }
 
 impl Host<'_> {
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            println!("{line}");
-        }
-    }
-
     fn transport(&mut self) -> &mut Transport {
         self.transport.as_mut().expect("connected")
     }
 
     /// Drain `poll_transmit` and write it.
     async fn flush(&mut self, client: &mut Client) -> Result<(), String> {
-        let mut out = Vec::new();
-        while client.poll_transmit(&mut out) > 0 {}
+        let out = client_host::transmit(client);
         if out.is_empty() {
             return Ok(());
         }
-        self.show("SEND", &out);
+        show(self.args.transcript, "SEND", &out);
         if let Some(at) = find(&out, b"<auth ") {
             self.last_auth = Some(out[at..].to_vec());
         }
@@ -269,18 +244,11 @@ impl Host<'_> {
                 };
                 if self.on_event(client, ev).await? {
                     self.flush(client).await?;
-                    return match self.error.take() {
-                        Some(e) => Err(e),
-                        None if self.echoed => Ok(self.jid.clone().unwrap_or_default()),
-                        None => Err("closed before the message to self came back".into()),
-                    };
+                    return self.message.outcome();
                 }
             }
             // Wait for bytes or the next deadline: the machine's, or ours.
-            let deadline = [client.poll_timeout(), self.echo_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = self.message.deadline(client);
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -289,62 +257,24 @@ impl Host<'_> {
             };
             tokio::select! {
                 read = self.transport.as_mut().expect("connected").read(&mut buf) => match read {
-                    Ok(0) => {
-                        if self.echoed && !client.is_ready() {
-                            note("the server closed the connection without </stream:stream>");
-                            return Ok(self.jid.clone().unwrap_or_default());
-                        }
-                        return Err(match client.error() {
-                            Some(e) => error_line(e),
-                            None => "closed-by-peer (the connection ended)".into(),
-                        });
-                    }
+                    Ok(0) => return self.message.on_hangup(client),
                     Ok(n) => {
                         let data = buf[..n].to_vec();
-                        self.on_bytes(client, &data)?;
+                        let xmpp = client_host::feed(client, &data, &mut self.queued)?;
+                        show(self.args.transcript, "RECV", xmpp);
                     }
                     Err(e) => return Err(format!("io read: {e}")),
                 },
-                () = sleep => {
-                    let now = Instant::now();
-                    if client.poll_timeout().is_some_and(|t| t <= now) {
-                        client.handle_timeout(now);
-                    }
-                    if self.echo_deadline.is_some_and(|t| t <= now) {
-                        self.echo_deadline = None;
-                        self.error = Some("timeout waiting for the message to self".into());
-                        client.close(now);
-                    }
-                }
+                () = sleep => self.message.on_deadline(client),
             }
         }
     }
 
-    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        client
-            .feed(Instant::now(), data)
-            .map_err(|e| format!("internal feed: {e}"))?;
-        while let Some(ev) = client.poll_event() {
-            self.queued.push_back(ev);
-        }
-        // What follows <proceed/> belongs to TLS: show only what the
-        // client parsed.
-        let tls_tail = self
-            .queued
-            .iter()
-            .find_map(|e| match e {
-                ClientEvent::StartTls { pending } => Some(pending.len()),
-                _ => None,
-            })
-            .unwrap_or(0);
-        self.show("RECV", &data[..data.len() - tls_tail.min(data.len())]);
-        Ok(())
-    }
-
     /// Acts on one event; `true` when the stream is over.
     async fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match ev {
-            ClientEvent::StartTls { pending } => {
+        match self.message.on_event(client, ev)? {
+            Handled::Closed => return Ok(true),
+            Handled::Other(ClientEvent::StartTls { pending }) => {
                 // A TLS server never speaks first: bytes after <proceed/>
                 // can only be an injection. (The blocking host hands them
                 // to rustls, which refuses them; tokio-rustls takes the
@@ -373,7 +303,7 @@ impl Host<'_> {
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            ClientEvent::Authenticated { mechanism } => {
+            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
                 note(&format!("authenticated with {mechanism}"));
                 if mechanism.starts_with("SCRAM-") {
                     if let Some(cb) = self.last_auth.as_deref().and_then(gs2_binding) {
@@ -381,38 +311,10 @@ impl Host<'_> {
                     }
                 }
             }
-            ClientEvent::Ready { jid } => {
-                note(&format!("ready as {jid}"));
-                client
-                    .send(&message_to(
-                        &jid,
-                        ECHO_ID,
-                        "xmpp-sansio tokio client: message to self",
-                    ))
-                    .map_err(|e| format!("internal send: {e}"))?;
-                self.jid = Some(jid);
-                self.echo_deadline = Some(Instant::now() + ECHO_TIMEOUT);
+            Handled::Other(ClientEvent::Redirect { host, port }) => {
+                client_host::note_redirect(&host, port);
             }
-            ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(ECHO_ID) => {
-                self.echo_deadline = None;
-                if el.attr("type") == Some("error") {
-                    self.error = Some("message to self bounced with an error".into());
-                } else {
-                    note("message to self received back");
-                    self.echoed = true;
-                }
-                client.close(Instant::now());
-            }
-            ClientEvent::Redirect { host, port } => note(&format!(
-                "redirect (see-other-host) to {host}{}",
-                port.map(|p| format!(":{p}")).unwrap_or_default()
-            )),
-            ClientEvent::Error(e) if self.error.is_none() => self.error = Some(error_line(&e)),
-            ClientEvent::Closed => {
-                note("stream closed");
-                return Ok(true);
-            }
-            _ => {}
+            Handled::Done | Handled::Other(_) => {}
         }
         Ok(false)
     }

@@ -80,21 +80,7 @@ fn streams(bytes: &[u8]) -> Vec<(Option<String>, Vec<Element>, bool)> {
 
 /// Drops whitespace-only text nodes (pretty-printing) recursively.
 fn normalize(el: &Element) -> Element {
-    let mut out = Element::builder(el.name(), el.ns()).build();
-    for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut()
-            .insert(ns.clone(), name.clone(), value.clone());
-    }
-    for node in el.nodes() {
-        match node {
-            minidom::Node::Element(c) => {
-                out.append_child(normalize(c));
-            }
-            minidom::Node::Text(t) if t.trim().is_empty() => {}
-            minidom::Node::Text(t) => out.append_text(t.as_str()),
-        }
-    }
-    out
+    support::without_blank_text(el, false)
 }
 
 /// Compares as XML (formatting whitespace aside); an `iq`'s id is the
@@ -244,7 +230,7 @@ fn replay_chunked(t: &Transcript, mut config: ClientConfig, cuts: &[usize]) -> O
                     if line.starts_with("</stream:stream>") {
                         client.close(now);
                     } else if !line.contains("xmpp-bind") && !line.contains("xmpp-session") {
-                        for el in stanzas_of(&line) {
+                        for el in support::elements_of(&line) {
                             client.send(&el).unwrap();
                         }
                     }
@@ -273,22 +259,6 @@ fn replay_chunked(t: &Transcript, mut config: ClientConfig, cuts: &[usize]) -> O
             Entry::Note(_) => {}
         }
         drain(&mut client, &mut out);
-    }
-    out
-}
-
-fn stanzas_of(line: &str) -> Vec<Element> {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{line}",
-        ns::STREAM
-    );
-    let mut reader = StreamReader::default();
-    let mut rest = doc.as_bytes();
-    let mut out = Vec::new();
-    while let Some(ev) = reader.read(&mut rest).unwrap() {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
     }
     out
 }

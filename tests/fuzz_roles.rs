@@ -26,37 +26,11 @@ mod client_body;
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use minidom::Element;
-use support::{Dir, Transcript};
+use support::{fuzz_seed_dir, fuzz_seeds, parse_stanza as parse, Dir, Transcript};
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::server::{Server, ServerEvent};
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
-
-fn seed_dir(role: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(role)
-}
-
-fn seeds(role: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = seed_dir(role);
-    let mut paths: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, fs::read(&p).expect("seed"))
-        })
-        .collect()
-}
 
 /// Each seed as it is, then with other chunkings, a slow host (the
 /// server) or cached keys (the client), the host's close (with an error:
@@ -74,52 +48,51 @@ fn variants(seed: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-#[test]
-fn server_seed_corpus() {
-    let all = seeds("server");
-    assert!(all.len() >= 30, "only {} server seeds", all.len());
+/// Runs every seed of `role` and its [`variants`]. `outcome` runs one
+/// and tells whether the session got ready without failing, with its
+/// events; each `ok-` seed must.
+fn seed_corpus(
+    role: &str,
+    outcome: impl Fn(&[u8]) -> Option<(bool, Vec<String>)>,
+    run: impl Fn(&[u8]),
+) {
+    let all = fuzz_seeds(role);
+    assert!(all.len() >= 30, "only {} {role} seeds", all.len());
     let mut whole_sessions = 0;
     for (name, data) in &all {
-        eprintln!("server seed {name}");
-        let outcome = server_body::run_outcome(data);
+        eprintln!("{role} seed {name}");
+        let outcome = outcome(data);
         if name.starts_with("ok-") {
-            let o = outcome.expect("a whole session");
+            let (ready, events) = outcome.expect("a whole session");
             assert!(
-                o.ready && !o.failed,
-                "{name}: the replay did not reach a ready session; regenerate the seeds? {:?}",
-                o.events
+                ready,
+                "{name}: the replay did not reach a ready session; regenerate the seeds? {events:?}"
             );
             whole_sessions += 1;
         }
         for v in variants(data).iter().skip(1) {
-            server_body::run(v);
+            run(v);
         }
     }
     assert!(whole_sessions >= 15, "only {whole_sessions} whole sessions");
 }
 
 #[test]
+fn server_seed_corpus() {
+    seed_corpus(
+        "server",
+        |data| server_body::run_outcome(data).map(|o| (o.ready && !o.failed, o.events)),
+        server_body::run,
+    );
+}
+
+#[test]
 fn client_seed_corpus() {
-    let all = seeds("client");
-    assert!(all.len() >= 30, "only {} client seeds", all.len());
-    let mut whole_sessions = 0;
-    for (name, data) in &all {
-        eprintln!("client seed {name}");
-        let outcome = client_body::run_outcome(data);
-        if name.starts_with("ok-") {
-            let o = outcome.expect("a whole session");
-            assert!(
-                o.ready && !o.failed,
-                "{name}: the replay did not reach a ready session; regenerate the seeds? {:?}",
-                o.events
-            );
-            whole_sessions += 1;
-        }
-        for v in variants(data).iter().skip(1) {
-            client_body::run(v);
-        }
-    }
-    assert!(whole_sessions >= 15, "only {whole_sessions} whole sessions");
+    seed_corpus(
+        "client",
+        |data| client_body::run_outcome(data).map(|o| (o.ready && !o.failed, o.events)),
+        client_body::run,
+    );
 }
 
 /// The seeds that show each fault `server_body::KNOWN_FAULTS` tolerates.
@@ -175,7 +148,7 @@ fn tolerated_faults_still_show() {
             .iter()
             .copied()
             .filter(|name| {
-                let data = fs::read(seed_dir("server").join(name)).expect("seed");
+                let data = fs::read(fuzz_seed_dir("server").join(name)).expect("seed");
                 std::panic::catch_unwind(|| server_body::run_outcome_with(&data, without)).is_ok()
             })
             .collect();
@@ -202,19 +175,6 @@ fn huge_iteration_counts_are_skipped() {
 const CLIENT_HEADER: &str = "<?xml version='1.0'?><stream:stream to='example.com' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const SERVER_HEADER: &str = "<?xml version='1.0'?><stream:stream from='example.com' id='s1' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-
-fn parse(xml: &str) -> Element {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
-    );
-    let mut reader = StreamReader::default();
-    let mut input = doc.as_bytes();
-    let _ = reader.read(&mut input).unwrap();
-    match reader.read(&mut input) {
-        Ok(Some(StreamEvent::Element(el))) => el,
-        other => panic!("{xml}: {other:?}"),
-    }
-}
 
 /// Both sides' bytes of one session.
 struct Session {
@@ -327,7 +287,7 @@ fn regenerating() -> bool {
 }
 
 fn write_seed(role: &str, name: &str, bytes: &[u8]) {
-    let path = seed_dir(role).join(name);
+    let path = fuzz_seed_dir(role).join(name);
     if regenerating() {
         fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     } else {
@@ -390,7 +350,7 @@ fn regenerated_seeds_match_the_checked_in_ones() {
         if !regenerating() {
             break;
         }
-        let dir = seed_dir(role);
+        let dir = fuzz_seed_dir(role);
         fs::create_dir_all(&dir).unwrap();
         for entry in fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -901,7 +861,7 @@ fn with_our_iq_ids(t: &Transcript) -> Vec<u8> {
 fn prosody_plain_capture_seed_logs_in() {
     // The PLAIN capture is fully replayable (no nonce): the seed built
     // from it reaches a ready session.
-    let data = fs::read(seed_dir("client").join("prosody13-plain")).expect("seed");
+    let data = fs::read(fuzz_seed_dir("client").join("prosody13-plain")).expect("seed");
     let o = client_body::run_outcome(&data).expect("an outcome");
     assert!(o.ready, "{:?}", o.events);
 }

@@ -6,22 +6,14 @@
 #[path = "../fuzz/bodies/stream_reader.rs"]
 mod stream_reader_body;
 
-use std::fs;
-use std::path::Path;
+mod support;
 
 #[test]
 fn stream_reader_seed_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/stream_reader");
-    let mut paths: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 15, "only {} seeds", paths.len());
-    for path in paths {
-        let data = fs::read(&path).expect("seed");
-        eprintln!("seed {}", path.display());
+    let seeds = support::fuzz_seeds("stream_reader");
+    assert!(seeds.len() >= 15, "only {} seeds", seeds.len());
+    for (name, data) in seeds {
+        eprintln!("seed {name}");
         stream_reader_body::run(&data);
     }
 }

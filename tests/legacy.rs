@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::elements_of;
+
 use std::time::Instant;
 
 use minidom::Element;
@@ -20,7 +22,6 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::DeterministicRandom;
 
 /// One scenario of the fixture: its name and its lines.
@@ -52,23 +53,6 @@ fn scenario(prefix: &str) -> Scenario {
         .into_iter()
         .find(|s| s.name.starts_with(prefix))
         .unwrap_or_else(|| panic!("no scenario {prefix}"))
-}
-
-/// Elements of a fragment written inside a jabber:client stream.
-fn elements_of(fragment: &str) -> Vec<Element> {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{fragment}",
-        ns::STREAM
-    );
-    let mut r = StreamReader::default();
-    let mut rest = doc.as_bytes();
-    let mut out = Vec::new();
-    while let Some(ev) = r.read(&mut rest).unwrap() {
-        if let StreamEvent::Element(e) = ev {
-            out.push(e);
-        }
-    }
-    out
 }
 
 fn error_code(el: &Element) -> Option<String> {
@@ -504,22 +488,9 @@ fn seed001_client_role_authentication() {
     );
 }
 
+/// Formatting whitespace aside, text trimmed.
 fn normalize(el: &Element) -> Element {
-    let mut out = Element::builder(el.name(), el.ns()).build();
-    for ((ns, name), value) in el.attrs().iter() {
-        out.attrs_mut()
-            .insert(ns.clone(), name.clone(), value.clone());
-    }
-    for node in el.nodes() {
-        match node {
-            minidom::Node::Element(c) => {
-                out.append_child(normalize(c));
-            }
-            minidom::Node::Text(t) if t.trim().is_empty() => {}
-            minidom::Node::Text(t) => out.append_text(t.trim()),
-        }
-    }
-    out
+    support::without_blank_text(el, true)
 }
 
 // ---------------------------------------------------------------------
@@ -617,26 +588,9 @@ fn pair_each_method_and_error_path() {
     }
     // Register then log in on the same stream (SASL offered, legacy off in
     // the client: the SASL path after registration).
-    let mut cfg = ServerConfig::new("yak", Box::new(DeterministicRandom::new(4)));
-    cfg.tls = ServerTls::None;
-    cfg.legacy_auth = Some(LegacyAuthMethods::default());
-    cfg.register = Some(RegisterForm::default());
+    let mut cfg = yak_with_registration();
     cfg.mechanisms = vec![];
-    let fields = vec![
-        ("username".to_string(), "newbie".to_string()),
-        ("password".into(), "pw".into()),
-    ];
-    let run = pair(
-        yak_client(
-            "secret",
-            Some(Registration {
-                fields,
-                then_login: true,
-            }),
-        ),
-        Server::new(cfg, Instant::now()),
-        &mut YakHost::new(),
-    );
+    let run = register_then_login(cfg, "newbie");
     assert!(
         run.client_events.contains(&ClientEvent::Registered),
         "{:?}",
@@ -649,15 +603,31 @@ fn pair_each_method_and_error_path() {
         .iter()
         .any(|e| matches!(e, ClientEvent::Ready { .. })));
     // Registration refused (409) stops the client.
+    let run = register_then_login(yak_with_registration(), "dj");
+    assert!(run
+        .client_events
+        .contains(&ClientEvent::Error(ClientError::Registration(
+            LegacyError::CONFLICT
+        ))));
+}
+
+/// yak without TLS, with legacy authentication and in-band registration.
+fn yak_with_registration() -> ServerConfig {
     let mut cfg = ServerConfig::new("yak", Box::new(DeterministicRandom::new(4)));
     cfg.tls = ServerTls::None;
     cfg.legacy_auth = Some(LegacyAuthMethods::default());
     cfg.register = Some(RegisterForm::default());
+    cfg
+}
+
+/// Our client registers `username` (password `pw`) on `cfg`, then logs
+/// in as dj (its configured credentials).
+fn register_then_login(cfg: ServerConfig, username: &str) -> Run {
     let fields = vec![
-        ("username".to_string(), "dj".to_string()),
+        ("username".to_string(), username.to_string()),
         ("password".into(), "pw".into()),
     ];
-    let run = pair(
+    pair(
         yak_client(
             "secret",
             Some(Registration {
@@ -667,12 +637,7 @@ fn pair_each_method_and_error_path() {
         ),
         Server::new(cfg, Instant::now()),
         &mut YakHost::new(),
-    );
-    assert!(run
-        .client_events
-        .contains(&ClientEvent::Error(ClientError::Registration(
-            LegacyError::CONFLICT
-        ))));
+    )
 }
 
 #[test]

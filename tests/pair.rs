@@ -4,11 +4,13 @@
 
 mod support;
 
-use support::pair::{client_config, server_config, Pair, Store, TlsSim};
+use std::time::Instant;
+
+use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
 use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::{SaslCondition, Secret};
-use xmpp_sansio::server::{ServerEvent, ServerTls};
+use xmpp_sansio::server::{Server, ServerEvent, ServerTls};
 use xmpp_sansio::TlsInfo;
 
 const MECHANISMS: [&str; 13] = [
@@ -86,16 +88,7 @@ fn run(case: &Case, seed: u64) -> Pair {
     let mut c = client_config(&jid, creds, case.mech, ctls, seed);
     c.min_scram_iterations = 4096;
     let s = server_config("example.com", &[case.mech], stls, seed + 1);
-    let store = Store::new(&[("alice", "pencil")]);
-    let mut pair = Pair::new(
-        c,
-        s,
-        store,
-        Some(TlsSim {
-            client: info.clone(),
-            server: info,
-        }),
-    );
+    let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(info)));
     pair.negotiate();
     pair
 }
@@ -190,28 +183,18 @@ fn a_man_in_the_middle_breaks_plus_channel_binding() {
     ] {
         let c_info = tls_info(TlsVersion::Tls13, Some((cb, b"client-side-channel")));
         let s_info = tls_info(TlsVersion::Tls13, Some((cb, b"server-side-channel")));
-        let c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "SCRAM-SHA-256-PLUS",
-            TlsMode::StartTlsRequired,
-            1,
-        );
+        let c = alice_config("SCRAM-SHA-256-PLUS", TlsMode::StartTlsRequired, 1);
         let s = server_config(
             "example.com",
             &["SCRAM-SHA-256-PLUS"],
             ServerTls::StartTlsRequired,
             2,
         );
-        let mut pair = Pair::new(
-            c,
-            s,
-            Store::new(&[("alice", "pencil")]),
-            Some(TlsSim {
-                client: c_info,
-                server: s_info,
-            }),
-        );
+        let tls = TlsSim {
+            client: c_info,
+            server: s_info,
+        };
+        let mut pair = Pair::with_alice(c, s, Some(tls));
         pair.negotiate();
         let server = pair.server_auth_failure();
         assert!(server.is_some(), "{cb:?}");
@@ -228,28 +211,14 @@ fn slow_host_answers_and_any_split_of_bytes_give_the_same_result() {
         Some((ChannelBindingType::TlsExporter, b"cb")),
     );
     for split in [1usize, 2, 7, 64] {
-        let c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "SCRAM-SHA-1-PLUS",
-            TlsMode::StartTlsRequired,
-            5,
-        );
+        let c = alice_config("SCRAM-SHA-1-PLUS", TlsMode::StartTlsRequired, 5);
         let s = server_config(
             "example.com",
             &["SCRAM-SHA-1-PLUS"],
             ServerTls::StartTlsRequired,
             6,
         );
-        let mut pair = Pair::new(
-            c,
-            s,
-            Store::new(&[("alice", "pencil")]),
-            Some(TlsSim {
-                client: info.clone(),
-                server: info.clone(),
-            }),
-        );
+        let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(info.clone())));
         pair.slow_host = true;
         pair.filter = Some(Box::new(move |_, bytes: Vec<u8>| {
             bytes.chunks(split).map(|c| c.to_vec()).collect()
@@ -276,7 +245,7 @@ fn stream_errors_are_seen_alike() {
         1,
     );
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     let sent = pair.server_error().and_then(|e| e.condition());
     assert_eq!(
@@ -291,15 +260,9 @@ fn stream_errors_are_seen_alike() {
 
 #[test]
 fn messages_flow_both_ways_with_from_stamped() {
-    let c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "SCRAM-SHA-256",
-        TlsMode::None,
-        1,
-    );
+    let c = alice_config("SCRAM-SHA-256", TlsMode::None, 1);
     let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     let msg: minidom::Element =
         "<message xmlns='jabber:client' to='bob@example.com' type='chat'><body>hi</body></message>"
@@ -342,15 +305,9 @@ fn messages_flow_both_ways_with_from_stamped() {
 
 #[test]
 fn close_handshake_and_timeouts() {
-    let c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "PLAIN",
-        TlsMode::None,
-        1,
-    );
+    let c = alice_config("PLAIN", TlsMode::None, 1);
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     pair.client.close(pair.now);
     pair.drive();
@@ -360,16 +317,10 @@ fn close_handshake_and_timeouts() {
 
     // A client that never authenticates: the server's auth deadline
     // (shorter than the client's own patience here).
-    let mut c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "PLAIN",
-        TlsMode::None,
-        1,
-    );
+    let mut c = alice_config("PLAIN", TlsMode::None, 1);
     c.negotiation_timeout = std::time::Duration::from_secs(600);
     let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let mut pair = Pair::new(c, s, Store::new(&[("alice", "pencil")]), None);
+    let mut pair = Pair::with_alice(c, s, None);
     pair.slow_host = true;
     pair.filter = Some(Box::new(|way, bytes: Vec<u8>| {
         // Drop the client's <auth/>.
@@ -387,15 +338,19 @@ fn close_handshake_and_timeouts() {
     );
 }
 
+/// A server alone (a raw client plays the other side): example.com
+/// offering PLAIN, and the time it started.
+fn plain_server(tls: ServerTls) -> (Server, Instant) {
+    let now = Instant::now();
+    let server = Server::new(server_config("example.com", &["PLAIN"], tls, 2), now);
+    (server, now)
+}
+
 #[test]
 fn three_failures_end_the_stream() {
     // Our client gives up after one failure; a raw client retrying shows
     // the server's limit.
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let s = server_config("example.com", &["PLAIN"], ServerTls::None, 2);
-    let now = Instant::now();
-    let mut server = Server::new(s, now);
+    let (mut server, now) = plain_server(ServerTls::None);
     let store = Store::new(&[("alice", "pencil")]);
     server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>").unwrap();
     let bad = xmpp_sansio::sasl::encode_payload(b"\0alice\0nope");
@@ -425,13 +380,7 @@ fn three_failures_end_the_stream() {
 
 #[test]
 fn a_stream_error_before_the_clients_header_still_goes_inside_a_stream() {
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let now = Instant::now();
-    let mut server = Server::new(
-        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
-        now,
-    );
+    let (mut server, now) = plain_server(ServerTls::StartTlsRequired);
     server.feed(now, b"hello world <<<").unwrap();
     let mut out = Vec::new();
     server.poll_transmit(&mut out);
@@ -458,13 +407,7 @@ fn a_stream_error_before_the_clients_header_still_goes_inside_a_stream() {
 
 #[test]
 fn auth_before_required_tls_names_its_mechanism() {
-    use std::time::Instant;
-    use xmpp_sansio::server::Server;
-    let now = Instant::now();
-    let mut server = Server::new(
-        server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2),
-        now,
-    );
+    let (mut server, now) = plain_server(ServerTls::StartTlsRequired);
     server.feed(now, b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>").unwrap();
     let failed = std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
         ServerEvent::AuthenticationFailed {

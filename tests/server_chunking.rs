@@ -9,6 +9,8 @@
 
 mod support;
 
+use support::parse_stanza as parse;
+
 use std::time::Instant;
 
 use proptest::prelude::*;
@@ -17,7 +19,6 @@ use xmpp_sansio::client::{Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::CredentialRequest;
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
-use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 const MECHANISMS: [&str; 5] = [
@@ -117,19 +118,6 @@ fn server_config_for(case: &Case) -> ServerConfig {
     server_config("example.com", &[case.mechanism], tls, case.seed + 1)
 }
 
-fn parse(xml: &str) -> minidom::Element {
-    let doc = format!(
-        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
-    );
-    let mut reader = StreamReader::default();
-    let mut input = doc.as_bytes();
-    let _header = reader.read(&mut input).unwrap();
-    match reader.read(&mut input) {
-        Ok(Some(StreamEvent::Element(el))) => el,
-        other => panic!("{xml}: {other:?}"),
-    }
-}
-
 /// An event, comparable: `StartTls` without its bytes (they depend on
 /// where the input was split).
 fn render(ev: &ServerEvent) -> String {
@@ -166,16 +154,8 @@ fn record(case: &Case) -> Recorded {
         TlsMode::None
     };
     let client = client_config(jid, creds, case.mechanism, tls, case.seed);
-    let sim = TlsSim {
-        client: tls_info(),
-        server: tls_info(),
-    };
-    let mut pair = Pair::new(
-        client,
-        server_config_for(case),
-        Store::new(&[("alice", "pencil")]),
-        Some(sim),
-    );
+    let sim = TlsSim::same(tls_info());
+    let mut pair = Pair::with_alice(client, server_config_for(case), Some(sim));
     pair.negotiate();
     if pair.client.is_ready() {
         for &k in &case.stanzas {

@@ -11,8 +11,49 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMod
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::OsRandom;
 
-use crate::host::{parse_timeout, trust_of};
+use crate::host::{trust_of, CommonFlags};
 use crate::tls::{BindingChoice, Trust};
+
+/// The options of the `--help` of `client` and `tokio_client` (the text of
+/// `parse_args`), in the pieces both say alike, for `concat!`: from
+/// `OPTIONS:` to the `--channel-binding` line, ...
+macro_rules! help_options_head {
+    () => {
+        "\
+OPTIONS:
+    --host H            server address (default: the JID's domain)
+    --port P            port (default: 5222, or 5223 with --tls direct)
+    --jid J             user@domain, or just domain for ANONYMOUS
+    --password W        password (SCRAM-*, PLAIN, ...)
+    --token T           bearer token (OAUTHBEARER, X-OAUTH2)
+                        with neither: SASL ANONYMOUS
+    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
+"
+    };
+}
+
+/// ... from `--insecure` to the `--transcript` line, ...
+macro_rules! help_options_middle {
+    () => {
+        "    --insecure          accept any server certificate (tests only)
+    --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
+    --resource R        the resource to ask for (default: the server chooses)
+    --transcript        print every byte sent and received (decrypted after TLS) as
+"
+    };
+}
+
+/// ... and from `--timeout` to the `OUTPUT:` heading.
+macro_rules! help_options_tail {
+    () => {
+        "    --timeout S         seconds allowed for the negotiation (default 20)
+    -h, --help          this text
+
+OUTPUT:
+"
+    };
+}
 
 /// `--tls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,40 +82,21 @@ pub struct Args {
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
-pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        host: None,
-        port: None,
-        jid: String::new(),
-        password: None,
-        token: None,
-        mechanism: None,
-        binding: BindingChoice::Auto,
-        tls: TlsArg::StartTls,
-        trust: None,
-        tls_version: None,
-        resource: None,
-        transcript: false,
-        timeout: Duration::from_secs(20),
-    };
-    let mut insecure = false;
-    let mut ca_file = None;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--host" => a.host = Some(value()?),
-            "--port" => {
-                let v = value()?;
-                a.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
-            }
-            "--jid" => a.jid = value()?,
-            "--password" => a.password = Some(value()?),
-            "--token" => a.token = Some(value()?),
-            "--mechanism" => a.mechanism = Some(value()?),
+pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut password = None;
+    let mut token = None;
+    let mut mechanism = None;
+    let mut binding = BindingChoice::Auto;
+    let mut tls = TlsArg::StartTls;
+    let mut tls_version = None;
+    let parsed = CommonFlags::parse(it, |flag, value| {
+        match flag {
+            "--password" => password = Some(value()?),
+            "--token" => token = Some(value()?),
+            "--mechanism" => mechanism = Some(value()?),
             "--channel-binding" => {
                 let v = value()?;
-                a.binding = match v.as_str() {
+                binding = match v.as_str() {
                     "auto" => BindingChoice::Auto,
                     "none" => BindingChoice::None,
                     name => BindingChoice::Only(
@@ -85,36 +107,50 @@ pub fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, 
             }
             "--tls" => {
                 let v = value()?;
-                a.tls = match v.as_str() {
+                tls = match v.as_str() {
                     "starttls" => TlsArg::StartTls,
                     "direct" => TlsArg::Direct,
                     "none" => TlsArg::None,
                     _ => return Err(format!("unknown --tls {v:?}")),
                 };
             }
-            "--ca-file" => ca_file = Some(value()?),
-            "--insecure" => insecure = true,
             "--tls-version" => {
                 let v = value()?;
-                a.tls_version = Some(match v.as_str() {
+                tls_version = Some(match v.as_str() {
                     "1.2" => TlsVersion::Tls12,
                     "1.3" => TlsVersion::Tls13,
                     _ => return Err(format!("unknown --tls-version {v:?} (1.2 or 1.3)")),
                 });
             }
-            "--resource" => a.resource = Some(value()?),
-            "--transcript" => a.transcript = true,
-            "--timeout" => a.timeout = parse_timeout(&value()?)?,
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
+    let Some(mut common) = parsed else {
+        return Ok(None);
+    };
+    let mut a = Args {
+        host: common.host.take(),
+        port: common.port,
+        jid: std::mem::take(&mut common.jid),
+        password,
+        token,
+        mechanism,
+        binding,
+        tls,
+        trust: None,
+        tls_version,
+        resource: common.resource.take(),
+        transcript: common.transcript,
+        timeout: common.timeout(),
+    };
     if a.jid.is_empty() {
         return Err("--jid is required (see --help)".into());
     }
     if a.password.is_some() && a.token.is_some() {
         return Err("give --password or --token, not both".into());
     }
-    a.trust = trust_of(ca_file, insecure)?;
+    a.trust = trust_of(common.ca_file, common.insecure)?;
     if a.trust.is_none() && a.tls != TlsArg::None {
         return Err("TLS needs --ca-file F or --insecure".into());
     }

@@ -36,6 +36,20 @@ pub fn args_or_exit<A>(
     }
 }
 
+/// The `main` of a login example: the arguments (`--help`: the help,
+/// exit 0; a usage error: `ERROR usage: ...`, exit 2), then `run` and its
+/// [`login_outcome`].
+pub fn login_main<A>(
+    parsed: Result<Option<A>, String>,
+    help: &str,
+    run: impl FnOnce(&A) -> Result<String, String>,
+) -> ExitCode {
+    match args_or_exit(parsed, help, |e| println!("ERROR usage: {e}")) {
+        Ok(args) => login_outcome(run(&args)),
+        Err(code) => code,
+    }
+}
+
 /// The last line of a login: `OK <jid>` (exit 0) or `ERROR <reason>` (exit 1).
 pub fn login_outcome(result: Result<String, String>) -> ExitCode {
     match result {
@@ -67,6 +81,14 @@ pub fn wire_line(dir: &str, data: &[u8]) -> Option<String> {
     Some(format!("{dir}: {text}"))
 }
 
+/// Prints the wire-log line of `data` (see [`wire_line`]) when
+/// `transcript` is on.
+pub fn show(transcript: bool, dir: &str, data: &[u8]) {
+    if let Some(line) = wire_line(dir, data).filter(|_| transcript) {
+        println!("{line}");
+    }
+}
+
 /// The JID's domain (the stream's `to` and the TLS server name).
 pub fn domain_of(jid: &str) -> &str {
     let bare = jid.split('/').next().unwrap_or_default();
@@ -77,6 +99,72 @@ pub fn domain_of(jid: &str) -> &str {
 pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v:?}"))?;
     Ok(Duration::from_secs(s.max(1)))
+}
+
+/// The options the login examples take alike. What is not given stays
+/// `None` (or empty, or off): each example has its own defaults.
+#[derive(Default)]
+pub struct CommonFlags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub jid: String,
+    pub ca_file: Option<String>,
+    pub insecure: bool,
+    pub resource: Option<String>,
+    pub transcript: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl CommonFlags {
+    /// Takes `flag` when it is `--host`, `--port`, `--jid`, `--ca-file`,
+    /// `--insecure`, `--resource`, `--transcript` or `--timeout` (`value`
+    /// gives its value); `Ok(false)` for any other.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--host" => self.host = Some(value()?),
+            "--port" => {
+                let v = value()?;
+                self.port = Some(v.parse().map_err(|_| format!("bad --port {v:?}"))?);
+            }
+            "--jid" => self.jid = value()?,
+            "--ca-file" => self.ca_file = Some(value()?),
+            "--insecure" => self.insecure = true,
+            "--resource" => self.resource = Some(value()?),
+            "--transcript" => self.transcript = true,
+            "--timeout" => self.timeout = Some(parse_timeout(&value()?)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Goes through the arguments: takes the common flags, hands every
+    /// other to `own` with a getter of its value (`own` says `Ok(false)`
+    /// for one it does not know: a usage error). `Ok(None)` for `--help`.
+    pub fn parse(
+        mut it: impl Iterator<Item = String>,
+        mut own: impl FnMut(&str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
+    ) -> Result<Option<CommonFlags>, String> {
+        let mut common = CommonFlags::default();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+            if flag == "-h" || flag == "--help" {
+                return Ok(None);
+            }
+            if !common.take(&flag, &mut value)? && !own(&flag, &mut value)? {
+                return Err(format!("unknown argument {flag:?} (see --help)"));
+            }
+        }
+        Ok(Some(common))
+    }
+
+    /// `--timeout`, or 20 seconds.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(20))
+    }
 }
 
 /// `--ca-file F` and `--insecure`, at most one of them.

@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -76,10 +77,14 @@ pub fn client_config(
     only: Option<TlsVersion>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::Insecure => Arc::new(AnyCertificate(provider.clone())),
-        Trust::CaFile(path) => Arc::new(CaFileVerifier::load(path, provider.clone())?),
+    let ca_file = match trust {
+        Trust::Insecure => None,
+        Trust::CaFile(path) => Some(CaFile::load(path, provider.clone())?),
     };
+    let verifier = Arc::new(Verifier {
+        ca_file,
+        provider: provider.clone(),
+    });
     let versions: &[&rustls::SupportedProtocolVersion] = match only {
         None => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
@@ -378,16 +383,26 @@ fn der_next(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 // ---------------------------------------------------------------------------
 // Certificate verifiers
 
-/// `--ca-file`: webpki against the file's certificates, or the exact
-/// certificate when the server presents one of them as its own.
+/// The server-certificate check of `--ca-file` or `--insecure`; both check
+/// the handshake signature the same way.
 #[derive(Debug)]
-struct CaFileVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
+struct Verifier {
+    /// `None`: `--insecure`, any certificate (the handshake signature is
+    /// still checked, so the binding data is that of the certificate the
+    /// server holds the key of).
+    ca_file: Option<CaFile>,
     provider: Arc<CryptoProvider>,
 }
 
-impl CaFileVerifier {
+/// `--ca-file`: webpki against the file's certificates, or the exact
+/// certificate when the server presents one of them as its own.
+#[derive(Debug)]
+struct CaFile {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl CaFile {
     fn load(path: &str, provider: Arc<CryptoProvider>) -> Result<Self, String> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(Path::new(path))
             .map_err(|e| format!("--ca-file {path}: {e}"))?
@@ -401,18 +416,17 @@ impl CaFileVerifier {
         if added == 0 {
             return Err(format!("--ca-file {path}: no usable certificate in it"));
         }
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| format!("--ca-file {path}: {e}"))?;
         Ok(Self {
             webpki,
             pinned: certs,
-            provider,
         })
     }
 }
 
-impl ServerCertVerifier for CaFileVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -421,16 +435,15 @@ impl ServerCertVerifier for CaFileVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pinned
-            .iter()
-            .any(|c| c.as_ref() == end_entity.as_ref())
-        {
+        let Some(ca) = &self.ca_file else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if ca.pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
             let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_name(&parsed, server_name)?;
             return Ok(ServerCertVerified::assertion());
         }
-        self.webpki
+        ca.webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
@@ -469,59 +482,38 @@ impl ServerCertVerifier for CaFileVerifier {
     }
 }
 
-/// `--insecure`: any certificate (the handshake signature is still checked,
-/// so the binding data is that of the certificate the server holds the key
-/// of).
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The socket, plain or through rustls
+
+/// The TLS handshake on `sock` (bounded by `deadline`), then the
+/// connection as a [`Transport`] with what the client needs of it.
+/// `pending` as for [`handshake`]; `binding` and `require_ems` as for
+/// [`established`].
+pub fn start(
+    mut sock: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    pending: &[u8],
+    deadline: Option<Instant>,
+    binding: BindingChoice,
+    require_ems: bool,
+) -> Result<(Transport, Established), String> {
+    crate::host::set_timeout(&sock, deadline)?;
+    let conn = handshake(config, server_name, &mut sock, pending)?;
+    let est = established(&conn, binding, require_ems)?;
+    let transport = Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock)));
+    Ok((transport, est))
+}
+
+/// What [`Transport::read_by`] gave.
+pub enum ReadOutcome {
+    /// This many bytes.
+    Data(usize),
+    /// The end of the stream.
+    End,
+    /// Nothing before the deadline.
+    Deadline,
+}
 
 /// A blocking connection, plain or TLS.
 pub enum Transport {
@@ -549,6 +541,29 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
                 other => other,
             },
+        }
+    }
+
+    /// Reads what is available, waiting until `deadline` at the most
+    /// (none: block). Errors are `io ...` lines.
+    pub fn read_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<ReadOutcome, String> {
+        crate::host::set_timeout(self.socket(), deadline)?;
+        match self.read(buf) {
+            Ok(0) => Ok(ReadOutcome::End),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(ReadOutcome::Deadline)
+            }
+            Err(e) => Err(format!("io read: {e}")),
         }
     }
 

@@ -37,15 +37,17 @@
 //! still clock), and `tls_established` is accepted after each `StartTls`.
 
 #[allow(dead_code, clippy::duplicate_mod)]
+#[macro_use]
 #[path = "server.rs"]
 mod server_body;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use server_body::Outcome;
 use server_body::{
-    check_framing, chunk_sizes, salt, tls_info, Framing, DOMAIN, OUTPUT_FACTOR, OUTPUT_SLACK,
-    PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
+    assert_chunking_invariant, check_framing, salt, tls_info, Driven, Framing, Record, Role,
+    DOMAIN, PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
 };
 use xmpp_sansio::client::{
     Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
@@ -176,34 +178,12 @@ pub const CLIENT_FRAMING: Framing<'static> = Framing {
     tolerate_headerless_close: false,
 };
 
-/// What one run produced, in a comparable form.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// Everything the client sent.
-    pub output: Vec<u8>,
-    /// Its events, rendered (`StartTls` without its bytes).
-    pub events: Vec<String>,
-    /// Whether the session got ready.
-    pub ready: bool,
-    /// Whether the stream failed.
-    pub failed: bool,
-    /// Whether it is closed.
-    pub closed: bool,
-}
-
 struct Driver {
     client: Client,
     now: Instant,
     tls: TlsInfo,
-    output: Vec<u8>,
-    events: Vec<String>,
-    ready: bool,
     authenticated: bool,
-    error_seen: bool,
-    closed_seen: bool,
-    /// Output was drained after `Closed`: nothing more may come.
-    closed_drained: bool,
-    input_len: usize,
+    record: Record,
 }
 
 impl Driver {
@@ -213,111 +193,8 @@ impl Driver {
             client: Client::new(client_config(config, cached), now),
             now,
             tls: tls_info(config >> 6),
-            output: Vec::new(),
-            events: Vec::new(),
-            ready: false,
             authenticated: false,
-            error_seen: false,
-            closed_seen: false,
-            closed_drained: false,
-            input_len: 0,
-        }
-    }
-
-    fn feed(&mut self, chunk: &[u8]) {
-        self.input_len += chunk.len();
-        let res = self.client.feed(self.now, chunk);
-        if self.closed_seen {
-            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
-        } else {
-            assert_eq!(res, Ok(()), "feed refused before Closed");
-        }
-    }
-
-    fn drain(&mut self) {
-        loop {
-            let mut out = Vec::new();
-            let n = self.client.poll_transmit(&mut out);
-            assert_eq!(n, out.len());
-            assert!(
-                !(self.closed_drained && n > 0),
-                "{n} bytes after Closed: {:?}",
-                String::from_utf8_lossy(&out)
-            );
-            self.closed_drained = self.closed_seen;
-            self.output.extend_from_slice(&out);
-            let mut busy = n > 0;
-            let mut restart = None;
-            while let Some(ev) = self.client.poll_event() {
-                busy = true;
-                assert!(!self.closed_seen, "an event after Closed: {ev:?}");
-                if self.error_seen {
-                    assert!(
-                        matches!(ev, ClientEvent::Closed),
-                        "Error not followed by Closed: {ev:?}"
-                    );
-                }
-                self.events.push(match &ev {
-                    ClientEvent::StartTls { .. } => "StartTls".to_owned(),
-                    ev => format!("{ev:?}"),
-                });
-                match ev {
-                    ClientEvent::Error(e) => {
-                        assert!(!self.error_seen, "a second Error");
-                        assert_eq!(self.client.error(), Some(&e));
-                        self.error_seen = true;
-                    }
-                    ClientEvent::Closed => {
-                        self.closed_seen = true;
-                        assert!(self.client.is_closed(), "Closed but not is_closed()");
-                    }
-                    ClientEvent::StartTls { pending } => {
-                        assert!(restart.is_none(), "a second StartTls at once");
-                        restart = Some(pending);
-                    }
-                    ClientEvent::Authenticated { .. } => {
-                        assert!(!self.authenticated, "Authenticated twice");
-                        self.authenticated = true;
-                    }
-                    ClientEvent::Ready { jid } => {
-                        assert!(!self.ready, "Ready twice");
-                        assert!(self.authenticated, "Ready before Authenticated");
-                        self.ready = true;
-                        assert_eq!(self.client.jid(), Some(jid.as_str()));
-                    }
-                    ClientEvent::Stanza(_) => assert!(self.ready, "a stanza before Ready"),
-                    _ => {}
-                }
-            }
-            assert!(
-                self.events.len() <= self.input_len + 64,
-                "{} events from {} bytes",
-                self.events.len(),
-                self.input_len
-            );
-            assert!(
-                self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
-                "{} output bytes from {} input bytes",
-                self.output.len(),
-                self.input_len
-            );
-            assert_eq!(self.client.is_closed(), self.closed_seen);
-            let Some(pending) = restart else {
-                if busy {
-                    continue;
-                }
-                return;
-            };
-            if self.closed_seen {
-                continue;
-            }
-            let res = self.client.tls_established(self.now, self.tls.clone());
-            assert_eq!(res, Ok(()), "tls_established refused after StartTls");
-            assert!(self.client.is_encrypted());
-            if !pending.is_empty() {
-                self.input_len -= pending.len();
-                self.feed(&pending);
-            }
+            record: Record::default(),
         }
     }
 
@@ -330,32 +207,70 @@ impl Driver {
             self.drain();
         }
     }
+}
 
-    fn tick(&mut self, by: Duration) {
-        self.now += by;
-        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.client.handle_timeout(self.now);
-            self.drain();
-        }
+impl Driven for Driver {
+    type Role = Client;
+
+    fn parts(&mut self) -> (&mut Client, &mut Instant, &mut Record) {
+        (&mut self.client, &mut self.now, &mut self.record)
     }
 
-    fn run_out_the_clock(&mut self) {
-        for _ in 0..4 {
-            let Some(t) = self.client.poll_timeout() else {
+    fn drain(&mut self) {
+        loop {
+            let mut busy = self.record.transmit(&mut self.client);
+            let mut restart = None;
+            while let Some(ev) = self.record.next_event(&mut self.client) {
+                busy = true;
+                match ev {
+                    ClientEvent::Error(e) => {
+                        self.record.error();
+                        assert_eq!(self.client.error(), Some(&e));
+                    }
+                    ClientEvent::Closed => self.record.closed(self.client.is_closed()),
+                    ClientEvent::StartTls { pending } => {
+                        assert!(restart.is_none(), "a second StartTls at once");
+                        restart = Some(pending);
+                    }
+                    ClientEvent::Authenticated { .. } => {
+                        assert!(!self.authenticated, "Authenticated twice");
+                        self.authenticated = true;
+                    }
+                    ClientEvent::Ready { jid } => {
+                        self.record.ready();
+                        assert!(self.authenticated, "Ready before Authenticated");
+                        assert_eq!(self.client.jid(), Some(jid.as_str()));
+                    }
+                    ClientEvent::Stanza(_) => assert!(self.record.ready, "a stanza before Ready"),
+                    _ => {}
+                }
+            }
+            self.record.check_round(self.client.is_closed());
+            let Some(pending) = restart else {
+                if busy {
+                    continue;
+                }
                 return;
             };
-            assert!(!self.closed_seen, "a deadline after Closed");
-            self.now = self.now.max(t);
-            self.client.handle_timeout(self.now);
-            self.drain();
+            if self.record.closed_seen {
+                continue;
+            }
+            let res = self.client.tls_established(self.now, self.tls.clone());
+            assert_eq!(res, Ok(()), "tls_established refused after StartTls");
+            assert!(self.client.is_encrypted());
+            if !pending.is_empty() {
+                self.record.input_len -= pending.len();
+                self.feed(&pending);
+            }
         }
-        // Only keepalives recur.
-        assert!(
-            self.client.is_ready() && !self.client.is_closed(),
-            "deadlines keep coming"
-        );
+    }
+
+    fn after_chunk(&mut self) {
+        self.drain();
     }
 }
+
+impl_role!(Client, ClientEvent);
 
 /// Sends a message to `jid` (parsed: the fuzz crate has no minidom of its
 /// own): accepted while ready and open.
@@ -438,8 +353,7 @@ pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
     let outcome = drive_client(*config, *drive, input);
     if *drive & 128 == 0 && *drive & 7 != 0 {
         let whole = drive_client(*config, *drive & !7, input);
-        assert_eq!(outcome.output, whole.output, "chunked vs one piece: output");
-        assert_eq!(outcome.events, whole.events, "chunked vs one piece: events");
+        assert_chunking_invariant(&outcome, &whole);
     }
     Some(outcome)
 }
@@ -447,32 +361,23 @@ pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
 fn drive_client(config: u8, drive: u8, input: &[u8]) -> Outcome {
     let cached = drive & 32 != 0;
     let close = drive & 64 != 0;
-    let clock = drive & 128 != 0;
     let mut d = Driver::new(config, cached);
     d.drain();
-    let mut offset = 0;
-    for n in chunk_sizes(drive, input.len()) {
-        if clock {
-            d.tick(Duration::from_secs(1));
-        }
-        d.feed(&input[offset..offset + n]);
-        offset += n;
-        d.drain();
-    }
+    d.feed_chunks(drive, input);
     d.send_when_ready();
     if close {
         d.client.close(d.now);
         d.drain();
     }
-    d.run_out_the_clock();
-    check_framing(&d.output, d.closed_seen, &CLIENT_FRAMING);
-    Outcome {
-        output: d.output,
-        events: d.events,
-        ready: d.ready,
-        failed: d.error_seen,
-        closed: d.closed_seen,
+    if !d.run_out_the_clock(4) {
+        // Only keepalives recur.
+        assert!(
+            d.client.is_ready() && !d.client.is_closed(),
+            "deadlines keep coming"
+        );
     }
+    check_framing(&d.record.output, d.record.closed_seen, &CLIENT_FRAMING);
+    d.record.outcome()
 }
 
 /// The fuzz body.

@@ -268,10 +268,10 @@ enum Pending {
     Bind(Option<String>),
 }
 
-/// What one run produced, in a comparable form.
+/// What one run produced, in a comparable form (for either role).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Outcome {
-    /// Everything the server sent.
+    /// Everything the role sent.
     pub output: Vec<u8>,
     /// Its events, rendered (`StartTls` without its bytes, which depend on
     /// the chunking).
@@ -284,6 +284,238 @@ pub struct Outcome {
     pub closed: bool,
 }
 
+/// What a driver saw of its role (this server, or the client of
+/// `client.rs`), and the invariants both roles keep: `feed` accepted until
+/// `Closed` and refused after; at most one `Error`, followed at once by
+/// `Closed`; nothing after `Closed`, neither events nor bytes; output and
+/// events bounded by the input.
+#[derive(Default)]
+pub struct Record {
+    pub output: Vec<u8>,
+    pub events: Vec<String>,
+    pub ready: bool,
+    pub error_seen: bool,
+    pub closed_seen: bool,
+    /// Output was drained after `Closed`: nothing more may come.
+    closed_drained: bool,
+    pub input_len: usize,
+}
+
+impl Record {
+    /// A chunk of `len` bytes was fed, and `feed` returned `res`.
+    pub fn fed(&mut self, len: usize, res: Result<(), UsageError>) {
+        self.input_len += len;
+        if self.closed_seen {
+            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
+        } else {
+            assert_eq!(res, Ok(()), "feed refused before Closed");
+        }
+    }
+
+    /// One `poll_transmit` returned `n` and wrote `out`.
+    pub fn transmitted(&mut self, n: usize, out: &[u8]) {
+        assert_eq!(n, out.len());
+        assert!(
+            !(self.closed_drained && n > 0),
+            "{n} bytes after Closed: {:?}",
+            String::from_utf8_lossy(out)
+        );
+        self.closed_drained = self.closed_seen;
+        self.output.extend_from_slice(out);
+    }
+
+    /// An event came: `closed` when it is `Closed`, `start_tls` when it is
+    /// `StartTls` (rendered without its bytes).
+    pub fn event(&mut self, ev: &impl std::fmt::Debug, closed: bool, start_tls: bool) {
+        assert!(!self.closed_seen, "an event after Closed: {ev:?}");
+        if self.error_seen {
+            assert!(closed, "Error not followed by Closed: {ev:?}");
+        }
+        self.events.push(if start_tls {
+            "StartTls".to_owned()
+        } else {
+            format!("{ev:?}")
+        });
+    }
+
+    /// The event was `Error`.
+    pub fn error(&mut self) {
+        assert!(!self.error_seen, "a second Error");
+        self.error_seen = true;
+    }
+
+    /// The event was `Closed`; `is_closed`: what the role says.
+    pub fn closed(&mut self, is_closed: bool) {
+        self.closed_seen = true;
+        assert!(is_closed, "Closed but not is_closed()");
+    }
+
+    /// The event was `Ready`.
+    pub fn ready(&mut self) {
+        assert!(!self.ready, "Ready twice");
+        self.ready = true;
+    }
+
+    /// After a round of output and events: both bounded, and the role
+    /// closed (`is_closed`) exactly when it said `Closed`.
+    pub fn check_round(&self, is_closed: bool) {
+        assert!(
+            self.events.len() <= self.input_len + 64,
+            "{} events from {} bytes",
+            self.events.len(),
+            self.input_len
+        );
+        assert!(
+            self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
+            "{} output bytes from {} input bytes",
+            self.output.len(),
+            self.input_len
+        );
+        assert_eq!(is_closed, self.closed_seen);
+    }
+
+    /// The run's outcome.
+    pub fn outcome(self) -> Outcome {
+        Outcome {
+            output: self.output,
+            events: self.events,
+            ready: self.ready,
+            failed: self.error_seen,
+            closed: self.closed_seen,
+        }
+    }
+}
+
+/// What the drivers use of a role's state machine (this server, or the
+/// client of `client.rs`): the calls both have alike.
+pub trait Role {
+    type Event: std::fmt::Debug;
+    fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError>;
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// Whether `ev` is `Closed`, and whether it is `StartTls`.
+    fn kind(ev: &Self::Event) -> (bool, bool);
+}
+
+/// `impl Role` for a role type (its inherent methods have the trait's
+/// names) and its event type; `client.rs` uses it for `Client`.
+macro_rules! impl_role {
+    ($role:ident, $event:ident) => {
+        impl Role for $role {
+            type Event = $event;
+            fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+                $role::feed(self, now, data)
+            }
+            fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+                $role::poll_transmit(self, out)
+            }
+            fn poll_event(&mut self) -> Option<$event> {
+                $role::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                $role::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                $role::handle_timeout(self, now)
+            }
+            fn kind(ev: &$event) -> (bool, bool) {
+                (
+                    matches!(ev, $event::Closed),
+                    matches!(ev, $event::StartTls { .. }),
+                )
+            }
+        }
+    };
+}
+
+impl_role!(Server, ServerEvent);
+
+impl Record {
+    /// One `poll_transmit` of `role`, checked and recorded; whether it gave
+    /// bytes.
+    pub fn transmit<R: Role>(&mut self, role: &mut R) -> bool {
+        let mut out = Vec::new();
+        let n = role.poll_transmit(&mut out);
+        self.transmitted(n, &out);
+        n > 0
+    }
+
+    /// The next event of `role`, checked and recorded.
+    pub fn next_event<R: Role>(&mut self, role: &mut R) -> Option<R::Event> {
+        let ev = role.poll_event()?;
+        let (closed, start_tls) = R::kind(&ev);
+        self.event(&ev, closed, start_tls);
+        Some(ev)
+    }
+}
+
+/// What the drivers of both roles do alike with the input and the clock;
+/// each implements the role's own steps.
+pub trait Driven {
+    type Role: Role;
+    /// The role, the simulated clock, and the record.
+    fn parts(&mut self) -> (&mut Self::Role, &mut Instant, &mut Record);
+    /// After each chunk: drain output and events (and act as the host).
+    fn after_chunk(&mut self);
+    /// Drains output and events.
+    fn drain(&mut self);
+
+    /// Feeds one chunk.
+    fn feed(&mut self, chunk: &[u8]) {
+        let (role, now, record) = self.parts();
+        let res = role.feed(*now, chunk);
+        record.fed(chunk.len(), res);
+    }
+
+    /// Advances the clock by `by`, handling the deadlines that come due.
+    fn tick(&mut self, by: Duration) {
+        let (role, now, _) = self.parts();
+        *now += by;
+        if role.poll_timeout().is_some_and(|t| t <= *now) {
+            role.handle_timeout(*now);
+            self.drain();
+        }
+    }
+
+    /// Feeds `input` in the chunks of `drive` ([`chunk_sizes`]), with the
+    /// clock advancing one second before each when `drive` bit 7 is set.
+    fn feed_chunks(&mut self, drive: u8, input: &[u8]) {
+        let clock = drive & 128 != 0;
+        let mut offset = 0;
+        for n in chunk_sizes(drive, input.len()) {
+            if clock {
+                self.tick(Duration::from_secs(1));
+            }
+            self.feed(&input[offset..offset + n]);
+            offset += n;
+            self.after_chunk();
+        }
+    }
+
+    /// Runs up to `rounds` deadlines; `true` when none is left.
+    fn run_out_the_clock(&mut self, rounds: usize) -> bool {
+        for _ in 0..rounds {
+            let (role, now, record) = self.parts();
+            let Some(t) = role.poll_timeout() else {
+                return true;
+            };
+            assert!(!record.closed_seen, "a deadline after Closed");
+            *now = (*now).max(t);
+            role.handle_timeout(*now);
+            self.drain();
+        }
+        false
+    }
+}
+
+/// Checks that a chunked run gave what the run in one piece gave.
+pub fn assert_chunking_invariant(chunked: &Outcome, whole: &Outcome) {
+    assert_eq!(chunked.output, whole.output, "chunked vs one piece: output");
+    assert_eq!(chunked.events, whole.events, "chunked vs one piece: events");
+}
+
 struct Driver {
     server: Server,
     host: Host,
@@ -292,14 +524,7 @@ struct Driver {
     slow: bool,
     tolerate: Tolerate,
     pending: Vec<Pending>,
-    output: Vec<u8>,
-    events: Vec<String>,
-    ready: bool,
-    error_seen: bool,
-    closed_seen: bool,
-    /// Output was drained after `Closed`: nothing more may come.
-    closed_drained: bool,
-    input_len: usize,
+    record: Record,
 }
 
 impl Driver {
@@ -313,23 +538,7 @@ impl Driver {
             slow,
             tolerate,
             pending: Vec::new(),
-            output: Vec::new(),
-            events: Vec::new(),
-            ready: false,
-            error_seen: false,
-            closed_seen: false,
-            closed_drained: false,
-            input_len: 0,
-        }
-    }
-
-    fn feed(&mut self, chunk: &[u8]) {
-        self.input_len += chunk.len();
-        let res = self.server.feed(self.now, chunk);
-        if self.closed_seen {
-            assert_eq!(res, Err(UsageError::Closed), "feed after Closed");
-        } else {
-            assert_eq!(res, Ok(()), "feed refused before Closed");
+            record: Record::default(),
         }
     }
 
@@ -353,49 +562,43 @@ impl Driver {
             // Late, the stream may have failed meanwhile (a deadline, too
             // much held input): the answer may then be refused, never
             // acted on (checked by the event and output invariants).
-            if !self.server.is_closed() && !self.closed_seen {
+            if !self.server.is_closed() && !self.record.closed_seen {
                 assert_eq!(res, Ok(()), "a late answer to a pending request refused");
             }
         }
     }
 
+    /// Once the input is consumed, a ready server sends the client a
+    /// stanza (then, not at `Ready`, so that what it does never depends
+    /// on the chunking).
+    fn send_when_ready(&mut self) {
+        if let Some(jid) = self.server.jid().map(str::to_owned) {
+            let msg = format!(
+                "<message xmlns='jabber:client' to='{jid}' from='{DOMAIN}'><body>hi</body></message>"
+            );
+            send_parsed(&mut self.server, &msg);
+            self.drain();
+        }
+    }
+}
+
+impl Driven for Driver {
+    type Role = Server;
+
+    fn parts(&mut self) -> (&mut Server, &mut Instant, &mut Record) {
+        (&mut self.server, &mut self.now, &mut self.record)
+    }
+
     /// Drains output and events, acting on the events as the host.
     fn drain(&mut self) {
         loop {
-            let mut out = Vec::new();
-            let n = self.server.poll_transmit(&mut out);
-            assert_eq!(n, out.len());
-            assert!(
-                !(self.closed_drained && n > 0),
-                "{n} bytes after Closed: {:?}",
-                String::from_utf8_lossy(&out)
-            );
-            self.closed_drained = self.closed_seen;
-            self.output.extend_from_slice(&out);
-            let mut busy = n > 0;
+            let mut busy = self.record.transmit(&mut self.server);
             let mut restart = None;
-            while let Some(ev) = self.server.poll_event() {
+            while let Some(ev) = self.record.next_event(&mut self.server) {
                 busy = true;
-                assert!(!self.closed_seen, "an event after Closed: {ev:?}");
-                if self.error_seen {
-                    assert!(
-                        matches!(ev, ServerEvent::Closed),
-                        "Error not followed by Closed: {ev:?}"
-                    );
-                }
-                self.events.push(match &ev {
-                    ServerEvent::StartTls { .. } => "StartTls".to_owned(),
-                    ev => format!("{ev:?}"),
-                });
                 match ev {
-                    ServerEvent::Error(_) => {
-                        assert!(!self.error_seen, "a second Error");
-                        self.error_seen = true;
-                    }
-                    ServerEvent::Closed => {
-                        self.closed_seen = true;
-                        assert!(self.server.is_closed(), "Closed but not is_closed()");
-                    }
+                    ServerEvent::Error(_) => self.record.error(),
+                    ServerEvent::Closed => self.record.closed(self.server.is_closed()),
                     ServerEvent::StartTls { pending } => {
                         assert!(restart.is_none(), "a second StartTls at once");
                         restart = Some(pending);
@@ -423,31 +626,18 @@ impl Driver {
                         }
                     }
                     ServerEvent::Ready { jid } => {
-                        assert!(!self.ready, "Ready twice");
-                        self.ready = true;
+                        self.record.ready();
                         assert_eq!(self.server.jid(), Some(jid.as_str()));
                         assert!(self.server.is_ready());
                     }
                     ServerEvent::Stanza(el) => {
-                        assert!(self.ready, "a stanza before Ready");
+                        assert!(self.record.ready, "a stanza before Ready");
                         assert!(el.attr("from").is_some(), "an unstamped stanza");
                     }
                     _ => {}
                 }
             }
-            assert!(
-                self.events.len() <= self.input_len + 64,
-                "{} events from {} bytes",
-                self.events.len(),
-                self.input_len
-            );
-            assert!(
-                self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
-                "{} output bytes from {} input bytes",
-                self.output.len(),
-                self.input_len
-            );
-            assert_eq!(self.server.is_closed(), self.closed_seen);
+            self.record.check_round(self.server.is_closed());
             let Some(pending) = restart else {
                 if busy {
                     continue;
@@ -456,62 +646,21 @@ impl Driver {
             };
             // The simulated TLS: up at once; the bytes that followed
             // `<starttls/>` are its plaintext.
-            if self.closed_seen {
+            if self.record.closed_seen {
                 continue;
             }
             let res = self.server.tls_established(self.now, self.tls.clone());
             assert_eq!(res, Ok(()), "tls_established refused after StartTls");
             if !pending.is_empty() {
-                self.input_len -= pending.len();
+                self.record.input_len -= pending.len();
                 self.feed(&pending);
             }
         }
     }
 
-    /// Once the input is consumed, a ready server sends the client a
-    /// stanza (then, not at `Ready`, so that what it does never depends
-    /// on the chunking).
-    fn send_when_ready(&mut self) {
-        if let Some(jid) = self.server.jid().map(str::to_owned) {
-            let msg = format!(
-                "<message xmlns='jabber:client' to='{jid}' from='{DOMAIN}'><body>hi</body></message>"
-            );
-            send_parsed(&mut self.server, &msg);
-            self.drain();
-        }
-    }
-
-    /// Advances the clock by `by`, handling the deadlines that come due.
-    fn tick(&mut self, by: Duration) {
-        self.now += by;
-        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.server.handle_timeout(self.now);
-            self.drain();
-        }
-    }
-
-    /// Runs every deadline left (bounded: each one ends something).
-    fn run_out_the_clock(&mut self) {
-        for _ in 0..8 {
-            let Some(t) = self.server.poll_timeout() else {
-                return;
-            };
-            assert!(!self.closed_seen, "a deadline after Closed");
-            self.now = self.now.max(t);
-            self.server.handle_timeout(self.now);
-            self.drain();
-        }
-        panic!("deadlines keep coming");
-    }
-
-    fn outcome(self) -> Outcome {
-        Outcome {
-            output: self.output,
-            events: self.events,
-            ready: self.ready,
-            failed: self.error_seen,
-            closed: self.closed_seen,
-        }
+    fn after_chunk(&mut self) {
+        self.answer_pending();
+        self.drain();
     }
 }
 
@@ -702,8 +851,7 @@ pub fn run_outcome_with(data: &[u8], tolerate: Tolerate) -> Option<Outcome> {
     let prompt = *drive & (32 | 128) == 0;
     if prompt && *drive & 7 != 0 {
         let whole = drive_server(*config, *drive & !7, input, tolerate);
-        assert_eq!(outcome.output, whole.output, "chunked vs one piece: output");
-        assert_eq!(outcome.events, whole.events, "chunked vs one piece: events");
+        assert_chunking_invariant(&outcome, &whole);
     }
     Some(outcome)
 }
@@ -711,19 +859,9 @@ pub fn run_outcome_with(data: &[u8], tolerate: Tolerate) -> Option<Outcome> {
 fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outcome {
     let slow = drive & 32 != 0;
     let close = drive & 64 != 0;
-    let clock = drive & 128 != 0;
     let mut d = Driver::new(config, slow, tolerate);
     d.drain();
-    let mut offset = 0;
-    for n in chunk_sizes(drive, input.len()) {
-        if clock {
-            d.tick(Duration::from_secs(1));
-        }
-        d.feed(&input[offset..offset + n]);
-        offset += n;
-        d.answer_pending();
-        d.drain();
-    }
+    d.feed_chunks(drive, input);
     // A late answer can let the server read held bytes, which may ask
     // again (at most once per held element).
     while !d.pending.is_empty() {
@@ -740,10 +878,15 @@ fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outc
         }
         d.drain();
     }
-    d.run_out_the_clock();
+    // Bounded: each deadline ends something.
+    assert!(d.run_out_the_clock(8), "deadlines keep coming");
     assert!(d.pending.is_empty());
-    check_framing(&d.output, d.closed_seen, &server_framing(tolerate));
-    d.outcome()
+    check_framing(
+        &d.record.output,
+        d.record.closed_seen,
+        &server_framing(tolerate),
+    );
+    d.record.outcome()
 }
 
 /// The fuzz body.

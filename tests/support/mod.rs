@@ -34,6 +34,84 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `el` without its whitespace-only text nodes (pretty-printing),
+/// recursively; `trim`: the other text nodes trimmed as well.
+pub fn without_blank_text(el: &minidom::Element, trim: bool) -> minidom::Element {
+    let mut out = minidom::Element::builder(el.name(), el.ns()).build();
+    for ((ns, name), value) in el.attrs().iter() {
+        out.attrs_mut()
+            .insert(ns.clone(), name.clone(), value.clone());
+    }
+    for node in el.nodes() {
+        match node {
+            minidom::Node::Element(c) => {
+                out.append_child(without_blank_text(c, trim));
+            }
+            minidom::Node::Text(t) if t.trim().is_empty() => {}
+            minidom::Node::Text(t) if trim => out.append_text(t.trim()),
+            minidom::Node::Text(t) => out.append_text(t.as_str()),
+        }
+    }
+    out
+}
+
+/// The elements of a fragment written inside a jabber:client stream.
+pub fn elements_of(fragment: &str) -> Vec<minidom::Element> {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='{}'>{fragment}",
+        xmpp_sansio::ns::STREAM
+    );
+    let mut reader = xmpp_sansio::xml::StreamReader::default();
+    let mut rest = doc.as_bytes();
+    let mut out = Vec::new();
+    while let Some(ev) = reader.read(&mut rest).unwrap() {
+        if let xmpp_sansio::xml::StreamEvent::Element(e) = ev {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The one stanza `xml`, read as our stream reader reads it inside a
+/// jabber:client stream (panics on anything else).
+pub fn parse_stanza(xml: &str) -> minidom::Element {
+    let doc = format!(
+        "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}"
+    );
+    let mut reader = xmpp_sansio::xml::StreamReader::default();
+    let mut input = doc.as_bytes();
+    let _header = reader.read(&mut input).unwrap();
+    match reader.read(&mut input) {
+        Ok(Some(xmpp_sansio::xml::StreamEvent::Element(el))) => el,
+        other => panic!("{xml}: {other:?}"),
+    }
+}
+
+/// `fuzz/seeds/<role>/`: the checked-in seed corpus of a fuzz target.
+pub fn fuzz_seed_dir(role: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(role)
+}
+
+/// The seeds of `fuzz/seeds/<role>/`, by file name, sorted.
+pub fn fuzz_seeds(role: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = fuzz_seed_dir(role);
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).expect("seed"))
+        })
+        .collect()
+}
+
 impl Transcript {
     /// Loads `tests/fixtures/<rel>`. Files under `seeds/` are transcribed
     /// line by line: consecutive lines of one direction are joined with

@@ -117,6 +117,16 @@ pub struct TlsSim {
     pub server: TlsInfo,
 }
 
+impl TlsSim {
+    /// Both sides see the same channel.
+    pub fn same(info: TlsInfo) -> TlsSim {
+        TlsSim {
+            client: info.clone(),
+            server: info,
+        }
+    }
+}
+
 /// The pair.
 pub struct Pair {
     pub client: Client,
@@ -165,6 +175,11 @@ impl Pair {
             server_wants_tls: false,
             bind_answer: None,
         }
+    }
+
+    /// A pair whose server knows one user: alice, password `pencil`.
+    pub fn with_alice(client: ClientConfig, server: ServerConfig, tls: Option<TlsSim>) -> Pair {
+        Pair::new(client, server, Store::new(&[("alice", "pencil")]), tls)
     }
 
     fn deliver(&mut self, way: Way, bytes: Vec<u8>) {
@@ -408,6 +423,17 @@ pub fn client_config(
     c.policy.enable_anonymous = true;
     c.resource = Some("pair".into());
     c
+}
+
+/// alice@example.com with password `pencil`, using only `mechanism`.
+pub fn alice_config(mechanism: &str, tls: TlsMode, seed: u64) -> ClientConfig {
+    client_config(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        mechanism,
+        tls,
+        seed,
+    )
 }
 
 /// A server config for `domain` offering `mechanisms`.
