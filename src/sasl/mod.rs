@@ -423,23 +423,29 @@ pub fn encode_payload(data: &[u8]) -> String {
 /// `=` is an empty payload, whitespace (line breaks in seed 004's
 /// transcript) is ignored. Bad base64 is `incorrect-encoding`.
 pub fn decode_payload(text: &str) -> Result<Option<Vec<u8>>, SaslError> {
-    // Whitespace is rare: copy only when there is some.
-    let compact: std::borrow::Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
-        text.chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    };
-    match compact.as_ref() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match text {
+        "" => return Ok(None),
+        "=" => return Ok(Some(Vec::new())),
+        // Whitespace is rare: decode first, look for it only on failure.
+        t => {
+            if let Ok(data) = b64.decode(t) {
+                return Ok(Some(data));
+            }
+        }
+    }
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    match compact.as_str() {
+        _ if compact.len() == text.len() => Err(bad_base64()),
         "" => Ok(None),
         "=" => Ok(Some(Vec::new())),
-        s => base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(Some)
-            .map_err(|_| SaslError::new(SaslCondition::IncorrectEncoding, "bad base64")),
+        s => b64.decode(s).map(Some).map_err(|_| bad_base64()),
     }
+}
+
+fn bad_base64() -> SaslError {
+    SaslError::new(SaslCondition::IncorrectEncoding, "bad base64")
 }
 
 #[cfg(test)]
