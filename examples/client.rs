@@ -30,14 +30,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
-use xmpp_sansio::features::{Stage, StreamFeatures};
-use xmpp_sansio::ns;
-use xmpp_sansio::sasl::decode_payload;
-use xmpp_sansio::sasl::scram::{parse_mechanism_name, ServerOffer};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
 use client_host::{BlockingHost, Handled, SelfMessage};
-use host::{domain_of, elements, note, show};
+use host::{domain_of, note, security_notes, show};
 use tls::Transport;
 
 const HELP: &str = concat!(
@@ -123,11 +119,6 @@ struct Host<'a> {
     domain: String,
     require_ems: bool,
     transport: Option<Transport>,
-    /// Plaintext since the last stream start, until SASL is done: read
-    /// back at `Authenticated` to report the binding type and XEP-0474.
-    sent_log: Vec<u8>,
-    recv_log: Vec<u8>,
-    sniffing: bool,
     /// Events already taken from the client, not yet acted on.
     queued: VecDeque<ClientEvent>,
     message: SelfMessage,
@@ -140,71 +131,12 @@ impl<'a> Host<'a> {
             domain,
             require_ems,
             transport: None,
-            sent_log: Vec::new(),
-            recv_log: Vec::new(),
-            sniffing: true,
             queued: VecDeque::new(),
             message: SelfMessage::new(
                 ECHO_ID,
                 "xmpp-sansio example client: message to self",
                 error_line,
             ),
-        }
-    }
-
-    /// What the host can see of SASL in its own plaintext: the channel
-    /// binding the client put in its gs2 header, and XEP-0474's `h=`
-    /// checked against the offer as this host read it.
-    fn sasl_report(&self, mechanism: &str) -> Result<(), String> {
-        let Some((hash, plus)) = parse_mechanism_name(mechanism) else {
-            return Ok(());
-        };
-        let sent = elements(&self.sent_log);
-        let recv = elements(&self.recv_log);
-        let initial = sent
-            .iter()
-            .find(|e| e.is("auth", ns::SASL))
-            .and_then(|e| decode_payload(&e.text()).ok().flatten())
-            .unwrap_or_default();
-        let initial = String::from_utf8_lossy(&initial).into_owned();
-        let gs2_flag = initial.split(',').next().unwrap_or_default();
-        match gs2_flag.strip_prefix("p=") {
-            Some(t) => note(&format!("channel binding: {t}")),
-            None if plus => return Err("a -PLUS mechanism without a p= gs2 header".into()),
-            None => note(&format!("channel binding: none (gs2 flag {gs2_flag})")),
-        }
-        let Some(features) = recv.iter().find(|e| e.is("features", ns::STREAM)) else {
-            return Ok(());
-        };
-        let features = StreamFeatures::parse(features, Stage::Encrypted);
-        if let Some(t) = &features.channel_binding_types {
-            note(&format!("server's XEP-0440 types: {}", t.join(" ")));
-        }
-        let server_first = recv
-            .iter()
-            .find(|e| e.is("challenge", ns::SASL))
-            .and_then(|e| decode_payload(&e.text()).ok().flatten())
-            .unwrap_or_default();
-        let server_first = String::from_utf8_lossy(&server_first).into_owned();
-        let Some(h) = server_first.split(',').find_map(|a| a.strip_prefix("h=")) else {
-            note("XEP-0474: the server sent no h=");
-            return Ok(());
-        };
-        let mut offer = ServerOffer::new(features.mechanisms.unwrap_or_default());
-        if let Some(t) = features.channel_binding_types {
-            offer = offer.with_channel_binding_types(t);
-        }
-        let expected = offer.downgrade_protection_hash(hash);
-        if expected == h {
-            note(&format!(
-                "XEP-0474: h={h} matches the offered mechanisms and binding types"
-            ));
-            Ok(())
-        } else {
-            // The client checks h= itself and must have refused this.
-            Err(format!(
-                "xep-0474 h= mismatch accepted by the client (got {h}, expected {expected})"
-            ))
         }
     }
 }
@@ -219,9 +151,6 @@ impl BlockingHost for Host<'_> {
 
     fn sending(&mut self, out: &[u8]) {
         show(self.args.transcript, "SEND", out);
-        if self.sniffing {
-            self.sent_log.extend_from_slice(out);
-        }
     }
 
     fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
@@ -240,9 +169,6 @@ impl BlockingHost for Host<'_> {
     fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
         let xmpp = client_host::feed(client, data, &mut self.queued)?;
         show(self.args.transcript, "RECV", xmpp);
-        if self.sniffing {
-            self.recv_log.extend_from_slice(xmpp);
-        }
         Ok(())
     }
 
@@ -286,16 +212,15 @@ impl BlockingHost for Host<'_> {
                     self.args.binding,
                     self.require_ems,
                 )?;
-                // A new stream starts: look at its bytes only.
-                self.sent_log.clear();
-                self.recv_log.clear();
             }
-            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
+            Handled::Other(ClientEvent::Authenticated {
+                mechanism,
+                security,
+            }) => {
                 note(&format!("authenticated with {mechanism}"));
-                self.sasl_report(&mechanism)?;
-                self.sniffing = false;
-                self.sent_log.clear();
-                self.recv_log.clear();
+                for line in security_notes(&security) {
+                    note(&line);
+                }
             }
             Handled::Other(ClientEvent::Redirect { host, port }) => {
                 client_host::note_redirect(&host, port);

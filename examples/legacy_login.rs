@@ -248,7 +248,7 @@ impl BlockingHost for Host<'_> {
                 self.sent.clear();
                 self.recv.clear();
             }
-            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
+            Handled::Other(ClientEvent::Authenticated { mechanism, .. }) => {
                 note(&format!("authenticated with {mechanism}"));
             }
             Handled::Done | Handled::Other(_) => {}

@@ -43,11 +43,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
-use xmpp_sansio::sasl::decode_payload;
 
 use client_args::{error_line, parse_args, Args, TlsArg};
 use client_host::{Handled, SelfMessage};
-use host::{domain_of, note, show};
+use host::{domain_of, note, security_notes, show};
 
 const HELP: &str = concat!(
     "\
@@ -183,7 +182,6 @@ async fn run(args: &Args) -> Result<String, String> {
         require_ems,
         transport: Some(transport),
         queued: VecDeque::new(),
-        last_auth: None,
         message: SelfMessage::new(
             ECHO_ID,
             "xmpp-sansio tokio client: message to self",
@@ -206,8 +204,6 @@ struct Host<'a> {
     transport: Option<Transport>,
     /// Events taken from the client, not yet acted on.
     queued: VecDeque<ClientEvent>,
-    /// The client's `<auth/>` (for the channel-binding note).
-    last_auth: Option<Vec<u8>>,
     message: SelfMessage,
 }
 
@@ -223,9 +219,6 @@ impl Host<'_> {
             return Ok(());
         }
         show(self.args.transcript, "SEND", &out);
-        if let Some(at) = find(&out, b"<auth ") {
-            self.last_auth = Some(out[at..].to_vec());
-        }
         self.transport()
             .write_all(&out)
             .await
@@ -303,12 +296,13 @@ impl Host<'_> {
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            Handled::Other(ClientEvent::Authenticated { mechanism }) => {
+            Handled::Other(ClientEvent::Authenticated {
+                mechanism,
+                security,
+            }) => {
                 note(&format!("authenticated with {mechanism}"));
-                if mechanism.starts_with("SCRAM-") {
-                    if let Some(cb) = self.last_auth.as_deref().and_then(gs2_binding) {
-                        note(&format!("channel binding: {cb}"));
-                    }
+                for line in security_notes(&security) {
+                    note(&line);
                 }
             }
             Handled::Other(ClientEvent::Redirect { host, port }) => {
@@ -318,23 +312,4 @@ impl Host<'_> {
         }
         Ok(false)
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The channel binding in a SCRAM `<auth/>`'s gs2 header.
-fn gs2_binding(auth: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(auth);
-    let payload = text.split_once('>')?.1.split_once("</auth>")?.0.to_owned();
-    let bytes = decode_payload(&payload).ok()??;
-    let flag = String::from_utf8_lossy(&bytes)
-        .split(',')
-        .next()?
-        .to_owned();
-    Some(match flag.strip_prefix("p=") {
-        Some(t) => t.to_owned(),
-        None => format!("none (gs2 flag {flag})"),
-    })
 }

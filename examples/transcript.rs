@@ -57,9 +57,9 @@ use xmpp_sansio::client::{
 };
 use xmpp_sansio::ns;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
-use xmpp_sansio::sasl::scram::{derive_server_credentials, parse_mechanism_name, ALL_HASHES};
+use xmpp_sansio::sasl::scram::{derive_server_credentials, ALL_HASHES};
 use xmpp_sansio::sasl::{
-    decode_payload, CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition,
+    ChannelBindingUse, CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition,
     ScramCredentials, ScramHash, Secret,
 };
 use xmpp_sansio::server::{
@@ -599,21 +599,6 @@ fn lines_of(data: &[u8]) -> Vec<String> {
     lines
 }
 
-/// The channel binding a SCRAM client put in its gs2 header, read from
-/// its `<auth/>` line.
-fn gs2_of(auth_line: &str) -> Option<String> {
-    let payload = auth_line.split_once('>')?.1.split_once("</auth>")?.0;
-    let bytes = decode_payload(payload).ok()??;
-    let first = String::from_utf8_lossy(&bytes)
-        .split(',')
-        .next()?
-        .to_owned();
-    Some(match first.strip_prefix("p=") {
-        Some(t) => format!("channel binding {t}"),
-        None => format!("no channel binding, gs2 flag {first}"),
-    })
-}
-
 // ---------------------------------------------------------------------------
 // The run
 
@@ -716,7 +701,6 @@ fn run(args: &Args) -> Result<String, String> {
         s_tls: None,
         client_wants_tls: None,
         server_wants_tls: None,
-        last_auth: None,
         client_error: None,
         server_error: None,
         server_auth_failure: None,
@@ -750,8 +734,6 @@ struct Hosts {
     /// `StartTls` seen, with the bytes handed back.
     client_wants_tls: Option<Vec<u8>>,
     server_wants_tls: Option<Vec<u8>>,
-    /// The client's last `<auth/>` line (for the channel-binding note).
-    last_auth: Option<String>,
     client_error: Option<String>,
     server_error: Option<String>,
     server_auth_failure: Option<String>,
@@ -879,9 +861,6 @@ impl Hosts {
     /// Prints one side's plaintext, one top-level unit a line.
     fn show(&mut self, who: &str, bytes: &[u8]) {
         for l in lines_of(bytes) {
-            if who == "C" && l.starts_with("<auth") {
-                self.last_auth = Some(l.clone());
-            }
             println!("{who}: {l}");
         }
     }
@@ -907,12 +886,23 @@ impl Hosts {
     ) -> Result<(), String> {
         match ev {
             ClientEvent::StartTls { pending } => self.client_wants_tls = Some(pending),
-            ClientEvent::Authenticated { mechanism } => {
-                let detail = parse_mechanism_name(&mechanism)
-                    .and_then(|_| self.last_auth.as_deref().and_then(gs2_of))
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default();
-                note(&format!("authenticated with {mechanism}{detail}"));
+            ClientEvent::Authenticated {
+                mechanism,
+                security,
+            } => {
+                let detail = match security.channel_binding {
+                    Some(ChannelBindingUse::Bound(t)) => {
+                        format!(" (channel binding {})", t.as_str())
+                    }
+                    Some(other) => format!(" (no channel binding, gs2 flag {})", other.flag()),
+                    None => String::new(),
+                };
+                let ssdp = if security.downgrade_protection {
+                    ", XEP-0474 h= checked"
+                } else {
+                    ""
+                };
+                note(&format!("authenticated with {mechanism}{detail}{ssdp}"));
             }
             ClientEvent::Registered => note("registered (XEP-0077)"),
             ClientEvent::Ready { jid } => {

@@ -14,7 +14,7 @@ use xmpp_sansio::client::{
 };
 use xmpp_sansio::ns;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
-use xmpp_sansio::sasl::SaslCondition;
+use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition};
 use xmpp_sansio::xml::{StreamEvent, StreamReader};
 use xmpp_sansio::DeterministicRandom;
 
@@ -304,6 +304,27 @@ fn prosody_scram_logins_replay_exactly() {
         let want = format!("{jid}/raw");
         assert_eq!(o.ready_jid(), Some(want.as_str()), "{file}");
         assert_same_client_lines(file, &o);
+        // The Authenticated event says what the capture shows: the binding
+        // the capturing client used, and XEP-0474 exactly when Prosody's
+        // first challenge carried h= (mod_sasl_ssdp).
+        let (_, binding) = capture_secrets(&t);
+        let s = String::from_utf8(t.bytes_of(Dir::S)).unwrap();
+        let server_first = String::from_utf8(b64(&text_of("challenge", &s).unwrap())).unwrap();
+        let sent_h = server_first.split(',').any(|kv| kv.starts_with("h="));
+        let security = o.events.iter().find_map(|e| match e {
+            ClientEvent::Authenticated { security, .. } => Some(*security),
+            _ => None,
+        });
+        let security = security.unwrap_or_else(|| panic!("{file}: not authenticated"));
+        assert_eq!(
+            security.channel_binding,
+            Some(match binding {
+                Some(b) => ChannelBindingUse::Bound(b.kind),
+                None => ChannelBindingUse::NotSupported,
+            }),
+            "{file}"
+        );
+        assert_eq!(security.downgrade_protection, sent_h, "{file}");
         // Where the capturing client sent itself a message, the server's
         // echo arrived as a stanza.
         let sent_message = String::from_utf8_lossy(&t.bytes_of(Dir::C)).contains("<message");
@@ -357,10 +378,10 @@ fn prosody_plain_and_anonymous_replay_exactly() {
         let o = replay(&t, c);
         assert_eq!(o.error(), None, "{file}");
         assert!(o.ready_jid().is_some(), "{file}");
-        assert!(o.events.iter().any(|e| *e
-            == ClientEvent::Authenticated {
-                mechanism: mech.into()
-            }));
+        assert!(o.events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Authenticated { mechanism, .. } if mechanism == mech
+        )));
         assert_same_client_lines(file, &o);
     }
 }

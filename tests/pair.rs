@@ -9,7 +9,7 @@ use std::time::Instant;
 use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
 use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
-use xmpp_sansio::sasl::{SaslCondition, Secret};
+use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition, Secret};
 use xmpp_sansio::server::{Server, ServerEvent, ServerTls};
 use xmpp_sansio::TlsInfo;
 
@@ -145,12 +145,49 @@ fn every_mechanism_in_every_tls_mode_completes_or_fails_alike() {
                         let cj = pair.client.jid().map(str::to_owned);
                         assert!(cj.is_some(), "{label}: client not ready");
                         assert_eq!(cj.as_deref(), pair.server.jid(), "{label}");
+                        let client_security = pair.client_events.iter().find_map(|e| match e {
+                            ClientEvent::Authenticated {
+                                mechanism,
+                                security,
+                            } if mechanism == mech => Some(*security),
+                            _ => None,
+                        });
+                        let server_security = pair.server_events.iter().find_map(|e| match e {
+                            ServerEvent::Authenticated {
+                                mechanism,
+                                security,
+                                ..
+                            } if mechanism == mech => Some(*security),
+                            _ => None,
+                        });
+                        let (Some(client_security), Some(server_security)) =
+                            (client_security, server_security)
+                        else {
+                            panic!("{label}: no Authenticated with {mech} on both sides");
+                        };
+                        // Both sides report the same binding; SCRAM is
+                        // covered by XEP-0474 (on by default in the server).
+                        let expected = if mech.ends_with("-PLUS") {
+                            Some(ChannelBindingUse::Bound(cb.expect("applicable")))
+                        } else if mech.starts_with("SCRAM-") {
+                            Some(
+                                client_security
+                                    .channel_binding
+                                    .expect("SCRAM has a gs2 flag"),
+                            )
+                            .filter(|u| !matches!(u, ChannelBindingUse::Bound(_)))
+                        } else {
+                            None
+                        };
                         assert!(
-                            pair.client_events.contains(&ClientEvent::Authenticated {
-                                mechanism: mech.to_string()
-                            }),
-                            "{label}"
+                            !mech.starts_with("SCRAM-") || expected.is_some(),
+                            "{label}: {client_security:?}"
                         );
+                        assert_eq!(client_security.channel_binding, expected, "{label}");
+                        assert_eq!(server_security.channel_binding, expected, "{label}");
+                        let scram = mech.starts_with("SCRAM-");
+                        assert_eq!(client_security.downgrade_protection, scram, "{label}");
+                        assert_eq!(server_security.downgrade_protection, scram, "{label}");
                         if !matches!(mode, Mode::None) {
                             assert!(pair.client.is_encrypted(), "{label}");
                         }

@@ -265,3 +265,25 @@ pub fn elements(bytes: &[u8]) -> Vec<Element> {
     }
     out
 }
+
+/// The `-- ` note lines for what SASL proved beyond the identity, as the
+/// `Authenticated` event reports it: the channel binding (or the gs2 flag
+/// when there was none) and XEP-0474. Nothing for mechanisms without a gs2
+/// header.
+pub fn security_notes(security: &xmpp_sansio::sasl::ExchangeSecurity) -> Vec<String> {
+    use xmpp_sansio::sasl::ChannelBindingUse;
+    let Some(cb) = security.channel_binding else {
+        return Vec::new();
+    };
+    vec![
+        match cb {
+            ChannelBindingUse::Bound(t) => format!("channel binding: {}", t.as_str()),
+            other => format!("channel binding: none (gs2 flag {})", other.flag()),
+        },
+        if security.downgrade_protection {
+            "XEP-0474: h= matches the offered mechanisms and binding types".into()
+        } else {
+            "XEP-0474: the server sent no h=".into()
+        },
+    ]
+}

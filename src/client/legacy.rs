@@ -7,6 +7,7 @@ use minidom::Element;
 use super::{Client, ClientError, ClientEvent, Credentials, Phase};
 use crate::features::StreamFeatures;
 use crate::ns;
+use crate::sasl::ExchangeSecurity;
 use crate::steps::iq_auth::{self, LegacyCredential};
 use crate::steps::register::{self, RegisterForm};
 use crate::steps::LegacyError;
@@ -177,6 +178,7 @@ impl Client {
         self.authenticated = true;
         self.core.push_event(ClientEvent::Authenticated {
             mechanism: "jabber:iq:auth".into(),
+            security: ExchangeSecurity::default(),
         });
         let bare = self.config.jid.split('/').next().unwrap_or_default();
         self.ready(format!("{bare}/{resource}"));

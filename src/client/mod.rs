@@ -43,7 +43,7 @@ use crate::features::{Stage, StreamFeatures};
 use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
-use crate::sasl::{ClientMechanism, SaslCondition, SaslError};
+use crate::sasl::{ClientMechanism, ExchangeSecurity, SaslCondition, SaslError};
 use crate::steps::sasl::{auth, SaslElement};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
@@ -63,8 +63,11 @@ pub enum ClientEvent {
     },
     /// SASL succeeded with this mechanism.
     Authenticated {
-        /// The mechanism name.
+        /// The mechanism name (`jabber:iq:auth` for legacy
+        /// authentication).
         mechanism: String,
+        /// Channel binding and XEP-0474, as the mechanism saw them.
+        security: ExchangeSecurity,
     },
     /// The session is ready: stanzas may flow.
     Ready {
@@ -709,6 +712,7 @@ impl Client {
                     self.authenticated = true;
                     self.core.push_event(ClientEvent::Authenticated {
                         mechanism: mech.name().to_owned(),
+                        security: mech.security(),
                     });
                     // Restart: a fresh parser on exactly the next bytes.
                     self.core.reader.reset();

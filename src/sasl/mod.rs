@@ -244,6 +244,48 @@ pub trait ClientMechanism: Send {
     fn auth_attributes(&self) -> &[AuthAttribute] {
         &[]
     }
+
+    /// What the exchange proved beyond the identity (channel binding,
+    /// XEP-0474), asked once it succeeded. Nothing, by default.
+    fn security(&self) -> ExchangeSecurity {
+        ExchangeSecurity::default()
+    }
+}
+
+/// What a finished SASL exchange proved about the connection beyond who
+/// authenticated, as the `Authenticated` events of both roles report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ExchangeSecurity {
+    /// The gs2 channel-binding choice (SCRAM); `None` for mechanisms
+    /// without one.
+    pub channel_binding: Option<ChannelBindingUse>,
+    /// XEP-0474 downgrade protection. Client: the server sent `h=` and it
+    /// matched the mechanisms and channel-binding types the client was
+    /// offered. Server: `h=` was sent.
+    pub downgrade_protection: bool,
+}
+
+/// The gs2 channel-binding flag of an exchange (RFC 5802 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBindingUse {
+    /// `n`: the client cannot bind.
+    NotSupported,
+    /// `y`: the client could bind but was offered no `-PLUS` mechanism.
+    SupportedNotUsed,
+    /// `p`: the exchange is bound to the channel with this type.
+    Bound(channel_binding::ChannelBindingType),
+}
+
+impl ChannelBindingUse {
+    /// The gs2 flag letter: `n`, `y` or `p`.
+    pub fn flag(self) -> char {
+        match self {
+            Self::NotSupported => 'n',
+            Self::SupportedNotUsed => 'y',
+            Self::Bound(_) => 'p',
+        }
+    }
 }
 
 /// A namespaced attribute for the `<auth/>` element, reported by
@@ -407,6 +449,12 @@ pub trait ServerMechanism: Send {
 
     /// Takes the host's answer to the last [`ServerStep::Request`].
     fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError>;
+
+    /// What the exchange proved beyond the identity, asked once it
+    /// succeeded. Nothing, by default.
+    fn security(&self) -> ExchangeSecurity {
+        ExchangeSecurity::default()
+    }
 }
 
 /// Base64-encodes a payload for `<auth/>`, `<challenge/>`, `<response/>` or

@@ -79,8 +79,9 @@ use zeroize::{Zeroize, Zeroizing};
 use super::channel_binding::{ChannelBinding, ChannelBindingType};
 use super::common::{self, Gs2AuthzidError, Gs2CbFlag};
 use super::{
-    ClientMechanism, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError,
-    ScramCredentials, ScramHash, Secret, SecretBytes, ServerMechanism, ServerStep,
+    ChannelBindingUse, ClientMechanism, CredentialAnswer, CredentialRequest, ExchangeSecurity,
+    Identity, SaslCondition, SaslError, ScramCredentials, ScramHash, Secret, SecretBytes,
+    ServerMechanism, ServerStep,
 };
 use crate::random::{printable_token, RandomSource};
 
@@ -759,6 +760,11 @@ impl ScramClientBuilder {
             }
             _ => false,
         };
+        let cb_use = match (&self.channel_binding, plus) {
+            (Some(cb), true) => ChannelBindingUse::Bound(cb.kind),
+            (Some(_), false) => ChannelBindingUse::SupportedNotUsed,
+            (None, _) => ChannelBindingUse::NotSupported,
+        };
         let cb_flag = match (&self.channel_binding, plus) {
             (Some(cb), true) => Gs2CbFlag::Binding(cb.kind.as_str().to_owned()),
             (Some(_), false) => Gs2CbFlag::SupportedNotUsed,
@@ -795,7 +801,9 @@ impl ScramClientBuilder {
             password,
             cached,
             cb_data,
+            cb_use,
             ssdp: self.ssdp,
+            ssdp_checked: false,
             min_iterations: self.min_iterations,
             max_iterations: self.max_iterations,
             state: ClientState::Initial,
@@ -847,8 +855,11 @@ pub struct ScramClient {
     password: Option<Secret>,
     cached: Option<ScramClientKeys>,
     cb_data: Option<SecretBytes>,
-    /// The XEP-0474 digest of what the server offered.
+    cb_use: ChannelBindingUse,
+    /// The XEP-0474 digest of what the server offered, and whether the
+    /// server's `h=` was checked against it.
     ssdp: Key,
+    ssdp_checked: bool,
     min_iterations: u32,
     max_iterations: u32,
     state: ClientState,
@@ -1054,6 +1065,7 @@ impl ScramClient {
                     "XEP-0474: the offered mechanisms were tampered with (h= mismatch)",
                 ));
             }
+            self.ssdp_checked = true;
         }
         let (client_key, server_key, keys) = self.keys_for(salt, iterations)?;
 
@@ -1116,6 +1128,13 @@ impl ScramClient {
 }
 
 impl ClientMechanism for ScramClient {
+    fn security(&self) -> ExchangeSecurity {
+        ExchangeSecurity {
+            channel_binding: Some(self.cb_use),
+            downgrade_protection: self.ssdp_checked,
+        }
+    }
+
     fn name(&self) -> &str {
         self.name
     }
@@ -1268,6 +1287,7 @@ impl ScramServerBuilder {
             ssdp,
             nonce,
             state: ServerState::Initial,
+            cb_use: None,
         })
     }
 }
@@ -1280,6 +1300,7 @@ struct ClientFirst {
     gs2_len: usize,
     /// Where the client nonce is in `message`.
     nonce: std::ops::Range<usize>,
+    cb_use: ChannelBindingUse,
     cb_data: Option<SecretBytes>,
     username: String,
     authzid: Option<String>,
@@ -1352,6 +1373,8 @@ pub struct ScramServer {
     ssdp: Option<Key>,
     nonce: String,
     state: ServerState,
+    /// The client's gs2 flag, once its first message was accepted.
+    cb_use: Option<ChannelBindingUse>,
 }
 
 impl fmt::Debug for ScramServer {
@@ -1401,19 +1424,19 @@ impl ScramServer {
         // The commas are ASCII: both halves are still UTF-8.
         let bare = &text[gs2.len..];
 
-        let cb_data = match Gs2CbFlag::parse(gs2.cb_flag) {
+        let (cb_use, cb_data) = match Gs2CbFlag::parse(gs2.cb_flag) {
             Some(Gs2CbFlag::NotSupported | Gs2CbFlag::SupportedNotUsed) if self.plus => {
                 return Err(SaslError::malformed(
                     "client-first: -PLUS mechanism without channel binding",
                 ))
             }
-            Some(Gs2CbFlag::NotSupported) => None,
+            Some(Gs2CbFlag::NotSupported) => (ChannelBindingUse::NotSupported, None),
             Some(Gs2CbFlag::SupportedNotUsed) if self.server_supports_binding => {
                 return Err(SaslError::malformed(
                     "client-first: gs2 flag y but the server offered -PLUS (downgrade)",
                 ))
             }
-            Some(Gs2CbFlag::SupportedNotUsed) => None,
+            Some(Gs2CbFlag::SupportedNotUsed) => (ChannelBindingUse::SupportedNotUsed, None),
             Some(Gs2CbFlag::Binding(name)) => {
                 if !self.plus {
                     return Err(SaslError::malformed(
@@ -1424,7 +1447,10 @@ impl ScramServer {
                 let binding = self.bindings.iter().find(|b| Some(b.kind) == kind).ok_or(
                     SaslError::malformed("client-first: unsupported channel-binding type"),
                 )?;
-                Some(binding.data.clone())
+                (
+                    ChannelBindingUse::Bound(binding.kind),
+                    Some(binding.data.clone()),
+                )
             }
             None => return Err(SaslError::malformed("client-first: bad gs2 flag")),
         };
@@ -1475,6 +1501,7 @@ impl ScramServer {
             message: text.to_owned(),
             gs2_len: gs2.len,
             nonce: nonce_start..nonce_start + client_nonce.len(),
+            cb_use,
             cb_data,
             username,
             authzid,
@@ -1483,6 +1510,7 @@ impl ScramServer {
 
     fn handle_client_first(&mut self, msg: &[u8]) -> Result<ServerStep, SaslError> {
         let first = self.parse_client_first(msg)?;
+        self.cb_use = Some(first.cb_use);
         let request = CredentialRequest::Scram {
             username: first.username.clone(),
             authzid: first.authzid.clone(),
@@ -1646,6 +1674,13 @@ impl ScramServer {
 }
 
 impl ServerMechanism for ScramServer {
+    fn security(&self) -> ExchangeSecurity {
+        ExchangeSecurity {
+            channel_binding: self.cb_use,
+            downgrade_protection: self.ssdp.is_some(),
+        }
+    }
+
     fn name(&self) -> &str {
         mechanism_name(self.hash, self.plus)
     }

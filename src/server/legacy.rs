@@ -7,7 +7,7 @@ use minidom::Element;
 
 use super::{Phase, Server, ServerEvent};
 use crate::core::UsageError;
-use crate::sasl::{Identity, Secret};
+use crate::sasl::{ExchangeSecurity, Identity, Secret};
 use crate::steps::iq_auth::{self, AuthFields, AuthQuery, LegacyCredential, ZeroKState};
 use crate::steps::register::{self, field, RegisterQuery};
 use crate::steps::LegacyError;
@@ -443,6 +443,7 @@ impl Server {
                     self.core.push_event(ServerEvent::Authenticated {
                         identity,
                         mechanism: "jabber:iq:auth".into(),
+                        security: ExchangeSecurity::default(),
                     });
                     let domain = self.domain.clone().unwrap_or_default();
                     let jid = format!("{username}@{domain}/{resource}");

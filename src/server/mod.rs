@@ -43,8 +43,8 @@ use crate::ns;
 use crate::random::printable_token;
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{
-    CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError, ServerMechanism,
-    ServerStep,
+    CredentialAnswer, CredentialRequest, ExchangeSecurity, Identity, SaslCondition, SaslError,
+    ServerMechanism, ServerStep,
 };
 use crate::steps::sasl::SaslElement;
 use crate::steps::starttls::{proceed, TlsElement};
@@ -82,6 +82,8 @@ pub enum ServerEvent {
         identity: Identity,
         /// With which mechanism.
         mechanism: String,
+        /// Channel binding and XEP-0474, as the mechanism saw them.
+        security: ExchangeSecurity,
     },
     /// The client asks to bind `resource` (`None`: let the server choose).
     /// Answer with [`Server::answer_bind`].
@@ -857,9 +859,14 @@ impl Server {
                 self.core.write_sasl(&SaslElement::Success(additional_data));
                 self.auth_deadline = None;
                 self.identity = Some(identity.clone());
+                let security = match &self.phase {
+                    Phase::Sasl { mech, .. } => mech.security(),
+                    _ => ExchangeSecurity::default(),
+                };
                 self.core.push_event(ServerEvent::Authenticated {
                     identity,
                     mechanism: name,
+                    security,
                 });
                 // Restart: the client's next header may already be in the
                 // bytes that follow; a fresh parser reads exactly them.
