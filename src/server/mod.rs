@@ -723,33 +723,37 @@ impl Server {
                 }
             }
             Phase::Sasl {
-                mech,
+                mut mech,
                 name,
                 waiting,
-            } => {
-                self.phase = Phase::Sasl {
-                    mech,
-                    name: name.clone(),
-                    waiting,
-                };
-                match SaslElement::parse(&el) {
-                    Some(Ok(SaslElement::Response(data))) => {
-                        let Phase::Sasl { mech, .. } = &mut self.phase else {
-                            unreachable!()
-                        };
-                        let step = mech.respond(&data);
-                        self.on_step(now, name, step);
-                    }
-                    Some(Ok(SaslElement::Abort)) => {
-                        self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
-                    }
-                    Some(Err(e)) => self.sasl_failure(e),
-                    _ => self.fail_with(
-                        StreamErrorCondition::UnsupportedStanzaType,
-                        "expected <response/> or <abort/>",
-                    ),
+            } => match SaslElement::parse(&el) {
+                Some(Ok(SaslElement::Response(data))) => {
+                    let step = mech.respond(&data);
+                    self.phase = Phase::Sasl {
+                        mech,
+                        name: name.clone(),
+                        waiting,
+                    };
+                    self.on_step(now, name, step);
                 }
-            }
+                other => {
+                    self.phase = Phase::Sasl {
+                        mech,
+                        name,
+                        waiting,
+                    };
+                    match other {
+                        Some(Ok(SaslElement::Abort)) => {
+                            self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
+                        }
+                        Some(Err(e)) => self.sasl_failure(e),
+                        _ => self.fail_with(
+                            StreamErrorCondition::UnsupportedStanzaType,
+                            "expected <response/> or <abort/>",
+                        ),
+                    }
+                }
+            },
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
                 if let Some((id, requested)) = bind::parse_request(&el) {
