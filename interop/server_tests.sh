@@ -344,22 +344,22 @@ else
 fi
 
 # ---------- xmpp_raw.py: its own SCRAM and tls-server-end-point (hash of the certificate it received)
-case_ raw-scram-sha-256-plus-endpoint ok "$S_LOG" "^LOGIN alice@$E/raw-256 via SCRAM-SHA-256-PLUS \(TLSv1\.3" -- \
+case_ raw-scram-sha-256-plus-endpoint ok "$S_LOG" "^LOGIN alice@$E/raw-256 via SCRAM-SHA-256-PLUS \[cb tls-server-end-point, h= sent\] \(TLSv1\.3" -- \
   "${raw[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource raw-256 --mech SCRAM-SHA-256-PLUS \
   --cb-type tls-server-end-point --require-ssdp --message-to self --transcript "$LOGDIR/raw-scram-sha-256-plus-endpoint.wire"
-case_ raw-scram-sha-1-plus-endpoint-tls12 ok "$S_LOG" "^LOGIN alice@$E/raw-12 via SCRAM-SHA-1-PLUS \(TLSv1\.2" -- \
+case_ raw-scram-sha-1-plus-endpoint-tls12 ok "$S_LOG" "^LOGIN alice@$E/raw-12 via SCRAM-SHA-1-PLUS \[cb tls-server-end-point, h= sent\] \(TLSv1\.2" -- \
   "${raw[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource raw-12 --mech SCRAM-SHA-1-PLUS \
   --cb-type tls-server-end-point --tls-max 1.2 --require-ssdp --transcript "$LOGDIR/raw-scram-sha-1-plus-endpoint-tls12.wire"
 
 # ---------- examples/client.rs: tls-exporter (rustls on both sides)
 if [ "$CLIENT_OK" = yes ]; then
-  case_ client-scram-sha-256-plus-exporter ok "$S_LOG" "^LOGIN alice@$E/cl-exp via SCRAM-SHA-256-PLUS \(TLSv1\.3" -- \
+  case_ client-scram-sha-256-plus-exporter ok "$S_LOG" "^LOGIN alice@$E/cl-exp via SCRAM-SHA-256-PLUS \[cb tls-exporter, h= sent\] \(TLSv1\.3" -- \
     "${cl[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource cl-exp \
     --mechanism SCRAM-SHA-256-PLUS --channel-binding tls-exporter
-  case_ client-scram-sha-256-plus-exporter-tls12 ok "$S_LOG" "^LOGIN alice@$E/cl-exp12 via SCRAM-SHA-256-PLUS \(TLSv1\.2" -- \
+  case_ client-scram-sha-256-plus-exporter-tls12 ok "$S_LOG" "^LOGIN alice@$E/cl-exp12 via SCRAM-SHA-256-PLUS \[cb tls-exporter, h= sent\] \(TLSv1\.2" -- \
     "${cl[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource cl-exp12 \
     --mechanism SCRAM-SHA-256-PLUS --channel-binding tls-exporter --tls-version 1.2
-  case_ client-scram-sha-1-plus-endpoint ok "$S_LOG" "^LOGIN alice@$E/cl-ep via SCRAM-SHA-1-PLUS " -- \
+  case_ client-scram-sha-1-plus-endpoint ok "$S_LOG" "^LOGIN alice@$E/cl-ep via SCRAM-SHA-1-PLUS \[cb tls-server-end-point, h= sent\] " -- \
     "${cl[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource cl-ep \
     --mechanism SCRAM-SHA-1-PLUS --channel-binding tls-server-end-point
   case_ client-wrong-password "error:not-authorized" "$S_LOG" "^AUTHFAIL alice via SCRAM-SHA-256-PLUS: not-authorized " -- \
