@@ -33,7 +33,7 @@ use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
 use client_host::{BlockingHost, Handled, SelfMessage};
-use host::{domain_of, note, security_notes, show};
+use host::{domain_of, note, show};
 use tls::Transport;
 
 const HELP: &str = concat!(
@@ -213,19 +213,8 @@ impl BlockingHost for Host<'_> {
                     self.require_ems,
                 )?;
             }
-            Handled::Other(ClientEvent::Authenticated {
-                mechanism,
-                security,
-            }) => {
-                note(&format!("authenticated with {mechanism}"));
-                for line in security_notes(&security) {
-                    note(&line);
-                }
-            }
-            Handled::Other(ClientEvent::Redirect { host, port }) => {
-                client_host::note_redirect(&host, port);
-            }
-            Handled::Done | Handled::Other(_) => {}
+            Handled::Other(ev) => client_host::note_event(&ev),
+            Handled::Done => {}
         }
         Ok(false)
     }

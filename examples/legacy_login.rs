@@ -248,10 +248,8 @@ impl BlockingHost for Host<'_> {
                 self.sent.clear();
                 self.recv.clear();
             }
-            Handled::Other(ClientEvent::Authenticated { mechanism, .. }) => {
-                note(&format!("authenticated with {mechanism}"));
-            }
-            Handled::Done | Handled::Other(_) => {}
+            Handled::Other(ev) => client_host::note_event(&ev),
+            Handled::Done => {}
         }
         Ok(false)
     }

@@ -46,7 +46,7 @@ use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 
 use client_args::{error_line, parse_args, Args, TlsArg};
 use client_host::{Handled, SelfMessage};
-use host::{domain_of, note, security_notes, show};
+use host::{domain_of, note, show};
 
 const HELP: &str = concat!(
     "\
@@ -296,19 +296,8 @@ impl Host<'_> {
                     .tls_established(Instant::now(), est.info)
                     .map_err(|e| format!("internal tls_established: {e}"))?;
             }
-            Handled::Other(ClientEvent::Authenticated {
-                mechanism,
-                security,
-            }) => {
-                note(&format!("authenticated with {mechanism}"));
-                for line in security_notes(&security) {
-                    note(&line);
-                }
-            }
-            Handled::Other(ClientEvent::Redirect { host, port }) => {
-                client_host::note_redirect(&host, port);
-            }
-            Handled::Done | Handled::Other(_) => {}
+            Handled::Other(ev) => client_host::note_event(&ev),
+            Handled::Done => {}
         }
         Ok(false)
     }

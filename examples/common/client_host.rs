@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use xmpp_sansio::client::{Client, ClientError, ClientEvent};
 
-use crate::host::{message_to, note};
+use crate::host::{message_to, note, security_notes};
 use crate::tls::{self, BindingChoice, ReadOutcome, Transport};
 
 /// How long the message to self may take to come back.
@@ -156,12 +156,25 @@ impl SelfMessage {
     }
 }
 
-/// The `-- redirect` note of a `ClientEvent::Redirect`.
-pub fn note_redirect(host: &str, port: Option<u16>) {
-    note(&format!(
-        "redirect (see-other-host) to {host}{}",
-        port.map(|p| format!(":{p}")).unwrap_or_default()
-    ));
+/// The `-- ` notes of the events a host only reports: `Authenticated`
+/// (the mechanism and what SASL proved beyond the identity) and `Redirect`.
+pub fn note_event(ev: &ClientEvent) {
+    match ev {
+        ClientEvent::Authenticated {
+            mechanism,
+            security,
+        } => {
+            note(&format!("authenticated with {mechanism}"));
+            for line in security_notes(security) {
+                note(&line);
+            }
+        }
+        ClientEvent::Redirect { host, port } => note(&format!(
+            "redirect (see-other-host) to {host}{}",
+            port.map(|p| format!(":{p}")).unwrap_or_default()
+        )),
+        _ => {}
+    }
 }
 
 /// Everything `poll_transmit` has, in one buffer (empty: nothing to send).
