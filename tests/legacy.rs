@@ -16,13 +16,13 @@ use xmpp_sansio::client::{
 };
 use xmpp_sansio::ns;
 use xmpp_sansio::server::{
-    LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest, Server,
-    ServerConfig, ServerEvent, ServerTls,
+    BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
+    Server, ServerConfig, ServerEvent, ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
-use xmpp_sansio::DeterministicRandom;
+use xmpp_sansio::{DeterministicRandom, UsageError};
 
 /// One scenario of the fixture: its name and its lines.
 struct Scenario {
@@ -120,6 +120,7 @@ impl YakHost {
     fn serve(&mut self, server: &mut Server, now: Instant) -> Vec<ServerEvent> {
         let mut seen = Vec::new();
         while let Some(ev) = server.poll_event() {
+            refuse_answers_that_do_not_fit(server, now, &ev);
             match &ev {
                 ServerEvent::Register(RegistrationRequest::Create { username, .. }) => {
                     let a = if username == "dj" {
@@ -165,6 +166,33 @@ impl YakHost {
         }
         seen
     }
+}
+
+/// Before each real answer, the answers that do not fit the pending request
+/// are refused as usage errors and leave the request pending: the real
+/// answer that follows must still work.
+fn refuse_answers_that_do_not_fit(server: &mut Server, now: Instant, ev: &ServerEvent) {
+    let refused = Err(UsageError::NoPendingRequest);
+    let (register, zero_k, verdict) = match ev {
+        ServerEvent::Register(_) => (false, true, true),
+        ServerEvent::LegacyAuth(LegacyAuthRequest::ZeroKState { .. }) => (true, false, true),
+        ServerEvent::LegacyAuth(LegacyAuthRequest::Verify { .. }) => (true, true, false),
+        _ => return,
+    };
+    if register {
+        assert_eq!(server.answer_register(now, Ok(())), refused, "{ev:?}");
+    }
+    if zero_k {
+        let answer = LegacyAuthAnswer::ZeroK(None);
+        assert_eq!(server.answer_legacy_auth(now, answer), refused, "{ev:?}");
+    }
+    if verdict {
+        let answer = LegacyAuthAnswer::Verdict(Ok(()));
+        assert_eq!(server.answer_legacy_auth(now, answer), refused, "{ev:?}");
+    }
+    let bind = BindAnswer::Accept(None);
+    assert_eq!(server.answer_bind(now, bind), refused, "{ev:?}");
+    assert!(!server.is_ready(), "a refused answer logged in: {ev:?}");
 }
 
 /// Feeds the scenario's client lines to the server and checks each answer.

@@ -352,21 +352,19 @@ impl Server {
         if self.core.life != crate::core::Life::Open {
             return Err(UsageError::Closed);
         }
-        let Phase::Host {
-            pending: Pending::Register { .. },
-            ..
-        } = &self.phase
-        else {
-            return Err(UsageError::NoPendingRequest);
+        let (id, query, remove) = match std::mem::replace(&mut self.phase, Phase::AwaitHeader) {
+            Phase::Host {
+                pending: Pending::Register { id, query, remove },
+                resume,
+            } => {
+                self.phase = *resume;
+                (id, query, remove)
+            }
+            other => {
+                self.phase = other;
+                return Err(UsageError::NoPendingRequest);
+            }
         };
-        let Phase::Host {
-            pending: Pending::Register { id, query, remove },
-            resume,
-        } = std::mem::replace(&mut self.phase, Phase::AwaitHeader)
-        else {
-            unreachable!("checked above");
-        };
-        self.phase = *resume;
         match answer {
             Ok(()) => {
                 self.core.write(&register::result(&id));
@@ -394,67 +392,62 @@ impl Server {
         if self.core.life != crate::core::Life::Open {
             return Err(UsageError::Closed);
         }
-        let ok = matches!(
-            (&self.phase, &answer),
+        match (
+            std::mem::replace(&mut self.phase, Phase::AwaitHeader),
+            answer,
+        ) {
             (
                 Phase::Host {
-                    pending: Pending::Fields { .. },
-                    ..
+                    pending: Pending::Fields { id, username },
+                    resume,
                 },
-                LegacyAuthAnswer::ZeroK(_)
-            ) | (
-                Phase::Host {
-                    pending: Pending::Verify { .. },
-                    ..
-                },
-                LegacyAuthAnswer::Verdict(_)
-            )
-        );
-        if !ok {
-            return Err(UsageError::NoPendingRequest);
-        }
-        let Phase::Host { pending, resume } =
-            std::mem::replace(&mut self.phase, Phase::AwaitHeader)
-        else {
-            unreachable!("checked above");
-        };
-        self.phase = *resume;
-        match (pending, answer) {
-            (Pending::Fields { id, username }, LegacyAuthAnswer::ZeroK(state)) => {
+                LegacyAuthAnswer::ZeroK(state),
+            ) => {
+                self.phase = *resume;
                 self.send_auth_fields(&id, username, state.as_ref());
             }
             (
-                Pending::Verify {
-                    id,
-                    username,
-                    resource,
+                Phase::Host {
+                    pending:
+                        Pending::Verify {
+                            id,
+                            username,
+                            resource,
+                        },
+                    resume,
                 },
                 LegacyAuthAnswer::Verdict(v),
-            ) => match v {
-                Ok(()) => {
-                    self.core.write(&iq_auth::result(&id));
-                    let identity = Identity {
-                        username: username.clone(),
-                        authzid: None,
-                    };
-                    self.identity = Some(identity.clone());
-                    self.auth_deadline = None;
-                    self.negotiation_deadline = None;
-                    self.core.push_event(ServerEvent::Authenticated {
-                        identity,
-                        mechanism: "jabber:iq:auth".into(),
-                        security: ExchangeSecurity::default(),
-                    });
-                    let domain = self.domain.clone().unwrap_or_default();
-                    let jid = format!("{username}@{domain}/{resource}");
-                    self.core
-                        .push_event(ServerEvent::Ready { jid: jid.clone() });
-                    self.core.become_lean();
-                    self.phase = Phase::Ready { jid };
+            ) => {
+                self.phase = *resume;
+                match v {
+                    Ok(()) => {
+                        self.core.write(&iq_auth::result(&id));
+                        let identity = Identity {
+                            username: username.clone(),
+                            authzid: None,
+                        };
+                        self.identity = Some(identity.clone());
+                        self.auth_deadline = None;
+                        self.negotiation_deadline = None;
+                        self.core.push_event(ServerEvent::Authenticated {
+                            identity,
+                            mechanism: "jabber:iq:auth".into(),
+                            security: ExchangeSecurity::default(),
+                        });
+                        let domain = self.domain.clone().unwrap_or_default();
+                        let jid = format!("{username}@{domain}/{resource}");
+                        self.core
+                            .push_event(ServerEvent::Ready { jid: jid.clone() });
+                        self.core.become_lean();
+                        self.phase = Phase::Ready { jid };
+                    }
+                    Err(e) => self.legacy_reply(&id, e, None),
                 }
-                Err(e) => self.legacy_reply(&id, e, None),
-            },
-            _ => unreachable!("checked above"),
+            }
+            (other, _) => {
+                self.phase = other;
+                return Err(UsageError::NoPendingRequest);
+            }
         }
         self.resume(now);
         Ok(())

@@ -181,8 +181,8 @@ enum Phase {
     },
     /// Post-authentication features sent; waiting for a bind request.
     AwaitBind,
-    /// A bind request is with the host.
-    BindPending { id: String },
+    /// A bind request is with the host, for the authenticated `username`.
+    BindPending { id: String, username: String },
     /// Ready.
     Ready { jid: String },
     /// A registration or legacy-auth request is with the host; `resume`
@@ -363,18 +363,17 @@ impl Server {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
         }
-        let Phase::BindPending { id, .. } = &self.phase else {
+        let Phase::BindPending { id, username } = &self.phase else {
             return Err(UsageError::NoPendingRequest);
         };
-        let id = id.clone();
+        let (id, username) = (id.clone(), username.clone());
         match answer {
             BindAnswer::Accept(resource) => {
                 let resource = resource.filter(|r| !r.is_empty()).unwrap_or_else(|| {
                     printable_token(self.config.rng.as_mut(), 12).replace('/', "-")
                 });
-                let identity = self.identity.as_ref().expect("bound after authentication");
                 let domain = self.domain.clone().unwrap_or_default();
-                let jid = format!("{}@{}/{}", identity.username, domain, resource);
+                let jid = format!("{username}@{domain}/{resource}");
                 self.core.write(&bind::result(&id, &jid));
                 self.negotiation_deadline = None;
                 self.core
@@ -763,10 +762,10 @@ impl Server {
                         .map(|i| i.username.clone())
                         .unwrap_or_default();
                     self.core.push_event(ServerEvent::Bind {
-                        username,
+                        username: username.clone(),
                         resource: requested,
                     });
-                    self.phase = Phase::BindPending { id };
+                    self.phase = Phase::BindPending { id, username };
                 } else if is_stanza(&el) {
                     self.fail_with(
                         StreamErrorCondition::NotAuthorized,
