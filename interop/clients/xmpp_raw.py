@@ -577,13 +577,23 @@ def main():
         bound = None
         if a.legacy:
             q = iq(c, "get", "<query xmlns='%s'><username>%s</username></query>" % (NS_IQAUTH, escape(user)), to=domain)
-            c.note("legacy auth fields: %s" % [x.tag.split("}")[1] for x in q.find("{%s}query" % NS_IQAUTH)])
+            offered = [x.tag.split("}")[1] for x in q.find("{%s}query" % NS_IQAUTH)]
+            c.note("legacy auth fields: %s" % offered)
+            wanted = "password" if a.legacy == "plain" else "digest"
+            if wanted not in offered:
+                raise XmppError("legacy auth: <%s/> not offered (fields: %s)" % (wanted, ",".join(offered)))
             if a.legacy == "plain":
                 cred = "<password>%s</password>" % escape(a.password)
             else:
                 cred = "<digest>%s</digest>" % hashlib.sha1((c.stream_id + a.password).encode()).hexdigest()
-            iq(c, "set", "<query xmlns='%s'><username>%s</username>%s<resource>%s</resource></query>"
-               % (NS_IQAUTH, escape(user), cred, escape(a.resource)), to=domain)
+            r = iq(c, "set", "<query xmlns='%s'><username>%s</username>%s<resource>%s</resource></query>"
+                   % (NS_IQAUTH, escape(user), cred, escape(a.resource)), to=domain)
+            # XEP-0078: success is an empty result; a result that carries the
+            # fields again is not a login.
+            if len(r):
+                raise XmppError("legacy auth: the set was answered with <%s/>, not an empty result"
+                                % r[0].tag.split("}")[1])
+            c.note("legacy auth %s succeeded" % a.legacy)
             bound = "%s@%s/%s" % (user, domain, a.resource)
         else:
             if a.sasl2 and a.fast_roundtrip:
