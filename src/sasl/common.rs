@@ -135,8 +135,6 @@ pub(crate) fn parse_token_layout(
     })
 }
 
-/// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes
-/// `=3D` and `,` becomes `=2C` (RFC 5801 section 4, RFC 5802 section 5.1).
 /// Whether `a == b`, in time that depends on the lengths only: the bytes'
 /// differences are folded together and looked at once, behind one
 /// optimisation barrier (`subtle`'s slice comparison puts a barrier on
@@ -149,6 +147,8 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes
+/// `=3D` and `,` becomes `=2C` (RFC 5801 section 4, RFC 5802 section 5.1).
 pub(crate) fn gs2_escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
