@@ -111,6 +111,23 @@ impl<E, Err: Clone> Core<E, Err> {
         el.write_to(&self.writer, &mut self.out);
     }
 
+    /// Writes `<auth/>` without building it (see
+    /// [`write_auth`](crate::steps::sasl::write_auth)).
+    pub fn write_auth(
+        &mut self,
+        mechanism: &str,
+        initial_response: Option<&[u8]>,
+        extra: &[crate::sasl::AuthAttribute],
+    ) {
+        crate::steps::sasl::write_auth(
+            &self.writer,
+            &mut self.out,
+            mechanism,
+            initial_response,
+            extra,
+        );
+    }
+
     /// Writes an element from the host.
     pub fn write_host(&mut self, el: &Element) -> Result<(), WriteError> {
         self.writer.write_element(&mut self.out, el)

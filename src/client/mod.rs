@@ -44,7 +44,7 @@ use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{ClientMechanism, ExchangeSecurity, SaslCondition, SaslError};
-use crate::steps::sasl::{auth, SaslElement};
+use crate::steps::sasl::SaslElement;
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
@@ -655,15 +655,8 @@ impl Client {
         match mechanism::choose(&mut self.config, &offer, self.tls.as_ref()) {
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
-                    let extra = mech.auth_attributes();
-                    if extra.is_empty() {
-                        self.core.write_sasl(&SaslElement::Auth {
-                            mechanism: mech.name().to_owned(),
-                            initial_response: initial,
-                        });
-                    } else {
-                        self.write(&auth(mech.name(), initial, extra));
-                    }
+                    self.core
+                        .write_auth(mech.name(), initial.as_deref(), mech.auth_attributes());
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),

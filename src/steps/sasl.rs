@@ -91,58 +91,28 @@ impl SaslElement {
     /// Writes the element to `out` as `writer` would write
     /// [`to_element`](Self::to_element), but without building it: the
     /// payload is base64-encoded straight into `out` (the base64 alphabet
-    /// needs no escaping). `<failure/>` and mechanism names outside the
-    /// RFC 4422 alphabet go through the element.
+    /// needs no escaping). `<failure/>` (its text needs escaping) goes
+    /// through the element, and so does `<auth/>` when
+    /// [`write_auth`] says so.
     pub fn write_to(&self, writer: &StreamWriter, out: &mut Vec<u8>) {
-        let (name, attr, payload): (&str, Option<&str>, Option<&[u8]>) = match self {
+        let (name, payload) = match self {
             Self::Auth {
                 mechanism,
                 initial_response,
-            } if is_mechanism_name(mechanism) => {
-                ("auth", Some(mechanism), initial_response.as_deref())
+            } => {
+                return write_auth(writer, out, mechanism, initial_response.as_deref(), &[]);
             }
-            Self::Challenge(d) => ("challenge", None, Some(d)),
-            Self::Response(d) => ("response", None, (!d.is_empty()).then_some(&d[..])),
-            Self::Abort => ("abort", None, None),
-            Self::Success(d) => ("success", None, d.as_deref()),
-            Self::Auth { .. } | Self::Failure { .. } => {
+            Self::Challenge(d) => ("challenge", Some(&d[..])),
+            Self::Response(d) => ("response", (!d.is_empty()).then_some(&d[..])),
+            Self::Abort => ("abort", None),
+            Self::Success(d) => ("success", d.as_deref()),
+            Self::Failure { .. } => {
                 // Built by this crate from known names: cannot fail.
                 let _ = writer.write_element(out, &self.to_element());
                 return;
             }
         };
-        out.push(b'<');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b" xmlns='");
-        out.extend_from_slice(ns::SASL.as_bytes());
-        out.push(b'\'');
-        if let Some(m) = attr {
-            out.extend_from_slice(b" mechanism='");
-            out.extend_from_slice(m.as_bytes());
-            out.push(b'\'');
-        }
-        match payload {
-            None => out.extend_from_slice(b"/>"),
-            Some(data) => {
-                out.push(b'>');
-                if data.is_empty() {
-                    out.push(b'=');
-                } else {
-                    let start = out.len();
-                    out.resize(
-                        start + base64::encoded_len(data.len(), true).unwrap_or(0),
-                        0,
-                    );
-                    let n = base64::engine::general_purpose::STANDARD
-                        .encode_slice(data, &mut out[start..])
-                        .unwrap_or(0);
-                    out.truncate(start + n);
-                }
-                out.extend_from_slice(b"</");
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'>');
-            }
-        }
+        write_parts(out, name, None, payload);
     }
 
     /// Builds the element.
@@ -186,6 +156,65 @@ impl SaslElement {
                 el
             }
         }
+    }
+}
+
+/// Writes `<name xmlns=SASL [mechanism='attr']>base64(payload)</name>`
+/// (`/>` without a payload, `=` for an empty one). `name` and `attr` need
+/// no escaping; nor does the base64 alphabet.
+fn write_parts(out: &mut Vec<u8>, name: &str, attr: Option<&str>, payload: Option<&[u8]>) {
+    out.push(b'<');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" xmlns='");
+    out.extend_from_slice(ns::SASL.as_bytes());
+    out.push(b'\'');
+    if let Some(m) = attr {
+        out.extend_from_slice(b" mechanism='");
+        out.extend_from_slice(m.as_bytes());
+        out.push(b'\'');
+    }
+    match payload {
+        None => out.extend_from_slice(b"/>"),
+        Some(data) => {
+            out.push(b'>');
+            if data.is_empty() {
+                out.push(b'=');
+            } else {
+                let start = out.len();
+                out.resize(
+                    start + base64::encoded_len(data.len(), true).unwrap_or(0),
+                    0,
+                );
+                let n = base64::engine::general_purpose::STANDARD
+                    .encode_slice(data, &mut out[start..])
+                    .unwrap_or(0);
+                out.truncate(start + n);
+            }
+            out.extend_from_slice(b"</");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'>');
+        }
+    }
+}
+
+/// Writes `<auth/>` as [`auth`] builds it, directly when there are no
+/// extra attributes (every mechanism but X-OAUTH2) and the name is in the
+/// RFC 4422 alphabet.
+pub fn write_auth(
+    writer: &StreamWriter,
+    out: &mut Vec<u8>,
+    mechanism: &str,
+    initial_response: Option<&[u8]>,
+    extra: &[AuthAttribute],
+) {
+    if extra.is_empty() && is_mechanism_name(mechanism) {
+        write_parts(out, "auth", Some(mechanism), initial_response);
+    } else {
+        // Built from a mechanism's own attributes: cannot fail.
+        let _ = writer.write_element(
+            out,
+            &auth(mechanism, initial_response.map(<[u8]>::to_vec), extra),
+        );
     }
 }
 
@@ -277,6 +306,33 @@ mod tests {
             };
             if !lossy {
                 assert_eq!(SaslElement::parse(&parsed).unwrap().unwrap(), el);
+            }
+        }
+    }
+
+    /// `write_auth` writes what `auth` builds, with and without extra
+    /// attributes (X-OAUTH2's `auth:service`, seed 003's shape).
+    #[test]
+    fn write_auth_matches_auth() {
+        let writer = StreamWriter::new(ns::JABBER_CLIENT);
+        let extras: [&[AuthAttribute]; 2] = [&[], &[crate::sasl::x_oauth2::SERVICE_OAUTH2]];
+        for extra in extras {
+            for (mech, initial) in [
+                ("X-OAUTH2", Some(&b"\0user\0token"[..])),
+                ("PLAIN", Some(&b""[..])),
+                ("EXTERNAL", None),
+                ("a'b", Some(&b"x"[..])),
+            ] {
+                let mut direct = Vec::new();
+                write_auth(&writer, &mut direct, mech, initial, extra);
+                let mut via = Vec::new();
+                let el = auth(mech, initial.map(<[u8]>::to_vec), extra);
+                writer.write_element(&mut via, &el).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&via),
+                    "{mech} {extra:?}"
+                );
             }
         }
     }
