@@ -725,34 +725,29 @@ impl Server {
                 mut mech,
                 name,
                 waiting,
-            } => match SaslElement::parse(&el) {
-                Some(Ok(SaslElement::Response(data))) => {
-                    let step = mech.respond(&data);
-                    self.phase = Phase::Sasl {
-                        mech,
-                        name: name.clone(),
-                        waiting,
-                    };
-                    self.on_step(now, name, step);
-                }
-                other => {
-                    self.phase = Phase::Sasl {
-                        mech,
-                        name,
-                        waiting,
-                    };
-                    match other {
-                        Some(Ok(SaslElement::Abort)) => {
-                            self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
-                        }
-                        Some(Err(e)) => self.sasl_failure(e),
-                        _ => self.fail_with(
-                            StreamErrorCondition::UnsupportedStanzaType,
-                            "expected <response/> or <abort/>",
-                        ),
+            } => {
+                let parsed = SaslElement::parse(&el);
+                let step = match &parsed {
+                    Some(Ok(SaslElement::Response(data))) => Some(mech.respond(data)),
+                    _ => None,
+                };
+                self.phase = Phase::Sasl {
+                    mech,
+                    name: name.clone(),
+                    waiting,
+                };
+                match (step, parsed) {
+                    (Some(step), _) => self.on_step(now, name, step),
+                    (None, Some(Ok(SaslElement::Abort))) => {
+                        self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
                     }
+                    (None, Some(Err(e))) => self.sasl_failure(e),
+                    (None, _) => self.fail_with(
+                        StreamErrorCondition::UnsupportedStanzaType,
+                        "expected <response/> or <abort/>",
+                    ),
                 }
-            },
+            }
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
                 if let Some((id, requested)) = bind::parse_request(&el) {
