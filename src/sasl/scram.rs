@@ -243,6 +243,23 @@ fn decode_key(s: &str) -> Result<Option<Key>, ()> {
     Ok((n <= 64).then(|| Key::new(&buf[..n])))
 }
 
+/// Decodes base64 `s` into `small` when it fits there (salts, gs2 headers
+/// with binding data: the usual values are short), else into `large`.
+/// `None` for bad base64.
+fn decode_b64<'a>(
+    s: &str,
+    small: &'a mut [u8],
+    large: &'a mut Zeroizing<Vec<u8>>,
+) -> Option<&'a [u8]> {
+    if base64::decoded_len_estimate(s.len()) <= small.len() {
+        let n = B64.decode_slice(s, small).ok()?;
+        Some(&small[..n])
+    } else {
+        **large = B64.decode(s).ok()?;
+        Some(large.as_slice())
+    }
+}
+
 /// SASLprep (RFC 4013) of a password, in a buffer zeroed on drop.
 fn prepare_password(password: &str) -> Result<Zeroizing<String>, SaslError> {
     match stringprep::saslprep(password) {
@@ -750,25 +767,22 @@ impl ScramClientBuilder {
         if username.is_empty() {
             return Err(SaslError::malformed("empty user name"));
         }
-        let plus = match &self.channel_binding {
-            Some(_) if self.offers_plus => true,
+        let cb_use = match &self.channel_binding {
+            Some(cb) if self.offers_plus => ChannelBindingUse::Bound(cb.kind),
             Some(_) if self.offers_any_plus => {
                 return Err(SaslError::new(
                     SaslCondition::InvalidMechanism,
                     "the server offers SCRAM -PLUS with another hash: use that mechanism",
                 ))
             }
-            _ => false,
+            Some(_) => ChannelBindingUse::SupportedNotUsed,
+            None => ChannelBindingUse::NotSupported,
         };
-        let cb_use = match (&self.channel_binding, plus) {
-            (Some(cb), true) => ChannelBindingUse::Bound(cb.kind),
-            (Some(_), false) => ChannelBindingUse::SupportedNotUsed,
-            (None, _) => ChannelBindingUse::NotSupported,
-        };
-        let cb_flag = match (&self.channel_binding, plus) {
-            (Some(cb), true) => Gs2CbFlag::Binding(cb.kind.as_str().to_owned()),
-            (Some(_), false) => Gs2CbFlag::SupportedNotUsed,
-            (None, _) => Gs2CbFlag::NotSupported,
+        let plus = matches!(cb_use, ChannelBindingUse::Bound(_));
+        let cb_flag = match cb_use {
+            ChannelBindingUse::Bound(kind) => Gs2CbFlag::Binding(kind.as_str().to_owned()),
+            ChannelBindingUse::SupportedNotUsed => Gs2CbFlag::SupportedNotUsed,
+            ChannelBindingUse::NotSupported => Gs2CbFlag::NotSupported,
         };
         let nonce = match self.nonce {
             Some(n) if is_valid_nonce(&n) => n,
@@ -961,7 +975,8 @@ impl ScramClient {
         salt: &[u8],
         iterations: u32,
     ) -> Result<(Key, Key, ScramClientKeys), SaslError> {
-        let fresh = |hash, salt: &[u8], client_key: &Key, server_key: &Key| ScramClientKeys {
+        let hash = self.hash;
+        let fresh = |client_key: &Key, server_key: &Key| ScramClientKeys {
             hash,
             salt: salt.to_vec(),
             iterations,
@@ -970,28 +985,23 @@ impl ScramClient {
                 server_key: SecretBytes::new(server_key.to_vec()),
             },
         };
-        if let Some(k) = &self.cached {
-            if k.salt == salt && k.iterations == iterations {
-                if let Some((ck, sk)) = k.client_and_server_keys() {
-                    let keys = match self.cached.take() {
-                        Some(
-                            k @ ScramClientKeys {
-                                secret: ScramClientSecret::Keys { .. },
-                                ..
-                            },
-                        ) => k,
-                        _ => fresh(self.hash, salt, &ck, &sk),
-                    };
-                    return Ok((ck, sk, keys));
-                }
+        let usable = |k: &mut ScramClientKeys| k.salt == salt && k.iterations == iterations;
+        if let Some(k) = self.cached.take_if(usable) {
+            if let Some((ck, sk)) = k.client_and_server_keys() {
+                let keys = match k.secret {
+                    ScramClientSecret::Keys { .. } => k,
+                    ScramClientSecret::SaltedPassword(_) => fresh(&ck, &sk),
+                };
+                return Ok((ck, sk, keys));
             }
+            self.cached = Some(k);
         }
         match &self.password {
             Some(p) => {
                 let salted = hi(self.hash, p.expose().as_bytes(), salt, iterations);
                 let ck = hmac(self.hash, &salted, b"Client Key");
                 let sk = hmac(self.hash, &salted, b"Server Key");
-                let keys = fresh(self.hash, salt, &ck, &sk);
+                let keys = fresh(&ck, &sk);
                 Ok((ck, sk, keys))
             }
             None => Err(SaslError::new(
@@ -1031,19 +1041,11 @@ impl ScramClient {
                 "server-first: the server nonce does not extend the client nonce",
             ));
         }
-        // Salts are short: decode on the stack unless this one is not.
-        let mut small = [0u8; 96];
-        let large;
-        let salt: &[u8] = if salt.len() <= 128 {
-            let n = B64.decode_slice(salt, &mut small[..]).unwrap_or(0);
-            &small[..n]
-        } else {
-            large = B64.decode(salt).unwrap_or_default();
-            &large
+        let (mut small, mut large) = ([0u8; 96], Zeroizing::new(Vec::new()));
+        let salt = match decode_b64(salt, &mut small, &mut large) {
+            Some(salt) if !salt.is_empty() => salt,
+            _ => return Err(SaslError::malformed("server-first: bad salt")),
         };
-        if salt.is_empty() {
-            return Err(SaslError::malformed("server-first: bad salt"));
-        }
         let iterations = parse_iterations(iterations)
             .ok_or(SaslError::malformed("server-first: bad iteration count"))?;
         if iterations < self.min_iterations {
@@ -1619,20 +1621,10 @@ impl ScramServer {
         }
         let without_proof = &text[..text.len() - proof.len() - 3];
 
-        // The gs2 header and the binding data: short, so decoded on the
-        // stack unless this value is not.
-        let bad_cbind = || SaslError::malformed("client-final: bad base64 in c=");
-        let mut small = Zeroizing::new([0u8; 128]);
-        let large;
-        let cbind: &[u8] = if channel_binding.len() <= 168 {
-            let n = B64
-                .decode_slice(channel_binding, &mut small[..])
-                .map_err(|_| bad_cbind())?;
-            &small[..n]
-        } else {
-            large = Zeroizing::new(B64.decode(channel_binding).map_err(|_| bad_cbind())?);
-            &large
-        };
+        // The gs2 header and the binding data.
+        let (mut small, mut large) = (Zeroizing::new([0u8; 128]), Zeroizing::new(Vec::new()));
+        let cbind = decode_b64(channel_binding, &mut small[..], &mut large)
+            .ok_or(SaslError::malformed("client-final: bad base64 in c="))?;
         let cb_rest =
             cbind
                 .strip_prefix(first.gs2_header().as_bytes())
@@ -1730,6 +1722,26 @@ impl ServerMechanism for ScramServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_decoding_on_the_stack_or_the_heap() {
+        for len in [0usize, 1, 2, 3, 8, 9, 10, 11, 12, 13, 200] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37) as u8).collect();
+            let text = B64.encode(&data);
+            let (mut small, mut large) = ([0u8; 9], Zeroizing::new(Vec::new()));
+            assert_eq!(
+                decode_b64(&text, &mut small, &mut large),
+                Some(&data[..]),
+                "{len}"
+            );
+            // Where it went: the stack buffer when the estimate fits.
+            assert_eq!(large.is_empty(), text.len() <= 12, "{len}");
+        }
+        let (mut small, mut large) = ([0u8; 9], Zeroizing::new(Vec::new()));
+        for bad in ["!!!!", "YQ", "YQ==YQ==", &"!".repeat(40)] {
+            assert_eq!(decode_b64(bad, &mut small, &mut large), None, "{bad}");
+        }
+    }
 
     #[test]
     fn attribute_parsing_rejects_bad_shapes() {
