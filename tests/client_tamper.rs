@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Instant;
 
-use support::{Dir, Entry, Transcript};
+use support::{text_of, Dir, Entry, Transcript};
 use xmpp_sansio::client::{
     Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
 };
@@ -198,16 +198,11 @@ fn stanzas_before_ready_are_refused_not_queued() {
     assert!(!r.take_sent().contains("early"));
 }
 
-/// The text that follows the first `start` in `xml`, up to the next tag.
-fn text_after<'a>(xml: &'a str, start: &str) -> &'a str {
-    xml.split(start).nth(1).unwrap().split('<').next().unwrap()
-}
-
 /// The real SCRAM-SHA-1 capture, with the server's `<success/>` changed.
 fn scram_capture_with_success(data: &str) -> (Vec<ClientEvent>, String) {
     let t = Transcript::load("prosody/prosody13_scram_sha1_bind.txt");
     let c_text = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
-    let first = text_after(&c_text, "mechanism='SCRAM-SHA-1'>");
+    let first = text_of("auth", &c_text).unwrap();
     let first = xmpp_sansio::sasl::decode_payload(first).unwrap().unwrap();
     let nonce = String::from_utf8(first)
         .unwrap()
@@ -280,7 +275,7 @@ fn scram_server_final_with_a_wrong_signature() {
     // The untouched capture authenticates (the tampering is what failed).
     let t = Transcript::load("prosody/prosody13_scram_sha1_bind.txt");
     let real = String::from_utf8(t.bytes_of(Dir::S)).unwrap();
-    let real = text_after(&real, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>").to_owned();
+    let real = text_of("success", &real).unwrap().to_owned();
     let (events, _) = scram_capture_with_success(&real);
     assert!(events
         .iter()

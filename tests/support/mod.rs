@@ -5,6 +5,15 @@ pub mod pair;
 
 use std::path::{Path, PathBuf};
 
+/// The text of the first `<tag ...>text</tag>` in `xml` (a transcript
+/// line or a whole side of one).
+pub fn text_of<'a>(tag: &str, xml: &'a str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{tag} "))?;
+    let open_end = start + xml[start..].find('>')? + 1;
+    let close = open_end + xml[open_end..].find(&format!("</{tag}>"))?;
+    Some(&xml[open_end..close])
+}
+
 /// Who wrote a transcript line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
