@@ -53,8 +53,8 @@ use xmpp_sansio::random::printable_token;
 use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 use xmpp_sansio::sasl::{
-    ChannelBindingUse, CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition,
-    ScramCredentials, ScramHash, Secret, SecretBytes,
+    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
+    ScramHash, Secret, SecretBytes,
 };
 use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
@@ -922,10 +922,8 @@ impl Session {
                 self.user = Some(identity.username);
                 // `SCRAM-SHA-256 [cb tls-exporter, h= sent]` in the LOGIN line.
                 let mut detail = Vec::new();
-                match security.channel_binding {
-                    Some(ChannelBindingUse::Bound(t)) => detail.push(format!("cb {}", t.as_str())),
-                    Some(other) => detail.push(format!("gs2 flag {}", other.flag())),
-                    None => {}
+                if let Some(cb) = security.channel_binding {
+                    detail.push(format!("cb {}", host::binding_text(cb)));
                 }
                 if security.downgrade_protection {
                     detail.push("h= sent".into());

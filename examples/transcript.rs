@@ -59,8 +59,8 @@ use xmpp_sansio::ns;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::scram::{derive_server_credentials, ALL_HASHES};
 use xmpp_sansio::sasl::{
-    ChannelBindingUse, CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition,
-    ScramCredentials, ScramHash, Secret,
+    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
+    ScramHash, Secret,
 };
 use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
@@ -890,13 +890,10 @@ impl Hosts {
                 mechanism,
                 security,
             } => {
-                let detail = match security.channel_binding {
-                    Some(ChannelBindingUse::Bound(t)) => {
-                        format!(" (channel binding {})", t.as_str())
-                    }
-                    Some(other) => format!(" (no channel binding, gs2 flag {})", other.flag()),
-                    None => String::new(),
-                };
+                let detail = security
+                    .channel_binding
+                    .map(|cb| format!(" (channel binding: {})", host::binding_text(cb)))
+                    .unwrap_or_default();
                 let ssdp = if security.downgrade_protection {
                     ", XEP-0474 h= checked"
                 } else {

@@ -271,19 +271,24 @@ pub fn elements(bytes: &[u8]) -> Vec<Element> {
 /// when there was none) and XEP-0474. Nothing for mechanisms without a gs2
 /// header.
 pub fn security_notes(security: &xmpp_sansio::sasl::ExchangeSecurity) -> Vec<String> {
-    use xmpp_sansio::sasl::ChannelBindingUse;
     let Some(cb) = security.channel_binding else {
         return Vec::new();
     };
     vec![
-        match cb {
-            ChannelBindingUse::Bound(t) => format!("channel binding: {}", t.as_str()),
-            other => format!("channel binding: none (gs2 flag {})", other.flag()),
-        },
+        format!("channel binding: {}", binding_text(cb)),
         if security.downgrade_protection {
             "XEP-0474: h= matches the offered mechanisms and binding types".into()
         } else {
             "XEP-0474: the server sent no h=".into()
         },
     ]
+}
+
+/// The channel binding of an exchange as the example hosts print it: the
+/// type, or `none (gs2 flag n)` / `none (gs2 flag y)`.
+pub fn binding_text(cb: xmpp_sansio::sasl::ChannelBindingUse) -> String {
+    match cb {
+        xmpp_sansio::sasl::ChannelBindingUse::Bound(t) => t.as_str().to_owned(),
+        other => format!("none (gs2 flag {})", other.flag()),
+    }
 }
