@@ -177,13 +177,6 @@ impl BlockingHost for Host<'_> {
     }
 
     fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
-        if client.is_closed() {
-            // Not reached: `Closed` was handled in the drain.
-            return Err(match client.error() {
-                Some(e) => error_line(e),
-                None => "closed-by-peer".into(),
-            });
-        }
         self.message.on_hangup(client)
     }
 

@@ -33,6 +33,7 @@ mod host;
 #[path = "common/tls.rs"]
 mod tls;
 
+use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -164,6 +165,7 @@ fn run(args: &Args) -> Result<String, String> {
         transport: Some(Transport::Plain(sock)),
         sent: Vec::new(),
         recv: Vec::new(),
+        queued: VecDeque::new(),
         message: SelfMessage::new(
             ECHO_ID,
             "xmpp-sansio legacy_login: message to self",
@@ -181,6 +183,8 @@ struct Host<'a> {
     /// way: the legacy exchange is read back from it.
     sent: Vec<u8>,
     recv: Vec<u8>,
+    /// The events of the last input, in order (see `client_host::feed`).
+    queued: VecDeque<ClientEvent>,
     message: SelfMessage,
 }
 
@@ -207,12 +211,14 @@ impl BlockingHost for Host<'_> {
         self.message.deadline(client)
     }
 
+    fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
+        self.queued.pop_front().or_else(|| client.poll_event())
+    }
+
     fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        client
-            .feed(Instant::now(), data)
-            .map_err(|e| format!("internal feed: {e}"))?;
-        show(self.args.transcript, "RECV", data);
-        self.recv.extend_from_slice(data);
+        let xmpp = client_host::feed(client, data, &mut self.queued)?;
+        show(self.args.transcript, "RECV", xmpp);
+        self.recv.extend_from_slice(xmpp);
         Ok(())
     }
 
@@ -221,19 +227,14 @@ impl BlockingHost for Host<'_> {
     }
 
     fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
-        if self.message.echoed || self.message.error.is_some() {
-            return self.finish();
-        }
-        Err(self.message.hangup_reason(client))
+        self.report_legacy();
+        self.message.on_hangup(client)
     }
 
     fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
         match self.message.on_event(client, ev)? {
             Handled::Closed => return Ok(true),
             Handled::Other(ClientEvent::StartTls { pending }) => {
-                // The bytes after <proceed/> are TLS: keep them out of the log.
-                let keep = self.recv.len().saturating_sub(pending.len());
-                self.recv.truncate(keep);
                 let trust = self.args.trust.as_ref().expect("checked");
                 let config = tls::client_config(trust, None, false, None)?;
                 client_host::start_tls(

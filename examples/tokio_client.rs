@@ -252,8 +252,7 @@ impl Host<'_> {
                 read = self.transport.as_mut().expect("connected").read(&mut buf) => match read {
                     Ok(0) => return self.message.on_hangup(client),
                     Ok(n) => {
-                        let data = buf[..n].to_vec();
-                        let xmpp = client_host::feed(client, &data, &mut self.queued)?;
+                        let xmpp = client_host::feed(client, &buf[..n], &mut self.queued)?;
                         show(self.args.transcript, "RECV", xmpp);
                     }
                     Err(e) => return Err(format!("io read: {e}")),

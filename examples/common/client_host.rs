@@ -30,9 +30,9 @@ pub struct SelfMessage {
     jid: Option<String>,
     deadline: Option<Instant>,
     /// The message came back.
-    pub echoed: bool,
+    echoed: bool,
     /// The first reason of failure (a timeout of ours before the close).
-    pub error: Option<String>,
+    error: Option<String>,
 }
 
 /// What [`SelfMessage::on_event`] did with an event.
@@ -131,24 +131,23 @@ impl SelfMessage {
         }
     }
 
-    /// The server hung up: done when the message came back and we already
-    /// sent `</stream:stream>`, else the failure.
-    pub fn on_hangup(&self, client: &Client) -> Result<String, String> {
+    /// The server hung up: our own failure first (a timeout), then done
+    /// when the message came back and we already sent
+    /// `</stream:stream>`, else why the connection ended too early.
+    pub fn on_hangup(&mut self, client: &Client) -> Result<String, String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
         if self.echoed && !client.is_ready() {
             // We sent </stream:stream>; the server hung up without its
             // own: done all the same.
             note("the server closed the connection without </stream:stream>");
             return Ok(self.jid());
         }
-        Err(self.hangup_reason(client))
-    }
-
-    /// Why a connection that ended too early failed.
-    pub fn hangup_reason(&self, client: &Client) -> String {
-        match client.error() {
+        Err(match client.error() {
             Some(e) => (self.error_line)(e),
             None => "closed-by-peer (the connection ended)".into(),
-        }
+        })
     }
 
     fn jid(&self) -> String {
