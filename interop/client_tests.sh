@@ -67,6 +67,33 @@ fail() {
     | cut -c1-300 | sed 's/^/  | /' || true
 }
 
+# wire_agrees NAME OUT: what the client reports of its SASL exchange (the Authenticated event's
+# security, printed as "-- channel binding: ..." and "-- XEP-0474: ...") must match the wire in the
+# transcript: the gs2 flag at the start of the <auth/> it sent, the h= in the first <challenge/> it got.
+b64_text() { sed -n "s/^$1: .*<$2 [^>]*>\([^<]*\)<\/$2>.*/\1/p" "$3" | head -n 1 | base64 -d 2>/dev/null | tr -d '\0' || true; }
+wire_agrees() {
+  local name="$1" out="$2" cb want first challenge
+  cb="$(sed -n 's/^-- channel binding: //p' "$out" | head -n 1)"
+  if [ -n "$cb" ]; then
+    case "$cb" in
+      "none (gs2 flag "?")") want="${cb:15:1}," ;;
+      *) want="p=$cb," ;;
+    esac
+    first="$(b64_text SEND auth "$out")"
+    if [[ "$first" != "$want"* ]]; then
+      fail "$name" "the client reports channel binding '$cb', but its <auth/> starts with '${first:0:24}'"; return 1
+    fi
+  fi
+  challenge="$(b64_text RECV challenge "$out")"
+  if grep -q '^-- XEP-0474: h=.* matches' "$out" && [[ "$challenge" != *,h=* ]]; then
+    fail "$name" "the client reports a checked h=, but the server-first message has none: '$challenge'"; return 1
+  fi
+  if grep -q '^-- XEP-0474: the server sent no h=' "$out" && [[ "$challenge" == *,h=* ]]; then
+    fail "$name" "the client reports no h=, but the server-first message has one: '$challenge'"; return 1
+  fi
+  return 0
+}
+
 # case NAME EXPECT PATTERNS -- ARGS...
 #   EXPECT: "ok" (exit 0, an "OK <jid>" line) or "error:REGEX" (non-zero exit, "ERROR ..." matching REGEX)
 #   PATTERNS: '|'-separated extended regexes that must each match a line of the output ("" for none)
@@ -92,6 +119,7 @@ case_() {
     [ -z "$pat" ] && continue
     if ! grep -Eq -- "$pat" "$out"; then fail "$name" "$line, but no line matches /$pat/"; return; fi
   done
+  wire_agrees "$name" "$out" || return
   local mech
   mech="$(sed -n 's/^-- authenticated with //p' "$out" | head -n 1)"
   pass "$name" "$line${mech:+ [$mech]}$(sed -n 's/^-- channel binding: \([a-z-]*\).*/ cb=\1/p' "$out" | head -n 1)"
