@@ -32,8 +32,14 @@ pub(crate) struct Core<E, Err> {
     pub error: Option<Err>,
     pub life: Life,
     pub close_deadline: Option<Instant>,
-    /// When bytes were last queued (for keepalives).
+    /// When bytes were last handed to the host (for keepalives): the time
+    /// of the first input after a `poll_transmit` that gave bytes.
     pub last_send: Instant,
+    /// `poll_transmit` gave bytes since `last_send` was set.
+    transmitted: bool,
+    /// When the top-level element being read began (its first
+    /// non-whitespace byte), if one is unfinished.
+    pub element_started: Option<Instant>,
     /// Ready: an idle session keeps no buffers it does not need (the
     /// output buffer and event queue are released once drained, the
     /// reader's scratch space between reads).
@@ -51,6 +57,8 @@ impl<E, Err: Clone> Core<E, Err> {
             life: Life::Open,
             close_deadline: None,
             last_send: now,
+            transmitted: false,
+            element_started: None,
             lean: false,
         }
     }
@@ -70,6 +78,7 @@ impl<E, Err: Clone> Core<E, Err> {
 
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         let n = self.out.len();
+        self.transmitted |= n > 0;
         if !self.lean {
             buf.append(&mut self.out);
         } else if buf.is_empty() {
@@ -80,6 +89,38 @@ impl<E, Err: Clone> Core<E, Err> {
             self.out = Vec::new();
         }
         n
+    }
+
+    /// An input at `now`: bytes handed out since the last input count as
+    /// sent now.
+    pub fn tick(&mut self, now: Instant) {
+        if self.transmitted {
+            self.transmitted = false;
+            self.last_send = self.last_send.max(now);
+        }
+    }
+
+    /// After reading: start or stop the clock of an unfinished top-level
+    /// element.
+    pub fn track_element(&mut self, now: Instant) {
+        if !self.reader.in_element() {
+            self.element_started = None;
+        } else if self.element_started.is_none() {
+            self.element_started = Some(now);
+        }
+    }
+
+    /// When the unfinished top-level element must be complete.
+    pub fn element_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.life == Life::Closed {
+            return None;
+        }
+        self.element_started.map(|t| deadline(t, timeout))
+    }
+
+    /// Bytes queued for the peer and not yet taken by `poll_transmit`.
+    pub fn queued(&self) -> usize {
+        self.out.len()
     }
 
     /// The session is ready: from now on keep only what is needed.
@@ -148,7 +189,7 @@ impl<E, Err: Clone> Core<E, Err> {
         }
         self.writer.write_close(&mut self.out);
         self.life = Life::Closing;
-        self.close_deadline = Some(now + grace);
+        self.close_deadline = Some(deadline(now, grace));
     }
 
     /// The peer closed: answer when we have not closed yet, and finish.
@@ -194,6 +235,21 @@ impl<E, Err: Clone> Core<E, Err> {
         self.events.push_back(error_event(err));
         self.finish(closed_event);
     }
+}
+
+/// `now + d`, or the farthest instant representable when that overflows
+/// (a configured duration of centuries means "never", not a panic).
+pub(crate) fn deadline(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or_else(|| {
+        // Halve until it fits: still beyond any run of the program.
+        let mut d = d;
+        loop {
+            d /= 2;
+            if let Some(t) = now.checked_add(d) {
+                return t;
+            }
+        }
+    })
 }
 
 /// A host misused the API (not a protocol failure).

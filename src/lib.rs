@@ -72,6 +72,7 @@
 pub mod client;
 mod core;
 pub mod features;
+mod gate;
 pub mod ns;
 pub mod random;
 pub mod sasl;
@@ -79,6 +80,7 @@ pub mod server;
 pub mod steps;
 pub mod stream_error;
 pub mod tls;
+mod validate;
 pub mod xml;
 
 pub use core::UsageError;
@@ -86,6 +88,7 @@ pub use core::UsageError;
 pub use random::OsRandom;
 pub use random::{DeterministicRandom, RandomSource};
 pub use tls::TlsInfo;
+pub use validate::{ConfigError, MAX_DURATION};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -798,6 +798,7 @@ fn each_limit_has_a_typed_error() {
         max_depth: 4,
         max_attributes: 4,
         max_token_bytes: 100,
+        max_element_heap: 64 * 1024,
     };
     let big_body = format!("<message><body>{}</body></message>", "a".repeat(2000));
     assert_eq!(
@@ -836,11 +837,27 @@ fn each_limit_has_a_typed_error() {
     let long_text = format!("{HEADER}<a>{}</a>", "t".repeat(500));
     let ev = read_all(&mut StreamReader::new(small), long_text.as_bytes()).unwrap();
     assert_eq!(elements(&ev)[0].text().len(), 500);
+    // 200 tiny children fit in 1000 bytes, not in 8 KiB of heap.
+    let children = format!("<a>{}</a>", "<b/>".repeat(200));
+    assert_eq!(
+        limited(
+            Limits {
+                max_element_heap: 8 * 1024,
+                ..small
+            },
+            &children
+        ),
+        ReadError::LimitExceeded {
+            limit: Limit::ElementHeap,
+            max: 8 * 1024
+        }
+    );
     for limit in [
         Limit::ElementBytes,
         Limit::Depth,
         Limit::Attributes,
         Limit::TokenBytes,
+        Limit::ElementHeap,
     ] {
         let e = ReadError::LimitExceeded { limit, max: 1 };
         assert_eq!(e.condition(), StreamErrorCondition::PolicyViolation);

@@ -105,6 +105,8 @@ pub const LIMITS: Limits = Limits {
     max_depth: 8,
     max_attributes: 16,
     max_token_bytes: 512,
+    // Small elements are mostly markup: 16x their bytes in heap.
+    max_element_heap: 16 * 2048,
 };
 
 /// Output allowed per input byte...
@@ -118,6 +120,7 @@ const READBACK_LIMITS: Limits = Limits {
     max_depth: 64,
     max_attributes: 256,
     max_token_bytes: 64 * 1024,
+    max_element_heap: 64 << 20,
 };
 
 const HEADER_PREFIX: &[u8] = b"<?xml version='1.0'?>";
@@ -167,6 +170,9 @@ pub fn server_config(config: u8) -> ServerConfig {
     c.downgrade_protection = config & 64 == 0;
     c.max_auth_failures = if config & 128 != 0 { 1 } else { 3 };
     c.limits = LIMITS;
+    // Held bytes are limited per stream, not per read: a limit below a
+    // whole session would make one-piece and chunked feeds differ.
+    c.max_held_bytes = 1 << 20;
     c
 }
 

@@ -26,6 +26,7 @@ const LIMITS: Limits = Limits {
     max_depth: 16,
     max_attributes: 16,
     max_token_bytes: 1024,
+    max_element_heap: 4 * 4096,
 };
 
 /// Generous limits for reading back what the writer made of an element:
@@ -36,6 +37,7 @@ const READBACK_LIMITS: Limits = Limits {
     max_depth: 64,
     max_attributes: 256,
     max_token_bytes: 64 * 1024,
+    max_element_heap: 64 << 20,
 };
 
 /// What one way of feeding the input produced.

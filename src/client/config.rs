@@ -8,6 +8,7 @@ use crate::sasl::policy::{ClientPolicy, CredentialKind};
 use crate::sasl::scram::ScramClientKeys;
 use crate::sasl::Secret;
 pub use crate::tls::TlsInfo;
+use crate::validate::{check_duration, check_limits, ConfigError};
 use crate::xml::Limits;
 
 /// How the stream is protected.
@@ -110,6 +111,16 @@ pub struct ClientConfig {
     /// Once ready, send a whitespace keepalive after this long without
     /// sending anything. `None`: never.
     pub keepalive: Option<Duration>,
+    /// A top-level element from the server, once begun, must be complete
+    /// within this (in every phase, ready included): a server trickling
+    /// bytes cannot hold the element's memory for longer. On expiry the
+    /// stream ends with `policy-violation`. Default 60 s.
+    pub element_timeout: Duration,
+    /// Output queued above this many bytes makes
+    /// [`Client::output_congested`](super::Client::output_congested)
+    /// true: stop sending (and reading) until the queue is written.
+    /// Default 256 KiB.
+    pub output_high_water: usize,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
     /// Randomness for nonces.
@@ -143,10 +154,27 @@ impl ClientConfig {
             limits: Limits::default(),
             negotiation_timeout: Duration::from_secs(30),
             keepalive: None,
+            element_timeout: Duration::from_secs(60),
+            output_high_water: 256 * 1024,
             close_grace: Duration::from_secs(5),
             rng,
             replay_nonce: None,
         }
+    }
+
+    /// Checks the values that would make the client misbehave: a zero or
+    /// absurdly long duration (over [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit.
+    /// [`Client::new`](super::Client::new) never panics on them (deadlines
+    /// saturate), but a host should call this when it builds a
+    /// configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_duration("negotiation_timeout", self.negotiation_timeout)?;
+        check_duration("element_timeout", self.element_timeout)?;
+        check_duration("close_grace", self.close_grace)?;
+        if let Some(k) = self.keepalive {
+            check_duration("keepalive", k)?;
+        }
+        check_limits(&self.limits)
     }
 
     /// The domain part of the JID.

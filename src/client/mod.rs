@@ -38,8 +38,9 @@ pub use config::{ClientConfig, Credentials, TlsMode};
 pub use legacy::{LegacyAuthPolicy, Registration};
 
 pub use crate::core::UsageError;
-use crate::core::{Core, Life};
+use crate::core::{deadline, Core, Life};
 use crate::features::{Stage, StreamFeatures};
+use crate::gate::Expect;
 use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
@@ -264,7 +265,7 @@ impl Client {
         };
         let mut c = Client {
             core: Core::new(config.limits, ns::JABBER_CLIENT, now),
-            negotiation_deadline: Some(now + config.negotiation_timeout),
+            negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
             config,
             phase: Phase::AwaitHeader,
             tls,
@@ -324,9 +325,21 @@ impl Client {
         if matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::AwaitingTls);
         }
+        self.core.tick(now);
+        let result = self.read(now, data);
+        self.core.track_element(now);
+        result
+    }
+
+    fn read(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
         let mut rest = data;
         loop {
-            match self.core.reader.read(&mut rest) {
+            let expect = self.expect();
+            let read = self
+                .core
+                .reader
+                .read_gated(&mut rest, &|name, ns| expect.check(name, ns));
+            match read {
                 Ok(Some(ev)) => {
                     self.on_stream_event(now, ev);
                     if matches!(self.phase, Phase::AwaitTls) {
@@ -343,6 +356,15 @@ impl Client {
                     self.core.after_read();
                     return Ok(());
                 }
+                Err(ReadError::Refused(r)) => {
+                    let condition = r.condition;
+                    let err = ClientError::Protocol {
+                        condition: condition.clone(),
+                        reason: r.reason,
+                    };
+                    self.fail(err, Some(condition));
+                    return Ok(());
+                }
                 Err(e) => {
                     let cond = e.condition();
                     self.fail(ClientError::Read(e), Some(cond));
@@ -354,11 +376,24 @@ impl Client {
 
     /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.tick(now);
         if let Some(d) = self.core.close_deadline {
             if now >= d {
                 self.core.finish(ClientEvent::Closed);
                 return;
             }
+        }
+        if self
+            .core
+            .element_deadline(self.config.element_timeout)
+            .is_some_and(|d| now >= d)
+        {
+            let c = StreamErrorCondition::PolicyViolation;
+            let err = ClientError::Protocol {
+                condition: c.clone(),
+                reason: "an element from the server took too long to arrive",
+            };
+            return self.fail(err, Some(c));
         }
         if let Some(d) = self.negotiation_deadline {
             if now >= d {
@@ -368,7 +403,7 @@ impl Client {
             }
         }
         if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.config.keepalive) {
-            if now >= self.core.last_send + k {
+            if now >= deadline(self.core.last_send, k) {
                 self.core.write_raw(b" ");
                 self.core.last_send = now;
             }
@@ -421,6 +456,19 @@ impl Client {
         self.core.poll_transmit(buf)
     }
 
+    /// Bytes queued for the server that
+    /// [`poll_transmit`](Self::poll_transmit) has not taken yet.
+    pub fn queued_output(&self) -> usize {
+        self.core.queued()
+    }
+
+    /// Whether the queued output is above
+    /// [`ClientConfig::output_high_water`]: a host whose writes lag
+    /// stops sending stanzas (and reading) until it has written the queue.
+    pub fn output_congested(&self) -> bool {
+        self.core.queued() > self.config.output_high_water
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.core.poll_event()
@@ -431,13 +479,14 @@ impl Client {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = match (&self.phase, self.config.keepalive) {
             (Phase::Ready { .. }, Some(k)) if self.core.life == Life::Open => {
-                Some(self.core.last_send + k)
+                Some(deadline(self.core.last_send, k))
             }
             _ => None,
         };
         [
             self.core.close_deadline,
             self.negotiation_deadline,
+            self.core.element_deadline(self.config.element_timeout),
             keepalive,
         ]
         .into_iter()
@@ -447,6 +496,27 @@ impl Client {
 }
 
 impl Client {
+    /// What the phase admits at the next top-level start tag.
+    fn expect(&self) -> Expect {
+        if self.core.life != Life::Open {
+            return Expect::Any;
+        }
+        match self.phase {
+            Phase::AwaitFeatures => Expect::Features,
+            Phase::StartTlsSent => Expect::Tls,
+            Phase::Sasl(_) => Expect::Sasl,
+            Phase::Binding
+            | Phase::Session { .. }
+            | Phase::Registering { .. }
+            | Phase::LegacyFields
+            | Phase::LegacyAuth { .. } => Expect::Iq {
+                unauthorized: false,
+            },
+            Phase::Ready { .. } => Expect::Stanzas,
+            Phase::AwaitHeader | Phase::AwaitTls => Expect::Any,
+        }
+    }
+
     fn stage(&self) -> Stage {
         if self.authenticated {
             Stage::Authenticated

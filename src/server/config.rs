@@ -7,6 +7,7 @@ use crate::random::RandomSource;
 use crate::server::LegacyAuthMethods;
 use crate::steps::register::RegisterForm;
 use crate::tls::TlsInfo;
+use crate::validate::{check_duration, check_limits, ConfigError};
 use crate::xml::Limits;
 
 /// How client streams are protected.
@@ -50,6 +51,20 @@ pub struct ServerConfig {
     pub negotiation_timeout: Duration,
     /// After sending `</stream:stream>`, wait this long for the client's.
     pub close_grace: Duration,
+    /// A top-level element from the client, once begun, must be complete
+    /// within this (in every phase, ready included): a client trickling
+    /// bytes cannot hold the element's memory for longer. On expiry the
+    /// stream ends with `policy-violation`. Default 60 s.
+    pub element_timeout: Duration,
+    /// Once ready, a client that sends nothing (not even a whitespace
+    /// keepalive) for this long is disconnected with
+    /// `connection-timeout`. Default `None`: no idle deadline.
+    pub idle_timeout: Option<Duration>,
+    /// Output queued above this many bytes makes
+    /// [`Server::output_congested`](super::Server::output_congested)
+    /// true: stop reading from the client (whose requests make the
+    /// output) until the queue is written. Default 256 KiB.
+    pub output_high_water: usize,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
     /// Offer RFC 3921 session establishment (as `<optional/>`). Default on,
@@ -63,6 +78,13 @@ pub struct ServerConfig {
     pub legacy_auth: Option<LegacyAuthMethods>,
     /// Reader limits for what the client sends.
     pub limits: Limits,
+    /// Most bytes kept unread while a request is with the host (they are
+    /// read after the answer, because what they mean depends on it); more
+    /// ends the stream with `policy-violation`. This counts the rest of
+    /// the read that brought the request too, so the heap a client can
+    /// make the server hold does not depend on the host's read size.
+    /// Default 256 KiB (the default element limit).
+    pub max_held_bytes: usize,
     /// `xml:lang` of the server's stream.
     pub lang: Option<String>,
     /// Randomness for stream ids, nonces and generated resources.
@@ -91,14 +113,42 @@ impl ServerConfig {
             auth_timeout: Duration::from_secs(60),
             negotiation_timeout: Duration::from_secs(120),
             close_grace: Duration::from_secs(5),
+            element_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            output_high_water: 256 * 1024,
             downgrade_protection: true,
             offer_session: true,
             register: None,
             legacy_auth: None,
             limits: Limits::default(),
+            max_held_bytes: 256 * 1024,
             lang: Some("en".into()),
             rng,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values that would make the server misbehave: a zero or
+    /// absurdly long duration (over
+    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit.
+    /// [`Server::new`](super::Server::new) never panics on them (deadlines
+    /// saturate), but a host should call this when it builds a
+    /// configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_duration("auth_timeout", self.auth_timeout)?;
+        check_duration("negotiation_timeout", self.negotiation_timeout)?;
+        check_duration("element_timeout", self.element_timeout)?;
+        check_duration("close_grace", self.close_grace)?;
+        if let Some(d) = self.idle_timeout {
+            check_duration("idle_timeout", d)?;
+        }
+        if self.max_held_bytes == 0 {
+            return Err(ConfigError::Limit {
+                field: "max_held_bytes",
+            });
+        }
+        check_limits(&self.limits)
     }
 }
 

@@ -37,8 +37,9 @@ use minidom::Element;
 pub use config::{ServerConfig, ServerTls};
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 
-use crate::core::{Core, Life, UsageError};
+use crate::core::{deadline, Core, Life, UsageError};
 use crate::features::{Stage, StreamFeatures};
+use crate::gate::Expect;
 use crate::ns;
 use crate::random::printable_token;
 use crate::sasl::scram::ServerOffer;
@@ -212,6 +213,8 @@ pub struct Server {
     stream_id: String,
     /// Whether our header went out on the current stream.
     header_sent: bool,
+    /// When the client last sent bytes (the idle deadline).
+    last_recv: Instant,
 }
 
 impl fmt::Debug for Server {
@@ -235,8 +238,9 @@ impl Server {
         };
         Server {
             core: Core::new(config.limits, ns::JABBER_CLIENT, now),
-            auth_deadline: Some(now + config.auth_timeout),
-            negotiation_deadline: Some(now + config.negotiation_timeout),
+            auth_deadline: Some(deadline(now, config.auth_timeout)),
+            negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
+            last_recv: now,
             config,
             phase: Phase::AwaitHeader,
             tls,
@@ -289,21 +293,53 @@ impl Server {
         if matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::AwaitingTls);
         }
+        self.core.tick(now);
+        if !data.is_empty() {
+            self.last_recv = now;
+        }
         if self.waiting() {
             self.hold_bytes(data);
             return Ok(());
         }
         self.process(now, data);
+        self.core.track_element(now);
         Ok(())
+    }
+
+    /// When a ready session that hears nothing is disconnected.
+    fn idle_deadline(&self) -> Option<Instant> {
+        match (&self.phase, self.config.idle_timeout) {
+            (Phase::Ready { .. }, Some(d)) if self.core.life == Life::Open => {
+                Some(deadline(self.last_recv, d))
+            }
+            _ => None,
+        }
     }
 
     /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.tick(now);
         if let Some(d) = self.core.close_deadline {
             if now >= d {
                 self.core.finish(ServerEvent::Closed);
                 return;
             }
+        }
+        if self
+            .core
+            .element_deadline(self.config.element_timeout)
+            .is_some_and(|d| now >= d)
+        {
+            return self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "an element from the client took too long to arrive",
+            );
+        }
+        if self.idle_deadline().is_some_and(|d| now >= d) {
+            return self.fail_with(
+                StreamErrorCondition::ConnectionTimeout,
+                "the client sent nothing for too long",
+            );
         }
         for deadline in [self.auth_deadline, self.negotiation_deadline] {
             if deadline.is_some_and(|d| now >= d) {
@@ -449,6 +485,20 @@ impl Server {
         self.core.poll_transmit(buf)
     }
 
+    /// Bytes queued for the client that
+    /// [`poll_transmit`](Self::poll_transmit) has not taken yet.
+    pub fn queued_output(&self) -> usize {
+        self.core.queued()
+    }
+
+    /// Whether the queued output is above
+    /// [`ServerConfig::output_high_water`]: a host whose writes lag stops
+    /// reading from the client (whose requests make the output) until it
+    /// has written the queue.
+    pub fn output_congested(&self) -> bool {
+        self.core.queued() > self.config.output_high_water
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.core.poll_event()
@@ -460,6 +510,8 @@ impl Server {
             self.core.close_deadline,
             self.auth_deadline,
             self.negotiation_deadline,
+            self.core.element_deadline(self.config.element_timeout),
+            self.idle_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -508,10 +560,11 @@ impl Server {
         self.fail(err, Some(condition));
     }
 
-    /// Keeps bytes that arrive in later reads while a request is with the
-    /// host, within the element size limit.
+    /// Keeps bytes that arrive while a request is with the host (in the
+    /// same read as the request or later), within
+    /// [`ServerConfig::max_held_bytes`].
     fn hold_bytes(&mut self, data: &[u8]) {
-        if self.held.len() + data.len() > self.config.limits.max_element_bytes {
+        if self.held.len() + data.len() > self.config.max_held_bytes {
             self.fail_with(
                 StreamErrorCondition::PolicyViolation,
                 "too much data while a request is pending",
@@ -526,13 +579,36 @@ impl Server {
         if !self.waiting() && !self.held.is_empty() && !self.core.is_closed() {
             let held = std::mem::take(&mut self.held);
             self.process(now, &held);
+            self.core.track_element(now);
+        }
+    }
+
+    /// What the phase admits at the next top-level start tag.
+    fn expect(&self) -> Expect {
+        if self.core.life != Life::Open {
+            return Expect::Any;
+        }
+        match self.phase {
+            Phase::Negotiating => Expect::PreAuth,
+            Phase::Sasl { .. } => Expect::Sasl,
+            Phase::AwaitBind => Expect::Iq { unauthorized: true },
+            Phase::Ready { .. } => Expect::Stanzas,
+            Phase::AwaitHeader
+            | Phase::AwaitTls
+            | Phase::BindPending { .. }
+            | Phase::Host { .. } => Expect::Any,
         }
     }
 
     fn process(&mut self, now: Instant, data: &[u8]) {
         let mut rest = data;
         loop {
-            match self.core.reader.read(&mut rest) {
+            let expect = self.expect();
+            let read = self
+                .core
+                .reader
+                .read_gated(&mut rest, &|name, ns| expect.check(name, ns));
+            match read {
                 Ok(Some(ev)) => {
                     self.on_stream_event(now, ev);
                     if self.core.is_closed() {
@@ -545,16 +621,13 @@ impl Server {
                         return;
                     }
                     if self.waiting() {
-                        // The rest of this read waits for the answer. It is
-                        // not held against the limit: a prompt host answers
-                        // before the next read, so the outcome does not
-                        // depend on how the reads were cut; later reads are
-                        // (hold_bytes).
-                        self.held.extend_from_slice(rest);
-                        return;
+                        // The rest of this read waits for the answer,
+                        // within the same limit as later reads.
+                        return self.hold_bytes(rest);
                     }
                 }
                 Ok(None) => return self.core.after_read(),
+                Err(ReadError::Refused(r)) => return self.fail_with(r.condition, r.reason),
                 Err(e) => {
                     let c = e.condition();
                     return self.fail(ServerError::Read(e), Some(c));

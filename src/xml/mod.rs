@@ -12,5 +12,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{Limit, Limits, ReadError, Restricted, StreamEvent, StreamHeader, StreamReader};
+pub use reader::{
+    Gate, Limit, Limits, ReadError, Refusal, Restricted, StreamEvent, StreamHeader, StreamReader,
+};
 pub use writer::{StreamWriter, WriteError};

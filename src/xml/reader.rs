@@ -27,6 +27,18 @@ pub struct Limits {
     /// this is split, not refused). Default 8 KiB. Values above
     /// `max_element_bytes` are clamped to it.
     pub max_token_bytes: usize,
+    /// Most heap the reader may hold for one top-level element while it
+    /// is being read: the element tree (nodes, names, attributes, text)
+    /// and the namespace declarations in it, charged as the allocations
+    /// they cause. Default 4 x the default `max_element_bytes` (1 MiB).
+    ///
+    /// The byte limit alone does not bound memory: a parsed tree costs
+    /// more than its bytes (an empty child element about 300 bytes of
+    /// heap, an element's first attribute about 1.1 KiB in minidom's
+    /// attribute map), so attribute-dense payloads, a large roster for
+    /// one, reach this limit before the byte limit. A host that expects
+    /// such payloads raises both.
+    pub max_element_heap: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +48,7 @@ impl Default for Limits {
             max_depth: 64,
             max_attributes: 64,
             max_token_bytes: 8 * 1024,
+            max_element_heap: 4 * 256 * 1024,
         }
     }
 }
@@ -51,6 +64,22 @@ pub enum Limit {
     Attributes,
     /// [`Limits::max_token_bytes`].
     TokenBytes,
+    /// [`Limits::max_element_heap`].
+    ElementHeap,
+}
+
+/// Decides at its start tag whether a top-level element (`name`,
+/// `namespace`) may come now: see [`StreamReader::read_gated`].
+pub type Gate<'a> = &'a dyn Fn(&str, &str) -> Result<(), Refusal>;
+
+/// A top-level element refused at its start tag: the role's phase does
+/// not allow its name and namespace (see [`StreamReader::read_gated`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The stream error condition the peer gets.
+    pub condition: StreamErrorCondition,
+    /// What was wrong, for the host's logs.
+    pub reason: &'static str,
 }
 
 /// What kind of XML that XMPP forbids (RFC 6120 section 11.1) the peer sent.
@@ -102,6 +131,9 @@ pub enum ReadError {
     /// Data other than whitespace after `</stream:stream>`
     /// (`not-well-formed`).
     DataAfterClose,
+    /// A top-level element that its start tag showed to be illegal in the
+    /// reader's context; nothing of its content was read.
+    Refused(Refusal),
     /// A configured limit was exceeded (`policy-violation`).
     LimitExceeded {
         /// Which limit.
@@ -125,6 +157,7 @@ impl ReadError {
             Self::InvalidStreamNamespace(_) => StreamErrorCondition::InvalidNamespace,
             Self::NotAStream(_) | Self::TextAtStreamLevel => StreamErrorCondition::BadFormat,
             Self::LimitExceeded { .. } => StreamErrorCondition::PolicyViolation,
+            Self::Refused(r) => r.condition.clone(),
         }
     }
 
@@ -178,6 +211,7 @@ impl fmt::Display for ReadError {
             Self::TextAtStreamLevel => f.write_str("character data between top-level elements"),
             Self::DataAfterClose => f.write_str("data after the stream was closed"),
             Self::LimitExceeded { limit, max } => write!(f, "{limit:?} limit ({max}) exceeded"),
+            Self::Refused(r) => write!(f, "{}: {}", r.condition, r.reason),
         }
     }
 }
@@ -262,11 +296,89 @@ struct Head {
     count: usize,
 }
 
-/// A namespace declaration in scope.
+/// A namespace declaration in scope. The name is shared (an `Arc`) with
+/// every attribute in that namespace.
 #[derive(Debug)]
 struct Decl {
     prefix: Option<NcName>,
-    ns: String,
+    ns: Namespace<'static>,
+}
+
+/// An element of one name in one declared namespace, cloned for each
+/// element of that name: clones share the namespace name instead of
+/// copying it (minidom only takes namespaces as `String`s).
+#[derive(Debug)]
+struct Template {
+    /// Index of the declaration in `decls`; `usize::MAX` for the `xml`
+    /// namespace.
+    decl: usize,
+    element: Element,
+}
+
+/// Templates kept per top-level element, at most (a flood of distinct
+/// names builds elements without a template then).
+const MAX_TEMPLATES: usize = 32;
+/// Longest element name given a template.
+const MAX_TEMPLATE_NAME: usize = 64;
+
+/// What the reader charges against [`Limits::max_element_heap`]: the heap
+/// each part of a tree causes, rounded up (checked against a counting
+/// allocator in `tests/hostile.rs`).
+mod cost {
+    use std::collections::BTreeMap;
+    use std::mem::size_of;
+
+    use minidom::{Element, Node};
+    use rxml::{Namespace, NcName};
+
+    /// Allocator bookkeeping and rounding, per allocation.
+    const SLACK: usize = 16;
+
+    /// An element: its slot in the parent's child list (which grows by
+    /// doubling, so up to two slots) and its name.
+    pub fn element(name: &str) -> usize {
+        2 * size_of::<Node>() + name.len() + SLACK
+    }
+
+    /// A template: the element, its own copy of the namespace name in an
+    /// `Arc`.
+    pub fn template(name: &str, ns: &str) -> usize {
+        size_of::<Element>() + element(name) + ns.len() + 2 * SLACK + 16
+    }
+
+    /// A text chunk: a new text node, or appended to the last one (whose
+    /// string grows by doubling).
+    pub fn text(len: usize) -> usize {
+        2 * len + 2 * size_of::<Node>() + SLACK
+    }
+
+    /// One B-tree node of the attribute map: the outer map by namespace,
+    /// the inner by name (a leaf holds up to 11 entries).
+    fn outer_leaf() -> usize {
+        16 + 11 * (size_of::<Namespace>() + size_of::<BTreeMap<NcName, String>>()) + SLACK
+    }
+    fn inner_leaf() -> usize {
+        16 + 11 * (size_of::<NcName>() + size_of::<String>()) + SLACK
+    }
+
+    /// The attribute map of an element with attributes in `namespaces`
+    /// distinct namespaces: one outer leaf, one inner leaf each.
+    pub fn attr_maps(namespaces: usize) -> usize {
+        outer_leaf() + namespaces * inner_leaf()
+    }
+
+    /// One attribute: its name and value, its entry, and its share of
+    /// the nodes added as the map splits (an internal node has 12 more
+    /// pointers than a leaf; a split leaves two half-full leaves).
+    pub fn attribute(name: &str, value: &str) -> usize {
+        name.len() + value.len() + 2 * SLACK + (inner_leaf() + 12 * 8) / 5
+    }
+
+    /// A namespace declaration: the name in an `Arc`, its entry in the
+    /// declaration stack (which grows by doubling).
+    pub fn declaration(ns: &str) -> usize {
+        ns.len() + 16 + 2 * SLACK + 2 * (size_of::<Option<NcName>>() + size_of::<Namespace>())
+    }
 }
 
 /// The stream reader: feed it bytes in any chunks, get [`StreamEvent`]s.
@@ -302,6 +414,13 @@ pub struct StreamReader {
     decl_marks: Vec<usize>,
     /// Open elements of the current top-level element, outermost first.
     stack: Vec<Element>,
+    /// Element templates of the current top-level element.
+    templates: Vec<Template>,
+    /// Heap charged for the current top-level element (see [`cost`]).
+    heap: usize,
+    /// Whether non-whitespace bytes of an unfinished top-level element
+    /// (or header) have been consumed.
+    started: bool,
     /// Bytes consumed since the last boundary (header end, top-level
     /// element end, stream-level whitespace).
     pending_bytes: usize,
@@ -347,6 +466,9 @@ impl StreamReader {
             decls: Vec::new(),
             decl_marks: Vec::new(),
             stack: Vec::new(),
+            templates: Vec::new(),
+            heap: 0,
+            started: false,
             pending_bytes: 0,
             prolog_started: false,
         }
@@ -381,6 +503,7 @@ impl StreamReader {
         if self.at_boundary() {
             self.parser.release_temporaries();
             self.stack.shrink_to_fit();
+            self.templates = Vec::new();
             self.decls.shrink_to_fit();
             self.decl_marks.shrink_to_fit();
         }
@@ -392,32 +515,81 @@ impl StreamReader {
         self.stack.is_empty() && self.head.is_none()
     }
 
+    /// Whether a top-level element (or the stream header) has begun and
+    /// not ended: some of its non-whitespace bytes have been read. Hosts
+    /// and roles put a deadline on this (a peer trickling one byte at a
+    /// time holds the element's memory for as long as it is allowed to).
+    pub fn in_element(&self) -> bool {
+        self.started
+    }
+
+    /// The heap charged so far for the top-level element being read
+    /// (bounded by [`Limits::max_element_heap`]).
+    pub fn element_heap(&self) -> usize {
+        self.heap
+    }
+
     /// Reads at most one event from `input`, advancing it past the bytes
     /// consumed. `Ok(None)`: all of `input` was consumed and more is
     /// needed.
     pub fn read(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+        self.read_gated(input, &|_: &str, _: &str| Ok(()))
+    }
+
+    /// [`read`](Self::read), checking every top-level element at its
+    /// start tag: `gate(name, namespace)` decides whether the element may
+    /// come now, before anything of its content is read or kept. A
+    /// refusal fails the reader with [`ReadError::Refused`]. The stream
+    /// header, `<stream:error/>` and the closing tag are not gated.
+    pub fn read_gated(
+        &mut self,
+        input: &mut &[u8],
+        gate: Gate<'_>,
+    ) -> Result<Option<StreamEvent>, ReadError> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
-        match self.read_inner(input) {
+        match self.read_inner(input, gate) {
             Ok(ev) => Ok(ev),
             Err(e) => {
-                self.stack.clear();
+                self.stack = Vec::new();
+                self.templates = Vec::new();
                 self.head = None;
+                self.heap = 0;
                 self.state = State::Failed(e.clone());
                 Err(e)
             }
         }
     }
 
-    fn read_inner(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+    /// A top-level boundary: what was charged for the element is gone.
+    fn boundary(&mut self) {
+        self.pending_bytes = 0;
+        self.heap = 0;
+        self.started = false;
+        self.templates.clear();
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), ReadError> {
+        self.heap = self.heap.saturating_add(bytes);
+        if self.heap > self.limits.max_element_heap {
+            return Err(ReadError::LimitExceeded {
+                limit: Limit::ElementHeap,
+                max: self.limits.max_element_heap,
+            });
+        }
+        Ok(())
+    }
+
+    fn read_inner(
+        &mut self,
+        input: &mut &[u8],
+        gate: Gate<'_>,
+    ) -> Result<Option<StreamEvent>, ReadError> {
         if matches!(self.state, State::Closed) {
             // Only whitespace may follow `</stream:stream>`; nothing is
             // parsed or kept.
-            return match input
-                .iter()
-                .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            {
+            return match input.iter().position(|b| !is_space(*b)) {
                 Some(_) => Err(ReadError::DataAfterClose),
                 None => {
                     *input = &input[input.len()..];
@@ -427,26 +599,41 @@ impl StreamReader {
         }
         if matches!(self.state, State::Prolog) && !self.prolog_started {
             // A stream starts with `<` (an XML declaration or the header),
-            // possibly after whitespace. Anything else (an HTTP request, a
-            // TLS ClientHello on a plaintext port) fails at once instead of
-            // being buffered as text.
-            match input
-                .iter()
-                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            {
+            // possibly after whitespace, which is dropped here (the parser
+            // would refuse it before a header without a declaration, and
+            // its answer would depend on how the bytes were cut). Anything
+            // else (an HTTP request, a TLS ClientHello on a plaintext port)
+            // fails at once instead of being buffered as text.
+            let spaces = input.iter().take_while(|b| is_space(**b)).count();
+            self.pending_bytes += spaces;
+            *input = &input[spaces..];
+            match input.first() {
                 Some(b'<') => self.prolog_started = true,
                 Some(_) => {
                     return Err(ReadError::NotWellFormed(
                         "a stream must start with '<'".into(),
                     ))
                 }
-                None => {}
+                None => {
+                    return if self.pending_bytes > self.limits.max_element_bytes {
+                        Err(ReadError::LimitExceeded {
+                            limit: Limit::ElementBytes,
+                            max: self.limits.max_element_bytes,
+                        })
+                    } else {
+                        Ok(None)
+                    };
+                }
             }
         }
         loop {
-            let before = input.len();
+            let before = *input;
             let res = self.parser.parse(input, false);
-            self.pending_bytes += before - input.len();
+            let consumed = before.len() - input.len();
+            self.pending_bytes += consumed;
+            if !self.started && before[..consumed].iter().any(|b| !is_space(*b)) {
+                self.started = true;
+            }
             if self.pending_bytes > self.limits.max_element_bytes {
                 return Err(ReadError::LimitExceeded {
                     limit: Limit::ElementBytes,
@@ -468,13 +655,13 @@ impl StreamReader {
                     return Err(err);
                 }
             };
-            if let Some(out) = self.handle(ev)? {
+            if let Some(out) = self.handle(ev, gate)? {
                 return Ok(Some(out));
             }
         }
     }
 
-    fn handle(&mut self, ev: RawEvent) -> Result<Option<StreamEvent>, ReadError> {
+    fn handle(&mut self, ev: RawEvent, gate: Gate<'_>) -> Result<Option<StreamEvent>, ReadError> {
         match ev {
             RawEvent::XmlDeclaration(..) => Ok(None),
             RawEvent::ElementHeadOpen(_, (prefix, name)) => {
@@ -511,19 +698,28 @@ impl StreamReader {
                     self.decl_marks.push(self.decls.len());
                 }
                 let mark = *self.decl_marks.last().unwrap_or(&0);
-                match (prefix, name) {
+                let cost = match (prefix, name) {
                     (None, n) if n.as_str() == "xmlns" => {
-                        push_decl(&mut self.decls, mark, None, value)?
+                        let cost = cost::declaration(&value);
+                        push_decl(&mut self.decls, mark, None, value)?;
+                        cost
                     }
                     (Some(p), n) if p.as_str() == "xmlns" => {
-                        push_decl(&mut self.decls, mark, Some(n), value)?
+                        let cost = cost::declaration(&value);
+                        push_decl(&mut self.decls, mark, Some(n), value)?;
+                        cost
                     }
                     (p, n) => {
                         if head.attrs.iter().any(|(ap, an, _)| *ap == p && *an == n) {
                             return Err(ReadError::DuplicateAttribute(n.to_string()));
                         }
+                        let cost = cost::attribute(&n, &value);
                         head.attrs.push((p, n, value));
+                        cost
                     }
+                };
+                if matches!(self.state, State::Open) {
+                    self.charge(cost)?;
                 }
                 Ok(None)
             }
@@ -537,23 +733,24 @@ impl StreamReader {
                 match self.state {
                     State::Prolog => self.open_stream(head).map(Some),
                     _ => {
-                        let el = self.build(head)?;
+                        let top_level = self.stack.is_empty();
+                        let el = self.build(head, top_level.then_some(gate))?;
                         self.stack.push(el);
                         Ok(None)
                     }
                 }
             }
             RawEvent::Text(_, text) => {
+                if !self.stack.is_empty() {
+                    self.charge(cost::text(text.len()))?;
+                }
                 if let Some(top) = self.stack.last_mut() {
                     top.append_text(text);
                     Ok(None)
-                } else if text
-                    .bytes()
-                    .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-                {
+                } else if text.bytes().all(is_space) {
                     // A keepalive: nothing is kept.
                     if matches!(self.state, State::Open) {
-                        self.pending_bytes = 0;
+                        self.boundary();
                     }
                     Ok(None)
                 } else if matches!(self.state, State::Closed) {
@@ -565,18 +762,22 @@ impl StreamReader {
             RawEvent::ElementFoot(_) => {
                 if let Some(mark) = self.decl_marks.pop() {
                     self.decls.truncate(mark);
+                    // Templates of the dropped declarations go with them:
+                    // a later declaration may reuse the index.
+                    self.templates
+                        .retain(|t| t.decl < mark || t.decl == usize::MAX);
                 }
                 let Some(el) = self.stack.pop() else {
                     // The stream element itself closed.
                     self.state = State::Closed;
-                    self.pending_bytes = 0;
+                    self.boundary();
                     return Ok(Some(StreamEvent::Closed));
                 };
                 if let Some(parent) = self.stack.last_mut() {
                     parent.append_child(el);
                     return Ok(None);
                 }
-                self.pending_bytes = 0;
+                self.boundary();
                 if el.is("error", ns::STREAM) {
                     if let Some(err) = StreamError::from_element(&el) {
                         return Ok(Some(StreamEvent::StreamError(err)));
@@ -587,16 +788,23 @@ impl StreamReader {
         }
     }
 
-    fn lookup(&self, prefix: Option<&NcName>) -> Option<&str> {
+    /// The declaration that binds `prefix`: its index in `decls`
+    /// (`usize::MAX` for `xml`) and namespace.
+    fn resolve(&self, prefix: Option<&NcName>) -> Option<(usize, &Namespace<'static>)> {
         match prefix {
-            Some(p) if p.as_str() == "xml" => Some(ns::XML),
+            Some(p) if p.as_str() == "xml" => Some((usize::MAX, Namespace::xml())),
             _ => self
                 .decls
                 .iter()
+                .enumerate()
                 .rev()
-                .find(|d| d.prefix.as_ref() == prefix)
-                .map(|d| d.ns.as_str()),
+                .find(|(_, d)| d.prefix.as_ref() == prefix)
+                .map(|(i, d)| (i, &d.ns)),
         }
+    }
+
+    fn lookup(&self, prefix: Option<&NcName>) -> Option<&str> {
+        self.resolve(prefix).map(|(_, ns)| ns.as_str())
     }
 
     fn open_stream(&mut self, head: Head) -> Result<StreamEvent, ReadError> {
@@ -634,25 +842,56 @@ impl StreamReader {
             }
         }
         self.state = State::Open;
-        self.pending_bytes = 0;
+        self.boundary();
         self.header = Some(header.clone());
         Ok(StreamEvent::Header(header))
     }
 
-    fn build(&self, head: Head) -> Result<Element, ReadError> {
-        let Some(ns) = self.lookup(head.prefix.as_ref()) else {
+    /// The element of `head`, its namespace resolved; a top-level one is
+    /// first put to `gate`.
+    fn build(&mut self, head: Head, gate: Option<Gate<'_>>) -> Result<Element, ReadError> {
+        let Some((decl, ns)) = self.resolve(head.prefix.as_ref()) else {
             return Err(ReadError::UnboundPrefix(
                 head.prefix.map(|p| p.to_string()).unwrap_or_default(),
             ));
         };
-        let mut el = Element::bare(head.name.as_str(), ns);
+        if let Some(gate) = gate {
+            gate(head.name.as_str(), ns.as_str()).map_err(ReadError::Refused)?;
+        }
+        let name = head.name.as_str();
+        let found = self
+            .templates
+            .iter()
+            .find(|t| t.decl == decl && t.element.name() == name);
+        let (mut el, cost) = match found {
+            Some(t) => (t.element.clone(), cost::element(name)),
+            None => {
+                let el = Element::bare(name, ns.as_str());
+                let cost = cost::template(name, ns.as_str());
+                if self.templates.len() < MAX_TEMPLATES && name.len() <= MAX_TEMPLATE_NAME {
+                    self.templates.push(Template {
+                        decl,
+                        element: el.clone(),
+                    });
+                    (el, cost + cost::element(name))
+                } else {
+                    (el, cost)
+                }
+            }
+        };
+        let mut namespaces: Vec<&Namespace<'static>> = Vec::new();
         if !head.attrs.is_empty() {
             let attrs = el.attrs_mut();
             for (prefix, name, value) in head.attrs {
                 let ns = match &prefix {
                     None => Namespace::NONE,
-                    Some(p) => match self.lookup(Some(p)) {
-                        Some(ns) => Namespace::from(ns.to_owned()),
+                    Some(p) => match self.resolve(Some(p)) {
+                        Some((_, ns)) => {
+                            if !namespaces.contains(&ns) {
+                                namespaces.push(ns);
+                            }
+                            ns.clone()
+                        }
                         None => return Err(ReadError::UnboundPrefix(p.to_string())),
                     },
                 };
@@ -663,9 +902,17 @@ impl StreamReader {
                     ));
                 }
             }
+            let maps = cost::attr_maps(namespaces.len() + 1);
+            self.charge(cost + maps)?;
+        } else {
+            self.charge(cost)?;
         }
         Ok(el)
     }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
@@ -690,6 +937,9 @@ fn push_decl(
             .unwrap_or("xmlns".into());
         return Err(ReadError::DuplicateAttribute(name));
     }
-    decls.push(Decl { prefix, ns });
+    decls.push(Decl {
+        prefix,
+        ns: Namespace::from(ns),
+    });
     Ok(())
 }

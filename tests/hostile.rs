@@ -1,0 +1,719 @@
+//! The hostile-peer suite: what a peer can make either role hold, spend or
+//! accept, with the heap measured by a counting allocator. Each test would
+//! fail without the limit or check it is about.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use std::time::{Duration, Instant};
+
+use support::pair::{alice_config, server_config, Pair};
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::server::{Server, ServerConfig, ServerError, ServerEvent, ServerTls};
+use xmpp_sansio::stream_error::StreamErrorCondition as C;
+use xmpp_sansio::xml::{Limit, Limits, ReadError};
+use xmpp_sansio::{ConfigError, DeterministicRandom};
+
+/// Counts this thread's heap: the current total and its peak.
+struct Counting;
+
+thread_local! {
+    static CURRENT: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn add(n: isize) {
+    let _ = CURRENT.try_with(|c| {
+        let v = c.get() + n;
+        c.set(v);
+        let _ = PEAK.try_with(|p| {
+            if v > p.get() {
+                p.set(v)
+            }
+        });
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        add(l.size() as isize);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        add(-(l.size() as isize));
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        add(new as isize - l.size() as isize);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// The peak heap growth of this thread while `f` runs, and its result.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
+    let base = CURRENT.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    let peak = PEAK.with(Cell::get) - base;
+    (peak.max(0) as usize, out)
+}
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+
+/// The amplification shapes: an unclosed top-level element the size of
+/// the element limit (`bytes`), each built to make a parsed tree cost far
+/// more heap than its bytes.
+fn shapes(bytes: usize) -> Vec<(&'static str, String)> {
+    let uri = format!("urn:{}", "n".repeat(8 * 1024 - 8));
+    let fill = |open: String, unit: &dyn Fn(usize) -> String| {
+        let mut s = open;
+        for i in 0.. {
+            let u = unit(i);
+            if s.len() + u.len() > bytes - 64 {
+                break;
+            }
+            s.push_str(&u);
+        }
+        s
+    };
+    vec![
+        (
+            "namespace-heavy",
+            fill(format!("<iq type='set' id='a'><m xmlns='{uri}'>"), &|_| {
+                "<a/>".into()
+            }),
+        ),
+        (
+            "prefixed-attribute-heavy",
+            fill(format!("<iq type='set' id='a' xmlns:p='{uri}'>"), &|i| {
+                format!("<a p:x='{i}' y='1'/>")
+            }),
+        ),
+        (
+            "many tiny children",
+            fill("<iq type='set' id='a'>".into(), &|_| "<a/>".into()),
+        ),
+        (
+            "many namespace declarations",
+            fill("<iq type='set' id='a'>".into(), &|i| {
+                format!("<a xmlns:p{i}='{}'/>", &uri[..200])
+            }),
+        ),
+        (
+            "deep but legal nesting",
+            fill("<iq type='set' id='a'>".into(), &|_| {
+                let open: String = (0..62).map(|d| format!("<d{d} xmlns='urn:{d}'>")).collect();
+                let close: String = (0..62).rev().map(|d| format!("</d{d}>")).collect();
+                open + &close
+            }),
+        ),
+    ]
+}
+
+/// Where the shapes are fed.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// A server before authentication.
+    ServerPreAuth,
+    /// A server whose session is ready.
+    ServerReady,
+    /// A client whose session is ready.
+    ClientReady,
+}
+
+/// A negotiated pair without TLS (PLAIN over a loopback).
+fn ready_pair(seed: u64) -> Pair {
+    let client = alice_config("PLAIN", TlsMode::None, seed);
+    let server = server_config("example.com", &["PLAIN"], ServerTls::None, seed);
+    let mut p = Pair::with_alice(client, server, None);
+    p.negotiate();
+    assert!(p.client.is_ready() && p.server.is_ready());
+    p.client_events.clear();
+    p.server_events.clear();
+    p
+}
+
+fn plain_server(limits: Limits) -> Server {
+    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    c.tls = ServerTls::None;
+    c.limits = limits;
+    let mut s = Server::new(c, Instant::now());
+    s.feed(Instant::now(), HEADER.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.poll_transmit(&mut out);
+    while s.poll_event().is_some() {}
+    s
+}
+
+/// What feeding `body` in 4 KiB reads did: the peak heap, the error, the
+/// bytes the machine read before it closed.
+struct Outcome {
+    peak: usize,
+    read_error: Option<ReadError>,
+    condition_sent: bool,
+    fed: usize,
+}
+
+fn feed_shape(target: Target, limits: Limits, body: &str) -> Outcome {
+    let now = Instant::now();
+    let mut out = Vec::with_capacity(64 * 1024);
+    match target {
+        Target::ServerPreAuth | Target::ServerReady => {
+            let mut server = match target {
+                Target::ServerPreAuth => plain_server(limits),
+                _ => {
+                    let mut p = ready_pair(7);
+                    // The limits in force are the configuration's: a pair
+                    // with other limits negotiates the same way.
+                    if limits != Limits::default() {
+                        let mut c = server_config("example.com", &["PLAIN"], ServerTls::None, 7);
+                        c.limits = limits;
+                        let mut q =
+                            Pair::with_alice(alice_config("PLAIN", TlsMode::None, 7), c, None);
+                        q.negotiate();
+                        p = q;
+                    }
+                    p.server
+                }
+            };
+            let mut events = Vec::with_capacity(16);
+            let mut fed = 0;
+            let (peak, ()) = peak_during(|| {
+                for chunk in body.as_bytes().chunks(4096) {
+                    if server.is_closed() {
+                        break;
+                    }
+                    let _ = server.feed(now, chunk);
+                    fed += chunk.len();
+                    server.poll_transmit(&mut out);
+                    while let Some(e) = server.poll_event() {
+                        if events.len() < 16 {
+                            events.push(e);
+                        }
+                    }
+                }
+            });
+            let read_error = events.iter().find_map(|e| match e {
+                ServerEvent::Error(ServerError::Read(r)) => Some(r.clone()),
+                _ => None,
+            });
+            let condition_sent = String::from_utf8_lossy(&out).contains("<policy-violation");
+            Outcome {
+                peak,
+                read_error,
+                condition_sent,
+                fed,
+            }
+        }
+        Target::ClientReady => {
+            let mut client = if limits == Limits::default() {
+                ready_pair(9).client
+            } else {
+                let mut c = alice_config("PLAIN", TlsMode::None, 9);
+                c.limits = limits;
+                let s = server_config("example.com", &["PLAIN"], ServerTls::None, 9);
+                let mut p = Pair::with_alice(c, s, None);
+                p.negotiate();
+                p.client
+            };
+            let mut events = Vec::with_capacity(16);
+            let mut fed = 0;
+            let (peak, ()) = peak_during(|| {
+                for chunk in body.as_bytes().chunks(4096) {
+                    if client.is_closed() {
+                        break;
+                    }
+                    let _ = client.feed(now, chunk);
+                    fed += chunk.len();
+                    client.poll_transmit(&mut out);
+                    while let Some(e) = client.poll_event() {
+                        if events.len() < 16 {
+                            events.push(e);
+                        }
+                    }
+                }
+            });
+            let read_error = events.iter().find_map(|e| match e {
+                ClientEvent::Error(ClientError::Read(r)) => Some(r.clone()),
+                _ => None,
+            });
+            let condition_sent = String::from_utf8_lossy(&out).contains("<policy-violation");
+            Outcome {
+                peak,
+                read_error,
+                condition_sent,
+                fed,
+            }
+        }
+    }
+}
+
+/// Heap outside the element tree that a machine may use while reading:
+/// the parser's token buffer (8 KiB, twice while it grows), the output
+/// and events of the refusal.
+const MACHINE_SLACK: usize = 64 * 1024;
+
+#[test]
+fn amplification_shapes_stay_within_the_heap_budget_on_both_roles() {
+    let limits = Limits::default();
+    let budget = limits.max_element_heap + MACHINE_SLACK;
+    for (shape, body) in shapes(limits.max_element_bytes) {
+        for target in [
+            Target::ServerPreAuth,
+            Target::ServerReady,
+            Target::ClientReady,
+        ] {
+            let o = feed_shape(target, limits, &body);
+            eprintln!(
+                "{shape} into {target:?}: peak heap {} B, read {} B of {}, {:?}",
+                o.peak,
+                o.fed,
+                body.len(),
+                o.read_error
+            );
+            assert!(
+                o.peak <= budget,
+                "{shape} into {target:?}: peak heap {} B over the budget {budget} B",
+                o.peak
+            );
+            if shape != "many namespace declarations" {
+                // These cost far more heap than bytes: the budget ends them.
+                assert_eq!(
+                    o.read_error,
+                    Some(ReadError::LimitExceeded {
+                        limit: Limit::ElementHeap,
+                        max: limits.max_element_heap
+                    }),
+                    "{shape} into {target:?}"
+                );
+                assert!(
+                    o.condition_sent,
+                    "{shape} into {target:?}: no policy-violation"
+                );
+                assert!(
+                    o.fed < body.len(),
+                    "{shape} into {target:?}: read to the end"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn without_the_heap_budget_the_shapes_amplify() {
+    // The same input with the budget lifted: the test above would see it.
+    let limits = Limits {
+        max_element_heap: usize::MAX,
+        ..Limits::default()
+    };
+    let body = &shapes(limits.max_element_bytes)[0].1;
+    let o = feed_shape(Target::ServerPreAuth, limits, body);
+    assert!(o.read_error.is_none());
+    assert!(
+        o.peak > 4 * Limits::default().max_element_heap,
+        "peak {} B",
+        o.peak
+    );
+}
+
+/// Feeds `input` to `server` and returns the error it failed with.
+fn server_error_after(server: &mut Server, input: &[u8]) -> Option<ServerError> {
+    let _ = server.feed(Instant::now(), input);
+    let mut out = Vec::new();
+    server.poll_transmit(&mut out);
+    std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
+        ServerEvent::Error(err) => Some(err),
+        _ => None,
+    })
+}
+
+fn condition(e: Option<ServerError>) -> Option<C> {
+    e.and_then(|e| e.condition())
+}
+
+#[test]
+fn an_element_illegal_in_the_phase_is_refused_at_its_start_tag() {
+    // Only the start tag is fed: the refusal cannot wait for the content.
+    let mut s = plain_server(Limits::default());
+    assert_eq!(
+        condition(server_error_after(
+            &mut s,
+            b"<message to='bob@example.com'>"
+        )),
+        Some(C::NotAuthorized)
+    );
+    let mut s = plain_server(Limits::default());
+    assert_eq!(
+        condition(server_error_after(
+            &mut s,
+            b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='example.com'>"
+        )),
+        Some(C::BadFormat)
+    );
+    let mut s = plain_server(Limits::default());
+    assert_eq!(
+        condition(server_error_after(&mut s, b"<foo xmlns='urn:x'>")),
+        Some(C::UnsupportedStanzaType)
+    );
+
+    // A non-SASL element during SASL (the server waits for a response).
+    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    c.tls = ServerTls::None;
+    c.mechanisms = vec!["DIGEST-MD5".into()];
+    let mut s = Server::new(c, Instant::now());
+    let auth =
+        format!("{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>");
+    assert!(server_error_after(&mut s, auth.as_bytes()).is_none());
+    assert_eq!(
+        condition(server_error_after(&mut s, b"<iq type='get' id='x'>")),
+        Some(C::UnsupportedStanzaType)
+    );
+
+    // After the session is ready: a SASL element is not a stanza.
+    let mut p = ready_pair(1);
+    assert_eq!(
+        condition(server_error_after(
+            &mut p.server,
+            b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+        )),
+        Some(C::UnsupportedStanzaType)
+    );
+
+    // The client: a stanza where features are due.
+    let mut cc = ClientConfig::new(
+        "juliet@example.com",
+        Credentials::password("x"),
+        Box::new(DeterministicRandom::new(1)),
+    );
+    cc.tls = TlsMode::None;
+    let mut client = Client::new(cc, Instant::now());
+    let server_header = "<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='example.com' id='i' version='1.0'>";
+    client
+        .feed(Instant::now(), server_header.as_bytes())
+        .unwrap();
+    client.feed(Instant::now(), b"<message from='x'>").unwrap();
+    let err = std::iter::from_fn(|| client.poll_event()).find_map(|e| match e {
+        ClientEvent::Error(e) => Some(e),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            &err,
+            Some(ClientError::Protocol {
+                condition: C::UnsupportedStanzaType,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+fn server_failed_with(server: &mut Server) -> Option<C> {
+    let mut out = Vec::new();
+    server.poll_transmit(&mut out);
+    std::iter::from_fn(|| server.poll_event()).find_map(|e| match e {
+        ServerEvent::Error(e) => e.condition(),
+        _ => None,
+    })
+}
+
+fn client_failed_with(client: &mut Client) -> Option<ClientError> {
+    let mut out = Vec::new();
+    client.poll_transmit(&mut out);
+    std::iter::from_fn(|| client.poll_event()).find_map(|e| match e {
+        ClientEvent::Error(e) => Some(e),
+        _ => None,
+    })
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn a_started_element_must_finish_in_time_once_ready_on_both_roles() {
+    // The server: a client trickles one byte every 10 s into a stanza.
+    let mut p = ready_pair(2);
+    let t0 = p.now;
+    assert_eq!(
+        p.server.poll_timeout(),
+        None,
+        "an idle ready session has no deadline"
+    );
+    p.server
+        .feed(t0, b"<message to='bob@example.com'><body>")
+        .unwrap();
+    assert_eq!(p.server.poll_timeout(), Some(t0 + 60 * SECOND));
+    for i in 1..6 {
+        let t = t0 + 10 * i * SECOND;
+        p.server.feed(t, b"a").unwrap();
+        p.server.handle_timeout(t);
+        assert!(!p.server.is_closed(), "closed after {}0 s", i);
+    }
+    p.server.handle_timeout(t0 + 60 * SECOND);
+    assert_eq!(server_failed_with(&mut p.server), Some(C::PolicyViolation));
+    assert!(p.server.is_closed() || p.server.poll_timeout().is_some());
+
+    // A stanza that completes in time clears the deadline.
+    let mut p = ready_pair(3);
+    let t0 = p.now;
+    p.server.feed(t0, b"<presence>").unwrap();
+    p.server.feed(t0 + 50 * SECOND, b"</presence>").unwrap();
+    assert_eq!(p.server.poll_timeout(), None);
+
+    // The client: the server trickles.
+    let mut p = ready_pair(4);
+    let t0 = p.now;
+    p.client
+        .feed(t0, b"<message from='bob@example.com'><body>")
+        .unwrap();
+    assert_eq!(p.client.poll_timeout(), Some(t0 + 60 * SECOND));
+    p.client.feed(t0 + 30 * SECOND, b"x").unwrap();
+    p.client.handle_timeout(t0 + 59 * SECOND);
+    assert!(!p.client.is_closed());
+    p.client.handle_timeout(t0 + 60 * SECOND);
+    assert!(matches!(
+        client_failed_with(&mut p.client),
+        Some(ClientError::Protocol {
+            condition: C::PolicyViolation,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_server_idle_deadline_ends_a_silent_session() {
+    let client = alice_config("PLAIN", TlsMode::None, 5);
+    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 5);
+    server.idle_timeout = Some(30 * SECOND);
+    let mut p = Pair::with_alice(client, server, None);
+    p.negotiate();
+    let t0 = p.now;
+    assert_eq!(p.server.poll_timeout(), Some(t0 + 30 * SECOND));
+    // A whitespace keepalive counts as hearing from the client.
+    p.server.feed(t0 + 20 * SECOND, b" ").unwrap();
+    assert_eq!(p.server.poll_timeout(), Some(t0 + 50 * SECOND));
+    p.server.handle_timeout(t0 + 49 * SECOND);
+    assert!(!p.server.is_closed());
+    p.server.handle_timeout(t0 + 50 * SECOND);
+    assert_eq!(
+        server_failed_with(&mut p.server),
+        Some(C::ConnectionTimeout)
+    );
+    // Off by default.
+    assert_eq!(ready_pair(6).server.poll_timeout(), None);
+}
+
+#[test]
+fn the_server_auth_deadline_comes_before_the_negotiation_deadline() {
+    let t0 = Instant::now();
+    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    c.tls = ServerTls::None;
+    let (auth, negotiation) = (c.auth_timeout, c.negotiation_timeout);
+    assert!(auth < negotiation);
+    let mut s = Server::new(c, t0);
+    s.feed(t0, HEADER.as_bytes()).unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + auth));
+    s.handle_timeout(t0 + auth - SECOND);
+    assert!(!s.is_closed());
+    s.handle_timeout(t0 + auth);
+    assert_eq!(server_failed_with(&mut s), Some(C::PolicyViolation));
+}
+
+#[test]
+fn the_client_keepalive_goes_out_when_nothing_else_did() {
+    let mut client = alice_config("PLAIN", TlsMode::None, 8);
+    client.keepalive = Some(30 * SECOND);
+    let server = server_config("example.com", &["PLAIN"], ServerTls::None, 8);
+    let mut p = Pair::with_alice(client, server, None);
+    p.negotiate();
+    let t0 = p.now;
+    assert_eq!(p.client.poll_timeout(), Some(t0 + 30 * SECOND));
+    let mut out = Vec::new();
+    p.client.handle_timeout(t0 + 29 * SECOND);
+    p.client.poll_transmit(&mut out);
+    assert!(out.is_empty());
+    p.client.handle_timeout(t0 + 30 * SECOND);
+    p.client.poll_transmit(&mut out);
+    assert_eq!(out, b" ");
+    // A stanza sent (and handed out) at 50 s postpones the next one.
+    let t1 = t0 + 50 * SECOND;
+    p.client.feed(t1, b"").unwrap();
+    let msg = support::parse_stanza("<message to='bob@example.com'><body>hi</body></message>");
+    p.client.send(&msg).unwrap();
+    out.clear();
+    p.client.poll_transmit(&mut out);
+    p.client.feed(t1, b"").unwrap();
+    assert_eq!(p.client.poll_timeout(), Some(t1 + 30 * SECOND));
+}
+
+#[test]
+fn the_client_refuses_a_pre_1_0_server_when_tls_is_required() {
+    let cc = ClientConfig::new(
+        "juliet@example.com",
+        Credentials::password("s3cret"),
+        Box::new(DeterministicRandom::new(1)),
+    );
+    let mut client = Client::new(cc, Instant::now());
+    let mut out = Vec::new();
+    client.poll_transmit(&mut out);
+    out.clear();
+    // Seed 001's server: no version, so no features and no STARTTLS.
+    let header = "<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='example.com' id='3A3B'>";
+    client.feed(Instant::now(), header.as_bytes()).unwrap();
+    assert_eq!(
+        client_failed_with(&mut client),
+        Some(ClientError::TlsRequired)
+    );
+    client.poll_transmit(&mut out);
+    let sent = String::from_utf8_lossy(&out);
+    assert!(!sent.contains("iq") && !sent.contains("s3cret"), "{sent}");
+}
+
+/// A server whose host has a SCRAM credential request pending.
+fn server_waiting_for_credentials(extra: &[u8]) -> Server {
+    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    c.tls = ServerTls::None;
+    c.mechanisms = vec!["SCRAM-SHA-1".into()];
+    let mut s = Server::new(c, Instant::now());
+    // RFC 5802's client-first message.
+    let mut input = format!(
+        "{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>\
+         biwsbj11c2VyLHI9ZnlrbytkMmxiYkZnT05Sdjlxa3hkYXdM</auth>"
+    )
+    .into_bytes();
+    input.extend_from_slice(extra);
+    s.feed(Instant::now(), &input).unwrap();
+    s
+}
+
+#[test]
+fn bytes_held_while_the_host_decides_are_limited_in_any_read() {
+    let limit = ServerConfig::new("x", Box::new(DeterministicRandom::new(1))).max_held_bytes;
+    let junk = vec![b' '; limit + 1];
+    // In the read that brought the request.
+    let mut s = server_waiting_for_credentials(&junk);
+    assert_eq!(server_failed_with(&mut s), Some(C::PolicyViolation));
+    // In later reads.
+    let mut s = server_waiting_for_credentials(b"");
+    assert_eq!(server_failed_with(&mut s), None);
+    s.feed(Instant::now(), &junk[..limit / 2]).unwrap();
+    assert_eq!(server_failed_with(&mut s), None);
+    s.feed(Instant::now(), &junk[limit / 2..]).unwrap();
+    assert_eq!(server_failed_with(&mut s), Some(C::PolicyViolation));
+    // Up to the limit is fine.
+    let mut s = server_waiting_for_credentials(&junk[1..]);
+    assert_eq!(server_failed_with(&mut s), None);
+}
+
+#[test]
+fn whitespace_before_a_header_without_declaration_is_accepted_in_any_chunking() {
+    let header = "<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+    let input = format!("\n\t\r {header}");
+    let run = |chunk: usize| {
+        let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+        c.tls = ServerTls::None;
+        let mut s = Server::new(c, Instant::now());
+        for piece in input.as_bytes().chunks(chunk) {
+            s.feed(Instant::now(), piece).unwrap();
+        }
+        let mut out = Vec::new();
+        s.poll_transmit(&mut out);
+        let events: Vec<String> = std::iter::from_fn(|| s.poll_event())
+            .map(|e| format!("{e:?}"))
+            .collect();
+        (String::from_utf8(out).unwrap(), events)
+    };
+    let whole = run(input.len());
+    assert!(whole.0.contains("<stream:features>"), "{whole:?}");
+    assert!(whole.1.is_empty(), "{whole:?}");
+    for chunk in [1, 2, 3, 5] {
+        assert_eq!(run(chunk), whole, "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn huge_durations_are_refused_by_validate_and_never_panic() {
+    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    assert_eq!(c.validate(), Ok(()));
+    c.auth_timeout = Duration::MAX;
+    c.element_timeout = Duration::MAX;
+    assert!(matches!(
+        c.validate(),
+        Err(ConfigError::Duration {
+            field: "auth_timeout",
+            ..
+        })
+    ));
+    c.tls = ServerTls::None;
+    let t0 = Instant::now();
+    let mut s = Server::new(c, t0);
+    s.feed(t0, b"<stream:stream").unwrap();
+    // The saturated deadlines lie beyond the negotiation deadline.
+    assert_eq!(s.poll_timeout(), Some(t0 + 120 * SECOND));
+
+    let mut cc = ClientConfig::new(
+        "juliet@example.com",
+        Credentials::password("x"),
+        Box::new(DeterministicRandom::new(1)),
+    );
+    assert_eq!(cc.validate(), Ok(()));
+    cc.element_timeout = Duration::ZERO;
+    assert!(matches!(
+        cc.validate(),
+        Err(ConfigError::Duration {
+            field: "element_timeout",
+            ..
+        })
+    ));
+    cc.element_timeout = SECOND;
+    cc.negotiation_timeout = Duration::MAX;
+    cc.keepalive = Some(Duration::MAX);
+    assert!(cc.validate().is_err());
+    let client = Client::new(cc, t0);
+    assert!(client.poll_timeout().is_some());
+    cc = ClientConfig::new(
+        "j@example.com",
+        Credentials::password("x"),
+        Box::new(DeterministicRandom::new(1)),
+    );
+    cc.limits.max_element_heap = 0;
+    assert_eq!(
+        cc.validate(),
+        Err(ConfigError::Limit {
+            field: "limits.max_element_heap"
+        })
+    );
+}
+
+#[test]
+fn queued_output_is_visible_and_has_a_high_water_mark() {
+    let client = alice_config("PLAIN", TlsMode::None, 10);
+    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 10);
+    server.output_high_water = 4096;
+    let mut p = Pair::with_alice(client, server, None);
+    p.negotiate();
+    assert_eq!(p.server.queued_output(), 0);
+    assert!(!p.server.output_congested());
+    let msg = support::parse_stanza(
+        "<message to='alice@example.com/pair'><body>a reply the client does not read</body></message>",
+    );
+    while !p.server.output_congested() {
+        p.server.send(&msg).unwrap();
+        assert!(p.server.queued_output() < 8192);
+    }
+    assert!(p.server.queued_output() > 4096);
+    let mut out = Vec::new();
+    let n = p.server.poll_transmit(&mut out);
+    assert_eq!(n, out.len());
+    assert_eq!(p.server.queued_output(), 0);
+    assert!(!p.server.output_congested());
+    assert!(!p.client.output_congested());
+}
