@@ -26,6 +26,11 @@ struct Run {
 
 impl Run {
     fn new(tls: TlsMode) -> Run {
+        Run::with(tls, |_| {})
+    }
+
+    /// A run whose configuration `adjust` changes first.
+    fn with(tls: TlsMode, adjust: impl FnOnce(&mut ClientConfig)) -> Run {
         let mut c = ClientConfig::new(
             "alice@localhost",
             Credentials::password("secret"),
@@ -33,6 +38,7 @@ impl Run {
         );
         c.tls = tls;
         c.policy.allow_plain_without_tls = true;
+        adjust(&mut c);
         let now = Instant::now();
         let mut run = Run {
             client: Client::new(c, now),
@@ -282,25 +288,56 @@ fn scram_server_final_with_a_wrong_signature() {
         .any(|e| matches!(e, ClientEvent::Authenticated { .. })));
 }
 
-#[test]
-fn stream_errors_are_reported_with_redirects() {
-    let mut r = Run::new(TlsMode::StartTlsRequired);
+const SEE_OTHER_HOST: &str = "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example:5223</see-other-host><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>moved</text></stream:error></stream:stream>";
+
+/// The server sends `see-other-host`: the client reports the redirect when
+/// `redirect` is `Some(protected)`, then the stream error and the close;
+/// it answers the close and sends no stream error of its own.
+fn assert_see_other_host(r: &mut Run, redirect: Option<bool>) {
     r.take_sent();
-    r.feed(&format!("{SERVER_HEADER}<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>other.example:5223</see-other-host><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>moved</text></stream:error></stream:stream>"));
-    assert_eq!(
-        r.events[0],
-        ClientEvent::Redirect {
-            host: "other.example".into(),
-            port: Some(5223)
-        }
-    );
-    let ClientEvent::Error(ClientError::StreamError(e)) = &r.events[1] else {
-        panic!("{:?}", r.events)
+    r.events.clear();
+    r.feed(&format!("{SERVER_HEADER}{SEE_OTHER_HOST}"));
+    let mut events = std::mem::take(&mut r.events);
+    if let Some(protected) = redirect {
+        assert_eq!(
+            events.remove(0),
+            ClientEvent::Redirect {
+                host: "other.example".into(),
+                port: Some(5223),
+                protected,
+            }
+        );
+    }
+    let [ClientEvent::Error(ClientError::StreamError(e)), ClientEvent::Closed] = &events[..] else {
+        panic!("{events:?}")
     };
     assert_eq!(e.text.as_deref(), Some("moved"));
-    assert_eq!(r.events[2], ClientEvent::Closed);
-    // We answer the close, and send no stream error of our own.
     assert_eq!(r.take_sent(), "</stream:stream>");
+}
+
+#[test]
+fn stream_errors_are_reported_with_redirects() {
+    // Over TLS (after STARTTLS): the redirect, protected.
+    let mut r = Run::new(TlsMode::StartTlsRequired);
+    r.feed(&format!("{SERVER_HEADER}{FEATURES_TLS}"));
+    r.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    r.client
+        .tls_established(r.now, TlsInfo::without_binding(TlsVersion::Tls13))
+        .unwrap();
+    r.drain();
+    assert_see_other_host(&mut r, Some(true));
+}
+
+#[test]
+fn a_redirect_over_an_unprotected_stream_is_only_a_stream_error() {
+    // Before STARTTLS, anyone on the path can send see-other-host: no
+    // Redirect by default, the stream error all the same.
+    for tls in [TlsMode::StartTlsRequired, TlsMode::None] {
+        assert_see_other_host(&mut Run::new(tls), None);
+    }
+    // Allowed by the host: reported, and said to be unprotected.
+    let mut r = Run::with(TlsMode::None, |c| c.allow_redirect_without_tls = true);
+    assert_see_other_host(&mut r, Some(false));
 }
 
 #[test]

@@ -168,9 +168,18 @@ pub fn note_event(ev: &ClientEvent) {
                 note(&line);
             }
         }
-        ClientEvent::Redirect { host, port } => note(&format!(
-            "redirect (see-other-host) to {host}{}",
-            port.map(|p| format!(":{p}")).unwrap_or_default()
+        ClientEvent::Redirect {
+            host,
+            port,
+            protected,
+        } => note(&format!(
+            "redirect (see-other-host) to {host}{}{}",
+            port.map(|p| format!(":{p}")).unwrap_or_default(),
+            if *protected {
+                ""
+            } else {
+                " (over an unprotected stream)"
+            }
         )),
         _ => {}
     }

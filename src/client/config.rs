@@ -102,6 +102,24 @@ pub struct ClientConfig {
     /// hostile one could otherwise make the client run PBKDF2 for a long
     /// time). Default 100,000.
     pub max_scram_iterations: u32,
+    /// Legacy zero-knowledge authentication (XEP-0078, jabberd 1.4
+    /// `mod_auth_0k`): the highest `<sequence/>` accepted from a server.
+    /// The client hashes the password that many times inside
+    /// [`Client::feed`](super::Client::feed), and the server chooses the
+    /// count (up to 2^32 - 1: over an hour of SHA-1); above this it fails
+    /// with [`ClientError::ZeroKSequenceTooHigh`](super::ClientError::ZeroKSequenceTooHigh)
+    /// before hashing anything. jabberd 1.4 starts its chains at a few
+    /// hundred. Default 10,000.
+    pub max_zero_k_sequence: u32,
+    /// Report a `see-other-host` stream error that came over a stream not
+    /// protected by TLS as [`ClientEvent::Redirect`](super::ClientEvent::Redirect)
+    /// (with `protected: false`). Off by default: anyone on the path can
+    /// forge such a redirect, so it is then only reported as the stream
+    /// error it is. Whatever the host does with a redirect, RFC 6120
+    /// 4.9.3.19 keeps the original domain (the JID's) as the reference
+    /// identity: the new host's certificate is checked against that
+    /// domain, not against the host named in the redirect.
+    pub allow_redirect_without_tls: bool,
     /// `xml:lang` of the stream.
     pub lang: Option<String>,
     /// Reader limits for what the server sends.
@@ -150,6 +168,8 @@ impl ClientConfig {
             register: None,
             min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
             max_scram_iterations: 100_000,
+            max_zero_k_sequence: 10_000,
+            allow_redirect_without_tls: false,
             lang: Some("en".into()),
             limits: Limits::default(),
             negotiation_timeout: Duration::from_secs(30),

@@ -137,6 +137,17 @@ impl Client {
         let pw = password.expose();
         let cleartext_ok =
             self.tls.is_some() || self.config.legacy_auth.allow_plaintext_without_tls;
+        if let Some((seq, _)) = fields.zero_k {
+            // The server picks how many hashes we do: never more than the
+            // configured cap, and none at all when it asks for more.
+            let max = self.config.max_zero_k_sequence;
+            if seq > max {
+                return self.fail(
+                    ClientError::ZeroKSequenceTooHigh { sequence: seq, max },
+                    None,
+                );
+            }
+        }
         // Strongest first: zero-knowledge, digest, plaintext.
         let credential = if let Some((seq, token)) = &fields.zero_k {
             LegacyCredential::ZeroK(iq_auth::zero_k_hash(pw, token, *seq))

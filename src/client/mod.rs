@@ -81,12 +81,20 @@ pub enum ClientEvent {
     Registered,
     /// A stanza from the server.
     Stanza(Element),
-    /// The server sent `see-other-host`: reconnect there.
+    /// The server sent `see-other-host`: reconnect there. Only from a
+    /// TLS-protected stream, unless
+    /// [`ClientConfig::allow_redirect_without_tls`]. RFC 6120 4.9.3.19:
+    /// the original domain stays the reference identity, so the new
+    /// host's certificate is checked against the JID's domain, not
+    /// against `host`.
     Redirect {
         /// The host to connect to.
         host: String,
         /// The port, when given.
         port: Option<u16>,
+        /// Whether the stream was protected by TLS when the redirect came
+        /// (`false`: anyone on the path could have sent it).
+        protected: bool,
     },
     /// The stream failed; a [`ClientEvent::Closed`] follows.
     Error(ClientError),
@@ -136,6 +144,14 @@ pub enum ClientError {
     Registration(crate::steps::LegacyError),
     /// The server refused legacy authentication (401, 406, 409...).
     LegacyAuth(crate::steps::LegacyError),
+    /// The server's zero-knowledge `<sequence/>` is above
+    /// [`ClientConfig::max_zero_k_sequence`]: nothing was hashed or sent.
+    ZeroKSequenceTooHigh {
+        /// The sequence the server advertised.
+        sequence: u32,
+        /// The configured maximum.
+        max: u32,
+    },
     /// The server's stream is pre-XMPP-1.0 (no `version`) and legacy
     /// authentication is not enabled ([`LegacyAuthPolicy`]).
     UnsupportedVersion,
@@ -172,6 +188,10 @@ impl fmt::Display for ClientError {
             Self::Session(e) => write!(f, "session establishment failed: {e}"),
             Self::Registration(e) => write!(f, "registration failed: {e}"),
             Self::LegacyAuth(e) => write!(f, "legacy authentication failed: {e}"),
+            Self::ZeroKSequenceTooHigh { sequence, max } => write!(
+                f,
+                "the server's zero-knowledge sequence {sequence} is above the maximum {max}"
+            ),
             Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
             Self::Timeout => f.write_str("negotiation timed out"),
             Self::ClosedByPeer => f.write_str("the server closed the stream"),
@@ -573,7 +593,16 @@ impl Client {
             StreamEvent::Element(el) => self.on_element(now, el),
             StreamEvent::StreamError(e) => {
                 if let Some((host, port)) = e.condition.redirect() {
-                    self.core.push_event(ClientEvent::Redirect { host, port });
+                    // Unprotected, anyone on the path can send one: it is
+                    // then only the stream error below, unless allowed.
+                    let protected = self.tls.is_some();
+                    if protected || self.config.allow_redirect_without_tls {
+                        self.core.push_event(ClientEvent::Redirect {
+                            host,
+                            port,
+                            protected,
+                        });
+                    }
                 }
                 self.fail(ClientError::StreamError(e), None);
             }

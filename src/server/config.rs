@@ -40,8 +40,12 @@ pub struct ServerConfig {
     pub mechanisms: Vec<String>,
     /// Offer PLAIN and the token mechanisms on unencrypted streams.
     pub allow_plain_without_tls: bool,
-    /// Failed SASL attempts allowed on one stream; the next failure ends
-    /// the stream with `policy-violation`. Default 3.
+    /// Failed authentication attempts allowed on one stream, all kinds
+    /// counted together: SASL failures, SASL `<abort/>`s, and
+    /// `jabber:iq:auth` failures (a 401 verdict from the host, a method
+    /// refused, any credential before a required TLS). The failure that
+    /// reaches this count is answered as usual, then the stream ends with
+    /// `policy-violation`. Default 3 (0 behaves as 1).
     pub max_auth_failures: u32,
     /// From the stream's start, authentication must be done within this
     /// (jabberd's `authtime`, seed 001). Default 60 s.
@@ -74,7 +78,11 @@ pub struct ServerConfig {
     /// `password` are always added). `None`: registration is off (501).
     pub register: Option<RegisterForm>,
     /// Non-SASL authentication (XEP-0078) and its methods; also admits
-    /// pre-1.0 streams (seed 001). `None`: off.
+    /// pre-1.0 streams (seed 001). `None`: off. With
+    /// [`ServerTls::StartTlsRequired`], every `jabber:iq:auth` query before
+    /// TLS is refused (406) without asking the host; a pre-1.0 stream gets
+    /// no features, so no STARTTLS offer: a Jabber 1.4 client cannot log
+    /// in then.
     pub legacy_auth: Option<LegacyAuthMethods>,
     /// Reader limits for what the client sends.
     pub limits: Limits,

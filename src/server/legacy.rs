@@ -208,6 +208,19 @@ impl Server {
             self.legacy_reply(&id, LegacyError::NOT_IMPLEMENTED, None);
             return true;
         };
+        if blocked {
+            // No credential of any kind before the required TLS, and no
+            // question to the host (a user's zero-knowledge state) either:
+            // 406, as Prosody's mod_legacyauth answers. A pre-1.0 stream
+            // (seed 001) gets no STARTTLS offer, so it cannot log in here.
+            let (AuthQuery::Get { id, .. } | AuthQuery::Set { id, .. }) = &q;
+            let id = id.clone();
+            self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, None);
+            if matches!(q, AuthQuery::Set { .. }) {
+                self.count_auth_failure();
+            }
+            return true;
+        }
         match q {
             AuthQuery::Get { id, username } => {
                 let username = username.unwrap_or_default();
@@ -236,12 +249,14 @@ impl Server {
                     return true;
                 };
                 let allowed = match &credential {
-                    LegacyCredential::Password(_) => methods.password && !blocked,
+                    LegacyCredential::Password(_) => methods.password,
                     LegacyCredential::Digest(_) => methods.digest,
                     LegacyCredential::ZeroK(_) => methods.zero_k,
                 };
                 if !allowed {
+                    // A refused method is a failed attempt.
                     self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, None);
+                    self.count_auth_failure();
                     return true;
                 }
                 let stream_id = self.stream_id.clone();
@@ -265,17 +280,34 @@ impl Server {
         true
     }
 
+    /// The methods for `username`. Never before a required TLS:
+    /// [`on_legacy_preauth`](Self::on_legacy_preauth) refuses every
+    /// `jabber:iq:auth` query then, so no method is offered in plaintext.
     fn send_auth_fields(&mut self, id: &str, username: String, zero_k: Option<&ZeroKState>) {
         let methods = self.config.legacy_auth.unwrap_or_default();
-        let blocked = self.tls.is_none() && self.config.tls == super::ServerTls::StartTlsRequired;
         let f = AuthFields {
             username,
-            password: methods.password && !blocked,
+            password: methods.password,
             digest: methods.digest,
             zero_k: zero_k.and_then(|z| z.advertised().map(|n| (n, z.token.clone()))),
             resource: true,
         };
         self.core.write(&iq_auth::fields_result(id, &f));
+    }
+
+    /// One failed authentication attempt, whatever its kind: a SASL
+    /// `<failure/>` (an `<abort/>` included) or a failed `jabber:iq:auth`
+    /// (a 401 verdict, a refused method). They share one count: at
+    /// [`ServerConfig::max_auth_failures`](super::ServerConfig::max_auth_failures)
+    /// the stream ends with `policy-violation`.
+    pub(super) fn count_auth_failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.config.max_auth_failures {
+            self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentication attempts",
+            );
+        }
     }
 
     /// `jabber:iq:register` inside a session: password change, update,
@@ -441,7 +473,14 @@ impl Server {
                         self.core.become_lean();
                         self.phase = Phase::Ready { jid };
                     }
-                    Err(e) => self.legacy_reply(&id, e, None),
+                    Err(e) => {
+                        self.legacy_reply(&id, e, None);
+                        if e == LegacyError::NOT_AUTHORIZED {
+                            // Bad credentials; a resource in use (409) or
+                            // the host's own trouble is no failed attempt.
+                            self.count_auth_failure();
+                        }
+                    }
                 }
             }
             (other, _) => {

@@ -969,15 +969,9 @@ impl Server {
             text: None,
         });
         self.phase = Phase::Negotiating;
-        if e.condition != SaslCondition::Aborted {
-            self.failures += 1;
-        }
-        if self.failures >= self.config.max_auth_failures {
-            self.fail_with(
-                StreamErrorCondition::PolicyViolation,
-                "too many failed authentication attempts",
-            );
-        }
+        // An <abort/> counts too: each one may have cost a credential
+        // lookup.
+        self.count_auth_failure();
     }
 
     fn on_stanza(&mut self, mut el: Element, jid: &str) {
