@@ -41,6 +41,7 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -107,12 +108,19 @@ OUTPUT (stdout, one line each):
     REGISTER-FAIL <user>: <code> <condition> (<peer>) (and PASSWORD-FAIL...)
     ERROR <peer>: <why the stream or connection failed>
     CLOSED <peer>: the client closed the stream before binding
+    END <peer>: <n> bytes read   once the connection is closed (a stream that failed
+                            is closed at once: what the client still sends is not read)
 ";
 
 /// PBKDF2 iterations of the stored SCRAM credentials.
 const ITERATIONS: u32 = 4096;
 /// Inputs queued for one session (raw socket reads, routed stanzas).
 const QUEUE: usize = 64;
+/// Socket reads (of up to `READ_CHUNK` bytes) the reader thread may make
+/// ahead of the session: what a peer sends is read only as fast as the
+/// session takes it, and once the session is over nothing more is read.
+const READ_AHEAD: usize = 2;
+const READ_CHUNK: usize = 16 * 1024;
 /// Bound on a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bound on one socket write (a client that does not read).
@@ -734,6 +742,8 @@ struct Session {
     tls_summary: Option<String>,
     queue: SyncSender<Input>,
     inputs: Receiver<Input>,
+    /// Lets the reader thread make one more socket read.
+    credits: SyncSender<()>,
     /// The full JID reserved in `shared.sessions` (from the bind answer).
     bound: Option<String>,
     /// The mechanism that authenticated.
@@ -744,20 +754,36 @@ struct Session {
 
 fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
     let (queue, inputs) = sync_channel(QUEUE);
+    let (credits, credit) = sync_channel(READ_AHEAD);
+    for _ in 0..READ_AHEAD {
+        let _ = credits.try_send(());
+    }
+    let read_total = Arc::new(AtomicU64::new(0));
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
     let reader = match sock.try_clone() {
         Ok(mut r) => {
             let q = queue.clone();
+            let total = read_total.clone();
             thread::spawn(move || {
                 use std::io::Read;
-                let mut buf = vec![0u8; 16 * 1024];
+                let mut buf = vec![0u8; READ_CHUNK];
                 loop {
-                    let input = match r.read(&mut buf) {
-                        Ok(0) => Input::Eof,
-                        Ok(n) => Input::Net(buf[..n].to_vec()),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => Input::NetError(format!("read: {e}")),
+                    // A read only when the session took an earlier one;
+                    // none once the session is over (its sender dropped).
+                    if credit.recv().is_err() {
+                        return;
+                    }
+                    let input = loop {
+                        break match r.read(&mut buf) {
+                            Ok(0) => Input::Eof,
+                            Ok(n) => {
+                                total.fetch_add(n as u64, Ordering::Relaxed);
+                                Input::Net(buf[..n].to_vec())
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => Input::NetError(format!("read: {e}")),
+                        };
                     };
                     let last = !matches!(input, Input::Net(_));
                     if q.send(input).is_err() || last {
@@ -780,6 +806,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
         tls_summary: None,
         queue,
         inputs,
+        credits,
         bound: None,
         mechanism: None,
         user: None,
@@ -787,8 +814,14 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
     if let Err(e) = s.run() {
         log(format_args!("ERROR {peer}: {e}"));
     }
+    // Closed now: the reader thread gets no more credit, so the socket
+    // is not read again.
     s.finish();
     let _ = reader.join();
+    log(format_args!(
+        "END {peer}: {} bytes read",
+        read_total.load(Ordering::Relaxed)
+    ));
 }
 
 impl Session {
@@ -832,12 +865,12 @@ impl Session {
             let now = Instant::now();
             let input = match server.poll_timeout() {
                 Some(t) if t <= now => None,
-                Some(t) => match self.inputs.recv_timeout(t - now) {
+                Some(t) => match self.next_input(Some(t - now)) {
                     Ok(i) => Some(i),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => return Err("queue closed".into()),
                 },
-                None => Some(self.inputs.recv().map_err(|_| "queue closed")?),
+                None => Some(self.next_input(None).map_err(|_| "queue closed")?),
             };
             let now = Instant::now();
             match input {
@@ -867,6 +900,22 @@ impl Session {
 }
 
 impl Session {
+    /// The next input, waiting `wait` at the most (none: until one comes).
+    /// Taking a socket read lets the reader thread make the next one.
+    fn next_input(&self, wait: Option<Duration>) -> Result<Input, RecvTimeoutError> {
+        let input = match wait {
+            Some(w) => self.inputs.recv_timeout(w)?,
+            None => self
+                .inputs
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected)?,
+        };
+        if matches!(input, Input::Net(_)) {
+            let _ = self.credits.try_send(());
+        }
+        Ok(input)
+    }
+
     /// Writes what the server queued, then handles its events, until both
     /// are empty (answers to requests queue more output).
     fn drain(&mut self, server: &mut Server) -> Result<(), String> {
@@ -1134,7 +1183,7 @@ impl Session {
             if now >= deadline {
                 return Err("tls handshake timed out".into());
             }
-            input = match self.inputs.recv_timeout(deadline - now) {
+            input = match self.next_input(Some(deadline - now)) {
                 Ok(Input::Net(bytes)) => bytes,
                 Ok(Input::Eof) => {
                     return Err("tls handshake: the client closed the connection".into())
@@ -1191,7 +1240,8 @@ impl Session {
             let _ = tls.flush(&mut self.sock);
         }
         let _ = self.sock.shutdown(Shutdown::Both);
-        // Dropping the queue's receiver ends the reader thread's sends.
+        // Dropping the queue's receiver and the credits ends the reader
+        // thread (its next send or its wait for a credit fails).
     }
 }
 

@@ -112,10 +112,18 @@ impl Transport {
         }
     }
 
-    /// `close_notify` when TLS is up (best effort).
-    async fn close(&mut self) {
-        if let Self::Tls(t) = self {
-            let _ = t.shutdown().await;
+    /// Ends the connection now: `close_notify` when TLS is up, the write
+    /// side shut down (after what was written), and the socket closed.
+    /// Nothing more is read: a peer still sending gets a reset.
+    async fn hang_up(self) {
+        match self {
+            Self::Plain(mut s) => {
+                let _ = s.shutdown().await;
+            }
+            // close_notify, then the socket's write side.
+            Self::Tls(mut t) => {
+                let _ = t.shutdown().await;
+            }
         }
     }
 }
@@ -188,9 +196,11 @@ async fn run(args: &Args) -> Result<String, String> {
             error_line,
         ),
     };
+    // Over (or failed, the machine's stream error and close written):
+    // hang up without reading what the server may still send.
     let result = host.drive(&mut client).await;
-    if let Some(t) = host.transport.as_mut() {
-        t.close().await;
+    if let Some(t) = host.transport.take() {
+        t.hang_up().await;
     }
     result
 }
@@ -239,6 +249,10 @@ impl Host<'_> {
                     self.flush(client).await?;
                     return self.message.outcome();
                 }
+            }
+            if client.is_closed() {
+                // Never read past the machine's close.
+                return self.message.outcome();
             }
             // Wait for bytes or the next deadline: the machine's, or ours.
             let deadline = self.message.deadline(client);

@@ -250,11 +250,14 @@ pub trait BlockingHost {
 
 /// The drive loop: after every input, write what `poll_transmit` has and
 /// act on the events (each may queue more bytes), then wait for bytes or
-/// the host's deadline. At the end, TLS is closed (`close_notify`).
+/// the host's deadline. Once the stream is over (closed, or failed: the
+/// machine's stream error and `</stream:stream>` are written first) or
+/// the host fails, the connection is hung up at once
+/// ([`Transport::hang_up`]): what the peer still sends is not read.
 pub fn drive<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<H::Output, H::Error> {
     let result = drive_loop(host, client);
-    if let Some(t) = host.connection().as_mut() {
-        t.close();
+    if let Some(t) = host.connection().take() {
+        t.hang_up();
     }
     result
 }
@@ -271,6 +274,11 @@ fn drive_loop<H: BlockingHost>(host: &mut H, client: &mut Client) -> Result<H::O
                 flush(host, client)?;
                 return host.finish();
             }
+        }
+        if client.is_closed() {
+            // Over, whether or not the host took `Closed` as the end:
+            // never read past the machine's close.
+            return host.finish();
         }
         let deadline = host.deadline(client);
         match transport(host).read_by(&mut buf, deadline)? {

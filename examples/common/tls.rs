@@ -585,6 +585,15 @@ impl Transport {
             let _ = t.flush();
         }
     }
+
+    /// Ends the connection now: `close_notify` when TLS is up, the write
+    /// side shut down (after what was written), and the socket closed.
+    /// Nothing more is read: a peer still sending gets a reset, however
+    /// much it meant to send.
+    pub fn hang_up(mut self) {
+        self.close();
+        let _ = self.socket().shutdown(std::net::Shutdown::Write);
+    }
 }
 
 #[cfg(test)]
