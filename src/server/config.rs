@@ -33,11 +33,13 @@ pub struct ServerConfig {
     pub tls: ServerTls,
     /// The SASL mechanisms to offer, strongest first. `-PLUS` variants are
     /// offered only when the host supplies channel-binding data; PLAIN,
-    /// X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
+    /// OAUTHBEARER, X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
     /// [`allow_plain_without_tls`](Self::allow_plain_without_tls); EXTERNAL
     /// only over TLS.
     pub mechanisms: Vec<String>,
-    /// Offer PLAIN and the token mechanisms on unencrypted streams.
+    /// Offer PLAIN and the bearer-token mechanisms (OAUTHBEARER, X-OAUTH2,
+    /// X-GOOGLE-TOKEN) on unencrypted streams, where the password or token
+    /// crosses the network in the clear. Default off.
     pub allow_plain_without_tls: bool,
     /// Failed SASL attempts allowed on one stream; the next failure ends
     /// the stream with `policy-violation`. Default 3.

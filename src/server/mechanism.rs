@@ -31,7 +31,8 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
         .mechanisms
         .iter()
         .filter(|m| match m.as_str() {
-            "PLAIN" | "X-OAUTH2" | "X-GOOGLE-TOKEN" => cleartext_ok,
+            // The password and the bearer tokens travel in the clear.
+            "PLAIN" | "OAUTHBEARER" | "X-OAUTH2" | "X-GOOGLE-TOKEN" => cleartext_ok,
             "EXTERNAL" => tls.is_some(),
             m if m.ends_with("-PLUS") => !cb_types.is_empty(),
             _ => true,
