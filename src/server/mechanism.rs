@@ -47,12 +47,15 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
 }
 
 /// Builds the server side of `name`, which must be in `offer`.
+/// `unknown_users` is the SCRAM unknown-user secret and iteration count
+/// (see [`ServerConfig::scram_unknown_user_secret`]).
 pub(crate) fn build(
     name: &str,
     offer: &ServerOffer,
     tls: Option<&TlsInfo>,
     domain: &str,
     downgrade_protection: bool,
+    unknown_users: (&[u8], u32),
     rng: &mut dyn RandomSource,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
     if !offer.offers(name) {
@@ -76,8 +79,10 @@ pub(crate) fn build(
                     "unknown mechanism",
                 ));
             };
-            let mut b =
-                ScramServer::builder(hash, plus, offer).downgrade_protection(downgrade_protection);
+            let (secret, iterations) = unknown_users;
+            let mut b = ScramServer::builder(hash, plus, offer)
+                .downgrade_protection(downgrade_protection)
+                .unknown_users(secret, iterations);
             if let Some(t) = tls {
                 for cb in t
                     .channel_bindings
