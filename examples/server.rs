@@ -571,6 +571,10 @@ struct Shared {
     /// `--legacy-auth`: XEP-0078 `jabber:iq:auth`.
     legacy_auth: bool,
     store: Store,
+    /// The key SCRAM salts of unknown users derive from: drawn once, for
+    /// every connection (a fresh one per connection would give an unknown
+    /// user a new salt on each login, unlike a known one).
+    scram_unknown_user_secret: SecretBytes,
     /// Full JID -> the session bound to it.
     sessions: Mutex<HashMap<String, Route>>,
 }
@@ -840,6 +844,8 @@ impl Session {
         let mut config = ServerConfig::new(self.shared.domain.clone(), Box::new(OsRandom));
         config.tls = tls;
         config.mechanisms = self.shared.mechanisms.clone();
+        config.scram_unknown_user_secret = self.shared.scram_unknown_user_secret.clone();
+        config.scram_unknown_user_iterations = ITERATIONS;
         if self.shared.register {
             config.register = Some(RegisterForm {
                 instructions: Some(
@@ -1285,6 +1291,11 @@ fn start(args: Args) -> Result<(), String> {
         register: args.allow_register,
         legacy_auth: args.legacy_auth,
         store,
+        scram_unknown_user_secret: {
+            let mut secret = vec![0; 32];
+            OsRandom.fill(&mut secret);
+            SecretBytes::new(secret)
+        },
         sessions: Mutex::new(HashMap::new()),
     });
     log(format_args!(

@@ -11,8 +11,10 @@
 //!    (RFC 6331 made it historic);
 //! 4. `PLAIN`, only over TLS unless [`ClientPolicy::allow_plain_without_tls`];
 //!
-//! for a password. For a token: `OAUTHBEARER`, then `X-OAUTH2` (over TLS
-//! unless allowed), then `X-GOOGLE-TOKEN` when enabled. A TLS client
+//! for a password. For a token: `OAUTHBEARER`, then `X-OAUTH2`, then
+//! `X-GOOGLE-TOKEN` when enabled, all three only over TLS unless
+//! [`ClientPolicy::allow_plain_without_tls`] (a bearer token is a
+//! password: whoever reads it logs in with it). A TLS client
 //! certificate selects `EXTERNAL`; no credentials select `ANONYMOUS` when
 //! enabled. An explicit [`ClientPolicy::only`] list narrows all of this
 //! further (a `--mechanism` flag), it never widens it.
@@ -36,13 +38,15 @@ pub enum CredentialKind {
     None,
 }
 
-/// The client's mechanism policy. `Default` is the safe choice: SCRAM and
-/// PLAIN over TLS for passwords, OAUTHBEARER and X-OAUTH2 over TLS for
-/// tokens, nothing legacy.
+/// The client's mechanism policy. `Default` is the safe choice: SCRAM, and
+/// PLAIN over TLS, for passwords; OAUTHBEARER and X-OAUTH2 over TLS for
+/// tokens; nothing legacy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientPolicy {
-    /// Allow PLAIN and X-OAUTH2 on a stream without TLS (they send the
-    /// secret in the clear).
+    /// Allow the mechanisms that send the secret in the clear on a stream
+    /// without TLS: PLAIN, and the token mechanisms OAUTHBEARER, X-OAUTH2
+    /// and X-GOOGLE-TOKEN (the last one also needs
+    /// [`enable_x_google_token`](Self::enable_x_google_token)).
     pub allow_plain_without_tls: bool,
     /// Allow DIGEST-MD5 (seed 004; historic, RFC 6331).
     pub enable_digest_md5: bool,
@@ -121,10 +125,10 @@ impl ClientPolicy {
                     .iter()
                     .any(|(name, plus)| *name == m && (!plus || ctx.can_bind)),
             },
+            // Bearer tokens are passwords: never in the clear by default.
             CredentialKind::Token => match mechanism {
-                "OAUTHBEARER" => true,
-                "X-OAUTH2" => cleartext_ok,
-                "X-GOOGLE-TOKEN" => self.enable_x_google_token,
+                "OAUTHBEARER" | "X-OAUTH2" => cleartext_ok,
+                "X-GOOGLE-TOKEN" => self.enable_x_google_token && cleartext_ok,
                 _ => false,
             },
             CredentialKind::ClientCertificate => mechanism == "EXTERNAL",

@@ -60,6 +60,12 @@
 //! | gs2 flag `y` while the server offered a `-PLUS` mechanism (downgrade), `-PLUS` without binding, binding with a non-PLUS mechanism, unsupported binding type | `malformed-request` (as Prosody) |
 //! | bad `a=` encoding | `invalid-authzid` |
 //! | unknown user, wrong proof, channel-binding data that differs from the server's | `not-authorized` |
+//!
+//! An unknown user fails at the proof, like a wrong password, when the
+//! server was built with [`ScramServerBuilder::unknown_users`] (the server
+//! role always does that): until then it gets a server-first message whose
+//! salt is derived from a server secret ([`unknown_user_salt`]), so that
+//! the exchange does not tell which user names exist.
 //! | host refusal ([`CredentialAnswer::Verdict`] with an error) | the host's condition |
 //! | (client) wrong server signature or XEP-0474 hash mismatch | `not-authorized` |
 //! | (client) iteration count below the minimum | `mechanism-too-weak` |
@@ -1239,6 +1245,7 @@ pub struct ScramServerBuilder {
     bindings: Vec<ChannelBinding>,
     downgrade_protection: bool,
     nonce: Option<String>,
+    unknown_users: Option<UnknownUsers>,
 }
 
 impl ScramServerBuilder {
@@ -1257,6 +1264,26 @@ impl ScramServerBuilder {
         self
     }
 
+    /// Answers unknown users like known ones until the proof: when the
+    /// host answers [`CredentialAnswer::Scram`]`(None)`, the server sends
+    /// a server-first message with a salt derived from `secret` and the
+    /// user name (see [`unknown_user_salt`]) and `iterations`, then fails
+    /// the client-final message with `not-authorized`, as for a wrong
+    /// password. Without this, an unknown user fails right after the
+    /// client-first message, which tells a client which user names exist.
+    ///
+    /// `secret` must stay the same across connections (one per server,
+    /// not per connection), or the salt of an unknown user changes from
+    /// one login to the next while a known user's does not. `iterations`
+    /// should be the count the host's stored credentials use.
+    pub fn unknown_users(mut self, secret: &[u8], iterations: u32) -> Self {
+        self.unknown_users = Some(UnknownUsers {
+            secret: SecretBytes::new(secret),
+            iterations,
+        });
+        self
+    }
+
     /// Uses `suffix` as the server's part of the nonce instead of a random
     /// one. **Only for tests and transcript replays.** It must be RFC 5802
     /// `printable` (no `,`).
@@ -1266,14 +1293,24 @@ impl ScramServerBuilder {
     }
 
     /// Builds the server, drawing its nonce from `rng`. Fails when a
-    /// `-PLUS` server has no channel-binding data (`temporary-auth-failure`)
-    /// or the fixed nonce is not printable (`malformed-request`).
+    /// `-PLUS` server has no channel-binding data or the
+    /// [`unknown_users`](Self::unknown_users) secret is empty or their
+    /// iteration count 0 (`temporary-auth-failure`), or the fixed nonce is
+    /// not printable (`malformed-request`).
     pub fn build(self, rng: &mut dyn RandomSource) -> Result<ScramServer, SaslError> {
         if self.plus && self.bindings.is_empty() {
             return Err(SaslError::new(
                 SaslCondition::TemporaryAuthFailure,
                 "a -PLUS mechanism needs channel-binding data",
             ));
+        }
+        if let Some(u) = &self.unknown_users {
+            if u.secret.expose().is_empty() || u.iterations == 0 {
+                return Err(SaslError::new(
+                    SaslCondition::TemporaryAuthFailure,
+                    "the unknown-user secret is empty or its iteration count 0",
+                ));
+            }
         }
         let nonce = match self.nonce {
             Some(n) if is_valid_nonce(&n) => n,
@@ -1290,7 +1327,60 @@ impl ScramServerBuilder {
             nonce,
             state: ServerState::Initial,
             cb_use: None,
+            unknown_users: self.unknown_users,
         })
+    }
+}
+
+/// The length of the salt of an unknown user, in bytes: 128 bits, the
+/// length `examples/server.rs` draws for its users (a host whose salts
+/// have another length shows its unknown users by the length).
+pub const UNKNOWN_USER_SALT_LEN: usize = 16;
+
+/// The salt a [`ScramServer`] built with
+/// [`ScramServerBuilder::unknown_users`] sends for an unknown user:
+/// HMAC-SHA-256 keyed with `secret` over the mechanism family's name
+/// (`SCRAM-SHA-1`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), a zero byte and the
+/// SASLprep'd user name, truncated to [`UNKNOWN_USER_SALT_LEN`] bytes.
+/// Stable per user and family for one secret; hosts that draw a salt per
+/// user and family (as `examples/server.rs` does) show different salts
+/// for each family too.
+pub fn unknown_user_salt(
+    secret: &[u8],
+    hash: ScramHash,
+    username: &str,
+) -> [u8; UNKNOWN_USER_SALT_LEN] {
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(mechanism_name(hash, false).as_bytes());
+    mac.update(&[0]);
+    mac.update(username.as_bytes());
+    let mut salt = [0; UNKNOWN_USER_SALT_LEN];
+    salt.copy_from_slice(&mac.finalize().into_bytes()[..UNKNOWN_USER_SALT_LEN]);
+    salt
+}
+
+/// How a server answers unknown users (see
+/// [`ScramServerBuilder::unknown_users`]).
+#[derive(Debug)]
+struct UnknownUsers {
+    secret: SecretBytes,
+    iterations: u32,
+}
+
+impl UnknownUsers {
+    /// Credentials of the right shape that no proof matches (the exchange
+    /// is failed at the proof regardless): the derived salt, the
+    /// configured count, all-zero keys (`StoredKey` would need a
+    /// `ClientKey` that hashes to zero).
+    fn credentials(&self, hash: ScramHash, username: &str) -> ScramCredentials {
+        let len = output_len(hash);
+        ScramCredentials {
+            salt: unknown_user_salt(self.secret.expose(), hash, username).to_vec(),
+            iterations: self.iterations,
+            stored_key: SecretBytes::new(vec![0; len]),
+            server_key: SecretBytes::new(vec![0; len]),
+        }
     }
 }
 
@@ -1328,6 +1418,9 @@ struct PendingFinal {
     nonce: std::ops::Range<usize>,
     stored_key: SecretBytes,
     server_key: SecretBytes,
+    /// Whether the host knew the user; an unknown user's proof is checked
+    /// like any other and then refused.
+    known: bool,
 }
 
 enum ServerState {
@@ -1363,7 +1456,9 @@ impl ServerState {
 /// [`respond`](ServerMechanism::respond) with the client-final message
 /// returns [`ServerStep::Success`] whose additional data is the
 /// server-final message (`v=...`). Answering `Scram(None)` (unknown user)
-/// fails with `not-authorized`; a [`CredentialAnswer::Verdict`] with an
+/// fails with `not-authorized`: at the proof, like a wrong password, when
+/// the server was built with [`ScramServerBuilder::unknown_users`], else
+/// at once; a [`CredentialAnswer::Verdict`] with an
 /// error fails with that condition (`account-disabled`,
 /// `invalid-authzid`, ...). By answering with credentials, the host accepts
 /// the requested authzid.
@@ -1377,6 +1472,7 @@ pub struct ScramServer {
     state: ServerState,
     /// The client's gs2 flag, once its first message was accepted.
     cb_use: Option<ChannelBindingUse>,
+    unknown_users: Option<UnknownUsers>,
 }
 
 impl fmt::Debug for ScramServer {
@@ -1402,6 +1498,7 @@ impl ScramServer {
             bindings: Vec::new(),
             downgrade_protection: true,
             nonce: None,
+            unknown_users: None,
         }
     }
 
@@ -1527,9 +1624,12 @@ impl ScramServer {
         first: ClientFirst,
         answer: CredentialAnswer,
     ) -> Result<ServerStep, SaslError> {
-        let creds = match answer {
-            CredentialAnswer::Scram(Some(c)) => c,
-            CredentialAnswer::Scram(None) => return Err(SaslError::not_authorized("unknown user")),
+        let (creds, known) = match answer {
+            CredentialAnswer::Scram(Some(c)) => (c, true),
+            CredentialAnswer::Scram(None) => match &self.unknown_users {
+                Some(u) => (u.credentials(self.hash, &first.username), false),
+                None => return Err(SaslError::not_authorized("unknown user")),
+            },
             CredentialAnswer::Verdict(Err(condition)) => {
                 return Err(SaslError::new(condition, "refused by the host"))
             }
@@ -1589,6 +1689,7 @@ impl ScramServer {
             nonce,
             stored_key: creds.stored_key,
             server_key: creds.server_key,
+            known,
         });
         Ok(ServerStep::Challenge(challenge))
     }
@@ -1604,6 +1705,7 @@ impl ScramServer {
             nonce,
             stored_key,
             server_key,
+            known,
         } = pending;
         let text = message_text(msg)?;
         let attrs = parse_attrs(text)?;
@@ -1648,7 +1750,8 @@ impl ScramServer {
         auth_message.push_str(without_proof);
         let client_signature = hmac(self.hash, stored_key.expose(), auth_message.as_bytes());
         let client_key = xor(&proof, &client_signature);
-        if !common::ct_eq(&h(self.hash, &client_key), stored_key.expose()) {
+        // An unknown user gets here like a known one, and the same error.
+        if !common::ct_eq(&h(self.hash, &client_key), stored_key.expose()) || !known {
             return Err(SaslError::not_authorized("client-final: wrong proof"));
         }
         let server_signature = hmac(self.hash, server_key.expose(), auth_message.as_bytes());

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::random::RandomSource;
+use crate::sasl::SecretBytes;
 use crate::server::LegacyAuthMethods;
 use crate::steps::register::RegisterForm;
 use crate::tls::TlsInfo;
@@ -34,11 +35,13 @@ pub struct ServerConfig {
     pub tls: ServerTls,
     /// The SASL mechanisms to offer, strongest first. `-PLUS` variants are
     /// offered only when the host supplies channel-binding data; PLAIN,
-    /// X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
+    /// OAUTHBEARER, X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
     /// [`allow_plain_without_tls`](Self::allow_plain_without_tls); EXTERNAL
     /// only over TLS.
     pub mechanisms: Vec<String>,
-    /// Offer PLAIN and the token mechanisms on unencrypted streams.
+    /// Offer PLAIN and the bearer-token mechanisms (OAUTHBEARER, X-OAUTH2,
+    /// X-GOOGLE-TOKEN) on unencrypted streams, where the password or token
+    /// crosses the network in the clear. Default off.
     pub allow_plain_without_tls: bool,
     /// Failed authentication attempts allowed on one stream, all kinds
     /// counted together: SASL failures, SASL `<abort/>`s, and
@@ -71,6 +74,27 @@ pub struct ServerConfig {
     pub output_high_water: usize,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
+    /// The key from which SCRAM salts for unknown users are derived. When
+    /// the host answers a SCRAM credential request with
+    /// `CredentialAnswer::Scram(None)`, the server still sends a
+    /// server-first message, with the salt
+    /// [`unknown_user_salt`](crate::sasl::scram::unknown_user_salt)`(secret,
+    /// hash, user)` and
+    /// [`scram_unknown_user_iterations`](Self::scram_unknown_user_iterations),
+    /// and fails the exchange at the proof with `not-authorized`, as for a
+    /// wrong password: the exchange does not tell which users exist.
+    ///
+    /// [`ServerConfig::new`] draws 32 bytes from its random source. That is
+    /// right for a host that keeps one configuration, but a host that
+    /// builds one configuration per connection (as `examples/server.rs`
+    /// does) **must set one secret, drawn once, for every connection**: a
+    /// fresh one per connection gives an unknown user a new salt on every
+    /// login while a known user's stays the same. It must not be empty.
+    pub scram_unknown_user_secret: SecretBytes,
+    /// The iteration count announced for unknown users (see
+    /// [`scram_unknown_user_secret`](Self::scram_unknown_user_secret)): set
+    /// it to the count of the stored credentials. Default 4096; not 0.
+    pub scram_unknown_user_iterations: u32,
     /// Offer RFC 3921 session establishment (as `<optional/>`). Default on,
     /// for old clients (seeds 000, 004) that need it.
     pub offer_session: bool,
@@ -103,7 +127,9 @@ impl ServerConfig {
     /// The defaults for `domain`: STARTTLS required, SCRAM-SHA-256-PLUS,
     /// SCRAM-SHA-256, SCRAM-SHA-1-PLUS, SCRAM-SHA-1 and PLAIN (over TLS),
     /// three attempts, XEP-0474 on.
-    pub fn new(domain: impl Into<String>, rng: Box<dyn RandomSource>) -> Self {
+    pub fn new(domain: impl Into<String>, mut rng: Box<dyn RandomSource>) -> Self {
+        let mut secret = vec![0; 32];
+        rng.fill(&mut secret);
         Self {
             domains: vec![domain.into()],
             tls: ServerTls::StartTlsRequired,
@@ -125,6 +151,8 @@ impl ServerConfig {
             idle_timeout: None,
             output_high_water: 256 * 1024,
             downgrade_protection: true,
+            scram_unknown_user_secret: SecretBytes::new(secret),
+            scram_unknown_user_iterations: 4096,
             offer_session: true,
             register: None,
             legacy_auth: None,

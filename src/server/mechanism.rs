@@ -31,7 +31,8 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
         .mechanisms
         .iter()
         .filter(|m| match m.as_str() {
-            "PLAIN" | "X-OAUTH2" | "X-GOOGLE-TOKEN" => cleartext_ok,
+            // The password and the bearer tokens travel in the clear.
+            "PLAIN" | "OAUTHBEARER" | "X-OAUTH2" | "X-GOOGLE-TOKEN" => cleartext_ok,
             "EXTERNAL" => tls.is_some(),
             m if m.ends_with("-PLUS") => !cb_types.is_empty(),
             _ => true,
@@ -46,12 +47,15 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
 }
 
 /// Builds the server side of `name`, which must be in `offer`.
+/// `unknown_users` is the SCRAM unknown-user secret and iteration count
+/// (see [`ServerConfig::scram_unknown_user_secret`]).
 pub(crate) fn build(
     name: &str,
     offer: &ServerOffer,
     tls: Option<&TlsInfo>,
     domain: &str,
     downgrade_protection: bool,
+    unknown_users: (&[u8], u32),
     rng: &mut dyn RandomSource,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
     if !offer.offers(name) {
@@ -75,8 +79,10 @@ pub(crate) fn build(
                     "unknown mechanism",
                 ));
             };
-            let mut b =
-                ScramServer::builder(hash, plus, offer).downgrade_protection(downgrade_protection);
+            let (secret, iterations) = unknown_users;
+            let mut b = ScramServer::builder(hash, plus, offer)
+                .downgrade_protection(downgrade_protection)
+                .unknown_users(secret, iterations);
             if let Some(t) = tls {
                 for cb in t
                     .channel_bindings

@@ -896,6 +896,10 @@ impl Server {
             self.tls.as_ref(),
             &domain,
             self.config.downgrade_protection,
+            (
+                self.config.scram_unknown_user_secret.expose(),
+                self.config.scram_unknown_user_iterations,
+            ),
             self.config.rng.as_mut(),
         );
         match built {
