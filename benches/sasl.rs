@@ -70,7 +70,7 @@ impl Store {
             CredentialRequest::Password {
                 username, password, ..
             } => CredentialAnswer::Verdict(match self.passwords.get(&username) {
-                Some(p) if p.as_str() == password.expose() => Ok(username),
+                Some(p) if password.ct_eq(p) => Ok(username),
                 _ => Err(SaslCondition::NotAuthorized),
             }),
             CredentialRequest::Scram { username, hash, .. } => {

@@ -65,6 +65,7 @@ use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource};
+use zeroize::Zeroizing;
 
 use server_tls::{Tls, TlsSetup};
 
@@ -500,7 +501,7 @@ impl Store {
     /// steps the stored chain down.
     fn check_legacy(&self, username: &str, credential: &LegacyCredential, stream_id: &str) -> bool {
         match credential {
-            LegacyCredential::Password(p) => self.check_password(username, p),
+            LegacyCredential::Password(p) => self.check_password(username, p.expose()),
             LegacyCredential::Digest(d) => {
                 let expected = self
                     .accounts()
@@ -508,14 +509,15 @@ impl Store {
                     .and_then(|a| a.plaintext.as_ref())
                     .map(|p| iq_auth::digest(stream_id, p.expose()));
                 expected.is_some_and(|e| {
-                    bool::from(e.as_bytes().ct_eq(d.to_ascii_lowercase().as_bytes()))
+                    let sent = Zeroizing::new(d.expose().to_ascii_lowercase());
+                    bool::from(e.as_bytes().ct_eq(sent.as_bytes()))
                 })
             }
             LegacyCredential::ZeroK(h) => self
                 .accounts()
                 .get_mut(username)
                 .and_then(|a| a.zero_k.as_mut())
-                .is_some_and(|z| z.verify(h)),
+                .is_some_and(|z| z.verify(h.expose())),
         }
     }
 

@@ -470,7 +470,7 @@ impl Accounts {
             CredentialRequest::Password {
                 username, password, ..
             } => Verdict(match self.passwords.get(username) {
-                Some(p) if p == password.expose() => Ok(username.clone()),
+                Some(p) if password.ct_eq(p) => Ok(username.clone()),
                 _ => refuse,
             }),
             CredentialRequest::Scram { username, hash, .. } => {
@@ -524,8 +524,8 @@ impl Accounts {
                     .passwords
                     .get(username)
                     .is_some_and(|p| match credential {
-                        LegacyCredential::Password(sent) => sent == p,
-                        LegacyCredential::Digest(d) => *d == iq_auth::digest(stream_id, p),
+                        LegacyCredential::Password(sent) => sent.ct_eq(p),
+                        LegacyCredential::Digest(d) => d.ct_eq(&iq_auth::digest(stream_id, p)),
                         _ => false,
                     });
                 LegacyAuthAnswer::Verdict(if ok {

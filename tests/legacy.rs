@@ -145,11 +145,11 @@ impl YakHost {
                 }) => {
                     let ok = username == "dj"
                         && match credential {
-                            LegacyCredential::Password(p) => p == "secret",
+                            LegacyCredential::Password(p) => p.ct_eq("secret"),
                             LegacyCredential::Digest(d) => {
-                                *d == iq_auth::digest(stream_id, "secret")
+                                d.ct_eq(&iq_auth::digest(stream_id, "secret"))
                             }
-                            LegacyCredential::ZeroK(h) => self.zero_k.verify(h),
+                            LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
                         };
                     let v = if ok {
                         Ok(())
@@ -272,7 +272,7 @@ fn seed001_server_role_authentication_and_session() {
     let events = replay_server(&scenario("change password"), &mut server, &mut host2);
     assert!(events.iter().any(|e| matches!(e,
         ServerEvent::Register(RegistrationRequest::ChangePassword { username, password })
-            if username == "dj" && password.expose() == "newsecret")));
+            if username == "dj" && password.ct_eq("newsecret"))));
     replay_server(
         &scenario("missing resource"),
         &mut yak_server(true),

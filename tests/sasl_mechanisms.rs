@@ -192,7 +192,7 @@ fn prosody_plain_wrong_password_capture_fails_alike() {
     let host = |r: CredentialRequest| match r {
         CredentialRequest::Password {
             username, password, ..
-        } if username == "alice" && password.expose() == "secret" => {
+        } if username == "alice" && password.ct_eq("secret") => {
             CredentialAnswer::Verdict(Ok(username))
         }
         _ => CredentialAnswer::Verdict(Err(SaslCondition::NotAuthorized)),

@@ -72,10 +72,10 @@ fn host(request: CredentialRequest, refuse: bool) -> CredentialAnswer {
     match request {
         CredentialRequest::Password {
             username, password, ..
-        } => verdict(password.expose() == "secret", username),
+        } => verdict(password.ct_eq("secret"), username),
         CredentialRequest::Token {
             username, token, ..
-        } => verdict(token.expose() == "token", format!("user-{username}")),
+        } => verdict(token.ct_eq("token"), format!("user-{username}")),
         CredentialRequest::DigestMd5 { .. } if refuse => {
             CredentialAnswer::Verdict(Err(SaslCondition::AccountDisabled))
         }

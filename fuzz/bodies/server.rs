@@ -213,7 +213,7 @@ impl Host {
         match req {
             CredentialRequest::Password {
                 username, password, ..
-            } => verdict(username == USER && password.expose() == PASSWORD, USER),
+            } => verdict(username == USER && password.ct_eq(PASSWORD), USER),
             CredentialRequest::Scram { username, hash, .. } => {
                 CredentialAnswer::Scram((username == USER).then(|| scram_credentials(*hash)))
             }
@@ -224,7 +224,7 @@ impl Host {
                 username, token, ..
             } => {
                 let claimed = username.split('@').next().unwrap_or_default();
-                let ok = token.expose() == TOKEN && (claimed.is_empty() || claimed == USER);
+                let ok = token.ct_eq(TOKEN) && (claimed.is_empty() || claimed == USER);
                 verdict(ok, USER)
             }
             CredentialRequest::External { authzid } => {

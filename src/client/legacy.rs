@@ -7,7 +7,7 @@ use minidom::Element;
 use super::{Client, ClientError, ClientEvent, Credentials, Phase};
 use crate::features::StreamFeatures;
 use crate::ns;
-use crate::sasl::ExchangeSecurity;
+use crate::sasl::{ExchangeSecurity, Secret};
 use crate::steps::iq_auth::{self, LegacyCredential};
 use crate::steps::register::{self, RegisterForm};
 use crate::steps::LegacyError;
@@ -150,12 +150,12 @@ impl Client {
         }
         // Strongest first: zero-knowledge, digest, plaintext.
         let credential = if let Some((seq, token)) = &fields.zero_k {
-            LegacyCredential::ZeroK(iq_auth::zero_k_hash(pw, token, *seq))
+            LegacyCredential::ZeroK(Secret::new(iq_auth::zero_k_hash(pw, token, *seq)))
         } else if fields.digest && self.stream_id.is_some() {
             let id = self.stream_id.clone().unwrap_or_default();
-            LegacyCredential::Digest(iq_auth::digest(&id, pw))
+            LegacyCredential::Digest(Secret::new(iq_auth::digest(&id, pw)))
         } else if fields.password && cleartext_ok {
-            LegacyCredential::Password(pw.to_owned())
+            LegacyCredential::Password(password.clone())
         } else {
             return self.fail(
                 ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),

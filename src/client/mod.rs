@@ -754,8 +754,11 @@ impl Client {
         match mechanism::choose(&mut self.config, &offer, self.tls.as_ref()) {
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
+                    // PLAIN's carries the password: zeroed once written.
+                    let initial = initial.map(zeroize::Zeroizing::new);
+                    let initial = initial.as_deref().map(Vec::as_slice);
                     self.core
-                        .write_auth(mech.name(), initial.as_deref(), mech.auth_attributes());
+                        .write_auth(mech.name(), initial, mech.auth_attributes());
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
@@ -789,7 +792,7 @@ impl Client {
         match parsed {
             SaslElement::Challenge(data) => match mech.respond(&data) {
                 Ok(resp) => {
-                    self.core.write_sasl(&SaslElement::Response(resp));
+                    self.core.write_sasl(&SaslElement::Response(resp.into()));
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => {
@@ -798,7 +801,7 @@ impl Client {
                     self.fail(ClientError::Sasl(e), None);
                 }
             },
-            SaslElement::Success(data) => match mech.success(data.as_deref()) {
+            SaslElement::Success(data) => match mech.success(data.as_deref().map(Vec::as_slice)) {
                 Ok(()) => {
                     self.scram_keys = mech.derived_keys();
                     self.authenticated = true;

@@ -113,13 +113,23 @@ pub enum TlsVersion {
 /// `tls-unique`, the certificate hash for `tls-server-end-point`, the 32
 /// exported bytes for `tls-exporter`. It is kept in [`SecretBytes`]: zeroed
 /// on drop and never printed by `Debug`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ChannelBinding {
     /// Which binding this is.
     pub kind: ChannelBindingType,
     /// The binding value.
     pub data: SecretBytes,
 }
+
+/// Equal when the kinds are and the data are, the data compared in
+/// constant time ([`SecretBytes::ct_eq`]).
+impl PartialEq for ChannelBinding {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.data.ct_eq(other.data.expose())
+    }
+}
+
+impl Eq for ChannelBinding {}
 
 impl ChannelBinding {
     /// Binding data of type `kind`.

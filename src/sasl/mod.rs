@@ -30,7 +30,7 @@ pub mod x_oauth2;
 use std::fmt;
 
 use base64::Engine as _;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The SASL failure conditions of RFC 6120 section 6.5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,8 +142,9 @@ impl fmt::Display for SaslError {
 impl std::error::Error for SaslError {}
 
 /// A secret string (password, token): zeroed on drop, never shown by
-/// `Debug`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// `Debug`. It has no `==` (which would return as soon as a byte differs):
+/// compare with [`ct_eq`](Self::ct_eq).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
 
 impl Secret {
@@ -155,6 +156,13 @@ impl Secret {
     /// The secret itself. Handle with care.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the secret equals `other`, in time that depends only on
+    /// the lengths, not on where the bytes differ. (Another secret:
+    /// `a.ct_eq(b.expose())`.)
+    pub fn ct_eq(&self, other: &str) -> bool {
+        common::ct_eq(self.0.as_bytes(), other.as_bytes())
     }
 }
 
@@ -177,8 +185,9 @@ impl fmt::Debug for Secret {
 }
 
 /// Secret bytes (derived keys, binding data that must not leak): zeroed on
-/// drop, never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// drop, never shown by `Debug`. It has no `==`: compare with
+/// [`ct_eq`](Self::ct_eq).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
@@ -190,6 +199,13 @@ impl SecretBytes {
     /// The bytes themselves. Handle with care.
     pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+
+    /// Whether the bytes equal `other`, in time that depends only on the
+    /// lengths, not on where the bytes differ. (Other secret bytes:
+    /// `a.ct_eq(b.expose())`.)
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        common::ct_eq(&self.0, other)
     }
 }
 
@@ -405,7 +421,7 @@ pub enum ScramHash {
 }
 
 /// What a server stores for a SCRAM user instead of the password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ScramCredentials {
     /// The salt.
     pub salt: Vec<u8>,
@@ -427,7 +443,7 @@ impl fmt::Debug for ScramCredentials {
 }
 
 /// What a server stores for DIGEST-MD5.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DigestMd5Secret {
     /// The plaintext password.
     Password(Secret),
@@ -471,24 +487,36 @@ pub fn encode_payload(data: &[u8]) -> String {
 /// `=` is an empty payload, whitespace (line breaks in seed 004's
 /// transcript) is ignored. Bad base64 is `incorrect-encoding`.
 pub fn decode_payload(text: &str) -> Result<Option<Vec<u8>>, SaslError> {
-    use base64::Engine as _;
+    decode_secret_payload(text).map(|p| p.map(|mut p| std::mem::take(&mut *p)))
+}
+
+/// [`decode_payload`] into a buffer zeroed on drop (a payload may carry a
+/// password: PLAIN's, a token); the whitespace-free copy of the text and a
+/// buffer that failed to decode are zeroed too.
+pub(crate) fn decode_secret_payload(text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, SaslError> {
     let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Zeroizing::new(Vec::new());
     match text {
         "" => return Ok(None),
-        "=" => return Ok(Some(Vec::new())),
+        "=" => return Ok(Some(out)),
         // Whitespace is rare: decode first, look for it only on failure.
         t => {
-            if let Ok(data) = b64.decode(t) {
-                return Ok(Some(data));
+            if b64.decode_vec(t, &mut out).is_ok() {
+                return Ok(Some(out));
             }
         }
     }
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut compact = Zeroizing::new(String::with_capacity(text.len()));
+    compact.extend(text.chars().filter(|c| !c.is_ascii_whitespace()));
+    out.clear();
     match compact.as_str() {
         _ if compact.len() == text.len() => Err(bad_base64()),
         "" => Ok(None),
-        "=" => Ok(Some(Vec::new())),
-        s => b64.decode(s).map(Some).map_err(|_| bad_base64()),
+        "=" => Ok(Some(out)),
+        s => match b64.decode_vec(s, &mut out) {
+            Ok(()) => Ok(Some(out)),
+            Err(_) => Err(bad_base64()),
+        },
     }
 }
 
@@ -521,6 +549,35 @@ mod tests {
         assert_eq!(
             decode_payload("!!").unwrap_err().condition,
             SaslCondition::IncorrectEncoding
+        );
+    }
+
+    #[test]
+    fn secrets_compare_with_ct_eq() {
+        let s = Secret::new("hunter2");
+        assert!(s.ct_eq("hunter2"));
+        assert!(!s.ct_eq("hunter3"));
+        assert!(!s.ct_eq("hunter22"));
+        assert!(!s.ct_eq(""));
+        assert!(s.ct_eq(s.clone().expose()));
+        let b = SecretBytes::new(vec![1, 2, 3]);
+        assert!(b.ct_eq(&[1, 2, 3]));
+        assert!(!b.ct_eq(&[1, 2, 4]));
+        assert!(!b.ct_eq(&[1, 2]));
+    }
+
+    #[test]
+    fn channel_bindings_compare_kind_and_data() {
+        use channel_binding::{ChannelBinding, ChannelBindingType};
+        let a = ChannelBinding::new(ChannelBindingType::TlsExporter, vec![7; 32]);
+        assert_eq!(a, a.clone());
+        assert_ne!(
+            a,
+            ChannelBinding::new(ChannelBindingType::TlsExporter, vec![8; 32])
+        );
+        assert_ne!(
+            a,
+            ChannelBinding::new(ChannelBindingType::TlsUnique, vec![7; 32])
         );
     }
 

@@ -302,7 +302,7 @@ pub fn derive_server_credentials(
 
 /// Keys a client can cache instead of running PBKDF2 on every login. They
 /// are only valid for the salt and iteration count they were derived with.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ScramClientKeys {
     /// The hash family they belong to.
     pub hash: ScramHash,
@@ -316,7 +316,7 @@ pub struct ScramClientKeys {
 
 /// The secret part of [`ScramClientKeys`]. Zeroed on drop, never shown by
 /// `Debug`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ScramClientSecret {
     /// `SaltedPassword = Hi(Normalize(password), salt, i)`.
     SaltedPassword(SecretBytes),

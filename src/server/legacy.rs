@@ -9,7 +9,7 @@ use super::{Phase, Server, ServerEvent};
 use crate::core::UsageError;
 use crate::sasl::{ExchangeSecurity, Identity, Secret};
 use crate::steps::iq_auth::{self, AuthFields, AuthQuery, LegacyCredential, ZeroKState};
-use crate::steps::register::{self, field, RegisterQuery};
+use crate::steps::register::{self, field, RedactedFields, RegisterQuery};
 use crate::steps::LegacyError;
 use crate::stream_error::{StreamError, StreamErrorCondition};
 
@@ -38,7 +38,7 @@ impl Default for LegacyAuthMethods {
 
 /// A registration decision for the host; answer with
 /// [`Server::answer_register`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum RegistrationRequest {
     /// Create an account (before authentication). Refuse with 409 when the
@@ -72,9 +72,42 @@ pub enum RegistrationRequest {
     },
 }
 
+/// `Debug` shows no password: `password` is a [`Secret`], and in `fields`
+/// the value of a field named `password` is redacted.
+impl std::fmt::Debug for RegistrationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create {
+                username,
+                password,
+                fields,
+            } => f
+                .debug_struct("Create")
+                .field("username", username)
+                .field("password", password)
+                .field("fields", &RedactedFields(fields))
+                .finish(),
+            Self::ChangePassword { username, password } => f
+                .debug_struct("ChangePassword")
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            Self::Update { username, fields } => f
+                .debug_struct("Update")
+                .field("username", username)
+                .field("fields", &RedactedFields(fields))
+                .finish(),
+            Self::Remove { username } => f
+                .debug_struct("Remove")
+                .field("username", username)
+                .finish(),
+        }
+    }
+}
+
 /// A legacy authentication request for the host; answer with
 /// [`Server::answer_legacy_auth`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum LegacyAuthRequest {
     /// The zero-knowledge state of `username`, to advertise its sequence
@@ -128,9 +161,33 @@ pub(super) enum Pending {
     },
 }
 
+/// The copy of a client's `<query/>` that an error reply echoes (XEP-0077
+/// and XEP-0078 return what was sent): every credential in it emptied, so
+/// a refused registration or login never sends a password back. Emptied:
+/// `<password/>`, `<digest/>` and `<hash/>` (in any namespace), and the
+/// `password` or `text-private` fields of a `jabber:x:data` form.
+fn echoed(mut query: Element) -> Element {
+    for c in query.children_mut() {
+        if matches!(c.name(), "password" | "digest" | "hash") {
+            *c = Element::builder(c.name(), c.ns()).build();
+        } else if c.is("x", DATA_FORMS) {
+            for f in c.children_mut().filter(|f| f.name() == "field") {
+                if f.attr("var") == Some("password") || f.attr("type") == Some("text-private") {
+                    f.take_nodes();
+                }
+            }
+        }
+    }
+    query
+}
+
+/// XEP-0004 data forms (XEP-0077's extensible registration).
+const DATA_FORMS: &str = "jabber:x:data";
+
 impl Server {
+    /// An IQ error; `query`, the client's, is echoed without credentials.
     fn legacy_reply(&mut self, id: &str, err: LegacyError, query: Option<Element>) {
-        self.core.write(&err.to_iq(id, query));
+        self.core.write(&err.to_iq(id, query.map(echoed)));
     }
 
     fn hold(&mut self, pending: Pending, resume: Phase) {
@@ -188,7 +245,7 @@ impl Server {
                     self.hold(
                         Pending::Register {
                             id,
-                            query: Some(query),
+                            query: Some(echoed(query)),
                             remove: false,
                         },
                         Phase::Negotiating,
@@ -351,7 +408,7 @@ impl Server {
                 self.hold(
                     Pending::Register {
                         id,
-                        query: Some(query),
+                        query: Some(echoed(query)),
                         remove: false,
                     },
                     ready,

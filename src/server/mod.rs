@@ -881,7 +881,12 @@ impl Server {
         }
     }
 
-    fn on_auth(&mut self, now: Instant, name: String, initial: Option<Vec<u8>>) {
+    fn on_auth(
+        &mut self,
+        now: Instant,
+        name: String,
+        initial: Option<zeroize::Zeroizing<Vec<u8>>>,
+    ) {
         if self.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
             // As Prosody does: no authentication before TLS.
             return self.sasl_failure_of(
@@ -904,7 +909,7 @@ impl Server {
         );
         match built {
             Ok(mut mech) => {
-                let step = mech.start(initial.as_deref());
+                let step = mech.start(initial.as_deref().map(Vec::as_slice));
                 self.phase = Phase::Sasl {
                     mech,
                     name: name.clone(),
@@ -919,7 +924,7 @@ impl Server {
     fn on_step(&mut self, _now: Instant, name: String, step: Result<ServerStep, SaslError>) {
         match step {
             Ok(ServerStep::Challenge(data)) => {
-                self.core.write_sasl(&SaslElement::Challenge(data));
+                self.core.write_sasl(&SaslElement::Challenge(data.into()));
             }
             Ok(ServerStep::Request(req)) => {
                 if let Phase::Sasl { waiting, .. } = &mut self.phase {
@@ -931,7 +936,8 @@ impl Server {
                 identity,
                 additional_data,
             }) => {
-                self.core.write_sasl(&SaslElement::Success(additional_data));
+                self.core
+                    .write_sasl(&SaslElement::Success(additional_data.map(Into::into)));
                 self.auth_deadline = None;
                 self.identity = Some(identity.clone());
                 let security = match &self.phase {

@@ -4,8 +4,10 @@
 
 use minidom::Element;
 use sha1::{Digest, Sha1};
+use zeroize::Zeroizing;
 
 use crate::ns;
+use crate::sasl::Secret;
 use crate::steps::{iq, LegacyError};
 
 /// Lowercase hex SHA-1.
@@ -102,29 +104,50 @@ pub struct AuthFields {
     pub resource: bool,
 }
 
-/// How a client proves who it is.
-#[derive(Clone, PartialEq, Eq)]
+/// How a client proves who it is. Each value is a password equivalent (the
+/// digest for this stream, the zero-knowledge hash for the next step of
+/// the chain), so each is a [`Secret`]: zeroed on drop, redacted by
+/// `Debug`, compared with [`Secret::ct_eq`].
+#[derive(Clone)]
 pub enum LegacyCredential {
-    /// `<password/>`.
-    Password(String),
-    /// `<digest/>`.
-    Digest(String),
-    /// `<hash/>` (zero-knowledge).
-    ZeroK(String),
+    /// `<password/>`: the plaintext password.
+    Password(Secret),
+    /// `<digest/>`: [`digest`]`(stream_id, password)`.
+    Digest(Secret),
+    /// `<hash/>` (zero-knowledge): [`zero_k_hash`].
+    ZeroK(Secret),
+}
+
+impl LegacyCredential {
+    /// The element name that carries it: `password`, `digest` or `hash`.
+    pub fn element_name(&self) -> &'static str {
+        match self {
+            Self::Password(_) => "password",
+            Self::Digest(_) => "digest",
+            Self::ZeroK(_) => "hash",
+        }
+    }
+
+    /// The value sent. Handle with care.
+    pub fn expose(&self) -> &str {
+        match self {
+            Self::Password(s) | Self::Digest(s) | Self::ZeroK(s) => s.expose(),
+        }
+    }
 }
 
 impl std::fmt::Debug for LegacyCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Password(_) => f.write_str("Password(<redacted>)"),
-            Self::Digest(d) => write!(f, "Digest({d})"),
-            Self::ZeroK(h) => write!(f, "ZeroK({h})"),
+            Self::Digest(_) => f.write_str("Digest(<redacted>)"),
+            Self::ZeroK(_) => f.write_str("ZeroK(<redacted>)"),
         }
     }
 }
 
 /// A `jabber:iq:auth` query, as the server reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthQuery {
     /// The IQ-get: which methods for this user?
     Get {
@@ -152,6 +175,12 @@ fn child_text(q: &Element, n: &str) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// [`child_text`] for a credential: the untrimmed copy is zeroed too.
+fn child_secret(q: &Element, n: &str) -> Option<Secret> {
+    let text = Zeroizing::new(q.get_child(n, ns::IQ_AUTH)?.text());
+    Some(text.trim()).filter(|t| !t.is_empty()).map(Secret::new)
+}
+
 impl AuthQuery {
     /// Reads an IQ carrying a `jabber:iq:auth` query; `None` otherwise.
     pub fn parse(el: &Element) -> Option<Self> {
@@ -166,12 +195,12 @@ impl AuthQuery {
                 username: child_text(q, "username"),
             }),
             Some("set") => {
-                let credential = if let Some(h) = child_text(q, "hash") {
+                let credential = if let Some(h) = child_secret(q, "hash") {
                     Some(LegacyCredential::ZeroK(h))
-                } else if let Some(d) = child_text(q, "digest") {
+                } else if let Some(d) = child_secret(q, "digest") {
                     Some(LegacyCredential::Digest(d))
                 } else {
-                    child_text(q, "password").map(LegacyCredential::Password)
+                    child_secret(q, "password").map(LegacyCredential::Password)
                 };
                 Some(Self::Set {
                     id,
@@ -204,12 +233,7 @@ pub fn get(id: &str, username: &str) -> Element {
 pub fn set(id: &str, username: &str, resource: &str, credential: &LegacyCredential) -> Element {
     let mut q = query();
     q.append_child(text_child("username", username));
-    let (n, v) = match credential {
-        LegacyCredential::Password(p) => ("password", p),
-        LegacyCredential::Digest(d) => ("digest", d),
-        LegacyCredential::ZeroK(h) => ("hash", h),
-    };
-    q.append_child(text_child(n, v));
+    q.append_child(text_child(credential.element_name(), credential.expose()));
     q.append_child(text_child("resource", resource));
     iq("set", id).append(q).build()
 }

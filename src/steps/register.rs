@@ -61,8 +61,9 @@ impl RegisterForm {
     }
 }
 
-/// A `jabber:iq:register` IQ as the server reads it.
-#[derive(Debug, Clone, PartialEq)]
+/// A `jabber:iq:register` IQ as the server reads it. `Debug` shows the
+/// field names and values, but not the value of `password`, nor the query.
+#[derive(Clone, PartialEq)]
 pub enum RegisterQuery {
     /// IQ-get: the form.
     Get {
@@ -83,6 +84,44 @@ pub enum RegisterQuery {
         /// The IQ id.
         id: String,
     },
+}
+
+impl std::fmt::Debug for RegisterQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Get { id } => f.debug_struct("Get").field("id", id).finish(),
+            Self::Set { id, fields, .. } => f
+                .debug_struct("Set")
+                .field("id", id)
+                .field("fields", &RedactedFields(fields))
+                .finish_non_exhaustive(),
+            Self::Remove { id } => f.debug_struct("Remove").field("id", id).finish(),
+        }
+    }
+}
+
+/// Registration fields for `Debug`: names and values, but `<redacted>` for
+/// the value of `password`.
+pub(crate) struct RedactedFields<'a>(pub(crate) &'a [(String, String)]);
+
+impl std::fmt::Debug for RedactedFields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(n, v)| {
+                let v: &dyn std::fmt::Debug = if n == "password" { &Redacted } else { v };
+                (n, v)
+            }))
+            .finish()
+    }
+}
+
+/// `<redacted>`, unquoted.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl RegisterQuery {

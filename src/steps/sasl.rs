@@ -5,29 +5,35 @@ use minidom::Element;
 
 use base64::Engine as _;
 
+use zeroize::Zeroizing;
+
 use crate::ns;
-use crate::sasl::{decode_payload, encode_payload, AuthAttribute, SaslCondition, SaslError};
+use crate::sasl::{decode_secret_payload, encode_payload, AuthAttribute, SaslCondition, SaslError};
 use crate::steps::name;
 use crate::xml::StreamWriter;
 
 /// A SASL element, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Payloads may carry a password (PLAIN's initial response) or a token:
+/// they are held in buffers zeroed on drop, and `Debug` shows their length
+/// only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SaslElement {
     /// `<auth mechanism='...'>`, with its initial response.
     Auth {
         /// The mechanism name.
         mechanism: String,
         /// `None` for an empty `<auth/>`, `Some(empty)` for `=`.
-        initial_response: Option<Vec<u8>>,
+        initial_response: Option<Zeroizing<Vec<u8>>>,
     },
     /// `<challenge/>`.
-    Challenge(Vec<u8>),
+    Challenge(Zeroizing<Vec<u8>>),
     /// `<response/>`.
-    Response(Vec<u8>),
+    Response(Zeroizing<Vec<u8>>),
     /// `<abort/>`.
     Abort,
     /// `<success/>`, with its additional data.
-    Success(Option<Vec<u8>>),
+    Success(Option<Zeroizing<Vec<u8>>>),
     /// `<failure/>`.
     Failure {
         /// The condition; `None` when the server sent none or an unknown
@@ -36,6 +42,54 @@ pub enum SaslElement {
         /// The `<text/>`, if any.
         text: Option<String>,
     },
+}
+
+/// A payload's length, for `Debug`.
+struct PayloadLen<'a>(Option<&'a [u8]>);
+
+impl std::fmt::Debug for PayloadLen<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("None"),
+            Some(p) => write!(f, "<{} bytes>", p.len()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SaslElement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auth {
+                mechanism,
+                initial_response,
+            } => f
+                .debug_struct("Auth")
+                .field("mechanism", mechanism)
+                .field(
+                    "initial_response",
+                    &PayloadLen(initial_response.as_deref().map(|p| &p[..])),
+                )
+                .finish(),
+            Self::Challenge(p) => f
+                .debug_tuple("Challenge")
+                .field(&PayloadLen(Some(p)))
+                .finish(),
+            Self::Response(p) => f
+                .debug_tuple("Response")
+                .field(&PayloadLen(Some(p)))
+                .finish(),
+            Self::Abort => f.write_str("Abort"),
+            Self::Success(p) => f
+                .debug_tuple("Success")
+                .field(&PayloadLen(p.as_deref().map(|p| &p[..])))
+                .finish(),
+            Self::Failure { condition, text } => f
+                .debug_struct("Failure")
+                .field("condition", condition)
+                .field("text", text)
+                .finish(),
+        }
+    }
 }
 
 impl SaslElement {
@@ -48,13 +102,13 @@ impl SaslElement {
             return None;
         }
         // One text node (the usual case) is decoded in place; several are
-        // joined first.
+        // joined first (into a copy zeroed on drop).
         let payload = || {
             let mut texts = el.texts();
             match (texts.next(), texts.next()) {
-                (None, _) => decode_payload(""),
-                (Some(t), None) => decode_payload(t),
-                _ => decode_payload(&el.text()),
+                (None, _) => decode_secret_payload(""),
+                (Some(t), None) => decode_secret_payload(t),
+                _ => decode_secret_payload(&Zeroizing::new(el.text())),
             }
         };
         Some(match el.name() {
@@ -100,12 +154,13 @@ impl SaslElement {
                 mechanism,
                 initial_response,
             } => {
-                return write_auth(writer, out, mechanism, initial_response.as_deref(), &[]);
+                let initial = initial_response.as_deref().map(Vec::as_slice);
+                return write_auth(writer, out, mechanism, initial, &[]);
             }
             Self::Challenge(d) => ("challenge", Some(&d[..])),
             Self::Response(d) => ("response", (!d.is_empty()).then_some(&d[..])),
             Self::Abort => ("abort", None),
-            Self::Success(d) => ("success", d.as_deref()),
+            Self::Success(d) => ("success", d.as_deref().map(Vec::as_slice)),
             Self::Failure { .. } => {
                 // Built by this crate from known names: cannot fail.
                 let _ = writer.write_element(out, &self.to_element());
@@ -236,7 +291,7 @@ pub fn auth(
 ) -> Element {
     let mut el = SaslElement::Auth {
         mechanism: mechanism.to_owned(),
-        initial_response,
+        initial_response: initial_response.map(Zeroizing::new),
     }
     .to_element();
     for a in extra {
@@ -268,15 +323,15 @@ mod tests {
         ];
         for p in payloads {
             cases.extend([
-                SaslElement::Challenge(p.to_vec()),
-                SaslElement::Response(p.to_vec()),
-                SaslElement::Success(Some(p.to_vec())),
+                SaslElement::Challenge(p.to_vec().into()),
+                SaslElement::Response(p.to_vec().into()),
+                SaslElement::Success(Some(p.to_vec().into())),
             ]);
             for m in ["SCRAM-SHA-1", "X-OAUTH2", "a'b", "", &"L".repeat(21)] {
                 cases.extend([
                     SaslElement::Auth {
                         mechanism: m.into(),
-                        initial_response: Some(p.to_vec()),
+                        initial_response: Some(p.to_vec().into()),
                     },
                     SaslElement::Auth {
                         mechanism: m.into(),
@@ -337,6 +392,45 @@ mod tests {
         }
     }
 
+    /// `Debug` shows the kind and the payload's length, never the payload
+    /// (PLAIN's carries the password).
+    #[test]
+    fn debug_shows_lengths_not_payloads() {
+        let plain = b"\0alice\0hunter2".to_vec();
+        for (el, shown) in [
+            (
+                SaslElement::Auth {
+                    mechanism: "PLAIN".into(),
+                    initial_response: Some(plain.clone().into()),
+                },
+                "Auth { mechanism: \"PLAIN\", initial_response: <14 bytes> }",
+            ),
+            (
+                SaslElement::Auth {
+                    mechanism: "EXTERNAL".into(),
+                    initial_response: None,
+                },
+                "Auth { mechanism: \"EXTERNAL\", initial_response: None }",
+            ),
+            (
+                SaslElement::Challenge(plain.clone().into()),
+                "Challenge(<14 bytes>)",
+            ),
+            (
+                SaslElement::Response(plain.clone().into()),
+                "Response(<14 bytes>)",
+            ),
+            (
+                SaslElement::Success(Some(plain.into())),
+                "Success(<14 bytes>)",
+            ),
+            (SaslElement::Success(None), "Success(None)"),
+            (SaslElement::Abort, "Abort"),
+        ] {
+            assert_eq!(format!("{el:?}"), shown);
+        }
+    }
+
     /// Text split over several nodes (around a child) is joined.
     #[test]
     fn payload_in_several_text_nodes() {
@@ -346,7 +440,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             SaslElement::parse(&el).unwrap().unwrap(),
-            SaslElement::Response(b"rspauth".to_vec())
+            SaslElement::Response(b"rspauth".to_vec().into())
         );
     }
 
@@ -355,7 +449,11 @@ mod tests {
         let challenge: Element = "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'> cnNwYXV0aD1lYTQwZjYwMzM1YzQyN2I1NTI3Yjg0ZGJhYmNkZmZmZAo= </challenge>".parse().unwrap();
         assert_eq!(
             SaslElement::parse(&challenge).unwrap().unwrap(),
-            SaslElement::Challenge(b"rspauth=ea40f60335c427b5527b84dbabcdfffd\n".to_vec())
+            SaslElement::Challenge(
+                b"rspauth=ea40f60335c427b5527b84dbabcdfffd\n"
+                    .to_vec()
+                    .into()
+            )
         );
         let failure: Element = "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'> <temporary-auth-failure/> </failure>".parse().unwrap();
         assert_eq!(
@@ -390,14 +488,14 @@ mod tests {
         for e in [
             SaslElement::Auth {
                 mechanism: "PLAIN".into(),
-                initial_response: Some(vec![]),
+                initial_response: Some(vec![].into()),
             },
-            SaslElement::Challenge(b"x".to_vec()),
-            SaslElement::Response(vec![]),
-            SaslElement::Response(b"y".to_vec()),
+            SaslElement::Challenge(b"x".to_vec().into()),
+            SaslElement::Response(vec![].into()),
+            SaslElement::Response(b"y".to_vec().into()),
             SaslElement::Abort,
             SaslElement::Success(None),
-            SaslElement::Success(Some(b"v=abc".to_vec())),
+            SaslElement::Success(Some(b"v=abc".to_vec().into())),
             SaslElement::Failure {
                 condition: Some(SaslCondition::NotAuthorized),
                 text: Some("bad".into()),

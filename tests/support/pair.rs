@@ -68,7 +68,7 @@ impl Store {
             CredentialRequest::Password {
                 username, password, ..
             } => CredentialAnswer::Verdict(match self.users.get(username) {
-                Some(p) if p == password.expose() => Ok(username.clone()),
+                Some(p) if password.ct_eq(p) => Ok(username.clone()),
                 _ => Err(SaslCondition::NotAuthorized),
             }),
             CredentialRequest::Scram { username, hash, .. } => {
