@@ -94,11 +94,11 @@ impl Raw {
                         } => {
                             let ok = username == "dj"
                                 && match credential {
-                                    LegacyCredential::Password(p) => p == "secret",
+                                    LegacyCredential::Password(p) => p.ct_eq("secret"),
                                     LegacyCredential::Digest(d) => {
-                                        *d == iq_auth::digest(stream_id, "secret")
+                                        d.ct_eq(&iq_auth::digest(stream_id, "secret"))
                                     }
-                                    LegacyCredential::ZeroK(h) => self.zero_k.verify(h),
+                                    LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
                                 };
                             LegacyAuthAnswer::Verdict(if ok {
                                 Ok(())
