@@ -98,6 +98,10 @@ OPTIONS:
                          credentials), zero-knowledge (a hash chain is kept) and digest,
                          which needs the password itself: with this flag, passwords are
                          kept in memory
+    --element-timeout S  a top-level element, once begun, must be complete within S
+                         seconds (default 60): a trickling client is cut off
+    --idle-timeout S     disconnect a ready client that sends nothing for S seconds
+                         (default: never)
     -h, --help           this text
 
 OUTPUT (stdout, one line each):
@@ -166,6 +170,16 @@ struct Args {
     allow_register: bool,
     legacy_auth: bool,
     tls: TlsArg,
+    element_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+}
+
+/// A whole number of seconds, at least one.
+fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
+    match v.parse::<u64>() {
+        Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(format!("{flag} {v:?}: expected whole seconds, at least 1")),
+    }
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -179,6 +193,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         allow_register: false,
         legacy_auth: false,
         tls: TlsArg::StartTls,
+        element_timeout: None,
+        idle_timeout: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -221,6 +237,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             "--allow-register" => a.allow_register = true,
             "--legacy-auth" => a.legacy_auth = true,
+            "--element-timeout" => a.element_timeout = Some(seconds(&flag, &value()?)?),
+            "--idle-timeout" => a.idle_timeout = Some(seconds(&flag, &value()?)?),
             "--tls" => {
                 a.tls = match value()?.as_str() {
                     "starttls" => TlsArg::StartTls,
@@ -572,6 +590,9 @@ struct Shared {
     register: bool,
     /// `--legacy-auth`: XEP-0078 `jabber:iq:auth`.
     legacy_auth: bool,
+    /// `--element-timeout`, `--idle-timeout`.
+    element_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     store: Store,
     /// The key SCRAM salts of unknown users derive from: drawn once, for
     /// every connection (a fresh one per connection would give an unknown
@@ -860,6 +881,11 @@ impl Session {
         if self.shared.legacy_auth {
             config.legacy_auth = Some(LegacyAuthMethods::default());
         }
+        if let Some(d) = self.shared.element_timeout {
+            config.element_timeout = d;
+        }
+        config.idle_timeout = self.shared.idle_timeout;
+        config.validate().map_err(|e| e.to_string())?;
         let mut server = Server::new(config, Instant::now());
         if !early.is_empty() {
             // Application data that came with the handshake's last flight.
@@ -1292,6 +1318,8 @@ fn start(args: Args) -> Result<(), String> {
         mechanisms: mechanisms.clone(),
         register: args.allow_register,
         legacy_auth: args.legacy_auth,
+        element_timeout: args.element_timeout,
+        idle_timeout: args.idle_timeout,
         store,
         scram_unknown_user_secret: {
             let mut secret = vec![0; 32];
