@@ -291,6 +291,16 @@ fn a_pre_1_0_client_cannot_log_in_when_tls_is_required() {
     assert!(login.contains("code='406'"), "{login}");
     assert!(raw.requests.is_empty(), "{:?}", raw.requests);
     assert!(!raw.server.is_ready() && !raw.authenticated());
+    // Nor can it start TLS it was never offered (and log in after it).
+    let mut raw = Raw::new(yak(
+        ServerTls::StartTlsRequired,
+        LegacyAuthMethods::default(),
+        3,
+    ));
+    raw.send(&lines[0]);
+    let answer = raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert!(!answer.contains("<proceed"), "{answer}");
+    assert!(answer.contains("unsupported-stanza-type"), "{answer}");
     // The same lines log in where TLS is not required (the seed's server).
     let mut raw = Raw::new(yak(ServerTls::None, LegacyAuthMethods::default(), 3));
     for line in &lines {

@@ -866,10 +866,17 @@ impl Server {
     }
 
     fn on_starttls(&mut self, t: TlsElement) {
+        // A pre-1.0 stream got no features, so no STARTTLS offer.
+        let pre_1_0 = self
+            .core
+            .reader
+            .header()
+            .is_none_or(StreamHeader::is_pre_1_0);
         let offered = matches!(
             self.config.tls,
             ServerTls::StartTlsRequired | ServerTls::StartTlsOptional
-        ) && self.tls.is_none();
+        ) && self.tls.is_none()
+            && !pre_1_0;
         if t == TlsElement::StartTls && offered {
             self.core.write(&proceed());
             self.phase = Phase::AwaitTls;
