@@ -301,7 +301,9 @@ struct Head {
 #[derive(Debug)]
 struct Decl {
     prefix: Option<NcName>,
-    ns: Namespace<'static>,
+    ns: String,
+    /// The name in an `Arc`, made when an attribute first needs it.
+    shared: Option<Namespace<'static>>,
 }
 
 /// An element of one name in one declared namespace, cloned for each
@@ -312,6 +314,10 @@ struct Template {
     /// Index of the declaration in `decls`; `usize::MAX` for the `xml`
     /// namespace.
     decl: usize,
+    /// Kept from one top-level element to the next: a template in a
+    /// namespace the stream header declared, of at most
+    /// [`MAX_PERSISTENT_NS`] bytes.
+    persistent: bool,
     element: Element,
 }
 
@@ -320,6 +326,10 @@ struct Template {
 const MAX_TEMPLATES: usize = 32;
 /// Longest element name given a template.
 const MAX_TEMPLATE_NAME: usize = 64;
+/// Longest namespace name of a template kept across top-level elements
+/// (with at most [`MAX_TEMPLATES`] of them, what an idle stream keeps is
+/// bounded; [`StreamReader::release_temporaries`] drops them).
+const MAX_PERSISTENT_NS: usize = 256;
 
 /// What the reader charges against [`Limits::max_element_heap`]: the heap
 /// each part of a tree causes, rounded up (checked against a counting
@@ -414,8 +424,16 @@ pub struct StreamReader {
     decl_marks: Vec<usize>,
     /// Open elements of the current top-level element, outermost first.
     stack: Vec<Element>,
-    /// Element templates of the current top-level element.
+    /// Element templates of the current top-level element, and those
+    /// kept across elements.
     templates: Vec<Template>,
+    /// (declaration, name hash) of the elements built once in the current
+    /// top-level element (bounded: at most one entry per element built,
+    /// cleared at each boundary; the template cap bounds its use).
+    seen: Vec<(usize, u64)>,
+    /// How many declarations the stream header made (they stay in scope
+    /// for the whole stream).
+    header_decls: usize,
     /// Heap charged for the current top-level element (see [`cost`]).
     heap: usize,
     /// Whether non-whitespace bytes of an unfinished top-level element
@@ -467,6 +485,8 @@ impl StreamReader {
             decl_marks: Vec::new(),
             stack: Vec::new(),
             templates: Vec::new(),
+            seen: Vec::new(),
+            header_decls: 0,
             heap: 0,
             started: false,
             pending_bytes: 0,
@@ -504,6 +524,7 @@ impl StreamReader {
             self.parser.release_temporaries();
             self.stack.shrink_to_fit();
             self.templates = Vec::new();
+            self.seen = Vec::new();
             self.decls.shrink_to_fit();
             self.decl_marks.shrink_to_fit();
         }
@@ -567,7 +588,10 @@ impl StreamReader {
         self.pending_bytes = 0;
         self.heap = 0;
         self.started = false;
-        self.templates.clear();
+        // Templates in the header's short namespaces (`jabber:client`)
+        // serve the next stanzas too; the others go.
+        self.templates.retain(|t| t.persistent);
+        self.seen.clear();
     }
 
     fn charge(&mut self, bytes: usize) -> Result<(), ReadError> {
@@ -790,21 +814,33 @@ impl StreamReader {
 
     /// The declaration that binds `prefix`: its index in `decls`
     /// (`usize::MAX` for `xml`) and namespace.
-    fn resolve(&self, prefix: Option<&NcName>) -> Option<(usize, &Namespace<'static>)> {
+    fn resolve(&self, prefix: Option<&NcName>) -> Option<(usize, &str)> {
         match prefix {
-            Some(p) if p.as_str() == "xml" => Some((usize::MAX, Namespace::xml())),
+            Some(p) if p.as_str() == "xml" => Some((usize::MAX, ns::XML)),
             _ => self
                 .decls
                 .iter()
                 .enumerate()
                 .rev()
                 .find(|(_, d)| d.prefix.as_ref() == prefix)
-                .map(|(i, d)| (i, &d.ns)),
+                .map(|(i, d)| (i, d.ns.as_str())),
+        }
+    }
+
+    /// The namespace of declaration `decl` (from [`resolve`](Self::resolve)),
+    /// shared: one `Arc` per declaration for all its attributes.
+    fn shared(&mut self, decl: usize) -> Namespace<'static> {
+        match self.decls.get_mut(decl) {
+            None => Namespace::XML,
+            Some(d) => d
+                .shared
+                .get_or_insert_with(|| Namespace::from(d.ns.clone()))
+                .clone(),
         }
     }
 
     fn lookup(&self, prefix: Option<&NcName>) -> Option<&str> {
-        self.resolve(prefix).map(|(_, ns)| ns.as_str())
+        self.resolve(prefix).map(|(_, ns)| ns)
     }
 
     fn open_stream(&mut self, head: Head) -> Result<StreamEvent, ReadError> {
@@ -842,6 +878,7 @@ impl StreamReader {
             }
         }
         self.state = State::Open;
+        self.header_decls = self.decls.len();
         self.boundary();
         self.header = Some(header.clone());
         Ok(StreamEvent::Header(header))
@@ -856,41 +893,28 @@ impl StreamReader {
             ));
         };
         if let Some(gate) = gate {
-            gate(head.name.as_str(), ns.as_str()).map_err(ReadError::Refused)?;
+            gate(head.name.as_str(), ns).map_err(ReadError::Refused)?;
         }
         let name = head.name.as_str();
-        let found = self
-            .templates
-            .iter()
-            .find(|t| t.decl == decl && t.element.name() == name);
-        let (mut el, cost) = match found {
-            Some(t) => (t.element.clone(), cost::element(name)),
-            None => {
-                let el = Element::bare(name, ns.as_str());
-                let cost = cost::template(name, ns.as_str());
-                if self.templates.len() < MAX_TEMPLATES && name.len() <= MAX_TEMPLATE_NAME {
-                    self.templates.push(Template {
-                        decl,
-                        element: el.clone(),
-                    });
-                    (el, cost + cost::element(name))
-                } else {
-                    (el, cost)
-                }
-            }
-        };
-        let mut namespaces: Vec<&Namespace<'static>> = Vec::new();
+        let (mut el, cost) = self.element(decl, name);
+        // Distinct attribute namespaces (each its own map node), by
+        // declaration; past the first few, each counts as new.
+        let mut seen = [usize::MAX; 4];
+        let mut namespaces = 0;
         if !head.attrs.is_empty() {
             let attrs = el.attrs_mut();
             for (prefix, name, value) in head.attrs {
                 let ns = match &prefix {
                     None => Namespace::NONE,
                     Some(p) => match self.resolve(Some(p)) {
-                        Some((_, ns)) => {
-                            if !namespaces.contains(&ns) {
-                                namespaces.push(ns);
+                        Some((decl, _)) => {
+                            if !seen.contains(&decl) || namespaces >= seen.len() {
+                                if let Some(slot) = seen.get_mut(namespaces) {
+                                    *slot = decl;
+                                }
+                                namespaces += 1;
                             }
-                            ns.clone()
+                            self.shared(decl)
                         }
                         None => return Err(ReadError::UnboundPrefix(p.to_string())),
                     },
@@ -902,13 +926,55 @@ impl StreamReader {
                     ));
                 }
             }
-            let maps = cost::attr_maps(namespaces.len() + 1);
+            let maps = cost::attr_maps(namespaces + 1);
             self.charge(cost + maps)?;
         } else {
             self.charge(cost)?;
         }
         Ok(el)
     }
+}
+
+impl StreamReader {
+    /// A bare element `name` in declaration `decl`'s namespace, and
+    /// the heap it costs. The second element of one name and namespace
+    /// in a top-level element makes a template, and later ones are its
+    /// clones: they share the namespace name instead of copying it.
+    fn element(&mut self, decl: usize, name: &str) -> (Element, usize) {
+        if let Some(t) = self
+            .templates
+            .iter()
+            .find(|t| t.decl == decl && t.element.name() == name)
+        {
+            return (t.element.clone(), cost::element(name));
+        }
+        let ns = self.decls.get(decl).map_or(ns::XML, |d| d.ns.as_str());
+        let el = Element::bare(name, ns);
+        let cost = cost::template(name, ns);
+        if self.templates.len() >= MAX_TEMPLATES || name.len() > MAX_TEMPLATE_NAME {
+            return (el, cost);
+        }
+        let key = (decl, name_hash(name));
+        if !self.seen.contains(&key) {
+            // The first of its kind: most names come once per stanza.
+            self.seen.push(key);
+            return (el, cost);
+        }
+        let persistent = decl < self.header_decls && ns.len() <= MAX_PERSISTENT_NS;
+        self.templates.push(Template {
+            decl,
+            persistent,
+            element: el.clone(),
+        });
+        (el, cost + cost::element(name))
+    }
+}
+
+/// FNV-1a of an element name (which names were seen once).
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn is_space(b: u8) -> bool {
@@ -939,7 +1005,8 @@ fn push_decl(
     }
     decls.push(Decl {
         prefix,
-        ns: Namespace::from(ns),
+        ns,
+        shared: None,
     });
     Ok(())
 }
