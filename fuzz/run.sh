@@ -1,12 +1,14 @@
 #!/bin/sh
 # Fuzzes TARGET for SECONDS, starting from its checked-in seeds:
 #
-#   fuzz/run.sh TARGET SECONDS
+#   fuzz/run.sh TARGET SECONDS [LIBFUZZER_FLAGS...]
 #
 # runs (from fuzz/)
 #
-#   cargo +nightly fuzz run TARGET corpus/TARGET seeds/TARGET -- -max_total_time=SECONDS
+#   cargo +nightly fuzz run TARGET corpus/TARGET seeds/TARGET -- -max_total_time=SECONDS ...
 #
+# (e.g. `fuzz/run.sh server 1800 -max_len=300000` lets inputs grow past
+# the element limit, where the heap budget of the role targets bites)
 # libFuzzer reads every corpus directory given and writes new inputs to
 # the first only: corpus/TARGET (ignored by git) grows, seeds/TARGET
 # (checked in) is read and left alone. Crashes go to artifacts/TARGET/.
@@ -15,6 +17,7 @@
 set -eu
 target=${1:?usage: fuzz/run.sh TARGET SECONDS}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
+shift 2
 cd "$(dirname "$0")"
 [ -d "seeds/$target" ] || { echo "no seeds/$target" >&2; exit 2; }
 mkdir -p "corpus/$target" "artifacts/$target"
@@ -22,7 +25,7 @@ log="artifacts/$target/run-$(date +%Y%m%d-%H%M%S).log"
 before=$(ls "artifacts/$target" | grep -cv '\.log$' || true)
 status=0
 cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    -max_total_time="$seconds" -print_final_stats=1 "$@" >"$log" 2>&1 || status=$?
 after=$(ls "artifacts/$target" | grep -cv '\.log$' || true)
 echo "== $target, ${seconds}s (log: fuzz/$log)"
 grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::peak_rss_mb' "$log" || true

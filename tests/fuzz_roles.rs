@@ -119,6 +119,7 @@ fn fixed_faults_are_still_caught() {
     let strict = Tolerate {
         headerless_close: false,
         late_answers: false,
+        close_after_proceed: false,
     };
     // Headerless close: the host closes before the client's header; the
     // server's answer without its own header is refused.

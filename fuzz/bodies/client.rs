@@ -221,6 +221,7 @@ pub const CLIENT_FRAMING: Framing<'static> = Framing {
     ],
     quiet_after_restart: false,
     tolerate_headerless_close: false,
+    tolerate_close_after_proceed: false,
 };
 
 struct Driver {

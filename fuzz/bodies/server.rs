@@ -838,12 +838,21 @@ pub struct Tolerate {
     /// after `Closed`. Tolerated by a host that does not answer once
     /// `is_closed()`.
     pub late_answers: bool,
+    /// A stream that fails (a deadline) or that the host closes while TLS
+    /// is pending, after `<proceed/>` went out and before
+    /// `tls_established`, sends its `<stream:error/>` and
+    /// `</stream:stream>` in the clear where the client expects the TLS
+    /// handshake (RFC 6120 5.4.3.3: nothing but TLS follows `<proceed/>`).
+    /// Only a host that waits for TLS while the clock runs shows it (the
+    /// `misbehaving_host` body).
+    pub close_after_proceed: bool,
 }
 
 /// What the fuzz target tolerates.
 pub const KNOWN_FAULTS: Tolerate = Tolerate {
     headerless_close: false,
     late_answers: false,
+    close_after_proceed: false,
 };
 
 /// How the output of a role is framed.
@@ -856,6 +865,8 @@ pub struct Framing<'a> {
     pub quiet_after_restart: bool,
     /// See [`Tolerate::headerless_close`].
     pub tolerate_headerless_close: bool,
+    /// See [`Tolerate::close_after_proceed`].
+    pub tolerate_close_after_proceed: bool,
 }
 
 /// The server's framing.
@@ -864,6 +875,7 @@ pub fn server_framing(tolerate: Tolerate) -> Framing<'static> {
         restart_after: &[("proceed", NS_TLS), ("success", NS_SASL)],
         quiet_after_restart: true,
         tolerate_headerless_close: tolerate.headerless_close,
+        tolerate_close_after_proceed: tolerate.close_after_proceed,
     }
 }
 
@@ -935,6 +947,7 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
     // After a restart element (or in headerless bytes) the server has no
     // stream open: at most a tolerated error and close may come.
     let mut after_restart = headerless;
+    let mut after_proceed = false;
     let mut end = StreamEnd::Open;
     loop {
         let ev = match reader.read(&mut rest) {
@@ -958,7 +971,8 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
             StreamEvent::StreamError(_) | StreamEvent::Closed => false,
         };
         if after_restart && framing.quiet_after_restart {
-            let tolerated = framing.tolerate_headerless_close
+            let tolerated = (framing.tolerate_headerless_close
+                || (after_proceed && framing.tolerate_close_after_proceed))
                 && matches!(ev, StreamEvent::StreamError(_) | StreamEvent::Closed);
             if !tolerated {
                 return Err(format!("{ev:?} on a stream the server has not opened"));
@@ -966,9 +980,10 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
         }
         match ev {
             StreamEvent::Closed => end = StreamEnd::Closed,
-            _ if restart => {
+            StreamEvent::Element(el) if restart => {
                 end = StreamEnd::Restart;
                 after_restart = true;
+                after_proceed = el.name() == "proceed";
             }
             _ => end = StreamEnd::Open,
         }
