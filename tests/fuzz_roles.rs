@@ -23,12 +23,24 @@ mod server_body;
 #[path = "../fuzz/bodies/client.rs"]
 mod client_body;
 
+#[allow(clippy::duplicate_mod, dead_code)]
+#[path = "../fuzz/bodies/legacy.rs"]
+mod legacy_body;
+
+// The bodies measure each input's peak heap (`heap::within_budget`).
+#[path = "../fuzz/bodies/heap.rs"]
+mod heap;
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
 mod support;
 
 use std::fs;
 use std::time::Instant;
 
-use support::{fuzz_seed_dir, fuzz_seeds, parse_stanza as parse, Dir, Transcript};
+use server_body::Flavor;
+use support::{fixtures_dir, fuzz_seed_dir, fuzz_seeds, parse_stanza as parse, Dir, Transcript};
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::server::{Server, ServerEvent};
 
@@ -95,69 +107,60 @@ fn client_seed_corpus() {
     );
 }
 
-/// The seeds that show each fault `server_body::KNOWN_FAULTS` tolerates.
-const FAULT_SEEDS: [(&str, &[&str]); 2] = [
-    (
-        // The host closes before the client's header: no server header.
-        "headerless_close",
-        &[
-            "regress-close-before-header",
-            "regress-close-with-error-before-header",
-            "regress-close-after-success",
-        ],
-    ),
-    (
-        // Late answers acted on after the stream closed.
-        "late_answers",
-        &[
-            "regress-late-answer-after-deadline",
-            "regress-late-answer-after-overflow",
-        ],
-    ),
-];
-
-/// Each tolerated fault still shows on its seeds when not tolerated: once
-/// one is fixed, this fails, and its tolerance goes (set its field of
-/// `KNOWN_FAULTS` to `false`: the corpus tests then check the seeds
-/// strictly).
+/// The faults that `server_body::Tolerate` once let through are fixed
+/// (`KNOWN_FAULTS` tolerates none), and the corpus tests run their
+/// regression seeds strictly. This keeps the checks that catch them
+/// alive: each fault, put back into a real output, is refused by the
+/// strict checks, and the tolerance (for the next fault of the kind)
+/// still works.
 #[test]
-fn tolerated_faults_still_show() {
-    use server_body::{Tolerate, KNOWN_FAULTS};
-    for (fault, names) in FAULT_SEEDS {
-        let (tolerated, without) = match fault {
-            "headerless_close" => (
-                KNOWN_FAULTS.headerless_close,
-                Tolerate {
-                    headerless_close: false,
-                    ..KNOWN_FAULTS
-                },
-            ),
-            "late_answers" => (
-                KNOWN_FAULTS.late_answers,
-                Tolerate {
-                    late_answers: false,
-                    ..KNOWN_FAULTS
-                },
-            ),
-            other => panic!("unknown fault {other}"),
-        };
-        if !tolerated {
-            continue;
-        }
-        let passing: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|name| {
-                let data = fs::read(fuzz_seed_dir("server").join(name)).expect("seed");
-                std::panic::catch_unwind(|| server_body::run_outcome_with(&data, without)).is_ok()
-            })
-            .collect();
+fn fixed_faults_are_still_caught() {
+    use server_body::{check_framing, server_framing, Record, Tolerate};
+    let strict = Tolerate {
+        headerless_close: false,
+        late_answers: false,
+        close_after_proceed: false,
+    };
+    // Headerless close: the host closes before the client's header; the
+    // server's answer without its own header is refused.
+    for seed in [
+        "regress-close-before-header",
+        "regress-close-with-error-before-header",
+    ] {
+        let data = fs::read(fuzz_seed_dir("server").join(seed)).expect("seed");
+        let out = server_body::run_outcome(&data).expect("an outcome").output;
+        let text = String::from_utf8(out).expect("UTF-8");
+        let header_end = text
+            .find("<stream:stream")
+            .and_then(|at| text[at..].find('>').map(|e| at + e + 1));
+        let headerless = &text[header_end.expect("a server header")..];
+        assert!(headerless.ends_with("</stream:stream>"), "{text}");
+        let caught = std::panic::catch_unwind(|| {
+            check_framing(headerless.as_bytes(), true, &server_framing(strict))
+        });
         assert!(
-            passing.is_empty(),
-            "fault `{fault}` no longer shows on {passing:?}: fixed? Then set \
-             `{fault}: false` in server_body::KNOWN_FAULTS"
+            caught.is_err(),
+            "{seed}: a headerless close passed the checks"
         );
+        let tolerant = Tolerate {
+            headerless_close: true,
+            ..strict
+        };
+        check_framing(headerless.as_bytes(), true, &server_framing(tolerant));
     }
+    // Late answers: a late answer acted on after `Closed` shows as bytes
+    // or events after it, which the record refuses.
+    let closed = || {
+        let mut r = Record::new(false);
+        r.event(&"Closed", true, false);
+        r.closed(true);
+        r.transmitted(0, b"");
+        r
+    };
+    let bytes_after = std::panic::catch_unwind(|| closed().transmitted(10, b"<success/>"));
+    assert!(bytes_after.is_err(), "bytes after Closed passed");
+    let event_after = std::panic::catch_unwind(|| closed().event(&"Ready", false, false));
+    assert!(event_after.is_err(), "an event after Closed passed");
 }
 
 #[test]
@@ -176,6 +179,48 @@ const CLIENT_HEADER: &str = "<?xml version='1.0'?><stream:stream to='example.com
 const SERVER_HEADER: &str = "<?xml version='1.0'?><stream:stream from='example.com' id='s1' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 
+#[test]
+fn legacy_seed_corpus() {
+    let all = fuzz_seeds("legacy");
+    assert!(all.len() >= 20, "only {} legacy seeds", all.len());
+    let mut whole_sessions = 0;
+    for (name, data) in &all {
+        eprintln!("legacy seed {name}");
+        let reached = legacy_body::run_outcome(data);
+        if name.starts_with("ok-") {
+            let r = reached.expect("a whole session");
+            assert!(
+                r.ready && !r.failed,
+                "{name}: the replay did not reach a ready session; regenerate the seeds? {:?}",
+                r.events
+            );
+            whole_sessions += 1;
+        }
+        // The role byte stays; the role's own bytes vary as for the others.
+        for v in variants(&data[1..]).iter().skip(1) {
+            legacy_body::run(&[&data[..1], v].concat());
+        }
+    }
+    assert!(whole_sessions >= 8, "only {whole_sessions} whole sessions");
+}
+
+/// The role bodies measure the heap of each run: the counting allocator
+/// is this binary's, a seed's run is counted, and a run over the budget
+/// is a failure.
+#[test]
+fn role_runs_are_held_to_the_heap_budget() {
+    let data = fs::read(fuzz_seed_dir("server").join("ok-plain-notls-tls0")).expect("seed");
+    let (outcome, peak) = heap::measure(|| server_body::run_outcome(&data));
+    assert!(outcome.expect("an outcome").ready);
+    assert!(peak > 0 && peak <= heap::heap_budget(), "{peak}");
+    let over = std::panic::catch_unwind(|| {
+        heap::within_budget("a role holding 2 budgets", || {
+            std::hint::black_box(vec![1u8; 2 * heap::heap_budget()]).len()
+        })
+    });
+    assert!(over.is_err(), "a run over the budget passed");
+}
+
 /// Both sides' bytes of one session.
 struct Session {
     up: Vec<u8>,
@@ -189,12 +234,36 @@ struct Session {
 /// its host), in memory. Once ready, both send stanzas as the bodies do
 /// and the client sends a few more, then closes.
 fn session(s0: u8, c0: u8, tweak: impl FnOnce(&mut ClientConfig)) -> Session {
-    let now = Instant::now();
     let mut cc = client_body::client_config(c0, false);
     tweak(&mut cc);
+    session_of(s0, c0, cc, Flavor::default())
+}
+
+/// [`session`] with the client configured as `cc` and the server as the
+/// body configures it for `flavor`.
+fn session_of(s0: u8, c0: u8, cc: ClientConfig, flavor: Flavor) -> Session {
+    session_with(s0, c0, cc, |sc| {
+        if !flavor.legacy {
+            sc.legacy_auth = None;
+            sc.register = None;
+        }
+    })
+}
+
+/// [`session_of`] for the legacy flavour, the server's configuration then
+/// `tweak`ed.
+fn session_with(
+    s0: u8,
+    c0: u8,
+    cc: ClientConfig,
+    tweak: impl FnOnce(&mut xmpp_sansio::server::ServerConfig),
+) -> Session {
+    let now = Instant::now();
     let mut client = Client::new(cc, now);
-    let mut server = Server::new(server_body::server_config(s0), now);
-    let host = server_body::Host;
+    let mut sc = server_body::server_config_for(s0, LEGACY);
+    tweak(&mut sc);
+    let mut server = Server::new(sc, now);
+    let mut host = server_body::Host::new();
     let (stls, ctls) = (
         server_body::tls_info(s0 >> 2),
         server_body::tls_info(c0 >> 6),
@@ -235,6 +304,12 @@ fn session(s0: u8, c0: u8, tweak: impl FnOnce(&mut ClientConfig)) -> Session {
                 ServerEvent::Bind { resource, .. } => server
                     .answer_bind(now, host.bind(resource.as_deref()))
                     .unwrap(),
+                ServerEvent::Register(req) => {
+                    server.answer_register(now, host.register(&req)).unwrap()
+                }
+                ServerEvent::LegacyAuth(req) => {
+                    server.answer_legacy_auth(now, host.legacy(&req)).unwrap()
+                }
                 ServerEvent::Ready { jid } => {
                     s.server_ready = true;
                     let msg =
@@ -346,7 +421,7 @@ fn real_session(
 /// made for). With `REGENERATE_SEEDS=1` this rewrites them instead.
 #[test]
 fn regenerated_seeds_match_the_checked_in_ones() {
-    for role in ["server", "client"] {
+    for role in ["server", "client", "legacy"] {
         if !regenerating() {
             break;
         }
@@ -460,6 +535,252 @@ fn regenerated_seeds_match_the_checked_in_ones() {
     malformed_server_seeds();
     malformed_client_seeds();
     prosody_client_seeds();
+    legacy_session_seeds();
+    seed001_legacy_seeds();
+    // Found by the seed variants: a client that closed after its
+    // registration enquiry delivered a stanza that came in while it was
+    // closing, on a stream where nobody authenticated.
+    write_legacy_seed(
+        legacy_body::Side::Client,
+        "regress-stanza-while-closing-unauthenticated",
+        client_body::choice_of("PLAIN") << 2,
+        16 | 64,
+        format!(
+            "{SERVER_HEADER}<stream:features><register xmlns='http://jabber.org/features/iq-register'/></stream:features><iq id='reg_1' type='result'/><message from='bob@example.com'><body>x</body></message>"
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn no_stanza_is_delivered_from_an_unauthenticated_stream_while_closing() {
+    let data = fs::read(
+        fuzz_seed_dir("legacy").join("regress-stanza-while-closing-unauthenticated-client"),
+    )
+    .expect("seed");
+    let r = legacy_body::run_outcome(&data).expect("an outcome");
+    assert!(
+        r.events[0].starts_with("RegistrationForm"),
+        "{:?}",
+        r.events
+    );
+    assert!(
+        !r.events.iter().any(|e| e.starts_with("Stanza")),
+        "{:?}",
+        r.events
+    );
+}
+
+const LEGACY: Flavor = Flavor {
+    legacy: true,
+    heap: false,
+};
+
+/// A `legacy` seed: the role byte, then the role's input; its name ends
+/// with the role.
+fn write_legacy_seed(side: legacy_body::Side, name: &str, config: u8, drive: u8, bytes: &[u8]) {
+    let role = legacy_body::role_byte(side);
+    let name = format!("{name}-{}", format!("{side:?}").to_lowercase());
+    write_seed(
+        "legacy",
+        &name,
+        &[&[role][..], &with_config(config, drive, bytes)].concat(),
+    );
+}
+
+/// Legacy sessions of our client against our server, configured as the
+/// `legacy` body configures them (`methods`: the server restricted to
+/// these jabber:iq:auth methods while the bytes are made, so that the
+/// client takes each; the replay's server accepts all), written for
+/// each side.
+fn legacy_session_seeds() {
+    use legacy_body::Side;
+    use xmpp_sansio::server::LegacyAuthMethods;
+    let only = |password, digest, zero_k| {
+        Some(LegacyAuthMethods {
+            password,
+            digest,
+            zero_k,
+        })
+    };
+    // A -PLUS mechanism without TLS: no SASL mechanism fits, so the
+    // client falls back to jabber:iq:auth; PLAIN: SASL after registering.
+    let legacy_only = client_body::choice_of("SCRAM-SHA-1-PLUS") << 2;
+    let sasl = client_body::choice_of("PLAIN") << 2;
+    // (name, s0, c0, enquiry, the server's methods, ready)
+    type Case = (&'static str, u8, u8, bool, Option<LegacyAuthMethods>, bool);
+    let cases: [Case; 9] = [
+        // (name, s0, c0, enquiry, server methods, ready)
+        ("ok-register-zero-k", 16, legacy_only, false, None, true),
+        (
+            "ok-register-digest",
+            16,
+            legacy_only,
+            false,
+            only(false, true, false),
+            true,
+        ),
+        (
+            "ok-register-password",
+            16,
+            legacy_only,
+            false,
+            only(true, false, false),
+            true,
+        ),
+        ("ok-register-then-sasl-plain", 16, sasl, false, None, true),
+        (
+            "ok-starttls-register-zero-k",
+            1,
+            1 | legacy_only,
+            false,
+            None,
+            true,
+        ),
+        (
+            "ok-starttls-register-password",
+            1,
+            1 | legacy_only,
+            false,
+            only(true, false, false),
+            true,
+        ),
+        (
+            "ok-direct-register-digest",
+            3,
+            3 | legacy_only,
+            false,
+            only(false, true, false),
+            true,
+        ),
+        ("register-enquiry", 16, legacy_only, true, None, false),
+        (
+            "starttls-register-enquiry",
+            1,
+            1 | legacy_only,
+            true,
+            None,
+            false,
+        ),
+    ];
+    for (k, (name, s0, c0, enquiry, methods, ready)) in cases.into_iter().enumerate() {
+        let cc = client_body::client_config_for(c0, false, true, enquiry);
+        let s = legacy_session(s0, c0, cc, methods);
+        assert_eq!(s.client_ready && s.server_ready, ready, "{name}");
+        let drive = 2 + (k % 5) as u8;
+        write_legacy_seed(Side::Server, name, s0, drive, &s.up);
+        let enquiry_bit = if enquiry { 16 } else { 0 };
+        write_legacy_seed(Side::Client, name, c0, drive | enquiry_bit, &s.down);
+    }
+    // Failures: a wrong password through each method, a name taken at
+    // registration (server seeds; the client's reply bytes too).
+    for (name, methods, password, username) in [
+        (
+            "fail-zero-k-wrong-password",
+            None,
+            "wrong",
+            client_body::NEW_USER,
+        ),
+        (
+            "fail-digest-wrong-password",
+            only(false, true, false),
+            "wrong",
+            client_body::NEW_USER,
+        ),
+        (
+            "fail-password-wrong-password",
+            only(true, false, false),
+            "wrong",
+            client_body::NEW_USER,
+        ),
+        (
+            "fail-register-taken",
+            None,
+            server_body::PASSWORD,
+            server_body::USER,
+        ),
+    ] {
+        let mut cc = client_body::client_config_for(legacy_only, false, true, false);
+        cc.credentials = Credentials::password(password);
+        if let Some(reg) = cc.register.as_mut() {
+            reg.fields[0].1 = username.to_owned();
+        }
+        let s = legacy_session(16, legacy_only, cc, methods);
+        assert!(!s.client_ready, "{name}");
+        write_legacy_seed(Side::Server, name, 16, 4, &s.up);
+        write_legacy_seed(Side::Client, name, legacy_only, 4, &s.down);
+    }
+}
+
+/// [`session_of`] for the legacy flavour, its server restricted to
+/// `methods` when given.
+fn legacy_session(
+    s0: u8,
+    c0: u8,
+    cc: ClientConfig,
+    methods: Option<xmpp_sansio::server::LegacyAuthMethods>,
+) -> Session {
+    match methods {
+        None => session_of(s0, c0, cc, LEGACY),
+        Some(m) => session_with(s0, c0, cc, |sc| sc.legacy_auth = Some(m)),
+    }
+}
+
+/// Seed 001's scenarios (Jabber 1.4, pre-1.0 streams), its server `yak`
+/// and user `dj` renamed to the bodies' domain and user (and dj's
+/// password to theirs, so that the plaintext login succeeds): the
+/// client's lines for the server, the server's for the client.
+fn seed001_legacy_seeds() {
+    use legacy_body::Side;
+    let text = fs::read_to_string(fixtures_dir().join("seeds/seed001_jabber14.txt")).unwrap();
+    let rename = |line: &str| {
+        line.replace("'yak'", "'example.com'")
+            .replace("@yak", "@example.com")
+            .replace(">dj<", ">alice<")
+            .replace("dj@", "alice@")
+            .replace(">secret<", ">pencil<")
+    };
+    let mut scenarios: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("-- scenario: ") {
+            let slug: String = name
+                .split(" (")
+                .next()
+                .unwrap_or(name)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            scenarios.push((slug, String::new(), String::new()));
+        } else if let Some((side, data)) = line.split_at_checked(3) {
+            let Some(last) = scenarios.last_mut() else {
+                continue;
+            };
+            match side {
+                "C: " => last.1 += &(rename(data) + "\n"),
+                "S: " => last.2 += &(rename(data) + "\n"),
+                _ => {}
+            }
+        }
+    }
+    // The password change happens inside the plaintext login's session.
+    let change = scenarios
+        .iter()
+        .position(|(n, _, _)| n.starts_with("change-password"))
+        .expect("the password change");
+    let (_, up, _) = scenarios.remove(change);
+    let login = scenarios
+        .iter_mut()
+        .find(|(n, _, _)| n.starts_with("authenticate"))
+        .expect("the login");
+    login.1 += &up;
+    let plain = client_body::choice_of("PLAIN") << 2;
+    for (k, (name, up, down)) in scenarios.iter().enumerate() {
+        let name = format!("seed001-{name}");
+        write_legacy_seed(Side::Server, &name, 16, 2 + (k % 5) as u8, up.as_bytes());
+        // The client registers by enquiry for the register scenarios.
+        let drive = if name.contains("regist") { 16 | 3 } else { 3 };
+        write_legacy_seed(Side::Client, &name, plain, drive, down.as_bytes());
+    }
 }
 
 /// Regression seeds of the late-answer fault (see

@@ -53,6 +53,13 @@
 //!
 //! [`KNOWN_FAULTS`] lists the server's reported faults that the checks
 //! tolerate until they are fixed.
+//!
+//! With [`Flavor::legacy`] (the `legacy` body) the server also offers
+//! registration and jabber:iq:auth, and the host answers those requests
+//! ([`Host::register`], [`Host::legacy`]). Each input also runs once
+//! more with the default limits and no transcript kept, its peak heap
+//! within `heap::heap_budget()` (the binary's global allocator must be
+//! `heap::Counting`).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -63,7 +70,13 @@ use xmpp_sansio::sasl::{
     CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
     ScramHash, Secret,
 };
-use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
+use xmpp_sansio::server::{
+    BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
+    Server, ServerConfig, ServerEvent, ServerTls,
+};
+use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::register::RegisterForm;
+use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
 use xmpp_sansio::xml::{Limits, StreamEvent, StreamReader};
 use xmpp_sansio::{DeterministicRandom, TlsInfo, UsageError};
@@ -176,9 +189,49 @@ pub fn server_config(config: u8) -> ServerConfig {
     c
 }
 
+/// What a run drives: the `server` and `client` targets' setup, or the
+/// `legacy` target's (in-band registration and jabber:iq:auth on); with
+/// the small [`LIMITS`], or the defaults under the heap budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flavor {
+    /// Registration and legacy authentication on, in both roles.
+    pub legacy: bool,
+    /// The default limits, the driver keeping no transcript, the peak
+    /// heap asserted within `heap::heap_budget()`.
+    pub heap: bool,
+}
+
+/// [`server_config`] for `flavor`: with registration (a form asking
+/// for an email too) and every jabber:iq:auth method when legacy (which
+/// also admits pre-1.0 streams); the default limits under the heap
+/// budget.
+pub fn server_config_for(config: u8, flavor: Flavor) -> ServerConfig {
+    let mut c = server_config(config);
+    if flavor.legacy {
+        c.register = Some(RegisterForm {
+            instructions: Some("Choose a username and password.".into()),
+            fields: vec!["email".into()],
+            ..RegisterForm::default()
+        });
+        c.legacy_auth = Some(LegacyAuthMethods::default());
+    }
+    if flavor.heap {
+        c.limits = Limits::default();
+    }
+    c
+}
+
 /// The host's store: one user, with SCRAM credentials for each hash,
-/// derived once per process.
-pub struct Host;
+/// derived once per process, and a zero-knowledge state (XEP-0078) that
+/// steps down with each login.
+pub struct Host {
+    zero_k: ZeroKState,
+}
+
+/// The zero-knowledge token of [`USER`] (seed 001's), and the sequence
+/// its state starts at.
+pub const ZERO_K_TOKEN: &str = "3B2DEEC0";
+pub const ZERO_K_SEQUENCE: u32 = 497;
 
 /// The salt stored for [`USER`]'s SCRAM credentials of `hash`.
 pub fn salt(hash: ScramHash) -> Vec<u8> {
@@ -200,7 +253,61 @@ fn scram_credentials(hash: ScramHash) -> ScramCredentials {
     }
 }
 
+impl Default for Host {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Host {
+    /// A fresh store.
+    pub fn new() -> Self {
+        Self {
+            zero_k: ZeroKState::new(PASSWORD, ZERO_K_TOKEN, ZERO_K_SEQUENCE),
+        }
+    }
+
+    /// The answer to a registration request: [`USER`] exists (409), any
+    /// other name is created; changes in a session are accepted.
+    pub fn register(&self, req: &RegistrationRequest) -> Result<(), LegacyError> {
+        match req {
+            RegistrationRequest::Create { username, .. } if username == USER => {
+                Err(LegacyError::CONFLICT)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The answer to a legacy authentication request, as seed 001's
+    /// server checks each method; a zero-knowledge login steps the state
+    /// down.
+    pub fn legacy(&mut self, req: &LegacyAuthRequest) -> LegacyAuthAnswer {
+        match req {
+            LegacyAuthRequest::ZeroKState { username } => {
+                LegacyAuthAnswer::ZeroK((username == USER).then(|| self.zero_k.clone()))
+            }
+            LegacyAuthRequest::Verify {
+                username,
+                resource,
+                credential,
+                stream_id,
+            } => {
+                let ok = username == USER
+                    && match credential {
+                        LegacyCredential::Password(p) => p == PASSWORD,
+                        LegacyCredential::Digest(d) => *d == iq_auth::digest(stream_id, PASSWORD),
+                        LegacyCredential::ZeroK(h) => self.zero_k.verify(h),
+                    };
+                LegacyAuthAnswer::Verdict(match (ok, resource.as_str()) {
+                    (false, _) => Err(LegacyError::NOT_AUTHORIZED),
+                    (true, TAKEN_RESOURCE) => Err(LegacyError::CONFLICT),
+                    (true, _) => Ok(()),
+                })
+            }
+            _ => LegacyAuthAnswer::Verdict(Err(LegacyError::NOT_AUTHORIZED)),
+        }
+    }
+
     /// The answer to a credential request.
     pub fn answer(&self, req: &CredentialRequest) -> CredentialAnswer {
         let verdict = |ok: bool, user: &str| {
@@ -272,6 +379,8 @@ pub fn chunk_sizes(drive: u8, len: usize) -> Vec<usize> {
 enum Pending {
     Credentials(CredentialRequest),
     Bind(Option<String>),
+    Register(RegistrationRequest),
+    Legacy(LegacyAuthRequest),
 }
 
 /// What one run produced, in a comparable form (for either role).
@@ -305,9 +414,22 @@ pub struct Record {
     /// Output was drained after `Closed`: nothing more may come.
     closed_drained: bool,
     pub input_len: usize,
+    /// Keep no transcript (`output` and `events` stay empty: only
+    /// counted), so that the heap measured is the role's.
+    pub lean: bool,
+    output_len: usize,
+    event_count: usize,
 }
 
 impl Record {
+    /// A record; `lean`: keep no transcript.
+    pub fn new(lean: bool) -> Record {
+        Record {
+            lean,
+            ..Record::default()
+        }
+    }
+
     /// A chunk of `len` bytes was fed, and `feed` returned `res`.
     pub fn fed(&mut self, len: usize, res: Result<(), UsageError>) {
         self.input_len += len;
@@ -327,7 +449,10 @@ impl Record {
             String::from_utf8_lossy(out)
         );
         self.closed_drained = self.closed_seen;
-        self.output.extend_from_slice(out);
+        self.output_len += n;
+        if !self.lean {
+            self.output.extend_from_slice(out);
+        }
     }
 
     /// An event came: `closed` when it is `Closed`, `start_tls` when it is
@@ -336,6 +461,10 @@ impl Record {
         assert!(!self.closed_seen, "an event after Closed: {ev:?}");
         if self.error_seen {
             assert!(closed, "Error not followed by Closed: {ev:?}");
+        }
+        self.event_count += 1;
+        if self.lean {
+            return;
         }
         self.events.push(if start_tls {
             "StartTls".to_owned()
@@ -366,15 +495,15 @@ impl Record {
     /// closed (`is_closed`) exactly when it said `Closed`.
     pub fn check_round(&self, is_closed: bool) {
         assert!(
-            self.events.len() <= self.input_len + 64,
+            self.event_count <= self.input_len + 64,
             "{} events from {} bytes",
-            self.events.len(),
+            self.event_count,
             self.input_len
         );
         assert!(
-            self.output.len() <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
+            self.output_len <= OUTPUT_FACTOR * self.input_len + OUTPUT_SLACK,
             "{} output bytes from {} input bytes",
-            self.output.len(),
+            self.output_len,
             self.input_len
         );
         assert_eq!(is_closed, self.closed_seen);
@@ -534,18 +663,53 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(config: u8, slow: bool, tolerate: Tolerate) -> Driver {
+    fn new(config: u8, slow: bool, tolerate: Tolerate, flavor: Flavor) -> Driver {
         let now = Instant::now();
         Driver {
-            server: Server::new(server_config(config), now),
-            host: Host,
+            server: Server::new(server_config_for(config, flavor), now),
+            host: Host::new(),
             now,
             tls: tls_info(config >> 2),
             slow,
             tolerate,
             pending: Vec::new(),
-            record: Record::default(),
+            record: Record::new(flavor.heap),
         }
+    }
+
+    /// The host answers a request at once; `Err` when the server refused
+    /// the answer.
+    fn answer_now(&mut self, p: Pending) -> Result<(), UsageError> {
+        let now = self.now;
+        match p {
+            Pending::Credentials(req) => {
+                let a = self.host.answer(&req);
+                self.server.answer_credentials(now, a)
+            }
+            Pending::Bind(resource) => {
+                let a = self.host.bind(resource.as_deref());
+                self.server.answer_bind(now, a)
+            }
+            Pending::Register(req) => {
+                let a = self.host.register(&req);
+                self.server.answer_register(now, a)
+            }
+            Pending::Legacy(req) => {
+                let a = self.host.legacy(&req);
+                self.server.answer_legacy_auth(now, a)
+            }
+        }
+    }
+
+    /// A request came: answered at once, or held by a slow host.
+    fn request(&mut self, p: Pending) {
+        if self.slow {
+            return self.pending.push(p);
+        }
+        let open = !self.server.is_closed();
+        let res = self.answer_now(p);
+        // Answers are taken while the stream is open, refused after.
+        assert_eq!(res.is_ok(), open, "answer to a request refused: {res:?}");
     }
 
     /// The slow host's answers to what it was asked before.
@@ -555,16 +719,7 @@ impl Driver {
             return;
         }
         for p in std::mem::take(&mut self.pending) {
-            let res = match p {
-                Pending::Credentials(req) => {
-                    let a = self.host.answer(&req);
-                    self.server.answer_credentials(self.now, a)
-                }
-                Pending::Bind(resource) => {
-                    let a = self.host.bind(resource.as_deref());
-                    self.server.answer_bind(self.now, a)
-                }
-            };
+            let res = self.answer_now(p);
             // Late, the stream may have failed meanwhile (a deadline, too
             // much held input): the answer may then be refused, never
             // acted on (checked by the event and output invariants).
@@ -609,32 +764,18 @@ impl Driven for Driver {
                         assert!(restart.is_none(), "a second StartTls at once");
                         restart = Some(pending);
                     }
-                    ServerEvent::Credentials(req) => {
-                        if self.slow {
-                            self.pending.push(Pending::Credentials(req));
-                        } else {
-                            let a = self.host.answer(&req);
-                            let open = !self.server.is_closed();
-                            let res = self.server.answer_credentials(self.now, a);
-                            // Answers are taken while the stream is open, refused after.
-                            assert_eq!(res.is_ok(), open, "answer to a credential request refused");
-                        }
-                    }
-                    ServerEvent::Bind { resource, .. } => {
-                        if self.slow {
-                            self.pending.push(Pending::Bind(resource));
-                        } else {
-                            let a = self.host.bind(resource.as_deref());
-                            let open = !self.server.is_closed();
-                            let res = self.server.answer_bind(self.now, a);
-                            // Answers are taken while the stream is open, refused after.
-                            assert_eq!(res.is_ok(), open, "answer to a bind request refused");
-                        }
-                    }
+                    ServerEvent::Credentials(req) => self.request(Pending::Credentials(req)),
+                    ServerEvent::Bind { resource, .. } => self.request(Pending::Bind(resource)),
+                    ServerEvent::Register(req) => self.request(Pending::Register(req)),
+                    ServerEvent::LegacyAuth(req) => self.request(Pending::Legacy(req)),
                     ServerEvent::Ready { jid } => {
                         self.record.ready();
-                        assert_eq!(self.server.jid(), Some(jid.as_str()));
-                        assert!(self.server.is_ready());
+                        // Unless an in-session registration request that
+                        // followed is with the host: `jid()` and
+                        // `is_ready()` say nothing meanwhile.
+                        if let Some(now_jid) = self.server.jid() {
+                            assert_eq!(now_jid, jid);
+                        }
                     }
                     ServerEvent::Stanza(el) => {
                         assert!(self.record.ready, "a stanza before Ready");
@@ -687,7 +828,8 @@ fn send_parsed(server: &mut Server, xml: &str) {
 
 /// Known faults of the server that the checks tolerate, so that the
 /// fuzzer gets past them; each was reported, and is turned off once fixed
-/// (`tests/fuzz_roles.rs` checks that each still shows on its seeds).
+/// (`tests/fuzz_roles.rs` `fixed_faults_are_still_caught` checks that
+/// the strict checks still catch the ones fixed).
 #[derive(Debug, Clone, Copy)]
 pub struct Tolerate {
     /// The host's `close` or `close_with_error` before the client's
@@ -702,12 +844,21 @@ pub struct Tolerate {
     /// after `Closed`. Tolerated by a host that does not answer once
     /// `is_closed()`.
     pub late_answers: bool,
+    /// A stream that fails (a deadline) or that the host closes while TLS
+    /// is pending, after `<proceed/>` went out and before
+    /// `tls_established`, sends its `<stream:error/>` and
+    /// `</stream:stream>` in the clear where the client expects the TLS
+    /// handshake (RFC 6120 5.4.3.3: nothing but TLS follows `<proceed/>`).
+    /// Only a host that waits for TLS while the clock runs shows it (the
+    /// `misbehaving_host` body).
+    pub close_after_proceed: bool,
 }
 
 /// What the fuzz target tolerates.
 pub const KNOWN_FAULTS: Tolerate = Tolerate {
     headerless_close: false,
     late_answers: false,
+    close_after_proceed: false,
 };
 
 /// How the output of a role is framed.
@@ -720,6 +871,8 @@ pub struct Framing<'a> {
     pub quiet_after_restart: bool,
     /// See [`Tolerate::headerless_close`].
     pub tolerate_headerless_close: bool,
+    /// See [`Tolerate::close_after_proceed`].
+    pub tolerate_close_after_proceed: bool,
 }
 
 /// The server's framing.
@@ -728,6 +881,7 @@ pub fn server_framing(tolerate: Tolerate) -> Framing<'static> {
         restart_after: &[("proceed", NS_TLS), ("success", NS_SASL)],
         quiet_after_restart: true,
         tolerate_headerless_close: tolerate.headerless_close,
+        tolerate_close_after_proceed: tolerate.close_after_proceed,
     }
 }
 
@@ -799,6 +953,7 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
     // After a restart element (or in headerless bytes) the server has no
     // stream open: at most a tolerated error and close may come.
     let mut after_restart = headerless;
+    let mut after_proceed = false;
     let mut end = StreamEnd::Open;
     loop {
         let ev = match reader.read(&mut rest) {
@@ -822,7 +977,8 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
             StreamEvent::StreamError(_) | StreamEvent::Closed => false,
         };
         if after_restart && framing.quiet_after_restart {
-            let tolerated = framing.tolerate_headerless_close
+            let tolerated = (framing.tolerate_headerless_close
+                || (after_proceed && framing.tolerate_close_after_proceed))
                 && matches!(ev, StreamEvent::StreamError(_) | StreamEvent::Closed);
             if !tolerated {
                 return Err(format!("{ev:?} on a stream the server has not opened"));
@@ -830,9 +986,10 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
         }
         match ev {
             StreamEvent::Closed => end = StreamEnd::Closed,
-            _ if restart => {
+            StreamEvent::Element(el) if restart => {
                 end = StreamEnd::Restart;
                 after_restart = true;
+                after_proceed = el.name() == "proceed";
             }
             _ => end = StreamEnd::Open,
         }
@@ -843,29 +1000,47 @@ fn check_stream(doc: &str, framing: &Framing, headerless: bool) -> Result<Stream
     Ok(end)
 }
 
-/// Runs the input under its configuration bytes and returns the outcome.
+/// Runs the input under its configuration bytes and returns the outcome
+/// (the `server` target: registration and legacy authentication off).
 pub fn run_outcome(data: &[u8]) -> Option<Outcome> {
-    run_outcome_with(data, KNOWN_FAULTS)
+    run_outcome_with(data, KNOWN_FAULTS, false)
 }
 
-/// [`run_outcome`], tolerating only `tolerate`.
-pub fn run_outcome_with(data: &[u8], tolerate: Tolerate) -> Option<Outcome> {
+/// [`run_outcome`], tolerating only `tolerate`, `legacy` or not: the run
+/// with the small limits and its checks, the run in one piece when the
+/// chunking must not matter, and the run with the default limits within
+/// the heap budget.
+pub fn run_outcome_with(data: &[u8], tolerate: Tolerate, legacy: bool) -> Option<Outcome> {
     let [config, drive, input @ ..] = data else {
         return None;
     };
-    let outcome = drive_server(*config, *drive, input, tolerate);
+    let checked = Flavor {
+        legacy,
+        heap: false,
+    };
+    let outcome = drive_server(*config, *drive, input, tolerate, checked);
     let prompt = *drive & (32 | 128) == 0;
     if prompt && *drive & 7 != 0 {
-        let whole = drive_server(*config, *drive & !7, input, tolerate);
+        let whole = drive_server(*config, *drive & !7, input, tolerate, checked);
         assert_chunking_invariant(&outcome, &whole);
     }
+    let heap = Flavor { legacy, heap: true };
+    crate::heap::within_budget("server", || {
+        drive_server(*config, *drive, input, tolerate, heap)
+    });
     Some(outcome)
 }
 
-fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outcome {
+fn drive_server(
+    config: u8,
+    drive: u8,
+    input: &[u8],
+    tolerate: Tolerate,
+    flavor: Flavor,
+) -> Outcome {
     let slow = drive & 32 != 0;
     let close = drive & 64 != 0;
-    let mut d = Driver::new(config, slow, tolerate);
+    let mut d = Driver::new(config, slow, tolerate, flavor);
     d.drain();
     d.feed_chunks(drive, input);
     // A late answer can let the server read held bytes, which may ask
@@ -887,11 +1062,13 @@ fn drive_server(config: u8, drive: u8, input: &[u8], tolerate: Tolerate) -> Outc
     // Bounded: each deadline ends something.
     assert!(d.run_out_the_clock(8), "deadlines keep coming");
     assert!(d.pending.is_empty());
-    check_framing(
-        &d.record.output,
-        d.record.closed_seen,
-        &server_framing(tolerate),
-    );
+    if !flavor.heap {
+        check_framing(
+            &d.record.output,
+            d.record.closed_seen,
+            &server_framing(tolerate),
+        );
+    }
     d.record.outcome()
 }
 

@@ -647,8 +647,10 @@ impl Client {
         // The element's name and namespace are checked against the phase
         // before anything of its content is read.
         if self.core.life == Life::Closing {
-            // Stanzas in flight while closing are still delivered.
-            if is_stanza(&el) {
+            // Stanzas in flight while closing are still delivered, if the
+            // session was ready: not on a stream closed before (after a
+            // registration, or by the host), where nobody authenticated.
+            if is_stanza(&el) && self.is_ready() {
                 self.core.push_event(ClientEvent::Stanza(el));
             }
             return;

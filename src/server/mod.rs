@@ -394,7 +394,10 @@ impl Server {
         Ok(())
     }
 
-    /// The host's answer to [`ServerEvent::Bind`].
+    /// The host's answer to [`ServerEvent::Bind`]. An answer that cannot
+    /// be sent to the client (a resource with characters XML cannot
+    /// carry, a refusal condition that is not an XML name) is refused
+    /// with [`UsageError::Write`]; the request stays pending.
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
@@ -403,6 +406,10 @@ impl Server {
             return Err(UsageError::NoPendingRequest);
         };
         let (id, username) = (id.clone(), username.clone());
+        // The answer goes to the client as the host gave it: one that
+        // cannot be written (a resource with control characters, a
+        // condition that is not an XML name) is refused, the request
+        // still pending, rather than acted on with nothing sent.
         match answer {
             BindAnswer::Accept(resource) => {
                 let resource = resource.filter(|r| !r.is_empty()).unwrap_or_else(|| {
@@ -410,7 +417,9 @@ impl Server {
                 });
                 let domain = self.domain.clone().unwrap_or_default();
                 let jid = format!("{username}@{domain}/{resource}");
-                self.core.write(&bind::result(&id, &jid));
+                self.core
+                    .write_host(&bind::result(&id, &jid))
+                    .map_err(UsageError::Write)?;
                 self.negotiation_deadline = None;
                 self.core
                     .push_event(ServerEvent::Ready { jid: jid.clone() });
@@ -428,7 +437,9 @@ impl Server {
                     condition,
                     text: None,
                 };
-                self.core.write(&err.to_iq(&id));
+                self.core
+                    .write_host(&err.to_iq(&id))
+                    .map_err(UsageError::Write)?;
                 self.phase = Phase::AwaitBind;
             }
         }
