@@ -103,10 +103,7 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// itself and the driver.
 pub fn heap_budget() -> usize {
     let limits = Limits::default();
-    // `4 * max_element_bytes` is the default of `Limits::max_element_heap`
-    // (issue 11, finding 1): once that field exists, this term is
-    // `limits.max_element_heap`.
-    4 * limits.max_element_bytes + limits.max_element_bytes + 256 * 1024
+    limits.max_element_heap + limits.max_element_bytes + 256 * 1024
 }
 
 /// Runs `f` (one input through a role) and panics when it held more heap

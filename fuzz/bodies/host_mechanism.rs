@@ -28,7 +28,7 @@ use xmpp_sansio::sasl::{
     ClientMechanism, CredentialAnswer, CredentialRequest, Identity, SaslCondition, SaslError,
     ServerMechanism, ServerStep,
 };
-use xmpp_sansio::steps::sasl::SaslElement;
+use xmpp_sansio::steps::sasl::{SaslElement, Zeroizing};
 use xmpp_sansio::xml::{StreamEvent, StreamReader, StreamWriter};
 
 /// Splits the input into messages.
@@ -162,7 +162,7 @@ pub fn run_outcome(data: &[u8]) -> End {
     };
     let auth = SaslElement::Auth {
         mechanism: NAME.into(),
-        initial_response: ir.clone(),
+        initial_response: ir.clone().map(Zeroizing::new),
     };
     let SaslElement::Auth {
         mechanism,
@@ -171,8 +171,9 @@ pub fn run_outcome(data: &[u8]) -> End {
     else {
         panic!("<auth/> read back as something else");
     };
-    assert_eq!((mechanism.as_str(), &initial_response), (NAME, &ir));
-    let mut step = server.start(initial_response.as_deref());
+    let read_back = initial_response.as_ref().map(|r| r.to_vec());
+    assert_eq!((mechanism.as_str(), &read_back), (NAME, &ir));
+    let mut step = server.start(initial_response.as_deref().map(Vec::as_slice));
     for _ in 0..rounds {
         step = match step {
             Err(e) => return End::ServerFailed(e.condition),
@@ -180,8 +181,8 @@ pub fn run_outcome(data: &[u8]) -> End {
                 server.answer(CredentialAnswer::Verdict(Ok("alice".into())))
             }
             Ok(ServerStep::Challenge(c)) => {
-                let got = match round_trip(&SaslElement::Challenge(c.clone())) {
-                    SaslElement::Challenge(got) => got,
+                let got = match round_trip(&SaslElement::Challenge(Zeroizing::new(c.clone()))) {
+                    SaslElement::Challenge(got) => got.to_vec(),
                     other => panic!("a challenge read back as {other:?}"),
                 };
                 assert_eq!(got, c, "challenge payload");
@@ -189,8 +190,8 @@ pub fn run_outcome(data: &[u8]) -> End {
                     Ok(r) => r,
                     Err(e) => return End::ClientFailed(e.condition),
                 };
-                let got = match round_trip(&SaslElement::Response(r.clone())) {
-                    SaslElement::Response(got) => got,
+                let got = match round_trip(&SaslElement::Response(Zeroizing::new(r.clone()))) {
+                    SaslElement::Response(got) => got.to_vec(),
                     other => panic!("a response read back as {other:?}"),
                 };
                 assert_eq!(got, r, "response payload");
@@ -199,8 +200,9 @@ pub fn run_outcome(data: &[u8]) -> End {
             Ok(ServerStep::Success {
                 additional_data, ..
             }) => {
-                let got = match round_trip(&SaslElement::Success(additional_data.clone())) {
-                    SaslElement::Success(got) => got,
+                let sent = additional_data.clone().map(Zeroizing::new);
+                let got = match round_trip(&SaslElement::Success(sent)) {
+                    SaslElement::Success(got) => got.map(|g| g.to_vec()),
                     other => panic!("a success read back as {other:?}"),
                 };
                 assert_eq!(got, additional_data, "success additional data");

@@ -294,9 +294,11 @@ impl Host {
             } => {
                 let ok = username == USER
                     && match credential {
-                        LegacyCredential::Password(p) => p == PASSWORD,
-                        LegacyCredential::Digest(d) => *d == iq_auth::digest(stream_id, PASSWORD),
-                        LegacyCredential::ZeroK(h) => self.zero_k.verify(h),
+                        LegacyCredential::Password(p) => p.ct_eq(PASSWORD),
+                        LegacyCredential::Digest(d) => {
+                            d.ct_eq(&iq_auth::digest(stream_id, PASSWORD))
+                        }
+                        LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
                     };
                 LegacyAuthAnswer::Verdict(match (ok, resource.as_str()) {
                     (false, _) => Err(LegacyError::NOT_AUTHORIZED),

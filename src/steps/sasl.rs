@@ -5,7 +5,9 @@ use minidom::Element;
 
 use base64::Engine as _;
 
-use zeroize::Zeroizing;
+/// The zeroed-on-drop buffer of the payloads (re-exported: it is in this
+/// module's public types).
+pub use zeroize::Zeroizing;
 
 use crate::ns;
 use crate::sasl::{decode_secret_payload, encode_payload, AuthAttribute, SaslCondition, SaslError};
