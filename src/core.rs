@@ -40,6 +40,10 @@ pub(crate) struct Core<E, Err> {
     /// When the top-level element being read began (its first
     /// non-whitespace byte), if one is unfinished.
     pub element_started: Option<Instant>,
+    /// `<proceed/>` was sent or received and TLS is not up yet: nothing
+    /// but the TLS handshake may go on the wire (RFC 6120 5.4.3.3), so a
+    /// failure or a close ends the stream without a byte.
+    pub awaiting_tls: bool,
     /// Ready: an idle session keeps no buffers it does not need (the
     /// output buffer and event queue are released once drained, the
     /// reader's scratch space between reads).
@@ -59,6 +63,7 @@ impl<E, Err: Clone> Core<E, Err> {
             last_send: now,
             transmitted: false,
             element_started: None,
+            awaiting_tls: false,
             lean: false,
         }
     }
@@ -183,9 +188,13 @@ impl<E, Err: Clone> Core<E, Err> {
     }
 
     /// Sends `</stream:stream>` and waits for the peer's, at most `grace`.
-    pub fn start_close(&mut self, now: Instant, grace: Duration) {
+    pub fn start_close(&mut self, now: Instant, grace: Duration, closed_event: E) {
         if self.life != Life::Open {
             return;
+        }
+        if self.awaiting_tls {
+            // No `</stream:stream>` where TLS must follow: just end.
+            return self.finish(closed_event);
         }
         self.writer.write_close(&mut self.out);
         self.life = Life::Closing;
@@ -194,7 +203,7 @@ impl<E, Err: Clone> Core<E, Err> {
 
     /// The peer closed: answer when we have not closed yet, and finish.
     pub fn peer_closed(&mut self, closed_event: E) {
-        if self.life == Life::Open {
+        if self.life == Life::Open && !self.awaiting_tls {
             self.writer.write_close(&mut self.out);
         }
         self.finish(closed_event);
@@ -223,12 +232,11 @@ impl<E, Err: Clone> Core<E, Err> {
         if self.error.is_some() || self.life == Life::Closed {
             return;
         }
-        if let Some(c) = condition {
-            if self.life == Life::Open {
-                self.writer.write_stream_error(&mut self.out, &c);
-            }
+        let speak = self.life == Life::Open && !self.awaiting_tls;
+        if let Some(c) = condition.filter(|_| speak) {
+            self.writer.write_stream_error(&mut self.out, &c);
         }
-        if self.life == Life::Open {
+        if speak {
             self.writer.write_close(&mut self.out);
         }
         self.error = Some(err.clone());

@@ -436,6 +436,7 @@ impl Client {
             return Err(UsageError::NotAwaitingTls);
         }
         self.tls = Some(info);
+        self.core.awaiting_tls = false;
         self.core.reader.reset();
         self.phase = Phase::AwaitHeader;
         self.open_stream();
@@ -465,7 +466,8 @@ impl Client {
             self.core.write_sasl(&SaslElement::Abort);
         }
         self.negotiation_deadline = None;
-        self.core.start_close(now, self.config.close_grace);
+        self.core
+            .start_close(now, self.config.close_grace, ClientEvent::Closed);
     }
 
     // ------------------------------------------------------------------
@@ -664,7 +666,10 @@ impl Client {
             Phase::StartTlsSent => {
                 self.phase = Phase::StartTlsSent;
                 match TlsElement::parse(&el) {
-                    Some(TlsElement::Proceed) => self.phase = Phase::AwaitTls,
+                    Some(TlsElement::Proceed) => {
+                        self.phase = Phase::AwaitTls;
+                        self.core.awaiting_tls = true;
+                    }
                     Some(TlsElement::Failure) => self.fail(ClientError::TlsFailed, None),
                     _ => self.protocol_error("expected <proceed/> or <failure/>"),
                 }

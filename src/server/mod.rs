@@ -359,6 +359,7 @@ impl Server {
             return Err(UsageError::NotAwaitingTls);
         }
         self.tls = Some(info);
+        self.core.awaiting_tls = false;
         self.core.reader.reset();
         self.header_sent = false;
         self.phase = Phase::AwaitHeader;
@@ -466,7 +467,8 @@ impl Server {
         if self.core.life == Life::Open {
             self.ensure_header();
         }
-        self.core.start_close(now, self.config.close_grace);
+        self.core
+            .start_close(now, self.config.close_grace, ServerEvent::Closed);
     }
 
     /// Ends the stream with a stream error of the host's choosing
@@ -891,6 +893,7 @@ impl Server {
         if t == TlsElement::StartTls && offered {
             self.core.write(&proceed());
             self.phase = Phase::AwaitTls;
+            self.core.awaiting_tls = true;
         } else {
             self.fail_with(
                 StreamErrorCondition::UnsupportedStanzaType,
