@@ -307,19 +307,27 @@ fn amplification_shapes_stay_within_the_heap_budget_on_both_roles() {
 
 #[test]
 fn without_the_heap_budget_the_shapes_amplify() {
-    // The same input with the budget lifted: the test above would see it.
+    // The same inputs with the budget lifted: the test above would see it.
     let limits = Limits {
         max_element_heap: usize::MAX,
         ..Limits::default()
     };
-    let body = &shapes(limits.max_element_bytes)[0].1;
-    let o = feed_shape(Target::ServerPreAuth, limits, body);
-    assert!(o.read_error.is_none());
-    assert!(
-        o.peak > 4 * Limits::default().max_element_heap,
-        "peak {} B",
-        o.peak
-    );
+    for (shape, body) in shapes(limits.max_element_bytes) {
+        let o = feed_shape(Target::ServerPreAuth, limits, &body);
+        eprintln!(
+            "{shape}, no heap budget: peak heap {} B for {} B",
+            o.peak,
+            body.len()
+        );
+        assert!(o.read_error.is_none());
+        if shape != "many namespace declarations" {
+            assert!(
+                o.peak > 4 * Limits::default().max_element_heap,
+                "{shape}: peak {} B",
+                o.peak
+            );
+        }
+    }
 }
 
 /// Feeds `input` to `server` and returns the error it failed with.
