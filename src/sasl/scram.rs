@@ -60,17 +60,17 @@
 //! | gs2 flag `y` while the server offered a `-PLUS` mechanism (downgrade), `-PLUS` without binding, binding with a non-PLUS mechanism, unsupported binding type | `malformed-request` (as Prosody) |
 //! | bad `a=` encoding | `invalid-authzid` |
 //! | unknown user, wrong proof, channel-binding data that differs from the server's | `not-authorized` |
+//! | host refusal ([`CredentialAnswer::Verdict`] with an error) | the host's condition |
+//! | (client) wrong server signature or XEP-0474 hash mismatch | `not-authorized` |
+//! | (client) iteration count below the minimum | `mechanism-too-weak` |
+//! | (client) cached keys do not match and no password was given | `credentials-expired` |
+//! | (client) server error `e=` | see [`server_error_condition`] |
 //!
 //! An unknown user fails at the proof, like a wrong password, when the
 //! server was built with [`ScramServerBuilder::unknown_users`] (the server
 //! role always does that): until then it gets a server-first message whose
 //! salt is derived from a server secret ([`unknown_user_salt`]), so that
 //! the exchange does not tell which user names exist.
-//! | host refusal ([`CredentialAnswer::Verdict`] with an error) | the host's condition |
-//! | (client) wrong server signature or XEP-0474 hash mismatch | `not-authorized` |
-//! | (client) iteration count below the minimum | `mechanism-too-weak` |
-//! | (client) cached keys do not match and no password was given | `credentials-expired` |
-//! | (client) server error `e=` | see [`server_error_condition`] |
 //!
 //! After a failure a machine stays failed and returns the same error.
 
