@@ -54,7 +54,7 @@ use xmpp_sansio::sasl::{
 };
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
 use xmpp_sansio::xml::{Limits, StreamReader};
-use xmpp_sansio::DeterministicRandom;
+use xmpp_sansio::{BufferPolicy, DeterministicRandom};
 
 // ---------------------------------------------------------------------------
 // A counting allocator: off (one relaxed load) except while measuring.
@@ -546,6 +546,86 @@ fn profile(rest: &[String]) {
     }
 }
 
+/// A ready PLAIN pair whose sessions keep or release their buffers.
+fn ready_with(setup: &Setup, policy: BufferPolicy) -> (Client, Server) {
+    let (mut cc, mut sc) = setup.configs();
+    cc.buffers = policy;
+    sc.buffers = policy;
+    setup.negotiate(cc, sc, None)
+}
+
+/// One stanza each way between ready sessions: sent, written, read,
+/// delivered.
+fn round_trip(client: &mut Client, server: &mut Server, msg: &minidom::Element, buf: &mut Vec<u8>) {
+    let now = Instant::now();
+    client.send(msg).expect("send");
+    buf.clear();
+    client.poll_transmit(buf);
+    server.feed(now, buf).expect("server feed");
+    while let Some(ev) = server.poll_event() {
+        black_box(ev);
+    }
+    server.send(msg).expect("send");
+    buf.clear();
+    server.poll_transmit(buf);
+    client.feed(now, buf).expect("client feed");
+    while let Some(ev) = client.poll_event() {
+        black_box(ev);
+    }
+}
+
+/// The ready-traffic comparison of the two buffer policies: idle heap,
+/// allocations and time per round trip.
+fn buffer_policies(setup: &Setup) {
+    let msg: minidom::Element = format!(
+        "<message xmlns='jabber:client' to='{USER}@{DOMAIN}/balcony' type='chat'><body>{}</body></message>",
+        "wherefore art thou ".repeat(4)
+    )
+    .parse()
+    .expect("stanza");
+    println!("== buffer policies (PLAIN, ready sessions; one message each way per round)");
+    let mut pairs = Vec::new();
+    for policy in [BufferPolicy::ReleaseWhenIdle, BufferPolicy::Keep] {
+        let (mut client, mut server) = ready_with(setup, policy);
+        let mut buf = Vec::with_capacity(4096);
+        round_trip(&mut client, &mut server, &msg, &mut buf);
+        counting_start();
+        round_trip(&mut client, &mut server, &msg, &mut buf);
+        let allocations = ALLOCATIONS.load(Relaxed);
+        COUNTING.store(false, Relaxed);
+        counting_start();
+        let before = live();
+        drop(client);
+        let client_heap = before - live();
+        let before = live();
+        drop(server);
+        let server_heap = before - live();
+        COUNTING.store(false, Relaxed);
+        println!(
+            "{policy:?}: idle heap client {client_heap} B, server {server_heap} B; {allocations} allocations per round"
+        );
+        pairs.push(ready_with(setup, policy));
+    }
+    let mut bufs = [Vec::with_capacity(4096), Vec::with_capacity(4096)];
+    let [(c0, s0), (c1, s1)] = &mut pairs[..] else {
+        unreachable!("two policies")
+    };
+    let [b0, b1] = &mut bufs;
+    let times = min_ns(
+        &mut [&mut || round_trip(c0, s0, &msg, b0), &mut || {
+            round_trip(c1, s1, &msg, b1)
+        }],
+        20,
+        Duration::from_millis(50),
+    );
+    println!(
+        "round trip: ReleaseWhenIdle {:.0} ns, Keep {:.0} ns (Keep at {:.1}% of the time)",
+        times[0],
+        times[1],
+        100.0 * times[1] / times[0]
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo test --benches` / `--test`: run each case once, no timing.
@@ -617,6 +697,7 @@ fn main() {
 
     if !list_mode {
         breakdown(&setups[0], &recordings[0]);
+        buffer_policies(&setups[0]);
     }
 
     if test_mode {

@@ -14,7 +14,7 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Creden
 use xmpp_sansio::server::{Server, ServerConfig, ServerError, ServerEvent, ServerTls};
 use xmpp_sansio::stream_error::StreamErrorCondition as C;
 use xmpp_sansio::xml::{Limit, Limits, ReadError};
-use xmpp_sansio::{ConfigError, DeterministicRandom};
+use xmpp_sansio::{BufferPolicy, ConfigError, DeterministicRandom};
 
 /// Counts this thread's heap: the current total and its peak.
 struct Counting;
@@ -724,4 +724,47 @@ fn queued_output_is_visible_and_has_a_high_water_mark() {
     assert_eq!(p.server.queued_output(), 0);
     assert!(!p.server.output_congested());
     assert!(!p.client.output_congested());
+}
+
+/// Heap `value` holds: what dropping it gives back.
+fn held_by<T>(value: T) -> isize {
+    let before = CURRENT.with(Cell::get);
+    drop(value);
+    before - CURRENT.with(Cell::get)
+}
+
+#[test]
+fn the_buffer_policy_decides_what_an_idle_session_keeps() {
+    let idle_heap = |policy: BufferPolicy| {
+        let mut client = alice_config("PLAIN", TlsMode::None, 11);
+        client.buffers = policy;
+        let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 11);
+        server.buffers = policy;
+        let mut p = Pair::with_alice(client, server, None);
+        p.negotiate();
+        // A stanza each way, then idle.
+        let msg =
+            support::parse_stanza("<message to='alice@example.com/pair'><body>hi</body></message>");
+        p.client.send(&msg).unwrap();
+        p.server.send(&msg).unwrap();
+        while p.step() {}
+        assert_eq!(
+            p.client_events
+                .iter()
+                .filter(|e| matches!(e, ClientEvent::Stanza(_)))
+                .count(),
+            1
+        );
+        let Pair { client, server, .. } = p;
+        (held_by(client), held_by(server))
+    };
+    let (client_lean, server_lean) = idle_heap(BufferPolicy::ReleaseWhenIdle);
+    let (client_kept, server_kept) = idle_heap(BufferPolicy::Keep);
+    eprintln!(
+        "idle heap: release {client_lean}/{server_lean} B, keep {client_kept}/{server_kept} B"
+    );
+    // The reader's scratch space alone is the token limit (8 KiB).
+    assert!(client_lean < 4096 && server_lean < 4096);
+    assert!(client_kept > client_lean + 8192, "{client_kept}");
+    assert!(server_kept > server_lean + 8192, "{server_kept}");
 }

@@ -139,6 +139,9 @@ pub struct ClientConfig {
     /// true: stop sending (and reading) until the queue is written.
     /// Default 256 KiB.
     pub output_high_water: usize,
+    /// What the session does with its buffers once ready. Default
+    /// [`BufferPolicy::ReleaseWhenIdle`].
+    pub buffers: crate::BufferPolicy,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
     /// Randomness for nonces.
@@ -176,6 +179,7 @@ impl ClientConfig {
             keepalive: None,
             element_timeout: Duration::from_secs(60),
             output_high_water: 256 * 1024,
+            buffers: crate::BufferPolicy::ReleaseWhenIdle,
             close_grace: Duration::from_secs(5),
             rng,
             replay_nonce: None,

@@ -852,7 +852,7 @@ impl Client {
 
     fn ready(&mut self, jid: String) {
         self.negotiation_deadline = None;
-        self.core.become_lean();
+        self.core.become_lean(self.config.buffers);
         self.core
             .push_event(ClientEvent::Ready { jid: jid.clone() });
         self.phase = Phase::Ready { jid };

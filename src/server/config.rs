@@ -72,6 +72,9 @@ pub struct ServerConfig {
     /// true: stop reading from the client (whose requests make the
     /// output) until the queue is written. Default 256 KiB.
     pub output_high_water: usize,
+    /// What the session does with its buffers once ready. Default
+    /// [`BufferPolicy::ReleaseWhenIdle`].
+    pub buffers: crate::BufferPolicy,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
     /// The key from which SCRAM salts for unknown users are derived. When
@@ -150,6 +153,7 @@ impl ServerConfig {
             element_timeout: Duration::from_secs(60),
             idle_timeout: None,
             output_high_water: 256 * 1024,
+            buffers: crate::BufferPolicy::ReleaseWhenIdle,
             downgrade_protection: true,
             scram_unknown_user_secret: SecretBytes::new(secret),
             scram_unknown_user_iterations: 4096,

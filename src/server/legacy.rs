@@ -527,7 +527,7 @@ impl Server {
                         let jid = format!("{username}@{domain}/{resource}");
                         self.core
                             .push_event(ServerEvent::Ready { jid: jid.clone() });
-                        self.core.become_lean();
+                        self.core.become_lean(self.config.buffers);
                         self.phase = Phase::Ready { jid };
                     }
                     Err(e) => {

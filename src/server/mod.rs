@@ -424,7 +424,7 @@ impl Server {
                 self.negotiation_deadline = None;
                 self.core
                     .push_event(ServerEvent::Ready { jid: jid.clone() });
-                self.core.become_lean();
+                self.core.become_lean(self.config.buffers);
                 self.phase = Phase::Ready { jid };
             }
             BindAnswer::Refuse(condition) => {
