@@ -58,8 +58,8 @@ use xmpp_sansio::sasl::{
     ScramHash, Secret, SecretBytes,
 };
 use xmpp_sansio::server::{
-    BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
-    Server, ServerConfig, ServerError, ServerEvent, ServerTls,
+    BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest,
+    RegistrationRequest, Server, ServerConfig, ServerError, ServerEvent, ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
@@ -1025,7 +1025,7 @@ impl Session {
                 let answer = {
                     let mut sessions = self.shared.sessions.lock().expect("sessions lock");
                     if sessions.contains_key(&full) {
-                        BindAnswer::Refuse("conflict".into())
+                        BindAnswer::Refuse(BindRefusal::Conflict)
                     } else {
                         sessions.insert(
                             full.clone(),

@@ -278,6 +278,28 @@ pub(crate) fn deadline(now: Instant, d: Duration) -> Instant {
     })
 }
 
+/// The kinds of answer a server's host gives to its requests: each
+/// request takes exactly one (see [`Server::answer`](crate::server::Server::answer)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AnswerKind {
+    /// [`CredentialAnswer::Verdict`](crate::sasl::CredentialAnswer::Verdict):
+    /// for a password, token, EXTERNAL or ANONYMOUS request.
+    CredentialVerdict,
+    /// [`CredentialAnswer::Scram`](crate::sasl::CredentialAnswer::Scram).
+    ScramCredentials,
+    /// [`CredentialAnswer::DigestMd5`](crate::sasl::CredentialAnswer::DigestMd5).
+    DigestMd5Secret,
+    /// A [`BindAnswer`](crate::server::BindAnswer).
+    Bind,
+    /// A [`RegisterAnswer`](crate::server::RegisterAnswer).
+    Registration,
+    /// [`LegacyAuthAnswer::ZeroK`](crate::server::LegacyAuthAnswer::ZeroK).
+    LegacyZeroK,
+    /// [`LegacyAuthAnswer::Verdict`](crate::server::LegacyAuthAnswer::Verdict).
+    LegacyVerdict,
+}
+
 /// A host misused the API (not a protocol failure).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -289,6 +311,16 @@ pub enum UsageError {
     NotAwaitingTls,
     /// An answer to a request that is not pending.
     NoPendingRequest,
+    /// An answer of another kind than the pending request takes (a SASL
+    /// verdict to a SCRAM credential request, a bind answer while
+    /// credentials are asked for...). Nothing was done: the request is
+    /// still pending and takes the right answer later.
+    WrongAnswer {
+        /// What the pending request takes.
+        expected: AnswerKind,
+        /// What was given.
+        given: AnswerKind,
+    },
     /// Bytes fed while TLS is being set up: they belong to TLS.
     AwaitingTls,
     /// The stanza cannot be serialised.

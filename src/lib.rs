@@ -83,7 +83,7 @@ pub mod tls;
 mod validate;
 pub mod xml;
 
-pub use core::{BufferPolicy, UsageError};
+pub use core::{AnswerKind, BufferPolicy, UsageError};
 #[cfg(feature = "getrandom")]
 pub use random::OsRandom;
 pub use random::{DeterministicRandom, RandomSource};

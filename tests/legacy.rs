@@ -15,6 +15,7 @@ use xmpp_sansio::client::{
     TlsMode,
 };
 use xmpp_sansio::ns;
+use xmpp_sansio::sasl::CredentialAnswer;
 use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
     Server, ServerConfig, ServerEvent, ServerTls,
@@ -22,7 +23,7 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
-use xmpp_sansio::{DeterministicRandom, UsageError};
+use xmpp_sansio::{AnswerKind, DeterministicRandom, UsageError};
 
 /// One scenario of the fixture: its name and its lines.
 struct Scenario {
@@ -169,29 +170,52 @@ impl YakHost {
 }
 
 /// Before each real answer, the answers that do not fit the pending request
-/// are refused as usage errors and leave the request pending: the real
-/// answer that follows must still work.
+/// are refused as usage errors naming what it takes, and leave the request
+/// pending: the real answer that follows must still work.
 fn refuse_answers_that_do_not_fit(server: &mut Server, now: Instant, ev: &ServerEvent) {
-    let refused = Err(UsageError::NoPendingRequest);
-    let (register, zero_k, verdict) = match ev {
-        ServerEvent::Register(_) => (false, true, true),
-        ServerEvent::LegacyAuth(LegacyAuthRequest::ZeroKState { .. }) => (true, false, true),
-        ServerEvent::LegacyAuth(LegacyAuthRequest::Verify { .. }) => (true, true, false),
+    let expected = match ev {
+        ServerEvent::Register(_) => AnswerKind::Registration,
+        ServerEvent::LegacyAuth(LegacyAuthRequest::ZeroKState { .. }) => AnswerKind::LegacyZeroK,
+        ServerEvent::LegacyAuth(LegacyAuthRequest::Verify { .. }) => AnswerKind::LegacyVerdict,
         _ => return,
     };
-    if register {
-        assert_eq!(server.answer_register(now, Ok(())), refused, "{ev:?}");
+    assert_eq!(server.pending_request(), Some(expected), "{ev:?}");
+    let wrong = |given| Err(UsageError::WrongAnswer { expected, given });
+    if expected != AnswerKind::Registration {
+        let given = AnswerKind::Registration;
+        assert_eq!(server.answer_register(now, Ok(())), wrong(given), "{ev:?}");
     }
-    if zero_k {
+    if expected != AnswerKind::LegacyZeroK {
         let answer = LegacyAuthAnswer::ZeroK(None);
-        assert_eq!(server.answer_legacy_auth(now, answer), refused, "{ev:?}");
+        let given = AnswerKind::LegacyZeroK;
+        assert_eq!(
+            server.answer_legacy_auth(now, answer),
+            wrong(given),
+            "{ev:?}"
+        );
     }
-    if verdict {
+    if expected != AnswerKind::LegacyVerdict {
         let answer = LegacyAuthAnswer::Verdict(Ok(()));
-        assert_eq!(server.answer_legacy_auth(now, answer), refused, "{ev:?}");
+        let given = AnswerKind::LegacyVerdict;
+        assert_eq!(
+            server.answer_legacy_auth(now, answer),
+            wrong(given),
+            "{ev:?}"
+        );
     }
     let bind = BindAnswer::Accept(None);
-    assert_eq!(server.answer_bind(now, bind), refused, "{ev:?}");
+    assert_eq!(
+        server.answer_bind(now, bind),
+        wrong(AnswerKind::Bind),
+        "{ev:?}"
+    );
+    let verdict = CredentialAnswer::Verdict(Ok("alice".into()));
+    assert_eq!(
+        server.answer(now, verdict),
+        wrong(AnswerKind::CredentialVerdict),
+        "{ev:?}"
+    );
+    assert_eq!(server.pending_request(), Some(expected), "{ev:?}");
     assert!(!server.is_ready(), "a refused answer logged in: {ev:?}");
 }
 

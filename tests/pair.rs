@@ -7,11 +7,19 @@ mod support;
 use std::time::Instant;
 
 use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
-use xmpp_sansio::client::{ClientError, ClientEvent, Credentials, TlsMode};
+use support::toy_gssapi;
+use xmpp_sansio::client::{
+    ClientConfig, ClientError, ClientEvent, ClientMechanismFactory, ClientMechanisms, Credentials,
+    TlsMode,
+};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::policy::{CredentialKind, MechanismProfile, Refusal, RefusedMechanism};
 use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition, Secret};
-use xmpp_sansio::server::{Server, ServerEvent, ServerTls};
-use xmpp_sansio::TlsInfo;
+use xmpp_sansio::server::{
+    OfferRule, Server, ServerConfig, ServerEvent, ServerMechanismFactory, ServerMechanisms,
+    ServerTls,
+};
+use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
 const MECHANISMS: [&str; 13] = [
     "PLAIN",
@@ -455,4 +463,347 @@ fn auth_before_required_tls_names_its_mechanism() {
         failed,
         Some((Some("PLAIN".into()), SaslCondition::EncryptionRequired))
     );
+}
+
+// ----------------------------------------------------------------------
+// Host mechanisms through the registries, and the policy's refusals.
+
+/// `c` and `s` both register the toy GSSAPI of `tests/support/toy_gssapi.rs`
+/// (the client with `profile`), the server offering it first.
+fn register_toy_gssapi(c: &mut ClientConfig, s: &mut ServerConfig, profile: MechanismProfile) {
+    c.mechanisms.register(ClientMechanismFactory::new(
+        toy_gssapi::NAME,
+        profile,
+        |_| {
+            Ok(toy_gssapi::client(
+                toy_gssapi::service(),
+                "alice@example.com",
+            ))
+        },
+    ));
+    s.registry.register(ServerMechanismFactory::new(
+        toy_gssapi::NAME,
+        OfferRule::default(),
+        |_| Ok(toy_gssapi::server()),
+    ));
+    s.mechanisms.insert(0, toy_gssapi::NAME.to_owned());
+}
+
+fn authenticated_with(pair: &Pair) -> (Option<String>, Option<String>) {
+    let client = pair.client_events.iter().find_map(|e| match e {
+        ClientEvent::Authenticated { mechanism, .. } => Some(mechanism.clone()),
+        _ => None,
+    });
+    let server = pair.server_events.iter().find_map(|e| match e {
+        ServerEvent::Authenticated {
+            mechanism,
+            identity,
+            ..
+        } => Some(format!("{mechanism} as {}", identity.username)),
+        _ => None,
+    });
+    (client, server)
+}
+
+/// Our client with `creds` and our server offering the toy GSSAPI then
+/// `offered`, both registering it (the client with `profile`), over
+/// STARTTLS; `tweak` changes the configurations before they start.
+fn toy_pair(
+    creds: Credentials,
+    profile: MechanismProfile,
+    offered: &[&str],
+    tweak: impl FnOnce(&mut ClientConfig, &mut ServerConfig),
+) -> Pair {
+    let mut c = ClientConfig::new(
+        "alice@example.com",
+        creds,
+        Box::new(DeterministicRandom::new(1)),
+    );
+    let mut s = server_config("example.com", offered, ServerTls::StartTlsRequired, 2);
+    register_toy_gssapi(&mut c, &mut s, profile);
+    tweak(&mut c, &mut s);
+    let tls = TlsSim::same(tls_info(TlsVersion::Tls13, None));
+    let mut pair = Pair::with_alice(c, s, Some(tls));
+    pair.negotiate();
+    pair
+}
+
+const HOST_900: MechanismProfile = MechanismProfile::new(900, CredentialKind::Host);
+
+#[test]
+fn a_host_mechanism_registered_on_both_sides_is_negotiated_end_to_end() {
+    let offered = ["SCRAM-SHA-256", "PLAIN"];
+    let pair = toy_pair(Credentials::Host, HOST_900, &offered, |_, _| {});
+    assert!(
+        pair.client.is_ready() && pair.server.is_ready(),
+        "{:?}",
+        pair.client_error()
+    );
+    let up = String::from_utf8_lossy(&pair.up_bytes);
+    let down = String::from_utf8_lossy(&pair.down_bytes);
+    assert!(
+        down.contains("<mechanism>X-TOY-GSSAPI</mechanism>"),
+        "{down}"
+    );
+    assert!(up.contains("mechanism='X-TOY-GSSAPI'"), "{up}");
+    // AP-REP and the wrapped layer offer: two challenge rounds, then the
+    // host's verdict (an EXTERNAL-like request) and success.
+    assert_eq!(down.matches("<challenge").count(), 2, "{down}");
+    assert_eq!(up.matches("<response").count(), 2, "{up}");
+    assert!(down.contains("<success"), "{down}");
+    assert_eq!(
+        authenticated_with(&pair),
+        (
+            Some("X-TOY-GSSAPI".to_owned()),
+            Some("X-TOY-GSSAPI as alice".to_owned())
+        )
+    );
+    assert!(pair
+        .server_events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Ready { jid } if jid.starts_with("alice@example.com/"))));
+}
+
+#[test]
+fn without_registration_a_host_mechanism_is_neither_offered_nor_chosen() {
+    // The server names it without registering it: not offered.
+    let pair = toy_pair(Credentials::Host, HOST_900, &["PLAIN"], |_, s| {
+        s.registry = ServerMechanisms::builtin()
+    });
+    assert!(!String::from_utf8_lossy(&pair.down_bytes).contains("X-TOY-GSSAPI"));
+    assert_eq!(
+        pair.client_error(),
+        Some(&ClientError::NoMechanism(vec!["PLAIN".into()]))
+    );
+    // The client does not know it: nothing of its kind to choose.
+    let pair = toy_pair(Credentials::Host, HOST_900, &["PLAIN"], |c, _| {
+        c.mechanisms = ClientMechanisms::builtin()
+    });
+    assert_eq!(
+        pair.client_error(),
+        Some(&ClientError::NoMechanism(vec![
+            "X-TOY-GSSAPI".into(),
+            "PLAIN".into()
+        ]))
+    );
+    assert!(!String::from_utf8_lossy(&pair.up_bytes).contains("<auth"));
+}
+
+#[test]
+fn a_host_mechanism_competes_with_the_builtins_by_rank() {
+    // Registered for password credentials: above SCRAM-SHA-256 (400) it
+    // is chosen, below PLAIN (100) SCRAM-SHA-256 is.
+    for (rank, chosen) in [(1000, "X-TOY-GSSAPI"), (50, "SCRAM-SHA-256")] {
+        let pair = toy_pair(
+            Credentials::password("pencil"),
+            MechanismProfile::new(rank, CredentialKind::Password),
+            &["SCRAM-SHA-256", "PLAIN"],
+            |_, _| {},
+        );
+        assert!(
+            pair.client.is_ready(),
+            "rank {rank}: {:?}",
+            pair.client_error()
+        );
+        assert_eq!(
+            authenticated_with(&pair).0.as_deref(),
+            Some(chosen),
+            "rank {rank}"
+        );
+    }
+}
+
+/// A client with the default policy but `only` naming `mechanisms`.
+fn named(jid: &str, creds: Credentials, mechanisms: &[&str], tls: TlsMode) -> ClientConfig {
+    let mut c = ClientConfig::new(jid, creds, Box::new(DeterministicRandom::new(7)));
+    c.tls = tls;
+    c.policy.only = Some(mechanisms.iter().map(|m| m.to_string()).collect());
+    c
+}
+
+#[test]
+fn a_named_mechanism_that_is_disabled_by_default_is_used_when_offered() {
+    // The example client's `--mechanism DIGEST-MD5` against a server
+    // offering it: naming it allows it (no enable_digest_md5), over TLS
+    // or not (DIGEST-MD5 does not send the password).
+    for (ctls, stls) in [
+        (TlsMode::StartTlsRequired, ServerTls::StartTlsRequired),
+        (TlsMode::None, ServerTls::None),
+    ] {
+        let c = named(
+            "alice@example.com",
+            Credentials::password("pencil"),
+            &["DIGEST-MD5"],
+            ctls,
+        );
+        assert!(!c.policy.enable_digest_md5);
+        let s = server_config("example.com", &["DIGEST-MD5", "PLAIN"], stls, 3);
+        let mut pair =
+            Pair::with_alice(c, s, Some(TlsSim::same(tls_info(TlsVersion::Tls13, None))));
+        pair.negotiate();
+        assert!(pair.client.is_ready(), "{:?}", pair.client_error());
+        assert_eq!(authenticated_with(&pair).0.as_deref(), Some("DIGEST-MD5"));
+    }
+    // Unnamed, it stays disabled: the next allowed mechanism is used.
+    let mut c = named(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        &[],
+        TlsMode::StartTlsRequired,
+    );
+    c.policy.only = None;
+    let s = server_config(
+        "example.com",
+        &["DIGEST-MD5", "PLAIN"],
+        ServerTls::StartTlsRequired,
+        3,
+    );
+    let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(tls_info(TlsVersion::Tls13, None))));
+    pair.negotiate();
+    assert_eq!(authenticated_with(&pair).0.as_deref(), Some("PLAIN"));
+    // ANONYMOUS named, without enable_anonymous.
+    let c = named(
+        "example.com",
+        Credentials::Anonymous,
+        &["ANONYMOUS"],
+        TlsMode::StartTlsRequired,
+    );
+    let s = server_config(
+        "example.com",
+        &["ANONYMOUS"],
+        ServerTls::StartTlsRequired,
+        3,
+    );
+    let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(tls_info(TlsVersion::Tls13, None))));
+    pair.negotiate();
+    assert_eq!(authenticated_with(&pair).0.as_deref(), Some("ANONYMOUS"));
+}
+
+/// Our client naming `mechanism` against our server offering `offered`:
+/// the client's error, after checking that no `<auth/>` went out.
+fn refused(
+    creds: Credentials,
+    mechanism: &str,
+    offered: &[&str],
+    mode: Mode,
+    info: TlsInfo,
+) -> ClientError {
+    let (ctls, stls) = match mode {
+        Mode::None => (TlsMode::None, ServerTls::None),
+        Mode::StartTls => (TlsMode::StartTlsRequired, ServerTls::StartTlsRequired),
+        Mode::Direct => (
+            TlsMode::Direct(info.clone()),
+            ServerTls::Direct(info.clone()),
+        ),
+    };
+    let c = named("alice@example.com", creds, &[mechanism], ctls);
+    let s = server_config("example.com", offered, stls, 5);
+    let mut pair = Pair::with_alice(c, s, Some(TlsSim::same(info)));
+    pair.negotiate();
+    let up = String::from_utf8_lossy(&pair.up_bytes);
+    assert!(!up.contains("<auth"), "{mechanism}: {up}");
+    assert!(!up.contains("pencil") && !up.contains("cGVuY2ls"), "{up}");
+    pair.client_error().cloned().expect("refused")
+}
+
+fn refusal_of(mechanism: &str, refusal: Refusal) -> ClientError {
+    ClientError::MechanismRefused(vec![RefusedMechanism {
+        mechanism: mechanism.to_owned(),
+        refusal,
+    }])
+}
+
+#[test]
+fn a_named_plain_without_tls_is_refused_for_want_of_tls() {
+    let tls = tls_info(TlsVersion::Tls13, None);
+    assert_eq!(
+        refused(
+            Credentials::password("pencil"),
+            "PLAIN",
+            &["PLAIN", "SCRAM-SHA-1"],
+            Mode::None,
+            tls
+        ),
+        refusal_of("PLAIN", Refusal::NeedsTls)
+    );
+}
+
+#[test]
+fn a_named_plus_mechanism_without_binding_data_is_refused_for_want_of_binding() {
+    // Over direct TLS where the server's host has binding data and the
+    // client's has none: -PLUS is offered, and the client cannot bind.
+    let server_side = tls_info(
+        TlsVersion::Tls13,
+        Some((ChannelBindingType::TlsExporter, b"cb")),
+    );
+    let client_side = tls_info(TlsVersion::Tls13, None);
+    let c = named(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        &["SCRAM-SHA-256-PLUS"],
+        TlsMode::Direct(client_side.clone()),
+    );
+    let s = server_config(
+        "example.com",
+        &["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"],
+        ServerTls::Direct(server_side.clone()),
+        6,
+    );
+    let sim = TlsSim {
+        client: client_side,
+        server: server_side,
+    };
+    let mut pair = Pair::with_alice(c, s, Some(sim));
+    pair.negotiate();
+    assert!(!String::from_utf8_lossy(&pair.up_bytes).contains("<auth"));
+    assert_eq!(
+        pair.client_error(),
+        Some(&refusal_of(
+            "SCRAM-SHA-256-PLUS",
+            Refusal::NeedsChannelBinding
+        ))
+    );
+}
+
+#[test]
+fn a_named_mechanism_for_other_credentials_unknown_or_not_offered_is_refused_as_such() {
+    let tls = || tls_info(TlsVersion::Tls13, None);
+    let pw = || Credentials::password("pencil");
+    assert_eq!(
+        refused(
+            pw(),
+            "EXTERNAL",
+            &["EXTERNAL", "PLAIN"],
+            Mode::StartTls,
+            tls()
+        ),
+        refusal_of(
+            "EXTERNAL",
+            Refusal::Credentials {
+                needs: CredentialKind::ClientCertificate,
+                have: CredentialKind::Password
+            }
+        )
+    );
+    assert_eq!(
+        refused(
+            pw(),
+            "SCRAM-SHA-512",
+            &["SCRAM-SHA-1", "PLAIN"],
+            Mode::StartTls,
+            tls()
+        ),
+        refusal_of("SCRAM-SHA-512", Refusal::NotOffered)
+    );
+    // Offered by the server (registered there), unknown to the client.
+    let pair = toy_pair(pw(), HOST_900, &["PLAIN"], |c, _| {
+        c.policy.only = Some(vec![toy_gssapi::NAME.into()]);
+        c.mechanisms.remove(toy_gssapi::NAME);
+    });
+    assert_eq!(
+        pair.client_error(),
+        Some(&refusal_of(toy_gssapi::NAME, Refusal::Unknown))
+    );
+    // No fallback: PLAIN was offered and would do, but was not named.
+    assert!(!String::from_utf8_lossy(&pair.up_bytes).contains("<auth"));
 }

@@ -13,7 +13,9 @@ use base64::Engine as _;
 use support::pair::{client_config, server_config, Pair, TlsSim};
 use xmpp_sansio::client::{ClientError, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::TlsVersion;
-use xmpp_sansio::sasl::policy::{ClientPolicy, CredentialKind, SelectError, SelectionContext};
+use xmpp_sansio::sasl::policy::{
+    ClientPolicy, CredentialKind, Refusal, RefusedMechanism, SelectError, SelectionContext,
+};
 use xmpp_sansio::sasl::{CredentialRequest, SaslCondition, Secret};
 use xmpp_sansio::server::{Server, ServerConfig, ServerEvent, ServerTls};
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
@@ -114,7 +116,8 @@ fn the_client_sends_no_token_in_the_clear_by_default() {
         // token leaves it.
         let pair = token_login(m, false, false, seed);
         assert!(
-            matches!(pair.client_error(), Some(ClientError::NoMechanism(o)) if o == &[m.to_owned()]),
+            matches!(pair.client_error(), Some(ClientError::MechanismRefused(r))
+                if r == &[RefusedMechanism { mechanism: m.to_owned(), refusal: Refusal::NeedsTls }]),
             "{m}: {:?}",
             pair.client_error()
         );

@@ -4,9 +4,9 @@
 //! `StreamReader`, `SaslElement::parse`). Shared by the cargo-fuzz target
 //! (`fuzz/fuzz_targets/host_mechanism.rs`) and `tests/fuzz_host.rs`.
 //!
-//! The state machines cannot take a host mechanism yet (issue 12): this
-//! fuzzes the trait path that exists, i.e. what a host would drive
-//! itself. The mechanism is scripted by the input so that every step the
+//! This fuzzes the trait path alone, as a host driving a mechanism
+//! itself would (`tests/pair.rs` registers a host mechanism in a
+//! `Client` and a `Server`). The mechanism is scripted by the input so that every step the
 //! traits allow happens in every order: challenges, credential requests
 //! and their answers of any kind, success with or without additional
 //! data, failures, on either side.

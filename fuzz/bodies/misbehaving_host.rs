@@ -16,8 +16,8 @@
 //!   ([`credential_answer`]): of any kind, fitting or not;
 //! - `6`: `answer_bind(Accept(..))` with a resource chosen by the next
 //!   byte ([`resource`]): control characters, huge, empty, valid...;
-//! - `7`: `answer_bind(Refuse(..))` with a condition chosen by the next
-//!   byte ([`condition`]), names that are not XML names included;
+//! - `7`: `answer_bind(Refuse(..))` with a refusal chosen by the next
+//!   byte ([`condition`]);
 //! - `8`: `answer_register` (`Ok`, or a legacy error code);
 //! - `9`: `answer_legacy_auth` (a zero-knowledge state or a verdict);
 //! - `10`: `tls_established`;
@@ -28,13 +28,15 @@
 //!
 //! A broken invariant is a panic:
 //! - nothing panics;
-//! - an answer is accepted only while a request of its kind is pending
-//!   and the stream is open; refused with `UsageError::Closed` once it is
-//!   closed; a refused answer leaves the request pending (the honest
-//!   answer, at any later time or at the end, is accepted);
-//! - an accepted credential answer of the wrong kind (a verdict for a
-//!   SCRAM request...) never authenticates; an accepted bind answer sends
-//!   the client its result (`<jid>`) or its error, never nothing;
+//! - an answer is accepted only while a request that takes its kind is
+//!   pending and the stream is open (`Server::pending_request` names that
+//!   kind); refused with `UsageError::Closed` once it is closed, with
+//!   `NoPendingRequest` when nothing is pending, with `WrongAnswer` (naming
+//!   both kinds) when another kind is (a verdict for a SCRAM request...);
+//!   a refused answer leaves the request pending (the honest answer, at
+//!   any later time or at the end, is accepted);
+//! - an accepted bind answer sends the client its result (`<jid>`) or its
+//!   error, never nothing;
 //! - `feed` is refused only once closed (`Closed`) or while TLS is
 //!   pending (`AwaitingTls`), `tls_established` only when no TLS is
 //!   pending;
@@ -59,13 +61,14 @@ use xmpp_sansio::sasl::{
     CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramHash, Secret,
 };
 use xmpp_sansio::server::{
-    BindAnswer, LegacyAuthAnswer, LegacyAuthRequest, RegistrationRequest, Server, ServerEvent,
+    BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthRequest, RegistrationRequest, Server,
+    ServerEvent,
 };
 use xmpp_sansio::steps::iq_auth::ZeroKState;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
 use xmpp_sansio::xml::{StreamEvent, StreamReader};
-use xmpp_sansio::UsageError;
+use xmpp_sansio::{AnswerKind, UsageError};
 
 /// Opcodes (see the module documentation).
 pub const HONEST: u8 = 4;
@@ -122,35 +125,14 @@ pub fn resource(k: u8) -> Option<String> {
     })
 }
 
-/// The bind refusal condition for selector `k`.
-pub fn condition(k: u8) -> String {
-    match k % 6 {
-        0 => "conflict",
-        1 => "resource-constraint",
-        2 => "",
-        3 => "not a name",
-        4 => "<x>",
-        _ => "not-allowed",
+/// The bind refusal for selector `k`.
+pub fn condition(k: u8) -> BindRefusal {
+    match k % 4 {
+        0 => BindRefusal::Conflict,
+        1 => BindRefusal::ResourceConstraint,
+        2 => BindRefusal::BadRequest,
+        _ => BindRefusal::NotAllowed,
     }
-    .into()
-}
-
-fn fits(req: &CredentialRequest, answer: &CredentialAnswer) -> bool {
-    matches!(
-        (req, answer),
-        (CredentialRequest::Scram { .. }, CredentialAnswer::Scram(_))
-            | (
-                CredentialRequest::DigestMd5 { .. },
-                CredentialAnswer::DigestMd5(_)
-            )
-            | (
-                CredentialRequest::Password { .. }
-                    | CredentialRequest::Token { .. }
-                    | CredentialRequest::External { .. }
-                    | CredentialRequest::Anonymous { .. },
-                CredentialAnswer::Verdict(_)
-            )
-    )
 }
 
 struct Driver {
@@ -235,13 +217,24 @@ impl Driver {
         (out, events)
     }
 
-    /// Checks the result of an answer (`of_kind`: whether its kind is the
-    /// one pending; `closed`: whether the server was closed before it):
-    /// accepted only then, and then the request is done.
+    /// The kind of answer the pending request takes, as the events told.
+    fn expected(&self) -> Option<AnswerKind> {
+        Some(match self.pending.as_ref()? {
+            Request::Credentials(r) => r.expected_answer(),
+            Request::Bind(_) => AnswerKind::Bind,
+            Request::Register(_) => AnswerKind::Registration,
+            Request::Legacy(LegacyAuthRequest::ZeroKState { .. }) => AnswerKind::LegacyZeroK,
+            Request::Legacy(_) => AnswerKind::LegacyVerdict,
+        })
+    }
+
+    /// Checks the result of an answer of kind `given` (`closed`: whether
+    /// the server was closed before it): accepted only when the pending
+    /// request takes that kind, and then the request is done.
     fn answered(
         &mut self,
         res: Result<(), UsageError>,
-        of_kind: bool,
+        given: AnswerKind,
         closed: bool,
         what: &str,
     ) -> bool {
@@ -249,6 +242,16 @@ impl Driver {
             assert_eq!(res, Err(UsageError::Closed), "{what} once closed");
             return false;
         }
+        let expected = self.expected();
+        if res.is_err() {
+            // Refused: what the events told is still pending.
+            assert_eq!(
+                self.server.pending_request(),
+                expected,
+                "{what}: refused, but the pending request changed"
+            );
+        }
+        let of_kind = expected == Some(given);
         match res {
             Ok(()) => {
                 assert!(
@@ -260,7 +263,20 @@ impl Driver {
                 true
             }
             Err(UsageError::NoPendingRequest) => {
-                assert!(!of_kind, "{what} refused while its request is pending");
+                assert!(
+                    expected.is_none(),
+                    "{what}: NoPendingRequest while {expected:?}"
+                );
+                false
+            }
+            Err(UsageError::WrongAnswer {
+                expected: e,
+                given: g,
+            }) => {
+                assert!(
+                    Some(e) == expected && g == given && !of_kind,
+                    "{what}: WrongAnswer({e:?}, {g:?}) while {expected:?} is pending"
+                );
                 false
             }
             Err(UsageError::Write(_)) => {
@@ -289,34 +305,25 @@ impl Driver {
             }
         };
         self.pending = Some(req);
-        self.answered(res, true, closed, "the honest answer");
+        let given = self.expected().expect("pending");
+        self.answered(res, given, closed, "the honest answer");
         self.drain();
     }
 
     fn credentials(&mut self, k: u8) {
         let answer = credential_answer(k);
-        let (of_kind, wrong) = match &self.pending {
-            Some(Request::Credentials(r)) => (true, !fits(r, &answer)),
-            _ => (false, false),
-        };
-        let (was, closed) = (self.authenticated, self.server.is_closed());
+        let given = answer.kind();
+        let closed = self.server.is_closed();
         let res = self.server.answer_credentials(self.now, answer);
-        if self.answered(res, of_kind, closed, "answer_credentials") && wrong {
-            self.drain();
-            assert!(
-                was || !self.authenticated,
-                "a credential answer of the wrong kind authenticated"
-            );
-        }
+        self.answered(res, given, closed, "answer_credentials");
         self.drain();
     }
 
     fn bind(&mut self, answer: BindAnswer) {
-        let of_kind = matches!(self.pending, Some(Request::Bind(_)));
         let what = format!("answer_bind({answer:?})");
         let closed = self.server.is_closed();
         let res = self.server.answer_bind(self.now, answer.clone());
-        if self.answered(res, of_kind, closed, &what) {
+        if self.answered(res, AnswerKind::Bind, closed, &what) {
             let (out, _) = self.drain();
             let text = String::from_utf8_lossy(&out);
             let sent = match answer {
@@ -329,7 +336,6 @@ impl Driver {
     }
 
     fn register(&mut self, k: u8) {
-        let of_kind = matches!(self.pending, Some(Request::Register(_)));
         let answer = match k % 4 {
             0 => Ok(()),
             1 => Err(LegacyError::CONFLICT),
@@ -340,44 +346,20 @@ impl Driver {
         };
         let closed = self.server.is_closed();
         let res = self.server.answer_register(self.now, answer);
-        self.answered(res, of_kind, closed, "answer_register");
+        self.answered(res, AnswerKind::Registration, closed, "answer_register");
         self.drain();
     }
 
     fn legacy(&mut self, k: u8) {
-        let (answer, of_kind) = match k % 4 {
-            0 => (
-                LegacyAuthAnswer::ZeroK(None),
-                matches!(
-                    self.pending,
-                    Some(Request::Legacy(LegacyAuthRequest::ZeroKState { .. }))
-                ),
-            ),
-            1 => (
-                LegacyAuthAnswer::ZeroK(Some(ZeroKState::new("x", "tok", 3))),
-                matches!(
-                    self.pending,
-                    Some(Request::Legacy(LegacyAuthRequest::ZeroKState { .. }))
-                ),
-            ),
-            2 => (
-                LegacyAuthAnswer::Verdict(Ok(())),
-                matches!(
-                    self.pending,
-                    Some(Request::Legacy(LegacyAuthRequest::Verify { .. }))
-                ),
-            ),
-            _ => (
-                LegacyAuthAnswer::Verdict(Err(LegacyError::NOT_AUTHORIZED)),
-                matches!(
-                    self.pending,
-                    Some(Request::Legacy(LegacyAuthRequest::Verify { .. }))
-                ),
-            ),
+        let answer = match k % 4 {
+            0 => LegacyAuthAnswer::ZeroK(None),
+            1 => LegacyAuthAnswer::ZeroK(Some(ZeroKState::new("x", "tok", 3))),
+            2 => LegacyAuthAnswer::Verdict(Ok(())),
+            _ => LegacyAuthAnswer::Verdict(Err(LegacyError::NOT_AUTHORIZED)),
         };
-        let closed = self.server.is_closed();
+        let (given, closed) = (answer.kind(), self.server.is_closed());
         let res = self.server.answer_legacy_auth(self.now, answer);
-        self.answered(res, of_kind, closed, "answer_legacy_auth");
+        self.answered(res, given, closed, "answer_legacy_auth");
         self.drain();
     }
 

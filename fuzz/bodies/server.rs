@@ -71,8 +71,8 @@ use xmpp_sansio::sasl::{
     ScramHash, Secret,
 };
 use xmpp_sansio::server::{
-    BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
-    Server, ServerConfig, ServerEvent, ServerTls,
+    BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest,
+    RegistrationRequest, Server, ServerConfig, ServerEvent, ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
@@ -348,7 +348,7 @@ impl Host {
     /// The answer to a bind request.
     pub fn bind(&self, resource: Option<&str>) -> BindAnswer {
         match resource {
-            Some(TAKEN_RESOURCE) => BindAnswer::Refuse("conflict".into()),
+            Some(TAKEN_RESOURCE) => BindAnswer::Refuse(BindRefusal::Conflict),
             r => BindAnswer::Accept(r.map(str::to_owned)),
         }
     }

@@ -43,6 +43,10 @@ pub enum Credentials {
     ClientCertificate,
     /// None: SASL ANONYMOUS.
     Anonymous,
+    /// Credentials the host keeps itself and only its own registered
+    /// mechanisms use (of [`CredentialKind::Host`]): a Kerberos ticket
+    /// for a GSSAPI mechanism, say.
+    Host,
 }
 
 impl Credentials {
@@ -61,6 +65,7 @@ impl Credentials {
             Self::Token(_) => CredentialKind::Token,
             Self::ClientCertificate => CredentialKind::ClientCertificate,
             Self::Anonymous => CredentialKind::None,
+            Self::Host => CredentialKind::Host,
         }
     }
 }
@@ -75,6 +80,7 @@ impl fmt::Debug for Credentials {
             Self::Token(_) => f.write_str("Token(<redacted>)"),
             Self::ClientCertificate => f.write_str("ClientCertificate"),
             Self::Anonymous => f.write_str("Anonymous"),
+            Self::Host => f.write_str("Host"),
         }
     }
 }
@@ -92,6 +98,9 @@ pub struct ClientConfig {
     pub tls: TlsMode,
     /// The SASL mechanism policy.
     pub policy: ClientPolicy,
+    /// The SASL mechanisms the client can use: the crate's by default; a
+    /// host registers its own, with the profile the policy ranks it by.
+    pub mechanisms: super::ClientMechanisms,
     /// Non-SASL authentication (XEP-0078): when it may be used.
     pub legacy_auth: super::LegacyAuthPolicy,
     /// An in-band registration (XEP-0077) to do before authenticating.
@@ -167,6 +176,7 @@ impl ClientConfig {
             resource: None,
             tls: TlsMode::StartTlsRequired,
             policy: ClientPolicy::default(),
+            mechanisms: super::ClientMechanisms::builtin(),
             legacy_auth: super::LegacyAuthPolicy::default(),
             register: None,
             min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
@@ -222,6 +232,7 @@ impl fmt::Debug for ClientConfig {
             .field("resource", &self.resource)
             .field("tls", &self.tls)
             .field("policy", &self.policy)
+            .field("mechanisms", &self.mechanisms)
             .finish_non_exhaustive()
     }
 }

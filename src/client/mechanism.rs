@@ -1,17 +1,154 @@
-//! From the policy's choice to a ready client mechanism.
+//! The client's mechanism registry, and from the policy's choice to a
+//! ready client mechanism.
+
+use std::sync::Arc;
 
 use crate::client::config::{ClientConfig, Credentials, TlsInfo};
+use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousClient;
-use crate::sasl::channel_binding::choose_channel_binding;
+use crate::sasl::channel_binding::{choose_channel_binding, ChannelBinding};
 use crate::sasl::digest_md5::DigestMd5Client;
 use crate::sasl::external::ExternalClient;
 use crate::sasl::oauthbearer::OAuthBearerClient;
 use crate::sasl::plain::PlainClient;
-use crate::sasl::policy::SelectionContext;
+use crate::sasl::policy::{MechanismProfile, SelectError, SelectionContext, BUILTIN};
+use crate::sasl::registry::{Factory, MechanismRegistry};
 use crate::sasl::scram::{parse_mechanism_name, ScramClient, ServerOffer};
 use crate::sasl::x_google_token::XGoogleTokenClient;
 use crate::sasl::x_oauth2::XOAuth2Client;
 use crate::sasl::{ClientMechanism, SaslCondition, SaslError};
+
+/// What a client mechanism factory is given to build its mechanism.
+#[non_exhaustive]
+pub struct ClientMechanismInput<'a> {
+    /// The mechanism name being built.
+    pub name: &'a str,
+    /// The client's credentials.
+    pub credentials: &'a Credentials,
+    /// The JID's local part (empty when it has none).
+    pub username: &'a str,
+    /// The JID's domain.
+    pub domain: &'a str,
+    /// The bare JID.
+    pub bare_jid: &'a str,
+    /// What the server offered.
+    pub offer: &'a ServerOffer,
+    /// Channel-binding data of a type the server accepts, when the host
+    /// supplied some.
+    pub channel_binding: Option<&'a ChannelBinding>,
+    /// [`ClientConfig::min_scram_iterations`].
+    pub min_scram_iterations: u32,
+    /// [`ClientConfig::max_scram_iterations`].
+    pub max_scram_iterations: u32,
+    /// [`ClientConfig::replay_nonce`] (tests and replays only).
+    pub replay_nonce: Option<&'a str>,
+    /// Randomness for nonces.
+    pub rng: &'a mut dyn RandomSource,
+}
+
+/// Builds a client mechanism from a [`ClientMechanismInput`].
+pub type BuildClientMechanism =
+    dyn Fn(ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>, SaslError> + Send + Sync;
+
+/// A client mechanism the [`Client`](super::Client) can select: its name,
+/// what the selection policy needs to know ([`MechanismProfile`]), and
+/// how to build it.
+pub type ClientMechanismFactory = Factory<MechanismProfile, BuildClientMechanism>;
+
+impl ClientMechanismFactory {
+    /// The mechanism `name`, with `profile`, built by `build`.
+    pub fn new(
+        name: impl Into<String>,
+        profile: MechanismProfile,
+        build: impl Fn(ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>, SaslError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self::from_parts(name.into(), profile, Arc::new(build))
+    }
+}
+
+/// The mechanisms a client can select, by name. `Default` (and
+/// [`builtin`](MechanismRegistry::builtin)) holds the crate's (see
+/// [`policy::BUILTIN`](crate::sasl::policy::BUILTIN)); a host
+/// [`register`](MechanismRegistry::register)s its own.
+pub type ClientMechanisms = MechanismRegistry<MechanismProfile, BuildClientMechanism>;
+
+impl Default for ClientMechanisms {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl ClientMechanisms {
+    /// The crate's client mechanisms.
+    pub fn builtin() -> Self {
+        BUILTIN
+            .into_iter()
+            .map(|(name, profile)| ClientMechanismFactory::new(name, profile, build_builtin))
+            .collect()
+    }
+}
+
+/// The crate's mechanisms, by name.
+fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>, SaslError> {
+    let mech: Box<dyn ClientMechanism> = match (i.credentials, i.name) {
+        (Credentials::Password { password, cached }, n) if parse_mechanism_name(n).is_some() => {
+            let (hash, plus) = parse_mechanism_name(n).expect("checked");
+            let mut b = ScramClient::builder(hash, i.username, i.offer)
+                .password(password.clone())
+                .min_iterations(i.min_scram_iterations)
+                .max_iterations(i.max_scram_iterations);
+            if let Some(k) = cached {
+                b = b.cached_keys(k.clone());
+            }
+            if let Some(n) = i.replay_nonce {
+                b = b.nonce(n);
+            }
+            // Bind when using -PLUS; with a non-PLUS choice, say `y` only
+            // when the server offers no -PLUS at all (otherwise the choice
+            // was narrowed by the policy and `n` is the honest flag).
+            if let Some(cb) = i
+                .channel_binding
+                .filter(|_| plus || !i.offer.offers_scram_plus())
+            {
+                b = b.channel_binding(cb.clone());
+            }
+            Box::new(b.build(i.rng)?)
+        }
+        (Credentials::Password { password, .. }, "DIGEST-MD5") => {
+            let mut m = DigestMd5Client::new(i.username, password.clone(), i.domain, i.rng);
+            if let Some(n) = i.replay_nonce {
+                m = m.with_cnonce(n);
+            }
+            Box::new(m)
+        }
+        (Credentials::Password { password, .. }, "PLAIN") => {
+            Box::new(PlainClient::new(i.username, password.clone()))
+        }
+        (Credentials::Token(token), "OAUTHBEARER") => Box::new(
+            OAuthBearerClient::new(token.clone())
+                .with_authzid(i.bare_jid)
+                .with_host(i.domain),
+        ),
+        (Credentials::Token(token), "X-OAUTH2") => {
+            Box::new(XOAuth2Client::new(i.username, token.clone()))
+        }
+        (Credentials::Token(token), "X-GOOGLE-TOKEN") => {
+            Box::new(XGoogleTokenClient::new(i.bare_jid, token.clone()))
+        }
+        (Credentials::ClientCertificate, "EXTERNAL") => Box::new(ExternalClient::new()),
+        (Credentials::Anonymous, "ANONYMOUS") => Box::new(AnonymousClient::new()),
+        _ => {
+            return Err(SaslError::new(
+                SaslCondition::InvalidMechanism,
+                "the policy chose a mechanism the credentials cannot drive",
+            ))
+        }
+    };
+    Ok(mech)
+}
 
 /// Chooses and builds the mechanism for what the server offered.
 pub(crate) fn choose(
@@ -33,71 +170,35 @@ pub(crate) fn choose(
         can_bind: binding.is_some() && offer.offers_scram_plus(),
         credentials: config.credentials.kind(),
     };
-    let name = config.policy.select(&ctx).map_err(ChooseError::Policy)?;
-    let username = config.localpart().unwrap_or_default().to_owned();
-    let domain = config.domain().to_owned();
-    let mech: Box<dyn ClientMechanism> = match (&config.credentials, name.as_str()) {
-        (Credentials::Password { password, cached }, n) if parse_mechanism_name(n).is_some() => {
-            let (hash, plus) = parse_mechanism_name(n).expect("checked");
-            let mut b = ScramClient::builder(hash, username, offer)
-                .password(password.clone())
-                .min_iterations(config.min_scram_iterations)
-                .max_iterations(config.max_scram_iterations);
-            if let Some(k) = cached {
-                b = b.cached_keys(k.clone());
-            }
-            if let Some(n) = &config.replay_nonce {
-                b = b.nonce(n.clone());
-            }
-            // Bind when using -PLUS; with a non-PLUS choice, say `y` only
-            // when the server offers no -PLUS at all (otherwise the choice
-            // was narrowed by the policy and `n` is the honest flag).
-            if let Some(cb) = binding.filter(|_| plus || !offer.offers_scram_plus()) {
-                b = b.channel_binding(cb);
-            }
-            Box::new(b.build(config.rng.as_mut()).map_err(ChooseError::Sasl)?)
-        }
-        (Credentials::Password { password, .. }, "DIGEST-MD5") => {
-            let mut m =
-                DigestMd5Client::new(username, password.clone(), domain, config.rng.as_mut());
-            if let Some(n) = &config.replay_nonce {
-                m = m.with_cnonce(n.clone());
-            }
-            Box::new(m)
-        }
-        (Credentials::Password { password, .. }, "PLAIN") => {
-            Box::new(PlainClient::new(username, password.clone()))
-        }
-        (Credentials::Token(token), "OAUTHBEARER") => {
-            let bare = config.jid.split('/').next().unwrap_or_default().to_owned();
-            Box::new(
-                OAuthBearerClient::new(token.clone())
-                    .with_authzid(bare)
-                    .with_host(domain),
-            )
-        }
-        (Credentials::Token(token), "X-OAUTH2") => {
-            Box::new(XOAuth2Client::new(username, token.clone()))
-        }
-        (Credentials::Token(token), "X-GOOGLE-TOKEN") => {
-            let bare = config.jid.split('/').next().unwrap_or_default().to_owned();
-            Box::new(XGoogleTokenClient::new(bare, token.clone()))
-        }
-        (Credentials::ClientCertificate, "EXTERNAL") => Box::new(ExternalClient::new()),
-        (Credentials::Anonymous, "ANONYMOUS") => Box::new(AnonymousClient::new()),
-        _ => {
-            return Err(ChooseError::Sasl(SaslError::new(
-                SaslCondition::InvalidMechanism,
-                "the policy chose a mechanism the credentials cannot drive",
-            )))
-        }
+    let known = config.mechanisms.iter().map(|f| (f.name(), f.traits()));
+    let name = config
+        .policy
+        .select_among(known, &ctx)
+        .map_err(ChooseError::Policy)?;
+    let factory = config
+        .mechanisms
+        .get(name)
+        .expect("selected from the registry");
+    let bare_jid = config.jid.split('/').next().unwrap_or_default();
+    let input = ClientMechanismInput {
+        name,
+        credentials: &config.credentials,
+        username: bare_jid.rsplit_once('@').map_or("", |(l, _)| l),
+        domain: bare_jid.rsplit_once('@').map_or(bare_jid, |(_, d)| d),
+        bare_jid,
+        offer,
+        channel_binding: binding.as_ref(),
+        min_scram_iterations: config.min_scram_iterations,
+        max_scram_iterations: config.max_scram_iterations,
+        replay_nonce: config.replay_nonce.as_deref(),
+        rng: config.rng.as_mut(),
     };
-    Ok(mech)
+    (factory.build)(input).map_err(ChooseError::Sasl)
 }
 
 /// Why no mechanism could be started.
 #[derive(Debug)]
 pub(crate) enum ChooseError {
-    Policy(crate::sasl::policy::SelectError),
+    Policy(SelectError),
     Sasl(SaslError),
 }

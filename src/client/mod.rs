@@ -36,6 +36,9 @@ use minidom::Element;
 pub use crate::tls::TlsInfo;
 pub use config::{ClientConfig, Credentials, TlsMode};
 pub use legacy::{LegacyAuthPolicy, Registration};
+pub use mechanism::{
+    BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput, ClientMechanisms,
+};
 
 pub use crate::core::UsageError;
 use crate::core::{deadline, Core, Life};
@@ -126,6 +129,12 @@ pub enum ClientError {
     TlsRequired,
     /// No offered mechanism is acceptable to the policy.
     NoMechanism(Vec<String>),
+    /// None of the mechanisms named in
+    /// [`ClientPolicy::only`](crate::sasl::policy::ClientPolicy::only) can
+    /// be used: each with the policy rule that refused it (not offered,
+    /// no TLS for a cleartext mechanism, no channel-binding data, other
+    /// credentials). Nothing was sent.
+    MechanismRefused(Vec<crate::sasl::policy::RefusedMechanism>),
     /// The server refused authentication.
     SaslFailure {
         /// The condition, when the server sent a known one.
@@ -172,6 +181,9 @@ impl fmt::Display for ClientError {
             Self::TlsFailed => f.write_str("the server refused STARTTLS"),
             Self::TlsRequired => f.write_str("TLS is required but the server does not offer it"),
             Self::NoMechanism(o) => write!(f, "no acceptable SASL mechanism among {o:?}"),
+            Self::MechanismRefused(r) => {
+                write!(f, "{}", SelectError::Refused(r.clone()))
+            }
             Self::SaslFailure { condition, text } => {
                 write!(f, "authentication failed: ")?;
                 match condition {
@@ -770,13 +782,12 @@ impl Client {
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
             },
-            Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(_)))
-                if legacy_fallback =>
-            {
-                self.start_legacy()
-            }
+            Err(mechanism::ChooseError::Policy(_)) if legacy_fallback => self.start_legacy(),
             Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
                 self.fail(ClientError::NoMechanism(o), None)
+            }
+            Err(mechanism::ChooseError::Policy(SelectError::Refused(r))) => {
+                self.fail(ClientError::MechanismRefused(r), None)
             }
             Err(mechanism::ChooseError::Sasl(e)) => self.fail(ClientError::Sasl(e), None),
         }

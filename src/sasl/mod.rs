@@ -10,7 +10,14 @@
 //! [`RandomSource`](crate::RandomSource) the caller passes in.
 //!
 //! Hosts can add mechanisms this crate does not ship (GSSAPI through a
-//! Kerberos library, for instance) by implementing the two traits.
+//! Kerberos library, for instance) by implementing the two traits and
+//! registering a factory for each side: in
+//! [`ClientConfig::mechanisms`](crate::client::ClientConfig::mechanisms)
+//! (with the [`policy::MechanismProfile`] the client's policy ranks it
+//! by) and in [`ServerConfig::registry`](crate::server::ServerConfig::registry)
+//! (named in [`ServerConfig::mechanisms`](crate::server::ServerConfig::mechanisms)
+//! to be offered). The crate's own mechanisms go through the same
+//! registries.
 //!
 //! Payloads at this layer are raw bytes: base64 belongs to the XML layer
 //! (see [`encode_payload`] and [`decode_payload`]).
@@ -23,6 +30,7 @@ pub mod external;
 pub mod oauthbearer;
 pub mod plain;
 pub mod policy;
+pub mod registry;
 pub mod scram;
 pub mod x_google_token;
 pub mod x_oauth2;
@@ -396,6 +404,21 @@ pub enum CredentialRequest {
     },
 }
 
+impl CredentialRequest {
+    /// The kind of [`CredentialAnswer`] this request takes.
+    pub fn expected_answer(&self) -> crate::AnswerKind {
+        use crate::AnswerKind as K;
+        match self {
+            Self::Scram { .. } => K::ScramCredentials,
+            Self::DigestMd5 { .. } => K::DigestMd5Secret,
+            Self::Password { .. }
+            | Self::Token { .. }
+            | Self::External { .. }
+            | Self::Anonymous { .. } => K::CredentialVerdict,
+        }
+    }
+}
+
 /// The host's answer to a [`CredentialRequest`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -407,6 +430,17 @@ pub enum CredentialAnswer {
     Scram(Option<ScramCredentials>),
     /// The DIGEST-MD5 secret, or `None` when the user is unknown.
     DigestMd5(Option<DigestMd5Secret>),
+}
+
+impl CredentialAnswer {
+    /// Which kind of answer this is.
+    pub fn kind(&self) -> crate::AnswerKind {
+        match self {
+            Self::Verdict(_) => crate::AnswerKind::CredentialVerdict,
+            Self::Scram(_) => crate::AnswerKind::ScramCredentials,
+            Self::DigestMd5(_) => crate::AnswerKind::DigestMd5Secret,
+        }
+    }
 }
 
 /// The SCRAM hash families.

@@ -1,7 +1,14 @@
 //! Which mechanism a client uses: an explicit, documented policy.
 //!
-//! [`ClientPolicy::select`] ranks what the server offered, strongest first,
-//! and keeps only what the policy and the credentials allow:
+//! The client's mechanisms come from a registry
+//! ([`ClientMechanisms`](crate::client::ClientMechanisms)): each has a
+//! name and a [`MechanismProfile`] (its rank, the credentials it uses,
+//! whether it needs channel binding, whether it sends the secret in the
+//! clear, whether it must be enabled). [`ClientPolicy::select_among`]
+//! ranks what the server offered, strongest (highest
+//! [`rank`](MechanismProfile::rank)) first, and keeps only what the
+//! policy and the credentials allow. The built-in mechanisms
+//! ([`BUILTIN`]) rank:
 //!
 //! 1. `SCRAM-SHA-512-PLUS`, `SCRAM-SHA-256-PLUS`, `SCRAM-SHA-1-PLUS`, only
 //!    when the host can supply channel-binding data of a type the server
@@ -16,17 +23,26 @@
 //! [`ClientPolicy::allow_plain_without_tls`] (a bearer token is a
 //! password: whoever reads it logs in with it). A TLS client
 //! certificate selects `EXTERNAL`; no credentials select `ANONYMOUS` when
-//! enabled. An explicit [`ClientPolicy::only`] list narrows all of this
-//! further (a `--mechanism` flag), it never widens it.
+//! enabled. A host mechanism competes with these by its rank, among the
+//! mechanisms of its credential kind.
 //!
-//! There is no fallback: `select` is asked once per stream, and after a
-//! credentials failure the client stops instead of retrying with a weaker
-//! mechanism.
+//! An explicit [`ClientPolicy::only`] list (a `--mechanism` flag) narrows
+//! the choice to the mechanisms it names, and naming one allows it: a
+//! named `DIGEST-MD5`, `X-GOOGLE-TOKEN` or `ANONYMOUS` needs no `enable_*`
+//! flag. It never lifts the other rules: when no named mechanism can be
+//! used, [`SelectError::Refused`] says, for each, which rule refused it
+//! ([`Refusal`]: not offered, other credentials, no TLS, no channel
+//! binding).
+//!
+//! There is no fallback: a mechanism is selected once per stream, and
+//! after a credentials failure the client stops instead of retrying with
+//! a weaker mechanism.
 
 use std::fmt;
 
 /// What the client authenticates with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CredentialKind {
     /// A password (or SCRAM keys cached from one).
     Password,
@@ -36,6 +52,69 @@ pub enum CredentialKind {
     ClientCertificate,
     /// No credentials: anonymous login.
     None,
+    /// Credentials the host keeps itself, which only its own mechanisms
+    /// use (a Kerberos ticket for a GSSAPI mechanism).
+    Host,
+}
+
+/// A policy switch a mechanism needs on before it is chosen on its own
+/// (naming it in [`ClientPolicy::only`] turns it on too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OptIn {
+    /// [`ClientPolicy::enable_digest_md5`].
+    DigestMd5,
+    /// [`ClientPolicy::enable_x_google_token`].
+    XGoogleToken,
+    /// [`ClientPolicy::enable_anonymous`].
+    Anonymous,
+}
+
+/// What the selection policy knows about a mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MechanismProfile {
+    /// Higher is stronger. The built-in ranks are multiples of 100 (see
+    /// [`BUILTIN`]), so that a host mechanism can sit between two.
+    pub rank: u32,
+    /// The credentials it uses.
+    pub credentials: CredentialKind,
+    /// It needs channel-binding data of a type the server accepts (the
+    /// `-PLUS` mechanisms).
+    pub channel_binding: bool,
+    /// It sends the secret in the clear: only over TLS unless
+    /// [`ClientPolicy::allow_plain_without_tls`].
+    pub cleartext: bool,
+    /// A switch that must be on, unless the mechanism is named.
+    pub opt_in: Option<OptIn>,
+}
+
+impl MechanismProfile {
+    /// A mechanism of `rank` using `credentials`, with no other
+    /// requirement.
+    pub const fn new(rank: u32, credentials: CredentialKind) -> Self {
+        Self {
+            rank,
+            credentials,
+            channel_binding: false,
+            cleartext: false,
+            opt_in: None,
+        }
+    }
+
+    const fn plus(mut self) -> Self {
+        self.channel_binding = true;
+        self
+    }
+
+    const fn clear(mut self) -> Self {
+        self.cleartext = true;
+        self
+    }
+
+    const fn opt(mut self, o: OptIn) -> Self {
+        self.opt_in = Some(o);
+        self
+    }
 }
 
 /// The client's mechanism policy. `Default` is the safe choice: SCRAM, and
@@ -54,7 +133,8 @@ pub struct ClientPolicy {
     pub enable_x_google_token: bool,
     /// Allow ANONYMOUS when the client has no credentials.
     pub enable_anonymous: bool,
-    /// When set, only these mechanisms (exact names) may be chosen.
+    /// When set, only these mechanisms (exact names) may be chosen, and
+    /// naming one turns on its [`OptIn`] switch.
     pub only: Option<Vec<String>>,
 }
 
@@ -72,12 +152,69 @@ pub struct SelectionContext<'a> {
     pub credentials: CredentialKind,
 }
 
+/// Which rule keeps a mechanism from being used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The server did not offer it.
+    NotOffered,
+    /// The client knows no such mechanism (nothing registered under the
+    /// name).
+    Unknown,
+    /// [`ClientPolicy::only`] is set and does not name it.
+    NotNamed,
+    /// It uses other credentials than the client has.
+    Credentials {
+        /// What the mechanism uses.
+        needs: CredentialKind,
+        /// What the client has.
+        have: CredentialKind,
+    },
+    /// It is off until this switch is on.
+    Disabled(OptIn),
+    /// It sends the secret in the clear and the stream is not encrypted
+    /// ([`ClientPolicy::allow_plain_without_tls`] is off).
+    NeedsTls,
+    /// It needs channel-binding data that the host cannot supply (or of
+    /// no type the server accepts).
+    NeedsChannelBinding,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOffered => f.write_str("not offered by the server"),
+            Self::Unknown => f.write_str("not a mechanism this client knows"),
+            Self::NotNamed => f.write_str("not named by the policy"),
+            Self::Credentials { needs, have } => {
+                write!(f, "needs {needs:?} credentials, the client has {have:?}")
+            }
+            Self::Disabled(o) => write!(f, "disabled (needs {o:?} enabled)"),
+            Self::NeedsTls => f.write_str("sends the secret in the clear and TLS is off"),
+            Self::NeedsChannelBinding => f.write_str("needs channel-binding data"),
+        }
+    }
+}
+
+/// A mechanism the host named and why it cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RefusedMechanism {
+    /// The name.
+    pub mechanism: String,
+    /// The rule that refused it.
+    pub refusal: Refusal,
+}
+
 /// Why no mechanism could be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SelectError {
     /// The server offered nothing that the policy and the credentials
     /// allow. Carries what it offered.
     NoAcceptableMechanism(Vec<String>),
+    /// None of the mechanisms named in [`ClientPolicy::only`] can be
+    /// used: each with the rule that refused it, in the order named.
+    Refused(Vec<RefusedMechanism>),
 }
 
 impl fmt::Display for SelectError {
@@ -86,69 +223,145 @@ impl fmt::Display for SelectError {
             Self::NoAcceptableMechanism(o) => {
                 write!(f, "no acceptable SASL mechanism among {o:?}")
             }
+            Self::Refused(r) => {
+                f.write_str("no named SASL mechanism can be used:")?;
+                for m in r {
+                    write!(f, " {}: {};", m.mechanism, m.refusal)?;
+                }
+                Ok(())
+            }
         }
     }
 }
 
 impl std::error::Error for SelectError {}
 
-/// The password mechanisms, strongest first, with whether each needs
-/// channel binding.
-const PASSWORD_RANKING: [(&str, bool); 8] = [
-    ("SCRAM-SHA-512-PLUS", true),
-    ("SCRAM-SHA-256-PLUS", true),
-    ("SCRAM-SHA-1-PLUS", true),
-    ("SCRAM-SHA-512", false),
-    ("SCRAM-SHA-256", false),
-    ("SCRAM-SHA-1", false),
-    ("DIGEST-MD5", false),
-    ("PLAIN", false),
-];
-
-const TOKEN_RANKING: [&str; 3] = ["OAUTHBEARER", "X-OAUTH2", "X-GOOGLE-TOKEN"];
+/// The built-in mechanisms and their profiles, strongest first within
+/// each credential kind.
+pub const BUILTIN: [(&str, MechanismProfile); 13] = {
+    use CredentialKind as C;
+    const fn pw(rank: u32) -> MechanismProfile {
+        MechanismProfile::new(rank, CredentialKind::Password)
+    }
+    const fn tok(rank: u32) -> MechanismProfile {
+        MechanismProfile::new(rank, CredentialKind::Token).clear()
+    }
+    [
+        ("SCRAM-SHA-512-PLUS", pw(800).plus()),
+        ("SCRAM-SHA-256-PLUS", pw(700).plus()),
+        ("SCRAM-SHA-1-PLUS", pw(600).plus()),
+        ("SCRAM-SHA-512", pw(500)),
+        ("SCRAM-SHA-256", pw(400)),
+        ("SCRAM-SHA-1", pw(300)),
+        ("DIGEST-MD5", pw(200).opt(OptIn::DigestMd5)),
+        ("PLAIN", pw(100).clear()),
+        ("OAUTHBEARER", tok(300)),
+        ("X-OAUTH2", tok(200)),
+        ("X-GOOGLE-TOKEN", tok(100).opt(OptIn::XGoogleToken)),
+        ("EXTERNAL", MechanismProfile::new(100, C::ClientCertificate)),
+        (
+            "ANONYMOUS",
+            MechanismProfile::new(100, C::None).opt(OptIn::Anonymous),
+        ),
+    ]
+};
 
 impl ClientPolicy {
-    /// Whether the policy allows `mechanism` in `ctx`, regardless of what
-    /// was offered.
+    /// Whether the policy allows the built-in `mechanism` in `ctx`,
+    /// regardless of what was offered (an unknown name: no).
     pub fn allows(&self, mechanism: &str, ctx: &SelectionContext<'_>) -> bool {
-        if let Some(only) = &self.only {
-            if !only.iter().any(|m| m == mechanism) {
-                return false;
-            }
-        }
-        let cleartext_ok = ctx.tls || self.allow_plain_without_tls;
-        match ctx.credentials {
-            CredentialKind::Password => match mechanism {
-                "PLAIN" => cleartext_ok,
-                "DIGEST-MD5" => self.enable_digest_md5,
-                m => PASSWORD_RANKING
-                    .iter()
-                    .any(|(name, plus)| *name == m && (!plus || ctx.can_bind)),
-            },
-            // Bearer tokens are passwords: never in the clear by default.
-            CredentialKind::Token => match mechanism {
-                "OAUTHBEARER" | "X-OAUTH2" => cleartext_ok,
-                "X-GOOGLE-TOKEN" => self.enable_x_google_token && cleartext_ok,
-                _ => false,
-            },
-            CredentialKind::ClientCertificate => mechanism == "EXTERNAL",
-            CredentialKind::None => mechanism == "ANONYMOUS" && self.enable_anonymous,
-        }
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == mechanism)
+            .is_some_and(|(n, p)| self.check(n, p, ctx).is_ok())
     }
 
-    /// Chooses the strongest allowed mechanism the server offered.
-    pub fn select(&self, ctx: &SelectionContext<'_>) -> Result<String, SelectError> {
-        let ranking: Vec<&str> = match ctx.credentials {
-            CredentialKind::Password => PASSWORD_RANKING.iter().map(|(n, _)| *n).collect(),
-            CredentialKind::Token => TOKEN_RANKING.to_vec(),
-            CredentialKind::ClientCertificate => vec!["EXTERNAL"],
-            CredentialKind::None => vec!["ANONYMOUS"],
+    /// Whether the policy allows the mechanism `name` with `profile` in
+    /// `ctx`, regardless of what was offered; the rule that refuses it
+    /// otherwise.
+    pub fn check(
+        &self,
+        name: &str,
+        profile: &MechanismProfile,
+        ctx: &SelectionContext<'_>,
+    ) -> Result<(), Refusal> {
+        let named = match &self.only {
+            Some(only) if !only.iter().any(|m| m == name) => return Err(Refusal::NotNamed),
+            Some(_) => true,
+            None => false,
         };
-        ranking
-            .into_iter()
-            .find(|m| ctx.offered.iter().any(|o| o == m) && self.allows(m, ctx))
+        if profile.credentials != ctx.credentials {
+            return Err(Refusal::Credentials {
+                needs: profile.credentials,
+                have: ctx.credentials,
+            });
+        }
+        if let Some(o) = profile.opt_in {
+            let on = match o {
+                OptIn::DigestMd5 => self.enable_digest_md5,
+                OptIn::XGoogleToken => self.enable_x_google_token,
+                OptIn::Anonymous => self.enable_anonymous,
+            };
+            if !on && !named {
+                return Err(Refusal::Disabled(o));
+            }
+        }
+        if profile.cleartext && !ctx.tls && !self.allow_plain_without_tls {
+            return Err(Refusal::NeedsTls);
+        }
+        if profile.channel_binding && !ctx.can_bind {
+            return Err(Refusal::NeedsChannelBinding);
+        }
+        Ok(())
+    }
+
+    /// Chooses the strongest allowed built-in mechanism the server
+    /// offered.
+    pub fn select(&self, ctx: &SelectionContext<'_>) -> Result<String, SelectError> {
+        self.select_among(BUILTIN.iter().map(|(n, p)| (*n, p)), ctx)
             .map(str::to_owned)
-            .ok_or_else(|| SelectError::NoAcceptableMechanism(ctx.offered.to_vec()))
+    }
+
+    /// Chooses, among `known` (names with their profiles, in
+    /// registration order), the highest-ranked mechanism the server
+    /// offered and the policy allows; the first one registered on a tie.
+    /// With [`only`](Self::only) set, the choice is among the named ones,
+    /// and when none can be used the error says why for each.
+    pub fn select_among<'a>(
+        &self,
+        known: impl Iterator<Item = (&'a str, &'a MechanismProfile)> + Clone,
+        ctx: &SelectionContext<'_>,
+    ) -> Result<&'a str, SelectError> {
+        let offered = |n: &str| ctx.offered.iter().any(|o| o == n);
+        let best = known
+            .clone()
+            .filter(|(n, p)| offered(n) && self.check(n, p, ctx).is_ok())
+            .fold(None::<(&str, u32)>, |best, (n, p)| match best {
+                Some((_, r)) if r >= p.rank => best,
+                _ => Some((n, p.rank)),
+            });
+        match (best, &self.only) {
+            (Some((n, _)), _) => Ok(n),
+            (None, None) => Err(SelectError::NoAcceptableMechanism(ctx.offered.to_vec())),
+            (None, Some(only)) => Err(SelectError::Refused(
+                only.iter()
+                    .map(|name| {
+                        let refusal = match known.clone().find(|(n, _)| n == name) {
+                            None => Refusal::Unknown,
+                            Some(_) if !offered(name) => Refusal::NotOffered,
+                            Some((n, p)) => match self.check(n, p, ctx) {
+                                Err(r) => r,
+                                Ok(()) => Refusal::NotOffered,
+                            },
+                        };
+                        RefusedMechanism {
+                            mechanism: name.clone(),
+                            refusal,
+                        }
+                    })
+                    .collect(),
+            )),
+        }
     }
 
     /// Whether the server offered any `-PLUS` mechanism: a SCRAM client
@@ -289,5 +502,73 @@ mod tests {
         assert!(only_plain.select(&ctx(&o, false, false, pw)).is_err());
         let cert = CredentialKind::ClientCertificate;
         assert_eq!(p.select(&ctx(&o, true, false, cert)).unwrap(), "EXTERNAL");
+    }
+
+    #[test]
+    fn naming_a_mechanism_allows_it_and_refusals_say_which_rule() {
+        let seed004 = offered(&["DIGEST-MD5", "PLAIN"]);
+        let pw = CredentialKind::Password;
+        let digest = ClientPolicy {
+            only: Some(vec!["DIGEST-MD5".into()]),
+            ..ClientPolicy::default()
+        };
+        // Named: no enable_digest_md5 needed, even without TLS (DIGEST-MD5
+        // does not send the password).
+        assert_eq!(
+            digest.select(&ctx(&seed004, false, false, pw)).unwrap(),
+            "DIGEST-MD5"
+        );
+        let refused =
+            |p: &ClientPolicy, o: &[String], tls, c| match p.select(&ctx(o, tls, false, c)) {
+                Err(SelectError::Refused(r)) => r,
+                other => panic!("{other:?}"),
+            };
+        let plain = ClientPolicy {
+            only: Some(vec!["PLAIN".into()]),
+            ..ClientPolicy::default()
+        };
+        assert_eq!(
+            refused(&plain, &seed004, false, pw),
+            [RefusedMechanism {
+                mechanism: "PLAIN".into(),
+                refusal: Refusal::NeedsTls
+            }]
+        );
+        let plus = ClientPolicy {
+            only: Some(vec![
+                "SCRAM-SHA-1-PLUS".into(),
+                "X-UNKNOWN".into(),
+                "SCRAM-SHA-1".into(),
+            ]),
+            ..ClientPolicy::default()
+        };
+        let o = offered(&["SCRAM-SHA-1-PLUS", "X-UNKNOWN"]);
+        let r: Vec<Refusal> = refused(&plus, &o, true, pw)
+            .into_iter()
+            .map(|m| m.refusal)
+            .collect();
+        assert_eq!(
+            r,
+            [
+                Refusal::NeedsChannelBinding,
+                Refusal::Unknown,
+                Refusal::NotOffered
+            ]
+        );
+        let tok = CredentialKind::Token;
+        assert_eq!(
+            refused(&plain, &seed004, true, tok)[0].refusal,
+            Refusal::Credentials {
+                needs: CredentialKind::Password,
+                have: tok
+            }
+        );
+        // Without `only`, an opt-in mechanism stays disabled.
+        let p = ClientPolicy::default();
+        let (n, prof) = BUILTIN.iter().find(|(n, _)| *n == "DIGEST-MD5").unwrap();
+        assert_eq!(
+            p.check(n, prof, &ctx(&seed004, true, false, pw)),
+            Err(Refusal::Disabled(OptIn::DigestMd5))
+        );
     }
 }

@@ -37,8 +37,13 @@ pub struct ServerConfig {
     /// offered only when the host supplies channel-binding data; PLAIN,
     /// OAUTHBEARER, X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
     /// [`allow_plain_without_tls`](Self::allow_plain_without_tls); EXTERNAL
-    /// only over TLS.
+    /// only over TLS (each mechanism's [`OfferRule`](super::OfferRule)).
+    /// A name must be in [`registry`](Self::registry) to be offered.
     pub mechanisms: Vec<String>,
+    /// The SASL mechanisms the server can build: the crate's by default;
+    /// a host registers its own here and names it in
+    /// [`mechanisms`](Self::mechanisms) to offer it.
+    pub registry: super::ServerMechanisms,
     /// Offer PLAIN and the bearer-token mechanisms (OAUTHBEARER, X-OAUTH2,
     /// X-GOOGLE-TOKEN) on unencrypted streams, where the password or token
     /// crosses the network in the clear. Default off.
@@ -145,6 +150,7 @@ impl ServerConfig {
             ]
             .map(String::from)
             .to_vec(),
+            registry: super::ServerMechanisms::builtin(),
             allow_plain_without_tls: false,
             max_auth_failures: 3,
             auth_timeout: Duration::from_secs(60),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use minidom::Element;
 
 use super::{Phase, Server, ServerEvent};
-use crate::core::UsageError;
+use crate::core::{AnswerKind, UsageError};
 use crate::sasl::{ExchangeSecurity, Identity, Secret};
 use crate::steps::iq_auth::{self, AuthFields, AuthQuery, LegacyCredential, ZeroKState};
 use crate::steps::register::{self, field, RedactedFields, RegisterQuery};
@@ -140,6 +140,27 @@ pub enum LegacyAuthAnswer {
     ZeroK(Option<ZeroKState>),
     /// The decision on a `Verify`.
     Verdict(Result<(), LegacyError>),
+}
+
+impl LegacyAuthAnswer {
+    /// Which kind of answer this is.
+    pub fn kind(&self) -> AnswerKind {
+        match self {
+            Self::ZeroK(_) => AnswerKind::LegacyZeroK,
+            Self::Verdict(_) => AnswerKind::LegacyVerdict,
+        }
+    }
+}
+
+impl Pending {
+    /// The kind of answer the request takes.
+    pub(super) fn answer_kind(&self) -> AnswerKind {
+        match self {
+            Self::Register { .. } => AnswerKind::Registration,
+            Self::Fields { .. } => AnswerKind::LegacyZeroK,
+            Self::Verify { .. } => AnswerKind::LegacyVerdict,
+        }
+    }
 }
 
 /// What a host request was about, to answer the client afterwards.
@@ -432,15 +453,14 @@ impl Server {
         true
     }
 
-    /// The host's answer to [`ServerEvent::Register`].
+    /// The host's answer to [`ServerEvent::Register`] (or
+    /// [`UsageError::WrongAnswer`] when another request is pending).
     pub fn answer_register(
         &mut self,
         now: Instant,
-        answer: Result<(), LegacyError>,
+        answer: super::RegisterAnswer,
     ) -> Result<(), UsageError> {
-        if self.core.life != crate::core::Life::Open {
-            return Err(UsageError::Closed);
-        }
+        self.check_answer(AnswerKind::Registration)?;
         let (id, query, remove) = match std::mem::replace(&mut self.phase, Phase::AwaitHeader) {
             Phase::Host {
                 pending: Pending::Register { id, query, remove },
@@ -472,15 +492,15 @@ impl Server {
         Ok(())
     }
 
-    /// The host's answer to [`ServerEvent::LegacyAuth`].
+    /// The host's answer to [`ServerEvent::LegacyAuth`]: `ZeroK` to a
+    /// `ZeroKState` request, `Verdict` to a `Verify`, or
+    /// [`UsageError::WrongAnswer`].
     pub fn answer_legacy_auth(
         &mut self,
         now: Instant,
         answer: LegacyAuthAnswer,
     ) -> Result<(), UsageError> {
-        if self.core.life != crate::core::Life::Open {
-            return Err(UsageError::Closed);
-        }
+        self.check_answer(answer.kind())?;
         match (
             std::mem::replace(&mut self.phase, Phase::AwaitHeader),
             answer,

@@ -1,5 +1,7 @@
-//! Which mechanisms a server offers in a stage, and building the one the
-//! client picked.
+//! The server's mechanism registry: which mechanisms a server offers in
+//! a stage, and building the one the client picked.
+
+use std::sync::Arc;
 
 use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousServer;
@@ -8,6 +10,7 @@ use crate::sasl::digest_md5::DigestMd5Server;
 use crate::sasl::external::ExternalServer;
 use crate::sasl::oauthbearer::OAuthBearerServer;
 use crate::sasl::plain::PlainServer;
+use crate::sasl::registry::{Factory, MechanismRegistry};
 use crate::sasl::scram::{parse_mechanism_name, ScramServer, ServerOffer};
 use crate::sasl::x_google_token::XGoogleTokenServer;
 use crate::sasl::x_oauth2::XOAuth2Server;
@@ -15,8 +18,118 @@ use crate::sasl::{SaslCondition, SaslError, ServerMechanism};
 use crate::server::config::ServerConfig;
 use crate::tls::TlsInfo;
 
+/// What a server mechanism factory is given to build its mechanism.
+#[non_exhaustive]
+pub struct ServerMechanismInput<'a> {
+    /// The mechanism name the client asked for.
+    pub name: &'a str,
+    /// What this stream offered.
+    pub offer: &'a ServerOffer,
+    /// The stream's TLS facts (channel-binding data), when encrypted.
+    pub tls: Option<&'a TlsInfo>,
+    /// The domain the client asked for.
+    pub domain: &'a str,
+    /// [`ServerConfig::downgrade_protection`].
+    pub downgrade_protection: bool,
+    /// [`ServerConfig::scram_unknown_user_secret`].
+    pub unknown_user_secret: &'a [u8],
+    /// [`ServerConfig::scram_unknown_user_iterations`].
+    pub unknown_user_iterations: u32,
+    /// Randomness for nonces.
+    pub rng: &'a mut dyn RandomSource,
+}
+
+/// Builds a server mechanism from a [`ServerMechanismInput`].
+pub type BuildServerMechanism =
+    dyn Fn(ServerMechanismInput<'_>) -> Result<Box<dyn ServerMechanism>, SaslError> + Send + Sync;
+
+/// When a server mechanism may be offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct OfferRule {
+    /// The client sends the secret in the clear: offered only over TLS
+    /// unless [`ServerConfig::allow_plain_without_tls`] (PLAIN and the
+    /// bearer-token mechanisms).
+    pub cleartext: bool,
+    /// Offered only over TLS, whatever the configuration (EXTERNAL).
+    pub tls_only: bool,
+    /// Needs channel-binding data: offered only when the stream has a
+    /// type to advertise (the `-PLUS` mechanisms).
+    pub channel_binding: bool,
+}
+
+/// A server mechanism a [`Server`](super::Server) can offer: its name,
+/// when it may be offered ([`OfferRule`]), and how to build it.
+pub type ServerMechanismFactory = Factory<OfferRule, BuildServerMechanism>;
+
+impl ServerMechanismFactory {
+    /// The mechanism `name`, offered under `rule`, built by `build`.
+    pub fn new(
+        name: impl Into<String>,
+        rule: OfferRule,
+        build: impl Fn(ServerMechanismInput<'_>) -> Result<Box<dyn ServerMechanism>, SaslError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self::from_parts(name.into(), rule, Arc::new(build))
+    }
+}
+
+/// The mechanisms a server can build, by name. `Default` (and
+/// [`builtin`](MechanismRegistry::builtin)) holds the crate's; a host
+/// [`register`](MechanismRegistry::register)s its own and names it in
+/// [`ServerConfig::mechanisms`] to offer it.
+pub type ServerMechanisms = MechanismRegistry<OfferRule, BuildServerMechanism>;
+
+impl Default for ServerMechanisms {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+/// The crate's server mechanisms and when each may be offered.
+const BUILTIN: [(&str, OfferRule); 13] = {
+    const fn rule(cleartext: bool, tls_only: bool, channel_binding: bool) -> OfferRule {
+        OfferRule {
+            cleartext,
+            tls_only,
+            channel_binding,
+        }
+    }
+    const CLEAR: OfferRule = rule(true, false, false);
+    const PLUS: OfferRule = rule(false, false, true);
+    const ANY: OfferRule = rule(false, false, false);
+    [
+        ("SCRAM-SHA-512-PLUS", PLUS),
+        ("SCRAM-SHA-256-PLUS", PLUS),
+        ("SCRAM-SHA-1-PLUS", PLUS),
+        ("SCRAM-SHA-512", ANY),
+        ("SCRAM-SHA-256", ANY),
+        ("SCRAM-SHA-1", ANY),
+        ("DIGEST-MD5", ANY),
+        ("PLAIN", CLEAR),
+        ("OAUTHBEARER", CLEAR),
+        ("X-OAUTH2", CLEAR),
+        ("X-GOOGLE-TOKEN", CLEAR),
+        ("EXTERNAL", rule(false, true, false)),
+        ("ANONYMOUS", ANY),
+    ]
+};
+
+impl ServerMechanisms {
+    /// The crate's server mechanisms.
+    pub fn builtin() -> Self {
+        BUILTIN
+            .into_iter()
+            .map(|(name, rule)| ServerMechanismFactory::new(name, rule, build_builtin))
+            .collect()
+    }
+}
+
 /// What the server offers on a stream with this TLS state: the
-/// mechanisms and the XEP-0440 channel-binding types.
+/// mechanisms (those of [`ServerConfig::mechanisms`] that are registered
+/// and whose [`OfferRule`] allows it) and the XEP-0440 channel-binding
+/// types.
 pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer {
     let cb_types: Vec<String> = tls
         .map(|t| {
@@ -30,12 +143,13 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
     let mechanisms = config
         .mechanisms
         .iter()
-        .filter(|m| match m.as_str() {
-            // The password and the bearer tokens travel in the clear.
-            "PLAIN" | "OAUTHBEARER" | "X-OAUTH2" | "X-GOOGLE-TOKEN" => cleartext_ok,
-            "EXTERNAL" => tls.is_some(),
-            m if m.ends_with("-PLUS") => !cb_types.is_empty(),
-            _ => true,
+        .filter(|m| {
+            config.registry.get(m).is_some_and(|f| {
+                let rule = f.traits();
+                (!rule.cleartext || cleartext_ok)
+                    && (!rule.tls_only || tls.is_some())
+                    && (!rule.channel_binding || !cb_types.is_empty())
+            })
         })
         .cloned()
         .collect();
@@ -47,26 +161,38 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
 }
 
 /// Builds the server side of `name`, which must be in `offer`.
-/// `unknown_users` is the SCRAM unknown-user secret and iteration count
-/// (see [`ServerConfig::scram_unknown_user_secret`]).
 pub(crate) fn build(
+    config: &mut ServerConfig,
     name: &str,
     offer: &ServerOffer,
     tls: Option<&TlsInfo>,
     domain: &str,
-    downgrade_protection: bool,
-    unknown_users: (&[u8], u32),
-    rng: &mut dyn RandomSource,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
-    if !offer.offers(name) {
-        return Err(SaslError::new(
+    let factory = config
+        .registry
+        .get(name)
+        .filter(|_| offer.offers(name))
+        .ok_or(SaslError::new(
             SaslCondition::InvalidMechanism,
             "mechanism not offered",
-        ));
-    }
-    Ok(match name {
+        ))?;
+    (factory.build)(ServerMechanismInput {
+        name,
+        offer,
+        tls,
+        domain,
+        downgrade_protection: config.downgrade_protection,
+        unknown_user_secret: config.scram_unknown_user_secret.expose(),
+        unknown_user_iterations: config.scram_unknown_user_iterations,
+        rng: config.rng.as_mut(),
+    })
+}
+
+/// The crate's mechanisms, by name.
+fn build_builtin(i: ServerMechanismInput<'_>) -> Result<Box<dyn ServerMechanism>, SaslError> {
+    Ok(match i.name {
         "PLAIN" => Box::new(PlainServer::new()),
-        "DIGEST-MD5" => Box::new(DigestMd5Server::new(domain, rng)),
+        "DIGEST-MD5" => Box::new(DigestMd5Server::new(i.domain, i.rng)),
         "EXTERNAL" => Box::new(ExternalServer::new()),
         "ANONYMOUS" => Box::new(AnonymousServer::new()),
         "X-OAUTH2" => Box::new(XOAuth2Server::new()),
@@ -79,11 +205,10 @@ pub(crate) fn build(
                     "unknown mechanism",
                 ));
             };
-            let (secret, iterations) = unknown_users;
-            let mut b = ScramServer::builder(hash, plus, offer)
-                .downgrade_protection(downgrade_protection)
-                .unknown_users(secret, iterations);
-            if let Some(t) = tls {
+            let mut b = ScramServer::builder(hash, plus, i.offer)
+                .downgrade_protection(i.downgrade_protection)
+                .unknown_users(i.unknown_user_secret, i.unknown_user_iterations);
+            if let Some(t) = i.tls {
                 for cb in t
                     .channel_bindings
                     .iter()
@@ -92,7 +217,7 @@ pub(crate) fn build(
                     b = b.channel_binding(cb.clone());
                 }
             }
-            Box::new(b.build(rng)?)
+            Box::new(b.build(i.rng)?)
         }
     })
 }

@@ -8,9 +8,15 @@
 //! time, and answers requests:
 //!
 //! - Inputs: [`Server::feed`], [`Server::handle_timeout`], and commands:
-//!   [`Server::tls_established`], [`Server::answer_credentials`] (to a
-//!   [`ServerEvent::Credentials`] request), [`Server::answer_bind`] (to a
-//!   [`ServerEvent::Bind`] request), [`Server::send`], [`Server::close`].
+//!   [`Server::tls_established`], [`Server::answer`] (to a
+//!   [`ServerEvent::Credentials`], [`ServerEvent::Bind`],
+//!   [`ServerEvent::Register`] or [`ServerEvent::LegacyAuth`] request;
+//!   [`Server::answer_credentials`], [`Server::answer_bind`],
+//!   [`Server::answer_register`] and [`Server::answer_legacy_auth`] for
+//!   one kind each), [`Server::send`], [`Server::close`]. An answer of
+//!   another kind than the pending request takes
+//!   ([`Server::pending_request`]) is refused with
+//!   [`UsageError::WrongAnswer`] and leaves the request pending.
 //! - Outputs: [`Server::poll_transmit`], [`Server::poll_event`],
 //!   [`Server::poll_timeout`].
 //!
@@ -34,8 +40,12 @@ use std::time::Instant;
 
 use minidom::Element;
 
+pub use crate::core::AnswerKind;
 pub use config::{ServerConfig, ServerTls};
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
+pub use mechanism::{
+    BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
+};
 
 use crate::core::{deadline, Core, Life, UsageError};
 use crate::features::{Stage, StreamFeatures};
@@ -162,10 +172,97 @@ impl std::error::Error for ServerError {}
 pub enum BindAnswer {
     /// Bind this resource (`None`: the server generates one).
     Accept(Option<String>),
-    /// Refuse with this stanza error condition (`conflict`,
-    /// `not-allowed`, `resource-constraint`).
-    Refuse(String),
+    /// Refuse, with this stanza error.
+    Refuse(BindRefusal),
 }
+
+/// Why a host refuses a resource binding: the stanza errors of RFC 6120
+/// sections 7.6.2 and 7.7.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BindRefusal {
+    /// `<bad-request/>` (`modify`): the resource is not acceptable
+    /// (7.7.2.1).
+    BadRequest,
+    /// `<conflict/>` (`cancel`): the resource is in use and the host does
+    /// not replace the other session (7.7.2.2).
+    Conflict,
+    /// `<not-allowed/>` (`cancel`): the client may not bind a resource
+    /// (7.6.2.2).
+    NotAllowed,
+    /// `<resource-constraint/>` (`wait`): the account has reached its
+    /// number of connected resources (7.6.2.1).
+    ResourceConstraint,
+}
+
+impl BindRefusal {
+    /// The stanza error condition (`conflict`, ...).
+    pub fn condition(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::Conflict => "conflict",
+            Self::NotAllowed => "not-allowed",
+            Self::ResourceConstraint => "resource-constraint",
+        }
+    }
+
+    /// The stanza error type (`cancel`, `modify`, `wait`).
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::BadRequest => "modify",
+            Self::Conflict | Self::NotAllowed => "cancel",
+            Self::ResourceConstraint => "wait",
+        }
+    }
+}
+
+/// The host's answer to a [`ServerEvent::Register`]: done, or the
+/// XEP-0077 error to return.
+pub type RegisterAnswer = Result<(), crate::steps::LegacyError>;
+
+/// Any answer of the host to a request, for [`Server::answer`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerAnswer {
+    /// To [`ServerEvent::Credentials`].
+    Credentials(CredentialAnswer),
+    /// To [`ServerEvent::Bind`].
+    Bind(BindAnswer),
+    /// To [`ServerEvent::Register`].
+    Register(RegisterAnswer),
+    /// To [`ServerEvent::LegacyAuth`].
+    LegacyAuth(LegacyAuthAnswer),
+}
+
+impl ServerAnswer {
+    /// Which kind of answer this is.
+    pub fn kind(&self) -> AnswerKind {
+        match self {
+            Self::Credentials(a) => a.kind(),
+            Self::Bind(_) => AnswerKind::Bind,
+            Self::Register(_) => AnswerKind::Registration,
+            Self::LegacyAuth(a) => a.kind(),
+        }
+    }
+}
+
+/// Each answer type is a [`ServerAnswer`].
+macro_rules! server_answer_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for ServerAnswer {
+            fn from(a: $ty) -> Self {
+                Self::$variant(a)
+            }
+        }
+    )*};
+}
+
+server_answer_from!(
+    Credentials(CredentialAnswer),
+    Bind(BindAnswer),
+    Register(RegisterAnswer),
+    LegacyAuth(LegacyAuthAnswer)
+);
 
 enum Phase {
     /// Waiting for the client's header.
@@ -174,11 +271,12 @@ enum Phase {
     Negotiating,
     /// `<proceed/>` queued; waiting for `tls_established`.
     AwaitTls,
-    /// SASL under way; `waiting` when a credential request is out.
+    /// SASL under way; `waiting` when a credential request is out, with
+    /// the kind of answer it takes.
     Sasl {
         mech: Box<dyn ServerMechanism>,
         name: String,
-        waiting: bool,
+        waiting: Option<AnswerKind>,
     },
     /// Post-authentication features sent; waiting for a bind request.
     AwaitBind,
@@ -367,15 +465,61 @@ impl Server {
         Ok(())
     }
 
-    /// The host's answer to [`ServerEvent::Credentials`].
+    /// The host's answer to the pending request, whatever its kind: an
+    /// answer of another kind than the request takes (see
+    /// [`pending_request`](Self::pending_request)) is refused with
+    /// [`UsageError::WrongAnswer`] and changes nothing, the request still
+    /// pending. [`answer_credentials`](Self::answer_credentials),
+    /// [`answer_bind`](Self::answer_bind),
+    /// [`answer_register`](Self::answer_register) and
+    /// [`answer_legacy_auth`](Self::answer_legacy_auth) are the same for
+    /// one kind each.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        answer: impl Into<ServerAnswer>,
+    ) -> Result<(), UsageError> {
+        match answer.into() {
+            ServerAnswer::Credentials(a) => self.answer_credentials(now, a),
+            ServerAnswer::Bind(a) => self.answer_bind(now, a),
+            ServerAnswer::Register(a) => self.answer_register(now, a),
+            ServerAnswer::LegacyAuth(a) => self.answer_legacy_auth(now, a),
+        }
+    }
+
+    /// The kind of answer the pending request takes; `None` when no
+    /// request is pending.
+    pub fn pending_request(&self) -> Option<AnswerKind> {
+        match &self.phase {
+            Phase::Sasl { waiting, .. } => *waiting,
+            Phase::BindPending { .. } => Some(AnswerKind::Bind),
+            Phase::Host { pending, .. } => Some(pending.answer_kind()),
+            _ => None,
+        }
+    }
+
+    /// Refuses an answer of kind `given` unless the stream is open and a
+    /// request that takes it is pending.
+    fn check_answer(&self, given: AnswerKind) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match self.pending_request() {
+            None => Err(UsageError::NoPendingRequest),
+            Some(expected) if expected != given => Err(UsageError::WrongAnswer { expected, given }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The host's answer to [`ServerEvent::Credentials`]: of the kind the
+    /// request takes ([`CredentialRequest::expected_answer`]), or
+    /// [`UsageError::WrongAnswer`].
     pub fn answer_credentials(
         &mut self,
         now: Instant,
         answer: CredentialAnswer,
     ) -> Result<(), UsageError> {
-        if self.core.life != Life::Open {
-            return Err(UsageError::Closed);
-        }
+        self.check_answer(answer.kind())?;
         let Phase::Sasl {
             mech,
             name,
@@ -384,10 +528,7 @@ impl Server {
         else {
             return Err(UsageError::NoPendingRequest);
         };
-        if !*waiting {
-            return Err(UsageError::NoPendingRequest);
-        }
-        *waiting = false;
+        *waiting = None;
         let step = mech.answer(answer);
         let name = name.clone();
         self.on_step(now, name, step);
@@ -397,19 +538,18 @@ impl Server {
 
     /// The host's answer to [`ServerEvent::Bind`]. An answer that cannot
     /// be sent to the client (a resource with characters XML cannot
-    /// carry, a refusal condition that is not an XML name) is refused
-    /// with [`UsageError::Write`]; the request stays pending.
+    /// carry) is refused with [`UsageError::Write`], and an answer while
+    /// another request is pending with [`UsageError::WrongAnswer`]; the
+    /// request stays pending.
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
-        if self.core.life != Life::Open {
-            return Err(UsageError::Closed);
-        }
+        self.check_answer(AnswerKind::Bind)?;
         let Phase::BindPending { id, username } = &self.phase else {
             return Err(UsageError::NoPendingRequest);
         };
         let (id, username) = (id.clone(), username.clone());
         // The answer goes to the client as the host gave it: one that
-        // cannot be written (a resource with control characters, a
-        // condition that is not an XML name) is refused, the request
+        // cannot be written (a resource with control characters) is
+        // refused, the request
         // still pending, rather than acted on with nothing sent.
         match answer {
             BindAnswer::Accept(resource) => {
@@ -427,15 +567,10 @@ impl Server {
                 self.core.become_lean(self.config.buffers);
                 self.phase = Phase::Ready { jid };
             }
-            BindAnswer::Refuse(condition) => {
+            BindAnswer::Refuse(refusal) => {
                 let err = StanzaError {
-                    error_type: if condition == "resource-constraint" {
-                        "wait"
-                    } else {
-                        "cancel"
-                    }
-                    .into(),
-                    condition,
+                    error_type: refusal.error_type().into(),
+                    condition: refusal.condition().into(),
                     text: None,
                 };
                 self.core
@@ -536,7 +671,11 @@ impl Server {
     fn waiting(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Sasl { waiting: true, .. } | Phase::BindPending { .. } | Phase::Host { .. }
+            Phase::Sasl {
+                waiting: Some(_),
+                ..
+            } | Phase::BindPending { .. }
+                | Phase::Host { .. }
         )
     }
 
@@ -917,16 +1056,11 @@ impl Server {
         }
         let domain = self.domain.clone().unwrap_or_default();
         let built = mechanism::build(
+            &mut self.config,
             &name,
             &self.offer,
             self.tls.as_ref(),
             &domain,
-            self.config.downgrade_protection,
-            (
-                self.config.scram_unknown_user_secret.expose(),
-                self.config.scram_unknown_user_iterations,
-            ),
-            self.config.rng.as_mut(),
         );
         match built {
             Ok(mut mech) => {
@@ -934,7 +1068,7 @@ impl Server {
                 self.phase = Phase::Sasl {
                     mech,
                     name: name.clone(),
-                    waiting: false,
+                    waiting: None,
                 };
                 self.on_step(now, name, step);
             }
@@ -949,7 +1083,7 @@ impl Server {
             }
             Ok(ServerStep::Request(req)) => {
                 if let Phase::Sasl { waiting, .. } = &mut self.phase {
-                    *waiting = true;
+                    *waiting = Some(req.expected_answer());
                 }
                 self.core.push_event(ServerEvent::Credentials(req));
             }

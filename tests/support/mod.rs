@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pair;
+pub mod toy_gssapi;
 
 use std::path::{Path, PathBuf};
 
