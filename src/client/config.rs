@@ -149,7 +149,7 @@ pub struct ClientConfig {
     /// Default 256 KiB.
     pub output_high_water: usize,
     /// What the session does with its buffers once ready. Default
-    /// [`BufferPolicy::ReleaseWhenIdle`].
+    /// [`BufferPolicy::ReleaseWhenIdle`](crate::BufferPolicy::ReleaseWhenIdle).
     pub buffers: crate::BufferPolicy,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,

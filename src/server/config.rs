@@ -78,7 +78,7 @@ pub struct ServerConfig {
     /// output) until the queue is written. Default 256 KiB.
     pub output_high_water: usize,
     /// What the session does with its buffers once ready. Default
-    /// [`BufferPolicy::ReleaseWhenIdle`].
+    /// [`BufferPolicy::ReleaseWhenIdle`](crate::BufferPolicy::ReleaseWhenIdle).
     pub buffers: crate::BufferPolicy,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
