@@ -135,6 +135,32 @@ impl<S: Read + Write> Transport for NoDeadline<S> {
     }
 }
 
+/// The marker of [`interrupt()`].
+#[derive(Debug)]
+struct Interrupt;
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted by the host")
+    }
+}
+
+impl std::error::Error for Interrupt {}
+
+/// The error a [`Transport`]'s read returns to make [`Driver::next`]
+/// return [`Wake::Interrupted`]: the host has an input of its own (a
+/// stanza routed from another session). Unlike a plain
+/// `ErrorKind::Interrupted`, which rustls retries, it passes through a TLS
+/// stream.
+pub fn interrupt() -> io::Error {
+    io::Error::other(Interrupt)
+}
+
+/// Whether `e` is an [`interrupt()`] or an `ErrorKind::Interrupted`.
+pub fn is_interrupt(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted || e.get_ref().is_some_and(|r| r.is::<Interrupt>())
+}
+
 /// The connection a driver owns: plain, or what a TLS upgrade returned.
 pub type BoxTransport = Box<dyn Transport + Send>;
 
@@ -155,9 +181,10 @@ pub enum Wake<E> {
     Event(E),
     /// The host's deadline (the `until` of [`Driver::next`]) passed.
     Deadline,
-    /// The connection's read was interrupted (`ErrorKind::Interrupted`):
-    /// a host whose [`Transport`] multiplexes other inputs (stanzas routed
-    /// from other sessions) has something to do.
+    /// The connection's read returned [`interrupt()`] (or
+    /// `ErrorKind::Interrupted`): a host whose [`Transport`] multiplexes
+    /// other inputs (stanzas routed from other sessions) has something to
+    /// do.
     Interrupted,
     /// The machine is closed and every event was handed out: nothing more
     /// is read. Call [`Driver::hang_up`].
@@ -274,7 +301,7 @@ impl<M: Machine> Driver<M> {
                     &mut self.queued,
                     &mut self.wire,
                 )?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wake::Interrupted),
+                Err(e) if is_interrupt(&e) => return Ok(Wake::Interrupted),
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -39,7 +39,7 @@ use sha2::Digest;
 use xmpp_sansio::client::TlsInfo;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 
-use crate::blocking::{BoxTransport, Transport};
+use crate::blocking::{is_interrupt, BoxTransport, Transport};
 use crate::tokio::{BoxStream, UpgradeFuture};
 use crate::Upgraded;
 
@@ -494,7 +494,7 @@ where
         match conn.complete_io(&mut sock) {
             Ok(_) => {}
             // A host's transport wakes up for other inputs: go on.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_interrupt(&e) => {}
             Err(e)
                 if matches!(
                     e.kind(),

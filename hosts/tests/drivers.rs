@@ -5,9 +5,13 @@
 //! then a message each way and a close from the client.
 //!
 //! The blocking drivers talk over a loopback TCP connection (the server in
-//! a thread), the tokio drivers over an in-memory `tokio::io::duplex`.
+//! a thread; its message goes out the way the server tool routes one, by
+//! interrupting the driver's read through TLS), the tokio drivers over an
+//! in-memory `tokio::io::duplex`.
 
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,15 +92,65 @@ trait Peer<M> {
     fn close(&mut self);
 }
 
-impl<M: Machine> Peer<M> for blocking::Driver<M> {
+/// A blocking driver as the hosts see it. With `routed` (the server), a
+/// stanza goes the way the server tool routes one: held, the connection's
+/// next read interrupted ([`blocking::interrupt`], through rustls), and
+/// sent at `Wake::Interrupted`.
+struct Blocking<M: Machine> {
+    driver: blocking::Driver<M>,
+    routed: Option<(Arc<AtomicBool>, Vec<Element>)>,
+}
+
+impl<M: Machine> Peer<M> for Blocking<M> {
     fn send(&mut self, stanza: Element) {
-        blocking::Driver::send(self, &stanza).expect("send");
+        match &mut self.routed {
+            Some((interrupt, held)) => {
+                held.push(stanza);
+                interrupt.store(true, Ordering::SeqCst);
+            }
+            None => self.driver.send(&stanza).expect("send"),
+        }
     }
     fn call(&mut self, call: Call<M>) {
-        call(self.machine_mut()).expect("call");
+        call(self.driver.machine_mut()).expect("call");
     }
     fn close(&mut self) {
-        blocking::Driver::close(self);
+        self.driver.close();
+    }
+}
+
+/// The server's connection in the blocking test: a socket whose next read
+/// is interrupted when `interrupt` is set (as the server tool's queue is
+/// by a routed stanza).
+struct Interruptible {
+    sock: TcpStream,
+    interrupt: Arc<AtomicBool>,
+}
+
+impl Read for Interruptible {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.interrupt.swap(false, Ordering::SeqCst) {
+            return Err(blocking::interrupt());
+        }
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Interruptible {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+impl blocking::Transport for Interruptible {
+    fn set_read_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_read_deadline(deadline)
+    }
+    fn hang_up(&mut self) {
+        self.sock.hang_up();
     }
 }
 
@@ -206,24 +260,29 @@ const BOUND: Duration = Duration::from_secs(20);
 
 /// Runs a blocking driver's host until the stream is over.
 fn run_blocking<M: Machine>(
-    mut driver: blocking::Driver<M>,
+    mut peer: Blocking<M>,
     on_event: fn(&mut dyn Peer<M>, &mut Seen, M::Event) -> bool,
 ) -> (Seen, blocking::Driver<M>) {
     let mut seen = Seen::default();
     let until = Instant::now() + BOUND;
     loop {
-        match driver.next(Some(until)).expect("driver") {
+        match peer.driver.next(Some(until)).expect("driver") {
             Wake::Event(ev) => {
-                if on_event(&mut driver, &mut seen, ev) {
+                if on_event(&mut peer, &mut seen, ev) {
                     break;
                 }
             }
             Wake::Over => break,
             Wake::Deadline => panic!("not over in {BOUND:?}: {seen:?}"),
-            Wake::Interrupted => {}
+            Wake::Interrupted => {
+                let (_, held) = peer.routed.as_mut().expect("an interrupt of the server's");
+                for stanza in std::mem::take(held) {
+                    peer.driver.send(&stanza).expect("send");
+                }
+            }
         }
     }
-    (seen, driver)
+    (seen, peer.driver)
 }
 
 #[test]
@@ -234,11 +293,20 @@ fn blocking_client_and_server_over_starttls() {
     let addr = listener.local_addr().expect("address");
     let server_side = thread::spawn(move || {
         let (sock, _) = listener.accept().expect("accept");
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let conn = Interruptible {
+            sock,
+            interrupt: interrupt.clone(),
+        };
         let driver =
-            blocking::Driver::new(server(), sock).with_tls(move |sock, pending, deadline| {
+            blocking::Driver::new(server(), conn).with_tls(move |sock, pending, deadline| {
                 setup.blocking_accept(false, sock, pending, deadline)
             });
-        let (seen, driver) = run_blocking(driver, on_server_event);
+        let peer = Blocking {
+            driver,
+            routed: Some((interrupt, Vec::new())),
+        };
+        let (seen, driver) = run_blocking(peer, on_server_event);
         assert!(driver
             .tls_summary()
             .is_some_and(|s| s.contains("tls-exporter")));
@@ -249,7 +317,11 @@ fn blocking_client_and_server_over_starttls() {
     let sock = TcpStream::connect(addr).expect("connect");
     let upgrade = tls::blocking_upgrade(client_tls(&cert), DOMAIN, BindingChoice::Auto, false);
     let driver = blocking::Driver::new(client(), sock).with_tls(upgrade);
-    let (client_seen, driver) = run_blocking(driver, on_client_event);
+    let peer = Blocking {
+        driver,
+        routed: None,
+    };
+    let (client_seen, driver) = run_blocking(peer, on_client_event);
     assert!(driver.machine().is_encrypted());
     assert!(driver.machine().is_closed());
     driver.hang_up();

@@ -56,7 +56,7 @@ use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::sasl::Zeroizing;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource};
-use xmpp_sansio_hosts::blocking::{BoxTransport, Driver, Transport, Wake};
+use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::host;
 use xmpp_sansio_hosts::DriverError;
@@ -851,7 +851,8 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
 /// A session's connection as the blocking driver sees it: reads take the
 /// reader thread's chunks from the session's queue (taking one lets the
 /// reader make the next socket read; a stanza routed from another session
-/// interrupts the read), writes go to the socket.
+/// interrupts the read, through TLS too: [`interrupt()`]), writes go to
+/// the socket.
 struct QueueTransport {
     sock: TcpStream,
     inputs: Receiver<Input>,
@@ -895,7 +896,7 @@ impl Read for QueueTransport {
                 Input::NetError(e) => return Err(io::Error::other(e)),
                 Input::Route(el) => {
                     self.routed.lock().expect("routed lock").push(el);
-                    return Err(io::ErrorKind::Interrupted.into());
+                    return Err(interrupt());
                 }
             }
         }
