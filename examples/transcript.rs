@@ -28,15 +28,6 @@
 //! Exit status 0 when both sides are ready with the same JID and a message
 //! to self went round; 1 with the failure seen by each side otherwise.
 
-// The blocking client's TLS helpers, for tls-server-end-point (the
-// certificate's signature hash); the rest of that module is the client's.
-#[allow(dead_code)]
-#[path = "common/host.rs"]
-mod host;
-#[allow(dead_code)]
-#[path = "common/tls.rs"]
-mod tls;
-
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -51,6 +42,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
+use sha2::Digest;
 use xmpp_sansio::client::{
     Client, ClientConfig, ClientError, ClientEvent, Credentials, LegacyAuthPolicy, Registration,
     TlsMode,
@@ -59,8 +51,8 @@ use xmpp_sansio::ns;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::scram::{derive_server_credentials, ALL_HASHES};
 use xmpp_sansio::sasl::{
-    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
-    ScramHash, Secret,
+    ChannelBindingUse, CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition,
+    ScramCredentials, ScramHash, Secret,
 };
 use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
@@ -71,7 +63,10 @@ use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource, TlsInfo};
 
-use host::note;
+/// A `-- ...` note line.
+fn note(s: &str) {
+    println!("-- {s}");
+}
 
 const HELP: &str = "\
 transcript: a Client and a Server of xmpp-sansio against each other in one
@@ -175,13 +170,27 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn main() -> ExitCode {
-    let args = match host::args_or_exit(parse_args(std::env::args().skip(1)), HELP, |e| {
-        eprintln!("error: {e}")
-    }) {
-        Ok(a) => a,
-        Err(code) => return code,
+    let parsed = parse_args(std::env::args().skip(1));
+    let Ok(Some(args)) = parsed else {
+        // `--help` (exit 0), or a usage error (exit 2).
+        return match parsed {
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+            _ => {
+                print!("{HELP}");
+                ExitCode::SUCCESS
+            }
+        };
     };
-    host::login_outcome(run(&args))
+    // `OK <full jid>` (exit 0) or `ERROR <the failures>` (exit 1).
+    let outcome = run(&args);
+    match &outcome {
+        Ok(jid) => println!("OK {jid}"),
+        Err(e) => println!("ERROR {e}"),
+    }
+    ExitCode::from(u8::from(outcome.is_err()))
 }
 
 // ---------------------------------------------------------------------------
@@ -389,10 +398,14 @@ fn tls_info(conn: &rustls::Connection, own_cert: Option<&[u8]>) -> Result<TlsInf
             .and_then(|c| c.first())
             .map(|c| c.to_vec()),
     };
-    if let Some(Ok(h)) = cert.map(|c| tls::tls_server_end_point(&c)) {
+    // tls-server-end-point (RFC 5929): the certificate's hash with its
+    // signature's hash function, SHA-256 for the ECDSA P-256 SHA-256
+    // certificates rcgen makes here (the hosts crate reads it from any
+    // certificate: xmpp_sansio_hosts::tls::tls_server_end_point).
+    if let Some(c) = cert {
         bindings.push(ChannelBinding::new(
             ChannelBindingType::TlsServerEndPoint,
-            h,
+            sha2::Sha256::digest(&c).to_vec(),
         ));
     }
     Ok(TlsInfo {
@@ -892,7 +905,12 @@ impl Hosts {
             } => {
                 let detail = security
                     .channel_binding
-                    .map(|cb| format!(" (channel binding: {})", host::binding_text(cb)))
+                    .map(|cb| match cb {
+                        ChannelBindingUse::Bound(t) => {
+                            format!(" (channel binding: {})", t.as_str())
+                        }
+                        other => format!(" (channel binding: none (gs2 flag {}))", other.flag()),
+                    })
                     .unwrap_or_default();
                 let ssdp = if security.downgrade_protection {
                     ", XEP-0474 h= checked"

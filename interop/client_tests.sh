@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The crate's example client (examples/client.rs: the sans-IO Client on std::net + rustls) against a
+# The client tool (hosts/src/bin/client.rs: the sans-IO Client on the blocking driver + rustls) against a
 # running Prosody. Reads only the peer's environment variables:
 #   XMPP_HOST XMPP_PORT (STARTTLS) XMPP_TLS_PORT (XEP-0368 direct TLS) XMPP_DOMAIN XMPP_SHA256_DOMAIN
 #   XMPP_ANON_DOMAIN XMPP_TLS12_DOMAIN XMPP_CA_CERT, optionally XMPP_MODULES / XMPP_SASL2_MODULES (to know
@@ -8,7 +8,7 @@
 #   interop/run.sh runs it with peer.env exported. By hand, against a running peer:
 #     set -a; . /path/to/peer.env; set +a; bash interop/client_tests.sh
 #
-# Builds the example once (cargo build --example client), then runs each case with `timeout 30`
+# Builds the tool once (cargo build -p xmpp-sansio-hosts --bin client), then runs each case with `timeout 30`
 # (CASE_TIMEOUT) and --transcript; every output is kept in LOGDIR (default $WORKDIR/client_tests).
 # Prints one PASS/FAIL line per case (and the output's last lines on a failure), then
 # "client_tests: N passed, N failed[, N skipped]". Exit 0 only when nothing failed.
@@ -39,14 +39,14 @@ LOGDIR="${LOGDIR:-${WORKDIR:-$(mktemp -d -t client-tests.XXXXXX)}/client_tests}"
 mkdir -p "$LOGDIR"
 
 # ---------- build once
-echo "== building examples/client.rs"
-if ! (cd "$ROOT" && cargo build --quiet --example client) >"$LOGDIR/build.log" 2>&1; then
-  echo "FAIL build: cargo build --example client"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
+echo "== building the client tool (hosts/src/bin/client.rs)"
+if ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin client) >"$LOGDIR/build.log" 2>&1; then
+  echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin client"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
   FAILED=1; finish
 fi
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-BIN="${TARGET_DIR:-$ROOT/target}/debug/examples/client"
+BIN="${TARGET_DIR:-$ROOT/target}/debug/client"
 [ -x "$BIN" ] || { echo "FAIL build: no binary at $BIN"; FAILED=1; finish; }
 
 # Is XEP-0474 (mod_sasl_ssdp) on XMPP_DOMAIN? yes / no / unknown (then h= is checked only if sent).

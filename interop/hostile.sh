@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The hostile-peer suite over real sockets on 127.0.0.1 (issue 11). Needs no Prosody and no venv (stdlib
 # Python 3 and openssl).
-#   1. interop/clients/hostile.py attacks examples/server.rs, a fresh server per attack: elements over the
+#   1. interop/clients/hostile.py attacks the server tool (hosts/src/bin/server.rs), a fresh server per attack: elements over the
 #      size limit and memory amplification shapes (policy-violation, peak RSS bounded, the server reading
 #      far less than the 5 MiB flood), elements refused at their start tag by phase, legacy logins before
 #      STARTTLS, failures counted across SASL aborts and jabber:iq:auth, a trickled element after ready,
 #      text before the header. One PASS/FAIL line per attack with the condition, bytes sent, bytes the
 #      server read, time to close and peak RSS growth.
-#   2. interop/clients/hostile_peer.py, a hostile server, answers each example client's first request with
+#   2. interop/clients/hostile_peer.py, a hostile server, answers each client tool's first request with
 #      an element that never ends (5 MiB): the client must refuse it at its limit, write its stream error
 #      and </stream:stream>, and hang up at once (the peer sees a reset after far less than 5 MiB).
 # Ends with "hostile: N passed, N failed"; exit 0 only when nothing failed.
@@ -44,14 +44,14 @@ pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
 
 # ---------- build
-echo "== building the example server and clients"
-if ! (cd "$ROOT" && cargo build --quiet --example server --example client --example tokio_client \
-  --example legacy_login --example reguser) >"$LOGDIR/build.log" 2>&1; then
-  fail build "cargo build of the examples"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'; finish
+echo "== building the server and clients (the hosts crate's tools)"
+if ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin server --bin client --bin tokio_client \
+  --bin legacy_login --bin reguser) >"$LOGDIR/build.log" 2>&1; then
+  fail build "cargo build of the tools"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'; finish
 fi
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-EX="${TARGET_DIR:-$ROOT/target}/debug/examples"
+EX="${TARGET_DIR:-$ROOT/target}/debug"
 
 # ---------- certificate (self-signed, SAN = the domain)
 CERT="$LOGDIR/cert.pem" KEY="$LOGDIR/key.pem"
@@ -61,8 +61,8 @@ if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -node
   fail setup "openssl req"; tail -n 5 "$LOGDIR/openssl.log"; finish
 fi
 
-# ---------- 1. attacks on the example server
-echo "== attacks on examples/server (one fresh server per attack)"
+# ---------- 1. attacks on the server tool
+echo "== attacks on the server tool (one fresh server per attack)"
 # shellcheck disable=SC2086
 "$PY" "$HERE/clients/hostile.py" --server "$EX/server" --cert "$CERT" --key "$KEY" --logdir "$LOGDIR/server" \
   "${MARKDOWN[@]}" ${HOSTILE_ARGS:-} | tee "$LOGDIR/server.out" | grep -v '^hostile: '
@@ -70,8 +70,8 @@ p="$(grep -c '^PASS ' "$LOGDIR/server.out")" f="$(grep -c '^FAIL ' "$LOGDIR/serv
 PASSED=$((PASSED + p)) FAILED=$((FAILED + f))
 grep -q '^hostile: ' "$LOGDIR/server.out" || fail hostile.py "no summary line (crashed?)"
 
-# ---------- 2. the example clients against a hostile server
-echo "== example clients against a server that sends an element without end (5 MiB)"
+# ---------- 2. the client tools against a hostile server
+echo "== client tools against a server that sends an element without end (5 MiB)"
 # hangup NAME TLS(yes|no) CMD...: the client must exit within 10 s with an ERROR about the limit; the peer
 # must have been reset after far less than the 5 MiB, having received the stream error and the close.
 hangup() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Seed 001 against a real peer (issue 6): in-band registration (XEP-0077) with examples/reguser.rs and
-# non-SASL authentication (XEP-0078, jabber:iq:auth) with examples/legacy_login.rs, against a running
+# Seed 001 against a real peer (issue 6): in-band registration (XEP-0077) with the reguser tool (hosts/src/bin/reguser.rs) and
+# non-SASL authentication (XEP-0078, jabber:iq:auth) with the legacy_login tool (hosts/src/bin/legacy_login.rs), against a running
 # Prosody (mod_register + mod_legacyauth on XMPP_DOMAIN; registration off on XMPP_ANON_DOMAIN).
 # Reads only the peer's environment variables: XMPP_HOST XMPP_PORT (STARTTLS) XMPP_DOMAIN
 # XMPP_ANON_DOMAIN XMPP_CA_CERT, and WORKDIR (where the logs go).
@@ -8,7 +8,7 @@
 #   interop/run.sh runs it with peer.env exported. By hand, against a running peer:
 #     set -a; . /path/to/peer.env; set +a; bash interop/legacy_tests.sh
 #
-# Builds the examples once (reguser, legacy_login, client), then runs each case with `timeout 30`
+# Builds the tools once (reguser, legacy_login, client), then runs each case with `timeout 30`
 # (CASE_TIMEOUT) and the wire transcript kept in LOGDIR (default $WORKDIR/legacy_tests): NAME.out is
 # what the tool printed, NAME.wire its transcript (reguser writes it to stderr). One PASS/FAIL/SKIP line
 # per case, then "legacy_tests: N passed, N failed[, N skipped]". Exit 0 only when nothing failed.
@@ -43,16 +43,16 @@ LOGDIR="${LOGDIR:-${WORKDIR:-$(mktemp -d -t legacy-tests.XXXXXX)}/legacy_tests}"
 mkdir -p "$LOGDIR"
 
 # ---------- build once
-echo "== building examples reguser, legacy_login, client"
-if ! (cd "$ROOT" && cargo build --quiet --example reguser --example legacy_login --example client) \
+echo "== building the tools reguser, legacy_login, client"
+if ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin reguser --bin legacy_login --bin client) \
     >"$LOGDIR/build.log" 2>&1; then
-  echo "FAIL build: cargo build --example reguser --example legacy_login --example client"
+  echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin reguser --bin legacy_login --bin client"
   tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
   FAILED=1; finish
 fi
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-BINDIR="${TARGET_DIR:-$ROOT/target}/debug/examples"
+BINDIR="${TARGET_DIR:-$ROOT/target}/debug"
 for b in reguser legacy_login client; do
   [ -x "$BINDIR/$b" ] || { echo "FAIL build: no binary at $BINDIR/$b"; FAILED=1; finish; }
 done
@@ -147,7 +147,7 @@ else
   pass $n "$LINE"
 fi
 
-# ---------- the new account logs in with SASL (examples/client.rs)
+# ---------- the new account logs in with SASL (the client tool)
 n=new_account_scram_sha1
 if [ "$REGISTERED" = yes ]; then
   run $n client --host "$XMPP_HOST" --port "$XMPP_PORT" "${TLSOPT[@]}" --jid "$USER_NAME@$D" --password "$PW" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real clients against the crate's example server (examples/server.rs: the sans-IO Server on std::net +
+# Real clients against the server tool (hosts/src/bin/server.rs: the sans-IO Server on std::net +
 # rustls). Needs no Prosody: it makes a self-signed certificate (openssl, SAN = the domain), starts the
 # server twice on free loopback ports (STARTTLS, and XEP-0368 direct TLS) and runs:
 #   - slixmpp (interop/clients/slixmpp_login.py, the venv of clients/setup_venv.sh): SCRAM-SHA-1,
@@ -11,9 +11,9 @@
 #   - interop/clients/xmpp_raw.py (an independent stdlib client): SCRAM-*-PLUS with tls-server-end-point
 #     on TLS 1.3 and 1.2 (XEP-0474 h= required); registering a taken name (409); legacy XEP-0078
 #     plaintext and digest logins, and a wrong password (401);
-#   - examples/client.rs (rustls on both sides), when it builds: SCRAM-*-PLUS with tls-exporter on TLS
+#   - the client tool (rustls on both sides), when it builds: SCRAM-*-PLUS with tls-exporter on TLS
 #     1.3 and on TLS 1.2 (extended master secret), tls-server-end-point, SCRAM-SHA-512-PLUS, a wrong password;
-#   - examples/legacy_login.rs, when it builds: zero-knowledge legacy auth, twice (the hash chain steps down).
+#   - the legacy_login tool, when it builds: zero-knowledge legacy auth, twice (the hash chain steps down).
 # Each case is bounded by `timeout $CASE_TIMEOUT` (30 s); the server's log must show the matching LOGIN /
 # AUTHFAIL line. One PASS/FAIL/SKIP line per case, then "server_tests: N passed, N failed[, N skipped]".
 # Exit 0 only when nothing failed. The servers are stopped (by PID, trap) at the end.
@@ -80,22 +80,22 @@ SLIX="$HERE/clients/slixmpp_login.py"
 RAW="$HERE/clients/xmpp_raw.py"
 
 # ---------- build once
-echo "== building examples/server.rs (and examples/client.rs, examples/legacy_login.rs: optional)"
-if ! (cd "$ROOT" && cargo build --quiet --example server) >"$LOGDIR/build.log" 2>&1; then
-  echo "FAIL build: cargo build --example server"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
+echo "== building the server tool (and the client and legacy_login tools: optional)"
+if ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin server) >"$LOGDIR/build.log" 2>&1; then
+  echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin server"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
   FAILED=1; finish
 fi
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-BIN="${TARGET_DIR:-$ROOT/target}/debug/examples/server"
-CLIENT="${TARGET_DIR:-$ROOT/target}/debug/examples/client"
+BIN="${TARGET_DIR:-$ROOT/target}/debug/server"
+CLIENT="${TARGET_DIR:-$ROOT/target}/debug/client"
 [ -x "$BIN" ] || { echo "FAIL build: no binary at $BIN"; FAILED=1; finish; }
-LEGACY="${TARGET_DIR:-$ROOT/target}/debug/examples/legacy_login"
+LEGACY="${TARGET_DIR:-$ROOT/target}/debug/legacy_login"
 CLIENT_OK=no LEGACY_OK=no
-if (cd "$ROOT" && cargo build --quiet --example client) >"$LOGDIR/build-client.log" 2>&1 && [ -x "$CLIENT" ]; then
+if (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin client) >"$LOGDIR/build-client.log" 2>&1 && [ -x "$CLIENT" ]; then
   CLIENT_OK=yes
 fi
-if (cd "$ROOT" && cargo build --quiet --example legacy_login) >"$LOGDIR/build-legacy_login.log" 2>&1 && [ -x "$LEGACY" ]; then
+if (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin legacy_login) >"$LOGDIR/build-legacy_login.log" 2>&1 && [ -x "$LEGACY" ]; then
   LEGACY_OK=yes
 fi
 
@@ -207,7 +207,7 @@ case_ slixmpp-unknown-user "error:not-authorized" "$S_LOG" "^AUTHFAIL nobody via
 # ---------- routing and binding, with two slixmpp sessions at once (helper below)
 HELPER="$LOGDIR/two_sessions.py"
 cat >"$HELPER" <<'PYEOF'
-"""Two slixmpp sessions on the example server: routing (bare JID, full JID, unknown user, ping to the
+"""Two slixmpp sessions on the server tool: routing (bare JID, full JID, unknown user, ping to the
 server) or a bind conflict (a second session asks for a bound full JID, with xmpp_raw.py)."""
 import argparse, asyncio, logging, ssl, sys
 from slixmpp import ClientXMPP
@@ -340,7 +340,7 @@ if [ "$LEGACY_OK" = yes ]; then
       "$LEGACY" --host 127.0.0.1 --port "$S_PORT" --ca-file "$CERT" --jid "alice@$DOMAIN" --password secret --resource "zero-k-$i"
   done
 else
-  skip "legacy-zero-k-*" "examples/legacy_login.rs does not build (see $LOGDIR/build-legacy_login.log)"
+  skip "legacy-zero-k-*" "the legacy_login tool does not build (see $LOGDIR/build-legacy_login.log)"
 fi
 
 # ---------- xmpp_raw.py: its own SCRAM and tls-server-end-point (hash of the certificate it received)
@@ -351,7 +351,7 @@ case_ raw-scram-sha-1-plus-endpoint-tls12 ok "$S_LOG" "^LOGIN alice@$E/raw-12 vi
   "${raw[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource raw-12 --mech SCRAM-SHA-1-PLUS \
   --cb-type tls-server-end-point --tls-max 1.2 --require-ssdp --transcript "$LOGDIR/raw-scram-sha-1-plus-endpoint-tls12.wire"
 
-# ---------- examples/client.rs: tls-exporter (rustls on both sides)
+# ---------- the client tool: tls-exporter (rustls on both sides)
 if [ "$CLIENT_OK" = yes ]; then
   case_ client-scram-sha-256-plus-exporter ok "$S_LOG" "^LOGIN alice@$E/cl-exp via SCRAM-SHA-256-PLUS \[cb tls-exporter, h= sent\] \(TLSv1\.3" -- \
     "${cl[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password secret --resource cl-exp \
@@ -365,7 +365,7 @@ if [ "$CLIENT_OK" = yes ]; then
   case_ client-wrong-password "error:not-authorized" "$S_LOG" "^AUTHFAIL alice via SCRAM-SHA-256-PLUS: not-authorized " -- \
     "${cl[@]}" --port "$S_PORT" --jid "alice@$DOMAIN" --password wrong-password
 else
-  skip "client-*" "examples/client.rs does not build (see $LOGDIR/build-client.log)"
+  skip "client-*" "the client tool does not build (see $LOGDIR/build-client.log)"
 fi
 
 # ---------- direct TLS (XEP-0368)

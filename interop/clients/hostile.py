@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The hostile-peer suite against examples/server.rs (stdlib only, Python >= 3.8; issue 11).
+"""The hostile-peer suite against the server tool, hosts/src/bin/server.rs (stdlib only, Python >= 3.8; issue 11).
 
-Every attack starts a fresh example server on 127.0.0.1 (a free port), makes one connection and does one
+Every attack starts a fresh server (the server tool) on 127.0.0.1 (a free port), makes one connection and does one
 thing a hostile client would do. The server runs with --legacy-auth --allow-register, with --tls none (so
 that SASL, jabber:iq:auth and stanzas are legal before TLS and the limits, not the TLS policy, are what is
 tested) or, for the attacks on the TLS policy, with --tls starttls. One line per attack:
@@ -24,7 +24,7 @@ failures (default limit 3, then policy-violation); a started element after the s
 within the element deadline; text before the stream header refused at once. The last line is
 `hostile: N passed, N failed`; with --markdown the table (the same figures) is printed before it.
 
-  hostile.py --server target/debug/examples/server --cert cert.pem --key key.pem [--markdown] [--only NAME,..]
+  hostile.py --server target/debug/server --cert cert.pem --key key.pem [--markdown] [--only NAME,..]
 """
 import argparse, hashlib, os, re, select, socket, subprocess, sys, tempfile, time
 
@@ -327,7 +327,7 @@ def trickle(w, ctx):
         w.write(b"a")
         w.pump(ctx["trickle_every"])
     if not w.gone:
-        hint = "" if ctx["element_flag"] else " (the example server has no %s flag)" % ctx["element_flag_name"]
+        hint = "" if ctx["element_flag"] else " (the server tool has no %s flag)" % ctx["element_flag_name"]
         return {"ok": False, "why": "still open after %.0f s of one byte every %.1f s%s"
                 % (limit, ctx["trickle_every"], hint)}
     if w.condition() != "policy-violation":
@@ -430,7 +430,7 @@ def fmt_close(c):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", required=True, help="the examples/server binary")
+    ap.add_argument("--server", required=True, help="the server tool binary (target/debug/server)")
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")

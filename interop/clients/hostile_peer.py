@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tiny hostile XMPP server for the example *clients* (stdlib only, Python >= 3.8).
+"""A tiny hostile XMPP server for the client *tools* (stdlib only, Python >= 3.8).
 
 It listens on 127.0.0.1 (a free port, printed first as "LISTENING <port>"), takes one connection and
 plays an honest server up to the client's first request: a stream header and features offering SASL

@@ -1,7 +1,7 @@
-//! TLS for the example server, with rustls: the server configuration from
-//! a PEM certificate chain and key, a rustls connection driven by bytes
-//! (the session thread owns it; another thread only moves the socket's raw
-//! bytes), and the channel-binding data the SCRAM `-PLUS` mechanisms need.
+//! TLS for a server, with rustls: the server configuration from a PEM
+//! certificate chain and key, the handshakes on the drivers' connections
+//! (blocking and tokio), and the channel-binding data the SCRAM `-PLUS`
+//! mechanisms need.
 //!
 //! What this host supplies (RFC 5056 types):
 //!
@@ -17,10 +17,9 @@
 //! - `tls-unique` (RFC 5929 section 3): never; rustls does not expose the
 //!   Finished message (and the type is undefined on TLS 1.3).
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,7 +27,10 @@ use rustls::ServerConnection;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::TlsInfo;
 
-use super::tls::tls_server_end_point;
+use crate::blocking::BoxTransport;
+use crate::tls::{handshake, tls_server_end_point};
+use crate::tokio::BoxStream;
+use crate::Upgraded;
 
 /// The label of RFC 9266.
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
@@ -51,12 +53,22 @@ impl TlsSetup {
             .map_err(|e| format!("--cert {}: {e}", cert.display()))?
             .collect::<Result<_, _>>()
             .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
-        let Some(end_entity) = certs.first() else {
+        if certs.is_empty() {
             return Err(format!("--cert {}: no certificate in it", cert.display()));
-        };
-        let end_point = tls_server_end_point(end_entity.as_ref());
+        }
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| format!("--key {}: {e}", key.display()))?;
+        Self::new(certs, key)
+    }
+
+    /// The setup of a DER certificate chain (end entity first) and its
+    /// private key.
+    pub fn new(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, String> {
+        let end_entity = certs.first().ok_or("tls: no certificate")?;
+        let end_point = tls_server_end_point(end_entity.as_ref());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -81,18 +93,63 @@ impl TlsSetup {
         self.end_point.as_ref().err().copied()
     }
 
-    /// A new server-side TLS connection (`direct`: XEP-0368, with ALPN).
-    pub fn accept(&self, direct: bool) -> Result<Tls, String> {
+    /// A new server-side rustls connection (`direct`: XEP-0368, with ALPN).
+    pub fn accept(&self, direct: bool) -> Result<ServerConnection, String> {
         let config = if direct { &self.direct } else { &self.starttls };
-        ServerConnection::new(config.clone())
-            .map(|conn| Tls { conn })
-            .map_err(|e| format!("tls setup: {e}"))
+        ServerConnection::new(config.clone()).map_err(|e| format!("tls setup: {e}"))
+    }
+
+    /// The server side of a TLS handshake on a blocking connection (by
+    /// `deadline`; `pending`: bytes received after `<starttls/>`), and what
+    /// it gave. Application data that came with the client's last flight
+    /// stays in the returned stream.
+    pub fn blocking_accept(
+        &self,
+        direct: bool,
+        sock: BoxTransport,
+        pending: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Upgraded<BoxTransport>, String> {
+        let stream = handshake(self.accept(direct)?, sock, pending, deadline)?;
+        let (info, summary) = self.info(&stream.conn)?;
+        Ok(Upgraded {
+            stream: Box::new(stream),
+            info,
+            summary,
+        })
+    }
+
+    /// The server side of a TLS handshake on an async connection, with
+    /// tokio-rustls. Bytes after `<starttls/>` (`pending`) are refused: a
+    /// client must wait for `<proceed/>`.
+    pub async fn tokio_accept(
+        &self,
+        direct: bool,
+        io: BoxStream,
+        pending: &[u8],
+    ) -> Result<Upgraded<BoxStream>, String> {
+        if !pending.is_empty() {
+            return Err(format!(
+                "tls {} bytes after <starttls/> before the TLS handshake",
+                pending.len()
+            ));
+        }
+        let config = if direct { &self.direct } else { &self.starttls };
+        let stream = tokio_rustls::TlsAcceptor::from(config.clone())
+            .accept(io)
+            .await
+            .map_err(|e| format!("tls handshake: {e}"))?;
+        let (info, summary) = self.info(stream.get_ref().1)?;
+        Ok(Upgraded {
+            stream: Box::new(stream),
+            info,
+            summary,
+        })
     }
 
     /// What the state machine needs to know about an established
     /// connection, and a one-line summary for the log.
-    pub fn info(&self, tls: &Tls) -> Result<(TlsInfo, String), String> {
-        let conn = &tls.conn;
+    pub fn info(&self, conn: &ServerConnection) -> Result<(TlsInfo, String), String> {
         let version = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
             Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
@@ -136,75 +193,5 @@ impl TlsSetup {
             },
             summary,
         ))
-    }
-}
-
-/// What [`Tls::receive`] got out of the bytes.
-#[derive(Debug, Default)]
-pub struct Received {
-    /// Decrypted application data.
-    pub plaintext: Vec<u8>,
-    /// The client sent `close_notify`.
-    pub closed: bool,
-}
-
-/// One server-side rustls connection, driven by bytes.
-pub struct Tls {
-    conn: ServerConnection,
-}
-
-impl Tls {
-    /// Whether the handshake is still under way.
-    pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
-    }
-
-    /// Takes raw bytes from the socket: handshake progress, or decrypted
-    /// application data. On a TLS error, the alert rustls queued is still
-    /// to be sent with [`flush`](Self::flush).
-    pub fn receive(&mut self, mut data: &[u8]) -> Result<Received, String> {
-        let mut out = Received::default();
-        let mut buf = [0u8; 16 * 1024];
-        while !data.is_empty() {
-            self.conn
-                .read_tls(&mut data)
-                .map_err(|e| format!("tls read: {e}"))?;
-            self.conn
-                .process_new_packets()
-                .map_err(|e| format!("tls: {e}"))?;
-            // Drain the plaintext each time, so rustls's buffer never fills.
-            loop {
-                match self.conn.reader().read(&mut buf) {
-                    Ok(0) => {
-                        out.closed = true;
-                        break;
-                    }
-                    Ok(n) => out.plaintext.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // Unexpected EOF without close_notify is reported by the
-                    // socket side; anything else is an error.
-                    Err(e) => return Err(format!("tls read: {e}")),
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Queues application data (encrypted on [`flush`](Self::flush)).
-    pub fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        self.conn.writer().write_all(data)
-    }
-
-    /// Writes every TLS record rustls has queued to the socket.
-    pub fn flush(&mut self, sock: &mut TcpStream) -> io::Result<()> {
-        while self.conn.wants_write() {
-            self.conn.write_tls(sock)?;
-        }
-        sock.flush()
-    }
-
-    /// Queues `close_notify` (sent by the next [`flush`](Self::flush)).
-    pub fn close(&mut self) {
-        self.conn.send_close_notify();
     }
 }

@@ -1,22 +1,22 @@
-//! The login clients' command line (`examples/client.rs` and
-//! `examples/tokio_client.rs` take the same options), the `ClientConfig` it
-//! makes, and the one-line reason of a failure both print.
-//!
-//! Included with `#[path = "common/client_args.rs"] mod client_args;`, next
-//! to `common/tls.rs` and `common/host.rs`.
+//! The login clients' command line (`client` and `tokio_client` take the
+//! same options), the `ClientConfig` it makes, and the one-line reason of a
+//! failure both print.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::OsRandom;
 
-use crate::host::{trust_of, CommonFlags};
 use crate::tls::{BindingChoice, Trust};
+use crate::tool::host::{trust_of, CommonFlags};
 
 /// The options of the `--help` of `client` and `tokio_client` (the text of
 /// `parse_args`), in the pieces both say alike, for `concat!`: from
 /// `OPTIONS:` to the `--channel-binding` line, ...
+#[macro_export]
+#[doc(hidden)]
 macro_rules! help_options_head {
     () => {
         "\
@@ -34,6 +34,8 @@ OPTIONS:
 }
 
 /// ... from `--insecure` to the `--transcript` line, ...
+#[macro_export]
+#[doc(hidden)]
 macro_rules! help_options_middle {
     () => {
         "    --insecure          accept any server certificate (tests only)
@@ -45,6 +47,8 @@ macro_rules! help_options_middle {
 }
 
 /// ... and from `--timeout` to the `OUTPUT:` heading.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! help_options_tail {
     () => {
         "    --timeout S         seconds allowed for the negotiation (default 20)
@@ -66,9 +70,9 @@ pub enum TlsArg {
 /// The parsed command line.
 #[derive(Debug)]
 pub struct Args {
+    pub jid: String,
     pub host: Option<String>,
     pub port: Option<u16>,
-    pub jid: String,
     pub password: Option<String>,
     pub token: Option<String>,
     pub mechanism: Option<String>,
@@ -189,6 +193,16 @@ impl Args {
         }
         config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
         Client::new(config, std::time::Instant::now())
+    }
+
+    /// The rustls configuration for these arguments (`alpn`: for direct
+    /// TLS).
+    pub fn tls_config(&self, alpn: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+        let trust = self
+            .trust
+            .as_ref()
+            .ok_or("TLS needs --ca-file F or --insecure")?;
+        crate::tls::client_config(trust, alpn, self.require_ems(), self.tls_version)
     }
 
     /// An explicitly requested tls-exporter: TLS 1.2 servers must then

@@ -1,6 +1,7 @@
-//! TLS for the example hosts, with rustls: the client configuration
-//! (`--ca-file` or `--insecure`), the handshake over a blocking socket, and
-//! the channel-binding data the SCRAM `-PLUS` mechanisms need.
+//! TLS for the hosts, with rustls: the client configuration (`--ca-file`
+//! or `--insecure`), the handshakes on the drivers' connections (blocking
+//! and tokio) with the upgrade callbacks they take, and the
+//! channel-binding data the SCRAM `-PLUS` mechanisms need.
 //!
 //! What a rustls host can supply (RFC 5056 types):
 //!
@@ -19,8 +20,8 @@
 //!   1.2 handshake. rustls does not expose it, so this host never supplies
 //!   it (and it is undefined on TLS 1.3 anyway).
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,10 +31,17 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConnection, ConnectionCommon, DigitallySignedStruct, RootCertStore, SideData,
+    SignatureScheme,
+};
 use sha2::Digest;
 use xmpp_sansio::client::TlsInfo;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+
+use crate::blocking::{is_interrupt, BoxTransport, Transport};
+use crate::tokio::{BoxStream, UpgradeFuture};
+use crate::Upgraded;
 
 /// How the server's certificate is checked.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub enum Trust {
     /// test certificate, often marked `CA:TRUE`, which webpki refuses as an
     /// end entity) is trusted as it is, after the name check.
     CaFile(String),
+    /// These DER certificates are the trust anchors (the same rules as
+    /// [`Trust::CaFile`]): for anchors a host has in memory.
+    Certificates(Vec<CertificateDer<'static>>),
     /// Any certificate: no server authentication (tests only).
     Insecure,
 }
@@ -80,6 +91,11 @@ pub fn client_config(
     let ca_file = match trust {
         Trust::Insecure => None,
         Trust::CaFile(path) => Some(CaFile::load(path, provider.clone())?),
+        Trust::Certificates(certs) => Some(CaFile::new(
+            certs.clone(),
+            provider.clone(),
+            "trusted certificates",
+        )?),
     };
     let verifier = Arc::new(Verifier {
         ca_file,
@@ -102,44 +118,6 @@ pub fn client_config(
     }
     config.require_ems = require_ems;
     Ok(Arc::new(config))
-}
-
-/// Runs the TLS handshake on `sock`. `pending`: bytes already read from the
-/// socket that belong to TLS (what the client handed back with
-/// `ClientEvent::StartTls`); they go into rustls first.
-pub fn handshake(
-    config: Arc<rustls::ClientConfig>,
-    server_name: &str,
-    sock: &mut TcpStream,
-    pending: &[u8],
-) -> Result<ClientConnection, String> {
-    let name = ServerName::try_from(server_name.to_owned())
-        .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
-    let mut conn =
-        ClientConnection::new(config, name).map_err(|e| format!("tls client setup: {e}"))?;
-    if !pending.is_empty() {
-        let mut rest = pending;
-        while !rest.is_empty() {
-            conn.read_tls(&mut rest)
-                .map_err(|e| format!("tls pending bytes: {e}"))?;
-            conn.process_new_packets()
-                .map_err(|e| format!("tls handshake: {e}"))?;
-        }
-    }
-    while conn.is_handshaking() {
-        conn.complete_io(sock).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                "tls handshake timed out".to_owned()
-            }
-            _ => format!("tls handshake: {e}"),
-        })?;
-    }
-    // Send whatever is left (the client Finished on TLS 1.2).
-    while conn.wants_write() {
-        conn.write_tls(sock)
-            .map_err(|e| format!("tls handshake: {e}"))?;
-    }
-    Ok(conn)
 }
 
 /// The negotiated TLS version, in the crate's terms.
@@ -244,9 +222,13 @@ pub fn established(
 /// The hash a certificate's signature algorithm uses, as RFC 5929 needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertHash {
+    /// SHA-224.
     Sha224,
+    /// SHA-256 (also for MD5 and SHA-1 signatures).
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
@@ -408,22 +390,46 @@ impl CaFile {
             .map_err(|e| format!("--ca-file {path}: {e}"))?
             .collect::<Result<_, _>>()
             .map_err(|e| format!("--ca-file {path}: {e}"))?;
+        Self::new(certs, provider, &format!("--ca-file {path}"))
+    }
+
+    /// Errors begin with `origin` (`--ca-file F`).
+    fn new(
+        certs: Vec<CertificateDer<'static>>,
+        provider: Arc<CryptoProvider>,
+        origin: &str,
+    ) -> Result<Self, String> {
         if certs.is_empty() {
-            return Err(format!("--ca-file {path}: no certificate in it"));
+            return Err(format!("{origin}: no certificate in it"));
         }
         let mut roots = RootCertStore::empty();
         let (added, _ignored) = roots.add_parsable_certificates(certs.iter().cloned());
         if added == 0 {
-            return Err(format!("--ca-file {path}: no usable certificate in it"));
+            return Err(format!("{origin}: no usable certificate in it"));
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| format!("--ca-file {path}: {e}"))?;
+            .map_err(|e| format!("{origin}: {e}"))?;
         Ok(Self {
             webpki,
             pinned: certs,
         })
     }
+}
+
+/// The `ServerCertVerifier` methods that check a handshake signature,
+/// each with the rustls function of the same name.
+macro_rules! handshake_signatures {
+    ($($check:ident),*) => {$(
+        fn $check(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            $check(message, cert, dss, &self.provider.signature_verification_algorithms)
+        }
+    )*};
 }
 
 impl ServerCertVerifier for Verifier {
@@ -447,33 +453,9 @@ impl ServerCertVerifier for Verifier {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
+    // The handshake signature, checked with the provider's algorithms
+    // (rustls's `verify_tls12_signature` and `verify_tls13_signature`).
+    handshake_signatures!(verify_tls12_signature, verify_tls13_signature);
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
@@ -483,116 +465,152 @@ impl ServerCertVerifier for Verifier {
 }
 
 // ---------------------------------------------------------------------------
-// The socket, plain or through rustls
+// Handshakes on the drivers' connections
 
-/// The TLS handshake on `sock` (bounded by `deadline`), then the
-/// connection as a [`Transport`] with what the client needs of it.
-/// `pending` as for [`handshake`]; `binding` and `require_ems` as for
-/// [`established`].
-pub fn start(
-    mut sock: TcpStream,
-    config: Arc<rustls::ClientConfig>,
-    server_name: &str,
+/// Runs a TLS handshake (client or server side) on a blocking connection,
+/// by `deadline`. `pending`: bytes already read from the connection that
+/// belong to TLS (after `<proceed/>`); they go into rustls first.
+pub fn handshake<C, D, T>(
+    mut conn: C,
+    mut sock: T,
     pending: &[u8],
     deadline: Option<Instant>,
-    binding: BindingChoice,
-    require_ems: bool,
-) -> Result<(Transport, Established), String> {
-    crate::host::set_timeout(&sock, deadline)?;
-    let conn = handshake(config, server_name, &mut sock, pending)?;
-    let est = established(&conn, binding, require_ems)?;
-    let transport = Transport::Tls(Box::new(rustls::StreamOwned::new(conn, sock)));
-    Ok((transport, est))
-}
-
-/// What [`Transport::read_by`] gave.
-pub enum ReadOutcome {
-    /// This many bytes.
-    Data(usize),
-    /// The end of the stream.
-    End,
-    /// Nothing before the deadline.
-    Deadline,
-}
-
-/// A blocking connection, plain or TLS.
-pub enum Transport {
-    /// Before STARTTLS, or `--tls none`.
-    Plain(TcpStream),
-    /// After the handshake.
-    Tls(Box<rustls::StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Transport {
-    /// The socket underneath (for timeouts).
-    pub fn socket(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            Self::Tls(t) => &t.sock,
-        }
+) -> Result<rustls::StreamOwned<C, T>, String>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<D>>,
+    D: SideData,
+    T: Transport,
+{
+    sock.set_read_deadline(deadline)
+        .map_err(|e| format!("io set_read_timeout: {e}"))?;
+    let mut rest = pending;
+    while !rest.is_empty() {
+        conn.read_tls(&mut rest)
+            .map_err(|e| format!("tls pending bytes: {e}"))?;
+        conn.process_new_packets()
+            .map_err(|e| format!("tls handshake: {e}"))?;
     }
-
-    /// Reads what is available (decrypted after TLS). `Ok(0)` is the end of
-    /// the stream (a TLS peer that closes without `close_notify` counts).
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(buf),
-            Self::Tls(t) => match t.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
-        }
-    }
-
-    /// Reads what is available, waiting until `deadline` at the most
-    /// (none: block). Errors are `io ...` lines.
-    pub fn read_by(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<ReadOutcome, String> {
-        crate::host::set_timeout(self.socket(), deadline)?;
-        match self.read(buf) {
-            Ok(0) => Ok(ReadOutcome::End),
-            Ok(n) => Ok(ReadOutcome::Data(n)),
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut sock) {
+            Ok(_) => {}
+            // A host's transport wakes up for other inputs: go on.
+            Err(e) if is_interrupt(&e) => {}
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                Ok(ReadOutcome::Deadline)
+                return Err("tls handshake timed out".to_owned())
             }
-            Err(e) => Err(format!("io read: {e}")),
-        }
-    }
-
-    /// Writes all of `data` (encrypted after TLS) and flushes.
-    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.write_all(data),
-            Self::Tls(t) => {
-                t.write_all(data)?;
-                t.flush()
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err("tls handshake: the peer closed the connection".to_owned())
             }
+            Err(e) => return Err(format!("tls handshake: {e}")),
         }
     }
-
-    /// Sends `close_notify` when TLS is up (best effort).
-    pub fn close(&mut self) {
-        if let Self::Tls(t) = self {
-            t.conn.send_close_notify();
-            let _ = t.flush();
-        }
+    // Send whatever is left (the client Finished on TLS 1.2).
+    while conn.wants_write() {
+        conn.write_tls(&mut sock)
+            .map_err(|e| format!("tls handshake: {e}"))?;
     }
+    Ok(rustls::StreamOwned::new(conn, sock))
+}
 
-    /// Ends the connection now: `close_notify` when TLS is up, the write
-    /// side shut down (after what was written), and the socket closed.
-    /// Nothing more is read: a peer still sending gets a reset, however
-    /// much it meant to send.
-    pub fn hang_up(mut self) {
-        self.close();
-        let _ = self.socket().shutdown(std::net::Shutdown::Write);
+/// A client-side STARTTLS upgrade for [`blocking::Driver::with_tls`]:
+/// the handshake with `config` for `server_name`, then the channel
+/// bindings `binding` asks for (`require_ems` as for [`established`]).
+pub fn blocking_upgrade(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    binding: BindingChoice,
+    require_ems: bool,
+) -> impl FnMut(BoxTransport, &[u8], Option<Instant>) -> Result<Upgraded<BoxTransport>, String>
+       + Send
+       + 'static {
+    let server_name = server_name.to_owned();
+    move |sock, pending, deadline| {
+        blocking_connect(
+            config.clone(),
+            &server_name,
+            sock,
+            pending,
+            deadline,
+            binding,
+            require_ems,
+        )
+    }
+}
+
+/// The client side of a TLS handshake on a blocking connection (direct
+/// TLS, or STARTTLS with `pending`), and what it gave.
+pub fn blocking_connect(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    sock: BoxTransport,
+    pending: &[u8],
+    deadline: Option<Instant>,
+    binding: BindingChoice,
+    require_ems: bool,
+) -> Result<Upgraded<BoxTransport>, String> {
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
+    let conn = ClientConnection::new(config, name).map_err(|e| format!("tls client setup: {e}"))?;
+    let stream = handshake(conn, sock, pending, deadline)?;
+    let est = established(&stream.conn, binding, require_ems)?;
+    Ok(Upgraded {
+        stream: Box::new(stream),
+        info: est.info,
+        summary: est.summary,
+    })
+}
+
+/// The client side of a TLS handshake on an async connection (direct TLS,
+/// or STARTTLS), with tokio-rustls, and what it gave. A TLS server never
+/// speaks first: bytes after `<proceed/>` (`pending`) can only be an
+/// injection, and are refused.
+pub async fn tokio_connect(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    io: BoxStream,
+    pending: &[u8],
+    binding: BindingChoice,
+    require_ems: bool,
+) -> Result<Upgraded<BoxStream>, String> {
+    if !pending.is_empty() {
+        return Err(format!(
+            "tls {} bytes after <proceed/> before the TLS handshake",
+            pending.len()
+        ));
+    }
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await
+        .map_err(|e| format!("tls handshake: {e}"))?;
+    let est = established(stream.get_ref().1, binding, require_ems)?;
+    Ok(Upgraded {
+        stream: Box::new(stream),
+        info: est.info,
+        summary: est.summary,
+    })
+}
+
+/// A client-side STARTTLS upgrade for [`crate::tokio::Connection::with_tls`]
+/// ([`tokio_connect`] with these settings).
+pub fn tokio_upgrade(
+    config: Arc<rustls::ClientConfig>,
+    server_name: &str,
+    binding: BindingChoice,
+    require_ems: bool,
+) -> impl FnMut(BoxStream, Vec<u8>) -> UpgradeFuture + Send + 'static {
+    let server_name = server_name.to_owned();
+    move |io, pending| {
+        let (config, name) = (config.clone(), server_name.clone());
+        Box::pin(
+            async move { tokio_connect(config, &name, io, &pending, binding, require_ems).await },
+        )
     }
 }
 

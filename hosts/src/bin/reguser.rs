@@ -19,16 +19,6 @@
 //! the password in the clear) unless `--tls none`. No authentication
 //! follows: the client closes the stream once the server has answered.
 
-#[allow(dead_code)]
-#[path = "common/client_host.rs"]
-mod client_host;
-#[allow(dead_code)]
-#[path = "common/host.rs"]
-mod host;
-#[allow(dead_code)]
-#[path = "common/tls.rs"]
-mod tls;
-
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,10 +27,12 @@ use xmpp_sansio::client::{
 };
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::OsRandom;
-
-use client_host::BlockingHost;
-use host::{parse_timeout, wire_line};
-use tls::{BindingChoice, Transport, Trust};
+use xmpp_sansio_hosts::blocking::{Driver, Wake};
+use xmpp_sansio_hosts::tls::{self, BindingChoice, Trust};
+use xmpp_sansio_hosts::tool::host::{
+    self, noted_starttls, parse_timeout, starttls_or_none, wire_log,
+};
+use xmpp_sansio_hosts::DriverError;
 
 const USAGE: &str = "\
 Usage:
@@ -98,14 +90,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 trust = Some(Trust::Insecure);
             }
             "--domain" => domain = Some(value()?),
-            "--tls" => {
-                let v = value()?;
-                tls = match v.as_str() {
-                    "starttls" => true,
-                    "none" => false,
-                    _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
-                };
-            }
+            "--tls" => tls = starttls_or_none(&value()?)?,
             "--timeout" => timeout = parse_timeout(&value()?)?,
             "--transcript" => transcript = true,
             a if a.starts_with('-') => return Err(format!("unknown option {a:?}")),
@@ -261,33 +246,32 @@ fn run(args: &Args) -> Result<Outcome, Failure> {
         fields: args.fields.clone(),
         then_login: false,
     });
-    let mut client = Client::new(config, Instant::now());
-    let mut host = Host {
-        args,
-        transport: Some(Transport::Plain(sock)),
-        outcome: None,
-        error: None,
-        answered: false,
-    };
-    client_host::drive(&mut host, &mut client)
+    let client = Client::new(config, Instant::now());
+    let transcript = args.transcript;
+    let mut driver =
+        Driver::new(client, sock).with_wire_log(wire_log(transcript, |l| eprintln!("{l}")));
+    if let Some(trust) = &args.trust {
+        let config = tls::client_config(trust, None, false, None).map_err(Failure::Host)?;
+        let upgrade = tls::blocking_upgrade(config, &args.domain, BindingChoice::None, false);
+        driver = driver.with_tls(noted_starttls(upgrade, move |line| {
+            if transcript {
+                eprintln!("-- {line}");
+            }
+        }));
+    }
+    let result = Exchange::default().run(&mut driver);
+    driver.hang_up();
+    result
 }
 
-struct Host<'a> {
-    args: &'a Args,
-    transport: Option<Transport>,
+/// What came of the exchange so far.
+#[derive(Default)]
+struct Exchange {
     outcome: Option<Outcome>,
     error: Option<ClientError>,
     /// The server answered the registration IQ: from now on the client may
     /// only close the stream.
     answered: bool,
-}
-
-impl Host<'_> {
-    fn show(&self, dir: &str, data: &[u8]) {
-        if let Some(line) = wire_line(dir, data).filter(|_| self.args.transcript) {
-            eprintln!("{line}");
-        }
-    }
 }
 
 /// This host's own failures.
@@ -297,17 +281,32 @@ impl From<String> for Failure {
     }
 }
 
-/// The drive loop of the `xmpp_sansio::client` docs.
-impl BlockingHost for Host<'_> {
-    type Output = Outcome;
-    type Error = Failure;
-
-    fn connection(&mut self) -> &mut Option<Transport> {
-        &mut self.transport
-    }
-
-    fn sending(&mut self, out: &[u8]) {
-        self.show("SEND", out);
+impl Exchange {
+    /// The drive loop, until the stream is over.
+    fn run(mut self, driver: &mut Driver<Client>) -> Result<Outcome, Failure> {
+        loop {
+            match driver.next(None) {
+                Ok(Wake::Event(ev)) => {
+                    if self.on_event(ev) {
+                        return self.finish();
+                    }
+                }
+                Ok(Wake::Deadline | Wake::Interrupted) => {}
+                Ok(Wake::Over) => return self.finish(),
+                // The server hung up. After its answer that ends the
+                // exchange as well as a `</stream:stream>` would.
+                Err(DriverError::PeerClosed) if self.answered || self.error.is_some() => {
+                    return self.finish()
+                }
+                Err(DriverError::PeerClosed) => {
+                    return Err(match driver.machine().error() {
+                        Some(e) => Failure::Client(Box::new(e.clone())),
+                        None => Failure::Host("the server closed the connection".into()),
+                    })
+                }
+                Err(e) => return Err(Failure::Host(e.to_string())),
+            }
+        }
     }
 
     fn finish(&mut self) -> Result<Outcome, Failure> {
@@ -319,70 +318,9 @@ impl BlockingHost for Host<'_> {
             .ok_or_else(|| Failure::Host("the stream closed before the server answered".into()))
     }
 
-    fn deadline(&self, client: &Client) -> Option<Instant> {
-        client.poll_timeout()
-    }
-
-    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), Failure> {
-        client
-            .feed(Instant::now(), data)
-            .map_err(|e| Failure::Host(format!("internal feed: {e}")))?;
-        self.show("RECV", data);
-        Ok(())
-    }
-
-    fn on_deadline(&mut self, client: &mut Client) {
-        let now = Instant::now();
-        if client.poll_timeout().is_some_and(|t| t <= now) {
-            client.handle_timeout(now);
-        }
-    }
-
-    fn on_end(&mut self, client: &mut Client) -> Result<Outcome, Failure> {
-        // The server hung up. After its answer that ends the exchange as
-        // well as a `</stream:stream>` would.
-        if self.answered || self.error.is_some() {
-            return self.finish();
-        }
-        Err(match client.error() {
-            Some(e) => Failure::Client(Box::new(e.clone())),
-            None => Failure::Host("the server closed the connection".into()),
-        })
-    }
-
     /// Acts on one event; `true` when the stream is over.
-    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, Failure> {
+    fn on_event(&mut self, ev: ClientEvent) -> bool {
         match ev {
-            ClientEvent::StartTls { pending } => {
-                let Some(Transport::Plain(sock)) = self.transport.take() else {
-                    return Err(Failure::Host(
-                        "internal: StartTls on a TLS transport".into(),
-                    ));
-                };
-                let trust = self
-                    .args
-                    .trust
-                    .as_ref()
-                    .expect("checked with --tls starttls");
-                let config = tls::client_config(trust, None, false, None).map_err(Failure::Host)?;
-                let (transport, est) = tls::start(
-                    sock,
-                    config,
-                    &self.args.domain,
-                    &pending,
-                    client.poll_timeout(),
-                    BindingChoice::None,
-                    false,
-                )
-                .map_err(Failure::Host)?;
-                if self.args.transcript {
-                    eprintln!("-- TLS established: {}", est.summary);
-                }
-                self.transport = Some(transport);
-                client
-                    .tls_established(Instant::now(), est.info)
-                    .map_err(|e| Failure::Host(format!("internal tls_established: {e}")))?;
-            }
             ClientEvent::RegistrationForm(form) => {
                 self.answered = true;
                 self.outcome = Some(Outcome::Form(form));
@@ -392,10 +330,10 @@ impl BlockingHost for Host<'_> {
                 self.outcome = Some(Outcome::Registered);
             }
             ClientEvent::Error(e) if self.error.is_none() => self.error = Some(e),
-            ClientEvent::Closed => return Ok(true),
+            ClientEvent::Closed => return true,
             // Nothing else is expected: no authentication follows.
             _ => {}
         }
-        Ok(false)
+        false
     }
 }

@@ -2,7 +2,7 @@
 //! thread per connection.
 //!
 //! ```text
-//! cargo run --example server -- --listen 127.0.0.1:5222 --domain localhost \
+//! cargo run -p xmpp-sansio-hosts --bin server -- --listen 127.0.0.1:5222 --domain localhost \
 //!     --cert cert.pem --key key.pem --user alice:secret --user bob:secret
 //! ```
 //!
@@ -17,27 +17,17 @@
 //! registration and per failure (`AUTHFAIL`, `BIND-CONFLICT`, `ERROR`...) on
 //! stdout; `--help` lists them.
 //!
-//! Each connection has a session thread that owns its [`Server`] and its
-//! rustls connection, and a helper thread that only moves the socket's raw
-//! bytes into the session's queue (where stanzas routed from other sessions
-//! arrive too), so that a session waits on one queue, with a timeout from
-//! [`Server::poll_timeout`]. The drive loop is the one of the
-//! `xmpp_sansio::server` docs: after every input, write what
-//! `poll_transmit` gives, then handle `poll_event` until `None`.
-
-#[path = "common/server_tls.rs"]
-mod server_tls;
-// The client's TLS helpers, for tls-server-end-point (the certificate's
-// signature hash); the rest of the module is the client's.
-#[allow(dead_code)]
-#[path = "common/host.rs"]
-mod host;
-#[allow(dead_code)]
-#[path = "common/tls.rs"]
-mod tls;
+//! Each connection has a session thread that runs its [`Server`] on the
+//! blocking driver ([`xmpp_sansio_hosts::blocking::Driver`]), and a helper
+//! thread that only moves the socket's raw bytes into the session's queue
+//! (where stanzas routed from other sessions arrive too). The driver reads
+//! that queue as its connection (`QueueTransport`): a routed stanza
+//! interrupts the read ([`Wake::Interrupted`]) and is sent; STARTTLS and
+//! direct TLS are rustls over the same queue
+//! ([`TlsSetup::blocking_accept`]).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,11 +53,13 @@ use xmpp_sansio::server::{
 };
 use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
+use xmpp_sansio::steps::sasl::Zeroizing;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource};
-use zeroize::Zeroizing;
-
-use server_tls::{Tls, TlsSetup};
+use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
+use xmpp_sansio_hosts::server_tls::TlsSetup;
+use xmpp_sansio_hosts::tool::host;
+use xmpp_sansio_hosts::DriverError;
 
 const HELP: &str = "\
 server: an XMPP server for one domain on the xmpp-sansio Server (std::net + rustls)
@@ -584,7 +576,7 @@ struct Route {
 struct Shared {
     domain: String,
     tls_arg: TlsArg,
-    tls: Option<TlsSetup>,
+    tls: Option<Arc<TlsSetup>>,
     mechanisms: Vec<String>,
     /// `--allow-register`: XEP-0077 in-band registration.
     register: bool,
@@ -764,13 +756,10 @@ struct Session {
     shared: Arc<Shared>,
     id: u64,
     peer: SocketAddr,
-    sock: TcpStream,
-    tls: Option<Tls>,
-    tls_summary: Option<String>,
+    /// This session's queue, as routes to it hold it.
     queue: SyncSender<Input>,
-    inputs: Receiver<Input>,
-    /// Lets the reader thread make one more socket read.
-    credits: SyncSender<()>,
+    /// The summary of the TLS session, once there is one.
+    tls_summary: Option<String>,
     /// The full JID reserved in `shared.sessions` (from the bind answer).
     bound: Option<String>,
     /// The mechanism that authenticated.
@@ -788,12 +777,11 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
     let read_total = Arc::new(AtomicU64::new(0));
     let _ = sock.set_nodelay(true);
     let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
-    let reader = match sock.try_clone() {
-        Ok(mut r) => {
+    let (reader, control) = match (sock.try_clone(), sock.try_clone()) {
+        (Ok(mut r), Ok(control)) => {
             let q = queue.clone();
             let total = read_total.clone();
-            thread::spawn(move || {
-                use std::io::Read;
+            let reader = thread::spawn(move || {
                 let mut buf = vec![0u8; READ_CHUNK];
                 loop {
                     // A read only when the session took an earlier one;
@@ -808,7 +796,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
                                 total.fetch_add(n as u64, Ordering::Relaxed);
                                 Input::Net(buf[..n].to_vec())
                             }
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                             Err(e) => Input::NetError(format!("read: {e}")),
                         };
                     };
@@ -817,33 +805,42 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
                         return;
                     }
                 }
-            })
+            });
+            (reader, control)
         }
-        Err(e) => {
+        (Err(e), _) | (_, Err(e)) => {
             log(format_args!("ERROR {peer}: socket: {e}"));
             return;
         }
+    };
+    let conn = QueueTransport {
+        sock,
+        inputs,
+        credits,
+        deadline: None,
+        chunk: Vec::new(),
+        at: 0,
+        routed: Arc::new(Mutex::new(Vec::new())),
     };
     let mut s = Session {
         shared,
         id,
         peer,
-        sock,
-        tls: None,
-        tls_summary: None,
         queue,
-        inputs,
-        credits,
+        tls_summary: None,
         bound: None,
         mechanism: None,
         user: None,
     };
-    if let Err(e) = s.run() {
+    if let Err(e) = s.run(conn) {
         log(format_args!("ERROR {peer}: {e}"));
     }
-    // Closed now: the reader thread gets no more credit, so the socket
-    // is not read again.
-    s.finish();
+    // Closed now (the driver hung up; this also ends a handshake that
+    // failed before there was a driver): the reader thread gets no more
+    // credit, so the socket is not read again.
+    s.unregister();
+    let _ = control.shutdown(Shutdown::Both);
+    drop(s);
     let _ = reader.join();
     log(format_args!(
         "END {peer}: {} bytes read",
@@ -851,18 +848,101 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
     ));
 }
 
-impl Session {
-    fn run(&mut self) -> Result<(), String> {
-        let mut early = Vec::new();
-        let tls = match self.shared.tls_arg {
-            TlsArg::Direct => {
-                let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-                let (info, plain) = self.handshake(true, &[], deadline)?;
-                early = plain;
-                ServerTls::Direct(info)
+/// A session's connection as the blocking driver sees it: reads take the
+/// reader thread's chunks from the session's queue (taking one lets the
+/// reader make the next socket read; a stanza routed from another session
+/// interrupts the read, through TLS too: [`interrupt()`]), writes go to
+/// the socket.
+struct QueueTransport {
+    sock: TcpStream,
+    inputs: Receiver<Input>,
+    /// Lets the reader thread make one more socket read.
+    credits: SyncSender<()>,
+    deadline: Option<Instant>,
+    /// The input being read, from `at`.
+    chunk: Vec<u8>,
+    at: usize,
+    /// Stanzas routed to this session, for the session to send.
+    routed: Arc<Mutex<Vec<Element>>>,
+}
+
+impl Read for QueueTransport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.chunk.len() {
+            let input = match self.deadline {
+                Some(d) => {
+                    let wait = d.saturating_duration_since(Instant::now());
+                    match self.inputs.recv_timeout(wait) {
+                        Ok(i) => i,
+                        Err(RecvTimeoutError::Timeout) => {
+                            return Err(io::ErrorKind::TimedOut.into())
+                        }
+                        Err(RecvTimeoutError::Disconnected) => {
+                            return Err(io::Error::other("queue closed"))
+                        }
+                    }
+                }
+                None => self
+                    .inputs
+                    .recv()
+                    .map_err(|_| io::Error::other("queue closed"))?,
+            };
+            match input {
+                Input::Net(bytes) => {
+                    let _ = self.credits.try_send(());
+                    (self.chunk, self.at) = (bytes, 0);
+                }
+                Input::Eof => return Ok(0),
+                Input::NetError(e) => return Err(io::Error::other(e)),
+                Input::Route(el) => {
+                    self.routed.lock().expect("routed lock").push(el);
+                    return Err(interrupt());
+                }
             }
-            TlsArg::StartTls => ServerTls::StartTlsRequired,
-            TlsArg::None => ServerTls::None,
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Write for QueueTransport {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.sock.write(data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+impl Transport for QueueTransport {
+    fn set_read_deadline(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        self.deadline = deadline;
+        Ok(())
+    }
+
+    /// Closes the socket both ways: what the client still sends is not
+    /// read (the reader thread's next read fails).
+    fn hang_up(&mut self) {
+        let _ = self.sock.flush();
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+impl Session {
+    fn run(&mut self, conn: QueueTransport) -> Result<(), String> {
+        let routed = conn.routed.clone();
+        let (conn, tls): (BoxTransport, _) = match self.shared.tls_arg {
+            TlsArg::Direct => {
+                let setup = self.shared.tls.as_ref().ok_or("TLS is not configured")?;
+                let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+                let up = setup.blocking_accept(true, Box::new(conn), &[], Some(deadline))?;
+                self.tls_summary = Some(up.summary);
+                (up.stream, ServerTls::Direct(up.info))
+            }
+            TlsArg::StartTls => (Box::new(conn), ServerTls::StartTlsRequired),
+            TlsArg::None => (Box::new(conn), ServerTls::None),
         };
         let mut config = ServerConfig::new(self.shared.domain.clone(), Box::new(OsRandom));
         config.tls = tls;
@@ -886,101 +966,60 @@ impl Session {
         }
         config.idle_timeout = self.shared.idle_timeout;
         config.validate().map_err(|e| e.to_string())?;
-        let mut server = Server::new(config, Instant::now());
-        if !early.is_empty() {
-            // Application data that came with the handshake's last flight.
-            let _ = server.feed(Instant::now(), &early);
+        let mut driver = Driver::new(Server::new(config, Instant::now()), conn);
+        if let Some(setup) = self.shared.tls.clone() {
+            driver = driver.with_tls(move |sock, pending, deadline| {
+                // `<proceed/>` is written (the driver writes before events).
+                let now = Instant::now();
+                let limit = now + HANDSHAKE_TIMEOUT;
+                let deadline = deadline.map_or(limit, |t| t.min(limit));
+                setup.blocking_accept(false, sock, pending, Some(deadline))
+            });
         }
-        loop {
-            self.drain(&mut server)?;
-            if server.is_closed() {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let input = match server.poll_timeout() {
-                Some(t) if t <= now => None,
-                Some(t) => match self.next_input(Some(t - now)) {
-                    Ok(i) => Some(i),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return Err("queue closed".into()),
-                },
-                None => Some(self.next_input(None).map_err(|_| "queue closed")?),
-            };
-            let now = Instant::now();
-            match input {
-                None => server.handle_timeout(now),
-                Some(Input::Net(bytes)) => {
-                    let plain = self.receive(&bytes)?;
-                    if !plain.is_empty() {
-                        // Err: the stream is already closed; nothing to do.
-                        let _ = server.feed(now, &plain);
-                    }
-                }
-                Some(Input::Eof) => {
-                    if !server.is_ready() {
-                        return Err("the client closed the connection".into());
-                    }
-                    return Ok(());
-                }
-                Some(Input::NetError(e)) => return Err(e),
-                Some(Input::Route(el)) => {
-                    // Not ready (cannot happen: routes exist once bound) or
-                    // closing: the stanza is dropped.
-                    let _ = server.send(&el);
-                }
-            }
-        }
-    }
-}
-
-impl Session {
-    /// The next input, waiting `wait` at the most (none: until one comes).
-    /// Taking a socket read lets the reader thread make the next one.
-    fn next_input(&self, wait: Option<Duration>) -> Result<Input, RecvTimeoutError> {
-        let input = match wait {
-            Some(w) => self.inputs.recv_timeout(w)?,
-            None => self
-                .inputs
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected)?,
-        };
-        if matches!(input, Input::Net(_)) {
-            let _ = self.credits.try_send(());
-        }
-        Ok(input)
+        let result = self.drive(&mut driver, &routed);
+        driver.hang_up();
+        result
     }
 
-    /// Writes what the server queued, then handles its events, until both
-    /// are empty (answers to requests queue more output).
-    fn drain(&mut self, server: &mut Server) -> Result<(), String> {
+    /// Acts on the server's events and on routed stanzas until the stream
+    /// is over (a stream that failed is closed at once: what the client
+    /// still sends is not read).
+    fn drive(
+        &mut self,
+        driver: &mut Driver<Server>,
+        routed: &Mutex<Vec<Element>>,
+    ) -> Result<(), String> {
         loop {
-            let mut out = Vec::new();
-            if server.poll_transmit(&mut out) > 0 {
-                self.write(&out)?;
+            match driver.next(None) {
+                Ok(Wake::Event(event)) => {
+                    if self.tls_summary.is_none() {
+                        self.tls_summary = driver.tls_summary().map(str::to_owned);
+                    }
+                    self.on_event(driver.machine_mut(), event)?;
+                }
+                Ok(Wake::Interrupted) => {
+                    let stanzas = std::mem::take(&mut *routed.lock().expect("routed lock"));
+                    for el in stanzas {
+                        // Not ready (cannot happen: routes exist once
+                        // bound) or closing: the stanza is dropped.
+                        let _ = driver.send(&el);
+                    }
+                }
+                Ok(Wake::Deadline) => {}
+                Ok(Wake::Over) => return Ok(()),
+                Err(DriverError::PeerClosed) if driver.machine().is_ready() => return Ok(()),
+                Err(DriverError::PeerClosed) => {
+                    return Err("the client closed the connection".into())
+                }
+                Err(DriverError::Read(e)) => return Err(e.to_string()),
+                Err(DriverError::Write(e)) => return Err(format!("write: {e}")),
+                Err(e) => return Err(e.to_string()),
             }
-            let Some(event) = server.poll_event() else {
-                return Ok(());
-            };
-            self.on_event(server, event)?;
         }
     }
 
     fn on_event(&mut self, server: &mut Server, event: ServerEvent) -> Result<(), String> {
-        let now = Instant::now();
         match event {
-            ServerEvent::StartTls { pending } => {
-                // `<proceed/>` is written (drain writes before events).
-                let deadline = server
-                    .poll_timeout()
-                    .map_or(now + HANDSHAKE_TIMEOUT, |t| t.min(now + HANDSHAKE_TIMEOUT));
-                let (info, early) = self.handshake(false, &pending, deadline)?;
-                server
-                    .tls_established(Instant::now(), info)
-                    .map_err(|e| format!("tls_established: {e}"))?;
-                if !early.is_empty() {
-                    let _ = server.feed(Instant::now(), &early);
-                }
-            }
             ServerEvent::Credentials(req) => {
                 self.user = request_user(&req);
                 let answer = self.shared.store.answer(&req);
@@ -1185,78 +1224,6 @@ impl Session {
         Ok(())
     }
 
-    /// Runs a TLS handshake with the bytes from the queue; returns the
-    /// state machine's `TlsInfo` and any application data that came with
-    /// the client's last flight.
-    fn handshake(
-        &mut self,
-        direct: bool,
-        pending: &[u8],
-        deadline: Instant,
-    ) -> Result<(xmpp_sansio::TlsInfo, Vec<u8>), String> {
-        let setup = self.shared.tls.as_ref().ok_or("TLS is not configured")?;
-        let mut tls = setup.accept(direct)?;
-        let mut plain = Vec::new();
-        let mut input = pending.to_vec();
-        loop {
-            if !input.is_empty() {
-                match tls.receive(&input) {
-                    Ok(r) => plain.extend(r.plaintext),
-                    Err(e) => {
-                        let _ = tls.flush(&mut self.sock); // the alert
-                        return Err(format!("tls handshake: {e}"));
-                    }
-                }
-            }
-            tls.flush(&mut self.sock)
-                .map_err(|e| format!("tls handshake: write: {e}"))?;
-            if !tls.is_handshaking() {
-                break;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err("tls handshake timed out".into());
-            }
-            input = match self.next_input(Some(deadline - now)) {
-                Ok(Input::Net(bytes)) => bytes,
-                Ok(Input::Eof) => {
-                    return Err("tls handshake: the client closed the connection".into())
-                }
-                Ok(Input::NetError(e)) => return Err(format!("tls handshake: {e}")),
-                Ok(Input::Route(_)) => Vec::new(), // not bound yet: nothing routes here
-                Err(_) => return Err("tls handshake timed out".into()),
-            };
-        }
-        let (info, summary) = setup.info(&tls)?;
-        self.tls = Some(tls);
-        self.tls_summary = Some(summary);
-        Ok((info, plain))
-    }
-
-    /// Raw bytes from the socket: decrypted when TLS is up.
-    fn receive(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
-        let Some(tls) = &mut self.tls else {
-            return Ok(bytes.to_vec());
-        };
-        match tls.receive(bytes) {
-            // close_notify: the connection's end follows (Eof).
-            Ok(r) => Ok(r.plaintext),
-            Err(e) => {
-                let _ = tls.flush(&mut self.sock);
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes to the client (through TLS when up).
-    fn write(&mut self, data: &[u8]) -> Result<(), String> {
-        let r = match &mut self.tls {
-            Some(tls) => tls.send(data).and_then(|()| tls.flush(&mut self.sock)),
-            None => self.sock.write_all(data).and_then(|()| self.sock.flush()),
-        };
-        r.map_err(|e| format!("write: {e}"))
-    }
-
     fn unregister(&mut self) {
         if let Some(jid) = self.bound.take() {
             let mut sessions = self.shared.sessions.lock().expect("sessions lock");
@@ -1264,18 +1231,6 @@ impl Session {
                 sessions.remove(&jid);
             }
         }
-    }
-
-    /// Leaves the routing table, closes TLS and the socket.
-    fn finish(mut self) {
-        self.unregister();
-        if let Some(tls) = &mut self.tls {
-            tls.close();
-            let _ = tls.flush(&mut self.sock);
-        }
-        let _ = self.sock.shutdown(Shutdown::Both);
-        // Dropping the queue's receiver and the credits ends the reader
-        // thread (its next send or its wait for a credit fails).
     }
 }
 
@@ -1301,7 +1256,7 @@ fn start(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| ServerConfig::new(args.domain.clone(), Box::new(OsRandom)).mechanisms);
     let tls = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) if args.tls != TlsArg::None => Some(TlsSetup::load(c, k)?),
+        (Some(c), Some(k)) if args.tls != TlsArg::None => Some(Arc::new(TlsSetup::load(c, k)?)),
         _ => None,
     };
     if let Some(why) = tls.as_ref().and_then(|t| t.end_point_problem()) {

@@ -23,27 +23,21 @@
 //! IQ-set), not from the client's state. Output ends with `OK <full jid>`
 //! (exit 0) or `ERROR <reason>` (exit 1; 2 for bad arguments).
 
-#[allow(dead_code)]
-#[path = "common/client_host.rs"]
-mod client_host;
-#[allow(dead_code)]
-#[path = "common/host.rs"]
-mod host;
-#[allow(dead_code)]
-#[path = "common/tls.rs"]
-mod tls;
-
-use std::collections::VecDeque;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::ns;
 use xmpp_sansio::OsRandom;
-
-use client_host::{BlockingHost, Handled, SelfMessage};
-use host::{domain_of, elements, note, show, trust_of, CommonFlags};
-use tls::{BindingChoice, Transport, Trust};
+use xmpp_sansio_hosts::blocking::Driver;
+use xmpp_sansio_hosts::tls::{self, BindingChoice, Trust};
+use xmpp_sansio_hosts::tool::host::{
+    self, domain_of, elements, note, noted_starttls, starttls_or_none, trust_of, wire_log,
+    CommonFlags,
+};
+use xmpp_sansio_hosts::tool::self_message::SelfMessage;
+use xmpp_sansio_hosts::Direction;
 
 const HELP: &str = "\
 legacy_login: log in with jabber:iq:auth (XEP-0078) using the xmpp-sansio Client
@@ -93,43 +87,36 @@ fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, String> 
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--password" => password = Some(value()?),
-            "--tls" => {
-                let v = value()?;
-                tls = match v.as_str() {
-                    "starttls" => true,
-                    "none" => false,
-                    _ => return Err(format!("unknown --tls {v:?} (starttls or none)")),
-                };
-            }
+            "--tls" => tls = starttls_or_none(&value()?)?,
             "--allow-plaintext" => allow_plaintext = true,
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    let Some(mut common) = parsed else {
+    let Some(common) = parsed else {
         return Ok(None);
     };
-    let mut a = Args {
-        host: common.host.take(),
-        port: common.port.unwrap_or(5222),
-        jid: std::mem::take(&mut common.jid),
-        password: String::new(),
-        tls,
-        trust: None,
-        allow_plaintext,
-        resource: common.resource.take(),
-        transcript: common.transcript,
-        timeout: common.timeout(),
-    };
-    if !a.jid.contains('@') {
+    if !common.jid.contains('@') {
         return Err("--jid user@domain is required (see --help)".into());
     }
-    a.password = password.ok_or("--password is required (see --help)")?;
-    a.trust = trust_of(common.ca_file, common.insecure)?;
-    if a.tls && a.trust.is_none() {
+    let password = password.ok_or("--password is required (see --help)")?;
+    let timeout = common.timeout();
+    let trust = trust_of(common.ca_file, common.insecure)?;
+    if tls && trust.is_none() {
         return Err("TLS needs --ca-file F or --insecure".into());
     }
-    Ok(Some(a))
+    Ok(Some(Args {
+        host: common.host,
+        port: common.port.unwrap_or(5222),
+        jid: common.jid,
+        password,
+        tls,
+        trust,
+        allow_plaintext,
+        resource: common.resource,
+        transcript: common.transcript,
+        timeout,
+    }))
 }
 
 fn main() -> ExitCode {
@@ -158,108 +145,53 @@ fn run(args: &Args) -> Result<String, String> {
     config.policy.only = Some(vec![]);
     config.legacy_auth.enabled = true;
     config.legacy_auth.allow_plaintext_without_tls = args.allow_plaintext;
-    let mut client = Client::new(config, Instant::now());
-    let mut h = Host {
-        args,
-        domain,
-        transport: Some(Transport::Plain(sock)),
-        sent: Vec::new(),
-        recv: Vec::new(),
-        queued: VecDeque::new(),
-        message: SelfMessage::new(
-            ECHO_ID,
-            "xmpp-sansio legacy_login: message to self",
-            error_line,
-        ),
-    };
-    client_host::drive(&mut h, &mut client)
+    let client = Client::new(config, Instant::now());
+
+    // The plaintext of the current stream (since the last TLS start), each
+    // way: the legacy exchange is read back from it.
+    let wire = Arc::new(Mutex::new(Wire::default()));
+    let (mut show, log) = (wire_log(args.transcript, |l| println!("{l}")), wire.clone());
+    let mut driver = Driver::new(client, sock).with_wire_log(move |dir, data| {
+        show(dir, data);
+        let mut w = log.lock().expect("wire lock");
+        match dir {
+            Direction::Sent => w.sent.extend_from_slice(data),
+            Direction::Received => w.recv.extend_from_slice(data),
+        }
+    });
+    if let Some(trust) = &args.trust {
+        let config = tls::client_config(trust, None, false, None)?;
+        let upgrade = tls::blocking_upgrade(config, &domain, BindingChoice::None, false);
+        let log = wire.clone();
+        driver = driver.with_tls(noted_starttls(upgrade, move |line| {
+            note(line);
+            // A new stream: the legacy exchange is read from it alone.
+            *log.lock().expect("wire lock") = Wire::default();
+        }));
+    }
+    let mut message = SelfMessage::new(
+        ECHO_ID,
+        "xmpp-sansio legacy_login: message to self",
+        error_line,
+    );
+    let result = message.run_blocking(&mut driver);
+    // Whatever happened, tell what the wire shows of the legacy exchange.
+    wire.lock().expect("wire lock").report();
+    driver.hang_up();
+    result
 }
 
-struct Host<'a> {
-    args: &'a Args,
-    domain: String,
-    transport: Option<Transport>,
-    /// The plaintext of the current stream (since the last TLS start), each
-    /// way: the legacy exchange is read back from it.
+/// The plaintext of the current stream, each way.
+#[derive(Default)]
+struct Wire {
     sent: Vec<u8>,
     recv: Vec<u8>,
-    /// The events of the last input, in order (see `client_host::feed`).
-    queued: VecDeque<ClientEvent>,
-    message: SelfMessage,
 }
 
-impl BlockingHost for Host<'_> {
-    type Output = String;
-    type Error = String;
-
-    fn connection(&mut self) -> &mut Option<Transport> {
-        &mut self.transport
-    }
-
-    fn sending(&mut self, out: &[u8]) {
-        show(self.args.transcript, "SEND", out);
-        self.sent.extend_from_slice(out);
-    }
-
-    fn finish(&mut self) -> Result<String, String> {
-        // Whatever happened, tell what the wire shows of the legacy exchange.
-        self.report_legacy();
-        self.message.outcome()
-    }
-
-    fn deadline(&self, client: &Client) -> Option<Instant> {
-        self.message.deadline(client)
-    }
-
-    fn next_event(&mut self, client: &mut Client) -> Option<ClientEvent> {
-        self.queued.pop_front().or_else(|| client.poll_event())
-    }
-
-    fn on_bytes(&mut self, client: &mut Client, data: &[u8]) -> Result<(), String> {
-        let xmpp = client_host::feed(client, data, &mut self.queued)?;
-        show(self.args.transcript, "RECV", xmpp);
-        self.recv.extend_from_slice(xmpp);
-        Ok(())
-    }
-
-    fn on_deadline(&mut self, client: &mut Client) {
-        self.message.on_deadline(client);
-    }
-
-    fn on_end(&mut self, client: &mut Client) -> Result<String, String> {
-        self.report_legacy();
-        self.message.on_hangup(client)
-    }
-
-    fn on_event(&mut self, client: &mut Client, ev: ClientEvent) -> Result<bool, String> {
-        match self.message.on_event(client, ev)? {
-            Handled::Closed => return Ok(true),
-            Handled::Other(ClientEvent::StartTls { pending }) => {
-                let trust = self.args.trust.as_ref().expect("checked");
-                let config = tls::client_config(trust, None, false, None)?;
-                client_host::start_tls(
-                    &mut self.transport,
-                    client,
-                    config,
-                    &self.domain,
-                    &pending,
-                    BindingChoice::None,
-                    false,
-                )?;
-                self.sent.clear();
-                self.recv.clear();
-            }
-            Handled::Other(ev) => client_host::note_event(&ev),
-            Handled::Done => {}
-        }
-        Ok(false)
-    }
-}
-
-impl Host<'_> {
+impl Wire {
     /// `-- offered: ...` from the answer to the IQ-get, `-- legacy method:
     /// ...` from the IQ-set the client sent.
-    fn report_legacy(&self) {
+    fn report(&self) {
         let recv = elements(&self.recv);
         let sent = elements(&self.sent);
         let offered = recv.iter().find_map(|e| {

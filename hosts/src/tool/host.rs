@@ -1,9 +1,6 @@
-//! What every example host does the same way: the `main` frame (arguments,
+//! What every tool does the same way: the `main` frame (arguments,
 //! `--help`, the exit codes), the `-- ...` notes, the `SEND:`/`RECV:` wire
-//! log, the TCP connection and its read deadline, the message to self.
-//!
-//! Included with `#[path = "common/host.rs"] mod host;`; not every example
-//! uses every item.
+//! log, the TCP connection, the message to self.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
@@ -13,11 +10,13 @@ use minidom::Element;
 use xmpp_sansio::ns;
 use xmpp_sansio::xml::{StreamEvent, StreamReader};
 
+use crate::blocking::BoxTransport;
 use crate::tls::Trust;
+use crate::{Direction, Upgraded};
 
 /// The arguments of a `parse_args` result, or the exit code to return at
 /// once: `--help` (`Ok(None)`) prints `help` and exits 0; a usage error is
-/// handed to `usage_error` (each example prints it its own way) and exits 2.
+/// handed to `usage_error` (each tool prints it its own way) and exits 2.
 pub fn args_or_exit<A>(
     parsed: Result<Option<A>, String>,
     help: &str,
@@ -36,7 +35,7 @@ pub fn args_or_exit<A>(
     }
 }
 
-/// The `main` of a login example: the arguments (`--help`: the help,
+/// The `main` of a login tool: the arguments (`--help`: the help,
 /// exit 0; a usage error: `ERROR usage: ...`, exit 2), then `run` and its
 /// [`login_outcome`].
 pub fn login_main<A>(
@@ -89,6 +88,44 @@ pub fn show(transcript: bool, dir: &str, data: &[u8]) {
     }
 }
 
+/// The wire log of a tool: `SEND:`/`RECV:` lines (see [`wire_line`]),
+/// given to `print`, when `transcript` is on.
+pub fn wire_log(transcript: bool, print: fn(&str)) -> impl FnMut(Direction, &[u8]) + Send {
+    move |dir, data| {
+        let dir = match dir {
+            Direction::Sent => "SEND",
+            Direction::Received => "RECV",
+        };
+        if let Some(line) = wire_line(dir, data).filter(|_| transcript) {
+            print(&line);
+        }
+    }
+}
+
+/// A blocking STARTTLS upgrade that tells `note` `TLS established: ...`.
+pub fn noted_starttls(
+    mut upgrade: impl FnMut(BoxTransport, &[u8], Option<Instant>) -> Result<Upgraded<BoxTransport>, String>
+        + Send,
+    note: impl Fn(&str) + Send,
+) -> impl FnMut(BoxTransport, &[u8], Option<Instant>) -> Result<Upgraded<BoxTransport>, String> + Send
+{
+    move |sock, pending, deadline| {
+        let up = upgrade(sock, pending, deadline)?;
+        note(&format!("TLS established: {}", up.summary));
+        Ok(up)
+    }
+}
+
+/// `--tls starttls` (`true`) or `--tls none` (`false`), for the tools
+/// that know no other.
+pub fn starttls_or_none(v: &str) -> Result<bool, String> {
+    match v {
+        "starttls" => Ok(true),
+        "none" => Ok(false),
+        _ => Err(format!("unknown --tls {v:?} (starttls or none)")),
+    }
+}
+
 /// The JID's domain (the stream's `to` and the TLS server name).
 pub fn domain_of(jid: &str) -> &str {
     let bare = jid.split('/').next().unwrap_or_default();
@@ -101,8 +138,8 @@ pub fn parse_timeout(v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(s.max(1)))
 }
 
-/// The options the login examples take alike. What is not given stays
-/// `None` (or empty, or off): each example has its own defaults.
+/// The options the login tools take alike. What is not given stays
+/// `None` (or empty, or off): each tool has its own defaults.
 #[derive(Default)]
 pub struct CommonFlags {
     pub host: Option<String>,
@@ -227,17 +264,6 @@ impl ConnectError {
     }
 }
 
-/// Sets the socket's read timeout so that a read returns at `deadline`
-/// (none: block).
-pub fn set_timeout(sock: &TcpStream, deadline: Option<Instant>) -> Result<(), String> {
-    let t = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    sock.set_read_timeout(t)
-        .map_err(|e| format!("io set_read_timeout: {e}"))
-}
-
 /// `<message to=jid type='chat' id=ID><body>BODY</body></message>`.
 pub fn message_to(jid: &str, id: &str, body: &str) -> Element {
     let name = |n: &str| rxml::NcName::try_from(n).expect("valid name");
@@ -284,7 +310,7 @@ pub fn security_notes(security: &xmpp_sansio::sasl::ExchangeSecurity) -> Vec<Str
     ]
 }
 
-/// The channel binding of an exchange as the example hosts print it: the
+/// The channel binding of an exchange as the tools print it: the
 /// type, or `none (gs2 flag n)` / `none (gs2 flag y)`.
 pub fn binding_text(cb: xmpp_sansio::sasl::ChannelBindingUse) -> String {
     match cb {

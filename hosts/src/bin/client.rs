@@ -1,0 +1,114 @@
+//! A real host for the sans-IO [`Client`]: blocking `std::net` + rustls.
+//!
+//! It logs in, sends one message to its own full JID, waits for it to come
+//! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
+//! one line `ERROR <condition or reason>` (exit 1; 2 for bad arguments).
+//!
+//! ```text
+//! cargo run -p xmpp-sansio-hosts --bin client -- --host 127.0.0.1 --port 5222 \
+//!     --jid alice@localhost --password secret --ca-file cert.pem --transcript
+//! ```
+//!
+//! Run with `--help` for the options. The drive loop is the blocking
+//! driver's ([`xmpp_sansio_hosts::blocking::Driver`]).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use xmpp_sansio::client::TlsMode;
+use xmpp_sansio_hosts::blocking::{BoxTransport, Driver};
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
+use xmpp_sansio_hosts::tool::host::{self, domain_of, note, noted_starttls, wire_log};
+use xmpp_sansio_hosts::tool::self_message::SelfMessage;
+use xmpp_sansio_hosts::{help_options_head, help_options_middle, help_options_tail, tls};
+
+const HELP: &str = concat!(
+    "\
+client: log in to an XMPP server with the xmpp-sansio Client (blocking std::net + rustls)
+
+USAGE:
+    client --jid JID [--password W | --token T] [OPTIONS]
+
+",
+    help_options_head!(),
+    "                        auto hands the client every type this host can extract and the
+                        client picks one from the server's XEP-0440 list; a named type
+                        hands over only that one; none hands over nothing (no -PLUS).
+                        tls-unique cannot be supplied: rustls does not expose the TLS
+                        Finished message. tls-exporter on TLS 1.2 needs the extended
+                        master secret, which this host then requires of the server.
+    --tls MODE          starttls (default, required) | direct (XEP-0368) | none
+    --ca-file F         trust the PEM certificates in F (a certificate of F that the
+                        server presents as its own is trusted as is, after the name check)
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
+                        the password in base64)
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
+    `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
+",
+);
+
+fn main() -> ExitCode {
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, run)
+}
+
+/// One login: connect, negotiate, message to self, close.
+fn run(args: &Args) -> Result<String, String> {
+    let domain = domain_of(&args.jid).to_owned();
+    let host = args.host.clone().unwrap_or_else(|| domain.clone());
+    let port = args.port();
+    let sock = host::connect(&host, port, args.timeout).map_err(|e| e.line(&host, port))?;
+    note(&format!("connected to {host}:{port}"));
+    let started = Instant::now();
+
+    let require_ems = args.require_ems();
+    let (conn, tls_mode): (BoxTransport, _) = match args.tls {
+        TlsArg::None => (Box::new(sock), TlsMode::None),
+        TlsArg::StartTls => (Box::new(sock), TlsMode::StartTlsRequired),
+        TlsArg::Direct => {
+            let up = tls::blocking_connect(
+                args.tls_config(Some(b"xmpp-client"))?,
+                &domain,
+                Box::new(sock),
+                &[],
+                Some(started + args.timeout),
+                args.binding,
+                require_ems,
+            )?;
+            note(&format!("TLS established (direct): {}", up.summary));
+            (up.stream, TlsMode::Direct(up.info))
+        }
+    };
+
+    let mut driver = Driver::new(args.client(tls_mode), conn)
+        .with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
+    if args.tls == TlsArg::StartTls {
+        let upgrade =
+            tls::blocking_upgrade(args.tls_config(None)?, &domain, args.binding, require_ems);
+        let mut starttls = noted_starttls(upgrade, note);
+        driver = driver.with_tls(move |sock, pending, deadline| {
+            if !pending.is_empty() {
+                note(&format!(
+                    "{} bytes after <proceed/> handed to TLS",
+                    pending.len()
+                ));
+            }
+            starttls(sock, pending, deadline)
+        });
+    }
+    let mut message = SelfMessage::new(
+        ECHO_ID,
+        "xmpp-sansio example client: message to self",
+        error_line,
+    );
+    let result = message.run_blocking(&mut driver);
+    // Over (or failed, the machine's stream error and close written):
+    // hang up without reading what the server may still send.
+    driver.hang_up();
+    result
+}
+
+const ECHO_ID: &str = "xmpp-sansio-selftest-1";

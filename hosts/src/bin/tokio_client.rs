@@ -1,0 +1,120 @@
+//! The `client` tool on an async host: tokio + tokio-rustls, through the
+//! tokio driver ([`xmpp_sansio_hosts::tokio`]). The state machine is the
+//! same `Client`, and so are the options, the message to self and the
+//! output lines: only the driver changed.
+//!
+//! It logs in, sends one message to its own full JID, waits for it to come
+//! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
+//! one line `ERROR <condition or reason>` (exit 1; 2 for bad arguments).
+//!
+//! ```text
+//! cargo run -p xmpp-sansio-hosts --bin tokio_client -- --host 127.0.0.1 --port 5222 \
+//!     --jid alice@localhost --password secret --ca-file cert.pem
+//! ```
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use xmpp_sansio::client::TlsMode;
+use xmpp_sansio_hosts::tokio::{connection, BoxStream};
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
+use xmpp_sansio_hosts::tool::host::{self, domain_of, note, wire_log};
+use xmpp_sansio_hosts::tool::self_message::SelfMessage;
+use xmpp_sansio_hosts::{help_options_head, help_options_middle, help_options_tail, tls};
+
+const HELP: &str = concat!(
+    "\
+tokio_client: log in to an XMPP server with the xmpp-sansio Client (tokio + tokio-rustls)
+
+USAGE:
+    tokio_client --jid JID [--password W | --token T] [OPTIONS]
+
+",
+    help_options_head!(),
+    "                        (as the client tool: tls-unique cannot be had from rustls)
+    --tls MODE          starttls (default, required) | direct (XEP-0368) | none
+    --ca-file F         trust the PEM certificates in F
+",
+    help_options_middle!(),
+    "                        SEND:/RECV: lines
+",
+    help_options_tail!(),
+    "    `-- ...` notes (TLS, mechanism, channel binding), then
+    `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
+",
+);
+
+fn main() -> ExitCode {
+    host::login_main(parse_args(std::env::args().skip(1)), HELP, |args| {
+        // One thread is plenty for one connection.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        rt.block_on(run(args))
+    })
+}
+
+/// One login: connect, negotiate, message to self, close.
+async fn run(args: &Args) -> Result<String, String> {
+    let domain = domain_of(&args.jid).to_owned();
+    let host = args.host.clone().unwrap_or_else(|| domain.clone());
+    let port = args.port();
+    let started = Instant::now();
+    let sock = tokio::time::timeout(
+        args.timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| format!("connect {host}:{port}: timed out"))?
+    .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+    let _ = sock.set_nodelay(true);
+    note(&format!("connected to {host}:{port}"));
+
+    let require_ems = args.require_ems();
+    let (io, tls_mode): (BoxStream, _) = match args.tls {
+        TlsArg::None => (Box::new(sock), TlsMode::None),
+        TlsArg::StartTls => (Box::new(sock), TlsMode::StartTlsRequired),
+        TlsArg::Direct => {
+            let remaining = args.timeout.saturating_sub(started.elapsed());
+            let handshake = tls::tokio_connect(
+                args.tls_config(Some(b"xmpp-client"))?,
+                &domain,
+                Box::new(sock),
+                &[],
+                args.binding,
+                require_ems,
+            );
+            let up = tokio::time::timeout(remaining, handshake)
+                .await
+                .map_err(|_| "tls handshake timed out".to_owned())??;
+            note(&format!("TLS established (direct): {}", up.summary));
+            (up.stream, TlsMode::Direct(up.info))
+        }
+    };
+
+    let (conn, handle, mut events) = connection(args.client(tls_mode), io);
+    let mut conn = conn.with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
+    if args.tls == TlsArg::StartTls {
+        let mut starttls =
+            tls::tokio_upgrade(args.tls_config(None)?, &domain, args.binding, require_ems);
+        conn = conn.with_tls(move |io, pending| {
+            let handshake = starttls(io, pending);
+            Box::pin(async move {
+                let up = handshake.await?;
+                note(&format!("TLS established: {}", up.summary));
+                Ok(up)
+            })
+        });
+    }
+    let mut message = SelfMessage::new(
+        ECHO_ID,
+        "xmpp-sansio tokio client: message to self",
+        error_line,
+    );
+    let (_client, result) = tokio::join!(conn.run(), message.run_tokio(handle, &mut events));
+    result
+}
+
+const ECHO_ID: &str = "xmpp-sansio-selftest-1";

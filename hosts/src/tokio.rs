@@ -1,0 +1,334 @@
+//! The tokio driver: a [`Client`](xmpp_sansio::client::Client) or a
+//! [`Server`](xmpp_sansio::server::Server) over any
+//! `AsyncRead + AsyncWrite + Unpin`.
+//!
+//! [`connection`] splits one connection in three: the [`Connection`]
+//! future that runs it (spawn it, or join it with the host's own loop),
+//! the [`Events`] stream of the machine's events, and a cloneable
+//! [`Handle`] to send stanzas, answer the machine's requests
+//! ([`Handle::call`]), close the stream or hang up.
+//!
+//! ```no_run
+//! use std::time::Instant;
+//! use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials, TlsMode};
+//! use xmpp_sansio_hosts::tokio::connection;
+//!
+//! # async fn login() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = ClientConfig::new(
+//!     "juliet@example.com",
+//!     Credentials::password("secret"),
+//!     Box::new(xmpp_sansio::OsRandom),
+//! );
+//! config.tls = TlsMode::None; // or keep STARTTLS and add `with_tls`
+//! let socket = tokio::net::TcpStream::connect("127.0.0.1:5222").await?;
+//! let (conn, handle, mut events) = connection(Client::new(config, Instant::now()), socket);
+//! let host = async move {
+//!     while let Some(event) = events.next().await {
+//!         match event? {
+//!             ClientEvent::Ready { jid } => {
+//!                 println!("ready as {jid}");
+//!                 handle.close()?;
+//!             }
+//!             ClientEvent::Closed => break,
+//!             _ => {}
+//!         }
+//!     }
+//!     Ok::<_, xmpp_sansio_hosts::DriverError>(())
+//! };
+//! let (_client, result) = tokio::join!(conn.run(), host);
+//! result?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The loop inside is the drive loop of the core crate's docs: after every
+//! input (bytes, a command of a [`Handle`], the machine's deadline), write
+//! what `poll_transmit` has and hand out the events; `StartTls` is handled
+//! by the upgrade callback of [`Connection::with_tls`].
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::sync::mpsc;
+use minidom::Element;
+use xmpp_sansio::UsageError;
+
+use crate::{incoming, outgoing, Direction, DriverError, Machine, Upgraded, WireLog};
+
+/// A connection the tokio driver can own: any `AsyncRead + AsyncWrite +
+/// Unpin + Send`.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// The connection a driver owns: plain, or what a TLS upgrade returned.
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// What a TLS upgrade callback returns.
+pub type UpgradeFuture = Pin<Box<dyn Future<Output = Result<Upgraded<BoxStream>, String>> + Send>>;
+
+/// The STARTTLS upgrade: the plain connection and the bytes received after
+/// `<proceed/>` (they belong to TLS). The handshake is bounded by the
+/// machine's deadline (`tls handshake timed out`).
+pub type TlsUpgrade = Box<dyn FnMut(BoxStream, Vec<u8>) -> UpgradeFuture + Send>;
+
+/// How many events may wait in [`Events`] before the driver stops reading.
+const EVENTS: usize = 64;
+
+/// A call on the machine, made by the driver.
+type Call<M> = Box<dyn FnOnce(&mut M) -> Result<(), UsageError> + Send>;
+
+enum Command<M> {
+    Send(Element),
+    Close,
+    HangUp,
+    Call(Call<M>),
+}
+
+/// Sends stanzas, answers the machine's requests, closes; cloneable,
+/// usable from any task.
+pub struct Handle<M> {
+    commands: mpsc::UnboundedSender<Command<M>>,
+}
+
+impl<M> Clone for Handle<M> {
+    fn clone(&self) -> Self {
+        Handle {
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Handle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl<M> Handle<M> {
+    /// Runs `call` on the machine, in order with the other commands: how a
+    /// host answers a request (`answer_credentials`, `answer_bind`...), at
+    /// once or after a database round trip. An error comes back as a
+    /// [`DriverError::Usage`] item of the [`Events`] stream.
+    pub fn call(
+        &self,
+        call: impl FnOnce(&mut M) -> Result<(), UsageError> + Send + 'static,
+    ) -> Result<(), DriverError> {
+        self.command(Command::Call(Box::new(call)))
+    }
+
+    /// Queues a stanza. A stanza the machine refuses (not ready yet) comes
+    /// back as a [`DriverError::Usage`] item of the [`Events`] stream.
+    pub fn send(&self, stanza: Element) -> Result<(), DriverError> {
+        self.command(Command::Send(stanza))
+    }
+
+    /// Closes the stream (`</stream:stream>`; the driver returns once the
+    /// peer closed its side or the machine's close timeout passed).
+    pub fn close(&self) -> Result<(), DriverError> {
+        self.command(Command::Close)
+    }
+
+    /// Ends the connection now: what is queued is written, then the
+    /// connection is shut down without reading more.
+    pub fn hang_up(&self) -> Result<(), DriverError> {
+        self.command(Command::HangUp)
+    }
+
+    fn command(&self, c: Command<M>) -> Result<(), DriverError> {
+        self.commands.send(c).map_err(|_| DriverError::Gone)
+    }
+}
+
+/// The machine's events, in order, as a stream (also [`Events::next`]).
+/// `Err` items: a stanza the machine refused (the stream goes on), or why
+/// the driver stopped (the last item). The stream ends when the driver
+/// returns.
+#[derive(Debug)]
+pub struct Events<E> {
+    events: mpsc::Receiver<Result<E, DriverError>>,
+}
+
+impl<E> Events<E> {
+    /// The next event; `None` once the driver returned.
+    pub async fn next(&mut self) -> Option<Result<E, DriverError>> {
+        self.events.recv().await
+    }
+}
+
+impl<E> futures_core::Stream for Events<E> {
+    type Item = Result<E, DriverError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().events.poll_recv(cx)
+    }
+}
+
+/// The driver of one machine on one connection: [`Connection::run`] it.
+pub struct Connection<M: Machine> {
+    machine: M,
+    io: Option<BoxStream>,
+    upgrade: Option<TlsUpgrade>,
+    wire: Option<WireLog>,
+    queued: VecDeque<M::Event>,
+    commands: mpsc::UnboundedReceiver<Command<M>>,
+    events: mpsc::Sender<Result<M::Event, DriverError>>,
+}
+
+/// `machine` on `io` (plain, or already TLS for direct TLS): the driver,
+/// a handle and the events.
+pub fn connection<M: Machine>(
+    machine: M,
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+) -> (Connection<M>, Handle<M>, Events<M::Event>) {
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::channel(EVENTS);
+    (
+        Connection {
+            machine,
+            io: Some(Box::new(io)),
+            upgrade: None,
+            wire: None,
+            queued: VecDeque::new(),
+            commands,
+            events: events_tx,
+        },
+        Handle {
+            commands: commands_tx,
+        },
+        Events { events },
+    )
+}
+
+impl<M: Machine> Connection<M> {
+    /// The STARTTLS upgrade (see [`TlsUpgrade`]; [`crate::tls`] and
+    /// [`crate::server_tls`] have rustls ones). Without it, `StartTls` ends
+    /// the driver.
+    pub fn with_tls(
+        mut self,
+        upgrade: impl FnMut(BoxStream, Vec<u8>) -> UpgradeFuture + Send + 'static,
+    ) -> Self {
+        self.upgrade = Some(Box::new(upgrade));
+        self
+    }
+
+    /// A log of the plaintext each way (see [`Direction`]).
+    pub fn with_wire_log(mut self, log: impl FnMut(Direction, &[u8]) + Send + 'static) -> Self {
+        self.wire = Some(Box::new(log));
+        self
+    }
+
+    /// Runs the connection until the machine is closed, a handle hangs
+    /// up, or the connection fails (the reason is the last item of the
+    /// [`Events`]); then shuts the connection down (TLS: `close_notify`)
+    /// without reading what the peer may still send. Returns the machine.
+    pub async fn run(mut self) -> M {
+        let result = self.drive().await;
+        if let Err(e) = result {
+            let _ = self.events.send(Err(e)).await;
+        }
+        if let Some(mut io) = self.io.take() {
+            let _ = io.shutdown().await;
+        }
+        self.machine
+    }
+
+    async fn drive(&mut self) -> Result<(), DriverError> {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut commands_open = true;
+        loop {
+            // Bytes out, then events (the host's answers queue more bytes).
+            loop {
+                self.flush().await?;
+                let Some(ev) = self
+                    .queued
+                    .pop_front()
+                    .or_else(|| self.machine.poll_event())
+                else {
+                    break;
+                };
+                match M::take_start_tls(ev) {
+                    Ok(pending) => self.start_tls(pending).await?,
+                    // Nobody listens any more: the machine goes on alone.
+                    Err(ev) => drop(self.events.send(Ok(ev)).await),
+                }
+            }
+            if self.machine.is_closed() {
+                return Ok(());
+            }
+            let deadline = self.machine.poll_timeout();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => ::tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let io = self.io.as_mut().expect("connected");
+            ::tokio::select! {
+                read = io.read(&mut buf) => match read {
+                    Ok(0) => return Err(DriverError::PeerClosed),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return Err(DriverError::PeerClosed)
+                    }
+                    Ok(n) => incoming(&mut self.machine, &buf[..n], &mut self.queued, &mut self.wire)?,
+                    Err(e) => return Err(DriverError::Read(e)),
+                },
+                command = self.commands.recv(), if commands_open => match command {
+                    Some(Command::Send(stanza)) => {
+                        if let Err(e) = self.machine.send(&stanza) {
+                            let _ = self.events.send(Err(DriverError::Usage("send", e))).await;
+                        }
+                    }
+                    Some(Command::Close) => self.machine.close(Instant::now()),
+                    Some(Command::Call(call)) => {
+                        if let Err(e) = call(&mut self.machine) {
+                            let _ = self.events.send(Err(DriverError::Usage("call", e))).await;
+                        }
+                    }
+                    Some(Command::HangUp) => {
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                    None => commands_open = false,
+                },
+                () = sleep => self.machine.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Drains `poll_transmit` and writes it.
+    async fn flush(&mut self) -> Result<(), DriverError> {
+        let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
+            return Ok(());
+        };
+        let io = self.io.as_mut().expect("connected");
+        io.write_all(&out).await.map_err(DriverError::Write)?;
+        io.flush().await.map_err(DriverError::Write)
+    }
+
+    /// `StartTls`: the callback's handshake (by the machine's deadline),
+    /// then `tls_established`.
+    async fn start_tls(&mut self, pending: Vec<u8>) -> Result<(), DriverError> {
+        let upgrade = self
+            .upgrade
+            .as_mut()
+            .ok_or_else(|| DriverError::Tls("tls: no TLS upgrade in this driver".into()))?;
+        let plain = self.io.take().expect("connected");
+        let handshake = upgrade(plain, pending);
+        let up = match self.machine.poll_timeout() {
+            Some(d) => ::tokio::time::timeout_at(d.into(), handshake)
+                .await
+                .map_err(|_| DriverError::Tls("tls handshake timed out".into()))?,
+            None => handshake.await,
+        }
+        .map_err(DriverError::Tls)?;
+        self.io = Some(up.stream);
+        self.machine
+            .tls_established(Instant::now(), up.info)
+            .map_err(|e| DriverError::Usage("tls_established", e))
+    }
+}

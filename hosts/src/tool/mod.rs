@@ -1,0 +1,10 @@
+//! What the tools (`src/bin/*.rs`) share: their command lines, notes and
+//! outcome lines, and the message to self of the login tools. Not a stable
+//! API: the tools' behaviour and output lines are (the interop scripts
+//! parse them).
+#![allow(missing_docs)]
+
+#[macro_use]
+pub mod client_args;
+pub mod host;
+pub mod self_message;
