@@ -3,12 +3,14 @@
 use crate::client::config::{ClientConfig, Credentials, TlsInfo};
 use crate::sasl::anonymous::AnonymousClient;
 use crate::sasl::channel_binding::choose_channel_binding;
+#[cfg(feature = "digest-md5")]
 use crate::sasl::digest_md5::DigestMd5Client;
 use crate::sasl::external::ExternalClient;
 use crate::sasl::oauthbearer::OAuthBearerClient;
 use crate::sasl::plain::PlainClient;
 use crate::sasl::policy::SelectionContext;
 use crate::sasl::scram::{parse_mechanism_name, ScramClient, ServerOffer};
+#[cfg(feature = "google")]
 use crate::sasl::x_google_token::XGoogleTokenClient;
 use crate::sasl::x_oauth2::XOAuth2Client;
 use crate::sasl::{ClientMechanism, SaslCondition, SaslError};
@@ -57,6 +59,7 @@ pub(crate) fn choose(
             }
             Box::new(b.build(config.rng.as_mut()).map_err(ChooseError::Sasl)?)
         }
+        #[cfg(feature = "digest-md5")]
         (Credentials::Password { password, .. }, "DIGEST-MD5") => {
             let mut m =
                 DigestMd5Client::new(username, password.clone(), domain, config.rng.as_mut());
@@ -79,6 +82,7 @@ pub(crate) fn choose(
         (Credentials::Token(token), "X-OAUTH2") => {
             Box::new(XOAuth2Client::new(username, token.clone()))
         }
+        #[cfg(feature = "google")]
         (Credentials::Token(token), "X-GOOGLE-TOKEN") => {
             let bare = config.jid.split('/').next().unwrap_or_default().to_owned();
             Box::new(XGoogleTokenClient::new(bare, token.clone()))

@@ -9,6 +9,11 @@
 //! here does I/O, reads a clock or the OS random source: nonces come from a
 //! [`RandomSource`](crate::RandomSource) the caller passes in.
 //!
+//! DIGEST-MD5 needs the `digest-md5` cargo feature, X-GOOGLE-TOKEN the
+//! `google` feature (both on by default): without them their modules,
+//! [`CredentialRequest`] and [`CredentialAnswer`] variants and policy
+//! switches do not exist, neither role offers or picks them.
+//!
 //! Hosts can add mechanisms this crate does not ship (GSSAPI through a
 //! Kerberos library, for instance) by implementing the two traits.
 //!
@@ -18,12 +23,16 @@
 pub mod anonymous;
 pub mod channel_binding;
 pub(crate) mod common;
+#[cfg(feature = "digest-md5")]
+#[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 pub mod digest_md5;
 pub mod external;
 pub mod oauthbearer;
 pub mod plain;
 pub mod policy;
 pub mod scram;
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub mod x_google_token;
 pub mod x_oauth2;
 
@@ -362,6 +371,8 @@ pub enum CredentialRequest {
     },
     /// Give the DIGEST-MD5 secret for `username` in `realm`. Answer with
     /// [`CredentialAnswer::DigestMd5`].
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5 {
         /// The user name.
         username: String,
@@ -406,6 +417,8 @@ pub enum CredentialAnswer {
     /// SCRAM credentials, or `None` when the user is unknown.
     Scram(Option<ScramCredentials>),
     /// The DIGEST-MD5 secret, or `None` when the user is unknown.
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5(Option<DigestMd5Secret>),
 }
 
@@ -443,6 +456,8 @@ impl fmt::Debug for ScramCredentials {
 }
 
 /// What a server stores for DIGEST-MD5.
+#[cfg(feature = "digest-md5")]
+#[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 #[derive(Debug, Clone)]
 pub enum DigestMd5Secret {
     /// The plaintext password.

@@ -7,12 +7,12 @@
 //!    when the host can supply channel-binding data of a type the server
 //!    accepts;
 //! 2. `SCRAM-SHA-512`, `SCRAM-SHA-256`, `SCRAM-SHA-1`;
-//! 3. `DIGEST-MD5`, only when [`ClientPolicy::enable_digest_md5`] is set
-//!    (RFC 6331 made it historic);
+//! 3. `DIGEST-MD5`, only when `ClientPolicy::enable_digest_md5` is set
+//!    (RFC 6331 made it historic; only with the `digest-md5` feature);
 //! 4. `PLAIN`, only over TLS unless [`ClientPolicy::allow_plain_without_tls`];
 //!
 //! for a password. For a token: `OAUTHBEARER`, then `X-OAUTH2`, then
-//! `X-GOOGLE-TOKEN` when enabled, all three only over TLS unless
+//! `X-GOOGLE-TOKEN` when enabled (only with the `google` feature), all three only over TLS unless
 //! [`ClientPolicy::allow_plain_without_tls`] (a bearer token is a
 //! password: whoever reads it logs in with it). A TLS client
 //! certificate selects `EXTERNAL`; no credentials select `ANONYMOUS` when
@@ -46,11 +46,15 @@ pub struct ClientPolicy {
     /// Allow the mechanisms that send the secret in the clear on a stream
     /// without TLS: PLAIN, and the token mechanisms OAUTHBEARER, X-OAUTH2
     /// and X-GOOGLE-TOKEN (the last one also needs
-    /// [`enable_x_google_token`](Self::enable_x_google_token)).
+    /// `enable_x_google_token`).
     pub allow_plain_without_tls: bool,
     /// Allow DIGEST-MD5 (seed 004; historic, RFC 6331).
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     pub enable_digest_md5: bool,
     /// Allow X-GOOGLE-TOKEN (seed 000).
+    #[cfg(feature = "google")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "google")))]
     pub enable_x_google_token: bool,
     /// Allow ANONYMOUS when the client has no credentials.
     pub enable_anonymous: bool,
@@ -94,18 +98,24 @@ impl std::error::Error for SelectError {}
 
 /// The password mechanisms, strongest first, with whether each needs
 /// channel binding.
-const PASSWORD_RANKING: [(&str, bool); 8] = [
+const PASSWORD_RANKING: &[(&str, bool)] = &[
     ("SCRAM-SHA-512-PLUS", true),
     ("SCRAM-SHA-256-PLUS", true),
     ("SCRAM-SHA-1-PLUS", true),
     ("SCRAM-SHA-512", false),
     ("SCRAM-SHA-256", false),
     ("SCRAM-SHA-1", false),
+    #[cfg(feature = "digest-md5")]
     ("DIGEST-MD5", false),
     ("PLAIN", false),
 ];
 
-const TOKEN_RANKING: [&str; 3] = ["OAUTHBEARER", "X-OAUTH2", "X-GOOGLE-TOKEN"];
+const TOKEN_RANKING: &[&str] = &[
+    "OAUTHBEARER",
+    "X-OAUTH2",
+    #[cfg(feature = "google")]
+    "X-GOOGLE-TOKEN",
+];
 
 impl ClientPolicy {
     /// Whether the policy allows `mechanism` in `ctx`, regardless of what
@@ -120,6 +130,7 @@ impl ClientPolicy {
         match ctx.credentials {
             CredentialKind::Password => match mechanism {
                 "PLAIN" => cleartext_ok,
+                #[cfg(feature = "digest-md5")]
                 "DIGEST-MD5" => self.enable_digest_md5,
                 m => PASSWORD_RANKING
                     .iter()
@@ -128,6 +139,7 @@ impl ClientPolicy {
             // Bearer tokens are passwords: never in the clear by default.
             CredentialKind::Token => match mechanism {
                 "OAUTHBEARER" | "X-OAUTH2" => cleartext_ok,
+                #[cfg(feature = "google")]
                 "X-GOOGLE-TOKEN" => self.enable_x_google_token && cleartext_ok,
                 _ => false,
             },
@@ -226,25 +238,31 @@ mod tests {
             default.select(&ctx(&seed004, true, false, pw)).unwrap(),
             "PLAIN"
         );
-        let digest = ClientPolicy {
-            enable_digest_md5: true,
-            ..ClientPolicy::default()
-        };
-        assert_eq!(
-            digest.select(&ctx(&seed004, true, false, pw)).unwrap(),
-            "DIGEST-MD5"
-        );
+        #[cfg(feature = "digest-md5")]
+        {
+            let digest = ClientPolicy {
+                enable_digest_md5: true,
+                ..ClientPolicy::default()
+            };
+            assert_eq!(
+                digest.select(&ctx(&seed004, true, false, pw)).unwrap(),
+                "DIGEST-MD5"
+            );
+        }
         let seed000 = offered(&["X-GOOGLE-TOKEN"]);
         let tok = CredentialKind::Token;
         assert!(default.select(&ctx(&seed000, true, false, tok)).is_err());
-        let google = ClientPolicy {
-            enable_x_google_token: true,
-            ..ClientPolicy::default()
-        };
-        assert_eq!(
-            google.select(&ctx(&seed000, true, false, tok)).unwrap(),
-            "X-GOOGLE-TOKEN"
-        );
+        #[cfg(feature = "google")]
+        {
+            let google = ClientPolicy {
+                enable_x_google_token: true,
+                ..ClientPolicy::default()
+            };
+            assert_eq!(
+                google.select(&ctx(&seed000, true, false, tok)).unwrap(),
+                "X-GOOGLE-TOKEN"
+            );
+        }
         let anon = offered(&["ANONYMOUS"]);
         let none = CredentialKind::None;
         assert!(default.select(&ctx(&anon, true, false, none)).is_err());
@@ -256,6 +274,30 @@ mod tests {
             anon_ok.select(&ctx(&anon, true, false, none)).unwrap(),
             "ANONYMOUS"
         );
+    }
+
+    /// Without its feature, DIGEST-MD5 (a password mechanism) or
+    /// X-GOOGLE-TOKEN (a token one) is a name the policy does not know:
+    /// never chosen, even when it is the only one offered and the only one
+    /// `only` names. (Nothing to check in a build with both.)
+    #[test]
+    fn mechanisms_of_features_not_built_are_never_chosen() {
+        let not_built: &[(&str, CredentialKind)] = &[
+            #[cfg(not(feature = "digest-md5"))]
+            ("DIGEST-MD5", CredentialKind::Password),
+            #[cfg(not(feature = "google"))]
+            ("X-GOOGLE-TOKEN", CredentialKind::Token),
+        ];
+        for (m, kind) in not_built {
+            let o = offered(&[m]);
+            let p = ClientPolicy {
+                only: Some(o.clone()),
+                ..ClientPolicy::default()
+            };
+            let c = ctx(&o, true, false, *kind);
+            assert!(!p.allows(m, &c), "{m}");
+            assert_eq!(p.select(&c), Err(SelectError::NoAcceptableMechanism(o)));
+        }
     }
 
     #[test]

@@ -24,8 +24,17 @@
 //! Errors are sticky, as for the client: the right `<stream:error/>`,
 //! `</stream:stream>`, [`ServerEvent::Error`] once, then
 //! [`ServerEvent::Closed`].
+//!
+//! Registration (XEP-0077), `jabber:iq:auth` (XEP-0078) and pre-1.0
+//! clients need the `legacy` cargo feature (on by default). Without it,
+//! their configuration fields, events and answers do not exist: no
+//! `<register/>` or `<auth/>` feature is offered, an IQ before
+//! authentication is a stanza before authentication (`not-authorized`),
+//! a registration IQ in a session is a stanza for the host, and a
+//! pre-1.0 stream gets `unsupported-version`.
 
 mod config;
+#[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
 
@@ -35,6 +44,8 @@ use std::time::Instant;
 use minidom::Element;
 
 pub use config::{ServerConfig, ServerTls};
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 
 use crate::core::{deadline, Core, Life, UsageError};
@@ -96,9 +107,13 @@ pub enum ServerEvent {
     },
     /// An in-band registration decision (XEP-0077); answer with
     /// [`Server::answer_register`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Register(RegistrationRequest),
     /// A legacy authentication request (XEP-0078); answer with
     /// [`Server::answer_legacy_auth`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyAuth(LegacyAuthRequest),
     /// The session is ready.
     Ready {
@@ -188,6 +203,7 @@ enum Phase {
     Ready { jid: String },
     /// A registration or legacy-auth request is with the host; `resume`
     /// is the phase to return to.
+    #[cfg(feature = "legacy")]
     Host {
         pending: legacy::Pending,
         resume: Box<Phase>,
@@ -210,6 +226,7 @@ pub struct Server {
     /// Bytes received while a request is with the host.
     held: Vec<u8>,
     /// This stream's id (the salt of XEP-0078 digests).
+    #[cfg(feature = "legacy")]
     stream_id: String,
     /// Whether our header went out on the current stream.
     header_sent: bool,
@@ -249,6 +266,7 @@ impl Server {
             offer: ServerOffer::default(),
             failures: 0,
             held: Vec::new(),
+            #[cfg(feature = "legacy")]
             stream_id: String::new(),
             header_sent: false,
         }
@@ -534,10 +552,13 @@ impl Server {
 
 impl Server {
     fn waiting(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Sasl { waiting: true, .. } | Phase::BindPending { .. } | Phase::Host { .. }
-        )
+        match self.phase {
+            Phase::Sasl { waiting, .. } => waiting,
+            Phase::BindPending { .. } => true,
+            #[cfg(feature = "legacy")]
+            Phase::Host { .. } => true,
+            _ => false,
+        }
     }
 
     fn stage(&self) -> Stage {
@@ -606,10 +627,9 @@ impl Server {
             Phase::Sasl { .. } => Expect::Sasl,
             Phase::AwaitBind => Expect::Iq { unauthorized: true },
             Phase::Ready { .. } => Expect::Stanzas,
-            Phase::AwaitHeader
-            | Phase::AwaitTls
-            | Phase::BindPending { .. }
-            | Phase::Host { .. } => Expect::Any,
+            Phase::AwaitHeader | Phase::AwaitTls | Phase::BindPending { .. } => Expect::Any,
+            #[cfg(feature = "legacy")]
+            Phase::Host { .. } => Expect::Any,
         }
     }
 
@@ -679,7 +699,10 @@ impl Server {
     /// first; a fresh stream id.
     fn reply_header(&mut self, to: Option<&str>, client: Option<String>, v1: bool) -> StreamHeader {
         let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
-        self.stream_id = id.clone();
+        #[cfg(feature = "legacy")]
+        {
+            self.stream_id = id.clone();
+        }
         let from = to
             .filter(|d| self.config.domains.iter().any(|x| x == d))
             .map(str::to_owned)
@@ -721,8 +744,12 @@ impl Server {
         self.domain = Some(domain);
         if h.is_pre_1_0() {
             // Jabber 1.4 (seed 001): no features; registration and
-            // iq:auth only, when enabled.
-            if self.config.legacy_auth.is_none() || self.identity.is_some() {
+            // iq:auth only, when enabled (and built: the `legacy` feature).
+            #[cfg(feature = "legacy")]
+            let admitted = self.config.legacy_auth.is_some() && self.identity.is_none();
+            #[cfg(not(feature = "legacy"))]
+            let admitted = false;
+            if !admitted {
                 return self.fail_with(
                     StreamErrorCondition::UnsupportedVersion,
                     "pre-1.0 streams need legacy authentication, which is off",
@@ -747,8 +774,8 @@ impl Server {
                 if required != Some(true) {
                     self.offer = mechanism::offer(&self.config, None);
                     f.mechanisms = Some(self.offer.mechanisms.clone());
-                    f.register = self.config.register.is_some();
-                    f.iq_auth = self.config.legacy_auth.is_some();
+                    #[cfg(feature = "legacy")]
+                    self.offer_legacy(&mut f);
                 }
                 self.phase = Phase::Negotiating;
             }
@@ -757,8 +784,8 @@ impl Server {
                 f.mechanisms =
                     (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();
-                f.register = self.config.register.is_some();
-                f.iq_auth = self.config.legacy_auth.is_some();
+                #[cfg(feature = "legacy")]
+                self.offer_legacy(&mut f);
                 self.phase = Phase::Negotiating;
             }
             Stage::Authenticated => {
@@ -782,6 +809,7 @@ impl Server {
                 if let Some(t) = TlsElement::parse(&el) {
                     return self.on_starttls(t);
                 }
+                #[cfg(feature = "legacy")]
                 if self.on_legacy_preauth(&el) {
                     return;
                 }
@@ -862,6 +890,7 @@ impl Server {
                     // RFC 3921 session: nothing to do but say yes.
                     return self.core.write(&session::result(id));
                 }
+                #[cfg(feature = "legacy")]
                 if self.on_register_in_session(&el, &jid) {
                     return;
                 }
@@ -1003,6 +1032,21 @@ impl Server {
         // An <abort/> counts too: each one may have cost a credential
         // lookup.
         self.count_auth_failure();
+    }
+
+    /// One failed authentication attempt, whatever its kind: a SASL
+    /// `<failure/>` (an `<abort/>` included) or a failed `jabber:iq:auth`
+    /// (a 401 verdict, a refused method). They share one count: at
+    /// [`ServerConfig::max_auth_failures`] the stream ends with
+    /// `policy-violation`.
+    fn count_auth_failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.config.max_auth_failures {
+            self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentication attempts",
+            );
+        }
     }
 
     fn on_stanza(&mut self, mut el: Element, jid: &str) {
