@@ -13,7 +13,8 @@ use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition, Secret};
 use xmpp_sansio::server::{Server, ServerEvent, ServerTls};
 use xmpp_sansio::TlsInfo;
 
-const MECHANISMS: [&str; 13] = [
+/// Every built-in mechanism of this build.
+const MECHANISMS: &[&str] = &[
     "PLAIN",
     "SCRAM-SHA-1",
     "SCRAM-SHA-256",
@@ -21,10 +22,12 @@ const MECHANISMS: [&str; 13] = [
     "SCRAM-SHA-1-PLUS",
     "SCRAM-SHA-256-PLUS",
     "SCRAM-SHA-512-PLUS",
+    #[cfg(feature = "digest-md5")]
     "DIGEST-MD5",
     "EXTERNAL",
     "ANONYMOUS",
     "X-OAUTH2",
+    #[cfg(feature = "google")]
     "X-GOOGLE-TOKEN",
     "OAUTHBEARER",
 ];
