@@ -289,14 +289,22 @@ pub enum AnswerKind {
     /// [`CredentialAnswer::Scram`](crate::sasl::CredentialAnswer::Scram).
     ScramCredentials,
     /// [`CredentialAnswer::DigestMd5`](crate::sasl::CredentialAnswer::DigestMd5).
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5Secret,
     /// A [`BindAnswer`](crate::server::BindAnswer).
     Bind,
     /// A [`RegisterAnswer`](crate::server::RegisterAnswer).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Registration,
     /// [`LegacyAuthAnswer::ZeroK`](crate::server::LegacyAuthAnswer::ZeroK).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyZeroK,
     /// [`LegacyAuthAnswer::Verdict`](crate::server::LegacyAuthAnswer::Verdict).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyVerdict,
 }
 

@@ -6,7 +6,10 @@
 //! [`StreamFeatures`] through the table (a feature offered in a stage where
 //! the table does not allow it is ignored, never acted on); the server
 //! builds its `<stream:features/>` from the same struct. A new extension is
-//! a new row.
+//! a new row. The XEP-0077 and XEP-0078 rows exist only with the `legacy`
+//! cargo feature (on by default): without it, a server's `<register/>` and
+//! `<auth/>` are features the table does not know
+//! ([`StreamFeatures::other`]).
 
 use minidom::Element;
 
@@ -37,8 +40,12 @@ pub enum FeatureKind {
     /// XEP-0440 SASL channel-binding types.
     ChannelBindingTypes,
     /// XEP-0077 in-band registration.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Register,
     /// XEP-0078 non-SASL authentication.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     IqAuth,
     /// Resource binding (RFC 6120 section 7).
     Bind,
@@ -88,6 +95,7 @@ pub const FEATURES: &[FeatureRow] = &[
         stages: &[Encrypted],
         restarts: false,
     },
+    #[cfg(feature = "legacy")]
     FeatureRow {
         kind: FeatureKind::Register,
         name: "register",
@@ -95,6 +103,7 @@ pub const FEATURES: &[FeatureRow] = &[
         stages: &[Plain, Encrypted],
         restarts: false,
     },
+    #[cfg(feature = "legacy")]
     FeatureRow {
         kind: FeatureKind::IqAuth,
         name: "auth",
@@ -143,8 +152,12 @@ pub struct StreamFeatures {
     /// XEP-0440 channel-binding type names, unknown ones included.
     pub channel_binding_types: Option<Vec<String>>,
     /// XEP-0077 registration offered.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub register: bool,
     /// XEP-0078 legacy authentication offered.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub iq_auth: bool,
     /// Resource binding offered.
     pub bind: bool,
@@ -186,7 +199,9 @@ impl StreamFeatures {
                 FeatureKind::ChannelBindingTypes => {
                     out.channel_binding_types = parse_sasl_channel_binding(child);
                 }
+                #[cfg(feature = "legacy")]
                 FeatureKind::Register => out.register = true,
+                #[cfg(feature = "legacy")]
                 FeatureKind::IqAuth => out.iq_auth = true,
                 FeatureKind::Bind => out.bind = true,
                 FeatureKind::Session => {
@@ -228,9 +243,11 @@ impl StreamFeatures {
                 types.iter().map(String::as_str),
             ));
         }
+        #[cfg(feature = "legacy")]
         if self.register {
             f.append_child(bare(FeatureKind::Register));
         }
+        #[cfg(feature = "legacy")]
         if self.iq_auth {
             f.append_child(bare(FeatureKind::IqAuth));
         }
@@ -273,8 +290,24 @@ mod tests {
             parsed.channel_binding_types.as_deref().unwrap(),
             ["tls-server-end-point", "tls-exporter"]
         );
-        assert!(parsed.register && parsed.iq_auth && !parsed.bind);
-        assert_eq!(parsed.other.len(), 2);
+        assert!(!parsed.bind);
+        #[cfg(feature = "legacy")]
+        {
+            assert!(parsed.register && parsed.iq_auth);
+            assert_eq!(parsed.other.len(), 2);
+        }
+        // Without `legacy`, registration and iq:auth are unknown features.
+        #[cfg(not(feature = "legacy"))]
+        assert_eq!(
+            parsed.other[1..3],
+            [
+                (
+                    "http://jabber.org/features/iq-register".into(),
+                    "register".into()
+                ),
+                ("http://jabber.org/features/iq-auth".into(), "auth".into()),
+            ]
+        );
     }
 
     #[test]
@@ -303,6 +336,7 @@ mod tests {
         let g = StreamFeatures {
             starttls: Some(true),
             mechanisms: Some(vec!["PLAIN".into()]),
+            #[cfg(feature = "legacy")]
             register: true,
             ..Default::default()
         };

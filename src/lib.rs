@@ -66,6 +66,25 @@
 //! - [`features`]: the stream feature table; [`steps`]: each negotiation
 //!   step's elements, for both roles.
 //! - [`client`] and [`server`]: the two negotiation state machines.
+//!
+//! ## Cargo features
+//!
+//! All on by default; without one, its code is not compiled, its
+//! configuration fields, enum variants and modules do not exist, and a peer
+//! that offers it is treated as by a crate that never heard of it.
+//!
+//! - `getrandom`: `OsRandom`, a random source backed by the OS.
+//! - `legacy`: non-SASL authentication (XEP-0078, `jabber:iq:auth`),
+//!   in-band registration (XEP-0077) and pre-1.0 streams (Jabber 1.4) on
+//!   both roles. Without it, a pre-1.0 server is refused with
+//!   [`client::ClientError::UnsupportedVersion`] and a pre-1.0 client gets
+//!   `unsupported-version`.
+//! - `digest-md5`: the DIGEST-MD5 mechanism (historic, RFC 6331), and the
+//!   `md-5` dependency. Without it, a server never offers it and a client
+//!   never picks it.
+//! - `google`: X-GOOGLE-TOKEN and Google's X-OAUTH2 `<auth/>` attributes
+//!   (`http://www.google.com/talk/protocol/auth`); X-OAUTH2 itself stays.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -23,12 +23,22 @@ pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0077 in-band registration, stream feature.
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub const FEATURE_REGISTER: &str = "http://jabber.org/features/iq-register";
 /// XEP-0078 non-SASL authentication, stream feature.
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub const FEATURE_IQ_AUTH: &str = "http://jabber.org/features/iq-auth";
 /// XEP-0077 in-band registration, IQ payload.
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub const IQ_REGISTER: &str = "jabber:iq:register";
 /// XEP-0078 non-SASL authentication, IQ payload.
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub const IQ_AUTH: &str = "jabber:iq:auth";
 /// Google's XMPP auth extensions (X-OAUTH2 attributes on `<auth/>`).
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub const GOOGLE_AUTH: &str = "http://www.google.com/talk/protocol/auth";

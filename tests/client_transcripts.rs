@@ -550,6 +550,7 @@ fn seed000_gtalk_login_replays() {
     assert!(o.sent.windows(7).any(|w| w == b"sess_1'"));
 }
 
+#[cfg(feature = "digest-md5")]
 #[test]
 fn seed004_digest_md5_replay_fails_safe_and_rfc2831_parameters_are_checked() {
     // Seed 004's server answers with RFC 2831's rspauth, which no password

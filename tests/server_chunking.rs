@@ -21,10 +21,11 @@ use xmpp_sansio::sasl::CredentialRequest;
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
 use xmpp_sansio::{TlsInfo, UsageError};
 
-const MECHANISMS: [&str; 5] = [
+const MECHANISMS: &[&str] = &[
     "PLAIN",
     "SCRAM-SHA-1",
     "SCRAM-SHA-256",
+    #[cfg(feature = "digest-md5")]
     "DIGEST-MD5",
     "ANONYMOUS",
 ];

@@ -54,9 +54,10 @@ use server_body::{
     Role, DOMAIN, PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
 };
 use xmpp_sansio::client::{
-    Client, ClientConfig, ClientEvent, Credentials, LegacyAuthPolicy, Registration, TlsInfo,
-    TlsMode, UsageError,
+    Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
 };
+#[cfg(feature = "legacy")]
+use xmpp_sansio::client::{LegacyAuthPolicy, Registration};
 use xmpp_sansio::sasl::scram::{ScramClientKeys, ALL_HASHES};
 use xmpp_sansio::sasl::{ScramHash, Secret};
 use xmpp_sansio::xml::Limits;
@@ -163,8 +164,14 @@ pub fn client_config(config: u8, cached: bool) -> ClientConfig {
     };
     c.policy.only = only.map(|m| vec![m.to_owned()]);
     c.policy.allow_plain_without_tls = true;
-    c.policy.enable_digest_md5 = true;
-    c.policy.enable_x_google_token = true;
+    #[cfg(feature = "digest-md5")]
+    {
+        c.policy.enable_digest_md5 = true;
+    }
+    #[cfg(feature = "google")]
+    {
+        c.policy.enable_x_google_token = true;
+    }
     c.policy.enable_anonymous = true;
     c.resource = Some(RESOURCE.into());
     c.limits = server_body::LIMITS;
@@ -182,9 +189,13 @@ pub const MAX_FUZZ_SEQUENCE: u64 = 99_999;
 /// [`client_config`] for the `legacy` target when `legacy`: jabber:iq:auth
 /// allowed, plaintext too, and a registration first: with `enquiry`, by
 /// asking for the form only, else registering [`NEW_USER`] and logging
-/// in afterwards.
+/// in afterwards. Without the `legacy` feature, `legacy` and `enquiry`
+/// change nothing: the client does not know those protocols.
+#[cfg_attr(not(feature = "legacy"), allow(unused_variables))]
 pub fn client_config_for(config: u8, cached: bool, legacy: bool, enquiry: bool) -> ClientConfig {
+    #[cfg_attr(not(feature = "legacy"), allow(unused_mut))]
     let mut c = client_config(config, cached);
+    #[cfg(feature = "legacy")]
     if legacy {
         c.legacy_auth = LegacyAuthPolicy {
             enabled: true,

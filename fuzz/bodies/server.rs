@@ -66,17 +66,22 @@ use std::time::{Duration, Instant};
 
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
+#[cfg(feature = "digest-md5")]
+use xmpp_sansio::sasl::DigestMd5Secret;
 use xmpp_sansio::sasl::{
-    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramCredentials,
-    ScramHash, Secret,
+    CredentialAnswer, CredentialRequest, SaslCondition, ScramCredentials, ScramHash,
 };
+use xmpp_sansio::server::{BindAnswer, BindRefusal, Server, ServerConfig, ServerEvent, ServerTls};
+#[cfg(feature = "legacy")]
 use xmpp_sansio::server::{
-    BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest,
-    RegistrationRequest, Server, ServerConfig, ServerEvent, ServerTls,
+    LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
 };
-use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
-use xmpp_sansio::steps::register::RegisterForm;
-use xmpp_sansio::steps::LegacyError;
+#[cfg(feature = "legacy")]
+use xmpp_sansio::steps::{
+    iq_auth::{self, LegacyCredential, ZeroKState},
+    register::RegisterForm,
+    LegacyError,
+};
 use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
 use xmpp_sansio::xml::{Limits, StreamEvent, StreamReader};
 use xmpp_sansio::{DeterministicRandom, TlsInfo, UsageError};
@@ -194,7 +199,8 @@ pub fn server_config(config: u8) -> ServerConfig {
 /// the small [`LIMITS`], or the defaults under the heap budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flavor {
-    /// Registration and legacy authentication on, in both roles.
+    /// Registration and legacy authentication on, in both roles (with
+    /// the `legacy` feature; without it, the roles do not know them).
     pub legacy: bool,
     /// The default limits, the driver keeping no transcript, the peak
     /// heap asserted within `heap::heap_budget()`.
@@ -207,6 +213,7 @@ pub struct Flavor {
 /// budget.
 pub fn server_config_for(config: u8, flavor: Flavor) -> ServerConfig {
     let mut c = server_config(config);
+    #[cfg(feature = "legacy")]
     if flavor.legacy {
         c.register = Some(RegisterForm {
             instructions: Some("Choose a username and password.".into()),
@@ -225,6 +232,7 @@ pub fn server_config_for(config: u8, flavor: Flavor) -> ServerConfig {
 /// derived once per process, and a zero-knowledge state (XEP-0078) that
 /// steps down with each login.
 pub struct Host {
+    #[cfg(feature = "legacy")]
     zero_k: ZeroKState,
 }
 
@@ -263,12 +271,14 @@ impl Host {
     /// A fresh store.
     pub fn new() -> Self {
         Self {
+            #[cfg(feature = "legacy")]
             zero_k: ZeroKState::new(PASSWORD, ZERO_K_TOKEN, ZERO_K_SEQUENCE),
         }
     }
 
     /// The answer to a registration request: [`USER`] exists (409), any
     /// other name is created; changes in a session are accepted.
+    #[cfg(feature = "legacy")]
     pub fn register(&self, req: &RegistrationRequest) -> Result<(), LegacyError> {
         match req {
             RegistrationRequest::Create { username, .. } if username == USER => {
@@ -281,6 +291,7 @@ impl Host {
     /// The answer to a legacy authentication request, as seed 001's
     /// server checks each method; a zero-knowledge login steps the state
     /// down.
+    #[cfg(feature = "legacy")]
     pub fn legacy(&mut self, req: &LegacyAuthRequest) -> LegacyAuthAnswer {
         match req {
             LegacyAuthRequest::ZeroKState { username } => {
@@ -326,8 +337,9 @@ impl Host {
             CredentialRequest::Scram { username, hash, .. } => {
                 CredentialAnswer::Scram((username == USER).then(|| scram_credentials(*hash)))
             }
+            #[cfg(feature = "digest-md5")]
             CredentialRequest::DigestMd5 { username, .. } => CredentialAnswer::DigestMd5(
-                (username == USER).then(|| DigestMd5Secret::Password(Secret::new(PASSWORD))),
+                (username == USER).then(|| DigestMd5Secret::Password(PASSWORD.into())),
             ),
             CredentialRequest::Token {
                 username, token, ..
@@ -381,7 +393,9 @@ pub fn chunk_sizes(drive: u8, len: usize) -> Vec<usize> {
 enum Pending {
     Credentials(CredentialRequest),
     Bind(Option<String>),
+    #[cfg(feature = "legacy")]
     Register(RegistrationRequest),
+    #[cfg(feature = "legacy")]
     Legacy(LegacyAuthRequest),
 }
 
@@ -692,10 +706,12 @@ impl Driver {
                 let a = self.host.bind(resource.as_deref());
                 self.server.answer_bind(now, a)
             }
+            #[cfg(feature = "legacy")]
             Pending::Register(req) => {
                 let a = self.host.register(&req);
                 self.server.answer_register(now, a)
             }
+            #[cfg(feature = "legacy")]
             Pending::Legacy(req) => {
                 let a = self.host.legacy(&req);
                 self.server.answer_legacy_auth(now, a)
@@ -768,7 +784,9 @@ impl Driven for Driver {
                     }
                     ServerEvent::Credentials(req) => self.request(Pending::Credentials(req)),
                     ServerEvent::Bind { resource, .. } => self.request(Pending::Bind(resource)),
+                    #[cfg(feature = "legacy")]
                     ServerEvent::Register(req) => self.request(Pending::Register(req)),
+                    #[cfg(feature = "legacy")]
                     ServerEvent::LegacyAuth(req) => self.request(Pending::Legacy(req)),
                     ServerEvent::Ready { jid } => {
                         self.record.ready();

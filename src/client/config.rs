@@ -102,8 +102,12 @@ pub struct ClientConfig {
     /// host registers its own, with the profile the policy ranks it by.
     pub mechanisms: super::ClientMechanisms,
     /// Non-SASL authentication (XEP-0078): when it may be used.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub legacy_auth: super::LegacyAuthPolicy,
     /// An in-band registration (XEP-0077) to do before authenticating.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub register: Option<super::Registration>,
     /// SCRAM: the lowest iteration count accepted from a server.
     pub min_scram_iterations: u32,
@@ -119,6 +123,8 @@ pub struct ClientConfig {
     /// with [`ClientError::ZeroKSequenceTooHigh`](super::ClientError::ZeroKSequenceTooHigh)
     /// before hashing anything. jabberd 1.4 starts its chains at a few
     /// hundred. Default 10,000.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub max_zero_k_sequence: u32,
     /// Report a `see-other-host` stream error that came over a stream not
     /// protected by TLS as [`ClientEvent::Redirect`](super::ClientEvent::Redirect)
@@ -177,10 +183,13 @@ impl ClientConfig {
             tls: TlsMode::StartTlsRequired,
             policy: ClientPolicy::default(),
             mechanisms: super::ClientMechanisms::builtin(),
+            #[cfg(feature = "legacy")]
             legacy_auth: super::LegacyAuthPolicy::default(),
+            #[cfg(feature = "legacy")]
             register: None,
             min_scram_iterations: crate::sasl::scram::DEFAULT_MIN_ITERATIONS,
             max_scram_iterations: 100_000,
+            #[cfg(feature = "legacy")]
             max_zero_k_sequence: 10_000,
             allow_redirect_without_tls: false,
             lang: Some("en".into()),

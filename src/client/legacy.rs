@@ -1,6 +1,7 @@
 //! The client side of seed 001: in-band registration (XEP-0077) before
 //! authentication, and non-SASL authentication (XEP-0078) for pre-1.0
-//! servers or when no SASL mechanism is acceptable.
+//! servers or when no SASL mechanism is acceptable. Only with the `legacy`
+//! cargo feature.
 
 use minidom::Element;
 
@@ -45,31 +46,88 @@ impl std::fmt::Debug for Registration {
     }
 }
 
-pub(super) const REGISTER_ID: &str = "reg_1";
-pub(super) const AUTH_GET_ID: &str = "auth_1";
-pub(super) const AUTH_SET_ID: &str = "auth_2";
+const REGISTER_ID: &str = "reg_1";
+const AUTH_GET_ID: &str = "auth_1";
+const AUTH_SET_ID: &str = "auth_2";
+
+/// What the client waits for: the reply to the IQ it sent.
+pub(super) enum Step {
+    /// A registration IQ sent; `features` to go on with afterwards.
+    Registering { features: Option<StreamFeatures> },
+    /// The `jabber:iq:auth` IQ-get sent.
+    Fields,
+    /// The `jabber:iq:auth` IQ-set sent.
+    Auth { resource: String },
+}
+
+impl Step {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Registering { .. } => "registering",
+            Self::Fields => "legacy-fields",
+            Self::Auth { .. } => "legacy-auth",
+        }
+    }
+
+    /// The id of the IQ whose reply the step waits for.
+    pub(super) fn reply_id(&self) -> &'static str {
+        match self {
+            Self::Registering { .. } => REGISTER_ID,
+            Self::Fields => AUTH_GET_ID,
+            Self::Auth { .. } => AUTH_SET_ID,
+        }
+    }
+}
+
+/// What the legacy protocols remember on one connection.
+#[derive(Default)]
+pub(super) struct State {
+    /// The registration was done (or refused) on this connection.
+    registered: bool,
+    /// The server's stream id (the salt of legacy digests).
+    pub(super) stream_id: Option<String>,
+}
 
 impl Client {
+    /// The reply to the IQ `step` sent.
+    pub(super) fn on_legacy_reply(&mut self, now: std::time::Instant, step: Step, el: &Element) {
+        match step {
+            Step::Registering { features } => self.on_registration_reply(now, el, features),
+            Step::Fields => {
+                self.phase = Phase::Legacy(Step::Fields);
+                self.on_legacy_fields(el);
+            }
+            Step::Auth { resource } => {
+                self.phase = Phase::Legacy(Step::Auth {
+                    resource: resource.clone(),
+                });
+                self.on_legacy_result(el, resource);
+            }
+        }
+    }
+
     /// Before authentication, once the server's header (pre-1.0) or
     /// features (1.0) are known: register first when asked to, then
     /// authenticate.
     pub(super) fn preauth(&mut self, features: Option<StreamFeatures>) {
-        if let Some(reg) = self.config.register.clone().filter(|_| !self.registered) {
-            self.registered = true;
+        if let Some(reg) = self
+            .config
+            .register
+            .clone()
+            .filter(|_| !self.legacy.registered)
+        {
+            self.legacy.registered = true;
             let el = if reg.fields.is_empty() {
                 register::get(REGISTER_ID)
             } else {
                 register::set(REGISTER_ID, &reg.fields)
             };
             self.write(&el);
-            self.phase = Phase::Registering { features };
+            self.phase = Phase::Legacy(Step::Registering { features });
             return;
         }
         match features {
-            Some(f) => {
-                let legacy_fallback = f.iq_auth && self.config.legacy_auth.enabled;
-                self.start_sasl(f, legacy_fallback);
-            }
+            Some(f) => self.start_sasl(f),
             None if self.config.legacy_auth.enabled => self.start_legacy(),
             None => self.fail(
                 ClientError::UnsupportedVersion,
@@ -87,10 +145,10 @@ impl Client {
         }
         let username = self.config.localpart().unwrap_or_default().to_owned();
         self.write(&iq_auth::get(AUTH_GET_ID, &username));
-        self.phase = Phase::LegacyFields;
+        self.phase = Phase::Legacy(Step::Fields);
     }
 
-    pub(super) fn on_registration_reply(
+    fn on_registration_reply(
         &mut self,
         now: std::time::Instant,
         el: &Element,
@@ -111,7 +169,7 @@ impl Client {
         } else if ok {
             self.core.push_event(ClientEvent::Registered);
         } else {
-            self.phase = Phase::Registering { features: None };
+            self.phase = Phase::Legacy(Step::Registering { features: None });
             let e = LegacyError::from_iq(el);
             return self.fail(ClientError::Registration(e), None);
         }
@@ -123,7 +181,7 @@ impl Client {
         }
     }
 
-    pub(super) fn on_legacy_fields(&mut self, el: &Element) {
+    fn on_legacy_fields(&mut self, el: &Element) {
         let fields = match iq_auth::parse_fields(el) {
             Ok(f) => f,
             Err(e) => return self.fail(ClientError::LegacyAuth(e), None),
@@ -151,8 +209,8 @@ impl Client {
         // Strongest first: zero-knowledge, digest, plaintext.
         let credential = if let Some((seq, token)) = &fields.zero_k {
             LegacyCredential::ZeroK(Secret::new(iq_auth::zero_k_hash(pw, token, *seq)))
-        } else if fields.digest && self.stream_id.is_some() {
-            let id = self.stream_id.clone().unwrap_or_default();
+        } else if fields.digest && self.legacy.stream_id.is_some() {
+            let id = self.legacy.stream_id.clone().unwrap_or_default();
             LegacyCredential::Digest(Secret::new(iq_auth::digest(&id, pw)))
         } else if fields.password && cleartext_ok {
             LegacyCredential::Password(password.clone())
@@ -174,10 +232,10 @@ impl Client {
             &resource,
             &credential,
         ));
-        self.phase = Phase::LegacyAuth { resource };
+        self.phase = Phase::Legacy(Step::Auth { resource });
     }
 
-    pub(super) fn on_legacy_result(&mut self, el: &Element, resource: String) {
+    fn on_legacy_result(&mut self, el: &Element, resource: String) {
         if el.attr("type") != Some("result") {
             return self.fail(ClientError::LegacyAuth(LegacyError::from_iq(el)), None);
         }

@@ -7,6 +7,7 @@ use crate::client::config::{ClientConfig, Credentials, TlsInfo};
 use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousClient;
 use crate::sasl::channel_binding::{choose_channel_binding, ChannelBinding};
+#[cfg(feature = "digest-md5")]
 use crate::sasl::digest_md5::DigestMd5Client;
 use crate::sasl::external::ExternalClient;
 use crate::sasl::oauthbearer::OAuthBearerClient;
@@ -14,6 +15,7 @@ use crate::sasl::plain::PlainClient;
 use crate::sasl::policy::{MechanismProfile, SelectError, SelectionContext, BUILTIN};
 use crate::sasl::registry::{Factory, MechanismRegistry};
 use crate::sasl::scram::{parse_mechanism_name, ScramClient, ServerOffer};
+#[cfg(feature = "google")]
 use crate::sasl::x_google_token::XGoogleTokenClient;
 use crate::sasl::x_oauth2::XOAuth2Client;
 use crate::sasl::{ClientMechanism, SaslCondition, SaslError};
@@ -85,8 +87,8 @@ impl ClientMechanisms {
     /// The crate's client mechanisms.
     pub fn builtin() -> Self {
         BUILTIN
-            .into_iter()
-            .map(|(name, profile)| ClientMechanismFactory::new(name, profile, build_builtin))
+            .iter()
+            .map(|&(name, profile)| ClientMechanismFactory::new(name, profile, build_builtin))
             .collect()
     }
 }
@@ -117,6 +119,7 @@ fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>
             }
             Box::new(b.build(i.rng)?)
         }
+        #[cfg(feature = "digest-md5")]
         (Credentials::Password { password, .. }, "DIGEST-MD5") => {
             let mut m = DigestMd5Client::new(i.username, password.clone(), i.domain, i.rng);
             if let Some(n) = i.replay_nonce {
@@ -135,6 +138,7 @@ fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>
         (Credentials::Token(token), "X-OAUTH2") => {
             Box::new(XOAuth2Client::new(i.username, token.clone()))
         }
+        #[cfg(feature = "google")]
         (Credentials::Token(token), "X-GOOGLE-TOKEN") => {
             Box::new(XGoogleTokenClient::new(i.bare_jid, token.clone()))
         }

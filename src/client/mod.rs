@@ -23,8 +23,15 @@
 //! `<stream:error/>` (when the server is at fault) and `</stream:stream>`,
 //! reports [`ClientEvent::Error`] once followed by [`ClientEvent::Closed`],
 //! and every later input returns the same error.
+//!
+//! Registration (XEP-0077), `jabber:iq:auth` (XEP-0078) and pre-1.0
+//! servers need the `legacy` cargo feature (on by default). Without it,
+//! their configuration fields, events and errors do not exist, a server's
+//! `<register/>` and `<auth/>` features are ignored, and a pre-1.0 server
+//! is refused with [`ClientError::UnsupportedVersion`].
 
 mod config;
+#[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
 
@@ -35,6 +42,8 @@ use minidom::Element;
 
 pub use crate::tls::TlsInfo;
 pub use config::{ClientConfig, Credentials, TlsMode};
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthPolicy, Registration};
 pub use mechanism::{
     BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput, ClientMechanisms,
@@ -79,8 +88,12 @@ pub enum ClientEvent {
         jid: String,
     },
     /// The server's registration form (after an enquiry).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     RegistrationForm(crate::steps::register::RegisterForm),
     /// The in-band registration succeeded.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Registered,
     /// A stanza from the server.
     Stanza(Element),
@@ -150,11 +163,17 @@ pub enum ClientError {
     /// The server refused session establishment.
     Session(StanzaError),
     /// The server refused the in-band registration (406, 409, 501...).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Registration(crate::steps::LegacyError),
     /// The server refused legacy authentication (401, 406, 409...).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyAuth(crate::steps::LegacyError),
     /// The server's zero-knowledge `<sequence/>` is above
     /// [`ClientConfig::max_zero_k_sequence`]: nothing was hashed or sent.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     ZeroKSequenceTooHigh {
         /// The sequence the server advertised.
         sequence: u32,
@@ -162,7 +181,8 @@ pub enum ClientError {
         max: u32,
     },
     /// The server's stream is pre-XMPP-1.0 (no `version`) and legacy
-    /// authentication is not enabled ([`LegacyAuthPolicy`]).
+    /// authentication is not enabled (`LegacyAuthPolicy`), or the crate
+    /// was built without the `legacy` feature.
     UnsupportedVersion,
     /// Negotiation did not finish before the deadline.
     Timeout,
@@ -198,8 +218,11 @@ impl fmt::Display for ClientError {
             Self::Sasl(e) => write!(f, "{e}"),
             Self::Bind(e) => write!(f, "resource binding failed: {e}"),
             Self::Session(e) => write!(f, "session establishment failed: {e}"),
+            #[cfg(feature = "legacy")]
             Self::Registration(e) => write!(f, "registration failed: {e}"),
+            #[cfg(feature = "legacy")]
             Self::LegacyAuth(e) => write!(f, "legacy authentication failed: {e}"),
+            #[cfg(feature = "legacy")]
             Self::ZeroKSequenceTooHigh { sequence, max } => write!(
                 f,
                 "the server's zero-knowledge sequence {sequence} is above the maximum {max}"
@@ -230,12 +253,9 @@ enum Phase {
     Session { jid: String },
     /// Ready.
     Ready { jid: String },
-    /// A registration IQ sent; `features` to go on with afterwards.
-    Registering { features: Option<StreamFeatures> },
-    /// The `jabber:iq:auth` IQ-get sent.
-    LegacyFields,
-    /// The `jabber:iq:auth` IQ-set sent.
-    LegacyAuth { resource: String },
+    /// Registration or `jabber:iq:auth`: an IQ sent.
+    #[cfg(feature = "legacy")]
+    Legacy(legacy::Step),
 }
 
 impl Phase {
@@ -249,9 +269,8 @@ impl Phase {
             Self::Binding => "binding",
             Self::Session { .. } => "session",
             Self::Ready { .. } => "ready",
-            Self::Registering { .. } => "registering",
-            Self::LegacyFields => "legacy-fields",
-            Self::LegacyAuth { .. } => "legacy-auth",
+            #[cfg(feature = "legacy")]
+            Self::Legacy(step) => step.name(),
         }
     }
 }
@@ -270,10 +289,8 @@ pub struct Client {
     negotiation_deadline: Option<Instant>,
     session_required: bool,
     scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
-    /// The registration was done (or refused) on this connection.
-    registered: bool,
-    /// The server's stream id (the salt of legacy digests).
-    stream_id: Option<String>,
+    #[cfg(feature = "legacy")]
+    legacy: legacy::State,
 }
 
 impl fmt::Debug for Client {
@@ -304,8 +321,8 @@ impl Client {
             authenticated: false,
             session_required: false,
             scram_keys: None,
-            registered: false,
-            stream_id: None,
+            #[cfg(feature = "legacy")]
+            legacy: legacy::State::default(),
         };
         c.open_stream();
         c
@@ -539,11 +556,11 @@ impl Client {
             Phase::AwaitFeatures => Expect::Features,
             Phase::StartTlsSent => Expect::Tls,
             Phase::Sasl(_) => Expect::Sasl,
-            Phase::Binding
-            | Phase::Session { .. }
-            | Phase::Registering { .. }
-            | Phase::LegacyFields
-            | Phase::LegacyAuth { .. } => Expect::Iq {
+            Phase::Binding | Phase::Session { .. } => Expect::Iq {
+                unauthorized: false,
+            },
+            #[cfg(feature = "legacy")]
+            Phase::Legacy(_) => Expect::Iq {
                 unauthorized: false,
             },
             Phase::Ready { .. } => Expect::Stanzas,
@@ -644,7 +661,10 @@ impl Client {
                 Some(c),
             );
         }
-        self.stream_id = h.id.clone();
+        #[cfg(feature = "legacy")]
+        {
+            self.legacy.stream_id = h.id.clone();
+        }
         if h.is_pre_1_0() {
             // Jabber 1.4 (seed 001): no features follow; registration and
             // jabber:iq:auth, when allowed, on this very stream.
@@ -702,18 +722,9 @@ impl Client {
                     self.fail(ClientError::Session(StanzaError::from_iq(&el)), None);
                 }
             }
-            Phase::Registering { features } if is_reply(&el, legacy::REGISTER_ID) => {
-                self.on_registration_reply(now, &el, features);
-            }
-            Phase::LegacyFields if is_reply(&el, legacy::AUTH_GET_ID) => {
-                self.phase = Phase::LegacyFields;
-                self.on_legacy_fields(&el);
-            }
-            Phase::LegacyAuth { resource } if is_reply(&el, legacy::AUTH_SET_ID) => {
-                self.phase = Phase::LegacyAuth {
-                    resource: resource.clone(),
-                };
-                self.on_legacy_result(&el, resource);
+            #[cfg(feature = "legacy")]
+            Phase::Legacy(step) if is_reply(&el, step.reply_id()) => {
+                self.on_legacy_reply(now, step, &el);
             }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
@@ -765,7 +776,25 @@ impl Client {
         }
     }
 
-    fn start_sasl(&mut self, features: StreamFeatures, legacy_fallback: bool) {
+    /// Before authentication, once the server's header (pre-1.0: `None`)
+    /// or features are known. Without the `legacy` feature there is only
+    /// SASL (the `legacy` build's is in `legacy.rs`).
+    #[cfg(not(feature = "legacy"))]
+    fn preauth(&mut self, features: Option<StreamFeatures>) {
+        match features {
+            Some(f) => self.start_sasl(f),
+            None => self.fail(
+                ClientError::UnsupportedVersion,
+                Some(StreamErrorCondition::UnsupportedVersion),
+            ),
+        }
+    }
+
+    fn start_sasl(&mut self, features: StreamFeatures) {
+        // No acceptable mechanism: `jabber:iq:auth` instead, when offered
+        // and allowed.
+        #[cfg(feature = "legacy")]
+        let legacy_fallback = features.iq_auth && self.config.legacy_auth.enabled;
         let offer = ServerOffer {
             mechanisms: features.mechanisms.unwrap_or_default(),
             channel_binding_types: features.channel_binding_types,
@@ -782,6 +811,7 @@ impl Client {
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
             },
+            #[cfg(feature = "legacy")]
             Err(mechanism::ChooseError::Policy(_)) if legacy_fallback => self.start_legacy(),
             Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
                 self.fail(ClientError::NoMechanism(o), None)

@@ -9,6 +9,11 @@
 //! here does I/O, reads a clock or the OS random source: nonces come from a
 //! [`RandomSource`](crate::RandomSource) the caller passes in.
 //!
+//! DIGEST-MD5 needs the `digest-md5` cargo feature, X-GOOGLE-TOKEN the
+//! `google` feature (both on by default): without them their modules,
+//! [`CredentialRequest`] and [`CredentialAnswer`] variants and policy
+//! switches do not exist, neither role offers or picks them.
+//!
 //! Hosts can add mechanisms this crate does not ship (GSSAPI through a
 //! Kerberos library, for instance) by implementing the two traits and
 //! registering a factory for each side: in
@@ -25,6 +30,8 @@
 pub mod anonymous;
 pub mod channel_binding;
 pub(crate) mod common;
+#[cfg(feature = "digest-md5")]
+#[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 pub mod digest_md5;
 pub mod external;
 pub mod oauthbearer;
@@ -32,6 +39,8 @@ pub mod plain;
 pub mod policy;
 pub mod registry;
 pub mod scram;
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub mod x_google_token;
 pub mod x_oauth2;
 
@@ -370,6 +379,8 @@ pub enum CredentialRequest {
     },
     /// Give the DIGEST-MD5 secret for `username` in `realm`. Answer with
     /// [`CredentialAnswer::DigestMd5`].
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5 {
         /// The user name.
         username: String,
@@ -410,6 +421,7 @@ impl CredentialRequest {
         use crate::AnswerKind as K;
         match self {
             Self::Scram { .. } => K::ScramCredentials,
+            #[cfg(feature = "digest-md5")]
             Self::DigestMd5 { .. } => K::DigestMd5Secret,
             Self::Password { .. }
             | Self::Token { .. }
@@ -429,6 +441,8 @@ pub enum CredentialAnswer {
     /// SCRAM credentials, or `None` when the user is unknown.
     Scram(Option<ScramCredentials>),
     /// The DIGEST-MD5 secret, or `None` when the user is unknown.
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5(Option<DigestMd5Secret>),
 }
 
@@ -438,6 +452,7 @@ impl CredentialAnswer {
         match self {
             Self::Verdict(_) => crate::AnswerKind::CredentialVerdict,
             Self::Scram(_) => crate::AnswerKind::ScramCredentials,
+            #[cfg(feature = "digest-md5")]
             Self::DigestMd5(_) => crate::AnswerKind::DigestMd5Secret,
         }
     }
@@ -477,6 +492,8 @@ impl fmt::Debug for ScramCredentials {
 }
 
 /// What a server stores for DIGEST-MD5.
+#[cfg(feature = "digest-md5")]
+#[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 #[derive(Debug, Clone)]
 pub enum DigestMd5Secret {
     /// The plaintext password.

@@ -63,8 +63,12 @@ pub enum CredentialKind {
 #[non_exhaustive]
 pub enum OptIn {
     /// [`ClientPolicy::enable_digest_md5`].
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     DigestMd5,
     /// [`ClientPolicy::enable_x_google_token`].
+    #[cfg(feature = "google")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "google")))]
     XGoogleToken,
     /// [`ClientPolicy::enable_anonymous`].
     Anonymous,
@@ -125,11 +129,15 @@ pub struct ClientPolicy {
     /// Allow the mechanisms that send the secret in the clear on a stream
     /// without TLS: PLAIN, and the token mechanisms OAUTHBEARER, X-OAUTH2
     /// and X-GOOGLE-TOKEN (the last one also needs
-    /// [`enable_x_google_token`](Self::enable_x_google_token)).
+    /// `enable_x_google_token`).
     pub allow_plain_without_tls: bool,
     /// Allow DIGEST-MD5 (seed 004; historic, RFC 6331).
+    #[cfg(feature = "digest-md5")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
     pub enable_digest_md5: bool,
     /// Allow X-GOOGLE-TOKEN (seed 000).
+    #[cfg(feature = "google")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "google")))]
     pub enable_x_google_token: bool,
     /// Allow ANONYMOUS when the client has no credentials.
     pub enable_anonymous: bool,
@@ -238,7 +246,7 @@ impl std::error::Error for SelectError {}
 
 /// The built-in mechanisms and their profiles, strongest first within
 /// each credential kind.
-pub const BUILTIN: [(&str, MechanismProfile); 13] = {
+pub const BUILTIN: &[(&str, MechanismProfile)] = {
     use CredentialKind as C;
     const fn pw(rank: u32) -> MechanismProfile {
         MechanismProfile::new(rank, CredentialKind::Password)
@@ -246,17 +254,19 @@ pub const BUILTIN: [(&str, MechanismProfile); 13] = {
     const fn tok(rank: u32) -> MechanismProfile {
         MechanismProfile::new(rank, CredentialKind::Token).clear()
     }
-    [
+    &[
         ("SCRAM-SHA-512-PLUS", pw(800).plus()),
         ("SCRAM-SHA-256-PLUS", pw(700).plus()),
         ("SCRAM-SHA-1-PLUS", pw(600).plus()),
         ("SCRAM-SHA-512", pw(500)),
         ("SCRAM-SHA-256", pw(400)),
         ("SCRAM-SHA-1", pw(300)),
+        #[cfg(feature = "digest-md5")]
         ("DIGEST-MD5", pw(200).opt(OptIn::DigestMd5)),
         ("PLAIN", pw(100).clear()),
         ("OAUTHBEARER", tok(300)),
         ("X-OAUTH2", tok(200)),
+        #[cfg(feature = "google")]
         ("X-GOOGLE-TOKEN", tok(100).opt(OptIn::XGoogleToken)),
         ("EXTERNAL", MechanismProfile::new(100, C::ClientCertificate)),
         (
@@ -298,7 +308,9 @@ impl ClientPolicy {
         }
         if let Some(o) = profile.opt_in {
             let on = match o {
+                #[cfg(feature = "digest-md5")]
                 OptIn::DigestMd5 => self.enable_digest_md5,
+                #[cfg(feature = "google")]
                 OptIn::XGoogleToken => self.enable_x_google_token,
                 OptIn::Anonymous => self.enable_anonymous,
             };
@@ -439,25 +451,31 @@ mod tests {
             default.select(&ctx(&seed004, true, false, pw)).unwrap(),
             "PLAIN"
         );
-        let digest = ClientPolicy {
-            enable_digest_md5: true,
-            ..ClientPolicy::default()
-        };
-        assert_eq!(
-            digest.select(&ctx(&seed004, true, false, pw)).unwrap(),
-            "DIGEST-MD5"
-        );
+        #[cfg(feature = "digest-md5")]
+        {
+            let digest = ClientPolicy {
+                enable_digest_md5: true,
+                ..ClientPolicy::default()
+            };
+            assert_eq!(
+                digest.select(&ctx(&seed004, true, false, pw)).unwrap(),
+                "DIGEST-MD5"
+            );
+        }
         let seed000 = offered(&["X-GOOGLE-TOKEN"]);
         let tok = CredentialKind::Token;
         assert!(default.select(&ctx(&seed000, true, false, tok)).is_err());
-        let google = ClientPolicy {
-            enable_x_google_token: true,
-            ..ClientPolicy::default()
-        };
-        assert_eq!(
-            google.select(&ctx(&seed000, true, false, tok)).unwrap(),
-            "X-GOOGLE-TOKEN"
-        );
+        #[cfg(feature = "google")]
+        {
+            let google = ClientPolicy {
+                enable_x_google_token: true,
+                ..ClientPolicy::default()
+            };
+            assert_eq!(
+                google.select(&ctx(&seed000, true, false, tok)).unwrap(),
+                "X-GOOGLE-TOKEN"
+            );
+        }
         let anon = offered(&["ANONYMOUS"]);
         let none = CredentialKind::None;
         assert!(default.select(&ctx(&anon, true, false, none)).is_err());
@@ -513,11 +531,16 @@ mod tests {
             ..ClientPolicy::default()
         };
         // Named: no enable_digest_md5 needed, even without TLS (DIGEST-MD5
-        // does not send the password).
-        assert_eq!(
-            digest.select(&ctx(&seed004, false, false, pw)).unwrap(),
-            "DIGEST-MD5"
-        );
+        // does not send the password); unknown in a build without it.
+        let chosen = digest.select(&ctx(&seed004, false, false, pw));
+        if cfg!(feature = "digest-md5") {
+            assert_eq!(chosen.unwrap(), "DIGEST-MD5");
+        } else {
+            assert!(matches!(
+                &chosen,
+                Err(SelectError::Refused(r)) if r[0].refusal == Refusal::Unknown
+            ));
+        }
         let refused =
             |p: &ClientPolicy, o: &[String], tls, c| match p.select(&ctx(o, tls, false, c)) {
                 Err(SelectError::Refused(r)) => r,
@@ -565,10 +588,29 @@ mod tests {
         );
         // Without `only`, an opt-in mechanism stays disabled.
         let p = ClientPolicy::default();
-        let (n, prof) = BUILTIN.iter().find(|(n, _)| *n == "DIGEST-MD5").unwrap();
+        let (n, prof) = BUILTIN.iter().find(|(n, _)| *n == "ANONYMOUS").unwrap();
         assert_eq!(
-            p.check(n, prof, &ctx(&seed004, true, false, pw)),
-            Err(Refusal::Disabled(OptIn::DigestMd5))
+            p.check(
+                n,
+                prof,
+                &ctx(&offered(&["ANONYMOUS"]), true, false, CredentialKind::None)
+            ),
+            Err(Refusal::Disabled(OptIn::Anonymous))
         );
+    }
+
+    #[test]
+    fn mechanisms_of_features_not_built_are_never_chosen() {
+        let named = |m: &str| ClientPolicy {
+            only: Some(vec![m.to_owned()]),
+            ..ClientPolicy::default()
+        };
+        let pw = CredentialKind::Password;
+        let digest = named("DIGEST-MD5").select(&ctx(&offered(&["DIGEST-MD5"]), true, false, pw));
+        assert_eq!(digest.is_ok(), cfg!(feature = "digest-md5"), "{digest:?}");
+        let tok = CredentialKind::Token;
+        let google =
+            named("X-GOOGLE-TOKEN").select(&ctx(&offered(&["X-GOOGLE-TOKEN"]), true, false, tok));
+        assert_eq!(google.is_ok(), cfg!(feature = "google"), "{google:?}");
     }
 }

@@ -8,8 +8,10 @@
 //! bind result, `auth:client-uses-full-bind-result='true'`) in the
 //! namespace `http://www.google.com/talk/protocol/auth`. The client side
 //! reports those through [`ClientMechanism::auth_attributes`] when built
-//! with [`XOAuth2Client::with_google_attributes`]; the XML layer declares
+//! with `XOAuth2Client::with_google_attributes`; the XML layer declares
 //! the namespace (as `xmlns:auth=...`) and writes them. ejabberd needs none.
+//! Google's attributes need the `google` cargo feature (on by default);
+//! X-OAUTH2 itself does not.
 //!
 //! The token is not SASLprep'd (OAuth tokens are ASCII). The server asks
 //! the host with [`CredentialRequest::Token`] (`mechanism: "X-OAUTH2"`);
@@ -28,9 +30,13 @@ use super::{AuthAttribute, SaslError, Secret};
 pub const NAME: &str = "X-OAUTH2";
 
 /// The namespace of Google's `<auth/>` attributes.
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub const GOOGLE_AUTH_NS: &str = "http://www.google.com/talk/protocol/auth";
 
 /// `auth:service='oauth2'`.
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub const SERVICE_OAUTH2: AuthAttribute = AuthAttribute {
     namespace: GOOGLE_AUTH_NS,
     name: "service",
@@ -38,13 +44,17 @@ pub const SERVICE_OAUTH2: AuthAttribute = AuthAttribute {
 };
 
 /// `auth:client-uses-full-bind-result='true'`.
+#[cfg(feature = "google")]
+#[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub const CLIENT_USES_FULL_BIND_RESULT: AuthAttribute = AuthAttribute {
     namespace: GOOGLE_AUTH_NS,
     name: "client-uses-full-bind-result",
     value: "true",
 };
 
+#[cfg(feature = "google")]
 const GOOGLE: &[AuthAttribute] = &[SERVICE_OAUTH2];
+#[cfg(feature = "google")]
 const GOOGLE_FULL_BIND: &[AuthAttribute] = &[SERVICE_OAUTH2, CLIENT_USES_FULL_BIND_RESULT];
 
 /// What the X-OAUTH2 client sends, and its `<auth/>` attributes.
@@ -95,6 +105,8 @@ impl XOAuth2Client {
 
     /// Reports Google's `<auth/>` attributes: [`SERVICE_OAUTH2`], plus
     /// [`CLIENT_USES_FULL_BIND_RESULT`] when `full_bind_result` is true.
+    #[cfg(feature = "google")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "google")))]
     pub fn with_google_attributes(mut self, full_bind_result: bool) -> Self {
         self.inner.message_mut().attributes = if full_bind_result {
             GOOGLE_FULL_BIND

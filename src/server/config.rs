@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::random::RandomSource;
 use crate::sasl::SecretBytes;
+#[cfg(feature = "legacy")]
 use crate::server::LegacyAuthMethods;
+#[cfg(feature = "legacy")]
 use crate::steps::register::RegisterForm;
 use crate::tls::TlsInfo;
 use crate::validate::{check_duration, check_limits, ConfigError};
@@ -38,7 +40,9 @@ pub struct ServerConfig {
     /// OAUTHBEARER, X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
     /// [`allow_plain_without_tls`](Self::allow_plain_without_tls); EXTERNAL
     /// only over TLS (each mechanism's [`OfferRule`](super::OfferRule)).
-    /// A name must be in [`registry`](Self::registry) to be offered.
+    /// A name must be in [`registry`](Self::registry) to be offered: an
+    /// unknown one, DIGEST-MD5 without the `digest-md5` feature,
+    /// X-GOOGLE-TOKEN without `google` are not.
     pub mechanisms: Vec<String>,
     /// The SASL mechanisms the server can build: the crate's by default;
     /// a host registers its own here and names it in
@@ -108,6 +112,8 @@ pub struct ServerConfig {
     pub offer_session: bool,
     /// In-band registration (XEP-0077): the form to offer (`username` and
     /// `password` are always added). `None`: registration is off (501).
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub register: Option<RegisterForm>,
     /// Non-SASL authentication (XEP-0078) and its methods; also admits
     /// pre-1.0 streams (seed 001). `None`: off. With
@@ -115,6 +121,8 @@ pub struct ServerConfig {
     /// TLS is refused (406) without asking the host; a pre-1.0 stream gets
     /// no features, so no STARTTLS offer: a Jabber 1.4 client cannot log
     /// in then.
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     pub legacy_auth: Option<LegacyAuthMethods>,
     /// Reader limits for what the client sends.
     pub limits: Limits,
@@ -164,7 +172,9 @@ impl ServerConfig {
             scram_unknown_user_secret: SecretBytes::new(secret),
             scram_unknown_user_iterations: 4096,
             offer_session: true,
+            #[cfg(feature = "legacy")]
             register: None,
+            #[cfg(feature = "legacy")]
             legacy_auth: None,
             limits: Limits::default(),
             max_held_bytes: 256 * 1024,

@@ -1,5 +1,6 @@
 //! The server side of seed 001: in-band registration (XEP-0077) and
-//! non-SASL authentication (XEP-0078), before and inside a session.
+//! non-SASL authentication (XEP-0078), before and inside a session. Only
+//! with the `legacy` cargo feature.
 
 use std::time::Instant;
 
@@ -7,6 +8,7 @@ use minidom::Element;
 
 use super::{Phase, Server, ServerEvent};
 use crate::core::{AnswerKind, UsageError};
+use crate::features::StreamFeatures;
 use crate::sasl::{ExchangeSecurity, Identity, Secret};
 use crate::steps::iq_auth::{self, AuthFields, AuthQuery, LegacyCredential, ZeroKState};
 use crate::steps::register::{self, field, RedactedFields, RegisterQuery};
@@ -218,6 +220,12 @@ impl Server {
         };
     }
 
+    /// The `<register/>` and `<auth/>` features, when configured.
+    pub(super) fn offer_legacy(&self, f: &mut StreamFeatures) {
+        f.register = self.config.register.is_some();
+        f.iq_auth = self.config.legacy_auth.is_some();
+    }
+
     /// `jabber:iq:register` and `jabber:iq:auth` before authentication.
     /// Returns whether `el` was one of them.
     pub(super) fn on_legacy_preauth(&mut self, el: &Element) -> bool {
@@ -371,21 +379,6 @@ impl Server {
             resource: true,
         };
         self.core.write(&iq_auth::fields_result(id, &f));
-    }
-
-    /// One failed authentication attempt, whatever its kind: a SASL
-    /// `<failure/>` (an `<abort/>` included) or a failed `jabber:iq:auth`
-    /// (a 401 verdict, a refused method). They share one count: at
-    /// [`ServerConfig::max_auth_failures`](super::ServerConfig::max_auth_failures)
-    /// the stream ends with `policy-violation`.
-    pub(super) fn count_auth_failure(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-        if self.failures >= self.config.max_auth_failures {
-            self.fail_with(
-                StreamErrorCondition::PolicyViolation,
-                "too many failed authentication attempts",
-            );
-        }
     }
 
     /// `jabber:iq:register` inside a session: password change, update,

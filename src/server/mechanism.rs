@@ -6,12 +6,14 @@ use std::sync::Arc;
 use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousServer;
 use crate::sasl::channel_binding::advertisable_types;
+#[cfg(feature = "digest-md5")]
 use crate::sasl::digest_md5::DigestMd5Server;
 use crate::sasl::external::ExternalServer;
 use crate::sasl::oauthbearer::OAuthBearerServer;
 use crate::sasl::plain::PlainServer;
 use crate::sasl::registry::{Factory, MechanismRegistry};
 use crate::sasl::scram::{parse_mechanism_name, ScramServer, ServerOffer};
+#[cfg(feature = "google")]
 use crate::sasl::x_google_token::XGoogleTokenServer;
 use crate::sasl::x_oauth2::XOAuth2Server;
 use crate::sasl::{SaslCondition, SaslError, ServerMechanism};
@@ -88,7 +90,7 @@ impl Default for ServerMechanisms {
 }
 
 /// The crate's server mechanisms and when each may be offered.
-const BUILTIN: [(&str, OfferRule); 13] = {
+const BUILTIN: &[(&str, OfferRule)] = {
     const fn rule(cleartext: bool, tls_only: bool, channel_binding: bool) -> OfferRule {
         OfferRule {
             cleartext,
@@ -99,17 +101,19 @@ const BUILTIN: [(&str, OfferRule); 13] = {
     const CLEAR: OfferRule = rule(true, false, false);
     const PLUS: OfferRule = rule(false, false, true);
     const ANY: OfferRule = rule(false, false, false);
-    [
+    &[
         ("SCRAM-SHA-512-PLUS", PLUS),
         ("SCRAM-SHA-256-PLUS", PLUS),
         ("SCRAM-SHA-1-PLUS", PLUS),
         ("SCRAM-SHA-512", ANY),
         ("SCRAM-SHA-256", ANY),
         ("SCRAM-SHA-1", ANY),
+        #[cfg(feature = "digest-md5")]
         ("DIGEST-MD5", ANY),
         ("PLAIN", CLEAR),
         ("OAUTHBEARER", CLEAR),
         ("X-OAUTH2", CLEAR),
+        #[cfg(feature = "google")]
         ("X-GOOGLE-TOKEN", CLEAR),
         ("EXTERNAL", rule(false, true, false)),
         ("ANONYMOUS", ANY),
@@ -120,8 +124,8 @@ impl ServerMechanisms {
     /// The crate's server mechanisms.
     pub fn builtin() -> Self {
         BUILTIN
-            .into_iter()
-            .map(|(name, rule)| ServerMechanismFactory::new(name, rule, build_builtin))
+            .iter()
+            .map(|&(name, rule)| ServerMechanismFactory::new(name, rule, build_builtin))
             .collect()
     }
 }
@@ -192,10 +196,12 @@ pub(crate) fn build(
 fn build_builtin(i: ServerMechanismInput<'_>) -> Result<Box<dyn ServerMechanism>, SaslError> {
     Ok(match i.name {
         "PLAIN" => Box::new(PlainServer::new()),
+        #[cfg(feature = "digest-md5")]
         "DIGEST-MD5" => Box::new(DigestMd5Server::new(i.domain, i.rng)),
         "EXTERNAL" => Box::new(ExternalServer::new()),
         "ANONYMOUS" => Box::new(AnonymousServer::new()),
         "X-OAUTH2" => Box::new(XOAuth2Server::new()),
+        #[cfg(feature = "google")]
         "X-GOOGLE-TOKEN" => Box::new(XGoogleTokenServer::new()),
         "OAUTHBEARER" => Box::new(OAuthBearerServer::new()),
         n => {

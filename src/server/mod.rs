@@ -30,8 +30,17 @@
 //! Errors are sticky, as for the client: the right `<stream:error/>`,
 //! `</stream:stream>`, [`ServerEvent::Error`] once, then
 //! [`ServerEvent::Closed`].
+//!
+//! Registration (XEP-0077), `jabber:iq:auth` (XEP-0078) and pre-1.0
+//! clients need the `legacy` cargo feature (on by default). Without it,
+//! their configuration fields, events and answers do not exist: no
+//! `<register/>` or `<auth/>` feature is offered, an IQ before
+//! authentication is a stanza before authentication (`not-authorized`),
+//! a registration IQ in a session is a stanza for the host, and a
+//! pre-1.0 stream gets `unsupported-version`.
 
 mod config;
+#[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
 
@@ -42,6 +51,8 @@ use minidom::Element;
 
 pub use crate::core::AnswerKind;
 pub use config::{ServerConfig, ServerTls};
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 pub use mechanism::{
     BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
@@ -106,9 +117,13 @@ pub enum ServerEvent {
     },
     /// An in-band registration decision (XEP-0077); answer with
     /// [`Server::answer_register`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Register(RegistrationRequest),
     /// A legacy authentication request (XEP-0078); answer with
     /// [`Server::answer_legacy_auth`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyAuth(LegacyAuthRequest),
     /// The session is ready.
     Ready {
@@ -218,6 +233,8 @@ impl BindRefusal {
 
 /// The host's answer to a [`ServerEvent::Register`]: done, or the
 /// XEP-0077 error to return.
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub type RegisterAnswer = Result<(), crate::steps::LegacyError>;
 
 /// Any answer of the host to a request, for [`Server::answer`].
@@ -229,8 +246,12 @@ pub enum ServerAnswer {
     /// To [`ServerEvent::Bind`].
     Bind(BindAnswer),
     /// To [`ServerEvent::Register`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     Register(RegisterAnswer),
     /// To [`ServerEvent::LegacyAuth`].
+    #[cfg(feature = "legacy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyAuth(LegacyAuthAnswer),
 }
 
@@ -240,7 +261,9 @@ impl ServerAnswer {
         match self {
             Self::Credentials(a) => a.kind(),
             Self::Bind(_) => AnswerKind::Bind,
+            #[cfg(feature = "legacy")]
             Self::Register(_) => AnswerKind::Registration,
+            #[cfg(feature = "legacy")]
             Self::LegacyAuth(a) => a.kind(),
         }
     }
@@ -257,12 +280,9 @@ macro_rules! server_answer_from {
     )*};
 }
 
-server_answer_from!(
-    Credentials(CredentialAnswer),
-    Bind(BindAnswer),
-    Register(RegisterAnswer),
-    LegacyAuth(LegacyAuthAnswer)
-);
+server_answer_from!(Credentials(CredentialAnswer), Bind(BindAnswer));
+#[cfg(feature = "legacy")]
+server_answer_from!(Register(RegisterAnswer), LegacyAuth(LegacyAuthAnswer));
 
 enum Phase {
     /// Waiting for the client's header.
@@ -286,6 +306,7 @@ enum Phase {
     Ready { jid: String },
     /// A registration or legacy-auth request is with the host; `resume`
     /// is the phase to return to.
+    #[cfg(feature = "legacy")]
     Host {
         pending: legacy::Pending,
         resume: Box<Phase>,
@@ -308,6 +329,7 @@ pub struct Server {
     /// Bytes received while a request is with the host.
     held: Vec<u8>,
     /// This stream's id (the salt of XEP-0078 digests).
+    #[cfg(feature = "legacy")]
     stream_id: String,
     /// Whether our header went out on the current stream.
     header_sent: bool,
@@ -347,6 +369,7 @@ impl Server {
             offer: ServerOffer::default(),
             failures: 0,
             held: Vec::new(),
+            #[cfg(feature = "legacy")]
             stream_id: String::new(),
             header_sent: false,
         }
@@ -482,7 +505,9 @@ impl Server {
         match answer.into() {
             ServerAnswer::Credentials(a) => self.answer_credentials(now, a),
             ServerAnswer::Bind(a) => self.answer_bind(now, a),
+            #[cfg(feature = "legacy")]
             ServerAnswer::Register(a) => self.answer_register(now, a),
+            #[cfg(feature = "legacy")]
             ServerAnswer::LegacyAuth(a) => self.answer_legacy_auth(now, a),
         }
     }
@@ -493,6 +518,7 @@ impl Server {
         match &self.phase {
             Phase::Sasl { waiting, .. } => *waiting,
             Phase::BindPending { .. } => Some(AnswerKind::Bind),
+            #[cfg(feature = "legacy")]
             Phase::Host { pending, .. } => Some(pending.answer_kind()),
             _ => None,
         }
@@ -669,14 +695,13 @@ impl Server {
 
 impl Server {
     fn waiting(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Sasl {
-                waiting: Some(_),
-                ..
-            } | Phase::BindPending { .. }
-                | Phase::Host { .. }
-        )
+        match self.phase {
+            Phase::Sasl { waiting, .. } => waiting.is_some(),
+            Phase::BindPending { .. } => true,
+            #[cfg(feature = "legacy")]
+            Phase::Host { .. } => true,
+            _ => false,
+        }
     }
 
     fn stage(&self) -> Stage {
@@ -745,10 +770,9 @@ impl Server {
             Phase::Sasl { .. } => Expect::Sasl,
             Phase::AwaitBind => Expect::Iq { unauthorized: true },
             Phase::Ready { .. } => Expect::Stanzas,
-            Phase::AwaitHeader
-            | Phase::AwaitTls
-            | Phase::BindPending { .. }
-            | Phase::Host { .. } => Expect::Any,
+            Phase::AwaitHeader | Phase::AwaitTls | Phase::BindPending { .. } => Expect::Any,
+            #[cfg(feature = "legacy")]
+            Phase::Host { .. } => Expect::Any,
         }
     }
 
@@ -818,7 +842,10 @@ impl Server {
     /// first; a fresh stream id.
     fn reply_header(&mut self, to: Option<&str>, client: Option<String>, v1: bool) -> StreamHeader {
         let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
-        self.stream_id = id.clone();
+        #[cfg(feature = "legacy")]
+        {
+            self.stream_id = id.clone();
+        }
         let from = to
             .filter(|d| self.config.domains.iter().any(|x| x == d))
             .map(str::to_owned)
@@ -860,8 +887,12 @@ impl Server {
         self.domain = Some(domain);
         if h.is_pre_1_0() {
             // Jabber 1.4 (seed 001): no features; registration and
-            // iq:auth only, when enabled.
-            if self.config.legacy_auth.is_none() || self.identity.is_some() {
+            // iq:auth only, when enabled (and built: the `legacy` feature).
+            #[cfg(feature = "legacy")]
+            let admitted = self.config.legacy_auth.is_some() && self.identity.is_none();
+            #[cfg(not(feature = "legacy"))]
+            let admitted = false;
+            if !admitted {
                 return self.fail_with(
                     StreamErrorCondition::UnsupportedVersion,
                     "pre-1.0 streams need legacy authentication, which is off",
@@ -886,8 +917,8 @@ impl Server {
                 if required != Some(true) {
                     self.offer = mechanism::offer(&self.config, None);
                     f.mechanisms = Some(self.offer.mechanisms.clone());
-                    f.register = self.config.register.is_some();
-                    f.iq_auth = self.config.legacy_auth.is_some();
+                    #[cfg(feature = "legacy")]
+                    self.offer_legacy(&mut f);
                 }
                 self.phase = Phase::Negotiating;
             }
@@ -896,8 +927,8 @@ impl Server {
                 f.mechanisms =
                     (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();
-                f.register = self.config.register.is_some();
-                f.iq_auth = self.config.legacy_auth.is_some();
+                #[cfg(feature = "legacy")]
+                self.offer_legacy(&mut f);
                 self.phase = Phase::Negotiating;
             }
             Stage::Authenticated => {
@@ -921,6 +952,7 @@ impl Server {
                 if let Some(t) = TlsElement::parse(&el) {
                     return self.on_starttls(t);
                 }
+                #[cfg(feature = "legacy")]
                 if self.on_legacy_preauth(&el) {
                     return;
                 }
@@ -1001,6 +1033,7 @@ impl Server {
                     // RFC 3921 session: nothing to do but say yes.
                     return self.core.write(&session::result(id));
                 }
+                #[cfg(feature = "legacy")]
                 if self.on_register_in_session(&el, &jid) {
                     return;
                 }
@@ -1137,6 +1170,21 @@ impl Server {
         // An <abort/> counts too: each one may have cost a credential
         // lookup.
         self.count_auth_failure();
+    }
+
+    /// One failed authentication attempt, whatever its kind: a SASL
+    /// `<failure/>` (an `<abort/>` included) or a failed `jabber:iq:auth`
+    /// (a 401 verdict, a refused method). They share one count: at
+    /// [`ServerConfig::max_auth_failures`] the stream ends with
+    /// `policy-violation`.
+    fn count_auth_failure(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.config.max_auth_failures {
+            self.fail_with(
+                StreamErrorCondition::PolicyViolation,
+                "too many failed authentication attempts",
+            );
+        }
     }
 
     fn on_stanza(&mut self, mut el: Element, jid: &str) {

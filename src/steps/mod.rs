@@ -1,8 +1,13 @@
 //! The elements of each negotiation step, built and parsed the same way
-//! for both roles: one file per step.
+//! for both roles: one file per step. `iq_auth`, `register` and
+//! `LegacyError` need the `legacy` cargo feature (on by default).
 
 pub mod bind;
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod iq_auth;
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod register;
 pub mod sasl;
 pub mod session;
@@ -87,12 +92,15 @@ pub(crate) fn iq(iq_type: &str, id: &str) -> minidom::ElementBuilder {
 /// An error of the legacy protocols (`jabber:iq:auth`,
 /// `jabber:iq:register`): the Jabber 1.4 code of seed 001, with the
 /// RFC 6120 stanza error condition that goes with it (XEP-0086).
+#[cfg(feature = "legacy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LegacyError {
     /// The legacy code: 401, 405, 406, 409, 501...
     pub code: u16,
 }
 
+#[cfg(feature = "legacy")]
 const CODES: [(u16, &str, &str); 12] = [
     (400, "bad-request", "Bad Request"),
     (401, "not-authorized", "Not Authorized"),
@@ -110,6 +118,7 @@ const CODES: [(u16, &str, &str); 12] = [
     (503, "service-unavailable", "Service Unavailable"),
 ];
 
+#[cfg(feature = "legacy")]
 impl LegacyError {
     /// 401 Not Authorized: bad credentials.
     pub const NOT_AUTHORIZED: LegacyError = LegacyError { code: 401 };
@@ -186,6 +195,7 @@ impl LegacyError {
     }
 }
 
+#[cfg(feature = "legacy")]
 impl std::fmt::Display for LegacyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.code, self.legacy_text())

@@ -372,7 +372,14 @@ mod tests {
     #[test]
     fn write_auth_matches_auth() {
         let writer = StreamWriter::new(ns::JABBER_CLIENT);
-        let extras: [&[AuthAttribute]; 2] = [&[], &[crate::sasl::x_oauth2::SERVICE_OAUTH2]];
+        // Google's `auth:service='oauth2'`, spelled out: the attribute
+        // support is not Google's, only this instance is (`google` feature).
+        let service = AuthAttribute {
+            namespace: "http://www.google.com/talk/protocol/auth",
+            name: "service",
+            value: "oauth2",
+        };
+        let extras: [&[AuthAttribute]; 2] = [&[], &[service]];
         for extra in extras {
             for (mech, initial) in [
                 ("X-OAUTH2", Some(&b"\0user\0token"[..])),

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
-use xmpp_sansio::sasl::{
-    CredentialAnswer, CredentialRequest, DigestMd5Secret, SaslCondition, ScramHash, Secret,
-};
+#[cfg(feature = "digest-md5")]
+use xmpp_sansio::sasl::DigestMd5Secret;
+use xmpp_sansio::sasl::{CredentialAnswer, CredentialRequest, SaslCondition, ScramHash};
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerError, ServerEvent, ServerTls};
 use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
@@ -79,10 +79,11 @@ impl Store {
                 };
                 CredentialAnswer::Scram(self.scram.get(&(username.clone(), k)).cloned())
             }
+            #[cfg(feature = "digest-md5")]
             CredentialRequest::DigestMd5 { username, .. } => CredentialAnswer::DigestMd5(
                 self.users
                     .get(username)
-                    .map(|p| DigestMd5Secret::Password(Secret::new(p.as_str()))),
+                    .map(|p| DigestMd5Secret::Password(p.as_str().into())),
             ),
             CredentialRequest::Token {
                 username, token, ..
@@ -378,6 +379,7 @@ fn clone_request(r: &CredentialRequest) -> CredentialRequest {
             authzid: authzid.clone(),
             hash: *hash,
         },
+        #[cfg(feature = "digest-md5")]
         CredentialRequest::DigestMd5 {
             username,
             realm,
@@ -418,8 +420,14 @@ pub fn client_config(
     c.tls = tls;
     c.policy.only = Some(vec![mechanism.to_owned()]);
     c.policy.allow_plain_without_tls = true;
-    c.policy.enable_digest_md5 = true;
-    c.policy.enable_x_google_token = true;
+    #[cfg(feature = "digest-md5")]
+    {
+        c.policy.enable_digest_md5 = true;
+    }
+    #[cfg(feature = "google")]
+    {
+        c.policy.enable_x_google_token = true;
+    }
     c.policy.enable_anonymous = true;
     c.resource = Some("pair".into());
     c
