@@ -45,7 +45,7 @@ use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{ClientMechanism, ExchangeSecurity, SaslCondition, SaslError};
-use crate::steps::sasl::SaslElement;
+use crate::steps::sasl::{SaslElement, SaslPayload};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
@@ -157,6 +157,10 @@ pub enum ClientError {
     UnsupportedVersion,
     /// Negotiation did not finish before the deadline.
     Timeout,
+    /// A configuration value that goes on the wire cannot be written (a
+    /// resource with U+0007...): nothing was sent, the client failed at
+    /// once. [`ClientConfig::validate`] finds the same.
+    Config(crate::ConfigError),
     /// The server closed the stream before the session was ready.
     ClosedByPeer,
 }
@@ -194,6 +198,7 @@ impl fmt::Display for ClientError {
             ),
             Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
             Self::Timeout => f.write_str("negotiation timed out"),
+            Self::Config(e) => write!(f, "the configuration cannot be used: {e}"),
             Self::ClosedByPeer => f.write_str("the server closed the stream"),
         }
     }
@@ -295,7 +300,18 @@ impl Client {
             registered: false,
             stream_id: None,
         };
-        c.open_stream();
+        match c.config.check_wire() {
+            Ok(()) => c.open_stream(),
+            Err(e) => {
+                // Nothing goes out: the host sees the error at once.
+                c.negotiation_deadline = None;
+                c.core.fail_unsent(
+                    ClientError::Config(e),
+                    ClientEvent::Error,
+                    ClientEvent::Closed,
+                );
+            }
+        }
         c
     }
 
@@ -450,7 +466,7 @@ impl Client {
             return Err(UsageError::Closed);
         }
         match &self.phase {
-            Phase::Ready { .. } => self.core.write_host(stanza).map_err(UsageError::Write),
+            Phase::Ready { .. } => self.core.write(stanza).map_err(UsageError::Write),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -463,7 +479,7 @@ impl Client {
             return;
         }
         if matches!(self.phase, Phase::Sasl(_)) {
-            self.core.write_sasl(&SaslElement::Abort);
+            self.core.write_sasl(SaslPayload::Abort);
         }
         self.negotiation_deadline = None;
         self.core
@@ -559,11 +575,21 @@ impl Client {
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
         };
-        self.core.write_header(&header);
+        let written = self.core.write_header(&header);
+        self.written(written);
     }
 
     fn write(&mut self, el: &Element) {
-        self.core.write(el);
+        let written = self.core.write(el);
+        self.written(written);
+    }
+
+    /// Fails the stream when something built from the configuration could
+    /// not be written (`new` checked it all, so this does not happen).
+    fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
+        if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
+            self.fail(ClientError::Config(e), None);
+        }
     }
 
     /// Fails the stream: the stream error (when the server is at fault),
@@ -712,7 +738,6 @@ impl Client {
                 self.protocol_error("an element that is not legal in this phase");
             }
         }
-        let _ = now;
     }
 
     fn on_features(&mut self, el: &Element) {
@@ -764,9 +789,11 @@ impl Client {
                     // PLAIN's carries the password: zeroed once written.
                     let initial = initial.map(zeroize::Zeroizing::new);
                     let initial = initial.as_deref().map(Vec::as_slice);
-                    self.core
-                        .write_auth(mech.name(), initial, mech.auth_attributes());
+                    let written =
+                        self.core
+                            .write_auth(mech.name(), initial, mech.auth_attributes());
                     self.phase = Phase::Sasl(mech);
+                    self.written(written);
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
             },
@@ -787,7 +814,7 @@ impl Client {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 // A challenge we cannot decode: tell the server we stop.
-                self.core.write_sasl(&SaslElement::Abort);
+                self.core.write_sasl(SaslPayload::Abort);
                 self.phase = Phase::Sasl(mech);
                 return self.fail(ClientError::Sasl(e), None);
             }
@@ -799,11 +826,11 @@ impl Client {
         match parsed {
             SaslElement::Challenge(data) => match mech.respond(&data) {
                 Ok(resp) => {
-                    self.core.write_sasl(&SaslElement::Response(resp.into()));
+                    self.core.write_sasl(SaslPayload::Response(&resp));
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => {
-                    self.core.write_sasl(&SaslElement::Abort);
+                    self.core.write_sasl(SaslPayload::Abort);
                     self.phase = Phase::Sasl(mech);
                     self.fail(ClientError::Sasl(e), None);
                 }
