@@ -23,6 +23,33 @@
 //! `<stream:error/>` (when the server is at fault) and `</stream:stream>`,
 //! reports [`ClientEvent::Error`] once followed by [`ClientEvent::Closed`],
 //! and every later input returns the same error.
+//!
+//! # Stanzas and xmpp-parsers
+//!
+//! Stanzas are [`minidom::Element`]s, of the `minidom` that
+//! [xmpp-parsers](https://docs.rs/xmpp-parsers) uses too: a received
+//! [`ClientEvent::Stanza`] converts to its types, and theirs convert into
+//! an element [`Client::send`] takes.
+//!
+//! ```
+//! use xmpp_parsers::message::{Lang, Message, MessageType};
+//! use xmpp_sansio::client::ClientEvent;
+//!
+//! # let el = "<message xmlns='jabber:client' from='romeo@example.net/orchard' \
+//! #     to='juliet@example.com/balcony' type='chat'><body>Neither, fair saint.</body></message>";
+//! # let event = ClientEvent::Stanza(el.parse().unwrap());
+//! // An event from `client.poll_event()`:
+//! if let ClientEvent::Stanza(el) = event {
+//!     let msg = Message::try_from(el).expect("a message");
+//!     assert_eq!(msg.type_, MessageType::Chat);
+//!     assert_eq!(msg.bodies[&Lang::default()], "Neither, fair saint.");
+//!     // The reply, built by xmpp-parsers, for `client.send(&reply)`:
+//!     let reply: minidom::Element = Message::chat(msg.from)
+//!         .with_body(Lang::default(), "Swear by thy gracious self.".into())
+//!         .into();
+//!     assert!(reply.is("message", "jabber:client"));
+//! }
+//! ```
 
 mod config;
 mod legacy;
