@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use crate::steps::sasl::SaslElement;
+use crate::steps::sasl::SaslPayload;
 use crate::stream_error::StreamError;
 use std::fmt;
 
@@ -145,41 +145,42 @@ impl<E, Err: Clone> Core<E, Err> {
         }
     }
 
-    pub fn write_header(&mut self, header: &StreamHeader) {
-        self.writer.write_header(&mut self.out, header);
+    /// Writes the stream header; nothing when a value (from the
+    /// configuration) cannot be carried.
+    #[must_use = "a header that cannot be written must fail the stream"]
+    pub fn write_header(&mut self, header: &StreamHeader) -> Result<(), WriteError> {
+        self.writer.write_header(&mut self.out, header)
     }
 
-    /// Writes an element the machine built itself (always serialisable).
-    pub fn write(&mut self, el: &Element) {
-        let _ = self.writer.write_element(&mut self.out, el);
+    /// Writes an element; nothing when it cannot be serialised (a value
+    /// from the configuration or the host that XML cannot carry).
+    #[must_use = "an element that cannot be written must fail the stream or be refused"]
+    pub fn write(&mut self, el: &Element) -> Result<(), WriteError> {
+        self.writer.write_element(&mut self.out, el)
     }
 
-    /// Writes a SASL element without building it (the hot path of every
-    /// authentication).
-    pub fn write_sasl(&mut self, el: &SaslElement) {
-        el.write_to(&self.writer, &mut self.out);
+    /// Writes a SASL element that carries no text: a base64 payload or
+    /// none (the hot path of every authentication).
+    pub fn write_sasl(&mut self, el: SaslPayload<'_>) {
+        el.write(&mut self.out);
     }
 
     /// Writes `<auth/>` without building it (see
     /// [`write_auth`](crate::steps::sasl::write_auth)).
+    #[must_use = "an <auth/> that cannot be written must fail the stream"]
     pub fn write_auth(
         &mut self,
         mechanism: &str,
         initial_response: Option<&[u8]>,
         extra: &[crate::sasl::AuthAttribute],
-    ) {
+    ) -> Result<(), WriteError> {
         crate::steps::sasl::write_auth(
             &self.writer,
             &mut self.out,
             mechanism,
             initial_response,
             extra,
-        );
-    }
-
-    /// Writes an element from the host.
-    pub fn write_host(&mut self, el: &Element) -> Result<(), WriteError> {
-        self.writer.write_element(&mut self.out, el)
+        )
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) {
@@ -222,6 +223,15 @@ impl<E, Err: Clone> Core<E, Err> {
         self.events.push_back(closed_event);
     }
 
+    /// Fails before anything was sent (a configuration that cannot be
+    /// written): no byte goes out, not even a header.
+    pub fn fail_unsent(&mut self, err: Err, error_event: impl FnOnce(Err) -> E, closed_event: E) {
+        self.out.clear();
+        self.error = Some(err.clone());
+        self.events.push_back(error_event(err));
+        self.finish(closed_event);
+    }
+
     /// Fails the stream once: the stream error for the peer when it is at
     /// fault (`condition`), the close, the error event, the closed event.
     /// Later failures are ignored: the first one is what the host sees.
@@ -237,7 +247,14 @@ impl<E, Err: Clone> Core<E, Err> {
         }
         let speak = self.life == Life::Open && !self.awaiting_tls;
         if let Some(c) = condition.filter(|_| speak) {
-            self.writer.write_stream_error(&mut self.out, &c);
+            if let Err(e) = self.writer.write_stream_error(&mut self.out, &c) {
+                // Cannot happen: the machines' own conditions are bare
+                // defined ones and the host's were checked by
+                // `close_with_error`. Were it to, the peer still gets the
+                // bare condition, whose name is always writable, and the
+                // host `err` below.
+                crate::xml::write_bare_stream_error(&mut self.out, &c.condition, &e);
+            }
         }
         if speak {
             self.writer.write_close(&mut self.out);
@@ -340,8 +357,88 @@ pub enum UsageError {
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
+        match self {
+            Self::NotReady => f.write_str(
+                "stanzas can be sent only once the session is ready; nothing was queued",
+            ),
+            Self::NotAwaitingTls => {
+                f.write_str("tls_established was called but no StartTls is pending")
+            }
+            Self::NoPendingRequest => {
+                f.write_str("this answer matches no request that is waiting for one")
+            }
+            Self::WrongAnswer { expected, given } => write!(
+                f,
+                "the pending request takes an answer of kind {expected:?}, not {given:?}; it is still pending"
+            ),
+            Self::AwaitingTls => f.write_str(
+                "bytes were fed while TLS is being set up: they belong to the TLS handshake",
+            ),
+            Self::Write(e) => write!(f, "the element cannot be sent: {e}"),
+            Self::Closed => f.write_str("the stream is closed (error() says why, if it failed)"),
+        }
     }
 }
 
-impl std::error::Error for UsageError {}
+impl std::error::Error for UsageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Write(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each variant says what went wrong in a sentence (it used to print
+    /// its `Debug`: `NotReady`, `Write(InvalidChar(7))`).
+    #[test]
+    fn usage_errors_display_a_sentence() {
+        let cases = [
+            (
+                UsageError::NotReady,
+                "stanzas can be sent only once the session is ready; nothing was queued",
+            ),
+            (
+                UsageError::NotAwaitingTls,
+                "tls_established was called but no StartTls is pending",
+            ),
+            (
+                UsageError::NoPendingRequest,
+                "this answer matches no request that is waiting for one",
+            ),
+            (
+                UsageError::WrongAnswer {
+                    expected: AnswerKind::ScramCredentials,
+                    given: AnswerKind::CredentialVerdict,
+                },
+                "the pending request takes an answer of kind ScramCredentials, not CredentialVerdict; it is still pending",
+            ),
+            (
+                UsageError::AwaitingTls,
+                "bytes were fed while TLS is being set up: they belong to the TLS handshake",
+            ),
+            (
+                UsageError::Write(WriteError::InvalidChar(7)),
+                "the element cannot be sent: character U+0007 cannot be sent in XML",
+            ),
+            (
+                UsageError::Closed,
+                "the stream is closed (error() says why, if it failed)",
+            ),
+        ];
+        for (e, shown) in cases {
+            assert_eq!(e.to_string(), shown);
+            assert_ne!(e.to_string(), format!("{e:?}"));
+        }
+        let e = UsageError::Write(WriteError::InvalidChar(7));
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("character U+0007 cannot be sent in XML")
+        );
+    }
+}

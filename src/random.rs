@@ -70,11 +70,9 @@ pub fn printable_token(rng: &mut dyn RandomSource, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut raw = vec![0u8; len];
     rng.fill(&mut raw);
-    for b in &mut raw {
-        *b = ALPHABET[usize::from(*b) % ALPHABET.len()];
-    }
-    // ASCII: always UTF-8.
-    String::from_utf8(raw).unwrap_or_default()
+    raw.iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 #[cfg(test)]

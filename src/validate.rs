@@ -3,7 +3,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::xml::Limits;
+#[cfg(feature = "legacy")]
+use minidom::Element;
+
+#[cfg(feature = "legacy")]
+use crate::xml::StreamWriter;
+use crate::xml::{check_text, Limits, WriteError};
 
 /// The longest duration a configuration accepts (a day): deadlines are
 /// for a stream's steps, not for its lifetime.
@@ -25,6 +30,20 @@ pub enum ConfigError {
         /// The field.
         field: &'static str,
     },
+    /// A value that goes on the wire and that XML cannot carry (a control
+    /// character such as U+0007, a name that is not an XML name): the
+    /// machine would have nothing to send, so it sends nothing and fails
+    /// at once.
+    Unwritable {
+        /// The field.
+        field: &'static str,
+        /// Why it cannot be written.
+        error: WriteError,
+    },
+    /// The password has a character XML cannot carry, and the
+    /// configuration may send it as text (legacy `jabber:iq:auth`
+    /// plaintext). Which character is not said: it is part of a secret.
+    UnwritablePassword,
 }
 
 impl fmt::Display for ConfigError {
@@ -35,11 +54,22 @@ impl fmt::Display for ConfigError {
                 "{field} is {value:?}: it must be above zero and at most {MAX_DURATION:?}"
             ),
             Self::Limit { field } => write!(f, "{field} must be above zero"),
+            Self::Unwritable { field, error } => write!(f, "{field} cannot be sent: {error}"),
+            Self::UnwritablePassword => {
+                f.write_str("the password has a character that XML cannot carry")
+            }
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unwritable { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// `value` is usable as `field`'s duration.
 pub(crate) fn check_duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
@@ -63,4 +93,32 @@ pub(crate) fn check_limits(l: &Limits) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// `value` can go on the wire as `field` (text or an attribute value).
+pub(crate) fn check_writable(field: &'static str, value: &str) -> Result<(), ConfigError> {
+    check_text(value).map_err(|error| ConfigError::Unwritable { field, error })
+}
+
+/// `el`, built from `field`, serialises.
+#[cfg(feature = "legacy")]
+pub(crate) fn check_element(field: &'static str, el: &Element) -> Result<(), ConfigError> {
+    StreamWriter::new(crate::ns::JABBER_CLIENT)
+        .write_element(&mut Vec::new(), el)
+        .map_err(|error| ConfigError::Unwritable { field, error })
+}
+
+/// A failed write of configured values as the configuration error at
+/// fault: the field `check` finds, else the write error itself.
+pub(crate) fn at_fault(
+    written: Result<(), WriteError>,
+    check: impl FnOnce() -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    written.map_err(|error| match check() {
+        Err(e) => e,
+        Ok(()) => ConfigError::Unwritable {
+            field: "configuration",
+            error,
+        },
+    })
 }

@@ -512,7 +512,7 @@ fn written_stream_errors_read_back() {
     ];
     for err in errors {
         let mut out = HEADER.as_bytes().to_vec();
-        w.write_stream_error(&mut out, &err);
+        w.write_stream_error(&mut out, &err).unwrap();
         w.write_close(&mut out);
         let ev = read_one_stream(&out).unwrap();
         assert_eq!(ev[1], StreamEvent::StreamError(err.clone()));
@@ -596,7 +596,8 @@ fn writer_omits_redundant_xmlns_and_prefixes_stream_elements() {
             lang: Some("en".into()),
             ..StreamHeader::default()
         },
-    );
+    )
+    .unwrap();
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
         "<?xml version='1.0'?><stream:stream to='ex&apos;ample.com' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
@@ -970,7 +971,8 @@ fn sample_stream() -> Vec<u8> {
     w.write_stream_error(
         &mut out,
         &StreamError::new(StreamErrorCondition::Reset).with_text("bye"),
-    );
+    )
+    .unwrap();
     w.write_close(&mut out);
     out
 }

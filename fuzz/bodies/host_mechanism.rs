@@ -121,7 +121,8 @@ fn round_trip(el: &SaslElement) -> SaslElement {
     let mut doc =
         b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
             .to_vec();
-    el.write_to(&writer, &mut doc);
+    el.write_to(&writer, &mut doc)
+        .unwrap_or_else(|e| panic!("{el:?} does not serialise: {e:?}"));
     let mut reader = StreamReader::default();
     let mut input = &doc[..];
     let _header = reader.read(&mut input);

@@ -421,8 +421,15 @@ impl Driver {
         if k & 1 == 0 {
             self.server.close(self.now);
         } else {
+            // A text XML cannot carry: refused, the stream untouched (not
+            // sent without its text); the host closes plainly then.
             let e = StreamError::new(StreamErrorCondition::SystemShutdown).with_text("\u{1}bye");
-            self.server.close_with_error(e);
+            let was_closed = self.server.is_closed();
+            match self.server.close_with_error(e) {
+                Err(UsageError::Write(_)) => assert_eq!(self.server.is_closed(), was_closed),
+                other => panic!("an unwritable stream error: {other:?}"),
+            }
+            self.server.close(self.now);
         }
         self.drain();
     }

@@ -1076,7 +1076,7 @@ fn drive_server(
     if close {
         if drive & 16 != 0 {
             let error = StreamError::new(StreamErrorCondition::SystemShutdown);
-            d.server.close_with_error(error);
+            assert_eq!(d.server.close_with_error(error), Ok(()), "a bare condition");
         } else {
             d.server.close(d.now);
         }

@@ -145,7 +145,9 @@ fn check_round_trip(content_ns: &str, ev: &StreamEvent) {
     };
     let writer = StreamWriter::new(content_ns);
     let mut bytes = Vec::new();
-    writer.write_header(&mut bytes, &Default::default());
+    writer
+        .write_header(&mut bytes, &Default::default())
+        .unwrap_or_else(|e| panic!("an empty header does not serialise: {e:?}"));
     let header_len = bytes.len();
     writer
         .write_element(&mut bytes, el)

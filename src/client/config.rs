@@ -8,8 +8,10 @@ use crate::sasl::policy::{ClientPolicy, CredentialKind};
 use crate::sasl::scram::ScramClientKeys;
 use crate::sasl::Secret;
 pub use crate::tls::TlsInfo;
-use crate::validate::{check_duration, check_limits, ConfigError};
+use crate::validate::{check_duration, check_limits, check_writable, ConfigError};
 use crate::xml::Limits;
+#[cfg(feature = "legacy")]
+use crate::xml::{check_name, check_text};
 
 /// How the stream is protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,11 +208,16 @@ impl ClientConfig {
     }
 
     /// Checks the values that would make the client misbehave: a zero or
-    /// absurdly long duration (over [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit.
+    /// absurdly long duration (over [`MAX_DURATION`](crate::MAX_DURATION)),
+    /// a zero limit, and a value that goes on the wire but that XML cannot
+    /// carry ([`ConfigError::Unwritable`]: a resource with U+0007...).
     /// [`Client::new`](super::Client::new) never panics on them (deadlines
-    /// saturate), but a host should call this when it builds a
-    /// configuration.
+    /// saturate); it checks the values that go on the wire itself, and a
+    /// client whose values cannot be written sends nothing and fails at
+    /// once with [`ClientError::Config`](super::ClientError::Config). A host
+    /// should call this when it builds a configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_wire()?;
         check_duration("negotiation_timeout", self.negotiation_timeout)?;
         check_duration("element_timeout", self.element_timeout)?;
         check_duration("close_grace", self.close_grace)?;
@@ -218,6 +225,38 @@ impl ClientConfig {
             check_duration("keepalive", k)?;
         }
         check_limits(&self.limits)
+    }
+
+    /// The values the client puts on the wire (in its header, bind,
+    /// session, registration and `jabber:iq:auth` requests) can be written.
+    pub(crate) fn check_wire(&self) -> Result<(), ConfigError> {
+        check_writable("jid", &self.jid)?;
+        if let Some(r) = &self.resource {
+            check_writable("resource", r)?;
+        }
+        if let Some(l) = &self.lang {
+            check_writable("lang", l)?;
+        }
+        #[cfg(feature = "legacy")]
+        for (name, value) in self.register.iter().flat_map(|r| &r.fields) {
+            check_name(name).map_err(|error| ConfigError::Unwritable {
+                field: "register.fields",
+                error,
+            })?;
+            if name == "password" {
+                check_text(value).map_err(|_| ConfigError::UnwritablePassword)?;
+            } else {
+                check_writable("register.fields", value)?;
+            }
+        }
+        // Sent as text only by legacy plaintext authentication.
+        #[cfg(feature = "legacy")]
+        if let (true, Credentials::Password { password, .. }) =
+            (self.legacy_auth.enabled, &self.credentials)
+        {
+            check_text(password.expose()).map_err(|_| ConfigError::UnwritablePassword)?;
+        }
+        Ok(())
     }
 
     /// The domain part of the JID.

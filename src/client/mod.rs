@@ -29,6 +29,33 @@
 //! their configuration fields, events and errors do not exist, a server's
 //! `<register/>` and `<auth/>` features are ignored, and a pre-1.0 server
 //! is refused with [`ClientError::UnsupportedVersion`].
+//!
+//! # Stanzas and xmpp-parsers
+//!
+//! Stanzas are [`minidom::Element`]s, of the `minidom` that
+//! [xmpp-parsers](https://docs.rs/xmpp-parsers) uses too: a received
+//! [`ClientEvent::Stanza`] converts to its types, and theirs convert into
+//! an element [`Client::send`] takes.
+//!
+//! ```
+//! use xmpp_parsers::message::{Lang, Message, MessageType};
+//! use xmpp_sansio::client::ClientEvent;
+//!
+//! # let el = "<message xmlns='jabber:client' from='romeo@example.net/orchard' \
+//! #     to='juliet@example.com/balcony' type='chat'><body>Neither, fair saint.</body></message>";
+//! # let event = ClientEvent::Stanza(el.parse().unwrap());
+//! // An event from `client.poll_event()`:
+//! if let ClientEvent::Stanza(el) = event {
+//!     let msg = Message::try_from(el).expect("a message");
+//!     assert_eq!(msg.type_, MessageType::Chat);
+//!     assert_eq!(msg.bodies[&Lang::default()], "Neither, fair saint.");
+//!     // The reply, built by xmpp-parsers, for `client.send(&reply)`:
+//!     let reply: minidom::Element = Message::chat(msg.from)
+//!         .with_body(Lang::default(), "Swear by thy gracious self.".into())
+//!         .into();
+//!     assert!(reply.is("message", "jabber:client"));
+//! }
+//! ```
 
 mod config;
 #[cfg(feature = "legacy")]
@@ -57,7 +84,7 @@ use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{ClientMechanism, ExchangeSecurity, SaslCondition, SaslError};
-use crate::steps::sasl::SaslElement;
+use crate::steps::sasl::{SaslElement, SaslPayload};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
@@ -186,6 +213,10 @@ pub enum ClientError {
     UnsupportedVersion,
     /// Negotiation did not finish before the deadline.
     Timeout,
+    /// A configuration value that goes on the wire cannot be written (a
+    /// resource with U+0007...): nothing was sent, the client failed at
+    /// once. [`ClientConfig::validate`] finds the same.
+    Config(crate::ConfigError),
     /// The server closed the stream before the session was ready.
     ClosedByPeer,
 }
@@ -229,6 +260,7 @@ impl fmt::Display for ClientError {
             ),
             Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
             Self::Timeout => f.write_str("negotiation timed out"),
+            Self::Config(e) => write!(f, "the configuration cannot be used: {e}"),
             Self::ClosedByPeer => f.write_str("the server closed the stream"),
         }
     }
@@ -324,7 +356,18 @@ impl Client {
             #[cfg(feature = "legacy")]
             legacy: legacy::State::default(),
         };
-        c.open_stream();
+        match c.config.check_wire() {
+            Ok(()) => c.open_stream(),
+            Err(e) => {
+                // Nothing goes out: the host sees the error at once.
+                c.negotiation_deadline = None;
+                c.core.fail_unsent(
+                    ClientError::Config(e),
+                    ClientEvent::Error,
+                    ClientEvent::Closed,
+                );
+            }
+        }
         c
     }
 
@@ -479,7 +522,7 @@ impl Client {
             return Err(UsageError::Closed);
         }
         match &self.phase {
-            Phase::Ready { .. } => self.core.write_host(stanza).map_err(UsageError::Write),
+            Phase::Ready { .. } => self.core.write(stanza).map_err(UsageError::Write),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -492,7 +535,7 @@ impl Client {
             return;
         }
         if matches!(self.phase, Phase::Sasl(_)) {
-            self.core.write_sasl(&SaslElement::Abort);
+            self.core.write_sasl(SaslPayload::Abort);
         }
         self.negotiation_deadline = None;
         self.core
@@ -588,11 +631,21 @@ impl Client {
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
         };
-        self.core.write_header(&header);
+        let written = self.core.write_header(&header);
+        self.written(written);
     }
 
     fn write(&mut self, el: &Element) {
-        self.core.write(el);
+        let written = self.core.write(el);
+        self.written(written);
+    }
+
+    /// Fails the stream when something built from the configuration could
+    /// not be written (`new` checked it all, so this does not happen).
+    fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
+        if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
+            self.fail(ClientError::Config(e), None);
+        }
     }
 
     /// Fails the stream: the stream error (when the server is at fault),
@@ -677,6 +730,7 @@ impl Client {
         self.phase = Phase::AwaitFeatures;
     }
 
+    #[cfg_attr(not(feature = "legacy"), allow(unused_variables))]
     fn on_element(&mut self, now: Instant, el: Element) {
         // The element's name and namespace are checked against the phase
         // before anything of its content is read.
@@ -735,7 +789,6 @@ impl Client {
                 self.protocol_error("an element that is not legal in this phase");
             }
         }
-        let _ = now;
     }
 
     fn on_features(&mut self, el: &Element) {
@@ -805,9 +858,11 @@ impl Client {
                     // PLAIN's carries the password: zeroed once written.
                     let initial = initial.map(zeroize::Zeroizing::new);
                     let initial = initial.as_deref().map(Vec::as_slice);
-                    self.core
-                        .write_auth(mech.name(), initial, mech.auth_attributes());
+                    let written =
+                        self.core
+                            .write_auth(mech.name(), initial, mech.auth_attributes());
                     self.phase = Phase::Sasl(mech);
+                    self.written(written);
                 }
                 Err(e) => self.fail(ClientError::Sasl(e), None),
             },
@@ -828,7 +883,7 @@ impl Client {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 // A challenge we cannot decode: tell the server we stop.
-                self.core.write_sasl(&SaslElement::Abort);
+                self.core.write_sasl(SaslPayload::Abort);
                 self.phase = Phase::Sasl(mech);
                 return self.fail(ClientError::Sasl(e), None);
             }
@@ -840,11 +895,11 @@ impl Client {
         match parsed {
             SaslElement::Challenge(data) => match mech.respond(&data) {
                 Ok(resp) => {
-                    self.core.write_sasl(&SaslElement::Response(resp.into()));
+                    self.core.write_sasl(SaslPayload::Response(&resp));
                     self.phase = Phase::Sasl(mech);
                 }
                 Err(e) => {
-                    self.core.write_sasl(&SaslElement::Abort);
+                    self.core.write_sasl(SaslPayload::Abort);
                     self.phase = Phase::Sasl(mech);
                     self.fail(ClientError::Sasl(e), None);
                 }

@@ -10,7 +10,9 @@ use crate::server::LegacyAuthMethods;
 #[cfg(feature = "legacy")]
 use crate::steps::register::RegisterForm;
 use crate::tls::TlsInfo;
-use crate::validate::{check_duration, check_limits, ConfigError};
+#[cfg(feature = "legacy")]
+use crate::validate::check_element;
+use crate::validate::{check_duration, check_limits, check_writable, ConfigError};
 use crate::xml::Limits;
 
 /// How client streams are protected.
@@ -187,11 +189,18 @@ impl ServerConfig {
 impl ServerConfig {
     /// Checks the values that would make the server misbehave: a zero or
     /// absurdly long duration (over
-    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit.
-    /// [`Server::new`](super::Server::new) never panics on them (deadlines
-    /// saturate), but a host should call this when it builds a
-    /// configuration.
+    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit, and a value
+    /// that goes on the wire but that XML cannot carry
+    /// ([`ConfigError::Unwritable`]: a domain, mechanism name or
+    /// registration form with a control character, a form field that is
+    /// not an XML name). [`Server::new`](super::Server::new) never panics
+    /// on them (deadlines saturate); it checks the values that go on the
+    /// wire itself, and a server whose values cannot be written sends
+    /// nothing and fails at once with
+    /// [`ServerError::Config`](super::ServerError::Config). A host should
+    /// call this when it builds a configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_wire()?;
         check_duration("auth_timeout", self.auth_timeout)?;
         check_duration("negotiation_timeout", self.negotiation_timeout)?;
         check_duration("element_timeout", self.element_timeout)?;
@@ -205,6 +214,27 @@ impl ServerConfig {
             });
         }
         check_limits(&self.limits)
+    }
+}
+
+impl ServerConfig {
+    /// The values the server puts on the wire (its header, features and
+    /// registration form) can be written.
+    pub(crate) fn check_wire(&self) -> Result<(), ConfigError> {
+        for d in &self.domains {
+            check_writable("domains", d)?;
+        }
+        for m in &self.mechanisms {
+            check_writable("mechanisms", m)?;
+        }
+        if let Some(l) = &self.lang {
+            check_writable("lang", l)?;
+        }
+        #[cfg(feature = "legacy")]
+        if let Some(form) = &self.register {
+            check_element("register", &crate::steps::register::form_result("id", form))?;
+        }
+        Ok(())
     }
 }
 

@@ -210,7 +210,7 @@ const DATA_FORMS: &str = "jabber:x:data";
 impl Server {
     /// An IQ error; `query`, the client's, is echoed without credentials.
     fn legacy_reply(&mut self, id: &str, err: LegacyError, query: Option<Element>) {
-        self.core.write(&err.to_iq(id, query.map(echoed)));
+        self.write(&err.to_iq(id, query.map(echoed)));
     }
 
     fn hold(&mut self, pending: Pending, resume: Phase) {
@@ -245,7 +245,7 @@ impl Server {
                                 form.fields.push(required.to_owned());
                             }
                         }
-                        self.core.write(&register::form_result(&id, &form));
+                        self.write(&register::form_result(&id, &form));
                     }
                     None => {
                         let q = el.get_child("query", crate::ns::IQ_REGISTER).cloned();
@@ -317,7 +317,10 @@ impl Server {
                         }));
                     self.hold(Pending::Fields { id, username }, Phase::Negotiating);
                 } else {
-                    self.send_auth_fields(&id, username, None);
+                    // Nothing from the host: the client's user name (read,
+                    // so writable) and the configured methods.
+                    let fields = self.auth_fields(&id, username, None);
+                    self.write(&fields);
                 }
             }
             AuthQuery::Set {
@@ -369,7 +372,7 @@ impl Server {
     /// The methods for `username`. Never before a required TLS:
     /// [`on_legacy_preauth`](Self::on_legacy_preauth) refuses every
     /// `jabber:iq:auth` query then, so no method is offered in plaintext.
-    fn send_auth_fields(&mut self, id: &str, username: String, zero_k: Option<&ZeroKState>) {
+    fn auth_fields(&self, id: &str, username: String, zero_k: Option<&ZeroKState>) -> Element {
         let methods = self.config.legacy_auth.unwrap_or_default();
         let f = AuthFields {
             username,
@@ -378,7 +381,7 @@ impl Server {
             zero_k: zero_k.and_then(|z| z.advertised().map(|n| (n, z.token.clone()))),
             resource: true,
         };
-        self.core.write(&iq_auth::fields_result(id, &f));
+        iq_auth::fields_result(id, &f)
     }
 
     /// `jabber:iq:register` inside a session: password change, update,
@@ -398,7 +401,7 @@ impl Server {
                 if !form.fields.iter().any(|f| f == "password") {
                     form.fields.push("password".into());
                 }
-                self.core.write(&register::form_result(&id, &form));
+                self.write(&register::form_result(&id, &form));
             }
             RegisterQuery::Set { id, fields, query } => {
                 if field(&fields, "username").is_some_and(|u| u != username) {
@@ -469,10 +472,10 @@ impl Server {
         };
         match answer {
             Ok(()) => {
-                self.core.write(&register::result(&id));
+                self.write(&register::result(&id));
                 if remove {
                     // XEP-0077 3.2: the account is gone; so is the stream.
-                    self.close_with_error(
+                    self.end_with(
                         StreamError::new(StreamErrorCondition::NotAuthorized)
                             .with_text("Account removed"),
                     );
@@ -487,7 +490,9 @@ impl Server {
 
     /// The host's answer to [`ServerEvent::LegacyAuth`]: `ZeroK` to a
     /// `ZeroKState` request, `Verdict` to a `Verify`, or
-    /// [`UsageError::WrongAnswer`].
+    /// [`UsageError::WrongAnswer`]. A zero-knowledge state whose token
+    /// cannot be sent (a character XML cannot carry) is refused with
+    /// [`UsageError::Write`]; the request stays pending.
     pub fn answer_legacy_auth(
         &mut self,
         now: Instant,
@@ -505,8 +510,15 @@ impl Server {
                 },
                 LegacyAuthAnswer::ZeroK(state),
             ) => {
+                let fields = self.auth_fields(&id, username.clone(), state.as_ref());
+                if let Err(e) = self.core.write(&fields) {
+                    self.phase = Phase::Host {
+                        pending: Pending::Fields { id, username },
+                        resume,
+                    };
+                    return Err(UsageError::Write(e));
+                }
                 self.phase = *resume;
-                self.send_auth_fields(&id, username, state.as_ref());
             }
             (
                 Phase::Host {
@@ -523,7 +535,7 @@ impl Server {
                 self.phase = *resume;
                 match v {
                     Ok(()) => {
-                        self.core.write(&iq_auth::result(&id));
+                        self.write(&iq_auth::result(&id));
                         let identity = Identity {
                             username: username.clone(),
                             authzid: None,

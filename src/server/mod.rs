@@ -68,7 +68,7 @@ use crate::sasl::{
     CredentialAnswer, CredentialRequest, ExchangeSecurity, Identity, SaslCondition, SaslError,
     ServerMechanism, ServerStep,
 };
-use crate::steps::sasl::SaslElement;
+use crate::steps::sasl::{SaslElement, SaslPayload};
 use crate::steps::starttls::{proceed, TlsElement};
 use crate::steps::{bind, session, StanzaError};
 use crate::stream_error::{StreamError, StreamErrorCondition};
@@ -156,6 +156,11 @@ pub enum ServerError {
     StreamError(StreamError),
     /// The client closed the stream before the session was ready.
     ClosedByPeer,
+    /// A configuration value that goes on the wire cannot be written (a
+    /// domain or mechanism name with a control character...): nothing was
+    /// sent, the server failed at once. [`ServerConfig::validate`] finds
+    /// the same.
+    Config(crate::ConfigError),
 }
 
 impl ServerError {
@@ -176,6 +181,7 @@ impl fmt::Display for ServerError {
             Self::Protocol { condition, reason } => write!(f, "{condition}: {reason}"),
             Self::StreamError(e) => write!(f, "{e}"),
             Self::ClosedByPeer => f.write_str("the client closed the stream"),
+            Self::Config(e) => write!(f, "the configuration cannot be used: {e}"),
         }
     }
 }
@@ -356,7 +362,7 @@ impl Server {
             ServerTls::Direct(info) => Some(info.clone()),
             _ => None,
         };
-        Server {
+        let mut s = Server {
             core: Core::new(config.limits, ns::JABBER_CLIENT, now),
             auth_deadline: Some(deadline(now, config.auth_timeout)),
             negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
@@ -372,7 +378,18 @@ impl Server {
             #[cfg(feature = "legacy")]
             stream_id: String::new(),
             header_sent: false,
+        };
+        if let Err(e) = s.config.check_wire() {
+            // Nothing goes out: the host sees the error at once.
+            s.auth_deadline = None;
+            s.negotiation_deadline = None;
+            s.core.fail_unsent(
+                ServerError::Config(e),
+                ServerEvent::Error,
+                ServerEvent::Closed,
+            );
         }
+        s
     }
 
     /// The error the stream failed with, if it did.
@@ -475,7 +492,7 @@ impl Server {
 
     /// TLS is up (after [`ServerEvent::StartTls`]); the client restarts
     /// the stream next.
-    pub fn tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), UsageError> {
+    pub fn tls_established(&mut self, _now: Instant, info: TlsInfo) -> Result<(), UsageError> {
         if !matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::NotAwaitingTls);
         }
@@ -484,7 +501,6 @@ impl Server {
         self.core.reader.reset();
         self.header_sent = false;
         self.phase = Phase::AwaitHeader;
-        let _ = now;
         Ok(())
     }
 
@@ -585,7 +601,7 @@ impl Server {
                 let domain = self.domain.clone().unwrap_or_default();
                 let jid = format!("{username}@{domain}/{resource}");
                 self.core
-                    .write_host(&bind::result(&id, &jid))
+                    .write(&bind::result(&id, &jid))
                     .map_err(UsageError::Write)?;
                 self.negotiation_deadline = None;
                 self.core
@@ -600,7 +616,7 @@ impl Server {
                     text: None,
                 };
                 self.core
-                    .write_host(&err.to_iq(&id))
+                    .write(&err.to_iq(&id))
                     .map_err(UsageError::Write)?;
                 self.phase = Phase::AwaitBind;
             }
@@ -615,7 +631,7 @@ impl Server {
             return Err(UsageError::Closed);
         }
         match self.phase {
-            Phase::Ready { .. } => self.core.write_host(stanza).map_err(UsageError::Write),
+            Phase::Ready { .. } => self.core.write(stanza).map_err(UsageError::Write),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -634,8 +650,21 @@ impl Server {
 
     /// Ends the stream with a stream error of the host's choosing
     /// (`system-shutdown`, `conflict` when another session replaces this
-    /// one, `see-other-host`...).
-    pub fn close_with_error(&mut self, error: StreamError) {
+    /// one, `see-other-host`...). One that cannot be written (a text, an
+    /// application element or a `see-other-host` address with a character
+    /// XML cannot carry) is refused with [`UsageError::Write`], and the
+    /// stream goes on untouched. Nothing happens on a closed stream.
+    pub fn close_with_error(&mut self, error: StreamError) -> Result<(), UsageError> {
+        self.core
+            .writer
+            .write_stream_error(&mut Vec::new(), &error)
+            .map_err(UsageError::Write)?;
+        self.end_with(error);
+        Ok(())
+    }
+
+    /// Ends the stream with `error`, which can be written.
+    fn end_with(&mut self, error: StreamError) {
         let reason = "closed by the host";
         let condition = error.condition.clone();
         self.auth_deadline = None;
@@ -833,8 +862,9 @@ impl Server {
     fn ensure_header(&mut self) {
         if !self.header_sent {
             let header = self.reply_header(None, None, true);
-            self.core.write_header(&header);
             self.header_sent = true;
+            let written = self.core.write_header(&header);
+            self.written(written);
         }
     }
 
@@ -870,8 +900,12 @@ impl Server {
         // to go into (RFC 6120 4.9.1.1). A pre-1.0 client (seed 001) gets
         // a pre-1.0 answer.
         let reply = self.reply_header(Some(&domain), h.from.clone(), !h.is_pre_1_0());
-        self.core.write_header(&reply);
         self.header_sent = true;
+        let written = self.core.write_header(&reply);
+        self.written(written);
+        if self.core.is_closed() {
+            return;
+        }
         if h.content_ns.as_deref() != Some(ns::JABBER_CLIENT) {
             return self.fail_with(
                 StreamErrorCondition::InvalidNamespace,
@@ -937,7 +971,22 @@ impl Server {
                 self.phase = Phase::AwaitBind;
             }
         }
-        self.core.write(&f.to_element());
+        self.write(&f.to_element());
+    }
+
+    /// Writes an element built by the machine from the client's input and
+    /// the configuration.
+    fn write(&mut self, el: &Element) {
+        let written = self.core.write(el);
+        self.written(written);
+    }
+
+    /// Fails the stream when something built from the configuration could
+    /// not be written (`new` checked it all, so this does not happen).
+    fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
+        if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
+            self.fail(ServerError::Config(e), None);
+        }
     }
 
     fn on_element(&mut self, now: Instant, el: Element) {
@@ -1031,7 +1080,7 @@ impl Server {
                 self.phase = Phase::Ready { jid: jid.clone() };
                 if let Some(id) = session::parse_request(&el) {
                     // RFC 3921 session: nothing to do but say yes.
-                    return self.core.write(&session::result(id));
+                    return self.write(&session::result(id));
                 }
                 #[cfg(feature = "legacy")]
                 if self.on_register_in_session(&el, &jid) {
@@ -1063,7 +1112,7 @@ impl Server {
         ) && self.tls.is_none()
             && !pre_1_0;
         if t == TlsElement::StartTls && offered {
-            self.core.write(&proceed());
+            self.write(&proceed());
             self.phase = Phase::AwaitTls;
             self.core.awaiting_tls = true;
         } else {
@@ -1112,7 +1161,7 @@ impl Server {
     fn on_step(&mut self, _now: Instant, name: String, step: Result<ServerStep, SaslError>) {
         match step {
             Ok(ServerStep::Challenge(data)) => {
-                self.core.write_sasl(&SaslElement::Challenge(data.into()));
+                self.core.write_sasl(SaslPayload::Challenge(&data));
             }
             Ok(ServerStep::Request(req)) => {
                 if let Phase::Sasl { waiting, .. } = &mut self.phase {
@@ -1125,7 +1174,7 @@ impl Server {
                 additional_data,
             }) => {
                 self.core
-                    .write_sasl(&SaslElement::Success(additional_data.map(Into::into)));
+                    .write_sasl(SaslPayload::Success(additional_data.as_deref()));
                 self.auth_deadline = None;
                 self.identity = Some(identity.clone());
                 let security = match &self.phase {
@@ -1162,10 +1211,8 @@ impl Server {
             mechanism,
             condition: e.condition,
         });
-        self.core.write_sasl(&SaslElement::Failure {
-            condition: Some(e.condition),
-            text: None,
-        });
+        self.core
+            .write_sasl(SaslPayload::Failure(Some(e.condition)));
         self.phase = Phase::Negotiating;
         // An <abort/> counts too: each one may have cost a credential
         // lookup.

@@ -12,7 +12,7 @@ pub use zeroize::Zeroizing;
 use crate::ns;
 use crate::sasl::{decode_secret_payload, encode_payload, AuthAttribute, SaslCondition, SaslError};
 use crate::steps::name;
-use crate::xml::StreamWriter;
+use crate::xml::{check_name, StreamWriter, WriteError};
 
 /// A SASL element, decoded.
 ///
@@ -147,11 +147,12 @@ impl SaslElement {
     /// Writes the element to `out` as `writer` would write
     /// [`to_element`](Self::to_element), but without building it: the
     /// payload is base64-encoded straight into `out` (the base64 alphabet
-    /// needs no escaping). `<failure/>` (its text needs escaping) goes
-    /// through the element, and so does `<auth/>` when
-    /// [`write_auth`] says so.
-    pub fn write_to(&self, writer: &StreamWriter, out: &mut Vec<u8>) {
-        let (name, payload) = match self {
+    /// needs no escaping). A `<failure/>` with text goes through the
+    /// element, and so does `<auth/>` when [`write_auth`] says so. The only
+    /// elements that can fail are those with a text or mechanism name XML
+    /// cannot carry; nothing is written then.
+    pub fn write_to(&self, writer: &StreamWriter, out: &mut Vec<u8>) -> Result<(), WriteError> {
+        let payload = match self {
             Self::Auth {
                 mechanism,
                 initial_response,
@@ -159,17 +160,18 @@ impl SaslElement {
                 let initial = initial_response.as_deref().map(Vec::as_slice);
                 return write_auth(writer, out, mechanism, initial, &[]);
             }
-            Self::Challenge(d) => ("challenge", Some(&d[..])),
-            Self::Response(d) => ("response", (!d.is_empty()).then_some(&d[..])),
-            Self::Abort => ("abort", None),
-            Self::Success(d) => ("success", d.as_deref().map(Vec::as_slice)),
-            Self::Failure { .. } => {
-                // Built by this crate from known names: cannot fail.
-                let _ = writer.write_element(out, &self.to_element());
-                return;
-            }
+            Self::Failure {
+                condition,
+                text: None,
+            } => SaslPayload::Failure(*condition),
+            Self::Failure { .. } => return writer.write_element(out, &self.to_element()),
+            Self::Challenge(d) => SaslPayload::Challenge(d),
+            Self::Response(d) => SaslPayload::Response(d),
+            Self::Abort => SaslPayload::Abort,
+            Self::Success(d) => SaslPayload::Success(d.as_deref().map(Vec::as_slice)),
         };
-        write_parts(out, name, None, payload);
+        payload.write(out);
+        Ok(())
     }
 
     /// Builds the element.
@@ -216,20 +218,49 @@ impl SaslElement {
     }
 }
 
+/// A SASL element without text: what the machines write on the hot
+/// path. Writing it cannot fail (the names are fixed, the payloads
+/// base64), so it needs no element and no error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SaslPayload<'a> {
+    /// `<challenge/>`.
+    Challenge(&'a [u8]),
+    /// `<response/>` (an empty payload writes `<response/>`).
+    Response(&'a [u8]),
+    /// `<abort/>`.
+    Abort,
+    /// `<success/>`, with its additional data.
+    Success(Option<&'a [u8]>),
+    /// `<failure/>` with its condition, no text.
+    Failure(Option<SaslCondition>),
+}
+
+impl SaslPayload<'_> {
+    /// Appends the element as [`StreamWriter`] writes the built one.
+    pub(crate) fn write(self, out: &mut Vec<u8>) {
+        let (name, payload) = match self {
+            Self::Challenge(d) => ("challenge", Some(d)),
+            Self::Response(d) => ("response", (!d.is_empty()).then_some(d)),
+            Self::Abort => ("abort", None),
+            Self::Success(d) => ("success", d),
+            Self::Failure(None) => ("failure", None),
+            Self::Failure(Some(c)) => {
+                write_open(out, "failure", None);
+                out.extend_from_slice(b"><");
+                out.extend_from_slice(c.as_str().as_bytes());
+                out.extend_from_slice(b"/></failure>");
+                return;
+            }
+        };
+        write_parts(out, name, None, payload);
+    }
+}
+
 /// Writes `<name xmlns=SASL [mechanism='attr']>base64(payload)</name>`
 /// (`/>` without a payload, `=` for an empty one). `name` and `attr` need
 /// no escaping; nor does the base64 alphabet.
 fn write_parts(out: &mut Vec<u8>, name: &str, attr: Option<&str>, payload: Option<&[u8]>) {
-    out.push(b'<');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b" xmlns='");
-    out.extend_from_slice(ns::SASL.as_bytes());
-    out.push(b'\'');
-    if let Some(m) = attr {
-        out.extend_from_slice(b" mechanism='");
-        out.extend_from_slice(m.as_bytes());
-        out.push(b'\'');
-    }
+    write_open(out, name, attr);
     match payload {
         None => out.extend_from_slice(b"/>"),
         Some(data) => {
@@ -254,6 +285,20 @@ fn write_parts(out: &mut Vec<u8>, name: &str, attr: Option<&str>, payload: Optio
     }
 }
 
+/// `<name xmlns=SASL [mechanism='attr']`, unclosed.
+fn write_open(out: &mut Vec<u8>, name: &str, attr: Option<&str>) {
+    out.push(b'<');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" xmlns='");
+    out.extend_from_slice(ns::SASL.as_bytes());
+    out.push(b'\'');
+    if let Some(m) = attr {
+        out.extend_from_slice(b" mechanism='");
+        out.extend_from_slice(m.as_bytes());
+        out.push(b'\'');
+    }
+}
+
 /// Writes `<auth/>` as [`auth`] builds it, directly when there are no
 /// extra attributes (every mechanism but X-OAUTH2) and the name is in the
 /// RFC 4422 alphabet.
@@ -263,16 +308,20 @@ pub fn write_auth(
     mechanism: &str,
     initial_response: Option<&[u8]>,
     extra: &[AuthAttribute],
-) {
+) -> Result<(), WriteError> {
     if extra.is_empty() && is_mechanism_name(mechanism) {
         write_parts(out, "auth", Some(mechanism), initial_response);
-    } else {
-        // Built from a mechanism's own attributes: cannot fail.
-        let _ = writer.write_element(
-            out,
-            &auth(mechanism, initial_response.map(<[u8]>::to_vec), extra),
-        );
+        return Ok(());
     }
+    // A mechanism's attribute names are checked before `auth` builds
+    // them: a bad one is an error, not a panic.
+    for a in extra {
+        check_name(a.name)?;
+    }
+    writer.write_element(
+        out,
+        &auth(mechanism, initial_response.map(<[u8]>::to_vec), extra),
+    )
 }
 
 /// RFC 4422 section 3.1: 1 to 20 of `A-Z 0-9 - _` (lower case accepted
@@ -322,6 +371,14 @@ mod tests {
                 condition: Some(SaslCondition::NotAuthorized),
                 text: Some("<&'\">".into()),
             },
+            SaslElement::Failure {
+                condition: Some(SaslCondition::TemporaryAuthFailure),
+                text: None,
+            },
+            SaslElement::Failure {
+                condition: None,
+                text: None,
+            },
         ];
         for p in payloads {
             cases.extend([
@@ -344,7 +401,7 @@ mod tests {
         }
         for el in cases {
             let mut direct = b"prefix".to_vec();
-            el.write_to(&writer, &mut direct);
+            el.write_to(&writer, &mut direct).unwrap();
             let mut via = b"prefix".to_vec();
             writer.write_element(&mut via, &el.to_element()).unwrap();
             assert_eq!(
@@ -388,7 +445,7 @@ mod tests {
                 ("a'b", Some(&b"x"[..])),
             ] {
                 let mut direct = Vec::new();
-                write_auth(&writer, &mut direct, mech, initial, extra);
+                write_auth(&writer, &mut direct, mech, initial, extra).unwrap();
                 let mut via = Vec::new();
                 let el = auth(mech, initial.map(<[u8]>::to_vec), extra);
                 writer.write_element(&mut via, &el).unwrap();

@@ -58,8 +58,10 @@ impl StreamWriter {
     }
 
     /// Writes the XML declaration and the stream header. The header's
-    /// `content_ns` is ignored in favour of the writer's.
-    pub fn write_header(&self, out: &mut Vec<u8>, header: &StreamHeader) {
+    /// `content_ns` is ignored in favour of the writer's. A value with a
+    /// character XML cannot carry is an error, and nothing is written.
+    pub fn write_header(&self, out: &mut Vec<u8>, header: &StreamHeader) -> Result<(), WriteError> {
+        let start = out.len();
         out.extend_from_slice(b"<?xml version='1.0'?><stream:stream");
         let attrs = [
             ("from", &header.from),
@@ -68,16 +70,20 @@ impl StreamWriter {
             ("version", &header.version),
             ("xml:lang", &header.lang),
         ];
-        for (name, value) in attrs {
-            if let Some(v) = value {
-                // Header values come from configuration and the peer;
-                // characters XML cannot carry are dropped, not sent.
-                write_attr_lossy(out, name, v);
-            }
+        let written = attrs
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+            .chain([
+                ("xmlns", self.content_ns.as_str()),
+                ("xmlns:stream", ns::STREAM),
+            ])
+            .try_for_each(|(name, value)| write_attr(out, name, value));
+        if written.is_err() {
+            out.truncate(start);
+            return written;
         }
-        write_attr_lossy(out, "xmlns", &self.content_ns);
-        write_attr_lossy(out, "xmlns:stream", ns::STREAM);
         out.push(b'>');
+        Ok(())
     }
 
     /// Writes a top-level element.
@@ -90,15 +96,15 @@ impl StreamWriter {
         res
     }
 
-    /// Writes a `<stream:error/>`.
-    pub fn write_stream_error(&self, out: &mut Vec<u8>, err: &StreamError) {
-        let el = err.to_element();
-        if self.write_element(out, &el).is_err() {
-            // Only the host-supplied text or application element can be
-            // unwritable: send the bare condition then.
-            let bare = StreamError::new(err.condition.clone()).to_element();
-            let _ = self.write_element(out, &bare);
-        }
+    /// Writes a `<stream:error/>`. One whose text, application element or
+    /// `see-other-host` address cannot be written is an error, and nothing
+    /// is written (the condition is not sent without them).
+    pub fn write_stream_error(
+        &self,
+        out: &mut Vec<u8>,
+        err: &StreamError,
+    ) -> Result<(), WriteError> {
+        self.write_element(out, &err.to_element())
     }
 
     /// Writes `</stream:stream>`.
@@ -107,9 +113,24 @@ impl StreamWriter {
     }
 }
 
+/// `<stream:error/>` with `condition`'s element alone, for a stream error
+/// that `write_stream_error` refused with `_why`: the condition's name is
+/// a fixed XML name, so this always writes.
+pub(crate) fn write_bare_stream_error(
+    out: &mut Vec<u8>,
+    condition: &crate::stream_error::StreamErrorCondition,
+    _why: &WriteError,
+) {
+    out.extend_from_slice(b"<stream:error><");
+    out.extend_from_slice(condition.as_str().as_bytes());
+    out.extend_from_slice(b" xmlns='");
+    out.extend_from_slice(ns::STREAM_ERRORS.as_bytes());
+    out.extend_from_slice(b"'/></stream:error>");
+}
+
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
-fn check_name(name: &str) -> Result<(), WriteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), WriteError> {
     rxml::strings::validate_ncname(name).map_err(|_| WriteError::InvalidName(name.to_owned()))
 }
 
@@ -209,19 +230,21 @@ fn write_el(
     Ok(())
 }
 
-fn write_attr_lossy(out: &mut Vec<u8>, name: &str, value: &str) {
+fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), WriteError> {
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
-    // Almost every value is clean: filter only when not.
-    if value.chars().all(is_xml_char) {
-        let _ = escape(out, value, true);
-    } else {
-        let clean: String = value.chars().filter(|c| is_xml_char(*c)).collect();
-        // Cannot fail: invalid characters were removed.
-        let _ = escape(out, &clean, true);
-    }
+    escape(out, value, true)?;
     out.push(b'\'');
+    Ok(())
+}
+
+/// The first character of `s` that XML 1.0 cannot carry, as an error.
+pub(crate) fn check_text(s: &str) -> Result<(), WriteError> {
+    match s.chars().find(|c| !is_xml_char(*c)) {
+        Some(c) => Err(WriteError::InvalidChar(c as u32)),
+        None => Ok(()),
+    }
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -263,4 +286,29 @@ fn escape(out: &mut Vec<u8>, s: &str, attr: bool) -> Result<(), WriteError> {
     }
     out.extend_from_slice(&bytes[last..]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream_error::StreamErrorCondition;
+
+    /// The fallback writes what the element path writes for a bare
+    /// condition.
+    #[test]
+    fn the_bare_stream_error_matches_the_element_path() {
+        let w = StreamWriter::new(ns::JABBER_CLIENT);
+        for c in [
+            StreamErrorCondition::HostUnknown,
+            StreamErrorCondition::PolicyViolation,
+            StreamErrorCondition::UndefinedCondition,
+        ] {
+            let mut via = Vec::new();
+            w.write_stream_error(&mut via, &StreamError::new(c.clone()))
+                .unwrap();
+            let mut bare = Vec::new();
+            write_bare_stream_error(&mut bare, &c, &WriteError::InvalidChar(7));
+            assert_eq!(String::from_utf8(bare), String::from_utf8(via));
+        }
+    }
 }
