@@ -96,6 +96,17 @@ impl<E, Err: Clone> Core<E, Err> {
         n
     }
 
+    /// Reads the next stream event, gating top-level elements by what the
+    /// phase `expects`.
+    pub fn read(
+        &mut self,
+        input: &mut &[u8],
+        expect: crate::gate::Expect,
+    ) -> Result<Option<crate::xml::StreamEvent>, crate::xml::ReadError> {
+        self.reader
+            .read_gated(input, &|name, ns| expect.check(name, ns))
+    }
+
     /// An input at `now`: bytes handed out since the last input count as
     /// sent now.
     pub fn tick(&mut self, now: Instant) {

@@ -160,97 +160,95 @@ struct Outcome {
     fed: usize,
 }
 
+/// What `feed_shape` needs of either role.
+trait Role {
+    fn feed(&mut self, now: Instant, data: &[u8]);
+    fn transmit(&mut self, out: &mut Vec<u8>);
+    /// The reader error of the next event, if it is one; `None` when no
+    /// event is left.
+    fn next_event(&mut self) -> Option<Option<ReadError>>;
+    fn closed(&self) -> bool;
+}
+
+impl Role for Server {
+    fn feed(&mut self, now: Instant, data: &[u8]) {
+        let _ = Server::feed(self, now, data);
+    }
+    fn transmit(&mut self, out: &mut Vec<u8>) {
+        self.poll_transmit(out);
+    }
+    fn next_event(&mut self) -> Option<Option<ReadError>> {
+        self.poll_event().map(|e| match e {
+            ServerEvent::Error(ServerError::Read(r)) => Some(r),
+            _ => None,
+        })
+    }
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl Role for Client {
+    fn feed(&mut self, now: Instant, data: &[u8]) {
+        let _ = Client::feed(self, now, data);
+    }
+    fn transmit(&mut self, out: &mut Vec<u8>) {
+        self.poll_transmit(out);
+    }
+    fn next_event(&mut self) -> Option<Option<ReadError>> {
+        self.poll_event().map(|e| match e {
+            ClientEvent::Error(ClientError::Read(r)) => Some(r),
+            _ => None,
+        })
+    }
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+/// A ready pair with these limits on both sides.
+fn ready_pair_with(limits: Limits, seed: u64) -> Pair {
+    let mut c = alice_config("PLAIN", TlsMode::None, seed);
+    c.limits = limits;
+    let mut s = server_config("example.com", &["PLAIN"], ServerTls::None, seed);
+    s.limits = limits;
+    let mut p = Pair::with_alice(c, s, None);
+    p.negotiate();
+    assert!(p.client.is_ready() && p.server.is_ready());
+    p
+}
+
 fn feed_shape(target: Target, limits: Limits, body: &str) -> Outcome {
+    match target {
+        Target::ServerPreAuth => feed_role(plain_server(limits), body),
+        Target::ServerReady => feed_role(ready_pair_with(limits, 7).server, body),
+        Target::ClientReady => feed_role(ready_pair_with(limits, 9).client, body),
+    }
+}
+
+fn feed_role(mut role: impl Role, body: &str) -> Outcome {
     let now = Instant::now();
     let mut out = Vec::with_capacity(64 * 1024);
-    match target {
-        Target::ServerPreAuth | Target::ServerReady => {
-            let mut server = match target {
-                Target::ServerPreAuth => plain_server(limits),
-                _ => {
-                    let mut p = ready_pair(7);
-                    // The limits in force are the configuration's: a pair
-                    // with other limits negotiates the same way.
-                    if limits != Limits::default() {
-                        let mut c = server_config("example.com", &["PLAIN"], ServerTls::None, 7);
-                        c.limits = limits;
-                        let mut q =
-                            Pair::with_alice(alice_config("PLAIN", TlsMode::None, 7), c, None);
-                        q.negotiate();
-                        p = q;
-                    }
-                    p.server
-                }
-            };
-            let mut events = Vec::with_capacity(16);
-            let mut fed = 0;
-            let (peak, ()) = peak_during(|| {
-                for chunk in body.as_bytes().chunks(4096) {
-                    if server.is_closed() {
-                        break;
-                    }
-                    let _ = server.feed(now, chunk);
-                    fed += chunk.len();
-                    server.poll_transmit(&mut out);
-                    while let Some(e) = server.poll_event() {
-                        if events.len() < 16 {
-                            events.push(e);
-                        }
-                    }
-                }
-            });
-            let read_error = events.iter().find_map(|e| match e {
-                ServerEvent::Error(ServerError::Read(r)) => Some(r.clone()),
-                _ => None,
-            });
-            let condition_sent = String::from_utf8_lossy(&out).contains("<policy-violation");
-            Outcome {
-                peak,
-                read_error,
-                condition_sent,
-                fed,
+    let mut read_error = None;
+    let mut fed = 0;
+    let (peak, ()) = peak_during(|| {
+        for chunk in body.as_bytes().chunks(4096) {
+            if role.closed() {
+                break;
+            }
+            role.feed(now, chunk);
+            fed += chunk.len();
+            role.transmit(&mut out);
+            while let Some(e) = role.next_event() {
+                read_error = read_error.take().or(e);
             }
         }
-        Target::ClientReady => {
-            let mut client = if limits == Limits::default() {
-                ready_pair(9).client
-            } else {
-                let mut c = alice_config("PLAIN", TlsMode::None, 9);
-                c.limits = limits;
-                let s = server_config("example.com", &["PLAIN"], ServerTls::None, 9);
-                let mut p = Pair::with_alice(c, s, None);
-                p.negotiate();
-                p.client
-            };
-            let mut events = Vec::with_capacity(16);
-            let mut fed = 0;
-            let (peak, ()) = peak_during(|| {
-                for chunk in body.as_bytes().chunks(4096) {
-                    if client.is_closed() {
-                        break;
-                    }
-                    let _ = client.feed(now, chunk);
-                    fed += chunk.len();
-                    client.poll_transmit(&mut out);
-                    while let Some(e) = client.poll_event() {
-                        if events.len() < 16 {
-                            events.push(e);
-                        }
-                    }
-                }
-            });
-            let read_error = events.iter().find_map(|e| match e {
-                ClientEvent::Error(ClientError::Read(r)) => Some(r.clone()),
-                _ => None,
-            });
-            let condition_sent = String::from_utf8_lossy(&out).contains("<policy-violation");
-            Outcome {
-                peak,
-                read_error,
-                condition_sent,
-                fed,
-            }
-        }
+    });
+    Outcome {
+        peak,
+        read_error,
+        condition_sent: String::from_utf8_lossy(&out).contains("<policy-violation"),
+        fed,
     }
 }
 

@@ -427,11 +427,7 @@ impl Client {
         let mut rest = data;
         loop {
             let expect = self.expect();
-            let read = self
-                .core
-                .reader
-                .read_gated(&mut rest, &|name, ns| expect.check(name, ns));
-            match read {
+            match self.core.read(&mut rest, expect) {
                 Ok(Some(ev)) => {
                     self.on_stream_event(now, ev);
                     if matches!(self.phase, Phase::AwaitTls) {

@@ -809,11 +809,7 @@ impl Server {
         let mut rest = data;
         loop {
             let expect = self.expect();
-            let read = self
-                .core
-                .reader
-                .read_gated(&mut rest, &|name, ns| expect.check(name, ns));
-            match read {
+            match self.core.read(&mut rest, expect) {
                 Ok(Some(ev)) => {
                     self.on_stream_event(now, ev);
                     if self.core.is_closed() {
