@@ -304,6 +304,45 @@ fn stream_errors_are_seen_alike() {
     assert_eq!(seen, sent);
 }
 
+/// The two roles have the same shape: either can end the stream with an
+/// error of its host's choosing, and either says whether it is encrypted.
+#[test]
+fn both_roles_close_with_an_error_and_tell_encryption() {
+    use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition as C};
+    let tls = Some(TlsSim::same(tls_info(TlsVersion::Tls13, None)));
+    let c = alice_config("PLAIN", TlsMode::StartTlsRequired, 1);
+    let s = server_config("example.com", &["PLAIN"], ServerTls::StartTlsRequired, 2);
+    let mut pair = Pair::with_alice(c, s, tls);
+    assert!(!pair.client.is_encrypted() && !pair.server.is_encrypted());
+    pair.negotiate();
+    assert!(pair.client.is_ready() && pair.server.is_ready());
+    assert!(pair.client.is_encrypted() && pair.server.is_encrypted());
+    // The client's host ends the stream: the server sees that condition.
+    let bad = StreamError::new(C::SystemShutdown).with_text("bad \u{7} text");
+    assert!(matches!(
+        pair.client.close_with_error(bad),
+        Err(xmpp_sansio::UsageError::Write(_))
+    ));
+    assert!(pair.client.is_ready(), "a refused error changes nothing");
+    pair.client
+        .close_with_error(StreamError::new(C::SystemShutdown).with_text("going down"))
+        .unwrap();
+    pair.drive();
+    assert!(matches!(
+        pair.client_error(),
+        Some(ClientError::Protocol {
+            condition: C::SystemShutdown,
+            ..
+        })
+    ));
+    let seen = pair.server_error();
+    assert!(
+        matches!(seen, Some(xmpp_sansio::server::ServerError::StreamError(e)) if e.condition == C::SystemShutdown),
+        "{seen:?}"
+    );
+    assert!(pair.client.is_closed() && pair.server.is_closed());
+}
+
 #[test]
 fn messages_flow_both_ways_with_from_stamped() {
     let c = alice_config("SCRAM-SHA-256", TlsMode::None, 1);

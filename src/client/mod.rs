@@ -523,6 +523,31 @@ impl Client {
         }
     }
 
+    /// Ends the stream with a stream error of the host's choosing
+    /// (`policy-violation`, `system-shutdown`...), as
+    /// [`Server::close_with_error`](crate::server::Server::close_with_error)
+    /// does: the error, `</stream:stream>`, then [`ClientEvent::Error`]
+    /// and [`ClientEvent::Closed`]. An error that cannot be written (its
+    /// text) is refused with [`UsageError::Write`] and nothing changes.
+    pub fn close_with_error(&mut self, error: StreamError) -> Result<(), UsageError> {
+        self.core
+            .writer
+            .write_stream_error(&mut Vec::new(), &error)
+            .map_err(UsageError::Write)?;
+        let condition = error.condition.clone();
+        self.negotiation_deadline = None;
+        self.core.fail(
+            ClientError::Protocol {
+                condition,
+                reason: "closed by the host",
+            },
+            Some(error),
+            ClientEvent::Error,
+            ClientEvent::Closed,
+        );
+        Ok(())
+    }
+
     /// Closes the stream: `</stream:stream>` (after `<abort/>` when SASL
     /// is under way), then waits for the server's close at most the
     /// configured grace.

@@ -410,6 +410,11 @@ impl Server {
         }
     }
 
+    /// Whether the stream is encrypted (STARTTLS done, or direct TLS).
+    pub fn is_encrypted(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Whether the session is ready.
     pub fn is_ready(&self) -> bool {
         matches!(self.phase, Phase::Ready { .. })
