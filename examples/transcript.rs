@@ -58,7 +58,6 @@ use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
     Server, ServerConfig, ServerError, ServerEvent, ServerTls,
 };
-use xmpp_sansio::steps::iq_auth::{self, LegacyCredential};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource, TlsInfo};
@@ -536,11 +535,7 @@ impl Accounts {
                 let ok = self
                     .passwords
                     .get(username)
-                    .is_some_and(|p| match credential {
-                        LegacyCredential::Password(sent) => sent.ct_eq(p),
-                        LegacyCredential::Digest(d) => d.ct_eq(&iq_auth::digest(stream_id, p)),
-                        _ => false,
-                    });
+                    .is_some_and(|p| credential.verify(stream_id, Some(p), None));
                 LegacyAuthAnswer::Verdict(if ok {
                     Ok(())
                 } else {

@@ -19,7 +19,7 @@ use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, Server, ServerConfig,
     ServerError, ServerEvent, ServerTls,
 };
-use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::iq_auth::{self, ZeroKState};
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
@@ -93,13 +93,11 @@ impl Raw {
                             ..
                         } => {
                             let ok = username == "dj"
-                                && match credential {
-                                    LegacyCredential::Password(p) => p.ct_eq("secret"),
-                                    LegacyCredential::Digest(d) => {
-                                        d.ct_eq(&iq_auth::digest(stream_id, "secret"))
-                                    }
-                                    LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
-                                };
+                                && credential.verify(
+                                    stream_id,
+                                    Some("secret"),
+                                    Some(&mut self.zero_k),
+                                );
                             LegacyAuthAnswer::Verdict(if ok {
                                 Ok(())
                             } else {

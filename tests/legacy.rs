@@ -20,7 +20,7 @@ use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
     Server, ServerConfig, ServerEvent, ServerTls,
 };
-use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::iq_auth::{self, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{AnswerKind, DeterministicRandom, UsageError};
@@ -145,13 +145,7 @@ impl YakHost {
                     ..
                 }) => {
                     let ok = username == "dj"
-                        && match credential {
-                            LegacyCredential::Password(p) => p.ct_eq("secret"),
-                            LegacyCredential::Digest(d) => {
-                                d.ct_eq(&iq_auth::digest(stream_id, "secret"))
-                            }
-                            LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
-                        };
+                        && credential.verify(stream_id, Some("secret"), Some(&mut self.zero_k));
                     let v = if ok {
                         Ok(())
                     } else {

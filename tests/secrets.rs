@@ -26,7 +26,7 @@ use xmpp_sansio::server::{
     LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest, ServerConfig,
     ServerEvent, ServerTls,
 };
-use xmpp_sansio::steps::iq_auth::{self, AuthQuery, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::iq_auth::{AuthQuery, ZeroKState};
 use xmpp_sansio::steps::register::{self, RegisterForm, RegisterQuery};
 use xmpp_sansio::steps::sasl::SaslElement;
 use xmpp_sansio::steps::LegacyError;
@@ -226,17 +226,9 @@ impl LegacyHost {
                     ..
                 }) => {
                     any = true;
-                    let ok = match (pair.store.users.get(username), credential) {
-                        (Some(p), LegacyCredential::Password(sent)) => sent.ct_eq(p),
-                        (Some(p), LegacyCredential::Digest(d)) => {
-                            d.ct_eq(&iq_auth::digest(stream_id, p))
-                        }
-                        (Some(_), LegacyCredential::ZeroK(h)) => self
-                            .zero_k
-                            .get_mut(username)
-                            .is_some_and(|z| z.verify(h.expose())),
-                        _ => false,
-                    };
+                    let ok = pair.store.users.get(username).is_some_and(|p| {
+                        credential.verify(stream_id, Some(p), self.zero_k.get_mut(username))
+                    });
                     let answer = LegacyAuthAnswer::Verdict(if ok {
                         Ok(())
                     } else {

@@ -77,11 +77,7 @@ use xmpp_sansio::server::{
     LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
 };
 #[cfg(feature = "legacy")]
-use xmpp_sansio::steps::{
-    iq_auth::{self, LegacyCredential, ZeroKState},
-    register::RegisterForm,
-    LegacyError,
-};
+use xmpp_sansio::steps::{iq_auth::ZeroKState, register::RegisterForm, LegacyError};
 use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
 use xmpp_sansio::xml::{Limits, StreamEvent, StreamReader};
 use xmpp_sansio::{DeterministicRandom, TlsInfo, UsageError};
@@ -304,13 +300,7 @@ impl Host {
                 stream_id,
             } => {
                 let ok = username == USER
-                    && match credential {
-                        LegacyCredential::Password(p) => p.ct_eq(PASSWORD),
-                        LegacyCredential::Digest(d) => {
-                            d.ct_eq(&iq_auth::digest(stream_id, PASSWORD))
-                        }
-                        LegacyCredential::ZeroK(h) => self.zero_k.verify(h.expose()),
-                    };
+                    && credential.verify(stream_id, Some(PASSWORD), Some(&mut self.zero_k));
                 LegacyAuthAnswer::Verdict(match (ok, resource.as_str()) {
                     (false, _) => Err(LegacyError::NOT_AUTHORIZED),
                     (true, TAKEN_RESOURCE) => Err(LegacyError::CONFLICT),

@@ -128,6 +128,30 @@ impl LegacyCredential {
         }
     }
 
+    /// Checks the credential against what the host keeps for the account,
+    /// as [`LegacyAuthRequest::Verify`](crate::server::LegacyAuthRequest::Verify)
+    /// asks: the plaintext `password` for `<password/>`, and for
+    /// `<digest/>` salted with this stream's id (hex compared without
+    /// regard to case); the `zero_k` state for `<hash/>`, stepped down on
+    /// success. All in constant time. A method the host has nothing for
+    /// fails.
+    pub fn verify(
+        &self,
+        stream_id: &str,
+        password: Option<&str>,
+        zero_k: Option<&mut ZeroKState>,
+    ) -> bool {
+        match (self, password, zero_k) {
+            (Self::Password(sent), Some(p), _) => sent.ct_eq(p),
+            (Self::Digest(sent), Some(p), _) => {
+                let sent = zeroize::Zeroizing::new(sent.expose().to_ascii_lowercase());
+                crate::sasl::common::ct_eq(sent.as_bytes(), digest(stream_id, p).as_bytes())
+            }
+            (Self::ZeroK(sent), _, Some(state)) => state.verify(sent.expose()),
+            _ => false,
+        }
+    }
+
     /// The value sent. Handle with care.
     pub fn expose(&self) -> &str {
         match self {
@@ -295,6 +319,29 @@ mod tests {
             digest("3EE948B0", "Calli0pe"),
             "48fc78be9ec8f86d8ce1c39c320c97c21d62334d"
         );
+    }
+
+    #[test]
+    fn credentials_verify_against_what_the_host_keeps() {
+        use crate::sasl::Secret;
+        let sid = "3EE948B0";
+        let right = digest(sid, "Calli0pe");
+        let digest_of = |d: &str| LegacyCredential::Digest(Secret::new(d));
+        assert!(digest_of(&right).verify(sid, Some("Calli0pe"), None));
+        // Hex without regard to case (XEP-0078 clients differ).
+        assert!(digest_of(&right.to_uppercase()).verify(sid, Some("Calli0pe"), None));
+        assert!(!digest_of(&right).verify("other-id", Some("Calli0pe"), None));
+        assert!(!digest_of(&right).verify(sid, Some("wrong"), None));
+        assert!(!digest_of(&right).verify(sid, None, None));
+        let plain = LegacyCredential::Password(Secret::new("Calli0pe"));
+        assert!(plain.verify(sid, Some("Calli0pe"), None));
+        assert!(!plain.verify(sid, Some("calli0pe"), None));
+        // Zero-knowledge: the state steps down, so the same hash fails next.
+        let mut state = ZeroKState::new("secret", "ABCDE", 401);
+        let hash = LegacyCredential::ZeroK(Secret::new(zero_k_hash("secret", "ABCDE", 400)));
+        assert!(!hash.verify(sid, Some("secret"), None));
+        assert!(hash.verify(sid, None, Some(&mut state)));
+        assert!(!hash.verify(sid, None, Some(&mut state)));
     }
 
     #[test]

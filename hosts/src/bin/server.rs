@@ -51,9 +51,8 @@ use xmpp_sansio::server::{
     BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest,
     RegistrationRequest, Server, ServerConfig, ServerError, ServerEvent, ServerTls,
 };
-use xmpp_sansio::steps::iq_auth::{self, LegacyCredential, ZeroKState};
+use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
-use xmpp_sansio::steps::sasl::Zeroizing;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
@@ -512,22 +511,10 @@ impl Store {
     fn check_legacy(&self, username: &str, credential: &LegacyCredential, stream_id: &str) -> bool {
         match credential {
             LegacyCredential::Password(p) => self.check_password(username, p.expose()),
-            LegacyCredential::Digest(d) => {
-                let expected = self
-                    .accounts()
-                    .get(username)
-                    .and_then(|a| a.plaintext.as_ref())
-                    .map(|p| iq_auth::digest(stream_id, p.expose()));
-                expected.is_some_and(|e| {
-                    let sent = Zeroizing::new(d.expose().to_ascii_lowercase());
-                    bool::from(e.as_bytes().ct_eq(sent.as_bytes()))
-                })
-            }
-            LegacyCredential::ZeroK(h) => self
-                .accounts()
-                .get_mut(username)
-                .and_then(|a| a.zero_k.as_mut())
-                .is_some_and(|z| z.verify(h.expose())),
+            other => self.accounts().get_mut(username).is_some_and(|a| {
+                let password = a.plaintext.as_ref().map(|p| p.expose());
+                other.verify(stream_id, password, a.zero_k.as_mut())
+            }),
         }
     }
 
