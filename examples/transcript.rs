@@ -33,6 +33,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use xmpp_sansio::client::PeerRefusal;
+use xmpp_sansio::error::Misbehavior;
 
 use minidom::Element;
 use rcgen::{
@@ -1038,12 +1040,14 @@ impl Hosts {
 
 fn client_error_line(e: &ClientError) -> String {
     match e {
-        ClientError::SaslFailure { condition, text } => format!(
+        ClientError::Refused(PeerRefusal::Authentication { condition, text }) => format!(
             "sasl failure {}{}",
             condition.map_or("(unknown condition)", |c| c.as_str()),
             text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
         ),
-        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
+        ClientError::PeerMisbehaved(Misbehavior::Sasl(e)) => {
+            format!("sasl {} (client side: {})", e.condition, e.reason)
+        }
         other => other.to_string(),
     }
 }

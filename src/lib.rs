@@ -77,7 +77,7 @@
 //! - `legacy`: non-SASL authentication (XEP-0078, `jabber:iq:auth`),
 //!   in-band registration (XEP-0077) and pre-1.0 streams (Jabber 1.4) on
 //!   both roles. Without it, a pre-1.0 server is refused with
-//!   [`client::ClientError::UnsupportedVersion`] and a pre-1.0 client gets
+//!   [`client::PolicyError::UnsupportedVersion`] and a pre-1.0 client gets
 //!   `unsupported-version`.
 //! - `digest-md5`: the DIGEST-MD5 mechanism (historic, RFC 6331), and the
 //!   `md-5` dependency. Without it, a server never offers it and a client
@@ -90,6 +90,7 @@
 
 pub mod client;
 mod core;
+pub mod error;
 pub mod features;
 mod gate;
 pub mod ns;

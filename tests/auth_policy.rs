@@ -7,6 +7,8 @@ mod support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use xmpp_sansio::client::PolicyError;
+use xmpp_sansio::server::PolicyError as ServerPolicyError;
 
 use support::fixtures_dir;
 use support::pair::Store;
@@ -21,7 +23,6 @@ use xmpp_sansio::server::{
 };
 use xmpp_sansio::steps::iq_auth::{self, ZeroKState};
 use xmpp_sansio::steps::LegacyError;
-use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
 const HEADER: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='yak' version='1.0'>";
@@ -140,10 +141,9 @@ impl Raw {
     fn ended_for_too_many_failures(&self) -> bool {
         matches!(
             self.server.error(),
-            Some(ServerError::Protocol {
-                condition: StreamErrorCondition::PolicyViolation,
-                ..
-            })
+            Some(ServerError::Policy(
+                ServerPolicyError::TooManyAuthFailures { .. }
+            ))
         )
     }
 }
@@ -512,10 +512,10 @@ fn a_zero_k_sequence_of_2_pow_32_minus_1_fails_at_once() {
     let (sent, events) = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the client is still hashing the server's sequence");
-    let error = ClientError::ZeroKSequenceTooHigh {
+    let error = ClientError::Policy(PolicyError::ZeroKSequenceTooHigh {
         sequence: u32::MAX,
         max: 10_000,
-    };
+    });
     assert!(
         events.contains(&ClientEvent::Error(error.clone())),
         "{events:?}"
@@ -536,11 +536,11 @@ fn the_zero_k_cap_is_configurable_and_inclusive() {
     assert!(sent.contains(&format!("<hash>{hash}</hash>")), "{sent}");
     assert!(!events.iter().any(|e| matches!(e, ClientEvent::Error(_))));
     let (sent, events) = zero_k_login(4, |c| c.max_zero_k_sequence = 3);
-    assert!(
-        events.contains(&ClientEvent::Error(ClientError::ZeroKSequenceTooHigh {
+    assert!(events.contains(&ClientEvent::Error(ClientError::Policy(
+        PolicyError::ZeroKSequenceTooHigh {
             sequence: 4,
             max: 3
-        }))
-    );
+        }
+    ))));
     assert!(!sent.contains("<hash>"), "{sent}");
 }

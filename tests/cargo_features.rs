@@ -10,6 +10,7 @@
 mod support;
 
 use std::time::Instant;
+use xmpp_sansio::client::PolicyError;
 
 use support::pair::{alice_config, server_config, Pair};
 use support::{Dir, Transcript};
@@ -103,12 +104,14 @@ fn picks_only_when_built(
         // Named in `policy.only`, the mechanism this build does not know
         // is refused by name; otherwise nothing offered is acceptable.
         let expected = if named {
-            ClientError::MechanismRefused(vec![RefusedMechanism {
+            ClientError::Policy(PolicyError::MechanismRefused(vec![RefusedMechanism {
                 mechanism: mechanism.into(),
                 refusal: Refusal::Unknown,
-            }])
+            }]))
         } else {
-            ClientError::NoMechanism(offered.iter().map(|m| m.to_string()).collect())
+            ClientError::Policy(PolicyError::NoMechanism(
+                offered.iter().map(|m| m.to_string()).collect(),
+            ))
         };
         assert_eq!(error, Some(expected));
         assert!(!sent.contains("<auth"), "{sent}");
@@ -254,7 +257,10 @@ fn a_pre_1_0_server_is_refused_without_legacy() {
         assert_eq!(error, None);
         assert!(sent.contains("jabber:iq:auth"), "{sent}");
     } else {
-        assert_eq!(error, Some(ClientError::UnsupportedVersion));
+        assert_eq!(
+            error,
+            Some(ClientError::Policy(PolicyError::UnsupportedVersion))
+        );
         assert!(sent.contains("<unsupported-version"), "{sent}");
         assert!(!sent.contains("<iq"), "{sent}");
     }
@@ -309,7 +315,10 @@ fn prosodys_iq_auth_feature_is_unknown_without_legacy() {
         assert!(sent.contains("jabber:iq:auth"), "{sent}");
     } else {
         // Nothing named, nothing refused: no mechanism, no legacy.
-        assert_eq!(error, Some(ClientError::MechanismRefused(vec![])));
+        assert_eq!(
+            error,
+            Some(ClientError::Policy(PolicyError::MechanismRefused(vec![])))
+        );
         assert!(!sent.contains("<iq"), "{sent}");
     }
 }

@@ -4,6 +4,8 @@
 mod support;
 
 use std::time::Instant;
+use xmpp_sansio::client::{PeerRefusal, PolicyError};
+use xmpp_sansio::error::Misbehavior;
 
 use support::{text_of, Dir, Entry, Transcript};
 use xmpp_sansio::client::{
@@ -78,7 +80,7 @@ impl Run {
 }
 
 fn protocol(cond: StreamErrorCondition) -> impl Fn(&ClientError) -> bool {
-    move |e| matches!(e, ClientError::Protocol { condition, .. } if *condition == cond)
+    move |e| matches!(e, ClientError::PeerMisbehaved(Misbehavior::Protocol { condition, .. }) if *condition == cond)
 }
 
 #[test]
@@ -125,7 +127,10 @@ fn starttls_failure_ends_the_stream() {
     r.feed(&format!("{SERVER_HEADER}{FEATURES_TLS}"));
     r.take_sent();
     r.feed("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
-    assert_eq!(r.error(), Some(&ClientError::TlsFailed));
+    assert_eq!(
+        r.error(),
+        Some(&ClientError::Refused(PeerRefusal::StartTls))
+    );
     assert_eq!(r.take_sent(), "</stream:stream>");
     assert_eq!(r.events.last(), Some(&ClientEvent::Closed));
 }
@@ -134,7 +139,10 @@ fn starttls_failure_ends_the_stream() {
 fn features_without_starttls_while_tls_is_required() {
     let mut r = Run::new(TlsMode::StartTlsRequired);
     r.feed(&format!("{SERVER_HEADER}{FEATURES_PLAIN}"));
-    assert_eq!(r.error(), Some(&ClientError::TlsRequired));
+    assert_eq!(
+        r.error(),
+        Some(&ClientError::Policy(PolicyError::TlsRequired))
+    );
     let sent = r.take_sent();
     assert!(!sent.contains("<auth"), "{sent}");
     assert!(sent.contains("<policy-violation"), "{sent}");
@@ -262,7 +270,9 @@ fn scram_server_final_with_a_wrong_signature() {
         let data = xmpp_sansio::sasl::encode_payload(bad.as_bytes());
         let (events, last_sent) = scram_capture_with_success(&data);
         let err = events.iter().find_map(|e| match e {
-            ClientEvent::Error(ClientError::Sasl(s)) => Some(s.clone()),
+            ClientEvent::Error(ClientError::PeerMisbehaved(Misbehavior::Sasl(s))) => {
+                Some(s.clone())
+            }
             _ => None,
         });
         assert!(err.is_some(), "{bad}: {events:?}");
@@ -308,7 +318,8 @@ fn assert_see_other_host(r: &mut Run, redirect: Option<bool>) {
             }
         );
     }
-    let [ClientEvent::Error(ClientError::StreamError(e)), ClientEvent::Closed] = &events[..] else {
+    let [ClientEvent::Error(ClientError::PeerStreamError(e)), ClientEvent::Closed] = &events[..]
+    else {
         panic!("{events:?}")
     };
     assert_eq!(e.text.as_deref(), Some("moved"));
@@ -345,7 +356,10 @@ fn malformed_xml_from_the_server_gets_not_well_formed() {
     let mut r = Run::new(TlsMode::StartTlsRequired);
     r.take_sent();
     r.feed(&format!("{SERVER_HEADER}<stream:features></wrong>"));
-    assert!(matches!(r.error(), Some(ClientError::Read(_))));
+    assert!(matches!(
+        r.error(),
+        Some(ClientError::PeerMisbehaved(Misbehavior::Read(_)))
+    ));
     assert!(r
         .take_sent()
         .contains("<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"));
@@ -379,7 +393,7 @@ fn bind_conflict_is_reported() {
     r.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
     r.feed(&format!("{SERVER_HEADER}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"));
     r.feed("<iq type='error' id='bind_1'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-    let Some(ClientError::Bind(e)) = r.error() else {
+    let Some(ClientError::Refused(PeerRefusal::Bind(e))) = r.error() else {
         panic!("{:?}", r.events)
     };
     assert_eq!(e.condition, "conflict");

@@ -6,6 +6,8 @@
 mod support;
 
 use std::time::{Duration, Instant};
+use xmpp_sansio::client::{PeerRefusal, PolicyError};
+use xmpp_sansio::error::Deadline;
 
 use minidom::Element;
 use support::{text_of, Dir, Entry, Transcript};
@@ -437,10 +439,10 @@ fn prosody_failures_reach_the_same_outcome() {
         assert!(
             matches!(
                 o.error(),
-                Some(ClientError::SaslFailure {
+                Some(ClientError::Refused(PeerRefusal::Authentication {
                     condition: Some(SaslCondition::NotAuthorized),
                     ..
-                })
+                }))
             ),
             "{file}: {:?}",
             o.error()
@@ -469,10 +471,12 @@ fn prosody_no_starttls_mechanism_not_offered_is_never_forced() {
         let o = replay(&t, c);
         assert_eq!(
             o.error(),
-            Some(&ClientError::MechanismRefused(vec![RefusedMechanism {
-                mechanism: "PLAIN".into(),
-                refusal: Refusal::NotOffered,
-            }])),
+            Some(&ClientError::Policy(PolicyError::MechanismRefused(vec![
+                RefusedMechanism {
+                    mechanism: "PLAIN".into(),
+                    refusal: Refusal::NotOffered,
+                }
+            ]))),
             "{file}"
         );
         assert!(!String::from_utf8_lossy(&o.sent).contains("<auth"));
@@ -507,7 +511,9 @@ fn tls_required_by_policy_sends_no_credentials() {
     );
     assert_eq!(
         client.poll_event(),
-        Some(ClientEvent::Error(ClientError::TlsRequired))
+        Some(ClientEvent::Error(ClientError::Policy(
+            PolicyError::TlsRequired
+        )))
     );
     assert_eq!(client.poll_event(), Some(ClientEvent::Closed));
 }
@@ -568,7 +574,7 @@ fn seed004_digest_md5_replay_fails_safe_and_rfc2831_parameters_are_checked() {
     c.policy.enable_digest_md5 = true;
     let o = replay(&t, c);
     assert!(
-        matches!(o.error(), Some(ClientError::Sasl(e)) if e.condition == SaslCondition::NotAuthorized),
+        matches!(o.error(), Some(ClientError::PeerMisbehaved(xmpp_sansio::error::Misbehavior::Sasl(e))) if e.condition == SaslCondition::NotAuthorized),
         "{:?}",
         o.error()
     );
@@ -607,7 +613,9 @@ fn negotiation_deadline_fires() {
     client.handle_timeout(now + Duration::from_secs(10));
     assert_eq!(
         client.poll_event(),
-        Some(ClientEvent::Error(ClientError::Timeout))
+        Some(ClientEvent::Error(ClientError::Timeout(
+            Deadline::Negotiation
+        )))
     );
     assert_eq!(client.poll_event(), Some(ClientEvent::Closed));
     assert_eq!(client.poll_timeout(), None);

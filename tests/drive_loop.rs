@@ -11,6 +11,8 @@ mod drive_loop;
 
 use std::io;
 use std::time::{Duration, Instant};
+use xmpp_sansio::client::PeerRefusal;
+use xmpp_sansio::error::Deadline;
 
 use minidom::Element;
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials};
@@ -225,10 +227,10 @@ fn the_loop_returns_the_stream_error() {
     let err = drive(&mut client, &mut conn, |_, _| {}).unwrap_err();
     assert_eq!(
         err.downcast_ref::<ClientError>(),
-        Some(&ClientError::SaslFailure {
+        Some(&ClientError::Refused(PeerRefusal::Authentication {
             condition: Some(SaslCondition::NotAuthorized),
             text: None,
-        })
+        }))
     );
     assert!(client.is_closed());
 }
@@ -250,7 +252,7 @@ fn the_loop_acts_on_deadlines() {
     let err = drive(&mut client, &mut conn, |_, _| {}).unwrap_err();
     assert_eq!(
         err.downcast_ref::<ClientError>(),
-        Some(&ClientError::Timeout)
+        Some(&ClientError::Timeout(Deadline::Negotiation))
     );
     assert!(start.elapsed() >= Duration::from_millis(200));
     assert!(conn.timeouts >= 1);

@@ -6,6 +6,8 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use xmpp_sansio::client::PolicyError;
+use xmpp_sansio::error::{Deadline, Misbehavior};
 
 use std::time::{Duration, Instant};
 
@@ -179,7 +181,7 @@ impl Role for Server {
     }
     fn next_event(&mut self) -> Option<Option<ReadError>> {
         self.poll_event().map(|e| match e {
-            ServerEvent::Error(ServerError::Read(r)) => Some(r),
+            ServerEvent::Error(ServerError::PeerMisbehaved(Misbehavior::Read(r))) => Some(r),
             _ => None,
         })
     }
@@ -197,7 +199,7 @@ impl Role for Client {
     }
     fn next_event(&mut self) -> Option<Option<ReadError>> {
         self.poll_event().map(|e| match e {
-            ClientEvent::Error(ClientError::Read(r)) => Some(r),
+            ClientEvent::Error(ClientError::PeerMisbehaved(Misbehavior::Read(r))) => Some(r),
             _ => None,
         })
     }
@@ -424,10 +426,10 @@ fn an_element_illegal_in_the_phase_is_refused_at_its_start_tag() {
     assert!(
         matches!(
             &err,
-            Some(ClientError::Protocol {
+            Some(ClientError::PeerMisbehaved(Misbehavior::Protocol {
                 condition: C::UnsupportedStanzaType,
                 ..
-            })
+            }))
         ),
         "{err:?}"
     );
@@ -495,13 +497,9 @@ fn a_started_element_must_finish_in_time_once_ready_on_both_roles() {
     p.client.handle_timeout(t0 + 59 * SECOND);
     assert!(!p.client.is_closed());
     p.client.handle_timeout(t0 + 60 * SECOND);
-    assert!(matches!(
-        client_failed_with(&mut p.client),
-        Some(ClientError::Protocol {
-            condition: C::PolicyViolation,
-            ..
-        })
-    ));
+    let error = client_failed_with(&mut p.client).expect("failed");
+    assert_eq!(error, ClientError::Timeout(Deadline::Element));
+    assert_eq!(error.condition(), Some(C::PolicyViolation));
 }
 
 #[test]
@@ -587,7 +585,7 @@ fn the_client_refuses_a_pre_1_0_server_when_tls_is_required() {
     client.feed(Instant::now(), header.as_bytes()).unwrap();
     assert_eq!(
         client_failed_with(&mut client),
-        Some(ClientError::TlsRequired)
+        Some(ClientError::Policy(PolicyError::TlsRequired))
     );
     client.poll_transmit(&mut out);
     let sent = String::from_utf8_lossy(&out);

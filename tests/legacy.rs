@@ -5,6 +5,7 @@
 mod support;
 
 use support::elements_of;
+use xmpp_sansio::client::PeerRefusal;
 
 use std::time::Instant;
 
@@ -478,8 +479,8 @@ fn seed001_client_role_errors() {
         ),
     );
     assert!(
-        events.contains(&ClientEvent::Error(ClientError::Registration(
-            LegacyError::CONFLICT
+        events.contains(&ClientEvent::Error(ClientError::Refused(
+            PeerRefusal::Registration(LegacyError::CONFLICT)
         ))),
         "{events:?}"
     );
@@ -494,8 +495,8 @@ fn seed001_client_role_errors() {
         ),
     );
     assert!(
-        events.contains(&ClientEvent::Error(ClientError::Registration(
-            LegacyError::NOT_IMPLEMENTED
+        events.contains(&ClientEvent::Error(ClientError::Refused(
+            PeerRefusal::Registration(LegacyError::NOT_IMPLEMENTED)
         ))),
         "{events:?}"
     );
@@ -624,8 +625,8 @@ fn pair_each_method_and_error_path() {
             if !ok {
                 assert!(
                     run.client_events
-                        .contains(&ClientEvent::Error(ClientError::LegacyAuth(
-                            LegacyError::NOT_AUTHORIZED
+                        .contains(&ClientEvent::Error(ClientError::Refused(
+                            PeerRefusal::LegacyAuth(LegacyError::NOT_AUTHORIZED)
                         ))),
                     "{label}"
                 );
@@ -652,8 +653,8 @@ fn pair_each_method_and_error_path() {
     let run = register_then_login(yak_with_registration(), "dj");
     assert!(run
         .client_events
-        .contains(&ClientEvent::Error(ClientError::Registration(
-            LegacyError::CONFLICT
+        .contains(&ClientEvent::Error(ClientError::Refused(
+            PeerRefusal::Registration(LegacyError::CONFLICT)
         ))));
 }
 
@@ -727,8 +728,8 @@ fn a_result_that_repeats_the_fields_is_not_a_login() {
     };
     let (_, events) = replay_client(&s, yak_client("secret", None));
     assert!(
-        events.contains(&ClientEvent::Error(ClientError::LegacyAuth(
-            LegacyError::NOT_AUTHORIZED
+        events.contains(&ClientEvent::Error(ClientError::Refused(
+            PeerRefusal::LegacyAuth(LegacyError::NOT_AUTHORIZED)
         ))),
         "{events:?}"
     );

@@ -5,6 +5,7 @@
 mod support;
 
 use std::time::Instant;
+use xmpp_sansio::client::{PeerRefusal, PolicyError};
 
 use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
 use support::toy_gssapi;
@@ -205,7 +206,10 @@ fn every_mechanism_in_every_tls_mode_completes_or_fails_alike() {
                         let server = pair.server_auth_failure();
                         assert_eq!(server, Some(SaslCondition::NotAuthorized), "{label}");
                         match pair.client_error() {
-                            Some(ClientError::SaslFailure { condition, .. }) => {
+                            Some(ClientError::Refused(PeerRefusal::Authentication {
+                                condition,
+                                ..
+                            })) => {
                                 assert_eq!(*condition, server, "{label}")
                             }
                             other => panic!("{label}: client saw {other:?}"),
@@ -245,7 +249,7 @@ fn a_man_in_the_middle_breaks_plus_channel_binding() {
         let server = pair.server_auth_failure();
         assert!(server.is_some(), "{cb:?}");
         assert!(
-            matches!(pair.client_error(), Some(ClientError::SaslFailure { condition, .. }) if *condition == server)
+            matches!(pair.client_error(), Some(ClientError::Refused(PeerRefusal::Authentication { condition, .. })) if *condition == server)
         );
     }
 }
@@ -328,16 +332,15 @@ fn both_roles_close_with_an_error_and_tell_encryption() {
         .close_with_error(StreamError::new(C::SystemShutdown).with_text("going down"))
         .unwrap();
     pair.drive();
-    assert!(matches!(
-        pair.client_error(),
-        Some(ClientError::Protocol {
-            condition: C::SystemShutdown,
-            ..
-        })
-    ));
+    let error = pair.client_error().cloned().expect("failed");
+    assert!(
+        matches!(&error, ClientError::ClosedByHost(e) if e.condition == C::SystemShutdown),
+        "{error:?}"
+    );
+    assert_eq!(error.condition(), Some(C::SystemShutdown));
     let seen = pair.server_error();
     assert!(
-        matches!(seen, Some(xmpp_sansio::server::ServerError::StreamError(e)) if e.condition == C::SystemShutdown),
+        matches!(seen, Some(xmpp_sansio::server::ServerError::PeerStreamError(e)) if e.condition == C::SystemShutdown),
         "{seen:?}"
     );
     assert!(pair.client.is_closed() && pair.server.is_closed());
@@ -615,7 +618,9 @@ fn without_registration_a_host_mechanism_is_neither_offered_nor_chosen() {
     assert!(!String::from_utf8_lossy(&pair.down_bytes).contains("X-TOY-GSSAPI"));
     assert_eq!(
         pair.client_error(),
-        Some(&ClientError::NoMechanism(vec!["PLAIN".into()]))
+        Some(&ClientError::Policy(PolicyError::NoMechanism(vec![
+            "PLAIN".into()
+        ])))
     );
     // The client does not know it: nothing of its kind to choose.
     let pair = toy_pair(Credentials::Host, HOST_900, &["PLAIN"], |c, _| {
@@ -623,10 +628,10 @@ fn without_registration_a_host_mechanism_is_neither_offered_nor_chosen() {
     });
     assert_eq!(
         pair.client_error(),
-        Some(&ClientError::NoMechanism(vec![
+        Some(&ClientError::Policy(PolicyError::NoMechanism(vec![
             "X-TOY-GSSAPI".into(),
             "PLAIN".into()
-        ]))
+        ])))
     );
     assert!(!String::from_utf8_lossy(&pair.up_bytes).contains("<auth"));
 }
@@ -750,10 +755,10 @@ fn refused(
 }
 
 fn refusal_of(mechanism: &str, refusal: Refusal) -> ClientError {
-    ClientError::MechanismRefused(vec![RefusedMechanism {
+    ClientError::Policy(PolicyError::MechanismRefused(vec![RefusedMechanism {
         mechanism: mechanism.to_owned(),
         refusal,
-    }])
+    }]))
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod support;
 
 use std::time::Instant;
+use xmpp_sansio::client::PeerRefusal;
 
 use support::pair::{alice_config, server_config, Store};
 use xmpp_sansio::client::{Client, ClientError, ClientEvent, TlsMode};
@@ -215,7 +216,7 @@ fn bind_refusals_are_typed_stanza_errors() {
         let err = cev
             .iter()
             .find_map(|e| match e {
-                ClientEvent::Error(ClientError::Bind(e)) => Some(e),
+                ClientEvent::Error(ClientError::Refused(PeerRefusal::Bind(e))) => Some(e),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{refusal:?}: {cev:?}"));

@@ -7,6 +7,7 @@
 mod support;
 
 use std::time::Instant;
+use xmpp_sansio::client::PolicyError;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -120,7 +121,7 @@ fn the_client_sends_no_token_in_the_clear_by_default() {
         // token leaves it.
         let pair = token_login(m, false, false, seed);
         assert!(
-            matches!(pair.client_error(), Some(ClientError::MechanismRefused(r))
+            matches!(pair.client_error(), Some(ClientError::Policy(PolicyError::MechanismRefused(r)))
                 if r == &[RefusedMechanism { mechanism: m.to_owned(), refusal: Refusal::NeedsTls }]),
             "{m}: {:?}",
             pair.client_error()

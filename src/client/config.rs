@@ -122,7 +122,7 @@ pub struct ClientConfig {
     /// The client hashes the password that many times inside
     /// [`Client::feed`](super::Client::feed), and the server chooses the
     /// count (up to 2^32 - 1: over an hour of SHA-1); above this it fails
-    /// with [`ClientError::ZeroKSequenceTooHigh`](super::ClientError::ZeroKSequenceTooHigh)
+    /// with [`PolicyError::ZeroKSequenceTooHigh`](super::PolicyError::ZeroKSequenceTooHigh)
     /// before hashing anything. jabberd 1.4 starts its chains at a few
     /// hundred. Default 10,000.
     #[cfg(feature = "legacy")]

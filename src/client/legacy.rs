@@ -5,7 +5,7 @@
 
 use minidom::Element;
 
-use super::{Client, ClientError, ClientEvent, Credentials, Phase};
+use super::{Client, ClientError, ClientEvent, Credentials, PeerRefusal, Phase, PolicyError};
 use crate::features::StreamFeatures;
 use crate::ns;
 use crate::sasl::{ExchangeSecurity, Secret};
@@ -129,19 +129,15 @@ impl Client {
         match features {
             Some(f) => self.start_sasl(f),
             None if self.config.legacy_auth.enabled => self.start_legacy(),
-            None => self.fail(
-                ClientError::UnsupportedVersion,
-                Some(crate::stream_error::StreamErrorCondition::UnsupportedVersion),
-            ),
+            None => self.fail(ClientError::Policy(PolicyError::UnsupportedVersion)),
         }
     }
 
     pub(super) fn start_legacy(&mut self) {
         if !matches!(self.config.credentials, Credentials::Password { .. }) {
-            return self.fail(
-                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
-                None,
-            );
+            return self.fail(ClientError::Policy(PolicyError::NoMechanism(vec![
+                "jabber:iq:auth".into(),
+            ])));
         }
         let username = self.config.localpart().unwrap_or_default().to_owned();
         self.write(&iq_auth::get(AUTH_GET_ID, &username));
@@ -171,7 +167,7 @@ impl Client {
         } else {
             self.phase = Phase::Legacy(Step::Registering { features: None });
             let e = LegacyError::from_iq(el);
-            return self.fail(ClientError::Registration(e), None);
+            return self.fail(ClientError::Refused(PeerRefusal::Registration(e)));
         }
         let then_login = self.config.register.as_ref().is_some_and(|r| r.then_login);
         if then_login && !enquiry {
@@ -184,13 +180,12 @@ impl Client {
     fn on_legacy_fields(&mut self, el: &Element) {
         let fields = match iq_auth::parse_fields(el) {
             Ok(f) => f,
-            Err(e) => return self.fail(ClientError::LegacyAuth(e), None),
+            Err(e) => return self.fail(ClientError::Refused(PeerRefusal::LegacyAuth(e))),
         };
         let Credentials::Password { password, .. } = &self.config.credentials else {
-            return self.fail(
-                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
-                None,
-            );
+            return self.fail(ClientError::Policy(PolicyError::NoMechanism(vec![
+                "jabber:iq:auth".into(),
+            ])));
         };
         let pw = password.expose();
         let cleartext_ok =
@@ -200,10 +195,10 @@ impl Client {
             // configured cap, and none at all when it asks for more.
             let max = self.config.max_zero_k_sequence;
             if seq > max {
-                return self.fail(
-                    ClientError::ZeroKSequenceTooHigh { sequence: seq, max },
-                    None,
-                );
+                return self.fail(ClientError::Policy(PolicyError::ZeroKSequenceTooHigh {
+                    sequence: seq,
+                    max,
+                }));
             }
         }
         // Strongest first: zero-knowledge, digest, plaintext.
@@ -215,10 +210,9 @@ impl Client {
         } else if fields.password && cleartext_ok {
             LegacyCredential::Password(password.clone())
         } else {
-            return self.fail(
-                ClientError::NoMechanism(vec!["jabber:iq:auth".into()]),
-                None,
-            );
+            return self.fail(ClientError::Policy(PolicyError::NoMechanism(vec![
+                "jabber:iq:auth".into(),
+            ])));
         };
         let username = self.config.localpart().unwrap_or_default().to_owned();
         let resource = self
@@ -237,12 +231,16 @@ impl Client {
 
     fn on_legacy_result(&mut self, el: &Element, resource: String) {
         if el.attr("type") != Some("result") {
-            return self.fail(ClientError::LegacyAuth(LegacyError::from_iq(el)), None);
+            return self.fail(ClientError::Refused(PeerRefusal::LegacyAuth(
+                LegacyError::from_iq(el),
+            )));
         }
         if el.get_child("query", ns::IQ_AUTH).is_some() {
             // A success is an empty result; a result that repeats the
             // fields (Prosody, for a method it does not offer) is not one.
-            return self.fail(ClientError::LegacyAuth(LegacyError::NOT_AUTHORIZED), None);
+            return self.fail(ClientError::Refused(PeerRefusal::LegacyAuth(
+                LegacyError::NOT_AUTHORIZED,
+            )));
         }
         self.authenticated = true;
         self.core.push_event(ClientEvent::Authenticated {

@@ -28,7 +28,7 @@
 //! servers need the `legacy` cargo feature (on by default). Without it,
 //! their configuration fields, events and errors do not exist, a server's
 //! `<register/>` and `<auth/>` features are ignored, and a pre-1.0 server
-//! is refused with [`ClientError::UnsupportedVersion`].
+//! is refused with [`PolicyError::UnsupportedVersion`].
 //!
 //! # Stanzas and xmpp-parsers
 //!
@@ -58,6 +58,7 @@
 //! ```
 
 mod config;
+mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
@@ -67,8 +68,10 @@ use std::time::Instant;
 
 use minidom::Element;
 
+pub use crate::error::{Deadline, InternalError, Misbehavior};
 pub use crate::tls::TlsInfo;
 pub use config::{ClientConfig, Credentials, TlsMode};
+pub use error::{ClientError, PeerRefusal, PolicyError};
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthPolicy, Registration};
@@ -83,7 +86,7 @@ use crate::gate::Expect;
 use crate::ns;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
-use crate::sasl::{ClientMechanism, ExchangeSecurity, SaslCondition, SaslError};
+use crate::sasl::{ClientMechanism, ExchangeSecurity};
 use crate::steps::sasl::{SaslElement, SaslPayload};
 use crate::steps::starttls::{starttls, TlsElement};
 use crate::steps::{bind, session, StanzaError};
@@ -144,129 +147,6 @@ pub enum ClientEvent {
     /// The stream is closed; nothing more will happen.
     Closed,
 }
-
-/// Why a client stream failed.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The server sent bytes the codec refused; the matching stream error
-    /// was sent.
-    Read(ReadError),
-    /// The server sent an element that is not legal now; `condition` was
-    /// sent to it.
-    Protocol {
-        /// The stream error condition sent.
-        condition: StreamErrorCondition,
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// The server sent a `<stream:error/>`.
-    StreamError(StreamError),
-    /// The server answered `<starttls/>` with `<failure/>`.
-    TlsFailed,
-    /// The server does not offer STARTTLS but the policy requires TLS; no
-    /// credentials were sent.
-    TlsRequired,
-    /// No offered mechanism is acceptable to the policy.
-    NoMechanism(Vec<String>),
-    /// None of the mechanisms named in
-    /// [`ClientPolicy::only`](crate::sasl::policy::ClientPolicy::only) can
-    /// be used: each with the policy rule that refused it (not offered,
-    /// no TLS for a cleartext mechanism, no channel-binding data, other
-    /// credentials). Nothing was sent.
-    MechanismRefused(Vec<crate::sasl::policy::RefusedMechanism>),
-    /// The server refused authentication.
-    SaslFailure {
-        /// The condition, when the server sent a known one.
-        condition: Option<SaslCondition>,
-        /// The server's `<text/>`.
-        text: Option<String>,
-    },
-    /// Our side of the mechanism refused the exchange (a wrong SCRAM
-    /// server signature, a weak iteration count, a bad challenge).
-    Sasl(SaslError),
-    /// The server refused resource binding.
-    Bind(StanzaError),
-    /// The server refused session establishment.
-    Session(StanzaError),
-    /// The server refused the in-band registration (406, 409, 501...).
-    #[cfg(feature = "legacy")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
-    Registration(crate::steps::LegacyError),
-    /// The server refused legacy authentication (401, 406, 409...).
-    #[cfg(feature = "legacy")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
-    LegacyAuth(crate::steps::LegacyError),
-    /// The server's zero-knowledge `<sequence/>` is above
-    /// [`ClientConfig::max_zero_k_sequence`]: nothing was hashed or sent.
-    #[cfg(feature = "legacy")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
-    ZeroKSequenceTooHigh {
-        /// The sequence the server advertised.
-        sequence: u32,
-        /// The configured maximum.
-        max: u32,
-    },
-    /// The server's stream is pre-XMPP-1.0 (no `version`) and legacy
-    /// authentication is not enabled (`LegacyAuthPolicy`), or the crate
-    /// was built without the `legacy` feature.
-    UnsupportedVersion,
-    /// Negotiation did not finish before the deadline.
-    Timeout,
-    /// A configuration value that goes on the wire cannot be written (a
-    /// resource with U+0007...): nothing was sent, the client failed at
-    /// once. [`ClientConfig::validate`] finds the same.
-    Config(crate::ConfigError),
-    /// The server closed the stream before the session was ready.
-    ClosedByPeer,
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read(e) => write!(f, "bad input from the server: {e}"),
-            Self::Protocol { condition, reason } => {
-                write!(f, "protocol error ({condition}): {reason}")
-            }
-            Self::StreamError(e) => write!(f, "{e}"),
-            Self::TlsFailed => f.write_str("the server refused STARTTLS"),
-            Self::TlsRequired => f.write_str("TLS is required but the server does not offer it"),
-            Self::NoMechanism(o) => write!(f, "no acceptable SASL mechanism among {o:?}"),
-            Self::MechanismRefused(r) => {
-                write!(f, "{}", SelectError::Refused(r.clone()))
-            }
-            Self::SaslFailure { condition, text } => {
-                write!(f, "authentication failed: ")?;
-                match condition {
-                    Some(c) => write!(f, "{c}")?,
-                    None => f.write_str("unknown condition")?,
-                }
-                if let Some(t) = text {
-                    write!(f, " ({t})")?;
-                }
-                Ok(())
-            }
-            Self::Sasl(e) => write!(f, "{e}"),
-            Self::Bind(e) => write!(f, "resource binding failed: {e}"),
-            Self::Session(e) => write!(f, "session establishment failed: {e}"),
-            #[cfg(feature = "legacy")]
-            Self::Registration(e) => write!(f, "registration failed: {e}"),
-            #[cfg(feature = "legacy")]
-            Self::LegacyAuth(e) => write!(f, "legacy authentication failed: {e}"),
-            #[cfg(feature = "legacy")]
-            Self::ZeroKSequenceTooHigh { sequence, max } => write!(
-                f,
-                "the server's zero-knowledge sequence {sequence} is above the maximum {max}"
-            ),
-            Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
-            Self::Timeout => f.write_str("negotiation timed out"),
-            Self::Config(e) => write!(f, "the configuration cannot be used: {e}"),
-            Self::ClosedByPeer => f.write_str("the server closed the stream"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
 
 enum Phase {
     /// Waiting for the server's header.
@@ -446,16 +326,13 @@ impl Client {
                 }
                 Err(ReadError::Refused(r)) => {
                     let condition = r.condition;
-                    let err = ClientError::Protocol {
-                        condition: condition.clone(),
-                        reason: r.reason,
-                    };
-                    self.fail(err, Some(condition));
+                    self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                        condition, r.reason,
+                    )));
                     return Ok(());
                 }
                 Err(e) => {
-                    let cond = e.condition();
-                    self.fail(ClientError::Read(e), Some(cond));
+                    self.fail(ClientError::PeerMisbehaved(Misbehavior::Read(e)));
                     return Ok(());
                 }
             }
@@ -476,17 +353,12 @@ impl Client {
             .element_deadline(self.config.element_timeout)
             .is_some_and(|d| now >= d)
         {
-            let c = StreamErrorCondition::PolicyViolation;
-            let err = ClientError::Protocol {
-                condition: c.clone(),
-                reason: "an element from the server took too long to arrive",
-            };
-            return self.fail(err, Some(c));
+            return self.fail(ClientError::Timeout(Deadline::Element));
         }
         if let Some(d) = self.negotiation_deadline {
             if now >= d {
                 self.negotiation_deadline = None;
-                self.fail(ClientError::Timeout, None);
+                self.fail(ClientError::Timeout(Deadline::Negotiation));
                 return;
             }
         }
@@ -534,13 +406,9 @@ impl Client {
             .writer
             .write_stream_error(&mut Vec::new(), &error)
             .map_err(UsageError::Write)?;
-        let condition = error.condition.clone();
         self.negotiation_deadline = None;
         self.core.fail(
-            ClientError::Protocol {
-                condition,
-                reason: "closed by the host",
-            },
+            ClientError::ClosedByHost(error.clone()),
             Some(error),
             ClientEvent::Error,
             ClientEvent::Closed,
@@ -665,14 +533,15 @@ impl Client {
     /// not be written (`new` checked it all, so this does not happen).
     fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
         if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
-            self.fail(ClientError::Config(e), None);
+            self.fail(ClientError::Config(e));
         }
     }
 
     /// Fails the stream: the stream error (when the server is at fault),
     /// the close, the error event, the closed event. Sticky.
-    fn fail(&mut self, err: ClientError, condition: Option<StreamErrorCondition>) {
+    fn fail(&mut self, err: ClientError) {
         self.negotiation_deadline = None;
+        let condition = err.condition();
         self.core.fail(
             err,
             condition.map(StreamError::new),
@@ -682,14 +551,10 @@ impl Client {
     }
 
     fn protocol_error(&mut self, reason: &'static str) {
-        let condition = StreamErrorCondition::UnsupportedStanzaType;
-        self.fail(
-            ClientError::Protocol {
-                condition: condition.clone(),
-                reason,
-            },
-            Some(condition),
-        );
+        self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+            StreamErrorCondition::UnsupportedStanzaType,
+            reason,
+        )));
     }
 
     fn on_stream_event(&mut self, now: Instant, ev: StreamEvent) {
@@ -709,13 +574,13 @@ impl Client {
                         });
                     }
                 }
-                self.fail(ClientError::StreamError(e), None);
+                self.fail(ClientError::PeerStreamError(e));
             }
             StreamEvent::Closed => {
                 if self.core.life == Life::Closing || matches!(self.phase, Phase::Ready { .. }) {
                     self.core.peer_closed(ClientEvent::Closed);
                 } else {
-                    self.fail(ClientError::ClosedByPeer, None);
+                    self.fail(ClientError::ClosedByPeer);
                 }
             }
         }
@@ -726,14 +591,10 @@ impl Client {
             return self.protocol_error("a second stream header");
         }
         if h.content_ns.as_deref() != Some(ns::JABBER_CLIENT) {
-            let c = StreamErrorCondition::InvalidNamespace;
-            return self.fail(
-                ClientError::Protocol {
-                    condition: c.clone(),
-                    reason: "the server's content namespace is not jabber:client",
-                },
-                Some(c),
-            );
+            return self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                StreamErrorCondition::InvalidNamespace,
+                "the server's content namespace is not jabber:client",
+            )));
         }
         #[cfg(feature = "legacy")]
         {
@@ -743,8 +604,7 @@ impl Client {
             // Jabber 1.4 (seed 001): no features follow; registration and
             // jabber:iq:auth, when allowed, on this very stream.
             if self.tls.is_none() && matches!(self.config.tls, TlsMode::StartTlsRequired) {
-                let c = StreamErrorCondition::PolicyViolation;
-                return self.fail(ClientError::TlsRequired, Some(c));
+                return self.fail(ClientError::Policy(PolicyError::TlsRequired));
             }
             return self.preauth(None);
         }
@@ -777,7 +637,9 @@ impl Client {
                         self.phase = Phase::AwaitTls;
                         self.core.awaiting_tls = true;
                     }
-                    Some(TlsElement::Failure) => self.fail(ClientError::TlsFailed, None),
+                    Some(TlsElement::Failure) => {
+                        self.fail(ClientError::Refused(PeerRefusal::StartTls))
+                    }
                     _ => self.protocol_error("expected <proceed/> or <failure/>"),
                 }
             }
@@ -786,7 +648,7 @@ impl Client {
                 self.phase = Phase::Binding;
                 match bind::parse_reply(&el) {
                     Ok(jid) => self.after_bind(jid),
-                    Err(e) => self.fail(ClientError::Bind(e), None),
+                    Err(e) => self.fail(ClientError::Refused(PeerRefusal::Bind(e))),
                 }
             }
             Phase::Session { jid } if is_reply(&el, SESSION_ID) => {
@@ -794,7 +656,9 @@ impl Client {
                 if el.attr("type") == Some("result") {
                     self.ready(jid);
                 } else {
-                    self.fail(ClientError::Session(StanzaError::from_iq(&el)), None);
+                    self.fail(ClientError::Refused(PeerRefusal::Session(
+                        StanzaError::from_iq(&el),
+                    )));
                 }
             }
             #[cfg(feature = "legacy")]
@@ -825,8 +689,7 @@ impl Client {
                 }
                 if matches!(self.config.tls, TlsMode::StartTlsRequired) {
                     // No credentials go over an unprotected stream.
-                    let c = StreamErrorCondition::PolicyViolation;
-                    return self.fail(ClientError::TlsRequired, Some(c));
+                    return self.fail(ClientError::Policy(PolicyError::TlsRequired));
                 }
                 self.preauth(Some(features));
             }
@@ -837,14 +700,10 @@ impl Client {
                     self.write(&bind::request(BIND_ID, self.config.resource.as_deref()));
                     self.phase = Phase::Binding;
                 } else {
-                    let c = StreamErrorCondition::UnsupportedFeature;
-                    self.fail(
-                        ClientError::Protocol {
-                            condition: c.clone(),
-                            reason: "no resource binding offered after authentication",
-                        },
-                        Some(c),
-                    );
+                    self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                        StreamErrorCondition::UnsupportedFeature,
+                        "no resource binding offered after authentication",
+                    )));
                 }
             }
         }
@@ -857,10 +716,7 @@ impl Client {
     fn preauth(&mut self, features: Option<StreamFeatures>) {
         match features {
             Some(f) => self.start_sasl(f),
-            None => self.fail(
-                ClientError::UnsupportedVersion,
-                Some(StreamErrorCondition::UnsupportedVersion),
-            ),
+            None => self.fail(ClientError::Policy(PolicyError::UnsupportedVersion)),
         }
     }
 
@@ -885,17 +741,17 @@ impl Client {
                     self.phase = Phase::Sasl(mech);
                     self.written(written);
                 }
-                Err(e) => self.fail(ClientError::Sasl(e), None),
+                Err(e) => self.fail(ClientError::sasl(e)),
             },
             #[cfg(feature = "legacy")]
             Err(mechanism::ChooseError::Policy(_)) if legacy_fallback => self.start_legacy(),
             Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
-                self.fail(ClientError::NoMechanism(o), None)
+                self.fail(ClientError::Policy(PolicyError::NoMechanism(o)))
             }
             Err(mechanism::ChooseError::Policy(SelectError::Refused(r))) => {
-                self.fail(ClientError::MechanismRefused(r), None)
+                self.fail(ClientError::Policy(PolicyError::MechanismRefused(r)))
             }
-            Err(mechanism::ChooseError::Sasl(e)) => self.fail(ClientError::Sasl(e), None),
+            Err(mechanism::ChooseError::Sasl(e)) => self.fail(ClientError::sasl(e)),
         }
     }
 
@@ -906,7 +762,7 @@ impl Client {
                 // A challenge we cannot decode: tell the server we stop.
                 self.core.write_sasl(SaslPayload::Abort);
                 self.phase = Phase::Sasl(mech);
-                return self.fail(ClientError::Sasl(e), None);
+                return self.fail(ClientError::sasl(e));
             }
             None => {
                 self.phase = Phase::Sasl(mech);
@@ -922,7 +778,7 @@ impl Client {
                 Err(e) => {
                     self.core.write_sasl(SaslPayload::Abort);
                     self.phase = Phase::Sasl(mech);
-                    self.fail(ClientError::Sasl(e), None);
+                    self.fail(ClientError::sasl(e));
                 }
             },
             SaslElement::Success(data) => match mech.success(data.as_deref().map(Vec::as_slice)) {
@@ -941,12 +797,15 @@ impl Client {
                 Err(e) => {
                     // The server did not prove itself: never go on.
                     self.phase = Phase::Sasl(mech);
-                    self.fail(ClientError::Sasl(e), None);
+                    self.fail(ClientError::sasl(e));
                 }
             },
             SaslElement::Failure { condition, text } => {
                 self.phase = Phase::Sasl(mech);
-                self.fail(ClientError::SaslFailure { condition, text }, None);
+                self.fail(ClientError::Refused(PeerRefusal::Authentication {
+                    condition,
+                    text,
+                }));
             }
             SaslElement::Auth { .. } | SaslElement::Response(_) | SaslElement::Abort => {
                 self.phase = Phase::Sasl(mech);

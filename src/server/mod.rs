@@ -40,6 +40,7 @@
 //! pre-1.0 stream gets `unsupported-version`.
 
 mod config;
+mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
@@ -50,7 +51,9 @@ use std::time::Instant;
 use minidom::Element;
 
 pub use crate::core::AnswerKind;
+pub use crate::error::{Deadline, InternalError, Misbehavior};
 pub use config::{ServerConfig, ServerTls};
+pub use error::{PolicyError, ServerError};
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
@@ -137,56 +140,6 @@ pub enum ServerEvent {
     /// The stream is closed.
     Closed,
 }
-
-/// Why a server stream failed.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// The client sent bytes the codec refused; the matching stream error
-    /// was sent.
-    Read(ReadError),
-    /// The client broke the protocol; `condition` was sent to it.
-    Protocol {
-        /// The stream error condition sent.
-        condition: StreamErrorCondition,
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// The client sent a `<stream:error/>`.
-    StreamError(StreamError),
-    /// The client closed the stream before the session was ready.
-    ClosedByPeer,
-    /// A configuration value that goes on the wire cannot be written (a
-    /// domain or mechanism name with a control character...): nothing was
-    /// sent, the server failed at once. [`ServerConfig::validate`] finds
-    /// the same.
-    Config(crate::ConfigError),
-}
-
-impl ServerError {
-    /// The stream error condition the client was sent, if any.
-    pub fn condition(&self) -> Option<StreamErrorCondition> {
-        match self {
-            Self::Read(e) => Some(e.condition()),
-            Self::Protocol { condition, .. } => Some(condition.clone()),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read(e) => write!(f, "bad input from the client: {e}"),
-            Self::Protocol { condition, reason } => write!(f, "{condition}: {reason}"),
-            Self::StreamError(e) => write!(f, "{e}"),
-            Self::ClosedByPeer => f.write_str("the client closed the stream"),
-            Self::Config(e) => write!(f, "the configuration cannot be used: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ServerError {}
 
 /// The host's answer to a [`ServerEvent::Bind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,24 +426,17 @@ impl Server {
             .element_deadline(self.config.element_timeout)
             .is_some_and(|d| now >= d)
         {
-            return self.fail_with(
-                StreamErrorCondition::PolicyViolation,
-                "an element from the client took too long to arrive",
-            );
+            return self.fail(ServerError::Timeout(Deadline::Element));
         }
         if self.idle_deadline().is_some_and(|d| now >= d) {
-            return self.fail_with(
-                StreamErrorCondition::ConnectionTimeout,
-                "the client sent nothing for too long",
-            );
+            return self.fail(ServerError::Timeout(Deadline::Idle));
         }
-        for deadline in [self.auth_deadline, self.negotiation_deadline] {
+        for (deadline, which) in [
+            (self.auth_deadline, Deadline::Authentication),
+            (self.negotiation_deadline, Deadline::Negotiation),
+        ] {
             if deadline.is_some_and(|d| now >= d) {
-                self.fail_with(
-                    StreamErrorCondition::PolicyViolation,
-                    "negotiation took too long",
-                );
-                return;
+                return self.fail(ServerError::Timeout(which));
             }
         }
     }
@@ -670,15 +616,13 @@ impl Server {
 
     /// Ends the stream with `error`, which can be written.
     fn end_with(&mut self, error: StreamError) {
-        let reason = "closed by the host";
-        let condition = error.condition.clone();
         self.auth_deadline = None;
         self.negotiation_deadline = None;
         if self.core.life == Life::Open {
             self.ensure_header();
         }
         self.core.fail(
-            ServerError::Protocol { condition, reason },
+            ServerError::ClosedByHost(error.clone()),
             Some(error),
             ServerEvent::Error,
             ServerEvent::Closed,
@@ -748,7 +692,8 @@ impl Server {
         }
     }
 
-    fn fail(&mut self, err: ServerError, condition: Option<StreamErrorCondition>) {
+    fn fail(&mut self, err: ServerError) {
+        let condition = err.condition();
         if condition.is_some() && self.core.life == Life::Open {
             self.ensure_header();
         }
@@ -764,11 +709,9 @@ impl Server {
     }
 
     fn fail_with(&mut self, condition: StreamErrorCondition, reason: &'static str) {
-        let err = ServerError::Protocol {
-            condition: condition.clone(),
-            reason,
-        };
-        self.fail(err, Some(condition));
+        self.fail(ServerError::PeerMisbehaved(Misbehavior::protocol(
+            condition, reason,
+        )));
     }
 
     /// Keeps bytes that arrive while a request is with the host (in the
@@ -834,10 +777,7 @@ impl Server {
                 }
                 Ok(None) => return self.core.after_read(),
                 Err(ReadError::Refused(r)) => return self.fail_with(r.condition, r.reason),
-                Err(e) => {
-                    let c = e.condition();
-                    return self.fail(ServerError::Read(e), Some(c));
-                }
+                Err(e) => return self.fail(ServerError::PeerMisbehaved(Misbehavior::Read(e))),
             }
         }
     }
@@ -846,12 +786,12 @@ impl Server {
         match ev {
             StreamEvent::Header(h) => self.on_header(h),
             StreamEvent::Element(el) => self.on_element(now, el),
-            StreamEvent::StreamError(e) => self.fail(ServerError::StreamError(e), None),
+            StreamEvent::StreamError(e) => self.fail(ServerError::PeerStreamError(e)),
             StreamEvent::Closed => {
                 if self.core.life == Life::Closing || self.is_ready() {
                     self.core.peer_closed(ServerEvent::Closed);
                 } else {
-                    self.fail(ServerError::ClosedByPeer, None);
+                    self.fail(ServerError::ClosedByPeer);
                 }
             }
         }
@@ -986,7 +926,7 @@ impl Server {
     /// not be written (`new` checked it all, so this does not happen).
     fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
         if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
-            self.fail(ServerError::Config(e), None);
+            self.fail(ServerError::Config(e));
         }
     }
 
@@ -1228,10 +1168,9 @@ impl Server {
     fn count_auth_failure(&mut self) {
         self.failures = self.failures.saturating_add(1);
         if self.failures >= self.config.max_auth_failures {
-            self.fail_with(
-                StreamErrorCondition::PolicyViolation,
-                "too many failed authentication attempts",
-            );
+            self.fail(ServerError::Policy(PolicyError::TooManyAuthFailures {
+                failures: self.failures,
+            }));
         }
     }
 

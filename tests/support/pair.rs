@@ -456,7 +456,7 @@ pub fn server_config(domain: &str, mechanisms: &[&str], tls: ServerTls, seed: u6
 /// The condition a stream error carried, as the other side saw it.
 pub fn stream_condition_seen_by_client(e: &ClientError) -> Option<StreamErrorCondition> {
     match e {
-        ClientError::StreamError(s) => Some(s.condition.clone()),
+        ClientError::PeerStreamError(s) => Some(s.condition.clone()),
         _ => None,
     }
 }

@@ -26,6 +26,7 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use xmpp_sansio::client::{PeerRefusal, PolicyError};
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::ns;
@@ -226,9 +227,13 @@ impl Wire {
 /// The one-line reason of a failure.
 fn error_line(e: &ClientError) -> String {
     match e {
-        ClientError::LegacyAuth(l) => format!("legacy-auth {} ({})", l.code, l.legacy_text()),
-        ClientError::NoMechanism(o) => format!("no-acceptable-method (offered: {})", o.join(" ")),
-        ClientError::StreamError(e) => format!("stream {e}"),
+        ClientError::Refused(PeerRefusal::LegacyAuth(l)) => {
+            format!("legacy-auth {} ({})", l.code, l.legacy_text())
+        }
+        ClientError::Policy(PolicyError::NoMechanism(o)) => {
+            format!("no-acceptable-method (offered: {})", o.join(" "))
+        }
+        ClientError::PeerStreamError(e) => format!("stream {e}"),
         other => other.to_string(),
     }
 }

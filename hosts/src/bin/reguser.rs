@@ -21,6 +21,7 @@
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use xmpp_sansio::client::PeerRefusal;
 
 use xmpp_sansio::client::{
     Client, ClientConfig, ClientError, ClientEvent, Credentials, Registration, TlsMode,
@@ -198,7 +199,7 @@ fn main() -> ExitCode {
         Err(Failure::Client(e)) => {
             match *e {
                 // The legacy code and text, as the seed's script prints them.
-                ClientError::Registration(l) => {
+                ClientError::Refused(PeerRefusal::Registration(l)) => {
                     let text = if l.code == 409 && !args.fields.is_empty() {
                         USERNAME_NOT_AVAILABLE
                     } else {

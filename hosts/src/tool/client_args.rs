@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use xmpp_sansio::client::{PeerRefusal, PolicyError};
+use xmpp_sansio::error::Misbehavior;
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
@@ -215,13 +217,16 @@ impl Args {
 /// The one-line reason of a failure: the condition first.
 pub fn error_line(e: &ClientError) -> String {
     match e {
-        ClientError::SaslFailure { condition, text } => format!(
+        ClientError::Refused(PeerRefusal::Authentication { condition, text }) => format!(
             "sasl {}{}",
             condition.map_or("unknown-condition", |c| c.as_str()),
             text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
         ),
-        ClientError::Sasl(e) => format!("sasl {} (client side: {})", e.condition, e.reason),
-        ClientError::StreamError(e) => format!(
+        ClientError::PeerMisbehaved(Misbehavior::Sasl(e))
+        | ClientError::Policy(PolicyError::Sasl(e)) => {
+            format!("sasl {} (client side: {})", e.condition, e.reason)
+        }
+        ClientError::PeerStreamError(e) => format!(
             "stream {}{}",
             e.condition,
             e.text
@@ -229,13 +234,19 @@ pub fn error_line(e: &ClientError) -> String {
                 .map(|t| format!(" ({t})"))
                 .unwrap_or_default()
         ),
-        ClientError::Read(r) => {
+        ClientError::PeerMisbehaved(Misbehavior::Read(r)) => {
             format!("stream {} (bad input from the server: {r})", r.condition())
         }
-        ClientError::Protocol { condition, reason } => format!("stream {condition} ({reason})"),
-        ClientError::TlsFailed => "tls starttls-failure (the server refused STARTTLS)".into(),
-        ClientError::TlsRequired => "tls required (the server does not offer STARTTLS)".into(),
-        ClientError::NoMechanism(o) => format!(
+        ClientError::PeerMisbehaved(Misbehavior::Protocol { condition, reason }) => {
+            format!("stream {condition} ({reason})")
+        }
+        ClientError::Refused(PeerRefusal::StartTls) => {
+            "tls starttls-failure (the server refused STARTTLS)".into()
+        }
+        ClientError::Policy(PolicyError::TlsRequired) => {
+            "tls required (the server does not offer STARTTLS)".into()
+        }
+        ClientError::Policy(PolicyError::NoMechanism(o)) => format!(
             "sasl no-acceptable-mechanism (offered: {})",
             if o.is_empty() {
                 "none".into()
@@ -243,9 +254,9 @@ pub fn error_line(e: &ClientError) -> String {
                 o.join(" ")
             }
         ),
-        ClientError::Bind(e) => format!("bind {e}"),
-        ClientError::Session(e) => format!("session {e}"),
-        ClientError::Timeout => "timeout (negotiation did not finish in time)".into(),
+        ClientError::Refused(PeerRefusal::Bind(e)) => format!("bind {e}"),
+        ClientError::Refused(PeerRefusal::Session(e)) => format!("session {e}"),
+        ClientError::Timeout(d) => format!("timeout ({d})"),
         ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
         other => other.to_string(),
     }
