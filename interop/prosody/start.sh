@@ -11,6 +11,8 @@
 #   PROSODY_WORKDIR        work dir (default: a fresh mktemp -d)
 #   PROSODY_C2S_PORT       STARTTLS c2s port      (default: a random free port)
 #   PROSODY_C2S_TLS_PORT   XEP-0368 direct TLS port (default: a random free port)
+#   PROSODY_HTTP_PORT      plain HTTP port for mod_websocket (RFC 7395, /xmpp-websocket) and mod_bosh
+#                          (XEP-0124/0206, /http-bind), loopback only, treated as secure (default: random free)
 #   PROSODY_SASL2=0        do not load mod_sasl2/sasl2_bind2/sasl2_sm/sasl2_fast (default: load them)
 #   PROSODY_MODULES="..."  replace the whole list of extra modules enabled on localhost
 #   PROSODY_START_TIMEOUT  seconds to wait for the ports (default 20)
@@ -122,6 +124,8 @@ pick_port() {
 C2S_PORT="${PROSODY_C2S_PORT:-$(pick_port)}" || die "no free port"
 PICKED+="$C2S_PORT "
 C2S_TLS_PORT="${PROSODY_C2S_TLS_PORT:-$(pick_port)}" || die "no free port"
+PICKED+="$C2S_TLS_PORT "
+HTTP_PORT="${PROSODY_HTTP_PORT:-$(pick_port)}" || die "no free port"
 
 DOMAIN=localhost
 SHA256_DOMAIN=sha256.localhost
@@ -166,11 +170,11 @@ c2s_ports = { $C2S_PORT }
 c2s_interfaces = { "127.0.0.1" }
 c2s_direct_tls_ports = { $C2S_TLS_PORT }
 c2s_direct_tls_interfaces = { "127.0.0.1" }
--- no s2s, no HTTP
+-- no s2s; plain HTTP on loopback only, for mod_websocket and mod_bosh (no HTTPS)
 modules_disabled = { "s2s" }
 s2s_ports = { }
 s2s_direct_tls_ports = { }
-http_ports = { }
+http_ports = { $HTTP_PORT }
 https_ports = { }
 http_interfaces = { "127.0.0.1" }
 https_interfaces = { "127.0.0.1" }
@@ -178,7 +182,14 @@ https_interfaces = { "127.0.0.1" }
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "legacyauth";
   "smacks"; "carbons"; "blocklist"; "private"; "vcard_legacy"; "version"; "time"; "uptime"; "pep";
+  "websocket"; "bosh";
 }
+-- RFC 7395 at http://127.0.0.1:$HTTP_PORT/xmpp-websocket, XEP-0206 at http://127.0.0.1:$HTTP_PORT/http-bind.
+-- Plain HTTP on loopback counts as secure (so c2s_require_encryption does not refuse SASL there);
+-- every VirtualHost is reachable through the to= of the <open/> or the BOSH <body/>.
+consider_websocket_secure = true
+consider_bosh_secure = true
+http_default_host = "$DOMAIN"
 
 authentication = "internal_hashed"
 storage = "internal"
@@ -238,10 +249,10 @@ start_prosody() {
       log "prosody exited during start-up:"; tail -n 20 "$WORKDIR/stdout.log" "$WORKDIR/prosody.log" >&2 || true
       exit 1
     fi
-    if port_open "$C2S_PORT" && port_open "$C2S_TLS_PORT"; then return 0; fi
+    if port_open "$C2S_PORT" && port_open "$C2S_TLS_PORT" && port_open "$HTTP_PORT"; then return 0; fi
     sleep 0.2
   done
-  log "ports $C2S_PORT/$C2S_TLS_PORT not accepting connections after ${START_TIMEOUT}s:"
+  log "ports $C2S_PORT/$C2S_TLS_PORT/$HTTP_PORT not accepting connections after ${START_TIMEOUT}s:"
   tail -n 20 "$WORKDIR/stdout.log" "$WORKDIR/prosody.log" >&2 || true
   stop_prosody
   exit 1
@@ -286,6 +297,10 @@ SERVER_VERSION=$PV
 XMPP_HOST=127.0.0.1
 XMPP_PORT=$C2S_PORT
 XMPP_TLS_PORT=$C2S_TLS_PORT
+PROSODY_HTTP_PORT=$HTTP_PORT
+XMPP_HTTP_PORT=$HTTP_PORT
+XMPP_WS_URL=ws://127.0.0.1:$HTTP_PORT/xmpp-websocket
+XMPP_BOSH_URL=http://127.0.0.1:$HTTP_PORT/http-bind
 XMPP_DOMAIN=$DOMAIN
 XMPP_SHA256_DOMAIN=$SHA256_DOMAIN
 XMPP_ANON_DOMAIN=$ANON_DOMAIN
@@ -298,5 +313,5 @@ XMPP_MODULES_DROPPED="$(echo $DROPPED)"
 WORKDIR=$WORKDIR
 PID=$PID
 ENVEOF
-log "prosody $PV up: PID=$PID c2s(STARTTLS)=127.0.0.1:$C2S_PORT direct-tls=127.0.0.1:$C2S_TLS_PORT modules on $DOMAIN: $(echo $EXTRA_MODULES)${DROPPED:+ (dropped: $DROPPED)}"
+log "prosody $PV up: PID=$PID c2s(STARTTLS)=127.0.0.1:$C2S_PORT direct-tls=127.0.0.1:$C2S_TLS_PORT http(ws,bosh)=127.0.0.1:$HTTP_PORT modules on $DOMAIN: $(echo $EXTRA_MODULES)${DROPPED:+ (dropped: $DROPPED)}"
 echo "PEER_ENV=$WORKDIR/peer.env"
