@@ -649,7 +649,7 @@ fn run(args: &Args) -> Result<String, String> {
     };
 
     // The client's configuration.
-    let mut cc = ClientConfig::new(jid.clone(), credentials, Box::new(OsRandom));
+    let mut cc = ClientConfig::builder(jid.clone(), credentials);
     cc.tls = match args.tls {
         TlsArg::StartTls => TlsMode::StartTlsRequired,
         TlsArg::None => TlsMode::None,
@@ -679,7 +679,7 @@ fn run(args: &Args) -> Result<String, String> {
     }
 
     // The server's configuration.
-    let mut sc = ServerConfig::new(DOMAIN, Box::new(OsRandom));
+    let mut sc = ServerConfig::builder(DOMAIN);
     sc.tls = match args.tls {
         TlsArg::StartTls => ServerTls::StartTlsRequired,
         _ => ServerTls::None,
@@ -721,14 +721,28 @@ fn run(args: &Args) -> Result<String, String> {
 
     // Direct TLS (XEP-0368): the handshake comes before any XMPP byte, and
     // both machines start knowing it.
-    if direct {
-        let (c_info, s_info) = host.start_tls("direct TLS")?;
-        cc.tls = TlsMode::Direct(c_info);
-        sc.tls = ServerTls::Direct(s_info);
-    }
+    let direct_tls = if direct {
+        cc.tls = TlsMode::Direct;
+        sc.tls = ServerTls::Direct;
+        Some(host.start_tls("direct TLS")?)
+    } else {
+        None
+    };
+    // Configurations are built once (a real server shares its one by
+    // every connection) and checked then.
+    let client_config = cc
+        .build()
+        .map_err(|e| format!("client configuration: {e}"))?;
+    let server_config = sc
+        .build()
+        .map_err(|e| format!("server configuration: {e}"))?;
     let now = Instant::now();
-    let mut client = Client::new(cc, now);
-    let mut server = Server::new(sc, now);
+    let mut client = Client::new(client_config, now);
+    let mut server = Server::new(server_config, now);
+    if let Some((c_info, s_info)) = direct_tls {
+        client = client.direct_tls(c_info);
+        server = server.direct_tls(s_info);
+    }
     host.drive(&mut client, &mut server, now)?;
     host.verdict()
 }
@@ -920,9 +934,9 @@ impl Hosts {
             ClientEvent::Ready { jid } => {
                 note(&format!("bound {jid}"));
                 client
-                    .send(&message_to(&jid))
+                    .send(&message_to(jid.as_str()))
                     .map_err(|e| format!("client send: {e}"))?;
-                self.client_jid = Some(jid);
+                self.client_jid = Some(jid.to_string());
             }
             ClientEvent::Stanza(el) if el.name() == "message" => {
                 note("the message to self came back; closing");
@@ -999,7 +1013,7 @@ impl Hosts {
                 }
                 server.answer_legacy_auth(now, answer).map_err(usage)?;
             }
-            ServerEvent::Ready { jid } => self.server_jid = Some(jid),
+            ServerEvent::Ready { jid } => self.server_jid = Some(jid.to_string()),
             // One session: what it sends to itself comes back.
             ServerEvent::Stanza(el) if el.attr("to") == self.server_jid.as_deref() => {
                 server.send(&el).map_err(usage)?;

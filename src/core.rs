@@ -234,15 +234,6 @@ impl<E, Err: Clone> Core<E, Err> {
         self.events.push_back(closed_event);
     }
 
-    /// Fails before anything was sent (a configuration that cannot be
-    /// written): no byte goes out, not even a header.
-    pub fn fail_unsent(&mut self, err: Err, error_event: impl FnOnce(Err) -> E, closed_event: E) {
-        self.out.clear();
-        self.error = Some(err.clone());
-        self.events.push_back(error_event(err));
-        self.finish(closed_event);
-    }
-
     /// Fails the stream once: the stream error for the peer when it is at
     /// fault (`condition`), the close, the error event, the closed event.
     /// Later failures are ignored: the first one is what the host sees.

@@ -102,12 +102,23 @@ impl fmt::Display for Deadline {
     }
 }
 
-/// The machine built something it could not serialise. The configuration
-/// is validated when it is built and the peer's input is checked as it is
-/// read, so this is a bug in this crate: please report it. The stream
-/// ends without a stream error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InternalError(pub(crate) WriteError);
+/// The machine built something it could not use (an element it cannot
+/// serialise, a JID that does not prepare). The configuration is checked
+/// when it is built and the peer's input as it is read, so this is a bug
+/// in this crate: please report it. The stream ends without a stream
+/// error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalError(String);
+
+impl InternalError {
+    pub(crate) fn write(e: WriteError) -> Self {
+        Self(format!("cannot serialise: {e}"))
+    }
+
+    pub(crate) fn jid(e: jid::Error) -> Self {
+        Self(format!("not a JID: {e}"))
+    }
+}
 
 impl fmt::Display for InternalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,8 +126,4 @@ impl fmt::Display for InternalError {
     }
 }
 
-impl std::error::Error for InternalError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
+impl std::error::Error for InternalError {}

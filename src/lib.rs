@@ -15,19 +15,23 @@
 //! decisions; here the host answers at once.
 //!
 //! ```
+//! # #[cfg(feature = "getrandom")] fn main() {
 //! use std::time::Instant;
 //! use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials, TlsMode};
 //! use xmpp_sansio::sasl::{scram, CredentialAnswer, CredentialRequest, ScramHash};
 //! use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
-//! use xmpp_sansio::DeterministicRandom as Rng; // use OsRandom for real sessions
 //!
 //! let now = Instant::now();
-//! let mut cc = ClientConfig::new("juliet@example.com", Credentials::password("r0m30"), Box::new(Rng::new(1)));
+//! // Configurations are built once, checked, and shared by every session.
+//! let mut cc = ClientConfig::builder("juliet@example.com", Credentials::password("r0m30"));
 //! cc.tls = TlsMode::None; // loopback test: no TLS
-//! let mut sc = ServerConfig::new("example.com", Box::new(Rng::new(2)));
+//! let client_config = std::sync::Arc::new(cc.build().expect("a valid configuration"));
+//! let mut sc = ServerConfig::builder("example.com");
 //! sc.tls = ServerTls::None;
+//! let server_config = std::sync::Arc::new(sc.build().expect("a valid configuration"));
 //! let stored = scram::derive_server_credentials(ScramHash::Sha256, "r0m30", b"salt", 4096).unwrap();
-//! let (mut client, mut server) = (Client::new(cc, now), Server::new(sc, now));
+//! // Randomness from the OS (`with_random` takes the host's own source).
+//! let (mut client, mut server) = (Client::new(client_config, now), Server::new(server_config, now));
 //! let mut wire = Vec::new();
 //! while !(client.is_ready() && server.is_ready()) {
 //!     client.poll_transmit(&mut wire);
@@ -47,10 +51,12 @@
 //!     wire.clear();
 //!     while let Some(ev) = client.poll_event() {
 //!         if let ClientEvent::Ready { jid } = ev {
-//!             assert!(jid.starts_with("juliet@example.com/"));
+//!             assert_eq!(jid.to_bare().as_str(), "juliet@example.com");
 //!         }
 //!     }
 //! }
+//! # }
+//! # #[cfg(not(feature = "getrandom"))] fn main() {}
 //! ```
 //!
 //! ## The layers, bottom up
@@ -104,9 +110,13 @@ mod validate;
 pub mod xml;
 
 pub use core::{AnswerKind, BufferPolicy, UsageError};
+/// The `jid` crate this crate's JIDs come from (the one xmpp-parsers uses).
+pub use jid;
+#[cfg(any(test, feature = "test-util"))]
+pub use random::DeterministicRandom;
 #[cfg(feature = "getrandom")]
 pub use random::OsRandom;
-pub use random::{DeterministicRandom, RandomSource};
+pub use random::RandomSource;
 pub use tls::TlsInfo;
 pub use validate::{ConfigError, MAX_DURATION};
 

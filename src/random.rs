@@ -3,8 +3,8 @@
 //! The state machines never read the OS random source themselves: SCRAM
 //! nonces, DIGEST-MD5 cnonces and stream ids come from a [`RandomSource`]
 //! that the host passes in. [`OsRandom`] (cargo feature `getrandom`, on by
-//! default) is the one to use in production; [`DeterministicRandom`] makes
-//! tests, fuzzing and benchmarks reproducible.
+//! default) is the one to use in production; `DeterministicRandom` (cargo
+//! feature `test-util`) makes tests, fuzzing and benchmarks reproducible.
 
 /// A source of random bytes.
 pub trait RandomSource: Send {
@@ -34,12 +34,15 @@ impl RandomSource for OsRandom {
 
 /// A deterministic generator (SplitMix64) for tests, fuzzing and
 /// benchmarks. **Not** cryptographically secure: never use it for real
-/// sessions.
+/// sessions. Only with the `test-util` cargo feature.
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 #[derive(Debug, Clone)]
 pub struct DeterministicRandom {
     state: u64,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl DeterministicRandom {
     /// A generator whose output is fully determined by `seed`.
     pub fn new(seed: u64) -> Self {
@@ -55,6 +58,7 @@ impl DeterministicRandom {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl RandomSource for DeterministicRandom {
     fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {

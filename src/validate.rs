@@ -40,6 +40,21 @@ pub enum ConfigError {
         /// Why it cannot be written.
         error: WriteError,
     },
+    /// A JID, domain or resource that is not one (RFC 7622: it fails
+    /// preparation, is empty or too long, or has a resource where a bare
+    /// JID is wanted).
+    Jid {
+        /// The field.
+        field: &'static str,
+        /// Why, from the `jid` crate.
+        reason: String,
+    },
+    /// No secret to derive unknown users' SCRAM salts from, and no OS
+    /// random source (the `getrandom` feature) to draw one.
+    MissingSecret {
+        /// The field.
+        field: &'static str,
+    },
     /// The password has a character XML cannot carry, and the
     /// configuration may send it as text (legacy `jabber:iq:auth`
     /// plaintext). Which character is not said: it is part of a secret.
@@ -55,6 +70,8 @@ impl fmt::Display for ConfigError {
             ),
             Self::Limit { field } => write!(f, "{field} must be above zero"),
             Self::Unwritable { field, error } => write!(f, "{field} cannot be sent: {error}"),
+            Self::Jid { field, reason } => write!(f, "{field} is not a valid JID: {reason}"),
+            Self::MissingSecret { field } => write!(f, "{field} must be set"),
             Self::UnwritablePassword => {
                 f.write_str("the password has a character that XML cannot carry")
             }
@@ -69,6 +86,30 @@ impl std::error::Error for ConfigError {
             _ => None,
         }
     }
+}
+
+impl ConfigError {
+    pub(crate) fn jid(field: &'static str, e: jid::Error) -> Self {
+        Self::Jid {
+            field,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// `value`, a bare JID, prepared.
+pub(crate) fn check_jid(field: &'static str, value: &str) -> Result<jid::BareJid, ConfigError> {
+    jid::BareJid::new(value).map_err(|e| ConfigError::jid(field, e))
+}
+
+/// `value`, a domain, prepared.
+pub(crate) fn check_domain(
+    field: &'static str,
+    value: &str,
+) -> Result<jid::DomainPart, ConfigError> {
+    jid::DomainPart::new(value)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| ConfigError::jid(field, e))
 }
 
 /// `value` is usable as `field`'s duration.
@@ -106,19 +147,4 @@ pub(crate) fn check_element(field: &'static str, el: &Element) -> Result<(), Con
     StreamWriter::new(crate::ns::JABBER_CLIENT)
         .write_element(&mut Vec::new(), el)
         .map_err(|error| ConfigError::Unwritable { field, error })
-}
-
-/// A failed write of configured values as the configuration error at
-/// fault: the field `check` finds, else the write error itself.
-pub(crate) fn at_fault(
-    written: Result<(), WriteError>,
-    check: impl FnOnce() -> Result<(), ConfigError>,
-) -> Result<(), ConfigError> {
-    written.map_err(|error| match check() {
-        Err(e) => e,
-        Ok(()) => ConfigError::Unwritable {
-            field: "configuration",
-            error,
-        },
-    })
 }

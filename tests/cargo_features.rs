@@ -14,11 +14,11 @@ use xmpp_sansio::client::PolicyError;
 
 use support::pair::{alice_config, server_config, Pair};
 use support::{Dir, Transcript};
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::client::{Client, ClientError, ClientEvent, ClientSettings, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::TlsVersion;
 use xmpp_sansio::sasl::policy::{Refusal, RefusedMechanism};
 use xmpp_sansio::sasl::SaslCondition;
-use xmpp_sansio::server::{Server, ServerConfig, ServerError, ServerEvent, ServerTls};
+use xmpp_sansio::server::{Server, ServerError, ServerEvent, ServerSettings, ServerTls};
 use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
@@ -27,12 +27,20 @@ fn client(
     jid: &str,
     credentials: Credentials,
     tls: TlsMode,
-    tweak: impl FnOnce(&mut ClientConfig),
+    tweak: impl FnOnce(&mut ClientSettings),
 ) -> Client {
-    let mut c = ClientConfig::new(jid, credentials, Box::new(DeterministicRandom::new(1)));
+    let direct = tls == TlsMode::Direct;
+    let mut c = ClientSettings::new(jid, credentials);
     c.tls = tls;
     tweak(&mut c);
-    let mut client = Client::new(c, Instant::now());
+    let mut client = Client::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(2)),
+        Instant::now(),
+    );
+    if direct {
+        client = client.direct_tls(TlsInfo::without_binding(TlsVersion::Tls13));
+    }
     let mut header = Vec::new();
     client.poll_transmit(&mut header);
     client
@@ -53,13 +61,17 @@ fn feed_client(client: &mut Client, bytes: &[u8]) -> (String, Option<ClientError
 
 /// A server for `domain` without TLS, PLAIN and the tokens allowed in the
 /// clear, offering `mechanisms`, configured by `tweak`.
-fn server(domain: &str, mechanisms: &[&str], tweak: impl FnOnce(&mut ServerConfig)) -> Server {
-    let mut c = ServerConfig::new(domain, Box::new(DeterministicRandom::new(2)));
+fn server(domain: &str, mechanisms: &[&str], tweak: impl FnOnce(&mut ServerSettings)) -> Server {
+    let mut c = ServerSettings::new(domain);
     c.tls = ServerTls::None;
     c.allow_plain_without_tls = true;
     c.mechanisms = mechanisms.iter().map(|m| m.to_string()).collect();
     tweak(&mut c);
-    Server::new(c, Instant::now())
+    Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(2)),
+        Instant::now(),
+    )
 }
 
 /// Feeds the client's `bytes` to `server`: what it sent back, and its
@@ -301,7 +313,7 @@ fn prosodys_iq_auth_feature_is_unknown_without_legacy() {
     let t = Transcript::load("prosody/prosody13_legacy_auth_plain.txt");
     let after_tls = t.chunks_of(Dir::S)[2].clone();
     assert!(String::from_utf8_lossy(&after_tls).contains("features/iq-auth"));
-    let tls = TlsMode::Direct(TlsInfo::without_binding(TlsVersion::Tls13));
+    let tls = TlsMode::Direct;
     let mut c = client("alice@localhost", Credentials::password("x"), tls, |c| {
         c.policy.only = Some(vec![]);
         #[cfg(feature = "legacy")]
@@ -356,8 +368,8 @@ fn an_iq_auth_query_before_authentication_is_a_stanza_without_legacy() {
 /// host, as any IQ the crate does not know.
 #[test]
 fn a_registration_iq_in_a_session_is_a_stanza_for_the_host_without_legacy() {
-    let client = alice_config("PLAIN", TlsMode::None, 3);
-    let server = server_config("example.com", &["PLAIN"], ServerTls::None, 3);
+    let client = alice_config("PLAIN", TlsMode::None);
+    let server = server_config("example.com", &["PLAIN"], ServerTls::None);
     let mut p = Pair::with_alice(client, server, None);
     p.negotiate();
     assert!(p.client.is_ready() && p.server.is_ready());

@@ -4,12 +4,12 @@
 mod support;
 
 use std::time::Instant;
-use xmpp_sansio::client::{PeerRefusal, PolicyError};
+use xmpp_sansio::client::{ClientSettings, PeerRefusal, PolicyError};
 use xmpp_sansio::error::Misbehavior;
 
 use support::{text_of, Dir, Entry, Transcript};
 use xmpp_sansio::client::{
-    Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
+    Client, ClientError, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
 };
 use xmpp_sansio::sasl::channel_binding::TlsVersion;
 use xmpp_sansio::stream_error::StreamErrorCondition;
@@ -32,18 +32,18 @@ impl Run {
     }
 
     /// A run whose configuration `adjust` changes first.
-    fn with(tls: TlsMode, adjust: impl FnOnce(&mut ClientConfig)) -> Run {
-        let mut c = ClientConfig::new(
-            "alice@localhost",
-            Credentials::password("secret"),
-            Box::new(DeterministicRandom::new(3)),
-        );
+    fn with(tls: TlsMode, adjust: impl FnOnce(&mut ClientSettings)) -> Run {
+        let mut c = ClientSettings::new("alice@localhost", Credentials::password("secret"));
         c.tls = tls;
         c.policy.allow_plain_without_tls = true;
         adjust(&mut c);
         let now = Instant::now();
         let mut run = Run {
-            client: Client::new(c, now),
+            client: Client::with_random(
+                c.build().unwrap(),
+                Box::new(DeterministicRandom::new(3)),
+                now,
+            ),
             now,
             sent: String::new(),
             events: Vec::new(),
@@ -224,15 +224,15 @@ fn scram_capture_with_success(data: &str) -> (Vec<ClientEvent>, String) {
         .nth(1)
         .unwrap()
         .to_owned();
-    let mut c = ClientConfig::new(
-        "alice@localhost",
-        Credentials::password("secret"),
-        Box::new(DeterministicRandom::new(3)),
-    );
+    let mut c = ClientSettings::new("alice@localhost", Credentials::password("secret"));
     c.replay_nonce = Some(nonce);
     c.policy.only = Some(vec!["SCRAM-SHA-1".into()]);
     let now = Instant::now();
-    let mut client = Client::new(c, now);
+    let mut client = Client::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        now,
+    );
     let mut events = Vec::new();
     let mut sent = Vec::new();
     for e in &t.entries {

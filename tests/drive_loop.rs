@@ -15,10 +15,10 @@ use xmpp_sansio::client::PeerRefusal;
 use xmpp_sansio::error::Deadline;
 
 use minidom::Element;
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials};
+use xmpp_sansio::client::{Client, ClientError, ClientEvent, ClientSettings, Credentials};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::SaslCondition;
-use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent};
+use xmpp_sansio::server::{BindAnswer, Server, ServerEvent, ServerSettings};
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
 use drive_loop::{drive, Connection};
@@ -62,10 +62,14 @@ struct InMemory {
 }
 
 impl InMemory {
-    fn new(mut config: ServerConfig) -> Self {
+    fn new(mut config: ServerSettings) -> Self {
         config.mechanisms = vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()];
         Self {
-            server: Server::new(config, Instant::now()),
+            server: Server::with_random(
+                config.build().unwrap(),
+                Box::new(DeterministicRandom::new(1)),
+                Instant::now(),
+            ),
             store: Store::new(&[("juliet", "r0m30")]),
             to_client: Vec::new(),
             server_wants_tls: false,
@@ -163,16 +167,16 @@ impl Connection for InMemory {
 
 fn client(password: &str) -> Client {
     // The default configuration: STARTTLS required.
-    let config = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password(password),
+    let config = ClientSettings::new("juliet@example.com", Credentials::password(password));
+    Client::with_random(
+        config.build().unwrap(),
         Box::new(DeterministicRandom::new(1)),
-    );
-    Client::new(config, Instant::now())
+        Instant::now(),
+    )
 }
 
-fn server_config() -> ServerConfig {
-    ServerConfig::new("example.com", Box::new(DeterministicRandom::new(2)))
+fn server_config() -> ServerSettings {
+    ServerSettings::new("example.com")
 }
 
 fn message(n: usize) -> Element {
@@ -206,7 +210,7 @@ fn the_loop_negotiates_starttls_sends_and_closes() {
         "{events:?}"
     );
     assert!(
-        matches!(&events[1], ClientEvent::Ready { jid } if jid.starts_with("juliet@example.com/"))
+        matches!(&events[1], ClientEvent::Ready { jid } if jid.as_str().starts_with("juliet@example.com/"))
     );
     assert_eq!(conn.stanzas.len(), 1);
     assert_eq!(
@@ -239,14 +243,14 @@ fn the_loop_returns_the_stream_error() {
 /// calls `handle_timeout`, and returns the timeout.
 #[test]
 fn the_loop_acts_on_deadlines() {
-    let mut config = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("r0m30"),
-        Box::new(DeterministicRandom::new(1)),
-    );
+    let mut config = ClientSettings::new("juliet@example.com", Credentials::password("r0m30"));
     config.negotiation_timeout = Duration::from_millis(200);
     let start = Instant::now();
-    let mut client = Client::new(config, start);
+    let mut client = Client::with_random(
+        config.build().unwrap(),
+        Box::new(DeterministicRandom::new(1)),
+        start,
+    );
     let mut conn = InMemory::new(server_config());
     conn.deaf = true;
     let err = drive(&mut client, &mut conn, |_, _| {}).unwrap_err();
@@ -265,13 +269,13 @@ fn the_loop_acts_on_deadlines() {
 #[test]
 fn the_loop_writes_when_output_is_congested() {
     const HIGH_WATER: usize = 1024;
-    let mut config = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("r0m30"),
-        Box::new(DeterministicRandom::new(1)),
-    );
+    let mut config = ClientSettings::new("juliet@example.com", Credentials::password("r0m30"));
     config.output_high_water = HIGH_WATER;
-    let mut client = Client::new(config, Instant::now());
+    let mut client = Client::with_random(
+        config.build().unwrap(),
+        Box::new(DeterministicRandom::new(1)),
+        Instant::now(),
+    );
     let mut conn = InMemory::new(server_config());
     conn.burst = 200;
     let mut received = 0;

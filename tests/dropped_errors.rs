@@ -7,12 +7,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::client::{Client, ClientSettings, Credentials, TlsMode};
 use xmpp_sansio::client::{LegacyAuthPolicy, Registration};
 use xmpp_sansio::sasl::{AuthAttribute, SaslCondition};
 use xmpp_sansio::server::{
-    LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, Server, ServerConfig, ServerError,
-    ServerEvent, ServerTls,
+    LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, Server, ServerEvent, ServerSettings,
+    ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::ZeroKState;
 use xmpp_sansio::steps::register::RegisterForm;
@@ -28,92 +28,48 @@ const BELL: WriteError = WriteError::InvalidChar(7);
 /// A change to a configuration.
 type Edit<C> = Box<dyn Fn(&mut C)>;
 
-fn client_config() -> ClientConfig {
-    ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("r0m30"),
-        Box::new(DeterministicRandom::new(1)),
-    )
-}
-
-/// What a client built from `config` does at once: the bytes it queued,
-/// its events, and its next deadline.
-fn start_client(config: ClientConfig) -> (Client, Vec<u8>, Vec<ClientEvent>) {
-    let mut client = Client::new(config, Instant::now());
-    let mut out = Vec::new();
-    client.poll_transmit(&mut out);
-    let events = std::iter::from_fn(|| client.poll_event()).collect();
-    (client, out, events)
+fn client_config() -> ClientSettings {
+    ClientSettings::new("juliet@example.com", Credentials::password("r0m30"))
 }
 
 /// The case: a resource with U+0007 used to let the client send
 /// its header and then wait, silently, for its 30 s negotiation timeout
-/// (the bind request was dropped by the writer). Now nothing is sent and
-/// the host has the typed error before it reads a byte.
+/// (the bind request was dropped by the writer). Now the configuration
+/// cannot be built: the host has the typed error before any client
+/// exists, and no byte can go out.
 #[test]
-fn a_resource_with_a_bell_fails_the_client_at_once() {
+fn a_resource_with_a_bell_is_refused_when_the_configuration_is_built() {
     let mut config = client_config();
     config.resource = Some("bal\u{7}cony".into());
-    let expected = ConfigError::Unwritable {
-        field: "resource",
-        error: BELL,
+    let Err(ConfigError::Jid { field, reason }) = config.build() else {
+        panic!("a resource with U+0007 was accepted");
     };
-    assert_eq!(config.validate(), Err(expected.clone()));
-    let (mut client, out, events) = start_client(config);
-    assert!(out.is_empty(), "sent {:?}", String::from_utf8_lossy(&out));
-    assert_eq!(
-        events,
-        [
-            ClientEvent::Error(ClientError::Config(expected.clone())),
-            ClientEvent::Closed
-        ]
-    );
-    assert_eq!(client.error(), Some(&ClientError::Config(expected)));
-    assert!(client.is_closed());
-    assert_eq!(client.poll_timeout(), None, "no deadline left to wait for");
-    assert_eq!(
-        client.feed(Instant::now(), b"<?xml version='1.0'?>"),
-        Err(UsageError::Closed)
-    );
+    assert_eq!(field, "resource");
+    assert!(reason.contains("resourceprep"), "{reason}");
 }
 
-/// The same against our server over the pair: the server hears nothing,
-/// the client is failed before the first step and no timeout is needed.
-#[test]
-fn a_resource_with_a_bell_never_reaches_the_server() {
-    let mut c = alice_config("SCRAM-SHA-256", TlsMode::None, 1);
-    c.resource = Some("\u{7}".into());
-    let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None, 2);
-    let mut pair = Pair::with_alice(c, s, None);
-    pair.step();
-    assert!(matches!(
-        pair.client_error(),
-        Some(ClientError::Config(ConfigError::Unwritable {
-            field: "resource",
-            ..
-        }))
-    ));
-    assert!(pair.up_bytes.is_empty(), "the server got nothing");
-    assert!(pair.down_bytes.is_empty(), "so it answered nothing");
-}
-
-/// Every client value that goes on the wire is checked, the same way.
+/// Every client value that goes on the wire is checked when the
+/// configuration is built.
 #[test]
 fn every_client_value_on_the_wire_is_checked() {
-    let cases: Vec<(Edit<ClientConfig>, ConfigError)> = vec![
+    let jid = |field| move |e: &ConfigError| matches!(e, ConfigError::Jid { field: f, .. } if *f == field);
+    let is = |expected: ConfigError| move |e: &ConfigError| *e == expected;
+    type Check = Box<dyn Fn(&ConfigError) -> bool>;
+    let cases: Vec<(Edit<ClientSettings>, Check)> = vec![
         (
             Box::new(|c| c.jid = "juliet@exa\u{1}mple.com".into()),
-            ConfigError::Unwritable {
-                field: "jid",
-                error: WriteError::InvalidChar(1),
-            },
+            Box::new(jid("jid")),
+        ),
+        (
+            Box::new(|c| c.jid = "juliet@example.com/balcony".into()),
+            Box::new(jid("jid")),
         ),
         (
             Box::new(|c| c.lang = Some("en\u{FFFE}".into())),
-            ConfigError::Unwritable {
+            Box::new(is(ConfigError::Unwritable {
                 field: "lang",
                 error: WriteError::InvalidChar(0xFFFE),
-            },
+            })),
         ),
         (
             Box::new(|c| {
@@ -122,10 +78,10 @@ fn every_client_value_on_the_wire_is_checked() {
                     then_login: false,
                 })
             }),
-            ConfigError::Unwritable {
+            Box::new(is(ConfigError::Unwritable {
                 field: "register.fields",
                 error: WriteError::InvalidName("user name".into()),
-            },
+            })),
         ),
         (
             Box::new(|c| {
@@ -134,10 +90,10 @@ fn every_client_value_on_the_wire_is_checked() {
                     then_login: false,
                 })
             }),
-            ConfigError::Unwritable {
+            Box::new(is(ConfigError::Unwritable {
                 field: "register.fields",
                 error: WriteError::InvalidChar(8),
-            },
+            })),
         ),
         (
             Box::new(|c| {
@@ -146,7 +102,7 @@ fn every_client_value_on_the_wire_is_checked() {
                     then_login: false,
                 })
             }),
-            ConfigError::UnwritablePassword,
+            Box::new(is(ConfigError::UnwritablePassword)),
         ),
         (
             Box::new(|c| {
@@ -156,25 +112,17 @@ fn every_client_value_on_the_wire_is_checked() {
                     allow_plaintext_without_tls: false,
                 };
             }),
-            ConfigError::UnwritablePassword,
+            Box::new(is(ConfigError::UnwritablePassword)),
         ),
     ];
-    for (edit, expected) in cases {
+    for (edit, check) in cases {
         let mut config = client_config();
         edit(&mut config);
-        assert_eq!(config.validate(), Err(expected.clone()));
-        let (_, out, events) = start_client(config);
-        assert!(out.is_empty(), "{expected:?}: sent bytes");
-        assert_eq!(
-            events.first(),
-            Some(&ClientEvent::Error(ClientError::Config(expected.clone())))
-        );
+        let error = config.build().expect_err("a value XML cannot carry");
+        assert!(check(&error), "{error:?}");
         // A password's characters are its own: no error shows them.
-        if expected == ConfigError::UnwritablePassword {
-            let shown = format!(
-                "{expected} {expected:?} {}",
-                ClientError::Config(expected.clone())
-            );
+        if error == ConfigError::UnwritablePassword {
+            let shown = format!("{error} {error:?}");
             assert!(!shown.contains("0007") && !shown.contains("pw"), "{shown}");
         }
     }
@@ -183,34 +131,34 @@ fn every_client_value_on_the_wire_is_checked() {
     let mut config = client_config();
     config.credentials = Credentials::password("pw\u{7}");
     config.tls = TlsMode::None;
-    assert_eq!(config.validate(), Ok(()));
-    let (_, out, events) = start_client(config);
-    assert!(!out.is_empty() && events.is_empty());
-}
-
-fn start_server(config: ServerConfig) -> (Server, Vec<u8>, Vec<ServerEvent>) {
-    let mut server = Server::new(config, Instant::now());
+    let mut client = Client::with_random(
+        config.build().expect("a SASL-only password is not text"),
+        Box::new(DeterministicRandom::new(3)),
+        Instant::now(),
+    );
     let mut out = Vec::new();
-    server.poll_transmit(&mut out);
-    let events = std::iter::from_fn(|| server.poll_event()).collect();
-    (server, out, events)
+    client.poll_transmit(&mut out);
+    assert!(!out.is_empty() && client.poll_event().is_none());
 }
 
 /// The server's configured values that go on the wire (its header, its
-/// features, its registration form): checked in `validate` and in `new`,
-/// where the server then fails at once and sends nothing. Before, a bad
-/// domain or language went out with the character silently removed, and
-/// a bad mechanism name or form made the features vanish.
+/// features, its registration form) are checked when it is built. Before,
+/// a bad domain or language went out with the character silently removed,
+/// and a bad mechanism name or form made the features vanish.
 #[test]
 fn every_server_value_on_the_wire_is_checked() {
     let form = |f: RegisterForm| Some(f);
-    let cases: Vec<(Edit<ServerConfig>, ConfigError)> = vec![
+    let cases: Vec<(Edit<ServerSettings>, ConfigError)> = vec![
         (
             Box::new(|c| c.domains = vec!["exa\u{7}mple.com".into()]),
-            ConfigError::Unwritable {
+            ConfigError::Jid {
                 field: "domains",
-                error: BELL,
+                reason: "domain doesn’t pass idna validation".into(),
             },
+        ),
+        (
+            Box::new(|c| c.domains.clear()),
+            ConfigError::Limit { field: "domains" },
         ),
         (
             Box::new(|c| c.mechanisms.push("X-\u{7}".into())),
@@ -252,26 +200,22 @@ fn every_server_value_on_the_wire_is_checked() {
         ),
     ];
     for (edit, expected) in cases {
-        let mut config = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(2)));
+        let mut config = ServerSettings::new("example.com");
         edit(&mut config);
-        assert_eq!(config.validate(), Err(expected.clone()));
-        let (server, out, events) = start_server(config);
-        assert!(out.is_empty(), "{expected:?}: sent bytes");
-        assert!(
-            matches!(&events[..], [ServerEvent::Error(ServerError::Config(e)), ServerEvent::Closed] if *e == expected),
-            "{events:?}"
-        );
-        assert!(server.is_closed());
-        assert_eq!(server.poll_timeout(), None);
+        assert_eq!(config.build().map(|_| ()), Err(expected));
     }
 }
 
 fn open_server() -> (Server, Instant) {
     let now = Instant::now();
-    let mut config = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    let mut config = ServerSettings::new("example.com");
     config.tls = ServerTls::None;
     config.legacy_auth = Some(LegacyAuthMethods::default());
-    let mut server = Server::new(config, now);
+    let mut server = Server::with_random(
+        config.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        now,
+    );
     server
         .feed(
             now,
@@ -393,8 +337,8 @@ fn the_public_writers_report_what_they_cannot_write() {
 /// their `UsageError::Write`, and the session goes on.
 #[test]
 fn an_unwritable_stanza_is_refused_and_the_session_goes_on() {
-    let c = alice_config("SCRAM-SHA-256", TlsMode::None, 4);
-    let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None, 5);
+    let c = alice_config("SCRAM-SHA-256", TlsMode::None);
+    let s = server_config("example.com", &["SCRAM-SHA-256"], ServerTls::None);
     let mut pair = Pair::with_alice(c, s, None);
     pair.negotiate();
     let bad = Element::builder("message", "jabber:client")

@@ -13,6 +13,7 @@ use xmpp_sansio::server::{
     PolicyError as ServerPolicy, Server, ServerError, ServerEvent, ServerTls,
 };
 use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition as C};
+use xmpp_sansio::DeterministicRandom;
 
 const SERVER_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' from='example.com' id='s1' version='1.0'>";
@@ -34,7 +35,11 @@ fn condition_on_wire(out: &str) -> Option<C> {
 /// A client fed `input` (after its header went out): its error and all
 /// it wrote.
 fn client_after(tls: TlsMode, input: &[&str], now: Instant) -> (Client, String) {
-    let mut c = Client::new(alice_config("PLAIN", tls, 1), now);
+    let mut c = Client::with_random(
+        alice_config("PLAIN", tls).build().unwrap(),
+        Box::new(DeterministicRandom::new(0)),
+        now,
+    );
     for chunk in input {
         let _ = c.feed(now, chunk.as_bytes());
     }
@@ -171,8 +176,11 @@ fn client_deadlines_and_the_host_by_fault() {
 
 /// A PLAIN server without TLS fed `input`: its error and all it wrote.
 fn server_after(input: &[&str], now: Instant) -> (Server, String) {
-    let mut s = Server::new(
-        server_config("example.com", &["PLAIN"], ServerTls::None, 2),
+    let mut s = Server::with_random(
+        server_config("example.com", &["PLAIN"], ServerTls::None)
+            .build()
+            .unwrap(),
+        Box::new(DeterministicRandom::new(0)),
         now,
     );
     for chunk in input {

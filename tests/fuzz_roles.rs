@@ -51,8 +51,9 @@ use std::time::Instant;
 
 use server_body::Flavor;
 use support::{fixtures_dir, fuzz_seed_dir, fuzz_seeds, parse_stanza as parse, Dir, Transcript};
-use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
+use xmpp_sansio::client::{Client, ClientEvent, ClientSettings, Credentials};
 use xmpp_sansio::server::{Server, ServerEvent};
+use xmpp_sansio::DeterministicRandom;
 
 /// Each seed as it is, then with other chunkings, a slow host (the
 /// server) or cached keys (the client), the host's close (with an error:
@@ -271,7 +272,7 @@ struct Session {
 /// against our server (as the server body configures it for `s0`, with
 /// its host), in memory. Once ready, both send stanzas as the bodies do
 /// and the client sends a few more, then closes.
-fn session(s0: u8, c0: u8, tweak: impl FnOnce(&mut ClientConfig)) -> Session {
+fn session(s0: u8, c0: u8, tweak: impl FnOnce(&mut ClientSettings)) -> Session {
     let mut cc = client_body::client_config(c0, false);
     tweak(&mut cc);
     session_of(s0, c0, cc, Flavor::default())
@@ -279,7 +280,7 @@ fn session(s0: u8, c0: u8, tweak: impl FnOnce(&mut ClientConfig)) -> Session {
 
 /// [`session`] with the client configured as `cc` and the server as the
 /// body configures it for `flavor`.
-fn session_of(s0: u8, c0: u8, cc: ClientConfig, flavor: Flavor) -> Session {
+fn session_of(s0: u8, c0: u8, cc: ClientSettings, flavor: Flavor) -> Session {
     session_with(s0, c0, cc, |sc| {
         if !flavor.legacy {
             no_legacy(sc);
@@ -289,7 +290,7 @@ fn session_of(s0: u8, c0: u8, cc: ClientConfig, flavor: Flavor) -> Session {
 
 /// Registration and iq:auth off (without `legacy`, there are none).
 #[cfg_attr(not(feature = "legacy"), allow(unused_variables))]
-fn no_legacy(sc: &mut xmpp_sansio::server::ServerConfig) {
+fn no_legacy(sc: &mut xmpp_sansio::server::ServerSettings) {
     #[cfg(feature = "legacy")]
     {
         sc.legacy_auth = None;
@@ -302,19 +303,35 @@ fn no_legacy(sc: &mut xmpp_sansio::server::ServerConfig) {
 fn session_with(
     s0: u8,
     c0: u8,
-    cc: ClientConfig,
-    tweak: impl FnOnce(&mut xmpp_sansio::server::ServerConfig),
+    cc: ClientSettings,
+    tweak: impl FnOnce(&mut xmpp_sansio::server::ServerSettings),
 ) -> Session {
     let now = Instant::now();
-    let mut client = Client::new(cc, now);
-    let mut sc = server_body::server_config_for(s0, LEGACY);
-    tweak(&mut sc);
-    let mut server = Server::new(sc, now);
-    let mut host = server_body::Host::new();
     let (stls, ctls) = (
         server_body::tls_info(s0 >> 2),
         server_body::tls_info(c0 >> 6),
     );
+    let direct = cc.tls == xmpp_sansio::client::TlsMode::Direct;
+    let mut client = Client::with_random(
+        cc.build().unwrap(),
+        Box::new(DeterministicRandom::new(client_body::RNG_SEED)),
+        now,
+    );
+    if direct {
+        client = client.direct_tls(ctls.clone());
+    }
+    let mut sc = server_body::server_config_for(s0, LEGACY);
+    tweak(&mut sc);
+    let direct = sc.tls == xmpp_sansio::server::ServerTls::Direct;
+    let mut server = Server::with_random(
+        sc.build().unwrap(),
+        Box::new(DeterministicRandom::new(server_body::RNG_SEED)),
+        now,
+    );
+    if direct {
+        server = server.direct_tls(stls.clone());
+    }
+    let mut host = server_body::Host::new();
     let mut s = Session {
         up: Vec::new(),
         down: Vec::new(),
@@ -349,7 +366,7 @@ fn session_with(
                     server.answer_credentials(now, host.answer(&req)).unwrap()
                 }
                 ServerEvent::Bind { resource, .. } => server
-                    .answer_bind(now, host.bind(resource.as_deref()))
+                    .answer_bind(now, host.bind(resource.as_ref().map(|r| r.as_str())))
                     .unwrap(),
                 #[cfg(feature = "legacy")]
                 ServerEvent::Register(req) => {
@@ -772,7 +789,7 @@ fn legacy_session_seeds() {
 fn legacy_session(
     s0: u8,
     c0: u8,
-    cc: ClientConfig,
+    cc: ClientSettings,
     methods: Option<xmpp_sansio::server::LegacyAuthMethods>,
 ) -> Session {
     match methods {

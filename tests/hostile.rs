@@ -12,8 +12,8 @@ use xmpp_sansio::error::{Deadline, Misbehavior};
 use std::time::{Duration, Instant};
 
 use support::pair::{alice_config, server_config, Pair};
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
-use xmpp_sansio::server::{Server, ServerConfig, ServerError, ServerEvent, ServerTls};
+use xmpp_sansio::client::{Client, ClientError, ClientEvent, ClientSettings, Credentials, TlsMode};
+use xmpp_sansio::server::{Server, ServerError, ServerEvent, ServerSettings, ServerTls};
 use xmpp_sansio::stream_error::StreamErrorCondition as C;
 use xmpp_sansio::xml::{Limit, Limits, ReadError};
 use xmpp_sansio::{BufferPolicy, ConfigError, DeterministicRandom};
@@ -130,9 +130,9 @@ enum Target {
 }
 
 /// A negotiated pair without TLS (PLAIN over a loopback).
-fn ready_pair(seed: u64) -> Pair {
-    let client = alice_config("PLAIN", TlsMode::None, seed);
-    let server = server_config("example.com", &["PLAIN"], ServerTls::None, seed);
+fn ready_pair(_seed: u64) -> Pair {
+    let client = alice_config("PLAIN", TlsMode::None);
+    let server = server_config("example.com", &["PLAIN"], ServerTls::None);
     let mut p = Pair::with_alice(client, server, None);
     p.negotiate();
     assert!(p.client.is_ready() && p.server.is_ready());
@@ -142,10 +142,14 @@ fn ready_pair(seed: u64) -> Pair {
 }
 
 fn plain_server(limits: Limits) -> Server {
-    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    let mut c = ServerSettings::new("example.com");
     c.tls = ServerTls::None;
     c.limits = limits;
-    let mut s = Server::new(c, Instant::now());
+    let mut s = Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        Instant::now(),
+    );
     s.feed(Instant::now(), HEADER.as_bytes()).unwrap();
     let mut out = Vec::new();
     s.poll_transmit(&mut out);
@@ -209,10 +213,10 @@ impl Role for Client {
 }
 
 /// A ready pair with these limits on both sides.
-fn ready_pair_with(limits: Limits, seed: u64) -> Pair {
-    let mut c = alice_config("PLAIN", TlsMode::None, seed);
+fn ready_pair_with(limits: Limits, _seed: u64) -> Pair {
+    let mut c = alice_config("PLAIN", TlsMode::None);
     c.limits = limits;
-    let mut s = server_config("example.com", &["PLAIN"], ServerTls::None, seed);
+    let mut s = server_config("example.com", &["PLAIN"], ServerTls::None);
     s.limits = limits;
     let mut p = Pair::with_alice(c, s, None);
     p.negotiate();
@@ -382,11 +386,15 @@ fn an_element_illegal_in_the_phase_is_refused_at_its_start_tag() {
 
     // A non-SASL element during SASL (the server waits for a response).
     // (PLAIN without an initial response: an empty challenge first.)
-    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    let mut c = ServerSettings::new("example.com");
     c.tls = ServerTls::None;
     c.mechanisms = vec!["PLAIN".into()];
     c.allow_plain_without_tls = true;
-    let mut s = Server::new(c, Instant::now());
+    let mut s = Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        Instant::now(),
+    );
     let auth =
         format!("{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'/>");
     assert!(server_error_after(&mut s, auth.as_bytes()).is_none());
@@ -406,13 +414,13 @@ fn an_element_illegal_in_the_phase_is_refused_at_its_start_tag() {
     );
 
     // The client: a stanza where features are due.
-    let mut cc = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("x"),
-        Box::new(DeterministicRandom::new(1)),
-    );
+    let mut cc = ClientSettings::new("juliet@example.com", Credentials::password("x"));
     cc.tls = TlsMode::None;
-    let mut client = Client::new(cc, Instant::now());
+    let mut client = Client::with_random(
+        cc.build().unwrap(),
+        Box::new(DeterministicRandom::new(1)),
+        Instant::now(),
+    );
     let server_header = "<stream:stream xmlns='jabber:client' \
         xmlns:stream='http://etherx.jabber.org/streams' from='example.com' id='i' version='1.0'>";
     client
@@ -504,8 +512,8 @@ fn a_started_element_must_finish_in_time_once_ready_on_both_roles() {
 
 #[test]
 fn the_server_idle_deadline_ends_a_silent_session() {
-    let client = alice_config("PLAIN", TlsMode::None, 5);
-    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 5);
+    let client = alice_config("PLAIN", TlsMode::None);
+    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None);
     server.idle_timeout = Some(30 * SECOND);
     let mut p = Pair::with_alice(client, server, None);
     p.negotiate();
@@ -528,11 +536,15 @@ fn the_server_idle_deadline_ends_a_silent_session() {
 #[test]
 fn the_server_auth_deadline_comes_before_the_negotiation_deadline() {
     let t0 = Instant::now();
-    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    let mut c = ServerSettings::new("example.com");
     c.tls = ServerTls::None;
     let (auth, negotiation) = (c.auth_timeout, c.negotiation_timeout);
     assert!(auth < negotiation);
-    let mut s = Server::new(c, t0);
+    let mut s = Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        t0,
+    );
     s.feed(t0, HEADER.as_bytes()).unwrap();
     assert_eq!(s.poll_timeout(), Some(t0 + auth));
     s.handle_timeout(t0 + auth - SECOND);
@@ -543,9 +555,9 @@ fn the_server_auth_deadline_comes_before_the_negotiation_deadline() {
 
 #[test]
 fn the_client_keepalive_goes_out_when_nothing_else_did() {
-    let mut client = alice_config("PLAIN", TlsMode::None, 8);
+    let mut client = alice_config("PLAIN", TlsMode::None);
     client.keepalive = Some(30 * SECOND);
-    let server = server_config("example.com", &["PLAIN"], ServerTls::None, 8);
+    let server = server_config("example.com", &["PLAIN"], ServerTls::None);
     let mut p = Pair::with_alice(client, server, None);
     p.negotiate();
     let t0 = p.now;
@@ -570,12 +582,12 @@ fn the_client_keepalive_goes_out_when_nothing_else_did() {
 
 #[test]
 fn the_client_refuses_a_pre_1_0_server_when_tls_is_required() {
-    let cc = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("s3cret"),
+    let cc = ClientSettings::new("juliet@example.com", Credentials::password("s3cret"));
+    let mut client = Client::with_random(
+        cc.build().unwrap(),
         Box::new(DeterministicRandom::new(1)),
+        Instant::now(),
     );
-    let mut client = Client::new(cc, Instant::now());
     let mut out = Vec::new();
     client.poll_transmit(&mut out);
     out.clear();
@@ -594,10 +606,14 @@ fn the_client_refuses_a_pre_1_0_server_when_tls_is_required() {
 
 /// A server whose host has a SCRAM credential request pending.
 fn server_waiting_for_credentials(extra: &[u8]) -> Server {
-    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+    let mut c = ServerSettings::new("example.com");
     c.tls = ServerTls::None;
     c.mechanisms = vec!["SCRAM-SHA-1".into()];
-    let mut s = Server::new(c, Instant::now());
+    let mut s = Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        Instant::now(),
+    );
     // RFC 5802's client-first message.
     let mut input = format!(
         "{HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>\
@@ -611,7 +627,7 @@ fn server_waiting_for_credentials(extra: &[u8]) -> Server {
 
 #[test]
 fn bytes_held_while_the_host_decides_are_limited_in_any_read() {
-    let limit = ServerConfig::new("x", Box::new(DeterministicRandom::new(1))).max_held_bytes;
+    let limit = ServerSettings::new("x").max_held_bytes;
     let junk = vec![b' '; limit + 1];
     // In the read that brought the request.
     let mut s = server_waiting_for_credentials(&junk);
@@ -634,9 +650,13 @@ fn whitespace_before_a_header_without_declaration_is_accepted_in_any_chunking() 
         xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
     let input = format!("\n\t\r {header}");
     let run = |chunk: usize| {
-        let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
+        let mut c = ServerSettings::new("example.com");
         c.tls = ServerTls::None;
-        let mut s = Server::new(c, Instant::now());
+        let mut s = Server::with_random(
+            c.build().unwrap(),
+            Box::new(DeterministicRandom::new(3)),
+            Instant::now(),
+        );
         for piece in input.as_bytes().chunks(chunk) {
             s.feed(Instant::now(), piece).unwrap();
         }
@@ -656,34 +676,37 @@ fn whitespace_before_a_header_without_declaration_is_accepted_in_any_chunking() 
 }
 
 #[test]
-fn huge_durations_are_refused_by_validate_and_never_panic() {
-    let mut c = ServerConfig::new("example.com", Box::new(DeterministicRandom::new(3)));
-    assert_eq!(c.validate(), Ok(()));
+fn huge_durations_are_refused_when_the_configuration_is_built() {
+    let mut c = ServerSettings::new("example.com");
+    assert_eq!(c.clone().build().map(|_| ()), Ok(()));
     c.auth_timeout = Duration::MAX;
     c.element_timeout = Duration::MAX;
     assert!(matches!(
-        c.validate(),
+        c.clone().build().map(|_| ()),
         Err(ConfigError::Duration {
             field: "auth_timeout",
             ..
         })
     ));
     c.tls = ServerTls::None;
+    // The longest accepted: a day, far beyond the negotiation deadline.
+    c.auth_timeout = xmpp_sansio::MAX_DURATION;
+    c.element_timeout = xmpp_sansio::MAX_DURATION;
     let t0 = Instant::now();
-    let mut s = Server::new(c, t0);
+    let mut s = Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(3)),
+        t0,
+    );
     s.feed(t0, b"<stream:stream").unwrap();
     // The saturated deadlines lie beyond the negotiation deadline.
     assert_eq!(s.poll_timeout(), Some(t0 + 120 * SECOND));
 
-    let mut cc = ClientConfig::new(
-        "juliet@example.com",
-        Credentials::password("x"),
-        Box::new(DeterministicRandom::new(1)),
-    );
-    assert_eq!(cc.validate(), Ok(()));
+    let mut cc = ClientSettings::new("juliet@example.com", Credentials::password("x"));
+    assert_eq!(cc.clone().build().map(|_| ()), Ok(()));
     cc.element_timeout = Duration::ZERO;
     assert!(matches!(
-        cc.validate(),
+        cc.clone().build().map(|_| ()),
         Err(ConfigError::Duration {
             field: "element_timeout",
             ..
@@ -692,17 +715,19 @@ fn huge_durations_are_refused_by_validate_and_never_panic() {
     cc.element_timeout = SECOND;
     cc.negotiation_timeout = Duration::MAX;
     cc.keepalive = Some(Duration::MAX);
-    assert!(cc.validate().is_err());
-    let client = Client::new(cc, t0);
-    assert!(client.poll_timeout().is_some());
-    cc = ClientConfig::new(
-        "j@example.com",
-        Credentials::password("x"),
+    assert!(cc.clone().build().map(|_| ()).is_err());
+    cc.negotiation_timeout = xmpp_sansio::MAX_DURATION;
+    cc.keepalive = Some(xmpp_sansio::MAX_DURATION);
+    let client = Client::with_random(
+        cc.build().unwrap(),
         Box::new(DeterministicRandom::new(1)),
+        t0,
     );
+    assert!(client.poll_timeout().is_some());
+    cc = ClientSettings::new("j@example.com", Credentials::password("x"));
     cc.limits.max_element_heap = 0;
     assert_eq!(
-        cc.validate(),
+        cc.clone().build().map(|_| ()),
         Err(ConfigError::Limit {
             field: "limits.max_element_heap"
         })
@@ -711,8 +736,8 @@ fn huge_durations_are_refused_by_validate_and_never_panic() {
 
 #[test]
 fn queued_output_is_visible_and_has_a_high_water_mark() {
-    let client = alice_config("PLAIN", TlsMode::None, 10);
-    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 10);
+    let client = alice_config("PLAIN", TlsMode::None);
+    let mut server = server_config("example.com", &["PLAIN"], ServerTls::None);
     server.output_high_water = 4096;
     let mut p = Pair::with_alice(client, server, None);
     p.negotiate();
@@ -744,9 +769,9 @@ fn held_by<T>(value: T) -> isize {
 #[test]
 fn the_buffer_policy_decides_what_an_idle_session_keeps() {
     let idle_heap = |policy: BufferPolicy| {
-        let mut client = alice_config("PLAIN", TlsMode::None, 11);
+        let mut client = alice_config("PLAIN", TlsMode::None);
         client.buffers = policy;
-        let mut server = server_config("example.com", &["PLAIN"], ServerTls::None, 11);
+        let mut server = server_config("example.com", &["PLAIN"], ServerTls::None);
         server.buffers = policy;
         let mut p = Pair::with_alice(client, server, None);
         p.negotiate();

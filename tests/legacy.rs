@@ -12,14 +12,14 @@ use std::time::Instant;
 use minidom::Element;
 use support::fixtures_dir;
 use xmpp_sansio::client::{
-    Client, ClientConfig, ClientError, ClientEvent, Credentials, LegacyAuthPolicy, Registration,
+    Client, ClientError, ClientEvent, ClientSettings, Credentials, LegacyAuthPolicy, Registration,
     TlsMode,
 };
 use xmpp_sansio::ns;
 use xmpp_sansio::sasl::CredentialAnswer;
 use xmpp_sansio::server::{
     BindAnswer, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
-    Server, ServerConfig, ServerEvent, ServerTls,
+    Server, ServerEvent, ServerSettings, ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::{self, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
@@ -94,7 +94,7 @@ fn assert_answers_alike(name: &str, ours: &Element, seed: &Element) {
 
 /// The book's server, as configured in chapter 7.
 fn yak_server(register: bool) -> Server {
-    let mut c = ServerConfig::new("yak", Box::new(DeterministicRandom::new(1)));
+    let mut c = ServerSettings::new("yak");
     c.tls = ServerTls::None;
     c.mechanisms = vec![];
     c.legacy_auth = Some(LegacyAuthMethods::default());
@@ -103,7 +103,11 @@ fn yak_server(register: bool) -> Server {
         fields: vec!["name".into(), "email".into()],
         ..RegisterForm::default()
     });
-    Server::new(c, Instant::now())
+    Server::with_random(
+        c.build().unwrap(),
+        Box::new(DeterministicRandom::new(1)),
+        Instant::now(),
+    )
 }
 
 /// The host of the book's server: dj exists with password `secret` and a
@@ -285,7 +289,7 @@ fn seed001_server_role_authentication_and_session() {
     let events = replay_server(&scenario("authenticate"), &mut server, &mut host);
     assert!(events
         .iter()
-        .any(|e| matches!(e, ServerEvent::Ready { jid } if jid == "dj@yak/laptop")));
+        .any(|e| matches!(e, ServerEvent::Ready { jid } if jid.as_str() == "dj@yak/laptop")));
     // Then the password change of Example 7-2, in that session.
     let mut host2 = YakHost::new();
     let events = replay_server(&scenario("change password"), &mut server, &mut host2);
@@ -333,7 +337,7 @@ fn registration_then_authentication_on_one_stream_and_no_registration_in_a_sessi
     let events = host.serve(&mut server, now);
     assert!(events
         .iter()
-        .any(|e| matches!(e, ServerEvent::Ready { jid } if jid == "dj@yak/Work")));
+        .any(|e| matches!(e, ServerEvent::Ready { jid } if jid.as_str() == "dj@yak/Work")));
     // Seed 001: no new registration inside a session.
     server.feed(now, b"<iq type='set' id='r3'><query xmlns='jabber:iq:register'><username>eve</username><password>x</password></query></iq>").unwrap();
     server.poll_transmit(&mut all);
@@ -345,12 +349,8 @@ fn registration_then_authentication_on_one_stream_and_no_registration_in_a_sessi
 // ---------------------------------------------------------------------
 // Client role
 
-fn yak_client(creds: &str, register: Option<Registration>) -> ClientConfig {
-    let mut c = ClientConfig::new(
-        "dj@yak",
-        Credentials::password(creds),
-        Box::new(DeterministicRandom::new(2)),
-    );
+fn yak_client(creds: &str, register: Option<Registration>) -> ClientSettings {
+    let mut c = ClientSettings::new("dj@yak", Credentials::password(creds));
     c.tls = TlsMode::None;
     c.lang = None;
     c.resource = Some("laptop".into());
@@ -364,9 +364,13 @@ fn yak_client(creds: &str, register: Option<Registration>) -> ClientConfig {
 
 /// Feeds the scenario's server lines to the client; returns what it sent
 /// after the header and its events.
-fn replay_client(s: &Scenario, config: ClientConfig) -> (Vec<Element>, Vec<ClientEvent>) {
+fn replay_client(s: &Scenario, config: ClientSettings) -> (Vec<Element>, Vec<ClientEvent>) {
     let now = Instant::now();
-    let mut client = Client::new(config, now);
+    let mut client = Client::with_random(
+        config.build().unwrap(),
+        Box::new(DeterministicRandom::new(0)),
+        now,
+    );
     let mut sent = Vec::new();
     let mut events = Vec::new();
     for (dir, line) in &s.lines {
@@ -529,7 +533,7 @@ fn seed001_client_role_authentication() {
     );
     assert!(
         events.contains(&ClientEvent::Ready {
-            jid: "dj@yak/laptop".into()
+            jid: "dj@yak/laptop".parse().unwrap()
         }),
         "{events:?}"
     );
@@ -548,9 +552,13 @@ struct Run {
     server_events: Vec<ServerEvent>,
 }
 
-fn pair(config: ClientConfig, server: Server, host: &mut YakHost) -> Run {
+fn pair(config: ClientSettings, server: Server, host: &mut YakHost) -> Run {
     let now = Instant::now();
-    let mut client = Client::new(config, now);
+    let mut client = Client::with_random(
+        config.build().unwrap(),
+        Box::new(DeterministicRandom::new(0)),
+        now,
+    );
     let mut server = server;
     let mut run = Run {
         client_events: Vec::new(),
@@ -608,19 +616,22 @@ fn pair_each_method_and_error_path() {
         ),
     ] {
         for (pw, ok) in [("secret", true), ("wrong", false)] {
-            let mut cfg = ServerConfig::new("yak", Box::new(DeterministicRandom::new(3)));
+            let mut cfg = ServerSettings::new("yak");
             cfg.tls = ServerTls::None;
             cfg.legacy_auth = Some(methods);
             cfg.mechanisms = vec![];
             let run = pair(
                 yak_client(pw, None),
-                Server::new(cfg, Instant::now()),
+                Server::with_random(
+                    cfg.build().unwrap(),
+                    Box::new(DeterministicRandom::new(5)),
+                    Instant::now(),
+                ),
                 &mut YakHost::new(),
             );
-            let ready = run
-                .client_events
-                .iter()
-                .any(|e| matches!(e, ClientEvent::Ready { jid } if jid == "dj@yak/laptop"));
+            let ready = run.client_events.iter().any(
+                |e| matches!(e, ClientEvent::Ready { jid } if jid.as_str() == "dj@yak/laptop"),
+            );
             assert_eq!(ready, ok, "{label} {pw}: {:?}", run.client_events);
             if !ok {
                 assert!(
@@ -659,8 +670,8 @@ fn pair_each_method_and_error_path() {
 }
 
 /// yak without TLS, with legacy authentication and in-band registration.
-fn yak_with_registration() -> ServerConfig {
-    let mut cfg = ServerConfig::new("yak", Box::new(DeterministicRandom::new(4)));
+fn yak_with_registration() -> ServerSettings {
+    let mut cfg = ServerSettings::new("yak");
     cfg.tls = ServerTls::None;
     cfg.legacy_auth = Some(LegacyAuthMethods::default());
     cfg.register = Some(RegisterForm::default());
@@ -669,7 +680,7 @@ fn yak_with_registration() -> ServerConfig {
 
 /// Our client registers `username` (password `pw`) on `cfg`, then logs
 /// in as dj (its configured credentials).
-fn register_then_login(cfg: ServerConfig, username: &str) -> Run {
+fn register_then_login(cfg: ServerSettings, username: &str) -> Run {
     let fields = vec![
         ("username".to_string(), username.to_string()),
         ("password".into(), "pw".into()),
@@ -682,7 +693,11 @@ fn register_then_login(cfg: ServerConfig, username: &str) -> Run {
                 then_login: true,
             }),
         ),
-        Server::new(cfg, Instant::now()),
+        Server::with_random(
+            cfg.build().unwrap(),
+            Box::new(DeterministicRandom::new(5)),
+            Instant::now(),
+        ),
         &mut YakHost::new(),
     )
 }
@@ -691,7 +706,7 @@ fn register_then_login(cfg: ServerConfig, username: &str) -> Run {
 fn zero_k_sequence_counts_down_across_logins() {
     let mut host = YakHost::new();
     for expected_seq in [496u32, 495, 494] {
-        let mut cfg = ServerConfig::new("yak", Box::new(DeterministicRandom::new(5)));
+        let mut cfg = ServerSettings::new("yak");
         cfg.tls = ServerTls::None;
         cfg.legacy_auth = Some(LegacyAuthMethods {
             password: false,
@@ -701,7 +716,11 @@ fn zero_k_sequence_counts_down_across_logins() {
         cfg.mechanisms = vec![];
         let run = pair(
             yak_client("secret", None),
-            Server::new(cfg, Instant::now()),
+            Server::with_random(
+                cfg.build().unwrap(),
+                Box::new(DeterministicRandom::new(5)),
+                Instant::now(),
+            ),
             &mut host,
         );
         assert!(

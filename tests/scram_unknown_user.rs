@@ -7,10 +7,12 @@
 
 mod support;
 
+use xmpp_sansio::ConfigError;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use support::pair::{client_config, server_config, Pair, TlsSim};
-use xmpp_sansio::client::{ClientConfig, Credentials, TlsMode};
+use xmpp_sansio::client::{ClientSettings, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::scram::{
     derive_server_credentials, mechanism_name, unknown_user_salt, ScramClient, ScramServer,
@@ -20,7 +22,7 @@ use xmpp_sansio::sasl::{
     ClientMechanism, CredentialAnswer, CredentialRequest, SaslCondition, SaslError, ScramHash,
     SecretBytes, ServerMechanism, ServerStep,
 };
-use xmpp_sansio::server::{ServerConfig, ServerEvent, ServerTls};
+use xmpp_sansio::server::{ServerEvent, ServerSettings, ServerTls};
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
 // ---------------------------------------------------------------------------
@@ -34,13 +36,13 @@ enum Who {
     Nobody,
 }
 
-fn client(who: Who, mechanism: &str, tls: TlsMode, seed: u64) -> ClientConfig {
+fn client(who: Who, mechanism: &str, tls: TlsMode) -> ClientSettings {
     let (jid, password) = match who {
         Who::Alice => ("alice@example.com", "pencil"),
         Who::AliceWrongPassword => ("alice@example.com", "wrong"),
         Who::Nobody => ("nobody@example.com", "pencil"),
     };
-    client_config(jid, Credentials::password(password), mechanism, tls, seed)
+    client_config(jid, Credentials::password(password), mechanism, tls)
 }
 
 fn tls_info() -> TlsInfo {
@@ -55,19 +57,20 @@ fn tls_info() -> TlsInfo {
 
 /// One login with `mechanism` (over STARTTLS with tls-exporter data for
 /// `-PLUS`, without TLS otherwise).
-fn login(who: Who, mechanism: &str, config: impl FnOnce(&mut ServerConfig), seed: u64) -> Pair {
+fn login(who: Who, mechanism: &str, config: impl FnOnce(&mut ServerSettings), seed: u64) -> Pair {
     let plus = mechanism.ends_with("-PLUS");
     let (ctls, stls) = if plus {
         (TlsMode::StartTlsRequired, ServerTls::StartTlsRequired)
     } else {
         (TlsMode::None, ServerTls::None)
     };
-    let mut s = server_config("example.com", &[mechanism], stls, seed + 1);
+    let mut s = server_config("example.com", &[mechanism], stls);
     config(&mut s);
-    let mut pair = Pair::with_alice(
-        client(who, mechanism, ctls, seed),
+    let mut pair = Pair::alice_seeded(
+        client(who, mechanism, ctls),
         s,
         Some(TlsSim::same(tls_info())),
+        (seed, seed + 1),
     );
     pair.negotiate();
     pair
@@ -224,8 +227,8 @@ fn an_unknown_user_fails_at_the_proof_like_a_wrong_password() {
 #[test]
 fn an_unknown_users_salt_is_stable_per_secret() {
     let secret = |s: &'static [u8]| {
-        move |c: &mut ServerConfig| {
-            c.scram_unknown_user_secret = SecretBytes::new(s);
+        move |c: &mut ServerSettings| {
+            c.scram_unknown_user_secret = Some(SecretBytes::new(s));
             c.scram_unknown_user_iterations = 5000;
         }
     };
@@ -245,37 +248,41 @@ fn an_unknown_users_salt_is_stable_per_secret() {
         assert_ne!(a.salt, c.salt, "{mechanism}");
         assert_eq!(c.iterations, 5000);
     }
-    // ServerConfig::new draws a secret of its own for each configuration.
-    let drawn = |seed| {
-        ServerConfig::new("example.com", Box::new(DeterministicRandom::new(seed)))
-            .scram_unknown_user_secret
+    // Unset, `build` draws a secret of its own for each configuration
+    // (shared by every connection that uses it).
+    let drawn = || {
+        let config = ServerSettings::new("example.com").build().unwrap();
+        let secret = config.settings().scram_unknown_user_secret.clone();
+        secret.expect("drawn at build").expose().to_vec()
     };
-    assert_eq!(drawn(1).expose().len(), 32);
-    assert_ne!(drawn(1).expose(), drawn(2).expose());
+    assert_eq!(drawn().len(), 32);
+    assert_ne!(drawn(), drawn());
     assert_eq!(
-        ServerConfig::new("example.com", Box::new(DeterministicRandom::new(1)))
-            .scram_unknown_user_iterations,
+        ServerSettings::new("example.com").scram_unknown_user_iterations,
         4096
     );
 }
 
 #[test]
-fn an_unusable_unknown_user_setting_fails_every_scram_login_alike() {
+fn an_unusable_unknown_user_setting_is_refused_when_built() {
     // An empty secret would make every unknown user's salt public; a count
-    // of 0 is not a SCRAM count. The server refuses to start SCRAM with
-    // them, for known and unknown users alike.
-    for bad in [
-        |c: &mut ServerConfig| c.scram_unknown_user_secret = SecretBytes::new(Vec::new()),
-        |c: &mut ServerConfig| c.scram_unknown_user_iterations = 0,
-    ] {
-        let ok = login(Who::Alice, "SCRAM-SHA-256", bad, 1);
-        let nobody = login(Who::Nobody, "SCRAM-SHA-256", bad, 1);
-        assert_eq!(
-            ok.server_auth_failure(),
-            Some(SaslCondition::TemporaryAuthFailure)
-        );
-        assert_eq!(server_events(&ok), server_events(&nobody));
-    }
+    // of 0 is not a SCRAM count. No server can run with them.
+    let mut c = ServerSettings::new("example.com");
+    c.scram_unknown_user_secret = Some(SecretBytes::new(Vec::new()));
+    assert_eq!(
+        c.build().map(|_| ()),
+        Err(ConfigError::Limit {
+            field: "scram_unknown_user_secret"
+        })
+    );
+    let mut c = ServerSettings::new("example.com");
+    c.scram_unknown_user_iterations = 0;
+    assert_eq!(
+        c.build().map(|_| ()),
+        Err(ConfigError::Limit {
+            field: "scram_unknown_user_iterations"
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------

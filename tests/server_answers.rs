@@ -9,6 +9,7 @@ mod support;
 
 use std::time::Instant;
 use xmpp_sansio::client::PeerRefusal;
+use xmpp_sansio::DeterministicRandom;
 
 use support::pair::{alice_config, server_config, Store};
 use xmpp_sansio::client::{Client, ClientError, ClientEvent, TlsMode};
@@ -20,11 +21,23 @@ use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{AnswerKind, UsageError};
 
 /// A client for alice with `mechanism` and a server offering it, no TLS.
-fn pair(mechanism: &str, seed: u64) -> (Client, Server, Instant) {
+fn pair(mechanism: &str, _seed: u64) -> (Client, Server, Instant) {
     let now = Instant::now();
-    let c = alice_config(mechanism, TlsMode::None, seed);
-    let s = server_config("example.com", &[mechanism], ServerTls::None, seed + 1);
-    (Client::new(c, now), Server::new(s, now), now)
+    let c = alice_config(mechanism, TlsMode::None);
+    let s = server_config("example.com", &[mechanism], ServerTls::None);
+    (
+        Client::with_random(
+            c.build().unwrap(),
+            Box::new(DeterministicRandom::new(0)),
+            now,
+        ),
+        Server::with_random(
+            s.build().unwrap(),
+            Box::new(DeterministicRandom::new(0)),
+            now,
+        ),
+        now,
+    )
 }
 
 /// Moves bytes both ways until neither side has any; the server's
@@ -67,7 +80,7 @@ fn refuse_every_other_kind(s: &mut Server, now: Instant, expected: AnswerKind) {
         CredentialAnswer::Verdict(Ok("alice".into())).into(),
         CredentialAnswer::Scram(None).into(),
         CredentialAnswer::DigestMd5(Some(DigestMd5Secret::Password("pencil".into()))).into(),
-        BindAnswer::Accept(Some("r".into())).into(),
+        BindAnswer::Accept(Some("r".parse().unwrap())).into(),
         ServerAnswer::Register(Ok(())),
         LegacyAuthAnswer::Verdict(Ok(())).into(),
         LegacyAuthAnswer::ZeroK(None).into(),

@@ -18,7 +18,8 @@ use support::pair::{client_config, server_config, Pair, Store, TlsSim};
 use xmpp_sansio::client::{Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::CredentialRequest;
-use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent, ServerTls};
+use xmpp_sansio::server::{BindAnswer, Server, ServerEvent, ServerSettings, ServerTls};
+use xmpp_sansio::DeterministicRandom;
 use xmpp_sansio::{TlsInfo, UsageError};
 
 const MECHANISMS: &[&str] = &[
@@ -110,13 +111,13 @@ fn tls_info() -> TlsInfo {
     }
 }
 
-fn server_config_for(case: &Case) -> ServerConfig {
+fn server_config_for(case: &Case) -> ServerSettings {
     let tls = if case.starttls {
         ServerTls::StartTlsRequired
     } else {
         ServerTls::None
     };
-    server_config("example.com", &[case.mechanism], tls, case.seed + 1)
+    server_config("example.com", &[case.mechanism], tls)
 }
 
 /// An event, comparable: `StartTls` without its bytes (they depend on
@@ -154,9 +155,9 @@ fn record(case: &Case) -> Recorded {
     } else {
         TlsMode::None
     };
-    let client = client_config(jid, creds, case.mechanism, tls, case.seed);
+    let client = client_config(jid, creds, case.mechanism, tls);
     let sim = TlsSim::same(tls_info());
-    let mut pair = Pair::with_alice(client, server_config_for(case), Some(sim));
+    let mut pair = Pair::alice_seeded(client, server_config_for(case), Some(sim), (1, case.seed));
     pair.negotiate();
     if pair.client.is_ready() {
         for &k in &case.stanzas {
@@ -179,13 +180,17 @@ fn record(case: &Case) -> Recorded {
 /// A request held by a slow host.
 enum Pending {
     Credentials(CredentialRequest),
-    Bind(Option<String>),
+    Bind(Option<xmpp_sansio::jid::ResourcePart>),
 }
 
 /// The client's bytes into a fresh server, in `chunks`.
 fn replay(case: &Case, store: &Store, chunks: &[&[u8]], slow: bool) -> (Vec<u8>, Vec<String>) {
     let now = Instant::now();
-    let mut server = Server::new(server_config_for(case), now);
+    let mut server = Server::with_random(
+        server_config_for(case).build().unwrap(),
+        Box::new(DeterministicRandom::new(case.seed)),
+        now,
+    );
     let mut output = Vec::new();
     let mut events = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();

@@ -54,7 +54,7 @@ use server_body::{
     Role, DOMAIN, PASSWORD, SCRAM_ITERATIONS, TOKEN, USER,
 };
 use xmpp_sansio::client::{
-    Client, ClientConfig, ClientEvent, Credentials, TlsInfo, TlsMode, UsageError,
+    Client, ClientEvent, ClientSettings, Credentials, TlsInfo, TlsMode, UsageError,
 };
 #[cfg(feature = "legacy")]
 use xmpp_sansio::client::{LegacyAuthPolicy, Registration};
@@ -126,7 +126,7 @@ fn cached_keys(hash: ScramHash) -> ScramClientKeys {
 
 /// The client's configuration for byte 0; `cached`: SCRAM keys cached for
 /// the hash of the chosen mechanism (SHA-512 when the policy chooses).
-pub fn client_config(config: u8, cached: bool) -> ClientConfig {
+pub fn client_config(config: u8, cached: bool) -> ClientSettings {
     let (only, creds) = CHOICES[usize::from((config >> 2) & 15)];
     let (jid, credentials) = match creds {
         Creds::Password => {
@@ -151,16 +151,12 @@ pub fn client_config(config: u8, cached: bool) -> ClientConfig {
         Creds::Certificate => (DOMAIN.to_owned(), Credentials::ClientCertificate),
         Creds::Anonymous => (DOMAIN.to_owned(), Credentials::Anonymous),
     };
-    let mut c = ClientConfig::new(
-        jid,
-        credentials,
-        Box::new(DeterministicRandom::new(RNG_SEED)),
-    );
+    let mut c = ClientSettings::new(jid, credentials);
     c.tls = match config & 3 {
         0 => TlsMode::None,
         1 => TlsMode::StartTlsRequired,
         2 => TlsMode::StartTlsIfOffered,
-        _ => TlsMode::Direct(tls_info(config >> 6)),
+        _ => TlsMode::Direct,
     };
     c.policy.only = only.map(|m| vec![m.to_owned()]);
     c.policy.allow_plain_without_tls = true;
@@ -192,7 +188,7 @@ pub const MAX_FUZZ_SEQUENCE: u64 = 99_999;
 /// in afterwards. Without the `legacy` feature, `legacy` and `enquiry`
 /// change nothing: the client does not know those protocols.
 #[cfg_attr(not(feature = "legacy"), allow(unused_variables))]
-pub fn client_config_for(config: u8, cached: bool, legacy: bool, enquiry: bool) -> ClientConfig {
+pub fn client_config_for(config: u8, cached: bool, legacy: bool, enquiry: bool) -> ClientSettings {
     #[cfg_attr(not(feature = "legacy"), allow(unused_mut))]
     let mut c = client_config(config, cached);
     #[cfg(feature = "legacy")]
@@ -251,8 +247,17 @@ impl Driver {
         if flavor.heap {
             c.limits = Limits::default();
         }
+        let direct = c.tls == TlsMode::Direct;
+        let mut client = Client::with_random(
+            c.build().unwrap(),
+            Box::new(DeterministicRandom::new(RNG_SEED)),
+            now,
+        );
+        if direct {
+            client = client.direct_tls(tls_info(config >> 6));
+        }
         Driver {
-            client: Client::new(c, now),
+            client,
             now,
             tls: tls_info(config >> 6),
             authenticated: false,
@@ -264,7 +269,7 @@ impl Driver {
     /// not at `Ready`, so that what it does never depends on the
     /// chunking).
     fn send_when_ready(&mut self) {
-        if let Some(jid) = self.client.jid().map(str::to_owned) {
+        if let Some(jid) = self.client.jid().map(|j| j.to_string()) {
             send_parsed(&mut self.client, &jid);
             self.drain();
         }
@@ -301,7 +306,7 @@ impl Driven for Driver {
                     ClientEvent::Ready { jid } => {
                         self.record.ready();
                         assert!(self.authenticated, "Ready before Authenticated");
-                        assert_eq!(self.client.jid(), Some(jid.as_str()));
+                        assert_eq!(self.client.jid(), Some(&jid));
                     }
                     ClientEvent::Stanza(_) => assert!(self.record.ready, "a stanza before Ready"),
                     _ => {}

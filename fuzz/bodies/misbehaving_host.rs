@@ -54,8 +54,7 @@ pub mod server_body;
 use std::time::{Duration, Instant};
 
 use server_body::{
-    check_framing, server_config_for, server_framing, tls_info, Flavor, Host, Tolerate,
-    KNOWN_FAULTS, USER,
+    check_framing, new_server, server_framing, tls_info, Flavor, Host, Tolerate, KNOWN_FAULTS, USER,
 };
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 #[cfg(feature = "digest-md5")]
@@ -86,7 +85,7 @@ pub const SEND: u8 = 13;
 #[derive(Debug)]
 enum Request {
     Credentials(CredentialRequest),
-    Bind(Option<String>),
+    Bind(Option<xmpp_sansio::jid::ResourcePart>),
     #[cfg(feature = "legacy")]
     Register(RegistrationRequest),
     #[cfg(feature = "legacy")]
@@ -114,8 +113,10 @@ pub fn credential_answer(k: u8) -> CredentialAnswer {
 }
 
 /// The resource for selector `k`.
-pub fn resource(k: u8) -> Option<String> {
-    Some(match k % 10 {
+/// A resource the host may answer with: the ones the type allows (a
+/// prepared resource), from strings a careless host might try.
+pub fn resource(k: u8) -> Option<xmpp_sansio::jid::ResourcePart> {
+    let s: String = match k % 10 {
         0 => return None,
         1 => String::new(),
         2 => "\u{1}ctrl".into(),
@@ -126,7 +127,10 @@ pub fn resource(k: u8) -> Option<String> {
         7 => "\u{FFFE}".into(),
         8 => " ".into(),
         _ => "laptop".into(),
-    })
+    };
+    xmpp_sansio::jid::ResourcePart::new(&s)
+        .ok()
+        .map(|r| r.into_owned())
 }
 
 /// The bind refusal for selector `k`.
@@ -154,7 +158,7 @@ struct Driver {
     error_seen: bool,
     closed_seen: bool,
     authenticated: bool,
-    ready_jid: Option<String>,
+    ready_jid: Option<xmpp_sansio::jid::FullJid>,
     /// The host called `close` (the stream is closing: answers are
     /// refused as for a closed one).
     host_closed: bool,
@@ -306,7 +310,9 @@ impl Driver {
         let closed = self.server.is_closed();
         let res = match &req {
             Request::Credentials(r) => self.server.answer_credentials(now, self.host.answer(r)),
-            Request::Bind(r) => self.server.answer_bind(now, self.host.bind(r.as_deref())),
+            Request::Bind(r) => self
+                .server
+                .answer_bind(now, self.host.bind(r.as_ref().map(|r| r.as_str()))),
             #[cfg(feature = "legacy")]
             Request::Register(r) => self.server.answer_register(now, self.host.register(r)),
             #[cfg(feature = "legacy")]
@@ -470,7 +476,7 @@ fn run_checked(data: &[u8], tolerate: Tolerate) {
         heap: false,
     };
     let mut d = Driver {
-        server: Server::new(server_config_for(config, flavor), now),
+        server: new_server(config, flavor, now),
         host: Host::new(),
         now,
         config,

@@ -71,7 +71,9 @@ use xmpp_sansio::sasl::DigestMd5Secret;
 use xmpp_sansio::sasl::{
     CredentialAnswer, CredentialRequest, SaslCondition, ScramCredentials, ScramHash,
 };
-use xmpp_sansio::server::{BindAnswer, BindRefusal, Server, ServerConfig, ServerEvent, ServerTls};
+use xmpp_sansio::server::{
+    BindAnswer, BindRefusal, Server, ServerEvent, ServerSettings, ServerTls,
+};
 #[cfg(feature = "legacy")]
 use xmpp_sansio::server::{
     LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest,
@@ -169,14 +171,28 @@ pub fn tls_info(variant: u8) -> TlsInfo {
     }
 }
 
+/// The server for configuration byte 0, over direct TLS when it says so.
+pub fn new_server(config: u8, flavor: Flavor, now: Instant) -> Server {
+    let c = server_config_for(config, flavor).build().unwrap();
+    let direct = c.tls == ServerTls::Direct;
+    let server = Server::with_random(c, Box::new(DeterministicRandom::new(RNG_SEED)), now);
+    if direct {
+        server.direct_tls(tls_info(config >> 2))
+    } else {
+        server
+    }
+}
+
 /// The server's configuration for configuration byte 0.
-pub fn server_config(config: u8) -> ServerConfig {
-    let mut c = ServerConfig::new(DOMAIN, Box::new(DeterministicRandom::new(RNG_SEED)));
+pub fn server_config(config: u8) -> ServerSettings {
+    let mut c = ServerSettings::new(DOMAIN);
+    // Fixed, so runs replay: unknown users' SCRAM salts derive from it.
+    c.scram_unknown_user_secret = Some(xmpp_sansio::sasl::SecretBytes::new([7; 32]));
     c.tls = match config & 3 {
         0 => ServerTls::None,
         1 => ServerTls::StartTlsRequired,
         2 => ServerTls::StartTlsOptional,
-        _ => ServerTls::Direct(tls_info(config >> 2)),
+        _ => ServerTls::Direct,
     };
     c.mechanisms = MECHANISMS.iter().map(|m| m.to_string()).collect();
     c.allow_plain_without_tls = config & 16 != 0;
@@ -207,7 +223,7 @@ pub struct Flavor {
 /// for an email too) and every jabber:iq:auth method when legacy (which
 /// also admits pre-1.0 streams); the default limits under the heap
 /// budget.
-pub fn server_config_for(config: u8, flavor: Flavor) -> ServerConfig {
+pub fn server_config_for(config: u8, flavor: Flavor) -> ServerSettings {
     let mut c = server_config(config);
     #[cfg(feature = "legacy")]
     if flavor.legacy {
@@ -351,7 +367,10 @@ impl Host {
     pub fn bind(&self, resource: Option<&str>) -> BindAnswer {
         match resource {
             Some(TAKEN_RESOURCE) => BindAnswer::Refuse(BindRefusal::Conflict),
-            r => BindAnswer::Accept(r.map(str::to_owned)),
+            r => BindAnswer::Accept(
+                r.and_then(|r| xmpp_sansio::jid::ResourcePart::new(r).ok())
+                    .map(|r| r.into_owned()),
+            ),
         }
     }
 }
@@ -382,7 +401,7 @@ pub fn chunk_sizes(drive: u8, len: usize) -> Vec<usize> {
 /// A request held by a slow host.
 enum Pending {
     Credentials(CredentialRequest),
-    Bind(Option<String>),
+    Bind(Option<xmpp_sansio::jid::ResourcePart>),
     #[cfg(feature = "legacy")]
     Register(RegistrationRequest),
     #[cfg(feature = "legacy")]
@@ -672,7 +691,7 @@ impl Driver {
     fn new(config: u8, slow: bool, tolerate: Tolerate, flavor: Flavor) -> Driver {
         let now = Instant::now();
         Driver {
-            server: Server::new(server_config_for(config, flavor), now),
+            server: new_server(config, flavor, now),
             host: Host::new(),
             now,
             tls: tls_info(config >> 2),
@@ -693,7 +712,7 @@ impl Driver {
                 self.server.answer_credentials(now, a)
             }
             Pending::Bind(resource) => {
-                let a = self.host.bind(resource.as_deref());
+                let a = self.host.bind(resource.as_ref().map(|r| r.as_str()));
                 self.server.answer_bind(now, a)
             }
             #[cfg(feature = "legacy")]
@@ -741,7 +760,7 @@ impl Driver {
     /// stanza (then, not at `Ready`, so that what it does never depends
     /// on the chunking).
     fn send_when_ready(&mut self) {
-        if let Some(jid) = self.server.jid().map(str::to_owned) {
+        if let Some(jid) = self.server.jid().cloned() {
             let msg = format!(
                 "<message xmlns='jabber:client' to='{jid}' from='{DOMAIN}'><body>hi</body></message>"
             );
@@ -784,7 +803,7 @@ impl Driven for Driver {
                         // followed is with the host: `jid()` and
                         // `is_ready()` say nothing meanwhile.
                         if let Some(now_jid) = self.server.jid() {
-                            assert_eq!(now_jid, jid);
+                            assert_eq!(*now_jid, jid);
                         }
                     }
                     ServerEvent::Stanza(el) => {

@@ -8,13 +8,9 @@
 //! use xmpp_sansio_hosts::blocking::{Driver, Wake};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut config = ClientConfig::new(
-//!     "juliet@example.com",
-//!     Credentials::password("secret"),
-//!     Box::new(xmpp_sansio::OsRandom),
-//! );
+//! let mut config = ClientConfig::builder("juliet@example.com", Credentials::password("secret"));
 //! config.tls = TlsMode::None; // or keep STARTTLS and add `with_tls`
-//! let client = Client::new(config, Instant::now());
+//! let client = Client::new(config.build()?, Instant::now());
 //! let mut driver = Driver::new(client, TcpStream::connect("127.0.0.1:5222")?);
 //! loop {
 //!     match driver.next(None)? {

@@ -14,14 +14,11 @@
 //! use xmpp_sansio_hosts::tokio::connection;
 //!
 //! # async fn login() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut config = ClientConfig::new(
-//!     "juliet@example.com",
-//!     Credentials::password("secret"),
-//!     Box::new(xmpp_sansio::OsRandom),
-//! );
+//! let mut config = ClientConfig::builder("juliet@example.com", Credentials::password("secret"));
 //! config.tls = TlsMode::None; // or keep STARTTLS and add `with_tls`
 //! let socket = tokio::net::TcpStream::connect("127.0.0.1:5222").await?;
-//! let (conn, handle, mut events) = connection(Client::new(config, Instant::now()), socket);
+//! let client = Client::new(config.build()?, Instant::now());
+//! let (conn, handle, mut events) = connection(client, socket);
 //! let host = async move {
 //!     while let Some(event) = events.next().await {
 //!         match event? {

@@ -22,7 +22,7 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 use xmpp_sansio::sasl::{ChannelBindingUse, CredentialAnswer, CredentialRequest};
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent};
-use xmpp_sansio::{ns, OsRandom, UsageError};
+use xmpp_sansio::{ns, UsageError};
 use xmpp_sansio_hosts::blocking::{self, Wake};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tls::{self, BindingChoice, Trust};
@@ -43,18 +43,14 @@ fn pki() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
 }
 
 fn client() -> Client {
-    let mut config = ClientConfig::new(
-        "juliet@sansio.test",
-        Credentials::password("s3cret"),
-        Box::new(OsRandom),
-    );
+    let mut config = ClientConfig::builder("juliet@sansio.test", Credentials::password("s3cret"));
     config.resource = Some("balcony".into());
-    Client::new(config, Instant::now())
+    Client::new(config.build().expect("valid"), Instant::now())
 }
 
 fn server() -> Server {
     Server::new(
-        ServerConfig::new(DOMAIN, Box::new(OsRandom)),
+        ServerConfig::builder(DOMAIN).build().expect("valid"),
         Instant::now(),
     )
 }
@@ -191,7 +187,7 @@ fn on_client_event(peer: &mut dyn Peer<Client>, seen: &mut Seen, ev: ClientEvent
             seen.mechanism = Some((mechanism, cb));
         }
         ClientEvent::Ready { jid } => {
-            seen.ready = Some(jid);
+            seen.ready = Some(jid.to_string());
             peer.send(message(DOMAIN, "from the client"));
         }
         ClientEvent::Stanza(el) => {
@@ -222,8 +218,8 @@ fn on_server_event(peer: &mut dyn Peer<Server>, seen: &mut Seen, ev: ServerEvent
             s.answer_bind(Instant::now(), BindAnswer::Accept(resource))
         })),
         ServerEvent::Ready { jid } => {
-            peer.send(message(&jid, "from the server"));
-            seen.ready = Some(jid);
+            peer.send(message(jid.as_str(), "from the server"));
+            seen.ready = Some(jid.to_string());
         }
         ServerEvent::Stanza(el) => seen.got = body(&el),
         ServerEvent::Closed => return true,

@@ -1,14 +1,16 @@
 //! What a [`Client`](super::Client) is told before it starts.
 
 use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
 
-use crate::random::RandomSource;
+use jid::{BareJid, DomainRef, NodeRef, ResourcePart, ResourceRef};
+
 use crate::sasl::policy::{ClientPolicy, CredentialKind};
 use crate::sasl::scram::ScramClientKeys;
 use crate::sasl::Secret;
 pub use crate::tls::TlsInfo;
-use crate::validate::{check_duration, check_limits, check_writable, ConfigError};
+use crate::validate::{check_duration, check_jid, check_limits, check_writable, ConfigError};
 use crate::xml::Limits;
 #[cfg(feature = "legacy")]
 use crate::xml::{check_name, check_text};
@@ -21,9 +23,12 @@ pub enum TlsMode {
     StartTlsRequired,
     /// Use STARTTLS when offered, go on in the clear otherwise.
     StartTlsIfOffered,
-    /// The host already wrapped the connection in TLS (XEP-0368 direct
-    /// TLS): no STARTTLS. The host's TLS facts come with it.
-    Direct(TlsInfo),
+    /// The host wraps every connection in TLS before XMPP starts
+    /// (XEP-0368 direct TLS): no STARTTLS. Each connection's TLS facts
+    /// (version, channel-binding data) go to its client through
+    /// [`Client::direct_tls`](super::Client::direct_tls); without them the
+    /// stream counts as unencrypted.
+    Direct,
     /// No TLS at all (tests, loopback, a TLS-terminating proxy in front).
     None,
 }
@@ -87,14 +92,23 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A client's configuration.
-pub struct ClientConfig {
+/// Everything a [`ClientConfig`] is built from, with its defaults: set
+/// the fields, then [`build`](Self::build) checks them all and prepares
+/// the JID. `#[non_exhaustive]`: start from [`ClientSettings::new`] (or
+/// [`ClientConfig::builder`]), so new settings are not breaking changes.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClientSettings {
     /// The account: `user@domain`, or just `domain` for ANONYMOUS and
-    /// EXTERNAL. The domain is the stream's `to`.
+    /// EXTERNAL, as given; [`build`](Self::build) prepares it (RFC 7622:
+    /// `Juliet@EXAMPLE.com` is `Juliet@example.com`, whose domain is the
+    /// stream's `to`) and refuses one that is not a bare JID.
     pub jid: String,
     /// The credentials.
     pub credentials: Credentials,
-    /// The resource to ask for; `None` lets the server choose.
+    /// The resource to ask for; `None` lets the server choose. Prepared
+    /// (resourceprep) by [`build`](Self::build), which refuses one with a
+    /// control character.
     pub resource: Option<String>,
     /// How the stream is protected.
     pub tls: TlsMode,
@@ -161,23 +175,17 @@ pub struct ClientConfig {
     pub buffers: crate::BufferPolicy,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
-    /// Randomness for nonces.
-    pub rng: Box<dyn RandomSource>,
     /// A fixed SCRAM client nonce / DIGEST-MD5 cnonce. **Only for
     /// transcript replays and tests**: a fixed nonce removes the
     /// mechanism's replay protection.
     pub replay_nonce: Option<String>,
 }
 
-impl ClientConfig {
-    /// A configuration with the defaults: STARTTLS required, the default
-    /// policy, a 30 s negotiation deadline, no keepalive, a 5 s close
-    /// grace, `xml:lang='en'`.
-    pub fn new(
-        jid: impl Into<String>,
-        credentials: Credentials,
-        rng: Box<dyn RandomSource>,
-    ) -> Self {
+impl ClientSettings {
+    /// The defaults: STARTTLS required, the default policy, a 30 s
+    /// negotiation deadline, no keepalive, a 5 s close grace,
+    /// `xml:lang='en'`.
+    pub fn new(jid: impl Into<String>, credentials: Credentials) -> Self {
         Self {
             jid: jid.into(),
             credentials,
@@ -202,21 +210,40 @@ impl ClientConfig {
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
             close_grace: Duration::from_secs(5),
-            rng,
             replay_nonce: None,
         }
     }
 
-    /// Checks the values that would make the client misbehave: a zero or
-    /// absurdly long duration (over [`MAX_DURATION`](crate::MAX_DURATION)),
-    /// a zero limit, and a value that goes on the wire but that XML cannot
-    /// carry ([`ConfigError::Unwritable`]: a resource with U+0007...).
-    /// [`Client::new`](super::Client::new) never panics on them (deadlines
-    /// saturate); it checks the values that go on the wire itself, and a
-    /// client whose values cannot be written sends nothing and fails at
-    /// once with [`ClientError::Config`](super::ClientError::Config). A host
-    /// should call this when it builds a configuration.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every setting and prepares the JID and resource: the
+    /// configuration a [`Client`](super::Client) runs with, to share
+    /// behind an `Arc` between any number of clients.
+    ///
+    /// Refused, each with its [`ConfigError`]: a JID that is not a bare
+    /// JID or fails preparation, a resource that fails resourceprep (a
+    /// control character...), a zero or absurdly long duration (over
+    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit, a value that
+    /// goes on the wire but that XML cannot carry.
+    pub fn build(self) -> Result<ClientConfig, ConfigError> {
+        let jid = check_jid("jid", &self.jid)?;
+        let resource = self
+            .resource
+            .as_deref()
+            .map(|r| {
+                ResourcePart::new(r)
+                    .map(std::borrow::Cow::into_owned)
+                    .map_err(|e| ConfigError::jid("resource", e))
+            })
+            .transpose()?;
+        self.validate()?;
+        Ok(ClientConfig {
+            settings: self,
+            jid,
+            resource,
+        })
+    }
+
+    /// The checks of [`build`](Self::build) other than the JID's.
+    fn validate(&self) -> Result<(), ConfigError> {
         self.check_wire()?;
         check_duration("negotiation_timeout", self.negotiation_timeout)?;
         check_duration("element_timeout", self.element_timeout)?;
@@ -229,7 +256,7 @@ impl ClientConfig {
 
     /// The values the client puts on the wire (in its header, bind,
     /// session, registration and `jabber:iq:auth` requests) can be written.
-    pub(crate) fn check_wire(&self) -> Result<(), ConfigError> {
+    fn check_wire(&self) -> Result<(), ConfigError> {
         check_writable("jid", &self.jid)?;
         if let Some(r) = &self.resource {
             check_writable("resource", r)?;
@@ -258,23 +285,84 @@ impl ClientConfig {
         }
         Ok(())
     }
+}
 
-    /// The domain part of the JID.
-    pub fn domain(&self) -> &str {
-        let bare = self.jid.split('/').next().unwrap_or_default();
-        bare.rsplit_once('@').map_or(bare, |(_, d)| d)
+/// A client configuration, checked and prepared by
+/// [`ClientSettings::build`]: built once, shared behind an `Arc` by every
+/// [`Client`](super::Client) that uses it (a load tool's thousands of
+/// sessions, a reconnecting client). Its settings read through `Deref`;
+/// to change one, clone the [`settings`](Self::settings) and build again.
+#[derive(Clone)]
+pub struct ClientConfig {
+    settings: ClientSettings,
+    jid: BareJid,
+    resource: Option<ResourcePart>,
+}
+
+impl ClientConfig {
+    /// [`ClientSettings::new`]: the settings with their defaults, to set
+    /// and [`build`](ClientSettings::build).
+    pub fn builder(jid: impl Into<String>, credentials: Credentials) -> ClientSettings {
+        ClientSettings::new(jid, credentials)
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// The account's bare JID, prepared.
+    pub fn jid(&self) -> &BareJid {
+        &self.jid
+    }
+
+    /// The domain part of the JID: the stream's `to`.
+    pub fn domain(&self) -> &DomainRef {
+        self.jid.domain()
     }
 
     /// The local part of the JID, if any.
-    pub fn localpart(&self) -> Option<&str> {
-        let bare = self.jid.split('/').next().unwrap_or_default();
-        bare.rsplit_once('@').map(|(l, _)| l)
+    pub fn localpart(&self) -> Option<&NodeRef> {
+        self.jid.node()
+    }
+
+    /// The user name that authenticates: the local part as the host
+    /// spelled it (the server prepares it; SASL mechanisms apply SASLprep
+    /// themselves), empty when the JID has none.
+    pub fn username(&self) -> &str {
+        self.settings
+            .jid
+            .rsplit_once('@')
+            .map_or("", |(local, _)| local)
+    }
+
+    /// The resource to ask for, prepared.
+    pub fn resource(&self) -> Option<&ResourceRef> {
+        self.resource.as_deref()
+    }
+}
+
+impl Deref for ClientConfig {
+    type Target = ClientSettings;
+
+    fn deref(&self) -> &ClientSettings {
+        &self.settings
     }
 }
 
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
+            .field("jid", &self.jid)
+            .field("resource", &self.resource)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSettings")
             .field("jid", &self.jid)
             .field("credentials", &self.credentials)
             .field("resource", &self.resource)

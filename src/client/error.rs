@@ -34,8 +34,6 @@ pub enum ClientError {
     ClosedByPeer,
     /// A bug in this crate (see [`InternalError`]).
     Internal(InternalError),
-    /// A configuration value that goes on the wire cannot be written.
-    Config(crate::ConfigError),
 }
 
 impl ClientError {
@@ -50,8 +48,7 @@ impl ClientError {
             | Self::Refused(_)
             | Self::Timeout(_)
             | Self::ClosedByPeer
-            | Self::Internal(_)
-            | Self::Config(_) => None,
+            | Self::Internal(_) => None,
         }
     }
 
@@ -79,7 +76,6 @@ impl fmt::Display for ClientError {
             Self::ClosedByHost(e) => write!(f, "closed by the host with {}", e.condition),
             Self::ClosedByPeer => f.write_str("the server closed the stream before it was ready"),
             Self::Internal(e) => write!(f, "{e}"),
-            Self::Config(e) => write!(f, "{e}"),
         }
     }
 }

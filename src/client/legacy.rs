@@ -139,7 +139,7 @@ impl Client {
                 "jabber:iq:auth".into(),
             ])));
         }
-        let username = self.config.localpart().unwrap_or_default().to_owned();
+        let username = self.config.username().to_owned();
         self.write(&iq_auth::get(AUTH_GET_ID, &username));
         self.phase = Phase::Legacy(Step::Fields);
     }
@@ -214,12 +214,12 @@ impl Client {
                 "jabber:iq:auth".into(),
             ])));
         };
-        let username = self.config.localpart().unwrap_or_default().to_owned();
+        let username = self.config.username().to_owned();
         let resource = self
             .config
-            .resource
-            .clone()
-            .unwrap_or_else(|| "xmpp-sansio".into());
+            .resource()
+            .map_or("xmpp-sansio", |r| r.as_str())
+            .to_owned();
         self.write(&iq_auth::set(
             AUTH_SET_ID,
             &username,
@@ -247,7 +247,9 @@ impl Client {
             mechanism: "jabber:iq:auth".into(),
             security: ExchangeSecurity::default(),
         });
-        let bare = self.config.jid.split('/').next().unwrap_or_default();
-        self.ready(format!("{bare}/{resource}"));
+        match self.config.jid().with_resource_str(&resource) {
+            Ok(jid) => self.ready(jid),
+            Err(e) => self.fail(ClientError::Internal(crate::error::InternalError::jid(e))),
+        }
     }
 }

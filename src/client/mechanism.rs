@@ -156,7 +156,8 @@ fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>
 
 /// Chooses and builds the mechanism for what the server offered.
 pub(crate) fn choose(
-    config: &mut ClientConfig,
+    config: &ClientConfig,
+    rng: &mut dyn crate::RandomSource,
     offer: &ServerOffer,
     tls: Option<&TlsInfo>,
 ) -> Result<Box<dyn ClientMechanism>, ChooseError> {
@@ -183,19 +184,18 @@ pub(crate) fn choose(
         .mechanisms
         .get(name)
         .expect("selected from the registry");
-    let bare_jid = config.jid.split('/').next().unwrap_or_default();
     let input = ClientMechanismInput {
         name,
         credentials: &config.credentials,
-        username: bare_jid.rsplit_once('@').map_or("", |(l, _)| l),
-        domain: bare_jid.rsplit_once('@').map_or(bare_jid, |(_, d)| d),
-        bare_jid,
+        username: config.username(),
+        domain: config.domain().as_str(),
+        bare_jid: config.jid().as_str(),
         offer,
         channel_binding: binding.as_ref(),
         min_scram_iterations: config.min_scram_iterations,
         max_scram_iterations: config.max_scram_iterations,
         replay_nonce: config.replay_nonce.as_deref(),
-        rng: config.rng.as_mut(),
+        rng,
     };
     (factory.build)(input).map_err(ChooseError::Sasl)
 }

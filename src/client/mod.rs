@@ -64,13 +64,16 @@ mod legacy;
 mod mechanism;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
+
+use jid::FullJid;
 
 use minidom::Element;
 
 pub use crate::error::{Deadline, InternalError, Misbehavior};
 pub use crate::tls::TlsInfo;
-pub use config::{ClientConfig, Credentials, TlsMode};
+pub use config::{ClientConfig, ClientSettings, Credentials, TlsMode};
 pub use error::{ClientError, PeerRefusal, PolicyError};
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -84,6 +87,7 @@ use crate::core::{deadline, Core, Life};
 use crate::features::{Stage, StreamFeatures};
 use crate::gate::Expect;
 use crate::ns;
+use crate::random::RandomSource;
 use crate::sasl::policy::SelectError;
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{ClientMechanism, ExchangeSecurity};
@@ -115,7 +119,7 @@ pub enum ClientEvent {
     /// The session is ready: stanzas may flow.
     Ready {
         /// The full JID the server bound.
-        jid: String,
+        jid: FullJid,
     },
     /// The server's registration form (after an enquiry).
     #[cfg(feature = "legacy")]
@@ -162,9 +166,9 @@ enum Phase {
     /// Bind request sent.
     Binding,
     /// Session request sent.
-    Session { jid: String },
+    Session { jid: FullJid },
     /// Ready.
-    Ready { jid: String },
+    Ready { jid: FullJid },
     /// Registration or `jabber:iq:auth`: an IQ sent.
     #[cfg(feature = "legacy")]
     Legacy(legacy::Step),
@@ -193,7 +197,8 @@ const SESSION_ID: &str = "sess_1";
 /// The client state machine. See the [module documentation](self) for the
 /// drive loop.
 pub struct Client {
-    config: ClientConfig,
+    config: Arc<ClientConfig>,
+    rng: Box<dyn RandomSource>,
     phase: Phase,
     core: Core<ClientEvent, ClientError>,
     tls: Option<TlsInfo>,
@@ -218,37 +223,45 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client that opens its stream at once (the header is the first
-    /// thing [`poll_transmit`](Self::poll_transmit) gives).
-    pub fn new(config: ClientConfig, now: Instant) -> Self {
-        let tls = match &config.tls {
-            TlsMode::Direct(info) => Some(info.clone()),
-            _ => None,
-        };
+    /// thing [`poll_transmit`](Self::poll_transmit) gives), with nonces
+    /// from the operating system's random source.
+    #[cfg(feature = "getrandom")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
+    pub fn new(config: impl Into<Arc<ClientConfig>>, now: Instant) -> Self {
+        Self::with_random(config, Box::new(crate::OsRandom), now)
+    }
+
+    /// A client that opens its stream at once, with nonces from `rng`
+    /// (the host's own source; a deterministic one only in tests).
+    pub fn with_random(
+        config: impl Into<Arc<ClientConfig>>,
+        rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Self {
+        let config = config.into();
         let mut c = Client {
             core: Core::new(config.limits, ns::JABBER_CLIENT, now),
             negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
             config,
+            rng,
             phase: Phase::AwaitHeader,
-            tls,
+            tls: None,
             authenticated: false,
             session_required: false,
             scram_keys: None,
             #[cfg(feature = "legacy")]
             legacy: legacy::State::default(),
         };
-        match c.config.check_wire() {
-            Ok(()) => c.open_stream(),
-            Err(e) => {
-                // Nothing goes out: the host sees the error at once.
-                c.negotiation_deadline = None;
-                c.core.fail_unsent(
-                    ClientError::Config(e),
-                    ClientEvent::Error,
-                    ClientEvent::Closed,
-                );
-            }
-        }
+        c.open_stream();
         c
+    }
+
+    /// The connection's TLS, set up by the host before XMPP started
+    /// ([`TlsMode::Direct`], XEP-0368): its version and channel-binding
+    /// data, for the mechanisms. Call it right after the constructor.
+    pub fn direct_tls(mut self, info: TlsInfo) -> Self {
+        self.tls = Some(info);
+        self
     }
 
     /// The error the stream failed with, if it did.
@@ -257,7 +270,7 @@ impl Client {
     }
 
     /// The bound full JID, once ready.
-    pub fn jid(&self) -> Option<&str> {
+    pub fn jid(&self) -> Option<&FullJid> {
         match &self.phase {
             Phase::Ready { jid } => Some(jid),
             _ => None,
@@ -511,11 +524,14 @@ impl Client {
     }
 
     fn open_stream(&mut self) {
-        let bare = self.config.jid.split('/').next().unwrap_or_default();
+        let jid = self.config.jid();
         let header = StreamHeader {
-            to: Some(self.config.domain().to_owned()),
+            to: Some(self.config.domain().to_string()),
             // RFC 6120 4.7.1: `from` only once the stream is protected.
-            from: (self.tls.is_some() && bare.contains('@')).then(|| bare.to_owned()),
+            from: (self.tls.is_some() || self.config.tls == TlsMode::Direct)
+                .then_some(jid)
+                .filter(|j| j.node().is_some())
+                .map(|j| j.to_string()),
             version: Some("1.0".into()),
             lang: self.config.lang.clone(),
             ..StreamHeader::default()
@@ -530,10 +546,10 @@ impl Client {
     }
 
     /// Fails the stream when something built from the configuration could
-    /// not be written (`new` checked it all, so this does not happen).
+    /// not be written (`build` checked it all, so this does not happen).
     fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
-        if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
-            self.fail(ClientError::Config(e));
+        if let Err(e) = written {
+            self.fail(ClientError::Internal(InternalError::write(e)));
         }
     }
 
@@ -646,8 +662,12 @@ impl Client {
             Phase::Sasl(mech) => self.on_sasl(mech, &el),
             Phase::Binding if is_reply(&el, BIND_ID) => {
                 self.phase = Phase::Binding;
-                match bind::parse_reply(&el) {
-                    Ok(jid) => self.after_bind(jid),
+                match bind::parse_reply(&el).map(|j| FullJid::new(&j)) {
+                    Ok(Ok(jid)) => self.after_bind(jid),
+                    Ok(Err(_)) => self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                        StreamErrorCondition::UndefinedCondition,
+                        "the bound JID is not a full JID",
+                    ))),
                     Err(e) => self.fail(ClientError::Refused(PeerRefusal::Bind(e))),
                 }
             }
@@ -697,7 +717,8 @@ impl Client {
             Stage::Authenticated => {
                 if features.bind {
                     self.session_required = features.session == Some(false);
-                    self.write(&bind::request(BIND_ID, self.config.resource.as_deref()));
+                    let resource = self.config.resource().map(|r| r.as_str().to_owned());
+                    self.write(&bind::request(BIND_ID, resource.as_deref()));
                     self.phase = Phase::Binding;
                 } else {
                     self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
@@ -729,7 +750,7 @@ impl Client {
             mechanisms: features.mechanisms.unwrap_or_default(),
             channel_binding_types: features.channel_binding_types,
         };
-        match mechanism::choose(&mut self.config, &offer, self.tls.as_ref()) {
+        match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
                     // PLAIN's carries the password: zeroed once written.
@@ -814,19 +835,20 @@ impl Client {
         }
     }
 
-    fn after_bind(&mut self, jid: String) {
+    fn after_bind(&mut self, jid: FullJid) {
         // RFC 3921 session: only when offered without <optional/>. The
         // features of this stream were read in on_features; remember the
         // decision there.
         if self.session_required {
-            self.write(&session::request(SESSION_ID, self.config.domain()));
+            let domain = self.config.domain().to_string();
+            self.write(&session::request(SESSION_ID, &domain));
             self.phase = Phase::Session { jid };
         } else {
             self.ready(jid);
         }
     }
 
-    fn ready(&mut self, jid: String) {
+    fn ready(&mut self, jid: FullJid) {
         self.negotiation_deadline = None;
         self.core.become_lean(self.config.buffers);
         self.core

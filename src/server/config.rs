@@ -1,18 +1,19 @@
 //! What a [`Server`](super::Server) is told before it starts.
 
 use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
 
-use crate::random::RandomSource;
+use jid::{DomainPart, DomainRef};
+
 use crate::sasl::SecretBytes;
 #[cfg(feature = "legacy")]
 use crate::server::LegacyAuthMethods;
 #[cfg(feature = "legacy")]
 use crate::steps::register::RegisterForm;
-use crate::tls::TlsInfo;
 #[cfg(feature = "legacy")]
 use crate::validate::check_element;
-use crate::validate::{check_duration, check_limits, check_writable, ConfigError};
+use crate::validate::{check_domain, check_duration, check_limits, check_writable, ConfigError};
 use crate::xml::Limits;
 
 /// How client streams are protected.
@@ -23,17 +24,28 @@ pub enum ServerTls {
     StartTlsRequired,
     /// Offer STARTTLS without requiring it.
     StartTlsOptional,
-    /// The host accepted the connection over TLS already (XEP-0368
-    /// direct TLS); its TLS facts come with it.
-    Direct(TlsInfo),
+    /// The host accepts every connection over TLS before XMPP starts
+    /// (XEP-0368 direct TLS): no STARTTLS. Each connection's TLS facts
+    /// go to its server through
+    /// [`Server::direct_tls`](super::Server::direct_tls); without them the
+    /// stream counts as unencrypted.
+    Direct,
     /// No TLS (tests, loopback, a TLS-terminating proxy in front).
     None,
 }
 
-/// A server's configuration, for one client connection.
-pub struct ServerConfig {
-    /// The domains this server serves: a header `to` anything else gets
-    /// `host-unknown`.
+/// Everything a [`ServerConfig`] is built from, with its defaults: set
+/// the fields, then [`build`](Self::build) checks them all and prepares
+/// the domains. `#[non_exhaustive]`: start from [`ServerSettings::new`]
+/// (or [`ServerConfig::builder`]), so new settings are not breaking
+/// changes.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// The domains this server serves, as given; [`build`](Self::build)
+    /// prepares them (nameprep: `EXAMPLE.com` is `example.com`), and a
+    /// header `to` is prepared too before it is compared: anything else
+    /// gets `host-unknown`.
     pub domains: Vec<String>,
     /// How streams are protected.
     pub tls: ServerTls,
@@ -98,13 +110,15 @@ pub struct ServerConfig {
     /// and fails the exchange at the proof with `not-authorized`, as for a
     /// wrong password: the exchange does not tell which users exist.
     ///
-    /// [`ServerConfig::new`] draws 32 bytes from its random source. That is
-    /// right for a host that keeps one configuration, but a host that
-    /// builds one configuration per connection (as `examples/server.rs`
-    /// does) **must set one secret, drawn once, for every connection**: a
-    /// fresh one per connection gives an unknown user a new salt on every
-    /// login while a known user's stays the same. It must not be empty.
-    pub scram_unknown_user_secret: SecretBytes,
+    /// `None` (the default): [`build`](Self::build) draws 32 bytes from
+    /// the OS random source (the `getrandom` feature; without it, `build`
+    /// refuses with [`ConfigError::MissingSecret`]). The configuration is
+    /// built once and shared by every connection, so every connection
+    /// uses the same secret, as it must: a fresh one per connection would
+    /// give an unknown user a new salt on every login while a known
+    /// user's stays the same. Set it to keep the salts across restarts.
+    /// It must not be empty.
+    pub scram_unknown_user_secret: Option<SecretBytes>,
     /// The iteration count announced for unknown users (see
     /// [`scram_unknown_user_secret`](Self::scram_unknown_user_secret)): set
     /// it to the count of the stored credentials. Default 4096; not 0.
@@ -137,17 +151,13 @@ pub struct ServerConfig {
     pub max_held_bytes: usize,
     /// `xml:lang` of the server's stream.
     pub lang: Option<String>,
-    /// Randomness for stream ids, nonces and generated resources.
-    pub rng: Box<dyn RandomSource>,
 }
 
-impl ServerConfig {
+impl ServerSettings {
     /// The defaults for `domain`: STARTTLS required, SCRAM-SHA-256-PLUS,
     /// SCRAM-SHA-256, SCRAM-SHA-1-PLUS, SCRAM-SHA-1 and PLAIN (over TLS),
     /// three attempts, XEP-0474 on.
-    pub fn new(domain: impl Into<String>, mut rng: Box<dyn RandomSource>) -> Self {
-        let mut secret = vec![0; 32];
-        rng.fill(&mut secret);
+    pub fn new(domain: impl Into<String>) -> Self {
         Self {
             domains: vec![domain.into()],
             tls: ServerTls::StartTlsRequired,
@@ -171,7 +181,7 @@ impl ServerConfig {
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
             downgrade_protection: true,
-            scram_unknown_user_secret: SecretBytes::new(secret),
+            scram_unknown_user_secret: None,
             scram_unknown_user_iterations: 4096,
             offer_session: true,
             #[cfg(feature = "legacy")]
@@ -181,25 +191,49 @@ impl ServerConfig {
             limits: Limits::default(),
             max_held_bytes: 256 * 1024,
             lang: Some("en".into()),
-            rng,
         }
     }
-}
 
-impl ServerConfig {
-    /// Checks the values that would make the server misbehave: a zero or
-    /// absurdly long duration (over
-    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit, and a value
-    /// that goes on the wire but that XML cannot carry
-    /// ([`ConfigError::Unwritable`]: a domain, mechanism name or
+    /// Checks every setting and prepares the domains: the configuration a
+    /// [`Server`](super::Server) runs with, to share behind an `Arc`
+    /// between every connection.
+    ///
+    /// Refused, each with its [`ConfigError`]: no domain, a domain that
+    /// fails preparation, a zero or absurdly long duration (over
+    /// [`MAX_DURATION`](crate::MAX_DURATION)), a zero limit, an empty
+    /// unknown-user secret or iteration count, and a value that goes on
+    /// the wire but that XML cannot carry (a mechanism name or
     /// registration form with a control character, a form field that is
-    /// not an XML name). [`Server::new`](super::Server::new) never panics
-    /// on them (deadlines saturate); it checks the values that go on the
-    /// wire itself, and a server whose values cannot be written sends
-    /// nothing and fails at once with
-    /// [`ServerError::Config`](super::ServerError::Config). A host should
-    /// call this when it builds a configuration.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// not an XML name).
+    pub fn build(mut self) -> Result<ServerConfig, ConfigError> {
+        if self.domains.is_empty() {
+            return Err(ConfigError::Limit { field: "domains" });
+        }
+        let domains = self
+            .domains
+            .iter()
+            .map(|d| check_domain("domains", d))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.validate()?;
+        let secret = match self.scram_unknown_user_secret.take() {
+            Some(s) if !s.expose().is_empty() => s,
+            Some(_) => {
+                return Err(ConfigError::Limit {
+                    field: "scram_unknown_user_secret",
+                })
+            }
+            None => os_secret()?,
+        };
+        self.scram_unknown_user_secret = Some(secret.clone());
+        Ok(ServerConfig {
+            settings: self,
+            domains,
+            secret,
+        })
+    }
+
+    /// The checks of [`build`](Self::build) other than the domains'.
+    fn validate(&self) -> Result<(), ConfigError> {
         self.check_wire()?;
         check_duration("auth_timeout", self.auth_timeout)?;
         check_duration("negotiation_timeout", self.negotiation_timeout)?;
@@ -207,6 +241,11 @@ impl ServerConfig {
         check_duration("close_grace", self.close_grace)?;
         if let Some(d) = self.idle_timeout {
             check_duration("idle_timeout", d)?;
+        }
+        if self.scram_unknown_user_iterations == 0 {
+            return Err(ConfigError::Limit {
+                field: "scram_unknown_user_iterations",
+            });
         }
         if self.max_held_bytes == 0 {
             return Err(ConfigError::Limit {
@@ -217,10 +256,25 @@ impl ServerConfig {
     }
 }
 
-impl ServerConfig {
+/// 32 bytes from the OS random source.
+#[cfg(feature = "getrandom")]
+fn os_secret() -> Result<SecretBytes, ConfigError> {
+    let mut secret = vec![0; 32];
+    crate::random::RandomSource::fill(&mut crate::OsRandom, &mut secret);
+    Ok(SecretBytes::new(secret))
+}
+
+#[cfg(not(feature = "getrandom"))]
+fn os_secret() -> Result<SecretBytes, ConfigError> {
+    Err(ConfigError::MissingSecret {
+        field: "scram_unknown_user_secret",
+    })
+}
+
+impl ServerSettings {
     /// The values the server puts on the wire (its header, features and
     /// registration form) can be written.
-    pub(crate) fn check_wire(&self) -> Result<(), ConfigError> {
+    fn check_wire(&self) -> Result<(), ConfigError> {
         for d in &self.domains {
             check_writable("domains", d)?;
         }
@@ -238,9 +292,68 @@ impl ServerConfig {
     }
 }
 
+/// A server configuration, checked and prepared by
+/// [`ServerSettings::build`]: built once, shared behind an `Arc` by every
+/// connection's [`Server`](super::Server) (its domains, mechanism registry
+/// and forms are not rebuilt per connection). Its settings read through
+/// `Deref`; to change one, clone the [`settings`](Self::settings) and
+/// build again.
+#[derive(Clone)]
+pub struct ServerConfig {
+    settings: ServerSettings,
+    domains: Vec<DomainPart>,
+    secret: SecretBytes,
+}
+
+impl ServerConfig {
+    /// [`ServerSettings::new`]: the settings with their defaults, to set
+    /// and [`build`](ServerSettings::build).
+    pub fn builder(domain: impl Into<String>) -> ServerSettings {
+        ServerSettings::new(domain)
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// The domains served, prepared.
+    pub fn domains(&self) -> &[DomainPart] {
+        &self.domains
+    }
+
+    /// The served domain that `to` names once prepared, if any.
+    pub(crate) fn served(&self, to: &str) -> Option<&DomainRef> {
+        let to = DomainPart::new(to).ok()?;
+        self.domains.iter().map(|d| &**d).find(|d| **d == *to)
+    }
+
+    /// The secret unknown users' SCRAM salts are derived from.
+    pub(crate) fn unknown_user_secret(&self) -> &[u8] {
+        self.secret.expose()
+    }
+}
+
+impl Deref for ServerConfig {
+    type Target = ServerSettings;
+
+    fn deref(&self) -> &ServerSettings {
+        &self.settings
+    }
+}
+
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
+            .field("domains", &self.domains)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSettings")
             .field("domains", &self.domains)
             .field("tls", &self.tls)
             .field("mechanisms", &self.mechanisms)

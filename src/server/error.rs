@@ -25,8 +25,6 @@ pub enum ServerError {
     ClosedByPeer,
     /// A bug in this crate (see [`InternalError`]).
     Internal(InternalError),
-    /// A configuration value that goes on the wire cannot be written.
-    Config(crate::ConfigError),
 }
 
 impl ServerError {
@@ -37,9 +35,7 @@ impl ServerError {
             Self::Policy(p) => Some(p.condition()),
             Self::Timeout(d) => Some(d.server_condition()),
             Self::ClosedByHost(e) => Some(e.condition.clone()),
-            Self::PeerStreamError(_) | Self::ClosedByPeer | Self::Internal(_) | Self::Config(_) => {
-                None
-            }
+            Self::PeerStreamError(_) | Self::ClosedByPeer | Self::Internal(_) => None,
         }
     }
 }
@@ -54,7 +50,6 @@ impl fmt::Display for ServerError {
             Self::ClosedByHost(e) => write!(f, "closed by the host with {}", e.condition),
             Self::ClosedByPeer => f.write_str("the client closed the stream before it was ready"),
             Self::Internal(e) => write!(f, "{e}"),
-            Self::Config(e) => write!(f, "{e}"),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use jid::FullJid;
 use minidom::Element;
 
 use super::{Phase, Server, ServerEvent};
@@ -180,7 +181,7 @@ pub(super) enum Pending {
     Verify {
         id: String,
         username: String,
-        resource: String,
+        jid: FullJid,
     },
 }
 
@@ -348,6 +349,15 @@ impl Server {
                     self.count_auth_failure();
                     return true;
                 }
+                // The session's JID, prepared: a user name or resource that
+                // is none is as unacceptable as a missing one.
+                let Some(jid) = self
+                    .account_of(&username)
+                    .and_then(|b| b.with_resource_str(&resource).ok())
+                else {
+                    self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, None);
+                    return true;
+                };
                 let stream_id = self.stream_id.clone();
                 self.core
                     .push_event(ServerEvent::LegacyAuth(LegacyAuthRequest::Verify {
@@ -356,14 +366,7 @@ impl Server {
                         credential,
                         stream_id,
                     }));
-                self.hold(
-                    Pending::Verify {
-                        id,
-                        username,
-                        resource,
-                    },
-                    Phase::Negotiating,
-                );
+                self.hold(Pending::Verify { id, username, jid }, Phase::Negotiating);
             }
         }
         true
@@ -386,14 +389,12 @@ impl Server {
 
     /// `jabber:iq:register` inside a session: password change, update,
     /// removal; a new registration is refused.
-    pub(super) fn on_register_in_session(&mut self, el: &Element, jid: &str) -> bool {
+    pub(super) fn on_register_in_session(&mut self, el: &Element, jid: &FullJid) -> bool {
         let Some(q) = RegisterQuery::parse(el) else {
             return false;
         };
-        let username = jid.split('@').next().unwrap_or_default().to_owned();
-        let ready = Phase::Ready {
-            jid: jid.to_owned(),
-        };
+        let username = jid.node().map_or("", |n| n.as_str()).to_owned();
+        let ready = Phase::Ready { jid: jid.clone() };
         match q {
             RegisterQuery::Get { id } => {
                 let mut form = self.config.register.clone().unwrap_or_default();
@@ -522,12 +523,7 @@ impl Server {
             }
             (
                 Phase::Host {
-                    pending:
-                        Pending::Verify {
-                            id,
-                            username,
-                            resource,
-                        },
+                    pending: Pending::Verify { id, username, jid },
                     resume,
                 },
                 LegacyAuthAnswer::Verdict(v),
@@ -543,13 +539,13 @@ impl Server {
                         self.identity = Some(identity.clone());
                         self.auth_deadline = None;
                         self.negotiation_deadline = None;
+                        self.account = Some(jid.to_bare());
                         self.core.push_event(ServerEvent::Authenticated {
                             identity,
+                            jid: jid.to_bare(),
                             mechanism: "jabber:iq:auth".into(),
                             security: ExchangeSecurity::default(),
                         });
-                        let domain = self.domain.clone().unwrap_or_default();
-                        let jid = format!("{username}@{domain}/{resource}");
                         self.core
                             .push_event(ServerEvent::Ready { jid: jid.clone() });
                         self.core.become_lean(self.config.buffers);

@@ -166,7 +166,8 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
 
 /// Builds the server side of `name`, which must be in `offer`.
 pub(crate) fn build(
-    config: &mut ServerConfig,
+    config: &ServerConfig,
+    rng: &mut dyn crate::RandomSource,
     name: &str,
     offer: &ServerOffer,
     tls: Option<&TlsInfo>,
@@ -186,9 +187,9 @@ pub(crate) fn build(
         tls,
         domain,
         downgrade_protection: config.downgrade_protection,
-        unknown_user_secret: config.scram_unknown_user_secret.expose(),
+        unknown_user_secret: config.unknown_user_secret(),
         unknown_user_iterations: config.scram_unknown_user_iterations,
-        rng: config.rng.as_mut(),
+        rng,
     })
 }
 

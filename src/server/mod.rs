@@ -46,13 +46,16 @@ mod legacy;
 mod mechanism;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
+
+use jid::{BareJid, DomainPart, FullJid, Jid, ResourcePart};
 
 use minidom::Element;
 
 pub use crate::core::AnswerKind;
 pub use crate::error::{Deadline, InternalError, Misbehavior};
-pub use config::{ServerConfig, ServerTls};
+pub use config::{ServerConfig, ServerSettings, ServerTls};
 pub use error::{PolicyError, ServerError};
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -65,7 +68,7 @@ use crate::core::{deadline, Core, Life, UsageError};
 use crate::features::{Stage, StreamFeatures};
 use crate::gate::Expect;
 use crate::ns;
-use crate::random::printable_token;
+use crate::random::{printable_token, RandomSource};
 use crate::sasl::scram::ServerOffer;
 use crate::sasl::{
     CredentialAnswer, CredentialRequest, ExchangeSecurity, Identity, SaslCondition, SaslError,
@@ -103,8 +106,11 @@ pub enum ServerEvent {
     },
     /// SASL succeeded.
     Authenticated {
-        /// Who.
+        /// Who, as the mechanism saw it.
         identity: Identity,
+        /// The account: the user name as the local part of the stream's
+        /// domain, prepared.
+        jid: BareJid,
         /// With which mechanism.
         mechanism: String,
         /// Channel binding and XEP-0474, as the mechanism saw them.
@@ -113,10 +119,11 @@ pub enum ServerEvent {
     /// The client asks to bind `resource` (`None`: let the server choose).
     /// Answer with [`Server::answer_bind`].
     Bind {
-        /// The authenticated user name.
-        username: String,
-        /// The requested resource.
-        resource: Option<String>,
+        /// The authenticated account.
+        jid: BareJid,
+        /// The requested resource, prepared (a request whose resource
+        /// fails resourceprep is answered `bad-request` without asking).
+        resource: Option<ResourcePart>,
     },
     /// An in-band registration decision (XEP-0077); answer with
     /// [`Server::answer_register`].
@@ -131,7 +138,7 @@ pub enum ServerEvent {
     /// The session is ready.
     Ready {
         /// The client's full JID.
-        jid: String,
+        jid: FullJid,
     },
     /// A stanza from the client, its `from` stamped with the full JID.
     Stanza(Element),
@@ -145,7 +152,7 @@ pub enum ServerEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindAnswer {
     /// Bind this resource (`None`: the server generates one).
-    Accept(Option<String>),
+    Accept(Option<ResourcePart>),
     /// Refuse, with this stanza error.
     Refuse(BindRefusal),
 }
@@ -260,9 +267,9 @@ enum Phase {
     /// Post-authentication features sent; waiting for a bind request.
     AwaitBind,
     /// A bind request is with the host, for the authenticated `username`.
-    BindPending { id: String, username: String },
+    BindPending { id: String },
     /// Ready.
-    Ready { jid: String },
+    Ready { jid: FullJid },
     /// A registration or legacy-auth request is with the host; `resume`
     /// is the phase to return to.
     #[cfg(feature = "legacy")]
@@ -275,12 +282,15 @@ enum Phase {
 /// The server state machine for one client connection. See the
 /// [module documentation](self).
 pub struct Server {
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
+    rng: Box<dyn RandomSource>,
+    /// The authenticated account.
+    account: Option<BareJid>,
     core: Core<ServerEvent, ServerError>,
     phase: Phase,
     tls: Option<TlsInfo>,
     identity: Option<Identity>,
-    domain: Option<String>,
+    domain: Option<DomainPart>,
     offer: ServerOffer,
     failures: u32,
     auth_deadline: Option<Instant>,
@@ -309,20 +319,32 @@ impl fmt::Debug for Server {
 const EXPECTED_CLIENT: &str = "an element that is not legal in this phase";
 
 impl Server {
-    /// A server for a newly accepted connection.
-    pub fn new(config: ServerConfig, now: Instant) -> Self {
-        let tls = match &config.tls {
-            ServerTls::Direct(info) => Some(info.clone()),
-            _ => None,
-        };
-        let mut s = Server {
+    /// A server for a newly accepted connection, with stream ids, nonces
+    /// and generated resources from the operating system's random source.
+    #[cfg(feature = "getrandom")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "getrandom")))]
+    pub fn new(config: impl Into<Arc<ServerConfig>>, now: Instant) -> Self {
+        Self::with_random(config, Box::new(crate::OsRandom), now)
+    }
+
+    /// A server for a newly accepted connection, with randomness from
+    /// `rng` (the host's own source; a deterministic one only in tests).
+    pub fn with_random(
+        config: impl Into<Arc<ServerConfig>>,
+        rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Self {
+        let config = config.into();
+        Server {
             core: Core::new(config.limits, ns::JABBER_CLIENT, now),
             auth_deadline: Some(deadline(now, config.auth_timeout)),
             negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
             last_recv: now,
             config,
+            rng,
+            account: None,
             phase: Phase::AwaitHeader,
-            tls,
+            tls: None,
             identity: None,
             domain: None,
             offer: ServerOffer::default(),
@@ -331,18 +353,7 @@ impl Server {
             #[cfg(feature = "legacy")]
             stream_id: String::new(),
             header_sent: false,
-        };
-        if let Err(e) = s.config.check_wire() {
-            // Nothing goes out: the host sees the error at once.
-            s.auth_deadline = None;
-            s.negotiation_deadline = None;
-            s.core.fail_unsent(
-                ServerError::Config(e),
-                ServerEvent::Error,
-                ServerEvent::Closed,
-            );
         }
-        s
     }
 
     /// The error the stream failed with, if it did.
@@ -355,8 +366,16 @@ impl Server {
         self.identity.as_ref()
     }
 
+    /// The connection's TLS, accepted by the host before XMPP started
+    /// ([`ServerTls::Direct`], XEP-0368): its version and channel-binding
+    /// data, for the mechanisms. Call it right after the constructor.
+    pub fn direct_tls(mut self, info: TlsInfo) -> Self {
+        self.tls = Some(info);
+        self
+    }
+
     /// The client's full JID, once ready.
-    pub fn jid(&self) -> Option<&str> {
+    pub fn jid(&self) -> Option<&FullJid> {
         match &self.phase {
             Phase::Ready { jid } => Some(jid),
             _ => None,
@@ -536,23 +555,31 @@ impl Server {
     /// request stays pending.
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Bind)?;
-        let Phase::BindPending { id, username } = &self.phase else {
+        let (Phase::BindPending { id }, Some(account)) = (&self.phase, &self.account) else {
             return Err(UsageError::NoPendingRequest);
         };
-        let (id, username) = (id.clone(), username.clone());
+        let (id, account) = (id.clone(), account.clone());
         // The answer goes to the client as the host gave it: one that
         // cannot be written (a resource with control characters) is
         // refused, the request
         // still pending, rather than acted on with nothing sent.
         match answer {
             BindAnswer::Accept(resource) => {
-                let resource = resource.filter(|r| !r.is_empty()).unwrap_or_else(|| {
-                    printable_token(self.config.rng.as_mut(), 12).replace('/', "-")
-                });
-                let domain = self.domain.clone().unwrap_or_default();
-                let jid = format!("{username}@{domain}/{resource}");
+                let jid = match resource {
+                    Some(r) => account.with_resource(&r),
+                    None => {
+                        let token = printable_token(self.rng.as_mut(), 12).replace(['+', '/'], "x");
+                        match account.with_resource_str(&token) {
+                            Ok(jid) => jid,
+                            Err(e) => {
+                                self.fail(ServerError::Internal(InternalError::jid(e)));
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
                 self.core
-                    .write(&bind::result(&id, &jid))
+                    .write(&bind::result(&id, jid.as_str()))
                     .map_err(UsageError::Write)?;
                 self.negotiation_deadline = None;
                 self.core
@@ -812,15 +839,15 @@ impl Server {
     /// Our header: `from` the domain asked for when served, else our
     /// first; a fresh stream id.
     fn reply_header(&mut self, to: Option<&str>, client: Option<String>, v1: bool) -> StreamHeader {
-        let id = printable_token(self.config.rng.as_mut(), 16).replace(['+', '/'], "x");
+        let id = printable_token(self.rng.as_mut(), 16).replace(['+', '/'], "x");
         #[cfg(feature = "legacy")]
         {
             self.stream_id = id.clone();
         }
         let from = to
-            .filter(|d| self.config.domains.iter().any(|x| x == d))
-            .map(str::to_owned)
-            .or_else(|| self.config.domains.first().cloned());
+            .and_then(|d| self.config.served(d))
+            .or_else(|| self.config.domains().first().map(|d| &**d))
+            .map(|d| d.to_string());
         StreamHeader {
             from,
             to: client,
@@ -836,7 +863,7 @@ impl Server {
             return self.fail_with(StreamErrorCondition::BadFormat, "a second stream header");
         }
         let domain = h.to.clone().unwrap_or_default();
-        let known = self.config.domains.contains(&domain);
+        let known = self.config.served(&domain).map(DomainPart::from);
         // Answer with a header first, so that a stream error has a stream
         // to go into (RFC 6120 4.9.1.1). A pre-1.0 client (seed 001) gets
         // a pre-1.0 answer.
@@ -853,12 +880,12 @@ impl Server {
                 "the content namespace is not jabber:client",
             );
         }
-        if !known || self.domain.as_ref().is_some_and(|d| *d != domain) {
+        let Some(domain) = known.filter(|k| self.domain.as_ref().is_none_or(|d| d == k)) else {
             return self.fail_with(
                 StreamErrorCondition::HostUnknown,
                 "not a domain served here",
             );
-        }
+        };
         self.domain = Some(domain);
         if h.is_pre_1_0() {
             // Jabber 1.4 (seed 001): no features; registration and
@@ -925,8 +952,8 @@ impl Server {
     /// Fails the stream when something built from the configuration could
     /// not be written (`new` checked it all, so this does not happen).
     fn written(&mut self, written: Result<(), crate::xml::WriteError>) {
-        if let Err(e) = crate::validate::at_fault(written, || self.config.check_wire()) {
-            self.fail(ServerError::Config(e));
+        if let Err(e) = written {
+            self.fail(ServerError::Internal(InternalError::write(e)));
         }
     }
 
@@ -998,16 +1025,24 @@ impl Server {
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
                 if let Some((id, requested)) = bind::parse_request(&el) {
-                    let username = self
-                        .identity
-                        .as_ref()
-                        .map(|i| i.username.clone())
-                        .unwrap_or_default();
-                    self.core.push_event(ServerEvent::Bind {
-                        username: username.clone(),
-                        resource: requested,
-                    });
-                    self.phase = Phase::BindPending { id, username };
+                    let resource = match requested.as_deref().map(ResourcePart::new).transpose() {
+                        Ok(r) => r.map(std::borrow::Cow::into_owned),
+                        Err(_) => {
+                            // RFC 6120 7.7.2.1: not a valid resource.
+                            let err = StanzaError {
+                                error_type: "modify".into(),
+                                condition: "bad-request".into(),
+                                text: None,
+                            };
+                            return self.write(&err.to_iq(&id));
+                        }
+                    };
+                    let Some(jid) = self.account.clone() else {
+                        return self
+                            .fail_with(StreamErrorCondition::NotAuthorized, EXPECTED_CLIENT);
+                    };
+                    self.core.push_event(ServerEvent::Bind { jid, resource });
+                    self.phase = Phase::BindPending { id };
                 } else if is_stanza(&el) {
                     self.fail_with(
                         StreamErrorCondition::NotAuthorized,
@@ -1077,9 +1112,14 @@ impl Server {
                 SaslError::new(SaslCondition::EncryptionRequired, "TLS is required first"),
             );
         }
-        let domain = self.domain.clone().unwrap_or_default();
+        let domain = self
+            .domain
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
         let built = mechanism::build(
-            &mut self.config,
+            &self.config,
+            self.rng.as_mut(),
             &name,
             &self.offer,
             self.tls.as_ref(),
@@ -1114,6 +1154,14 @@ impl Server {
                 identity,
                 additional_data,
             }) => {
+                // The account is the user name under the stream's domain:
+                // a name that is no JID local part does not log in.
+                let Some(jid) = self.account_of(&identity.username) else {
+                    return self.sasl_failure(SaslError::not_authorized(
+                        "the user name is not a valid JID local part",
+                    ));
+                };
+                self.account = Some(jid.clone());
                 self.core
                     .write_sasl(SaslPayload::Success(additional_data.as_deref()));
                 self.auth_deadline = None;
@@ -1124,6 +1172,7 @@ impl Server {
                 };
                 self.core.push_event(ServerEvent::Authenticated {
                     identity,
+                    jid,
                     mechanism: name,
                     security,
                 });
@@ -1174,12 +1223,18 @@ impl Server {
         }
     }
 
-    fn on_stanza(&mut self, mut el: Element, jid: &str) {
+    /// `username` as the local part of the stream's domain, prepared.
+    fn account_of(&self, username: &str) -> Option<BareJid> {
+        let domain = self.domain.as_ref()?;
+        domain.with_node_str(username).ok()
+    }
+
+    fn on_stanza(&mut self, mut el: Element, jid: &FullJid) {
         // RFC 6120 8.1.2.1: the server stamps `from`; a client-supplied
-        // one must be the full JID or its bare JID.
-        let bare = jid.split('/').next().unwrap_or_default();
+        // one must be the full JID or its bare JID (once prepared).
         if let Some(from) = el.attr("from") {
-            if from != jid && from != bare {
+            let ok = Jid::new(from).is_ok_and(|f| f == *jid || f == jid.to_bare());
+            if !ok {
                 return self.fail_with(
                     StreamErrorCondition::InvalidFrom,
                     "a `from` not of this session",
@@ -1189,7 +1244,7 @@ impl Server {
         el.attrs_mut().insert(
             rxml::Namespace::NONE,
             crate::steps::name("from"),
-            jid.to_owned(),
+            jid.to_string(),
         );
         self.core.push_event(ServerEvent::Stanza(el));
     }

@@ -11,12 +11,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xmpp_sansio::client::{Client, ClientConfig, ClientError, ClientEvent, Credentials, TlsMode};
+use xmpp_sansio::client::{Client, ClientError, ClientEvent, ClientSettings, Credentials, TlsMode};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 #[cfg(feature = "digest-md5")]
 use xmpp_sansio::sasl::DigestMd5Secret;
 use xmpp_sansio::sasl::{CredentialAnswer, CredentialRequest, SaslCondition, ScramHash};
-use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerError, ServerEvent, ServerTls};
+use xmpp_sansio::server::{
+    BindAnswer, Server, ServerError, ServerEvent, ServerSettings, ServerTls,
+};
 use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
@@ -144,7 +146,7 @@ pub struct Pair {
     /// Whether the host answers requests at once or one round later.
     pub slow_host: bool,
     pending_answers: Vec<CredentialRequest>,
-    pending_bind: Option<Option<String>>,
+    pending_bind: Option<Option<xmpp_sansio::jid::ResourcePart>>,
     client_wants_tls: bool,
     server_wants_tls: bool,
     pub bind_answer: Option<BindAnswer>,
@@ -152,15 +154,44 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(
-        client: ClientConfig,
-        server: ServerConfig,
+        client: ClientSettings,
+        server: ServerSettings,
         store: Store,
         tls: Option<TlsSim>,
     ) -> Pair {
+        Pair::seeded(client, server, store, tls, (1, 2))
+    }
+
+    /// A pair whose client and server draw from these seeds.
+    pub fn seeded(
+        client: ClientSettings,
+        server: ServerSettings,
+        store: Store,
+        tls: Option<TlsSim>,
+        (client_seed, server_seed): (u64, u64),
+    ) -> Pair {
         let now = Instant::now();
+        let (client, server) = (client.build().unwrap(), server.build().unwrap());
+        let (direct_client, direct_server) = (
+            client.tls == TlsMode::Direct,
+            server.tls == ServerTls::Direct,
+        );
+        let mut c =
+            Client::with_random(client, Box::new(DeterministicRandom::new(client_seed)), now);
+        let mut s =
+            Server::with_random(server, Box::new(DeterministicRandom::new(server_seed)), now);
+        // Direct TLS: the simulated channel is up before XMPP starts.
+        if let Some(sim) = &tls {
+            if direct_client {
+                c = c.direct_tls(sim.client.clone());
+            }
+            if direct_server {
+                s = s.direct_tls(sim.server.clone());
+            }
+        }
         Pair {
-            client: Client::new(client, now),
-            server: Server::new(server, now),
+            client: c,
+            server: s,
             now,
             store,
             tls,
@@ -179,8 +210,24 @@ impl Pair {
     }
 
     /// A pair whose server knows one user: alice, password `pencil`.
-    pub fn with_alice(client: ClientConfig, server: ServerConfig, tls: Option<TlsSim>) -> Pair {
+    pub fn with_alice(client: ClientSettings, server: ServerSettings, tls: Option<TlsSim>) -> Pair {
         Pair::new(client, server, Store::new(&[("alice", "pencil")]), tls)
+    }
+
+    /// [`with_alice`](Self::with_alice) with the client and server seeds.
+    pub fn alice_seeded(
+        client: ClientSettings,
+        server: ServerSettings,
+        tls: Option<TlsSim>,
+        seeds: (u64, u64),
+    ) -> Pair {
+        Pair::seeded(
+            client,
+            server,
+            Store::new(&[("alice", "pencil")]),
+            tls,
+            seeds,
+        )
     }
 
     fn deliver(&mut self, way: Way, bytes: Vec<u8>) {
@@ -414,9 +461,8 @@ pub fn client_config(
     creds: Credentials,
     mechanism: &str,
     tls: TlsMode,
-    seed: u64,
-) -> ClientConfig {
-    let mut c = ClientConfig::new(jid, creds, Box::new(DeterministicRandom::new(seed)));
+) -> ClientSettings {
+    let mut c = ClientSettings::new(jid, creds);
     c.tls = tls;
     c.policy.only = Some(vec![mechanism.to_owned()]);
     c.policy.allow_plain_without_tls = true;
@@ -434,19 +480,18 @@ pub fn client_config(
 }
 
 /// alice@example.com with password `pencil`, using only `mechanism`.
-pub fn alice_config(mechanism: &str, tls: TlsMode, seed: u64) -> ClientConfig {
+pub fn alice_config(mechanism: &str, tls: TlsMode) -> ClientSettings {
     client_config(
         "alice@example.com",
         Credentials::password("pencil"),
         mechanism,
         tls,
-        seed,
     )
 }
 
 /// A server config for `domain` offering `mechanisms`.
-pub fn server_config(domain: &str, mechanisms: &[&str], tls: ServerTls, seed: u64) -> ServerConfig {
-    let mut s = ServerConfig::new(domain, Box::new(DeterministicRandom::new(seed)));
+pub fn server_config(domain: &str, mechanisms: &[&str], tls: ServerTls) -> ServerSettings {
+    let mut s = ServerSettings::new(domain);
     s.tls = tls;
     s.mechanisms = mechanisms.iter().map(|m| m.to_string()).collect();
     s.allow_plain_without_tls = true;

@@ -66,8 +66,8 @@ fn run(args: &Args) -> Result<String, String> {
 
     let require_ems = args.require_ems();
     let (conn, tls_mode): (BoxTransport, _) = match args.tls {
-        TlsArg::None => (Box::new(sock), TlsMode::None),
-        TlsArg::StartTls => (Box::new(sock), TlsMode::StartTlsRequired),
+        TlsArg::None => (Box::new(sock), (TlsMode::None, None)),
+        TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
         TlsArg::Direct => {
             let up = tls::blocking_connect(
                 args.tls_config(Some(b"xmpp-client"))?,
@@ -79,11 +79,11 @@ fn run(args: &Args) -> Result<String, String> {
                 require_ems,
             )?;
             note(&format!("TLS established (direct): {}", up.summary));
-            (up.stream, TlsMode::Direct(up.info))
+            (up.stream, (TlsMode::Direct, Some(up.info)))
         }
     };
 
-    let mut driver = Driver::new(args.client(tls_mode), conn)
+    let mut driver = Driver::new(args.client(tls_mode.0, tls_mode.1)?, conn)
         .with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
     if args.tls == TlsArg::StartTls {
         let upgrade =

@@ -30,7 +30,6 @@ use xmpp_sansio::client::{PeerRefusal, PolicyError};
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::ns;
-use xmpp_sansio::OsRandom;
 use xmpp_sansio_hosts::blocking::Driver;
 use xmpp_sansio_hosts::tls::{self, BindingChoice, Trust};
 use xmpp_sansio_hosts::tool::host::{
@@ -130,10 +129,9 @@ fn run(args: &Args) -> Result<String, String> {
     let sock =
         host::connect(&host, args.port, args.timeout).map_err(|e| e.line(&host, args.port))?;
 
-    let mut config = ClientConfig::new(
+    let mut config = ClientConfig::builder(
         args.jid.clone(),
         Credentials::password(args.password.as_str()),
-        Box::new(OsRandom),
     );
     config.tls = if args.tls {
         TlsMode::StartTlsRequired
@@ -146,6 +144,7 @@ fn run(args: &Args) -> Result<String, String> {
     config.policy.only = Some(vec![]);
     config.legacy_auth.enabled = true;
     config.legacy_auth.allow_plaintext_without_tls = args.allow_plaintext;
+    let config = config.build().map_err(|e| format!("configuration: {e}"))?;
     let client = Client::new(config, Instant::now());
 
     // The plaintext of the current stream (since the last TLS start), each

@@ -27,7 +27,6 @@ use xmpp_sansio::client::{
     Client, ClientConfig, ClientError, ClientEvent, Credentials, Registration, TlsMode,
 };
 use xmpp_sansio::steps::register::RegisterForm;
-use xmpp_sansio::OsRandom;
 use xmpp_sansio_hosts::blocking::{Driver, Wake};
 use xmpp_sansio_hosts::tls::{self, BindingChoice, Trust};
 use xmpp_sansio_hosts::tool::host::{
@@ -232,11 +231,7 @@ fn run(args: &Args) -> Result<Outcome, Failure> {
     let sock = host::connect(&args.host, args.port, args.timeout)
         .map_err(|e| Failure::Connect(e.reason()))?;
 
-    let mut config = ClientConfig::new(
-        args.domain.clone(),
-        Credentials::Anonymous,
-        Box::new(OsRandom),
-    );
+    let mut config = ClientConfig::builder(args.domain.clone(), Credentials::Anonymous);
     config.tls = if args.tls {
         TlsMode::StartTlsRequired
     } else {
@@ -247,6 +242,9 @@ fn run(args: &Args) -> Result<Outcome, Failure> {
         fields: args.fields.clone(),
         then_login: false,
     });
+    let config = config
+        .build()
+        .map_err(|e| Failure::Host(format!("configuration: {e}")))?;
     let client = Client::new(config, Instant::now());
     let transcript = args.transcript;
     let mut driver =

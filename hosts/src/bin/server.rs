@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 use subtle::ConstantTimeEq;
+use xmpp_sansio::jid::{Jid, ResourcePart};
 use xmpp_sansio::ns;
 use xmpp_sansio::random::printable_token;
 use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
@@ -564,19 +565,9 @@ struct Shared {
     domain: String,
     tls_arg: TlsArg,
     tls: Option<Arc<TlsSetup>>,
-    mechanisms: Vec<String>,
-    /// `--allow-register`: XEP-0077 in-band registration.
-    register: bool,
-    /// `--legacy-auth`: XEP-0078 `jabber:iq:auth`.
-    legacy_auth: bool,
-    /// `--element-timeout`, `--idle-timeout`.
-    element_timeout: Option<Duration>,
-    idle_timeout: Option<Duration>,
+    /// Built once: every connection's `Server` shares it.
+    config: Arc<ServerConfig>,
     store: Store,
-    /// The key SCRAM salts of unknown users derive from: drawn once, for
-    /// every connection (a fresh one per connection would give an unknown
-    /// user a new salt on each login, unlike a known one).
-    scram_unknown_user_secret: SecretBytes,
     /// Full JID -> the session bound to it.
     sessions: Mutex<HashMap<String, Route>>,
 }
@@ -645,7 +636,12 @@ impl Shared {
     /// goes back to that client (an error, an answer), if anything.
     fn route(&self, sender: &str, el: Element) -> Option<Element> {
         let kind = el.attr("type").unwrap_or_default().to_owned();
-        let to = el.attr("to").unwrap_or(bare(sender)).to_owned();
+        // Sessions are keyed by prepared JIDs: `to` is prepared too
+        // (`Juliet@EXAMPLE.com` reaches juliet@example.com).
+        let to = match el.attr("to") {
+            Some(t) => Jid::new(t).map_or_else(|_| t.to_owned(), |j| j.to_string()),
+            None => bare(sender).to_owned(),
+        };
         let (to_bare, resource) = match to.split_once('/') {
             Some((b, r)) => (b, Some(r)),
             None => (to.as_str(), None),
@@ -926,34 +922,18 @@ impl Session {
                 let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
                 let up = setup.blocking_accept(true, Box::new(conn), &[], Some(deadline))?;
                 self.tls_summary = Some(up.summary);
-                (up.stream, ServerTls::Direct(up.info))
+                (up.stream, Some(up.info))
             }
-            TlsArg::StartTls => (Box::new(conn), ServerTls::StartTlsRequired),
-            TlsArg::None => (Box::new(conn), ServerTls::None),
+            TlsArg::StartTls | TlsArg::None => (Box::new(conn), None),
         };
-        let mut config = ServerConfig::new(self.shared.domain.clone(), Box::new(OsRandom));
-        config.tls = tls;
-        config.mechanisms = self.shared.mechanisms.clone();
-        config.scram_unknown_user_secret = self.shared.scram_unknown_user_secret.clone();
-        config.scram_unknown_user_iterations = ITERATIONS;
-        if self.shared.register {
-            config.register = Some(RegisterForm {
-                instructions: Some(
-                    "Choose a user name and password to register with this server.".into(),
-                ),
-                fields: vec!["username".into(), "password".into()],
-                ..RegisterForm::default()
-            });
-        }
-        if self.shared.legacy_auth {
-            config.legacy_auth = Some(LegacyAuthMethods::default());
-        }
-        if let Some(d) = self.shared.element_timeout {
-            config.element_timeout = d;
-        }
-        config.idle_timeout = self.shared.idle_timeout;
-        config.validate().map_err(|e| e.to_string())?;
-        let mut driver = Driver::new(Server::new(config, Instant::now()), conn);
+        // One configuration, built at start, shared by every connection;
+        // this connection's TLS facts when it came over direct TLS.
+        let server = Server::new(self.shared.config.clone(), Instant::now());
+        let server = match tls {
+            Some(info) => server.direct_tls(info),
+            None => server,
+        };
+        let mut driver = Driver::new(server, conn);
         if let Some(setup) = self.shared.tls.clone() {
             driver = driver.with_tls(move |sock, pending, deadline| {
                 // `<proceed/>` is written (the driver writes before events).
@@ -1027,6 +1007,7 @@ impl Session {
                 identity,
                 mechanism,
                 security,
+                ..
             } => {
                 self.user = Some(identity.username);
                 // `SCRAM-SHA-256 [cb tls-exporter, h= sent]` in the LOGIN line.
@@ -1043,11 +1024,14 @@ impl Session {
                     format!("{mechanism} [{}]", detail.join(", "))
                 });
             }
-            ServerEvent::Bind { username, resource } => {
-                let resource = resource
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| format!("sansio-{}", token(10)));
-                let full = format!("{username}@{}/{resource}", self.shared.domain);
+            ServerEvent::Bind { jid, resource } => {
+                let resource = match resource {
+                    Some(r) => r,
+                    None => ResourcePart::new(&format!("sansio-{}", token(10)))
+                        .map_err(|e| format!("generated resource: {e}"))?
+                        .into_owned(),
+                };
+                let full = jid.with_resource(&resource).to_string();
                 let answer = {
                     let mut sessions = self.shared.sessions.lock().expect("sessions lock");
                     if sessions.contains_key(&full) {
@@ -1131,13 +1115,13 @@ impl Session {
                     // (it should not): route by what it says.
                     self.unregister();
                     self.shared.sessions.lock().expect("sessions lock").insert(
-                        jid.clone(),
+                        jid.to_string(),
                         Route {
                             session: self.id,
                             queue: self.queue.clone(),
                         },
                     );
-                    self.bound = Some(jid.clone());
+                    self.bound = Some(jid.to_string());
                 }
                 log(format_args!(
                     "LOGIN {jid} via {} ({}, {})",
@@ -1147,7 +1131,7 @@ impl Session {
                 ));
             }
             ServerEvent::Stanza(el) => {
-                let sender = server.jid().unwrap_or_default().to_owned();
+                let sender = server.jid().map(|j| j.to_string()).unwrap_or_default();
                 if let Some(reply) = self.shared.route(&sender, el) {
                     let _ = server.send(&reply);
                 }
@@ -1237,11 +1221,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// The one configuration every connection shares, checked at start. The
+/// SCRAM secret for unknown users is drawn once, here, by `build`.
+fn server_config(args: &Args, mechanisms: &[String]) -> Result<ServerConfig, String> {
+    let mut config = ServerConfig::builder(args.domain.clone());
+    config.tls = match args.tls {
+        TlsArg::Direct => ServerTls::Direct,
+        TlsArg::StartTls => ServerTls::StartTlsRequired,
+        TlsArg::None => ServerTls::None,
+    };
+    config.mechanisms = mechanisms.to_vec();
+    config.scram_unknown_user_iterations = ITERATIONS;
+    if args.allow_register {
+        config.register = Some(RegisterForm {
+            instructions: Some(
+                "Choose a user name and password to register with this server.".into(),
+            ),
+            fields: vec!["username".into(), "password".into()],
+            ..RegisterForm::default()
+        });
+    }
+    if args.legacy_auth {
+        config.legacy_auth = Some(LegacyAuthMethods::default());
+    }
+    if let Some(d) = args.element_timeout {
+        config.element_timeout = d;
+    }
+    config.idle_timeout = args.idle_timeout;
+    config.build().map_err(|e| format!("configuration: {e}"))
+}
+
 fn start(args: Args) -> Result<(), String> {
     let mechanisms = args
         .mechanisms
         .clone()
-        .unwrap_or_else(|| ServerConfig::new(args.domain.clone(), Box::new(OsRandom)).mechanisms);
+        .unwrap_or_else(|| ServerConfig::builder(args.domain.clone()).mechanisms);
     let tls = match (&args.cert, &args.key) {
         (Some(c), Some(k)) if args.tls != TlsArg::None => Some(Arc::new(TlsSetup::load(c, k)?)),
         _ => None,
@@ -1250,6 +1264,7 @@ fn start(args: Args) -> Result<(), String> {
         eprintln!("server: no tls-server-end-point for this certificate: {why}");
     }
     let store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
+    let config = Arc::new(server_config(&args, &mechanisms)?);
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -1257,17 +1272,8 @@ fn start(args: Args) -> Result<(), String> {
         domain: args.domain.clone(),
         tls_arg: args.tls,
         tls,
-        mechanisms: mechanisms.clone(),
-        register: args.allow_register,
-        legacy_auth: args.legacy_auth,
-        element_timeout: args.element_timeout,
-        idle_timeout: args.idle_timeout,
+        config,
         store,
-        scram_unknown_user_secret: {
-            let mut secret = vec![0; 32];
-            OsRandom.fill(&mut secret);
-            SecretBytes::new(secret)
-        },
         sessions: Mutex::new(HashMap::new()),
     });
     log(format_args!(

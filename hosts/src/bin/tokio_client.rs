@@ -74,8 +74,8 @@ async fn run(args: &Args) -> Result<String, String> {
 
     let require_ems = args.require_ems();
     let (io, tls_mode): (BoxStream, _) = match args.tls {
-        TlsArg::None => (Box::new(sock), TlsMode::None),
-        TlsArg::StartTls => (Box::new(sock), TlsMode::StartTlsRequired),
+        TlsArg::None => (Box::new(sock), (TlsMode::None, None)),
+        TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
         TlsArg::Direct => {
             let remaining = args.timeout.saturating_sub(started.elapsed());
             let handshake = tls::tokio_connect(
@@ -90,11 +90,11 @@ async fn run(args: &Args) -> Result<String, String> {
                 .await
                 .map_err(|_| "tls handshake timed out".to_owned())??;
             note(&format!("TLS established (direct): {}", up.summary));
-            (up.stream, TlsMode::Direct(up.info))
+            (up.stream, (TlsMode::Direct, Some(up.info)))
         }
     };
 
-    let (conn, handle, mut events) = connection(args.client(tls_mode), io);
+    let (conn, handle, mut events) = connection(args.client(tls_mode.0, tls_mode.1)?, io);
     let mut conn = conn.with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
     if args.tls == TlsArg::StartTls {
         let mut starttls =

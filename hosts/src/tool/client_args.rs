@@ -9,7 +9,7 @@ use xmpp_sansio::error::Misbehavior;
 
 use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
-use xmpp_sansio::OsRandom;
+use xmpp_sansio::TlsInfo;
 
 use crate::tls::{BindingChoice, Trust};
 use crate::tool::host::{trust_of, CommonFlags};
@@ -181,10 +181,10 @@ impl Args {
         }
     }
 
-    /// The client for these arguments, on a stream whose TLS is `tls`.
-    pub fn client(&self, tls: TlsMode) -> Client {
-        let mut config =
-            ClientConfig::new(self.jid.clone(), self.credentials(), Box::new(OsRandom));
+    /// The client for these arguments, on a stream whose TLS is `tls`
+    /// (`direct`: the TLS the connection already has, XEP-0368).
+    pub fn client(&self, tls: TlsMode, direct: Option<TlsInfo>) -> Result<Client, String> {
+        let mut config = ClientConfig::builder(self.jid.clone(), self.credentials());
         config.tls = tls;
         config.resource = self.resource.clone();
         config.negotiation_timeout = self.timeout;
@@ -194,7 +194,12 @@ impl Args {
             config.policy.allow_plain_without_tls = self.tls == TlsArg::None;
         }
         config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
-        Client::new(config, std::time::Instant::now())
+        let config = config.build().map_err(|e| format!("configuration: {e}"))?;
+        let client = Client::new(config, std::time::Instant::now());
+        Ok(match direct {
+            Some(info) => client.direct_tls(info),
+            None => client,
+        })
     }
 
     /// The rustls configuration for these arguments (`alpn`: for direct

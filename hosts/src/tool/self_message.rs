@@ -99,9 +99,9 @@ impl SelfMessage {
             ClientEvent::Ready { jid } => {
                 note(&format!("ready as {jid}"));
                 session
-                    .send(message_to(&jid, self.id, self.body))
+                    .send(message_to(jid.as_str(), self.id, self.body))
                     .map_err(|e| e.to_string())?;
-                self.jid = Some(jid);
+                self.jid = Some(jid.to_string());
                 self.deadline = Some(Instant::now() + ECHO_TIMEOUT);
             }
             ClientEvent::Stanza(el) if el.name() == "message" && el.attr("id") == Some(self.id) => {
