@@ -88,6 +88,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bosh;
 pub mod client;
 mod core;
 pub mod features;
