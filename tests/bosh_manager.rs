@@ -250,6 +250,7 @@ fn rids_outside_the_window_end_the_session() {
     let (e, c) = refused(m.handle_request(now, &request(&sid, RID + 1, "")));
     assert_eq!(e, ManagerError::ResponseGone { rid: RID + 1 });
     assert_eq!(c, Condition::ItemNotFound);
+    assert!(m.has_session(&sid), "a late copy does not end the session");
 }
 
 /// XEP-0124 section 8: a held request is answered empty at `wait`; with
@@ -473,7 +474,8 @@ fn refusals_are_typed() {
         ..BoshManagerConfig::default()
     });
     let sid = session(&mut m, now);
-    let (e, c) = refused(m.handle_request(now, CREATE.as_bytes()));
+    let another = CREATE.replace("1573741820", "1573741900");
+    let (e, c) = refused(m.handle_request(now, another.as_bytes()));
     assert_eq!(
         (e, c),
         (
@@ -554,4 +556,42 @@ fn host_termination() {
     assert_eq!(got, h);
     assert_eq!(parse(&bytes).condition, Some(Condition::SystemShutdown));
     assert!(!m.has_session(&sid));
+}
+
+/// XEP-0124 section 14.3 for the creation request: sent again (its
+/// answer lost), it has no sid; the manager finds its session by rid and
+/// bytes and answers from the cache, instead of creating a second one.
+#[test]
+fn a_creation_request_sent_again_finds_its_session() {
+    let now = Instant::now();
+    let mut m = manager(BoshManagerConfig::default());
+    let Reply::Held(h) = m.handle_request(now, CREATE.as_bytes()) else {
+        panic!()
+    };
+    // Sent again while held: the new HTTP request takes the answer.
+    let Reply::Held(h2) = m.handle_request(now, CREATE.as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(m.session_count(), 1);
+    let ev = events(&mut m);
+    assert!(ev.contains(&ManagerEvent::RequestDropped { handle: h }));
+    let ManagerEvent::SessionCreated { sid, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    m.send(now, sid, &features()).unwrap();
+    let (got, first) = m.poll_response().unwrap();
+    assert_eq!(got, h2);
+    // Sent again once answered: the same answer from the cache.
+    let Reply::Immediate(again) = m.handle_request(now, CREATE.as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(again, first);
+    assert_eq!(m.session_count(), 1);
+    // Other bytes with that rid are another client's creation.
+    let other = CREATE.replace("wait='60'", "wait='30'");
+    assert!(matches!(
+        m.handle_request(now, other.as_bytes()),
+        Reply::Held(_)
+    ));
+    assert_eq!(m.session_count(), 2);
 }

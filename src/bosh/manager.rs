@@ -13,6 +13,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
+use sha2::{Digest, Sha256};
 
 use super::body::{terminate_bytes, Body, BodyError, BodyType, Condition, NS_HTTPBIND};
 use super::BoshUsageError;
@@ -110,7 +111,9 @@ pub enum ManagerError {
         /// The `rid`.
         rid: u64,
     },
-    /// A retransmitted `rid` whose response is no longer cached.
+    /// A retransmitted `rid` whose response is no longer cached: answered
+    /// `item-not-found`, but the session goes on (a late copy of an old
+    /// request cannot harm it, and a replay must not end it).
     ResponseGone {
         /// The `rid`.
         rid: u64,
@@ -275,6 +278,8 @@ struct Session {
     last_arrival: Option<(Instant, bool)>,
     /// The host ended the session: the answer for the next request.
     closing: Option<Vec<u8>>,
+    /// The creation request's rid (its entry in `creations`).
+    creation_rid: Option<u64>,
 }
 
 /// A BOSH connection manager (see the [module docs](self)).
@@ -286,6 +291,10 @@ pub struct BoshManager {
     ready: VecDeque<(RequestHandle, Vec<u8>)>,
     next_handle: u64,
     writer: StreamWriter,
+    /// Each session's creation request: by its rid, the sid and a
+    /// digest of its bytes. A creation request sent again (its answer
+    /// lost, or a late copy) has no sid: this finds its session.
+    creations: HashMap<u64, (String, [u8; 32])>,
 }
 
 impl fmt::Debug for BoshManager {
@@ -308,6 +317,7 @@ impl BoshManager {
             ready: VecDeque::new(),
             next_handle: 0,
             writer: StreamWriter::new(NS_HTTPBIND),
+            creations: HashMap::new(),
         }
     }
 
@@ -350,8 +360,16 @@ impl BoshManager {
         let Some(rid) = body.rid else {
             return refuse(ManagerError::MissingRid);
         };
-        let Some(sid) = body.sid.clone() else {
-            return self.create(now, rid, body);
+        let sid = match body.sid.clone() {
+            Some(sid) => sid,
+            None => {
+                let digest: [u8; 32] = Sha256::digest(bytes).into();
+                match self.creations.get(&rid) {
+                    // The same creation request again: a retransmission.
+                    Some((sid, d)) if *d == digest => sid.clone(),
+                    _ => return self.create(now, rid, body, digest),
+                }
+            }
         };
         if !self.sessions.contains_key(&sid) {
             return refuse(ManagerError::UnknownSid);
@@ -359,6 +377,10 @@ impl BoshManager {
         let handle = self.handle();
         match self.on_request(now, &sid, rid, handle, body) {
             Ok(()) => self.reply_for(handle),
+            Err(e @ ManagerError::ResponseGone { .. }) => {
+                self.ready.retain(|(h, _)| *h != handle);
+                refuse(e)
+            }
             Err(e) => {
                 let body = self
                     .sessions
@@ -386,7 +408,7 @@ impl BoshManager {
         }
     }
 
-    fn create(&mut self, now: Instant, rid: u64, body: Body) -> Reply {
+    fn create(&mut self, now: Instant, rid: u64, body: Body, digest: [u8; 32]) -> Reply {
         if self.sessions.len() >= self.config.max_sessions {
             return refuse(ManagerError::TooManySessions);
         }
@@ -445,7 +467,9 @@ impl BoshManager {
             inactivity: self.config.inactivity,
             last_arrival: Some((now, true)),
             closing: None,
+            creation_rid: Some(rid),
         };
+        self.creations.insert(rid, (sid.clone(), digest));
         self.events.push_back(ManagerEvent::SessionCreated {
             sid: sid.clone(),
             to: body.to,
@@ -492,6 +516,12 @@ impl BoshManager {
                     .push_back(ManagerEvent::RequestDropped { handle: old });
                 return Ok(());
             }
+            // Not terminal for the session (XEP-0124 section 14.3 says
+            // terminate): an old copy of a request cannot harm it, the
+            // client ignores an answer to a rid it has processed, and a
+            // replay must not end a session.
+            self.ready
+                .push_back((handle, terminate_bytes(Some(Condition::ItemNotFound))));
             return Err(ManagerError::ResponseGone { rid });
         }
         let window = u64::from(s.requests) + 1;
@@ -513,12 +543,17 @@ impl BoshManager {
             return Err(ManagerError::Overactivity);
         }
         let polling = Duration::from_secs(u64::from(self.config.polling));
-        if let Some((last, last_empty)) = s.last_arrival {
+        // "The last request" of the sequence is the newest rid, not the
+        // last to arrive: an empty poll overtaken by a later request
+        // is not the end of a polling sequence.
+        let newest = s.pending.keys().next_back().is_none_or(|k| rid > *k);
+        if let Some((last, last_empty)) = s.last_arrival.filter(|_| newest && empty) {
             let quick = now.saturating_duration_since(last) < polling;
-            if quick && empty && unanswered == requests && s.hold > 0 {
+            if quick && unanswered == requests && s.hold > 0 {
                 return Err(ManagerError::PollingTooOften);
             }
-            if quick && empty && last_empty && s.hold == 0 && s.held.is_empty() {
+            let in_order = rid == s.next_rid && s.pending.is_empty();
+            if quick && last_empty && in_order && s.hold == 0 && s.held.is_empty() {
                 return Err(ManagerError::PollingTooOften);
             }
         }
@@ -721,7 +756,10 @@ impl BoshManager {
     }
 
     fn remove(&mut self, sid: &str, reason: TerminateReason) {
-        if self.sessions.remove(sid).is_some() {
+        if let Some(s) = self.sessions.remove(sid) {
+            if let Some(cr) = s.creation_rid {
+                self.creations.remove(&cr);
+            }
             self.events.push_back(ManagerEvent::Terminated {
                 sid: sid.to_owned(),
                 reason,
@@ -842,7 +880,9 @@ fn respond(
         bytes = terminate_bytes(Some(Condition::InternalServerError));
     }
     s.cache.push_back((rid, bytes.clone()));
-    while s.cache.len() > s.requests as usize + 1 {
+    // `requests` + 2: a client may have one request more than
+    // `requests` out (a terminate), each possibly answered and lost.
+    while s.cache.len() > s.requests as usize + 2 {
         s.cache.pop_front();
     }
     s.last_response = now;
