@@ -727,7 +727,10 @@ impl BoshManager {
         last.write_framed(&mut bytes, &payloads, stream_prefix)
             .map_err(BoshUsageError::Write)?;
         if let Some(h) = s.held.pop_front() {
-            s.cache.clear();
+            // Requests buffered beyond a gap get the terminate too.
+            for (_, p) in std::mem::take(&mut s.pending) {
+                self.ready.push_back((p.handle, bytes.clone()));
+            }
             self.ready.push_back((h.handle, bytes));
             self.remove(sid, TerminateReason::Error(ManagerError::Terminated));
         } else {
@@ -759,6 +762,14 @@ impl BoshManager {
         if let Some(s) = self.sessions.remove(sid) {
             if let Some(cr) = s.creation_rid {
                 self.creations.remove(&cr);
+            }
+            // No request is left without an answer: whatever is still
+            // held or buffered (requests past a client's terminate) gets
+            // a bare terminate.
+            let left = s.held.into_iter().map(|h| h.handle);
+            let left = left.chain(s.pending.into_values().map(|p| p.handle));
+            for handle in left {
+                self.ready.push_back((handle, terminate_bytes(None)));
             }
             self.events.push_back(ManagerEvent::Terminated {
                 sid: sid.to_owned(),
