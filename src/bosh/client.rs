@@ -202,6 +202,8 @@ enum Item {
     /// A serialised payload; whether it uses the `stream:` prefix.
     Payload(Vec<u8>, bool),
     Restart,
+    /// `pause` seconds (XEP-0124 section 10).
+    Pause(u32),
 }
 
 /// A BOSH client session (see the [module docs](self)).
@@ -216,6 +218,9 @@ pub struct BoshClient {
     terminate_requested: bool,
     events: VecDeque<BoshClientEvent>,
     last_empty_sent: Option<Instant>,
+    /// A pause went out: no empty polls until [`BoshClient::resume`] or
+    /// a payload.
+    paused: bool,
     error: Option<BoshClientError>,
     writer: StreamWriter,
 }
@@ -255,6 +260,7 @@ impl BoshClient {
             terminate_requested: false,
             events: VecDeque::new(),
             last_empty_sent: None,
+            paused: false,
             error: None,
             writer: StreamWriter::new(NS_HTTPBIND),
             config,
@@ -336,6 +342,7 @@ impl BoshClient {
             });
         }
         self.queued_bytes += bytes.len();
+        self.paused = false;
         self.queue
             .push_back(Item::Payload(bytes, el.has_ns(ns::STREAM)));
         Ok(())
@@ -350,6 +357,28 @@ impl BoshClient {
         }
         self.queue.push_back(Item::Restart);
         Ok(())
+    }
+
+    /// Asks the connection manager to pause the session for `seconds`
+    /// (XEP-0124 section 10: a page about to unload): a request of its own
+    /// with `pause`, after which this client sends no empty polls until
+    /// [`resume`](Self::resume) or the next payload. Refused (nothing
+    /// queued) when the manager gave no `maxpause` or a smaller one.
+    pub fn pause(&mut self, seconds: u32) -> Result<(), BoshUsageError> {
+        if self.state != State::Open || self.terminate_requested {
+            return Err(BoshUsageError::Closed);
+        }
+        let max = self.params.as_ref().and_then(|p| p.maxpause);
+        if max.is_none_or(|m| seconds > m) {
+            return Err(BoshUsageError::PauseNotAllowed { maxpause: max });
+        }
+        self.queue.push_back(Item::Pause(seconds));
+        Ok(())
+    }
+
+    /// Ends a pause: empty polls resume.
+    pub fn resume(&mut self) {
+        self.paused = false;
     }
 
     /// Ends the session: a `type='terminate'` request carrying what is
@@ -390,13 +419,26 @@ impl BoshClient {
         };
         let out = self.outstanding.len();
         let restart_next = matches!(self.queue.front(), Some(Item::Restart));
+        let pause_next = match self.queue.front() {
+            Some(Item::Pause(p)) => Some(*p),
+            _ => None,
+        };
         let mut body = Body {
             sid: Some(sid),
             ..Body::default()
         };
         let mut payloads = Vec::new();
         let mut stream_prefix = false;
-        if restart_next {
+        if let Some(pause) = pause_next {
+            // One request more than `requests` is allowed to pause
+            // (XEP-0124 section 11); it carries no payload.
+            if out > requests {
+                return None;
+            }
+            self.queue.pop_front();
+            body.pause = Some(pause);
+            self.paused = true;
+        } else if restart_next {
             if out >= requests {
                 return None;
             }
@@ -404,7 +446,11 @@ impl BoshClient {
             body.restart = true;
             body.to = Some(self.config.to.clone());
             body.lang = self.config.lang.clone();
-        } else if self.terminate_requested && !self.queue.iter().any(|i| matches!(i, Item::Restart))
+        } else if self.terminate_requested
+            && !self
+                .queue
+                .iter()
+                .any(|i| matches!(i, Item::Restart | Item::Pause(_)))
         {
             // One request more than `requests` is allowed to terminate
             // (XEP-0124 section 11).
@@ -438,7 +484,9 @@ impl BoshClient {
             // An empty poll keeps `hold` requests at the connection
             // manager; a polling session (hold 0) polls every `polling`
             // seconds instead.
-            let due = if hold == 0 {
+            let due = if self.paused {
+                false
+            } else if hold == 0 {
                 out == 0 && self.polling_due().is_none_or(|t| now >= t)
             } else {
                 out < hold.min(requests)

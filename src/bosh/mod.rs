@@ -74,6 +74,12 @@ pub enum BoshUsageError {
     },
     /// The element cannot be serialised.
     Write(WriteError),
+    /// A pause the connection manager does not allow: it gave no
+    /// `maxpause`, or this one.
+    PauseNotAllowed {
+        /// Its `maxpause`.
+        maxpause: Option<u32>,
+    },
 }
 
 impl fmt::Display for BoshUsageError {
@@ -85,6 +91,12 @@ impl fmt::Display for BoshUsageError {
                 "{queued} bytes are queued and the limit is {max}: nothing was queued"
             ),
             Self::Write(e) => write!(f, "the element cannot be sent: {e}"),
+            Self::PauseNotAllowed { maxpause: Some(m) } => {
+                write!(f, "the connection manager allows pauses of {m} s at most")
+            }
+            Self::PauseNotAllowed { maxpause: None } => {
+                f.write_str("the connection manager allows no pause")
+            }
         }
     }
 }
