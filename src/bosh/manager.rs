@@ -571,7 +571,13 @@ impl BoshManager {
             let Some(p) = s.pending.remove(&next) else {
                 return Ok(());
             };
-            self.process(now, sid, next, p.handle, p.body)?;
+            if let Err(e) = self.process(now, sid, next, p.handle, p.body) {
+                // A buffered request that breaks a rule (a pause too
+                // long) gets the terminate on its own HTTP request.
+                let bytes = terminate_bytes(Some(e.condition()));
+                self.ready.push_back((p.handle, bytes));
+                return Err(e);
+            }
         }
     }
 
