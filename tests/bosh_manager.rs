@@ -121,6 +121,7 @@ fn session_creation() {
         lang,
         version,
         route,
+        content,
         ..
     } = &ev[0]
     else {
@@ -132,6 +133,7 @@ fn session_creation() {
     assert_eq!(lang.as_deref(), Some("en"));
     assert_eq!(version.as_deref(), Some("1.0"));
     assert_eq!(route.as_deref(), Some("xmpp:jabber.org:9999"));
+    assert_eq!(content.as_deref(), Some("text/xml; charset=utf-8"));
     assert_eq!(m.poll_response(), None);
     m.send(now, sid, &features()).unwrap();
     let (h, bytes) = m.poll_response().unwrap();

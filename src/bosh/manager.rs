@@ -204,6 +204,9 @@ pub enum ManagerEvent {
         route: Option<String>,
         /// `from`.
         from: Option<String>,
+        /// `content`: the HTTP Content-Type every response of the
+        /// session must carry (`text/xml; charset=utf-8` when `None`).
+        content: Option<String>,
     },
     /// A payload from the client, in `rid` order.
     Payload {
@@ -477,6 +480,7 @@ impl BoshManager {
             version: body.xmpp_version,
             route: body.route,
             from: body.from,
+            content: body.content,
         });
         for element in body.payloads {
             self.events.push_back(ManagerEvent::Payload {
