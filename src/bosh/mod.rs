@@ -17,6 +17,20 @@
 //! machines (`Client`, `Server`) on top: stream start, restart and
 //! termination are events and commands here, never XML stream headers.
 //!
+//! What such a framing maps (not built yet, issue 13):
+//!
+//! | role machine | client end | connection manager end |
+//! |---|---|---|
+//! | stream header out | [`BoshClient::new`] (`to`, `xml:lang`, `xmpp:version`) | the creation response (held until the host's first [`BoshManager::send`] or `wait`; at once when `hold` is 0) |
+//! | stream header in | [`BoshClientEvent::SessionCreated`] (`authid` is the stream id) | [`ManagerEvent::SessionCreated`] (`to`, `lang`, `version`) |
+//! | element out | [`BoshClient::send`] | [`BoshManager::send`] |
+//! | element in | [`BoshClientEvent::Features`], [`BoshClientEvent::Payload`] | [`ManagerEvent::Payload`] |
+//! | restart after SASL success | [`BoshClient::restart`] (no new header is sent) | [`ManagerEvent::Restart`] (the host resets its stream and sends new features) |
+//! | `</stream:stream>` out | [`BoshClient::terminate`] | [`BoshManager::terminate`] (`None`) |
+//! | `<stream:error/>` out | (a client sends none over BOSH) | [`BoshManager::terminate`] with `remote-stream-error` and the element |
+//! | close or error in | [`BoshClientEvent::Terminated`] | [`ManagerEvent::Terminated`] |
+//! | STARTTLS | never: TLS is the HTTP layer's | never |
+//!
 //! ```
 //! use std::time::Instant;
 //! use xmpp_sansio::bosh::{BoshClient, BoshClientConfig, BoshClientEvent, BoshManager,
