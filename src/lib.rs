@@ -94,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bosh;
 pub mod client;
 mod core;
 pub mod error;

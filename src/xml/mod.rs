@@ -15,5 +15,5 @@ mod writer;
 pub use reader::{
     Gate, Limit, Limits, ReadError, Refusal, Restricted, StreamEvent, StreamHeader, StreamReader,
 };
-pub(crate) use writer::{check_name, check_text, write_bare_stream_error};
+pub(crate) use writer::{check_name, check_text, write_attr, write_bare_stream_error};
 pub use writer::{StreamWriter, WriteError};

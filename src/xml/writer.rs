@@ -230,7 +230,7 @@ fn write_el(
     Ok(())
 }
 
-fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), WriteError> {
+pub(crate) fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), WriteError> {
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
