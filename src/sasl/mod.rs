@@ -159,8 +159,9 @@ impl fmt::Display for SaslError {
 impl std::error::Error for SaslError {}
 
 /// A secret string (password, token): zeroed on drop, never shown by
-/// `Debug`. It has no `==` (which would return as soon as a byte differs):
-/// compare with [`ct_eq`](Self::ct_eq).
+/// `Debug`. Its `==` is [`ct_eq`](Self::ct_eq): it takes a time that
+/// depends only on the lengths, never returning at the first byte that
+/// differs.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secret(String);
 
@@ -195,6 +196,14 @@ impl From<String> for Secret {
     }
 }
 
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other.expose())
+    }
+}
+
+impl Eq for Secret {}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -202,8 +211,8 @@ impl fmt::Debug for Secret {
 }
 
 /// Secret bytes (derived keys, binding data that must not leak): zeroed on
-/// drop, never shown by `Debug`. It has no `==`: compare with
-/// [`ct_eq`](Self::ct_eq).
+/// drop, never shown by `Debug`. Its `==` is [`ct_eq`](Self::ct_eq), in
+/// time that depends only on the lengths.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
 
@@ -225,6 +234,14 @@ impl SecretBytes {
         common::ct_eq(&self.0, other)
     }
 }
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other.expose())
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -354,7 +371,7 @@ pub enum ServerStep {
 }
 
 /// What a server mechanism needs the host to look up or decide.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum CredentialRequest {
     /// Check a plaintext password (PLAIN). Answer with
@@ -416,6 +433,24 @@ pub enum CredentialRequest {
 }
 
 impl CredentialRequest {
+    /// Prepares the user name of a password, SCRAM or DIGEST-MD5 request
+    /// as the local part of a JID (nodeprep, as Prosody does): the host
+    /// looks `Juliet` up as `juliet`. `Err` when the name is no local part
+    /// (it names no account).
+    pub(crate) fn prepare_username(&mut self) -> Result<(), jid::Error> {
+        let name = match self {
+            Self::Password { username, .. } | Self::Scram { username, .. } => username,
+            #[cfg(feature = "digest-md5")]
+            Self::DigestMd5 { username, .. } => username,
+            _ => return Ok(()),
+        };
+        let prepared = jid::NodePart::new(name)?;
+        if prepared.as_str() != name.as_str() {
+            *name = prepared.as_str().to_owned();
+        }
+        Ok(())
+    }
+
     /// The kind of [`CredentialAnswer`] this request takes.
     pub fn expected_answer(&self) -> crate::AnswerKind {
         use crate::AnswerKind as K;

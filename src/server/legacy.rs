@@ -41,7 +41,7 @@ impl Default for LegacyAuthMethods {
 
 /// A registration decision for the host; answer with
 /// [`Server::answer_register`].
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RegistrationRequest {
     /// Create an account (before authentication). Refuse with 409 when the
@@ -110,7 +110,7 @@ impl std::fmt::Debug for RegistrationRequest {
 
 /// A legacy authentication request for the host; answer with
 /// [`Server::answer_legacy_auth`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum LegacyAuthRequest {
     /// The zero-knowledge state of `username`, to advertise its sequence

@@ -82,7 +82,7 @@ use crate::tls::TlsInfo;
 use crate::xml::{ReadError, StreamEvent, StreamHeader};
 
 /// Something the host must know, do or decide.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ServerEvent {
     /// `<proceed/>` was queued: once it is written, start TLS. `pending`
@@ -1144,7 +1144,12 @@ impl Server {
             Ok(ServerStep::Challenge(data)) => {
                 self.core.write_sasl(SaslPayload::Challenge(&data));
             }
-            Ok(ServerStep::Request(req)) => {
+            Ok(ServerStep::Request(mut req)) => {
+                if req.prepare_username().is_err() {
+                    return self.sasl_failure(SaslError::not_authorized(
+                        "the user name is not a valid JID local part",
+                    ));
+                }
                 if let Phase::Sasl { waiting, .. } = &mut self.phase {
                     *waiting = Some(req.expected_answer());
                 }

@@ -107,8 +107,8 @@ pub struct AuthFields {
 /// How a client proves who it is. Each value is a password equivalent (the
 /// digest for this stream, the zero-knowledge hash for the next step of
 /// the chain), so each is a [`Secret`]: zeroed on drop, redacted by
-/// `Debug`, compared with [`Secret::ct_eq`].
-#[derive(Clone)]
+/// `Debug`, compared in constant time (`==` is [`Secret::ct_eq`]).
+#[derive(Clone, PartialEq, Eq)]
 pub enum LegacyCredential {
     /// `<password/>`: the plaintext password.
     Password(Secret),
