@@ -402,8 +402,11 @@ struct Memory {
 }
 
 fn memory(setup: &Setup, limits: Limits) -> Memory {
-    // The configurations are built before counting: hosts share them.
+    // The configurations are built before counting and kept alive after
+    // the sessions: hosts share one between all their sessions, so a
+    // session's heap does not include it.
     let (cc, sc) = setup.configs_with(limits);
+    let shared = (cc.clone(), sc.clone());
     counting_start();
     let (client, server) = setup.negotiate(cc, sc, None);
     let allocations = ALLOCATIONS.load(Relaxed);
@@ -415,6 +418,7 @@ fn memory(setup: &Setup, limits: Limits) -> Memory {
     drop(server);
     let after = live();
     COUNTING.store(false, Relaxed);
+    drop(shared);
     Memory {
         client_heap: with_both - with_server,
         server_heap: with_server - after,
@@ -554,13 +558,19 @@ fn profile(rest: &[String]) {
 }
 
 /// A ready PLAIN pair whose sessions keep or release their buffers.
-fn ready_with(setup: &Setup, policy: BufferPolicy) -> (Client, Server) {
+/// The configurations come back too: the host keeps them, so dropping a
+/// session frees only the session.
+fn ready_with(setup: &Setup, policy: BufferPolicy) -> (Client, Server, Shared) {
     let (mut cc, mut sc) = setup.settings_with(Limits::default());
     cc.buffers = policy;
     sc.buffers = policy;
-    let (cc, sc) = (cc.build().unwrap(), sc.build().unwrap());
-    setup.negotiate(Arc::new(cc), Arc::new(sc), None)
+    let (cc, sc) = (Arc::new(cc.build().unwrap()), Arc::new(sc.build().unwrap()));
+    let (client, server) = setup.negotiate(cc.clone(), sc.clone(), None);
+    (client, server, (cc, sc))
 }
+
+/// Configurations a host keeps while its sessions come and go.
+type Shared = (Arc<ClientConfig>, Arc<ServerConfig>);
 
 /// One stanza each way between ready sessions: sent, written, read,
 /// delivered.
@@ -594,7 +604,7 @@ fn buffer_policies(setup: &Setup) {
     println!("== buffer policies (PLAIN, ready sessions; one message each way per round)");
     let mut pairs = Vec::new();
     for policy in [BufferPolicy::ReleaseWhenIdle, BufferPolicy::Keep] {
-        let (mut client, mut server) = ready_with(setup, policy);
+        let (mut client, mut server, _shared) = ready_with(setup, policy);
         let mut buf = Vec::with_capacity(4096);
         round_trip(&mut client, &mut server, &msg, &mut buf);
         counting_start();
@@ -615,7 +625,7 @@ fn buffer_policies(setup: &Setup) {
         pairs.push(ready_with(setup, policy));
     }
     let mut bufs = [Vec::with_capacity(4096), Vec::with_capacity(4096)];
-    let [(c0, s0), (c1, s1)] = &mut pairs[..] else {
+    let [(c0, s0, _), (c1, s1, _)] = &mut pairs[..] else {
         unreachable!("two policies")
     };
     let [b0, b1] = &mut bufs;
