@@ -58,7 +58,7 @@ use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
-use xmpp_sansio_hosts::tool::host;
+use xmpp_sansio_hosts::tool::{host, im};
 use xmpp_sansio_hosts::DriverError;
 
 const HELP: &str = "\
@@ -667,6 +667,10 @@ impl Shared {
                 // unknown resource goes to the bare JID.
                 let fallback = resource.is_none()
                     || matches!(kind.as_str(), "" | "normal" | "chat" | "headline");
+                if resource.is_none() && !is_error {
+                    // RFC 6121 8.5.2.1.1: to the bare JID, every resource.
+                    return self.deliver_all(&to_bare, sender, el);
+                }
                 let full = resource.map(|r| format!("{to_bare}/{r}"));
                 let queue = self.find(full.as_deref(), &to_bare, fallback);
                 self.deliver(queue, sender, el, is_error)
@@ -674,21 +678,19 @@ impl Shared {
             "iq" if kind == "get" || kind == "set" => {
                 let to_server_or_account = local.is_none() || resource.is_none();
                 if to_server_or_account {
-                    // The server answers: XEP-0199 ping, and nothing else.
-                    let ping = el.children().any(|c| c.is("ping", "urn:xmpp:ping"));
-                    if ping && kind == "get" {
-                        let mut b = Element::builder("iq", ns::JABBER_CLIENT)
-                            .attr(attr_name("type"), "result")
-                            .attr(attr_name("to"), sender);
-                        if let Some(id) = el.attr("id") {
-                            b = b.attr(attr_name("id"), id);
-                        }
-                        if let Some(t) = el.attr("to") {
-                            b = b.attr(attr_name("from"), t);
-                        }
-                        return Some(b.build());
-                    }
-                    return Some(error_reply(&el, sender, "service-unavailable"));
+                    // The server answers what clients ask right after
+                    // login (roster, disco, ping), for itself and for the
+                    // sender's own account; nothing else.
+                    let addressee = match local {
+                        None => Some(im::Addressee::Server),
+                        Some(_) if to_bare == bare(sender) => Some(im::Addressee::Account),
+                        Some(_) => None,
+                    };
+                    return Some(
+                        addressee
+                            .and_then(|a| im::answer(&el, sender, a))
+                            .unwrap_or_else(|| error_reply(&el, sender, "service-unavailable")),
+                    );
                 }
                 let full = format!("{to_bare}/{}", resource.unwrap_or_default());
                 let queue = self.find(Some(&full), &to_bare, false);
@@ -700,9 +702,48 @@ impl Shared {
                 let queue = full.and_then(|f| self.find(Some(&f), &to_bare, false));
                 self.deliver(queue, sender, el, true)
             }
-            // No rosters, no presence broadcast in this example.
+            // RFC 6121 4.2.2: a presence without `to` goes to the user's
+            // own resources, the sender's included (clients wait for that
+            // echo before they call themselves online); there are no
+            // subscriptions here, so no contact gets it. One to a bare JID
+            // reaches its resources, one to a full JID that resource.
+            "presence" => match resource {
+                None => {
+                    let _ = self.deliver_all(&to_bare, sender, el);
+                    None
+                }
+                Some(r) => {
+                    let queue = self.find(Some(&format!("{to_bare}/{r}")), &to_bare, false);
+                    self.deliver(queue, sender, el, true)
+                }
+            },
             _ => None,
         }
+    }
+
+    /// `el` to every session of `bare_jid`; `service-unavailable` back
+    /// when there is none (for a message).
+    fn deliver_all(&self, bare_jid: &str, sender: &str, el: Element) -> Option<Element> {
+        let prefix = format!("{bare_jid}/");
+        let queues: Vec<_> = {
+            let sessions = self.sessions.lock().expect("sessions lock");
+            let mut v: Vec<_> = sessions
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, r)| (k.clone(), r.queue.clone()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(_, q)| q).collect()
+        };
+        if queues.is_empty() {
+            let silent = el.name() == "presence" || el.attr("type") == Some("error");
+            return self.deliver(None, sender, el, silent);
+        }
+        for q in queues {
+            // A full queue drops this copy: the session is far behind.
+            let _ = q.try_send(Input::Route(el.clone()));
+        }
+        None
     }
 
     fn deliver(

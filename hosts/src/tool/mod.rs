@@ -7,4 +7,5 @@
 #[macro_use]
 pub mod client_args;
 pub mod host;
+pub mod im;
 pub mod self_message;
