@@ -118,7 +118,11 @@ impl<E, Err: Clone> Core<E, Err> {
     /// WebSocket: what was just written into `out` is one message.
     fn seal(&mut self) {
         if self.framing == Framing::WebSocket && !self.out.is_empty() {
-            let msg = std::mem::take(&mut self.out);
+            // One allocation of the message's size; `out` keeps its
+            // capacity for the next one (taking it would regrow it from
+            // nothing for every message).
+            let msg = self.out.clone();
+            self.out.clear();
             self.message_bytes += msg.len();
             self.messages.push_back(msg);
         }
@@ -131,8 +135,10 @@ impl<E, Err: Clone> Core<E, Err> {
             Framing::Tcp => Some(std::mem::take(&mut self.out)).filter(|m| !m.is_empty()),
             Framing::WebSocket => {
                 let msg = self.messages.pop_front();
-                if msg.is_none() && self.lean && self.messages.capacity() > 0 {
+                if msg.is_none() && self.lean {
+                    // Drained: an idle session keeps no buffers.
                     self.messages = VecDeque::new();
+                    self.out = Vec::new();
                 }
                 msg
             }
@@ -153,6 +159,7 @@ impl<E, Err: Clone> Core<E, Err> {
             self.message_bytes = 0;
             if self.lean {
                 self.messages = VecDeque::new();
+                self.out = Vec::new();
             }
             return n;
         }
