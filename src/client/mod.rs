@@ -149,7 +149,7 @@ pub enum ClientEvent {
     /// The server closed a WebSocket stream with `<close
     /// see-other-uri='...'/>` (RFC 7395 section 3.6.1): reconnect there.
     /// Only from a TLS-protected stream, unless
-    /// [`ClientConfig::allow_redirect_without_tls`]; the close (or
+    /// [`ClientSettings::allow_redirect_without_tls`]; the close (or
     /// error, before ready) follows, as for any close by the server.
     SeeOtherUri {
         /// The WebSocket URI to connect to (`wss://...`).
@@ -322,7 +322,7 @@ impl Client {
     /// One whole WebSocket message from the server
     /// ([`Framing::WebSocket`](crate::Framing::WebSocket)): exactly one
     /// complete element, else the stream fails with `not-well-formed`
-    /// ([`ReadError::Message`](crate::xml::ReadError::Message)). Over TCP
+    /// ([`ReadError::Message`]). Over TCP
     /// it is [`feed`](Self::feed): bytes are bytes.
     pub fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
         self.input(now, message, true)

@@ -409,7 +409,7 @@ impl Server {
     /// One whole WebSocket message from the client
     /// ([`Framing::WebSocket`](crate::Framing::WebSocket)): exactly one
     /// complete element, else the stream fails with `not-well-formed`
-    /// ([`ReadError::Message`](crate::xml::ReadError::Message)). Messages
+    /// ([`ReadError::Message`]). Messages
     /// fed while a request is with the host are held, boundaries
     /// included. Over TCP it is [`feed`](Self::feed): bytes are bytes.
     pub fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
