@@ -1,5 +1,8 @@
 //! What both roles' state machines share: the codec pair, the outgoing
-//! buffer, the event queue, sticky failure and the close handshake.
+//! buffer, the event queue, sticky failure and the close handshake, for
+//! either [`Framing`]: the roles call the same methods over both, and the
+//! framing decides what goes on the wire (bytes, or one message per
+//! header, element and close).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -10,6 +13,7 @@ use crate::steps::sasl::SaslPayload;
 use crate::stream_error::StreamError;
 use std::fmt;
 
+use crate::framing::Framing;
 use crate::xml::{Limits, StreamHeader, StreamReader, StreamWriter, WriteError};
 
 /// Where a stream's lifecycle is, as far as closing goes.
@@ -27,7 +31,13 @@ pub(crate) enum Life {
 pub(crate) struct Core<E, Err> {
     pub reader: StreamReader,
     pub writer: StreamWriter,
+    framing: Framing,
+    /// Bytes being written (TCP: all queued output).
     out: Vec<u8>,
+    /// WebSocket: the messages written and not taken yet, one element each.
+    messages: VecDeque<Vec<u8>>,
+    /// Their bytes, in all.
+    message_bytes: usize,
     events: VecDeque<E>,
     pub error: Option<Err>,
     pub life: Life,
@@ -51,11 +61,17 @@ pub(crate) struct Core<E, Err> {
 }
 
 impl<E, Err: Clone> Core<E, Err> {
-    pub fn new(limits: Limits, content_ns: &str, now: Instant) -> Self {
+    pub fn new(limits: Limits, content_ns: &str, framing: Framing, now: Instant) -> Self {
         Self {
-            reader: StreamReader::new(limits),
-            writer: StreamWriter::new(content_ns),
+            reader: match framing {
+                Framing::Tcp => StreamReader::new(limits),
+                Framing::WebSocket => StreamReader::for_messages(limits),
+            },
+            writer: StreamWriter::with_framing(content_ns, framing),
+            framing,
             out: Vec::new(),
+            messages: VecDeque::new(),
+            message_bytes: 0,
             events: VecDeque::new(),
             error: None,
             life: Life::Open,
@@ -81,7 +97,72 @@ impl<E, Err: Clone> Core<E, Err> {
         e
     }
 
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Input of `len` bytes, a whole message (`feed_message`) or not
+    /// (`feed`): a message reader is told where it ends; bytes that are
+    /// not a message cannot be read by one.
+    pub fn input(&mut self, len: usize, message: bool) -> Result<(), UsageError> {
+        match (self.framing, message) {
+            (Framing::Tcp, _) => Ok(()),
+            (Framing::WebSocket, true) => {
+                self.reader.push_message(len);
+                Ok(())
+            }
+            (Framing::WebSocket, false) => Err(UsageError::MessagesExpected),
+        }
+    }
+
+    /// WebSocket: what was just written into `out` is one message.
+    fn seal(&mut self) {
+        if self.framing == Framing::WebSocket && !self.out.is_empty() {
+            // One allocation of the message's size; `out` keeps its
+            // capacity for the next one (taking it would regrow it from
+            // nothing for every message).
+            let msg = self.out.clone();
+            self.out.clear();
+            self.message_bytes += msg.len();
+            self.messages.push_back(msg);
+        }
+    }
+
+    /// The next message: one element (WebSocket), or every byte queued
+    /// (TCP, where there are no messages).
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        let msg = match self.framing {
+            Framing::Tcp => Some(std::mem::take(&mut self.out)).filter(|m| !m.is_empty()),
+            Framing::WebSocket => {
+                let msg = self.messages.pop_front();
+                if msg.is_none() && self.lean {
+                    // Drained: an idle session keeps no buffers.
+                    self.messages = VecDeque::new();
+                    self.out = Vec::new();
+                }
+                msg
+            }
+        }?;
+        self.message_bytes -= msg.len().min(self.message_bytes);
+        self.transmitted = true;
+        Some(msg)
+    }
+
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        if self.framing == Framing::WebSocket {
+            // The messages end to end: the boundaries are lost.
+            let n = self.message_bytes;
+            self.transmitted |= n > 0;
+            for msg in self.messages.drain(..) {
+                buf.extend_from_slice(&msg);
+            }
+            self.message_bytes = 0;
+            if self.lean {
+                self.messages = VecDeque::new();
+                self.out = Vec::new();
+            }
+            return n;
+        }
         let n = self.out.len();
         self.transmitted |= n > 0;
         if !self.lean {
@@ -103,8 +184,17 @@ impl<E, Err: Clone> Core<E, Err> {
         input: &mut &[u8],
         expect: crate::gate::Expect,
     ) -> Result<Option<crate::xml::StreamEvent>, crate::xml::ReadError> {
-        self.reader
-            .read_gated(input, &|name, ns| expect.check(name, ns))
+        let mut ev = self
+            .reader
+            .read_gated(input, &|name, ns| expect.check(name, ns));
+        if let Ok(Some(crate::xml::StreamEvent::Header(h))) = &mut ev {
+            if self.framing == Framing::WebSocket {
+                // RFC 7395: every element names its namespace; the stream's
+                // content namespace is the subprotocol's.
+                h.content_ns = Some(self.writer.content_ns().to_owned());
+            }
+        }
+        ev
     }
 
     /// An input at `now`: bytes handed out since the last input count as
@@ -136,7 +226,7 @@ impl<E, Err: Clone> Core<E, Err> {
 
     /// Bytes queued for the peer and not yet taken by `poll_transmit`.
     pub fn queued(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.message_bytes
     }
 
     /// The session is ready: from now on keep only what is needed, when
@@ -160,20 +250,25 @@ impl<E, Err: Clone> Core<E, Err> {
     /// configuration) cannot be carried.
     #[must_use = "a header that cannot be written must fail the stream"]
     pub fn write_header(&mut self, header: &StreamHeader) -> Result<(), WriteError> {
-        self.writer.write_header(&mut self.out, header)
+        let written = self.writer.write_header(&mut self.out, header);
+        self.seal();
+        written
     }
 
     /// Writes an element; nothing when it cannot be serialised (a value
     /// from the configuration or the host that XML cannot carry).
     #[must_use = "an element that cannot be written must fail the stream or be refused"]
     pub fn write(&mut self, el: &Element) -> Result<(), WriteError> {
-        self.writer.write_element(&mut self.out, el)
+        let written = self.writer.write_element(&mut self.out, el);
+        self.seal();
+        written
     }
 
     /// Writes a SASL element that carries no text: a base64 payload or
     /// none (the hot path of every authentication).
     pub fn write_sasl(&mut self, el: SaslPayload<'_>) {
         el.write(&mut self.out);
+        self.seal();
     }
 
     /// Writes `<auth/>` without building it (see
@@ -185,17 +280,29 @@ impl<E, Err: Clone> Core<E, Err> {
         initial_response: Option<&[u8]>,
         extra: &[crate::sasl::AuthAttribute],
     ) -> Result<(), WriteError> {
-        crate::steps::sasl::write_auth(
+        let written = crate::steps::sasl::write_auth(
             &self.writer,
             &mut self.out,
             mechanism,
             initial_response,
             extra,
-        )
+        );
+        self.seal();
+        written
     }
 
-    pub fn write_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+    /// A whitespace keepalive: TCP only (RFC 7395 has none: nothing is
+    /// written over WebSocket).
+    pub fn write_keepalive(&mut self) {
+        if self.framing == Framing::Tcp {
+            self.out.push(b' ');
+        }
+    }
+
+    /// `</stream:stream>` or `<close/>`.
+    fn write_close(&mut self) {
+        self.writer.write_close(&mut self.out);
+        self.seal();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -211,7 +318,7 @@ impl<E, Err: Clone> Core<E, Err> {
             // No `</stream:stream>` where TLS must follow: just end.
             return self.finish(closed_event);
         }
-        self.writer.write_close(&mut self.out);
+        self.write_close();
         self.life = Life::Closing;
         self.close_deadline = Some(deadline(now, grace));
     }
@@ -219,7 +326,7 @@ impl<E, Err: Clone> Core<E, Err> {
     /// The peer closed: answer when we have not closed yet, and finish.
     pub fn peer_closed(&mut self, closed_event: E) {
         if self.life == Life::Open && !self.awaiting_tls {
-            self.writer.write_close(&mut self.out);
+            self.write_close();
         }
         self.finish(closed_event);
     }
@@ -255,11 +362,13 @@ impl<E, Err: Clone> Core<E, Err> {
                 // `close_with_error`. Were it to, the peer still gets the
                 // bare condition, whose name is always writable, and the
                 // host `err` below.
-                crate::xml::write_bare_stream_error(&mut self.out, &c.condition, &e);
+                self.writer
+                    .write_bare_stream_error(&mut self.out, &c.condition, &e);
             }
+            self.seal();
         }
         if speak {
-            self.writer.write_close(&mut self.out);
+            self.write_close();
         }
         self.error = Some(err.clone());
         self.events.push_back(error_event(err));
@@ -350,6 +459,10 @@ pub enum UsageError {
     },
     /// Bytes fed while TLS is being set up: they belong to TLS.
     AwaitingTls,
+    /// Bytes given to `feed` on a machine configured for
+    /// [`Framing::WebSocket`]: it reads whole messages, given to
+    /// `feed_message`. Nothing was read.
+    MessagesExpected,
     /// The stanza cannot be serialised.
     Write(WriteError),
     /// The stream failed or was closed before (`error()` says
@@ -377,6 +490,9 @@ impl fmt::Display for UsageError {
                 "bytes were fed while TLS is being set up: they belong to the TLS handshake",
             ),
             Self::Write(e) => write!(f, "the element cannot be sent: {e}"),
+            Self::MessagesExpected => f.write_str(
+                "this machine reads WebSocket messages: give them to feed_message, not feed",
+            ),
             Self::Closed => f.write_str("the stream is closed (error() says why, if it failed)"),
         }
     }

@@ -65,6 +65,9 @@
 //!   turns bytes into stream events ([`xml::StreamEvent`]) with exact byte
 //!   accounting and bounded memory; [`xml::StreamWriter`] serialises headers,
 //!   stanzas, stream errors and the closing tag.
+//! - [`framing`]: how the stream is carried: [`Framing::Tcp`] (bytes) or
+//!   [`Framing::WebSocket`] (RFC 7395, one element per message), chosen
+//!   per configuration; the role machines are the same over both.
 //! - [`stream_error`]: RFC 6120 section 4.9 stream error conditions.
 //! - [`sasl`]: SASL mechanisms as small step machines, client and server
 //!   side, with credentials supplied by the host; the client's mechanism
@@ -99,6 +102,7 @@ pub mod client;
 mod core;
 pub mod error;
 pub mod features;
+pub mod framing;
 mod gate;
 pub mod ns;
 pub mod random;
@@ -111,6 +115,7 @@ mod validate;
 pub mod xml;
 
 pub use core::{AnswerKind, BufferPolicy, UsageError};
+pub use framing::Framing;
 /// The `jid` crate this crate's JIDs come from (the one xmpp-parsers uses).
 pub use jid;
 #[cfg(any(test, feature = "test-util"))]

@@ -42,3 +42,5 @@ pub const IQ_AUTH: &str = "jabber:iq:auth";
 #[cfg(feature = "google")]
 #[cfg_attr(docsrs, doc(cfg(feature = "google")))]
 pub const GOOGLE_AUTH: &str = "http://www.google.com/talk/protocol/auth";
+/// RFC 7395 WebSocket framing: `<open/>` and `<close/>`.
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";

@@ -10,7 +10,8 @@
 //! namespace, the client's `rid`s go up by one (or repeat one for a
 //! retransmission), the `sid` stays the one the
 //! creation answer gave, and the request after `<success/>` is the restart.
-//! Replaying the captures against the roles comes with the framings (issue 13).
+//! The WebSocket captures are replayed against both roles in
+//! `tests/websocket_replay.rs`; the BOSH ones wait for the BOSH framing (issue 13).
 
 use minidom::Element;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jid::{BareJid, DomainRef, NodeRef, ResourcePart, ResourceRef};
 
+use crate::framing::Framing;
 use crate::sasl::policy::{ClientPolicy, CredentialKind};
 use crate::sasl::scram::ScramClientKeys;
 use crate::sasl::Secret;
@@ -112,6 +113,15 @@ pub struct ClientSettings {
     pub resource: Option<String>,
     /// How the stream is protected.
     pub tls: TlsMode,
+    /// How the stream is carried: [`Framing::Tcp`] (the default) or
+    /// [`Framing::WebSocket`] (RFC 7395: the host moves whole messages
+    /// with [`Client::feed_message`](super::Client::feed_message) and
+    /// [`Client::poll_message`](super::Client::poll_message)). Over
+    /// WebSocket there is no STARTTLS: TLS is the WebSocket's (`wss`), told
+    /// with [`Client::direct_tls`](super::Client::direct_tls), and
+    /// [`TlsMode::StartTlsRequired`] means that no credentials go out
+    /// unless it was; no whitespace keepalive is sent.
+    pub framing: Framing,
     /// The SASL mechanism policy.
     pub policy: ClientPolicy,
     /// The SASL mechanisms the client can use: the crate's by default; a
@@ -191,6 +201,7 @@ impl ClientSettings {
             credentials,
             resource: None,
             tls: TlsMode::StartTlsRequired,
+            framing: Framing::Tcp,
             policy: ClientPolicy::default(),
             mechanisms: super::ClientMechanisms::builtin(),
             #[cfg(feature = "legacy")]
@@ -367,6 +378,7 @@ impl fmt::Debug for ClientSettings {
             .field("credentials", &self.credentials)
             .field("resource", &self.resource)
             .field("tls", &self.tls)
+            .field("framing", &self.framing)
             .field("policy", &self.policy)
             .field("mechanisms", &self.mechanisms)
             .finish_non_exhaustive()

@@ -146,6 +146,17 @@ pub enum ClientEvent {
         /// (`false`: anyone on the path could have sent it).
         protected: bool,
     },
+    /// The server closed a WebSocket stream with `<close
+    /// see-other-uri='...'/>` (RFC 7395 section 3.6.1): reconnect there.
+    /// Only from a TLS-protected stream, unless
+    /// [`ClientSettings::allow_redirect_without_tls`]; the close (or
+    /// error, before ready) follows, as for any close by the server.
+    SeeOtherUri {
+        /// The WebSocket URI to connect to (`wss://...`).
+        uri: String,
+        /// Whether the stream was protected by TLS when the redirect came.
+        protected: bool,
+    },
     /// The stream failed; a [`ClientEvent::Closed`] follows.
     Error(ClientError),
     /// The stream is closed; nothing more will happen.
@@ -240,7 +251,7 @@ impl Client {
     ) -> Self {
         let config = config.into();
         let mut c = Client {
-            core: Core::new(config.limits, ns::JABBER_CLIENT, now),
+            core: Core::new(config.limits, ns::JABBER_CLIENT, config.framing, now),
             negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
             config,
             rng,
@@ -302,14 +313,29 @@ impl Client {
     // ------------------------------------------------------------------
     // Inputs
 
-    /// Bytes from the server.
+    /// Bytes from the server ([`Framing::Tcp`](crate::Framing::Tcp); a
+    /// WebSocket client refuses them with [`UsageError::MessagesExpected`]).
     pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+        self.input(now, data, false)
+    }
+
+    /// One whole WebSocket message from the server
+    /// ([`Framing::WebSocket`](crate::Framing::WebSocket)): exactly one
+    /// complete element, else the stream fails with `not-well-formed`
+    /// ([`ReadError::Message`]). Over TCP
+    /// it is [`feed`](Self::feed): bytes are bytes.
+    pub fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
+        self.input(now, message, true)
+    }
+
+    fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);
         }
         if matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::AwaitingTls);
         }
+        self.core.input(data.len(), message)?;
         self.core.tick(now);
         let result = self.read(now, data);
         self.core.track_element(now);
@@ -375,9 +401,9 @@ impl Client {
                 return;
             }
         }
-        if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.config.keepalive) {
+        if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.keepalive()) {
             if now >= deadline(self.core.last_send, k) {
-                self.core.write_raw(b" ");
+                self.core.write_keepalive();
                 self.core.last_send = now;
             }
         }
@@ -447,9 +473,26 @@ impl Client {
     // ------------------------------------------------------------------
     // Outputs
 
-    /// Appends the bytes to send to `buf`; returns how many.
+    /// Appends the bytes to send to `buf`; returns how many. Over
+    /// WebSocket, the messages end to end: use
+    /// [`poll_message`](Self::poll_message) there.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         self.core.poll_transmit(buf)
+    }
+
+    /// The next WebSocket message to send: one element (`<open/>`, a
+    /// stanza, `<close/>`...), until `None`. Over TCP, every byte queued
+    /// at once (as [`poll_transmit`](Self::poll_transmit)).
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        self.core.poll_message()
+    }
+
+    /// The keepalive interval: none over WebSocket (RFC 7395 has no
+    /// whitespace keepalive).
+    fn keepalive(&self) -> Option<std::time::Duration> {
+        self.config
+            .keepalive
+            .filter(|_| self.core.framing() == crate::Framing::Tcp)
     }
 
     /// Bytes queued for the server that
@@ -473,7 +516,7 @@ impl Client {
     /// The next deadline: call [`handle_timeout`](Self::handle_timeout)
     /// then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keepalive = match (&self.phase, self.config.keepalive) {
+        let keepalive = match (&self.phase, self.keepalive()) {
             (Phase::Ready { .. }, Some(k)) if self.core.life == Life::Open => {
                 Some(deadline(self.core.last_send, k))
             }
@@ -593,6 +636,17 @@ impl Client {
                 self.fail(ClientError::PeerStreamError(e));
             }
             StreamEvent::Closed => {
+                if let Some(uri) = self.core.reader.see_other_uri() {
+                    // RFC 7395 3.6.1: the WebSocket redirect, reported as
+                    // `see-other-host` is.
+                    let protected = self.tls.is_some();
+                    if protected || self.config.allow_redirect_without_tls {
+                        self.core.push_event(ClientEvent::SeeOtherUri {
+                            uri: uri.to_owned(),
+                            protected,
+                        });
+                    }
+                }
                 if self.core.life == Life::Closing || matches!(self.phase, Phase::Ready { .. }) {
                     self.core.peer_closed(ClientEvent::Closed);
                 } else {
@@ -701,7 +755,9 @@ impl Client {
         let features = StreamFeatures::parse(el, stage);
         match stage {
             Stage::Plain => {
-                let wants_tls = !matches!(self.config.tls, TlsMode::None);
+                // Never over WebSocket: its TLS is the host's (`wss`).
+                let wants_tls = !matches!(self.config.tls, TlsMode::None)
+                    && self.core.framing() == crate::Framing::Tcp;
                 if features.starttls.is_some() && wants_tls {
                     self.write(&starttls());
                     self.phase = Phase::StartTlsSent;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jid::{DomainPart, DomainRef};
 
+use crate::framing::Framing;
 use crate::sasl::SecretBytes;
 #[cfg(feature = "legacy")]
 use crate::server::LegacyAuthMethods;
@@ -49,6 +50,17 @@ pub struct ServerSettings {
     pub domains: Vec<String>,
     /// How streams are protected.
     pub tls: ServerTls,
+    /// How streams are carried: [`Framing::Tcp`] (the default) or
+    /// [`Framing::WebSocket`] (RFC 7395: the host moves whole messages
+    /// with [`Server::feed_message`](super::Server::feed_message) and
+    /// [`Server::poll_message`](super::Server::poll_message)); a server
+    /// with a TCP and a WebSocket listener builds one configuration for
+    /// each. Over WebSocket STARTTLS is never offered: TLS is the
+    /// WebSocket's (`wss`), told with
+    /// [`Server::direct_tls`](super::Server::direct_tls), and
+    /// [`ServerTls::StartTlsRequired`] means that authentication is
+    /// refused (`encryption-required`) unless it was.
+    pub framing: Framing,
     /// The SASL mechanisms to offer, strongest first. `-PLUS` variants are
     /// offered only when the host supplies channel-binding data; PLAIN,
     /// OAUTHBEARER, X-OAUTH2 and X-GOOGLE-TOKEN only over TLS unless
@@ -161,6 +173,7 @@ impl ServerSettings {
         Self {
             domains: vec![domain.into()],
             tls: ServerTls::StartTlsRequired,
+            framing: Framing::Tcp,
             mechanisms: [
                 "SCRAM-SHA-256-PLUS",
                 "SCRAM-SHA-256",

@@ -336,7 +336,7 @@ impl Server {
     ) -> Self {
         let config = config.into();
         Server {
-            core: Core::new(config.limits, ns::JABBER_CLIENT, now),
+            core: Core::new(config.limits, ns::JABBER_CLIENT, config.framing, now),
             auth_deadline: Some(deadline(now, config.auth_timeout)),
             negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
             last_recv: now,
@@ -400,14 +400,30 @@ impl Server {
     // ------------------------------------------------------------------
     // Inputs
 
-    /// Bytes from the client.
+    /// Bytes from the client ([`Framing::Tcp`](crate::Framing::Tcp); a
+    /// WebSocket server refuses them with [`UsageError::MessagesExpected`]).
     pub fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
+        self.input(now, data, false)
+    }
+
+    /// One whole WebSocket message from the client
+    /// ([`Framing::WebSocket`](crate::Framing::WebSocket)): exactly one
+    /// complete element, else the stream fails with `not-well-formed`
+    /// ([`ReadError::Message`]). Messages
+    /// fed while a request is with the host are held, boundaries
+    /// included. Over TCP it is [`feed`](Self::feed): bytes are bytes.
+    pub fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
+        self.input(now, message, true)
+    }
+
+    fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);
         }
         if matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::AwaitingTls);
         }
+        self.core.input(data.len(), message)?;
         self.core.tick(now);
         if !data.is_empty() {
             self.last_recv = now;
@@ -664,6 +680,14 @@ impl Server {
         self.core.poll_transmit(buf)
     }
 
+    /// The next WebSocket message to send: one element (`<open/>`,
+    /// `<stream:features/>`, a stanza, `<close/>`...), until `None`. Over
+    /// TCP, every byte queued at once (as
+    /// [`poll_transmit`](Self::poll_transmit)).
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        self.core.poll_message()
+    }
+
     /// Bytes queued for the client that
     /// [`poll_transmit`](Self::poll_transmit) has not taken yet.
     pub fn queued_output(&self) -> usize {
@@ -910,7 +934,9 @@ impl Server {
         let mut f = StreamFeatures::default();
         match self.stage() {
             Stage::Plain => {
+                // Never over WebSocket: its TLS is the host's (`wss`).
                 let required = match self.config.tls {
+                    _ if self.core.framing() != crate::Framing::Tcp => None,
                     ServerTls::StartTlsRequired => Some(true),
                     ServerTls::StartTlsOptional => Some(false),
                     _ => None,
@@ -1086,7 +1112,8 @@ impl Server {
             self.config.tls,
             ServerTls::StartTlsRequired | ServerTls::StartTlsOptional
         ) && self.tls.is_none()
-            && !pre_1_0;
+            && !pre_1_0
+            && self.core.framing() == crate::Framing::Tcp;
         if t == TlsElement::StartTls && offered {
             self.write(&proceed());
             self.phase = Phase::AwaitTls;

@@ -13,7 +13,8 @@ mod reader;
 mod writer;
 
 pub use reader::{
-    Gate, Limit, Limits, ReadError, Refusal, Restricted, StreamEvent, StreamHeader, StreamReader,
+    Gate, Limit, Limits, MessageFault, ReadError, Refusal, Restricted, StreamEvent, StreamHeader,
+    StreamReader,
 };
-pub(crate) use writer::{check_name, check_text, write_attr, write_bare_stream_error};
+pub(crate) use writer::{check_name, check_text, write_attr};
 pub use writer::{StreamWriter, WriteError};

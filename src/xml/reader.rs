@@ -1,5 +1,6 @@
 //! Bytes to stream events, with exact byte accounting and bounded memory.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use minidom::Element;
@@ -141,6 +142,40 @@ pub enum ReadError {
         /// Its configured value.
         max: usize,
     },
+    /// A WebSocket message that is not exactly one complete element
+    /// (RFC 7395 section 3.3.3: each message is parsed as an XML
+    /// document, so this is `not-well-formed`).
+    Message(MessageFault),
+}
+
+/// How a WebSocket message broke the one-element rule (see
+/// [`StreamReader::for_messages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageFault {
+    /// No element at all (empty, or whitespace only).
+    Empty,
+    /// The message ends inside its element.
+    Incomplete,
+    /// A second element after the first.
+    Several,
+    /// An end tag without its start tag.
+    StrayEndTag,
+    /// Bytes read outside any message announced with
+    /// [`StreamReader::push_message`].
+    Unframed,
+}
+
+impl fmt::Display for MessageFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "a message without an element",
+            Self::Incomplete => "a message that ends inside its element",
+            Self::Several => "a message with more than one element",
+            Self::StrayEndTag => "an end tag without its start tag",
+            Self::Unframed => "bytes outside any message",
+        })
+    }
 }
 
 impl ReadError {
@@ -150,6 +185,7 @@ impl ReadError {
             Self::NotWellFormed(_)
             | Self::UnboundPrefix(_)
             | Self::DuplicateAttribute(_)
+            | Self::Message(_)
             | Self::DataAfterClose => StreamErrorCondition::NotWellFormed,
             Self::Restricted(_) => StreamErrorCondition::RestrictedXml,
             Self::NotUtf8 => StreamErrorCondition::UnsupportedEncoding,
@@ -212,6 +248,7 @@ impl fmt::Display for ReadError {
             Self::DataAfterClose => f.write_str("data after the stream was closed"),
             Self::LimitExceeded { limit, max } => write!(f, "{limit:?} limit ({max}) exceeded"),
             Self::Refused(r) => write!(f, "{}: {}", r.condition, r.reason),
+            Self::Message(m) => write!(f, "{m}"),
         }
     }
 }
@@ -444,7 +481,33 @@ pub struct StreamReader {
     pending_bytes: usize,
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
+    /// WebSocket framing: where the messages begin and end (`None`: a TCP
+    /// stream).
+    messages: Option<Box<Messages>>,
+    /// The `see-other-uri` of a `<close/>` read (WebSocket framing).
+    see_other_uri: Option<String>,
 }
+
+/// The message boundaries of a [`StreamReader::for_messages`] reader.
+#[derive(Debug, Default, Clone)]
+struct Messages {
+    /// Lengths of the messages announced after the current one.
+    queued: VecDeque<usize>,
+    /// Bytes of the current message not read yet.
+    left: usize,
+    /// Whether a message is being read.
+    open: bool,
+    /// Events (complete elements) read from the current message.
+    elements: usize,
+}
+
+/// The name of the invisible root a message reader's parser is put
+/// inside, so that each message is read as a top-level element of a
+/// stream (one code path for both framings).
+const MESSAGE_ROOT: &[u8] = b"<x>";
+/// The declaration index of Prosody's undeclared `stream:` prefix on a
+/// message's top-level element (see [`StreamReader::for_messages`]).
+const UNDECLARED_STREAM: usize = usize::MAX - 1;
 
 impl fmt::Debug for StreamReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -491,14 +554,73 @@ impl StreamReader {
             started: false,
             pending_bytes: 0,
             prolog_started: false,
+            messages: None,
+            see_other_uri: None,
         }
+    }
+
+    /// A reader for RFC 7395 WebSocket messages: each message, announced
+    /// with [`push_message`](Self::push_message) before its bytes are
+    /// read, must be exactly one complete element, namespaced on its own
+    /// (nothing is declared around it), with the same [`Limits`] as a
+    /// top-level element of a stream. `<open/>` in
+    /// `urn:ietf:params:xml:ns:xmpp-framing` is read as
+    /// [`StreamEvent::Header`] (its `content_ns` is `None`), `<close/>`
+    /// as [`StreamEvent::Closed`] (its `see-other-uri` is kept:
+    /// [`see_other_uri`](Self::see_other_uri)); neither is gated. A
+    /// message of no element, two, or an unfinished one is a
+    /// [`ReadError::Message`].
+    ///
+    /// Prosody 13 sends `<stream:error>` over WebSocket without declaring
+    /// `xmlns:stream`: on the top-level element of a message (and only
+    /// there), an undeclared `stream:` prefix is the streams namespace.
+    pub fn for_messages(limits: Limits) -> Self {
+        let mut r = Self::new(limits);
+        // The parser goes inside an invisible root once; each message is
+        // then a top-level element, as in a stream.
+        let mut root = MESSAGE_ROOT;
+        while let Ok(Some(_)) = r.parser.parse(&mut root, false) {}
+        r.state = State::Open;
+        r.prolog_started = true;
+        r.decl_marks.push(0);
+        r.messages = Some(Box::default());
+        r
+    }
+
+    /// Announces a WebSocket message of `len` bytes: the next `len` bytes
+    /// read are that message. Nothing for a stream reader.
+    pub fn push_message(&mut self, len: usize) {
+        if let Some(m) = &mut self.messages {
+            m.queued.push_back(len);
+        }
+    }
+
+    /// Whether this reader reads WebSocket messages
+    /// ([`for_messages`](Self::for_messages)).
+    pub fn reads_messages(&self) -> bool {
+        self.messages.is_some()
+    }
+
+    /// The `see-other-uri` of the `<close/>` read, if it had one
+    /// (WebSocket framing: RFC 7395 section 3.6.1, the redirect).
+    pub fn see_other_uri(&self) -> Option<&str> {
+        self.see_other_uri.as_deref()
     }
 
     /// Restarts: a fresh parser for a new stream (after STARTTLS or SASL
     /// success), same limits. Feed it exactly the bytes after the
-    /// boundary.
+    /// boundary. A message reader stays one, and keeps the boundaries of
+    /// the messages announced.
     pub fn reset(&mut self) {
-        *self = Self::new(self.limits);
+        let messages = self.messages.take();
+        *self = match messages {
+            None => Self::new(self.limits),
+            Some(m) => {
+                let mut r = Self::for_messages(self.limits);
+                r.messages = Some(m);
+                r
+            }
+        };
     }
 
     /// The limits in force.
@@ -570,7 +692,11 @@ impl StreamReader {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
-        match self.read_inner(input, gate) {
+        let read = match self.messages.is_some() {
+            false => self.read_inner(input, gate),
+            true => self.read_messages(input, gate),
+        };
+        match read {
             Ok(ev) => Ok(ev),
             Err(e) => {
                 self.stack = Vec::new();
@@ -603,6 +729,64 @@ impl StreamReader {
             });
         }
         Ok(())
+    }
+
+    /// [`read_inner`](Self::read_inner) within message boundaries: the
+    /// parser sees at most the rest of the current message, and each
+    /// message must end where its one element ends.
+    fn read_messages(
+        &mut self,
+        input: &mut &[u8],
+        gate: Gate<'_>,
+    ) -> Result<Option<StreamEvent>, ReadError> {
+        loop {
+            let Some(m) = self.messages.as_deref_mut() else {
+                return Err(ReadError::Message(MessageFault::Unframed));
+            };
+            if m.open && m.left == 0 {
+                // The message is over: it must have been one element.
+                m.open = false;
+                let elements = m.elements;
+                if self.started || !self.at_boundary() {
+                    return Err(ReadError::Message(MessageFault::Incomplete));
+                }
+                if elements == 0 {
+                    return Err(ReadError::Message(MessageFault::Empty));
+                }
+                continue;
+            }
+            if !m.open {
+                match m.queued.pop_front() {
+                    Some(len) => {
+                        m.open = true;
+                        m.left = len;
+                        m.elements = 0;
+                        continue;
+                    }
+                    None if input.is_empty() => return Ok(None),
+                    None => return Err(ReadError::Message(MessageFault::Unframed)),
+                }
+            }
+            if input.is_empty() {
+                return Ok(None);
+            }
+            let take = m.left.min(input.len());
+            let mut part = &input[..take];
+            let read = self.read_inner(&mut part, gate);
+            let consumed = take - part.len();
+            *input = &input[consumed..];
+            let Some(m) = self.messages.as_deref_mut() else {
+                return Err(ReadError::Message(MessageFault::Unframed));
+            };
+            m.left -= consumed;
+            match read? {
+                Some(ev) => {
+                    m.elements += 1;
+                    return Ok(Some(ev));
+                }
+                None => continue,
+            }
+        }
     }
 
     fn read_inner(
@@ -691,6 +875,11 @@ impl StreamReader {
             RawEvent::ElementHeadOpen(_, (prefix, name)) => {
                 if matches!(self.state, State::Closed) {
                     return Err(ReadError::DataAfterClose);
+                }
+                if let Some(m) = &self.messages {
+                    if self.stack.is_empty() && m.elements > 0 {
+                        return Err(ReadError::Message(MessageFault::Several));
+                    }
                 }
                 if matches!(self.state, State::Open) && self.stack.len() >= self.limits.max_depth {
                     return Err(ReadError::LimitExceeded {
@@ -792,6 +981,10 @@ impl StreamReader {
                         .retain(|t| t.decl < mark || t.decl == usize::MAX);
                 }
                 let Some(el) = self.stack.pop() else {
+                    if self.messages.is_some() {
+                        // The invisible root: no message may close it.
+                        return Err(ReadError::Message(MessageFault::StrayEndTag));
+                    }
                     // The stream element itself closed.
                     self.state = State::Closed;
                     self.boundary();
@@ -802,6 +995,21 @@ impl StreamReader {
                     return Ok(None);
                 }
                 self.boundary();
+                if self.messages.is_some() && el.has_ns(ns::FRAMING) {
+                    match el.name() {
+                        "open" => {
+                            let header = crate::framing::header_of_open(&el);
+                            self.header = Some(header.clone());
+                            return Ok(Some(StreamEvent::Header(header)));
+                        }
+                        "close" => {
+                            self.see_other_uri = crate::framing::see_other_uri(&el);
+                            self.state = State::Closed;
+                            return Ok(Some(StreamEvent::Closed));
+                        }
+                        _ => {}
+                    }
+                }
                 if el.is("error", ns::STREAM) {
                     if let Some(err) = StreamError::from_element(&el) {
                         return Ok(Some(StreamEvent::StreamError(err)));
@@ -887,12 +1095,23 @@ impl StreamReader {
     /// The element of `head`, its namespace resolved; a top-level one is
     /// first put to `gate`.
     fn build(&mut self, head: Head, gate: Option<Gate<'_>>) -> Result<Element, ReadError> {
-        let Some((decl, ns)) = self.resolve(head.prefix.as_ref()) else {
-            return Err(ReadError::UnboundPrefix(
-                head.prefix.map(|p| p.to_string()).unwrap_or_default(),
-            ));
+        let top_level = gate.is_some();
+        let prosody_stream_prefix = top_level
+            && self.messages.is_some()
+            && head.prefix.as_ref().is_some_and(|p| p.as_str() == "stream");
+        let (decl, ns) = match self.resolve(head.prefix.as_ref()) {
+            Some(found) => found,
+            None if prosody_stream_prefix => (UNDECLARED_STREAM, ns::STREAM),
+            None => {
+                return Err(ReadError::UnboundPrefix(
+                    head.prefix.map(|p| p.to_string()).unwrap_or_default(),
+                ))
+            }
         };
-        if let Some(gate) = gate {
+        let framing = self.messages.is_some()
+            && ns == ns::FRAMING
+            && matches!(head.name.as_str(), "open" | "close");
+        if let Some(gate) = gate.filter(|_| !framing) {
             gate(head.name.as_str(), ns).map_err(ReadError::Refused)?;
         }
         let name = head.name.as_str();
@@ -948,7 +1167,10 @@ impl StreamReader {
         {
             return (t.element.clone(), cost::element(name));
         }
-        let ns = self.decls.get(decl).map_or(ns::XML, |d| d.ns.as_str());
+        let ns = match decl {
+            UNDECLARED_STREAM => ns::STREAM,
+            _ => self.decls.get(decl).map_or(ns::XML, |d| d.ns.as_str()),
+        };
         let el = Element::bare(name, ns);
         let cost = cost::template(name, ns);
         if self.templates.len() >= MAX_TEMPLATES || name.len() > MAX_TEMPLATE_NAME {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use minidom::{Element, Node};
 
+use crate::framing::Framing;
 use crate::ns;
 use crate::stream_error::StreamError;
 use crate::xml::StreamHeader;
@@ -38,18 +39,35 @@ impl std::error::Error for WriteError {}
 /// in the streams namespace use the `stream:` prefix the header declared;
 /// any other namespace is declared as the default namespace where it
 /// starts. Attribute values are single-quoted.
+///
+/// With [`Framing::WebSocket`] (RFC 7395) each call writes one message:
+/// the header is `<open/>`, the close `<close/>`, and every top-level
+/// element is namespaced on its own (`xmlns='jabber:client'` on stanzas,
+/// `xmlns:stream` on `<stream:features/>` and `<stream:error/>`).
 #[derive(Debug, Clone)]
 pub struct StreamWriter {
     content_ns: String,
+    framing: Framing,
 }
 
 impl StreamWriter {
-    /// A writer for a stream whose content namespace is `content_ns`
+    /// A writer for a TCP stream whose content namespace is `content_ns`
     /// (`jabber:client` or `jabber:server`).
     pub fn new(content_ns: impl Into<String>) -> Self {
+        Self::with_framing(content_ns, Framing::Tcp)
+    }
+
+    /// A writer for a stream of `content_ns` carried by `framing`.
+    pub fn with_framing(content_ns: impl Into<String>, framing: Framing) -> Self {
         Self {
             content_ns: content_ns.into(),
+            framing,
         }
+    }
+
+    /// The framing it writes.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The content namespace.
@@ -62,7 +80,14 @@ impl StreamWriter {
     /// character XML cannot carry is an error, and nothing is written.
     pub fn write_header(&self, out: &mut Vec<u8>, header: &StreamHeader) -> Result<(), WriteError> {
         let start = out.len();
-        out.extend_from_slice(b"<?xml version='1.0'?><stream:stream");
+        let websocket = self.framing == Framing::WebSocket;
+        if websocket {
+            out.extend_from_slice(b"<open xmlns='");
+            out.extend_from_slice(ns::FRAMING.as_bytes());
+            out.push(b'\'');
+        } else {
+            out.extend_from_slice(b"<?xml version='1.0'?><stream:stream");
+        }
         let attrs = [
             ("from", &header.from),
             ("to", &header.to),
@@ -70,26 +95,31 @@ impl StreamWriter {
             ("version", &header.version),
             ("xml:lang", &header.lang),
         ];
+        let namespaces = [
+            ("xmlns", self.content_ns.as_str()),
+            ("xmlns:stream", ns::STREAM),
+        ];
         let written = attrs
             .into_iter()
             .filter_map(|(name, value)| Some((name, value.as_deref()?)))
-            .chain([
-                ("xmlns", self.content_ns.as_str()),
-                ("xmlns:stream", ns::STREAM),
-            ])
+            .chain(namespaces.into_iter().filter(|_| !websocket))
             .try_for_each(|(name, value)| write_attr(out, name, value));
         if written.is_err() {
             out.truncate(start);
             return written;
         }
-        out.push(b'>');
+        out.extend_from_slice(if websocket { b"/>" } else { b">" });
         Ok(())
     }
 
     /// Writes a top-level element.
     pub fn write_element(&self, out: &mut Vec<u8>, el: &Element) -> Result<(), WriteError> {
         let start = out.len();
-        let res = write_el(out, el, &self.content_ns, true);
+        let res = match self.framing {
+            Framing::Tcp => write_el(out, el, &self.content_ns, Level::Top),
+            // No stream around it: nothing is in scope.
+            Framing::WebSocket => write_el(out, el, "", Level::Message),
+        };
         if res.is_err() {
             out.truncate(start);
         }
@@ -107,21 +137,39 @@ impl StreamWriter {
         self.write_element(out, &err.to_element())
     }
 
-    /// Writes `</stream:stream>`.
+    /// Writes `</stream:stream>` (WebSocket: `<close/>`).
     pub fn write_close(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"</stream:stream>");
+        match self.framing {
+            Framing::Tcp => out.extend_from_slice(b"</stream:stream>"),
+            Framing::WebSocket => {
+                out.extend_from_slice(b"<close xmlns='");
+                out.extend_from_slice(ns::FRAMING.as_bytes());
+                out.extend_from_slice(b"'/>");
+            }
+        }
+    }
+
+    /// `<stream:error/>` with `condition`'s element alone, for a stream
+    /// error that `write_stream_error` refused with `_why`: the
+    /// condition's name is a fixed XML name, so this always writes.
+    pub(crate) fn write_bare_stream_error(
+        &self,
+        out: &mut Vec<u8>,
+        condition: &crate::stream_error::StreamErrorCondition,
+        _why: &WriteError,
+    ) {
+        out.extend_from_slice(b"<stream:error");
+        if self.framing == Framing::WebSocket {
+            out.extend_from_slice(b" xmlns:stream='");
+            out.extend_from_slice(ns::STREAM.as_bytes());
+            out.push(b'\'');
+        }
+        write_bare_condition(out, condition);
     }
 }
 
-/// `<stream:error/>` with `condition`'s element alone, for a stream error
-/// that `write_stream_error` refused with `_why`: the condition's name is
-/// a fixed XML name, so this always writes.
-pub(crate) fn write_bare_stream_error(
-    out: &mut Vec<u8>,
-    condition: &crate::stream_error::StreamErrorCondition,
-    _why: &WriteError,
-) {
-    out.extend_from_slice(b"<stream:error><");
+fn write_bare_condition(out: &mut Vec<u8>, condition: &crate::stream_error::StreamErrorCondition) {
+    out.extend_from_slice(b"><");
     out.extend_from_slice(condition.as_str().as_bytes());
     out.extend_from_slice(b" xmlns='");
     out.extend_from_slice(ns::STREAM_ERRORS.as_bytes());
@@ -134,12 +182,25 @@ pub(crate) fn check_name(name: &str) -> Result<(), WriteError> {
     rxml::strings::validate_ncname(name).map_err(|_| WriteError::InvalidName(name.to_owned()))
 }
 
+/// Where an element is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// A top-level element of a TCP stream: the header's declarations are
+    /// in scope.
+    Top,
+    /// A WebSocket message: nothing is in scope, `stream:` is declared.
+    Message,
+    /// Inside another element.
+    Child,
+}
+
 fn write_el(
     out: &mut Vec<u8>,
     el: &Element,
     default_ns: &str,
-    top: bool,
+    level: Level,
 ) -> Result<(), WriteError> {
+    let top = level != Level::Child;
     let name = el.name();
     check_name(name)?;
     // Elements in the reserved `xml` namespace take its predefined prefix
@@ -168,6 +229,11 @@ fn write_el(
     out.push(b'<');
     out.extend_from_slice(prefix);
     out.extend_from_slice(name.as_bytes());
+    if level == Level::Message && prefix == b"stream:" {
+        out.extend_from_slice(b" xmlns:stream='");
+        out.extend_from_slice(ns::STREAM.as_bytes());
+        out.push(b'\'');
+    }
     if declare {
         out.extend_from_slice(b" xmlns='");
         escape(out, child_default, true)?;
@@ -219,7 +285,7 @@ fn write_el(
     out.push(b'>');
     for node in nodes {
         match node {
-            Node::Element(child) => write_el(out, child, child_default, false)?,
+            Node::Element(child) => write_el(out, child, child_default, Level::Child)?,
             Node::Text(text) => escape(out, text, false)?,
         }
     }
@@ -307,7 +373,14 @@ mod tests {
             w.write_stream_error(&mut via, &StreamError::new(c.clone()))
                 .unwrap();
             let mut bare = Vec::new();
-            write_bare_stream_error(&mut bare, &c, &WriteError::InvalidChar(7));
+            w.write_bare_stream_error(&mut bare, &c, &WriteError::InvalidChar(7));
+            assert_eq!(String::from_utf8(bare), String::from_utf8(via));
+            let ws = StreamWriter::with_framing(ns::JABBER_CLIENT, Framing::WebSocket);
+            let mut via = Vec::new();
+            ws.write_stream_error(&mut via, &StreamError::new(c.clone()))
+                .unwrap();
+            let mut bare = Vec::new();
+            ws.write_bare_stream_error(&mut bare, &c, &WriteError::InvalidChar(7));
             assert_eq!(String::from_utf8(bare), String::from_utf8(via));
         }
     }

@@ -143,6 +143,12 @@ pub struct Pair {
     pub server_events: Vec<ServerEvent>,
     pub up_bytes: Vec<u8>,
     pub down_bytes: Vec<u8>,
+    /// WebSocket framing (both sides' configurations say so): bytes move
+    /// as messages, `poll_message` to `feed_message`.
+    pub websocket: bool,
+    /// Each message delivered, in order (WebSocket framing).
+    pub up_messages: Vec<Vec<u8>>,
+    pub down_messages: Vec<Vec<u8>>,
     /// Whether the host answers requests at once or one round later.
     pub slow_host: bool,
     pending_answers: Vec<CredentialRequest>,
@@ -172,6 +178,8 @@ impl Pair {
     ) -> Pair {
         let now = Instant::now();
         let (client, server) = (client.build().unwrap(), server.build().unwrap());
+        assert_eq!(client.framing, server.framing, "one framing for both sides");
+        let websocket = client.framing == xmpp_sansio::Framing::WebSocket;
         let (direct_client, direct_server) = (
             client.tls == TlsMode::Direct,
             server.tls == ServerTls::Direct,
@@ -200,6 +208,9 @@ impl Pair {
             server_events: Vec::new(),
             up_bytes: Vec::new(),
             down_bytes: Vec::new(),
+            websocket,
+            up_messages: Vec::new(),
+            down_messages: Vec::new(),
             slow_host: false,
             pending_answers: Vec::new(),
             pending_bind: None,
@@ -230,8 +241,10 @@ impl Pair {
         )
     }
 
+    /// Bytes in flight, through the filter; in WebSocket framing, a
+    /// message (each chunk the filter gives is delivered as a message).
     fn deliver(&mut self, way: Way, bytes: Vec<u8>) {
-        if bytes.is_empty() {
+        if bytes.is_empty() && !self.websocket {
             return;
         }
         let chunks = match &mut self.filter {
@@ -239,15 +252,20 @@ impl Pair {
             None => vec![bytes],
         };
         for c in chunks {
-            match way {
-                Way::Up => {
-                    self.up_bytes.extend_from_slice(&c);
-                    let _ = self.server.feed(self.now, &c);
-                }
-                Way::Down => {
-                    self.down_bytes.extend_from_slice(&c);
-                    let _ = self.client.feed(self.now, &c);
-                }
+            let (bytes, messages) = match way {
+                Way::Up => (&mut self.up_bytes, &mut self.up_messages),
+                Way::Down => (&mut self.down_bytes, &mut self.down_messages),
+            };
+            bytes.extend_from_slice(&c);
+            let now = self.now;
+            let _ = match (way, self.websocket) {
+                (Way::Up, false) => self.server.feed(now, &c),
+                (Way::Down, false) => self.client.feed(now, &c),
+                (Way::Up, true) => self.server.feed_message(now, &c),
+                (Way::Down, true) => self.client.feed_message(now, &c),
+            };
+            if self.websocket {
+                messages.push(c);
             }
         }
     }
@@ -256,14 +274,26 @@ impl Pair {
     /// Returns whether anything happened.
     pub fn step(&mut self) -> bool {
         let mut busy = false;
-        let mut up = Vec::new();
-        self.client.poll_transmit(&mut up);
-        busy |= !up.is_empty();
-        self.deliver(Way::Up, up);
-        let mut down = Vec::new();
-        self.server.poll_transmit(&mut down);
-        busy |= !down.is_empty();
-        self.deliver(Way::Down, down);
+        if self.websocket {
+            while let Some(m) = self.client.poll_message() {
+                busy = true;
+                self.deliver(Way::Up, m);
+            }
+            while let Some(m) = self.server.poll_message() {
+                busy = true;
+                self.deliver(Way::Down, m);
+            }
+        }
+        if !self.websocket {
+            let mut up = Vec::new();
+            self.client.poll_transmit(&mut up);
+            busy |= !up.is_empty();
+            self.deliver(Way::Up, up);
+            let mut down = Vec::new();
+            self.server.poll_transmit(&mut down);
+            busy |= !down.is_empty();
+            self.deliver(Way::Down, down);
+        }
         // Answers held back by a slow host go out now.
         for req in std::mem::take(&mut self.pending_answers) {
             let a = self.store.answer(&req);
