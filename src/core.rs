@@ -62,10 +62,12 @@ pub(crate) struct Core<E, Err> {
 
 impl<E, Err: Clone> Core<E, Err> {
     pub fn new(limits: Limits, content_ns: &str, framing: Framing, now: Instant) -> Self {
+        // BOSH payloads are framed as WebSocket messages in the machine.
+        let framing = framing.wire();
         Self {
             reader: match framing {
                 Framing::Tcp => StreamReader::new(limits),
-                Framing::WebSocket => StreamReader::for_messages(limits),
+                _ => StreamReader::for_messages(limits),
             },
             writer: StreamWriter::with_framing(content_ns, framing),
             framing,
@@ -107,11 +109,11 @@ impl<E, Err: Clone> Core<E, Err> {
     pub fn input(&mut self, len: usize, message: bool) -> Result<(), UsageError> {
         match (self.framing, message) {
             (Framing::Tcp, _) => Ok(()),
-            (Framing::WebSocket, true) => {
+            (_, true) => {
                 self.reader.push_message(len);
                 Ok(())
             }
-            (Framing::WebSocket, false) => Err(UsageError::MessagesExpected),
+            (_, false) => Err(UsageError::MessagesExpected),
         }
     }
 
@@ -133,7 +135,7 @@ impl<E, Err: Clone> Core<E, Err> {
     pub fn poll_message(&mut self) -> Option<Vec<u8>> {
         let msg = match self.framing {
             Framing::Tcp => Some(std::mem::take(&mut self.out)).filter(|m| !m.is_empty()),
-            Framing::WebSocket => {
+            _ => {
                 let msg = self.messages.pop_front();
                 if msg.is_none() && self.lean {
                     // Drained: an idle session keeps no buffers.

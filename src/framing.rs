@@ -25,7 +25,9 @@
 //! message (only there), an undeclared `stream:` prefix is the streams
 //! namespace.
 //!
-//! BOSH (XEP-0124/0206) has its own session machines in [`crate::bosh`].
+//! [`Framing::Bosh`] (XEP-0206) is [`Framing::WebSocket`] inside the
+//! machine, carried by the adapters of [`crate::bosh`] (see
+//! [`crate::bosh::xmpp`] for the mapping).
 
 use minidom::Element;
 
@@ -45,6 +47,26 @@ pub enum Framing {
     /// WebSocket and moves whole messages:
     /// `feed_message` in, `poll_message` out.
     WebSocket,
+    /// XEP-0206, XMPP over BOSH: the role machine runs under an adapter of
+    /// [`crate::bosh`] ([`BoshXmppClient`](crate::bosh::BoshXmppClient),
+    /// [`BoshXmppServer`](crate::bosh::BoshXmppServer)) that carries its
+    /// elements in `<body/>` wrappers. Inside, the machine frames its
+    /// stream as over WebSocket (one element per message, each namespaced
+    /// on its own, `<open/>` and `<close/>` for the header and the close):
+    /// the adapter turns those into BOSH session creation, restart and
+    /// termination.
+    Bosh,
+}
+
+impl Framing {
+    /// The framing the role machine's codec writes and reads: BOSH payloads
+    /// are framed as WebSocket messages inside the machine.
+    pub(crate) fn wire(self) -> Framing {
+        match self {
+            Framing::Bosh => Framing::WebSocket,
+            f => f,
+        }
+    }
 }
 
 /// The stream header an `<open/>` carries (`content_ns` is left to the

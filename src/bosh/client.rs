@@ -335,6 +335,25 @@ impl BoshClient {
         self.writer
             .write_element(&mut bytes, el)
             .map_err(BoshUsageError::Write)?;
+        self.send_serialized(bytes, el.has_ns(ns::STREAM))
+    }
+
+    /// Whether `len` more payload bytes fit in the queue.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.queued_bytes + len <= self.config.max_queued_bytes
+    }
+
+    /// Queues a payload already serialised as one complete element that
+    /// declares its own namespaces (a role machine's message); `stream`:
+    /// it uses the `stream:` prefix without declaring it.
+    pub(crate) fn send_serialized(
+        &mut self,
+        bytes: Vec<u8>,
+        stream: bool,
+    ) -> Result<(), BoshUsageError> {
+        if self.state == State::Closed || self.terminate_requested {
+            return Err(BoshUsageError::Closed);
+        }
         if self.queued_bytes + bytes.len() > self.config.max_queued_bytes {
             return Err(BoshUsageError::Congested {
                 queued: self.queued_bytes,
@@ -343,8 +362,7 @@ impl BoshClient {
         }
         self.queued_bytes += bytes.len();
         self.paused = false;
-        self.queue
-            .push_back(Item::Payload(bytes, el.has_ns(ns::STREAM)));
+        self.queue.push_back(Item::Payload(bytes, stream));
         Ok(())
     }
 

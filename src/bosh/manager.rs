@@ -665,11 +665,25 @@ impl BoshManager {
         }
     }
 
+    /// Whether `len` more payload bytes fit in `sid`'s queue.
+    pub(crate) fn has_room(&self, sid: &str, len: usize) -> bool {
+        self.sessions
+            .get(sid)
+            .is_some_and(|s| s.queued_bytes + len <= self.config.max_queued_bytes)
+    }
+
+    /// The XMPP stream id the creation response of `sid` gives as
+    /// `authid` (XEP-0206), if that response has not gone yet.
+    pub(crate) fn set_authid(&mut self, sid: &str, authid: String) {
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.creation.authid = Some(authid);
+        }
+    }
+
     /// Queues a payload for the client of `sid` (stanzas,
     /// `stream:features`, SASL elements); it goes in the next response.
     pub fn send(&mut self, now: Instant, sid: &str, el: &Element) -> Result<(), BoshUsageError> {
-        let max = self.config.max_queued_bytes;
-        let Some(s) = self.sessions.get_mut(sid) else {
+        let Some(s) = self.sessions.get(sid) else {
             return Err(BoshUsageError::Closed);
         };
         if s.closing.is_some() {
@@ -679,6 +693,26 @@ impl BoshManager {
         self.writer
             .write_element(&mut bytes, el)
             .map_err(BoshUsageError::Write)?;
+        self.send_serialized(now, sid, bytes, el.has_ns(ns::STREAM))
+    }
+
+    /// Queues a payload already serialised as one complete element that
+    /// declares its own namespaces (a role machine's message); `stream`:
+    /// it uses the `stream:` prefix without declaring it.
+    pub(crate) fn send_serialized(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        bytes: Vec<u8>,
+        stream: bool,
+    ) -> Result<(), BoshUsageError> {
+        let max = self.config.max_queued_bytes;
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return Err(BoshUsageError::Closed);
+        };
+        if s.closing.is_some() {
+            return Err(BoshUsageError::Closed);
+        }
         if s.queued_bytes + bytes.len() > max {
             return Err(BoshUsageError::Congested {
                 queued: s.queued_bytes,
@@ -686,7 +720,7 @@ impl BoshManager {
             });
         }
         s.queued_bytes += bytes.len();
-        s.outbound.push_back((bytes, el.has_ns(ns::STREAM)));
+        s.outbound.push_back((bytes, stream));
         self.flush(now, sid);
         Ok(())
     }

@@ -17,7 +17,8 @@
 //! machines (`Client`, `Server`) on top: stream start, restart and
 //! termination are events and commands here, never XML stream headers.
 //!
-//! What such a framing maps (not built yet, issue 13):
+//! What a framing maps ([`xmpp`] does: [`BoshXmppClient`] and
+//! [`BoshXmppServer`] run the role machines over these):
 //!
 //! | role machine | client end | connection manager end |
 //! |---|---|---|
@@ -57,6 +58,7 @@
 pub mod body;
 pub mod client;
 pub mod manager;
+pub mod xmpp;
 
 use std::fmt;
 
@@ -68,6 +70,7 @@ pub use manager::{
     BoshManager, BoshManagerConfig, ManagerError, ManagerEvent, Reply, RequestHandle,
     TerminateReason,
 };
+pub use xmpp::{BoshXmppClient, BoshXmppServer, BoshXmppServerEvent, NotBoshFraming};
 
 use crate::xml::WriteError;
 

@@ -275,6 +275,11 @@ impl Client {
         self
     }
 
+    /// The framing the configuration names.
+    pub(crate) fn framing(&self) -> crate::Framing {
+        self.config.framing
+    }
+
     /// The error the stream failed with, if it did.
     pub fn error(&self) -> Option<&ClientError> {
         self.core.error.as_ref()
@@ -326,6 +331,31 @@ impl Client {
     /// it is [`feed`](Self::feed): bytes are bytes.
     pub fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
         self.input(now, message, true)
+    }
+
+    /// One element already read by a BOSH machine (within its limits):
+    /// checked against the phase like a message's, then handled as one,
+    /// without being written and read again. Only for elements a message
+    /// reader gives as elements (not `stream:error`: the BOSH adapter
+    /// feeds that as a message).
+    pub(crate) fn feed_element(&mut self, now: Instant, el: Element) -> Result<(), UsageError> {
+        if self.core.is_closed() {
+            return Err(UsageError::Closed);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        self.core.tick(now);
+        if let Err(r) = self.expect().check(el.name(), &el.ns()) {
+            let condition = r.condition;
+            self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                condition, r.reason,
+            )));
+            return Ok(());
+        }
+        self.on_stream_event(now, StreamEvent::Element(el));
+        self.core.after_read();
+        Ok(())
     }
 
     fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {

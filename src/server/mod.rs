@@ -416,6 +416,37 @@ impl Server {
         self.input(now, message, true)
     }
 
+    /// One element already read by a BOSH machine (within its limits):
+    /// checked against the phase like a message's, then handled as one,
+    /// without being written and read again. While a request is with the
+    /// host it is written back and held as a message would be. Not for
+    /// `stream:error` (the BOSH adapter feeds that as a message).
+    pub(crate) fn feed_element(&mut self, now: Instant, el: Element) -> Result<(), UsageError> {
+        if self.core.is_closed() {
+            return Err(UsageError::Closed);
+        }
+        if self.waiting() || !self.held.is_empty() || self.core.framing() == crate::Framing::Tcp {
+            let mut bytes = Vec::new();
+            self.core
+                .writer
+                .write_element(&mut bytes, &el)
+                .map_err(UsageError::Write)?;
+            return self.input(now, &bytes, true);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        self.core.tick(now);
+        self.last_recv = now;
+        if let Err(r) = self.expect().check(el.name(), &el.ns()) {
+            self.fail_with(r.condition, r.reason);
+            return Ok(());
+        }
+        self.on_stream_event(now, StreamEvent::Element(el));
+        self.core.after_read();
+        Ok(())
+    }
+
     fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);

@@ -61,7 +61,7 @@ impl StreamWriter {
     pub fn with_framing(content_ns: impl Into<String>, framing: Framing) -> Self {
         Self {
             content_ns: content_ns.into(),
-            framing,
+            framing: framing.wire(),
         }
     }
 
@@ -80,7 +80,7 @@ impl StreamWriter {
     /// character XML cannot carry is an error, and nothing is written.
     pub fn write_header(&self, out: &mut Vec<u8>, header: &StreamHeader) -> Result<(), WriteError> {
         let start = out.len();
-        let websocket = self.framing == Framing::WebSocket;
+        let websocket = self.framing != Framing::Tcp;
         if websocket {
             out.extend_from_slice(b"<open xmlns='");
             out.extend_from_slice(ns::FRAMING.as_bytes());
@@ -118,7 +118,7 @@ impl StreamWriter {
         let res = match self.framing {
             Framing::Tcp => write_el(out, el, &self.content_ns, Level::Top),
             // No stream around it: nothing is in scope.
-            Framing::WebSocket => write_el(out, el, "", Level::Message),
+            _ => write_el(out, el, "", Level::Message),
         };
         if res.is_err() {
             out.truncate(start);
@@ -141,7 +141,7 @@ impl StreamWriter {
     pub fn write_close(&self, out: &mut Vec<u8>) {
         match self.framing {
             Framing::Tcp => out.extend_from_slice(b"</stream:stream>"),
-            Framing::WebSocket => {
+            _ => {
                 out.extend_from_slice(b"<close xmlns='");
                 out.extend_from_slice(ns::FRAMING.as_bytes());
                 out.extend_from_slice(b"'/>");
@@ -159,7 +159,7 @@ impl StreamWriter {
         _why: &WriteError,
     ) {
         out.extend_from_slice(b"<stream:error");
-        if self.framing == Framing::WebSocket {
+        if self.framing != Framing::Tcp {
             out.extend_from_slice(b" xmlns:stream='");
             out.extend_from_slice(ns::STREAM.as_bytes());
             out.push(b'\'');

@@ -1,6 +1,7 @@
 //! Shared test support: loading the C:/S: transcripts of `tests/fixtures/`.
 #![allow(dead_code)]
 
+pub mod bosh_net;
 pub mod pair;
 pub mod toy_gssapi;
 
