@@ -239,7 +239,6 @@ impl BoshXmppClient {
                     None => return moved,
                 },
             };
-            moved = true;
             let sent = match kind(&msg) {
                 Kind::Open if self.opened => {
                     // The restart's answer brings features and no header:
@@ -261,12 +260,13 @@ impl BoshXmppClient {
                     if !self.bosh.is_closed() && !self.bosh.has_room(msg.len()) {
                         // Requests have to drain the queue first.
                         self.stalled = Some((msg, stream));
-                        return moved;
+                        return moved; // not moved: no loop on it
                     }
                     // It declares `xmlns:stream` itself.
                     self.bosh.send_serialized(msg, stream)
                 }
             };
+            moved = true;
             // An error: the BOSH session is over (its end goes to the
             // client as an event) or the message cannot be carried; it is
             // dropped.
