@@ -1,6 +1,6 @@
 //! The WebSocket glue (RFC 6455 handshakes with tungstenite, the `xmpp`
 //! subprotocol of RFC 7395) for the drivers'
-//! [`blocking::Driver::websocket`] and [`tokio::websocket_connection`].
+//! [`crate::blocking::Driver::websocket`] and [`crate::tokio::websocket_connection`].
 //!
 //! TLS (`wss://`) is the caller's: it runs [`crate::tls`] or
 //! [`crate::server_tls`] first, hands the TLS stream here, and gives the
