@@ -45,8 +45,8 @@ use minidom::Element;
 use tungstenite::{Message, WebSocket};
 
 use crate::{
-    earliest, incoming, message_text, outgoing, outgoing_messages, Direction, DriverError, Input,
-    Machine, Upgraded, WireLog,
+    earliest, incoming, outgoing, outgoing_messages, Direction, DriverError, Input, Machine,
+    Upgraded, WireLog,
 };
 
 /// A connection the blocking driver can wait on with a deadline.
@@ -410,8 +410,7 @@ impl<M: Machine> Driver<M> {
                     return Ok(());
                 }
                 for m in out {
-                    ws.write(Message::text(message_text(m)))
-                        .map_err(|e| DriverError::Write(ws_io(e)))?;
+                    ws.write(m).map_err(|e| DriverError::Write(ws_io(e)))?;
                 }
                 ws.flush().map_err(|e| DriverError::Write(ws_io(e)))
             }

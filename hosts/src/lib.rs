@@ -251,14 +251,18 @@ fn outgoing<M: Machine>(machine: &mut M, wire: &mut Option<WireLog>) -> Option<V
     Some(out)
 }
 
-/// Every WebSocket message `poll_message` has, in order, each logged.
-fn outgoing_messages<M: Machine>(machine: &mut M, wire: &mut Option<WireLog>) -> Vec<Vec<u8>> {
+/// Every WebSocket message `poll_message` has, in order, each logged, as
+/// text messages (the same type for tungstenite and tokio-tungstenite).
+fn outgoing_messages<M: Machine>(
+    machine: &mut M,
+    wire: &mut Option<WireLog>,
+) -> Vec<tungstenite::Message> {
     let mut out = Vec::new();
     while let Some(m) = machine.poll_message() {
         if let Some(log) = wire {
             log(Direction::Sent, &m);
         }
-        out.push(m);
+        out.push(tungstenite::Message::text(message_text(m)));
     }
     out
 }

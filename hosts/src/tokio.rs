@@ -60,8 +60,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::blocking::ws_io;
 use crate::{
-    incoming, message_text, outgoing, outgoing_messages, Direction, DriverError, Input, Machine,
-    Upgraded, WireLog,
+    incoming, outgoing, outgoing_messages, Direction, DriverError, Input, Machine, Upgraded,
+    WireLog,
 };
 
 /// A connection the tokio driver can own: any `AsyncRead + AsyncWrite +
@@ -386,9 +386,7 @@ impl<M: Machine> Connection<M> {
                     return Ok(());
                 }
                 for m in out {
-                    ws.feed(Message::text(message_text(m)))
-                        .await
-                        .map_err(|e| DriverError::Write(ws_io(e)))?;
+                    ws.feed(m).await.map_err(|e| DriverError::Write(ws_io(e)))?;
                 }
                 ws.flush().await.map_err(|e| DriverError::Write(ws_io(e)))
             }
