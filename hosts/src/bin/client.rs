@@ -1,4 +1,4 @@
-//! A real host for the sans-IO [`Client`]: blocking `std::net` + rustls.
+//! A real host for the sans-IO [`Client`](xmpp_sansio::client::Client): blocking `std::net` + rustls.
 //!
 //! It logs in, sends one message to its own full JID, waits for it to come
 //! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
