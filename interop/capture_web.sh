@@ -22,20 +22,9 @@ log() { echo "[capture_web] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- tools
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-APT=()
-command -v node >/dev/null 2>&1 || APT+=(nodejs)
-command -v npm >/dev/null 2>&1 || APT+=(npm)
-command -v chromium >/dev/null 2>&1 || APT+=(chromium)
-python3 -m venv --help >/dev/null 2>&1 || APT+=(python3-venv)
-if [ "${#APT[@]}" -gt 0 ]; then
-  log "apt-get install ${APT[*]}"
-  $SUDO apt-get update -q >&2
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${APT[@]}" >&2
-fi
-NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
-[ "$NODE_MAJOR" -ge 18 ] || die "node $(node --version) is too old (xmpp.js 0.14 wants 18+)"
-(cd "$WEB" && npm install --no-audit --no-fund --loglevel=error >&2)
+# node, npm, chromium, python3-venv and the npm packages: interop/web/setup.sh (shared with web_tests.sh)
+NODE_MAJOR="$(bash "$WEB/setup.sh" | sed -n 's/^NODE_MAJOR=//p')"
+[ -n "$NODE_MAJOR" ] || die "interop/web/setup.sh failed"
 PY="$WEB/.venv/bin/python"
 if ! "$PY" -c 'import websockets; assert websockets.__version__ == "15.0.1"' 2>/dev/null; then
   python3 -m venv "$WEB/.venv"

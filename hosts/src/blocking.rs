@@ -42,7 +42,12 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use crate::{earliest, incoming, outgoing, Direction, DriverError, Machine, Upgraded, WireLog};
+use tungstenite::{Message, WebSocket};
+
+use crate::{
+    earliest, incoming, outgoing, outgoing_messages, Direction, DriverError, Input, Machine,
+    Upgraded, WireLog,
+};
 
 /// A connection the blocking driver can wait on with a deadline.
 ///
@@ -187,11 +192,42 @@ pub enum Wake<E> {
     Over,
 }
 
+/// A WebSocket (RFC 6455, after its handshake: see
+/// [`tungstenite::client::client`] and [`tungstenite::accept_hdr`]) over a
+/// driver's connection, for [`Driver::websocket`].
+pub type BoxWebSocket = WebSocket<BoxTransport>;
+
+/// What the driver moves: bytes over a [`Transport`], or whole messages
+/// over a WebSocket.
+enum Link {
+    Bytes(BoxTransport),
+    Messages(Box<BoxWebSocket>),
+}
+
+impl Link {
+    fn transport(&mut self) -> &mut BoxTransport {
+        match self {
+            Link::Bytes(t) => t,
+            Link::Messages(ws) => ws.get_mut(),
+        }
+    }
+}
+
+/// What one read gave.
+enum Read1 {
+    /// Bytes into the driver's buffer.
+    Bytes(usize),
+    /// One text or binary message.
+    Message(Vec<u8>),
+    /// A control frame (ping, pong): nothing for the machine.
+    Nothing,
+}
+
 /// The blocking driver of one machine (`M`: a `Client` or a `Server`) on
 /// one connection.
 pub struct Driver<M: Machine> {
     machine: M,
-    conn: Option<BoxTransport>,
+    conn: Option<Link>,
     upgrade: Option<TlsUpgrade>,
     wire: Option<WireLog>,
     queued: VecDeque<M::Event>,
@@ -202,9 +238,24 @@ pub struct Driver<M: Machine> {
 impl<M: Machine> Driver<M> {
     /// `machine` on `conn` (plain, or already TLS for direct TLS).
     pub fn new(machine: M, conn: impl Transport + Send + 'static) -> Self {
+        Self::on(machine, Link::Bytes(Box::new(conn)))
+    }
+
+    /// `machine` ([`Framing::WebSocket`](xmpp_sansio::Framing::WebSocket))
+    /// on a WebSocket whose handshake is done (`ws://`, or `wss://`: TLS
+    /// under it, given to the machine with `direct_tls`): each text (or
+    /// binary) message is fed with `feed_message`, each `poll_message` is
+    /// sent as one text message. Pings are answered by the WebSocket; a
+    /// close frame ends the connection ([`DriverError::PeerClosed`] unless
+    /// the stream was over). There is no STARTTLS.
+    pub fn websocket(machine: M, ws: BoxWebSocket) -> Self {
+        Self::on(machine, Link::Messages(Box::new(ws)))
+    }
+
+    fn on(machine: M, conn: Link) -> Self {
         Driver {
             machine,
-            conn: Some(Box::new(conn)),
+            conn: Some(conn),
             upgrade: None,
             wire: None,
             queued: VecDeque::new(),
@@ -283,20 +334,28 @@ impl<M: Machine> Driver<M> {
             }
             let deadline = earliest(self.machine.poll_timeout(), until);
             let conn = self.conn.as_mut().expect("connected");
-            conn.set_read_deadline(deadline)
+            conn.transport()
+                .set_read_deadline(deadline)
                 .map_err(DriverError::Read)?;
-            match conn.read(&mut self.buf) {
+            match read1(conn, &mut self.buf) {
                 // A TLS peer that closes without close_notify ends it too.
-                Ok(0) => return Err(DriverError::PeerClosed),
+                Ok(Read1::Bytes(0)) => return Err(DriverError::PeerClosed),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     return Err(DriverError::PeerClosed)
                 }
-                Ok(n) => incoming(
+                Ok(Read1::Bytes(n)) => incoming(
                     &mut self.machine,
-                    &self.buf[..n],
+                    Input::Bytes(&self.buf[..n]),
                     &mut self.queued,
                     &mut self.wire,
                 )?,
+                Ok(Read1::Message(m)) => incoming(
+                    &mut self.machine,
+                    Input::Message(&m),
+                    &mut self.queued,
+                    &mut self.wire,
+                )?,
+                Ok(Read1::Nothing) => {}
                 Err(e) if is_interrupt(&e) => return Ok(Wake::Interrupted),
                 Err(e)
                     if matches!(
@@ -321,20 +380,41 @@ impl<M: Machine> Driver<M> {
     /// ([`Transport::hang_up`]): what the peer still sends is not read.
     pub fn hang_up(mut self) {
         let _ = self.flush();
-        if let Some(mut conn) = self.conn.take() {
-            conn.hang_up();
+        match self.conn.take() {
+            Some(Link::Bytes(mut conn)) => conn.hang_up(),
+            Some(Link::Messages(mut ws)) => {
+                // A close frame, without waiting for the peer's.
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                ws.get_mut().hang_up();
+            }
+            None => {}
         }
     }
 
-    /// Drains `poll_transmit` and writes it.
+    /// Drains `poll_transmit` (`poll_message` over a WebSocket) and writes
+    /// it.
     fn flush(&mut self) -> Result<(), DriverError> {
-        let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
-            return Ok(());
-        };
-        let conn = self.conn.as_mut().expect("connected");
-        conn.write_all(&out)
-            .and_then(|()| conn.flush())
-            .map_err(DriverError::Write)
+        match self.conn.as_mut().expect("connected") {
+            Link::Bytes(conn) => {
+                let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
+                    return Ok(());
+                };
+                conn.write_all(&out)
+                    .and_then(|()| conn.flush())
+                    .map_err(DriverError::Write)
+            }
+            Link::Messages(ws) => {
+                let out = outgoing_messages(&mut self.machine, &mut self.wire);
+                if out.is_empty() {
+                    return Ok(());
+                }
+                for m in out {
+                    ws.write(m).map_err(|e| DriverError::Write(ws_io(e)))?;
+                }
+                ws.flush().map_err(|e| DriverError::Write(ws_io(e)))
+            }
+        }
     }
 
     /// `StartTls`: the callback's handshake, then `tls_established`.
@@ -343,12 +423,49 @@ impl<M: Machine> Driver<M> {
             .upgrade
             .as_mut()
             .ok_or_else(|| DriverError::Tls("tls: no TLS upgrade in this driver".into()))?;
-        let plain = self.conn.take().expect("connected");
+        let plain = match self.conn.take().expect("connected") {
+            Link::Bytes(plain) => plain,
+            Link::Messages(ws) => {
+                // Cannot happen: a WebSocket machine never asks for STARTTLS.
+                self.conn = Some(Link::Messages(ws));
+                return Err(DriverError::Tls("tls: no STARTTLS over a WebSocket".into()));
+            }
+        };
         let up = upgrade(plain, pending, self.machine.poll_timeout()).map_err(DriverError::Tls)?;
-        self.conn = Some(up.stream);
+        self.conn = Some(Link::Bytes(up.stream));
         self.tls_summary = Some(up.summary);
         self.machine
             .tls_established(Instant::now(), up.info)
             .map_err(|e| DriverError::Usage("tls_established", e))
+    }
+}
+
+/// One read of `link`: bytes into `buf`, or one WebSocket message (an
+/// interrupted or timed-out read leaves a partial frame with the
+/// WebSocket, for the next read).
+fn read1(link: &mut Link, buf: &mut [u8]) -> io::Result<Read1> {
+    match link {
+        Link::Bytes(conn) => conn.read(buf).map(Read1::Bytes),
+        Link::Messages(ws) => match ws.read() {
+            Ok(Message::Text(t)) => Ok(Read1::Message(t.as_bytes().to_vec())),
+            Ok(Message::Binary(b)) => Ok(Read1::Message(b.to_vec())),
+            // The peer's close frame (answered by the WebSocket): the end.
+            Ok(Message::Close(_)) => Ok(Read1::Bytes(0)),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Ok(Read1::Nothing),
+            Err(e) => Err(ws_io(e)),
+        },
+    }
+}
+
+/// A WebSocket error as an I/O error: the I/O error itself (so timeouts
+/// and interrupts are told apart), `UnexpectedEof` for a closed
+/// connection, else `InvalidData` with the reason.
+pub(crate) fn ws_io(e: tungstenite::Error) -> io::Error {
+    match e {
+        tungstenite::Error::Io(e) => e,
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            io::ErrorKind::UnexpectedEof.into()
+        }
+        other => io::Error::new(io::ErrorKind::InvalidData, format!("websocket: {other}")),
     }
 }

@@ -10,6 +10,10 @@
 //! - [`tokio`]: a driver over any `AsyncRead + AsyncWrite + Unpin`, run as
 //!   one future, with the events as a stream and a cloneable
 //!   [`tokio::Handle`] to send stanzas, answer requests and close;
+//! - both drivers move bytes over a stream, or whole messages over a
+//!   WebSocket for a machine in WebSocket framing (RFC 7395:
+//!   [`blocking::Driver::websocket`], [`tokio::websocket_connection`],
+//!   with the handshakes of [`websocket`], tungstenite);
 //! - [`tls`] and [`server_tls`]: the rustls glue (client and server
 //!   configurations, the handshake, the channel-binding data the SCRAM
 //!   `-PLUS` mechanisms need);
@@ -39,6 +43,7 @@ pub mod tls;
 pub mod tokio;
 #[doc(hidden)]
 pub mod tool;
+pub mod websocket;
 
 /// What a driver needs of a state machine: [`Client`] and [`Server`] alike.
 pub trait Machine {
@@ -52,6 +57,11 @@ pub trait Machine {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Received bytes.
     fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError>;
+    /// One received WebSocket message (a machine in
+    /// [`Framing::WebSocket`](xmpp_sansio::Framing::WebSocket)).
+    fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError>;
+    /// The next WebSocket message to send (one element each).
+    fn poll_message(&mut self) -> Option<Vec<u8>>;
     /// A deadline passed.
     fn handle_timeout(&mut self, now: Instant);
     /// The TLS handshake after `StartTls` is done.
@@ -85,6 +95,12 @@ macro_rules! machine {
             }
             fn feed(&mut self, now: Instant, data: &[u8]) -> Result<(), UsageError> {
                 <$machine>::feed(self, now, data)
+            }
+            fn feed_message(&mut self, now: Instant, message: &[u8]) -> Result<(), UsageError> {
+                <$machine>::feed_message(self, now, message)
+            }
+            fn poll_message(&mut self) -> Option<Vec<u8>> {
+                <$machine>::poll_message(self)
             }
             fn handle_timeout(&mut self, now: Instant) {
                 <$machine>::handle_timeout(self, now)
@@ -185,19 +201,30 @@ impl fmt::Display for DriverError {
 
 impl std::error::Error for DriverError {}
 
-/// Feeds `data` to `machine` and appends the events of this input to
-/// `queued`, in order, then logs the part of `data` the machine parsed:
-/// what follows `<proceed/>` belongs to TLS (the machine hands it back
-/// with `StartTls`).
+/// What a driver read: bytes of a byte stream, or one whole WebSocket
+/// message.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Bytes(&'a [u8]),
+    Message(&'a [u8]),
+}
+
+/// Feeds `input` to `machine` (`feed` or `feed_message`) and appends the
+/// events of this input to `queued`, in order, then logs the part the
+/// machine parsed: what follows `<proceed/>` belongs to TLS (the machine
+/// hands it back with `StartTls`).
 fn incoming<M: Machine>(
     machine: &mut M,
-    data: &[u8],
+    input: Input<'_>,
     queued: &mut std::collections::VecDeque<M::Event>,
     wire: &mut Option<WireLog>,
 ) -> Result<(), DriverError> {
-    machine
-        .feed(Instant::now(), data)
-        .map_err(|e| DriverError::Usage("feed", e))?;
+    let now = Instant::now();
+    let (data, fed) = match input {
+        Input::Bytes(d) => (d, machine.feed(now, d)),
+        Input::Message(m) => (m, machine.feed_message(now, m)),
+    };
+    fed.map_err(|e| DriverError::Usage("feed", e))?;
     let first = queued.len();
     while let Some(ev) = machine.poll_event() {
         queued.push_back(ev);
@@ -222,6 +249,28 @@ fn outgoing<M: Machine>(machine: &mut M, wire: &mut Option<WireLog>) -> Option<V
         log(Direction::Sent, &out);
     }
     Some(out)
+}
+
+/// Every WebSocket message `poll_message` has, in order, each logged, as
+/// text messages (the same type for tungstenite and tokio-tungstenite).
+fn outgoing_messages<M: Machine>(
+    machine: &mut M,
+    wire: &mut Option<WireLog>,
+) -> Vec<tungstenite::Message> {
+    let mut out = Vec::new();
+    while let Some(m) = machine.poll_message() {
+        if let Some(log) = wire {
+            log(Direction::Sent, &m);
+        }
+        out.push(tungstenite::Message::text(message_text(m)));
+    }
+    out
+}
+
+/// The text of an outgoing WebSocket message (the machines write UTF-8;
+/// anything else is replaced, never a panic).
+fn message_text(m: Vec<u8>) -> String {
+    String::from_utf8(m).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The earlier of two optional deadlines.

@@ -517,7 +517,7 @@ where
     Ok(rustls::StreamOwned::new(conn, sock))
 }
 
-/// A client-side STARTTLS upgrade for [`blocking::Driver::with_tls`]:
+/// A client-side STARTTLS upgrade for [`crate::blocking::Driver::with_tls`]:
 /// the handshake with `config` for `server_name`, then the channel
 /// bindings `binding` asks for (`require_ems` as for [`established`]).
 pub fn blocking_upgrade(

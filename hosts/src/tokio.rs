@@ -54,7 +54,15 @@ use ::tokio::sync::mpsc;
 use minidom::Element;
 use xmpp_sansio::UsageError;
 
-use crate::{incoming, outgoing, Direction, DriverError, Machine, Upgraded, WireLog};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::blocking::ws_io;
+use crate::{
+    incoming, outgoing, outgoing_messages, Direction, DriverError, Input, Machine, Upgraded,
+    WireLog,
+};
 
 /// A connection the tokio driver can own: any `AsyncRead + AsyncWrite +
 /// Unpin + Send`.
@@ -168,7 +176,7 @@ impl<E> futures_core::Stream for Events<E> {
 /// The driver of one machine on one connection: [`Connection::run`] it.
 pub struct Connection<M: Machine> {
     machine: M,
-    io: Option<BoxStream>,
+    io: Option<Link>,
     upgrade: Option<TlsUpgrade>,
     wire: Option<WireLog>,
     queued: VecDeque<M::Event>,
@@ -182,12 +190,69 @@ pub fn connection<M: Machine>(
     machine: M,
     io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
 ) -> (Connection<M>, Handle<M>, Events<M::Event>) {
+    connect(machine, Link::Bytes(Box::new(io)))
+}
+
+/// A WebSocket (RFC 6455, after its handshake: see
+/// [`tokio_tungstenite::client_async`] and
+/// [`tokio_tungstenite::accept_hdr_async`]) over a driver's stream, for
+/// [`websocket_connection`].
+pub type BoxWebSocket = WebSocketStream<BoxStream>;
+
+/// [`connection`] for a machine in
+/// [`Framing::WebSocket`](xmpp_sansio::Framing::WebSocket) on a WebSocket
+/// whose handshake is done (`ws://`, or `wss://` with the TLS given to the
+/// machine with `direct_tls`): each text (or binary) message is fed with
+/// `feed_message`, each `poll_message` is sent as one text message; pings
+/// are answered by the WebSocket; a close frame ends the connection. There
+/// is no STARTTLS.
+pub fn websocket_connection<M: Machine>(
+    machine: M,
+    ws: BoxWebSocket,
+) -> (Connection<M>, Handle<M>, Events<M::Event>) {
+    connect(machine, Link::Messages(Box::new(ws)))
+}
+
+/// What the driver moves: bytes over a stream, or whole messages over a
+/// WebSocket.
+enum Link {
+    Bytes(BoxStream),
+    Messages(Box<BoxWebSocket>),
+}
+
+/// What one read gave.
+enum Read1 {
+    /// Bytes into the driver's buffer (0: the end).
+    Bytes(usize),
+    /// One text or binary message.
+    Message(Vec<u8>),
+    /// A control frame: nothing for the machine.
+    Nothing,
+}
+
+/// One read of `link` (cancel safe: a partial WebSocket frame stays with
+/// the WebSocket).
+async fn read1(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Read1> {
+    match link {
+        Link::Bytes(io) => io.read(buf).await.map(Read1::Bytes),
+        Link::Messages(ws) => match ws.next().await {
+            None => Ok(Read1::Bytes(0)),
+            Some(Ok(Message::Text(t))) => Ok(Read1::Message(t.as_bytes().to_vec())),
+            Some(Ok(Message::Binary(b))) => Ok(Read1::Message(b.to_vec())),
+            Some(Ok(Message::Close(_))) => Ok(Read1::Bytes(0)),
+            Some(Ok(_)) => Ok(Read1::Nothing),
+            Some(Err(e)) => Err(ws_io(e)),
+        },
+    }
+}
+
+fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Events<M::Event>) {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(EVENTS);
     (
         Connection {
             machine,
-            io: Some(Box::new(io)),
+            io: Some(io),
             upgrade: None,
             wire: None,
             queued: VecDeque::new(),
@@ -228,8 +293,14 @@ impl<M: Machine> Connection<M> {
         if let Err(e) = result {
             let _ = self.events.send(Err(e)).await;
         }
-        if let Some(mut io) = self.io.take() {
-            let _ = io.shutdown().await;
+        match self.io.take() {
+            Some(Link::Bytes(mut io)) => {
+                let _ = io.shutdown().await;
+            }
+            Some(Link::Messages(mut ws)) => {
+                let _ = ws.close(None).await;
+            }
+            None => {}
         }
         self.machine
     }
@@ -266,12 +337,14 @@ impl<M: Machine> Connection<M> {
             };
             let io = self.io.as_mut().expect("connected");
             ::tokio::select! {
-                read = io.read(&mut buf) => match read {
-                    Ok(0) => return Err(DriverError::PeerClosed),
+                read = read1(io, &mut buf) => match read {
+                    Ok(Read1::Bytes(0)) => return Err(DriverError::PeerClosed),
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         return Err(DriverError::PeerClosed)
                     }
-                    Ok(n) => incoming(&mut self.machine, &buf[..n], &mut self.queued, &mut self.wire)?,
+                    Ok(Read1::Bytes(n)) => incoming(&mut self.machine, Input::Bytes(&buf[..n]), &mut self.queued, &mut self.wire)?,
+                    Ok(Read1::Message(m)) => incoming(&mut self.machine, Input::Message(&m), &mut self.queued, &mut self.wire)?,
+                    Ok(Read1::Nothing) => {}
                     Err(e) => return Err(DriverError::Read(e)),
                 },
                 command = self.commands.recv(), if commands_open => match command {
@@ -299,12 +372,25 @@ impl<M: Machine> Connection<M> {
 
     /// Drains `poll_transmit` and writes it.
     async fn flush(&mut self) -> Result<(), DriverError> {
-        let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
-            return Ok(());
-        };
-        let io = self.io.as_mut().expect("connected");
-        io.write_all(&out).await.map_err(DriverError::Write)?;
-        io.flush().await.map_err(DriverError::Write)
+        match self.io.as_mut().expect("connected") {
+            Link::Bytes(io) => {
+                let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
+                    return Ok(());
+                };
+                io.write_all(&out).await.map_err(DriverError::Write)?;
+                io.flush().await.map_err(DriverError::Write)
+            }
+            Link::Messages(ws) => {
+                let out = outgoing_messages(&mut self.machine, &mut self.wire);
+                if out.is_empty() {
+                    return Ok(());
+                }
+                for m in out {
+                    ws.feed(m).await.map_err(|e| DriverError::Write(ws_io(e)))?;
+                }
+                ws.flush().await.map_err(|e| DriverError::Write(ws_io(e)))
+            }
+        }
     }
 
     /// `StartTls`: the callback's handshake (by the machine's deadline),
@@ -314,7 +400,14 @@ impl<M: Machine> Connection<M> {
             .upgrade
             .as_mut()
             .ok_or_else(|| DriverError::Tls("tls: no TLS upgrade in this driver".into()))?;
-        let plain = self.io.take().expect("connected");
+        let plain = match self.io.take().expect("connected") {
+            Link::Bytes(plain) => plain,
+            Link::Messages(ws) => {
+                // Cannot happen: a WebSocket machine never asks for STARTTLS.
+                self.io = Some(Link::Messages(ws));
+                return Err(DriverError::Tls("tls: no STARTTLS over a WebSocket".into()));
+            }
+        };
         let handshake = upgrade(plain, pending);
         let up = match self.machine.poll_timeout() {
             Some(d) => ::tokio::time::timeout_at(d.into(), handshake)
@@ -323,7 +416,7 @@ impl<M: Machine> Connection<M> {
             None => handshake.await,
         }
         .map_err(DriverError::Tls)?;
-        self.io = Some(up.stream);
+        self.io = Some(Link::Bytes(up.stream));
         self.machine
             .tls_established(Instant::now(), up.info)
             .map_err(|e| DriverError::Usage("tls_established", e))

@@ -8,6 +8,12 @@
 //! a thread; its message goes out the way the server tool routes one, by
 //! interrupting the driver's read through TLS), the tokio drivers over an
 //! in-memory `tokio::io::duplex`.
+//!
+//! The `_over_wss` tests do the same over RFC 7395 WebSocket framing:
+//! TLS first (its channel bindings given with `direct_tls`), the WebSocket
+//! handshakes of `xmpp_sansio_hosts::websocket` (subprotocol `xmpp`), then
+//! one element per message through `Driver::websocket` and
+//! `websocket_connection`.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -374,5 +380,133 @@ async fn tokio_client_and_server_over_starttls() {
         .expect("not over in time");
     assert!(client.is_encrypted() && client.is_closed());
     assert!(server.is_closed());
+    check(client_seen, server_seen);
+}
+
+/// The client and the server of WebSocket framing (RFC 7395), for
+/// `wss://` (TLS first: direct, with its channel bindings).
+fn ws_machines(
+    client_tls: xmpp_sansio::TlsInfo,
+    server_tls: xmpp_sansio::TlsInfo,
+) -> (Client, Server) {
+    let mut config = ClientConfig::builder("juliet@sansio.test", Credentials::password("s3cret"));
+    config.resource = Some("balcony".into());
+    config.framing = xmpp_sansio::Framing::WebSocket;
+    config.tls = xmpp_sansio::client::TlsMode::Direct;
+    let client = Client::new(config.build().expect("valid"), Instant::now()).direct_tls(client_tls);
+    let mut config = ServerConfig::builder(DOMAIN);
+    config.framing = xmpp_sansio::Framing::WebSocket;
+    config.tls = xmpp_sansio::server::ServerTls::Direct;
+    let server = Server::new(config.build().expect("valid"), Instant::now()).direct_tls(server_tls);
+    (client, server)
+}
+
+const WSS_URL: &str = "wss://sansio.test/xmpp-websocket";
+
+#[test]
+fn blocking_client_and_server_over_wss() {
+    let (cert, key) = pki();
+    let setup = Arc::new(TlsSetup::new(vec![cert.clone()], key).expect("tls setup"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("address");
+    let deadline = Some(Instant::now() + BOUND);
+    let (infos, info) = std::sync::mpsc::channel();
+    let server_side = thread::spawn(move || {
+        let (sock, _) = listener.accept().expect("accept");
+        let up = setup
+            .blocking_accept(false, Box::new(sock), &[], deadline)
+            .expect("tls accept");
+        let ws = xmpp_sansio_hosts::websocket::blocking_accept(up.stream, deadline)
+            .expect("websocket accept");
+        infos.send(up.info).expect("info");
+        ws
+    });
+    let sock = TcpStream::connect(addr).expect("connect");
+    let up = tls::blocking_connect(
+        client_tls(&cert),
+        DOMAIN,
+        Box::new(sock),
+        &[],
+        deadline,
+        BindingChoice::Auto,
+        false,
+    )
+    .expect("tls connect");
+    let ws = xmpp_sansio_hosts::websocket::blocking_client(WSS_URL, up.stream, deadline)
+        .expect("websocket connect");
+    let server_ws = server_side.join().expect("server handshake");
+    let (client, server) = ws_machines(up.info, info.recv().expect("server tls"));
+
+    let server_side = thread::spawn(move || {
+        let peer = Blocking {
+            driver: blocking::Driver::websocket(server, server_ws),
+            routed: None,
+        };
+        let (seen, driver) = run_blocking(peer, on_server_event);
+        driver.hang_up();
+        seen
+    });
+    let peer = Blocking {
+        driver: blocking::Driver::websocket(client, ws),
+        routed: None,
+    };
+    let (client_seen, driver) = run_blocking(peer, on_client_event);
+    assert!(driver.machine().is_closed());
+    driver.hang_up();
+    check(client_seen, server_side.join().expect("server thread"));
+}
+
+#[tokio::test]
+async fn tokio_client_and_server_over_wss() {
+    let (cert, key) = pki();
+    let setup = TlsSetup::new(vec![cert.clone()], key).expect("tls setup");
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let server_side = async {
+        let up = setup
+            .tokio_accept(false, Box::new(server_io), &[])
+            .await
+            .expect("tls accept");
+        let ws = xmpp_sansio_hosts::websocket::tokio_accept(up.stream)
+            .await
+            .expect("websocket accept");
+        (ws, up.info)
+    };
+    let client_side = async {
+        let up = tls::tokio_connect(
+            client_tls(&cert),
+            DOMAIN,
+            Box::new(client_io),
+            &[],
+            BindingChoice::Auto,
+            false,
+        )
+        .await
+        .expect("tls connect");
+        let ws = xmpp_sansio_hosts::websocket::tokio_client(WSS_URL, up.stream)
+            .await
+            .expect("websocket connect");
+        (ws, up.info)
+    };
+    let ((server_ws, server_info), (client_ws, client_info)) =
+        tokio::time::timeout(BOUND, async { tokio::join!(server_side, client_side) })
+            .await
+            .expect("handshakes in time");
+    let (client, server) = ws_machines(client_info, server_info);
+    let (server_conn, server_handle, server_events) =
+        driver::websocket_connection(server, server_ws);
+    let (client_conn, client_handle, client_events) =
+        driver::websocket_connection(client, client_ws);
+    let all = async {
+        tokio::join!(
+            client_conn.run(),
+            server_conn.run(),
+            run_tokio(client_handle, client_events, on_client_event),
+            run_tokio(server_handle, server_events, on_server_event)
+        )
+    };
+    let (client, server, client_seen, server_seen) = tokio::time::timeout(BOUND, all)
+        .await
+        .expect("not over in time");
+    assert!(client.is_closed() && server.is_closed());
     check(client_seen, server_seen);
 }

@@ -95,7 +95,7 @@ impl fmt::Debug for Credentials {
 
 /// Everything a [`ClientConfig`] is built from, with its defaults: set
 /// the fields, then [`build`](Self::build) checks them all and prepares
-/// the JID. `#[non_exhaustive]`: start from [`ClientSettings::new`] (or
+/// the JID. `#[non_exhaustive]`: start from [`ClientSettings::new`](crate::client::ClientSettings::new) (or
 /// [`ClientConfig::builder`]), so new settings are not breaking changes.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -299,7 +299,7 @@ impl ClientSettings {
 }
 
 /// A client configuration, checked and prepared by
-/// [`ClientSettings::build`]: built once, shared behind an `Arc` by every
+/// [`ClientSettings::build`](crate::client::ClientSettings::build): built once, shared behind an `Arc` by every
 /// [`Client`](super::Client) that uses it (a load tool's thousands of
 /// sessions, a reconnecting client). Its settings read through `Deref`;
 /// to change one, clone the [`settings`](Self::settings) and build again.
@@ -311,7 +311,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// [`ClientSettings::new`]: the settings with their defaults, to set
+    /// [`ClientSettings::new`](crate::client::ClientSettings::new): the settings with their defaults, to set
     /// and [`build`](ClientSettings::build).
     pub fn builder(jid: impl Into<String>, credentials: Credentials) -> ClientSettings {
         ClientSettings::new(jid, credentials)

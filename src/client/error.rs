@@ -160,7 +160,7 @@ pub enum PolicyError {
     /// `legacy` feature; `unsupported-version` was sent.
     UnsupportedVersion,
     /// The server's zero-knowledge `<sequence/>` is above
-    /// [`ClientConfig::max_zero_k_sequence`](super::ClientConfig::max_zero_k_sequence):
+    /// [`ClientSettings::max_zero_k_sequence`](crate::client::ClientSettings::max_zero_k_sequence):
     /// nothing was hashed or sent.
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]

@@ -38,11 +38,11 @@ pub struct ClientMechanismInput<'a> {
     /// Channel-binding data of a type the server accepts, when the host
     /// supplied some.
     pub channel_binding: Option<&'a ChannelBinding>,
-    /// [`ClientConfig::min_scram_iterations`].
+    /// [`ClientSettings::min_scram_iterations`](crate::client::ClientSettings::min_scram_iterations).
     pub min_scram_iterations: u32,
-    /// [`ClientConfig::max_scram_iterations`].
+    /// [`ClientSettings::max_scram_iterations`](crate::client::ClientSettings::max_scram_iterations).
     pub max_scram_iterations: u32,
-    /// [`ClientConfig::replay_nonce`] (tests and replays only).
+    /// [`ClientSettings::replay_nonce`](crate::client::ClientSettings::replay_nonce) (tests and replays only).
     pub replay_nonce: Option<&'a str>,
     /// Randomness for nonces.
     pub rng: &'a mut dyn RandomSource,

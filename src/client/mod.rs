@@ -133,7 +133,7 @@ pub enum ClientEvent {
     Stanza(Element),
     /// The server sent `see-other-host`: reconnect there. Only from a
     /// TLS-protected stream, unless
-    /// [`ClientConfig::allow_redirect_without_tls`]. RFC 6120 4.9.3.19:
+    /// [`ClientSettings::allow_redirect_without_tls`](crate::client::ClientSettings::allow_redirect_without_tls). RFC 6120 4.9.3.19:
     /// the original domain stays the reference identity, so the new
     /// host's certificate is checked against the JID's domain, not
     /// against `host`.
@@ -149,7 +149,7 @@ pub enum ClientEvent {
     /// The server closed a WebSocket stream with `<close
     /// see-other-uri='...'/>` (RFC 7395 section 3.6.1): reconnect there.
     /// Only from a TLS-protected stream, unless
-    /// [`ClientSettings::allow_redirect_without_tls`]; the close (or
+    /// [`ClientSettings::allow_redirect_without_tls`](crate::client::ClientSettings::allow_redirect_without_tls); the close (or
     /// error, before ready) follows, as for any close by the server.
     SeeOtherUri {
         /// The WebSocket URI to connect to (`wss://...`).
@@ -532,7 +532,7 @@ impl Client {
     }
 
     /// Whether the queued output is above
-    /// [`ClientConfig::output_high_water`]: a host whose writes lag
+    /// [`ClientSettings::output_high_water`](crate::client::ClientSettings::output_high_water): a host whose writes lag
     /// stops sending stanzas (and reading) until it has written the queue.
     pub fn output_congested(&self) -> bool {
         self.core.queued() > self.config.output_high_water

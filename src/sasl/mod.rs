@@ -17,10 +17,10 @@
 //! Hosts can add mechanisms this crate does not ship (GSSAPI through a
 //! Kerberos library, for instance) by implementing the two traits and
 //! registering a factory for each side: in
-//! [`ClientConfig::mechanisms`](crate::client::ClientConfig::mechanisms)
+//! [`ClientSettings::mechanisms`](crate::client::ClientSettings::mechanisms)
 //! (with the [`policy::MechanismProfile`] the client's policy ranks it
-//! by) and in [`ServerConfig::registry`](crate::server::ServerConfig::registry)
-//! (named in [`ServerConfig::mechanisms`](crate::server::ServerConfig::mechanisms)
+//! by) and in [`ServerSettings::registry`](crate::server::ServerSettings::registry)
+//! (named in [`ServerSettings::mechanisms`](crate::server::ServerSettings::mechanisms)
 //! to be offered). The crate's own mechanisms go through the same
 //! registries.
 //!

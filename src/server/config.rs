@@ -37,7 +37,7 @@ pub enum ServerTls {
 
 /// Everything a [`ServerConfig`] is built from, with its defaults: set
 /// the fields, then [`build`](Self::build) checks them all and prepares
-/// the domains. `#[non_exhaustive]`: start from [`ServerSettings::new`]
+/// the domains. `#[non_exhaustive]`: start from [`ServerSettings::new`](crate::server::ServerSettings::new)
 /// (or [`ServerConfig::builder`]), so new settings are not breaking
 /// changes.
 #[derive(Clone)]
@@ -306,7 +306,7 @@ impl ServerSettings {
 }
 
 /// A server configuration, checked and prepared by
-/// [`ServerSettings::build`]: built once, shared behind an `Arc` by every
+/// [`ServerSettings::build`](crate::server::ServerSettings::build): built once, shared behind an `Arc` by every
 /// connection's [`Server`](super::Server) (its domains, mechanism registry
 /// and forms are not rebuilt per connection). Its settings read through
 /// `Deref`; to change one, clone the [`settings`](Self::settings) and
@@ -319,7 +319,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// [`ServerSettings::new`]: the settings with their defaults, to set
+    /// [`ServerSettings::new`](crate::server::ServerSettings::new): the settings with their defaults, to set
     /// and [`build`](ServerSettings::build).
     pub fn builder(domain: impl Into<String>) -> ServerSettings {
         ServerSettings::new(domain)

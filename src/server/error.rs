@@ -61,7 +61,7 @@ impl std::error::Error for ServerError {}
 #[non_exhaustive]
 pub enum PolicyError {
     /// The client reached
-    /// [`ServerConfig::max_auth_failures`](super::ServerConfig::max_auth_failures)
+    /// [`ServerSettings::max_auth_failures`](crate::server::ServerSettings::max_auth_failures)
     /// failed authentication attempts; `policy-violation` was sent.
     TooManyAuthFailures {
         /// The failures counted.

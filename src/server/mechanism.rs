@@ -31,11 +31,11 @@ pub struct ServerMechanismInput<'a> {
     pub tls: Option<&'a TlsInfo>,
     /// The domain the client asked for.
     pub domain: &'a str,
-    /// [`ServerConfig::downgrade_protection`].
+    /// [`ServerSettings::downgrade_protection`](crate::server::ServerSettings::downgrade_protection).
     pub downgrade_protection: bool,
-    /// [`ServerConfig::scram_unknown_user_secret`].
+    /// [`ServerSettings::scram_unknown_user_secret`](crate::server::ServerSettings::scram_unknown_user_secret).
     pub unknown_user_secret: &'a [u8],
-    /// [`ServerConfig::scram_unknown_user_iterations`].
+    /// [`ServerSettings::scram_unknown_user_iterations`](crate::server::ServerSettings::scram_unknown_user_iterations).
     pub unknown_user_iterations: u32,
     /// Randomness for nonces.
     pub rng: &'a mut dyn RandomSource,
@@ -49,7 +49,7 @@ pub type BuildServerMechanism =
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct OfferRule {
     /// The client sends the secret in the clear: offered only over TLS
-    /// unless [`ServerConfig::allow_plain_without_tls`] (PLAIN and the
+    /// unless [`ServerSettings::allow_plain_without_tls`](crate::server::ServerSettings::allow_plain_without_tls) (PLAIN and the
     /// bearer-token mechanisms).
     pub cleartext: bool,
     /// Offered only over TLS, whatever the configuration (EXTERNAL).
@@ -80,7 +80,7 @@ impl ServerMechanismFactory {
 /// The mechanisms a server can build, by name. `Default` (and
 /// [`builtin`](MechanismRegistry::builtin)) holds the crate's; a host
 /// [`register`](MechanismRegistry::register)s its own and names it in
-/// [`ServerConfig::mechanisms`] to offer it.
+/// [`ServerSettings::mechanisms`](crate::server::ServerSettings::mechanisms) to offer it.
 pub type ServerMechanisms = MechanismRegistry<OfferRule, BuildServerMechanism>;
 
 impl Default for ServerMechanisms {
@@ -131,7 +131,7 @@ impl ServerMechanisms {
 }
 
 /// What the server offers on a stream with this TLS state: the
-/// mechanisms (those of [`ServerConfig::mechanisms`] that are registered
+/// mechanisms (those of [`ServerSettings::mechanisms`](crate::server::ServerSettings::mechanisms) that are registered
 /// and whose [`OfferRule`] allows it) and the XEP-0440 channel-binding
 /// types.
 pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer {

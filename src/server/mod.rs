@@ -726,7 +726,7 @@ impl Server {
     }
 
     /// Whether the queued output is above
-    /// [`ServerConfig::output_high_water`]: a host whose writes lag stops
+    /// [`ServerSettings::output_high_water`](crate::server::ServerSettings::output_high_water): a host whose writes lag stops
     /// reading from the client (whose requests make the output) until it
     /// has written the queue.
     pub fn output_congested(&self) -> bool {
@@ -1275,7 +1275,7 @@ impl Server {
     /// One failed authentication attempt, whatever its kind: a SASL
     /// `<failure/>` (an `<abort/>` included) or a failed `jabber:iq:auth`
     /// (a 401 verdict, a refused method). They share one count: at
-    /// [`ServerConfig::max_auth_failures`] the stream ends with
+    /// [`ServerSettings::max_auth_failures`](crate::server::ServerSettings::max_auth_failures) the stream ends with
     /// `policy-violation`.
     fn count_auth_failure(&mut self) {
         self.failures = self.failures.saturating_add(1);

@@ -1,4 +1,4 @@
-//! A real host for the sans-IO [`Client`]: blocking `std::net` + rustls.
+//! A real host for the sans-IO [`Client`](xmpp_sansio::client::Client): blocking `std::net` + rustls.
 //!
 //! It logs in, sends one message to its own full JID, waits for it to come
 //! back, closes the stream and prints `OK <bound full jid>` (exit 0), or
@@ -7,6 +7,8 @@
 //! ```text
 //! cargo run -p xmpp-sansio-hosts --bin client -- --host 127.0.0.1 --port 5222 \
 //!     --jid alice@localhost --password secret --ca-file cert.pem --transcript
+//! cargo run -p xmpp-sansio-hosts --bin client -- --transport websocket \
+//!     --url ws://127.0.0.1:5280/xmpp-websocket --jid alice@localhost --password secret
 //! ```
 //!
 //! Run with `--help` for the options. The drive loop is the blocking
@@ -20,7 +22,9 @@ use xmpp_sansio_hosts::blocking::{BoxTransport, Driver};
 use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, noted_starttls, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
-use xmpp_sansio_hosts::{help_options_head, help_options_middle, help_options_tail, tls};
+use xmpp_sansio_hosts::{
+    help_options_head, help_options_middle, help_options_tail, tls, websocket,
+};
 
 const HELP: &str = concat!(
     "\
@@ -58,8 +62,7 @@ fn main() -> ExitCode {
 /// One login: connect, negotiate, message to self, close.
 fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
-    let host = args.host.clone().unwrap_or_else(|| domain.clone());
-    let port = args.port();
+    let (host, port) = args.address();
     let sock = host::connect(&host, port, args.timeout).map_err(|e| e.line(&host, port))?;
     note(&format!("connected to {host}:{port}"));
     let started = Instant::now();
@@ -69,9 +72,10 @@ fn run(args: &Args) -> Result<String, String> {
         TlsArg::None => (Box::new(sock), (TlsMode::None, None)),
         TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
         TlsArg::Direct => {
+            let (name, alpn) = args.direct_tls_target();
             let up = tls::blocking_connect(
-                args.tls_config(Some(b"xmpp-client"))?,
-                &domain,
+                args.tls_config(Some(alpn))?,
+                &name,
                 Box::new(sock),
                 &[],
                 Some(started + args.timeout),
@@ -83,8 +87,16 @@ fn run(args: &Args) -> Result<String, String> {
         }
     };
 
-    let mut driver = Driver::new(args.client(tls_mode.0, tls_mode.1)?, conn)
-        .with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
+    let client = args.client(tls_mode.0, tls_mode.1)?;
+    let driver = match &args.url {
+        Some(u) => {
+            let ws = websocket::blocking_client(&u.url, conn, Some(started + args.timeout))?;
+            note(&format!("WebSocket open: {} (subprotocol xmpp)", u.url));
+            Driver::websocket(client, ws)
+        }
+        None => Driver::new(client, conn),
+    };
+    let mut driver = driver.with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
     if args.tls == TlsArg::StartTls {
         let upgrade =
             tls::blocking_upgrade(args.tls_config(None)?, &domain, args.binding, require_ems);

@@ -12,7 +12,8 @@
 //! with conflict detection; optionally in-band registration (XEP-0077) and
 //! legacy `jabber:iq:auth` (XEP-0078, with plaintext, digest and
 //! zero-knowledge); and routing of `<message/>` (and `<iq/>`) stanzas
-//! between the connected sessions of its users. It logs one line per login
+//! between the connected sessions of its users, over TCP and, with
+//! `--websocket ADDR`, over RFC 7395 WebSocket (ws on loopback, or wss). It logs one line per login
 //! (`LOGIN alice@localhost/res via SCRAM-SHA-256-PLUS ...`), per
 //! registration and per failure (`AUTHFAIL`, `BIND-CONFLICT`, `ERROR`...) on
 //! stdout; `--help` lists them.
@@ -55,10 +56,12 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
+use xmpp_sansio::Framing;
 use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::{host, im};
+use xmpp_sansio_hosts::websocket;
 use xmpp_sansio_hosts::DriverError;
 
 const HELP: &str = "\
@@ -70,6 +73,11 @@ USAGE:
 OPTIONS:
     --listen ADDR        address to listen on (default 127.0.0.1:5222; port 0 picks a
                          free port, printed on the LISTENING line)
+    --websocket ADDR     also accept XMPP over WebSocket (RFC 7395, subprotocol xmpp) on
+                         ADDR, path /xmpp-websocket, from pages of any origin: wss:// with
+                         the --cert/--key of TLS, else plain ws:// (loopback addresses
+                         only), then treated as secure (as Prosody's
+                         consider_websocket_secure): SASL, PLAIN included, without TLS
     --domain D           the domain served (a stream to any other gets host-unknown)
     --cert F             PEM certificate chain, end entity first (not with --tls none)
     --key F              PEM private key
@@ -98,7 +106,8 @@ OPTIONS:
 
 OUTPUT (stdout, one line each):
     LISTENING <addr> ...    once listening
-    LOGIN <full jid> via <mechanism> (<tls>, <peer>)
+    LISTENING-WS <addr> ws|wss   once the --websocket listener is listening
+    LOGIN <full jid> via <mechanism> (<tls>, <peer>[ websocket])
     AUTHFAIL <user> via <mechanism>: <condition> (<peer>)
     BIND-CONFLICT <full jid> (<peer>)
     REGISTER <user> (<peer>), PASSWORD / UPDATE / REMOVE <user> (<peer>), and
@@ -164,6 +173,8 @@ struct Args {
     tls: TlsArg,
     element_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
+    /// `--websocket ADDR`.
+    websocket: Option<String>,
 }
 
 /// A whole number of seconds, at least one.
@@ -187,12 +198,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         tls: TlsArg::StartTls,
         element_timeout: None,
         idle_timeout: None,
+        websocket: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--listen" => a.listen = value()?,
+            "--websocket" => a.websocket = Some(value()?),
             "--domain" => a.domain = value()?.to_ascii_lowercase(),
             "--cert" => a.cert = Some(value()?.into()),
             "--key" => a.key = Some(value()?.into()),
@@ -567,6 +580,9 @@ struct Shared {
     tls: Option<Arc<TlsSetup>>,
     /// Built once: every connection's `Server` shares it.
     config: Arc<ServerConfig>,
+    /// The same for the WebSocket listener's connections (WebSocket
+    /// framing), built once too.
+    ws_config: Option<Arc<ServerConfig>>,
     store: Store,
     /// Full JID -> the session bound to it.
     sessions: Mutex<HashMap<String, Route>>,
@@ -790,9 +806,11 @@ struct Session {
     mechanism: Option<String>,
     /// The user name of the last credential request (for the log).
     user: Option<String>,
+    /// A connection of the `--websocket` listener.
+    websocket: bool,
 }
 
-fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
+fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, websocket: bool) {
     let (queue, inputs) = sync_channel(QUEUE);
     let (credits, credit) = sync_channel(READ_AHEAD);
     for _ in 0..READ_AHEAD {
@@ -855,6 +873,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr) {
         bound: None,
         mechanism: None,
         user: None,
+        websocket,
     };
     if let Err(e) = s.run(conn) {
         log(format_args!("ERROR {peer}: {e}"));
@@ -956,6 +975,9 @@ impl Transport for QueueTransport {
 
 impl Session {
     fn run(&mut self, conn: QueueTransport) -> Result<(), String> {
+        if self.websocket {
+            return self.run_websocket(conn);
+        }
         let routed = conn.routed.clone();
         let (conn, tls): (BoxTransport, _) = match self.shared.tls_arg {
             TlsArg::Direct => {
@@ -984,6 +1006,38 @@ impl Session {
                 setup.blocking_accept(false, sock, pending, Some(deadline))
             });
         }
+        let result = self.drive(&mut driver, &routed);
+        driver.hang_up();
+        result
+    }
+
+    /// A connection of the `--websocket` listener: TLS when the server has
+    /// a certificate (wss), the WebSocket handshake, then the session in
+    /// WebSocket framing on the shared WebSocket configuration. Routed
+    /// stanzas interrupt the WebSocket's reads as they do a TCP stream's.
+    fn run_websocket(&mut self, conn: QueueTransport) -> Result<(), String> {
+        let routed = conn.routed.clone();
+        let config = self
+            .shared
+            .ws_config
+            .clone()
+            .ok_or("no WebSocket configuration")?;
+        let deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
+        let (conn, tls): (BoxTransport, _) = match &self.shared.tls {
+            Some(setup) => {
+                let up = setup.blocking_accept(false, Box::new(conn), &[], deadline)?;
+                self.tls_summary = Some(up.summary);
+                (up.stream, Some(up.info))
+            }
+            None => (Box::new(conn), None),
+        };
+        let ws = websocket::blocking_accept(conn, deadline)?;
+        let server = Server::new(config, Instant::now());
+        let server = match tls {
+            Some(info) => server.direct_tls(info),
+            None => server,
+        };
+        let mut driver = Driver::websocket(server, ws);
         let result = self.drive(&mut driver, &routed);
         driver.hang_up();
         result
@@ -1165,10 +1219,11 @@ impl Session {
                     self.bound = Some(jid.to_string());
                 }
                 log(format_args!(
-                    "LOGIN {jid} via {} ({}, {})",
+                    "LOGIN {jid} via {} ({}, {}{})",
                     self.mechanism.as_deref().unwrap_or("-"),
                     self.tls_summary.as_deref().unwrap_or("no TLS"),
-                    self.peer
+                    self.peer,
+                    if self.websocket { " websocket" } else { "" }
                 ));
             }
             ServerEvent::Stanza(el) => {
@@ -1264,13 +1319,25 @@ fn main() -> ExitCode {
 
 /// The one configuration every connection shares, checked at start. The
 /// SCRAM secret for unknown users is drawn once, here, by `build`.
-fn server_config(args: &Args, mechanisms: &[String]) -> Result<ServerConfig, String> {
+///
+/// `websocket`: the configuration of the `--websocket` listener (Some(wss)):
+/// WebSocket framing, TLS first for wss; plain ws (loopback) is treated
+/// as secure, PLAIN included, as Prosody's `consider_websocket_secure`.
+fn server_config(
+    args: &Args,
+    mechanisms: &[String],
+    websocket: Option<bool>,
+) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder(args.domain.clone());
-    config.tls = match args.tls {
-        TlsArg::Direct => ServerTls::Direct,
-        TlsArg::StartTls => ServerTls::StartTlsRequired,
-        TlsArg::None => ServerTls::None,
+    config.tls = match (websocket, args.tls) {
+        (Some(true), _) | (None, TlsArg::Direct) => ServerTls::Direct,
+        (Some(false), _) | (None, TlsArg::None) => ServerTls::None,
+        (None, TlsArg::StartTls) => ServerTls::StartTlsRequired,
     };
+    if let Some(wss) = websocket {
+        config.framing = Framing::WebSocket;
+        config.allow_plain_without_tls = !wss;
+    }
     config.mechanisms = mechanisms.to_vec();
     config.scram_unknown_user_iterations = ITERATIONS;
     if args.allow_register {
@@ -1305,15 +1372,34 @@ fn start(args: Args) -> Result<(), String> {
         eprintln!("server: no tls-server-end-point for this certificate: {why}");
     }
     let store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
-    let config = Arc::new(server_config(&args, &mechanisms)?);
+    let config = Arc::new(server_config(&args, &mechanisms, None)?);
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let wss = tls.is_some();
+    let ws_listener = match &args.websocket {
+        Some(a) => {
+            let l = TcpListener::bind(a).map_err(|e| format!("--websocket {a}: {e}"))?;
+            let ws_addr = l.local_addr().map_err(|e| e.to_string())?;
+            if !wss && !ws_addr.ip().is_loopback() {
+                return Err(format!(
+                    "--websocket {a}: plain ws:// only on a loopback address (wss:// needs --cert/--key and TLS)"
+                ));
+            }
+            Some((l, ws_addr))
+        }
+        None => None,
+    };
+    let ws_config = match ws_listener {
+        Some(_) => Some(Arc::new(server_config(&args, &mechanisms, Some(wss))?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         domain: args.domain.clone(),
         tls_arg: args.tls,
         tls,
         config,
+        ws_config,
         store,
         sessions: Mutex::new(HashMap::new()),
     });
@@ -1324,7 +1410,28 @@ fn start(args: Args) -> Result<(), String> {
         mechanisms.join(","),
         args.users.len()
     ));
-    let mut next_id = 0u64;
+    // Session ids from both listeners.
+    let next_id = Arc::new(AtomicU64::new(0));
+    if let Some((ws_listener, ws_addr)) = ws_listener {
+        log(format_args!(
+            "LISTENING-WS {ws_addr} {}",
+            if wss { "wss" } else { "ws" }
+        ));
+        let (shared, next_id) = (shared.clone(), next_id.clone());
+        thread::spawn(move || accept_loop(ws_listener, shared, next_id, true));
+    }
+    accept_loop(listener, shared, next_id, false);
+    Ok(())
+}
+
+/// Accepts connections for ever, one session thread each (`websocket`:
+/// the `--websocket` listener's).
+fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    next_id: Arc<AtomicU64>,
+    websocket: bool,
+) {
     for conn in listener.incoming() {
         let sock = match conn {
             Ok(s) => s,
@@ -1337,9 +1444,8 @@ fn start(args: Args) -> Result<(), String> {
             Ok(p) => p,
             Err(_) => continue,
         };
-        next_id += 1;
-        let (shared, id) = (shared.clone(), next_id);
-        thread::spawn(move || serve(shared, id, sock, peer));
+        let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = shared.clone();
+        thread::spawn(move || serve(shared, id, sock, peer, websocket));
     }
-    Ok(())
 }

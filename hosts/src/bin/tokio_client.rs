@@ -16,11 +16,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use xmpp_sansio::client::TlsMode;
-use xmpp_sansio_hosts::tokio::{connection, BoxStream};
+use xmpp_sansio_hosts::tokio::{connection, websocket_connection, BoxStream};
 use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
-use xmpp_sansio_hosts::{help_options_head, help_options_middle, help_options_tail, tls};
+use xmpp_sansio_hosts::{
+    help_options_head, help_options_middle, help_options_tail, tls, websocket,
+};
 
 const HELP: &str = concat!(
     "\
@@ -59,8 +61,7 @@ fn main() -> ExitCode {
 /// One login: connect, negotiate, message to self, close.
 async fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
-    let host = args.host.clone().unwrap_or_else(|| domain.clone());
-    let port = args.port();
+    let (host, port) = args.address();
     let started = Instant::now();
     let sock = tokio::time::timeout(
         args.timeout,
@@ -78,9 +79,10 @@ async fn run(args: &Args) -> Result<String, String> {
         TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
         TlsArg::Direct => {
             let remaining = args.timeout.saturating_sub(started.elapsed());
+            let (name, alpn) = args.direct_tls_target();
             let handshake = tls::tokio_connect(
-                args.tls_config(Some(b"xmpp-client"))?,
-                &domain,
+                args.tls_config(Some(alpn))?,
+                &name,
                 Box::new(sock),
                 &[],
                 args.binding,
@@ -94,7 +96,18 @@ async fn run(args: &Args) -> Result<String, String> {
         }
     };
 
-    let (conn, handle, mut events) = connection(args.client(tls_mode.0, tls_mode.1)?, io);
+    let client = args.client(tls_mode.0, tls_mode.1)?;
+    let (conn, handle, mut events) = match &args.url {
+        Some(u) => {
+            let remaining = args.timeout.saturating_sub(started.elapsed());
+            let ws = tokio::time::timeout(remaining, websocket::tokio_client(&u.url, io))
+                .await
+                .map_err(|_| "websocket handshake: timed out".to_owned())??;
+            note(&format!("WebSocket open: {} (subprotocol xmpp)", u.url));
+            websocket_connection(client, ws)
+        }
+        None => connection(client, io),
+    };
     let mut conn = conn.with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
     if args.tls == TlsArg::StartTls {
         let mut starttls =

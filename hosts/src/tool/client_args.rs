@@ -25,6 +25,9 @@ macro_rules! help_options_head {
 OPTIONS:
     --host H            server address (default: the JID's domain)
     --port P            port (default: 5222, or 5223 with --tls direct)
+    --transport T       tcp (default) | websocket (RFC 7395, with --url); bosh: not yet
+    --url U             ws://HOST:PORT/xmpp-websocket or wss://... (websocket: instead of
+                        --host/--port/--tls: ws:// has no TLS, wss:// is TLS first)
     --jid J             user@domain, or just domain for ANONYMOUS
     --password W        password (SCRAM-*, PLAIN, ...)
     --token T           bearer token (OAUTHBEARER, X-OAUTH2)
@@ -69,6 +72,15 @@ pub enum TlsArg {
     None,
 }
 
+/// `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportArg {
+    /// The XML stream over TCP (default).
+    Tcp,
+    /// RFC 7395 over the WebSocket of `--url`.
+    WebSocket,
+}
+
 /// The parsed command line.
 #[derive(Debug)]
 pub struct Args {
@@ -85,6 +97,9 @@ pub struct Args {
     pub resource: Option<String>,
     pub transcript: bool,
     pub timeout: Duration,
+    pub transport: TransportArg,
+    /// `--url` (with `--transport websocket`).
+    pub url: Option<crate::websocket::WsUrl>,
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
@@ -95,6 +110,9 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut binding = BindingChoice::Auto;
     let mut tls = TlsArg::StartTls;
     let mut tls_version = None;
+    let mut transport = TransportArg::Tcp;
+    let mut url = None;
+    let mut tls_given = false;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--password" => password = Some(value()?),
@@ -111,7 +129,22 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     ),
                 };
             }
+            "--transport" => {
+                let v = value()?;
+                transport = match v.as_str() {
+                    "tcp" => TransportArg::Tcp,
+                    "websocket" => TransportArg::WebSocket,
+                    "bosh" => {
+                        return Err(
+                            "--transport bosh is not supported yet (tcp or websocket)".into()
+                        )
+                    }
+                    _ => return Err(format!("unknown --transport {v:?} (tcp or websocket)")),
+                };
+            }
+            "--url" => url = Some(crate::websocket::WsUrl::parse(&value()?)?),
             "--tls" => {
+                tls_given = true;
                 let v = value()?;
                 tls = match v.as_str() {
                     "starttls" => TlsArg::StartTls,
@@ -149,7 +182,32 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         resource: common.resource.take(),
         transcript: common.transcript,
         timeout: common.timeout(),
+        transport,
+        url,
     };
+    match (a.transport, &a.url) {
+        (TransportArg::WebSocket, None) => {
+            return Err("--transport websocket needs --url ws://... or wss://...".into())
+        }
+        (TransportArg::Tcp, Some(_)) => return Err("--url is for --transport websocket".into()),
+        (TransportArg::WebSocket, Some(u)) => {
+            if tls_given || a.host.is_some() || a.port.is_some() {
+                return Err(
+                    "--transport websocket: the --url says where and whether TLS (wss://); \
+                     no --tls, --host or --port"
+                        .into(),
+                );
+            }
+            // No STARTTLS over a WebSocket: TLS is the wss:// one, set up
+            // before the stream (as direct TLS).
+            a.tls = if u.secure {
+                TlsArg::Direct
+            } else {
+                TlsArg::None
+            };
+        }
+        (TransportArg::Tcp, None) => {}
+    }
     if a.jid.is_empty() {
         return Err("--jid is required (see --help)".into());
     }
@@ -172,6 +230,32 @@ impl Args {
         })
     }
 
+    /// Where to connect: the `--url`'s host and port, or `--host` (the
+    /// JID's domain) and [`Args::port`].
+    pub fn address(&self) -> (String, u16) {
+        match &self.url {
+            Some(u) => (u.host.clone(), u.port),
+            None => (
+                self.host
+                    .clone()
+                    .unwrap_or_else(|| crate::tool::host::domain_of(&self.jid).to_owned()),
+                self.port(),
+            ),
+        }
+    }
+
+    /// Direct TLS's server name and ALPN protocol: the `wss://` URL's host
+    /// and HTTP, or the JID's domain and `xmpp-client` (XEP-0368).
+    pub fn direct_tls_target(&self) -> (String, &'static [u8]) {
+        match &self.url {
+            Some(u) => (u.host.clone(), b"http/1.1"),
+            None => (
+                crate::tool::host::domain_of(&self.jid).to_owned(),
+                b"xmpp-client",
+            ),
+        }
+    }
+
     /// `--password`, `--token`, or neither (SASL ANONYMOUS).
     pub fn credentials(&self) -> Credentials {
         match (&self.password, &self.token) {
@@ -186,6 +270,9 @@ impl Args {
     pub fn client(&self, tls: TlsMode, direct: Option<TlsInfo>) -> Result<Client, String> {
         let mut config = ClientConfig::builder(self.jid.clone(), self.credentials());
         config.tls = tls;
+        if self.transport == TransportArg::WebSocket {
+            config.framing = xmpp_sansio::Framing::WebSocket;
+        }
         config.resource = self.resource.clone();
         config.negotiation_timeout = self.timeout;
         if let Some(m) = &self.mechanism {
