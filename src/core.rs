@@ -325,6 +325,25 @@ impl<E, Err: Clone> Core<E, Err> {
         self.close_deadline = Some(deadline(now, grace));
     }
 
+    /// Sends RFC 7395's redirect, `<close see-other-uri='uri'/>`, and
+    /// waits for the peer's close, at most `grace`. A `uri` that cannot be
+    /// written changes nothing.
+    pub fn start_close_see_other_uri(
+        &mut self,
+        now: Instant,
+        grace: Duration,
+        uri: &str,
+    ) -> Result<(), WriteError> {
+        if self.life != Life::Open {
+            return Ok(());
+        }
+        self.writer.write_close_see_other_uri(&mut self.out, uri)?;
+        self.seal();
+        self.life = Life::Closing;
+        self.close_deadline = Some(deadline(now, grace));
+        Ok(())
+    }
+
     /// The peer closed: answer when we have not closed yet, and finish.
     pub fn peer_closed(&mut self, closed_event: E) {
         if self.life == Life::Open && !self.awaiting_tls {
@@ -470,6 +489,11 @@ pub enum UsageError {
     /// The stream failed or was closed before (`error()` says
     /// why, if it failed).
     Closed,
+    /// A `see-other-uri` redirect on a machine framed for TCP: RFC 7395's
+    /// `<close see-other-uri/>` exists over WebSocket and BOSH only; over
+    /// TCP the redirect is the `see-other-host` stream error
+    /// (`close_with_error`). Nothing was sent.
+    RedirectNeedsWebFraming,
 }
 
 impl fmt::Display for UsageError {
@@ -496,6 +520,9 @@ impl fmt::Display for UsageError {
                 "this machine reads WebSocket messages: give them to feed_message, not feed",
             ),
             Self::Closed => f.write_str("the stream is closed (error() says why, if it failed)"),
+            Self::RedirectNeedsWebFraming => f.write_str(
+                "a see-other-uri redirect exists over WebSocket and BOSH only; over TCP send the see-other-host stream error",
+            ),
         }
     }
 }
@@ -548,6 +575,10 @@ mod tests {
             (
                 UsageError::Closed,
                 "the stream is closed (error() says why, if it failed)",
+            ),
+            (
+                UsageError::RedirectNeedsWebFraming,
+                "a see-other-uri redirect exists over WebSocket and BOSH only; over TCP send the see-other-host stream error",
             ),
         ];
         for (e, shown) in cases {

@@ -17,7 +17,7 @@
 //! | restart (after STARTTLS, SASL) | a new header | a new `<open/>` (after SASL only) |
 //! | STARTTLS | as configured | never: TLS is the WebSocket's (`wss`), reported with `direct_tls`; `StartTlsRequired` then means "no authentication unless the host said TLS" |
 //! | whitespace keepalive | the client's `keepalive` | none (pings are the host's, or XEP-0199) |
-//! | redirect | `<see-other-host/>` stream error | `<close see-other-uri='...'/>` (the client's [`ClientEvent::SeeOtherUri`](crate::client::ClientEvent::SeeOtherUri)) |
+//! | redirect | `<see-other-host/>` stream error ([`Server::close_with_error`](crate::server::Server::close_with_error)) | `<close see-other-uri='...'/>`: [`Server::redirect`](crate::server::Server::redirect) sends it, the client reports [`ClientEvent::SeeOtherUri`](crate::client::ClientEvent::SeeOtherUri) |
 //! | element limits | per top-level element | per message (the same: one element each) |
 //!
 //! Over WebSocket the reader also takes Prosody 13's `<stream:error>`

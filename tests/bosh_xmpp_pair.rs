@@ -363,3 +363,26 @@ fn a_server_burst_beyond_the_manager_queue_arrives_in_order() {
         assert!(b.starts_with(&format!("{i} ")), "{i}");
     }
 }
+
+/// The server's redirect (`Server::redirect`) over BOSH is the session's
+/// terminate with `condition='see-other-uri'` and the URI (XEP-0124
+/// section 17.3): the BOSH client says where to go, and the role machine
+/// gets it as RFC 7395's redirect.
+#[test]
+fn the_servers_redirect_terminates_with_see_other_uri() {
+    let mut n = net("PLAIN", "pencil");
+    n.run();
+    assert!(n.client.client().is_ready());
+    let sid = n.sid();
+    n.cm.redirect(n.now, &sid, "https://cm2.example.com/http-bind")
+        .unwrap();
+    n.run();
+    match n.client.bosh_error() {
+        Some(BoshClientError::SeeOtherUri(uri)) => {
+            assert_eq!(uri, "https://cm2.example.com/http-bind")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(n.client.is_closed());
+    assert_eq!(n.cm.session_count(), 0);
+}

@@ -217,3 +217,79 @@ fn starttls_is_neither_offered_nor_sent_over_websocket() {
         ))
     ));
 }
+
+/// RFC 7395 section 3.6.1: the server sends the client elsewhere with
+/// `<close see-other-uri/>`; the client reports the URI (the stream was
+/// protected) and both ends close.
+#[test]
+fn the_servers_redirect_is_a_close_with_see_other_uri() {
+    let mut p = ws_pair("PLAIN", "pencil", true);
+    p.negotiate();
+    assert!(p.client.is_ready());
+    let sent = p.down_messages.len();
+    p.server
+        .redirect(p.now, "wss://other.example.com/xmpp-websocket?a=1&b=2")
+        .unwrap();
+    p.drive();
+    let redirect = parse(&p.down_messages[sent]);
+    assert_eq!(
+        (redirect.name(), redirect.ns().as_str()),
+        ("close", ns::FRAMING)
+    );
+    assert_eq!(
+        redirect.attr("see-other-uri"),
+        Some("wss://other.example.com/xmpp-websocket?a=1&b=2")
+    );
+    assert!(p.client_events.iter().any(|e| matches!(
+        e,
+        ClientEvent::SeeOtherUri { uri, protected: true }
+            if uri == "wss://other.example.com/xmpp-websocket?a=1&b=2"
+    )));
+    assert!(p.client.is_closed() && p.server.is_closed());
+    assert!(p.server_error().is_none(), "{:?}", p.server_error());
+}
+
+/// Before authentication too: the client fails (closed by the peer) and
+/// still reports where to go.
+#[test]
+fn a_redirect_before_authentication_reaches_the_client() {
+    let mut p = ws_pair("PLAIN", "pencil", true);
+    p.server.redirect(p.now, "wss://b.example.com/ws").unwrap();
+    p.drive();
+    assert!(p.client_events.iter().any(|e| matches!(
+        e,
+        ClientEvent::SeeOtherUri { uri, .. } if uri == "wss://b.example.com/ws"
+    )));
+    assert!(matches!(p.client_error(), Some(ClientError::ClosedByPeer)));
+    assert!(p.server.is_closed());
+}
+
+/// Over TCP that redirect does not exist (the `see-other-host` stream
+/// error is TCP's), and a URI XML cannot carry is refused: both times
+/// nothing is sent and the stream goes on.
+#[test]
+fn a_redirect_the_framing_or_xml_cannot_carry_is_refused_and_sends_nothing() {
+    let mut p = ws_pair("PLAIN", "pencil", true);
+    p.negotiate();
+    let queued = p.server.queued_output();
+    assert!(matches!(
+        p.server.redirect(p.now, "wss://a.example/\u{7}"),
+        Err(xmpp_sansio::UsageError::Write(_))
+    ));
+    assert_eq!(p.server.queued_output(), queued);
+    assert!(p.server.is_ready());
+
+    let mut tcp = support::pair::Pair::with_alice(
+        alice_config("PLAIN", TlsMode::None),
+        server_config("example.com", &["PLAIN"], ServerTls::None),
+        None,
+    );
+    tcp.negotiate();
+    assert!(tcp.server.is_ready());
+    assert_eq!(
+        tcp.server.redirect(tcp.now, "wss://a.example/"),
+        Err(xmpp_sansio::UsageError::RedirectNeedsWebFraming)
+    );
+    assert_eq!(tcp.server.queued_output(), 0);
+    assert!(tcp.server.is_ready());
+}

@@ -736,6 +736,37 @@ impl BoshManager {
         condition: Option<Condition>,
         stream_error: Option<&Element>,
     ) -> Result<(), BoshUsageError> {
+        let last = Body {
+            kind: Some(BodyType::Terminate),
+            condition,
+            ..Body::default()
+        };
+        self.terminate_with(now, sid, last, stream_error)
+    }
+
+    /// Ends the session `sid` by sending the client elsewhere (XEP-0124
+    /// section 17.3): what is queued goes first, then `type='terminate'`
+    /// with `condition='see-other-uri'` and `<uri>uri</uri>`. A `uri`
+    /// XML cannot carry is [`BoshUsageError::Write`], and the session
+    /// goes on untouched.
+    pub fn redirect(&mut self, now: Instant, sid: &str, uri: &str) -> Result<(), BoshUsageError> {
+        let last = Body {
+            kind: Some(BodyType::Terminate),
+            condition: Some(Condition::SeeOtherUri),
+            uri: Some(uri.to_owned()),
+            ..Body::default()
+        };
+        self.terminate_with(now, sid, last, None)
+    }
+
+    /// The terminate `last`, after what is queued and `stream_error`.
+    fn terminate_with(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        last: Body,
+        stream_error: Option<&Element>,
+    ) -> Result<(), BoshUsageError> {
         let max = self.config.max_response_bytes;
         let Some(s) = self.sessions.get_mut(sid) else {
             return Err(BoshUsageError::Closed);
@@ -743,11 +774,6 @@ impl BoshManager {
         if s.closing.is_some() {
             return Err(BoshUsageError::Closed);
         }
-        let last = Body {
-            kind: Some(BodyType::Terminate),
-            condition,
-            ..Body::default()
-        };
         let mut tail = Vec::new();
         if let Some(e) = stream_error {
             self.writer

@@ -673,6 +673,36 @@ impl Server {
             .start_close(now, self.config.close_grace, ServerEvent::Closed);
     }
 
+    /// Sends the client to another endpoint, RFC 7395 section 3.6.1's way:
+    /// `<close see-other-uri='uri'/>` (over BOSH, the session's terminate
+    /// with `condition='see-other-uri'` and the URI), then waits for the
+    /// client's close at most the configured grace, as
+    /// [`close`](Self::close) does. Over [`Framing::Tcp`] that redirect
+    /// does not exist: [`UsageError::RedirectNeedsWebFraming`] (send the
+    /// `see-other-host` stream error with
+    /// [`close_with_error`](Self::close_with_error)); a `uri` XML cannot
+    /// carry is [`UsageError::Write`]. Either way nothing was sent.
+    /// Nothing happens on a stream already closing.
+    ///
+    /// [`Framing::Tcp`]: crate::Framing::Tcp
+    pub fn redirect(&mut self, now: Instant, uri: &str) -> Result<(), UsageError> {
+        if self.core.framing() == crate::Framing::Tcp {
+            return Err(UsageError::RedirectNeedsWebFraming);
+        }
+        self.core
+            .writer
+            .write_close_see_other_uri(&mut Vec::new(), uri)
+            .map_err(UsageError::Write)?;
+        self.auth_deadline = None;
+        self.negotiation_deadline = None;
+        if self.core.life == Life::Open {
+            self.ensure_header();
+        }
+        self.core
+            .start_close_see_other_uri(now, self.config.close_grace, uri)
+            .map_err(UsageError::Write)
+    }
+
     /// Ends the stream with a stream error of the host's choosing
     /// (`system-shutdown`, `conflict` when another session replaces this
     /// one, `see-other-host`...). One that cannot be written (a text, an

@@ -149,6 +149,24 @@ impl StreamWriter {
         }
     }
 
+    /// Writes `<close see-other-uri='uri'/>`, RFC 7395's redirect
+    /// (WebSocket framing; the role machine checks that). A `uri` that XML
+    /// cannot carry is an error, and nothing is written.
+    pub fn write_close_see_other_uri(
+        &self,
+        out: &mut Vec<u8>,
+        uri: &str,
+    ) -> Result<(), WriteError> {
+        let mut close = Vec::with_capacity(80 + uri.len());
+        close.extend_from_slice(b"<close xmlns='");
+        close.extend_from_slice(ns::FRAMING.as_bytes());
+        close.push(b'\'');
+        write_attr(&mut close, "see-other-uri", uri)?;
+        close.extend_from_slice(b"/>");
+        out.extend_from_slice(&close);
+        Ok(())
+    }
+
     /// `<stream:error/>` with `condition`'s element alone, for a stream
     /// error that `write_stream_error` refused with `_why`: the
     /// condition's name is a fixed XML name, so this always writes.

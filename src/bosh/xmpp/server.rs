@@ -244,6 +244,14 @@ impl BoshXmppServer {
         self.with_server(now, sid, |s| s.close(now));
     }
 
+    /// Sends the client of `sid` to another connection manager (see
+    /// [`Server::redirect`]): the BOSH session is terminated with
+    /// `see-other-uri` and `uri`.
+    pub fn redirect(&mut self, now: Instant, sid: &str, uri: &str) -> Result<(), UsageError> {
+        self.with_server(now, sid, |s| s.redirect(now, uri))
+            .unwrap_or(Err(UsageError::Closed))
+    }
+
     /// Ends the stream of `sid` with a stream error: the BOSH session is
     /// terminated with `remote-stream-error` and the error.
     pub fn close_with_error(
@@ -397,7 +405,13 @@ impl BoshXmppServer {
                 }
                 Kind::Close => {
                     s.terminated = true;
-                    let _ = self.manager.terminate(now, sid, None, None);
+                    // The machine's redirect (`Server::redirect`) is
+                    // BOSH's `see-other-uri` terminate.
+                    let uri = parse(&msg).and_then(|c| crate::framing::see_other_uri(&c));
+                    let _ = match uri {
+                        Some(uri) => self.manager.redirect(now, sid, &uri),
+                        None => self.manager.terminate(now, sid, None, None),
+                    };
                 }
             }
         }
