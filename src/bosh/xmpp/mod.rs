@@ -22,7 +22,7 @@
 //! | later `<open/>` out | [`BoshClient::restart`](super::BoshClient::restart) (`xmpp:restart='true'`) | ignored (the restart response carries the new features) |
 //! | element out | a payload of the next request, as written | a payload of the next response, as written |
 //! | `<stream:error/>` out | a payload of the terminate request | [`BoshManager::terminate`](super::BoshManager::terminate) with `remote-stream-error` and the element |
-//! | `<close/>` out | [`BoshClient::terminate`](super::BoshClient::terminate) | `BoshManager::terminate` (no condition) |
+//! | `<close/>` out | [`BoshClient::terminate`](super::BoshClient::terminate) | `BoshManager::terminate` (no condition); `<close see-other-uri/>` ([`Server::redirect`](crate::server::Server::redirect)): [`BoshManager::redirect`](super::BoshManager::redirect), `condition='see-other-uri'` with the `<uri/>` |
 //! | header in | `SessionCreated`: `<open from= id=authid version=xmpp:version/>` | `SessionCreated`, `Restart`: `<open to= xml:lang= version=/>` |
 //! | element in | each payload, already parsed by the BOSH machine, handed over as an element (checked against the phase, not written and read again) | the same |
 //! | close in | `Terminated(None)`: `<close/>` | `Terminated`: `<close/>`, then the `Server` is dropped |
