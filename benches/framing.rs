@@ -208,6 +208,9 @@ impl BoshRig {
         let mut busy = false;
         while let Some(req) = self.client.poll_request(now) {
             busy = true;
+            if std::env::var_os("BOSH_DUMP").is_some() {
+                eprintln!("REQ {}", String::from_utf8_lossy(&req.body));
+            }
             match self.cm.handle_request(now, &req.body) {
                 Reply::Immediate(b) => self.client.handle_response(now, req.rid, &b).unwrap(),
                 Reply::Held(h) => {
@@ -218,6 +221,9 @@ impl BoshRig {
         }
         while let Some((h, b)) = self.cm.poll_response() {
             busy = true;
+            if std::env::var_os("BOSH_DUMP").is_some() {
+                eprintln!("RESP {}", String::from_utf8_lossy(&b));
+            }
             let rid = self.held.remove(&h).expect("held");
             self.client.handle_response(now, rid, &b).unwrap();
         }
@@ -428,6 +434,29 @@ fn fastest(batches: usize, iters: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Dur
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `FRAMING_PROFILE=tcp|websocket|bosh`: only that framing's PLAIN
+    // negotiation, 20,000 times, for a profiler (`perf record`).
+    if let Ok(only) = std::env::var("FRAMING_PROFILE") {
+        let framing = match only.as_str() {
+            "tcp" => Framing::Tcp,
+            "websocket" => Framing::WebSocket,
+            _ => Framing::Bosh,
+        };
+        let setup = Setup::new(framing, "PLAIN", None);
+        let n = if std::env::var_os("BOSH_DUMP").is_some() {
+            1
+        } else {
+            20_000
+        };
+        for _ in 0..n {
+            if framing == Framing::Bosh {
+                black_box(setup.negotiate_bosh());
+            } else {
+                black_box(setup.negotiate());
+            }
+        }
         return;
     }
     println!("| case | TCP | WebSocket | BOSH | WebSocket / TCP throughput (goal >= 90%) | BOSH / TCP throughput (goal >= 80%) |");

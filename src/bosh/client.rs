@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use super::body::{Body, BodyError, BodyType, Condition, MAX_RID, NS_HTTPBIND};
+use super::body::{Body, BodyError, BodyReader, BodyType, Condition, MAX_RID, NS_HTTPBIND};
 use super::BoshUsageError;
 use crate::core::deadline;
 use crate::ns;
@@ -223,6 +223,8 @@ pub struct BoshClient {
     paused: bool,
     error: Option<BoshClientError>,
     writer: StreamWriter,
+    /// Reads the response bodies.
+    body_reader: BodyReader,
 }
 
 impl fmt::Debug for BoshClient {
@@ -263,6 +265,7 @@ impl BoshClient {
             paused: false,
             error: None,
             writer: StreamWriter::new(NS_HTTPBIND),
+            body_reader: BodyReader::releasing(),
             config,
         };
         let body = Body {
@@ -635,7 +638,7 @@ impl BoshClient {
         else {
             return Ok(());
         };
-        let body = match Body::parse(bytes, &self.config.limits) {
+        let body = match self.body_reader.parse(bytes, &self.config.limits) {
             Ok(b) => b,
             Err(e) => {
                 let e = BoshClientError::BadResponse(e);

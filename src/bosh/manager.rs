@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use sha2::{Digest, Sha256};
 
-use super::body::{terminate_bytes, Body, BodyError, BodyType, Condition, NS_HTTPBIND};
+use super::body::{terminate_bytes, Body, BodyError, BodyReader, BodyType, Condition, NS_HTTPBIND};
 use super::BoshUsageError;
 use crate::core::deadline;
 use crate::ns;
@@ -298,6 +298,8 @@ pub struct BoshManager {
     /// digest of its bytes. A creation request sent again (its answer
     /// lost, or a late copy) has no sid: this finds its session.
     creations: HashMap<u64, (String, [u8; 32])>,
+    /// Reads the request bodies (one reader kept for all sessions).
+    body_reader: BodyReader,
 }
 
 impl fmt::Debug for BoshManager {
@@ -321,6 +323,7 @@ impl BoshManager {
             next_handle: 0,
             writer: StreamWriter::new(NS_HTTPBIND),
             creations: HashMap::new(),
+            body_reader: BodyReader::default(),
         }
     }
 
@@ -356,7 +359,7 @@ impl BoshManager {
 
     /// One HTTP request body, received at `now`.
     pub fn handle_request(&mut self, now: Instant, bytes: &[u8]) -> Reply {
-        let body = match Body::parse(bytes, &self.config.limits) {
+        let body = match self.body_reader.parse(bytes, &self.config.limits) {
             Ok(b) => b,
             Err(e) => return refuse(ManagerError::BadBody(e)),
         };
