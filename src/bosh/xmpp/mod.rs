@@ -6,7 +6,7 @@
 //!
 //! ## The design: WebSocket framing inside, BOSH outside
 //!
-//! A role machine configured with [`Framing::Bosh`](crate::Framing::Bosh)
+//! A role machine configured with [`Framing::Bosh`]
 //! frames its stream exactly as over WebSocket (RFC 7395): one complete
 //! element per message, each declaring its own namespaces, `<open/>` for
 //! the stream header, `<close/>` for the close, never STARTTLS, no
@@ -56,7 +56,7 @@ use crate::ns;
 use crate::xml::{StreamHeader, StreamWriter};
 
 /// The role machine given to an adapter is not configured with
-/// [`Framing::Bosh`](crate::Framing::Bosh): nothing was built.
+/// [`Framing::Bosh`]: nothing was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotBoshFraming(pub Framing);
 
