@@ -9,6 +9,8 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
+use proptest::prelude::*;
+
 use sasl_driver::{run, Outcome, Tamper};
 use support::pair::{server_config, Pair, Store, TlsSim};
 use support::test_gss::{TestGss, ALICE};
@@ -594,4 +596,155 @@ fn a_failing_factory_fails_the_login_cleanly() {
         pair.server_auth_failure(),
         Some(SaslCondition::TemporaryAuthFailure)
     );
+}
+
+// ---------------------------------------------------------------------
+// Arbitrary messages.
+
+/// A message: one of the exchange's genuine ones (so that a run gets
+/// deep), or arbitrary bytes.
+fn message() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"AP-REQ:alice@EXAMPLE.TEST:xmpp-key".to_vec()),
+        Just(b"AP-REP:xmpp-key".to_vec()),
+        Just(Vec::new()),
+        Just(wrapped(&[0x01, 0, 0, 0])),
+        prop::collection::vec(any::<u8>(), 0..8)
+            .prop_map(|tail| wrapped(&[[0x01, 0, 0, 0].as_slice(), &tail].concat())),
+        prop::collection::vec(any::<u8>(), 0..48),
+    ]
+}
+
+proptest! {
+    /// Either side fed any sequence of messages ends in a step or a typed
+    /// error, never a panic; the server asks the host at most once and
+    /// succeeds only for alice.
+    #[test]
+    fn arbitrary_messages_never_panic(
+        messages in prop::collection::vec(message(), 0..7),
+        empty_auth in any::<bool>(),
+    ) {
+        let mut s = server();
+        let mut asked = 0;
+        let mut step = s.start(if empty_auth { None } else { messages.first().map(Vec::as_slice) });
+        for m in messages.iter().skip(1) {
+            step = match step {
+                Ok(ServerStep::Request(r)) => {
+                    asked += 1;
+                    s.answer(host(r))
+                }
+                Ok(ServerStep::Challenge(_)) => s.respond(m),
+                Ok(ServerStep::Success { identity, .. }) => {
+                    prop_assert_eq!(identity.username, "alice");
+                    break;
+                }
+                Ok(_) | Err(_) => break,
+            };
+        }
+        prop_assert!(asked <= 1);
+
+        let mut c = client();
+        let _ = c.initial_response();
+        for m in &messages {
+            let _ = c.respond(m);
+        }
+        let _ = c.success(None);
+    }
+}
+
+// ---------------------------------------------------------------------
+// The server against the Prosody capture's client.
+
+/// The base64-decoded text of every `<tag ...>` element in `side`.
+fn payloads_of(tag: &str, side: &str) -> Vec<Vec<u8>> {
+    side.split(&format!("<{tag} "))
+        .skip(1)
+        .map(|rest| {
+            let (open, after) = rest.split_once('>').unwrap();
+            match open.ends_with('/') {
+                true => Vec::new(),
+                false => xmpp_sansio::sasl::decode_payload(after.split('<').next().unwrap())
+                    .unwrap()
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// An acceptor that replays Cyrus's side of the capture: it accepts the
+/// captured AP-REQ with the captured AP-REP, wraps the offer as the
+/// captured token (whose RFC 4121 payload must be the offer) and unwraps
+/// RFC 4121 tokens for real.
+struct CyrusReplay {
+    ap_req: Vec<u8>,
+    ap_rep: Vec<u8>,
+    offer: Vec<u8>,
+    established: bool,
+}
+
+impl xmpp_sansio::sasl::gssapi::GssContext for CyrusReplay {
+    fn step(&mut self, token: Option<&[u8]>) -> Result<GssStep, GssError> {
+        if token != Some(self.ap_req.as_slice()) {
+            return Err(GssError::new("not the captured AP-REQ"));
+        }
+        self.established = true;
+        Ok(GssStep::Complete(Some(self.ap_rep.clone())))
+    }
+    fn wrap(&mut self, message: &[u8]) -> Result<Vec<u8>, GssError> {
+        match support::test_gss::cfx_payload(&self.offer) {
+            Some(p) if p == message => Ok(self.offer.clone()),
+            _ => Err(GssError::new("not the captured offer")),
+        }
+    }
+    fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        support::test_gss::cfx_payload(token)
+            .map(<[u8]>::to_vec)
+            .ok_or(GssError::new("not a wrap token"))
+    }
+    fn peer_name(&self) -> Option<String> {
+        self.established.then(|| ALICE.to_owned())
+    }
+}
+
+/// Our server, fed the capture's client messages, sends Prosody's
+/// challenges (the same offer: "no layer", maximum buffer 0) and asks the
+/// host for alice with no authzid.
+#[test]
+fn server_answers_the_prosody_capture_client_as_prosody_did() {
+    let t = support::Transcript::load("kerberos/prosody13_gssapi_login.txt");
+    let c_side = String::from_utf8(t.bytes_of(support::Dir::C)).unwrap();
+    let s_side = String::from_utf8(t.bytes_of(support::Dir::S)).unwrap();
+    let (auth, challenges, responses) = (
+        payloads_of("auth", &c_side),
+        payloads_of("challenge", &s_side),
+        payloads_of("response", &c_side),
+    );
+    let mut s = GssapiServer::new(Box::new(CyrusReplay {
+        ap_req: auth[0].clone(),
+        ap_rep: challenges[0].clone(),
+        offer: challenges[1].clone(),
+        established: false,
+    }));
+    let Ok(ServerStep::Challenge(first)) = s.start(Some(&auth[0])) else {
+        panic!("no AP-REP")
+    };
+    assert_eq!(first, challenges[0]);
+    let Ok(ServerStep::Challenge(offer)) = s.respond(&responses[0]) else {
+        panic!("no offer")
+    };
+    assert_eq!(offer, challenges[1]);
+    let Ok(ServerStep::Request(r)) = s.respond(&responses[1]) else {
+        panic!("no request")
+    };
+    assert_eq!(
+        r,
+        CredentialRequest::Gssapi {
+            principal: ALICE.into(),
+            authzid: None
+        }
+    );
+    assert!(matches!(
+        s.answer(host(r)),
+        Ok(ServerStep::Success { identity, additional_data: None }) if identity.username == "alice"
+    ));
 }

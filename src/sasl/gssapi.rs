@@ -41,6 +41,38 @@
 //! factory of contexts, called once per connection with the
 //! [`GssTarget`] (`xmpp` at the server's domain).
 //!
+//! ```
+//! use xmpp_sansio::client::{ClientMechanismFactory, ClientSettings, Credentials};
+//! use xmpp_sansio::sasl::gssapi::{GssContext, GssError, GssStep, GssTarget};
+//! use xmpp_sansio::server::{ServerMechanismFactory, ServerSettings};
+//!
+//! /// The host's context: `libgssapi`'s `ClientCtx`/`ServerCtx` in real life.
+//! struct Kerberos;
+//! impl GssContext for Kerberos {
+//!     fn step(&mut self, _token: Option<&[u8]>) -> Result<GssStep, GssError> {
+//!         Err(GssError::new("no ticket"))
+//!     }
+//!     fn wrap(&mut self, m: &[u8]) -> Result<Vec<u8>, GssError> { Ok(m.to_vec()) }
+//!     fn unwrap(&mut self, t: &[u8]) -> Result<Vec<u8>, GssError> { Ok(t.to_vec()) }
+//!     fn peer_name(&self) -> Option<String> { None }
+//! }
+//!
+//! // The client: Kerberos credentials are the host's.
+//! let mut client = ClientSettings::new("alice@xmpp.example.test", Credentials::Host);
+//! client.mechanisms.register(ClientMechanismFactory::gssapi(|target: GssTarget<'_>| {
+//!     assert_eq!(target.hostbased_name(), "xmpp@xmpp.example.test");
+//!     Ok(Box::new(Kerberos) as Box<dyn GssContext>)
+//! }));
+//! let client = client.build().unwrap();
+//!
+//! // The server: registered, and named to be offered.
+//! let mut server = ServerSettings::new("xmpp.example.test");
+//! server.registry.register(ServerMechanismFactory::gssapi(|_| Ok(Box::new(Kerberos))));
+//! server.mechanisms.push("GSSAPI".into());
+//! let server = server.build().unwrap();
+//! # let _ = (client, server);
+//! ```
+//!
 //! Failures are [`SaslError`]s with a static reason; the host's own
 //! [`GssError`] text (a missing ticket, a clock skew) is not carried
 //! through, since the host produced it and can log it where it does.
