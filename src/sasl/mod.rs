@@ -14,8 +14,13 @@
 //! [`CredentialRequest`] and [`CredentialAnswer`] variants and policy
 //! switches do not exist, neither role offers or picks them.
 //!
-//! Hosts can add mechanisms this crate does not ship (GSSAPI through a
-//! Kerberos library, for instance) by implementing the two traits and
+//! GSSAPI ([`gssapi`], RFC 4752) ships as the SASL layer only: the
+//! GSS-API context (Kerberos) is the host's, behind
+//! [`gssapi::GssContext`], and the mechanism exists in a configuration only
+//! once the host registers its factory of contexts.
+//!
+//! Hosts can add mechanisms this crate does not ship by implementing the
+//! two traits and
 //! registering a factory for each side: in
 //! [`ClientSettings::mechanisms`](crate::client::ClientSettings::mechanisms)
 //! (with the [`policy::MechanismProfile`] the client's policy ranks it
