@@ -10,10 +10,14 @@ use xmpp_sansio::client::{ClientSettings, PeerRefusal, PolicyError};
 use xmpp_sansio::error::Deadline;
 
 use minidom::Element;
+use std::sync::{Arc, Mutex};
+use support::test_gss::{cfx_payload, ReplayGss};
 use support::{text_of, Dir, Entry, Transcript};
+use xmpp_sansio::client::ClientMechanismFactory;
 use xmpp_sansio::client::{Client, ClientError, ClientEvent, Credentials, TlsInfo, TlsMode};
 use xmpp_sansio::ns;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::gssapi::{self, GssapiClient};
 use xmpp_sansio::sasl::policy::{Refusal, RefusedMechanism};
 use xmpp_sansio::sasl::{ChannelBindingUse, ExchangeSecurity, SaslCondition};
 use xmpp_sansio::xml::{StreamEvent, StreamReader};
@@ -654,4 +658,112 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&split.events, &whole.events);
         proptest::prop_assert_eq!(&split.sent, &whole.sent);
     }
+}
+
+/// The base64-decoded text of every `<tag ...>` element in `side`.
+fn payloads_of(tag: &str, side: &str) -> Vec<Vec<u8>> {
+    side.split(&format!("<{tag} "))
+        .skip(1)
+        .map(|rest| {
+            let (open, after) = rest.split_once('>').unwrap();
+            match open.ends_with('/') {
+                true => Vec::new(),
+                false => b64(after.split('<').next().unwrap()),
+            }
+        })
+        .collect()
+}
+
+/// A context replaying the client side of a GSSAPI capture, and the
+/// server's challenges.
+fn replay_gss(t: &Transcript) -> (ReplayGss, Vec<Vec<u8>>) {
+    let (c_side, s_side) = (
+        String::from_utf8(t.bytes_of(Dir::C)).unwrap(),
+        String::from_utf8(t.bytes_of(Dir::S)).unwrap(),
+    );
+    let auth = payloads_of("auth", &c_side);
+    let challenges = payloads_of("challenge", &s_side);
+    let responses = payloads_of("response", &c_side);
+    assert_eq!((auth.len(), challenges.len(), responses.len()), (1, 2, 2));
+    assert_eq!(auth[0].len(), 729);
+    assert!(responses[0].is_empty());
+    // Cyrus offers "no security layer" only, maximum buffer 0.
+    assert_eq!(cfx_payload(&challenges[1]), Some(&[0x01, 0, 0, 0][..]));
+    let context = ReplayGss::new(auth, vec![challenges[0].clone()], responses[1].clone());
+    (context, challenges)
+}
+
+/// SASL GSSAPI against Prosody 13 with Cyrus SASL and a real KDC: a
+/// context that hands out the capture's Kerberos tokens (and reads the
+/// RFC 4121 wrap tokens for real) lets the client replay the exchange
+/// byte for byte: AP-REQ in `<auth/>`, the empty response to the AP-REP,
+/// the layer offer unwrapped ("no layer", maximum buffer 0) and the
+/// captured wrap of `[0x01, 0, 0, 0]` with an empty authzid.
+#[test]
+fn prosody_gssapi_login_replays_exactly() {
+    let file = "kerberos/prosody13_gssapi_login.txt";
+    let t = Transcript::load(file);
+    let (context, challenges) = replay_gss(&t);
+    assert_eq!(challenges[0].len(), 156);
+    let context = Arc::new(Mutex::new(Some(context)));
+    let targets = Arc::new(Mutex::new(Vec::new()));
+    let mut c = config("alice@xmpp.example.test", Credentials::Host);
+    c.resource = Some("gssapi".into());
+    let seen = targets.clone();
+    c.mechanisms
+        .register(ClientMechanismFactory::gssapi(move |target| {
+            seen.lock().unwrap().push(target.hostbased_name());
+            let ctx = context.lock().unwrap().take().expect("one context");
+            Ok(Box::new(ctx))
+        }));
+    let o = replay(&t, c);
+    assert_eq!(o.error(), None, "{:?}", o.events);
+    assert_eq!(o.ready_jid(), Some("alice@xmpp.example.test/gssapi"));
+    assert_same_client_lines(file, &o);
+    assert_eq!(*targets.lock().unwrap(), ["xmpp@xmpp.example.test"]);
+    assert!(o.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Authenticated { mechanism, security }
+            if mechanism == "GSSAPI" && *security == ExchangeSecurity::default()
+    )));
+}
+
+/// The same exchange with authzid `bob` and alice's ticket: the client
+/// wraps `[0x01, 0, 0, 0] + "bob"` exactly as the capture did, and
+/// Prosody's `not-authorized` ends the login.
+#[test]
+fn prosody_gssapi_other_authzid_is_refused() {
+    let file = "kerberos/prosody13_gssapi_authzid_other_user.txt";
+    let t = Transcript::load(file);
+    let (context, _) = replay_gss(&t);
+    assert_eq!(
+        cfx_payload(&context.wrap_result),
+        Some(&b"\x01\0\0\0bob"[..])
+    );
+    let context = Arc::new(Mutex::new(Some(context)));
+    let mut c = config("alice@xmpp.example.test", Credentials::Host);
+    c.mechanisms.register(ClientMechanismFactory::new(
+        gssapi::NAME,
+        gssapi::CLIENT_PROFILE,
+        move |_| {
+            let ctx = context.lock().unwrap().take().expect("one context");
+            Ok(Box::new(
+                GssapiClient::new(Box::new(ctx)).with_authzid("bob"),
+            ))
+        },
+    ));
+    let o = replay(&t, c);
+    assert!(
+        matches!(
+            o.error(),
+            Some(ClientError::Refused(PeerRefusal::Authentication {
+                condition: Some(SaslCondition::NotAuthorized),
+                ..
+            }))
+        ),
+        "{:?}",
+        o.error()
+    );
+    assert_eq!(o.ready_jid(), None);
+    assert_same_client_lines(file, &o);
 }

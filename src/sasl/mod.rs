@@ -14,8 +14,13 @@
 //! [`CredentialRequest`] and [`CredentialAnswer`] variants and policy
 //! switches do not exist, neither role offers or picks them.
 //!
-//! Hosts can add mechanisms this crate does not ship (GSSAPI through a
-//! Kerberos library, for instance) by implementing the two traits and
+//! GSSAPI ([`gssapi`], RFC 4752) ships as the SASL layer only: the
+//! GSS-API context (Kerberos) is the host's, behind
+//! [`gssapi::GssContext`], and the mechanism exists in a configuration only
+//! once the host registers its factory of contexts.
+//!
+//! Hosts can add mechanisms this crate does not ship by implementing the
+//! two traits and
 //! registering a factory for each side: in
 //! [`ClientSettings::mechanisms`](crate::client::ClientSettings::mechanisms)
 //! (with the [`policy::MechanismProfile`] the client's policy ranks it
@@ -34,6 +39,7 @@ pub(crate) mod common;
 #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 pub mod digest_md5;
 pub mod external;
+pub mod gssapi;
 pub mod oauthbearer;
 pub mod plain;
 pub mod policy;
@@ -424,6 +430,17 @@ pub enum CredentialRequest {
         /// The requested authorization identity, if any.
         authzid: Option<String>,
     },
+    /// May the Kerberos principal that the GSS-API context established act
+    /// as `authzid` (GSSAPI, RFC 4752)? The host maps the principal
+    /// (`alice@EXAMPLE.TEST`) to a user name. Answer with
+    /// [`CredentialAnswer::Verdict`]: the user name, or
+    /// `Err(invalid-authzid)`, or `Err(not-authorized)`.
+    Gssapi {
+        /// The initiator's principal, as the host's context named it.
+        principal: String,
+        /// The requested authorization identity, if any.
+        authzid: Option<String>,
+    },
     /// Admit an anonymous user (ANONYMOUS)? Answer with
     /// [`CredentialAnswer::Verdict`], naming the user name the host assigns.
     Anonymous {
@@ -461,6 +478,7 @@ impl CredentialRequest {
             Self::Password { .. }
             | Self::Token { .. }
             | Self::External { .. }
+            | Self::Gssapi { .. }
             | Self::Anonymous { .. } => K::CredentialVerdict,
         }
     }

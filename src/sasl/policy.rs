@@ -24,7 +24,10 @@
 //! password: whoever reads it logs in with it). A TLS client
 //! certificate selects `EXTERNAL`; no credentials select `ANONYMOUS` when
 //! enabled. A host mechanism competes with these by its rank, among the
-//! mechanisms of its credential kind.
+//! mechanisms of its credential kind. GSSAPI, once the host registered it
+//! ([`ClientMechanismFactory::gssapi`](crate::client::ClientMechanismFactory::gssapi)),
+//! is such a mechanism: [`Credentials::Host`](crate::client::Credentials::Host)
+//! (a Kerberos ticket), rank 150 ([`gssapi::CLIENT_PROFILE`](crate::sasl::gssapi::CLIENT_PROFILE)).
 //!
 //! An explicit [`ClientPolicy::only`] list (a `--mechanism` flag) narrows
 //! the choice to the mechanisms it names, and naming one allows it: a
