@@ -34,6 +34,7 @@ pub(crate) mod common;
 #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
 pub mod digest_md5;
 pub mod external;
+pub mod gssapi;
 pub mod oauthbearer;
 pub mod plain;
 pub mod policy;
