@@ -166,7 +166,9 @@ fn loopback(a: &Args) -> R<()> {
     let mut acc = acceptor_cred.acceptor();
     let tokens = establish(&mut init, &mut acc)?;
     let user = acc.peer_name().ok_or("the acceptor has no peer name")?;
-    let server = init.peer_name().ok_or("the initiator has no peer name")?;
+    let server = init
+        .target_name()
+        .ok_or("the initiator has no target name")?;
     println!("OK context {service}@{host}: {tokens} tokens, initiator {user}, acceptor {server}");
 
     // RFC 4752 3.1: the server offers "no security layer", maxbuf 0; the

@@ -34,44 +34,7 @@ use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
 use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 
-/// What went wrong in a GSS-API call: the library's major and minor
-/// messages, after what was being done.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GssError {
-    message: String,
-}
-
-impl GssError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> Self {
-        GssError {
-            message: message.into(),
-        }
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for GssError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for GssError {}
-
-/// The result of one context step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GssStep {
-    /// Not established yet: send this token to the peer and step again
-    /// with its answer.
-    Continue(Vec<u8>),
-    /// Established; a last token for the peer when there is one.
-    Complete(Option<Vec<u8>>),
-}
+pub use xmpp_sansio::sasl::gssapi::{GssContext, GssError, GssStep};
 
 fn lib_err(what: &str, e: libgssapi::error::Error) -> GssError {
     GssError::new(format!("{what}: {e}"))
@@ -214,7 +177,7 @@ impl Initiator {
         let out = self
             .ctx
             .step(token, None)
-            .map_err(|e| lib_err(&format!("GSS-API initiator to {}", self.target), e))?;
+            .map_err(|e| lib_err(&format!("initiator to {}", self.target), e))?;
         let out = out.map(|b| b.to_vec());
         if self.ctx.is_complete() {
             Ok(GssStep::Complete(out))
@@ -239,12 +202,31 @@ impl Initiator {
     }
 
     /// The acceptor's name once established
-    /// (`xmpp/xmpp.example.test@EXAMPLE.TEST`).
-    pub fn peer_name(&self) -> Option<String> {
+    /// (`xmpp/xmpp.example.test@EXAMPLE.TEST`). (The trait's
+    /// [`GssContext::peer_name`] is the acceptor's view only: `None` here.)
+    pub fn target_name(&self) -> Option<String> {
         if !self.ctx.is_complete() {
             return None;
         }
         self.ctx.target_name().ok().map(|n| n.to_string())
+    }
+}
+
+impl GssContext for Initiator {
+    fn step(&mut self, token: Option<&[u8]>) -> Result<GssStep, GssError> {
+        Initiator::step(self, token)
+    }
+
+    fn wrap(&mut self, message: &[u8]) -> Result<Vec<u8>, GssError> {
+        Initiator::wrap(self, message)
+    }
+
+    fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        Initiator::unwrap(self, token)
+    }
+
+    fn peer_name(&self) -> Option<String> {
+        None
     }
 }
 
@@ -346,12 +328,11 @@ impl fmt::Debug for Acceptor {
 impl Acceptor {
     /// One step with the initiator's token (an acceptor always has one).
     pub fn step(&mut self, token: Option<&[u8]>) -> Result<GssStep, GssError> {
-        let token =
-            token.ok_or_else(|| GssError::new("GSS-API acceptor stepped without a token"))?;
+        let token = token.ok_or_else(|| GssError::new("acceptor stepped without a token"))?;
         let out = self
             .ctx
             .step(token, None)
-            .map_err(|e| lib_err(&format!("GSS-API acceptor for {}", self.service), e))?;
+            .map_err(|e| lib_err(&format!("acceptor for {}", self.service), e))?;
         let out = out.map(|b| b.to_vec());
         if self.ctx.is_complete() {
             Ok(GssStep::Complete(out))
@@ -387,6 +368,24 @@ impl Acceptor {
     /// ticket-granting ticket), once; `None` when it forwarded none.
     pub fn take_delegated(&mut self) -> Option<Credential> {
         self.ctx.take_delegated_cred().map(Credential::from_cred)
+    }
+}
+
+impl GssContext for Acceptor {
+    fn step(&mut self, token: Option<&[u8]>) -> Result<GssStep, GssError> {
+        Acceptor::step(self, token)
+    }
+
+    fn wrap(&mut self, message: &[u8]) -> Result<Vec<u8>, GssError> {
+        Acceptor::wrap(self, message)
+    }
+
+    fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        Acceptor::unwrap(self, token)
+    }
+
+    fn peer_name(&self) -> Option<String> {
+        Acceptor::peer_name(self)
     }
 }
 
@@ -522,5 +521,42 @@ mod ffi {
         }
         // SAFETY: `cred` is a fresh credential we own alone.
         Ok(unsafe { Cred::from_c(cred) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<T: GssContext>() {}
+
+    #[test]
+    fn both_sides_are_contexts_for_the_core_mechanisms() {
+        context::<Initiator>();
+        context::<Acceptor>();
+    }
+
+    #[test]
+    fn a_missing_keytab_fails_when_the_credential_is_made() {
+        let e = AcceptorCredential::from_keytab(
+            Path::new("/nonexistent/xmpp.keytab"),
+            "xmpp",
+            "xmpp.example.test",
+        )
+        .unwrap_err();
+        assert!(e.message().contains("/nonexistent/xmpp.keytab"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_service_name_is_refused() {
+        assert!(Initiator::new("xmpp@x", "host", None).is_err());
+        assert!(Initiator::new("xmpp", "", None).is_err());
+    }
+
+    #[test]
+    fn an_initiator_names_no_peer_through_the_trait() {
+        let i = Initiator::new("xmpp", "xmpp.example.test", None).unwrap();
+        assert_eq!(GssContext::peer_name(&i), None);
+        assert_eq!(i.target_name(), None);
     }
 }
