@@ -655,3 +655,73 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&split.sent, &whole.sent);
     }
 }
+
+/// The base64-decoded text of every `<tag ...>` element in `side`.
+fn payloads_of(tag: &str, side: &str) -> Vec<Vec<u8>> {
+    side.split(&format!("<{tag} "))
+        .skip(1)
+        .map(|rest| {
+            let (open, after) = rest.split_once('>').unwrap();
+            match open.ends_with('/') {
+                true => Vec::new(),
+                false => b64(after.split('<').next().unwrap()),
+            }
+        })
+        .collect()
+}
+
+/// SASL GSSAPI against Prosody 13 with Cyrus SASL and a real KDC: a
+/// context that hands out the capture's Kerberos tokens (and reads the
+/// RFC 4121 wrap tokens for real) lets the client replay the exchange
+/// byte for byte: AP-REQ in `<auth/>`, the empty response to the AP-REP,
+/// the layer offer unwrapped ("no layer", maximum buffer 0) and the
+/// captured wrap of `[0x01, 0, 0, 0]` with an empty authzid.
+#[test]
+fn prosody_gssapi_login_replays_exactly() {
+    use std::sync::{Arc, Mutex};
+    use support::test_gss::{cfx_payload, ReplayGss};
+    use xmpp_sansio::client::ClientMechanismFactory;
+
+    let file = "kerberos/prosody13_gssapi_login.txt";
+    let t = Transcript::load(file);
+    let (c_side, s_side) = (
+        String::from_utf8(t.bytes_of(Dir::C)).unwrap(),
+        String::from_utf8(t.bytes_of(Dir::S)).unwrap(),
+    );
+    let auth = payloads_of("auth", &c_side);
+    let challenges = payloads_of("challenge", &s_side);
+    let responses = payloads_of("response", &c_side);
+    assert_eq!((auth.len(), challenges.len(), responses.len()), (1, 2, 2));
+    assert_eq!(auth[0].len(), 729);
+    assert_eq!(challenges[0].len(), 156);
+    assert!(responses[0].is_empty());
+    // Cyrus offers "no security layer" only, maximum buffer 0.
+    assert_eq!(cfx_payload(&challenges[1]), Some(&[0x01, 0, 0, 0][..]));
+    assert_eq!(cfx_payload(&responses[1]), Some(&[0x01, 0, 0, 0][..]));
+
+    let context = Arc::new(Mutex::new(Some(ReplayGss::new(
+        auth,
+        vec![challenges[0].clone()],
+        responses[1].clone(),
+    ))));
+    let targets = Arc::new(Mutex::new(Vec::new()));
+    let mut c = config("alice@xmpp.example.test", Credentials::Host);
+    c.resource = Some("gssapi".into());
+    let seen = targets.clone();
+    c.mechanisms
+        .register(ClientMechanismFactory::gssapi(move |target| {
+            seen.lock().unwrap().push(target.hostbased_name());
+            let ctx = context.lock().unwrap().take().expect("one context");
+            Ok(Box::new(ctx))
+        }));
+    let o = replay(&t, c);
+    assert_eq!(o.error(), None, "{:?}", o.events);
+    assert_eq!(o.ready_jid(), Some("alice@xmpp.example.test/gssapi"));
+    assert_same_client_lines(file, &o);
+    assert_eq!(*targets.lock().unwrap(), ["xmpp@xmpp.example.test"]);
+    assert!(o.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Authenticated { mechanism, security }
+            if mechanism == "GSSAPI" && *security == ExchangeSecurity::default()
+    )));
+}

@@ -10,6 +10,7 @@ use crate::sasl::channel_binding::{choose_channel_binding, ChannelBinding};
 #[cfg(feature = "digest-md5")]
 use crate::sasl::digest_md5::DigestMd5Client;
 use crate::sasl::external::ExternalClient;
+use crate::sasl::gssapi::{self, GssContext, GssError, GssTarget, GssapiClient};
 use crate::sasl::oauthbearer::OAuthBearerClient;
 use crate::sasl::plain::PlainClient;
 use crate::sasl::policy::{MechanismProfile, SelectError, SelectionContext, BUILTIN};
@@ -68,6 +69,33 @@ impl ClientMechanismFactory {
             + 'static,
     ) -> Self {
         Self::from_parts(name.into(), profile, Arc::new(build))
+    }
+}
+
+impl ClientMechanismFactory {
+    /// GSSAPI (RFC 4752) over the host's initiator contexts:
+    /// `new_context` is called once per connection with
+    /// [`GssTarget::xmpp`] at the JID's domain and returns a fresh
+    /// context (a `libgssapi` client context for `xmpp@domain`, say).
+    /// Ranked by [`gssapi::CLIENT_PROFILE`]: the client picks it when its
+    /// [`Credentials`] are [`Credentials::Host`] and the server offers it.
+    /// It sends no authzid; a host that wants one registers its own
+    /// factory around [`GssapiClient::with_authzid`].
+    ///
+    /// A failing `new_context` fails the exchange before `<auth/>`
+    /// (`not-authorized`); the host has its [`GssError`] to log.
+    pub fn gssapi(
+        new_context: impl Fn(GssTarget<'_>) -> Result<Box<dyn GssContext>, GssError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self::new(gssapi::NAME, gssapi::CLIENT_PROFILE, move |i| {
+            let context = new_context(GssTarget::xmpp(i.domain)).map_err(|_| {
+                SaslError::not_authorized("the host could not create a GSS-API context")
+            })?;
+            Ok(Box::new(GssapiClient::new(context)))
+        })
     }
 }
 

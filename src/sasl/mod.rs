@@ -425,6 +425,17 @@ pub enum CredentialRequest {
         /// The requested authorization identity, if any.
         authzid: Option<String>,
     },
+    /// May the Kerberos principal that the GSS-API context established act
+    /// as `authzid` (GSSAPI, RFC 4752)? The host maps the principal
+    /// (`alice@EXAMPLE.TEST`) to a user name. Answer with
+    /// [`CredentialAnswer::Verdict`]: the user name, or
+    /// `Err(invalid-authzid)`, or `Err(not-authorized)`.
+    Gssapi {
+        /// The initiator's principal, as the host's context named it.
+        principal: String,
+        /// The requested authorization identity, if any.
+        authzid: Option<String>,
+    },
     /// Admit an anonymous user (ANONYMOUS)? Answer with
     /// [`CredentialAnswer::Verdict`], naming the user name the host assigns.
     Anonymous {
@@ -462,6 +473,7 @@ impl CredentialRequest {
             Self::Password { .. }
             | Self::Token { .. }
             | Self::External { .. }
+            | Self::Gssapi { .. }
             | Self::Anonymous { .. } => K::CredentialVerdict,
         }
     }

@@ -9,6 +9,7 @@ use crate::sasl::channel_binding::advertisable_types;
 #[cfg(feature = "digest-md5")]
 use crate::sasl::digest_md5::DigestMd5Server;
 use crate::sasl::external::ExternalServer;
+use crate::sasl::gssapi::{self, GssContext, GssError, GssTarget, GssapiServer};
 use crate::sasl::oauthbearer::OAuthBearerServer;
 use crate::sasl::plain::PlainServer;
 use crate::sasl::registry::{Factory, MechanismRegistry};
@@ -74,6 +75,37 @@ impl ServerMechanismFactory {
             + 'static,
     ) -> Self {
         Self::from_parts(name.into(), rule, Arc::new(build))
+    }
+}
+
+impl ServerMechanismFactory {
+    /// GSSAPI (RFC 4752) over the host's acceptor contexts: `new_context`
+    /// is called once per exchange with [`GssTarget::xmpp`] at the domain
+    /// the client asked for and returns a fresh acceptor context (with
+    /// the keytab of `xmpp/<host>`, say). Offered with or without TLS (no
+    /// secret crosses the stream). Register it in
+    /// [`ServerSettings::registry`](crate::server::ServerSettings::registry)
+    /// and name `GSSAPI` in
+    /// [`ServerSettings::mechanisms`](crate::server::ServerSettings::mechanisms);
+    /// the host then answers [`CredentialRequest::Gssapi`](crate::sasl::CredentialRequest::Gssapi).
+    ///
+    /// A failing `new_context` fails the exchange with
+    /// `temporary-auth-failure`; the host has its [`GssError`] to log.
+    pub fn gssapi(
+        new_context: impl Fn(GssTarget<'_>) -> Result<Box<dyn GssContext>, GssError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        Self::new(gssapi::NAME, OfferRule::default(), move |i| {
+            let context = new_context(GssTarget::xmpp(i.domain)).map_err(|_| {
+                SaslError::new(
+                    SaslCondition::TemporaryAuthFailure,
+                    "the host could not create a GSS-API acceptor context",
+                )
+            })?;
+            Ok(Box::new(GssapiServer::new(context)))
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bosh_net;
 pub mod pair;
+pub mod test_gss;
 pub mod toy_gssapi;
 
 use std::path::{Path, PathBuf};

@@ -107,6 +107,20 @@ impl Store {
                 })
             }
             CredentialRequest::External { .. } => CredentialAnswer::Verdict(Ok("alice".into())),
+            // GSSAPI: `user@EXAMPLE.TEST` is `user`, who may act as
+            // herself only.
+            CredentialRequest::Gssapi { principal, authzid } => {
+                let user = principal
+                    .strip_suffix("@EXAMPLE.TEST")
+                    .filter(|u| self.users.contains_key(*u));
+                CredentialAnswer::Verdict(match (user, authzid.as_deref()) {
+                    (None, _) => Err(SaslCondition::NotAuthorized),
+                    (Some(u), Some(a)) if a.split('@').next() != Some(u) => {
+                        Err(SaslCondition::InvalidAuthzid)
+                    }
+                    (Some(u), _) => Ok(u.to_owned()),
+                })
+            }
             CredentialRequest::Anonymous { .. } => CredentialAnswer::Verdict(Ok("anon-7".into())),
             _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
         }
@@ -476,6 +490,10 @@ fn clone_request(r: &CredentialRequest) -> CredentialRequest {
             token: token.clone(),
         },
         CredentialRequest::External { authzid } => CredentialRequest::External {
+            authzid: authzid.clone(),
+        },
+        CredentialRequest::Gssapi { principal, authzid } => CredentialRequest::Gssapi {
+            principal: principal.clone(),
             authzid: authzid.clone(),
         },
         CredentialRequest::Anonymous { trace } => CredentialRequest::Anonymous {
