@@ -296,6 +296,25 @@ impl AcceptorCredential {
         })
     }
 
+    /// The realm of the service's principal (`EXAMPLE.TEST` for
+    /// `xmpp/xmpp.example.test@EXAMPLE.TEST`): the realm a server maps its
+    /// users from.
+    pub fn realm(&self) -> Result<String, GssError> {
+        let name = self
+            .cred
+            .name()
+            .and_then(|n| n.canonicalize(Some(GSS_MECH_KRB5)))
+            .map_err(|e| lib_err(&format!("principal of {}", self.service), e))?
+            .to_string();
+        match name.rsplit_once('@') {
+            Some((_, realm)) if !realm.is_empty() => Ok(realm.to_owned()),
+            _ => Err(GssError::new(format!(
+                "principal {name} of {} names no realm",
+                self.service
+            ))),
+        }
+    }
+
     /// The service, `service@host`.
     pub fn service(&self) -> &str {
         &self.service
