@@ -20,7 +20,10 @@
 #       with a ticket that is not forwardable (no delegated credential), and without a ticket (401);
 #     - gssapi_check's raw RFC 4752 login (STARTTLS, GSSAPI with the Initiator) to Prosody: alice logs in;
 #       an authorization identity of someone else, the principal carol/admin (no valid localpart) and no
-#       ticket are refused.
+#       ticket are refused;
+#     - the client tool with --mechanism GSSAPI (built with the feature) to Prosody and to the server tool
+#       started with --gssapi-keytab (alice and bob in as themselves, carol/admin refused, no ticket: the
+#       library's reason; a missing or wrong keytab stops the server at start with the reason).
 #  4. stops everything (trap) and prints "kerberos_tests: N passed, N failed[, N skipped]".
 #
 #   bash interop/kerberos_tests.sh         # by hand (root, Debian bookworm); interop/run.sh runs it too
@@ -209,6 +212,70 @@ if [ "$PROSODY_OK" = yes ]; then
     "no ticket: the Initiator fails before <auth/>, with the reason" env KRB5CCNAME="$EMPTY" "${LOGIN[@]}"
 else
   skip prosody_gssapi "Prosody did not start"
+fi
+
+# ---------- 7. the client tool's --mechanism GSSAPI and the server tool's --gssapi-keytab (feature gssapi)
+t0=$SECONDS
+if (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --features gssapi --bin client --bin server) \
+     >"$LOGDIR/build-tools.log" 2>&1; then
+  echo "(built client and server with feature gssapi in $((SECONDS - t0))s)"
+  CLIENT="${TARGET_DIR:-$ROOT/target}/debug/client"
+  SERVER="${TARGET_DIR:-$ROOT/target}/debug/server"
+  P="$KWD/prosody"   # its certificate names xmpp.example.test (and 127.0.0.1)
+  # the client tool with GSSAPI; each case adds --port, --jid and, with env, another KRB5CCNAME
+  CL=("$CLIENT" --host 127.0.0.1 --ca-file "$P/cert.pem" --mechanism GSSAPI)
+  if [ "$PROSODY_OK" = yes ]; then
+    expect client_gssapi_prosody '^OK alice@xmpp.example.test/' \
+      "client --mechanism GSSAPI (KRB5CCNAME) to Prosody: logged in, a message to itself came back" \
+      env "${CL[@]}" --port "$KRB_PROSODY_PORT" --jid alice@xmpp.example.test
+    expect client_gssapi_prosody_refused '^ERROR sasl not-authorized' \
+      "client --mechanism GSSAPI as $KRB_REFUSED_PRINCIPAL to Prosody: not-authorized" \
+      env KRB5CCNAME="FILE:$KWD/refused.ccache" "${CL[@]}" --port "$KRB_PROSODY_PORT" --jid carol@xmpp.example.test
+  fi
+  expect client_gssapi_no_ticket '^ERROR .*No Kerberos credentials available' \
+    "client --mechanism GSSAPI without a ticket: the library's reason" \
+    env KRB5CCNAME="$EMPTY" "${CL[@]}" --port "${KRB_PROSODY_PORT:-5222}" --jid alice@xmpp.example.test
+  expect server_gssapi_missing_keytab '^server: --gssapi-keytab: .*No such file' \
+    "server --gssapi-keytab with a missing keytab: a clear error at start" \
+    "$SERVER" --listen 127.0.0.1:0 --domain xmpp.example.test --cert "$P/cert.pem" --key "$P/key.pem" \
+    --gssapi-keytab "$KWD/missing.keytab"
+  expect server_gssapi_wrong_keytab '^server: --gssapi-keytab: .*No key table entry found matching xmpp/xmpp.example.test' \
+    "server --gssapi-keytab with the HTTP keytab: a clear error at start" \
+    "$SERVER" --listen 127.0.0.1:0 --domain xmpp.example.test --cert "$P/cert.pem" --key "$P/key.pem" \
+    --gssapi-keytab "$KRB_HTTP_KEYTAB"
+  "$SERVER" --listen 127.0.0.1:0 --domain xmpp.example.test --cert "$P/cert.pem" --key "$P/key.pem" \
+    --gssapi-keytab "$KRB_XMPP_KEYTAB" >"$LOGDIR/server.log" 2>&1 &
+  SPID=$!
+  SERVERS+=("$SPID")
+  for _ in $(seq 1 50); do grep -q '^LISTENING' "$LOGDIR/server.log" && break; sleep 0.1; done
+  SPORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$LOGDIR/server.log")"
+  if [ -n "$SPORT" ] && grep -q 'mechanisms GSSAPI,' "$LOGDIR/server.log"; then
+    pass server_gssapi_start "server --gssapi-keytab (xmpp keytab) offers GSSAPI first, port $SPORT"
+    expect client_gssapi_server '^OK alice@xmpp.example.test/' \
+      "client --mechanism GSSAPI to the server tool: alice@EXAMPLE.TEST is alice@xmpp.example.test" \
+      env "${CL[@]}" --port "$SPORT" --jid alice@xmpp.example.test
+    expect client_gssapi_server_bob '^OK bob@xmpp.example.test/' \
+      "bob's ticket (his own ccache) to the server tool: bob@xmpp.example.test" \
+      env KRB5CCNAME="FILE:$KWD/bob.ccache" "${CL[@]}" --port "$SPORT" --jid bob@xmpp.example.test
+    expect client_gssapi_server_refused '^ERROR sasl not-authorized' \
+      "$KRB_REFUSED_PRINCIPAL to the server tool: not-authorized" \
+      env KRB5CCNAME="FILE:$KWD/refused.ccache" "${CL[@]}" --port "$SPORT" --jid carol@xmpp.example.test
+    sleep 0.2
+    if grep -q '^LOGIN alice@xmpp.example.test/.* via GSSAPI' "$LOGDIR/server.log" \
+       && grep -q "^AUTHFAIL $KRB_REFUSED_PRINCIPAL@EXAMPLE.TEST via GSSAPI: not-authorized" "$LOGDIR/server.log"; then
+      pass server_gssapi_log "the server logged LOGIN ... via GSSAPI and AUTHFAIL $KRB_REFUSED_PRINCIPAL@EXAMPLE.TEST"
+    else
+      cp "$LOGDIR/server.log" "$LOGDIR/server_gssapi_log.out"
+      fail server_gssapi_log "no LOGIN via GSSAPI / AUTHFAIL line in the server's log"
+    fi
+  else
+    cp "$LOGDIR/server.log" "$LOGDIR/server_gssapi_start.out"
+    fail server_gssapi_start "server --gssapi-keytab did not start with GSSAPI"
+  fi
+else
+  echo "FAIL build-tools: cargo build -p xmpp-sansio-hosts --features gssapi --bin client --bin server"
+  tail -n 30 "$LOGDIR/build-tools.log" | sed 's/^/  | /'
+  FAILED=$((FAILED + 1))
 fi
 
 finish
