@@ -7,13 +7,16 @@
 #  4. runs interop/client_tests.sh, interop/legacy_tests.sh, interop/server_tests.sh, interop/web_tests.sh (RFC 7395
 #     WebSocket: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium against the example
 #     server; installs node/npm/chromium when missing), then interop/hostile.sh (the
-#     hostile-peer suite, seconds), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
+#     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's
+#     Negotiate against the hosts crate's libgssapi contexts; installs krb5 and libkrb5-dev/libclang-dev
+#     when missing), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
 #
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
 #   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
-#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300)
+#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300),
+#   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
 set -euo pipefail
@@ -94,7 +97,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests web_tests hostile; do
+for t in client_tests legacy_tests server_tests web_tests hostile kerberos_tests; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue
@@ -106,6 +109,7 @@ for t in client_tests legacy_tests server_tests web_tests hostile; do
     legacy_tests) limit="${LEGACY_TESTS_TIMEOUT:-600}" ;;
     hostile) limit="${HOSTILE_TIMEOUT:-300}" ;;
     web_tests) limit="${WEB_TESTS_TIMEOUT:-900}" ;;
+    kerberos_tests) limit="${KERBEROS_TESTS_TIMEOUT:-900}" ;;
     *) limit="${SERVER_TESTS_TIMEOUT:-600}" ;;
   esac
   # peer.env's variables exported, plus PEER_ENV, PYTHON (venv python with slixmpp), INTEROP_DIR; cwd = project root

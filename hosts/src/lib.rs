@@ -26,7 +26,10 @@
 //! callback returns, telling the machine what TLS gave
 //! ([`Upgraded::info`]).
 
-#![forbid(unsafe_code)]
+// Unsafe code is forbidden, except for the one GSS-API call `libgssapi`
+// does not wrap (feature `gssapi`, in `gssapi::ffi`, where it is allowed).
+#![cfg_attr(not(feature = "gssapi"), forbid(unsafe_code))]
+#![cfg_attr(feature = "gssapi", deny(unsafe_code))]
 #![deny(missing_docs)]
 
 use std::fmt;
@@ -38,6 +41,8 @@ use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 pub mod blocking;
+#[cfg(feature = "gssapi")]
+pub mod gssapi;
 pub mod server_tls;
 pub mod tls;
 pub mod tokio;

@@ -17,6 +17,7 @@
 #   PROSODY_MODULES="..."  replace the whole list of extra modules enabled on localhost
 #   PROSODY_START_TIMEOUT  seconds to wait for the ports (default 20)
 #   APT_TIMEOUT            seconds for each apt-get call (default 600)
+#   PROSODY_INSTALL_ONLY=1 install (as above) and exit: no work dir, no server (kerberos/start-prosody.sh)
 set -euo pipefail
 
 log() { echo "[prosody/start] $*" >&2; }
@@ -91,6 +92,7 @@ fi
 PV="$(installed_ver prosody)"
 [[ "$PV" == 13.* ]] || die "wanted Prosody 13 but dpkg says '${PV:-none}'"
 for b in prosody prosodyctl openssl; do command -v "$b" >/dev/null 2>&1 || die "$b missing after install"; done
+if [ "${PROSODY_INSTALL_ONLY:-0}" = 1 ]; then exit 0; fi
 
 # ---------------------------------------------------------------- 2. work dir
 WORKDIR="${PROSODY_WORKDIR:-}"

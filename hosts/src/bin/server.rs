@@ -98,6 +98,11 @@ OPTIONS:
                          credentials), zero-knowledge (a hash chain is kept) and digest,
                          which needs the password itself: with this flag, passwords are
                          kept in memory
+    --gssapi-keytab F    also offer SASL GSSAPI (RFC 4752, Kerberos; first), accepting with the
+                         key of xmpp/<domain> in keytab F (checked at start); a principal
+                         user@REALM of the key's realm logs in as user@<domain>; others
+                         (another realm, user/instance) are refused. Needs a hosts crate
+                         built with --features gssapi
     --element-timeout S  a top-level element, once begun, must be complete within S
                          seconds (default 60): a trickling client is cut off
     --idle-timeout S     disconnect a ready client that sends nothing for S seconds
@@ -140,6 +145,7 @@ const ANSWERABLE: &[&str] = &[
     "SCRAM-SHA-1-PLUS",
     "SCRAM-SHA-1",
     "PLAIN",
+    "GSSAPI",
     "DIGEST-MD5",
     "ANONYMOUS",
 ];
@@ -175,6 +181,8 @@ struct Args {
     idle_timeout: Option<Duration>,
     /// `--websocket ADDR`.
     websocket: Option<String>,
+    /// `--gssapi-keytab F`.
+    gssapi_keytab: Option<PathBuf>,
 }
 
 /// A whole number of seconds, at least one.
@@ -198,6 +206,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         tls: TlsArg::StartTls,
         element_timeout: None,
         idle_timeout: None,
+        gssapi_keytab: None,
         websocket: None,
     };
     while let Some(flag) = it.next() {
@@ -240,6 +249,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 }
                 a.mechanisms = Some(list);
             }
+            "--gssapi-keytab" => a.gssapi_keytab = Some(value()?.into()),
             "--allow-register" => a.allow_register = true,
             "--legacy-auth" => a.legacy_auth = true,
             "--element-timeout" => a.element_timeout = Some(seconds(&flag, &value()?)?),
@@ -294,6 +304,8 @@ struct Keep {
 
 struct Store {
     domain: String,
+    /// With `--gssapi-keytab`: the Kerberos realm whose users log in here.
+    gssapi_realm: Option<String>,
     keep: Keep,
     accounts: Mutex<HashMap<String, Account>>,
     /// PLAIN for an unknown user costs the same PBKDF2 as for a known one.
@@ -329,6 +341,7 @@ impl Store {
         let enabled = |prefix: &str| mechanisms.iter().any(|m| m.starts_with(prefix));
         let store = Self {
             domain: domain.to_owned(),
+            gssapi_realm: None,
             keep: Keep {
                 sha512: enabled("SCRAM-SHA-512"),
                 digest_md5: enabled("DIGEST-MD5"),
@@ -385,6 +398,25 @@ impl Store {
 
     /// An authorization identity the user may act as: none, itself, or its
     /// bare JID.
+    /// The user a Kerberos principal logs in as: `alice@REALM` (the
+    /// keytab's realm) is `alice`; another realm, an instance
+    /// (`carol/admin`) or a name that is no local part is refused.
+    fn gssapi_user(&self, principal: &str, authzid: Option<&str>) -> Result<String, SaslCondition> {
+        let realm = self
+            .gssapi_realm
+            .as_deref()
+            .ok_or(SaslCondition::NotAuthorized)?;
+        let user = match principal.rsplit_once('@') {
+            Some((user, r)) if r == realm && valid_username(user) => user.to_ascii_lowercase(),
+            _ => return Err(SaslCondition::NotAuthorized),
+        };
+        if self.authzid_ok(&user, authzid) {
+            Ok(user)
+        } else {
+            Err(SaslCondition::InvalidAuthzid)
+        }
+    }
+
     fn authzid_ok(&self, username: &str, authzid: Option<&str>) -> bool {
         match authzid {
             None | Some("") => true,
@@ -456,6 +488,9 @@ impl Store {
                     .and_then(|a| a.digest_md5.clone())
                     .map(DigestMd5Secret::UserRealmPasswordHash),
             ),
+            CredentialRequest::Gssapi { principal, authzid } => {
+                CredentialAnswer::Verdict(self.gssapi_user(principal, authzid.as_deref()))
+            }
             CredentialRequest::Anonymous { .. } => {
                 CredentialAnswer::Verdict(Ok(format!("anon-{}", token(10).to_ascii_lowercase())))
             }
@@ -544,6 +579,7 @@ fn request_user(req: &CredentialRequest) -> Option<String> {
         | CredentialRequest::Scram { username, .. }
         | CredentialRequest::DigestMd5 { username, .. }
         | CredentialRequest::Token { username, .. } => Some(username.clone()),
+        CredentialRequest::Gssapi { principal, .. } => Some(principal.clone()),
         _ => None,
     }
 }
@@ -1327,8 +1363,12 @@ fn server_config(
     args: &Args,
     mechanisms: &[String],
     websocket: Option<bool>,
+    gssapi: Option<&GssapiKey>,
 ) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder(args.domain.clone());
+    if let Some(key) = gssapi {
+        config.registry.register(key.factory());
+    }
     config.tls = match (websocket, args.tls) {
         (Some(true), _) | (None, TlsArg::Direct) => ServerTls::Direct,
         (Some(false), _) | (None, TlsArg::None) => ServerTls::None,
@@ -1359,11 +1399,74 @@ fn server_config(
     config.build().map_err(|e| format!("configuration: {e}"))
 }
 
+/// `--gssapi-keytab`: the acceptor credential of `xmpp/<domain>` and its
+/// realm, loaded once at start (a missing or wrong keytab stops the server
+/// with the library's reason).
+#[cfg(feature = "gssapi")]
+struct GssapiKey {
+    credential: xmpp_sansio_hosts::gssapi::AcceptorCredential,
+    realm: String,
+}
+
+#[cfg(feature = "gssapi")]
+impl GssapiKey {
+    fn load(keytab: &std::path::Path, domain: &str) -> Result<Self, String> {
+        use xmpp_sansio_hosts::gssapi::AcceptorCredential;
+        let credential = AcceptorCredential::from_keytab(keytab, "xmpp", domain)
+            .map_err(|e| format!("--gssapi-keytab: {e}"))?;
+        let realm = credential
+            .realm()
+            .map_err(|e| format!("--gssapi-keytab: {e}"))?;
+        Ok(Self { credential, realm })
+    }
+
+    fn realm(&self) -> String {
+        self.realm.clone()
+    }
+
+    fn factory(&self) -> xmpp_sansio::server::ServerMechanismFactory {
+        use xmpp_sansio_hosts::gssapi::GssContext;
+        let credential = self.credential.clone();
+        xmpp_sansio::server::ServerMechanismFactory::gssapi(move |_target| {
+            Ok(Box::new(credential.acceptor()) as Box<dyn GssContext>)
+        })
+    }
+}
+
+/// Without the feature: no Kerberos library, so no GSSAPI (`load` fails).
+#[cfg(not(feature = "gssapi"))]
+enum GssapiKey {}
+
+#[cfg(not(feature = "gssapi"))]
+impl GssapiKey {
+    fn load(_: &std::path::Path, _: &str) -> Result<Self, String> {
+        Err("--gssapi-keytab needs the hosts crate built with --features gssapi".into())
+    }
+
+    fn realm(&self) -> String {
+        match *self {}
+    }
+
+    fn factory(&self) -> xmpp_sansio::server::ServerMechanismFactory {
+        match *self {}
+    }
+}
+
 fn start(args: Args) -> Result<(), String> {
-    let mechanisms = args
+    let mut mechanisms = args
         .mechanisms
         .clone()
         .unwrap_or_else(|| ServerConfig::builder(args.domain.clone()).mechanisms);
+    let gssapi = match &args.gssapi_keytab {
+        Some(f) => Some(GssapiKey::load(f, &args.domain)?),
+        None => None,
+    };
+    let gssapi_name = xmpp_sansio::sasl::gssapi::NAME;
+    match (&gssapi, mechanisms.iter().any(|m| m == gssapi_name)) {
+        (None, true) => return Err("--mechanisms GSSAPI needs --gssapi-keytab F".into()),
+        (Some(_), false) => mechanisms.insert(0, gssapi_name.to_owned()),
+        _ => {}
+    }
     let tls = match (&args.cert, &args.key) {
         (Some(c), Some(k)) if args.tls != TlsArg::None => Some(Arc::new(TlsSetup::load(c, k)?)),
         _ => None,
@@ -1371,8 +1474,9 @@ fn start(args: Args) -> Result<(), String> {
     if let Some(why) = tls.as_ref().and_then(|t| t.end_point_problem()) {
         eprintln!("server: no tls-server-end-point for this certificate: {why}");
     }
-    let store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
-    let config = Arc::new(server_config(&args, &mechanisms, None)?);
+    let mut store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
+    store.gssapi_realm = gssapi.as_ref().map(GssapiKey::realm);
+    let config = Arc::new(server_config(&args, &mechanisms, None, gssapi.as_ref())?);
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -1391,7 +1495,12 @@ fn start(args: Args) -> Result<(), String> {
         None => None,
     };
     let ws_config = match ws_listener {
-        Some(_) => Some(Arc::new(server_config(&args, &mechanisms, Some(wss))?)),
+        Some(_) => Some(Arc::new(server_config(
+            &args,
+            &mechanisms,
+            Some(wss),
+            gssapi.as_ref(),
+        )?)),
         None => None,
     };
     let shared = Arc::new(Shared {

@@ -32,7 +32,9 @@ OPTIONS:
     --password W        password (SCRAM-*, PLAIN, ...)
     --token T           bearer token (OAUTHBEARER, X-OAUTH2)
                         with neither: SASL ANONYMOUS
-    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN);
+                        GSSAPI: Kerberos, the ticket of KRB5CCNAME for xmpp@<domain>
+                        (a hosts crate built with --features gssapi)
     --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
 "
     };
@@ -268,7 +270,19 @@ impl Args {
     /// The client for these arguments, on a stream whose TLS is `tls`
     /// (`direct`: the TLS the connection already has, XEP-0368).
     pub fn client(&self, tls: TlsMode, direct: Option<TlsInfo>) -> Result<Client, String> {
-        let mut config = ClientConfig::builder(self.jid.clone(), self.credentials());
+        let gssapi = self
+            .mechanism
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(xmpp_sansio::sasl::gssapi::NAME));
+        let credentials = if gssapi {
+            Credentials::Host
+        } else {
+            self.credentials()
+        };
+        let mut config = ClientConfig::builder(self.jid.clone(), credentials);
+        if gssapi {
+            register_gssapi(&mut config)?;
+        }
         config.tls = tls;
         if self.transport == TransportArg::WebSocket {
             config.framing = xmpp_sansio::Framing::WebSocket;
@@ -304,6 +318,31 @@ impl Args {
     pub fn require_ems(&self) -> bool {
         self.binding == BindingChoice::Only(ChannelBindingType::TlsExporter)
     }
+}
+
+/// `--mechanism GSSAPI`: the Kerberos initiator of the hosts crate, with
+/// the ticket-granting ticket of the default cache (`KRB5CCNAME`), taken
+/// now so that a missing ticket is reported with the library's reason
+/// before anything is sent.
+#[cfg(feature = "gssapi")]
+fn register_gssapi(config: &mut xmpp_sansio::client::ClientSettings) -> Result<(), String> {
+    use crate::gssapi::{Credential, GssContext, Initiator};
+    let cred = Credential::default_initiator().map_err(|e| e.to_string())?;
+    config
+        .mechanisms
+        .register(xmpp_sansio::client::ClientMechanismFactory::gssapi(
+            move |target| {
+                let context = Initiator::new(target.service, target.host, Some(&cred))?;
+                Ok(Box::new(context) as Box<dyn GssContext>)
+            },
+        ));
+    Ok(())
+}
+
+/// Without the feature there is no Kerberos library to run GSSAPI with.
+#[cfg(not(feature = "gssapi"))]
+fn register_gssapi(_: &mut xmpp_sansio::client::ClientSettings) -> Result<(), String> {
+    Err("--mechanism GSSAPI needs the hosts crate built with --features gssapi".into())
 }
 
 /// The one-line reason of a failure: the condition first.
