@@ -395,7 +395,11 @@ impl<M: Machine> Driver<M> {
     /// Drains `poll_transmit` (`poll_message` over a WebSocket) and writes
     /// it.
     fn flush(&mut self) -> Result<(), DriverError> {
-        match self.conn.as_mut().expect("connected") {
+        // No connection: a TLS upgrade failed and took it.
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(DriverError::Gone);
+        };
+        match conn {
             Link::Bytes(conn) => {
                 let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
                     return Ok(());
