@@ -38,6 +38,7 @@ use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 pub mod blocking;
+pub mod client_cert;
 pub mod server_tls;
 pub mod tls;
 pub mod tokio;
