@@ -33,6 +33,8 @@ OPTIONS:
     --token T           bearer token (OAUTHBEARER, X-OAUTH2)
                         with neither: SASL ANONYMOUS
     --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN)
+    --client-cert F     PEM certificate (chain) to present in TLS, with --client-key F
+    --client-key F      (its PEM key); without --password/--token: SASL EXTERNAL
     --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
 "
     };
@@ -100,6 +102,8 @@ pub struct Args {
     pub transport: TransportArg,
     /// `--url` (with `--transport websocket`).
     pub url: Option<crate::websocket::WsUrl>,
+    /// `--client-cert F --client-key F`: presented in TLS (SASL EXTERNAL).
+    pub client_auth: Option<crate::tls::ClientAuth>,
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
@@ -113,6 +117,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut transport = TransportArg::Tcp;
     let mut url = None;
     let mut tls_given = false;
+    let (mut client_cert, mut client_key) = (None, None);
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--password" => password = Some(value()?),
@@ -143,6 +148,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 };
             }
             "--url" => url = Some(crate::websocket::WsUrl::parse(&value()?)?),
+            "--client-cert" => client_cert = Some(value()?),
+            "--client-key" => client_key = Some(value()?),
             "--tls" => {
                 tls_given = true;
                 let v = value()?;
@@ -184,6 +191,11 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         timeout: common.timeout(),
         transport,
         url,
+        client_auth: match (client_cert, client_key) {
+            (Some(c), Some(k)) => Some(crate::tls::ClientAuth::load(&c, &k)?),
+            (None, None) => None,
+            _ => return Err("give --client-cert and --client-key together".into()),
+        },
     };
     match (a.transport, &a.url) {
         (TransportArg::WebSocket, None) => {
@@ -213,6 +225,16 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     }
     if a.password.is_some() && a.token.is_some() {
         return Err("give --password or --token, not both".into());
+    }
+    if a.client_auth.is_some() && a.tls == TlsArg::None {
+        return Err("--client-cert needs TLS".into());
+    }
+    let external = a.mechanism.as_deref() == Some("EXTERNAL");
+    if external && (a.client_auth.is_none() || a.password.is_some() || a.token.is_some()) {
+        return Err(
+            "--mechanism EXTERNAL: give --client-cert and --client-key, no password or token"
+                .into(),
+        );
     }
     a.trust = trust_of(common.ca_file, common.insecure)?;
     if a.trust.is_none() && a.tls != TlsArg::None {
@@ -256,11 +278,13 @@ impl Args {
         }
     }
 
-    /// `--password`, `--token`, or neither (SASL ANONYMOUS).
+    /// `--password`, `--token`, the client certificate (SASL EXTERNAL), or
+    /// none of them (SASL ANONYMOUS).
     pub fn credentials(&self) -> Credentials {
         match (&self.password, &self.token) {
             (Some(p), _) => Credentials::password(p.as_str()),
             (None, Some(t)) => Credentials::Token(t.as_str().into()),
+            (None, None) if self.client_auth.is_some() => Credentials::ClientCertificate,
             (None, None) => Credentials::Anonymous,
         }
     }
@@ -296,7 +320,13 @@ impl Args {
             .trust
             .as_ref()
             .ok_or("TLS needs --ca-file F or --insecure")?;
-        crate::tls::client_config(trust, alpn, self.require_ems(), self.tls_version)
+        crate::tls::client_config_with_auth(
+            trust,
+            alpn,
+            self.require_ems(),
+            self.tls_version,
+            self.client_auth.as_ref(),
+        )
     }
 
     /// An explicitly requested tls-exporter: TLS 1.2 servers must then
