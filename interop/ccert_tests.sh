@@ -9,7 +9,7 @@
 #     and over direct TLS; a certificate of the other CA is refused (by the TLS handshake: UnknownCA);
 #   - the example server (hosts/src/bin/server.rs) with --client-ca: the client tool with EXTERNAL over
 #     STARTTLS and direct TLS (the server's log must show LOGIN ... via EXTERNAL); a client without a
-#     certificate still logs in with SCRAM; a certificate of the other CA fails the TLS handshake; a
+#     certificate is not offered EXTERNAL and still logs in with SCRAM; a certificate of the other CA fails the TLS handshake; a
 #     certificate of another domain, or of a user the server does not know, is refused (not-authorized).
 # One PASS/FAIL/SKIP line per case, then "ccert_tests: N passed, N failed[, N skipped]". Exit 0 only when
 # nothing failed. Prosody and the servers are stopped (by PID, trap) at the end.
@@ -276,6 +276,16 @@ OUTPAT="$EXT_OUT" case_ server-external-direct-tls ok "$D_LOG" "^LOGIN alice@$E/
   "${cl[@]}" --port "$D_PORT" --tls direct $(cert alice) --mechanism EXTERNAL
 case_ server-no-certificate-scram ok "$S_LOG" "^LOGIN alice@$E/[^ ]+ via SCRAM-SHA-256-PLUS " -- \
   "${cl[@]}" --port "$S_PORT" --password secret
+# The features after TLS: EXTERNAL for the client with a certificate, not for the one without.
+if [ -f "$LOGDIR/server-no-certificate-scram.out" ] && [ -f "$LOGDIR/server-external-starttls.out" ]; then
+  if grep -q "^RECV: .*<mechanism>EXTERNAL</mechanism>" "$LOGDIR/server-no-certificate-scram.out"; then
+    fail server-no-certificate-no-external "EXTERNAL offered to a client that presented no certificate"
+  elif ! grep -q "^RECV: .*<mechanism>EXTERNAL</mechanism>" "$LOGDIR/server-external-starttls.out"; then
+    fail server-no-certificate-no-external "EXTERNAL not in the features the client with a certificate got"
+  else
+    pass server-no-certificate-no-external "EXTERNAL offered after TLS only to the client that presented a verified certificate"
+  fi
+fi
 case_ server-other-ca-refused "error:(tls|alert|UnknownCA|closed)" "$S_LOG" "^ERROR 127\.0\.0\.1:[0-9]+: tls" -- \
   "${cl[@]}" --port "$S_PORT" $(cert rogue) --mechanism EXTERNAL
 case_ server-other-domain-refused "error:sasl not-authorized" "$S_LOG" "^AUTHFAIL - via EXTERNAL: not-authorized" -- \

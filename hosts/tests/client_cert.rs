@@ -4,7 +4,9 @@
 //! blocking driver asks for one with `client_cert::optional_verifier` and
 //! answers the EXTERNAL request from its identity
 //! (`client_cert::user_for`), as the example server does with
-//! `--client-ca`.
+//! `--client-ca`, and offers EXTERNAL only when the client presented a
+//! verified certificate (`Server::client_certificate`, from
+//! `Driver::with_after_tls`).
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -141,12 +143,15 @@ fn serve(listener: TcpListener, setup: Arc<TlsSetup>) -> Saw {
     settings.mechanisms.insert(0, "EXTERNAL".into());
     let server = Server::new(settings.build().expect("valid"), Instant::now());
     let cert: Arc<Mutex<Option<CertificateDer<'static>>>> = Arc::default();
-    let slot = cert.clone();
-    let mut driver = Driver::new(server, sock).with_tls(move |sock, pending, deadline| {
-        let (up, client) = setup.blocking_accept_client(false, sock, pending, deadline)?;
-        *slot.lock().unwrap() = client;
-        Ok(up)
-    });
+    let (slot, seen) = (cert.clone(), cert.clone());
+    let mut driver = Driver::new(server, sock)
+        .with_tls(move |sock, pending, deadline| {
+            let (up, client) = setup.blocking_accept_client(false, sock, pending, deadline)?;
+            *slot.lock().unwrap() = client;
+            Ok(up)
+        })
+        // EXTERNAL offered only with a verified certificate.
+        .with_after_tls(move |server| server.client_certificate(seen.lock().unwrap().is_some()));
     let mut saw = Saw::default();
     let until = Instant::now() + BOUND;
     loop {
@@ -230,11 +235,14 @@ fn without_a_certificate_scram_still_logs_in() {
 }
 
 #[test]
-fn external_without_a_certificate_is_not_authorized() {
+fn without_a_certificate_external_is_not_offered() {
     let ca = Ca::new("test CA");
     let (result, saw) = login(&ca, Credentials::ClientCertificate, None);
     let e = result.expect_err("refused");
-    assert!(e.contains("not-authorized"), "{e}");
+    assert!(
+        e.contains("SCRAM-SHA-256") && !e.contains("EXTERNAL"),
+        "{e}"
+    );
     assert!(!saw.certificate);
     assert_eq!(saw.ready, None);
 }

@@ -108,8 +108,8 @@ OPTIONS:
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
                          the PEM CA certificates of F, and offer SASL EXTERNAL after TLS:
                          it logs in the account the verified certificate names (its
-                         XmppAddr, else e-mail, else commonName: user@D or user); a
-                         client without a certificate is refused EXTERNAL (not-authorized)
+                         XmppAddr, else e-mail, else commonName: user@D or user);
+                         EXTERNAL is offered only to a client that presented one
     -h, --help           this text
 
 OUTPUT (stdout, one line each):
@@ -599,6 +599,8 @@ struct Shared {
     /// framing), built once too.
     ws_config: Option<Arc<ServerConfig>>,
     store: Store,
+    /// `--client-ca`: EXTERNAL offered only with a verified certificate.
+    client_ca: bool,
     /// Full JID -> the session bound to it.
     sessions: Mutex<HashMap<String, Route>>,
 }
@@ -1013,10 +1015,15 @@ impl Session {
         // One configuration, built at start, shared by every connection;
         // this connection's TLS facts when it came over direct TLS.
         let server = Server::new(self.shared.config.clone(), Instant::now());
-        let server = match tls {
+        let mut server = match tls {
             Some(info) => server.direct_tls(info),
             None => server,
         };
+        let client_ca = self.shared.client_ca;
+        if client_ca && self.shared.tls_arg == TlsArg::Direct {
+            // EXTERNAL only with a verified client certificate.
+            server.client_certificate(self.client_cert.lock().expect("client cert lock").is_some());
+        }
         let mut driver = Driver::new(server, conn);
         if let Some(setup) = self.shared.tls.clone() {
             let client_cert = self.client_cert.clone();
@@ -1031,6 +1038,13 @@ impl Session {
                 *client_cert.lock().expect("client cert lock") = cert;
                 Ok(up)
             });
+            if client_ca {
+                let client_cert = self.client_cert.clone();
+                driver = driver.with_after_tls(move |server| {
+                    server
+                        .client_certificate(client_cert.lock().expect("client cert lock").is_some())
+                });
+            }
         }
         let result = self.drive(&mut driver, &routed);
         driver.hang_up();
@@ -1051,7 +1065,10 @@ impl Session {
         let deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
         let (conn, tls): (BoxTransport, _) = match &self.shared.tls {
             Some(setup) => {
-                let up = setup.blocking_accept(false, Box::new(conn), &[], deadline)?;
+                let (mut up, cert) =
+                    setup.blocking_accept_client(false, Box::new(conn), &[], deadline)?;
+                up.summary.push_str(&client_cert_note(cert.as_ref()));
+                *self.client_cert.lock().expect("client cert lock") = cert;
                 self.tls_summary = Some(up.summary);
                 (up.stream, Some(up.info))
             }
@@ -1059,10 +1076,13 @@ impl Session {
         };
         let ws = websocket::blocking_accept(conn, deadline)?;
         let server = Server::new(config, Instant::now());
-        let server = match tls {
+        let mut server = match tls {
             Some(info) => server.direct_tls(info),
             None => server,
         };
+        if self.shared.client_ca {
+            server.client_certificate(self.client_cert.lock().expect("client cert lock").is_some());
+        }
         let mut driver = Driver::websocket(server, ws);
         let result = self.drive(&mut driver, &routed);
         driver.hang_up();
@@ -1415,7 +1435,7 @@ fn start(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| ServerConfig::builder(args.domain.clone()).mechanisms);
     if args.client_ca.is_some() {
-        // Offered after TLS only (the core's rule for EXTERNAL).
+        // Offered after TLS, to clients with a verified certificate.
         mechanisms.insert(0, "EXTERNAL".into());
     }
     let tls = match (&args.cert, &args.key) {
@@ -1455,6 +1475,7 @@ fn start(args: Args) -> Result<(), String> {
         config,
         ws_config,
         store,
+        client_ca: args.client_ca.is_some(),
         sessions: Mutex::new(HashMap::new()),
     });
     log(format_args!(
