@@ -4,7 +4,9 @@
 #  1. makes interop/.venv with the pinned slixmpp          (clients/setup_venv.sh; skipped when present)
 #  2. starts Prosody 13 on 127.0.0.1                       (prosody/start.sh; installs it with apt if missing)
 #  3. runs the reference logins against it                 (selftest.sh)
-#  4. runs interop/client_tests.sh, interop/legacy_tests.sh, interop/server_tests.sh, interop/web_tests.sh (RFC 7395
+#  4. runs interop/client_tests.sh, interop/legacy_tests.sh, interop/server_tests.sh, interop/ccert_tests.sh (SASL
+#     EXTERNAL with TLS client certificates: Prosody's mod_auth_ccert and the example server's --client-ca),
+#     interop/web_tests.sh (RFC 7395
 #     WebSocket: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium against the example
 #     server; installs node/npm/chromium when missing), then interop/hostile.sh (the
 #     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's
@@ -15,7 +17,7 @@
 #
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
 #   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
-#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300),
+#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), CCERT_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300),
 #   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
@@ -97,7 +99,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests web_tests hostile kerberos_tests; do
+for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile kerberos_tests; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue
@@ -110,6 +112,7 @@ for t in client_tests legacy_tests server_tests web_tests hostile kerberos_tests
     hostile) limit="${HOSTILE_TIMEOUT:-300}" ;;
     web_tests) limit="${WEB_TESTS_TIMEOUT:-900}" ;;
     kerberos_tests) limit="${KERBEROS_TESTS_TIMEOUT:-900}" ;;
+    ccert_tests) limit="${CCERT_TESTS_TIMEOUT:-600}" ;;
     *) limit="${SERVER_TESTS_TIMEOUT:-600}" ;;
   esac
   # peer.env's variables exported, plus PEER_ENV, PYTHON (venv python with slixmpp), INTEROP_DIR; cwd = project root

@@ -233,7 +233,12 @@ pub struct Driver<M: Machine> {
     queued: VecDeque<M::Event>,
     tls_summary: Option<String>,
     buf: Vec<u8>,
+    /// Called with the machine right after `tls_established`.
+    after_tls: Option<AfterTls<M>>,
 }
+
+/// What [`Driver::with_after_tls`] calls.
+pub type AfterTls<M> = Box<dyn FnMut(&mut M) + Send>;
 
 impl<M: Machine> Driver<M> {
     /// `machine` on `conn` (plain, or already TLS for direct TLS).
@@ -261,6 +266,7 @@ impl<M: Machine> Driver<M> {
             queued: VecDeque::new(),
             tls_summary: None,
             buf: vec![0u8; 16 * 1024],
+            after_tls: None,
         }
     }
 
@@ -279,6 +285,15 @@ impl<M: Machine> Driver<M> {
             + 'static,
     ) -> Self {
         self.upgrade = Some(Box::new(upgrade));
+        self
+    }
+
+    /// Calls `f` with the machine once a STARTTLS upgrade is done (after
+    /// `tls_established`, before anything more is read): for what the
+    /// host learnt in the handshake, such as the server's
+    /// `Server::client_certificate`.
+    pub fn with_after_tls(mut self, f: impl FnMut(&mut M) + Send + 'static) -> Self {
+        self.after_tls = Some(Box::new(f));
         self
     }
 
@@ -395,7 +410,11 @@ impl<M: Machine> Driver<M> {
     /// Drains `poll_transmit` (`poll_message` over a WebSocket) and writes
     /// it.
     fn flush(&mut self) -> Result<(), DriverError> {
-        match self.conn.as_mut().expect("connected") {
+        // No connection: a TLS upgrade failed and took it.
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(DriverError::Gone);
+        };
+        match conn {
             Link::Bytes(conn) => {
                 let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
                     return Ok(());
@@ -436,7 +455,11 @@ impl<M: Machine> Driver<M> {
         self.tls_summary = Some(up.summary);
         self.machine
             .tls_established(Instant::now(), up.info)
-            .map_err(|e| DriverError::Usage("tls_established", e))
+            .map_err(|e| DriverError::Usage("tls_established", e))?;
+        if let Some(f) = &mut self.after_tls {
+            f(&mut self.machine);
+        }
+        Ok(())
     }
 }
 

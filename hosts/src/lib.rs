@@ -41,6 +41,7 @@ use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 pub mod blocking;
+pub mod client_cert;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
 pub mod server_tls;

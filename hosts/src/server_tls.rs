@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::ServerConnection;
 use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::TlsInfo;
@@ -67,13 +68,28 @@ impl TlsSetup {
         certs: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, String> {
+        Self::with_client_verifier(certs, key, None)
+    }
+
+    /// [`TlsSetup::new`] that asks clients for a certificate and checks it
+    /// with `verifier` (see [`crate::client_cert::optional_verifier`]);
+    /// `None`: no client certificates.
+    pub fn with_client_verifier(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        verifier: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<Self, String> {
         let end_entity = certs.first().ok_or("tls: no certificate")?;
         let end_point = tls_server_end_point(end_entity.as_ref());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| format!("tls config: {e}"))?
-            .with_no_client_auth()
+            .map_err(|e| format!("tls config: {e}"))?;
+        let builder = match verifier {
+            Some(v) => builder.with_client_cert_verifier(v),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls certificate/key: {e}"))?;
         // TLS 1.2 clients must use the extended master secret, so that
@@ -110,13 +126,34 @@ impl TlsSetup {
         pending: &[u8],
         deadline: Option<Instant>,
     ) -> Result<Upgraded<BoxTransport>, String> {
+        Ok(self
+            .blocking_accept_client(direct, sock, pending, deadline)?
+            .0)
+    }
+
+    /// [`TlsSetup::blocking_accept`], and the client's end-entity
+    /// certificate when it presented one (verified: a certificate that does
+    /// not verify fails the handshake).
+    pub fn blocking_accept_client(
+        &self,
+        direct: bool,
+        sock: BoxTransport,
+        pending: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(Upgraded<BoxTransport>, Option<CertificateDer<'static>>), String> {
         let stream = handshake(self.accept(direct)?, sock, pending, deadline)?;
         let (info, summary) = self.info(&stream.conn)?;
-        Ok(Upgraded {
-            stream: Box::new(stream),
+        let client = stream
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.clone().into_owned());
+        let up = Upgraded {
+            stream: Box::new(stream) as BoxTransport,
             info,
             summary,
-        })
+        };
+        Ok((up, client))
     }
 
     /// The server side of a TLS handshake on an async connection, with

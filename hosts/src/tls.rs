@@ -30,7 +30,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     ClientConnection, ConnectionCommon, DigitallySignedStruct, RootCertStore, SideData,
     SignatureScheme,
@@ -87,6 +87,53 @@ pub fn client_config(
     require_ems: bool,
     only: Option<TlsVersion>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
+    client_config_with_auth(trust, alpn, require_ems, only, None)
+}
+
+/// A TLS client certificate and its key (`--client-cert`, `--client-key`):
+/// what the client presents when the server asks (for SASL EXTERNAL).
+#[derive(Debug)]
+pub struct ClientAuth {
+    /// The chain, end entity first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// The private key of the end entity.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientAuth {
+    fn clone(&self) -> Self {
+        Self {
+            certs: self.certs.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// Loads a PEM certificate chain (end entity first) and a PEM key.
+    pub fn load(cert: &str, key: &str) -> Result<Self, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(Path::new(cert))
+            .map_err(|e| format!("--client-cert {cert}: {e}"))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--client-cert {cert}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("--client-cert {cert}: no certificate in it"));
+        }
+        let key = PrivateKeyDer::from_pem_file(Path::new(key))
+            .map_err(|e| format!("--client-key {key}: {e}"))?;
+        Ok(Self { certs, key })
+    }
+}
+
+/// [`client_config`] that presents `auth` when the server asks for a
+/// client certificate.
+pub fn client_config_with_auth(
+    trust: &Trust,
+    alpn: Option<&[u8]>,
+    require_ems: bool,
+    only: Option<TlsVersion>,
+    auth: Option<&ClientAuth>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = provider();
     let ca_file = match trust {
         Trust::Insecure => None,
@@ -107,12 +154,17 @@ pub fn client_config(
         Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
         Some(v) => return Err(format!("tls: {v:?} is not supported by rustls")),
     };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls config: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match auth {
+        Some(a) => builder
+            .with_client_auth_cert(a.certs.clone(), a.key.clone_key())
+            .map_err(|e| format!("--client-cert/--client-key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
     if let Some(p) = alpn {
         config.alpn_protocols = vec![p.to_vec()];
     }

@@ -165,8 +165,14 @@ impl ServerMechanisms {
 /// What the server offers on a stream with this TLS state: the
 /// mechanisms (those of [`ServerSettings::mechanisms`](crate::server::ServerSettings::mechanisms) that are registered
 /// and whose [`OfferRule`] allows it) and the XEP-0440 channel-binding
-/// types.
-pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer {
+/// types. `client_certificate`: what the host said of the TLS client
+/// certificate ([`Server::client_certificate`](super::Server::client_certificate));
+/// `Some(false)` withholds EXTERNAL.
+pub(crate) fn offer(
+    config: &ServerConfig,
+    tls: Option<&TlsInfo>,
+    client_certificate: Option<bool>,
+) -> ServerOffer {
     let cb_types: Vec<String> = tls
         .map(|t| {
             advertisable_types(t.version, &t.binding_types())
@@ -185,7 +191,7 @@ pub(crate) fn offer(config: &ServerConfig, tls: Option<&TlsInfo>) -> ServerOffer
                 (!rule.cleartext || cleartext_ok)
                     && (!rule.tls_only || tls.is_some())
                     && (!rule.channel_binding || !cb_types.is_empty())
-            })
+            }) && !(m.as_str() == "EXTERNAL" && client_certificate == Some(false))
         })
         .cloned()
         .collect();

@@ -304,6 +304,9 @@ pub struct Server {
     header_sent: bool,
     /// When the client last sent bytes (the idle deadline).
     last_recv: Instant,
+    /// Whether the TLS layer authenticated the client, as the host said
+    /// ([`Server::client_certificate`]); `None`: not said.
+    client_certificate: Option<bool>,
 }
 
 impl fmt::Debug for Server {
@@ -353,6 +356,7 @@ impl Server {
             #[cfg(feature = "legacy")]
             stream_id: String::new(),
             header_sent: false,
+            client_certificate: None,
         }
     }
 
@@ -372,6 +376,19 @@ impl Server {
     pub fn direct_tls(mut self, info: TlsInfo) -> Self {
         self.tls = Some(info);
         self
+    }
+
+    /// What the host knows of the client's TLS certificate: `true` when
+    /// the client presented one the host verified (it answers
+    /// [`CredentialRequest::External`](crate::sasl::CredentialRequest::External)
+    /// from it), `false` when it did not, which withholds EXTERNAL from the
+    /// mechanisms offered (RFC 6120 section 6.3.4: EXTERNAL is for a client
+    /// the TLS layer authenticated). Call it once TLS is up and before the
+    /// client restarts the stream: after [`direct_tls`](Self::direct_tls),
+    /// or after [`tls_established`](Self::tls_established). A host that
+    /// never calls it gets EXTERNAL offered on every TLS stream.
+    pub fn client_certificate(&mut self, verified: bool) {
+        self.client_certificate = Some(verified);
     }
 
     /// The client's full JID, once ready.
@@ -1004,7 +1021,7 @@ impl Server {
                 };
                 f.starttls = required;
                 if required != Some(true) {
-                    self.offer = mechanism::offer(&self.config, None);
+                    self.offer = mechanism::offer(&self.config, None, self.client_certificate);
                     f.mechanisms = Some(self.offer.mechanisms.clone());
                     #[cfg(feature = "legacy")]
                     self.offer_legacy(&mut f);
@@ -1012,7 +1029,8 @@ impl Server {
                 self.phase = Phase::Negotiating;
             }
             Stage::Encrypted => {
-                self.offer = mechanism::offer(&self.config, self.tls.as_ref());
+                self.offer =
+                    mechanism::offer(&self.config, self.tls.as_ref(), self.client_certificate);
                 f.mechanisms =
                     (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();

@@ -39,6 +39,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use subtle::ConstantTimeEq;
 use xmpp_sansio::jid::{Jid, ResourcePart};
 use xmpp_sansio::ns;
@@ -59,6 +61,7 @@ use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::Framing;
 use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
+use xmpp_sansio_hosts::client_cert;
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::{host, im};
 use xmpp_sansio_hosts::websocket;
@@ -107,6 +110,11 @@ OPTIONS:
                          seconds (default 60): a trickling client is cut off
     --idle-timeout S     disconnect a ready client that sends nothing for S seconds
                          (default: never)
+    --client-ca F        ask TLS clients for a certificate (optional) that must chain to
+                         the PEM CA certificates of F, and offer SASL EXTERNAL after TLS:
+                         it logs in the account the verified certificate names (its
+                         XmppAddr, else e-mail, else commonName: user@D or user);
+                         EXTERNAL is offered only to a client that presented one
     -h, --help           this text
 
 OUTPUT (stdout, one line each):
@@ -183,6 +191,8 @@ struct Args {
     websocket: Option<String>,
     /// `--gssapi-keytab F`.
     gssapi_keytab: Option<PathBuf>,
+    /// `--client-ca F`: client certificates and SASL EXTERNAL.
+    client_ca: Option<PathBuf>,
 }
 
 /// A whole number of seconds, at least one.
@@ -208,6 +218,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         idle_timeout: None,
         gssapi_keytab: None,
         websocket: None,
+        client_ca: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -254,6 +265,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--legacy-auth" => a.legacy_auth = true,
             "--element-timeout" => a.element_timeout = Some(seconds(&flag, &value()?)?),
             "--idle-timeout" => a.idle_timeout = Some(seconds(&flag, &value()?)?),
+            "--client-ca" => a.client_ca = Some(value()?.into()),
             "--tls" => {
                 a.tls = match value()?.as_str() {
                     "starttls" => TlsArg::StartTls,
@@ -270,6 +282,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     }
     if a.tls != TlsArg::None && (a.cert.is_none() || a.key.is_none()) {
         return Err(format!("--tls {} needs --cert and --key", a.tls.as_str()));
+    }
+    if a.client_ca.is_some() && a.tls == TlsArg::None {
+        return Err("--client-ca needs TLS".into());
     }
     Ok(Some(a))
 }
@@ -620,6 +635,8 @@ struct Shared {
     /// framing), built once too.
     ws_config: Option<Arc<ServerConfig>>,
     store: Store,
+    /// `--client-ca`: EXTERNAL offered only with a verified certificate.
+    client_ca: bool,
     /// Full JID -> the session bound to it.
     sessions: Mutex<HashMap<String, Route>>,
 }
@@ -844,6 +861,8 @@ struct Session {
     user: Option<String>,
     /// A connection of the `--websocket` listener.
     websocket: bool,
+    /// The client's verified TLS certificate (`--client-ca`), for EXTERNAL.
+    client_cert: Arc<Mutex<Option<CertificateDer<'static>>>>,
 }
 
 fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, websocket: bool) {
@@ -910,6 +929,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, websoc
         mechanism: None,
         user: None,
         websocket,
+        client_cert: Arc::new(Mutex::new(None)),
     };
     if let Err(e) = s.run(conn) {
         log(format_args!("ERROR {peer}: {e}"));
@@ -1019,7 +1039,10 @@ impl Session {
             TlsArg::Direct => {
                 let setup = self.shared.tls.as_ref().ok_or("TLS is not configured")?;
                 let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-                let up = setup.blocking_accept(true, Box::new(conn), &[], Some(deadline))?;
+                let (mut up, cert) =
+                    setup.blocking_accept_client(true, Box::new(conn), &[], Some(deadline))?;
+                up.summary.push_str(&client_cert_note(cert.as_ref()));
+                *self.client_cert.lock().expect("client cert lock") = cert;
                 self.tls_summary = Some(up.summary);
                 (up.stream, Some(up.info))
             }
@@ -1028,19 +1051,36 @@ impl Session {
         // One configuration, built at start, shared by every connection;
         // this connection's TLS facts when it came over direct TLS.
         let server = Server::new(self.shared.config.clone(), Instant::now());
-        let server = match tls {
+        let mut server = match tls {
             Some(info) => server.direct_tls(info),
             None => server,
         };
+        let client_ca = self.shared.client_ca;
+        if client_ca && self.shared.tls_arg == TlsArg::Direct {
+            // EXTERNAL only with a verified client certificate.
+            server.client_certificate(self.client_cert.lock().expect("client cert lock").is_some());
+        }
         let mut driver = Driver::new(server, conn);
         if let Some(setup) = self.shared.tls.clone() {
+            let client_cert = self.client_cert.clone();
             driver = driver.with_tls(move |sock, pending, deadline| {
                 // `<proceed/>` is written (the driver writes before events).
                 let now = Instant::now();
                 let limit = now + HANDSHAKE_TIMEOUT;
                 let deadline = deadline.map_or(limit, |t| t.min(limit));
-                setup.blocking_accept(false, sock, pending, Some(deadline))
+                let (mut up, cert) =
+                    setup.blocking_accept_client(false, sock, pending, Some(deadline))?;
+                up.summary.push_str(&client_cert_note(cert.as_ref()));
+                *client_cert.lock().expect("client cert lock") = cert;
+                Ok(up)
             });
+            if client_ca {
+                let client_cert = self.client_cert.clone();
+                driver = driver.with_after_tls(move |server| {
+                    server
+                        .client_certificate(client_cert.lock().expect("client cert lock").is_some())
+                });
+            }
         }
         let result = self.drive(&mut driver, &routed);
         driver.hang_up();
@@ -1061,7 +1101,10 @@ impl Session {
         let deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
         let (conn, tls): (BoxTransport, _) = match &self.shared.tls {
             Some(setup) => {
-                let up = setup.blocking_accept(false, Box::new(conn), &[], deadline)?;
+                let (mut up, cert) =
+                    setup.blocking_accept_client(false, Box::new(conn), &[], deadline)?;
+                up.summary.push_str(&client_cert_note(cert.as_ref()));
+                *self.client_cert.lock().expect("client cert lock") = cert;
                 self.tls_summary = Some(up.summary);
                 (up.stream, Some(up.info))
             }
@@ -1069,10 +1112,13 @@ impl Session {
         };
         let ws = websocket::blocking_accept(conn, deadline)?;
         let server = Server::new(config, Instant::now());
-        let server = match tls {
+        let mut server = match tls {
             Some(info) => server.direct_tls(info),
             None => server,
         };
+        if self.shared.client_ca {
+            server.client_certificate(self.client_cert.lock().expect("client cert lock").is_some());
+        }
         let mut driver = Driver::websocket(server, ws);
         let result = self.drive(&mut driver, &routed);
         driver.hang_up();
@@ -1120,7 +1166,10 @@ impl Session {
         match event {
             ServerEvent::Credentials(req) => {
                 self.user = request_user(&req);
-                let answer = self.shared.store.answer(&req);
+                let answer = match &req {
+                    CredentialRequest::External { authzid } => self.external(authzid.as_deref()),
+                    _ => self.shared.store.answer(&req),
+                };
                 server
                     .answer_credentials(Instant::now(), answer)
                     .map_err(|e| format!("answer_credentials: {e}"))?;
@@ -1327,6 +1376,27 @@ impl Session {
         Ok(())
     }
 
+    /// EXTERNAL: the account the verified client certificate names (see
+    /// `client_cert::user_for`), if there is such an account.
+    fn external(&mut self, authzid: Option<&str>) -> CredentialAnswer {
+        let cert = self.client_cert.lock().expect("client cert lock").clone();
+        let verdict = client_cert::user_for(
+            cert.as_ref().map(|c| c.as_ref()),
+            &self.shared.domain,
+            authzid,
+        );
+        if let Ok(user) = &verdict {
+            self.user = Some(user.clone());
+        }
+        CredentialAnswer::Verdict(verdict.and_then(|user| {
+            if self.shared.store.accounts().contains_key(&user) {
+                Ok(user)
+            } else {
+                Err(SaslCondition::NotAuthorized)
+            }
+        }))
+    }
+
     fn unregister(&mut self) {
         if let Some(jid) = self.bound.take() {
             let mut sessions = self.shared.sessions.lock().expect("sessions lock");
@@ -1467,8 +1537,12 @@ fn start(args: Args) -> Result<(), String> {
         (Some(_), false) => mechanisms.insert(0, gssapi_name.to_owned()),
         _ => {}
     }
+    if args.client_ca.is_some() {
+        // Offered after TLS, to clients with a verified certificate.
+        mechanisms.insert(0, "EXTERNAL".into());
+    }
     let tls = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) if args.tls != TlsArg::None => Some(Arc::new(TlsSetup::load(c, k)?)),
+        (Some(c), Some(k)) if args.tls != TlsArg::None => Some(Arc::new(tls_setup(&args, c, k)?)),
         _ => None,
     };
     if let Some(why) = tls.as_ref().and_then(|t| t.end_point_problem()) {
@@ -1510,6 +1584,7 @@ fn start(args: Args) -> Result<(), String> {
         config,
         ws_config,
         store,
+        client_ca: args.client_ca.is_some(),
         sessions: Mutex::new(HashMap::new()),
     });
     log(format_args!(
@@ -1531,6 +1606,34 @@ fn start(args: Args) -> Result<(), String> {
     }
     accept_loop(listener, shared, next_id, false);
     Ok(())
+}
+
+/// The TLS setup of `--cert`/`--key`, asking for client certificates with
+/// `--client-ca`.
+fn tls_setup(
+    args: &Args,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<TlsSetup, String> {
+    let Some(ca) = &args.client_ca else {
+        return TlsSetup::load(cert, key);
+    };
+    let verifier = client_cert::optional_verifier(ca)?;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
+    TlsSetup::with_client_verifier(certs, key, Some(verifier))
+}
+
+/// `, client certificate XmppAddr(...)` for the TLS summary of the log.
+fn client_cert_note(cert: Option<&CertificateDer<'_>>) -> String {
+    match cert.map(|c| client_cert::identity(c.as_ref())) {
+        None => String::new(),
+        Some(Ok(id)) => format!(", client certificate {id:?}"),
+        Some(Err(e)) => format!(", client certificate without identity ({e})"),
+    }
 }
 
 /// Accepts connections for ever, one session thread each (`websocket`:

@@ -35,6 +35,8 @@ OPTIONS:
     --mechanism M       use only this SASL mechanism (e.g. SCRAM-SHA-1-PLUS, PLAIN);
                         GSSAPI: Kerberos, the ticket of KRB5CCNAME for xmpp@<domain>
                         (a hosts crate built with --features gssapi)
+    --client-cert F     PEM certificate (chain) to present in TLS, with --client-key F
+    --client-key F      (its PEM key); without --password/--token: SASL EXTERNAL
     --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
 "
     };
@@ -102,6 +104,8 @@ pub struct Args {
     pub transport: TransportArg,
     /// `--url` (with `--transport websocket`).
     pub url: Option<crate::websocket::WsUrl>,
+    /// `--client-cert F --client-key F`: presented in TLS (SASL EXTERNAL).
+    pub client_auth: Option<crate::tls::ClientAuth>,
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
@@ -115,6 +119,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut transport = TransportArg::Tcp;
     let mut url = None;
     let mut tls_given = false;
+    let (mut client_cert, mut client_key) = (None, None);
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--password" => password = Some(value()?),
@@ -145,6 +150,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 };
             }
             "--url" => url = Some(crate::websocket::WsUrl::parse(&value()?)?),
+            "--client-cert" => client_cert = Some(value()?),
+            "--client-key" => client_key = Some(value()?),
             "--tls" => {
                 tls_given = true;
                 let v = value()?;
@@ -186,6 +193,11 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         timeout: common.timeout(),
         transport,
         url,
+        client_auth: match (client_cert, client_key) {
+            (Some(c), Some(k)) => Some(crate::tls::ClientAuth::load(&c, &k)?),
+            (None, None) => None,
+            _ => return Err("give --client-cert and --client-key together".into()),
+        },
     };
     match (a.transport, &a.url) {
         (TransportArg::WebSocket, None) => {
@@ -215,6 +227,16 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     }
     if a.password.is_some() && a.token.is_some() {
         return Err("give --password or --token, not both".into());
+    }
+    if a.client_auth.is_some() && a.tls == TlsArg::None {
+        return Err("--client-cert needs TLS".into());
+    }
+    let external = a.mechanism.as_deref() == Some("EXTERNAL");
+    if external && (a.client_auth.is_none() || a.password.is_some() || a.token.is_some()) {
+        return Err(
+            "--mechanism EXTERNAL: give --client-cert and --client-key, no password or token"
+                .into(),
+        );
     }
     a.trust = trust_of(common.ca_file, common.insecure)?;
     if a.trust.is_none() && a.tls != TlsArg::None {
@@ -258,11 +280,13 @@ impl Args {
         }
     }
 
-    /// `--password`, `--token`, or neither (SASL ANONYMOUS).
+    /// `--password`, `--token`, the client certificate (SASL EXTERNAL), or
+    /// none of them (SASL ANONYMOUS).
     pub fn credentials(&self) -> Credentials {
         match (&self.password, &self.token) {
             (Some(p), _) => Credentials::password(p.as_str()),
             (None, Some(t)) => Credentials::Token(t.as_str().into()),
+            (None, None) if self.client_auth.is_some() => Credentials::ClientCertificate,
             (None, None) => Credentials::Anonymous,
         }
     }
@@ -310,7 +334,13 @@ impl Args {
             .trust
             .as_ref()
             .ok_or("TLS needs --ca-file F or --insecure")?;
-        crate::tls::client_config(trust, alpn, self.require_ems(), self.tls_version)
+        crate::tls::client_config_with_auth(
+            trust,
+            alpn,
+            self.require_ems(),
+            self.tls_version,
+            self.client_auth.as_ref(),
+        )
     }
 
     /// An explicitly requested tls-exporter: TLS 1.2 servers must then
