@@ -24,7 +24,6 @@ ROOT="$(cd "$HERE/.." && pwd)"
 CASE_TIMEOUT="${CASE_TIMEOUT:-30}"
 DOMAIN="sansio.test"      # the example server's
 P_DOMAIN="localhost"      # the ccert Prosody's
-PASSED=0 FAILED=0 SKIPPED=0
 PIDS=()
 
 stop_all() {
@@ -40,37 +39,13 @@ stop_all() {
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-TMPLOG=""
-if [ -n "${LOGDIR:-}" ]; then :
-elif [ -n "${WORKDIR:-}" ]; then LOGDIR="$WORKDIR/ccert_tests"
-else TMPLOG="$(mktemp -d -t ccert-tests.XXXXXX)"; LOGDIR="$TMPLOG"
-fi
-mkdir -p "$LOGDIR"
-LOGDIR="$(cd "$LOGDIR" && pwd)"
+# shellcheck source=harness.sh
+. "$HERE/harness.sh"
+harness_logdir ccert_tests
 chmod 755 "$LOGDIR"
 
-finish() {
-  stop_all
-  local line="ccert_tests: $PASSED passed, $FAILED failed"
-  [ "$SKIPPED" -gt 0 ] && line="$line, $SKIPPED skipped"
-  echo "$line"
-  if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then
-    [ -n "$TMPLOG" ] && [ "${KEEP_LOGS:-0}" != 1 ] && rm -rf -- "$TMPLOG"
-    exit 0
-  fi
-  echo "logs: $LOGDIR"
-  exit 1
-}
-
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
-skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
-fail() {
-  FAILED=$((FAILED + 1)); echo "FAIL $1: $2"
-  if [ -f "$LOGDIR/$1.out" ]; then
-    echo "  ---- $LOGDIR/$1.out (last lines)"
-    tail -n 8 "$LOGDIR/$1.out" | cut -c1-300 | sed 's/^/  | /'
-  fi
-}
+cleanup() { stop_all; }
+finish() { harness_finish ccert_tests; }
 
 # ---------- build once
 echo "== building the server and client tools"
@@ -119,45 +94,7 @@ mk_client ca carol "carol@$DOMAIN"
 chmod 644 "$P"/*
 echo "== PKI in $P: ca.pem, other-ca.pem; client certificates alice, p-alice (CA), rogue, p-rogue (other CA), elsewhere, carol"
 
-# case_ NAME EXPECT SERVERLOG PATTERN -- CMD...
-#   EXPECT: "ok" (exit 0 and an "OK ..." line) or "error:REGEX" (non-zero exit, an "ERROR ..." line matching)
-#   PATTERN: an extended regex a line SERVERLOG got during the case must match ("" for none)
-#   OUTPAT (env, optional): an extended regex a line of the client's output must match
-case_() {
-  local name="$1" expect="$2" slog="$3" pat="$4"; shift 5
-  local out="$LOGDIR/$name.out" rc=0 line from i
-  from=$(($(wc -l <"$slog") + 1))
-  timeout "$CASE_TIMEOUT" "$@" >"$out" 2>&1 </dev/null || rc=$?
-  line="$(grep -E '^(OK|ERROR) ' "$out" | tail -n 1)"
-  if [ "$rc" = 124 ]; then fail "$name" "timed out after ${CASE_TIMEOUT}s"; return; fi
-  if [ "$expect" = ok ]; then
-    if [ "$rc" != 0 ] || [[ "$line" != OK* ]]; then
-      fail "$name" "expected OK, got exit $rc and '${line:-no OK/ERROR line}'"; return
-    fi
-  else
-    local want="${expect#error:}"
-    if [ "$rc" = 0 ] || [[ "$line" != ERROR* ]] || ! grep -Eq -- "$want" <<<"$line"; then
-      fail "$name" "expected a non-zero exit and ERROR /$want/, got exit $rc and '${line:-no OK/ERROR line}'"; return
-    fi
-  fi
-  if [ -n "${OUTPAT:-}" ] && ! grep -Eq -- "$OUTPAT" "$out"; then
-    fail "$name" "$line, but no line of the client's output matches /$OUTPAT/"; return
-  fi
-  if [ -n "$pat" ]; then
-    for i in $(seq 20); do
-      tail -n +"$from" "$slog" | grep -Eq -- "$pat" && break
-      sleep 0.1
-    done
-    if ! tail -n +"$from" "$slog" | grep -Eq -- "$pat"; then
-      fail "$name" "$line, but the server logged no line matching /$pat/:"
-      tail -n +"$from" "$slog" | tail -n 5 | cut -c1-300 | sed 's/^/  | /'
-      return
-    fi
-  fi
-  local logged
-  logged="$(tail -n +"$from" "$slog" | grep -E -- "${pat:-^$}" | head -n 1 | cut -c1-160)"
-  pass "$name" "$line${logged:+ [server: $logged]}"
-}
+# case_ (harness.sh): NAME EXPECT SERVERLOG PATTERN -- CMD...
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 PICKED=" "

@@ -33,16 +33,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 KRB="$HERE/kerberos"
 CASE_TIMEOUT="${CASE_TIMEOUT:-30}"
-PASSED=0 FAILED=0 SKIPPED=0
 T0=$SECONDS
 
-TMPLOG=""
-if [ -n "${LOGDIR:-}" ]; then :
-elif [ -n "${WORKDIR:-}" ]; then LOGDIR="$WORKDIR/kerberos_tests"
-else TMPLOG="$(mktemp -d -t kerberos-tests.XXXXXX)"; LOGDIR="$TMPLOG"
-fi
-mkdir -p "$LOGDIR"
-LOGDIR="$(cd "$LOGDIR" && pwd)"
+# shellcheck source=harness.sh
+. "$HERE/harness.sh"
+harness_logdir kerberos_tests
 KWD="$LOGDIR/krb"
 mkdir -p "$KWD"
 SERVERS=()
@@ -56,28 +51,8 @@ stop_all() {
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-finish() {
-  stop_all
-  local line="kerberos_tests: $PASSED passed, $FAILED failed"
-  [ "$SKIPPED" -gt 0 ] && line="$line, $SKIPPED skipped"
-  echo "(kerberos_tests: $((SECONDS - T0))s)"
-  echo "$line"
-  if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then
-    [ -n "$TMPLOG" ] && [ "${KEEP_LOGS:-0}" != 1 ] && rm -rf -- "$TMPLOG"
-    exit 0
-  fi
-  echo "logs: $LOGDIR"
-  exit 1
-}
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
-skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
-fail() {
-  FAILED=$((FAILED + 1)); echo "FAIL $1: $2"
-  if [ -f "$LOGDIR/$1.out" ]; then
-    echo "  ---- $LOGDIR/$1.out (last lines)"
-    tail -n 8 "$LOGDIR/$1.out" | cut -c1-300 | sed 's/^/  | /'
-  fi
-}
+cleanup() { stop_all; echo "(kerberos_tests: $((SECONDS - T0))s)"; }
+finish() { harness_finish kerberos_tests; }
 
 # expect NAME REGEX DESCRIPTION cmd... : runs cmd (bounded), passes when its output matches REGEX
 expect() {
