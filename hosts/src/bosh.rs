@@ -45,6 +45,10 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 /// How long one HTTP exchange may take beyond the session's `wait`.
 const MARGIN: Duration = Duration::from_secs(15);
 
+/// How long a driver that is done waits for the exchanges still out (the
+/// terminate request, and the poll it releases) before it lets them go.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Makes a new blocking connection to the connection manager (TCP, then
 /// TLS for `https://`) by the deadline.
 pub type Connect = Arc<dyn Fn(Option<Instant>) -> Result<BoxTransport, String> + Send + Sync>;
@@ -71,6 +75,8 @@ struct Core {
     /// The last failed HTTP exchange, for the error when the session dies
     /// of it.
     last_failure: Option<String>,
+    /// Exchanges out.
+    in_flight: usize,
 }
 
 impl Core {
@@ -87,11 +93,13 @@ impl Core {
             }
             out.push((req.rid, http::post(&self.url, &req.body), deadline));
         }
+        self.in_flight += out.len();
         out
     }
 
     fn outcome(&mut self, (rid, result): Outcome) {
         let now = Instant::now();
+        self.in_flight = self.in_flight.saturating_sub(1);
         match result {
             Ok(body) => {
                 if let Some(log) = &mut self.wire {
@@ -208,6 +216,7 @@ impl BoshDriver {
                 url,
                 wire: None,
                 last_failure: None,
+                in_flight: 0,
             },
             connect,
             pool: Arc::default(),
@@ -312,8 +321,20 @@ impl BoshDriver {
         }
     }
 
-    /// Stops: the exchanges still out end at their deadlines, unread.
-    pub fn hang_up(self) {}
+    /// Stops, once the exchanges still out are answered (the terminate
+    /// request reaches the connection manager) or after a moment.
+    pub fn hang_up(mut self) {
+        let until = Instant::now() + LINGER;
+        while self.core.in_flight > 0 {
+            match self
+                .rx
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                Ok(outcome) => self.core.outcome(outcome),
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// The tokio BOSH driver of a [`BoshXmppClient`]: [`BoshConnection::run`]
@@ -343,6 +364,7 @@ pub fn bosh_connection(
             url,
             wire: None,
             last_failure: None,
+            in_flight: 0,
         },
         connect,
         pool: Arc::default(),
@@ -373,6 +395,14 @@ impl BoshConnection {
     pub async fn run(mut self) -> BoshXmppClient {
         if let Err(e) = self.drive().await {
             let _ = self.events.send(Err(e)).await;
+        }
+        // The exchanges still out (the terminate request), for a moment.
+        let until = ::tokio::time::Instant::now() + LINGER;
+        while self.core.in_flight > 0 {
+            match ::tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(outcome)) => self.core.outcome(outcome),
+                _ => break,
+            }
         }
         self.core.machine
     }
@@ -461,7 +491,8 @@ pub fn serve_blocking(
         let m = match http::read_blocking(conn, &mut reader) {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(()),
-            Err(e) if reader.is_empty() && is_timeout(&e) => return Ok(()),
+            // Between requests: the client closed, or was idle too long.
+            Err(_) if reader.is_empty() => return Ok(()),
             Err(e) => return Err(format!("http read: {e}")),
         };
         let at = m.path.split('?').next() == Some(PATH);
@@ -488,11 +519,4 @@ pub fn serve_blocking(
             return Ok(());
         }
     }
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
