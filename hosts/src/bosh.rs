@@ -80,6 +80,16 @@ struct Core {
 }
 
 impl Core {
+    fn new(machine: BoshXmppClient, url: WsUrl) -> Self {
+        Core {
+            machine,
+            url,
+            wire: None,
+            last_failure: None,
+            in_flight: 0,
+        }
+    }
+
     /// The requests that may go now: `rid`, HTTP bytes, the deadline of
     /// the exchange.
     fn requests(&mut self) -> Vec<(u64, Vec<u8>, Instant)> {
@@ -211,13 +221,7 @@ impl BoshDriver {
     pub fn new(machine: BoshXmppClient, url: WsUrl, connect: Connect) -> Self {
         let (tx, rx) = mpsc::channel();
         BoshDriver {
-            core: Core {
-                machine,
-                url,
-                wire: None,
-                last_failure: None,
-                in_flight: 0,
-            },
+            core: Core::new(machine, url),
             connect,
             pool: Arc::default(),
             tx,
@@ -359,13 +363,7 @@ pub fn bosh_connection(
     let (handle, commands, events_tx, events) = channels();
     let (tx, rx) = tokio_mpsc::unbounded_channel();
     let conn = BoshConnection {
-        core: Core {
-            machine,
-            url,
-            wire: None,
-            last_failure: None,
-            in_flight: 0,
-        },
+        core: Core::new(machine, url),
         connect,
         pool: Arc::default(),
         commands,

@@ -151,10 +151,7 @@ pub fn read_blocking<R: Read + ?Sized>(
             return Ok(Some(m));
         }
         let n = r.read(&mut chunk)?;
-        if !ended(reader, n)? {
-            reader.push(&chunk[..n]);
-        }
-        if n == 0 {
+        if received(reader, &chunk[..n])? {
             return Ok(None);
         }
     }
@@ -171,22 +168,20 @@ pub async fn read_async<R: AsyncRead + Unpin + ?Sized>(
             return Ok(Some(m));
         }
         let n = r.read(&mut chunk).await?;
-        if !ended(reader, n)? {
-            reader.push(&chunk[..n]);
-        }
-        if n == 0 {
+        if received(reader, &chunk[..n])? {
             return Ok(None);
         }
     }
 }
 
-/// A read of `n` bytes: whether the connection ended (an error when it
-/// ended inside a message).
-fn ended(reader: &Reader, n: usize) -> io::Result<bool> {
-    if n == 0 && !reader.is_empty() {
+/// What a read gave, to `reader`: whether the connection ended (nothing
+/// read; an error when it ended inside a message).
+fn received(reader: &mut Reader, data: &[u8]) -> io::Result<bool> {
+    if data.is_empty() && !reader.is_empty() {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(n == 0)
+    reader.push(data);
+    Ok(data.is_empty())
 }
 
 /// A POST of `body` (`text/xml`) to `url`'s path, keeping the connection

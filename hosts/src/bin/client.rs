@@ -17,12 +17,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use xmpp_sansio::client::TlsMode;
 use xmpp_sansio_hosts::blocking::Driver;
 use xmpp_sansio_hosts::bosh::BoshDriver;
-use xmpp_sansio_hosts::tool::client_args::{
-    bosh_tls, error_line, parse_args, Args, TlsArg, TransportArg,
-};
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg, TransportArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, noted_starttls, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
 use xmpp_sansio_hosts::{
@@ -68,12 +65,7 @@ fn run(args: &Args) -> Result<String, String> {
     let started = Instant::now();
     let dialer = args.dialer()?;
     let (conn, tls) = dialer.blocking(started + args.timeout, true)?;
-    let tls_mode = match args.tls {
-        TlsArg::None => (TlsMode::None, None),
-        TlsArg::StartTls => (TlsMode::StartTlsRequired, None),
-        TlsArg::Direct if args.transport == TransportArg::Bosh => (TlsMode::Direct, bosh_tls(tls)),
-        TlsArg::Direct => (TlsMode::Direct, tls.map(|(info, _)| info)),
-    };
+    let tls_mode = args.tls_mode(tls);
     let require_ems = args.require_ems();
 
     let client = args.client(tls_mode.0, tls_mode.1)?;

@@ -1405,24 +1405,18 @@ fn start(args: Args) -> Result<(), String> {
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let wss = tls.is_some();
+    // The configuration of a web listener, when there is one.
+    let web_config = |on: bool, framing| -> Result<_, String> {
+        if !on {
+            return Ok(None);
+        }
+        let config = server_config(&args, &mechanisms, Some((framing, wss)))?;
+        Ok(Some(Arc::new(config)))
+    };
     let ws_listener = web_listener("--websocket", args.websocket.as_deref(), wss)?;
-    let ws_config = match ws_listener {
-        Some(_) => Some(Arc::new(server_config(
-            &args,
-            &mechanisms,
-            Some((Framing::WebSocket, wss)),
-        )?)),
-        None => None,
-    };
+    let ws_config = web_config(ws_listener.is_some(), Framing::WebSocket)?;
     let bosh_listener = web_listener("--bosh", args.bosh.as_deref(), wss)?;
-    let bosh_config = match bosh_listener {
-        Some(_) => Some(Arc::new(server_config(
-            &args,
-            &mechanisms,
-            Some((Framing::Bosh, wss)),
-        )?)),
-        None => None,
-    };
+    let bosh_config = web_config(bosh_listener.is_some(), Framing::Bosh)?;
     let shared = Arc::new(Shared {
         domain: args.domain.clone(),
         tls_arg: args.tls,

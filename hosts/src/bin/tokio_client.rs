@@ -15,12 +15,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use xmpp_sansio::client::TlsMode;
 use xmpp_sansio_hosts::bosh::bosh_connection;
 use xmpp_sansio_hosts::tokio::{connection, websocket_connection};
-use xmpp_sansio_hosts::tool::client_args::{
-    bosh_tls, error_line, parse_args, Args, TlsArg, TransportArg,
-};
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg, TransportArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
 use xmpp_sansio_hosts::{
@@ -67,12 +64,7 @@ async fn run(args: &Args) -> Result<String, String> {
     let started = Instant::now();
     let dialer = args.dialer()?;
     let (io, tls) = dialer.tokio(started + args.timeout, true).await?;
-    let tls_mode = match args.tls {
-        TlsArg::None => (TlsMode::None, None),
-        TlsArg::StartTls => (TlsMode::StartTlsRequired, None),
-        TlsArg::Direct if args.transport == TransportArg::Bosh => (TlsMode::Direct, bosh_tls(tls)),
-        TlsArg::Direct => (TlsMode::Direct, tls.map(|(info, _)| info)),
-    };
+    let tls_mode = args.tls_mode(tls);
     let require_ems = args.require_ems();
 
     let client = args.client(tls_mode.0, tls_mode.1)?;

@@ -262,6 +262,21 @@ impl Args {
         }
     }
 
+    /// The client's TLS mode, and what it is told of the first
+    /// connection's TLS (`tls`, for direct TLS): over BOSH (`https://`),
+    /// TLS without channel binding, as the session spans connections.
+    pub fn tls_mode(&self, tls: Option<(TlsInfo, String)>) -> (TlsMode, Option<TlsInfo>) {
+        let info = tls.map(|(i, _)| match self.transport {
+            TransportArg::Bosh => TlsInfo::without_binding(i.version),
+            _ => i,
+        });
+        match self.tls {
+            TlsArg::None => (TlsMode::None, None),
+            TlsArg::StartTls => (TlsMode::StartTlsRequired, None),
+            TlsArg::Direct => (TlsMode::Direct, info),
+        }
+    }
+
     /// How to open a connection to the server for these arguments: for
     /// the first, and for each further HTTP connection of BOSH.
     pub fn dialer(&self) -> Result<Dialer, String> {
@@ -459,12 +474,6 @@ impl Dialer {
             })
         })
     }
-}
-
-/// What a BOSH client's machine is told of `https://`: TLS, without
-/// channel binding (the session spans HTTP connections).
-pub fn bosh_tls(info: Option<(TlsInfo, String)>) -> Option<TlsInfo> {
-    info.map(|(i, _)| TlsInfo::without_binding(i.version))
 }
 
 /// The one-line reason of a failure: the condition first.
