@@ -157,20 +157,20 @@ browser_case() { # NAME EXPECT PAGE QUERY SERVER_LINE_REGEX
     PASSED=$((PASSED - 1)); fail "$name" "the page says '$res' but no server line matches /$want/" "$SERVER_LOG"
   fi
 }
-browser_case strophe_ws_scram ok strophe.html "jid=alice@localhost/strophe-scram&password=secret&mech=SCRAM-SHA-1" \
-  '^LOGIN alice@localhost/strophe-scram via SCRAM-SHA-1 .*websocket\)$'
-browser_case strophe_ws_plain ok strophe.html "jid=alice@localhost/strophe-plain&password=secret&mech=PLAIN" \
-  '^LOGIN alice@localhost/strophe-plain via PLAIN .*websocket\)$'
-browser_case strophe_ws_wrong_password "error:auth-failed" strophe.html \
-  "jid=alice@localhost/strophe-wrong&password=wrong&mech=SCRAM-SHA-1" '^AUTHFAIL alice via SCRAM-SHA-1: not-authorized'
-# Strophe.js over BOSH (XEP-0206): its requests are cross-origin POSTs (CORS preflight included).
-WS_SERVICE="$SERVICE" SERVICE="http://127.0.0.1:$BOSH_PORT/http-bind"
-browser_case strophe_bosh_scram ok strophe.html "jid=alice@localhost/strophe-bosh-scram&password=secret&mech=SCRAM-SHA-1" \
-  '^LOGIN alice@localhost/strophe-bosh-scram via SCRAM-SHA-1 .*bosh\)$'
-browser_case strophe_bosh_plain ok strophe.html "jid=alice@localhost/strophe-bosh-plain&password=secret&mech=PLAIN" \
-  '^LOGIN alice@localhost/strophe-bosh-plain via PLAIN .*bosh\)$'
-browser_case strophe_bosh_wrong_password "error:auth-failed" strophe.html \
-  "jid=alice@localhost/strophe-bosh-wrong&password=wrong&mech=SCRAM-SHA-1" '^AUTHFAIL alice via SCRAM-SHA-1: not-authorized'
+# Strophe.js over WebSocket and over BOSH (XEP-0206; its requests are cross-origin POSTs, CORS preflight
+# included).
+WS_SERVICE="$SERVICE"
+for t in ws bosh; do
+  mark=websocket SERVICE="$WS_SERVICE"
+  [ "$t" = ws ] || mark=bosh SERVICE="http://127.0.0.1:$BOSH_PORT/http-bind"
+  for mech in SCRAM-SHA-1 PLAIN; do
+    short="${mech%%-*}" && short="${short,,}" && r="strophe-$t-$short"
+    browser_case "strophe_${t}_$short" ok strophe.html "jid=alice@localhost/$r&password=secret&mech=$mech" \
+      "^LOGIN alice@localhost/$r via $mech .*$mark\)\$"
+  done
+  browser_case "strophe_${t}_wrong_password" "error:auth-failed" strophe.html \
+    "jid=alice@localhost/strophe-wrong&password=wrong&mech=SCRAM-SHA-1" '^AUTHFAIL alice via SCRAM-SHA-1: not-authorized'
+done
 SERVICE="$WS_SERVICE"
 # xmpp.js 0.14's browser bundle leaves SCRAM out ("browser": {"@xmpp/sasl-scram-sha-1": false} in its
 # package.json): in the browser it has PLAIN (and ANONYMOUS) only. Its SCRAM-SHA-1 runs in node below.
