@@ -5,8 +5,8 @@
 #  2. starts Prosody 13 on 127.0.0.1                       (prosody/start.sh; installs it with apt if missing)
 #  3. runs the reference logins against it                 (selftest.sh)
 #  4. runs interop/client_tests.sh, interop/legacy_tests.sh, interop/server_tests.sh, interop/web_tests.sh (RFC 7395
-#     WebSocket: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium against the example
-#     server; installs node/npm/chromium when missing), then interop/hostile.sh (the
+#     WebSocket and XEP-0206 BOSH: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium
+#     against the example server; installs node/npm/chromium when missing), then interop/hostile.sh (the
 #     hostile-peer suite, seconds), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"

@@ -1570,7 +1570,11 @@ fn serve_http(
         Some(setup) => {
             let deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
             match setup.blocking_accept(false, Box::new(sock), &[], deadline) {
-                Ok(up) => (up.stream, Some(up.summary)),
+                // The session gets no channel binding: it spans connections.
+                Ok(up) => {
+                    let tls = up.summary.split(", channel binding").next().unwrap_or("");
+                    (up.stream, Some(format!("{tls}, no channel binding (BOSH)")))
+                }
                 Err(e) => return log(format_args!("ERROR {peer}: {e}")),
             }
         }
