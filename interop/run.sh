@@ -7,8 +7,8 @@
 #  4. runs interop/client_tests.sh, interop/legacy_tests.sh, interop/server_tests.sh, interop/ccert_tests.sh (SASL
 #     EXTERNAL with TLS client certificates: Prosody's mod_auth_ccert and the example server's --client-ca),
 #     interop/web_tests.sh (RFC 7395
-#     WebSocket: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium against the example
-#     server; installs node/npm/chromium when missing), then interop/hostile.sh (the
+#     WebSocket and XEP-0206 BOSH: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium
+#     against the example server; installs node/npm/chromium when missing), then interop/hostile.sh (the
 #     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's
 #     Negotiate against the hosts crate's libgssapi contexts; installs krb5 and libkrb5-dev/libclang-dev
 #     when missing), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,

@@ -441,6 +441,37 @@ fn client_termination_delivers_the_last_payload() {
     assert!(!m.has_session(&sid));
 }
 
+/// A poll held, a stanza and the terminate sent at once (one request more
+/// than `requests`, as XEP-0124 section 11 allows for a terminate), each
+/// on its own HTTP connection: the terminate overtakes the stanza. That
+/// is the allowance, not overactivity; the stanza is delivered, then the
+/// session ends (found by the tokio BOSH driver over loopback HTTP).
+#[test]
+fn a_terminate_that_overtakes_a_stanza_is_not_overactivity() {
+    let now = Instant::now();
+    let mut m = manager(BoshManagerConfig::default());
+    let sid = session(&mut m, now);
+    let Reply::Held(poll) = m.handle_request(now, &request(&sid, RID + 1, "")) else {
+        panic!()
+    };
+    let term = format!(
+        "<body rid='{}' sid='{sid}' type='terminate' xmlns='http://jabber.org/protocol/httpbind'/>",
+        RID + 3
+    );
+    let Reply::Held(t) = m.handle_request(now, term.as_bytes()) else {
+        panic!("the terminate waits for the gap")
+    };
+    let reply = m.handle_request(now, &request(&sid, RID + 2, &msg("last")));
+    assert!(!matches!(reply, Reply::Refused { .. }), "{reply:?}");
+    assert_eq!(payload_texts(&events(&mut m)), ["last"]);
+    assert!(!m.has_session(&sid));
+    let answered: Vec<RequestHandle> = responses(&mut m).into_iter().map(|(h, _)| h).collect();
+    assert!(
+        answered.contains(&poll) && answered.contains(&t),
+        "{answered:?}"
+    );
+}
+
 /// XEP-0206 section 5, "Restart a stream request".
 #[test]
 fn restart_is_an_event() {

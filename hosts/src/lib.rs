@@ -14,6 +14,9 @@
 //!   WebSocket for a machine in WebSocket framing (RFC 7395:
 //!   [`blocking::Driver::websocket`], [`tokio::websocket_connection`],
 //!   with the handshakes of [`websocket`], tungstenite);
+//! - [`bosh`]: a BOSH client (XEP-0206) for both drivers, each request body
+//!   POSTed over HTTP/1.1 ([`http`], httparse), and the HTTP connection
+//!   loop of a BOSH listener;
 //! - [`tls`] and [`server_tls`]: the rustls glue (client and server
 //!   configurations, the handshake, the channel-binding data the SCRAM
 //!   `-PLUS` mechanisms need);
@@ -41,9 +44,11 @@ use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
 pub mod blocking;
+pub mod bosh;
 pub mod client_cert;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
+pub mod http;
 pub mod server_tls;
 pub mod tls;
 pub mod tokio;

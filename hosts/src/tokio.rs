@@ -85,9 +85,9 @@ pub type TlsUpgrade = Box<dyn FnMut(BoxStream, Vec<u8>) -> UpgradeFuture + Send>
 const EVENTS: usize = 64;
 
 /// A call on the machine, made by the driver.
-type Call<M> = Box<dyn FnOnce(&mut M) -> Result<(), UsageError> + Send>;
+pub(crate) type Call<M> = Box<dyn FnOnce(&mut M) -> Result<(), UsageError> + Send>;
 
-enum Command<M> {
+pub(crate) enum Command<M> {
     Send(Element),
     Close,
     HangUp,
@@ -246,9 +246,72 @@ async fn read1(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Read1> {
     }
 }
 
-fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Events<M::Event>) {
+/// The channels between a driver and its host: the handle and the
+/// driver's end of its commands, the driver's end of the events and the
+/// host's.
+pub(crate) type Channels<M, E> = (
+    Handle<M>,
+    mpsc::UnboundedReceiver<Command<M>>,
+    mpsc::Sender<Result<E, DriverError>>,
+    Events<E>,
+);
+
+/// What a command left the drive loop to do.
+pub(crate) enum Flow {
+    /// Go on.
+    Go,
+    /// Write what is queued and return.
+    HangUp,
+    /// Every handle is gone: stop waiting for commands.
+    NoCommands,
+}
+
+/// How a driver sends a stanza and closes its machine.
+pub(crate) struct Ops<M> {
+    pub(crate) send: fn(&mut M, &Element) -> Result<(), UsageError>,
+    pub(crate) close: fn(&mut M, Instant),
+}
+
+/// Carries out one command of a [`Handle`] on `machine`; a refusal goes
+/// to the events as a [`DriverError::Usage`] item.
+pub(crate) async fn obey<M, E>(
+    machine: &mut M,
+    ops: Ops<M>,
+    command: Option<Command<M>>,
+    events: &mpsc::Sender<Result<E, DriverError>>,
+) -> Flow {
+    let refused = match command {
+        Some(Command::Send(stanza)) => (ops.send)(machine, &stanza).err().map(|e| ("send", e)),
+        Some(Command::Close) => {
+            (ops.close)(machine, Instant::now());
+            None
+        }
+        Some(Command::Call(call)) => call(machine).err().map(|e| ("call", e)),
+        Some(Command::HangUp) => return Flow::HangUp,
+        None => return Flow::NoCommands,
+    };
+    if let Some((what, e)) = refused {
+        let _ = events.send(Err(DriverError::Usage(what, e))).await;
+    }
+    Flow::Go
+}
+
+/// A new set of [`Channels`].
+pub(crate) fn channels<M, E>() -> Channels<M, E> {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(EVENTS);
+    (
+        Handle {
+            commands: commands_tx,
+        },
+        commands,
+        events_tx,
+        Events { events },
+    )
+}
+
+fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Events<M::Event>) {
+    let (handle, commands, events_tx, events) = channels();
     (
         Connection {
             machine,
@@ -259,10 +322,8 @@ fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Event
             commands,
             events: events_tx,
         },
-        Handle {
-            commands: commands_tx,
-        },
-        Events { events },
+        handle,
+        events,
     )
 }
 
@@ -347,24 +408,17 @@ impl<M: Machine> Connection<M> {
                     Ok(Read1::Nothing) => {}
                     Err(e) => return Err(DriverError::Read(e)),
                 },
-                command = self.commands.recv(), if commands_open => match command {
-                    Some(Command::Send(stanza)) => {
-                        if let Err(e) = self.machine.send(&stanza) {
-                            let _ = self.events.send(Err(DriverError::Usage("send", e))).await;
+                command = self.commands.recv(), if commands_open => {
+                    let ops = Ops { send: <M as Machine>::send, close: <M as Machine>::close };
+                    match obey(&mut self.machine, ops, command, &self.events).await {
+                        Flow::Go => {}
+                        Flow::HangUp => {
+                            self.flush().await?;
+                            return Ok(());
                         }
+                        Flow::NoCommands => commands_open = false,
                     }
-                    Some(Command::Close) => self.machine.close(Instant::now()),
-                    Some(Command::Call(call)) => {
-                        if let Err(e) = call(&mut self.machine) {
-                            let _ = self.events.send(Err(DriverError::Usage("call", e))).await;
-                        }
-                    }
-                    Some(Command::HangUp) => {
-                        self.flush().await?;
-                        return Ok(());
-                    }
-                    None => commands_open = false,
-                },
+                }
                 () = sleep => self.machine.handle_timeout(Instant::now()),
             }
         }

@@ -21,14 +21,15 @@ pub const SUBPROTOCOL: &str = "xmpp";
 /// Prosody does).
 pub const PATH: &str = "/xmpp-websocket";
 
-/// A `ws://` or `wss://` URL, taken apart.
+/// A `ws://` or `wss://` URL (or, for BOSH, `http://` or `https://`),
+/// taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
-    /// `wss://`: TLS under the WebSocket.
+    /// `wss://` (`https://`): TLS first.
     pub secure: bool,
     /// The host (a name, an IPv4 address, or an IPv6 one without brackets).
     pub host: String,
-    /// The port (default 80, or 443 for `wss://`).
+    /// The port (default 80, or 443 for `wss://` and `https://`).
     pub port: u16,
     /// The whole URL, for the handshake's request.
     pub url: String,
@@ -37,12 +38,30 @@ pub struct WsUrl {
 impl WsUrl {
     /// Parses `ws://host[:port][/path]` or `wss://...`.
     pub fn parse(url: &str) -> Result<WsUrl, String> {
-        let (secure, rest) = if let Some(r) = url.strip_prefix("ws://") {
+        Self::parse_schemes(url, "ws://", "wss://")
+    }
+
+    /// Parses `http://host[:port][/path]` or `https://...` (BOSH).
+    pub fn parse_http(url: &str) -> Result<WsUrl, String> {
+        Self::parse_schemes(url, "http://", "https://")
+    }
+
+    /// The path and query (`/http-bind`; `/` when the URL has none).
+    pub fn target(&self) -> &str {
+        let rest = self.url.split_once("://").map_or("", |(_, r)| r);
+        match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => rest[i..].split('#').next().unwrap_or("/"),
+            _ => "/",
+        }
+    }
+
+    fn parse_schemes(url: &str, plain: &str, tls: &str) -> Result<WsUrl, String> {
+        let (secure, rest) = if let Some(r) = url.strip_prefix(plain) {
             (false, r)
-        } else if let Some(r) = url.strip_prefix("wss://") {
+        } else if let Some(r) = url.strip_prefix(tls) {
             (true, r)
         } else {
-            return Err(format!("--url {url:?}: ws:// or wss:// expected"));
+            return Err(format!("--url {url:?}: {plain} or {tls} expected"));
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let (host, port) = match authority.strip_prefix('[') {
@@ -205,6 +224,10 @@ mod tests {
         let u = WsUrl::parse("ws://[::1]:80/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 80));
         assert!(WsUrl::parse("http://example.com/").is_err());
+        let u = WsUrl::parse_http("https://example.com/http-bind").unwrap();
+        assert_eq!((u.secure, u.port, u.target()), (true, 443, "/http-bind"));
+        assert_eq!(WsUrl::parse_http("http://h:1").unwrap().target(), "/");
+        assert!(WsUrl::parse_http("ws://h/").is_err());
         assert!(WsUrl::parse("ws://:5/").is_err());
         assert!(WsUrl::parse("ws://h:x/").is_err());
     }

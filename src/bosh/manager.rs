@@ -546,7 +546,13 @@ impl BoshManager {
         let empty = body.payloads.is_empty() && !body.restart && !special;
         let unanswered = s.held.len() + s.pending.len() + 1;
         let requests = s.requests as usize;
-        if unanswered > requests + 1 || (unanswered > requests && !special) {
+        // The one extra request is the pause's or the terminate's, whether
+        // it came first or overtook this one on another connection.
+        let special_pending = s
+            .pending
+            .values()
+            .any(|p| p.body.pause.is_some() || p.body.is_terminate());
+        if unanswered > requests + 1 || (unanswered > requests && !special && !special_pending) {
             return Err(ManagerError::Overactivity);
         }
         let polling = Duration::from_secs(u64::from(self.config.polling));

@@ -17,9 +17,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use xmpp_sansio::client::TlsMode;
-use xmpp_sansio_hosts::blocking::{BoxTransport, Driver};
-use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
+use xmpp_sansio_hosts::blocking::Driver;
+use xmpp_sansio_hosts::bosh::BoshDriver;
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg, TransportArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, noted_starttls, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
 use xmpp_sansio_hosts::{
@@ -62,33 +62,28 @@ fn main() -> ExitCode {
 /// One login: connect, negotiate, message to self, close.
 fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
-    let (host, port) = args.address();
-    let sock = host::connect(&host, port, args.timeout).map_err(|e| e.line(&host, port))?;
-    note(&format!("connected to {host}:{port}"));
     let started = Instant::now();
-
+    let dialer = args.dialer()?;
+    let (conn, tls) = dialer.blocking(started + args.timeout, true)?;
+    let tls_mode = args.tls_mode(tls);
     let require_ems = args.require_ems();
-    let (conn, tls_mode): (BoxTransport, _) = match args.tls {
-        TlsArg::None => (Box::new(sock), (TlsMode::None, None)),
-        TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
-        TlsArg::Direct => {
-            let (name, alpn) = args.direct_tls_target();
-            let up = tls::blocking_connect(
-                args.tls_config(Some(alpn))?,
-                &name,
-                Box::new(sock),
-                &[],
-                Some(started + args.timeout),
-                args.binding,
-                require_ems,
-            )?;
-            note(&format!("TLS established (direct): {}", up.summary));
-            (up.stream, (TlsMode::Direct, Some(up.info)))
-        }
-    };
 
     let client = args.client(tls_mode.0, tls_mode.1)?;
+    let mut message = SelfMessage::new(
+        ECHO_ID,
+        "xmpp-sansio example client: message to self",
+        error_line,
+    );
     let driver = match &args.url {
+        Some(u) if args.transport == TransportArg::Bosh => {
+            note(&format!("BOSH session at {}", u.url));
+            let mut driver = BoshDriver::new(args.bosh(client)?, u.clone(), dialer.bosh_blocking())
+                .with_connection(conn)
+                .with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
+            let result = message.run_blocking(&mut driver);
+            driver.hang_up();
+            return result;
+        }
         Some(u) => {
             let ws = websocket::blocking_client(&u.url, conn, Some(started + args.timeout))?;
             note(&format!("WebSocket open: {} (subprotocol xmpp)", u.url));
@@ -111,11 +106,6 @@ fn run(args: &Args) -> Result<String, String> {
             starttls(sock, pending, deadline)
         });
     }
-    let mut message = SelfMessage::new(
-        ECHO_ID,
-        "xmpp-sansio example client: message to self",
-        error_line,
-    );
     let result = message.run_blocking(&mut driver);
     // Over (or failed, the machine's stream error and close written):
     // hang up without reading what the server may still send.

@@ -13,7 +13,11 @@
 //! legacy `jabber:iq:auth` (XEP-0078, with plaintext, digest and
 //! zero-knowledge); and routing of `<message/>` (and `<iq/>`) stanzas
 //! between the connected sessions of its users, over TCP and, with
-//! `--websocket ADDR`, over RFC 7395 WebSocket (ws on loopback, or wss). It logs one line per login
+//! `--websocket ADDR`, over RFC 7395 WebSocket (ws on loopback, or wss),
+//! and with `--bosh ADDR` over BOSH (XEP-0206; http on loopback, or
+//! https: HTTP connection threads, and one thread that owns the
+//! `BoshXmppServer` and runs each session's events through the same
+//! handling as a TCP session's). It logs one line per login
 //! (`LOGIN alice@localhost/res via SCRAM-SHA-256-PLUS ...`), per
 //! registration and per failure (`AUTHFAIL`, `BIND-CONFLICT`, `ERROR`...) on
 //! stdout; `--help` lists them.
@@ -42,9 +46,13 @@ use minidom::Element;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use subtle::ConstantTimeEq;
+use xmpp_sansio::bosh::{
+    BoshManagerConfig, BoshXmppServer, BoshXmppServerEvent, Reply, RequestHandle,
+};
 use xmpp_sansio::jid::{Jid, ResourcePart};
 use xmpp_sansio::ns;
 use xmpp_sansio::random::printable_token;
+use xmpp_sansio::sasl::channel_binding::TlsVersion;
 use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 use xmpp_sansio::sasl::{
@@ -59,13 +67,14 @@ use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::Framing;
+use xmpp_sansio::TlsInfo;
 use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
 use xmpp_sansio_hosts::client_cert;
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::{host, im};
-use xmpp_sansio_hosts::websocket;
 use xmpp_sansio_hosts::DriverError;
+use xmpp_sansio_hosts::{bosh, websocket};
 
 const HELP: &str = "\
 server: an XMPP server for one domain on the xmpp-sansio Server (std::net + rustls)
@@ -81,6 +90,10 @@ OPTIONS:
                          the --cert/--key of TLS, else plain ws:// (loopback addresses
                          only), then treated as secure (as Prosody's
                          consider_websocket_secure): SASL, PLAIN included, without TLS
+    --bosh ADDR          also accept XMPP over BOSH (XEP-0124/0206) on ADDR, path /http-bind,
+                         from pages of any origin (CORS): https:// with the --cert/--key of
+                         TLS, else plain http:// (loopback only), treated as secure as
+                         Prosody's consider_bosh_secure; at most 256 sessions
     --domain D           the domain served (a stream to any other gets host-unknown)
     --cert F             PEM certificate chain, end entity first (not with --tls none)
     --key F              PEM private key
@@ -120,7 +133,8 @@ OPTIONS:
 OUTPUT (stdout, one line each):
     LISTENING <addr> ...    once listening
     LISTENING-WS <addr> ws|wss   once the --websocket listener is listening
-    LOGIN <full jid> via <mechanism> (<tls>, <peer>[ websocket])
+    LISTENING-BOSH <addr> http|https   once the --bosh listener is listening
+    LOGIN <full jid> via <mechanism> (<tls>, <peer>[ websocket| bosh])
     AUTHFAIL <user> via <mechanism>: <condition> (<peer>)
     BIND-CONFLICT <full jid> (<peer>)
     REGISTER <user> (<peer>), PASSWORD / UPDATE / REMOVE <user> (<peer>), and
@@ -128,7 +142,8 @@ OUTPUT (stdout, one line each):
     ERROR <peer>: <why the stream or connection failed>
     CLOSED <peer>: the client closed the stream before binding
     END <peer>: <n> bytes read   once the connection is closed (a stream that failed
-                            is closed at once: what the client still sends is not read)
+                            is closed at once: what the client still sends is not read);
+                            END <peer>: bosh session over (<why>) for a BOSH session
 ";
 
 /// PBKDF2 iterations of the stored SCRAM credentials.
@@ -193,6 +208,8 @@ struct Args {
     gssapi_keytab: Option<PathBuf>,
     /// `--client-ca F`: client certificates and SASL EXTERNAL.
     client_ca: Option<PathBuf>,
+    /// `--bosh ADDR`.
+    bosh: Option<String>,
 }
 
 /// A whole number of seconds, at least one.
@@ -219,6 +236,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         gssapi_keytab: None,
         websocket: None,
         client_ca: None,
+        bosh: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -226,6 +244,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "-h" | "--help" => return Ok(None),
             "--listen" => a.listen = value()?,
             "--websocket" => a.websocket = Some(value()?),
+            "--bosh" => a.bosh = Some(value()?),
             "--domain" => a.domain = value()?.to_ascii_lowercase(),
             "--cert" => a.cert = Some(value()?.into()),
             "--key" => a.key = Some(value()?.into()),
@@ -634,6 +653,8 @@ struct Shared {
     /// The same for the WebSocket listener's connections (WebSocket
     /// framing), built once too.
     ws_config: Option<Arc<ServerConfig>>,
+    /// And for the BOSH listener's sessions (BOSH framing).
+    bosh_config: Option<Arc<ServerConfig>>,
     store: Store,
     /// `--client-ca`: EXTERNAL offered only with a verified certificate.
     client_ca: bool,
@@ -859,13 +880,19 @@ struct Session {
     mechanism: Option<String>,
     /// The user name of the last credential request (for the log).
     user: Option<String>,
-    /// A connection of the `--websocket` listener.
-    websocket: bool,
+    /// How the client came, for the LOGIN line: `""` (TCP),
+    /// [`WEBSOCKET`] or [`BOSH`].
+    transport: &'static str,
     /// The client's verified TLS certificate (`--client-ca`), for EXTERNAL.
     client_cert: Arc<Mutex<Option<CertificateDer<'static>>>>,
 }
 
-fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, websocket: bool) {
+/// The LOGIN line's mark of a `--websocket` connection.
+const WEBSOCKET: &str = " websocket";
+/// The LOGIN line's mark of a `--bosh` session.
+const BOSH: &str = " bosh";
+
+fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transport: &'static str) {
     let (queue, inputs) = sync_channel(QUEUE);
     let (credits, credit) = sync_channel(READ_AHEAD);
     for _ in 0..READ_AHEAD {
@@ -928,7 +955,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, websoc
         bound: None,
         mechanism: None,
         user: None,
-        websocket,
+        transport,
         client_cert: Arc::new(Mutex::new(None)),
     };
     if let Err(e) = s.run(conn) {
@@ -1031,7 +1058,7 @@ impl Transport for QueueTransport {
 
 impl Session {
     fn run(&mut self, conn: QueueTransport) -> Result<(), String> {
-        if self.websocket {
+        if self.transport == WEBSOCKET {
             return self.run_websocket(conn);
         }
         let routed = conn.routed.clone();
@@ -1308,7 +1335,7 @@ impl Session {
                     self.mechanism.as_deref().unwrap_or("-"),
                     self.tls_summary.as_deref().unwrap_or("no TLS"),
                     self.peer,
-                    if self.websocket { " websocket" } else { "" }
+                    self.transport
                 ));
             }
             ServerEvent::Stanza(el) => {
@@ -1426,27 +1453,28 @@ fn main() -> ExitCode {
 /// The one configuration every connection shares, checked at start. The
 /// SCRAM secret for unknown users is drawn once, here, by `build`.
 ///
-/// `websocket`: the configuration of the `--websocket` listener (Some(wss)):
-/// WebSocket framing, TLS first for wss; plain ws (loopback) is treated
-/// as secure, PLAIN included, as Prosody's `consider_websocket_secure`.
+/// `web`: the configuration of the `--websocket` or `--bosh` listener
+/// (its framing, and whether TLS comes first: wss, https); plain ws and
+/// http (loopback) are treated as secure, PLAIN included, as Prosody's
+/// `consider_websocket_secure` and `consider_bosh_secure`.
 fn server_config(
     args: &Args,
     mechanisms: &[String],
-    websocket: Option<bool>,
+    web: Option<(Framing, bool)>,
     gssapi: Option<&GssapiKey>,
 ) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::builder(args.domain.clone());
     if let Some(key) = gssapi {
         config.registry.register(key.factory());
     }
-    config.tls = match (websocket, args.tls) {
-        (Some(true), _) | (None, TlsArg::Direct) => ServerTls::Direct,
-        (Some(false), _) | (None, TlsArg::None) => ServerTls::None,
+    config.tls = match (web, args.tls) {
+        (Some((_, true)), _) | (None, TlsArg::Direct) => ServerTls::Direct,
+        (Some((_, false)), _) | (None, TlsArg::None) => ServerTls::None,
         (None, TlsArg::StartTls) => ServerTls::StartTlsRequired,
     };
-    if let Some(wss) = websocket {
-        config.framing = Framing::WebSocket;
-        config.allow_plain_without_tls = !wss;
+    if let Some((framing, secure)) = web {
+        config.framing = framing;
+        config.allow_plain_without_tls = !secure;
     }
     config.mechanisms = mechanisms.to_vec();
     config.scram_unknown_user_iterations = ITERATIONS;
@@ -1555,34 +1583,37 @@ fn start(args: Args) -> Result<(), String> {
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let wss = tls.is_some();
-    let ws_listener = match &args.websocket {
-        Some(a) => {
-            let l = TcpListener::bind(a).map_err(|e| format!("--websocket {a}: {e}"))?;
-            let ws_addr = l.local_addr().map_err(|e| e.to_string())?;
-            if !wss && !ws_addr.ip().is_loopback() {
-                return Err(format!(
-                    "--websocket {a}: plain ws:// only on a loopback address (wss:// needs --cert/--key and TLS)"
-                ));
-            }
-            Some((l, ws_addr))
+    // The configuration of a web listener, when there is one.
+    let web_config = |on: bool, framing| -> Result<_, String> {
+        if !on {
+            return Ok(None);
         }
-        None => None,
-    };
-    let ws_config = match ws_listener {
-        Some(_) => Some(Arc::new(server_config(
+        // Client certificates are TCP's (`--client-ca`): no EXTERNAL on
+        // the web listeners.
+        let web_mechanisms: Vec<String> = mechanisms
+            .iter()
+            .filter(|m| *m != "EXTERNAL")
+            .cloned()
+            .collect();
+        let config = server_config(
             &args,
-            &mechanisms,
-            Some(wss),
+            &web_mechanisms,
+            Some((framing, wss)),
             gssapi.as_ref(),
-        )?)),
-        None => None,
+        )?;
+        Ok(Some(Arc::new(config)))
     };
+    let ws_listener = web_listener("--websocket", args.websocket.as_deref(), wss)?;
+    let ws_config = web_config(ws_listener.is_some(), Framing::WebSocket)?;
+    let bosh_listener = web_listener("--bosh", args.bosh.as_deref(), wss)?;
+    let bosh_config = web_config(bosh_listener.is_some(), Framing::Bosh)?;
     let shared = Arc::new(Shared {
         domain: args.domain.clone(),
         tls_arg: args.tls,
         tls,
         config,
         ws_config,
+        bosh_config,
         store,
         client_ca: args.client_ca.is_some(),
         sessions: Mutex::new(HashMap::new()),
@@ -1601,10 +1632,18 @@ fn start(args: Args) -> Result<(), String> {
             "LISTENING-WS {ws_addr} {}",
             if wss { "wss" } else { "ws" }
         ));
-        let (shared, next_id) = (shared.clone(), next_id.clone());
-        thread::spawn(move || accept_loop(ws_listener, shared, next_id, true));
+        let on = sessions(shared.clone(), next_id.clone(), WEBSOCKET);
+        thread::spawn(move || accept_loop(ws_listener, on));
     }
-    accept_loop(listener, shared, next_id, false);
+    if let Some((bosh_listener, bosh_addr)) = bosh_listener {
+        let on = bosh_listener_start(shared.clone(), next_id.clone());
+        log(format_args!(
+            "LISTENING-BOSH {bosh_addr} {}",
+            if wss { "https" } else { "http" }
+        ));
+        thread::spawn(move || accept_loop(bosh_listener, on));
+    }
+    accept_loop(listener, sessions(shared, next_id, ""));
     Ok(())
 }
 
@@ -1636,14 +1675,40 @@ fn client_cert_note(cert: Option<&CertificateDer<'_>>) -> String {
     }
 }
 
-/// Accepts connections for ever, one session thread each (`websocket`:
-/// the `--websocket` listener's).
-fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    next_id: Arc<AtomicU64>,
-    websocket: bool,
-) {
+/// The `--websocket` or `--bosh` listener, bound: plain (ws, http) only on
+/// loopback.
+fn web_listener(
+    flag: &str,
+    addr: Option<&str>,
+    tls: bool,
+) -> Result<Option<(TcpListener, SocketAddr)>, String> {
+    let Some(a) = addr else {
+        return Ok(None);
+    };
+    let l = TcpListener::bind(a).map_err(|e| format!("{flag} {a}: {e}"))?;
+    let bound = l.local_addr().map_err(|e| e.to_string())?;
+    if !tls && !bound.ip().is_loopback() {
+        return Err(format!(
+            "{flag} {a}: plain HTTP only on a loopback address (TLS needs --cert/--key)"
+        ));
+    }
+    Ok(Some((l, bound)))
+}
+
+/// What a listener does with each connection.
+type OnConnection = Box<dyn FnMut(TcpStream, SocketAddr) + Send>;
+
+/// A session thread for each connection (`transport`: its LOGIN mark).
+fn sessions(shared: Arc<Shared>, next_id: Arc<AtomicU64>, transport: &'static str) -> OnConnection {
+    Box::new(move |sock, peer| {
+        let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = shared.clone();
+        thread::spawn(move || serve(shared, id, sock, peer, transport));
+    })
+}
+
+/// Accepts connections for ever, each handed to `on`.
+fn accept_loop(listener: TcpListener, mut on: OnConnection) {
     for conn in listener.incoming() {
         let sock = match conn {
             Ok(s) => s,
@@ -1656,8 +1721,256 @@ fn accept_loop(
             Ok(p) => p,
             Err(_) => continue,
         };
-        let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let shared = shared.clone();
-        thread::spawn(move || serve(shared, id, sock, peer, websocket));
+        on(sock, peer);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The BOSH listener: HTTP connection threads, and one thread that owns the
+// connection manager (a `BoshXmppServer`: a `Server` per session)
+
+/// Most BOSH sessions at once (the connection manager refuses more).
+const BOSH_SESSIONS: usize = 256;
+/// Most HTTP connections of the BOSH listener at once (more are closed).
+const BOSH_CONNECTIONS: usize = 512;
+/// An HTTP connection without a request for this long is closed.
+const HTTP_IDLE: Duration = Duration::from_secs(120);
+/// A request the connection manager has not answered by then (it answers
+/// held ones at `wait`, 60 s at most) is closed unanswered.
+const BOSH_ANSWER: Duration = Duration::from_secs(90);
+
+/// What reaches the BOSH thread.
+enum BoshInput {
+    /// A request body from an HTTP connection of `peer` (over TLS: its
+    /// summary); the answer goes to `reply` (dropped: closed unanswered).
+    Request {
+        body: Vec<u8>,
+        peer: SocketAddr,
+        tls: Option<String>,
+        reply: std::sync::mpsc::Sender<Vec<u8>>,
+    },
+    /// A stanza routed to the session `sid`.
+    Route { sid: String, el: Element },
+}
+
+/// Starts the BOSH thread; what the listener does with each connection.
+fn bosh_listener_start(shared: Arc<Shared>, next_id: Arc<AtomicU64>) -> OnConnection {
+    let (to_bosh, inputs) = std::sync::mpsc::channel();
+    {
+        let (shared, me) = (shared.clone(), to_bosh.clone());
+        thread::spawn(move || bosh_thread(shared, next_id, inputs, me));
+    }
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Box::new(move |sock, peer| {
+        if open.fetch_add(1, Ordering::Relaxed) >= BOSH_CONNECTIONS {
+            open.fetch_sub(1, Ordering::Relaxed);
+            return; // dropped: closed
+        }
+        let (shared, to_bosh, open) = (shared.clone(), to_bosh.clone(), open.clone());
+        thread::spawn(move || {
+            serve_http(&shared, sock, peer, &to_bosh);
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    })
+}
+
+/// One HTTP connection: TLS first when the server has a certificate
+/// (https), then requests until the client closes; each BOSH body goes to
+/// the BOSH thread and its answer back.
+fn serve_http(
+    shared: &Shared,
+    sock: TcpStream,
+    peer: SocketAddr,
+    to_bosh: &std::sync::mpsc::Sender<BoshInput>,
+) {
+    let _ = sock.set_nodelay(true);
+    let _ = sock.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (mut conn, tls): (BoxTransport, _) = match &shared.tls {
+        Some(setup) => {
+            let deadline = Some(Instant::now() + HANDSHAKE_TIMEOUT);
+            match setup.blocking_accept(false, Box::new(sock), &[], deadline) {
+                // The session gets no channel binding: it spans connections.
+                Ok(up) => {
+                    let tls = up.summary.split(", channel binding").next().unwrap_or("");
+                    (up.stream, Some(format!("{tls}, no channel binding (BOSH)")))
+                }
+                Err(e) => return log(format_args!("ERROR {peer}: {e}")),
+            }
+        }
+        None => (Box::new(sock), None),
+    };
+    let served = bosh::serve_blocking(&mut conn, HTTP_IDLE, |body| {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let tls = tls.clone();
+        to_bosh
+            .send(BoshInput::Request {
+                body,
+                peer,
+                tls,
+                reply,
+            })
+            .ok()?;
+        answer.recv_timeout(BOSH_ANSWER).ok()
+    });
+    if let Err(e) = served {
+        log(format_args!("ERROR {peer}: {e}"));
+    }
+    conn.hang_up();
+}
+
+/// The owner of the connection manager: takes request bodies and routed
+/// stanzas, answers held requests, runs the deadlines, and acts on every
+/// session's `Server` events as a TCP session does ([`Session::on_event`]).
+fn bosh_thread(
+    shared: Arc<Shared>,
+    next_id: Arc<AtomicU64>,
+    inputs: Receiver<BoshInput>,
+    me: std::sync::mpsc::Sender<BoshInput>,
+) {
+    let Some(config) = shared.bosh_config.clone() else {
+        return;
+    };
+    let rules = BoshManagerConfig {
+        max_sessions: BOSH_SESSIONS,
+        ..BoshManagerConfig::default()
+    };
+    let mut cm = match BoshXmppServer::with_os_random(config, rules) {
+        Ok(cm) => cm,
+        Err(e) => return log(format_args!("ERROR bosh: {e}")),
+    };
+    // https: TLS, without channel binding (a session spans connections);
+    // the version is not known per session.
+    cm.set_tls(
+        shared
+            .tls
+            .is_some()
+            .then(|| TlsInfo::without_binding(TlsVersion::Tls13)),
+    );
+    let mut held: HashMap<RequestHandle, std::sync::mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut sessions: HashMap<String, Session> = HashMap::new();
+    // The peer of the latest request: a session created by it is theirs.
+    let mut latest: Option<(SocketAddr, Option<String>)> = None;
+    loop {
+        let input = match cm.poll_timeout() {
+            Some(t) => match inputs.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match inputs.recv() {
+                Ok(i) => Some(i),
+                Err(_) => return,
+            },
+        };
+        let now = Instant::now();
+        match input {
+            Some(BoshInput::Request {
+                body,
+                peer,
+                tls,
+                reply,
+            }) => {
+                latest = Some((peer, tls));
+                match cm.handle_request(now, &body) {
+                    Reply::Immediate(b) | Reply::Refused { body: b, .. } => {
+                        let _ = reply.send(b);
+                    }
+                    Reply::Held(h) => {
+                        held.insert(h, reply);
+                    }
+                }
+            }
+            // A session that ended meanwhile: dropped.
+            Some(BoshInput::Route { sid, el }) => drop(cm.send(now, &sid, &el)),
+            None => {}
+        }
+        if cm.poll_timeout().is_some_and(|t| t <= now) {
+            cm.handle_timeout(now);
+        }
+        loop {
+            let mut moved = false;
+            while let Some(ev) = cm.poll_event() {
+                moved = true;
+                match ev {
+                    BoshXmppServerEvent::Created { sid } => {
+                        let Some((peer, tls)) = latest.clone() else {
+                            continue;
+                        };
+                        let s = bosh_session(&shared, &next_id, &me, &sid, peer, tls);
+                        sessions.insert(sid, s);
+                    }
+                    BoshXmppServerEvent::Session { sid, event } => {
+                        let Some(s) = sessions.get_mut(&sid) else {
+                            continue;
+                        };
+                        let peer = s.peer;
+                        if let Some(Err(e)) =
+                            cm.with_server(now, &sid, |server| s.on_event(server, event))
+                        {
+                            log(format_args!("ERROR {peer}: {e}"));
+                            cm.close(now, &sid);
+                        }
+                    }
+                    BoshXmppServerEvent::RequestDropped(h) => drop(held.remove(&h)),
+                    BoshXmppServerEvent::Ended { sid, reason } => {
+                        if let Some(mut s) = sessions.remove(&sid) {
+                            s.unregister();
+                            log(format_args!(
+                                "END {}: bosh session over ({reason:?})",
+                                s.peer
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some((h, body)) = cm.poll_response() {
+                moved = true;
+                if let Some(reply) = held.remove(&h) {
+                    let _ = reply.send(body);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+}
+
+/// The routing end of a new BOSH session `sid`: stanzas routed to it
+/// reach the BOSH thread through a thread of its own (which ends with the
+/// session's routes).
+fn bosh_session(
+    shared: &Arc<Shared>,
+    next_id: &AtomicU64,
+    me: &std::sync::mpsc::Sender<BoshInput>,
+    sid: &str,
+    peer: SocketAddr,
+    tls_summary: Option<String>,
+) -> Session {
+    let (queue, routed) = sync_channel(QUEUE);
+    let (me, sid) = (me.clone(), sid.to_owned());
+    thread::spawn(move || {
+        for input in routed {
+            if let Input::Route(el) = input {
+                let sid = sid.clone();
+                if me.send(BoshInput::Route { sid, el }).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Session {
+        shared: shared.clone(),
+        id: next_id.fetch_add(1, Ordering::Relaxed) + 1,
+        peer,
+        queue,
+        tls_summary,
+        bound: None,
+        mechanism: None,
+        user: None,
+        transport: BOSH,
+        // HTTP carries no client certificate to the session.
+        client_cert: Arc::new(Mutex::new(None)),
     }
 }

@@ -15,9 +15,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use xmpp_sansio::client::TlsMode;
-use xmpp_sansio_hosts::tokio::{connection, websocket_connection, BoxStream};
-use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg};
+use xmpp_sansio_hosts::bosh::bosh_connection;
+use xmpp_sansio_hosts::tokio::{connection, websocket_connection};
+use xmpp_sansio_hosts::tool::client_args::{error_line, parse_args, Args, TlsArg, TransportArg};
 use xmpp_sansio_hosts::tool::host::{self, domain_of, note, wire_log};
 use xmpp_sansio_hosts::tool::self_message::SelfMessage;
 use xmpp_sansio_hosts::{
@@ -61,43 +61,30 @@ fn main() -> ExitCode {
 /// One login: connect, negotiate, message to self, close.
 async fn run(args: &Args) -> Result<String, String> {
     let domain = domain_of(&args.jid).to_owned();
-    let (host, port) = args.address();
     let started = Instant::now();
-    let sock = tokio::time::timeout(
-        args.timeout,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| format!("connect {host}:{port}: timed out"))?
-    .map_err(|e| format!("connect {host}:{port}: {e}"))?;
-    let _ = sock.set_nodelay(true);
-    note(&format!("connected to {host}:{port}"));
-
+    let dialer = args.dialer()?;
+    let (io, tls) = dialer.tokio(started + args.timeout, true).await?;
+    let tls_mode = args.tls_mode(tls);
     let require_ems = args.require_ems();
-    let (io, tls_mode): (BoxStream, _) = match args.tls {
-        TlsArg::None => (Box::new(sock), (TlsMode::None, None)),
-        TlsArg::StartTls => (Box::new(sock), (TlsMode::StartTlsRequired, None)),
-        TlsArg::Direct => {
-            let remaining = args.timeout.saturating_sub(started.elapsed());
-            let (name, alpn) = args.direct_tls_target();
-            let handshake = tls::tokio_connect(
-                args.tls_config(Some(alpn))?,
-                &name,
-                Box::new(sock),
-                &[],
-                args.binding,
-                require_ems,
-            );
-            let up = tokio::time::timeout(remaining, handshake)
-                .await
-                .map_err(|_| "tls handshake timed out".to_owned())??;
-            note(&format!("TLS established (direct): {}", up.summary));
-            (up.stream, (TlsMode::Direct, Some(up.info)))
-        }
-    };
 
     let client = args.client(tls_mode.0, tls_mode.1)?;
+    let mut message = SelfMessage::new(
+        ECHO_ID,
+        "xmpp-sansio tokio client: message to self",
+        error_line,
+    );
     let (conn, handle, mut events) = match &args.url {
+        Some(u) if args.transport == TransportArg::Bosh => {
+            note(&format!("BOSH session at {}", u.url));
+            let (conn, handle, mut events) =
+                bosh_connection(args.bosh(client)?, u.clone(), dialer.bosh_tokio());
+            let conn = conn
+                .with_connection(io)
+                .with_wire_log(wire_log(args.transcript, |l| println!("{l}")));
+            let (_client, result) =
+                tokio::join!(conn.run(), message.run_tokio(handle, &mut events));
+            return result;
+        }
         Some(u) => {
             let remaining = args.timeout.saturating_sub(started.elapsed());
             let ws = tokio::time::timeout(remaining, websocket::tokio_client(&u.url, io))
@@ -121,11 +108,6 @@ async fn run(args: &Args) -> Result<String, String> {
             })
         });
     }
-    let mut message = SelfMessage::new(
-        ECHO_ID,
-        "xmpp-sansio tokio client: message to self",
-        error_line,
-    );
     let (_client, result) = tokio::join!(conn.run(), message.run_tokio(handle, &mut events));
     result
 }

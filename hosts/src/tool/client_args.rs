@@ -3,7 +3,7 @@
 //! failure both print.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use xmpp_sansio::client::{PeerRefusal, PolicyError};
 use xmpp_sansio::error::Misbehavior;
 
@@ -11,8 +11,12 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientError, Credentials, TlsMod
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::TlsInfo;
 
+use xmpp_sansio::bosh::{BoshClientConfig, BoshXmppClient};
+
+use crate::blocking::BoxTransport;
 use crate::tls::{BindingChoice, Trust};
-use crate::tool::host::{trust_of, CommonFlags};
+use crate::tokio::BoxStream;
+use crate::tool::host::{note, trust_of, CommonFlags};
 
 /// The options of the `--help` of `client` and `tokio_client` (the text of
 /// `parse_args`), in the pieces both say alike, for `concat!`: from
@@ -25,9 +29,11 @@ macro_rules! help_options_head {
 OPTIONS:
     --host H            server address (default: the JID's domain)
     --port P            port (default: 5222, or 5223 with --tls direct)
-    --transport T       tcp (default) | websocket (RFC 7395, with --url); bosh: not yet
-    --url U             ws://HOST:PORT/xmpp-websocket or wss://... (websocket: instead of
-                        --host/--port/--tls: ws:// has no TLS, wss:// is TLS first)
+    --transport T       tcp (default) | websocket (RFC 7395) | bosh (XEP-0206), with --url
+    --url U             websocket: ws://HOST:PORT/xmpp-websocket or wss://...; bosh:
+                        http://HOST:PORT/http-bind or https://... (instead of
+                        --host/--port/--tls: ws://, http:// have no TLS; wss://, https://
+                        are TLS first)
     --jid J             user@domain, or just domain for ANONYMOUS
     --password W        password (SCRAM-*, PLAIN, ...)
     --token T           bearer token (OAUTHBEARER, X-OAUTH2)
@@ -83,6 +89,8 @@ pub enum TransportArg {
     Tcp,
     /// RFC 7395 over the WebSocket of `--url`.
     WebSocket,
+    /// XEP-0206 over HTTP requests to `--url`.
+    Bosh,
 }
 
 /// The parsed command line.
@@ -102,7 +110,7 @@ pub struct Args {
     pub transcript: bool,
     pub timeout: Duration,
     pub transport: TransportArg,
-    /// `--url` (with `--transport websocket`).
+    /// `--url` (with `--transport websocket` or `bosh`).
     pub url: Option<crate::websocket::WsUrl>,
     /// `--client-cert F --client-key F`: presented in TLS (SASL EXTERNAL).
     pub client_auth: Option<crate::tls::ClientAuth>,
@@ -141,15 +149,15 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 transport = match v.as_str() {
                     "tcp" => TransportArg::Tcp,
                     "websocket" => TransportArg::WebSocket,
-                    "bosh" => {
-                        return Err(
-                            "--transport bosh is not supported yet (tcp or websocket)".into()
-                        )
+                    "bosh" => TransportArg::Bosh,
+                    _ => {
+                        return Err(format!(
+                            "unknown --transport {v:?} (tcp, websocket or bosh)"
+                        ))
                     }
-                    _ => return Err(format!("unknown --transport {v:?} (tcp or websocket)")),
                 };
             }
-            "--url" => url = Some(crate::websocket::WsUrl::parse(&value()?)?),
+            "--url" => url = Some(value()?),
             "--client-cert" => client_cert = Some(value()?),
             "--client-key" => client_key = Some(value()?),
             "--tls" => {
@@ -177,6 +185,11 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let Some(mut common) = parsed else {
         return Ok(None);
     };
+    let url = match (transport, url) {
+        (TransportArg::Bosh, Some(u)) => Some(crate::websocket::WsUrl::parse_http(&u)?),
+        (_, Some(u)) => Some(crate::websocket::WsUrl::parse(&u)?),
+        (_, None) => None,
+    };
     let mut a = Args {
         host: common.host.take(),
         port: common.port,
@@ -203,17 +216,22 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         (TransportArg::WebSocket, None) => {
             return Err("--transport websocket needs --url ws://... or wss://...".into())
         }
-        (TransportArg::Tcp, Some(_)) => return Err("--url is for --transport websocket".into()),
-        (TransportArg::WebSocket, Some(u)) => {
+        (TransportArg::Bosh, None) => {
+            return Err("--transport bosh needs --url http://... or https://...".into())
+        }
+        (TransportArg::Tcp, Some(_)) => {
+            return Err("--url is for --transport websocket or bosh".into())
+        }
+        (TransportArg::WebSocket | TransportArg::Bosh, Some(u)) => {
             if tls_given || a.host.is_some() || a.port.is_some() {
                 return Err(
-                    "--transport websocket: the --url says where and whether TLS (wss://); \
-                     no --tls, --host or --port"
+                    "--transport websocket or bosh: the --url says where and whether TLS \
+                     (wss://, https://); no --tls, --host or --port"
                         .into(),
                 );
             }
-            // No STARTTLS over a WebSocket: TLS is the wss:// one, set up
-            // before the stream (as direct TLS).
+            // No STARTTLS over a WebSocket or BOSH: TLS is the wss:// or
+            // https:// one, set up before the stream (as direct TLS).
             a.tls = if u.secure {
                 TlsArg::Direct
             } else {
@@ -268,6 +286,51 @@ impl Args {
         }
     }
 
+    /// The client's TLS mode, and what it is told of the first
+    /// connection's TLS (`tls`, for direct TLS): over BOSH (`https://`),
+    /// TLS without channel binding, as the session spans connections.
+    pub fn tls_mode(&self, tls: Option<(TlsInfo, String)>) -> (TlsMode, Option<TlsInfo>) {
+        let info = tls.map(|(i, _)| match self.transport {
+            TransportArg::Bosh => TlsInfo::without_binding(i.version),
+            _ => i,
+        });
+        match self.tls {
+            TlsArg::None => (TlsMode::None, None),
+            TlsArg::StartTls => (TlsMode::StartTlsRequired, None),
+            TlsArg::Direct => (TlsMode::Direct, info),
+        }
+    }
+
+    /// How to open a connection to the server for these arguments: for
+    /// the first, and for each further HTTP connection of BOSH.
+    pub fn dialer(&self) -> Result<Dialer, String> {
+        let (host, port) = self.address();
+        let tls = match self.tls {
+            TlsArg::Direct => {
+                let (name, alpn) = self.direct_tls_target();
+                Some((self.tls_config(Some(alpn))?, name))
+            }
+            TlsArg::StartTls | TlsArg::None => None,
+        };
+        Ok(Dialer {
+            host,
+            port,
+            timeout: self.timeout,
+            tls,
+            binding: self.binding,
+            require_ems: self.require_ems(),
+        })
+    }
+
+    /// The BOSH session of `client` (configured for BOSH by
+    /// [`Args::client`]): `wait` within `--timeout`.
+    pub fn bosh(&self, client: Client) -> Result<BoshXmppClient, String> {
+        let mut config = BoshClientConfig::new(crate::tool::host::domain_of(&self.jid));
+        config.wait = 30;
+        BoshXmppClient::new(client, config, &mut xmpp_sansio::OsRandom, Instant::now())
+            .map_err(|e| e.to_string())
+    }
+
     /// Direct TLS's server name and ALPN protocol: the `wss://` URL's host
     /// and HTTP, or the JID's domain and `xmpp-client` (XEP-0368).
     pub fn direct_tls_target(&self) -> (String, &'static [u8]) {
@@ -308,9 +371,11 @@ impl Args {
             register_gssapi(&mut config)?;
         }
         config.tls = tls;
-        if self.transport == TransportArg::WebSocket {
-            config.framing = xmpp_sansio::Framing::WebSocket;
-        }
+        config.framing = match self.transport {
+            TransportArg::Tcp => xmpp_sansio::Framing::Tcp,
+            TransportArg::WebSocket => xmpp_sansio::Framing::WebSocket,
+            TransportArg::Bosh => xmpp_sansio::Framing::Bosh,
+        };
         config.resource = self.resource.clone();
         config.negotiation_timeout = self.timeout;
         if let Some(m) = &self.mechanism {
@@ -373,6 +438,111 @@ fn register_gssapi(config: &mut xmpp_sansio::client::ClientSettings) -> Result<(
 #[cfg(not(feature = "gssapi"))]
 fn register_gssapi(_: &mut xmpp_sansio::client::ClientSettings) -> Result<(), String> {
     Err("--mechanism GSSAPI needs the hosts crate built with --features gssapi".into())
+}
+
+/// Opens connections to the server: TCP, then TLS for direct TLS
+/// (`--tls direct`, `wss://`, `https://`).
+#[derive(Clone)]
+pub struct Dialer {
+    host: String,
+    port: u16,
+    timeout: Duration,
+    /// The TLS configuration and server name.
+    tls: Option<(Arc<rustls::ClientConfig>, String)>,
+    binding: BindingChoice,
+    require_ems: bool,
+}
+
+impl Dialer {
+    /// A blocking connection, TLS done by `deadline`, and the TLS
+    /// session's facts and summary; `notes`: say so on stdout.
+    pub fn blocking(
+        &self,
+        deadline: Instant,
+        notes: bool,
+    ) -> Result<(BoxTransport, Option<(TlsInfo, String)>), String> {
+        let (host, port) = (&self.host, self.port);
+        let sock =
+            crate::tool::host::connect(host, port, self.timeout).map_err(|e| e.line(host, port))?;
+        self.noted(notes, None);
+        let Some((config, name)) = &self.tls else {
+            return Ok((Box::new(sock), None));
+        };
+        let up = crate::tls::blocking_connect(
+            config.clone(),
+            name,
+            Box::new(sock),
+            &[],
+            Some(deadline),
+            self.binding,
+            self.require_ems,
+        )?;
+        self.noted(notes, Some(&up.summary));
+        Ok((up.stream, Some((up.info, up.summary))))
+    }
+
+    /// The same on tokio, TLS done by `deadline`.
+    pub async fn tokio(
+        &self,
+        deadline: Instant,
+        notes: bool,
+    ) -> Result<(BoxStream, Option<(TlsInfo, String)>), String> {
+        let (host, port) = (&self.host, self.port);
+        let sock = ::tokio::time::timeout_at(
+            deadline.into(),
+            ::tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| format!("connect {host}:{port}: timed out"))?
+        .map_err(|e| format!("connect {host}:{port}: {e}"))?;
+        let _ = sock.set_nodelay(true);
+        self.noted(notes, None);
+        let Some((config, name)) = &self.tls else {
+            return Ok((Box::new(sock), None));
+        };
+        let handshake = crate::tls::tokio_connect(
+            config.clone(),
+            name,
+            Box::new(sock),
+            &[],
+            self.binding,
+            self.require_ems,
+        );
+        let up = ::tokio::time::timeout_at(deadline.into(), handshake)
+            .await
+            .map_err(|_| "tls handshake timed out".to_owned())??;
+        self.noted(notes, Some(&up.summary));
+        Ok((up.stream, Some((up.info, up.summary))))
+    }
+
+    fn noted(&self, notes: bool, tls: Option<&str>) {
+        match (notes, tls) {
+            (false, _) => {}
+            (true, None) => note(&format!("connected to {}:{}", self.host, self.port)),
+            (true, Some(s)) => note(&format!("TLS established (direct): {s}")),
+        }
+    }
+
+    /// Further connections for the blocking BOSH driver (quiet).
+    pub fn bosh_blocking(&self) -> crate::bosh::Connect {
+        let d = self.clone();
+        Arc::new(move |deadline| {
+            let deadline = deadline.unwrap_or_else(|| Instant::now() + d.timeout);
+            d.blocking(deadline, false).map(|(conn, _)| conn)
+        })
+    }
+
+    /// Further connections for the tokio BOSH driver (quiet).
+    pub fn bosh_tokio(&self) -> crate::bosh::AsyncConnect {
+        let d = self.clone();
+        Arc::new(move || {
+            let d = d.clone();
+            Box::pin(async move {
+                let deadline = Instant::now() + d.timeout;
+                d.tokio(deadline, false).await.map(|(io, _)| io)
+            })
+        })
+    }
 }
 
 /// The one-line reason of a failure: the condition first.

@@ -29,7 +29,36 @@ impl Session for blocking::Driver<Client> {
     }
 }
 
-impl Session for tokio::Handle<Client> {
+impl Session for crate::bosh::BoshDriver {
+    fn send(&mut self, stanza: Element) -> Result<(), DriverError> {
+        crate::bosh::BoshDriver::send(self, &stanza)
+    }
+    fn close(&mut self) {
+        crate::bosh::BoshDriver::close(self)
+    }
+}
+
+/// A blocking driver of a client, as the login loop pulls it.
+pub trait Pull: Session {
+    /// See [`blocking::Driver::next`].
+    fn next(&mut self, until: Option<Instant>) -> Result<Wake<ClientEvent>, DriverError>;
+}
+
+impl Pull for blocking::Driver<Client> {
+    fn next(&mut self, until: Option<Instant>) -> Result<Wake<ClientEvent>, DriverError> {
+        blocking::Driver::next(self, until)
+    }
+}
+
+impl Pull for crate::bosh::BoshDriver {
+    fn next(&mut self, until: Option<Instant>) -> Result<Wake<ClientEvent>, DriverError> {
+        crate::bosh::BoshDriver::next(self, until)
+    }
+}
+
+/// The handle of a client's tokio driver (over a stream, a WebSocket or
+/// BOSH).
+impl<M> Session for tokio::Handle<M> {
     fn send(&mut self, stanza: Element) -> Result<(), DriverError> {
         tokio::Handle::send(self, stanza)
     }
@@ -172,10 +201,7 @@ impl SelfMessage {
     /// The blocking drive loop of a login: the bound JID once the message
     /// came back and the stream closed. Events the message does not act
     /// on are noted ([`note_event`]).
-    pub fn run_blocking(
-        &mut self,
-        driver: &mut blocking::Driver<Client>,
-    ) -> Result<String, String> {
+    pub fn run_blocking(&mut self, driver: &mut impl Pull) -> Result<String, String> {
         loop {
             let wake = match driver.next(self.deadline()) {
                 Ok(w) => w,
@@ -197,9 +223,9 @@ impl SelfMessage {
 
     /// The same on the tokio driver: the host's side of a
     /// [`tokio::connection`], joined with its [`tokio::Connection::run`].
-    pub async fn run_tokio(
+    pub async fn run_tokio<M>(
         &mut self,
-        mut handle: tokio::Handle<Client>,
+        mut handle: tokio::Handle<M>,
         events: &mut tokio::Events<ClientEvent>,
     ) -> Result<String, String> {
         let result = loop {
