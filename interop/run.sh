@@ -9,9 +9,9 @@
 #     interop/web_tests.sh (RFC 7395
 #     WebSocket and XEP-0206 BOSH: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium
 #     against the example server; installs node/npm/chromium when missing), then interop/hostile.sh (the
-#     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's
-#     Negotiate against the hosts crate's libgssapi contexts; installs krb5 and libkrb5-dev/libclang-dev
-#     when missing), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
+#     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's and
+#     headless Chromium's Negotiate against the hosts crate's libgssapi contexts; installs krb5,
+#     libkrb5-dev/libclang-dev and chromium when missing), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
 #

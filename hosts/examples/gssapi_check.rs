@@ -14,9 +14,16 @@
 //!     credential then authenticates to xmpp@xmpp.example.test)
 //! gssapi_check negotiate-server --keytab F [--service HTTP] [--host H]
 //!     [--listen ADDR] [--requests N] [--xmpp-keytab K]
+//!     [--connect HOST:PORT --ca-file F] [--page]
 //!     an HTTP server answering 401 Negotiate, then accepting the token of
 //!     `Authorization: Negotiate`; prints LISTENING <addr>, then one
-//!     NEGOTIATE line per accepted token; stops after N answered requests
+//!     NEGOTIATE line per accepted token; stops after N answered requests.
+//!     With --connect, a delegated credential also logs in to that XMPP
+//!     server (RFC 4752 over c2s, as xmpp-login). With --page, GET / is an
+//!     unauthenticated page whose script POSTs a BOSH <body/> with fetch()
+//!     to /http-bind on the same origin and shows the answer in
+//!     <pre id="result">: the XHR path of a browser's BOSH client; only
+//!     POSTs need Negotiate, other GETs are 404
 //! gssapi_check keytab --keytab F [--service S] [--host H]
 //!     only loads the acceptor credential (a missing or wrong keytab fails)
 //! gssapi_check xmpp-login --connect HOST:PORT --ca-file F [--host DOMAIN]
@@ -49,6 +56,7 @@ struct Args {
     connect: Option<String>,
     ca_file: Option<String>,
     authzid: String,
+    page: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -69,6 +77,7 @@ fn parse() -> Result<Args, String> {
         connect: None,
         ca_file: None,
         authzid: String::new(),
+        page: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -84,6 +93,7 @@ fn parse() -> Result<Args, String> {
             "--connect" => a.connect = Some(value()?),
             "--ca-file" => a.ca_file = Some(value()?),
             "--authzid" => a.authzid = value()?,
+            "--page" => a.page = true,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -212,11 +222,7 @@ fn use_delegated(deleg: &Credential, xmpp_keytab: &Path) -> R<String> {
     acc.peer_name().ok_or("no peer name".into())
 }
 
-fn describe(
-    principal: &str,
-    delegated: Option<&Credential>,
-    xmpp_keytab: Option<&PathBuf>,
-) -> R<String> {
+fn describe(principal: &str, delegated: Option<&Credential>, a: &Args) -> R<String> {
     let mut line = format!("principal={principal}");
     match delegated {
         None => line.push_str(" delegated=no"),
@@ -224,9 +230,22 @@ fn describe(
             let name = d.principal().map_err(|e| e.to_string())?;
             let life = d.lifetime().map(|l| l.as_secs()).unwrap_or(0);
             line.push_str(&format!(" delegated={name} lifetime={life}s"));
-            if let Some(k) = xmpp_keytab {
+            if let Some(k) = &a.xmpp_keytab {
                 let seen = use_delegated(d, k)?;
                 line.push_str(&format!(" xmpp_as={seen}"));
+            }
+            if let (Some(addr), Some(ca)) = (&a.connect, &a.ca_file) {
+                // the XMPP domain, not --host (the HTTP service's host)
+                let jid = login_gssapi(
+                    addr,
+                    ca.clone(),
+                    "xmpp.example.test",
+                    Some(d),
+                    "",
+                    "via-proxy",
+                )
+                .unwrap_or_else(|e| format!("ERROR({e})"));
+                line.push_str(&format!(" xmpp_login={jid}"));
             }
         }
     }
@@ -246,7 +265,7 @@ fn negotiate_loopback(a: &Args) -> R<()> {
     let n = accept_negotiate(&cred, &token).map_err(|e| e.to_string())?;
     println!(
         "OK NEGOTIATE {} token={}B",
-        describe(&n.principal, n.delegated.as_ref(), a.xmpp_keytab.as_ref())?,
+        describe(&n.principal, n.delegated.as_ref(), a)?,
         token.len()
     );
     Ok(())
@@ -266,12 +285,13 @@ fn negotiate_server(a: &Args) -> R<()> {
     let mut accepted = 0;
     while answered < a.requests {
         let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
-        match serve(stream, &cred, a.xmpp_keytab.as_ref()) {
-            Ok(Some(line)) => {
-                accepted += 1;
-                println!("NEGOTIATE {line}");
+        match serve(stream, &cred, a) {
+            Ok(line) => {
+                if line.starts_with("NEGOTIATE ") {
+                    accepted += 1;
+                }
+                println!("{line}");
             }
-            Ok(None) => println!("CHALLENGED (401 Negotiate)"),
             Err(e) => println!("REFUSED {e}"),
         }
         std::io::stdout().flush().ok();
@@ -281,18 +301,27 @@ fn negotiate_server(a: &Args) -> R<()> {
     Ok(())
 }
 
+/// The --page page: same origin, so no third-party-cookie rule stands
+/// between the script's fetch() and the browser's Negotiate handling.
+const PAGE: &str = r#"<!doctype html><html><head><title>negotiate</title></head><body>
+<pre id="result">pending</pre>
+<script>
+fetch('/http-bind', {method: 'POST', headers: {'Content-Type': 'text/xml; charset=utf-8'},
+  body: "<body rid='1' to='xmpp.example.test' wait='60' hold='1' ver='1.6' xmlns='http://jabber.org/protocol/httpbind'/>"})
+  .then(r => r.text().then(t => { document.getElementById('result').textContent = 'status=' + r.status + ' ' + t; }))
+  .catch(e => { document.getElementById('result').textContent = 'error ' + e; });
+</script></body></html>"#;
+
 /// One HTTP/1.1 exchange per connection: 401 without a token, 200 with a
-/// JSON report after an accepted one, 403 on a bad one.
-fn serve(
-    mut stream: TcpStream,
-    cred: &AcceptorCredential,
-    xmpp_keytab: Option<&PathBuf>,
-) -> R<Option<String>> {
+/// JSON report after an accepted one, 403 on a bad one (and with --page:
+/// the page for GET /, 404 for other GETs); the line to log.
+fn serve(mut stream: TcpStream, cred: &AcceptorCredential, a: &Args) -> R<String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
     let mut auth = None;
+    let mut length = 0usize;
     let mut request_line = String::new();
     reader
         .read_line(&mut request_line)
@@ -305,15 +334,39 @@ fn serve(
         if let Some((k, v)) = h.split_once(':') {
             if k.trim().eq_ignore_ascii_case("authorization") {
                 auth = Some(v.trim().to_string());
+            } else if k.trim().eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().map_err(|_| "bad Content-Length")?;
             }
         }
     }
-    let respond = |stream: &mut TcpStream, status: &str, extra: &str, body: &str| {
+    // the whole request body is read, so closing does not reset the
+    // connection under an unread POST
+    let mut body = vec![0u8; length.min(65536)];
+    std::io::Read::read_exact(&mut reader, &mut body).map_err(|e| e.to_string())?;
+    let respond_as = |stream: &mut TcpStream, status: &str, extra: &str, ty: &str, body: &str| {
         let _ = write!(
             stream,
-            "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: {ty}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+    };
+    let respond = |stream: &mut TcpStream, status: &str, extra: &str, body: &str| {
+        respond_as(stream, status, extra, "application/json", body)
+    };
+    let path = request_line.split(' ').nth(1).unwrap_or("");
+    if a.page && request_line.starts_with("GET ") {
+        if path == "/" {
+            respond_as(&mut stream, "200 OK", "", "text/html; charset=utf-8", PAGE);
+            return Ok("PAGE /".into());
+        }
+        respond(&mut stream, "404 Not Found", "", "{}");
+        return Ok(format!("NOTFOUND {path}"));
+    }
+    let what = if request_line.starts_with("POST ") {
+        let bosh = String::from_utf8_lossy(&body).contains("http://jabber.org/protocol/httpbind");
+        format!(" post={path} body={}B bosh={bosh}", body.len())
+    } else {
+        String::new()
     };
     let Some(token) = auth.as_deref().and_then(|v| {
         v.strip_prefix("Negotiate ")
@@ -325,14 +378,14 @@ fn serve(
             "WWW-Authenticate: Negotiate\r\n",
             "{\"error\":\"negotiate\"}",
         );
-        return Ok(None);
+        return Ok(format!("CHALLENGED (401 Negotiate){what}"));
     };
     let token = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .map_err(|e| format!("bad base64: {e}"))?;
     match accept_negotiate(cred, &token) {
         Ok(n) => {
-            let line = describe(&n.principal, n.delegated.as_ref(), xmpp_keytab)?;
+            let line = describe(&n.principal, n.delegated.as_ref(), a)?;
             let reply = n
                 .reply
                 .map(|r| {
@@ -348,7 +401,7 @@ fn serve(
                 n.delegated.is_some()
             );
             respond(&mut stream, "200 OK", &reply, &body);
-            Ok(Some(line))
+            Ok(format!("NEGOTIATE {line}{what}"))
         }
         Err(e) => {
             respond(&mut stream, "403 Forbidden", "", "{\"error\":\"refused\"}");
@@ -437,6 +490,21 @@ fn xmpp_login(a: &Args) -> R<()> {
         Some(c) => Some(Credential::from_ccache(c).map_err(|e| e.to_string())?),
         None => None,
     };
+    let jid = login_gssapi(addr, ca, domain, cred.as_ref(), &a.authzid, "gssapi-check")?;
+    println!("OK {jid}");
+    Ok(())
+}
+
+/// The raw RFC 4752 login over c2s (STARTTLS, GSSAPI, restart, bind) with
+/// `cred` (None: the default ccache); the bound JID.
+fn login_gssapi(
+    addr: &str,
+    ca: String,
+    domain: &str,
+    cred: Option<&Credential>,
+    authzid: &str,
+    resource: &str,
+) -> R<String> {
     let mut tcp = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -466,7 +534,7 @@ fn xmpp_login(a: &Args) -> R<()> {
     if !f.contains("<mechanism>GSSAPI</mechanism>") {
         return Err(format!("no GSSAPI offered: {f}"));
     }
-    let mut init = Initiator::new("xmpp", domain, cred.as_ref()).map_err(|e| e.to_string())?;
+    let mut init = Initiator::new("xmpp", domain, cred).map_err(|e| e.to_string())?;
     let first = match init.step(None).map_err(|e| e.to_string())? {
         GssStep::Continue(t) => t,
         GssStep::Complete(t) => t.unwrap_or_default(),
@@ -502,7 +570,7 @@ fn xmpp_login(a: &Args) -> R<()> {
                     return Err(format!("security-layer offer {offer:?} without 'no layer'"));
                 }
                 let mut reply = vec![0x01, 0, 0, 0];
-                reply.extend_from_slice(a.authzid.as_bytes());
+                reply.extend_from_slice(authzid.as_bytes());
                 let w = init.wrap(&reply).map_err(|e| e.to_string())?;
                 let r = format!("<response xmlns='{NS_SASL}'>{}</response>", b64(&w));
                 tls.write_all(r.as_bytes()).map_err(|e| e.to_string())?;
@@ -515,11 +583,10 @@ fn xmpp_login(a: &Args) -> R<()> {
     if !f.contains("urn:ietf:params:xml:ns:xmpp-bind") {
         return Err(format!("no bind after the restart: {f}"));
     }
-    tls.write_all(b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>gssapi-check</resource></bind></iq>")
-        .map_err(|e| e.to_string())?;
+    let bind = format!("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>");
+    tls.write_all(bind.as_bytes()).map_err(|e| e.to_string())?;
     let r = read_until(&mut tls, |t| t.contains("</iq>"))?;
     let jid = between(&r, "<jid>", "</jid>").ok_or(format!("no bound JID: {r}"))?;
     let _ = tls.write_all(b"</stream:stream>");
-    println!("OK {jid}");
-    Ok(())
+    Ok(jid.to_string())
 }
