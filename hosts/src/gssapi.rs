@@ -178,12 +178,7 @@ impl Initiator {
             .ctx
             .step(token, None)
             .map_err(|e| lib_err(&format!("initiator to {}", self.target), e))?;
-        let out = out.map(|b| b.to_vec());
-        if self.ctx.is_complete() {
-            Ok(GssStep::Complete(out))
-        } else {
-            Ok(GssStep::Continue(out.unwrap_or_default()))
-        }
+        Ok(step_result(self.ctx.is_complete(), out.map(|b| b.to_vec())))
     }
 
     /// Whether the context is established.
@@ -352,12 +347,7 @@ impl Acceptor {
             .ctx
             .step(token, None)
             .map_err(|e| lib_err(&format!("acceptor for {}", self.service), e))?;
-        let out = out.map(|b| b.to_vec());
-        if self.ctx.is_complete() {
-            Ok(GssStep::Complete(out))
-        } else {
-            Ok(GssStep::Continue(out.unwrap_or_default()))
-        }
+        Ok(step_result(self.ctx.is_complete(), out.map(|b| b.to_vec())))
     }
 
     /// Whether the context is established.
@@ -540,6 +530,16 @@ mod ffi {
         }
         // SAFETY: `cred` is a fresh credential we own alone.
         Ok(unsafe { Cred::from_c(cred) })
+    }
+}
+
+/// A step's output token as the core's [`GssStep`], by whether the context
+/// is now established (either side).
+fn step_result(complete: bool, out: Option<Vec<u8>>) -> GssStep {
+    if complete {
+        GssStep::Complete(out)
+    } else {
+        GssStep::Continue(out.unwrap_or_default())
     }
 }
 
