@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::tls::der_next;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::server::danger::ClientCertVerifier;
@@ -157,23 +158,6 @@ fn other_name_utf8(value: &[u8]) -> Option<String> {
     (tag2 == 0x0c)
         .then(|| String::from_utf8(s.to_vec()).ok())
         .flatten()
-}
-
-/// One DER TLV: (tag, contents, what follows).
-fn der_next(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = data.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]

@@ -398,7 +398,7 @@ fn rsa_pss_hash(params: &[u8]) -> Result<CertHash, &'static str> {
 
 /// One DER TLV: (tag, contents, the bytes after it). Single-byte tags,
 /// definite lengths only (DER).
-fn der_next(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn der_next(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = data.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
