@@ -20,28 +20,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PY="${PYTHON:-python3}"
 DOMAIN="sansio.test"
-PASSED=0 FAILED=0
 MARKDOWN=()
 [ "${1:-}" = --markdown ] && MARKDOWN=(--markdown)
 
-TMPLOG=""
-if [ -n "${LOGDIR:-}" ]; then :
-elif [ -n "${WORKDIR:-}" ]; then LOGDIR="$WORKDIR/hostile"
-else TMPLOG="$(mktemp -d -t hostile.XXXXXX)"; LOGDIR="$TMPLOG"
-fi
-mkdir -p "$LOGDIR"
-
-finish() {
-  echo "hostile: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then
-    [ -n "$TMPLOG" ] && [ "${KEEP_LOGS:-0}" != 1 ] && rm -rf -- "$TMPLOG"
-    exit 0
-  fi
-  echo "logs: $LOGDIR"
-  exit 1
-}
-pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
+# shellcheck source=harness.sh
+. "$HERE/harness.sh"
+harness_logdir hostile
+cleanup() { :; }
+finish() { harness_finish hostile; }
 
 # ---------- build
 echo "== building the server and clients (the hosts crate's tools)"
