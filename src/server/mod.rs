@@ -380,7 +380,7 @@ impl Server {
 
     /// What the host knows of the client's TLS certificate: `true` when
     /// the client presented one the host verified (it answers
-    /// [`CredentialRequest::External`](crate::sasl::CredentialRequest::External)
+    /// [`CredentialRequest::External`]
     /// from it), `false` when it did not, which withholds EXTERNAL from the
     /// mechanisms offered (RFC 6120 section 6.3.4: EXTERNAL is for a client
     /// the TLS layer authenticated). Call it once TLS is up and before the
