@@ -165,6 +165,18 @@ impl TlsSetup {
         io: BoxStream,
         pending: &[u8],
     ) -> Result<Upgraded<BoxStream>, String> {
+        Ok(self.tokio_accept_client(direct, io, pending).await?.0)
+    }
+
+    /// [`TlsSetup::tokio_accept`], and the client's end-entity certificate
+    /// when it presented one (verified: a certificate that does not verify
+    /// fails the handshake).
+    pub async fn tokio_accept_client(
+        &self,
+        direct: bool,
+        io: BoxStream,
+        pending: &[u8],
+    ) -> Result<(Upgraded<BoxStream>, Option<CertificateDer<'static>>), String> {
         if !pending.is_empty() {
             return Err(format!(
                 "tls {} bytes after <starttls/> before the TLS handshake",
@@ -177,11 +189,18 @@ impl TlsSetup {
             .await
             .map_err(|e| format!("tls handshake: {e}"))?;
         let (info, summary) = self.info(stream.get_ref().1)?;
-        Ok(Upgraded {
-            stream: Box::new(stream),
+        let client = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.clone().into_owned());
+        let up = Upgraded {
+            stream: Box::new(stream) as BoxStream,
             info,
             summary,
-        })
+        };
+        Ok((up, client))
     }
 
     /// What the state machine needs to know about an established

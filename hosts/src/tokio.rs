@@ -182,6 +182,8 @@ pub struct Connection<M: Machine> {
     queued: VecDeque<M::Event>,
     commands: mpsc::UnboundedReceiver<Command<M>>,
     events: mpsc::Sender<Result<M::Event, DriverError>>,
+    /// Called with the machine right after `tls_established`.
+    after_tls: Option<crate::blocking::AfterTls<M>>,
 }
 
 /// `machine` on `io` (plain, or already TLS for direct TLS): the driver,
@@ -321,6 +323,7 @@ fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Event
             queued: VecDeque::new(),
             commands,
             events: events_tx,
+            after_tls: None,
         },
         handle,
         events,
@@ -342,6 +345,16 @@ impl<M: Machine> Connection<M> {
     /// A log of the plaintext each way (see [`Direction`]).
     pub fn with_wire_log(mut self, log: impl FnMut(Direction, &[u8]) + Send + 'static) -> Self {
         self.wire = Some(Box::new(log));
+        self
+    }
+
+    /// Calls `f` with the machine once a STARTTLS upgrade is done (after
+    /// `tls_established`, before anything more is read): for what the
+    /// host learnt in the handshake, such as the server's
+    /// `Server::client_certificate` (as
+    /// [`blocking::Driver::with_after_tls`](crate::blocking::Driver::with_after_tls)).
+    pub fn with_after_tls(mut self, f: impl FnMut(&mut M) + Send + 'static) -> Self {
+        self.after_tls = Some(Box::new(f));
         self
     }
 
@@ -473,6 +486,10 @@ impl<M: Machine> Connection<M> {
         self.io = Some(Link::Bytes(up.stream));
         self.machine
             .tls_established(Instant::now(), up.info)
-            .map_err(|e| DriverError::Usage("tls_established", e))
+            .map_err(|e| DriverError::Usage("tls_established", e))?;
+        if let Some(f) = &mut self.after_tls {
+            f(&mut self.machine);
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! (`client_cert::user_for`), as the example server does with
 //! `--client-ca`, and offers EXTERNAL only when the client presented a
 //! verified certificate (`Server::client_certificate`, from
-//! `Driver::with_after_tls`).
+//! `Driver::with_after_tls`); the same with the server on the tokio driver.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -22,9 +22,11 @@ use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 use xmpp_sansio::sasl::{CredentialAnswer, CredentialRequest};
 use xmpp_sansio::server::{BindAnswer, Server, ServerConfig, ServerEvent};
+use xmpp_sansio::UsageError;
 use xmpp_sansio_hosts::blocking::{Driver, Wake};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tls::{self, BindingChoice, ClientAuth, Trust};
+use xmpp_sansio_hosts::tokio as driver;
 use xmpp_sansio_hosts::{client_cert, DriverError};
 
 const DOMAIN: &str = "sansio.test";
@@ -84,6 +86,16 @@ fn login(
     credentials: Credentials,
     auth: Option<&ClientAuth>,
 ) -> (Result<String, String>, Saw) {
+    login_to(serve, ca, credentials, auth)
+}
+
+/// [`login`] against the server host `host` (`serve`, `serve_tokio`).
+fn login_to(
+    host: fn(TcpListener, Arc<TlsSetup>) -> Saw,
+    ca: &Ca,
+    credentials: Credentials,
+    auth: Option<&ClientAuth>,
+) -> (Result<String, String>, Saw) {
     let server_key = KeyPair::generate().expect("key");
     let server_cert = CertificateParams::new(vec![DOMAIN.to_owned()])
         .expect("params")
@@ -101,7 +113,7 @@ fn login(
     );
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("address");
-    let server_side = thread::spawn(move || serve(listener, setup));
+    let server_side = thread::spawn(move || host(listener, setup));
 
     let sock = TcpStream::connect(addr).expect("connect");
     let config = tls::client_config_with_auth(
@@ -135,16 +147,63 @@ fn login(
     (result, server_side.join().expect("server thread"))
 }
 
-/// The server host: juliet's SCRAM credentials, and EXTERNAL answered
-/// from the client certificate of the handshake.
-fn serve(listener: TcpListener, setup: Arc<TlsSetup>) -> Saw {
-    let (sock, _) = listener.accept().expect("accept");
+/// The server: EXTERNAL offered first (to a client with a verified
+/// certificate: the host says so after TLS), SCRAM too.
+fn external_server() -> Server {
     let mut settings = ServerConfig::builder(DOMAIN);
     settings.mechanisms.insert(0, "EXTERNAL".into());
-    let server = Server::new(settings.build().expect("valid"), Instant::now());
+    Server::new(settings.build().expect("valid"), Instant::now())
+}
+
+/// What the host does with the server's machine after an event.
+type Answer = Box<dyn FnOnce(&mut Server) -> Result<(), UsageError> + Send>;
+
+/// The server host's reaction to `ev`, either driver: juliet's SCRAM
+/// credentials, EXTERNAL answered from the client certificate of the
+/// handshake (`cert`), binds accepted. `Err(())`: the stream is over.
+fn react(
+    cert: &Mutex<Option<CertificateDer<'static>>>,
+    saw: &mut Saw,
+    ev: ServerEvent,
+) -> Result<Option<Answer>, ()> {
+    Ok(Some(match ev {
+        ServerEvent::Credentials(CredentialRequest::External { authzid }) => {
+            let der = cert.lock().unwrap().clone();
+            saw.certificate = der.is_some();
+            let verdict = client_cert::user_for(der.as_deref(), DOMAIN, authzid.as_deref());
+            Box::new(move |s: &mut Server| {
+                s.answer_credentials(Instant::now(), CredentialAnswer::Verdict(verdict))
+            })
+        }
+        ServerEvent::Credentials(CredentialRequest::Scram { hash, .. }) => {
+            let creds = derive_server_credentials(hash, "s3cret", b"salt", 4096).expect("kdf");
+            Box::new(move |s: &mut Server| {
+                s.answer_credentials(Instant::now(), CredentialAnswer::Scram(Some(creds)))
+            })
+        }
+        ServerEvent::Credentials(other) => panic!("unexpected {other:?}"),
+        ServerEvent::Bind { resource, .. } => Box::new(move |s: &mut Server| {
+            s.answer_bind(Instant::now(), BindAnswer::Accept(resource))
+        }),
+        ServerEvent::Authenticated { mechanism, .. } => {
+            saw.mechanism = Some(mechanism);
+            return Ok(None);
+        }
+        ServerEvent::Ready { jid } => {
+            saw.ready = Some(jid.to_string());
+            return Ok(None);
+        }
+        ServerEvent::Closed | ServerEvent::Error(_) => return Err(()),
+        _ => return Ok(None),
+    }))
+}
+
+/// The server host on the blocking driver.
+fn serve(listener: TcpListener, setup: Arc<TlsSetup>) -> Saw {
+    let (sock, _) = listener.accept().expect("accept");
     let cert: Arc<Mutex<Option<CertificateDer<'static>>>> = Arc::default();
     let (slot, seen) = (cert.clone(), cert.clone());
-    let mut driver = Driver::new(server, sock)
+    let mut driver = Driver::new(external_server(), sock)
         .with_tls(move |sock, pending, deadline| {
             let (up, client) = setup.blocking_accept_client(false, sock, pending, deadline)?;
             *slot.lock().unwrap() = client;
@@ -160,35 +219,59 @@ fn serve(listener: TcpListener, setup: Arc<TlsSetup>) -> Saw {
             Ok(Wake::Interrupted) => continue,
             Ok(Wake::Over) | Ok(Wake::Deadline) | Err(_) => break,
         };
-        let now = Instant::now();
-        let server = driver.machine_mut();
-        match ev {
-            ServerEvent::Credentials(CredentialRequest::External { authzid }) => {
-                let der = cert.lock().unwrap().clone();
-                saw.certificate = der.is_some();
-                let verdict = client_cert::user_for(der.as_deref(), DOMAIN, authzid.as_deref());
-                server
-                    .answer_credentials(now, CredentialAnswer::Verdict(verdict))
-                    .expect("answer");
-            }
-            ServerEvent::Credentials(CredentialRequest::Scram { hash, .. }) => {
-                let creds = derive_server_credentials(hash, "s3cret", b"salt", 4096).expect("kdf");
-                server
-                    .answer_credentials(now, CredentialAnswer::Scram(Some(creds)))
-                    .expect("answer");
-            }
-            ServerEvent::Credentials(other) => panic!("unexpected {other:?}"),
-            ServerEvent::Authenticated { mechanism, .. } => saw.mechanism = Some(mechanism),
-            ServerEvent::Bind { resource, .. } => server
-                .answer_bind(now, BindAnswer::Accept(resource))
-                .expect("bind"),
-            ServerEvent::Ready { jid } => saw.ready = Some(jid.to_string()),
-            ServerEvent::Closed | ServerEvent::Error(_) => break,
-            _ => {}
+        match react(&cert, &mut saw, ev) {
+            Ok(Some(answer)) => answer(driver.machine_mut()).expect("answer"),
+            Ok(None) => {}
+            Err(()) => break,
         }
     }
     driver.hang_up();
     saw
+}
+
+/// The same server host on the tokio driver (`tokio_accept_client`,
+/// `Connection::with_after_tls`).
+fn serve_tokio(listener: TcpListener, setup: Arc<TlsSetup>) -> Saw {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let (sock, _) = listener.accept().await.expect("accept");
+        let cert: Arc<Mutex<Option<CertificateDer<'static>>>> = Arc::default();
+        let (slot, seen) = (cert.clone(), cert.clone());
+        let (conn, handle, mut events) = driver::connection(external_server(), sock);
+        let conn = conn
+            .with_tls(move |io, pending| {
+                let (setup, slot) = (setup.clone(), slot.clone());
+                Box::pin(async move {
+                    let (up, client) = setup.tokio_accept_client(false, io, &pending).await?;
+                    *slot.lock().unwrap() = client;
+                    Ok(up)
+                })
+            })
+            .with_after_tls(move |server| {
+                server.client_certificate(seen.lock().unwrap().is_some())
+            });
+        let host = async {
+            let mut saw = Saw::default();
+            while let Some(Ok(ev)) = events.next().await {
+                match react(&cert, &mut saw, ev) {
+                    Ok(Some(answer)) => handle.call(answer).expect("answer"),
+                    Ok(None) => {}
+                    Err(()) => break,
+                }
+            }
+            let _ = handle.hang_up();
+            saw
+        };
+        let (_, saw) = tokio::time::timeout(BOUND, async { tokio::join!(conn.run(), host) })
+            .await
+            .expect("over in time");
+        saw
+    })
 }
 
 #[test]
@@ -245,4 +328,30 @@ fn without_a_certificate_external_is_not_offered() {
     );
     assert!(!saw.certificate);
     assert_eq!(saw.ready, None);
+}
+
+/// The tokio driver does the same: `tokio_accept_client` gives the host
+/// the certificate, `Connection::with_after_tls` tells the server before
+/// the features go out.
+#[test]
+fn external_with_the_tokio_server_driver() {
+    let ca = Ca::new("test CA");
+    let auth = ca.client("juliet@sansio.test");
+    let (result, saw) = login_to(
+        serve_tokio,
+        &ca,
+        Credentials::ClientCertificate,
+        Some(&auth),
+    );
+    assert_eq!(result.as_deref(), Ok("juliet@sansio.test/balcony"));
+    assert!(saw.certificate);
+    assert_eq!(saw.mechanism.as_deref(), Some("EXTERNAL"));
+    // Without a certificate the tokio host hides EXTERNAL too.
+    let (result, saw) = login_to(serve_tokio, &ca, Credentials::ClientCertificate, None);
+    let e = result.expect_err("refused");
+    assert!(
+        e.contains("SCRAM-SHA-256") && !e.contains("EXTERNAL"),
+        "{e}"
+    );
+    assert!(!saw.certificate);
 }
