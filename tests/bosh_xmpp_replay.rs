@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use minidom::Element;
 use support::bosh_net::tls;
+use support::prosody_web::{answer, assert_alice_logged_in, ScramCapture};
 use xmpp_sansio::bosh::{
     Body, BodyType, BoshClientConfig, BoshManagerConfig, BoshXmppClient, BoshXmppServer,
     BoshXmppServerEvent, Reply, NS_HTTPBIND,
@@ -35,10 +36,8 @@ use xmpp_sansio::client::{
     Client, ClientError, ClientEvent, ClientSettings, Credentials, PeerRefusal, TlsMode,
 };
 use xmpp_sansio::ns;
-use xmpp_sansio::sasl::scram::{derive_server_credentials, ScramServer};
-use xmpp_sansio::sasl::{
-    decode_payload, CredentialAnswer, CredentialRequest, SaslCondition, ScramHash,
-};
+use xmpp_sansio::sasl::scram::ScramServer;
+use xmpp_sansio::sasl::{SaslCondition, ScramHash};
 use xmpp_sansio::server::{
     BindAnswer, OfferRule, ServerEvent, ServerMechanismFactory, ServerSettings, ServerTls,
 };
@@ -90,21 +89,6 @@ fn is_session(el: &Element) -> bool {
     el.name() == "iq" && el.get_child("session", ns::SESSION).is_some()
 }
 
-fn b64_text(el: &Element) -> String {
-    String::from_utf8(decode_payload(&el.text()).unwrap().unwrap_or_default()).unwrap()
-}
-
-fn attr<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
-    msg.split(',').find_map(|kv| kv.strip_prefix(key))
-}
-
-struct ScramCapture {
-    client_nonce: String,
-    server_nonce: String,
-    salt: Vec<u8>,
-    iterations: u32,
-}
-
 fn payloads(lines: &[(Dir, String)], dir: Dir) -> Vec<Element> {
     lines
         .iter()
@@ -117,19 +101,10 @@ fn scram_of(lines: &[(Dir, String)]) -> Option<ScramCapture> {
     let auth = payloads(lines, Dir::C)
         .into_iter()
         .find(|e| e.is("auth", ns::SASL))?;
-    let first = b64_text(&auth);
-    let client_nonce = attr(&first, "r=")?.to_owned();
     let challenge = payloads(lines, Dir::S)
         .into_iter()
         .find(|e| e.is("challenge", ns::SASL))?;
-    let server_first = b64_text(&challenge);
-    let nonce = attr(&server_first, "r=")?;
-    Some(ScramCapture {
-        server_nonce: nonce.strip_prefix(client_nonce.as_str())?.to_owned(),
-        client_nonce,
-        salt: decode_payload(attr(&server_first, "s=")?).ok()??,
-        iterations: attr(&server_first, "i=")?.parse().ok()?,
-    })
+    ScramCapture::of(&auth, &challenge)
 }
 
 // ---------------------------------------------------------------------
@@ -473,26 +448,6 @@ fn replay_server(file: &str) -> ServerRun {
     run
 }
 
-/// The host: alice/secret, stored as Prosody stored it.
-fn answer(req: &CredentialRequest, scram: Option<&ScramCapture>) -> CredentialAnswer {
-    match req {
-        CredentialRequest::Password {
-            username, password, ..
-        } => CredentialAnswer::Verdict(if username == "alice" && password.ct_eq("secret") {
-            Ok(username.clone())
-        } else {
-            Err(SaslCondition::NotAuthorized)
-        }),
-        CredentialRequest::Scram { username, .. } => {
-            let s = scram.expect("SCRAM in the capture");
-            CredentialAnswer::Scram((username == "alice").then(|| {
-                derive_server_credentials(ScramHash::Sha1, "secret", &s.salt, s.iterations).unwrap()
-            }))
-        }
-        _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
-    }
-}
-
 #[test]
 fn the_server_logs_in_the_captured_bosh_clients() {
     for file in [
@@ -506,24 +461,7 @@ fn the_server_logs_in_the_captured_bosh_clients() {
             .iter()
             .find(|e| matches!(e, ServerEvent::Error(_)));
         assert!(error.is_none(), "{file}: {error:?}");
-        assert!(
-            run.events.iter().any(|e| matches!(
-                e, ServerEvent::Authenticated { jid, .. } if jid.as_str() == "alice@localhost"
-            )),
-            "{file}: {:?}",
-            run.events
-        );
-        assert!(
-            run.events.iter().any(
-                |e| matches!(e, ServerEvent::Ready { jid } if jid.as_str() == "alice@localhost/web")
-            ),
-            "{file}"
-        );
-        assert!(
-            run.events.iter().any(|e| matches!(e, ServerEvent::Stanza(s)
-                if s.name() == "message" && s.attr("from") == Some("alice@localhost/web"))),
-            "{file}"
-        );
+        assert_alice_logged_in(&run.events, file);
         // The terminate closed the stream cleanly.
         assert_eq!(run.events.last(), Some(&ServerEvent::Closed), "{file}");
         // SASL answered as Prosody did (challenge: nonce, salt,

@@ -26,17 +26,18 @@
 //! - xmpp.js puts a `mechanism` attribute on `<response/>` (RFC 6120 has
 //!   none); it is dropped before comparing.
 
+mod support;
+
 use std::time::Instant;
 
 use minidom::Element;
+use support::prosody_web::{answer, assert_alice_logged_in, ScramCapture};
 use xmpp_sansio::client::{
     Client, ClientError, ClientEvent, ClientSettings, Credentials, PeerRefusal, TlsMode,
 };
 use xmpp_sansio::ns;
-use xmpp_sansio::sasl::scram::{derive_server_credentials, ScramServer};
-use xmpp_sansio::sasl::{
-    decode_payload, CredentialAnswer, CredentialRequest, SaslCondition, ScramHash,
-};
+use xmpp_sansio::sasl::scram::ScramServer;
+use xmpp_sansio::sasl::{SaslCondition, ScramHash};
 use xmpp_sansio::server::{
     BindAnswer, OfferRule, Server, ServerError, ServerEvent, ServerMechanismFactory,
     ServerSettings, ServerTls,
@@ -110,40 +111,14 @@ fn same(ours: &Element, theirs: &Element) -> bool {
     strip(ours) == strip(theirs)
 }
 
-fn b64_text(el: &Element) -> String {
-    String::from_utf8(decode_payload(&el.text()).unwrap().unwrap_or_default()).unwrap()
-}
-
-fn attr<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
-    msg.split(',').find_map(|kv| kv.strip_prefix(key))
-}
-
-/// What the capture's SCRAM exchange used: the client nonce, Prosody's
-/// server nonce part, salt and iteration count.
-struct ScramCapture {
-    client_nonce: String,
-    server_nonce: String,
-    salt: Vec<u8>,
-    iterations: u32,
-}
-
 fn scram_of(lines: &[(Dir, String)]) -> Option<ScramCapture> {
     let auth = lines
         .iter()
         .find(|(d, m)| *d == Dir::C && m.starts_with("<auth"))?;
-    let first = b64_text(&element(&auth.1));
-    let client_nonce = attr(&first, "r=")?.to_owned();
     let challenge = lines
         .iter()
         .find(|(d, m)| *d == Dir::S && m.starts_with("<challenge"))?;
-    let server_first = b64_text(&element(&challenge.1));
-    let nonce = attr(&server_first, "r=")?;
-    Some(ScramCapture {
-        server_nonce: nonce.strip_prefix(client_nonce.as_str())?.to_owned(),
-        client_nonce,
-        salt: decode_payload(attr(&server_first, "s=")?).ok()??,
-        iterations: attr(&server_first, "i=")?.parse().ok()?,
-    })
+    ScramCapture::of(&element(&auth.1), &element(&challenge.1))
 }
 
 // ---------------------------------------------------------------------
@@ -354,26 +329,6 @@ fn ws_server(lines: &[(Dir, String)]) -> Server {
     )
 }
 
-/// The host: alice/secret, stored as Prosody stored it.
-fn answer(req: &CredentialRequest, scram: Option<&ScramCapture>) -> CredentialAnswer {
-    match req {
-        CredentialRequest::Password {
-            username, password, ..
-        } => CredentialAnswer::Verdict(if username == "alice" && password.ct_eq("secret") {
-            Ok(username.clone())
-        } else {
-            Err(SaslCondition::NotAuthorized)
-        }),
-        CredentialRequest::Scram { username, .. } => {
-            let s = scram.expect("SCRAM in the capture");
-            CredentialAnswer::Scram((username == "alice").then(|| {
-                derive_server_credentials(ScramHash::Sha1, "secret", &s.salt, s.iterations).unwrap()
-            }))
-        }
-        _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
-    }
-}
-
 /// Feeds the capturing client's messages (XEP-0198 ones aside) to a
 /// server, answering its requests; `stop` ends the replay before the
 /// first message it matches.
@@ -447,25 +402,8 @@ fn the_server_logs_in_the_captured_web_clients() {
             _ => None,
         });
         assert!(server_error.is_none(), "{file}: {server_error:?}");
-        assert!(
-            run.events.iter().any(|e| matches!(
-                e, ServerEvent::Authenticated { jid, .. } if jid.as_str() == "alice@localhost"
-            )),
-            "{file}: {:?}",
-            run.events
-        );
-        assert!(
-            run.events.iter().any(
-                |e| matches!(e, ServerEvent::Ready { jid } if jid.as_str() == "alice@localhost/web")
-            ),
-            "{file}"
-        );
-        // The message to itself reached the host, `from` stamped.
-        assert!(
-            run.events.iter().any(|e| matches!(e, ServerEvent::Stanza(s)
-                if s.name() == "message" && s.attr("from") == Some("alice@localhost/web"))),
-            "{file}"
-        );
+        // Logged in; the message to itself reached the host, `from` stamped.
+        assert_alice_logged_in(&run.events, file);
         // SASL answered as Prosody did: the same challenge (nonce, salt,
         // iterations, XEP-0474 h=) and the same success (its v=).
         let ours: Vec<&Element> = run.sent.iter().filter(|e| e.has_ns(ns::SASL)).collect();
