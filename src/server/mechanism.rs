@@ -58,6 +58,11 @@ pub struct OfferRule {
     /// Needs channel-binding data: offered only when the stream has a
     /// type to advertise (the `-PLUS` mechanisms).
     pub channel_binding: bool,
+    /// Rests on a TLS client certificate: withheld when the host said the
+    /// client presented none it verified
+    /// ([`Server::client_certificate`](super::Server::client_certificate)`(false)`)
+    /// (EXTERNAL).
+    pub client_certificate: bool,
 }
 
 /// A server mechanism a [`Server`](super::Server) can offer: its name,
@@ -128,8 +133,13 @@ const BUILTIN: &[(&str, OfferRule)] = {
             cleartext,
             tls_only,
             channel_binding,
+            client_certificate: false,
         }
     }
+    const CERTIFICATE: OfferRule = OfferRule {
+        client_certificate: true,
+        ..rule(false, true, false)
+    };
     const CLEAR: OfferRule = rule(true, false, false);
     const PLUS: OfferRule = rule(false, false, true);
     const ANY: OfferRule = rule(false, false, false);
@@ -147,7 +157,7 @@ const BUILTIN: &[(&str, OfferRule)] = {
         ("X-OAUTH2", CLEAR),
         #[cfg(feature = "google")]
         ("X-GOOGLE-TOKEN", CLEAR),
-        ("EXTERNAL", rule(false, true, false)),
+        ("EXTERNAL", CERTIFICATE),
         ("ANONYMOUS", ANY),
     ]
 };
@@ -191,7 +201,8 @@ pub(crate) fn offer(
                 (!rule.cleartext || cleartext_ok)
                     && (!rule.tls_only || tls.is_some())
                     && (!rule.channel_binding || !cb_types.is_empty())
-            }) && !(m.as_str() == "EXTERNAL" && client_certificate == Some(false))
+                    && (!rule.client_certificate || client_certificate != Some(false))
+            })
         })
         .cloned()
         .collect();
