@@ -25,6 +25,16 @@ pub(crate) enum Life {
     Closed,
 }
 
+/// See [`Core::take_first_header`].
+#[derive(Debug)]
+enum FirstHeader {
+    /// Not kept (not BOSH, or taken).
+    Unwanted,
+    /// To be kept when written.
+    Awaited,
+    Written(StreamHeader),
+}
+
 /// The connection core of a [`Client`](crate::client::Client) or a
 /// [`Server`](crate::server::Server), generic over the role's event and
 /// error types.
@@ -58,10 +68,18 @@ pub(crate) struct Core<E, Err> {
     /// output buffer and event queue are released once drained, the
     /// reader's scratch space between reads).
     pub lean: bool,
+    /// BOSH: the first stream header this side writes, kept until the
+    /// adapter takes it (the client's `to` and `lang`, the server's `id`)
+    /// instead of parsing the `<open/>` it was written as.
+    first_header: FirstHeader,
 }
 
 impl<E, Err: Clone> Core<E, Err> {
     pub fn new(limits: Limits, content_ns: &str, framing: Framing, now: Instant) -> Self {
+        let first_header = match framing {
+            Framing::Bosh => FirstHeader::Awaited,
+            _ => FirstHeader::Unwanted,
+        };
         // BOSH payloads are framed as WebSocket messages in the machine.
         let framing = framing.wire();
         Self {
@@ -83,7 +101,31 @@ impl<E, Err: Clone> Core<E, Err> {
             element_started: None,
             awaiting_tls: false,
             lean: false,
+            first_header,
         }
+    }
+
+    /// BOSH: the first stream header written, once (the BOSH adapters
+    /// read it instead of parsing the `<open/>` they are handed).
+    pub fn take_first_header(&mut self) -> Option<StreamHeader> {
+        match std::mem::replace(&mut self.first_header, FirstHeader::Unwanted) {
+            FirstHeader::Written(h) => Some(h),
+            FirstHeader::Awaited => {
+                self.first_header = FirstHeader::Awaited;
+                None
+            }
+            FirstHeader::Unwanted => None,
+        }
+    }
+
+    /// A stream header that came as a whole (a WebSocket `<open/>` read,
+    /// or one a BOSH adapter built): every element names its namespace,
+    /// the stream's content namespace is the framing's (RFC 7395).
+    pub fn message_header(&self, mut h: StreamHeader) -> StreamHeader {
+        if self.framing == Framing::WebSocket {
+            h.content_ns = Some(self.writer.content_ns().to_owned());
+        }
+        h
     }
 
     pub fn push_event(&mut self, e: E) {
@@ -190,11 +232,7 @@ impl<E, Err: Clone> Core<E, Err> {
             .reader
             .read_gated(input, &|name, ns| expect.check(name, ns));
         if let Ok(Some(crate::xml::StreamEvent::Header(h))) = &mut ev {
-            if self.framing == Framing::WebSocket {
-                // RFC 7395: every element names its namespace; the stream's
-                // content namespace is the subprotocol's.
-                h.content_ns = Some(self.writer.content_ns().to_owned());
-            }
+            *h = self.message_header(std::mem::take(h));
         }
         ev
     }
@@ -253,6 +291,9 @@ impl<E, Err: Clone> Core<E, Err> {
     #[must_use = "a header that cannot be written must fail the stream"]
     pub fn write_header(&mut self, header: &StreamHeader) -> Result<(), WriteError> {
         let written = self.writer.write_header(&mut self.out, header);
+        if written.is_ok() && matches!(self.first_header, FirstHeader::Awaited) {
+            self.first_header = FirstHeader::Written(header.clone());
+        }
         self.seal();
         written
     }

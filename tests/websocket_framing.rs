@@ -411,3 +411,66 @@ fn boundaries_survive_a_held_request_and_the_restart() {
         )))
     );
 }
+
+/// A message reader reset between messages (a restart) keeps its parser
+/// rather than building one: it reads whatever follows exactly as a new
+/// reader does, whether the messages before were whole elements, a
+/// `<close/>`, prefixes declared on one message (which must not outlive
+/// it), or an unfinished one (after which the reader is rebuilt; the role
+/// machines fail the stream on a broken message and never reset after).
+#[test]
+fn a_reset_message_reader_reads_as_a_new_one() {
+    use xmpp_sansio::xml::{Limits, StreamReader};
+    let open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0'/>";
+    let scripts: Vec<Vec<&str>> = vec![
+        vec![
+            open,
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth>",
+        ],
+        vec![open, "<x:iq xmlns:x='jabber:client' type='get' id='1'/>"],
+        vec![
+            open,
+            "<message xmlns='jabber:client'><body>a</body></message>",
+            "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        ],
+        vec![open, "<iq xmlns='jabber:client'"],
+        vec![],
+    ];
+    let after = [
+        open,
+        "<x:iq type='get' id='2'/>",
+        "<iq xmlns='jabber:client' type='result' id='2'/>",
+        "<stream:features/>",
+    ];
+    let read_all = |r: &mut StreamReader, msgs: &[&str]| -> Vec<String> {
+        let mut out = Vec::new();
+        for m in msgs {
+            r.push_message(m.len());
+            let mut rest = m.as_bytes();
+            loop {
+                match r.read(&mut rest) {
+                    Ok(Some(ev)) => out.push(format!("{ev:?}")),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(format!("error {e:?}"));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    };
+    for script in &scripts {
+        for &next in &after {
+            let mut kept = StreamReader::for_messages(Limits::default());
+            read_all(&mut kept, script);
+            kept.reset();
+            let mut fresh = StreamReader::for_messages(Limits::default());
+            assert_eq!(
+                read_all(&mut kept, &[next, after[2]]),
+                read_all(&mut fresh, &[next, after[2]]),
+                "after {script:?}, then {next}"
+            );
+        }
+    }
+}

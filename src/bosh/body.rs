@@ -236,17 +236,41 @@ const WRAPPER: &[u8] = b"<stream xmlns='http://etherx.jabber.org/streams' \
 /// Longest XML declaration accepted before the `<body/>`.
 const MAX_DECLARATION: usize = 128;
 
-/// Parses bodies one after another with one stream reader, kept between
-/// bodies once it has read the wrapper that declares the namespaces a
-/// `<body/>` is read in: each body is then one top-level element of that
-/// stream. Building a reader and reading the wrapper for every body was
-/// half of a BOSH negotiation's time. The reader is kept only after a
-/// body read cleanly (at a boundary, nothing partial in it): any error
-/// drops it, and a body with an XML declaration is read by a reader of
-/// its own. What a body may be is the same either way.
+/// The fast path's stream wrapper: payloads are read as its top-level
+/// elements, in the namespaces a `<body/>` of the usual kind declares
+/// (httpbind by default, the `stream` prefix).
+const PAYLOAD_WRAPPER: &[u8] = b"<stream:stream xmlns='http://jabber.org/protocol/httpbind' \
+    xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// Parses bodies one after another.
+///
+/// The fast path: the `<body ...>` start tag is read by hand
+/// ([`start_tag`](super::start_tag)), and the payloads by one stream
+/// reader, kept from body to body, as top-level elements of a stream whose
+/// header declares what such a start tag may declare. Only start tags of
+/// the usual kind take it (all of those BOSH peers write); whatever it
+/// cannot read (an unusual tag, an invalid attribute value, a broken
+/// payload, a `<stream:error/>` payload, text in the body, an unfinished
+/// body) is read again by the general path, which decides. Its result is
+/// the general path's (`tests::the_fast_path_reads_what_the_general_path_reads`).
+///
+/// The general path reads the whole `<body/>` as one element with one
+/// stream reader, kept between bodies once it has read the wrapper that
+/// declares the namespaces a `<body/>` is read in. A reader is kept only
+/// after a body read cleanly (at a boundary, nothing partial in it): any
+/// error drops it, and a body with an XML declaration is read by a reader
+/// of its own. What a body may be is the same either way.
+///
+/// The limits are those of the whole `<body/>` as one element on both
+/// paths: the body's bytes, its start tag's attributes and tokens, the
+/// payloads' depth below it, and one heap budget for all its payloads.
 #[derive(Debug, Default)]
 pub(crate) struct BodyReader {
-    primed: Option<StreamReader>,
+    /// (Boxed, as the other: a reader is large, and the sessions holding
+    /// this move.)
+    primed: Option<Box<StreamReader>>,
+    /// The fast path's payload reader and the limits it was built for.
+    fast: Option<Box<(StreamReader, Limits)>>,
     /// Give back the parser's scratch space after each body (a client's
     /// reader: one per session, idle between responses).
     release: bool,
@@ -257,6 +281,7 @@ impl BodyReader {
     pub(crate) fn releasing() -> Self {
         Self {
             primed: None,
+            fast: None,
             release: true,
         }
     }
@@ -264,17 +289,86 @@ impl BodyReader {
     /// Parses one HTTP body, bounded by `limits`.
     pub(crate) fn parse(&mut self, bytes: &[u8], limits: &Limits) -> Result<Body, BodyError> {
         let spaces = bytes.iter().take_while(|b| is_space(**b)).count();
-        let mut rest = &bytes[spaces..];
+        let rest = &bytes[spaces..];
         match rest.first() {
             None => return Err(BodyError::Incomplete),
             Some(b'<') => {}
             // Text where the element should start: never a body.
             Some(_) => return Err(BodyError::NotABody),
         }
+        if rest.len() < limits.max_element_bytes {
+            if let Some(body) = self.parse_fast(rest, limits) {
+                return Ok(body);
+            }
+        }
+        self.parse_general(rest, limits)
+    }
+
+    /// The fast path (see the type): `None` when the general path must
+    /// read this body.
+    fn parse_fast(&mut self, rest: &[u8], limits: &Limits) -> Option<Body> {
+        let tag = super::start_tag::scan(rest, limits.max_attributes, limits.max_token_bytes)?;
+        let mut body = Body::new();
+        for a in tag.attrs() {
+            // An invalid value: the general path gives the error (the
+            // first in its order).
+            body.set_attr(a.ns, a.name, a.value).ok()?;
+        }
+        let after = &rest[tag.len..];
+        if tag.empty {
+            return after.iter().all(|b| is_space(*b)).then_some(body);
+        }
+        let trimmed = after.len() - after.iter().rev().take_while(|b| is_space(**b)).count();
+        let mut inner = after[..trimmed].strip_suffix(b"</body>")?;
+        if limits.max_depth < 2 {
+            return None;
+        }
+        // The reader stays in place (it is large: moving it in and out
+        // of its slot for every body cost more than reading a start tag).
+        if !matches!(&self.fast, Some(f) if f.1 == *limits) {
+            let mut payload_limits = *limits;
+            // The body is the top-level element: payloads are one level
+            // down.
+            payload_limits.max_depth -= 1;
+            let mut reader = StreamReader::new(payload_limits);
+            let mut wrapper = PAYLOAD_WRAPPER;
+            match reader.read(&mut wrapper) {
+                Ok(Some(StreamEvent::Header(_))) => {}
+                _ => return None,
+            }
+            reader.carry_heap();
+            self.fast = Some(Box::new((reader, *limits)));
+        }
+        let (reader, _) = &mut **self.fast.as_mut()?;
+        reader.clear_heap();
+        loop {
+            match reader.read(&mut inner) {
+                Ok(Some(StreamEvent::Element(el))) => body.push_child(el),
+                Ok(None) => break,
+                // A `<stream:error/>` payload, text, a broken payload...:
+                // the reader is dropped, the general path reads the body.
+                Ok(Some(_)) | Err(_) => {
+                    self.fast = None;
+                    return None;
+                }
+            }
+        }
+        if reader.in_element() {
+            self.fast = None;
+            return None; // unfinished: the general path says how
+        }
+        if self.release {
+            reader.release_temporaries();
+        }
+        Some(body)
+    }
+
+    /// The general path (see the type): `rest` starts with `<`.
+    fn parse_general(&mut self, mut rest: &[u8], limits: &Limits) -> Result<Body, BodyError> {
         let mut reader = match self.primed.take() {
             Some(r) if r.limits() == limits && !rest.starts_with(b"<?xml") => r,
             _ => {
-                let mut reader = StreamReader::new(*limits);
+                let mut reader = Box::new(StreamReader::new(*limits));
                 let keep = !rest.starts_with(b"<?xml");
                 if !keep {
                     // The declaration must come first: read it before the
@@ -365,62 +459,72 @@ impl Body {
         }
         let mut body = Body::new();
         for ((attr_ns, name), value) in el.attrs().iter() {
-            let value = value.as_str();
-            match (attr_ns.as_str(), name.as_str()) {
-                ("", "rid") => {
-                    let rid = number::<u64>("rid", value)?;
-                    if rid > MAX_RID {
-                        return Err(bad("rid", value));
-                    }
-                    body.rid = Some(rid);
-                }
-                ("", "sid") => body.sid = Some(value.to_owned()),
-                ("", "to") => body.to = Some(value.to_owned()),
-                ("", "from") => body.from = Some(value.to_owned()),
-                ("", "route") => body.route = Some(value.to_owned()),
-                ("", "ver") => body.ver = Some(value.to_owned()),
-                ("", "content") => body.content = Some(value.to_owned()),
-                ("", "authid") => body.authid = Some(value.to_owned()),
-                ("", "wait") => body.wait = Some(number("wait", value)?),
-                ("", "hold") => body.hold = Some(number("hold", value)?),
-                ("", "requests") => body.requests = Some(number("requests", value)?),
-                ("", "polling") => body.polling = Some(number("polling", value)?),
-                ("", "inactivity") => body.inactivity = Some(number("inactivity", value)?),
-                ("", "maxpause") => body.maxpause = Some(number("maxpause", value)?),
-                ("", "pause") => body.pause = Some(number("pause", value)?),
-                ("", "ack") => body.ack = Some(number("ack", value)?),
-                ("", "secure") => body.secure = Some(boolean("secure", value)?),
-                ("", "type") => {
-                    body.kind = Some(match value {
-                        "terminate" => BodyType::Terminate,
-                        "error" => BodyType::Error,
-                        _ => return Err(bad("type", value)),
-                    })
-                }
-                ("", "condition") => body.condition = Some(Condition::from_name(value)),
-                (ns::XML, "lang") => body.lang = Some(value.to_owned()),
-                (NS_XBOSH, "version") => body.xmpp_version = Some(value.to_owned()),
-                (NS_XBOSH, "restart") => body.restart = boolean("xmpp:restart", value)?,
-                _ => {} // other attributes are ignored (XEP-0124 `##other`)
-            }
+            body.set_attr(attr_ns.as_str(), name.as_str(), value.as_str())?;
         }
         for node in el.take_nodes() {
             match node {
                 Node::Text(t) if t.bytes().all(is_space) => {}
                 Node::Text(_) => return Err(BodyError::TextInBody),
-                Node::Element(child) => {
-                    if child.is("uri", NS_HTTPBIND)
-                        && body.condition == Some(Condition::SeeOtherUri)
-                        && body.uri.is_none()
-                    {
-                        body.uri = Some(child.text().trim().to_owned());
-                    } else {
-                        body.payloads.push(rehome(child));
-                    }
-                }
+                Node::Element(child) => body.push_child(child),
             }
         }
         Ok(body)
+    }
+
+    /// Takes one attribute of the `<body/>` (namespace resolved).
+    fn set_attr(&mut self, attr_ns: &str, name: &str, value: &str) -> Result<(), BodyError> {
+        let body = self;
+        match (attr_ns, name) {
+            ("", "rid") => {
+                let rid = number::<u64>("rid", value)?;
+                if rid > MAX_RID {
+                    return Err(bad("rid", value));
+                }
+                body.rid = Some(rid);
+            }
+            ("", "sid") => body.sid = Some(value.to_owned()),
+            ("", "to") => body.to = Some(value.to_owned()),
+            ("", "from") => body.from = Some(value.to_owned()),
+            ("", "route") => body.route = Some(value.to_owned()),
+            ("", "ver") => body.ver = Some(value.to_owned()),
+            ("", "content") => body.content = Some(value.to_owned()),
+            ("", "authid") => body.authid = Some(value.to_owned()),
+            ("", "wait") => body.wait = Some(number("wait", value)?),
+            ("", "hold") => body.hold = Some(number("hold", value)?),
+            ("", "requests") => body.requests = Some(number("requests", value)?),
+            ("", "polling") => body.polling = Some(number("polling", value)?),
+            ("", "inactivity") => body.inactivity = Some(number("inactivity", value)?),
+            ("", "maxpause") => body.maxpause = Some(number("maxpause", value)?),
+            ("", "pause") => body.pause = Some(number("pause", value)?),
+            ("", "ack") => body.ack = Some(number("ack", value)?),
+            ("", "secure") => body.secure = Some(boolean("secure", value)?),
+            ("", "type") => {
+                body.kind = Some(match value {
+                    "terminate" => BodyType::Terminate,
+                    "error" => BodyType::Error,
+                    _ => return Err(bad("type", value)),
+                })
+            }
+            ("", "condition") => body.condition = Some(Condition::from_name(value)),
+            (ns::XML, "lang") => body.lang = Some(value.to_owned()),
+            (NS_XBOSH, "version") => body.xmpp_version = Some(value.to_owned()),
+            (NS_XBOSH, "restart") => body.restart = boolean("xmpp:restart", value)?,
+            _ => {} // other attributes are ignored (XEP-0124 `##other`)
+        }
+        Ok(())
+    }
+
+    /// Takes one child element of the `<body/>`: the `<uri/>` of a
+    /// `see-other-uri` termination, or a payload.
+    fn push_child(&mut self, child: Element) {
+        if child.is("uri", NS_HTTPBIND)
+            && self.condition == Some(Condition::SeeOtherUri)
+            && self.uri.is_none()
+        {
+            self.uri = Some(child.text().trim().to_owned());
+        } else {
+            self.payloads.push(rehome(child));
+        }
     }
 
     /// The body as bytes, its payloads serialised with the crate's
@@ -463,42 +567,42 @@ impl Body {
         stream_prefix: bool,
     ) -> Result<(), WriteError> {
         out.extend_from_slice(b"<body");
-        let num = |v: Option<u64>| v.map(|n| n.to_string());
-        let num32 = |v: Option<u32>| v.map(|n| n.to_string());
-        let attrs: [(&str, Option<String>); 19] = [
-            ("rid", num(self.rid)),
-            ("sid", self.sid.clone()),
-            ("to", self.to.clone()),
-            ("from", self.from.clone()),
-            ("route", self.route.clone()),
-            ("xml:lang", self.lang.clone()),
-            ("ver", self.ver.clone()),
-            ("content", self.content.clone()),
-            ("wait", num32(self.wait)),
-            ("hold", num32(self.hold)),
-            ("requests", num32(self.requests)),
-            ("polling", num32(self.polling)),
-            ("inactivity", num32(self.inactivity)),
-            ("maxpause", num32(self.maxpause)),
-            ("pause", num32(self.pause)),
-            ("ack", num(self.ack)),
-            ("secure", self.secure.map(|s| s.to_string())),
-            ("authid", self.authid.clone()),
-            (
-                "type",
-                self.kind.map(|k| {
-                    match k {
-                        BodyType::Terminate => "terminate",
-                        BodyType::Error => "error",
-                    }
-                    .to_owned()
-                }),
-            ),
-        ];
-        for (name, value) in attrs {
-            if let Some(v) = value {
-                write_attr(out, name, &v)?;
+        // In this order, written in place (no value is built as a string).
+        let text = |out: &mut Vec<u8>, name: &str, v: &Option<String>| match v {
+            Some(v) => write_attr(out, name, v),
+            None => Ok(()),
+        };
+        let num = |out: &mut Vec<u8>, name: &str, v: Option<u64>| {
+            if let Some(n) = v {
+                write_number_attr(out, name, n);
             }
+        };
+        num(out, "rid", self.rid);
+        text(out, "sid", &self.sid)?;
+        text(out, "to", &self.to)?;
+        text(out, "from", &self.from)?;
+        text(out, "route", &self.route)?;
+        text(out, "xml:lang", &self.lang)?;
+        text(out, "ver", &self.ver)?;
+        text(out, "content", &self.content)?;
+        num(out, "wait", self.wait.map(u64::from));
+        num(out, "hold", self.hold.map(u64::from));
+        num(out, "requests", self.requests.map(u64::from));
+        num(out, "polling", self.polling.map(u64::from));
+        num(out, "inactivity", self.inactivity.map(u64::from));
+        num(out, "maxpause", self.maxpause.map(u64::from));
+        num(out, "pause", self.pause.map(u64::from));
+        num(out, "ack", self.ack);
+        if let Some(secure) = self.secure {
+            write_attr(out, "secure", if secure { "true" } else { "false" })?;
+        }
+        text(out, "authid", &self.authid)?;
+        if let Some(kind) = self.kind {
+            let kind = match kind {
+                BodyType::Terminate => "terminate",
+                BodyType::Error => "error",
+            };
+            write_attr(out, "type", kind)?;
         }
         if let Some(c) = self.condition {
             write_attr(out, "condition", c.as_str())?;
@@ -572,6 +676,25 @@ fn has_httpbind_descendant(el: &Element) -> bool {
         .any(|c| c.has_ns(NS_HTTPBIND) || has_httpbind_descendant(c))
 }
 
+/// ` name='digits'`, without building the number as a string.
+fn write_number_attr(out: &mut Vec<u8>, name: &str, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    out.extend_from_slice(&digits[i..]);
+    out.push(b'\'');
+}
+
 fn bad(name: &'static str, value: &str) -> BodyError {
     let mut cut = value.len().min(64);
     while !value.is_char_boundary(cut) {
@@ -606,6 +729,174 @@ fn is_space(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The BOSH bodies of the Prosody captures, both ways.
+    fn captured_bodies() -> Vec<String> {
+        [
+            include_str!("../../tests/fixtures/prosody/prosody13_bosh_scram.txt"),
+            include_str!("../../tests/fixtures/prosody/prosody13_bosh_plain.txt"),
+            include_str!("../../tests/fixtures/prosody/prosody13_bosh_scram_idle_wait.txt"),
+            include_str!("../../tests/fixtures/prosody/prosody13_bosh_wrong_password.txt"),
+        ]
+        .iter()
+        .flat_map(|f| f.lines())
+        .filter_map(|l| l.strip_prefix("C: ").or_else(|| l.strip_prefix("S: ")))
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// Bodies the fast path must leave to the general path, or read as it
+    /// does: unusual tags, invalid values, broken or unusual payloads.
+    fn odd_bodies() -> Vec<String> {
+        let h = "xmlns='http://jabber.org/protocol/httpbind'";
+        let mut v: Vec<String> = vec![
+            format!("<body rid='1' sid='s' {h}/>"),
+            format!("<body rid='1' sid='s' {h}></body>"),
+            format!("<body rid='1' sid='s' {h}> \n </body>\n"),
+            format!("<body rid='x' {h}/>"),
+            format!("<body rid='9007199254740992' {h}/>"),
+            format!("<body wait='-1' rid='x' {h}/>"),
+            format!("<body type='bogus' {h}/>"),
+            format!("<body secure='yes' {h}/>"),
+            format!("<body rid='1' {h} xmlns:xmpp='urn:xmpp:xbosh' xmpp:restart='maybe'/>"),
+            format!("<body rid='1' {h} xmlns:xmpp='urn:xmpp:xbosh' xmpp:restart='1'/>"),
+            format!("<body rid='1' {h} xmlns:xmpp='urn:xmpp:xbosh'><xmpp:x/></body>"),
+            format!("<body rid='1' {h}><xmpp:x/></body>"),
+            format!("<body rid='1' {h}><stream:features/></body>"),
+            format!("<body rid='1' {h} xmlns:stream='http://etherx.jabber.org/streams'><stream:error><host-gone xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></body>"),
+            format!("<body rid='1' {h}><message to='a@b'><body>hi</body></message></body>"),
+            format!("<body rid='1' {h}><message xmlns='jabber:client'/> <iq xmlns='jabber:client' type='get' id='1'/></body>"),
+            format!("<body rid='1' {h}>text<message/></body>"),
+            format!("<body rid='1' {h}><message/>text</body>"),
+            format!("<body rid='1' {h}><message></body>"),
+            format!("<body rid='1' {h}><message/></body></body>"),
+            format!("<body rid='1' {h}><message/></stream:stream></body>"),
+            format!("<body rid='1' {h}><message/>"),
+            format!("<body rid='1' {h}><message/></body >"),
+            format!("<body rid='1' {h}></body><body/>"),
+            format!("<body rid='1' {h}/><message/>"),
+            format!("<body rid='1' {h}><a></b></body>"),
+            format!("<body rid='1' {h}><!-- c --></body>"),
+            format!("<body rid='1' {h}><?pi x?></body>"),
+            format!("<body rid='1' {h}><![CDATA[x]]></body>"),
+            format!("<body rid='1' {h}><x xmlns='http://jabber.org/protocol/httpbind'><y/></x></body>"),
+            format!("<body type='terminate' condition='see-other-uri' {h}><uri>https://b.example/bind</uri></body>"),
+            format!("<body type='terminate' condition='see-other-uri' {h}><uri>one</uri><uri>two</uri></body>"),
+            format!("<body type='terminate' {h}><uri>not a redirect</uri></body>"),
+            format!("<body type='terminate' condition='nonsense' {h}/>"),
+            format!("<body sid='a&amp;b' {h}/>"),
+            format!("<body sid='a\tb' {h}/>"),
+            format!("<body sid='caf\u{e9}' {h}/>"),
+            format!("<body sid=\"it's\" {h}/>"),
+            format!("<body rid='1' rid='2' {h}/>"),
+            format!("<body {h} xml:lang='en' xml:space='preserve'/>"),
+            format!("<body {h} xmlns:other='urn:o' other:a='1'/>"),
+            format!("<body {h} unbound:a='1'/>"),
+            format!("<?xml version='1.0'?><body rid='5' {h}/>"),
+            "<body rid='1'/>".to_owned(),
+            "<body xmlns='urn:other'/>".to_owned(),
+            "<b:body xmlns:b='http://jabber.org/protocol/httpbind'/>".to_owned(),
+            "<nobody/>".to_owned(),
+            "<body".to_owned(),
+            format!("<body {h}"),
+            format!("<body {h}><message xmlns='jabber:client'><body>&lt;&#x3c;</body></message></body>"),
+            format!("<body {h}><message xmlns='jabber:client'><body>\u{1F600}</body></message></body>"),
+            format!("<body {h}><message xmlns='jabber:client'><body>\u{1}</body></message></body>"),
+        ];
+        // Deep payloads, at and over the depth limit, many of them.
+        let deep = |n: usize| "<a>".repeat(n) + &"</a>".repeat(n);
+        v.push(format!("<body {h}>{}</body>", deep(63)));
+        v.push(format!("<body {h}>{}</body>", deep(64)));
+        v.push(format!("<body {h}>{}</body>", "<a x='1'/>".repeat(2000)));
+        v
+    }
+
+    /// The fast path gives what the general path gives, body by body,
+    /// with the default limits and with tight ones (heap, bytes, depth,
+    /// attributes, tokens), whether the reader is kept or new.
+    #[test]
+    fn the_fast_path_reads_what_the_general_path_reads() {
+        let mut bodies = captured_bodies();
+        assert!(bodies.len() > 40, "{}", bodies.len());
+        bodies.extend(odd_bodies());
+        let tight = Limits {
+            max_element_bytes: 4096,
+            max_depth: 8,
+            max_attributes: 8,
+            max_token_bytes: 40,
+            max_element_heap: 64 * 1024,
+        };
+        for limits in [Limits::default(), tight] {
+            let mut kept = BodyReader::default();
+            let mut kept_releasing = BodyReader::releasing();
+            for b in &bodies {
+                let general = BodyReader::default().parse_general(b.as_bytes(), &limits);
+                for (name, got) in [
+                    ("new", BodyReader::default().parse(b.as_bytes(), &limits)),
+                    ("kept", kept.parse(b.as_bytes(), &limits)),
+                    ("releasing", kept_releasing.parse(b.as_bytes(), &limits)),
+                ] {
+                    assert_eq!(
+                        format!("{got:?}"),
+                        format!("{general:?}"),
+                        "{name} reader, {limits:?}: {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every body the Prosody captures hold, and every body of ours, takes
+    /// the fast path; the odd ones above reach both outcomes.
+    #[test]
+    fn peers_bodies_take_the_fast_path() {
+        let limits = Limits::default();
+        let mut r = BodyReader::default();
+        for b in captured_bodies() {
+            assert!(r.parse_fast(b.as_bytes(), &limits).is_some(), "{b}");
+        }
+        let ours = Body {
+            rid: Some(7),
+            sid: Some("s".into()),
+            lang: Some("en".into()),
+            xmpp_version: Some("1.0".into()),
+            restart: true,
+            payloads: vec![Element::builder("features", ns::STREAM).build()],
+            ..Body::default()
+        };
+        let bytes = ours.to_bytes().unwrap();
+        assert_eq!(r.parse_fast(&bytes, &limits), Some(ours));
+        let (mut fast, mut general) = (0, 0);
+        for b in odd_bodies() {
+            match BodyReader::default().parse_fast(b.as_bytes(), &limits) {
+                Some(_) => fast += 1,
+                None => general += 1,
+            }
+        }
+        assert!(fast > 10 && general > 20, "{fast} fast, {general} general");
+    }
+
+    /// One heap budget for all the payloads of a body, as for one element:
+    /// many small attribute-dense payloads are refused together though
+    /// each alone is far below the limit.
+    #[test]
+    fn payloads_share_the_bodys_heap_budget() {
+        let limits = Limits {
+            max_element_heap: 64 * 1024,
+            ..Limits::default()
+        };
+        let h = "xmlns='http://jabber.org/protocol/httpbind'";
+        let one = format!("<body {h}><a x='1'/></body>");
+        let many = format!("<body {h}>{}</body>", "<a x='1'/>".repeat(400));
+        let mut r = BodyReader::default();
+        assert!(r.parse(one.as_bytes(), &limits).is_ok());
+        assert!(matches!(
+            r.parse(many.as_bytes(), &limits),
+            Err(BodyError::Xml(ReadError::LimitExceeded { .. }))
+        ));
+        assert!(r.parse(one.as_bytes(), &limits).is_ok());
+        assert!(r.parse_fast(many.as_bytes(), &limits).is_none());
+    }
 
     /// One reader kept across bodies reads each exactly as a fresh one
     /// does, whatever came before: good bodies, broken ones (which drop

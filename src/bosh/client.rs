@@ -434,9 +434,9 @@ impl BoshClient {
         if self.state != State::Open {
             return None;
         }
-        let (sid, requests, hold) = {
+        let (requests, hold) = {
             let p = self.params.as_ref()?;
-            (p.sid.clone(), p.requests.max(1) as usize, p.hold as usize)
+            (p.requests.max(1) as usize, p.hold as usize)
         };
         let out = self.outstanding.len();
         let restart_next = matches!(self.queue.front(), Some(Item::Restart));
@@ -444,10 +444,7 @@ impl BoshClient {
             Some(Item::Pause(p)) => Some(*p),
             _ => None,
         };
-        let mut body = Body {
-            sid: Some(sid),
-            ..Body::default()
-        };
+        let mut body = Body::default();
         let mut payloads = Vec::new();
         let mut stream_prefix = false;
         if let Some(pause) = pause_next {
@@ -523,8 +520,14 @@ impl BoshClient {
             return None;
         }
         body.rid = Some(rid);
+        // The session's sid, lent to the body while it is written (not
+        // copied for every request).
+        let params = self.params.as_mut()?;
+        body.sid = Some(std::mem::take(&mut params.sid));
         let mut bytes = Vec::with_capacity(payloads.len() + 96);
-        if let Err(e) = body.write_framed(&mut bytes, &payloads, stream_prefix) {
+        let written = body.write_framed(&mut bytes, &payloads, stream_prefix);
+        params.sid = body.sid.take().unwrap_or_default();
+        if let Err(e) = written {
             // Only the configured `to`/`lang` can fail here.
             self.fail(BoshClientError::Config(e));
             return None;

@@ -9,6 +9,8 @@
 //! pushes payloads to a session with [`BoshManager::send`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::sid_map::SidMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -289,7 +291,7 @@ struct Session {
 pub struct BoshManager {
     config: BoshManagerConfig,
     rng: Box<dyn RandomSource>,
-    sessions: HashMap<String, Session>,
+    sessions: SidMap<Session>,
     events: VecDeque<ManagerEvent>,
     ready: VecDeque<(RequestHandle, Vec<u8>)>,
     next_handle: u64,
@@ -317,7 +319,7 @@ impl BoshManager {
         Self {
             config,
             rng,
-            sessions: HashMap::new(),
+            sessions: SidMap::default(),
             events: VecDeque::new(),
             ready: VecDeque::new(),
             next_handle: 0,
@@ -359,14 +361,14 @@ impl BoshManager {
 
     /// One HTTP request body, received at `now`.
     pub fn handle_request(&mut self, now: Instant, bytes: &[u8]) -> Reply {
-        let body = match self.body_reader.parse(bytes, &self.config.limits) {
+        let mut body = match self.body_reader.parse(bytes, &self.config.limits) {
             Ok(b) => b,
             Err(e) => return refuse(ManagerError::BadBody(e)),
         };
         let Some(rid) = body.rid else {
             return refuse(ManagerError::MissingRid);
         };
-        let sid = match body.sid.clone() {
+        let sid = match body.sid.take() {
             Some(sid) => sid,
             None => {
                 let digest: [u8; 32] = Sha256::digest(bytes).into();

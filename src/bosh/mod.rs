@@ -58,6 +58,8 @@
 pub mod body;
 pub mod client;
 pub mod manager;
+mod sid_map;
+mod start_tag;
 pub mod xmpp;
 
 use std::fmt;

@@ -358,6 +358,33 @@ impl Client {
         Ok(())
     }
 
+    /// BOSH: the server's stream header, as the adapter built it from the
+    /// session creation response, read as an `<open/>` message would be
+    /// (without writing and parsing one).
+    pub(crate) fn feed_header(
+        &mut self,
+        now: Instant,
+        header: StreamHeader,
+    ) -> Result<(), UsageError> {
+        if self.core.is_closed() {
+            return Err(UsageError::Closed);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        self.core.tick(now);
+        let header = self.core.message_header(header);
+        self.on_stream_event(now, StreamEvent::Header(header));
+        self.core.after_read();
+        Ok(())
+    }
+
+    /// BOSH: the first stream header this client wrote (its `to` and
+    /// `xml:lang` make the session creation), once.
+    pub(crate) fn take_first_header(&mut self) -> Option<StreamHeader> {
+        self.core.take_first_header()
+    }
+
     fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);

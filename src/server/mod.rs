@@ -464,6 +464,43 @@ impl Server {
         Ok(())
     }
 
+    /// BOSH: the client's stream header, as the adapter built it from a
+    /// session creation or restart, read as an `<open/>` message would be
+    /// (without writing and parsing one).
+    pub(crate) fn feed_header(
+        &mut self,
+        now: Instant,
+        header: StreamHeader,
+    ) -> Result<(), UsageError> {
+        if self.core.is_closed() {
+            return Err(UsageError::Closed);
+        }
+        if self.waiting() || !self.held.is_empty() {
+            // Behind what is held, in order: as the message.
+            let mut bytes = Vec::new();
+            self.core
+                .writer
+                .write_header(&mut bytes, &header)
+                .map_err(UsageError::Write)?;
+            return self.input(now, &bytes, true);
+        }
+        if matches!(self.phase, Phase::AwaitTls) {
+            return Err(UsageError::AwaitingTls);
+        }
+        self.core.tick(now);
+        self.last_recv = now;
+        let header = self.core.message_header(header);
+        self.on_stream_event(now, StreamEvent::Header(header));
+        self.core.after_read();
+        Ok(())
+    }
+
+    /// BOSH: the first stream header this server wrote (its `id` is the
+    /// session's `authid`), once.
+    pub(crate) fn take_first_header(&mut self) -> Option<StreamHeader> {
+        self.core.take_first_header()
+    }
+
     fn input(&mut self, now: Instant, data: &[u8], message: bool) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);

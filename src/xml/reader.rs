@@ -473,6 +473,10 @@ pub struct StreamReader {
     header_decls: usize,
     /// Heap charged for the current top-level element (see [`cost`]).
     heap: usize,
+    /// Keep charging the heap across top-level elements, until
+    /// [`clear_heap`](Self::clear_heap): the payloads of one BOSH
+    /// `<body/>` share one budget, as the whole body is one element.
+    carry_heap: bool,
     /// Whether non-whitespace bytes of an unfinished top-level element
     /// (or header) have been consumed.
     started: bool,
@@ -551,6 +555,7 @@ impl StreamReader {
             seen: Vec::new(),
             header_decls: 0,
             heap: 0,
+            carry_heap: false,
             started: false,
             pending_bytes: 0,
             prolog_started: false,
@@ -612,6 +617,28 @@ impl StreamReader {
     /// boundary. A message reader stays one, and keeps the boundaries of
     /// the messages announced.
     pub fn reset(&mut self) {
+        if self.messages.is_some()
+            && matches!(self.state, State::Open)
+            && self.at_boundary()
+            && !self.started
+            && self.pending_bytes == 0
+        {
+            // A message reader between messages: its parser is where a new
+            // one's is (inside the invisible root, between elements), so
+            // only the stream's state goes. Building a parser and reading
+            // the root again was most of a restart's cost.
+            self.header = None;
+            self.see_other_uri = None;
+            self.decls.clear();
+            self.decl_marks.clear();
+            self.decl_marks.push(0);
+            self.templates.clear();
+            self.seen.clear();
+            self.header_decls = 0;
+            self.heap = 0;
+            self.carry_heap = false;
+            return;
+        }
         let messages = self.messages.take();
         *self = match messages {
             None => Self::new(self.limits),
@@ -666,6 +693,18 @@ impl StreamReader {
         self.started
     }
 
+    /// From now on the heap charged for top-level elements adds up across
+    /// them, until [`clear_heap`](Self::clear_heap) (the payloads of one
+    /// BOSH `<body/>` read as top-level elements).
+    pub(crate) fn carry_heap(&mut self) {
+        self.carry_heap = true;
+    }
+
+    /// Starts a new heap budget (see [`carry_heap`](Self::carry_heap)).
+    pub(crate) fn clear_heap(&mut self) {
+        self.heap = 0;
+    }
+
     /// The heap charged so far for the top-level element being read
     /// (bounded by [`Limits::max_element_heap`]).
     pub fn element_heap(&self) -> usize {
@@ -712,7 +751,9 @@ impl StreamReader {
     /// A top-level boundary: what was charged for the element is gone.
     fn boundary(&mut self) {
         self.pending_bytes = 0;
-        self.heap = 0;
+        if !self.carry_heap {
+            self.heap = 0;
+        }
         self.started = false;
         // Templates in the header's short namespaces (`jabber:client`)
         // serve the next stanzas too; the others go.

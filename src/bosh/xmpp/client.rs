@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use minidom::Element;
 
-use super::{close_message, element_message, kind, open_message, parse, Kind, NotBoshFraming};
+use super::{close_message, element_message, kind, Kind, NotBoshFraming};
 use crate::bosh::{
     BoshClient, BoshClientConfig, BoshClientError, BoshClientEvent, BoshRequest, Condition,
 };
 use crate::client::{Client, ClientError, ClientEvent};
 use crate::core::UsageError;
-use crate::framing::{header_of_open, Framing};
+use crate::framing::Framing;
 use crate::ns;
 use crate::random::RandomSource;
 use crate::stream_error::StreamError;
@@ -34,7 +34,7 @@ pub struct BoshXmppClient {
     opened: bool,
     /// The server's header, built from the creation response: fed again
     /// at each restart (BOSH sends none).
-    header_in: Option<Vec<u8>>,
+    header_in: Option<StreamHeader>,
     /// The client closed: the terminate request is queued or out.
     terminating: bool,
     /// A message the BOSH client had no room for (its queue is full): it
@@ -70,9 +70,12 @@ impl BoshXmppClient {
         // The client's first message is its header.
         let mut stalled = None;
         if let Some(msg) = client.poll_message() {
-            match parse(&msg).filter(|_| kind(&msg) == Kind::Open) {
-                Some(open) => {
-                    let h = header_of_open(&open);
+            // The header it wrote, rather than the `<open/>` parsed.
+            match client
+                .take_first_header()
+                .filter(|_| kind(&msg) == Kind::Open)
+            {
+                Some(h) => {
                     if let Some(to) = h.to {
                         config.to = to;
                     }
@@ -244,7 +247,7 @@ impl BoshXmppClient {
                     // The restart's answer brings features and no header:
                     // the client gets the session's header again first.
                     if let Some(h) = &self.header_in {
-                        let _ = self.client.feed_message(now, h);
+                        let _ = self.client.feed_header(now, h.clone());
                     }
                     self.bosh.restart()
                 }
@@ -285,14 +288,9 @@ impl BoshXmppClient {
                     version: p.xmpp_version,
                     ..StreamHeader::default()
                 };
-                match open_message(&header) {
-                    Some(m) => {
-                        let fed = self.client.feed_message(now, &m);
-                        self.header_in = Some(m);
-                        fed
-                    }
-                    None => self.feed_error(now, None),
-                }
+                let fed = self.client.feed_header(now, header.clone());
+                self.header_in = Some(header);
+                fed
             }
             BoshClientEvent::Features(el) => self.client.feed_element(now, el),
             BoshClientEvent::Payload(el) if el.is("error", ns::STREAM) => {

@@ -53,7 +53,7 @@ use minidom::Element;
 use super::Condition;
 use crate::framing::Framing;
 use crate::ns;
-use crate::xml::{StreamHeader, StreamWriter};
+use crate::xml::StreamWriter;
 
 /// The role machine given to an adapter is not configured with
 /// [`Framing::Bosh`]: nothing was built.
@@ -106,14 +106,6 @@ pub(crate) fn parse(msg: &[u8]) -> Option<Element> {
 
 fn writer() -> StreamWriter {
     StreamWriter::with_framing(ns::JABBER_CLIENT, Framing::WebSocket)
-}
-
-/// The `<open/>` message for `header`; `None` when a value (from the peer)
-/// cannot be carried in XML (it could not have been parsed: not expected).
-pub(crate) fn open_message(header: &StreamHeader) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    writer().write_header(&mut out, header).ok()?;
-    Some(out)
 }
 
 /// The `<close/>` message, with its `see-other-uri`.

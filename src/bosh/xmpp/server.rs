@@ -1,13 +1,15 @@
 //! The connection manager end: a [`Server`] per session of a
 //! [`BoshManager`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::bosh::sid_map::{SidMap, SidSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use minidom::Element;
 
-use super::{close_message, element_message, kind, open_message, parse, Kind, NotBoshFraming};
+use super::{close_message, element_message, kind, parse, Kind, NotBoshFraming};
 use crate::bosh::{
     BoshManager, BoshManagerConfig, Condition, ManagerEvent, Reply, RequestHandle, TerminateReason,
 };
@@ -81,9 +83,9 @@ pub struct BoshXmppServer {
     config: Arc<ServerConfig>,
     session_random: SessionRandom,
     tls: Option<TlsInfo>,
-    sessions: HashMap<String, Slot>,
+    sessions: SidMap<Slot>,
     /// Sessions with output the manager had no room for.
-    stalled: HashSet<String>,
+    stalled: SidSet,
     events: VecDeque<BoshXmppServerEvent>,
 }
 
@@ -115,8 +117,8 @@ impl BoshXmppServer {
             config,
             session_random,
             tls: None,
-            sessions: HashMap::new(),
-            stalled: HashSet::new(),
+            sessions: SidMap::default(),
+            stalled: SidSet::default(),
             events: VecDeque::new(),
         })
     }
@@ -346,9 +348,7 @@ impl BoshXmppServer {
     /// The creation's (or a restart's) header, fed to `sid`'s `Server`.
     fn feed_header(&mut self, now: Instant, sid: &str) {
         if let Some(s) = self.sessions.get_mut(sid) {
-            if let Some(m) = open_message(&s.header) {
-                let _ = s.server.feed_message(now, &m);
-            }
+            let _ = s.server.feed_header(now, s.header.clone());
             self.pump_session(now, sid);
         }
     }
@@ -376,8 +376,9 @@ impl BoshXmppServer {
                 Kind::Open => {
                     if !s.authid {
                         s.authid = true;
-                        if let Some(id) = parse(&msg).and_then(|o| o.attr("id").map(str::to_owned))
-                        {
+                        // The header it wrote, rather than the `<open/>`
+                        // parsed.
+                        if let Some(id) = s.server.take_first_header().and_then(|h| h.id) {
                             self.manager.set_authid(sid, id);
                         }
                     }
