@@ -30,7 +30,10 @@
 //!
 //! Run: `cargo bench --bench framing` (or `KEEP=1 cargo bench --bench framing`).
 //! For a profiler, `FRAMING_PROFILE=tcp|websocket|bosh` runs only that
-//! framing's PLAIN negotiation 20,000 times; with `BOSH_DUMP=1` too, once,
+//! framing's PLAIN negotiation (`FRAMING_MECH=SCRAM-SHA-256`: that one)
+//! 20,000 times (`FRAMING_N` times if set: a
+//! small count under `valgrind --tool=callgrind` gives instruction counts,
+//! which the machine's load does not sway); with `BOSH_DUMP=1` too, once,
 //! printing every BOSH request and response body.
 
 use std::hint::black_box;
@@ -203,6 +206,8 @@ struct BoshRig {
     client: BoshXmppClient,
     cm: BoshXmppServer,
     held: HashMap<RequestHandle, u64>,
+    /// `BOSH_DUMP` is set (read once: not a cost of the framing).
+    dump: bool,
 }
 
 impl BoshRig {
@@ -211,7 +216,7 @@ impl BoshRig {
         let mut busy = false;
         while let Some(req) = self.client.poll_request(now) {
             busy = true;
-            if std::env::var_os("BOSH_DUMP").is_some() {
+            if self.dump {
                 eprintln!("REQ {}", String::from_utf8_lossy(&req.body));
             }
             match self.cm.handle_request(now, &req.body) {
@@ -224,7 +229,7 @@ impl BoshRig {
         }
         while let Some((h, b)) = self.cm.poll_response() {
             busy = true;
-            if std::env::var_os("BOSH_DUMP").is_some() {
+            if self.dump {
                 eprintln!("RESP {}", String::from_utf8_lossy(&b));
             }
             let rid = self.held.remove(&h).expect("held");
@@ -284,6 +289,7 @@ impl Setup {
             client,
             cm,
             held: HashMap::new(),
+            dump: std::env::var_os("BOSH_DUMP").is_some(),
         };
         loop {
             let busy = rig.step(self, now);
@@ -447,11 +453,20 @@ fn main() {
             "websocket" => Framing::WebSocket,
             _ => Framing::Bosh,
         };
-        let setup = Setup::new(framing, "PLAIN", None);
+        // `FRAMING_MECH=SCRAM-SHA-256`: that negotiation instead (cached keys).
+        let mechanism = std::env::var("FRAMING_MECH").unwrap_or_else(|_| "PLAIN".to_owned());
+        let keys = (mechanism != "PLAIN").then(|| {
+            let s = Setup::new(Framing::Tcp, &mechanism, None);
+            s.negotiate().0.scram_keys().expect("keys")
+        });
+        let setup = Setup::new(framing, &mechanism, keys);
         let n = if std::env::var_os("BOSH_DUMP").is_some() {
             1
         } else {
-            20_000
+            std::env::var("FRAMING_N")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(20_000)
         };
         for _ in 0..n {
             if framing == Framing::Bosh {
