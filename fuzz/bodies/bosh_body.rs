@@ -5,6 +5,8 @@
 //! The whole input is one HTTP body, parsed within small limits. A broken
 //! invariant is a panic (`assert!`):
 //!
+//! - `Body::parse` (its start-tag fast path where it applies) gives what
+//!   `Body::parse_with_xml_parser` gives, the same body or the same error;
 //! - `Body::parse` never panics, and an error always has a condition
 //!   (`bad-request` or, for a limit, `policy-violation`);
 //! - a body that parsed is written by `Body::to_bytes` without error, and
@@ -35,7 +37,14 @@ const READBACK_LIMITS: Limits = Limits {
 };
 
 pub fn run(data: &[u8]) {
-    let body = match Body::parse(data, &LIMITS) {
+    let parsed = Body::parse(data, &LIMITS);
+    assert_eq!(
+        parsed,
+        Body::parse_with_xml_parser(data, &LIMITS),
+        "{}",
+        String::from_utf8_lossy(data)
+    );
+    let body = match parsed {
         Ok(b) => b,
         Err(e) => {
             let c = e.condition();

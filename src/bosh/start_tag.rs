@@ -70,6 +70,25 @@ impl<'a> StartTag<'a> {
     }
 }
 
+impl StartTag<'_> {
+    /// At least what the XML parser charges against
+    /// [`Limits::max_element_heap`](crate::xml::Limits::max_element_heap)
+    /// for this tag read as an element: the element, its attributes and
+    /// declarations, and its attribute maps.
+    pub fn heap_bound(&self) -> usize {
+        use crate::xml::cost;
+        let attrs: usize = self.raw[..self.count]
+            .iter()
+            .map(|r| match qname(self.tag, r) {
+                (None, "xmlns") | (Some("xmlns"), _) => cost::declaration(value(self.tag, r)),
+                (_, name) => cost::attribute(name, value(self.tag, r)),
+            })
+            .sum();
+        // Attribute namespaces: none, xml, xmpp; one map more.
+        cost::template("body", NS_HTTPBIND) + attrs + cost::attr_maps(4)
+    }
+}
+
 /// The prefix and local name of attribute `r` of `tag`.
 fn qname<'a>(tag: &'a str, r: &[u16; 5]) -> (Option<&'a str>, &'a str) {
     let [prefix_end, start, end, ..] = r.map(usize::from);

@@ -12,6 +12,7 @@
 mod reader;
 mod writer;
 
+pub(crate) use reader::cost;
 pub use reader::{
     Gate, Limit, Limits, MessageFault, ReadError, Refusal, Restricted, StreamEvent, StreamHeader,
     StreamReader,

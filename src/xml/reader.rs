@@ -371,7 +371,7 @@ const MAX_PERSISTENT_NS: usize = 256;
 /// What the reader charges against [`Limits::max_element_heap`]: the heap
 /// each part of a tree causes, rounded up (checked against a counting
 /// allocator in `tests/hostile.rs`).
-mod cost {
+pub(crate) mod cost {
     use std::collections::BTreeMap;
     use std::mem::size_of;
 
