@@ -350,9 +350,17 @@ impl BodyReader {
             if spaces > 0 {
                 beyond += crate::xml::cost::text(spaces);
             }
+            let left = inner.len();
             match reader.read(&mut inner) {
                 Ok(Some(StreamEvent::Element(el))) => body.push_child(el),
-                Ok(None) => break,
+                // The end, after nothing but whitespace. Anything else left
+                // unread (an unfinished reference, say) is the parser's
+                // to judge.
+                Ok(None) if spaces == left => break,
+                Ok(None) => {
+                    self.fast = None;
+                    return None;
+                }
                 // A `<stream:error/>` payload, text, a broken payload...:
                 // the reader is dropped, the general path reads the body.
                 Ok(Some(_)) | Err(_) => {
@@ -800,6 +808,11 @@ mod tests {
             format!("<body rid='1' {h}><message/></body></body>"),
             format!("<body rid='1' {h}><message/></stream:stream></body>"),
             format!("<body rid='1' {h}><message/>"),
+            format!("<body rid='1' {h}><message/>\n&</body>"),
+            format!("<body rid='1' {h}><message/>&amp;</body>"),
+            format!("<body rid='1' {h}><message/>&#x3c</body>"),
+            format!("<body rid='1' {h}>&</body>"),
+            format!("<body rid='1' {h}><message/>]]></body>"),
             format!("<body rid='1' {h}><message/></body >"),
             format!("<body rid='1' {h}></body><body/>"),
             format!("<body rid='1' {h}/><message/>"),
