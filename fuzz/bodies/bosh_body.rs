@@ -6,7 +6,9 @@
 //! invariant is a panic (`assert!`):
 //!
 //! - `Body::parse` (its start-tag fast path where it applies) gives what
-//!   `Body::parse_with_xml_parser` gives, the same body or the same error;
+//!   `Body::parse_with_xml_parser` gives, the same body or the same error,
+//!   but for a body the parser refuses for its heap, which the fast path
+//!   (charging what it allocates) may read;
 //! - `Body::parse` never panics, and an error always has a condition
 //!   (`bad-request` or, for a limit, `policy-violation`);
 //! - a body that parsed is written by `Body::to_bytes` without error, and
@@ -14,8 +16,8 @@
 //! - the written body declares `xmlns` once on `<body>` and the stream
 //!   prefix only when a payload needs it.
 
-use xmpp_sansio::bosh::{Body, Condition};
-use xmpp_sansio::xml::Limits;
+use xmpp_sansio::bosh::{Body, BodyError, Condition};
+use xmpp_sansio::xml::{Limit, Limits, ReadError};
 
 /// Small limits, so that the fuzzer reaches them.
 const LIMITS: Limits = Limits {
@@ -38,12 +40,21 @@ const READBACK_LIMITS: Limits = Limits {
 
 pub fn run(data: &[u8]) {
     let parsed = Body::parse(data, &LIMITS);
-    assert_eq!(
-        parsed,
-        Body::parse_with_xml_parser(data, &LIMITS),
-        "{}",
-        String::from_utf8_lossy(data)
-    );
+    let reference = Body::parse_with_xml_parser(data, &LIMITS);
+    // The one difference allowed: each path charges the heap it
+    // allocates, so near the budget the fast path may read a body the
+    // parser refuses for its heap.
+    let heap_margin = parsed.is_ok()
+        && matches!(
+            reference,
+            Err(BodyError::Xml(ReadError::LimitExceeded {
+                limit: Limit::ElementHeap,
+                ..
+            }))
+        );
+    if !heap_margin {
+        assert_eq!(parsed, reference, "{}", String::from_utf8_lossy(data));
+    }
     let body = match parsed {
         Ok(b) => b,
         Err(e) => {

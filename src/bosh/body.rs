@@ -263,7 +263,15 @@ const PAYLOAD_WRAPPER: &[u8] = b"<stream:stream xmlns='http://jabber.org/protoco
 ///
 /// The limits are those of the whole `<body/>` as one element on both
 /// paths: the body's bytes, its start tag's attributes and tokens, the
-/// payloads' depth below it, and one heap budget for all its payloads.
+/// payloads' depth below it, and one heap budget for the body, its
+/// payloads and the whitespace between them. Each path charges the heap
+/// it allocates, and they allocate a little differently (the parser makes
+/// element templates for names that repeat within one element, the fast
+/// path within one payload): a body within a few percent of
+/// [`Limits::max_element_heap`] may be read by one and refused by the
+/// other, never one beyond the budget by its reader's own count. That is
+/// the one difference (`the_fast_path_reads_what_the_general_path_reads`,
+/// the `bosh_body` fuzz target).
 #[derive(Debug, Default)]
 pub(crate) struct BodyReader {
     /// (Boxed, as the other: a reader is large, and the sessions holding
@@ -373,10 +381,9 @@ impl BodyReader {
             self.fast = None;
             return None; // unfinished: the general path says how
         }
-        // Near the heap limit the parser decides: a payload read as a
-        // child may cost it up to twice what it cost read at the top level
-        // (the element templates differ), plus what is beyond the payloads.
-        if 2 * reader.element_heap() + beyond > limits.max_element_heap {
+        // One heap budget for the whole body: the payloads (as this path
+        // allocates them), the start tag and the whitespace between them.
+        if reader.element_heap() + beyond > limits.max_element_heap {
             return None;
         }
         if self.release {
@@ -877,6 +884,9 @@ mod tests {
                     ("kept", kept.parse(b.as_bytes(), &limits)),
                     ("releasing", kept_releasing.parse(b.as_bytes(), &limits)),
                 ] {
+                    if same_but_for_the_heap_margin(&got, &general) {
+                        continue;
+                    }
                     assert_eq!(
                         format!("{got:?}"),
                         format!("{general:?}"),
@@ -885,6 +895,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The one allowed difference between the paths (see [`BodyReader`]):
+    /// the fast path read a body the parser refused for its heap.
+    pub(crate) fn same_but_for_the_heap_margin(
+        fast: &Result<Body, BodyError>,
+        general: &Result<Body, BodyError>,
+    ) -> bool {
+        fast.is_ok()
+            && matches!(
+                general,
+                Err(BodyError::Xml(ReadError::LimitExceeded {
+                    limit: crate::xml::Limit::ElementHeap,
+                    ..
+                }))
+            )
     }
 
     /// Every body the Prosody captures hold, and every body of ours, takes
