@@ -32,7 +32,8 @@ enum FirstHeader {
     Unwanted,
     /// To be kept when written.
     Awaited,
-    Written(StreamHeader),
+    /// (Boxed: a session's core stays small.)
+    Written(Box<StreamHeader>),
 }
 
 /// The connection core of a [`Client`](crate::client::Client) or a
@@ -109,7 +110,7 @@ impl<E, Err: Clone> Core<E, Err> {
     /// read it instead of parsing the `<open/>` they are handed).
     pub fn take_first_header(&mut self) -> Option<StreamHeader> {
         match std::mem::replace(&mut self.first_header, FirstHeader::Unwanted) {
-            FirstHeader::Written(h) => Some(h),
+            FirstHeader::Written(h) => Some(*h),
             FirstHeader::Awaited => {
                 self.first_header = FirstHeader::Awaited;
                 None
@@ -292,7 +293,7 @@ impl<E, Err: Clone> Core<E, Err> {
     pub fn write_header(&mut self, header: &StreamHeader) -> Result<(), WriteError> {
         let written = self.writer.write_header(&mut self.out, header);
         if written.is_ok() && matches!(self.first_header, FirstHeader::Awaited) {
-            self.first_header = FirstHeader::Written(header.clone());
+            self.first_header = FirstHeader::Written(Box::new(header.clone()));
         }
         self.seal();
         written
