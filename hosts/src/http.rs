@@ -31,6 +31,19 @@ pub struct Message {
     pub keep_alive: bool,
     /// The body.
     pub body: Vec<u8>,
+    /// The header fields, in order (values as text; bytes that are not
+    /// UTF-8 replaced).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Message {
+    /// The first value of the header field `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
 }
 
 /// Collects bytes until a whole message (head and `Content-Length` body)
@@ -79,6 +92,7 @@ impl Reader {
                         status: 0,
                         keep_alive: true,
                         body: Vec::new(),
+                        headers: Vec::new(),
                     },
                     r.version.unwrap_or(1),
                     r.headers.to_vec(),
@@ -96,6 +110,7 @@ impl Reader {
                         status: r.code.unwrap_or(0),
                         keep_alive: true,
                         body: Vec::new(),
+                        headers: Vec::new(),
                     },
                     r.version.unwrap_or(1),
                     r.headers.to_vec(),
@@ -104,6 +119,15 @@ impl Reader {
         };
         let mut length = 0usize;
         msg.keep_alive = version >= 1;
+        msg.headers = hs
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
         for h in &hs {
             let value = String::from_utf8_lossy(h.value).trim().to_ascii_lowercase();
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -213,8 +237,21 @@ pub const CORS: &str = "Access-Control-Allow-Origin: *\r\n\
 /// A response: `status` (`200 OK`), the CORS headers, `content_type` and
 /// `body`.
 pub fn response(status: &str, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+    response_with(status, CORS, content_type, body, keep_alive)
+}
+
+/// A response with the header lines `extra` (each ending in `\r\n`: the
+/// CORS headers of the caller's policy, `WWW-Authenticate`...) in place of
+/// [`CORS`].
+pub fn response_with(
+    status: &str,
+    extra: &str,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status}\r\n{CORS}Content-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: {}\r\n\r\n",
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }

@@ -50,6 +50,7 @@ pub mod client_cert;
 pub mod gssapi;
 pub mod http;
 pub mod server_tls;
+pub mod sso;
 pub mod tls;
 pub mod tokio;
 #[doc(hidden)]
