@@ -17,8 +17,10 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Headers read at most.
 const MAX_HEADERS: usize = 48;
 
-/// One HTTP message read whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One HTTP message read whole. `Debug` shows the header names, and the
+/// values of all but `Authorization` and `Cookie` (a Negotiate token can
+/// carry a delegated Kerberos ticket).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     /// A request's method (`POST`, `OPTIONS`...); empty for a response.
     pub method: String,
@@ -34,6 +36,28 @@ pub struct Message {
     /// The header fields, in order (values as text; bytes that are not
     /// UTF-8 replaced).
     pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret =
+                    n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("cookie");
+                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Message")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("keep_alive", &self.keep_alive)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("headers", &headers)
+            .finish()
+    }
 }
 
 impl Message {
@@ -292,6 +316,19 @@ mod tests {
         let mut r = Reader::new(false, 4);
         r.push(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(r.take().is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let mut r = Reader::new(true, 64);
+        r.push(b"GET / HTTP/1.1\r\nAuthorization: Negotiate c2VjcmV0\r\nHost: h\r\n\r\n");
+        let m = r.take().unwrap().unwrap();
+        assert_eq!(m.header("AUTHORIZATION"), Some("Negotiate c2VjcmV0"));
+        let d = format!("{m:?}");
+        assert!(
+            !d.contains("c2VjcmV0") && d.contains("<redacted>") && d.contains("\"h\""),
+            "{d}"
+        );
     }
 
     #[test]

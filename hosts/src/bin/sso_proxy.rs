@@ -90,6 +90,9 @@ const BOSH_ANSWER: Duration = Duration::from_secs(75);
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(10);
 /// A static file larger than this is not served.
 const MAX_STATIC: u64 = 8 * 1024 * 1024;
+/// Writes queued for one upstream connection at most (then the session
+/// ends: the server does not read).
+const UPSTREAM_QUEUE: usize = 256;
 /// Largest WebSocket message from a browser.
 const MAX_WS_MESSAGE: usize = 1024 * 1024;
 
@@ -681,11 +684,14 @@ struct Hub {
     bosh: SsoBosh,
     ws: HashMap<u64, WsEntry>,
     next_ws: u64,
-    upstreams: HashMap<Key, mpsc::UnboundedSender<UpCmd>>,
+    upstreams: HashMap<Key, mpsc::Sender<UpCmd>>,
     held: HashMap<RequestHandle, (Key, oneshot::Sender<BoshAnswer>)>,
     transcripts_dir: Option<PathBuf>,
     transcripts: HashMap<Key, Transcript>,
     next_transcript: u64,
+    /// A flush changed a machine (an upstream found congested): flush
+    /// again.
+    dirty: bool,
 }
 
 impl Hub {
@@ -704,6 +710,7 @@ impl Hub {
             transcripts_dir,
             transcripts: HashMap::new(),
             next_transcript: 0,
+            dirty: false,
         }
     }
 
@@ -767,6 +774,9 @@ impl Hub {
                 }
             }
             self.flush();
+            while std::mem::take(&mut self.dirty) {
+                self.flush();
+            }
         }
     }
 
@@ -941,7 +951,7 @@ impl Hub {
         match event {
             SsoEvent::StartTls { pending } => {
                 if let Some(up) = self.upstreams.get(key) {
-                    let _ = up.send(UpCmd::StartTls(pending));
+                    let _ = up.try_send(UpCmd::StartTls(pending));
                 }
             }
             SsoEvent::LoggedIn { principal, jid } => log(format_args!(
@@ -966,18 +976,40 @@ impl Hub {
         }
         self.record(key, "U>", &bytes);
         if !self.upstreams.contains_key(key) {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
             self.upstreams.insert(key.clone(), tx);
             tokio::spawn(upstream(self.shared.clone(), key.clone(), rx));
         }
-        if let Some(up) = self.upstreams.get(key) {
-            let _ = up.send(UpCmd::Write(bytes));
+        let congested = self
+            .upstreams
+            .get(key)
+            .is_some_and(|up| up.try_send(UpCmd::Write(bytes)).is_err());
+        if congested {
+            // The server does not read what the browser sends: the
+            // session ends rather than queue without bound.
+            self.upstream_gone(key, "the upstream connection does not keep up");
+        }
+    }
+
+    /// Tells `key`'s machine that its upstream connection is unusable.
+    fn upstream_gone(&mut self, key: &Key, why: &str) {
+        self.dirty = true;
+        let now = Instant::now();
+        match key {
+            Key::Bosh(sid) => self.bosh.upstream_gone(now, sid, why),
+            Key::Ws(id) => {
+                if let Some(w) = self.ws.get_mut(id) {
+                    w.machine.upstream_gone(why);
+                }
+            }
         }
     }
 
     fn upstream_close(&mut self, key: &Key) {
         if let Some(up) = self.upstreams.remove(key) {
-            let _ = up.send(UpCmd::Close);
+            // Dropping the sender ends the task after what is queued;
+            // Close says so at once when there is room.
+            let _ = up.try_send(UpCmd::Close);
         }
         self.transcripts.remove(key);
     }
@@ -989,7 +1021,7 @@ impl Hub {
 /// One session's connection to the XMPP server: TCP, then TLS when the
 /// session says (STARTTLS), the certificate checked against --ca-file for
 /// the domain.
-async fn upstream(shared: Arc<Shared>, key: Key, mut cmds: mpsc::UnboundedReceiver<UpCmd>) {
+async fn upstream(shared: Arc<Shared>, key: Key, mut cmds: mpsc::Receiver<UpCmd>) {
     let report = |event| {
         let hub = shared.hub.clone();
         let key = key.clone();
