@@ -10,7 +10,11 @@
 #   - a principal the server refuses (carol/admin, no valid local part, EXTERNAL without an authorization
 #     identity): the browser gets not-authorized from the server's refusal;
 #   - alice's ticket asking for bob's JID: invalid-authzid; a ticket that is not forwardable: not-authorized;
-#   - a missing keytab and a keytab without the HTTP key: a clear error when the proxy starts;
+#   - a missing keytab and a keytab without the HTTP key: a clear error when the proxy starts; --help lists every flag;
+#   - the HTTP rules with curl: a preflight from an allowed origin answered without authentication (that origin,
+#     credentials, Vary: Origin), the 401 with the same headers, another origin refused; a BOSH session created by
+#     alice's Negotiate token refuses carol/admin's (403) and a request without one (401), then takes alice's;
+#   - --cert/--key: the page over https;
 #   - the same chain with the example server (server --gssapi-keytab) upstream instead of Prosody;
 #   - the figure: the time from the page's first request to its logged-in session through the proxy (BOSH), beside
 #     the same Chromium logging in to Prosody's own BOSH with a password (peer.env's Prosody, when run by run.sh).
@@ -18,7 +22,7 @@
 # fixtures from there (hosts/tests/fixtures/sso/README.md).
 #
 #   bash interop/sso_tests.sh      # root, Debian bookworm; interop/run.sh runs it too
-# Env: CASE_TIMEOUT (25 s), LOGDIR (default $WORKDIR/sso_tests, else a temp dir), KEEP_LOGS=1, FIGURE_RUNS (3).
+# Env: CASE_TIMEOUT (25 s), LOGDIR (default $WORKDIR/sso_tests, else a temp dir), KEEP_LOGS=1, FIGURE_RUNS (5).
 # Writes /etc/hosts entries and a Chromium policy file (removed at the end): not to be run twice at once.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +30,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 KRB="$HERE/kerberos"
 WEB="$HERE/web"
 CASE_TIMEOUT="${CASE_TIMEOUT:-25}"
-FIGURE_RUNS="${FIGURE_RUNS:-3}"
+FIGURE_RUNS="${FIGURE_RUNS:-5}"
 T0=$SECONDS
 
 # shellcheck source=harness.sh
@@ -101,7 +105,7 @@ kinit -f -k -t "$KRB_ALICE_KEYTAB" -c "FILE:$CC/alice" alice >"$LOGDIR/kinit.log
 # ---------- 4. the proxy refuses to start without its key
 P="$KWD/prosody"   # its certificate names xmpp.example.test; cert.pem is also the CA file
 PROXY_ARGS=(--domain xmpp.example.test --service "HTTP@$KRB_PROXY_HOST" --ca-file "$KRB_PROSODY_CA"
-  --realm-map EXAMPLE.TEST=xmpp.example.test --static-dir "$WEB")
+  --realm-map EXAMPLE.TEST=xmpp.example.test --static-dir "$WEB" --allow-origin http://app.example.test)
 expect_start_error() { # NAME REGEX DESCRIPTION KEYTAB
   local name="$1" re="$2" what="$3" rc=0
   timeout 10 "$PROXY" --listen 127.0.0.1:0 --upstream "127.0.0.1:$KRB_PROSODY_PORT" "${PROXY_ARGS[@]}" \
@@ -124,16 +128,16 @@ for f in --listen --upstream --domain --keytab --service --ca-file --realm-map -
 done
 [ -z "$missing" ] && pass proxy_help "--help lists every flag" || fail proxy_help "--help does not list:$missing"
 
-# start_proxy NAME UPSTREAM_PORT: PROXY_PORT and PROXY_LOG set
+# start_proxy NAME UPSTREAM_PORT [SCHEME]: PROXY_PORT and PROXY_LOG set once it says LISTENING ... SCHEME (http)
 start_proxy() {
-  local name="$1" up="$2"
+  local name="$1" up="$2" scheme="${3:-http}"
   PROXY_LOG="$LOGDIR/$name.log"
   SSO_PROXY_TRANSCRIPT="$LOGDIR/transcripts" "$PROXY" --listen 127.0.0.1:0 --upstream "127.0.0.1:$up" \
     "${PROXY_ARGS[@]}" --keytab "$KRB_HTTP_KEYTAB" >"$PROXY_LOG" 2>&1 </dev/null &
   PIDS+=("$!")
   PROXY_PORT=""
   for _ in $(seq 1 100); do
-    PROXY_PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) http$/\1/p' "$PROXY_LOG")"
+    PROXY_PORT="$(sed -n "s/^LISTENING 127\\.0\\.0\\.1:\\([0-9]*\\) $scheme\$/\\1/p" "$PROXY_LOG")"
     [ -n "$PROXY_PORT" ] && break
     sleep 0.1
   done
@@ -207,6 +211,36 @@ if ! start_proxy proxy_prosody "$KRB_PROSODY_PORT"; then
 fi
 pass proxy_start "sso-proxy on 127.0.0.1:$PROXY_PORT, upstream Prosody 127.0.0.1:$KRB_PROSODY_PORT (STARTTLS, $KRB_PROSODY_CA)"
 ALICE="FILE:$CC/alice" EMPTY="FILE:$KWD/empty.ccache"
+
+# ---------- 6a. the HTTP rules, with curl: CORS with credentials, the 401, a session bound to its principal
+# http_check NAME REGEX DESCRIPTION curl-args... : the response head and body (curl -i) must match REGEX (grep -Pz)
+http_check() {
+  local name="$1" re="$2" what="$3"
+  shift 3
+  timeout "$CASE_TIMEOUT" curl -s -i "$@" >"$LOGDIR/$name.out" 2>&1
+  if tr -d '\r' <"$LOGDIR/$name.out" | grep -Pzq -- "$re"; then pass "$name" "$what"; else fail "$name" "$what: no /$re/"; fi
+}
+U="http://$KRB_PROXY_HOST:$PROXY_PORT"
+CREATE="<body rid='1000' to='xmpp.example.test' wait='5' hold='1' ver='1.6' xml:lang='en' xmpp:version='1.0' xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'/>"
+http_check cors_preflight '(?s)^HTTP/1.1 204.*Access-Control-Allow-Origin: http://app.example.test\n.*Access-Control-Allow-Credentials: true\n.*Vary: Origin\n.*Access-Control-Allow-Methods: [^\n]*POST' \
+  "preflight OPTIONS from an allowed origin: 204, that origin, credentials, Vary: Origin, no authentication" \
+  -X OPTIONS -H 'Origin: http://app.example.test' -H 'Access-Control-Request-Method: POST' "$U/http-bind"
+http_check cors_challenge '(?s)^HTTP/1.1 401.*Access-Control-Allow-Origin: http://app.example.test\n.*Access-Control-Allow-Credentials: true\n.*WWW-Authenticate: Negotiate\n' \
+  "a POST without a token from an allowed origin: 401 Negotiate with the same CORS headers" \
+  -H 'Origin: http://app.example.test' -H 'Content-Type: text/xml' --data "$CREATE" "$U/http-bind"
+http_check cors_other_origin '^HTTP/1.1 403' "a POST from an origin not allowed: 403" \
+  -H 'Origin: http://evil.example.test' -H 'Content-Type: text/xml' --data "$CREATE" "$U/http-bind"
+KRB5CCNAME="$ALICE" http_check negotiate_creation "(?s)^HTTP/1.1 200.*<mechanism>EXTERNAL</mechanism></mechanisms>" \
+  "curl --negotiate as alice: the session creation answered, EXTERNAL offered" \
+  --negotiate -u : -H 'Content-Type: text/xml' --data "$CREATE" "$U/http-bind"
+SID="$(sed -n "s/.*sid='\([0-9a-f]*\)'.*/\1/p" "$LOGDIR/negotiate_creation.out" | head -n 1)"
+POLL="<body rid='1001' sid='$SID' xmlns='http://jabber.org/protocol/httpbind'/>"
+KRB5CCNAME="FILE:$CC/carol" http_check session_other_principal '^HTTP/1.1 403' "alice's session, a request with carol/admin's token: 403" \
+  --negotiate -u : -H 'Content-Type: text/xml' --data "$POLL" "$U/http-bind"
+KRB5CCNAME="$EMPTY" http_check session_no_token '^HTTP/1.1 401' "alice's session, a request without a token: 401 (its rid not consumed)" \
+  -H 'Content-Type: text/xml' --data "$POLL" "$U/http-bind"
+KRB5CCNAME="$ALICE" http_check session_same_principal '^HTTP/1.1 200' "alice's session, the same rid with alice's token: answered" \
+  --negotiate -u : -H 'Content-Type: text/xml' --data "$POLL" "$U/http-bind"
 WS="ws://$KRB_PROXY_HOST:$PROXY_PORT/xmpp-websocket"
 SSO_LINE='^SSO alice@EXAMPLE.TEST as alice@xmpp.example.test via GSSAPI$'
 browser_case sso_bosh_alice ok "$ALICE" "service=/http-bind&jid=alice@xmpp.example.test" "$SSO_LINE"
@@ -276,6 +310,16 @@ if [ -n "$SPORT" ] && start_proxy proxy_server "$SPORT"; then
     || fail server_external_alone "offered: $(cat "$LOGDIR/server_bosh_alice.out")"
 else
   fail proxy_server_start "the example server or the proxy in front of it did not start"
+fi
+
+# ---------- 9. https (--cert/--key): the page over TLS
+PROXY_ARGS+=(--cert "$P/cert.pem" --key "$P/key.pem")
+if start_proxy proxy_https "$KRB_PROSODY_PORT" https; then
+  http_check https_static '(?s)^HTTP/1.1 200.*<title>sso-proxy check</title>' \
+    "--cert/--key: the static page over https (curl -k: the certificate names xmpp.example.test)" \
+    -k "https://$KRB_PROXY_HOST:$PROXY_PORT/sso.html"
+else
+  fail proxy_https "sso-proxy with --cert/--key did not print LISTENING ... https"
 fi
 
 finish
