@@ -71,7 +71,8 @@ or stores a password.
 Every /http-bind POST and every WebSocket upgrade is answered 401 Negotiate until it
 carries a Negotiate token; a BOSH session is bound to the principal that created it and
 checked on every request. A page for browsers without Kerberos adds ?sso=0: no 401,
-the server's own mechanisms, unchanged. At most 256 sessions; 60 s to log in.
+the server's own mechanisms, unchanged. At most 256 sessions and 1024 HTTP connections;
+60 s to log in.
 
 Prints: LISTENING <addr> http|https, then per login
     SSO <principal> as <jid> via GSSAPI
@@ -81,6 +82,9 @@ upstream SASL GSSAPI tokens: for test realms only).";
 
 /// Most sessions at once, BOSH and WebSocket together.
 const MAX_SESSIONS: usize = 256;
+/// Most HTTP connections at once (more are closed at once): a BOSH
+/// session has up to two requests out, a WebSocket one connection.
+const MAX_CONNECTIONS: usize = 4 * MAX_SESSIONS;
 /// An HTTP connection without a request for this long is closed.
 const HTTP_IDLE: Duration = Duration::from_secs(120);
 /// A held BOSH request not answered by then (the manager answers at
@@ -253,6 +257,7 @@ async fn start(args: Args) -> Result<(), String> {
     });
     let transcripts = std::env::var_os("SSO_PROXY_TRANSCRIPT").map(PathBuf::from);
     tokio::spawn(Hub::new(shared.clone(), transcripts).run(hub_rx));
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     log(format_args!(
         "LISTENING {addr} {}",
         if shared.https.is_some() {
@@ -270,11 +275,17 @@ async fn start(args: Args) -> Result<(), String> {
                 continue;
             }
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Closed unanswered: the proxy is full.
+            drop(sock);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             if let Err(e) = serve_http(shared, sock, peer).await {
                 log(format_args!("ERROR {peer}: {e}"));
             }
+            drop(permit);
         });
     }
 }
