@@ -127,28 +127,20 @@ SERVICE="ws://127.0.0.1:$WS_PORT/xmpp-websocket"
 N=0
 # The server whose log the cases read, the service the pages use, extra Chromium flags: set per case.
 SERVER_LOG="$LOGDIR/server.out" CHROME_FLAGS=""
+# shellcheck source=web/chromium.sh
+. "$WEB/chromium.sh"
 # server_saw FROM REGEX: a line of the server's log after its line FROM matches
 server_saw() { tail -n +"$(($1 + 1))" "$SERVER_LOG" | grep -Eq -- "$2"; }
 browser_case() { # NAME EXPECT PAGE QUERY SERVER_LINE_REGEX
-  local name="$1" expect="$2" page="$3" query="$4" want="$5" res="" before from
+  local name="$1" expect="$2" page="$3" query="$4" want="$5" res="" from
   N=$((N + 1))
   from="$(wc -l <"$SERVER_LOG")"
-  before="$(grep -c '^RESULT ' "$LOGDIR/page.out")"
   # shellcheck disable=SC2086 # CHROME_FLAGS: words
-  setsid timeout "$CASE_TIMEOUT" chromium --headless=new --no-sandbox --disable-gpu --no-first-run $CHROME_FLAGS \
+  chromium_verdict "$LOGDIR/page.out" "$LOGDIR/$name.chromium.log" -- \
+    chromium --headless=new --no-sandbox --disable-gpu --no-first-run $CHROME_FLAGS \
     --no-default-browser-check --user-data-dir="$LOGDIR/chromium-$N" \
-    "http://127.0.0.1:$PAGE_PORT/$page?service=$SERVICE&$query" >"$LOGDIR/$name.chromium.log" 2>&1 </dev/null &
-  CHROME_PID=$!
-  for _ in $(seq 1 $((CASE_TIMEOUT * 10))); do
-    if [ "$(grep -c '^RESULT ' "$LOGDIR/page.out")" -gt "$before" ]; then
-      res="$(sed -n 's/^RESULT //p' "$LOGDIR/page.out" | tail -n 1)"; break
-    fi
-    kill -0 "$CHROME_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -- "-$CHROME_PID" 2>/dev/null || true
-  wait "$CHROME_PID" 2>/dev/null || true
-  CHROME_PID=""
+    "http://127.0.0.1:$PAGE_PORT/$page?service=$SERVICE&$query"
+  res="$VERDICT"
   rm -rf "$LOGDIR/chromium-$N"
   verdict "$name" "$expect" "$res" "$LOGDIR/page.err" || return 0
   # The server saw it too (LOGIN ... websocket, or AUTHFAIL).

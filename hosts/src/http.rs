@@ -17,8 +17,10 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Headers read at most.
 const MAX_HEADERS: usize = 48;
 
-/// One HTTP message read whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One HTTP message read whole. `Debug` shows the header names, and the
+/// values of all but `Authorization` and `Cookie` (a Negotiate token can
+/// carry a delegated Kerberos ticket).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     /// A request's method (`POST`, `OPTIONS`...); empty for a response.
     pub method: String,
@@ -31,6 +33,41 @@ pub struct Message {
     pub keep_alive: bool,
     /// The body.
     pub body: Vec<u8>,
+    /// The header fields, in order (values as text; bytes that are not
+    /// UTF-8 replaced).
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret =
+                    n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("cookie");
+                (n.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Message")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("status", &self.status)
+            .field("keep_alive", &self.keep_alive)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("headers", &headers)
+            .finish()
+    }
+}
+
+impl Message {
+    /// The first value of the header field `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
 }
 
 /// Collects bytes until a whole message (head and `Content-Length` body)
@@ -79,6 +116,7 @@ impl Reader {
                         status: 0,
                         keep_alive: true,
                         body: Vec::new(),
+                        headers: Vec::new(),
                     },
                     r.version.unwrap_or(1),
                     r.headers.to_vec(),
@@ -96,6 +134,7 @@ impl Reader {
                         status: r.code.unwrap_or(0),
                         keep_alive: true,
                         body: Vec::new(),
+                        headers: Vec::new(),
                     },
                     r.version.unwrap_or(1),
                     r.headers.to_vec(),
@@ -104,6 +143,15 @@ impl Reader {
         };
         let mut length = 0usize;
         msg.keep_alive = version >= 1;
+        msg.headers = hs
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
         for h in &hs {
             let value = String::from_utf8_lossy(h.value).trim().to_ascii_lowercase();
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -213,8 +261,21 @@ pub const CORS: &str = "Access-Control-Allow-Origin: *\r\n\
 /// A response: `status` (`200 OK`), the CORS headers, `content_type` and
 /// `body`.
 pub fn response(status: &str, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
+    response_with(status, CORS, content_type, body, keep_alive)
+}
+
+/// A response with the header lines `extra` (each ending in `\r\n`: the
+/// CORS headers of the caller's policy, `WWW-Authenticate`...) in place of
+/// [`CORS`].
+pub fn response_with(
+    status: &str,
+    extra: &str,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status}\r\n{CORS}Content-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: {}\r\n\r\n",
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
@@ -255,6 +316,19 @@ mod tests {
         let mut r = Reader::new(false, 4);
         r.push(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(r.take().is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let mut r = Reader::new(true, 64);
+        r.push(b"GET / HTTP/1.1\r\nAuthorization: Negotiate c2VjcmV0\r\nHost: h\r\n\r\n");
+        let m = r.take().unwrap().unwrap();
+        assert_eq!(m.header("AUTHORIZATION"), Some("Negotiate c2VjcmV0"));
+        let d = format!("{m:?}");
+        assert!(
+            !d.contains("c2VjcmV0") && d.contains("<redacted>") && d.contains("\"h\""),
+            "{d}"
+        );
     }
 
     #[test]

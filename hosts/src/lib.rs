@@ -20,8 +20,12 @@
 //! - [`tls`] and [`server_tls`]: the rustls glue (client and server
 //!   configurations, the handshake, the channel-binding data the SCRAM
 //!   `-PLUS` mechanisms need);
-//! - the tools `client`, `tokio_client`, `server`, `reguser` and
-//!   `legacy_login` (`cargo install --path hosts`), built on the drivers.
+//! - [`sso`]: the single-sign-on connection manager's protocol as sans-IO
+//!   machines (HTTP Negotiate users offered SASL EXTERNAL, which becomes
+//!   SASL GSSAPI upstream with their delegated credential);
+//! - the tools `client`, `tokio_client`, `server`, `reguser`,
+//!   `legacy_login` and, with feature `gssapi`, `sso-proxy`
+//!   (`cargo install --path hosts`), built on the drivers.
 //!
 //! Both drivers take the STARTTLS upgrade from a host callback: the machine
 //! says `StartTls`, the driver hands the plain stream (and the bytes that
@@ -50,6 +54,7 @@ pub mod client_cert;
 pub mod gssapi;
 pub mod http;
 pub mod server_tls;
+pub mod sso;
 pub mod tls;
 pub mod tokio;
 #[doc(hidden)]

@@ -684,8 +684,11 @@ impl BoshManager {
     }
 
     /// The XMPP stream id the creation response of `sid` gives as
-    /// `authid` (XEP-0206), if that response has not gone yet.
-    pub(crate) fn set_authid(&mut self, sid: &str, authid: String) {
+    /// `authid` (XEP-0206), if that response has not gone yet: a host that
+    /// answers with another machine's stream (a proxy relaying an
+    /// upstream server's, say) sets it before its first
+    /// [`send`](Self::send).
+    pub fn set_authid(&mut self, sid: &str, authid: String) {
         if let Some(s) = self.sessions.get_mut(sid) {
             s.creation.authid = Some(authid);
         }
