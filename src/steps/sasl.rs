@@ -194,6 +194,10 @@ impl SaslElement {
                 }
                 el
             }
+            // RFC 6120's `=` is for an empty initial response and empty
+            // additional data with success; an empty challenge or
+            // response is an empty element (Strophe.js cannot decode `=`).
+            Self::Challenge(d) if d.is_empty() => Element::builder("challenge", ns::SASL).build(),
             Self::Challenge(d) => with_payload("challenge", d),
             Self::Response(d) if d.is_empty() => Element::builder("response", ns::SASL).build(),
             Self::Response(d) => with_payload("response", d),
@@ -223,7 +227,7 @@ impl SaslElement {
 /// base64), so it needs no element and no error.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SaslPayload<'a> {
-    /// `<challenge/>`.
+    /// `<challenge/>` (an empty payload writes `<challenge/>`).
     Challenge(&'a [u8]),
     /// `<response/>` (an empty payload writes `<response/>`).
     Response(&'a [u8]),
@@ -239,7 +243,7 @@ impl SaslPayload<'_> {
     /// Appends the element as [`StreamWriter`] writes the built one.
     pub(crate) fn write(self, out: &mut Vec<u8>) {
         let (name, payload) = match self {
-            Self::Challenge(d) => ("challenge", Some(d)),
+            Self::Challenge(d) => ("challenge", (!d.is_empty()).then_some(d)),
             Self::Response(d) => ("response", (!d.is_empty()).then_some(d)),
             Self::Abort => ("abort", None),
             Self::Success(d) => ("success", d),
@@ -359,6 +363,27 @@ pub fn auth(
 mod tests {
     use super::*;
 
+    /// An empty challenge is `<challenge/>`, never RFC 6120's `=` (which
+    /// is for the initial response and success's additional data only):
+    /// Strophe.js's EXTERNAL hung on `<challenge>=</challenge>`.
+    #[test]
+    fn an_empty_challenge_is_an_empty_element() {
+        let mut out = Vec::new();
+        SaslPayload::Challenge(b"").write(&mut out);
+        assert_eq!(
+            out,
+            b"<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+        );
+        let mut out = Vec::new();
+        SaslPayload::Success(Some(b"")).write(&mut out);
+        assert_eq!(
+            out,
+            b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</success>"
+        );
+        let el = SaslElement::Challenge(Vec::new().into()).to_element();
+        assert_eq!(el.text(), "");
+    }
+
     /// The direct writer and the element path give the same bytes.
     #[test]
     fn write_to_matches_the_element_path() {
@@ -414,7 +439,7 @@ mod tests {
             // (An empty <response/> reads as an empty payload; an
             // unnamed <auth/> is refused.)
             let lossy = match &el {
-                SaslElement::Response(d) => d.is_empty(),
+                SaslElement::Response(d) | SaslElement::Challenge(d) => d.is_empty(),
                 SaslElement::Auth { mechanism, .. } => mechanism.is_empty(),
                 _ => false,
             };
