@@ -29,16 +29,45 @@ pub(crate) struct Attr<'a> {
 /// the tag). Bodies carry at most about twenty.
 const MAX_ATTRS: usize = 24;
 
+/// What an attribute of the tag is, decided once as it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// No prefix.
+    Plain,
+    /// `xmlns='...'` or `xmlns:p='...'` (already checked).
+    Declaration,
+    /// `xml:lang`.
+    Lang,
+    /// `xmpp:...` (the prefix must be declared).
+    Xmpp,
+}
+
+/// One attribute as byte ranges of the tag (small: tags longer than
+/// 64 KiB go to the parser, and the tag is returned by value).
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    kind: Kind,
+    /// Start of the written name, start of the local name, end of the name.
+    name: [u16; 3],
+    /// Start and end of the value.
+    value: [u16; 2],
+}
+
+impl Raw {
+    const EMPTY: Raw = Raw {
+        kind: Kind::Plain,
+        name: [0; 3],
+        value: [0; 2],
+    };
+}
+
 /// A start tag the scanner read (nothing allocated: it is read for every
 /// request and response).
 #[derive(Debug)]
 pub(crate) struct StartTag<'a> {
     /// The tag's text.
     tag: &'a str,
-    /// Each attribute as byte ranges of `tag`: (end of prefix or 0, start
-    /// of name, end of name, start of value, end of value). Small (tags
-    /// longer than 64 KiB go to the parser): the tag is returned by value.
-    raw: [[u16; 5]; MAX_ATTRS],
+    raw: [Raw; MAX_ATTRS],
     /// How many of `raw` there are.
     count: usize,
     /// `<body .../>`: nothing inside.
@@ -51,26 +80,22 @@ impl<'a> StartTag<'a> {
     /// The attributes other than namespace declarations, in document
     /// order.
     pub fn attrs(&self) -> impl Iterator<Item = Attr<'a>> + '_ {
-        self.raw[..self.count].iter().filter_map(|r| {
-            let (prefix, name) = qname(self.tag, r);
-            let ns = match prefix {
-                None if name == "xmlns" => return None,
-                Some("xmlns") => return None,
-                None => "",
-                Some("xml") => ns::XML,
-                // `scan` let no other prefix through.
-                _ => NS_XBOSH,
+        let tag = self.tag;
+        self.raw[..self.count].iter().filter_map(move |r| {
+            let ns = match r.kind {
+                Kind::Declaration => return None,
+                Kind::Plain => "",
+                Kind::Lang => ns::XML,
+                Kind::Xmpp => NS_XBOSH,
             };
             Some(Attr {
                 ns,
-                name,
-                value: value(self.tag, r),
+                name: slice(tag, r.name[1], r.name[2]),
+                value: slice(tag, r.value[0], r.value[1]),
             })
         })
     }
-}
 
-impl StartTag<'_> {
     /// At least what the XML parser charges against
     /// [`Limits::max_element_heap`](crate::xml::Limits::max_element_heap)
     /// for this tag read as an element: the element, its attributes and
@@ -79,9 +104,12 @@ impl StartTag<'_> {
         use crate::xml::cost;
         let attrs: usize = self.raw[..self.count]
             .iter()
-            .map(|r| match qname(self.tag, r) {
-                (None, "xmlns") | (Some("xmlns"), _) => cost::declaration(value(self.tag, r)),
-                (_, name) => cost::attribute(name, value(self.tag, r)),
+            .map(|r| {
+                let value = slice(self.tag, r.value[0], r.value[1]);
+                match r.kind {
+                    Kind::Declaration => cost::declaration(value),
+                    _ => cost::attribute(slice(self.tag, r.name[1], r.name[2]), value),
+                }
             })
             .sum();
         // Attribute namespaces: none, xml, xmpp; one map more.
@@ -89,24 +117,9 @@ impl StartTag<'_> {
     }
 }
 
-/// The prefix and local name of attribute `r` of `tag`.
-fn qname<'a>(tag: &'a str, r: &[u16; 5]) -> (Option<&'a str>, &'a str) {
-    let [prefix_end, start, end, ..] = r.map(usize::from);
-    if prefix_end == 0 {
-        (None, &tag[start..end])
-    } else {
-        (Some(&tag[start..prefix_end]), &tag[prefix_end + 1..end])
-    }
-}
-
-/// The value of attribute `r` of `tag`.
-fn value<'a>(tag: &'a str, r: &[u16; 5]) -> &'a str {
-    &tag[usize::from(r[3])..usize::from(r[4])]
-}
-
-/// The written name of attribute `r` of `tag`.
-fn written_name<'a>(tag: &'a str, r: &[u16; 5]) -> &'a str {
-    &tag[usize::from(r[1])..usize::from(r[2])]
+/// `tag[from..to]` (ranges the scanner made, on ASCII boundaries).
+fn slice(tag: &str, from: u16, to: u16) -> &str {
+    &tag[usize::from(from)..usize::from(to)]
 }
 
 /// Reads `<body ...>` or `<body .../>` at the start of `bytes`. `None`: not
@@ -119,10 +132,11 @@ pub(crate) fn scan(bytes: &[u8], max_attributes: usize, max_token: usize) -> Opt
         return None;
     }
     let mut i = b"<body".len();
-    // (prefix end or 0, name start, name end, value start, value end): byte
-    // ranges, turned into text once the whole tag is known to be ASCII.
-    let mut raw = [[0u16; 5]; MAX_ATTRS];
+    let mut raw = [Raw::EMPTY; MAX_ATTRS];
+    // Each written name's length and first bytes, for the duplicate check.
+    let mut keys = [0u64; MAX_ATTRS];
     let mut count = 0;
+    let (mut httpbind, mut xmpp_declared, mut xmpp_used) = (false, false, false);
     let empty = loop {
         let spaces = skip_space(bytes, i);
         let spaced = spaces > i;
@@ -143,11 +157,11 @@ pub(crate) fn scan(bytes: &[u8], max_attributes: usize, max_token: usize) -> Opt
             _ => {}
         }
         let start = i;
-        let mut prefix_end = 0;
+        let mut local = i;
         i = name_part(bytes, i)?;
         if bytes.get(i) == Some(&b':') {
-            prefix_end = i;
-            i = name_part(bytes, i + 1)?;
+            local = i + 1;
+            i = name_part(bytes, local)?;
         }
         let name_end = i;
         if name_end - start >= max_token {
@@ -163,71 +177,67 @@ pub(crate) fn scan(bytes: &[u8], max_attributes: usize, max_token: usize) -> Opt
             return None;
         }
         let value_start = i + 1;
-        let len = bytes[value_start..].iter().position(|b| *b == quote)?;
-        let j = value_start + len;
+        let value_end = value_start + memchr::memchr(quote, &bytes[value_start..])?;
+        let value = &bytes[value_start..value_end];
         // Every byte checked, without an early exit (a loop the compiler
         // can widen).
-        if !bytes[value_start..j]
-            .iter()
-            .fold(true, |ok, b| ok & plain_value_byte(*b))
-        {
+        if value.len() >= max_token || !value.iter().fold(true, |ok, b| ok & plain_value_byte(*b)) {
             return None;
         }
-        if j - value_start >= max_token {
-            return None;
+        let name = &bytes[start..name_end];
+        let kind = match (
+            &bytes[start..local.max(start + 1) - 1],
+            &bytes[local..name_end],
+        ) {
+            _ if local == start => match name {
+                b"xmlns" if value == NS_HTTPBIND.as_bytes() => {
+                    httpbind = true;
+                    Kind::Declaration
+                }
+                b"xmlns" => return None,
+                _ => Kind::Plain,
+            },
+            (b"xmlns", b"xmpp") if value == NS_XBOSH.as_bytes() => {
+                xmpp_declared = true;
+                Kind::Declaration
+            }
+            (b"xmlns", b"stream") if value == ns::STREAM.as_bytes() => Kind::Declaration,
+            (b"xml", b"lang") => Kind::Lang,
+            (b"xmpp", _) => {
+                xmpp_used = true;
+                Kind::Xmpp
+            }
+            // Another declaration or prefix: the parser's.
+            _ => return None,
+        };
+        // A duplicate written name is refused by the parser (with the only
+        // prefixes allowed, no two expanded names can be equal otherwise).
+        let key = name_key(name);
+        for (n, k) in keys[..count].iter().enumerate() {
+            let o = &raw[n];
+            if *k == key && &bytes[usize::from(o.name[0])..usize::from(o.name[2])] == name {
+                return None;
+            }
         }
         if count + 1 >= max_attributes.min(MAX_ATTRS) {
             return None;
         }
         let at = |n: usize| u16::try_from(n).ok();
-        raw[count] = [
-            at(prefix_end)?,
-            at(start)?,
-            at(name_end)?,
-            at(value_start)?,
-            at(j)?,
-        ];
+        raw[count] = Raw {
+            kind,
+            name: [at(start)?, at(local)?, at(name_end)?],
+            value: [at(value_start)?, at(value_end)?],
+        };
+        keys[count] = key;
         count += 1;
-        i = j + 1;
+        i = value_end + 1;
     };
+    if !httpbind || (xmpp_used && !xmpp_declared) {
+        return None;
+    }
     // Every byte read is ASCII (names and values were checked, the rest
     // is markup): one check makes it text.
     let tag = std::str::from_utf8(&bytes[..i]).ok()?;
-    let raw_used = &raw[..count];
-    // A duplicate is refused by the parser (no two attributes of one
-    // written name; with the only prefixes allowed below, no two of one
-    // expanded name either).
-    for (n, r) in raw_used.iter().enumerate() {
-        let name = written_name(tag, r);
-        if raw_used[..n].iter().any(|o| written_name(tag, o) == name) {
-            return None;
-        }
-    }
-    // Namespace declarations: the default one must be httpbind; `xmpp` and
-    // `stream` may be declared to their usual namespaces; nothing else.
-    let mut httpbind = false;
-    let mut xmpp = false;
-    for r in raw_used {
-        let value = value(tag, r);
-        match qname(tag, r) {
-            (None, "xmlns") if value == NS_HTTPBIND => httpbind = true,
-            (Some("xmlns"), "xmpp") if value == NS_XBOSH => xmpp = true,
-            (Some("xmlns"), "stream") if value == ns::STREAM => {}
-            (None, "xmlns") | (Some("xmlns"), _) => return None,
-            _ => {}
-        }
-    }
-    if !httpbind {
-        return None;
-    }
-    // Prefixed attributes: `xml:lang`, and `xmpp:` when declared.
-    for r in raw_used {
-        match qname(tag, r) {
-            (None, _) | (Some("xmlns"), _) | (Some("xml"), "lang") => {}
-            (Some("xmpp"), _) if xmpp => {}
-            _ => return None,
-        }
-    }
     Some(StartTag {
         tag,
         raw,
@@ -235,6 +245,16 @@ pub(crate) fn scan(bytes: &[u8], max_attributes: usize, max_token: usize) -> Opt
         empty,
         len: i,
     })
+}
+
+/// A written name's length and first seven bytes, as one number (equal
+/// names have equal keys).
+fn name_key(name: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    let n = name.len().min(7);
+    first[..n].copy_from_slice(&name[..n]);
+    first[7] = name.len().min(255) as u8;
+    u64::from_le_bytes(first)
 }
 
 /// The index after the spaces from `i`.
