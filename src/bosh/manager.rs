@@ -676,13 +676,6 @@ impl BoshManager {
         }
     }
 
-    /// Whether `len` more payload bytes fit in `sid`'s queue.
-    pub(crate) fn has_room(&self, sid: &str, len: usize) -> bool {
-        self.sessions
-            .get(sid)
-            .is_some_and(|s| s.queued_bytes + len <= self.config.max_queued_bytes)
-    }
-
     /// The XMPP stream id the creation response of `sid` gives as
     /// `authid` (XEP-0206), if that response has not gone yet: a host that
     /// answers with another machine's stream (a proxy relaying an
@@ -708,34 +701,38 @@ impl BoshManager {
             .write_element(&mut bytes, el)
             .map_err(BoshUsageError::Write)?;
         self.send_serialized(now, sid, bytes, el.has_ns(ns::STREAM))
+            .map_err(|(e, _)| e)
     }
 
     /// Queues a payload already serialised as one complete element that
     /// declares its own namespaces (a role machine's message); `stream`:
-    /// it uses the `stream:` prefix without declaring it.
+    /// it uses the `stream:` prefix without declaring it. Refused, the
+    /// bytes come back (a full queue: the caller keeps them for later).
     pub(crate) fn send_serialized(
         &mut self,
         now: Instant,
         sid: &str,
         bytes: Vec<u8>,
         stream: bool,
-    ) -> Result<(), BoshUsageError> {
+    ) -> Result<(), (BoshUsageError, Vec<u8>)> {
         let max = self.config.max_queued_bytes;
         let Some(s) = self.sessions.get_mut(sid) else {
-            return Err(BoshUsageError::Closed);
+            return Err((BoshUsageError::Closed, bytes));
         };
         if s.closing.is_some() {
-            return Err(BoshUsageError::Closed);
+            return Err((BoshUsageError::Closed, bytes));
         }
         if s.queued_bytes + bytes.len() > max {
-            return Err(BoshUsageError::Congested {
-                queued: s.queued_bytes,
-                max,
-            });
+            let queued = s.queued_bytes;
+            return Err((BoshUsageError::Congested { queued, max }, bytes));
         }
         s.queued_bytes += bytes.len();
         s.outbound.push_back((bytes, stream));
-        self.flush(now, sid);
+        // `flush`, on the session already found.
+        let max = self.config.max_response_bytes;
+        while !s.held.is_empty() && (!s.outbound.is_empty() || s.held.len() > s.hold as usize) {
+            respond_oldest(s, now, &mut self.ready, max);
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::bosh::sid_map::{SidMap, SidSet};
+use crate::bosh::BoshUsageError;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -384,15 +385,18 @@ impl BoshXmppServer {
                     }
                 }
                 Kind::Element => {
-                    if self.manager.has_session(sid) && !self.manager.has_room(sid, msg.len()) {
-                        // The client has to collect responses first: this
-                        // and what follows wait in the server.
-                        s.stalled.push_front(msg);
-                        self.stalled.insert(sid.to_owned());
-                        return;
+                    match self.manager.send_serialized(now, sid, msg, false) {
+                        Ok(()) => {}
+                        Err((BoshUsageError::Congested { .. }, msg)) => {
+                            // The client has to collect responses first:
+                            // this and what follows wait in the server.
+                            s.stalled.push_front(msg);
+                            self.stalled.insert(sid.to_owned());
+                            return;
+                        }
+                        // The session is over: dropped.
+                        Err(_) => {}
                     }
-                    // Refused only when the session is over: dropped.
-                    let _ = self.manager.send_serialized(now, sid, msg, false);
                 }
                 Kind::StreamError => {
                     s.terminated = true;
