@@ -486,6 +486,15 @@ impl BoshClient {
             if out >= requests {
                 return None;
             }
+            // The first payload is the buffer the others join (one, the
+            // usual case, is not copied).
+            if let Some(Item::Payload(..)) = self.queue.front() {
+                if let Some(Item::Payload(bytes, stream)) = self.queue.pop_front() {
+                    self.queued_bytes -= bytes.len();
+                    payloads = bytes;
+                    stream_prefix = stream;
+                }
+            }
             while let Some(Item::Payload(bytes, _)) = self.queue.front() {
                 if !payloads.is_empty() && payloads.len() + bytes.len() > self.config.max_body_bytes
                 {
@@ -524,7 +533,8 @@ impl BoshClient {
         // copied for every request).
         let params = self.params.as_mut()?;
         body.sid = Some(std::mem::take(&mut params.sid));
-        let mut bytes = Vec::with_capacity(payloads.len() + 96);
+        // Room for the start tag (`rid`, `sid`, a restart's `to`...).
+        let mut bytes = Vec::with_capacity(payloads.len() + 192);
         let written = body.write_framed(&mut bytes, &payloads, stream_prefix);
         params.sid = body.sid.take().unwrap_or_default();
         if let Err(e) = written {

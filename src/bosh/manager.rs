@@ -918,10 +918,17 @@ fn respond_oldest(
     let Some(h) = s.held.pop_front() else {
         return;
     };
-    let mut payloads = Vec::new();
-    let mut stream_prefix = false;
+    // The first message is the buffer the others join (one message, the
+    // usual case, is not copied).
+    let (mut payloads, mut stream_prefix) = match s.outbound.pop_front() {
+        Some((bytes, stream)) => {
+            s.queued_bytes -= bytes.len();
+            (bytes, stream)
+        }
+        None => (Vec::new(), false),
+    };
     while let Some((bytes, _)) = s.outbound.front() {
-        if !payloads.is_empty() && payloads.len() + bytes.len() > max {
+        if payloads.len() + bytes.len() > max {
             break;
         }
         let Some((bytes, stream)) = s.outbound.pop_front() else {
@@ -962,7 +969,8 @@ fn respond(
         Body::default()
     };
     body.kind = kind;
-    let mut bytes = Vec::with_capacity(payloads.len() + 64);
+    // Room for the start tag (with `xmlns:stream`) and the end tag.
+    let mut bytes = Vec::with_capacity(payloads.len() + 160);
     if body
         .write_framed(&mut bytes, &payloads, stream_prefix)
         .is_err()
