@@ -49,6 +49,8 @@ pub mod client_cert;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
 pub mod http;
+#[doc(hidden)]
+pub mod load;
 pub mod server_tls;
 pub mod tls;
 pub mod tokio;
