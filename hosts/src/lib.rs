@@ -43,6 +43,8 @@ use xmpp_sansio::client::{Client, ClientEvent};
 use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
+#[doc(hidden)]
+pub mod async_server;
 pub mod blocking;
 pub mod bosh;
 pub mod client_cert;

@@ -18,12 +18,6 @@ use report::Summary;
 use scenario::Run;
 use std::process::ExitCode;
 
-/// Raises the open-file limit to the hard limit (thousands of sockets);
-/// the limit in force after.
-pub fn raise_fd_limit() -> u64 {
-    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
-}
-
 /// Runs `args` to its end and returns its summary (the caller prints it).
 pub async fn run(args: args::Args) -> Result<Summary, String> {
     // The registrations first, on their own clock: not part of the run.
@@ -70,22 +64,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limit = raise_fd_limit();
+    let limit = crate::tool::host::raise_fd_limit();
     if limit < args.concurrency + 64 {
         eprintln!(
             "xmpp-load: warning: the open-file limit is {limit}, below --concurrency {}",
             args.concurrency
         );
     }
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runtime = match ::tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::tool::host::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("xmpp-load: runtime: {e}");
+            eprintln!("xmpp-load: {e}");
             return ExitCode::FAILURE;
         }
     };

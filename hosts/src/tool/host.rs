@@ -318,3 +318,20 @@ pub fn binding_text(cb: xmpp_sansio::sasl::ChannelBindingUse) -> String {
         other => format!("none (gs2 flag {})", other.flag()),
     }
 }
+
+/// Raises the open-file limit to the hard limit (thousands of sockets);
+/// the limit in force after (0 if it could not be read).
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// The multi-threaded tokio runtime of the tools that scale: one worker
+/// thread per core.
+pub fn runtime() -> Result<::tokio::runtime::Runtime, String> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}
