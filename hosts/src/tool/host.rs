@@ -319,9 +319,15 @@ pub fn binding_text(cb: xmpp_sansio::sasl::ChannelBindingUse) -> String {
     }
 }
 
-/// Raises the open-file limit to the hard limit (thousands of sockets);
-/// the limit in force after (0 if it could not be read).
+/// Raises the open-file limit for thousands of sockets: soft and hard to
+/// the kernel's `nr_open` where the process may (root), else the soft
+/// limit to the hard one; the limit in force after (0 if unknown).
 pub fn raise_fd_limit() -> u64 {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, nr_open, nr_open);
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }
 
