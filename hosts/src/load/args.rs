@@ -19,7 +19,8 @@ OPTIONS:
     --target HOST:PORT   the server to load (loopback or a test host you run)
     --domain D           the XMPP domain (stream 'to', TLS server name)
     --users N            accounts user0@D .. user<N-1>@D (default 1); session i logs
-                         in as user<i mod N> with resource load<i>
+                         in as user<i mod N> with resource load<i> (login:
+                         load<i>-<serial>, new at each login)
     --password P         the password of every account
     --concurrency C      sessions at once (default 10)
     --duration S         seconds the run lasts (default 10; fractions allowed)

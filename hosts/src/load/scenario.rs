@@ -40,6 +40,8 @@ pub struct Run {
     tls: Option<Arc<rustls::ClientConfig>>,
     keys: Mutex<HashMap<u64, ScramClientKeys>>,
     attempts: AtomicU64,
+    /// Sessions started, for unique resources.
+    serial: AtomicU64,
 }
 
 impl std::fmt::Debug for Run {
@@ -110,6 +112,7 @@ impl Run {
             tls,
             keys: Mutex::new(HashMap::new()),
             attempts: AtomicU64::new(0),
+            serial: AtomicU64::new(0),
         }))
     }
 
@@ -170,7 +173,16 @@ impl Run {
         let mut config =
             ClientConfig::builder(self.jid(index), self.credentials(index % self.args.users));
         config.tls = self.tls_mode();
-        config.resource = Some(format!("load{index}"));
+        // A login session's resource is new each time: its previous
+        // session with the same worker may still be unbinding on the
+        // server (a conflict otherwise). Held and messaging sessions keep
+        // `load<index>`, which the messages scenario addresses.
+        config.resource = Some(if self.args.scenario == Scenario::Login {
+            let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+            format!("load{index}-{serial}")
+        } else {
+            format!("load{index}")
+        });
         config.negotiation_timeout = self.args.timeout;
         if let Some(m) = &self.args.mechanism {
             config.policy.only = Some(vec![m.clone()]);
