@@ -9,7 +9,8 @@
 #     interop/web_tests.sh (RFC 7395
 #     WebSocket and XEP-0206 BOSH: the client tools against Prosody, Strophe.js and xmpp.js in headless Chromium
 #     against the example server; installs node/npm/chromium when missing), then interop/hostile.sh (the
-#     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's and
+#     hostile-peer suite, seconds), then interop/load_tests.sh (xmpp-load against xmpp-server-async and Prosody:
+#     a few hundred logins, the RESULT lines checked), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's and
 #     headless Chromium's Negotiate against the hosts crate's libgssapi contexts; installs krb5,
 #     libkrb5-dev/libclang-dev and chromium when missing), then interop/sso_tests.sh (the sso-proxy tool between
 #     headless Chromium with Strophe.js and a GSSAPI Prosody or the example server, and the login-time figure
@@ -19,7 +20,7 @@
 #
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
 #   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
-#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), CCERT_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300),
+#   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), CCERT_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300), LOAD_TESTS_TIMEOUT (300),
 #   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build), SSO_TESTS_TIMEOUT (600)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
@@ -101,7 +102,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile kerberos_tests sso_tests; do
+for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile load_tests kerberos_tests sso_tests; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue
@@ -112,6 +113,7 @@ for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile ke
     client_tests) limit="${CLIENT_TESTS_TIMEOUT:-600}" ;;
     legacy_tests) limit="${LEGACY_TESTS_TIMEOUT:-600}" ;;
     hostile) limit="${HOSTILE_TIMEOUT:-300}" ;;
+    load_tests) limit="${LOAD_TESTS_TIMEOUT:-300}" ;;
     web_tests) limit="${WEB_TESTS_TIMEOUT:-900}" ;;
     kerberos_tests) limit="${KERBEROS_TESTS_TIMEOUT:-900}" ;;
     sso_tests) limit="${SSO_TESTS_TIMEOUT:-600}" ;;

@@ -47,12 +47,16 @@ use xmpp_sansio::client::{Client, ClientEvent};
 use xmpp_sansio::server::{Server, ServerEvent};
 use xmpp_sansio::{TlsInfo, UsageError};
 
+#[doc(hidden)]
+pub mod async_server;
 pub mod blocking;
 pub mod bosh;
 pub mod client_cert;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
 pub mod http;
+#[doc(hidden)]
+pub mod load;
 pub mod server_tls;
 pub mod sso;
 pub mod tls;

@@ -16,6 +16,7 @@
 #   PROSODY_SASL2=0        do not load mod_sasl2/sasl2_bind2/sasl2_sm/sasl2_fast (default: load them)
 #   PROSODY_MODULES="..."  replace the whole list of extra modules enabled on localhost
 #   PROSODY_START_TIMEOUT  seconds to wait for the ports (default 20)
+#   PROSODY_LOG_LEVEL      the log's minimum level (default debug; info for load figures: module checks need it)
 #   APT_TIMEOUT            seconds for each apt-get call (default 600)
 #   PROSODY_INSTALL_ONLY=1 install (as above) and exit: no work dir, no server (kerberos/start-prosody.sh)
 set -euo pipefail
@@ -164,7 +165,7 @@ write_config() {
 run_as_root = true            -- test use only; harmless when not root
 pidfile = "$WORKDIR/prosody.pid"
 data_path = "$WORKDIR/data"
-log = { { levels = { min = "debug" }, to = "file", filename = "$WORKDIR/prosody.log" } }
+log = { { levels = { min = "${PROSODY_LOG_LEVEL:-debug}" }, to = "file", filename = "$WORKDIR/prosody.log" } }
 
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }

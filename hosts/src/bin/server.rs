@@ -45,13 +45,10 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use subtle::ConstantTimeEq;
 use xmpp_sansio::bosh::{
     BoshManagerConfig, BoshXmppServer, BoshXmppServerEvent, Reply, RequestHandle,
 };
-use xmpp_sansio::jid::{Jid, ResourcePart};
-use xmpp_sansio::ns;
-use xmpp_sansio::random::printable_token;
+use xmpp_sansio::jid::ResourcePart;
 use xmpp_sansio::sasl::channel_binding::TlsVersion;
 use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
 use xmpp_sansio::sasl::scram::derive_server_credentials;
@@ -64,15 +61,17 @@ use xmpp_sansio::server::{
     RegistrationRequest, Server, ServerConfig, ServerError, ServerEvent, ServerTls,
 };
 use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
-use xmpp_sansio::steps::register::RegisterForm;
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::Framing;
 use xmpp_sansio::TlsInfo;
-use xmpp_sansio::{OsRandom, RandomSource};
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
 use xmpp_sansio_hosts::client_cert;
 use xmpp_sansio_hosts::server_tls::TlsSetup;
-use xmpp_sansio_hosts::tool::{host, im};
+use xmpp_sansio_hosts::tool::accounts::{
+    password_matches, register_form, salt, token, valid_username,
+};
+use xmpp_sansio_hosts::tool::host;
+use xmpp_sansio_hosts::tool::router::{Mailbox, Refused, Router};
 use xmpp_sansio_hosts::DriverError;
 use xmpp_sansio_hosts::{bosh, websocket};
 
@@ -346,24 +345,8 @@ struct Store {
     dummy: ScramCredentials,
 }
 
-fn salt() -> Vec<u8> {
-    let mut s = vec![0u8; 16];
-    OsRandom.fill(&mut s);
-    s
-}
-
 /// Uses of a zero-knowledge hash chain before a reset is needed.
 const ZERO_K_SEQUENCE: u32 = 100;
-
-/// A user name this server accepts (for `--user` and registration): a
-/// simple local part.
-fn valid_username(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "@/:\"&'<>".contains(c))
-}
 
 impl Store {
     fn new(
@@ -466,20 +449,7 @@ impl Store {
             .map(|a| a.scram_sha256.clone());
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy.clone());
-        let Ok(derived) =
-            derive_server_credentials(ScramHash::Sha256, password, &stored.salt, stored.iterations)
-        else {
-            return false; // not a valid SASLprep'd password
-        };
-        let same = derived
-            .stored_key
-            .expose()
-            .ct_eq(stored.stored_key.expose())
-            & derived
-                .server_key
-                .expose()
-                .ct_eq(stored.server_key.expose());
-        known && bool::from(same)
+        password_matches(ScramHash::Sha256, &stored, password, known)
     }
 
     /// The host's answer to a credential request.
@@ -618,11 +588,6 @@ fn request_user(req: &CredentialRequest) -> Option<String> {
     }
 }
 
-/// Random characters that need no escaping anywhere (resources, names).
-fn token(len: usize) -> String {
-    printable_token(&mut OsRandom, len).replace(['+', '/'], "x")
-}
-
 // ---------------------------------------------------------------------------
 // Routing
 
@@ -639,6 +604,7 @@ enum Input {
 }
 
 /// A bound session, as other sessions reach it.
+#[derive(Clone)]
 struct Route {
     session: u64,
     queue: SyncSender<Input>,
@@ -658,201 +624,22 @@ struct Shared {
     store: Store,
     /// `--client-ca`: EXTERNAL offered only with a verified certificate.
     client_ca: bool,
-    /// Full JID -> the session bound to it.
-    sessions: Mutex<HashMap<String, Route>>,
+    /// Full JID -> the session bound to it, and the routing between them.
+    router: Router<Route>,
 }
 
-fn bare(jid: &str) -> &str {
-    jid.split('/').next().unwrap_or(jid)
-}
-
-fn attr_name(n: &str) -> rxml::NcName {
-    rxml::NcName::try_from(n).expect("valid attribute name")
-}
-
-/// `<message|iq type='error'/>` answering `el` (from `sender`), with a
-/// defined condition of RFC 6120 section 8.3.3.
-fn error_reply(el: &Element, sender: &str, condition: &str) -> Element {
-    let mut b = Element::builder(el.name(), ns::JABBER_CLIENT).attr(attr_name("type"), "error");
-    if let Some(id) = el.attr("id") {
-        b = b.attr(attr_name("id"), id);
-    }
-    if let Some(to) = el.attr("to") {
-        b = b.attr(attr_name("from"), to);
-    }
-    b.attr(attr_name("to"), sender)
-        .append(
-            Element::builder("error", ns::JABBER_CLIENT)
-                .attr(
-                    attr_name("type"),
-                    if condition == "resource-constraint" {
-                        "wait"
-                    } else {
-                        "cancel"
-                    },
-                )
-                .append(Element::builder(condition, ns::STANZAS).build())
-                .build(),
-        )
-        .build()
-}
-
-impl Shared {
-    /// The queue of the session bound to `full`, or else (`fallback`) of one
-    /// session of its bare JID (the first by resource: no presence
-    /// priorities here).
-    fn find(
-        &self,
-        full: Option<&str>,
-        bare_jid: &str,
-        fallback: bool,
-    ) -> Option<SyncSender<Input>> {
-        let sessions = self.sessions.lock().expect("sessions lock");
-        if let Some(r) = full.and_then(|f| sessions.get(f)) {
-            return Some(r.queue.clone());
-        }
-        if !fallback {
-            return None;
-        }
-        let prefix = format!("{bare_jid}/");
-        sessions
-            .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
-            .min_by(|a, b| a.0.cmp(b.0))
-            .map(|(_, r)| r.queue.clone())
+impl Mailbox for Route {
+    fn session(&self) -> u64 {
+        self.session
     }
 
-    /// Routes a stanza the client at `sender` (full JID) sent; returns what
-    /// goes back to that client (an error, an answer), if anything.
-    fn route(&self, sender: &str, el: Element) -> Option<Element> {
-        let kind = el.attr("type").unwrap_or_default().to_owned();
-        // Sessions are keyed by prepared JIDs: `to` is prepared too
-        // (`Juliet@EXAMPLE.com` reaches juliet@example.com).
-        let to = match el.attr("to") {
-            Some(t) => Jid::new(t).map_or_else(|_| t.to_owned(), |j| j.to_string()),
-            None => bare(sender).to_owned(),
-        };
-        let (to_bare, resource) = match to.split_once('/') {
-            Some((b, r)) => (b, Some(r)),
-            None => (to.as_str(), None),
-        };
-        let (local, domain) = match to_bare.split_once('@') {
-            Some((l, d)) => (Some(l), d),
-            None => (None, to_bare),
-        };
-        let is_error = kind == "error";
-        if !domain.eq_ignore_ascii_case(&self.domain) {
-            // No s2s in this example.
-            return (!is_error && el.name() != "presence")
-                .then(|| error_reply(&el, sender, "remote-server-not-found"));
-        }
-        let to_bare = format!("{}@{}", local.unwrap_or_default(), self.domain);
-        match el.name() {
-            "message" => {
-                if local.is_none() {
-                    // To the server itself: nothing here handles messages.
-                    return (!is_error).then(|| error_reply(&el, sender, "service-unavailable"));
-                }
-                // RFC 6121 8.5.3.2.1: a chat/normal/headline message to an
-                // unknown resource goes to the bare JID.
-                let fallback = resource.is_none()
-                    || matches!(kind.as_str(), "" | "normal" | "chat" | "headline");
-                if resource.is_none() && !is_error {
-                    // RFC 6121 8.5.2.1.1: to the bare JID, every resource.
-                    return self.deliver_all(&to_bare, sender, el);
-                }
-                let full = resource.map(|r| format!("{to_bare}/{r}"));
-                let queue = self.find(full.as_deref(), &to_bare, fallback);
-                self.deliver(queue, sender, el, is_error)
-            }
-            "iq" if kind == "get" || kind == "set" => {
-                let to_server_or_account = local.is_none() || resource.is_none();
-                if to_server_or_account {
-                    // The server answers what clients ask right after
-                    // login (roster, disco, ping), for itself and for the
-                    // sender's own account; nothing else.
-                    let addressee = match local {
-                        None => Some(im::Addressee::Server),
-                        Some(_) if to_bare == bare(sender) => Some(im::Addressee::Account),
-                        Some(_) => None,
-                    };
-                    return Some(
-                        addressee
-                            .and_then(|a| im::answer(&el, sender, a))
-                            .unwrap_or_else(|| error_reply(&el, sender, "service-unavailable")),
-                    );
-                }
-                let full = format!("{to_bare}/{}", resource.unwrap_or_default());
-                let queue = self.find(Some(&full), &to_bare, false);
-                self.deliver(queue, sender, el, false)
-            }
-            "iq" => {
-                // result / error: to a full JID only, else dropped.
-                let full = resource.map(|r| format!("{to_bare}/{r}"));
-                let queue = full.and_then(|f| self.find(Some(&f), &to_bare, false));
-                self.deliver(queue, sender, el, true)
-            }
-            // RFC 6121 4.2.2: a presence without `to` goes to the user's
-            // own resources, the sender's included (clients wait for that
-            // echo before they call themselves online); there are no
-            // subscriptions here, so no contact gets it. One to a bare JID
-            // reaches its resources, one to a full JID that resource.
-            "presence" => match resource {
-                None => {
-                    let _ = self.deliver_all(&to_bare, sender, el);
-                    None
-                }
-                Some(r) => {
-                    let queue = self.find(Some(&format!("{to_bare}/{r}")), &to_bare, false);
-                    self.deliver(queue, sender, el, true)
-                }
-            },
-            _ => None,
-        }
-    }
-
-    /// `el` to every session of `bare_jid`; `service-unavailable` back
-    /// when there is none (for a message).
-    fn deliver_all(&self, bare_jid: &str, sender: &str, el: Element) -> Option<Element> {
-        let prefix = format!("{bare_jid}/");
-        let queues: Vec<_> = {
-            let sessions = self.sessions.lock().expect("sessions lock");
-            let mut v: Vec<_> = sessions
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, r)| (k.clone(), r.queue.clone()))
-                .collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v.into_iter().map(|(_, q)| q).collect()
-        };
-        if queues.is_empty() {
-            let silent = el.name() == "presence" || el.attr("type") == Some("error");
-            return self.deliver(None, sender, el, silent);
-        }
-        for q in queues {
-            // A full queue drops this copy: the session is far behind.
-            let _ = q.try_send(Input::Route(el.clone()));
-        }
-        None
-    }
-
-    fn deliver(
-        &self,
-        queue: Option<SyncSender<Input>>,
-        sender: &str,
-        el: Element,
-        silent: bool,
-    ) -> Option<Element> {
-        let bounce =
-            |el: &Element, condition| (!silent).then(|| error_reply(el, sender, condition));
-        let Some(queue) = queue else {
-            return bounce(&el, "service-unavailable");
-        };
-        match queue.try_send(Input::Route(el)) {
-            Ok(()) => None,
-            Err(TrySendError::Full(Input::Route(el))) => bounce(&el, "resource-constraint"),
-            Err(TrySendError::Disconnected(Input::Route(el))) => bounce(&el, "service-unavailable"),
-            Err(_) => None,
+    fn offer(&self, el: Element) -> Result<(), (Refused, Element)> {
+        match self.queue.try_send(Input::Route(el)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Input::Route(el))) => Err((Refused::Full, el)),
+            Err(TrySendError::Disconnected(Input::Route(el))) => Err((Refused::Gone, el)),
+            // Only routes are offered: nothing else to bounce.
+            Err(_) => Ok(()),
         }
     }
 }
@@ -1239,21 +1026,15 @@ impl Session {
                         .into_owned(),
                 };
                 let full = jid.with_resource(&resource).to_string();
-                let answer = {
-                    let mut sessions = self.shared.sessions.lock().expect("sessions lock");
-                    if sessions.contains_key(&full) {
-                        BindAnswer::Refuse(BindRefusal::Conflict)
-                    } else {
-                        sessions.insert(
-                            full.clone(),
-                            Route {
-                                session: self.id,
-                                queue: self.queue.clone(),
-                            },
-                        );
-                        self.bound = Some(full.clone());
-                        BindAnswer::Accept(Some(resource))
-                    }
+                let route = Route {
+                    session: self.id,
+                    queue: self.queue.clone(),
+                };
+                let answer = if self.shared.router.bind(&full, route) {
+                    self.bound = Some(full.clone());
+                    BindAnswer::Accept(Some(resource))
+                } else {
+                    BindAnswer::Refuse(BindRefusal::Conflict)
                 };
                 if matches!(answer, BindAnswer::Refuse(_)) {
                     log(format_args!("BIND-CONFLICT {full} ({})", self.peer));
@@ -1321,8 +1102,8 @@ impl Session {
                     // The server bound another JID than the one reserved
                     // (it should not): route by what it says.
                     self.unregister();
-                    self.shared.sessions.lock().expect("sessions lock").insert(
-                        jid.to_string(),
+                    self.shared.router.rebind(
+                        &jid.to_string(),
                         Route {
                             session: self.id,
                             queue: self.queue.clone(),
@@ -1340,7 +1121,7 @@ impl Session {
             }
             ServerEvent::Stanza(el) => {
                 let sender = server.jid().map(|j| j.to_string()).unwrap_or_default();
-                if let Some(reply) = self.shared.route(&sender, el) {
+                if let Some(reply) = self.shared.router.route(&sender, el) {
                     let _ = server.send(&reply);
                 }
             }
@@ -1388,17 +1169,13 @@ impl Session {
             return Err(LegacyError::NOT_ACCEPTABLE);
         }
         let full = format!("{username}@{}/{resource}", self.shared.domain);
-        let mut sessions = self.shared.sessions.lock().expect("sessions lock");
-        if sessions.contains_key(&full) {
+        let route = Route {
+            session: self.id,
+            queue: self.queue.clone(),
+        };
+        if !self.shared.router.bind(&full, route) {
             return Err(LegacyError::CONFLICT);
         }
-        sessions.insert(
-            full.clone(),
-            Route {
-                session: self.id,
-                queue: self.queue.clone(),
-            },
-        );
         self.bound = Some(full);
         Ok(())
     }
@@ -1426,10 +1203,7 @@ impl Session {
 
     fn unregister(&mut self) {
         if let Some(jid) = self.bound.take() {
-            let mut sessions = self.shared.sessions.lock().expect("sessions lock");
-            if sessions.get(&jid).is_some_and(|r| r.session == self.id) {
-                sessions.remove(&jid);
-            }
+            self.shared.router.unbind(&jid, self.id);
         }
     }
 }
@@ -1479,13 +1253,7 @@ fn server_config(
     config.mechanisms = mechanisms.to_vec();
     config.scram_unknown_user_iterations = ITERATIONS;
     if args.allow_register {
-        config.register = Some(RegisterForm {
-            instructions: Some(
-                "Choose a user name and password to register with this server.".into(),
-            ),
-            fields: vec!["username".into(), "password".into()],
-            ..RegisterForm::default()
-        });
+        config.register = Some(register_form());
     }
     if args.legacy_auth {
         config.legacy_auth = Some(LegacyAuthMethods::default());
@@ -1616,7 +1384,7 @@ fn start(args: Args) -> Result<(), String> {
         bosh_config,
         store,
         client_ca: args.client_ca.is_some(),
-        sessions: Mutex::new(HashMap::new()),
+        router: Router::new(&args.domain),
     });
     log(format_args!(
         "LISTENING {addr} domain {} tls {} mechanisms {} users {}",

@@ -318,3 +318,26 @@ pub fn binding_text(cb: xmpp_sansio::sasl::ChannelBindingUse) -> String {
         other => format!("none (gs2 flag {})", other.flag()),
     }
 }
+
+/// Raises the open-file limit for thousands of sockets: soft and hard to
+/// the kernel's `nr_open` where the process may (root), else the soft
+/// limit to the hard one; the limit in force after (0 if unknown).
+pub fn raise_fd_limit() -> u64 {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, nr_open, nr_open);
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// The multi-threaded tokio runtime of the tools that scale: one worker
+/// thread per core.
+pub fn runtime() -> Result<::tokio::runtime::Runtime, String> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}

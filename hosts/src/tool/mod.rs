@@ -6,6 +6,8 @@
 
 #[macro_use]
 pub mod client_args;
+pub mod accounts;
 pub mod host;
 pub mod im;
+pub mod router;
 pub mod self_message;
