@@ -11,14 +11,16 @@
 #     against the example server; installs node/npm/chromium when missing), then interop/hostile.sh (the
 #     hostile-peer suite, seconds), then interop/kerberos_tests.sh (an MIT KDC, a GSSAPI Prosody, curl's and
 #     headless Chromium's Negotiate against the hosts crate's libgssapi contexts; installs krb5,
-#     libkrb5-dev/libclang-dev and chromium when missing), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
+#     libkrb5-dev/libclang-dev and chromium when missing), then interop/sm_tests.sh (XEP-0198 stream management:
+#     the client tool hangs up and resumes against Prosody's smacks and the example server's --sm, in one process
+#     and from a state file in a new one; seconds), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
 #
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
 #   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
 #   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), CCERT_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300),
-#   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build)
+#   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build), SM_TESTS_TIMEOUT (300)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
 set -euo pipefail
@@ -99,7 +101,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile kerberos_tests; do
+for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile kerberos_tests sm_tests; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue
@@ -113,6 +115,7 @@ for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile ke
     web_tests) limit="${WEB_TESTS_TIMEOUT:-900}" ;;
     kerberos_tests) limit="${KERBEROS_TESTS_TIMEOUT:-900}" ;;
     ccert_tests) limit="${CCERT_TESTS_TIMEOUT:-600}" ;;
+    sm_tests) limit="${SM_TESTS_TIMEOUT:-300}" ;;
     *) limit="${SERVER_TESTS_TIMEOUT:-600}" ;;
   esac
   # peer.env's variables exported, plus PEER_ENV, PYTHON (venv python with slixmpp), INTEROP_DIR; cwd = project root

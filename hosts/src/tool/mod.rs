@@ -9,3 +9,4 @@ pub mod client_args;
 pub mod host;
 pub mod im;
 pub mod self_message;
+pub mod sm;
