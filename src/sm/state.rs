@@ -1,29 +1,7 @@
 //! [`SmState`]: a stream management session as a value, and its byte
 //! encoding.
 //!
-//! # Encoding, version 1
-//!
-//! All integers big-endian; strings UTF-8.
-//!
-//! | Bytes | Field |
-//! |---|---|
-//! | 6 | magic `XMPPSM` |
-//! | 1 | version: `1` |
-//! | 2 + n | the resumption id: length, bytes |
-//! | 2 + n | the bound full JID: length, bytes |
-//! | 4 | `handled`: stanzas handled from the peer, modulo 2^32 |
-//! | 4 | `acked`: our stanzas the peer acknowledged, modulo 2^32 |
-//! | 1 | flags: bit 0, a location follows; bit 1, a max follows; others 0 |
-//! | 2 + n | the location (when flagged): length, bytes |
-//! | 4 | `max`, in seconds (when flagged) |
-//! | 4 | the number of unacknowledged stanzas |
-//! | 4 + n each | each stanza, oldest first: length, then the element as XML with its namespace declared on it (`<message xmlns='jabber:client' ...>`) |
-//!
-//! Nothing may follow. [`SmState::from_bytes`] refuses anything else
-//! with an [`SmStateError`], and reads each stanza with the crate's
-//! stream reader under the default [`Limits`](crate::xml::Limits): bytes
-//! from a file cannot make it panic or allocate beyond what they hold.
-//! A later version changes the version byte; this one stays readable.
+//! Its byte encoding is documented on [`SmState`].
 
 use std::fmt;
 
@@ -46,6 +24,30 @@ const VERSION: u8 = 1;
 /// saves to bytes and back ([`to_bytes`](Self::to_bytes),
 /// [`from_bytes`](Self::from_bytes)). `Debug` shows the counters, not the
 /// stanzas.
+///
+/// # Encoding, version 1
+///
+/// All integers big-endian; strings UTF-8.
+///
+/// | Bytes | Field |
+/// |---|---|
+/// | 6 | magic `XMPPSM` |
+/// | 1 | version: `1` |
+/// | 2 + n | the resumption id: length, bytes |
+/// | 2 + n | the bound full JID: length, bytes |
+/// | 4 | `handled`: stanzas handled from the peer, modulo 2^32 |
+/// | 4 | `acked`: our stanzas the peer acknowledged, modulo 2^32 |
+/// | 1 | flags: bit 0, a location follows; bit 1, a max follows; others 0 |
+/// | 2 + n | the location (when flagged): length, bytes |
+/// | 4 | `max`, in seconds (when flagged) |
+/// | 4 | the number of unacknowledged stanzas |
+/// | 4 + n each | each stanza, oldest first: length, then the element as XML with its namespace declared on it (`<message xmlns='jabber:client' ...>`) |
+///
+/// Nothing may follow. [`SmState::from_bytes`] refuses anything else
+/// with an [`SmStateError`], and reads each stanza with the crate's
+/// stream reader under the default [`Limits`](crate::xml::Limits): bytes
+/// from a file cannot make it panic or allocate beyond what they hold.
+/// A later version changes the version byte; this one stays readable.
 #[derive(Clone, PartialEq)]
 pub struct SmState {
     parts: SmParts,
@@ -218,7 +220,7 @@ impl SmState {
         self.parts.unacked
     }
 
-    /// The state as bytes (the [module](self)'s encoding, version 1).
+    /// The state as bytes (the encoding above, version 1).
     /// Fails only for a string over 65535 bytes or a stanza XML cannot
     /// carry.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SmStateError> {
