@@ -13,7 +13,7 @@
 #     headless Chromium's Negotiate against the hosts crate's libgssapi contexts; installs krb5,
 #     libkrb5-dev/libclang-dev and chromium when missing), then interop/sm_tests.sh (XEP-0198 stream management:
 #     the client tool hangs up and resumes against Prosody's smacks and the example server's --sm, in one process
-#     and from a state file in a new one; seconds), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
+#     and from a state file in a new one; slixmpp resumes against the example server; seconds), each if it exists, with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
 #

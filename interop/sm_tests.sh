@@ -7,7 +7,11 @@
 #   *-state-file:    the same, but the state goes to a file (--sm-state-file) and the process exits; a new
 #                    process resumes from the file: the message arrives exactly once across both;
 #   *-unknown:       resuming from the state of a session that ended with a close: the resumption fails
-#                    (item-not-found) and a new session binds.
+#                    (item-not-found) and a new session binds;
+#   slixmpp-resume:  slixmpp's XEP-0198 plugin against the example server (STARTTLS, a throw-away self-signed
+#                    certificate): Alice enables, her socket is cut, Bob messages her while she is detached, she
+#                    reconnects and resumes: the message, held by the server, arrives exactly once
+#                    (interop/clients/slixmpp_sm_resume.py; PYTHON is the venv's, as interop/run.sh exports it).
 # Reads the peer's environment (XMPP_HOST XMPP_PORT XMPP_DOMAIN XMPP_CA_CERT; interop/run.sh exports
 # peer.env); starts the example server itself (127.0.0.1:0, stopped by PID). One PASS/FAIL line per case
 # (each bounded by CASE_TIMEOUT, 30 s), then "sm_tests: N passed, N failed". Exit 0 only when nothing failed.
@@ -130,6 +134,36 @@ else
     pass "server-log" "the server logged DETACHED and RESUMED"
   else
     fail "server-log" "no DETACHED/RESUMED lines in $slog"
+  fi
+fi
+
+# ---------- slixmpp (xep_0198) resumes against the example server
+if ! command -v openssl >/dev/null 2>&1; then
+  skip "slixmpp-resume" "no openssl for the throw-away certificate"
+else
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -nodes -days 2 \
+    -keyout "$LOGDIR/key.pem" -out "$LOGDIR/cert.pem" -subj "/CN=sansio.test" \
+    -addext "subjectAltName=DNS:sansio.test" >"$LOGDIR/openssl.log" 2>&1
+  tlog="$LOGDIR/server-tls.log"
+  "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls starttls --cert "$LOGDIR/cert.pem" \
+    --key "$LOGDIR/key.pem" --user alice:secret --user bob:secret --sm --sm-resume-timeout 30 >"$tlog" 2>&1 &
+  PIDS+=($!)
+  TPORT=""
+  for _ in $(seq 100); do
+    TPORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tlog")"
+    [ -n "$TPORT" ] && break
+    sleep 0.1
+  done
+  if [ -z "$TPORT" ]; then
+    fail "slixmpp-resume" "the TLS server did not start"
+  elif run slixmpp-resume "${PYTHON:-python3}" "$HERE/clients/slixmpp_sm_resume.py" --port "$TPORT" \
+       --jid alice@sansio.test --password secret --bob bob@sansio.test --bob-password secret \
+     && grep -Eq '^OK .* messages=1$' "$LOGDIR/slixmpp-resume.out" \
+     && grep -Eq '^RESUMED .*: 1 held stanzas delivered' "$tlog"; then
+    pass "slixmpp-resume" "$(grep -E '^OK ' "$LOGDIR/slixmpp-resume.out"); the server: $(grep -E '^RESUMED ' "$tlog" | cut -d'(' -f1)"
+  else
+    fail "slixmpp-resume" "expected 'OK ... messages=1' and the server's 'RESUMED ...: 1 held stanzas delivered'"
+    tail -n 5 "$tlog" | sed 's/^/  | /'
   fi
 fi
 finish
