@@ -293,6 +293,14 @@ impl<E, Err: Clone> Core<E, Err> {
         written
     }
 
+    /// Writes `<r/>` (`None`) or `<a h/>` of stream management without
+    /// building an element: they go out every few stanzas. The same bytes
+    /// in every framing (the element names its namespace).
+    pub fn write_sm(&mut self, ack: Option<u32>) {
+        crate::steps::sm::write_request_or_ack(&mut self.out, ack);
+        self.seal();
+    }
+
     /// A whitespace keepalive: TCP only (RFC 7395 has none: nothing is
     /// written over WebSocket).
     pub fn write_keepalive(&mut self) {

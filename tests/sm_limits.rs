@@ -205,3 +205,60 @@ fn a_state_survives_its_bytes() {
     assert_eq!(s.to_bytes().unwrap(), b);
     assert_eq!((s.handled(), s.acked(), s.sent()), (7, u32::MAX, 2));
 }
+
+/// Stream management elements in any order, with any `h`, to both ready
+/// roles (and to a client resuming): each input either works or fails
+/// the stream with a typed error; nothing panics.
+#[test]
+fn hostile_stream_management_elements_never_panic() {
+    let pieces = |h: u32| {
+        vec![
+            format!("<a xmlns='urn:xmpp:sm:3' h='{h}'/>"),
+            "<r xmlns='urn:xmpp:sm:3'/>".to_owned(),
+            "<enable xmlns='urn:xmpp:sm:3' resume='true' max='0'/>".to_owned(),
+            format!("<enabled xmlns='urn:xmpp:sm:3' id='x' resume='1' max='{h}' location='evil:1'/>"),
+            format!("<resume xmlns='urn:xmpp:sm:3' previd='x' h='{h}'/>"),
+            format!("<resumed xmlns='urn:xmpp:sm:3' previd='x' h='{h}'/>"),
+            format!("<failed xmlns='urn:xmpp:sm:3' h='{h}'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"),
+            "<a xmlns='urn:xmpp:sm:3' h='-1'/>".to_owned(),
+            "<a xmlns='urn:xmpp:sm:3'/>".to_owned(),
+            "<x xmlns='urn:xmpp:sm:3'/>".to_owned(),
+            "<message xmlns='jabber:client' to='alice@example.com/pair'><body>1</body></message>".to_owned(),
+        ]
+    };
+    let mut rng = xmpp_sansio::DeterministicRandom::new(42);
+    let mut byte = || {
+        let mut b = [0u8; 4];
+        xmpp_sansio::random::RandomSource::fill(&mut rng, &mut b);
+        u32::from_le_bytes(b)
+    };
+    for _ in 0..300 {
+        let mut p = pair(5);
+        let now = p.now;
+        for _ in 0..12 {
+            let h = match byte() % 4 {
+                0 => 0,
+                1 => 1,
+                2 => u32::MAX,
+                _ => byte(),
+            };
+            let all = pieces(h);
+            let piece = &all[(byte() as usize) % all.len()];
+            if byte() % 2 == 0 {
+                let _ = p.client.feed(now, piece.as_bytes());
+            } else {
+                let _ = p.server.feed(now, piece.as_bytes());
+            }
+            if byte() % 3 == 0 {
+                let _ = p.client.send(&message(1, "bob@example.com"));
+                let _ = p.server.send(&message(2, "alice@example.com/pair"));
+            }
+            while p.step() {}
+            let _ = (
+                p.client.sm_state(),
+                p.client.poll_timeout(),
+                p.server.poll_timeout(),
+            );
+        }
+    }
+}

@@ -281,7 +281,14 @@ fn the_unacked_queue_is_bounded_and_says_so() {
         .flatten()
         .collect();
     assert_eq!(acked, [0, 1, 2]);
-    p.client.send(&message(3, "bob@example.com")).unwrap();
+    // Room again; an owned stanza is kept as it is and comes back so.
+    p.client.send_owned(message(3, "bob@example.com")).unwrap();
+    p.client.request_ack();
+    while p.step() {}
+    assert!(matches!(
+        p.client_events.last(),
+        Some(ClientEvent::Acked(v)) if v.len() == 1 && number(&v[0]) == 3
+    ));
 }
 
 #[test]
@@ -311,4 +318,36 @@ fn a_close_hands_back_what_was_never_acknowledged() {
         .collect();
     assert_eq!(back, [1000, 1001, 1002]);
     assert_eq!(events.last(), Some(&ServerEvent::Closed));
+}
+
+/// A host that ends the stream with a stream error of its own
+/// (`system-shutdown`) hands a resumable session over, whole: on the
+/// server `Detached` with the unacknowledged stanzas, on the client
+/// `sm_state()`; nothing goes silently.
+#[test]
+fn a_host_error_close_hands_the_session_over() {
+    use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
+    let mut c = alice_config("PLAIN", TlsMode::None);
+    c.stream_management = Some(sm_settings());
+    let mut s = server_config("example.com", &["PLAIN"], ServerTls::None);
+    s.stream_management = Some(sm_settings());
+    let mut p = Pair::with_alice(c, s, None);
+    p.negotiate();
+    p.server
+        .send(&message(1000, "alice@example.com/pair"))
+        .unwrap();
+    p.client.send(&message(1, "bob@example.com")).unwrap();
+    p.server
+        .close_with_error(StreamError::new(StreamErrorCondition::SystemShutdown))
+        .unwrap();
+    let events: Vec<ServerEvent> = std::iter::from_fn(|| p.server.poll_event()).collect();
+    let detached = events.iter().find_map(|e| match e {
+        ServerEvent::Detached(s) => Some(s.clone()),
+        _ => None,
+    });
+    assert_eq!(detached.map(|s| s.unacked().len()), Some(1), "{events:?}");
+    p.client
+        .close_with_error(StreamError::new(StreamErrorCondition::SystemShutdown))
+        .unwrap();
+    assert_eq!(p.client.sm_state().map(|s| s.unacked().len()), Some(1));
 }

@@ -534,7 +534,22 @@ impl Client {
             return Err(UsageError::Closed);
         }
         match &self.phase {
-            Phase::Ready { .. } => self.sm_send(stanza),
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// [`send`](Self::send), taking the stanza: with stream management on,
+    /// the element itself is kept until acknowledged (and comes back in
+    /// [`ClientEvent::Acked`] or [`ClientEvent::Undelivered`]) instead of
+    /// a copy of it, which costs about as much as building it. On an
+    /// error the stanza is dropped; nothing was sent.
+    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match &self.phase {
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -551,6 +566,11 @@ impl Client {
             .write_stream_error(&mut Vec::new(), &error)
             .map_err(UsageError::Write)?;
         self.negotiation_deadline = None;
+        if !self.core.is_closed() {
+            // A resumable session stays in `sm_state`; otherwise its
+            // unacknowledged stanzas are handed back.
+            self.sm_end(false);
+        }
         self.core.fail(
             ClientError::ClosedByHost(error.clone()),
             Some(error),

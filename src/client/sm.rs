@@ -67,8 +67,7 @@ impl Client {
         }
         if let Some(s) = self.sm.as_mut().filter(|s| s.counting) {
             s.requested(self.last_input);
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
     }
 
@@ -254,8 +253,8 @@ impl Client {
         };
         match el {
             SmElement::Request => {
-                let a = SmElement::Ack { h: s.handled }.to_element();
-                self.write(&a);
+                let h = s.handled;
+                self.core.write_sm(Some(h));
             }
             SmElement::Ack { h } => self.sm_ack(h),
             _ => self.protocol_error("a stream management element that is not legal in a session"),
@@ -299,8 +298,7 @@ impl Client {
         s.resent(now);
         if s.unacked_len() > 0 {
             s.requested(now);
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
         if let Some(e) = failed {
             self.written(Err(e));
@@ -316,11 +314,14 @@ impl Client {
 
     /// Sends `stanza` in a session with stream management: refused when
     /// the queue is full, kept until acknowledged, `<r/>` by count.
-    pub(super) fn sm_send(&mut self, stanza: &Element) -> Result<(), UsageError> {
+    pub(super) fn sm_send(
+        &mut self,
+        stanza: std::borrow::Cow<'_, Element>,
+    ) -> Result<(), UsageError> {
         let settings = self.sm_settings();
         let at = self.last_input;
         let Some(s) = self.sm.as_mut() else {
-            return self.core.write(stanza).map_err(UsageError::Write);
+            return self.core.write(&stanza).map_err(UsageError::Write);
         };
         if s.room(&settings).is_err() {
             return Err(UsageError::UnackedQueueFull {
@@ -328,12 +329,13 @@ impl Client {
             });
         }
         let before = self.core.queued();
-        self.core.write(stanza).map_err(UsageError::Write)?;
+        self.core.write(&stanza).map_err(UsageError::Write)?;
         let bytes = self.core.queued().saturating_sub(before);
-        if s.push(stanza.clone(), bytes, at, &settings) {
+        // Kept until acknowledged: the host's own element when it gave it
+        // away (`send_owned`), else a copy.
+        if s.push(stanza.into_owned(), bytes, at, &settings) {
             s.requested(at);
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
         Ok(())
     }
@@ -359,8 +361,7 @@ impl Client {
             if let Some(s) = &mut self.sm {
                 s.requested(now);
             }
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
     }
 
@@ -373,8 +374,7 @@ impl Client {
         let ask = s.unacked_len() > 0;
         self.write(&a);
         if ask {
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
     }
 

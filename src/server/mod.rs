@@ -734,7 +734,20 @@ impl Server {
             return Err(UsageError::Closed);
         }
         match self.phase {
-            Phase::Ready { .. } => self.sm_send(stanza),
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// [`send`](Self::send), taking the stanza: with stream management on,
+    /// the element itself is kept until acknowledged instead of a copy.
+    /// On an error the stanza is dropped; nothing was sent.
+    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match self.phase {
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -805,6 +818,11 @@ impl Server {
         self.negotiation_deadline = None;
         if self.core.life == Life::Open {
             self.ensure_header();
+        }
+        // The host ended it: a resumable session is handed over
+        // (`Detached`), else its unacknowledged stanzas (`Undelivered`).
+        if !self.core.is_closed() {
+            self.sm_end(false);
         }
         self.core.fail(
             ServerError::ClosedByHost(error.clone()),

@@ -135,8 +135,7 @@ impl Server {
         s.resent(now);
         if s.unacked_len() > 0 {
             s.requested(now);
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
         if let Some(e) = failed {
             self.fail(ServerError::Internal(InternalError::write(e)));
@@ -251,8 +250,8 @@ impl Server {
             }
             SmElement::Request => {
                 if let Some(s) = &self.sm {
-                    let a = SmElement::Ack { h: s.handled }.to_element();
-                    self.write(&a);
+                    let h = s.handled;
+                    self.core.write_sm(Some(h));
                 }
             }
             SmElement::Ack { h } => self.sm_ack(h),
@@ -284,10 +283,13 @@ impl Server {
 
     /// Sends `stanza` with stream management: refused when the queue is
     /// full, kept until acknowledged, `<r/>` by count.
-    pub(super) fn sm_send(&mut self, stanza: &Element) -> Result<(), UsageError> {
+    pub(super) fn sm_send(
+        &mut self,
+        stanza: std::borrow::Cow<'_, Element>,
+    ) -> Result<(), UsageError> {
         let at = self.last_input;
         let (Some(s), Some(settings)) = (self.sm.as_mut(), &self.config.stream_management) else {
-            return self.core.write(stanza).map_err(UsageError::Write);
+            return self.core.write(&stanza).map_err(UsageError::Write);
         };
         if s.room(settings).is_err() {
             return Err(UsageError::UnackedQueueFull {
@@ -295,12 +297,11 @@ impl Server {
             });
         }
         let before = self.core.queued();
-        self.core.write(stanza).map_err(UsageError::Write)?;
+        self.core.write(&stanza).map_err(UsageError::Write)?;
         let bytes = self.core.queued().saturating_sub(before);
-        if s.push(stanza.clone(), bytes, at, settings) {
+        if s.push(stanza.into_owned(), bytes, at, settings) {
             s.requested(at);
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
         Ok(())
     }
@@ -321,16 +322,15 @@ impl Server {
             if let Some(s) = &mut self.sm {
                 s.requested(now);
             }
-            let r = SmElement::Request.to_element();
-            self.write(&r);
+            self.core.write_sm(None);
         }
     }
 
     /// Closing: say what we handled.
     pub(super) fn sm_closing(&mut self) {
         if let Some(s) = &self.sm {
-            let a = SmElement::Ack { h: s.handled }.to_element();
-            self.write(&a);
+            let h = s.handled;
+            self.core.write_sm(Some(h));
         }
     }
 

@@ -209,6 +209,20 @@ impl SmElement {
     }
 }
 
+/// Appends `<r xmlns='urn:xmpp:sm:3'/>` (`None`) or
+/// `<a xmlns='urn:xmpp:sm:3' h='N'/>` to `out`, as `to_element` and the
+/// writer would, without building the element.
+pub(crate) fn write_request_or_ack(out: &mut Vec<u8>, ack: Option<u32>) {
+    match ack {
+        None => out.extend_from_slice(b"<r xmlns='urn:xmpp:sm:3'/>"),
+        Some(h) => {
+            out.extend_from_slice(b"<a xmlns='urn:xmpp:sm:3' h='");
+            out.extend_from_slice(h.to_string().as_bytes());
+            out.extend_from_slice(b"'/>");
+        }
+    }
+}
+
 /// The application condition of the `handled-count-too-high` stream
 /// error: the peer acknowledged `h` stanzas, but only `send` were sent.
 pub fn handled_count_too_high(h: u32, send: u32) -> Element {
@@ -251,6 +265,25 @@ mod tests {
             SmElement::Ack { h: 4_294_967_295 },
         ] {
             assert_eq!(SmElement::parse(&e.to_element()), Some(Ok(e)));
+        }
+    }
+
+    #[test]
+    fn raw_r_and_a_are_what_the_writer_writes() {
+        use crate::framing::Framing;
+        use crate::xml::StreamWriter;
+        for framing in [Framing::Tcp, Framing::WebSocket] {
+            let w = StreamWriter::with_framing(ns::JABBER_CLIENT, framing);
+            for (el, ack) in [
+                (SmElement::Request, None),
+                (SmElement::Ack { h: 0 }, Some(0)),
+                (SmElement::Ack { h: u32::MAX }, Some(u32::MAX)),
+            ] {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                w.write_element(&mut a, &el.to_element()).unwrap();
+                write_request_or_ack(&mut b, ack);
+                assert_eq!(String::from_utf8(a), String::from_utf8(b));
+            }
         }
     }
 
