@@ -828,7 +828,7 @@ impl Client {
             }
             return;
         }
-        if el.ns() == ns::SM {
+        if el.has_ns(ns::SM) {
             return self.on_sm(now, &el);
         }
         let phase = std::mem::replace(&mut self.phase, Phase::AwaitHeader);

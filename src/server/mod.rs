@@ -1225,7 +1225,7 @@ impl Server {
             }
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
-                if el.ns() == ns::SM {
+                if el.has_ns(ns::SM) {
                     return self.on_sm_before_bind(&el);
                 }
                 if let Some((id, requested)) = bind::parse_request(&el) {
@@ -1258,7 +1258,7 @@ impl Server {
             }
             Phase::Ready { jid } => {
                 self.phase = Phase::Ready { jid: jid.clone() };
-                if el.ns() == ns::SM {
+                if el.has_ns(ns::SM) {
                     return self.on_sm_in_session(&el);
                 }
                 if is_stanza(&el) {

@@ -100,7 +100,7 @@ impl SmElement {
     /// Reads `el`: `None` when it is not in the stream management
     /// namespace.
     pub fn parse(el: &Element) -> Option<Result<Self, SmParseError>> {
-        if el.ns() != ns::SM {
+        if !el.has_ns(ns::SM) {
             return None;
         }
         let h = || el.attr("h").and_then(parse_u32).ok_or(SmParseError::BadH);
@@ -141,7 +141,7 @@ impl SmElement {
                 h: el.attr("h").and_then(parse_u32),
                 condition: el
                     .children()
-                    .find(|c| c.ns() == ns::STANZAS)
+                    .find(|c| c.has_ns(ns::STANZAS))
                     .map(|c| c.name().to_owned()),
             }),
             "r" => Ok(Self::Request),
