@@ -335,6 +335,14 @@ impl<E, Err: Clone> Core<E, Err> {
         written
     }
 
+    /// Writes `<r/>` (`None`) or `<a h/>` of stream management without
+    /// building an element: they go out every few stanzas. The same bytes
+    /// in every framing (the element names its namespace).
+    pub fn write_sm(&mut self, ack: Option<u32>) {
+        crate::steps::sm::write_request_or_ack(&mut self.out, ack);
+        self.seal();
+    }
+
     /// A whitespace keepalive: TCP only (RFC 7395 has none: nothing is
     /// written over WebSocket).
     pub fn write_keepalive(&mut self) {
@@ -485,6 +493,8 @@ pub enum AnswerKind {
     DigestMd5Secret,
     /// A [`BindAnswer`](crate::server::BindAnswer).
     Bind,
+    /// A [`ResumeAnswer`](crate::server::ResumeAnswer).
+    Resume,
     /// A [`RegisterAnswer`](crate::server::RegisterAnswer).
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -536,6 +546,16 @@ pub enum UsageError {
     /// TCP the redirect is the `see-other-host` stream error
     /// (`close_with_error`). Nothing was sent.
     RedirectNeedsWebFraming,
+    /// Stream management: the queue of stanzas the peer has not
+    /// acknowledged is at its bound
+    /// ([`SmSettings::max_unacked`](crate::sm::SmSettings::max_unacked) or
+    /// [`max_unacked_bytes`](crate::sm::SmSettings::max_unacked_bytes)).
+    /// The stanza was not sent; send it again once acknowledgements
+    /// arrive ([`Acked`](crate::client::ClientEvent::Acked) events).
+    UnackedQueueFull {
+        /// Stanzas waiting for an acknowledgement.
+        stanzas: usize,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -564,6 +584,10 @@ impl fmt::Display for UsageError {
             Self::Closed => f.write_str("the stream is closed (error() says why, if it failed)"),
             Self::RedirectNeedsWebFraming => f.write_str(
                 "a see-other-uri redirect exists over WebSocket and BOSH only; over TCP send the see-other-host stream error",
+            ),
+            Self::UnackedQueueFull { stanzas } => write!(
+                f,
+                "{stanzas} stanzas wait for an acknowledgement, the most allowed: the stanza was not sent"
             ),
         }
     }

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use crate::sasl::SaslError;
-use crate::stream_error::StreamErrorCondition;
+use crate::stream_error::{StreamError, StreamErrorCondition};
 use crate::xml::{ReadError, WriteError};
 
 /// How the peer broke the protocol.
@@ -34,6 +34,15 @@ pub enum Misbehavior {
     /// detected (XEP-0474). The client sent `<abort/>` where it could; no
     /// stream error.
     Sasl(SaslError),
+    /// Stream management (XEP-0198): the peer's `h` acknowledges more
+    /// stanzas than were sent; `undefined-condition` was sent with
+    /// `<handled-count-too-high h send/>`.
+    HandledCountTooHigh {
+        /// The peer's `h`.
+        h: u32,
+        /// How many stanzas were sent, modulo 2^32.
+        sent: u32,
+    },
 }
 
 impl Misbehavior {
@@ -43,7 +52,17 @@ impl Misbehavior {
             Self::Read(e) => Some(e.condition()),
             Self::Protocol { condition, .. } => Some(condition.clone()),
             Self::Sasl(_) => None,
+            Self::HandledCountTooHigh { .. } => Some(StreamErrorCondition::UndefinedCondition),
         }
+    }
+
+    /// The whole stream error sent, application condition included.
+    pub(crate) fn stream_error(&self) -> Option<StreamError> {
+        let mut e = StreamError::new(self.condition()?);
+        if let Self::HandledCountTooHigh { h, sent } = self {
+            e.application = Some(crate::steps::sm::handled_count_too_high(*h, *sent));
+        }
+        Some(e)
     }
 
     /// A protocol violation, `condition` sent.
@@ -58,6 +77,10 @@ impl fmt::Display for Misbehavior {
             Self::Read(e) => write!(f, "bad input: {e}"),
             Self::Protocol { condition, reason } => write!(f, "{reason} (sent {condition})"),
             Self::Sasl(e) => write!(f, "{e}"),
+            Self::HandledCountTooHigh { h, sent } => write!(
+                f,
+                "the peer acknowledged {h} stanzas but {sent} were sent (sent undefined-condition, handled-count-too-high)"
+            ),
         }
     }
 }

@@ -128,7 +128,7 @@ pub const FEATURES: &[FeatureRow] = &[
     FeatureRow {
         kind: FeatureKind::StreamManagement,
         name: "sm",
-        ns: "urn:xmpp:sm:3",
+        ns: ns::SM,
         stages: &[Authenticated],
         restarts: false,
     },

@@ -33,7 +33,7 @@ pub(crate) enum Expect {
     /// (registration, legacy authentication: only with the `legacy`
     /// feature); stanzas are `not-authorized`.
     PreAuth,
-    /// A ready session: stanzas.
+    /// A ready session: stanzas, and stream management elements.
     Stanzas,
 }
 
@@ -57,8 +57,13 @@ impl Expect {
         }
         let stanza =
             namespace == ns::JABBER_CLIENT && matches!(name, "message" | "presence" | "iq");
+        // Stream management (XEP-0198) in a session, and `<resume/>` (or
+        // an early `<enable/>`) where the server waits for a bind: the
+        // phase decides whether it is on.
+        let sm = namespace == ns::SM;
         let ok = match self {
-            Expect::Any | Expect::Stanzas => stanza || self == Expect::Any,
+            Expect::Any | Expect::Stanzas => stanza || sm || self == Expect::Any,
+            Expect::Iq { unauthorized: true } if sm => true,
             Expect::Features => false,
             Expect::Tls => namespace == ns::TLS,
             Expect::Sasl => namespace == ns::SASL,

@@ -108,6 +108,7 @@ pub mod ns;
 pub mod random;
 pub mod sasl;
 pub mod server;
+pub mod sm;
 pub mod steps;
 pub mod stream_error;
 pub mod tls;

@@ -20,6 +20,8 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 /// The reserved `xml` prefix namespace.
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// XEP-0198 stream management, version 3.
+pub const SM: &str = "urn:xmpp:sm:3";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0077 in-band registration, stream feature.

@@ -183,6 +183,10 @@ pub struct ClientSettings {
     /// What the session does with its buffers once ready. Default
     /// [`BufferPolicy::ReleaseWhenIdle`](crate::BufferPolicy::ReleaseWhenIdle).
     pub buffers: crate::BufferPolicy,
+    /// Stream management (XEP-0198): `Some` enables it after binding when
+    /// the server offers it (acknowledgements, resumption; see
+    /// [`sm`](crate::sm)). Default `None`: off.
+    pub stream_management: Option<crate::sm::SmSettings>,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
     /// A fixed SCRAM client nonce / DIGEST-MD5 cnonce. **Only for
@@ -220,6 +224,7 @@ impl ClientSettings {
             element_timeout: Duration::from_secs(60),
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
+            stream_management: None,
             close_grace: Duration::from_secs(5),
             replay_nonce: None,
         }
@@ -261,6 +266,9 @@ impl ClientSettings {
         check_duration("close_grace", self.close_grace)?;
         if let Some(k) = self.keepalive {
             check_duration("keepalive", k)?;
+        }
+        if let Some(sm) = &self.stream_management {
+            sm.check()?;
         }
         check_limits(&self.limits)
     }

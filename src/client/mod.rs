@@ -62,6 +62,7 @@ mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
+mod sm;
 
 use std::fmt;
 use std::sync::Arc;
@@ -157,6 +158,52 @@ pub enum ClientEvent {
         /// Whether the stream was protected by TLS when the redirect came.
         protected: bool,
     },
+    /// Stream management (XEP-0198) is on: the server answered
+    /// `<enable/>` with `<enabled/>`. [`ClientEvent::Ready`] follows.
+    StreamManagementEnabled {
+        /// The resumption id: `Some` when the server granted resumption
+        /// (then [`Client::sm_state`] gives the state to save).
+        id: Option<String>,
+        /// Where the server prefers the client to reconnect to resume;
+        /// only from a TLS-protected stream, unless
+        /// [`ClientSettings::allow_redirect_without_tls`](crate::client::ClientSettings::allow_redirect_without_tls).
+        location: Option<String>,
+        /// How long the server keeps the session for resumption, in
+        /// seconds, when it says.
+        max: Option<u32>,
+    },
+    /// The server refused to enable stream management (`<failed/>`): the
+    /// session goes on without it. [`ClientEvent::Ready`] follows.
+    StreamManagementFailed {
+        /// The stanza error condition's name, when given.
+        condition: Option<String>,
+    },
+    /// The server acknowledged these stanzas of the host's, oldest first
+    /// (stream management).
+    Acked(Vec<Element>),
+    /// These stanzas of the host's were never acknowledged and will not
+    /// be sent again: handed back after a failed resumption, or when the
+    /// session ended (a close, or a failure without resumption), oldest
+    /// first. The host sends them again in a new session, or reports them.
+    Undelivered(Vec<Element>),
+    /// The session of [`Client::resume_session`] was resumed: stanzas
+    /// flow again (no [`ClientEvent::Ready`] comes), and the unacknowledged
+    /// ones were sent again.
+    Resumed {
+        /// The session's full JID.
+        jid: FullJid,
+        /// How many of our stanzas the server had handled.
+        h: u32,
+    },
+    /// The session of [`Client::resume_session`] could not be resumed
+    /// (after [`ClientEvent::Acked`] and [`ClientEvent::Undelivered`] for
+    /// its stanzas): a new session is bound, and
+    /// [`ClientEvent::Ready`] follows.
+    ResumeFailed {
+        /// The stanza error condition's name (`item-not-found`...), when
+        /// given; `None` also when the server offered no stream management.
+        condition: Option<String>,
+    },
     /// The stream failed; a [`ClientEvent::Closed`] follows.
     Error(ClientError),
     /// The stream is closed; nothing more will happen.
@@ -178,6 +225,10 @@ enum Phase {
     Binding,
     /// Session request sent.
     Session { jid: FullJid },
+    /// Stream management: `<enable/>` sent after binding.
+    Enabling { jid: FullJid },
+    /// Stream management: `<resume/>` sent instead of binding.
+    Resuming,
     /// Ready.
     Ready { jid: FullJid },
     /// Registration or `jabber:iq:auth`: an IQ sent.
@@ -195,6 +246,8 @@ impl Phase {
             Self::Sasl(_) => "sasl",
             Self::Binding => "binding",
             Self::Session { .. } => "session",
+            Self::Enabling { .. } => "sm-enabling",
+            Self::Resuming => "sm-resuming",
             Self::Ready { .. } => "ready",
             #[cfg(feature = "legacy")]
             Self::Legacy(step) => step.name(),
@@ -219,6 +272,16 @@ pub struct Client {
     scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
     #[cfg(feature = "legacy")]
     legacy: legacy::State,
+    /// Stream management: the session (once `<enable/>` went out, or
+    /// restored to resume).
+    sm: Option<crate::sm::Session>,
+    /// A restored session waits to be resumed.
+    sm_resuming: bool,
+    /// The server offered stream management after authentication.
+    sm_offered: bool,
+    /// The time of the last input (stanzas the host sends between inputs
+    /// are stamped with it).
+    last_input: Instant,
 }
 
 impl fmt::Debug for Client {
@@ -262,6 +325,10 @@ impl Client {
             scram_keys: None,
             #[cfg(feature = "legacy")]
             legacy: legacy::State::default(),
+            sm: None,
+            sm_resuming: false,
+            sm_offered: false,
+            last_input: now,
         };
         c.open_stream();
         c
@@ -346,6 +413,7 @@ impl Client {
             return Err(UsageError::AwaitingTls);
         }
         self.core.tick(now);
+        self.last_input = self.last_input.max(now);
         if let Err(r) = self.expect().check(el.name(), &el.ns()) {
             let condition = r.condition;
             self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
@@ -394,6 +462,7 @@ impl Client {
         }
         self.core.input(data.len(), message)?;
         self.core.tick(now);
+        self.last_input = self.last_input.max(now);
         let result = self.read(now, data);
         self.core.track_element(now);
         result
@@ -438,8 +507,11 @@ impl Client {
     /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.core.tick(now);
+        self.last_input = self.last_input.max(now);
         if let Some(d) = self.core.close_deadline {
             if now >= d {
+                // Our close was not answered: the session ended anyway.
+                self.sm_end(true);
                 self.core.finish(ClientEvent::Closed);
                 return;
             }
@@ -458,6 +530,7 @@ impl Client {
                 return;
             }
         }
+        self.sm_timeout(now);
         if let (Phase::Ready { .. }, Some(k)) = (&self.phase, self.keepalive()) {
             if now >= deadline(self.core.last_send, k) {
                 self.core.write_keepalive();
@@ -480,13 +553,30 @@ impl Client {
     }
 
     /// Sends a stanza. Only once ready: before, it is refused (never
-    /// queued silently).
+    /// queued silently). With stream management on, it is kept until the
+    /// server acknowledges it ([`ClientEvent::Acked`]), and refused with
+    /// [`UsageError::UnackedQueueFull`] when the queue is at its bound.
     pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
         }
         match &self.phase {
-            Phase::Ready { .. } => self.core.write(stanza).map_err(UsageError::Write),
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// [`send`](Self::send), taking the stanza: with stream management on,
+    /// the element itself is kept until acknowledged (and comes back in
+    /// [`ClientEvent::Acked`] or [`ClientEvent::Undelivered`]) instead of
+    /// a copy of it, which costs about as much as building it. On an
+    /// error the stanza is dropped; nothing was sent.
+    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match &self.phase {
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -503,6 +593,11 @@ impl Client {
             .write_stream_error(&mut Vec::new(), &error)
             .map_err(UsageError::Write)?;
         self.negotiation_deadline = None;
+        if !self.core.is_closed() {
+            // A resumable session stays in `sm_state`; otherwise its
+            // unacknowledged stanzas are handed back.
+            self.sm_end(false);
+        }
         self.core.fail(
             ClientError::ClosedByHost(error.clone()),
             Some(error),
@@ -521,6 +616,9 @@ impl Client {
         }
         if matches!(self.phase, Phase::Sasl(_)) {
             self.core.write_sasl(SaslPayload::Abort);
+        }
+        if matches!(self.phase, Phase::Ready { .. }) {
+            self.sm_closing();
         }
         self.negotiation_deadline = None;
         self.core
@@ -584,6 +682,7 @@ impl Client {
             self.negotiation_deadline,
             self.core.element_deadline(self.config.element_timeout),
             keepalive,
+            self.sm_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -608,7 +707,7 @@ impl Client {
             Phase::Legacy(_) => Expect::Iq {
                 unauthorized: false,
             },
-            Phase::Ready { .. } => Expect::Stanzas,
+            Phase::Ready { .. } | Phase::Enabling { .. } | Phase::Resuming => Expect::Stanzas,
             Phase::AwaitHeader | Phase::AwaitTls => Expect::Any,
         }
     }
@@ -657,13 +756,10 @@ impl Client {
     /// the close, the error event, the closed event. Sticky.
     fn fail(&mut self, err: ClientError) {
         self.negotiation_deadline = None;
-        let condition = err.condition();
-        self.core.fail(
-            err,
-            condition.map(StreamError::new),
-            ClientEvent::Error,
-            ClientEvent::Closed,
-        );
+        let error = err.stream_error();
+        self.sm_end(false);
+        self.core
+            .fail(err, error, ClientEvent::Error, ClientEvent::Closed);
     }
 
     fn protocol_error(&mut self, reason: &'static str) {
@@ -705,6 +801,8 @@ impl Client {
                     }
                 }
                 if self.core.life == Life::Closing || matches!(self.phase, Phase::Ready { .. }) {
+                    // A close ends the stream management session too.
+                    self.sm_end(true);
                     self.core.peer_closed(ClientEvent::Closed);
                 } else {
                     self.fail(ClientError::ClosedByPeer);
@@ -747,9 +845,18 @@ impl Client {
             // session was ready: not on a stream closed before (after a
             // registration, or by the host), where nobody authenticated.
             if is_stanza(&el) && self.is_ready() {
+                self.sm_inbound();
                 self.core.push_event(ClientEvent::Stanza(el));
+            } else if let Some(Ok(crate::steps::sm::SmElement::Ack { h })) =
+                crate::steps::sm::SmElement::parse(&el)
+            {
+                // The last acknowledgement, asked for by `close`.
+                self.sm_ack(h);
             }
             return;
+        }
+        if el.has_ns(ns::SM) {
+            return self.on_sm(now, &el);
         }
         let phase = std::mem::replace(&mut self.phase, Phase::AwaitHeader);
         match phase {
@@ -798,6 +905,13 @@ impl Client {
             }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
+                self.sm_inbound();
+                self.core.push_event(ClientEvent::Stanza(el));
+            }
+            Phase::Enabling { jid } if is_stanza(&el) => {
+                // Before `<enabled/>`: delivered, not counted (the
+                // server counts from `<enabled/>`).
+                self.phase = Phase::Enabling { jid };
                 self.core.push_event(ClientEvent::Stanza(el));
             }
             other => {
@@ -830,6 +944,10 @@ impl Client {
             Stage::Authenticated => {
                 if features.bind {
                     self.session_required = features.session == Some(false);
+                    self.sm_offered = features.stream_management;
+                    if self.sm_try_resume() || self.core.is_closed() {
+                        return;
+                    }
                     let resource = self.config.resource().map(|r| r.as_str().to_owned());
                     self.write(&bind::request(BIND_ID, resource.as_deref()));
                     self.phase = Phase::Binding;
@@ -962,6 +1080,9 @@ impl Client {
     }
 
     fn ready(&mut self, jid: FullJid) {
+        if self.sm_try_enable(&jid) {
+            return;
+        }
         self.negotiation_deadline = None;
         self.core.become_lean(self.config.buffers);
         self.core

@@ -110,6 +110,11 @@ pub struct ServerSettings {
     /// What the session does with its buffers once ready. Default
     /// [`BufferPolicy::ReleaseWhenIdle`](crate::BufferPolicy::ReleaseWhenIdle).
     pub buffers: crate::BufferPolicy,
+    /// Stream management (XEP-0198): `Some` offers `<sm/>` after
+    /// authentication and enables it when a bound client asks, with
+    /// resumption when [`SmSettings::resume`](crate::sm::SmSettings::resume)
+    /// (see [`sm`](crate::sm)). Default `None`: not offered.
+    pub stream_management: Option<crate::sm::SmSettings>,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
     /// The key from which SCRAM salts for unknown users are derived. When
@@ -193,6 +198,7 @@ impl ServerSettings {
             idle_timeout: None,
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
+            stream_management: None,
             downgrade_protection: true,
             scram_unknown_user_secret: None,
             scram_unknown_user_iterations: 4096,
@@ -254,6 +260,9 @@ impl ServerSettings {
         check_duration("close_grace", self.close_grace)?;
         if let Some(d) = self.idle_timeout {
             check_duration("idle_timeout", d)?;
+        }
+        if let Some(sm) = &self.stream_management {
+            sm.check()?;
         }
         if self.scram_unknown_user_iterations == 0 {
             return Err(ConfigError::Limit {

@@ -28,6 +28,15 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// The whole stream error sent (the application condition of
+    /// `handled-count-too-high` included), if any.
+    pub(crate) fn stream_error(&self) -> Option<StreamError> {
+        match self {
+            Self::PeerMisbehaved(m) => m.stream_error(),
+            _ => self.condition().map(StreamError::new),
+        }
+    }
+
     /// The stream error condition sent to the client, if any.
     pub fn condition(&self) -> Option<StreamErrorCondition> {
         match self {

@@ -44,6 +44,7 @@ mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
+mod sm;
 
 use std::fmt;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, Registr
 pub use mechanism::{
     BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
 };
+pub use sm::{ResumeAnswer, ResumeRequest};
 
 use crate::core::{deadline, Core, Life, UsageError};
 use crate::features::{Stage, StreamFeatures};
@@ -142,6 +144,42 @@ pub enum ServerEvent {
     },
     /// A stanza from the client, its `from` stamped with the full JID.
     Stanza(Element),
+    /// Stream management (XEP-0198) is on for this session: the client
+    /// sent `<enable/>` and got `<enabled/>`.
+    StreamManagementEnabled {
+        /// The resumption id, when resumption was granted.
+        id: Option<String>,
+    },
+    /// The client acknowledged these stanzas of the host's, oldest first.
+    Acked(Vec<Element>),
+    /// These stanzas of the host's were never acknowledged and will not
+    /// be sent again: the session ended (a close, or a failure without
+    /// resumption). Oldest first; the host routes them elsewhere (offline
+    /// storage, an error to the sender).
+    Undelivered(Vec<Element>),
+    /// The stream ended without a close (a failure, or
+    /// [`Server::connection_lost`]) and its session can be resumed: keep
+    /// this state for the resumption timeout
+    /// ([`SmSettings::max_resume`](crate::sm::SmSettings::max_resume)),
+    /// queue what is routed to its JID meanwhile, and give it back in
+    /// [`ResumeAnswer::Found`] when a client asks
+    /// ([`ServerEvent::Resume`]); once the timeout passes, its
+    /// [`unacked`](crate::sm::SmState::unacked) stanzas are undelivered.
+    /// Also a state handed to [`Server::answer_resume`] for another
+    /// account or id, given back.
+    Detached(crate::sm::SmState),
+    /// A client asks to resume a detached session (instead of binding):
+    /// answer with [`Server::answer_resume`].
+    Resume(ResumeRequest),
+    /// A detached session was resumed on this stream: stanzas flow
+    /// again (no [`ServerEvent::Ready`] comes), the unacknowledged ones
+    /// were sent again; the host delivers what it queued for the JID.
+    Resumed {
+        /// The session's full JID.
+        jid: FullJid,
+        /// How many of the host's stanzas the client had handled.
+        h: u32,
+    },
     /// The stream failed; [`ServerEvent::Closed`] follows.
     Error(ServerError),
     /// The stream is closed.
@@ -211,6 +249,8 @@ pub enum ServerAnswer {
     Credentials(CredentialAnswer),
     /// To [`ServerEvent::Bind`].
     Bind(BindAnswer),
+    /// To [`ServerEvent::Resume`].
+    Resume(ResumeAnswer),
     /// To [`ServerEvent::Register`].
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -227,6 +267,7 @@ impl ServerAnswer {
         match self {
             Self::Credentials(a) => a.kind(),
             Self::Bind(_) => AnswerKind::Bind,
+            Self::Resume(_) => AnswerKind::Resume,
             #[cfg(feature = "legacy")]
             Self::Register(_) => AnswerKind::Registration,
             #[cfg(feature = "legacy")]
@@ -268,6 +309,8 @@ enum Phase {
     AwaitBind,
     /// A bind request is with the host, for the authenticated `username`.
     BindPending { id: String },
+    /// Stream management: a `<resume/>` is with the host.
+    ResumePending { previd: String, h: u32 },
     /// Ready.
     Ready { jid: FullJid },
     /// A registration or legacy-auth request is with the host; `resume`
@@ -307,6 +350,11 @@ pub struct Server {
     /// Whether the TLS layer authenticated the client, as the host said
     /// ([`Server::client_certificate`]); `None`: not said.
     client_certificate: Option<bool>,
+    /// Stream management: the session, once enabled or resumed.
+    sm: Option<crate::sm::Session>,
+    /// The time of the last input (stanzas the host sends between inputs
+    /// are stamped with it).
+    last_input: Instant,
 }
 
 impl fmt::Debug for Server {
@@ -357,6 +405,8 @@ impl Server {
             stream_id: String::new(),
             header_sent: false,
             client_certificate: None,
+            sm: None,
+            last_input: now,
         }
     }
 
@@ -455,6 +505,7 @@ impl Server {
         }
         self.core.tick(now);
         self.last_recv = now;
+        self.last_input = self.last_input.max(now);
         if let Err(r) = self.expect().check(el.name(), &el.ns()) {
             self.fail_with(r.condition, r.reason);
             return Ok(());
@@ -510,6 +561,7 @@ impl Server {
         }
         self.core.input(data.len(), message)?;
         self.core.tick(now);
+        self.last_input = self.last_input.max(now);
         if !data.is_empty() {
             self.last_recv = now;
         }
@@ -535,12 +587,16 @@ impl Server {
     /// The clock reached a deadline from [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.core.tick(now);
+        self.last_input = self.last_input.max(now);
         if let Some(d) = self.core.close_deadline {
             if now >= d {
+                // Our close was not answered: the session ended anyway.
+                self.sm_end(true);
                 self.core.finish(ServerEvent::Closed);
                 return;
             }
         }
+        self.sm_timeout(now);
         if self
             .core
             .element_deadline(self.config.element_timeout)
@@ -592,6 +648,7 @@ impl Server {
         match answer.into() {
             ServerAnswer::Credentials(a) => self.answer_credentials(now, a),
             ServerAnswer::Bind(a) => self.answer_bind(now, a),
+            ServerAnswer::Resume(a) => self.answer_resume(now, a),
             #[cfg(feature = "legacy")]
             ServerAnswer::Register(a) => self.answer_register(now, a),
             #[cfg(feature = "legacy")]
@@ -605,6 +662,7 @@ impl Server {
         match &self.phase {
             Phase::Sasl { waiting, .. } => *waiting,
             Phase::BindPending { .. } => Some(AnswerKind::Bind),
+            Phase::ResumePending { .. } => Some(AnswerKind::Resume),
             #[cfg(feature = "legacy")]
             Phase::Host { pending, .. } => Some(pending.answer_kind()),
             _ => None,
@@ -704,13 +762,29 @@ impl Server {
         Ok(())
     }
 
-    /// Sends a stanza to the client. Only once ready.
+    /// Sends a stanza to the client. Only once ready. With stream
+    /// management on, it is kept until the client acknowledges it
+    /// ([`ServerEvent::Acked`]), and refused with
+    /// [`UsageError::UnackedQueueFull`] when the queue is at its bound.
     pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
         }
         match self.phase {
-            Phase::Ready { .. } => self.core.write(stanza).map_err(UsageError::Write),
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
+            _ => Err(UsageError::NotReady),
+        }
+    }
+
+    /// [`send`](Self::send), taking the stanza: with stream management on,
+    /// the element itself is kept until acknowledged instead of a copy.
+    /// On an error the stanza is dropped; nothing was sent.
+    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
+        if self.core.life != Life::Open {
+            return Err(UsageError::Closed);
+        }
+        match self.phase {
+            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
             _ => Err(UsageError::NotReady),
         }
     }
@@ -722,6 +796,9 @@ impl Server {
         self.negotiation_deadline = None;
         if self.core.life == Life::Open {
             self.ensure_header();
+            if self.is_ready() {
+                self.sm_closing();
+            }
         }
         self.core
             .start_close(now, self.config.close_grace, ServerEvent::Closed);
@@ -779,6 +856,11 @@ impl Server {
         if self.core.life == Life::Open {
             self.ensure_header();
         }
+        // The host ended it: a resumable session is handed over
+        // (`Detached`), else its unacknowledged stanzas (`Undelivered`).
+        if !self.core.is_closed() {
+            self.sm_end(false);
+        }
         self.core.fail(
             ServerError::ClosedByHost(error.clone()),
             Some(error),
@@ -830,6 +912,7 @@ impl Server {
             self.negotiation_deadline,
             self.core.element_deadline(self.config.element_timeout),
             self.idle_deadline(),
+            self.sm_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -841,7 +924,7 @@ impl Server {
     fn waiting(&self) -> bool {
         match self.phase {
             Phase::Sasl { waiting, .. } => waiting.is_some(),
-            Phase::BindPending { .. } => true,
+            Phase::BindPending { .. } | Phase::ResumePending { .. } => true,
             #[cfg(feature = "legacy")]
             Phase::Host { .. } => true,
             _ => false,
@@ -866,12 +949,10 @@ impl Server {
         self.auth_deadline = None;
         self.negotiation_deadline = None;
         self.held.clear();
-        self.core.fail(
-            err,
-            condition.map(StreamError::new),
-            ServerEvent::Error,
-            ServerEvent::Closed,
-        );
+        let error = err.stream_error();
+        self.sm_end(false);
+        self.core
+            .fail(err, error, ServerEvent::Error, ServerEvent::Closed);
     }
 
     fn fail_with(&mut self, condition: StreamErrorCondition, reason: &'static str) {
@@ -913,7 +994,10 @@ impl Server {
             Phase::Sasl { .. } => Expect::Sasl,
             Phase::AwaitBind => Expect::Iq { unauthorized: true },
             Phase::Ready { .. } => Expect::Stanzas,
-            Phase::AwaitHeader | Phase::AwaitTls | Phase::BindPending { .. } => Expect::Any,
+            Phase::AwaitHeader
+            | Phase::AwaitTls
+            | Phase::BindPending { .. }
+            | Phase::ResumePending { .. } => Expect::Any,
             #[cfg(feature = "legacy")]
             Phase::Host { .. } => Expect::Any,
         }
@@ -955,6 +1039,11 @@ impl Server {
             StreamEvent::StreamError(e) => self.fail(ServerError::PeerStreamError(e)),
             StreamEvent::Closed => {
                 if self.core.life == Life::Closing || self.is_ready() {
+                    // A close ends the stream management session too.
+                    if self.core.life == Life::Open && self.is_ready() {
+                        self.sm_closing();
+                    }
+                    self.sm_end(true);
                     self.core.peer_closed(ServerEvent::Closed);
                 } else {
                     self.fail(ServerError::ClosedByPeer);
@@ -1078,6 +1167,7 @@ impl Server {
             Stage::Authenticated => {
                 f.bind = true;
                 f.session = self.config.offer_session.then_some(true);
+                f.stream_management = self.config.stream_management.is_some();
                 self.phase = Phase::AwaitBind;
             }
         }
@@ -1101,6 +1191,12 @@ impl Server {
 
     fn on_element(&mut self, now: Instant, el: Element) {
         if self.core.life == Life::Closing {
+            if let Some(Ok(crate::steps::sm::SmElement::Ack { h })) =
+                crate::steps::sm::SmElement::parse(&el)
+            {
+                // The client's last acknowledgement, as it closes.
+                self.sm_ack(h);
+            }
             return;
         }
         // Name and namespace against the phase first; content after.
@@ -1166,6 +1262,9 @@ impl Server {
             }
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
+                if el.has_ns(ns::SM) {
+                    return self.on_sm_before_bind(&el);
+                }
                 if let Some((id, requested)) = bind::parse_request(&el) {
                     let resource = match requested.as_deref().map(ResourcePart::new).transpose() {
                         Ok(r) => r.map(std::borrow::Cow::into_owned),
@@ -1196,6 +1295,12 @@ impl Server {
             }
             Phase::Ready { jid } => {
                 self.phase = Phase::Ready { jid: jid.clone() };
+                if el.has_ns(ns::SM) {
+                    return self.on_sm_in_session(&el);
+                }
+                if is_stanza(&el) {
+                    self.sm_inbound();
+                }
                 if let Some(id) = session::parse_request(&el) {
                     // RFC 3921 session: nothing to do but say yes.
                     return self.write(&session::result(id));

@@ -11,6 +11,7 @@ pub mod iq_auth;
 pub mod register;
 pub mod sasl;
 pub mod session;
+pub mod sm;
 pub mod starttls;
 
 use minidom::Element;

@@ -4,6 +4,7 @@
 pub mod bosh_net;
 pub mod pair;
 pub mod prosody_web;
+pub mod sm_world;
 pub mod test_gss;
 pub mod toy_gssapi;
 

@@ -36,6 +36,7 @@ pub enum Way {
 pub type Filter = Box<dyn FnMut(Way, Vec<u8>) -> Vec<Vec<u8>>>;
 
 /// The server host's user store.
+#[derive(Clone)]
 pub struct Store {
     pub users: HashMap<String, String>,
     scram: HashMap<(String, u8), xmpp_sansio::sasl::ScramCredentials>,

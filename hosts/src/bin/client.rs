@@ -49,6 +49,17 @@ USAGE:
     "                        SEND:/RECV: lines; SASL payloads are shown as sent (PLAIN's is
                         the password in base64)
 ",
+    "    --sm                stream management (XEP-0198) with resumption, over TCP: prints
+                        `STANZA <xml>` for each stanza received, then `OK <jid> sm=<id>`
+                        or `OK <jid> resumed h=<n>`; waits for its stanzas to be acked,
+                        then closes
+    --sm-state-file F   keep the session's state in F (after ready, each ack and each
+                        stanza); when F exists at start, resume from it
+    --message TEXT      with --sm: send TEXT to the client's own full JID once ready
+    --hangup            with --sm: drop the TCP connection without closing the stream
+                        once the message is sent; without --sm-state-file, reconnect and
+                        resume at once in this process
+",
     help_options_tail!(),
     "    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then
     `OK <full jid>` (exit 0) or `ERROR <condition or reason>` (exit 1).
@@ -61,6 +72,9 @@ fn main() -> ExitCode {
 
 /// One login: connect, negotiate, message to self, close.
 fn run(args: &Args) -> Result<String, String> {
+    if args.sm {
+        return xmpp_sansio_hosts::tool::sm::run(args);
+    }
     let domain = domain_of(&args.jid).to_owned();
     let started = Instant::now();
     let dialer = args.dialer()?;

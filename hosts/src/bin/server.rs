@@ -58,8 +58,9 @@ use xmpp_sansio::sasl::{
 };
 use xmpp_sansio::server::{
     BindAnswer, BindRefusal, LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest,
-    RegistrationRequest, Server, ServerConfig, ServerError, ServerEvent, ServerTls,
+    RegistrationRequest, ResumeAnswer, Server, ServerConfig, ServerError, ServerEvent, ServerTls,
 };
+use xmpp_sansio::sm::{SmSettings, SmState};
 use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::LegacyError;
 use xmpp_sansio::Framing;
@@ -122,6 +123,12 @@ OPTIONS:
                          seconds (default 60): a trickling client is cut off
     --idle-timeout S     disconnect a ready client that sends nothing for S seconds
                          (default: never)
+    --sm                 offer stream management (XEP-0198) with resumption: a session
+                         whose connection ends without a close is kept (DETACHED), the
+                         stanzas routed to it are held, and a client that resumes it gets
+                         them (RESUMED); a new login with the same full JID replaces it
+    --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
+                         as max; then what it held is undelivered (EXPIRED)
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
                          the PEM CA certificates of F, and offer SASL EXTERNAL after TLS:
                          it logs in the account the verified certificate names (its
@@ -209,6 +216,10 @@ struct Args {
     client_ca: Option<PathBuf>,
     /// `--bosh ADDR`.
     bosh: Option<String>,
+    /// `--sm`: stream management (XEP-0198) with resumption.
+    sm: bool,
+    /// `--sm-resume-timeout S`: how long a detached session is kept.
+    sm_resume_timeout: Duration,
 }
 
 /// A whole number of seconds, at least one.
@@ -236,6 +247,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         websocket: None,
         client_ca: None,
         bosh: None,
+        sm: false,
+        sm_resume_timeout: Duration::from_secs(300),
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -284,6 +297,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--element-timeout" => a.element_timeout = Some(seconds(&flag, &value()?)?),
             "--idle-timeout" => a.idle_timeout = Some(seconds(&flag, &value()?)?),
             "--client-ca" => a.client_ca = Some(value()?.into()),
+            "--sm" => a.sm = true,
+            "--sm-resume-timeout" => a.sm_resume_timeout = seconds(&flag, &value()?)?,
             "--tls" => {
                 a.tls = match value()?.as_str() {
                     "starttls" => TlsArg::StartTls,
@@ -624,8 +639,87 @@ struct Shared {
     store: Store,
     /// `--client-ca`: EXTERNAL offered only with a verified certificate.
     client_ca: bool,
-    /// Full JID -> the session bound to it, and the routing between them.
+    /// Full JID -> the session bound to it (or the holder of a detached
+    /// one: its route's `session` is [`DETACHED`]), and the routing between
+    /// them.
     router: Router<Route>,
+    /// Stream management: detached sessions by id, until resumed or
+    /// expired.
+    detached: Mutex<HashMap<String, Detached>>,
+    /// `--sm-resume-timeout`.
+    sm_resume_timeout: Duration,
+}
+
+/// The route `session` of a detached session's holder.
+const DETACHED: u64 = u64::MAX;
+
+/// A session whose connection ended without a close (`--sm`): its state,
+/// and the stanzas routed to its JID meanwhile (the receiving end of its
+/// route), until a client resumes it or the timeout passes.
+struct Detached {
+    state: SmState,
+    held: Receiver<Input>,
+    expires: Instant,
+}
+
+impl Shared {
+    /// A session detached: its JID's route now holds what is routed to it.
+    fn detach(&self, state: SmState, left: Vec<Element>) -> SyncSender<Input> {
+        let (tx, held) = sync_channel(QUEUE);
+        for el in left {
+            let _ = tx.try_send(Input::Route(el));
+        }
+        let jid = state.jid().to_string();
+        self.router.rebind(
+            &jid,
+            Route {
+                session: DETACHED,
+                queue: tx.clone(),
+            },
+        );
+        log(format_args!(
+            "DETACHED {jid}: {} unacknowledged, kept {}s",
+            state.unacked().len(),
+            self.sm_resume_timeout.as_secs()
+        ));
+        let expires = Instant::now() + self.sm_resume_timeout;
+        self.detached.lock().expect("detached lock").insert(
+            state.id().to_owned(),
+            Detached {
+                state,
+                held,
+                expires,
+            },
+        );
+        tx
+    }
+
+    /// Drops the detached sessions whose timeout passed (`all`: every one
+    /// of `jid`, which a new session binds): what they held is undelivered.
+    fn expire(&self, jid: Option<&str>) {
+        let now = Instant::now();
+        let gone: Vec<Detached> = {
+            let mut detached = self.detached.lock().expect("detached lock");
+            let ids: Vec<String> = detached
+                .iter()
+                .filter(|(_, d)| match jid {
+                    Some(j) => d.state.jid().as_str() == j,
+                    None => d.expires <= now,
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| detached.remove(id)).collect()
+        };
+        for d in gone {
+            let jid = d.state.jid().to_string();
+            self.router.unbind(&jid, DETACHED);
+            let held = std::iter::from_fn(|| d.held.try_recv().ok()).count();
+            log(format_args!(
+                "EXPIRED {jid}: {} undelivered",
+                d.state.unacked().len() + held
+            ));
+        }
+    }
 }
 
 impl Mailbox for Route {
@@ -661,7 +755,7 @@ struct Session {
     queue: SyncSender<Input>,
     /// The summary of the TLS session, once there is one.
     tls_summary: Option<String>,
-    /// The full JID reserved in `shared.sessions` (from the bind answer).
+    /// The full JID reserved in `shared.router` (from the bind answer).
     bound: Option<String>,
     /// The mechanism that authenticated.
     mechanism: Option<String>,
@@ -672,6 +766,14 @@ struct Session {
     transport: &'static str,
     /// The client's verified TLS certificate (`--client-ca`), for EXTERNAL.
     client_cert: Arc<Mutex<Option<CertificateDer<'static>>>>,
+    /// A detached session handed to the machine to resume: what was
+    /// routed to it meanwhile, and when it expires.
+    resuming: Option<(Receiver<Input>, Instant)>,
+    /// Stanzas routed to this session and not sent yet.
+    routed: Arc<Mutex<Vec<Element>>>,
+    /// This session's queue (TCP and WebSocket), where stanzas routed to
+    /// it wait.
+    inputs: Option<Arc<Mutex<Receiver<Input>>>>,
 }
 
 /// The LOGIN line's mark of a `--websocket` connection.
@@ -681,6 +783,7 @@ const BOSH: &str = " bosh";
 
 fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transport: &'static str) {
     let (queue, inputs) = sync_channel(QUEUE);
+    let inputs = Arc::new(Mutex::new(inputs));
     let (credits, credit) = sync_channel(READ_AHEAD);
     for _ in 0..READ_AHEAD {
         let _ = credits.try_send(());
@@ -744,6 +847,9 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transp
         user: None,
         transport,
         client_cert: Arc::new(Mutex::new(None)),
+        resuming: None,
+        routed: conn.routed.clone(),
+        inputs: Some(conn.inputs.clone()),
     };
     if let Err(e) = s.run(conn) {
         log(format_args!("ERROR {peer}: {e}"));
@@ -768,7 +874,9 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transp
 /// the socket.
 struct QueueTransport {
     sock: TcpStream,
-    inputs: Receiver<Input>,
+    /// Shared with the session, which takes the stanzas routed here
+    /// after the end of the connection when it detaches.
+    inputs: Arc<Mutex<Receiver<Input>>>,
     /// Lets the reader thread make one more socket read.
     credits: SyncSender<()>,
     deadline: Option<Instant>,
@@ -785,7 +893,7 @@ impl Read for QueueTransport {
             let input = match self.deadline {
                 Some(d) => {
                     let wait = d.saturating_duration_since(Instant::now());
-                    match self.inputs.recv_timeout(wait) {
+                    match self.inputs.lock().expect("inputs lock").recv_timeout(wait) {
                         Ok(i) => i,
                         Err(RecvTimeoutError::Timeout) => {
                             return Err(io::ErrorKind::TimedOut.into())
@@ -797,6 +905,8 @@ impl Read for QueueTransport {
                 }
                 None => self
                     .inputs
+                    .lock()
+                    .expect("inputs lock")
                     .recv()
                     .map_err(|_| io::Error::other("queue closed"))?,
             };
@@ -947,6 +1057,23 @@ impl Session {
         driver: &mut Driver<Server>,
         routed: &Mutex<Vec<Element>>,
     ) -> Result<(), String> {
+        let result = self.drive_until_over(driver, routed);
+        // A connection that ended without a close: a resumable session
+        // detaches (stream management), else its unacknowledged stanzas
+        // are undelivered.
+        let server = driver.machine_mut();
+        server.connection_lost(Instant::now());
+        while let Some(event) = server.poll_event() {
+            self.on_event(server, event)?;
+        }
+        result
+    }
+
+    fn drive_until_over(
+        &mut self,
+        driver: &mut Driver<Server>,
+        routed: &Mutex<Vec<Element>>,
+    ) -> Result<(), String> {
         loop {
             match driver.next(None) {
                 Ok(Wake::Event(event)) => {
@@ -1026,6 +1153,9 @@ impl Session {
                         .into_owned(),
                 };
                 let full = jid.with_resource(&resource).to_string();
+                // A detached session of this JID gives way (its stanzas
+                // are undelivered), as a conflicting login replaces it.
+                self.shared.expire(Some(&full));
                 let route = Route {
                     session: self.id,
                     queue: self.queue.clone(),
@@ -1140,6 +1270,97 @@ impl Session {
                     .unwrap_or_default()
             )),
             ServerEvent::Closed => {}
+            ServerEvent::StreamManagementEnabled { id } => log(format_args!(
+                "SM {} resume {}",
+                self.bound.as_deref().unwrap_or("-"),
+                if id.is_some() { "yes" } else { "no" }
+            )),
+            ServerEvent::Detached(state) => {
+                // Routed stanzas not sent yet stay with the session.
+                let left = std::mem::take(&mut *self.routed.lock().expect("routed lock"));
+                if let Some((held, _)) = self.resuming.take() {
+                    // A session the machine did not resume (another
+                    // user's): back to the host as it was.
+                    let left = left
+                        .into_iter()
+                        .chain(std::iter::from_fn(|| match held.try_recv() {
+                            Ok(Input::Route(el)) => Some(el),
+                            _ => None,
+                        }))
+                        .collect();
+                    let _ = self.shared.detach(state, left);
+                } else {
+                    // This session: its route becomes the holder's; then
+                    // what was routed here before that (behind the end of
+                    // the connection in the queue) goes there too.
+                    self.bound = None;
+                    let holder = self.shared.detach(state, left);
+                    if let Some(inputs) = &self.inputs {
+                        let inputs = inputs.lock().expect("inputs lock");
+                        while let Ok(input) = inputs.try_recv() {
+                            if let Input::Route(el) = input {
+                                let _ = holder.try_send(Input::Route(el));
+                            }
+                        }
+                    }
+                }
+            }
+            ServerEvent::Resume(req) => {
+                self.shared.expire(None);
+                let found = self
+                    .shared
+                    .detached
+                    .lock()
+                    .expect("detached lock")
+                    .remove(&req.previd);
+                let answer = match found {
+                    Some(d) => {
+                        self.resuming = Some((d.held, d.expires));
+                        ResumeAnswer::Found(d.state)
+                    }
+                    None => {
+                        log(format_args!(
+                            "RESUME-FAIL {} {}: unknown or expired ({})",
+                            req.jid, req.previd, self.peer
+                        ));
+                        ResumeAnswer::NotFound
+                    }
+                };
+                server
+                    .answer_resume(Instant::now(), answer)
+                    .map_err(|e| format!("answer_resume: {e}"))?;
+            }
+            ServerEvent::Resumed { jid, h } => {
+                // The JID routes here again; then what was held for it.
+                let full = jid.to_string();
+                self.shared.router.rebind(
+                    &full,
+                    Route {
+                        session: self.id,
+                        queue: self.queue.clone(),
+                    },
+                );
+                self.bound = Some(full);
+                let mut held = 0;
+                if let Some((queue, _)) = self.resuming.take() {
+                    while let Ok(input) = queue.try_recv() {
+                        if let Input::Route(el) = input {
+                            held += 1;
+                            let _ = server.send(&el);
+                        }
+                    }
+                }
+                log(format_args!(
+                    "RESUMED {jid} h={h}: {held} held stanzas delivered ({})",
+                    self.peer
+                ));
+            }
+            ServerEvent::Undelivered(stanzas) => log(format_args!(
+                "UNDELIVERED {}: {} stanzas",
+                self.bound.as_deref().unwrap_or("-"),
+                stanzas.len()
+            )),
+            ServerEvent::Acked(_) => {}
             // Requests of later versions of the crate: this host does not
             // know them (a request left unanswered would stall the stream).
             _ => {}
@@ -1262,6 +1483,11 @@ fn server_config(
         config.element_timeout = d;
     }
     config.idle_timeout = args.idle_timeout;
+    if args.sm {
+        let mut sm = SmSettings::server();
+        sm.max_resume = Some(args.sm_resume_timeout);
+        config.stream_management = Some(sm);
+    }
     config.build().map_err(|e| format!("configuration: {e}"))
 }
 
@@ -1385,7 +1611,17 @@ fn start(args: Args) -> Result<(), String> {
         store,
         client_ca: args.client_ca.is_some(),
         router: Router::new(&args.domain),
+        detached: Mutex::new(HashMap::new()),
+        sm_resume_timeout: args.sm_resume_timeout,
     });
+    if args.sm {
+        // Detached sessions expire on time, even with nobody connecting.
+        let shared = shared.clone();
+        thread::spawn(move || loop {
+            thread::sleep(Duration::from_millis(500));
+            shared.expire(None);
+        });
+    }
     log(format_args!(
         "LISTENING {addr} domain {} tls {} mechanisms {} users {}",
         args.domain,
@@ -1740,5 +1976,8 @@ fn bosh_session(
         transport: BOSH,
         // HTTP carries no client certificate to the session.
         client_cert: Arc::new(Mutex::new(None)),
+        resuming: None,
+        routed: Arc::new(Mutex::new(Vec::new())),
+        inputs: None,
     }
 }

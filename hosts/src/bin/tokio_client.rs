@@ -48,6 +48,9 @@ USAGE:
 
 fn main() -> ExitCode {
     host::login_main(parse_args(std::env::args().skip(1)), HELP, |args| {
+        if args.sm {
+            return Err("--sm is the blocking client tool's (bin client)".into());
+        }
         // One thread is plenty for one connection.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()

@@ -114,6 +114,14 @@ pub struct Args {
     pub url: Option<crate::websocket::WsUrl>,
     /// `--client-cert F --client-key F`: presented in TLS (SASL EXTERNAL).
     pub client_auth: Option<crate::tls::ClientAuth>,
+    /// `--sm`: stream management (XEP-0198) with resumption.
+    pub sm: bool,
+    /// `--sm-state-file F`: where the session's state is kept.
+    pub sm_state_file: Option<std::path::PathBuf>,
+    /// `--message TEXT`: sent to the client's own full JID.
+    pub message: Option<String>,
+    /// `--hangup`: drop the connection without closing the stream.
+    pub hangup: bool,
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
@@ -128,8 +136,13 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut url = None;
     let mut tls_given = false;
     let (mut client_cert, mut client_key) = (None, None);
+    let (mut sm, mut sm_state_file, mut message, mut hangup) = (false, None, None, false);
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
+            "--sm" => sm = true,
+            "--sm-state-file" => sm_state_file = Some(value()?.into()),
+            "--message" => message = Some(value()?),
+            "--hangup" => hangup = true,
             "--password" => password = Some(value()?),
             "--token" => token = Some(value()?),
             "--mechanism" => mechanism = Some(value()?),
@@ -211,7 +224,17 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             (None, None) => None,
             _ => return Err("give --client-cert and --client-key together".into()),
         },
+        sm,
+        sm_state_file,
+        message,
+        hangup,
     };
+    if (a.sm_state_file.is_some() || a.hangup || a.message.is_some()) && !a.sm {
+        return Err("--sm-state-file, --message and --hangup go with --sm".into());
+    }
+    if a.sm && a.transport != TransportArg::Tcp {
+        return Err("--sm: over --transport tcp only in this tool".into());
+    }
     match (a.transport, &a.url) {
         (TransportArg::WebSocket, None) => {
             return Err("--transport websocket needs --url ws://... or wss://...".into())
@@ -384,6 +407,9 @@ impl Args {
             config.policy.allow_plain_without_tls = self.tls == TlsArg::None;
         }
         config.policy.enable_anonymous = matches!(config.credentials, Credentials::Anonymous);
+        if self.sm {
+            config.stream_management = Some(xmpp_sansio::sm::SmSettings::new());
+        }
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
         let client = Client::new(config, std::time::Instant::now());
         Ok(match direct {

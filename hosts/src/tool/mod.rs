@@ -11,3 +11,4 @@ pub mod host;
 pub mod im;
 pub mod router;
 pub mod self_message;
+pub mod sm;
