@@ -25,6 +25,13 @@ pub(crate) enum Life {
     Closed,
 }
 
+/// A header or an element a BOSH adapter already has parsed, fed to a
+/// role machine as its message would be (not written and parsed again).
+pub(crate) enum Parsed {
+    Header(StreamHeader),
+    Element(Element),
+}
+
 /// See [`Core::take_first_header`].
 #[derive(Debug)]
 enum FirstHeader {

@@ -84,7 +84,7 @@ pub use mechanism::{
 };
 
 pub use crate::core::UsageError;
-use crate::core::{deadline, Core, Life};
+use crate::core::{deadline, Core, Life, Parsed};
 use crate::features::{Stage, StreamFeatures};
 use crate::gate::Expect;
 use crate::ns;
@@ -406,24 +406,7 @@ impl Client {
     /// reader gives as elements (not `stream:error`: the BOSH adapter
     /// feeds that as a message).
     pub(crate) fn feed_element(&mut self, now: Instant, el: Element) -> Result<(), UsageError> {
-        if self.core.is_closed() {
-            return Err(UsageError::Closed);
-        }
-        if matches!(self.phase, Phase::AwaitTls) {
-            return Err(UsageError::AwaitingTls);
-        }
-        self.core.tick(now);
-        self.last_input = self.last_input.max(now);
-        if let Err(r) = self.expect().check(el.name(), &el.ns()) {
-            let condition = r.condition;
-            self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
-                condition, r.reason,
-            )));
-            return Ok(());
-        }
-        self.on_stream_event(now, StreamEvent::Element(el));
-        self.core.after_read();
-        Ok(())
+        self.feed_parsed(now, Parsed::Element(el))
     }
 
     /// BOSH: the server's stream header, as the adapter built it from the
@@ -434,6 +417,10 @@ impl Client {
         now: Instant,
         header: StreamHeader,
     ) -> Result<(), UsageError> {
+        self.feed_parsed(now, Parsed::Header(header))
+    }
+
+    fn feed_parsed(&mut self, now: Instant, parsed: Parsed) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);
         }
@@ -441,8 +428,21 @@ impl Client {
             return Err(UsageError::AwaitingTls);
         }
         self.core.tick(now);
-        let header = self.core.message_header(header);
-        self.on_stream_event(now, StreamEvent::Header(header));
+        self.last_input = self.last_input.max(now);
+        let ev = match parsed {
+            Parsed::Header(h) => StreamEvent::Header(self.core.message_header(h)),
+            Parsed::Element(el) => {
+                if let Err(r) = self.expect().check(el.name(), &el.ns()) {
+                    let condition = r.condition;
+                    self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                        condition, r.reason,
+                    )));
+                    return Ok(());
+                }
+                StreamEvent::Element(el)
+            }
+        };
+        self.on_stream_event(now, ev);
         self.core.after_read();
         Ok(())
     }

@@ -66,7 +66,7 @@ pub use mechanism::{
 };
 pub use sm::{ResumeAnswer, ResumeRequest};
 
-use crate::core::{deadline, Core, Life, UsageError};
+use crate::core::{deadline, Core, Life, Parsed, UsageError};
 use crate::features::{Stage, StreamFeatures};
 use crate::gate::Expect;
 use crate::ns;
@@ -489,30 +489,7 @@ impl Server {
     /// host it is written back and held as a message would be. Not for
     /// `stream:error` (the BOSH adapter feeds that as a message).
     pub(crate) fn feed_element(&mut self, now: Instant, el: Element) -> Result<(), UsageError> {
-        if self.core.is_closed() {
-            return Err(UsageError::Closed);
-        }
-        if self.waiting() || !self.held.is_empty() || self.core.framing() == crate::Framing::Tcp {
-            let mut bytes = Vec::new();
-            self.core
-                .writer
-                .write_element(&mut bytes, &el)
-                .map_err(UsageError::Write)?;
-            return self.input(now, &bytes, true);
-        }
-        if matches!(self.phase, Phase::AwaitTls) {
-            return Err(UsageError::AwaitingTls);
-        }
-        self.core.tick(now);
-        self.last_recv = now;
-        self.last_input = self.last_input.max(now);
-        if let Err(r) = self.expect().check(el.name(), &el.ns()) {
-            self.fail_with(r.condition, r.reason);
-            return Ok(());
-        }
-        self.on_stream_event(now, StreamEvent::Element(el));
-        self.core.after_read();
-        Ok(())
+        self.feed_parsed(now, Parsed::Element(el))
     }
 
     /// BOSH: the client's stream header, as the adapter built it from a
@@ -523,16 +500,21 @@ impl Server {
         now: Instant,
         header: StreamHeader,
     ) -> Result<(), UsageError> {
+        self.feed_parsed(now, Parsed::Header(header))
+    }
+
+    fn feed_parsed(&mut self, now: Instant, parsed: Parsed) -> Result<(), UsageError> {
         if self.core.is_closed() {
             return Err(UsageError::Closed);
         }
-        if self.waiting() || !self.held.is_empty() {
-            // Behind what is held, in order: as the message.
+        if self.waiting() || !self.held.is_empty() || self.core.framing() == crate::Framing::Tcp {
+            // Behind what is held, in order (or over TCP): as the message.
             let mut bytes = Vec::new();
-            self.core
-                .writer
-                .write_header(&mut bytes, &header)
-                .map_err(UsageError::Write)?;
+            let written = match &parsed {
+                Parsed::Header(h) => self.core.writer.write_header(&mut bytes, h),
+                Parsed::Element(el) => self.core.writer.write_element(&mut bytes, el),
+            };
+            written.map_err(UsageError::Write)?;
             return self.input(now, &bytes, true);
         }
         if matches!(self.phase, Phase::AwaitTls) {
@@ -540,8 +522,18 @@ impl Server {
         }
         self.core.tick(now);
         self.last_recv = now;
-        let header = self.core.message_header(header);
-        self.on_stream_event(now, StreamEvent::Header(header));
+        self.last_input = self.last_input.max(now);
+        let ev = match parsed {
+            Parsed::Header(h) => StreamEvent::Header(self.core.message_header(h)),
+            Parsed::Element(el) => {
+                if let Err(r) = self.expect().check(el.name(), &el.ns()) {
+                    self.fail_with(r.condition, r.reason);
+                    return Ok(());
+                }
+                StreamEvent::Element(el)
+            }
+        };
+        self.on_stream_event(now, ev);
         self.core.after_read();
         Ok(())
     }
