@@ -46,6 +46,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -88,22 +90,47 @@ const EVENTS: usize = 64;
 pub(crate) type Call<M> = Box<dyn FnOnce(&mut M) -> Result<(), UsageError> + Send>;
 
 pub(crate) enum Command<M> {
-    Send(Element),
+    /// A stanza, counted among its handle's queued ones until the driver
+    /// has taken it (the count drops with the command).
+    Send(Element, Queued),
     Close,
     HangUp,
     Call(Call<M>),
+}
+
+/// One stanza of a [`Handle`] the driver has not taken yet: counted while
+/// it exists.
+pub(crate) struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why [`Handle::try_send`] gave a stanza back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// As many stanzas as allowed are queued and not yet taken by the
+    /// driver: the connection is far behind.
+    Full,
+    /// The driver has returned.
+    Gone,
 }
 
 /// Sends stanzas, answers the machine's requests, closes; cloneable,
 /// usable from any task.
 pub struct Handle<M> {
     commands: mpsc::UnboundedSender<Command<M>>,
+    /// Stanzas sent through any clone and not yet taken by the driver.
+    queued: Arc<AtomicUsize>,
 }
 
 impl<M> Clone for Handle<M> {
     fn clone(&self) -> Self {
         Handle {
             commands: self.commands.clone(),
+            queued: self.queued.clone(),
         }
     }
 }
@@ -129,7 +156,32 @@ impl<M> Handle<M> {
     /// Queues a stanza. A stanza the machine refuses (not ready yet) comes
     /// back as a [`DriverError::Usage`] item of the [`Events`] stream.
     pub fn send(&self, stanza: Element) -> Result<(), DriverError> {
-        self.command(Command::Send(stanza))
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.command(Command::Send(stanza, Queued(self.queued.clone())))
+    }
+
+    /// [`send`](Self::send), unless `max` stanzas (or about that many, with
+    /// several senders at once) are queued and not yet taken by the
+    /// driver: then the stanza comes back, and the caller bounces or drops
+    /// it. What one session routes to another goes this way, so a peer
+    /// that stops reading holds a bounded queue.
+    pub fn try_send(&self, stanza: Element, max: usize) -> Result<(), (NotQueued, Element)> {
+        if self.queued.load(Ordering::Relaxed) >= max {
+            return Err((NotQueued::Full, stanza));
+        }
+        if self.commands.is_closed() {
+            return Err((NotQueued::Gone, stanza));
+        }
+        // A driver returning right now drops the stanza with the other
+        // commands it had not taken, as it would a moment later.
+        let _ = self.send(stanza);
+        Ok(())
+    }
+
+    /// Stanzas queued through this handle (or a clone) and not yet taken
+    /// by the driver.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Closes the stream (`</stream:stream>`; the driver returns once the
@@ -283,7 +335,9 @@ pub(crate) async fn obey<M, E>(
     events: &mpsc::Sender<Result<E, DriverError>>,
 ) -> Flow {
     let refused = match command {
-        Some(Command::Send(stanza)) => (ops.send)(machine, &stanza).err().map(|e| ("send", e)),
+        Some(Command::Send(stanza, _queued)) => {
+            (ops.send)(machine, &stanza).err().map(|e| ("send", e))
+        }
         Some(Command::Close) => {
             (ops.close)(machine, Instant::now());
             None
@@ -305,6 +359,7 @@ pub(crate) fn channels<M, E>() -> Channels<M, E> {
     (
         Handle {
             commands: commands_tx,
+            queued: Arc::new(AtomicUsize::new(0)),
         },
         commands,
         events_tx,

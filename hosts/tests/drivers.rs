@@ -510,3 +510,32 @@ async fn tokio_client_and_server_over_wss() {
     assert!(client.is_closed() && server.is_closed());
     check(client_seen, server_seen);
 }
+
+/// `Handle::try_send` bounds what waits for a driver: with the driver not
+/// running (a session far behind), the third stanza of a bound of two
+/// comes back `Full`, untouched; once the driver is gone, `Gone`.
+#[tokio::test]
+async fn try_send_bounds_the_stanzas_a_driver_has_not_taken() {
+    let (io, _peer) = ::tokio::io::duplex(64);
+    let (conn, handle, _events) = driver::connection(server(), io);
+    let stanza = |n: u32| {
+        Element::builder("message", ns::JABBER_CLIENT)
+            .attr(rxml::NcName::try_from("id").unwrap(), n.to_string())
+            .build()
+    };
+    assert!(handle.try_send(stanza(1), 2).is_ok());
+    assert!(handle.clone().try_send(stanza(2), 2).is_ok());
+    assert_eq!(handle.queued(), 2);
+    let (why, back) = handle.try_send(stanza(3), 2).unwrap_err();
+    assert_eq!(why, driver::NotQueued::Full);
+    assert_eq!(back.attr("id"), Some("3"));
+    // `send` is not bounded (a host's own stanzas, in order).
+    assert!(handle.send(stanza(4)).is_ok());
+    assert_eq!(handle.queued(), 3);
+    drop(conn);
+    // The driver is gone: its queued stanzas with it.
+    assert_eq!(handle.queued(), 0);
+    let (why, back) = handle.try_send(stanza(5), 2).unwrap_err();
+    assert_eq!(why, driver::NotQueued::Gone);
+    assert_eq!(back.attr("id"), Some("5"));
+}

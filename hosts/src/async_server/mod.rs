@@ -30,7 +30,7 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::LegacyError;
 
 use crate::server_tls::TlsSetup;
-use crate::tokio::{connection, Events, Handle};
+use crate::tokio::{connection, Events, Handle, NotQueued};
 use crate::tool::accounts::{register_form, token};
 use crate::tool::router::{Mailbox, Refused, Router};
 use store::Store;
@@ -196,6 +196,10 @@ pub fn parse_args(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
     Ok(Some(a))
 }
 
+/// Most stanzas routed to one session and not yet taken by its driver (as
+/// the threaded `server` tool's queue).
+const QUEUE: usize = 64;
+
 /// How another session reaches a bound one: its driver's handle.
 #[derive(Clone)]
 struct Route {
@@ -209,12 +213,14 @@ impl Mailbox for Route {
     }
 
     fn offer(&self, el: Element) -> Result<(), (Refused, Element)> {
-        // The handle's queue is unbounded, but what a session is sent
-        // goes to its socket as fast as the socket takes it.
-        match self.handle.send(el.clone()) {
-            Ok(()) => Ok(()),
-            Err(_) => Err((Refused::Gone, el)),
-        }
+        // A session far behind (a peer that stopped reading) holds at most
+        // QUEUE stanzas routed to it; more are bounced.
+        self.handle
+            .try_send(el, QUEUE)
+            .map_err(|(why, el)| match why {
+                NotQueued::Full => (Refused::Full, el),
+                NotQueued::Gone => (Refused::Gone, el),
+            })
     }
 }
 
