@@ -350,6 +350,30 @@ impl<E, Err: Clone> Core<E, Err> {
         self.seal();
     }
 
+    /// Stream management after a resume (both roles): the unacknowledged
+    /// stanzas of `sm` again, then `<r/>` for them. The first stanza that
+    /// cannot be written stops the retransmission, and its error is the
+    /// caller's to report.
+    pub fn sm_retransmit(
+        &mut self,
+        sm: &mut crate::sm::Session,
+        now: Instant,
+    ) -> Result<(), WriteError> {
+        let mut failed = Ok(());
+        for el in sm.unacked() {
+            if let Err(e) = self.write(el) {
+                failed = Err(e);
+                break;
+            }
+        }
+        sm.resent(now);
+        if sm.unacked_len() > 0 {
+            sm.requested(now);
+            self.write_sm(None);
+        }
+        failed
+    }
+
     /// A whitespace keepalive: TCP only (RFC 7395 has none: nothing is
     /// written over WebSocket).
     pub fn write_keepalive(&mut self) {

@@ -125,19 +125,7 @@ impl Server {
         let Some(s) = self.sm.as_mut() else {
             return;
         };
-        let mut failed = None;
-        for el in s.unacked() {
-            if let Err(e) = self.core.write(el) {
-                failed = Some(e);
-                break;
-            }
-        }
-        s.resent(now);
-        if s.unacked_len() > 0 {
-            s.requested(now);
-            self.core.write_sm(None);
-        }
-        if let Some(e) = failed {
+        if let Err(e) = self.core.sm_retransmit(s, now) {
             self.fail(ServerError::Internal(InternalError::write(e)));
         }
     }
