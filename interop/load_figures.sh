@@ -86,7 +86,9 @@ for kind in $KINDS; do
     rm -rf "$WD/p"; mkdir -p "$WD/p"
     certs "$WD/p" "$kind" localhost
     # start.sh keeps a cert.pem/key.pem already in its work dir
-    env PROSODY_WORKDIR="$WD/p" PROSODY_LOG_LEVEL=info PROSODY_SASL2=0 bash "$HERE/prosody/start.sh" >/dev/null 2>"$WD/p.err"
+    if ! env PROSODY_WORKDIR="$WD/p" PROSODY_LOG_LEVEL=info PROSODY_SASL2=0 bash "$HERE/prosody/start.sh" >/dev/null 2>"$WD/p.err"; then
+      echo "prosody-$kind: did not start ($WD/p.err)"; continue
+    fi
     . "$WD/p/peer.env"
     echo "(prosody $SERVER_VERSION)"
     measure "prosody-$kind" "$PID" "127.0.0.1:$XMPP_PORT" localhost "$WD/p/cert.pem"
@@ -95,7 +97,9 @@ for kind in $KINDS; do
   if [[ " $SERVERS " == *" ejabberd "* ]]; then
     rm -rf "$WD/e"; mkdir -p "$WD/e"
     certs "$WD/e" "$kind" localhost
-    env EJABBERD_WORKDIR="$WD/e" bash "$HERE/ejabberd/start.sh" >/dev/null 2>"$WD/e.err"
+    if ! env EJABBERD_WORKDIR="$WD/e" bash "$HERE/ejabberd/start.sh" >/dev/null 2>"$WD/e.err"; then
+      echo "ejabberd-$kind: did not start ($WD/e.err)"; continue
+    fi
     . "$WD/e/peer.env"
     echo "($SERVER_VERSION)"
     measure "ejabberd-$kind" "$PID" "127.0.0.1:$XMPP_PORT" localhost "$WD/e/cert.pem"

@@ -46,26 +46,30 @@ if [[ "$ver" != 24.* ]]; then
 fi
 # The distro service, if something started it, would hold the default node name: ours has its own.
 WD="${EJABBERD_WORKDIR:-$(mktemp -d -t ejabberd.XXXXXX)}"
-mkdir -p "$WD/log" "$WD/spool"
+mkdir -p "$WD"
 if [ ! -f "$WD/cert.pem" ] || [ ! -f "$WD/key.pem" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -keyout "$WD/key.pem" \
     -out "$WD/cert.pem" -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" 2>/dev/null
 fi
-cat "$WD/cert.pem" "$WD/key.pem" >"$WD/tls.pem"
+# What the ejabberd user reads and writes lives in a run dir of its own (the work dir may sit in a
+# directory it cannot enter, such as another mktemp -d); stop.sh removes it.
+RUN="$(mktemp -d -t ejabberd-run.XXXXXX)"
+mkdir -p "$RUN/log" "$RUN/spool"
+cat "$WD/cert.pem" "$WD/key.pem" >"$RUN/tls.pem"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-sed -e "s|@WORKDIR@|$WD|g" -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@C2S_PORT@|$PORT|g" "$HERE/ejabberd.yml" >"$WD/ejabberd.yml"
+sed -e "s|@WORKDIR@|$RUN|g" -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@C2S_PORT@|$PORT|g" "$HERE/ejabberd.yml" >"$RUN/ejabberd.yml"
 NODE="ejabberd-load-$$@localhost"
-printf 'ERLANG_NODE=%s\nPOLL=true\nERL_MAX_PORTS=65536\nERL_PROCESSES=1000000\n' "$NODE" >"$WD/ejabberdctl.cfg"
-$SUDO chown -R ejabberd:ejabberd "$WD" 2>/dev/null || chown -R ejabberd "$WD"
-chmod 755 "$WD"
+printf 'ERLANG_NODE=%s\nPOLL=true\nERL_MAX_PORTS=65536\nERL_PROCESSES=1000000\n' "$NODE" >"$RUN/ejabberdctl.cfg"
+$SUDO chown -R ejabberd:ejabberd "$RUN"
+chmod 755 "$RUN"
 # ejabberdctl (run as root) switches to the ejabberd user; the process group is ours to stop.
-setsid ejabberdctl --config-dir "$WD" --config "$WD/ejabberd.yml" --ctl-config "$WD/ejabberdctl.cfg" \
-  --logs "$WD/log" --spool "$WD/spool" --node "$NODE" foreground >"$WD/console.log" 2>&1 &
+setsid $SUDO ejabberdctl --config-dir "$RUN" --config "$RUN/ejabberd.yml" --ctl-config "$RUN/ejabberdctl.cfg" \
+  --logs "$RUN/log" --spool "$RUN/spool" --node "$NODE" foreground >"$WD/console.log" 2>&1 &
 LEADER=$!
 deadline=$((SECONDS + ${EJABBERD_START_TIMEOUT:-60}))
 PID=""
 until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
-  kill -0 "$LEADER" 2>/dev/null || { tail -n 30 "$WD/console.log" "$WD/log/"*.log >&2 2>/dev/null || true; die "ejabberd exited"; }
+  kill -0 "$LEADER" 2>/dev/null || { tail -n 30 "$WD/console.log" "$RUN/log/"*.log >&2 2>/dev/null || true; die "ejabberd exited"; }
   [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 "$WD/console.log" >&2; die "port $PORT not open after ${EJABBERD_START_TIMEOUT:-60}s"; }
   sleep 0.5
 done
@@ -81,6 +85,7 @@ PID=$PID
 LEADER=$LEADER
 NODE=$NODE
 WORKDIR=$WD
+RUNDIR=$RUN
 ENV
 log "ejabberd $ver on 127.0.0.1:$PORT (pid $PID, node $NODE)"
 echo "PEER_ENV=$WD/peer.env"

@@ -9,3 +9,4 @@ kill -TERM "$PID" 2>/dev/null || true
 for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$PID" 2>/dev/null || true
 kill -TERM -- "-$LEADER" 2>/dev/null || true
+case "${RUNDIR:-}" in */ejabberd-run.*) rm -rf "$RUNDIR" ;; esac
