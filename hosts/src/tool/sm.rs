@@ -212,7 +212,7 @@ fn connection(args: &Args, state: Option<SmState>, first: bool) -> Result<End, S
                 return Ok(End::HungUp(l, st));
             }
             line = Some(l);
-            settle = Some(Instant::now() + SETTLE);
+            settle = Some(Instant::now() + args.linger.unwrap_or(SETTLE));
         }
     }
     driver.hang_up();
