@@ -571,15 +571,16 @@ impl Client {
         // A session resumed without settings of its own runs on the
         // defaults.
         let default;
-        let settings = match &self.config.stream_management {
-            Some(s) => s,
-            None => {
+        let settings = match (&self.sm, &self.config.stream_management) {
+            (None, _) => None,
+            (Some(_), Some(s)) => Some(s),
+            (Some(_), None) => {
                 default = crate::sm::SmSettings::default();
-                &default
+                Some(&default)
             }
         };
         self.core
-            .send_stanza(self.sm.as_mut(), Some(settings), stanza, self.last_input)
+            .send_stanza(self.sm.as_mut(), settings, stanza, self.last_input)
     }
 
     /// Ends the stream with a stream error of the host's choosing
