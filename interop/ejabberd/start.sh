@@ -62,8 +62,12 @@ NODE="ejabberd-load-$$@localhost"
 printf 'ERLANG_NODE=%s\nPOLL=true\nERL_MAX_PORTS=65536\nERL_PROCESSES=1000000\n' "$NODE" >"$RUN/ejabberdctl.cfg"
 $SUDO chown -R ejabberd:ejabberd "$RUN"
 chmod 755 "$RUN"
-# ejabberdctl (run as root) switches to the ejabberd user; the process group is ours to stop.
-setsid $SUDO ejabberdctl --config-dir "$RUN" --config "$RUN/ejabberd.yml" --ctl-config "$RUN/ejabberdctl.cfg" \
+# As the ejabberd user (ejabberdctl then runs as it is), with the open-file soft limit raised to the
+# hard one first: su's login session would start it at 1,024, and the load figures hold 10,000
+# sessions. The process group is ours to stop.
+NOFILE="$(ulimit -Hn)"
+setsid $SUDO su -s /bin/sh -c 'ulimit -n "$0"; exec ejabberdctl "$@"' ejabberd -- "$NOFILE" \
+  --config-dir "$RUN" --config "$RUN/ejabberd.yml" --ctl-config "$RUN/ejabberdctl.cfg" \
   --logs "$RUN/log" --spool "$RUN/spool" --node "$NODE" foreground >"$WD/console.log" 2>&1 &
 LEADER=$!
 deadline=$((SECONDS + ${EJABBERD_START_TIMEOUT:-60}))
