@@ -75,7 +75,7 @@ start_server() { # start_server MODE [ARGS...]: xmpp-server-async with --tls MOD
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 100); do
-    PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$LOGDIR/server-$mode.log")"
+    PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$LOGDIR/server-$mode.log" 2>/dev/null)"
     [ -n "$PORT" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
