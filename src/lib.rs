@@ -107,6 +107,7 @@ mod gate;
 pub mod ns;
 pub mod random;
 pub mod sasl;
+pub mod sasl2;
 pub mod server;
 pub mod sm;
 pub mod steps;

@@ -187,6 +187,19 @@ pub struct ClientSettings {
     /// the server offers it (acknowledgements, resumption; see
     /// [`sm`](crate::sm)). Default `None`: off.
     pub stream_management: Option<crate::sm::SmSettings>,
+    /// SASL2 (XEP-0388) or RFC 6120 SASL when the server offers both:
+    /// [`Sasl2Policy::Auto`](crate::sasl2::Sasl2Policy::Auto) (the
+    /// default) takes SASL2, with Bind 2 and stream management inline when
+    /// offered (the [`resource`](Self::resource) is Bind 2's `<tag/>`).
+    pub sasl2: crate::sasl2::Sasl2Policy,
+    /// SASL2's `<user-agent/>`: a stable id (a UUID the host keeps for
+    /// this installation) and the software and device names. `None`: none
+    /// sent.
+    pub user_agent: Option<crate::steps::sasl2::UserAgent>,
+    /// SASL2: ask for the XEP-0480 SCRAM upgrade tasks the server offers
+    /// (with a password only: the client computes the new SaltedPassword).
+    /// Default `true`.
+    pub scram_upgrades: bool,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
     /// A fixed SCRAM client nonce / DIGEST-MD5 cnonce. **Only for
@@ -225,6 +238,9 @@ impl ClientSettings {
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
             stream_management: None,
+            sasl2: crate::sasl2::Sasl2Policy::Auto,
+            user_agent: None,
+            scram_upgrades: true,
             close_grace: Duration::from_secs(5),
             replay_nonce: None,
         }
@@ -282,6 +298,14 @@ impl ClientSettings {
         }
         if let Some(l) = &self.lang {
             check_writable("lang", l)?;
+        }
+        if let Some(ua) = &self.user_agent {
+            for v in [Some(&ua.id), ua.software.as_ref(), ua.device.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                check_writable("user_agent", v)?;
+            }
         }
         #[cfg(feature = "legacy")]
         for (name, value) in self.register.iter().flat_map(|r| &r.fields) {

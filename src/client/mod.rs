@@ -62,6 +62,7 @@ mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
+mod sasl2;
 mod sm;
 
 use std::fmt;
@@ -116,6 +117,8 @@ pub enum ClientEvent {
         mechanism: String,
         /// Channel binding and XEP-0474, as the mechanism saw them.
         security: ExchangeSecurity,
+        /// Over SASL2 (XEP-0388): no stream restart follows.
+        sasl2: bool,
     },
     /// The session is ready: stanzas may flow.
     Ready {
@@ -221,6 +224,8 @@ enum Phase {
     AwaitTls,
     /// SASL under way.
     Sasl(Box<dyn ClientMechanism>),
+    /// SASL2 (XEP-0388) under way.
+    Sasl2(Box<sasl2::Sasl2Exchange>),
     /// Bind request sent.
     Binding,
     /// Session request sent.
@@ -244,6 +249,7 @@ impl Phase {
             Self::StartTlsSent => "starttls-sent",
             Self::AwaitTls => "await-tls",
             Self::Sasl(_) => "sasl",
+            Self::Sasl2(_) => "sasl2",
             Self::Binding => "binding",
             Self::Session { .. } => "session",
             Self::Enabling { .. } => "sm-enabling",
@@ -279,6 +285,11 @@ pub struct Client {
     sm_resuming: bool,
     /// The server offered stream management after authentication.
     sm_offered: bool,
+    /// The login used SASL2.
+    sasl2_used: bool,
+    /// What SASL2's success bound or resumed, acted on once the features
+    /// that follow it arrive.
+    sasl2_after: Option<sasl2::AfterSasl2>,
     /// The time of the last input (stanzas the host sends between inputs
     /// are stamped with it).
     last_input: Instant,
@@ -328,6 +339,8 @@ impl Client {
             sm: None,
             sm_resuming: false,
             sm_offered: false,
+            sasl2_used: false,
+            sasl2_after: None,
             last_input: now,
         };
         c.open_stream();
@@ -617,6 +630,10 @@ impl Client {
         if matches!(self.phase, Phase::Sasl(_)) {
             self.core.write_sasl(SaslPayload::Abort);
         }
+        if matches!(self.phase, Phase::Sasl2(_)) {
+            let abort = crate::steps::sasl2::Sasl2Element::Abort(None).to_element();
+            self.write(&abort);
+        }
         if matches!(self.phase, Phase::Ready { .. }) {
             self.sm_closing();
         }
@@ -700,6 +717,7 @@ impl Client {
             Phase::AwaitFeatures => Expect::Features,
             Phase::StartTlsSent => Expect::Tls,
             Phase::Sasl(_) => Expect::Sasl,
+            Phase::Sasl2(_) => Expect::Sasl2,
             Phase::Binding | Phase::Session { .. } => Expect::Iq {
                 unauthorized: false,
             },
@@ -862,7 +880,7 @@ impl Client {
         match phase {
             Phase::AwaitFeatures if el.is("features", ns::STREAM) => {
                 self.phase = Phase::AwaitFeatures;
-                self.on_features(&el);
+                self.on_features(now, &el);
             }
             Phase::StartTlsSent => {
                 self.phase = Phase::StartTlsSent;
@@ -878,6 +896,7 @@ impl Client {
                 }
             }
             Phase::Sasl(mech) => self.on_sasl(mech, &el),
+            Phase::Sasl2(x) => self.on_sasl2(x, &el),
             Phase::Binding if is_reply(&el, BIND_ID) => {
                 self.phase = Phase::Binding;
                 match bind::parse_reply(&el).map(|j| FullJid::new(&j)) {
@@ -921,7 +940,7 @@ impl Client {
         }
     }
 
-    fn on_features(&mut self, el: &Element) {
+    fn on_features(&mut self, now: Instant, el: &Element) {
         let stage = self.stage();
         let features = StreamFeatures::parse(el, stage);
         match stage {
@@ -942,15 +961,16 @@ impl Client {
             }
             Stage::Encrypted => self.preauth(Some(features)),
             Stage::Authenticated => {
+                if self.sasl2_features(now, &features) {
+                    return;
+                }
                 if features.bind {
                     self.session_required = features.session == Some(false);
                     self.sm_offered = features.stream_management;
                     if self.sm_try_resume() || self.core.is_closed() {
                         return;
                     }
-                    let resource = self.config.resource().map(|r| r.as_str().to_owned());
-                    self.write(&bind::request(BIND_ID, resource.as_deref()));
-                    self.phase = Phase::Binding;
+                    self.bind();
                 } else {
                     self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
                         StreamErrorCondition::UnsupportedFeature,
@@ -972,16 +992,28 @@ impl Client {
         }
     }
 
-    fn start_sasl(&mut self, features: StreamFeatures) {
+    fn start_sasl(&mut self, mut features: StreamFeatures) {
+        // SASL2 or RFC 6120 SASL (the policy's choice); the same registry
+        // and policy choose the mechanism for either.
+        let sasl2 = match self.sasl2_choice(&mut features) {
+            Ok(s) => s,
+            Err(e) => return self.fail(ClientError::Policy(e)),
+        };
         // No acceptable mechanism: `jabber:iq:auth` instead, when offered
         // and allowed.
         #[cfg(feature = "legacy")]
         let legacy_fallback = features.iq_auth && self.config.legacy_auth.enabled;
         let offer = ServerOffer {
-            mechanisms: features.mechanisms.unwrap_or_default(),
+            mechanisms: match &sasl2 {
+                Some(f) => f.mechanisms.clone(),
+                None => features.mechanisms.unwrap_or_default(),
+            },
             channel_binding_types: features.channel_binding_types,
         };
         match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
+            Ok(mech) if sasl2.is_some() => {
+                self.start_sasl2(mech, &sasl2.expect("checked"));
+            }
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
                     // PLAIN's carries the password: zeroed once written.
@@ -1040,6 +1072,7 @@ impl Client {
                     self.core.push_event(ClientEvent::Authenticated {
                         mechanism: mech.name().to_owned(),
                         security: mech.security(),
+                        sasl2: false,
                     });
                     // Restart: a fresh parser on exactly the next bytes.
                     self.core.reader.reset();
@@ -1064,6 +1097,14 @@ impl Client {
                 self.protocol_error("a client-side SASL element from the server");
             }
         }
+    }
+
+    /// RFC 6120 resource binding: the request for the configured
+    /// resource.
+    fn bind(&mut self) {
+        let resource = self.config.resource().map(|r| r.as_str().to_owned());
+        self.write(&bind::request(BIND_ID, resource.as_deref()));
+        self.phase = Phase::Binding;
     }
 
     fn after_bind(&mut self, jid: FullJid) {

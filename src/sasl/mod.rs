@@ -535,6 +535,18 @@ pub struct ScramCredentials {
     pub server_key: SecretBytes,
 }
 
+impl PartialEq for ScramCredentials {
+    /// The keys compare in constant time.
+    fn eq(&self, other: &Self) -> bool {
+        self.salt == other.salt
+            && self.iterations == other.iterations
+            && self.stored_key == other.stored_key
+            && self.server_key == other.server_key
+    }
+}
+
+impl Eq for ScramCredentials {}
+
 impl fmt::Debug for ScramCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScramCredentials")

@@ -3,6 +3,7 @@
 //! `LegacyError` need the `legacy` cargo feature (on by default).
 
 pub mod bind;
+pub mod bind2;
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod iq_auth;
@@ -10,6 +11,7 @@ pub mod iq_auth;
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod register;
 pub mod sasl;
+pub mod sasl2;
 pub mod session;
 pub mod sm;
 pub mod starttls;
