@@ -344,6 +344,28 @@ fn prosody_scram_logins_replay_exactly() {
     }
 }
 
+/// The value of the first `attr='...'` (`attr` given with `='`) in `xml`.
+fn attr_after<'a>(xml: &'a str, attr: &str) -> &'a str {
+    let rest = xml.split(attr).nth(1).expect("the attribute");
+    rest.split('\'').next().expect("quoted")
+}
+
+/// The configuration of the capturing client of a SASL2 capture: SASL2
+/// only, `mechanism`, its user agent (the id it sent, `xmpp_raw.py` on
+/// `interop`), the resource `raw` as Bind 2's tag.
+fn sasl2_capture_config(t: &Transcript, password: &str, mechanism: &str) -> ClientSettings {
+    use xmpp_sansio::sasl2::{Sasl2Policy, UserAgent};
+    let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
+    let mut config = config("alice@localhost", Credentials::password(password));
+    config.sasl2 = Sasl2Policy::Require;
+    only(&mut config, mechanism);
+    let mut ua = UserAgent::new(attr_after(&c, "<user-agent id='"));
+    ua.software = Some("xmpp_raw.py".into());
+    ua.device = Some("interop".into());
+    config.user_agent = Some(ua);
+    config
+}
+
 /// Prosody 13's SASL2 logins (mod_sasl2, mod_sasl2_bind2, mod_sasl2_sm):
 /// `<authenticate/>` with the user agent and Bind 2 (and stream
 /// management's `<enable/>` inside it), the challenge and response, the
@@ -354,7 +376,6 @@ fn prosody_scram_logins_replay_exactly() {
 /// tls-server-end-point (its `<request-token/>` is FAST's, left out here).
 #[test]
 fn prosody_sasl2_logins_replay_exactly() {
-    use xmpp_sansio::sasl2::{Sasl2Policy, UserAgent};
     for (file, resumable, plus) in [
         ("prosody13_sasl2_plain_bind2.txt", false, false),
         ("prosody13_sasl2_scram_sha1_bind2.txt", false, false),
@@ -374,27 +395,8 @@ fn prosody_sasl2_logins_replay_exactly() {
             }
         }
         let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
-        let mech = c
-            .split("mechanism='")
-            .nth(1)
-            .unwrap()
-            .split('\'')
-            .next()
-            .unwrap();
-        let id = c
-            .split("<user-agent id='")
-            .nth(1)
-            .unwrap()
-            .split('\'')
-            .next()
-            .unwrap();
-        let mut config = config("alice@localhost", Credentials::password("secret"));
-        config.sasl2 = Sasl2Policy::Require;
-        only(&mut config, mech);
-        let mut ua = UserAgent::new(id);
-        ua.software = Some("xmpp_raw.py".into());
-        ua.device = Some("interop".into());
-        config.user_agent = Some(ua);
+        let mech = attr_after(&c, "mechanism='");
+        let mut config = sasl2_capture_config(&t, "secret", mech);
         if resumable {
             config.stream_management = Some(xmpp_sansio::sm::SmSettings::new());
         }
@@ -440,21 +442,7 @@ fn prosody_sasl2_logins_replay_exactly() {
     }
     // The wrong password: SASL2's failure, condition and text.
     let t = Transcript::load("prosody/prosody13_sasl2_scram_wrong_password.txt");
-    let mut config = config("alice@localhost", Credentials::password("wrong"));
-    config.sasl2 = Sasl2Policy::Require;
-    only(&mut config, "SCRAM-SHA-1");
-    let id = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
-    let id = id
-        .split("<user-agent id='")
-        .nth(1)
-        .unwrap()
-        .split('\'')
-        .next()
-        .unwrap();
-    let mut ua = UserAgent::new(id);
-    ua.software = Some("xmpp_raw.py".into());
-    ua.device = Some("interop".into());
-    config.user_agent = Some(ua);
+    let config = sasl2_capture_config(&t, "wrong", "SCRAM-SHA-1");
     let o = replay(&t, config);
     assert_eq!(
         o.error(),

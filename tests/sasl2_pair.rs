@@ -24,6 +24,16 @@ use xmpp_sansio::server::{
 use xmpp_sansio::sm::SmSettings;
 use xmpp_sansio::stream_error::StreamErrorCondition;
 
+/// alice@example.com, password `pencil`, only `mech`, STARTTLS.
+fn alice(mech: &str) -> ClientSettings {
+    client_config(
+        "alice@example.com",
+        Credentials::password("pencil"),
+        mech,
+        TlsMode::StartTlsRequired,
+    )
+}
+
 fn sasl2_server(mechanisms: &[&str], tls: ServerTls) -> ServerSettings {
     let mut s = server_config("example.com", mechanisms, tls);
     s.sasl2 = Some(Sasl2Settings::new());
@@ -119,12 +129,7 @@ fn every_mechanism_logs_in_over_sasl2_with_bind2() {
 #[test]
 fn the_same_user_agent_gets_the_same_resource() {
     let jid = |seed| {
-        let mut c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "PLAIN",
-            TlsMode::StartTlsRequired,
-        );
+        let mut c = alice("PLAIN");
         c.user_agent = Some(UserAgent::new("59966e99-4d6c-433f-bb20-07910e1ddb8a"));
         let mut p = Pair::alice_seeded(
             c,
@@ -145,12 +150,7 @@ fn the_same_user_agent_gets_the_same_resource() {
 #[test]
 fn round_trips_sasl2_and_bind2_against_rfc6120() {
     let run = |mech: &str, sasl2: bool| {
-        let mut c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            mech,
-            TlsMode::StartTlsRequired,
-        );
+        let mut c = alice(mech);
         c.stream_management = Some(SmSettings::new());
         c.sasl2 = if sasl2 {
             Sasl2Policy::Require
@@ -186,12 +186,7 @@ fn round_trips_sasl2_and_bind2_against_rfc6120() {
 #[test]
 fn the_policy_decides_between_sasl2_and_rfc6120() {
     let c = |p| {
-        let mut c = client_config(
-            "alice@example.com",
-            Credentials::password("pencil"),
-            "SCRAM-SHA-256",
-            TlsMode::StartTlsRequired,
-        );
+        let mut c = alice("SCRAM-SHA-256");
         c.sasl2 = p;
         c
     };
@@ -397,12 +392,7 @@ fn broken_clients_get_failures_or_stream_errors() {
 /// without its server signature): the client never goes on.
 #[test]
 fn a_success_before_the_exchange_ends_is_refused() {
-    let mut c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "SCRAM-SHA-256",
-        TlsMode::StartTlsRequired,
-    );
+    let mut c = alice("SCRAM-SHA-256");
     c.sasl2 = Sasl2Policy::Require;
     let mut pair = Pair::with_alice(
         c,
@@ -434,12 +424,7 @@ fn a_success_before_the_exchange_ends_is_refused() {
 /// error inside `<success/>`, and the client reports the refusal.
 #[test]
 fn a_refused_bind2_is_reported() {
-    let c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "PLAIN",
-        TlsMode::StartTlsRequired,
-    );
+    let c = alice("PLAIN");
     let mut pair = Pair::with_alice(
         c,
         sasl2_server(&["PLAIN"], ServerTls::StartTlsRequired),
@@ -459,12 +444,7 @@ fn a_refused_bind2_is_reported() {
 /// SCRAM-SHA-512 next time with them.
 #[test]
 fn scram_upgrade_task_stores_keys_that_log_in() {
-    let mut c = client_config(
-        "alice@example.com",
-        Credentials::password("pencil"),
-        "SCRAM-SHA-1",
-        TlsMode::StartTlsRequired,
-    );
+    let mut c = alice("SCRAM-SHA-1");
     c.min_scram_iterations = 4096;
     let mut s = sasl2_server(
         &["SCRAM-SHA-1", "SCRAM-SHA-512"],
