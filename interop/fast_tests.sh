@@ -81,12 +81,7 @@ else
   "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls starttls --cert "$LOGDIR/cert.pem" --key "$LOGDIR/key.pem" \
     --user alice:secret --sasl2 >"$slog" 2>&1 &
   PIDS+=($!)
-  PORT=""
-  for _ in $(seq 100); do
-    PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$slog")"
-    [ -n "$PORT" ] && break
-    sleep 0.1
-  done
+  PORT="$(harness_port "$slog")"
   if [ -z "$PORT" ]; then
     fail "server-start" "no LISTENING line"; tail -n 5 "$slog" | sed 's/^/  | /'
   else

@@ -235,25 +235,37 @@ pub(crate) fn choose(
         .policy
         .select_among(known, &ctx)
         .map_err(ChooseError::Policy)?;
-    let factory = config
-        .mechanisms
-        .get(name)
-        .expect("selected from the registry");
-    let input = ClientMechanismInput {
+    build(config, rng, name, offer, binding.as_ref(), None).map_err(ChooseError::Sasl)
+}
+
+/// Builds the registered mechanism `name` with what the configuration
+/// says, the server's offer and the binding data it uses.
+fn build(
+    config: &ClientConfig,
+    rng: &mut dyn crate::RandomSource,
+    name: &str,
+    offer: &ServerOffer,
+    channel_binding: Option<&ChannelBinding>,
+    fast_token: Option<&FastToken>,
+) -> Result<Box<dyn ClientMechanism>, SaslError> {
+    let factory = config.mechanisms.get(name).ok_or(SaslError::new(
+        SaslCondition::InvalidMechanism,
+        "no such mechanism registered",
+    ))?;
+    (factory.build)(ClientMechanismInput {
         name,
         credentials: &config.credentials,
         username: config.username(),
         domain: config.domain().as_str(),
         bare_jid: config.jid().as_str(),
         offer,
-        channel_binding: binding.as_ref(),
+        channel_binding,
         min_scram_iterations: config.min_scram_iterations,
         max_scram_iterations: config.max_scram_iterations,
         replay_nonce: config.replay_nonce.as_deref(),
         rng,
-        fast_token: None,
-    };
-    (factory.build)(input).map_err(ChooseError::Sasl)
+        fast_token,
+    })
 }
 
 /// Builds the FAST mechanism that logs in with `token` (the one it is
@@ -277,33 +289,15 @@ pub fn fast_mechanism(
         .check_login(feature, &config.mechanisms, token, tls, now_unix)
         .map_err(FastMechanismError::Refused)?;
     let name = token.mechanism.as_str();
-    let factory = config.mechanisms.get(name).expect("checked by check_login");
-    let binding = tls.and_then(|t| match HtMechanism::from_name(name) {
-        Some(m) => {
-            let kind = m.binding.channel_binding_type()?;
-            t.channel_bindings.iter().find(|b| b.kind == kind)
-        }
-        None => {
-            let kind = choose_channel_binding(t.version, None, &t.binding_types())?;
-            t.channel_bindings.iter().find(|b| b.kind == kind)
-        }
+    let binding = tls.and_then(|t| {
+        let kind = match HtMechanism::from_name(name) {
+            Some(m) => m.binding.channel_binding_type()?,
+            None => choose_channel_binding(t.version, None, &t.binding_types())?,
+        };
+        t.channel_bindings.iter().find(|b| b.kind == kind)
     });
     let offer = ServerOffer::new(feature.map(|f| f.mechanisms.clone()).unwrap_or_default());
-    let input = ClientMechanismInput {
-        name,
-        credentials: &config.credentials,
-        username: config.username(),
-        domain: config.domain().as_str(),
-        bare_jid: config.jid().as_str(),
-        offer: &offer,
-        channel_binding: binding,
-        min_scram_iterations: config.min_scram_iterations,
-        max_scram_iterations: config.max_scram_iterations,
-        replay_nonce: config.replay_nonce.as_deref(),
-        rng,
-        fast_token: Some(token),
-    };
-    (factory.build)(input).map_err(FastMechanismError::Sasl)
+    build(config, rng, name, &offer, binding, Some(token)).map_err(FastMechanismError::Sasl)
 }
 
 /// Why [`fast_mechanism`] built nothing.

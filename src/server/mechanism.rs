@@ -235,26 +235,7 @@ pub(crate) fn build(
     tls: Option<&TlsInfo>,
     domain: &str,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
-    let factory = config
-        .registry
-        .get(name)
-        .filter(|_| offer.offers(name))
-        .ok_or(SaslError::new(
-            SaslCondition::InvalidMechanism,
-            "mechanism not offered",
-        ))?;
-    (factory.build)(ServerMechanismInput {
-        name,
-        offer,
-        tls,
-        domain,
-        downgrade_protection: config.downgrade_protection,
-        unknown_user_secret: config.unknown_user_secret(),
-        unknown_user_iterations: config.scram_unknown_user_iterations,
-        rng,
-        fast: None,
-        user_agent_id: None,
-    })
+    build_with(config, rng, name, offer, tls, domain, None)
 }
 
 /// What a client's SASL2 `<authenticate>` that logs in with a FAST token
@@ -281,31 +262,38 @@ pub fn fast_mechanism(
     tls: Option<&TlsInfo>,
     domain: &str,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
-    let FastLogin {
-        feature,
-        fast,
-        user_agent_id,
-    } = login;
+    let offer = ServerOffer::new(login.feature.mechanisms.clone());
+    build_with(config, rng, name, &offer, tls, domain, Some(login))
+}
+
+fn build_with(
+    config: &ServerConfig,
+    rng: &mut dyn crate::RandomSource,
+    name: &str,
+    offer: &ServerOffer,
+    tls: Option<&TlsInfo>,
+    domain: &str,
+    fast: Option<FastLogin<'_>>,
+) -> Result<Box<dyn ServerMechanism>, SaslError> {
     let factory = config
         .registry
         .get(name)
-        .filter(|_| feature.offers(name))
+        .filter(|_| offer.offers(name))
         .ok_or(SaslError::new(
             SaslCondition::InvalidMechanism,
-            "FAST mechanism not offered",
+            "mechanism not offered",
         ))?;
-    let offer = ServerOffer::new(feature.mechanisms.clone());
     (factory.build)(ServerMechanismInput {
         name,
-        offer: &offer,
+        offer,
         tls,
         domain,
-        downgrade_protection: false,
+        downgrade_protection: config.downgrade_protection && fast.is_none(),
         unknown_user_secret: config.unknown_user_secret(),
         unknown_user_iterations: config.scram_unknown_user_iterations,
         rng,
-        fast: Some(fast),
-        user_agent_id,
+        fast: fast.map(|f| f.fast),
+        user_agent_id: fast.and_then(|f| f.user_agent_id),
     })
 }
 
