@@ -212,9 +212,9 @@ pub(crate) fn write_request_or_ack(out: &mut Vec<u8>, ack: Option<u32>) {
     match ack {
         None => out.extend_from_slice(b"<r xmlns='urn:xmpp:sm:3'/>"),
         Some(h) => {
-            out.extend_from_slice(b"<a xmlns='urn:xmpp:sm:3' h='");
-            out.extend_from_slice(h.to_string().as_bytes());
-            out.extend_from_slice(b"'/>");
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "<a xmlns='urn:xmpp:sm:3' h='{h}'/>");
         }
     }
 }
