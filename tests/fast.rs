@@ -955,3 +955,43 @@ fn falling_back_to_the_password_is_explicit() {
             .discard_token
     );
 }
+
+// ---------------------------------------------------------------- hostile input
+
+proptest::proptest! {
+    /// Any message, any mechanism, any host answer: the server side never
+    /// panics, and only an exact proof of a token it was given succeeds.
+    #[test]
+    fn the_server_side_takes_any_message(
+        message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160),
+        which in 0usize..12,
+        give_token in proptest::prelude::any::<bool>(),
+    ) {
+        let t = tls12_all();
+        let m = HtMechanism::ALL[which];
+        let mut s = server_side(m.name(), &t, FastAuth::default()).unwrap();
+        if let Ok(ServerStep::Request(_)) = s.start(Some(&message)) {
+            let slots = if give_token {
+                current(&FastToken::new(m.name(), "the-token", expiry()))
+            } else {
+                TokenSlots::default()
+            };
+            let r = s.answer(CredentialAnswer::FastTokens(slots));
+            proptest::prop_assert!(r.is_err(), "a random message logged in");
+        }
+    }
+
+    /// Any `<success/>` data: the client side never panics and accepts
+    /// only the responder value.
+    #[test]
+    fn the_client_side_takes_any_success_data(
+        data in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)),
+        which in 0usize..12,
+    ) {
+        let t = tls12_all();
+        let m = HtMechanism::ALL[which];
+        let mut c = client_side("alice", &FastToken::new(m.name(), "the-token", expiry()), &t).unwrap();
+        c.initial_response().unwrap();
+        proptest::prop_assert!(c.success(data.as_deref()).is_err());
+    }
+}
