@@ -33,6 +33,18 @@ harness_finish() {
   exit 1
 }
 
+# harness_port SERVERLOG: waits (10 s at most) for the example server's "LISTENING 127.0.0.1:PORT ..." line
+# and prints PORT (nothing when it never came).
+harness_port() {
+  local port="" i
+  for i in $(seq 100); do
+    port="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1")"
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  echo "$port"
+}
+
 pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
 fail() {

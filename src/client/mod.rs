@@ -80,7 +80,8 @@ pub use error::{ClientError, PeerRefusal, PolicyError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthPolicy, Registration};
 pub use mechanism::{
-    BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput, ClientMechanisms,
+    fast_mechanism, BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput,
+    ClientMechanisms, FastMechanismError,
 };
 
 pub use crate::core::UsageError;

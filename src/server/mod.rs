@@ -62,7 +62,8 @@ pub use error::{PolicyError, ServerError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 pub use mechanism::{
-    BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
+    fast_mechanism, BuildServerMechanism, FastLogin, OfferRule, ServerMechanismFactory,
+    ServerMechanismInput, ServerMechanisms,
 };
 pub use sm::{ResumeAnswer, ResumeRequest};
 
