@@ -589,12 +589,13 @@ fn profile(rest: &[String]) {
     let mut r = Recording::default();
     let (cc, sc) = setup.configs();
     setup.negotiate(cc, sc, Some(&mut r));
+    // The configurations are built once, as in the timed runs.
+    let (cc, sc) = setup.configs();
     for _ in 0..n {
         if baseline {
             black_box(r.tokenise());
         } else {
-            let (cc, sc) = setup.configs();
-            black_box(setup.negotiate(cc, sc, None));
+            black_box(setup.negotiate(cc.clone(), sc.clone(), None));
         }
     }
 }

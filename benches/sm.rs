@@ -5,12 +5,10 @@
 //! one run.
 //!
 //! The host sends 2,800 `<message/>`s (300-byte bodies, about 1 MB) in
-//! rounds of 50, two ways: stanzas built beforehand and sent with
-//! `send(&el)` (with stream management the machine keeps a copy of each:
-//! a minidom clone, which costs about as much as building it), and each
-//! stanza built just before it goes (`send(&el)` then dropped without
-//! stream management, `send_owned(el)` with it: the element itself is
-//! kept, no copy). Each round: send them, moves the client's bytes to the server in
+//! rounds of 50, two ways: stanzas parsed beforehand, and each stanza
+//! built just before it goes; both with `send(&el)` (with stream
+//! management the machine keeps the bytes it wrote, not the element).
+//! Each round: send them, moves the client's bytes to the server in
 //! 4 KiB reads, drains the server's events (the stanzas), moves the
 //! server's bytes back (with stream management, its `<a/>`s), drains the
 //! client's events (the acknowledgements). Each figure is the fastest of
@@ -104,11 +102,10 @@ impl Setup {
 /// How the host hands its stanzas over.
 #[derive(Clone, Copy, PartialEq)]
 enum Host {
-    /// `send(&el)` of stanzas built beforehand (kept by the machine as a
-    /// copy when stream management is on).
+    /// `send(&el)` of stanzas parsed beforehand.
     Borrowed,
-    /// Each stanza built just before it is sent, then `send(&el)` and
-    /// dropped (no SM) or `send_owned(el)` (SM: the element itself kept).
+    /// Each stanza built just before it is sent with `send(&el)`, then
+    /// dropped.
     Built,
 }
 
@@ -119,7 +116,6 @@ fn run(
     server: &mut Server,
     els: &[minidom::Element],
     host: Host,
-    sm: bool,
 ) -> (usize, usize) {
     let now = Instant::now();
     let (mut delivered, mut acked) = (0, 0);
@@ -129,14 +125,7 @@ fn run(
         for (i, el) in round.iter().enumerate() {
             match host {
                 Host::Borrowed => client.send(el).unwrap(),
-                Host::Built => {
-                    let built = message(r * ROUND + i, &body);
-                    if sm {
-                        client.send_owned(built).unwrap();
-                    } else {
-                        client.send(&built).unwrap();
-                    }
-                }
+                Host::Built => client.send(&message(r * ROUND + i, &body)).unwrap(),
             }
         }
         buf.clear();
@@ -208,33 +197,46 @@ fn main() {
     let els = stanzas();
     let plain = Setup::new(false);
     let sm = Setup::new(true);
+    // For profilers (callgrind, perf): `SM_PROFILE=sm|plain` runs one
+    // stream of `SM_HOST=borrowed|built` (default built) SM_N times.
+    if let Ok(which) = std::env::var("SM_PROFILE") {
+        let on = which == "sm";
+        let host = match std::env::var("SM_HOST").as_deref() {
+            Ok("borrowed") => Host::Borrowed,
+            _ => Host::Built,
+        };
+        let n: usize = std::env::var("SM_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let setup = if on { &sm } else { &plain };
+        for _ in 0..n {
+            let (mut c, mut s) = setup.negotiate();
+            black_box(run(&mut c, &mut s, &els, host));
+        }
+        return;
+    }
     println!("| case | without SM | with SM (`<r/>` every 5) | with / without throughput (goal >= 90%) |");
     println!("|---|---|---|---|");
     for (host, what) in [
-        (Host::Borrowed, "send(&el), stanzas built beforehand"),
-        (
-            Host::Built,
-            "each stanza built, then send(&el) / send_owned(el)",
-        ),
+        (Host::Borrowed, "send(&el), stanzas parsed beforehand"),
+        (Host::Built, "each stanza built, then send(&el)"),
     ] {
         let (mut c, mut s) = plain.negotiate();
-        assert_eq!(run(&mut c, &mut s, &els, host, false), (els.len(), 0));
+        assert_eq!(run(&mut c, &mut s, &els, host), (els.len(), 0));
         let (mut c, mut s) = sm.negotiate();
-        assert_eq!(
-            run(&mut c, &mut s, &els, host, true),
-            (els.len(), els.len())
-        );
+        assert_eq!(run(&mut c, &mut s, &els, host), (els.len(), els.len()));
         let t = fastest(
             20,
             3,
             &mut [
                 &mut || {
                     let (mut c, mut s) = plain.negotiate();
-                    black_box(run(&mut c, &mut s, &els, host, false));
+                    black_box(run(&mut c, &mut s, &els, host));
                 },
                 &mut || {
                     let (mut c, mut s) = sm.negotiate();
-                    black_box(run(&mut c, &mut s, &els, host, true));
+                    black_box(run(&mut c, &mut s, &els, host));
                 },
             ],
         );

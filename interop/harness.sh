@@ -33,6 +33,18 @@ harness_finish() {
   exit 1
 }
 
+# harness_port SERVERLOG: waits (10 s at most) for the example server's "LISTENING 127.0.0.1:PORT ..." line
+# and prints PORT (nothing when it never came).
+harness_port() {
+  local port="" i
+  for i in $(seq 100); do
+    port="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1")"
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  echo "$port"
+}
+
 pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
 fail() {
@@ -69,14 +81,17 @@ case_() {
     fail "$name" "$line, but no line of the client's output matches /$OUTPAT/"; return
   fi
   if [ -n "$pat" ]; then
-    # The server logs after writing: give it a moment.
-    for i in $(seq 20); do
+    # The server logs after writing, and a loaded CI machine can hold its
+    # log writes back for a while: give it up to five seconds.
+    for i in $(seq 50); do
       tail -n +"$from" "$slog" | grep -Eq -- "$pat" && break
       sleep 0.1
     done
     if ! tail -n +"$from" "$slog" | grep -Eq -- "$pat"; then
-      fail "$name" "$line, but the server logged no line matching /$pat/:"
+      fail "$name" "$line, but the server logged no line matching /$pat/ from line $from on:"
       tail -n +"$from" "$slog" | tail -n 5 | cut -c1-300 | sed 's/^/  | /'
+      echo "  ---- where the whole log matches (line numbers):"
+      grep -nE -- "$pat" "$slog" | tail -n 3 | cut -c1-200 | sed 's/^/  | /'
       return
     fi
   fi

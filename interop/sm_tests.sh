@@ -69,6 +69,31 @@ sm_cases() {
   fi
   # 3. a state the server does not know: resumption fails, what it held comes back, a new session.
   #    The state of case 2 (resumed and closed since: that session is over).
+  # Takeover: the first process stays connected (--linger) while a
+  # second resumes from its state file; the server ends the first stream
+  # (ours with a conflict stream error, Prosody by closing the
+  # connection: TAKEOVER_END) and resumes the session on the second.
+  f="$LOGDIR/$p.takeover.state" text="$text-takeover"
+  rm -f "$f"
+  run "$p-takeover-1" "$CLIENT" "$@" --sm --sm-state-file "$f" --message "$text" --linger 20 &
+  local first=$!
+  for _ in $(seq 100); do
+    grep -q "^STANZA .*<body>$text</body>" "$LOGDIR/$p-takeover-1.out" 2>/dev/null && break
+    sleep 0.1
+  done
+  local rc2=0 rc1=0
+  run "$p-takeover-2" "$CLIENT" "$@" --sm --sm-state-file "$f" || rc2=$?
+  wait "$first" || rc1=$?
+  if [ "$rc2" = 0 ] && [ "$rc1" != 0 ] \
+     && grep -Eq '^OK .* resumed h=[0-9]+$' "$LOGDIR/$p-takeover-2.out" \
+     && grep -Eq "${TAKEOVER_END:-^ERROR .*conflict}" "$LOGDIR/$p-takeover-1.out"; then
+    n="$(copies "$text" "$LOGDIR/$p-takeover-1.out" "$LOGDIR/$p-takeover-2.out")"
+    if [ "$n" = 1 ]; then pass "$p-takeover" "resumed while the first connection was up: it ended with $(grep -E '^ERROR ' "$LOGDIR/$p-takeover-1.out" | cut -c1-60); the message arrived once ($(grep -E '^OK ' "$LOGDIR/$p-takeover-2.out"))"
+    else fail "$p-takeover" "the message arrived $n times across both processes"; fi
+  else
+    fail "$p-takeover" "expected the second process 'OK ... resumed h=' and the first to end with /${TAKEOVER_END:-^ERROR .*conflict}/ (see $p-takeover-1.out, -2.out)"
+  fi
+  f="$LOGDIR/$p.state"
   m="$text"
   if run "$p-unknown" "$CLIENT" "$@" --sm --sm-state-file "$f" \
      && grep -q -- '-- resumption failed: item-not-found' "$LOGDIR/$p-unknown.out" \
@@ -87,7 +112,7 @@ if [ -n "$missing" ]; then
   skip "prosody-*" "not set:$missing (export the peer's peer.env first)"
 else
   : >"$LOGDIR/prosody-none.log"
-  sm_cases prosody "$LOGDIR/prosody-none.log" --host "$XMPP_HOST" --port "$XMPP_PORT" \
+  TAKEOVER_END='^ERROR ' sm_cases prosody "$LOGDIR/prosody-none.log" --host "$XMPP_HOST" --port "$XMPP_PORT" \
     --jid "alice@$XMPP_DOMAIN" --password secret --ca-file "$XMPP_CA_CERT" --resource sm-interop
 fi
 
@@ -102,10 +127,10 @@ if [ -z "$PORT" ]; then
 else
   sm_cases server "$slog" --host 127.0.0.1 --port "$PORT" --tls none --mechanism SCRAM-SHA-256 \
     --jid alice@sansio.test --password secret
-  if grep -q '^DETACHED ' "$slog" && grep -q '^RESUMED ' "$slog"; then
-    pass "server-log" "the server logged DETACHED and RESUMED"
+  if grep -q '^DETACHED ' "$slog" && grep -q '^RESUMED ' "$slog" && grep -q '^TAKEOVER ' "$slog"; then
+    pass "server-log" "the server logged DETACHED, TAKEOVER and RESUMED"
   else
-    fail "server-log" "no DETACHED/RESUMED lines in $slog"
+    fail "server-log" "no DETACHED/TAKEOVER/RESUMED lines in $slog"
   fi
 fi
 

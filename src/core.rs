@@ -342,6 +342,40 @@ impl<E, Err: Clone> Core<E, Err> {
         written
     }
 
+    /// Sends a stanza, under stream management when `sm` is on (both
+    /// roles): refused while the unacknowledged queue is at a bound of
+    /// `settings`, else written and its bytes kept until acknowledged,
+    /// with `<r/>` after it when one is due by count. `at` is the last
+    /// input's time.
+    pub fn send_stanza(
+        &mut self,
+        sm: Option<&mut crate::sm::Session>,
+        settings: Option<&crate::sm::SmSettings>,
+        el: &Element,
+        at: Instant,
+    ) -> Result<(), UsageError> {
+        let (Some(s), Some(settings)) = (sm, settings) else {
+            return self.write(el).map_err(UsageError::Write);
+        };
+        if s.room(settings).is_err() {
+            return Err(UsageError::UnackedQueueFull {
+                stanzas: s.unacked_len(),
+            });
+        }
+        let before = self.out.len();
+        let written = self.writer.write_element(&mut self.out, el);
+        if let Err(e) = written {
+            return Err(UsageError::Write(e));
+        }
+        let kept = crate::sm::SentStanza::from_wire(&self.out[before..], el, &self.writer);
+        self.seal();
+        if s.push(kept, at, settings) {
+            s.requested(at);
+            self.write_sm(None);
+        }
+        Ok(())
+    }
+
     /// Writes `<r/>` (`None`) or `<a h/>` of stream management without
     /// building an element: they go out every few stanzas. The same bytes
     /// in every framing (the element names its namespace).
@@ -351,27 +385,19 @@ impl<E, Err: Clone> Core<E, Err> {
     }
 
     /// Stream management after a resume (both roles): the unacknowledged
-    /// stanzas of `sm` again, then `<r/>` for them. The first stanza that
-    /// cannot be written stops the retransmission, and its error is the
-    /// caller's to report.
-    pub fn sm_retransmit(
-        &mut self,
-        sm: &mut crate::sm::Session,
-        now: Instant,
-    ) -> Result<(), WriteError> {
-        let mut failed = Ok(());
-        for el in sm.unacked() {
-            if let Err(e) = self.write(el) {
-                failed = Err(e);
-                break;
-            }
+    /// stanzas of `sm` again, then `<r/>` for them.
+    pub fn sm_retransmit(&mut self, sm: &mut crate::sm::Session, now: Instant) {
+        // Kept in their standalone form: right for every framing (over
+        // TCP the `xmlns` repeats the stream's, which XML allows).
+        for stanza in sm.unacked() {
+            self.out.extend_from_slice(stanza.as_bytes());
+            self.seal();
         }
         sm.resent(now);
         if sm.unacked_len() > 0 {
             sm.requested(now);
             self.write_sm(None);
         }
-        failed
     }
 
     /// A whitespace keepalive: TCP only (RFC 7395 has none: nothing is
@@ -518,6 +544,9 @@ pub enum AnswerKind {
     CredentialVerdict,
     /// [`CredentialAnswer::Scram`](crate::sasl::CredentialAnswer::Scram).
     ScramCredentials,
+    /// [`CredentialAnswer::FastTokens`](crate::sasl::CredentialAnswer::FastTokens):
+    /// for a FAST token request.
+    FastTokens,
     /// [`CredentialAnswer::DigestMd5`](crate::sasl::CredentialAnswer::DigestMd5).
     #[cfg(feature = "digest-md5")]
     #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]

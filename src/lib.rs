@@ -101,6 +101,7 @@ pub mod bosh;
 pub mod client;
 mod core;
 pub mod error;
+pub mod fast;
 pub mod features;
 pub mod framing;
 mod gate;

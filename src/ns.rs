@@ -24,6 +24,8 @@ pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 pub const SM: &str = "urn:xmpp:sm:3";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
 /// XEP-0077 in-band registration, stream feature.
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]

@@ -386,3 +386,60 @@ fn the_servers_redirect_terminates_with_see_other_uri() {
     assert!(n.client.is_closed());
     assert_eq!(n.cm.session_count(), 0);
 }
+
+/// Stream management over BOSH: enabled after bind on both sides, the
+/// client's stanzas acknowledged (`<r/>` and `<a/>` ride in bodies like
+/// any element), and the server's too; nothing handed back.
+#[test]
+fn stream_management_over_bosh_acknowledges_both_ways() {
+    let mut sm = xmpp_sansio::sm::SmSettings::new();
+    sm.request_every = Some(2);
+    let mut c = alice_config("PLAIN", TlsMode::Direct);
+    c.stream_management = Some(sm.clone());
+    let mut s = server_config("example.com", &["PLAIN"], ServerTls::Direct);
+    s.stream_management = Some(sm);
+    let mut n = BoshNet::new(c, s, Store::new(&[("alice", "pencil")]));
+    n.run();
+    assert!(n.client.is_ready(), "{:?}", n.client.error());
+    assert!(n
+        .client_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::StreamManagementEnabled { id: Some(_), .. })));
+    for i in 0..4 {
+        n.client
+            .send(n.now, &message("bob@example.com", &format!("up {i}")))
+            .unwrap();
+    }
+    let sid = n.sid();
+    let jid = n.client.client().jid().unwrap().to_string();
+    for i in 0..4 {
+        let now = n.now;
+        n.cm.send(now, &sid, &message(&jid, &format!("down {i}")))
+            .unwrap();
+    }
+    n.run();
+    let acked: Vec<String> = n
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Acked(v) => Some(v.iter().map(|s| body_of(&s.to_element().unwrap()))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(acked, ["up 0", "up 1", "up 2", "up 3"]);
+    let server_acked: Vec<String> = n
+        .server_session_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::Acked(v) => Some(v.iter().map(|s| body_of(&s.to_element().unwrap()))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(server_acked, ["down 0", "down 1", "down 2", "down 3"]);
+    assert!(!n
+        .client_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Undelivered(_))));
+}

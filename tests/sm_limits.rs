@@ -14,7 +14,7 @@ use support::sm_world::message;
 use xmpp_sansio::client::TlsMode;
 use xmpp_sansio::jid::FullJid;
 use xmpp_sansio::server::ServerTls;
-use xmpp_sansio::sm::{SmParts, SmSettings, SmState};
+use xmpp_sansio::sm::{SentStanza, SmParts, SmSettings, SmState};
 use xmpp_sansio::UsageError;
 
 struct Counting;
@@ -166,7 +166,9 @@ fn valid_state() -> Vec<u8> {
         7,
         u32::MAX,
     );
-    parts.unacked = (0..3).map(|n| message(n, "bob@example.com")).collect();
+    parts.unacked = (0..3)
+        .map(|n| SentStanza::from_element(&message(n, "bob@example.com")).unwrap())
+        .collect();
     SmState::from_parts(parts).to_bytes().unwrap()
 }
 

@@ -94,7 +94,7 @@ proptest! {
 }
 
 use support::pair::{alice_config, server_config, Pair};
-use support::sm_world::{message, number, sm_settings};
+use support::sm_world::{kept, message, sm_settings};
 use xmpp_sansio::client::{ClientError, ClientEvent, TlsMode};
 use xmpp_sansio::error::Misbehavior;
 use xmpp_sansio::jid::FullJid;
@@ -275,20 +275,27 @@ fn the_unacked_queue_is_bounded_and_says_so() {
         .client_events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Acked(v) => Some(v.iter().map(number).collect::<Vec<_>>()),
+            ClientEvent::Acked(v) => Some(v.iter().map(kept).collect::<Vec<_>>()),
             _ => None,
         })
         .flatten()
         .collect();
     assert_eq!(acked, [0, 1, 2]);
-    // Room again; an owned stanza is kept as it is and comes back so.
-    p.client.send_owned(message(3, "bob@example.com")).unwrap();
+    // Room again; the stanza comes back as it was sent, its id with it.
+    let m: minidom::Element =
+        "<message xmlns='jabber:client' to='bob@example.com' id='m-3'><body>3</body></message>"
+            .parse()
+            .unwrap();
+    p.client.send(&m).unwrap();
     p.client.request_ack();
     while p.step() {}
-    assert!(matches!(
-        p.client_events.last(),
-        Some(ClientEvent::Acked(v)) if v.len() == 1 && number(&v[0]) == 3
-    ));
+    match p.client_events.last() {
+        Some(ClientEvent::Acked(v)) if v.len() == 1 => {
+            assert_eq!(v[0].id().as_deref(), Some("m-3"));
+            assert_eq!(v[0].to_element().unwrap(), m);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -311,7 +318,7 @@ fn a_close_hands_back_what_was_never_acknowledged() {
     let back: Vec<u32> = events
         .iter()
         .filter_map(|e| match e {
-            ServerEvent::Undelivered(v) => Some(v.iter().map(number).collect::<Vec<_>>()),
+            ServerEvent::Undelivered(v) => Some(v.iter().map(kept).collect::<Vec<_>>()),
             _ => None,
         })
         .flatten()

@@ -124,6 +124,9 @@ pub struct ClientSettings {
     pub framing: Framing,
     /// The SASL mechanism policy.
     pub policy: ClientPolicy,
+    /// The FAST policy (XEP-0484): ask for a token, fall back to the
+    /// password after a failed token login. Default: neither.
+    pub fast: crate::fast::FastPolicy,
     /// The SASL mechanisms the client can use: the crate's by default; a
     /// host registers its own, with the profile the policy ranks it by.
     pub mechanisms: super::ClientMechanisms,
@@ -220,6 +223,7 @@ impl ClientSettings {
             tls: TlsMode::StartTlsRequired,
             framing: Framing::Tcp,
             policy: ClientPolicy::default(),
+            fast: crate::fast::FastPolicy::default(),
             mechanisms: super::ClientMechanisms::builtin(),
             #[cfg(feature = "legacy")]
             legacy_auth: super::LegacyAuthPolicy::default(),
@@ -412,6 +416,7 @@ impl fmt::Debug for ClientSettings {
             .field("tls", &self.tls)
             .field("framing", &self.framing)
             .field("policy", &self.policy)
+            .field("fast", &self.fast)
             .field("mechanisms", &self.mechanisms)
             .finish_non_exhaustive()
     }

@@ -81,7 +81,8 @@ pub use error::{ClientError, PeerRefusal, PolicyError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthPolicy, Registration};
 pub use mechanism::{
-    BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput, ClientMechanisms,
+    fast_mechanism, BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput,
+    ClientMechanisms, FastMechanismError,
 };
 
 pub use crate::core::UsageError;
@@ -182,13 +183,16 @@ pub enum ClientEvent {
         condition: Option<String>,
     },
     /// The server acknowledged these stanzas of the host's, oldest first
-    /// (stream management).
-    Acked(Vec<Element>),
+    /// (stream management), as they were sent
+    /// ([`SentStanza::id`](crate::sm::SentStanza::id) names each).
+    Acked(Vec<crate::sm::SentStanza>),
     /// These stanzas of the host's were never acknowledged and will not
     /// be sent again: handed back after a failed resumption, or when the
     /// session ended (a close, or a failure without resumption), oldest
-    /// first. The host sends them again in a new session, or reports them.
-    Undelivered(Vec<Element>),
+    /// first. The host sends them again in a new session
+    /// ([`SentStanza::to_element`](crate::sm::SentStanza::to_element)),
+    /// or reports them.
+    Undelivered(Vec<crate::sm::SentStanza>),
     /// The session of [`Client::resume_session`] was resumed: stanzas
     /// flow again (no [`ClientEvent::Ready`] comes), and the unacknowledged
     /// ones were sent again.
@@ -566,32 +570,31 @@ impl Client {
     }
 
     /// Sends a stanza. Only once ready: before, it is refused (never
-    /// queued silently). With stream management on, it is kept until the
-    /// server acknowledges it ([`ClientEvent::Acked`]), and refused with
-    /// [`UsageError::UnackedQueueFull`] when the queue is at its bound.
+    /// queued silently). With stream management on, its bytes are kept
+    /// until the server acknowledges it (and come back in
+    /// [`ClientEvent::Acked`], or [`ClientEvent::Undelivered`]), and it
+    /// is refused with [`UsageError::UnackedQueueFull`] when the queue is
+    /// at its bound.
     pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
         }
-        match &self.phase {
-            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
-            _ => Err(UsageError::NotReady),
+        if !matches!(self.phase, Phase::Ready { .. }) {
+            return Err(UsageError::NotReady);
         }
-    }
-
-    /// [`send`](Self::send), taking the stanza: with stream management on,
-    /// the element itself is kept until acknowledged (and comes back in
-    /// [`ClientEvent::Acked`] or [`ClientEvent::Undelivered`]) instead of
-    /// a copy of it, which costs about as much as building it. On an
-    /// error the stanza is dropped; nothing was sent.
-    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
-        if self.core.life != Life::Open {
-            return Err(UsageError::Closed);
-        }
-        match &self.phase {
-            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
-            _ => Err(UsageError::NotReady),
-        }
+        // A session resumed without settings of its own runs on the
+        // defaults.
+        let default;
+        let settings = match (&self.sm, &self.config.stream_management) {
+            (None, _) => None,
+            (Some(_), Some(s)) => Some(s),
+            (Some(_), None) => {
+                default = crate::sm::SmSettings::default();
+                Some(&default)
+            }
+        };
+        self.core
+            .send_stanza(self.sm.as_mut(), settings, stanza, self.last_input)
     }
 
     /// Ends the stream with a stream error of the host's choosing

@@ -7,7 +7,7 @@ use jid::FullJid;
 use minidom::Element;
 
 use super::{Client, ClientError, ClientEvent, Misbehavior, Phase, StreamErrorCondition};
-use crate::core::{Life, UsageError};
+use crate::core::Life;
 use crate::sm::{Session, SmState, TooHigh};
 use crate::steps::sm::SmElement;
 
@@ -35,13 +35,7 @@ impl Client {
     /// [`ClientSettings::allow_redirect_without_tls`](super::ClientSettings::allow_redirect_without_tls)),
     /// as it does a redirect. Call it right after the constructor.
     pub fn resume_session(mut self, state: SmState) -> Self {
-        let writer = &self.core.writer;
-        let size = |el: &Element| {
-            let mut buf = Vec::new();
-            let _ = writer.write_element(&mut buf, el);
-            buf.len()
-        };
-        self.sm = Some(Session::restore(state, self.last_input, size));
+        self.sm = Some(Session::restore(state, self.last_input));
         self.sm_resuming = true;
         self
     }
@@ -251,7 +245,9 @@ impl Client {
             self.core.push_event(ClientEvent::Acked(acked));
         }
         self.sm_resuming = false;
-        self.sm_retransmit(now);
+        if let Some(s) = self.sm.as_mut() {
+            self.core.sm_retransmit(s, now);
+        }
         self.phase = Phase::Ready { jid: jid.clone() };
         self.negotiation_deadline = None;
         self.core.become_lean(self.config.buffers);
@@ -294,56 +290,11 @@ impl Client {
         ))
     }
 
-    /// The unacknowledged stanzas again, on the resumed stream, and a
-    /// request for their acknowledgement.
-    fn sm_retransmit(&mut self, now: Instant) {
-        let Some(s) = self.sm.as_mut() else {
-            return;
-        };
-        if let Err(e) = self.core.sm_retransmit(s, now) {
-            self.written(Err(e));
-        }
-    }
-
     /// A stanza from the server was handled.
     pub(super) fn sm_inbound(&mut self) {
         if let Some(s) = &mut self.sm {
             s.handled_one();
         }
-    }
-
-    /// Sends `stanza` in a session with stream management: refused when
-    /// the queue is full, kept until acknowledged, `<r/>` by count.
-    pub(super) fn sm_send(
-        &mut self,
-        stanza: std::borrow::Cow<'_, Element>,
-    ) -> Result<(), UsageError> {
-        let settings = self.sm_settings();
-        let at = self.last_input;
-        let Some(s) = self.sm.as_mut() else {
-            return self.core.write(&stanza).map_err(UsageError::Write);
-        };
-        if s.room(&settings).is_err() {
-            return Err(UsageError::UnackedQueueFull {
-                stanzas: s.unacked_len(),
-            });
-        }
-        let before = self.core.queued();
-        self.core.write(&stanza).map_err(UsageError::Write)?;
-        let bytes = self.core.queued().saturating_sub(before);
-        // Kept until acknowledged: the host's own element when it gave it
-        // away (`send_owned`), else a copy.
-        if s.push(stanza.into_owned(), bytes, at, &settings) {
-            s.requested(at);
-            self.core.write_sm(None);
-        }
-        Ok(())
-    }
-
-    /// The settings in force: the configuration's, or the defaults for a
-    /// session resumed without them.
-    fn sm_settings(&self) -> crate::sm::SmSettings {
-        self.config.stream_management.clone().unwrap_or_default()
     }
 
     /// When an `<r/>` is due by time.

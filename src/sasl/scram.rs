@@ -1171,6 +1171,7 @@ impl ClientMechanism for ScramClient {
         ExchangeSecurity {
             channel_binding: Some(self.cb_use),
             downgrade_protection: self.ssdp_checked,
+            ..ExchangeSecurity::default()
         }
     }
 
@@ -1804,6 +1805,7 @@ impl ServerMechanism for ScramServer {
         ExchangeSecurity {
             channel_binding: self.cb_use,
             downgrade_protection: self.ssdp.is_some(),
+            ..ExchangeSecurity::default()
         }
     }
 

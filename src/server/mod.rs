@@ -63,7 +63,8 @@ pub use error::{PolicyError, ServerError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 pub use mechanism::{
-    BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
+    fast_mechanism, BuildServerMechanism, FastLogin, OfferRule, ServerMechanismFactory,
+    ServerMechanismInput, ServerMechanisms,
 };
 pub use sm::{ResumeAnswer, ResumeRequest};
 
@@ -151,13 +152,15 @@ pub enum ServerEvent {
         /// The resumption id, when resumption was granted.
         id: Option<String>,
     },
-    /// The client acknowledged these stanzas of the host's, oldest first.
-    Acked(Vec<Element>),
+    /// The client acknowledged these stanzas of the host's, oldest
+    /// first, as they were sent
+    /// ([`SentStanza::id`](crate::sm::SentStanza::id) names each).
+    Acked(Vec<crate::sm::SentStanza>),
     /// These stanzas of the host's were never acknowledged and will not
     /// be sent again: the session ended (a close, or a failure without
     /// resumption). Oldest first; the host routes them elsewhere (offline
     /// storage, an error to the sender).
-    Undelivered(Vec<Element>),
+    Undelivered(Vec<crate::sm::SentStanza>),
     /// The stream ended without a close (a failure, or
     /// [`Server::connection_lost`]) and its session can be resumed: keep
     /// this state for the resumption timeout
@@ -834,30 +837,22 @@ impl Server {
     }
 
     /// Sends a stanza to the client. Only once ready. With stream
-    /// management on, it is kept until the client acknowledges it
-    /// ([`ServerEvent::Acked`]), and refused with
+    /// management on, its bytes are kept until the client acknowledges
+    /// it ([`ServerEvent::Acked`]), and it is refused with
     /// [`UsageError::UnackedQueueFull`] when the queue is at its bound.
     pub fn send(&mut self, stanza: &Element) -> Result<(), UsageError> {
         if self.core.life != Life::Open {
             return Err(UsageError::Closed);
         }
-        match self.phase {
-            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Borrowed(stanza)),
-            _ => Err(UsageError::NotReady),
+        if !matches!(self.phase, Phase::Ready { .. }) {
+            return Err(UsageError::NotReady);
         }
-    }
-
-    /// [`send`](Self::send), taking the stanza: with stream management on,
-    /// the element itself is kept until acknowledged instead of a copy.
-    /// On an error the stanza is dropped; nothing was sent.
-    pub fn send_owned(&mut self, stanza: Element) -> Result<(), UsageError> {
-        if self.core.life != Life::Open {
-            return Err(UsageError::Closed);
-        }
-        match self.phase {
-            Phase::Ready { .. } => self.sm_send(std::borrow::Cow::Owned(stanza)),
-            _ => Err(UsageError::NotReady),
-        }
+        self.core.send_stanza(
+            self.sm.as_mut(),
+            self.config.stream_management.as_ref(),
+            stanza,
+            self.last_input,
+        )
     }
 
     /// Closes the stream (`</stream:stream>`, then waits for the client's

@@ -7,9 +7,7 @@ use std::time::Instant;
 use jid::{BareJid, FullJid};
 use minidom::Element;
 
-use super::{
-    InternalError, Misbehavior, Phase, Server, ServerError, ServerEvent, StreamErrorCondition,
-};
+use super::{Misbehavior, Phase, Server, ServerError, ServerEvent, StreamErrorCondition};
 use crate::core::{AnswerKind, Life, UsageError};
 use crate::random::printable_token;
 use crate::sm::{Session, SmState, TooHigh};
@@ -109,13 +107,7 @@ impl Server {
         h: u32,
         sasl2: Option<Box<super::sasl2::Sasl2Login>>,
     ) {
-        let writer = &self.core.writer;
-        let size = |el: &Element| {
-            let mut buf = Vec::new();
-            let _ = writer.write_element(&mut buf, el);
-            buf.len()
-        };
-        let mut session = Session::restore(state, now, size);
+        let mut session = Session::restore(state, now);
         session.location = None;
         let acked = session.ack(h);
         let jid = session.jid.clone();
@@ -133,22 +125,13 @@ impl Server {
             Some(login) => self.sasl2_resumed(login, resumed, &jid),
             None => self.write(&resumed.to_element()),
         }
-        self.sm_retransmit(now);
+        if let Some(s) = self.sm.as_mut() {
+            self.core.sm_retransmit(s, now);
+        }
         self.negotiation_deadline = None;
         self.phase = Phase::Ready { jid: jid.clone() };
         self.core.become_lean(self.config.buffers);
         self.core.push_event(ServerEvent::Resumed { jid, h });
-    }
-
-    /// The unacknowledged stanzas again, and a request for their
-    /// acknowledgement.
-    fn sm_retransmit(&mut self, now: Instant) {
-        let Some(s) = self.sm.as_mut() else {
-            return;
-        };
-        if let Err(e) = self.core.sm_retransmit(s, now) {
-            self.fail(ServerError::Internal(InternalError::write(e)));
-        }
     }
 
     fn too_high(&mut self, e: TooHigh) {
@@ -306,31 +289,6 @@ impl Server {
         if let Some(s) = &mut self.sm {
             s.handled_one();
         }
-    }
-
-    /// Sends `stanza` with stream management: refused when the queue is
-    /// full, kept until acknowledged, `<r/>` by count.
-    pub(super) fn sm_send(
-        &mut self,
-        stanza: std::borrow::Cow<'_, Element>,
-    ) -> Result<(), UsageError> {
-        let at = self.last_input;
-        let (Some(s), Some(settings)) = (self.sm.as_mut(), &self.config.stream_management) else {
-            return self.core.write(&stanza).map_err(UsageError::Write);
-        };
-        if s.room(settings).is_err() {
-            return Err(UsageError::UnackedQueueFull {
-                stanzas: s.unacked_len(),
-            });
-        }
-        let before = self.core.queued();
-        self.core.write(&stanza).map_err(UsageError::Write)?;
-        let bytes = self.core.queued().saturating_sub(before);
-        if s.push(stanza.into_owned(), bytes, at, settings) {
-            s.requested(at);
-            self.core.write_sm(None);
-        }
-        Ok(())
     }
 
     /// When an `<r/>` is due by time.

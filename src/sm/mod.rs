@@ -35,9 +35,11 @@
 //! `<handled-count-too-high/>` (both roles).
 
 mod queue;
+mod stanza;
 mod state;
 
 pub(crate) use queue::{Session, TooHigh};
+pub use stanza::SentStanza;
 pub use state::{SmParts, SmState, SmStateError};
 
 use std::time::Duration;

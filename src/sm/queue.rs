@@ -5,16 +5,13 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use jid::FullJid;
-use minidom::Element;
 
-use super::{SmSettings, SmState};
+use super::{SentStanza, SmSettings, SmState};
 use crate::core::deadline;
 
 /// A stanza sent and not acknowledged yet.
 struct Queued {
-    el: Element,
-    /// Its size as serialised.
-    bytes: usize,
+    stanza: SentStanza,
     /// The last input before it was sent.
     at: Instant,
 }
@@ -73,9 +70,8 @@ impl Session {
         }
     }
 
-    /// A session restored from `state`; `size` gives each stanza's
-    /// serialised size.
-    pub fn restore(state: SmState, now: Instant, size: impl Fn(&Element) -> usize) -> Self {
+    /// A session restored from `state`.
+    pub fn restore(state: SmState, now: Instant) -> Self {
         let parts = state.into_parts();
         let mut s = Self::new(parts.jid);
         s.id = Some(parts.id);
@@ -84,10 +80,9 @@ impl Session {
         s.handled = parts.handled;
         s.counting = true;
         s.acked = parts.acked;
-        for el in parts.unacked {
-            let bytes = size(&el);
-            s.bytes += bytes;
-            s.queue.push_back(Queued { el, bytes, at: now });
+        for stanza in parts.unacked {
+            s.bytes += stanza.len();
+            s.queue.push_back(Queued { stanza, at: now });
         }
         s
     }
@@ -99,16 +94,16 @@ impl Session {
             jid: self.jid.clone(),
             handled: self.handled,
             acked: self.acked,
-            unacked: self.queue.iter().map(|q| q.el.clone()).collect(),
+            unacked: self.queue.iter().map(|q| q.stanza.clone()).collect(),
             location: self.location.clone(),
             max: self.max,
         }))
     }
 
     /// The state, the queue moved into it.
-    pub fn into_state(self) -> Result<SmState, Vec<Element>> {
+    pub fn into_state(self) -> Result<SmState, Vec<SentStanza>> {
         // The queue moves as it is: `acked` stays where the peer left it.
-        let unacked: Vec<Element> = self.queue.into_iter().map(|q| q.el).collect();
+        let unacked: Vec<SentStanza> = self.queue.into_iter().map(|q| q.stanza).collect();
         match self.id {
             Some(id) => Ok(SmState::from_parts(super::state::Parts {
                 id,
@@ -134,8 +129,8 @@ impl Session {
     }
 
     /// The unacknowledged stanzas, oldest first.
-    pub fn unacked(&self) -> impl Iterator<Item = &Element> {
-        self.queue.iter().map(|q| &q.el)
+    pub fn unacked(&self) -> impl Iterator<Item = &SentStanza> {
+        self.queue.iter().map(|q| &q.stanza)
     }
 
     /// Whether one more stanza may be sent: fewer than `max_unacked`
@@ -151,9 +146,9 @@ impl Session {
 
     /// A stanza was sent: keep it until acknowledged. Returns whether an
     /// `<r/>` is due by count.
-    pub fn push(&mut self, el: Element, bytes: usize, at: Instant, settings: &SmSettings) -> bool {
-        self.bytes += bytes;
-        self.queue.push_back(Queued { el, bytes, at });
+    pub fn push(&mut self, stanza: SentStanza, at: Instant, settings: &SmSettings) -> bool {
+        self.bytes += stanza.len();
+        self.queue.push_back(Queued { stanza, at });
         self.since_request = self.since_request.saturating_add(1);
         settings
             .request_every
@@ -178,7 +173,7 @@ impl Session {
 
     /// The peer handled `h` of our stanzas: the newly acknowledged ones,
     /// oldest first.
-    pub fn ack(&mut self, h: u32) -> Result<Vec<Element>, TooHigh> {
+    pub fn ack(&mut self, h: u32) -> Result<Vec<SentStanza>, TooHigh> {
         let n = h.wrapping_sub(self.acked) as usize;
         if n > self.queue.len() {
             return Err(TooHigh {
@@ -191,8 +186,8 @@ impl Session {
             .queue
             .drain(..n)
             .map(|q| {
-                self.bytes -= q.bytes;
-                q.el
+                self.bytes -= q.stanza.len();
+                q.stanza
             })
             .collect())
     }
@@ -206,10 +201,10 @@ impl Session {
 
     /// Every unacknowledged stanza, taken out (they count as sent:
     /// `acked` moves past them).
-    pub fn take_all(&mut self) -> Vec<Element> {
+    pub fn take_all(&mut self) -> Vec<SentStanza> {
         self.acked = self.sent();
         self.bytes = 0;
-        self.queue.drain(..).map(|q| q.el).collect()
+        self.queue.drain(..).map(|q| q.stanza).collect()
     }
 
     /// The stanzas were sent again on a resumed stream at `now`.

@@ -6,10 +6,8 @@
 use std::fmt;
 
 use jid::FullJid;
-use minidom::Element;
 
-use crate::framing::Framing;
-use crate::xml::{Limits, StreamEvent, StreamReader, StreamWriter};
+use super::SentStanza;
 
 const MAGIC: &[u8; 6] = b"XMPPSM";
 const VERSION: u8 = 1;
@@ -68,7 +66,7 @@ pub struct SmParts {
     pub acked: u32,
     /// Our stanzas the peer has not acknowledged, oldest first: the
     /// `acked + 1`th first.
-    pub unacked: Vec<Element>,
+    pub unacked: Vec<SentStanza>,
     /// Where the server prefers the client to reconnect (client side;
     /// only kept from a TLS-protected stream, see
     /// [`ClientEvent::StreamManagementEnabled`](crate::client::ClientEvent::StreamManagementEnabled)).
@@ -198,7 +196,7 @@ impl SmState {
     }
 
     /// Our stanzas the peer has not acknowledged, oldest first.
-    pub fn unacked(&self) -> &[Element] {
+    pub fn unacked(&self) -> &[SentStanza] {
         &self.parts.unacked
     }
 
@@ -216,13 +214,13 @@ impl SmState {
     /// Gives up the session: its unacknowledged stanzas, for the host to
     /// send again or report (a host that does not resume calls this, so
     /// that nothing is lost).
-    pub fn into_unacked(self) -> Vec<Element> {
+    pub fn into_unacked(self) -> Vec<SentStanza> {
         self.parts.unacked
     }
 
     /// The state as bytes (the encoding above, version 1).
-    /// Fails only for a string over 65535 bytes or a stanza XML cannot
-    /// carry.
+    /// Fails only for a string over 65535 bytes (or a stanza over
+    /// 4 GiB).
     pub fn to_bytes(&self) -> Result<Vec<u8>, SmStateError> {
         let p = &self.parts;
         let mut out = Vec::with_capacity(64);
@@ -242,16 +240,11 @@ impl SmState {
         }
         let n = u32::try_from(p.unacked.len()).map_err(|_| SmStateError::TooLong("the queue"))?;
         out.extend_from_slice(&n.to_be_bytes());
-        let writer = StreamWriter::with_framing(crate::ns::JABBER_CLIENT, Framing::WebSocket);
-        let mut buf = Vec::new();
-        for el in &p.unacked {
-            buf.clear();
-            writer
-                .write_element(&mut buf, el)
-                .map_err(|e| SmStateError::Stanza(e.to_string()))?;
-            let len = u32::try_from(buf.len()).map_err(|_| SmStateError::TooLong("a stanza"))?;
+        for stanza in &p.unacked {
+            let bytes = stanza.as_bytes();
+            let len = u32::try_from(bytes.len()).map_err(|_| SmStateError::TooLong("a stanza"))?;
             out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&buf);
+            out.extend_from_slice(bytes);
         }
         Ok(out)
     }
@@ -285,7 +278,7 @@ impl SmState {
         let mut unacked = Vec::with_capacity(n);
         for _ in 0..n {
             let len = r.u32()? as usize;
-            unacked.push(read_stanza(r.take(len)?)?);
+            unacked.push(SentStanza::read(r.take(len)?).map_err(SmStateError::Stanza)?);
         }
         if !r.0.is_empty() {
             return Err(SmStateError::Length);
@@ -307,18 +300,6 @@ fn put_str(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), SmState
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
     Ok(())
-}
-
-/// One stanza: exactly one element, read as a WebSocket message is.
-fn read_stanza(bytes: &[u8]) -> Result<Element, SmStateError> {
-    let mut reader = StreamReader::for_messages(Limits::default());
-    reader.push_message(bytes.len());
-    let mut input = bytes;
-    match reader.read(&mut input) {
-        Ok(Some(StreamEvent::Element(el))) if input.is_empty() => Ok(el),
-        Ok(_) => Err(SmStateError::Stanza("not one element".into())),
-        Err(e) => Err(SmStateError::Stanza(e.to_string())),
-    }
 }
 
 struct Bytes<'a>(&'a [u8]);
@@ -357,14 +338,12 @@ mod tests {
             u32::MAX,
             7,
         );
-        p.unacked = vec![
-            "<message xmlns='jabber:client' to='bob@example.com'><body>a &amp; b</body></message>"
-                .parse()
-                .unwrap(),
-            "<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>"
-                .parse()
-                .unwrap(),
-        ];
+        p.unacked = [
+            "<message xmlns='jabber:client' to='bob@example.com'><body>a &amp; b</body></message>",
+            "<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>",
+        ]
+        .map(|x| SentStanza::from_element(&x.parse().unwrap()).unwrap())
+        .into();
         p.location = Some("[::1]:5222".into());
         p.max = Some(300);
         SmState::from_parts(p)
@@ -377,6 +356,35 @@ mod tests {
         assert_eq!(&b[..7], b"XMPPSM\x01");
         assert_eq!(SmState::from_bytes(&b).unwrap(), s);
         assert_eq!(s.sent(), 9);
+    }
+
+    #[test]
+    fn stanzas_are_kept_standalone_whatever_form_they_came_in() {
+        // A stanza saved with a prefix, or with its namespace in another
+        // form, comes back in the one form the machines write.
+        let mut p = state().into_parts();
+        p.unacked.clear();
+        let mut b = SmState::from_parts(p).to_bytes().unwrap();
+        let n = b.len() - 4;
+        b[n..].copy_from_slice(&1u32.to_be_bytes());
+        let odd = b"<c:message xmlns:c='jabber:client' id='x'/>";
+        b.extend_from_slice(&(odd.len() as u32).to_be_bytes());
+        b.extend_from_slice(odd);
+        let s = SmState::from_bytes(&b).unwrap();
+        assert_eq!(
+            s.unacked()[0].as_bytes(),
+            b"<message xmlns='jabber:client' id='x'/>"
+        );
+        // Not one element: refused.
+        let cut = &b[..b.len() - 1];
+        let mut bad = cut[..n].to_vec();
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        bad.extend_from_slice(&5u32.to_be_bytes());
+        bad.extend_from_slice(b"<a/>x");
+        assert!(matches!(
+            SmState::from_bytes(&bad),
+            Err(SmStateError::Stanza(_))
+        ));
     }
 
     #[test]

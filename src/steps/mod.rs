@@ -85,6 +85,12 @@ pub(crate) fn name(s: &str) -> rxml::NcName {
     rxml::NcName::try_from(s).expect("static attribute names are valid")
 }
 
+/// An xs:boolean attribute that is true (`true` or `1`); absent or
+/// anything else is false.
+pub(crate) fn truthy(v: Option<&str>) -> bool {
+    matches!(v, Some("true") | Some("1"))
+}
+
 /// An `<iq/>` builder with `type` and `id`.
 pub(crate) fn iq(iq_type: &str, id: &str) -> minidom::ElementBuilder {
     Element::builder("iq", ns::JABBER_CLIENT)

@@ -7,7 +7,7 @@
 use minidom::Element;
 
 use crate::ns;
-use crate::steps::name;
+use crate::steps::{name, truthy};
 
 /// A stream management element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +90,6 @@ pub fn parse_u32(s: &str) -> Option<u32> {
         return None;
     }
     s.parse().ok()
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v, Some("true") | Some("1"))
 }
 
 impl SmElement {
@@ -216,9 +212,9 @@ pub(crate) fn write_request_or_ack(out: &mut Vec<u8>, ack: Option<u32>) {
     match ack {
         None => out.extend_from_slice(b"<r xmlns='urn:xmpp:sm:3'/>"),
         Some(h) => {
-            out.extend_from_slice(b"<a xmlns='urn:xmpp:sm:3' h='");
-            out.extend_from_slice(h.to_string().as_bytes());
-            out.extend_from_slice(b"'/>");
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "<a xmlns='urn:xmpp:sm:3' h='{h}'/>");
         }
     }
 }

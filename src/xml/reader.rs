@@ -485,6 +485,10 @@ pub struct StreamReader {
     pending_bytes: usize,
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
+    /// The parser has just returned a top-level element of a TCP stream
+    /// and consumed nothing since: it holds no partial token, so the next
+    /// bytes may be taken without it (see [`sm_shortcut`]).
+    at_rest: bool,
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
     messages: Option<Box<Messages>>,
@@ -559,6 +563,7 @@ impl StreamReader {
             started: false,
             pending_bytes: 0,
             prolog_started: false,
+            at_rest: false,
             messages: None,
             see_other_uri: None,
         }
@@ -876,9 +881,17 @@ impl StreamReader {
             }
         }
         loop {
+            if self.at_rest {
+                if let Some(el) = self.sm_shortcut(input, gate) {
+                    return Ok(Some(StreamEvent::Element(el)));
+                }
+            }
             let before = *input;
             let res = self.parser.parse(input, false);
             let consumed = before.len() - input.len();
+            if consumed > 0 {
+                self.at_rest = false;
+            }
             self.pending_bytes += consumed;
             if !self.started && before[..consumed].iter().any(|b| !is_space(*b)) {
                 self.started = true;
@@ -905,9 +918,57 @@ impl StreamReader {
                 }
             };
             if let Some(out) = self.handle(ev, gate)? {
+                self.at_rest = matches!(out, StreamEvent::Element(_))
+                    && self.messages.is_none()
+                    && matches!(self.state, State::Open)
+                    && self.stack.is_empty()
+                    && self.head.is_none();
                 return Ok(Some(out));
             }
         }
+    }
+
+    /// Stream management's `<r/>` and `<a h/>` come every few stanzas:
+    /// in the exact form this crate and Prosody write them
+    /// (`<r xmlns='urn:xmpp:sm:3'/>`, `<a xmlns='urn:xmpp:sm:3' h='7'/>`),
+    /// at rest between top-level elements, they are taken without the
+    /// parser, which would spend more on them than on a short stanza.
+    /// They declare their own namespace and close themselves, so the
+    /// parser's state is the same whether it saw them or not; every
+    /// other form (quotes, spaces, another prefix, a split read) goes
+    /// through the parser. The gate decides as for any element: a
+    /// refusal leaves them to the parser, which fails as it would.
+    fn sm_shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
+        const R: &[u8] = b"<r xmlns='urn:xmpp:sm:3'/>";
+        const A: &[u8] = b"<a xmlns='urn:xmpp:sm:3' h='";
+        let (len, el) = if input.starts_with(R) {
+            (R.len(), Element::builder("r", ns::SM).build())
+        } else if input.starts_with(A) {
+            let rest = &input[A.len()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if !(1..=10).contains(&digits) || rest.get(digits..digits + 3) != Some(b"'/>") {
+                return None;
+            }
+            let h = std::str::from_utf8(&rest[..digits]).ok()?;
+            // A value the parser would keep as it is: no leading zero
+            // games, within u32 (anything else is the parser's and the
+            // role's to judge).
+            if (digits > 1 && h.starts_with('0')) || h.parse::<u32>().is_err() {
+                return None;
+            }
+            let el = Element::builder("a", ns::SM)
+                .attr(rxml::NcName::try_from("h").ok()?, h)
+                .build();
+            (A.len() + digits + 3, el)
+        } else {
+            return None;
+        };
+        if gate(el.name(), ns::SM).is_err() {
+            return None;
+        }
+        *input = &input[len..];
+        self.boundary();
+        Some(el)
     }
 
     fn handle(&mut self, ev: RawEvent, gate: Gate<'_>) -> Result<Option<StreamEvent>, ReadError> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, TlsMode};
 use xmpp_sansio::server::{BindAnswer, ResumeAnswer, Server, ServerConfig, ServerEvent, ServerTls};
-use xmpp_sansio::sm::{SmSettings, SmState};
+use xmpp_sansio::sm::{SentStanza, SmSettings, SmState};
 use xmpp_sansio::DeterministicRandom;
 
 use super::pair::{alice_config, server_config, Store};
@@ -37,6 +37,11 @@ pub fn number(el: &Element) -> u32 {
         .map(|b| b.text())
         .and_then(|t| t.parse().ok())
         .expect("a numbered message")
+}
+
+/// The number in a kept stanza's body.
+pub fn kept(s: &SentStanza) -> u32 {
+    number(&s.to_element().expect("kept stanzas parse"))
 }
 
 /// Message `n`.
@@ -138,7 +143,7 @@ impl World {
         for (_, st) in self.detached.drain() {
             self.server
                 .undelivered
-                .extend(st.unacked().iter().map(number));
+                .extend(st.unacked().iter().map(kept));
         }
     }
 
@@ -148,7 +153,7 @@ impl World {
             let st = SmState::from_bytes(&b).unwrap();
             self.client
                 .undelivered
-                .extend(st.into_unacked().iter().map(number));
+                .extend(st.into_unacked().iter().map(kept));
         }
     }
 
@@ -290,8 +295,8 @@ impl World {
             busy = true;
             self.client_log.push(ev.clone());
             match ev {
-                ClientEvent::Acked(v) => self.client.acked.extend(v.iter().map(number)),
-                ClientEvent::Undelivered(v) => self.client.undelivered.extend(v.iter().map(number)),
+                ClientEvent::Acked(v) => self.client.acked.extend(v.iter().map(kept)),
+                ClientEvent::Undelivered(v) => self.client.undelivered.extend(v.iter().map(kept)),
                 ClientEvent::Stanza(el) => self.client.received.push(number(&el)),
                 ClientEvent::Resumed { .. } => self.resumed += 1,
                 ClientEvent::ResumeFailed { .. } => self.resume_failed += 1,
@@ -339,8 +344,8 @@ impl World {
                 ServerEvent::StreamManagementEnabled { .. } | ServerEvent::Resumed { .. } => {
                     *sm_on = true
                 }
-                ServerEvent::Acked(v) => self.server.acked.extend(v.iter().map(number)),
-                ServerEvent::Undelivered(v) => self.server.undelivered.extend(v.iter().map(number)),
+                ServerEvent::Acked(v) => self.server.acked.extend(v.iter().map(kept)),
+                ServerEvent::Undelivered(v) => self.server.undelivered.extend(v.iter().map(kept)),
                 ServerEvent::Stanza(el) => self.server.received.push(number(&el)),
                 ServerEvent::Error(e) => {
                     assert!(

@@ -59,6 +59,9 @@ USAGE:
     --hangup            with --sm: drop the TCP connection without closing the stream
                         once the message is sent; without --sm-state-file, reconnect and
                         resume at once in this process
+    --linger S          with --sm: once ready, keep the connection S seconds before
+                        closing (another process may resume the session meanwhile: the
+                        server then ends this stream with conflict)
 ",
     help_options_tail!(),
     "    `-- ...` notes (TLS, mechanism, channel binding, XEP-0474), then

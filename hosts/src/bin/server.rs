@@ -36,7 +36,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -63,6 +63,7 @@ use xmpp_sansio::server::{
 use xmpp_sansio::sm::{SmSettings, SmState};
 use xmpp_sansio::steps::iq_auth::{LegacyCredential, ZeroKState};
 use xmpp_sansio::steps::LegacyError;
+use xmpp_sansio::stream_error::{StreamError, StreamErrorCondition};
 use xmpp_sansio::Framing;
 use xmpp_sansio::TlsInfo;
 use xmpp_sansio_hosts::blocking::{interrupt, BoxTransport, Driver, Transport, Wake};
@@ -622,6 +623,10 @@ enum Input {
     NetError(String),
     /// A stanza routed from another session (or this one) to this client.
     Route(Element),
+    /// Another connection resumes this session's stream management
+    /// session while this one is still up: end this stream (`conflict`),
+    /// detaching the session for the other to take.
+    Replace,
 }
 
 /// A bound session, as other sessions reach it.
@@ -652,9 +657,26 @@ struct Shared {
     /// Stream management: detached sessions by id, until resumed or
     /// expired.
     detached: Mutex<HashMap<String, Detached>>,
+    /// Stream management: sessions still attached to a connection, by id
+    /// (their bare JID and their queue), for a resumption that comes
+    /// before their connection's end was seen.
+    attached: Mutex<HashMap<String, Attached>>,
     /// `--sm-resume-timeout`.
     sm_resume_timeout: Duration,
 }
+
+/// A stream management session still attached to its connection.
+struct Attached {
+    /// Its bare JID: only that account may take it over.
+    bare: String,
+    /// The connection's session number and queue.
+    session: u64,
+    queue: SyncSender<Input>,
+}
+
+/// How long a resumption waits for the connection that still holds the
+/// session to let it go.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// The route `session` of a detached session's holder.
 const DETACHED: u64 = u64::MAX;
@@ -780,6 +802,11 @@ struct Session {
     /// This session's queue (TCP and WebSocket), where stanzas routed to
     /// it wait.
     inputs: Option<Arc<Mutex<Receiver<Input>>>>,
+    /// Set when another connection resumes this session (TCP and
+    /// WebSocket): the stream ends with `conflict`.
+    replace: Arc<AtomicBool>,
+    /// The stream management id this connection holds, while attached.
+    sm_id: Option<String>,
 }
 
 /// The LOGIN line's mark of a `--websocket` connection.
@@ -841,6 +868,7 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transp
         chunk: Vec::new(),
         at: 0,
         routed: Arc::new(Mutex::new(Vec::new())),
+        replace: Arc::new(AtomicBool::new(false)),
     };
     let mut s = Session {
         shared,
@@ -856,6 +884,8 @@ fn serve(shared: Arc<Shared>, id: u64, sock: TcpStream, peer: SocketAddr, transp
         resuming: None,
         routed: conn.routed.clone(),
         inputs: Some(conn.inputs.clone()),
+        replace: conn.replace.clone(),
+        sm_id: None,
     };
     if let Err(e) = s.run(conn) {
         log(format_args!("ERROR {peer}: {e}"));
@@ -891,6 +921,8 @@ struct QueueTransport {
     at: usize,
     /// Stanzas routed to this session, for the session to send.
     routed: Arc<Mutex<Vec<Element>>>,
+    /// Set by [`Input::Replace`], for the session to end its stream.
+    replace: Arc<AtomicBool>,
 }
 
 impl Read for QueueTransport {
@@ -925,6 +957,10 @@ impl Read for QueueTransport {
                 Input::NetError(e) => return Err(io::Error::other(e)),
                 Input::Route(el) => {
                     self.routed.lock().expect("routed lock").push(el);
+                    return Err(interrupt());
+                }
+                Input::Replace => {
+                    self.replace.store(true, Ordering::SeqCst);
                     return Err(interrupt());
                 }
             }
@@ -1072,7 +1108,70 @@ impl Session {
         while let Some(event) = server.poll_event() {
             self.on_event(server, event)?;
         }
+        self.detach_id();
         result
+    }
+
+    /// This connection holds stream management session `sm_id`: another
+    /// connection of the same account may take it over.
+    fn attach(&self) {
+        let (Some(id), Some(bound)) = (&self.sm_id, &self.bound) else {
+            return;
+        };
+        let bare = bound.split('/').next().unwrap_or_default().to_owned();
+        self.shared.attached.lock().expect("attached lock").insert(
+            id.clone(),
+            Attached {
+                bare,
+                session: self.id,
+                queue: self.queue.clone(),
+            },
+        );
+    }
+
+    /// This connection no longer holds its stream management session.
+    fn detach_id(&self) {
+        let Some(id) = &self.sm_id else {
+            return;
+        };
+        let mut attached = self.shared.attached.lock().expect("attached lock");
+        if attached.get(id).is_some_and(|a| a.session == self.id) {
+            attached.remove(id);
+        }
+    }
+
+    /// A resumption of session `previd` by `bare` while another
+    /// connection still holds it (its end not seen yet, as after a
+    /// client's network change): that connection's stream ends with
+    /// `conflict`, and its session detaches for this one to resume
+    /// (XEP-0198 section 5). Waits a moment for it; another account's
+    /// resumption leaves it alone (the machine then answers
+    /// `item-not-found`).
+    fn take_over(&self, previd: &str, bare: &str) {
+        let holder = {
+            let attached = self.shared.attached.lock().expect("attached lock");
+            match attached.get(previd) {
+                Some(a) if a.bare == bare && a.session != self.id => a.queue.clone(),
+                _ => return,
+            }
+        };
+        if holder.try_send(Input::Replace).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + TAKEOVER_WAIT;
+        while Instant::now() < deadline {
+            if self
+                .shared
+                .detached
+                .lock()
+                .expect("detached lock")
+                .contains_key(previd)
+            {
+                log(format_args!("TAKEOVER {bare} {previd} ({})", self.peer));
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn drive_until_over(
@@ -1087,6 +1186,16 @@ impl Session {
                         self.tls_summary = driver.tls_summary().map(str::to_owned);
                     }
                     self.on_event(driver.machine_mut(), event)?;
+                }
+                Ok(Wake::Interrupted) if self.replace.swap(false, Ordering::SeqCst) => {
+                    // Another connection resumes this session: this one
+                    // ends; its session detaches (`Detached`) for it.
+                    let replaced = StreamError::new(StreamErrorCondition::Conflict)
+                        .with_text("Replaced by new connection");
+                    driver
+                        .machine_mut()
+                        .close_with_error(replaced)
+                        .map_err(|e| format!("close_with_error: {e}"))?;
                 }
                 Ok(Wake::Interrupted) => {
                     let stanzas = std::mem::take(&mut *routed.lock().expect("routed lock"));
@@ -1276,12 +1385,22 @@ impl Session {
                     .unwrap_or_default()
             )),
             ServerEvent::Closed => {}
-            ServerEvent::StreamManagementEnabled { id } => log(format_args!(
-                "SM {} resume {}",
-                self.bound.as_deref().unwrap_or("-"),
-                if id.is_some() { "yes" } else { "no" }
-            )),
+            ServerEvent::StreamManagementEnabled { id } => {
+                log(format_args!(
+                    "SM {} resume {}",
+                    self.bound.as_deref().unwrap_or("-"),
+                    if id.is_some() { "yes" } else { "no" }
+                ));
+                if let Some(id) = id {
+                    self.sm_id = Some(id);
+                    self.attach();
+                }
+            }
             ServerEvent::Detached(state) => {
+                if self.resuming.is_none() {
+                    self.detach_id();
+                }
+                self.sm_id = None;
                 // Routed stanzas not sent yet stay with the session.
                 let left = std::mem::take(&mut *self.routed.lock().expect("routed lock"));
                 if let Some((held, _)) = self.resuming.take() {
@@ -1313,6 +1432,8 @@ impl Session {
             }
             ServerEvent::Resume(req) => {
                 self.shared.expire(None);
+                self.take_over(&req.previd, req.jid.as_str());
+                self.sm_id = Some(req.previd.clone());
                 let found = self
                     .shared
                     .detached
@@ -1347,6 +1468,7 @@ impl Session {
                     },
                 );
                 self.bound = Some(full);
+                self.attach();
                 let mut held = 0;
                 if let Some((queue, _)) = self.resuming.take() {
                     while let Ok(input) = queue.try_recv() {
@@ -1621,6 +1743,7 @@ fn start(args: Args) -> Result<(), String> {
         client_ca: args.client_ca.is_some(),
         router: Router::new(&args.domain),
         detached: Mutex::new(HashMap::new()),
+        attached: Mutex::new(HashMap::new()),
         sm_resume_timeout: args.sm_resume_timeout,
     });
     if args.sm {
@@ -1988,5 +2111,7 @@ fn bosh_session(
         resuming: None,
         routed: Arc::new(Mutex::new(Vec::new())),
         inputs: None,
+        replace: Arc::new(AtomicBool::new(false)),
+        sm_id: None,
     }
 }

@@ -130,6 +130,9 @@ pub struct Args {
     pub message: Option<String>,
     /// `--hangup`: drop the connection without closing the stream.
     pub hangup: bool,
+    /// `--linger S`: once ready, keep the connection this long before
+    /// closing (another process may resume the session meanwhile).
+    pub linger: Option<std::time::Duration>,
 }
 
 /// The options of the HELP text; `Ok(None)` for `--help`.
@@ -147,6 +150,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let (mut sm, mut sm_state_file, mut message, mut hangup) = (false, None, None, false);
     let mut sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Auto;
     let mut user_agent_id = None;
+    let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--sm" => sm = true,
@@ -172,6 +176,15 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--sm-state-file" => sm_state_file = Some(value()?.into()),
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
+            "--linger" => {
+                let v = value()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+                    .ok_or_else(|| format!("--linger {v}: seconds, 0 to 86400"))?;
+                linger = Some(std::time::Duration::from_secs_f64(secs));
+            }
             "--password" => password = Some(value()?),
             "--token" => token = Some(value()?),
             "--mechanism" => mechanism = Some(value()?),
@@ -259,9 +272,14 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         sm_state_file,
         message,
         hangup,
+        linger,
     };
-    if (a.sm_state_file.is_some() || a.hangup || a.message.is_some()) && !a.sm {
-        return Err("--sm-state-file, --message and --hangup go with --sm".into());
+    if (a.sm_state_file.is_some() || a.hangup || a.message.is_some() || a.linger.is_some()) && !a.sm
+    {
+        return Err("--sm-state-file, --message, --hangup and --linger go with --sm".into());
+    }
+    if a.hangup && a.linger.is_some() {
+        return Err("--hangup or --linger, not both".into());
     }
     if a.sm && a.transport != TransportArg::Tcp {
         return Err("--sm: over --transport tcp only in this tool".into());

@@ -180,8 +180,8 @@ fn connection(args: &Args, state: Option<SmState>, first: bool) -> Result<End, S
                 save(file, driver.machine())?;
             }
             ClientEvent::Undelivered(v) => {
-                for el in &v {
-                    println!("UNDELIVERED {}", xml(el));
+                for kept in &v {
+                    println!("UNDELIVERED {}", String::from_utf8_lossy(kept.as_bytes()));
                 }
             }
             ClientEvent::Stanza(el) => {
@@ -212,7 +212,7 @@ fn connection(args: &Args, state: Option<SmState>, first: bool) -> Result<End, S
                 return Ok(End::HungUp(l, st));
             }
             line = Some(l);
-            settle = Some(Instant::now() + SETTLE);
+            settle = Some(Instant::now() + args.linger.unwrap_or(SETTLE));
         }
     }
     driver.hang_up();
