@@ -294,6 +294,9 @@ pub struct Client {
     /// What SASL2's success bound or resumed, acted on once the features
     /// that follow it arrive.
     sasl2_after: Option<sasl2::AfterSasl2>,
+    /// Resumed inline by SASL2: the features that follow the success may
+    /// come after the first stanzas (Prosody's order); taken once, ready.
+    sasl2_features_late: bool,
     /// The time of the last input (stanzas the host sends between inputs
     /// are stamped with it).
     last_input: Instant,
@@ -345,6 +348,7 @@ impl Client {
             sm_offered: false,
             sasl2_used: false,
             sasl2_after: None,
+            sasl2_features_late: false,
             last_input: now,
         };
         c.open_stream();
@@ -728,6 +732,7 @@ impl Client {
             Phase::Legacy(_) => Expect::Iq {
                 unauthorized: false,
             },
+            Phase::Ready { .. } if self.sasl2_features_late => Expect::Any,
             Phase::Ready { .. } | Phase::Enabling { .. } | Phase::Resuming => Expect::Stanzas,
             Phase::AwaitHeader | Phase::AwaitTls => Expect::Any,
         }
@@ -883,7 +888,7 @@ impl Client {
         match phase {
             Phase::AwaitFeatures if el.is("features", ns::STREAM) => {
                 self.phase = Phase::AwaitFeatures;
-                self.on_features(now, &el);
+                self.on_features(&el);
             }
             Phase::StartTlsSent => {
                 self.phase = Phase::StartTlsSent;
@@ -925,6 +930,12 @@ impl Client {
             Phase::Legacy(step) if is_reply(&el, step.reply_id()) => {
                 self.on_legacy_reply(now, step, &el);
             }
+            Phase::Ready { jid } if self.sasl2_features_late && el.is("features", ns::STREAM) => {
+                self.sasl2_features_late = false;
+                self.sm_offered =
+                    StreamFeatures::parse(&el, Stage::Authenticated).stream_management;
+                self.phase = Phase::Ready { jid };
+            }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
                 self.sm_inbound();
@@ -943,7 +954,7 @@ impl Client {
         }
     }
 
-    fn on_features(&mut self, now: Instant, el: &Element) {
+    fn on_features(&mut self, el: &Element) {
         let stage = self.stage();
         let features = StreamFeatures::parse(el, stage);
         match stage {
@@ -964,7 +975,7 @@ impl Client {
             }
             Stage::Encrypted => self.preauth(Some(features)),
             Stage::Authenticated => {
-                if self.sasl2_features(now, &features) {
+                if self.sasl2_features(&features) {
                     return;
                 }
                 if features.bind {

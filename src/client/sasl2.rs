@@ -4,8 +4,6 @@
 //! bound, enabled or resumed, then the server's features without a
 //! restart.
 
-use std::time::Instant;
-
 use jid::FullJid;
 use minidom::Element;
 use zeroize::Zeroizing;
@@ -51,8 +49,6 @@ enum Step {
 pub(super) enum AfterSasl2 {
     /// Bind 2 bound this JID.
     Bound(FullJid),
-    /// Stream management resumed the session.
-    Resumed { previd: String, h: u32 },
 }
 
 impl Client {
@@ -275,10 +271,10 @@ impl Client {
         // was bound.
         match (&success.sm, x.resume) {
             (Some(SmElement::Resumed { previd, h }), true) => {
-                self.sasl2_after = Some(AfterSasl2::Resumed {
-                    previd: previd.clone(),
-                    h: *h,
-                });
+                // Ready at once: Prosody sends the stanzas it held (and
+                // `<r/>`) before the features that follow.
+                self.sasl2_features_late = true;
+                self.sm_resumed(self.last_input, previd, *h);
                 return self.sasl2_inline_results(success);
             }
             (Some(SmElement::Failed { h, condition }), true) => {
@@ -340,13 +336,9 @@ impl Client {
 
     /// The features after a SASL2 success: bound or resumed inline, the
     /// session is ready now; otherwise `false` (RFC 6120 binding follows).
-    pub(super) fn sasl2_features(&mut self, now: Instant, features: &StreamFeatures) -> bool {
+    pub(super) fn sasl2_features(&mut self, features: &StreamFeatures) -> bool {
         match self.sasl2_after.take() {
             None => false,
-            Some(AfterSasl2::Resumed { previd, h }) => {
-                self.sm_resumed(now, &previd, h);
-                true
-            }
             Some(AfterSasl2::Bound(jid)) => {
                 // Stream management not enabled inline may still be
                 // enabled the RFC 6120 way, when offered now.
