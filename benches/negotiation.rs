@@ -18,6 +18,11 @@
 //!   StoredKey/ServerKey: no PBKDF2 on either side.
 //! - `SCRAM-SHA-256/pbkdf2-4096`: the client has only the password and
 //!   runs PBKDF2 (4096 iterations); the server still has StoredKey/ServerKey.
+//! - `SASL2+Bind2 PLAIN`, `SASL2+Bind2 SCRAM-SHA-256/cached-keys`: the
+//!   same logins over SASL2 (XEP-0388) with Bind 2 (XEP-0386): no restart,
+//!   no bind IQ. The summary sets each beside its RFC 6120 login: time,
+//!   bytes and the client's round trips (its writes, each answered before
+//!   the next).
 //!
 //! Baseline, for each case: rxml's `RawParser` tokenising exactly the bytes
 //! both sides exchanged in that negotiation (recorded once, before timing),
@@ -150,21 +155,41 @@ enum Case {
     Scram1Cached,
     Scram256Cached,
     Scram256Pbkdf2,
+    Sasl2Plain,
+    Sasl2Scram256Cached,
 }
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 6] = [
     Case::Plain,
     Case::Scram1Cached,
     Case::Scram256Cached,
     Case::Scram256Pbkdf2,
+    Case::Sasl2Plain,
+    Case::Sasl2Scram256Cached,
 ];
 
 impl Case {
     fn mechanism(self) -> &'static str {
         match self {
-            Case::Plain => "PLAIN",
+            Case::Plain | Case::Sasl2Plain => "PLAIN",
             Case::Scram1Cached => "SCRAM-SHA-1",
-            Case::Scram256Cached | Case::Scram256Pbkdf2 => "SCRAM-SHA-256",
+            Case::Scram256Cached | Case::Scram256Pbkdf2 | Case::Sasl2Scram256Cached => {
+                "SCRAM-SHA-256"
+            }
+        }
+    }
+
+    /// Over SASL2 with Bind 2.
+    fn sasl2(self) -> bool {
+        matches!(self, Case::Sasl2Plain | Case::Sasl2Scram256Cached)
+    }
+
+    /// The RFC 6120 login a SASL2 case is set beside.
+    fn rfc6120(self) -> Option<Case> {
+        match self {
+            Case::Sasl2Plain => Some(Case::Plain),
+            Case::Sasl2Scram256Cached => Some(Case::Scram256Cached),
+            _ => None,
         }
     }
 
@@ -174,14 +199,18 @@ impl Case {
             Case::Scram1Cached => "SCRAM-SHA-1/cached-keys",
             Case::Scram256Cached => "SCRAM-SHA-256/cached-keys",
             Case::Scram256Pbkdf2 => "SCRAM-SHA-256/pbkdf2-4096",
+            Case::Sasl2Plain => "SASL2+Bind2 PLAIN",
+            Case::Sasl2Scram256Cached => "SASL2+Bind2 SCRAM-SHA-256/cached",
         }
     }
 
     fn hash(self) -> Option<ScramHash> {
         match self {
-            Case::Plain => None,
+            Case::Plain | Case::Sasl2Plain => None,
             Case::Scram1Cached => Some(ScramHash::Sha1),
-            Case::Scram256Cached | Case::Scram256Pbkdf2 => Some(ScramHash::Sha256),
+            Case::Scram256Cached | Case::Scram256Pbkdf2 | Case::Sasl2Scram256Cached => {
+                Some(ScramHash::Sha256)
+            }
         }
     }
 }
@@ -238,7 +267,10 @@ impl Setup {
             store: Store::new(),
             keys: None,
         };
-        if matches!(case, Case::Scram1Cached | Case::Scram256Cached) {
+        if matches!(
+            case,
+            Case::Scram1Cached | Case::Scram256Cached | Case::Sasl2Scram256Cached
+        ) {
             // An earlier login with the password hands back the keys.
             let (cc, sc) = s.configs();
             let (client, _server) = s.negotiate(cc, sc, None);
@@ -276,6 +308,12 @@ impl Setup {
         s.tls = ServerTls::None;
         s.mechanisms = vec![self.case.mechanism().to_owned()];
         s.allow_plain_without_tls = true;
+        if self.case.sasl2() {
+            s.sasl2 = Some(xmpp_sansio::sasl2::Sasl2Settings::new());
+            c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Require;
+        } else {
+            c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Never;
+        }
         (c, s)
     }
 
@@ -300,6 +338,7 @@ impl Setup {
                 busy = true;
                 if let Some(r) = record.as_deref_mut() {
                     Recording::add(&mut r.up, &buf);
+                    r.client_writes += 1;
                 }
                 server.feed(now, &buf).expect("server feed");
             }
@@ -348,6 +387,9 @@ impl Setup {
 struct Recording {
     up: Vec<Vec<u8>>,
     down: Vec<Vec<u8>>,
+    /// The client's writes: each waits for the server's answer, so each is
+    /// a round trip.
+    client_writes: usize,
 }
 
 impl Recording {
@@ -706,9 +748,10 @@ fn main() {
         for (s, r) in setups.iter().zip(&recordings) {
             let (up, down) = r.bytes();
             println!(
-                "{:<28} bytes exchanged: {up} up, {down} down, {} streams, {} rxml tokens",
+                "{:<28} bytes exchanged: {up} up, {down} down, {} streams, {} round trips, {} rxml tokens",
                 s.case.label(),
                 r.up.len() + r.down.len(),
+                r.client_writes,
                 r.tokenise()
             );
         }
@@ -803,7 +846,26 @@ fn main() {
     }
     let plain = rates[0];
     for (s, rate) in setups.iter().zip(&rates).skip(1) {
-        if s.case == Case::Scram256Pbkdf2 {
+        if let Some(base) = s.case.rfc6120() {
+            let i = CASES.iter().position(|c| *c == base).expect("a case");
+            let r = &recordings[CASES.iter().position(|c| *c == s.case).expect("a case")];
+            let b = &recordings[i];
+            let ((u, d), (bu, bd)) = (r.bytes(), b.bytes());
+            println!(
+                "  {} beside {}: {:.1}% of its time per login ({:.0} against {:.0} ns), \
+                 {} bytes against {} ({:.1}%), {} round trips against {}",
+                s.case.label(),
+                base.label(),
+                100.0 * rates[i] / rate,
+                1e9 / rate,
+                1e9 / rates[i],
+                u + d,
+                bu + bd,
+                100.0 * (u + d) as f64 / (bu + bd) as f64,
+                r.client_writes,
+                b.client_writes
+            );
+        } else if s.case == Case::Scram256Pbkdf2 {
             println!(
                 "  {}: {:.1}% of PLAIN (no goal: PBKDF2 is the point)",
                 s.case.label(),

@@ -913,6 +913,7 @@ impl Hosts {
             ClientEvent::Authenticated {
                 mechanism,
                 security,
+                ..
             } => {
                 let detail = security
                     .channel_binding

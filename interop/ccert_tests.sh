@@ -24,40 +24,17 @@ ROOT="$(cd "$HERE/.." && pwd)"
 CASE_TIMEOUT="${CASE_TIMEOUT:-30}"
 DOMAIN="sansio.test"      # the example server's
 P_DOMAIN="localhost"      # the ccert Prosody's
-PIDS=()
-
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-}
-trap stop_all EXIT
-trap 'stop_all; exit 130' INT TERM
-
 # shellcheck source=harness.sh
 . "$HERE/harness.sh"
 harness_logdir ccert_tests
+harness_trap_pids
 chmod 755 "$LOGDIR"
 
 cleanup() { stop_all; }
 finish() { harness_finish ccert_tests; }
 
 # ---------- build once
-echo "== building the server and client tools"
-if [ "${BUILD:-1}" = 1 ] && ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin server --bin client) >"$LOGDIR/build.log" 2>&1; then
-  echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin server --bin client"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
-  FAILED=1; finish
-fi
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-BIN="${TARGET_DIR:-$ROOT/target}/debug/server"
-CLIENT="${TARGET_DIR:-$ROOT/target}/debug/client"
-[ -x "$BIN" ] && [ -x "$CLIENT" ] || { echo "FAIL build: no binaries at $BIN, $CLIENT"; FAILED=1; finish; }
+harness_build_tools
 
 # ---------- PKI (openssl): the CA, another CA, server certificates, client certificates
 P="$LOGDIR/pki"

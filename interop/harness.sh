@@ -33,6 +33,18 @@ harness_finish() {
   exit 1
 }
 
+# harness_port SERVERLOG: waits (10 s at most) for the example server's "LISTENING 127.0.0.1:PORT ..." line
+# and prints PORT (nothing when it never came).
+harness_port() {
+  local port="" i
+  for i in $(seq 100); do
+    port="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1")"
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  echo "$port"
+}
+
 pass() { PASSED=$((PASSED + 1)); echo "PASS $1: $2"; }
 skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
 fail() {
@@ -86,4 +98,50 @@ case_() {
   local logged
   logged="$(tail -n +"$from" "$slog" | grep -E -- "${pat:-^$}" | head -n 1 | cut -c1-160)"
   pass "$name" "$line${logged:+ [server: $logged]}"
+}
+
+# The processes a script started (PIDS), stopped by PID: TERM, then KILL after 5 s.
+# harness_trap_pids installs it for EXIT, INT and TERM.
+PIDS=()
+stop_all() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  PIDS=()
+}
+harness_trap_pids() {
+  trap stop_all EXIT
+  trap 'stop_all; exit 130' INT TERM
+}
+
+# harness_build_tools: builds the server and client tools (unless BUILD=0) and sets BIN and CLIENT to
+# them; a failure is one FAIL and `finish`. Needs ROOT and LOGDIR.
+harness_build_tools() {
+  echo "== building the server and client tools"
+  if [ "${BUILD:-1}" = 1 ] && ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin server --bin client) >"$LOGDIR/build.log" 2>&1; then
+    echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin server --bin client"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
+    FAILED=1; finish
+  fi
+  local target
+  target="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  BIN="${target:-$ROOT/target}/debug/server"
+  CLIENT="${target:-$ROOT/target}/debug/client"
+  [ -x "$BIN" ] && [ -x "$CLIENT" ] || { echo "FAIL build: no binaries at $BIN, $CLIENT"; FAILED=1; finish; }
+}
+
+# harness_port LOG: the port of the server's `LISTENING 127.0.0.1:PORT` line in LOG (waits up to 10 s), or
+# nothing.
+harness_port() {
+  local port=""
+  for _ in $(seq 100); do
+    port="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1")"
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  echo "$port"
 }

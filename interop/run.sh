@@ -16,7 +16,12 @@
 #     headless Chromium with Strophe.js and a GSSAPI Prosody or the example server, and the login-time figure
 #     against this Prosody's own BOSH), then interop/sm_tests.sh (XEP-0198 stream management:
 #     the client tool hangs up and resumes against Prosody's smacks and the example server's --sm, in one process
-#     and from a state file in a new one; slixmpp resumes against the example server; seconds), each if it exists,
+#     and from a state file in a new one; slixmpp resumes against the example server; seconds), then
+#     interop/sasl2_tests.sh (SASL2, Bind 2 and inline resumption: the client tool against Prosody's mod_sasl2*
+#     and the example server's --sasl2; seconds), then
+#     interop/fast_tests.sh (XEP-0484 FAST over SASL2 and Bind2: xmpp.js in Node gets a token with a password login
+#     and logs in again with it, against Prosody, and against the example server once it has --sasl2; installs
+#     node/npm and @xmpp/client when missing; seconds), each if it exists,
 #     with peer.env's variables exported (plus PEER_ENV=<file>,
 #     PYTHON=<venv python>, INTEROP_DIR=<this dir>)
 #  5. stops Prosody (trap, also on failure or Ctrl-C) and prints "interop: N passed, N failed"
@@ -24,7 +29,9 @@
 # Exit 0 only when every check passed. Every step has a time bound (env, seconds):
 #   VENV_TIMEOUT (600), PROSODY_TIMEOUT (900, includes apt), SELFTEST_TIMEOUT (300), CLIENT_TESTS_TIMEOUT (600),
 #   LEGACY_TESTS_TIMEOUT (600), SERVER_TESTS_TIMEOUT (600), CCERT_TESTS_TIMEOUT (600), WEB_TESTS_TIMEOUT (900, includes apt), HOSTILE_TIMEOUT (300), LOAD_TESTS_TIMEOUT (300),
-#   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build), SSO_TESTS_TIMEOUT (600), SM_TESTS_TIMEOUT (300)
+#   KERBEROS_TESTS_TIMEOUT (900, includes apt and the libgssapi build), SSO_TESTS_TIMEOUT (600), SM_TESTS_TIMEOUT (300),
+#   SASL2_TESTS_TIMEOUT (300),
+#   FAST_TESTS_TIMEOUT (600, includes apt and npm)
 # The work dir (config, logs, wire logs) is INTEROP_WORKDIR, default interop/.work/run-<time>; it is
 # deleted after a fully green run unless KEEP_WORKDIR=1, and kept (path printed) otherwise.
 set -euo pipefail
@@ -105,7 +112,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile load_tests kerberos_tests sso_tests sm_tests; do
+for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile load_tests kerberos_tests sso_tests sm_tests sasl2_tests fast_tests; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue
@@ -122,6 +129,8 @@ for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile lo
     sso_tests) limit="${SSO_TESTS_TIMEOUT:-600}" ;;
     ccert_tests) limit="${CCERT_TESTS_TIMEOUT:-600}" ;;
     sm_tests) limit="${SM_TESTS_TIMEOUT:-300}" ;;
+    sasl2_tests) limit="${SASL2_TESTS_TIMEOUT:-300}" ;;
+    fast_tests) limit="${FAST_TESTS_TIMEOUT:-600}" ;;
     *) limit="${SERVER_TESTS_TIMEOUT:-600}" ;;
   esac
   # peer.env's variables exported, plus PEER_ENV, PYTHON (venv python with slixmpp), INTEROP_DIR; cwd = project root

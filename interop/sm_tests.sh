@@ -21,37 +21,14 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 CASE_TIMEOUT="${CASE_TIMEOUT:-30}"
-PIDS=()
-
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  PIDS=()
-}
-trap stop_all EXIT
-trap 'stop_all; exit 130' INT TERM
-
 # shellcheck source=harness.sh
 . "$HERE/harness.sh"
 harness_logdir sm_tests
+harness_trap_pids
 cleanup() { stop_all; }
 finish() { harness_finish sm_tests; }
 
-echo "== building the server and client tools"
-if [ "${BUILD:-1}" = 1 ] && ! (cd "$ROOT" && cargo build --quiet -p xmpp-sansio-hosts --bin server --bin client) >"$LOGDIR/build.log" 2>&1; then
-  echo "FAIL build: cargo build -p xmpp-sansio-hosts --bin server --bin client"; tail -n 30 "$LOGDIR/build.log" | sed 's/^/  | /'
-  FAILED=1; finish
-fi
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-BIN="${TARGET_DIR:-$ROOT/target}/debug/server"
-CLIENT="${TARGET_DIR:-$ROOT/target}/debug/client"
-[ -x "$BIN" ] && [ -x "$CLIENT" ] || { echo "FAIL build: no binaries at $BIN, $CLIENT"; FAILED=1; finish; }
+harness_build_tools
 
 # run NAME CMD...: the client, time-bound, output in $LOGDIR/NAME.out; its exit code.
 run() {
@@ -144,12 +121,7 @@ slog="$LOGDIR/server.log"
 "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls none --user alice:secret --sm --sm-resume-timeout 30 \
   >"$slog" 2>&1 &
 PIDS+=($!)
-PORT=""
-for _ in $(seq 100); do
-  PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$slog")"
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
+PORT="$(harness_port "$slog")"
 if [ -z "$PORT" ]; then
   fail "server-start" "no LISTENING line"; tail -n 5 "$slog" | sed 's/^/  | /'
 else
@@ -173,12 +145,7 @@ else
   "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls starttls --cert "$LOGDIR/cert.pem" \
     --key "$LOGDIR/key.pem" --user alice:secret --user bob:secret --sm --sm-resume-timeout 30 >"$tlog" 2>&1 &
   PIDS+=($!)
-  TPORT=""
-  for _ in $(seq 100); do
-    TPORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tlog")"
-    [ -n "$TPORT" ] && break
-    sleep 0.1
-  done
+  TPORT="$(harness_port "$tlog")"
   if [ -z "$TPORT" ]; then
     fail "slixmpp-resume" "the TLS server did not start"
   elif run slixmpp-resume "${PYTHON:-python3}" "$HERE/clients/slixmpp_sm_resume.py" --port "$TPORT" \

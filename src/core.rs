@@ -544,6 +544,9 @@ pub enum AnswerKind {
     CredentialVerdict,
     /// [`CredentialAnswer::Scram`](crate::sasl::CredentialAnswer::Scram).
     ScramCredentials,
+    /// [`CredentialAnswer::FastTokens`](crate::sasl::CredentialAnswer::FastTokens):
+    /// for a FAST token request.
+    FastTokens,
     /// [`CredentialAnswer::DigestMd5`](crate::sasl::CredentialAnswer::DigestMd5).
     #[cfg(feature = "digest-md5")]
     #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]

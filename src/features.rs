@@ -39,6 +39,9 @@ pub enum FeatureKind {
     Mechanisms,
     /// XEP-0440 SASL channel-binding types.
     ChannelBindingTypes,
+    /// XEP-0388 SASL2 (with its inline features: Bind 2, stream
+    /// management, FAST...); no restart after it.
+    Sasl2,
     /// XEP-0077 in-band registration.
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -87,6 +90,13 @@ pub const FEATURES: &[FeatureRow] = &[
         ns: ns::SASL,
         stages: &[Plain, Encrypted],
         restarts: true,
+    },
+    FeatureRow {
+        kind: FeatureKind::Sasl2,
+        name: "authentication",
+        ns: ns::SASL2,
+        stages: &[Plain, Encrypted],
+        restarts: false,
     },
     FeatureRow {
         kind: FeatureKind::ChannelBindingTypes,
@@ -151,6 +161,8 @@ pub struct StreamFeatures {
     pub mechanisms: Option<Vec<String>>,
     /// XEP-0440 channel-binding type names, unknown ones included.
     pub channel_binding_types: Option<Vec<String>>,
+    /// XEP-0388 SASL2, with its mechanisms and inline features.
+    pub sasl2: Option<crate::steps::sasl2::Sasl2Feature>,
     /// XEP-0077 registration offered.
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -199,6 +211,9 @@ impl StreamFeatures {
                 FeatureKind::ChannelBindingTypes => {
                     out.channel_binding_types = parse_sasl_channel_binding(child);
                 }
+                FeatureKind::Sasl2 => {
+                    out.sasl2 = Some(crate::steps::sasl2::Sasl2Feature::parse(child));
+                }
                 #[cfg(feature = "legacy")]
                 FeatureKind::Register => out.register = true,
                 #[cfg(feature = "legacy")]
@@ -226,6 +241,9 @@ impl StreamFeatures {
                 el.append_child(Element::builder("required", ns::TLS).build());
             }
             f.append_child(el);
+        }
+        if let Some(s) = &self.sasl2 {
+            f.append_child(s.to_element());
         }
         if let Some(mechs) = &self.mechanisms {
             let mut el = bare(FeatureKind::Mechanisms);
@@ -278,7 +296,7 @@ mod tests {
 
     #[test]
     fn prosody_13_features_after_tls() {
-        // From prosody13_scram_sha1_bind.txt (SASL2 parts are not rows yet).
+        // From prosody13_scram_sha1_bind.txt.
         let f = el("<features xmlns='http://etherx.jabber.org/streams'><authentication xmlns='urn:xmpp:sasl:2'><mechanism>SCRAM-SHA-1</mechanism></authentication><register xmlns='http://jabber.org/features/iq-register'/><auth xmlns='http://jabber.org/features/iq-auth'/><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism><mechanism>OAUTHBEARER</mechanism><mechanism>PLAIN</mechanism><mechanism>SCRAM-SHA-1-PLUS</mechanism></mechanisms><sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding type='tls-server-end-point'/><channel-binding type='tls-exporter'/></sasl-channel-binding><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes></limits></features>");
         let parsed = StreamFeatures::parse(&f, Stage::Encrypted);
         assert_eq!(parsed.starttls, None);
@@ -291,15 +309,16 @@ mod tests {
             ["tls-server-end-point", "tls-exporter"]
         );
         assert!(!parsed.bind);
+        assert_eq!(parsed.sasl2.unwrap().mechanisms, ["SCRAM-SHA-1"]);
         #[cfg(feature = "legacy")]
         {
             assert!(parsed.register && parsed.iq_auth);
-            assert_eq!(parsed.other.len(), 2);
+            assert_eq!(parsed.other.len(), 1);
         }
         // Without `legacy`, registration and iq:auth are unknown features.
         #[cfg(not(feature = "legacy"))]
         assert_eq!(
-            parsed.other[1..3],
+            parsed.other[0..2],
             [
                 (
                     "http://jabber.org/features/iq-register".into(),

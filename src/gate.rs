@@ -21,6 +21,8 @@ pub(crate) enum Expect {
     Tls,
     /// A SASL element (an exchange under way).
     Sasl,
+    /// A SASL2 element (an XEP-0388 exchange under way).
+    Sasl2,
     /// An IQ (bind, session, registration and legacy-auth replies for
     /// the client; a bind request for the server, where other stanzas
     /// are `not-authorized`).
@@ -67,10 +69,12 @@ impl Expect {
             Expect::Features => false,
             Expect::Tls => namespace == ns::TLS,
             Expect::Sasl => namespace == ns::SASL,
+            Expect::Sasl2 => namespace == ns::SASL2,
             Expect::Iq { .. } => stanza && name == "iq",
             Expect::PreAuth => {
                 namespace == ns::TLS
                     || namespace == ns::SASL
+                    || namespace == ns::SASL2
                     || (cfg!(feature = "legacy") && stanza && name == "iq")
             }
         };
@@ -86,7 +90,7 @@ impl Expect {
                 StreamErrorCondition::NotAuthorized,
                 "a stanza before binding",
             ),
-            Expect::Sasl => refuse(
+            Expect::Sasl | Expect::Sasl2 => refuse(
                 StreamErrorCondition::UnsupportedStanzaType,
                 "a non-SASL element during SASL",
             ),
@@ -136,6 +140,9 @@ mod tests {
         );
         assert_eq!(cond(Expect::PreAuth, "starttls", ns::TLS), None);
         assert_eq!(cond(Expect::PreAuth, "auth", ns::SASL), None);
+        assert_eq!(cond(Expect::PreAuth, "authenticate", ns::SASL2), None);
+        assert_eq!(cond(Expect::Sasl2, "response", ns::SASL2), None);
+        assert_eq!(cond(Expect::Sasl2, "response", ns::SASL), Some(sc.clone()));
         // An IQ before authentication is registration or iq:auth, which
         // only the `legacy` build knows; without it, a stanza like any other.
         assert_eq!(

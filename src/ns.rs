@@ -24,6 +24,8 @@ pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 pub const SM: &str = "urn:xmpp:sm:3";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
 /// XEP-0077 in-band registration, stream feature.
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -46,3 +48,11 @@ pub const IQ_AUTH: &str = "jabber:iq:auth";
 pub const GOOGLE_AUTH: &str = "http://www.google.com/talk/protocol/auth";
 /// RFC 7395 WebSocket framing: `<open/>` and `<close/>`.
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+/// XEP-0388 Extensible SASL Profile (SASL2).
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0386 Bind 2.
+pub const BIND2: &str = "urn:xmpp:bind:0";
+/// XEP-0480 SASL upgrade tasks: the `<upgrade/>` offer and request.
+pub const SASL_UPGRADE: &str = "urn:xmpp:sasl:upgrade:0";
+/// XEP-0480 SCRAM upgrade tasks: `<salt/>` and `<hash/>`.
+pub const SCRAM_UPGRADE: &str = "urn:xmpp:scram-upgrade:0";

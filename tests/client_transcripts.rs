@@ -139,7 +139,9 @@ fn capture_secrets(t: &Transcript) -> (Option<String>, Option<ChannelBinding>) {
     let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
     let mut nonce = None;
     let mut binding = None;
-    if let Some(first) = text_of("auth", &c).filter(|s| !s.is_empty()) {
+    // RFC 6120's <auth/>, or SASL2's <initial-response/>.
+    let initial = text_of("auth", &c).or_else(|| text_of("initial-response", &c));
+    if let Some(first) = initial.filter(|s| !s.is_empty()) {
         let first = String::from_utf8(b64(first)).unwrap_or_default();
         if !first.contains(",r=") {
             return (None, None);
@@ -268,6 +270,8 @@ fn replay_chunked(t: &Transcript, mut config: ClientSettings, cuts: &[usize]) ->
 
 fn config(jid: &str, creds: Credentials) -> ClientSettings {
     let mut c = ClientSettings::new(jid, creds);
+    // The captures are RFC 6120 logins (Prosody offered SASL2 too).
+    c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Never;
     c.resource = Some("raw".into());
     c
 }
@@ -340,6 +344,123 @@ fn prosody_scram_logins_replay_exactly() {
     }
 }
 
+/// The value of the first `attr='...'` (`attr` given with `='`) in `xml`.
+fn attr_after<'a>(xml: &'a str, attr: &str) -> &'a str {
+    let rest = xml.split(attr).nth(1).expect("the attribute");
+    rest.split('\'').next().expect("quoted")
+}
+
+/// The configuration of the capturing client of a SASL2 capture: SASL2
+/// only, `mechanism`, its user agent (the id it sent, `xmpp_raw.py` on
+/// `interop`), the resource `raw` as Bind 2's tag.
+fn sasl2_capture_config(t: &Transcript, password: &str, mechanism: &str) -> ClientSettings {
+    use xmpp_sansio::sasl2::{Sasl2Policy, UserAgent};
+    let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
+    let mut config = config("alice@localhost", Credentials::password(password));
+    config.sasl2 = Sasl2Policy::Require;
+    only(&mut config, mechanism);
+    let mut ua = UserAgent::new(attr_after(&c, "<user-agent id='"));
+    ua.software = Some("xmpp_raw.py".into());
+    ua.device = Some("interop".into());
+    config.user_agent = Some(ua);
+    config
+}
+
+/// Prosody 13's SASL2 logins (mod_sasl2, mod_sasl2_bind2, mod_sasl2_sm):
+/// `<authenticate/>` with the user agent and Bind 2 (and stream
+/// management's `<enable/>` inside it), the challenge and response, the
+/// success with the bound JID and what was enabled, then the features
+/// without a restart; a message to self; a wrong password. The client's
+/// lines are the capturing client's, element for element. The FAST
+/// capture's first connection is a SCRAM-SHA-1-PLUS login bound to
+/// tls-server-end-point (its `<request-token/>` is FAST's, left out here).
+#[test]
+fn prosody_sasl2_logins_replay_exactly() {
+    for (file, resumable, plus) in [
+        ("prosody13_sasl2_plain_bind2.txt", false, false),
+        ("prosody13_sasl2_scram_sha1_bind2.txt", false, false),
+        ("prosody13_sasl2_scram_sha1_bind2_sm.txt", true, false),
+        ("prosody13_sasl2_fast_ht_sha256_none.txt", false, true),
+    ] {
+        let mut t = Transcript::load(&format!("prosody/{file}"));
+        if plus {
+            t = t.connections().remove(0);
+            for e in &mut t.entries {
+                if let Entry::Data(Dir::C, b) = e {
+                    let line = String::from_utf8(b.clone()).unwrap();
+                    let fast =
+                        "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>";
+                    *b = line.replace(fast, "").into_bytes();
+                }
+            }
+        }
+        let c = String::from_utf8(t.bytes_of(Dir::C)).unwrap();
+        let mech = attr_after(&c, "mechanism='");
+        let mut config = sasl2_capture_config(&t, "secret", mech);
+        if resumable {
+            config.stream_management = Some(xmpp_sansio::sm::SmSettings::new());
+        }
+        let mut o = replay(&t, config);
+        assert_eq!(o.error(), None, "{file}: {:?}", o.events);
+        let s = String::from_utf8(t.bytes_of(Dir::S)).unwrap();
+        let bound = s.split("<authorization-identifier>").nth(1).unwrap();
+        let bound = bound.split('<').next().unwrap().to_owned();
+        assert!(bound.starts_with("alice@localhost/raw~"), "{file}");
+        assert_eq!(o.ready_jid(), Some(bound.as_str()), "{file}");
+        if resumable {
+            // Enabled inline, resumable; our close acknowledges what we
+            // handled (<a h='0'/>), which the capturing client did not.
+            assert!(o.events.iter().any(|e| matches!(
+                e,
+                ClientEvent::StreamManagementEnabled { id: Some(id), max: Some(600), .. }
+                    if id == "Qblssr-xKWIi"
+            )));
+            let ours = String::from_utf8(o.sent.clone()).unwrap();
+            o.sent = ours
+                .replace("<a xmlns='urn:xmpp:sm:3' h='0'/>", "")
+                .into_bytes();
+        }
+        assert_same_client_lines(file, &o);
+        let security = o.events.iter().find_map(|e| match e {
+            ClientEvent::Authenticated { security, .. } => Some(*security),
+            _ => None,
+        });
+        let security = security.unwrap();
+        if mech.starts_with("SCRAM") {
+            // mod_sasl_ssdp's h= checked against the SASL2 mechanisms.
+            assert!(security.downgrade_protection, "{file}");
+        }
+        if plus {
+            assert_eq!(
+                security.channel_binding,
+                Some(ChannelBindingUse::Bound(
+                    ChannelBindingType::TlsServerEndPoint
+                ))
+            );
+        }
+        assert_eq!(o.events.last(), Some(&ClientEvent::Closed), "{file}");
+    }
+    // The wrong password: SASL2's failure, condition and text.
+    let t = Transcript::load("prosody/prosody13_sasl2_scram_wrong_password.txt");
+    let config = sasl2_capture_config(&t, "wrong", "SCRAM-SHA-1");
+    let o = replay(&t, config);
+    assert_eq!(
+        o.error(),
+        Some(&ClientError::Refused(PeerRefusal::Authentication {
+            condition: Some(SaslCondition::NotAuthorized),
+            text: Some(
+                "The response provided by the client doesn't match the one we calculated.".into()
+            ),
+        }))
+    );
+    // Our client closes the stream after the failure; the capturing client
+    // hung up without a close.
+    let mut o = o;
+    assert!(o.sent.ends_with(b"</stream:stream>"));
+    o.sent.truncate(o.sent.len() - b"</stream:stream>".len());
+    assert_same_client_lines("prosody13_sasl2_scram_wrong_password.txt", &o);
+}
+
 #[test]
 fn prosody_plain_and_anonymous_replay_exactly() {
     for (file, jid, creds, mech) in [
@@ -385,7 +506,7 @@ fn prosody_plain_and_anonymous_replay_exactly() {
         assert!(
             o.events.iter().any(|e| matches!(
                 e,
-                ClientEvent::Authenticated { mechanism, security }
+                ClientEvent::Authenticated { mechanism, security, .. }
                     if mechanism == mech && *security == ExchangeSecurity::default()
             )),
             "{file}"
@@ -723,7 +844,7 @@ fn prosody_gssapi_login_replays_exactly() {
     assert_eq!(*targets.lock().unwrap(), ["xmpp@xmpp.example.test"]);
     assert!(o.events.iter().any(|e| matches!(
         e,
-        ClientEvent::Authenticated { mechanism, security }
+        ClientEvent::Authenticated { mechanism, security, .. }
             if mechanism == "GSSAPI" && *security == ExchangeSecurity::default()
     )));
 }

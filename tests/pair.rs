@@ -7,71 +7,27 @@ mod support;
 use std::time::Instant;
 use xmpp_sansio::client::{ClientSettings, PeerRefusal, PolicyError};
 
-use support::pair::{alice_config, client_config, server_config, Pair, Store, TlsSim};
+use support::pair::{
+    alice_config, client_config, creds, server_config, tls_info, Pair, Store, TlsSim, MECHANISMS,
+};
 use support::toy_gssapi;
 use xmpp_sansio::client::{
     ClientError, ClientEvent, ClientMechanismFactory, ClientMechanisms, Credentials, TlsMode,
 };
-use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
+use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::policy::{CredentialKind, MechanismProfile, Refusal, RefusedMechanism};
-use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition, Secret};
+use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition};
 use xmpp_sansio::server::{
     OfferRule, Server, ServerEvent, ServerMechanismFactory, ServerMechanisms, ServerSettings,
     ServerTls,
 };
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
-/// Every built-in mechanism of this build.
-const MECHANISMS: &[&str] = &[
-    "PLAIN",
-    "SCRAM-SHA-1",
-    "SCRAM-SHA-256",
-    "SCRAM-SHA-512",
-    "SCRAM-SHA-1-PLUS",
-    "SCRAM-SHA-256-PLUS",
-    "SCRAM-SHA-512-PLUS",
-    #[cfg(feature = "digest-md5")]
-    "DIGEST-MD5",
-    "EXTERNAL",
-    "ANONYMOUS",
-    "X-OAUTH2",
-    #[cfg(feature = "google")]
-    "X-GOOGLE-TOKEN",
-    "OAUTHBEARER",
-];
-
 #[derive(Debug, Clone, Copy)]
 enum Mode {
     None,
     StartTls,
     Direct,
-}
-
-fn creds(mech: &str, good: bool) -> (String, Credentials) {
-    let pw = if good { "pencil" } else { "wrong" };
-    match mech {
-        "EXTERNAL" => ("example.com".into(), Credentials::ClientCertificate),
-        "ANONYMOUS" => ("example.com".into(), Credentials::Anonymous),
-        "X-OAUTH2" | "X-GOOGLE-TOKEN" | "OAUTHBEARER" => (
-            "alice@example.com".into(),
-            Credentials::Token(Secret::new(if good {
-                "token-alice"
-            } else {
-                "token-mallory"
-            })),
-        ),
-        _ => ("alice@example.com".into(), Credentials::password(pw)),
-    }
-}
-
-fn tls_info(version: TlsVersion, cb: Option<(ChannelBindingType, &[u8])>) -> TlsInfo {
-    TlsInfo {
-        version,
-        channel_bindings: cb
-            .map(|(k, d)| ChannelBinding::new(k, d.to_vec()))
-            .into_iter()
-            .collect(),
-    }
 }
 
 struct Case {
@@ -157,6 +113,7 @@ fn every_mechanism_in_every_tls_mode_completes_or_fails_alike() {
                             ClientEvent::Authenticated {
                                 mechanism,
                                 security,
+                                ..
                             } if mechanism == mech => Some(*security),
                             _ => None,
                         });

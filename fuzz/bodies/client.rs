@@ -159,6 +159,13 @@ pub fn client_config(config: u8, cached: bool) -> ClientSettings {
         _ => TlsMode::Direct,
     };
     c.policy.only = only.map(|m| vec![m.to_owned()]);
+    // Bit 6: SASL2 when offered (the seeds of RFC 6120 captures have it
+    // clear).
+    c.sasl2 = if config & 0x40 != 0 {
+        xmpp_sansio::sasl2::Sasl2Policy::Auto
+    } else {
+        xmpp_sansio::sasl2::Sasl2Policy::Never
+    };
     c.policy.allow_plain_without_tls = true;
     #[cfg(feature = "digest-md5")]
     {

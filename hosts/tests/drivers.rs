@@ -185,6 +185,7 @@ fn on_client_event(peer: &mut dyn Peer<Client>, seen: &mut Seen, ev: ClientEvent
         ClientEvent::Authenticated {
             mechanism,
             security,
+            ..
         } => {
             let cb = match security.channel_binding {
                 Some(ChannelBindingUse::Bound(t)) => Some(t.as_str().to_owned()),

@@ -124,6 +124,9 @@ pub struct ClientSettings {
     pub framing: Framing,
     /// The SASL mechanism policy.
     pub policy: ClientPolicy,
+    /// The FAST policy (XEP-0484): ask for a token, fall back to the
+    /// password after a failed token login. Default: neither.
+    pub fast: crate::fast::FastPolicy,
     /// The SASL mechanisms the client can use: the crate's by default; a
     /// host registers its own, with the profile the policy ranks it by.
     pub mechanisms: super::ClientMechanisms,
@@ -187,6 +190,19 @@ pub struct ClientSettings {
     /// the server offers it (acknowledgements, resumption; see
     /// [`sm`](crate::sm)). Default `None`: off.
     pub stream_management: Option<crate::sm::SmSettings>,
+    /// SASL2 (XEP-0388) or RFC 6120 SASL when the server offers both:
+    /// [`Sasl2Policy::Auto`](crate::sasl2::Sasl2Policy::Auto) (the
+    /// default) takes SASL2, with Bind 2 and stream management inline when
+    /// offered (the [`resource`](Self::resource) is Bind 2's `<tag/>`).
+    pub sasl2: crate::sasl2::Sasl2Policy,
+    /// SASL2's `<user-agent/>`: a stable id (a UUID the host keeps for
+    /// this installation) and the software and device names. `None`: none
+    /// sent.
+    pub user_agent: Option<crate::steps::sasl2::UserAgent>,
+    /// SASL2: ask for the XEP-0480 SCRAM upgrade tasks the server offers
+    /// (with a password only: the client computes the new SaltedPassword).
+    /// Default `true`.
+    pub scram_upgrades: bool,
     /// After sending `</stream:stream>`, wait this long for the server's.
     pub close_grace: Duration,
     /// A fixed SCRAM client nonce / DIGEST-MD5 cnonce. **Only for
@@ -207,6 +223,7 @@ impl ClientSettings {
             tls: TlsMode::StartTlsRequired,
             framing: Framing::Tcp,
             policy: ClientPolicy::default(),
+            fast: crate::fast::FastPolicy::default(),
             mechanisms: super::ClientMechanisms::builtin(),
             #[cfg(feature = "legacy")]
             legacy_auth: super::LegacyAuthPolicy::default(),
@@ -225,6 +242,9 @@ impl ClientSettings {
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
             stream_management: None,
+            sasl2: crate::sasl2::Sasl2Policy::Auto,
+            user_agent: None,
+            scram_upgrades: true,
             close_grace: Duration::from_secs(5),
             replay_nonce: None,
         }
@@ -282,6 +302,14 @@ impl ClientSettings {
         }
         if let Some(l) = &self.lang {
             check_writable("lang", l)?;
+        }
+        if let Some(ua) = &self.user_agent {
+            for v in [Some(&ua.id), ua.software.as_ref(), ua.device.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                check_writable("user_agent", v)?;
+            }
         }
         #[cfg(feature = "legacy")]
         for (name, value) in self.register.iter().flat_map(|r| &r.fields) {
@@ -388,6 +416,7 @@ impl fmt::Debug for ClientSettings {
             .field("tls", &self.tls)
             .field("framing", &self.framing)
             .field("policy", &self.policy)
+            .field("fast", &self.fast)
             .field("mechanisms", &self.mechanisms)
             .finish_non_exhaustive()
     }

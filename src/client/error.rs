@@ -168,6 +168,9 @@ pub enum PolicyError {
     /// authentication is not enabled, or the crate was built without the
     /// `legacy` feature; `unsupported-version` was sent.
     UnsupportedVersion,
+    /// [`Sasl2Policy::Require`](crate::sasl2::Sasl2Policy::Require): the
+    /// server offers no SASL2 (XEP-0388); nothing was sent.
+    Sasl2NotOffered,
     /// The server's zero-knowledge `<sequence/>` is above
     /// [`ClientSettings::max_zero_k_sequence`](crate::client::ClientSettings::max_zero_k_sequence):
     /// nothing was hashed or sent.
@@ -200,6 +203,9 @@ impl fmt::Display for PolicyError {
             Self::MechanismRefused(r) => write!(f, "{}", SelectError::Refused(r.clone())),
             Self::Sasl(e) => write!(f, "{e}"),
             Self::UnsupportedVersion => f.write_str("the server speaks pre-1.0 XMPP"),
+            Self::Sasl2NotOffered => {
+                f.write_str("SASL2 is required but the server does not offer it")
+            }
             #[cfg(feature = "legacy")]
             Self::ZeroKSequenceTooHigh { sequence, max } => write!(
                 f,

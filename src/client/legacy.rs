@@ -246,6 +246,7 @@ impl Client {
         self.core.push_event(ClientEvent::Authenticated {
             mechanism: "jabber:iq:auth".into(),
             security: ExchangeSecurity::default(),
+            sasl2: false,
         });
         match self.config.jid().with_resource_str(&resource) {
             Ok(jid) => self.ready(jid),

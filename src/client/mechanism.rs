@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::client::config::{ClientConfig, Credentials, TlsInfo};
+use crate::fast::{FastFeature, FastRefusal, FastToken};
 use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousClient;
 use crate::sasl::channel_binding::{choose_channel_binding, ChannelBinding};
@@ -11,6 +12,7 @@ use crate::sasl::channel_binding::{choose_channel_binding, ChannelBinding};
 use crate::sasl::digest_md5::DigestMd5Client;
 use crate::sasl::external::ExternalClient;
 use crate::sasl::gssapi::{self, GssContext, GssError, GssTarget, GssapiClient};
+use crate::sasl::ht::{HtClient, HtMechanism};
 use crate::sasl::oauthbearer::OAuthBearerClient;
 use crate::sasl::plain::PlainClient;
 use crate::sasl::policy::{MechanismProfile, SelectError, SelectionContext, BUILTIN};
@@ -47,6 +49,10 @@ pub struct ClientMechanismInput<'a> {
     pub replay_nonce: Option<&'a str>,
     /// Randomness for nonces.
     pub rng: &'a mut dyn RandomSource,
+    /// The FAST token to log in with, when building a FAST mechanism
+    /// (with [`channel_binding`](Self::channel_binding) of the type the
+    /// mechanism's name says, if any).
+    pub fast_token: Option<&'a FastToken>,
 }
 
 /// Builds a client mechanism from a [`ClientMechanismInput`].
@@ -117,12 +123,33 @@ impl ClientMechanisms {
         BUILTIN
             .iter()
             .map(|&(name, profile)| ClientMechanismFactory::new(name, profile, build_builtin))
+            .chain(
+                HtMechanism::ALL.into_iter().map(|m| {
+                    ClientMechanismFactory::new(m.name(), m.client_profile(), build_builtin)
+                }),
+            )
             .collect()
     }
 }
 
 /// The crate's mechanisms, by name.
 fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>, SaslError> {
+    if let Some(m) = HtMechanism::from_name(i.name) {
+        let token = i
+            .fast_token
+            .filter(|t| t.mechanism == i.name)
+            .ok_or(SaslError::new(
+                SaslCondition::InvalidMechanism,
+                "no FAST token bound to this mechanism",
+            ))?;
+        let cb = i.channel_binding;
+        return Ok(Box::new(HtClient::with_binding(
+            m,
+            i.username,
+            token.token.clone(),
+            cb,
+        )?));
+    }
     let mech: Box<dyn ClientMechanism> = match (i.credentials, i.name) {
         (Credentials::Password { password, cached }, n) if parse_mechanism_name(n).is_some() => {
             let (hash, plus) = parse_mechanism_name(n).expect("checked");
@@ -208,25 +235,91 @@ pub(crate) fn choose(
         .policy
         .select_among(known, &ctx)
         .map_err(ChooseError::Policy)?;
-    let factory = config
-        .mechanisms
-        .get(name)
-        .expect("selected from the registry");
-    let input = ClientMechanismInput {
+    build(config, rng, name, offer, binding.as_ref(), None).map_err(ChooseError::Sasl)
+}
+
+/// Builds the registered mechanism `name` with what the configuration
+/// says, the server's offer and the binding data it uses.
+fn build(
+    config: &ClientConfig,
+    rng: &mut dyn crate::RandomSource,
+    name: &str,
+    offer: &ServerOffer,
+    channel_binding: Option<&ChannelBinding>,
+    fast_token: Option<&FastToken>,
+) -> Result<Box<dyn ClientMechanism>, SaslError> {
+    let factory = config.mechanisms.get(name).ok_or(SaslError::new(
+        SaslCondition::InvalidMechanism,
+        "no such mechanism registered",
+    ))?;
+    (factory.build)(ClientMechanismInput {
         name,
         credentials: &config.credentials,
         username: config.username(),
         domain: config.domain().as_str(),
         bare_jid: config.jid().as_str(),
         offer,
-        channel_binding: binding.as_ref(),
+        channel_binding,
         min_scram_iterations: config.min_scram_iterations,
         max_scram_iterations: config.max_scram_iterations,
         replay_nonce: config.replay_nonce.as_deref(),
         rng,
-    };
-    (factory.build)(input).map_err(ChooseError::Sasl)
+        fast_token,
+    })
 }
+
+/// Builds the FAST mechanism that logs in with `token` (the one it is
+/// bound to) on a stream whose SASL2 features offered `feature`, once
+/// [`ClientSettings::fast`](crate::client::ClientSettings::fast)'s
+/// [`check_login`](crate::fast::FastPolicy::check_login) allows it: the
+/// factory gets the token and the channel-binding data of the type the
+/// mechanism's name says (for an `HT-*` name; a host's own FAST mechanism
+/// gets the data [`choose_channel_binding`] picks). `now_unix`: the
+/// host's clock, to refuse an expired token before sending it.
+pub fn fast_mechanism(
+    config: &ClientConfig,
+    rng: &mut dyn crate::RandomSource,
+    feature: Option<&FastFeature>,
+    token: &FastToken,
+    tls: Option<&TlsInfo>,
+    now_unix: Option<i64>,
+) -> Result<Box<dyn ClientMechanism>, FastMechanismError> {
+    config
+        .fast
+        .check_login(feature, &config.mechanisms, token, tls, now_unix)
+        .map_err(FastMechanismError::Refused)?;
+    let name = token.mechanism.as_str();
+    let binding = tls.and_then(|t| {
+        let kind = match HtMechanism::from_name(name) {
+            Some(m) => m.binding.channel_binding_type()?,
+            None => choose_channel_binding(t.version, None, &t.binding_types())?,
+        };
+        t.channel_bindings.iter().find(|b| b.kind == kind)
+    });
+    let offer = ServerOffer::new(feature.map(|f| f.mechanisms.clone()).unwrap_or_default());
+    build(config, rng, name, &offer, binding, Some(token)).map_err(FastMechanismError::Sasl)
+}
+
+/// Why [`fast_mechanism`] built nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FastMechanismError {
+    /// The policy refused the token on this stream.
+    Refused(FastRefusal),
+    /// The factory failed.
+    Sasl(SaslError),
+}
+
+impl std::fmt::Display for FastMechanismError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(r) => write!(f, "FAST refused: {r}"),
+            Self::Sasl(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FastMechanismError {}
 
 /// Why no mechanism could be started.
 #[derive(Debug)]

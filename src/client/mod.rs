@@ -62,6 +62,7 @@ mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
+mod sasl2;
 mod sm;
 
 use std::fmt;
@@ -80,7 +81,8 @@ pub use error::{ClientError, PeerRefusal, PolicyError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthPolicy, Registration};
 pub use mechanism::{
-    BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput, ClientMechanisms,
+    fast_mechanism, BuildClientMechanism, ClientMechanismFactory, ClientMechanismInput,
+    ClientMechanisms, FastMechanismError,
 };
 
 pub use crate::core::UsageError;
@@ -116,6 +118,8 @@ pub enum ClientEvent {
         mechanism: String,
         /// Channel binding and XEP-0474, as the mechanism saw them.
         security: ExchangeSecurity,
+        /// Over SASL2 (XEP-0388): no stream restart follows.
+        sasl2: bool,
     },
     /// The session is ready: stanzas may flow.
     Ready {
@@ -224,6 +228,8 @@ enum Phase {
     AwaitTls,
     /// SASL under way.
     Sasl(Box<dyn ClientMechanism>),
+    /// SASL2 (XEP-0388) under way.
+    Sasl2(Box<sasl2::Sasl2Exchange>),
     /// Bind request sent.
     Binding,
     /// Session request sent.
@@ -247,6 +253,7 @@ impl Phase {
             Self::StartTlsSent => "starttls-sent",
             Self::AwaitTls => "await-tls",
             Self::Sasl(_) => "sasl",
+            Self::Sasl2(_) => "sasl2",
             Self::Binding => "binding",
             Self::Session { .. } => "session",
             Self::Enabling { .. } => "sm-enabling",
@@ -282,6 +289,14 @@ pub struct Client {
     sm_resuming: bool,
     /// The server offered stream management after authentication.
     sm_offered: bool,
+    /// The login used SASL2.
+    sasl2_used: bool,
+    /// What SASL2's success bound or resumed, acted on once the features
+    /// that follow it arrive.
+    sasl2_after: Option<sasl2::AfterSasl2>,
+    /// Resumed inline by SASL2: the features that follow the success may
+    /// come after the first stanzas (Prosody's order); taken once, ready.
+    sasl2_features_late: bool,
     /// The time of the last input (stanzas the host sends between inputs
     /// are stamped with it).
     last_input: Instant,
@@ -331,6 +346,9 @@ impl Client {
             sm: None,
             sm_resuming: false,
             sm_offered: false,
+            sasl2_used: false,
+            sasl2_after: None,
+            sasl2_features_late: false,
             last_input: now,
         };
         c.open_stream();
@@ -619,6 +637,10 @@ impl Client {
         if matches!(self.phase, Phase::Sasl(_)) {
             self.core.write_sasl(SaslPayload::Abort);
         }
+        if matches!(self.phase, Phase::Sasl2(_)) {
+            let abort = crate::steps::sasl2::Sasl2Element::Abort(None).to_element();
+            self.write(&abort);
+        }
         if matches!(self.phase, Phase::Ready { .. }) {
             self.sm_closing();
         }
@@ -702,6 +724,7 @@ impl Client {
             Phase::AwaitFeatures => Expect::Features,
             Phase::StartTlsSent => Expect::Tls,
             Phase::Sasl(_) => Expect::Sasl,
+            Phase::Sasl2(_) => Expect::Sasl2,
             Phase::Binding | Phase::Session { .. } => Expect::Iq {
                 unauthorized: false,
             },
@@ -709,6 +732,7 @@ impl Client {
             Phase::Legacy(_) => Expect::Iq {
                 unauthorized: false,
             },
+            Phase::Ready { .. } if self.sasl2_features_late => Expect::Any,
             Phase::Ready { .. } | Phase::Enabling { .. } | Phase::Resuming => Expect::Stanzas,
             Phase::AwaitHeader | Phase::AwaitTls => Expect::Any,
         }
@@ -880,6 +904,7 @@ impl Client {
                 }
             }
             Phase::Sasl(mech) => self.on_sasl(mech, &el),
+            Phase::Sasl2(x) => self.on_sasl2(x, &el),
             Phase::Binding if is_reply(&el, BIND_ID) => {
                 self.phase = Phase::Binding;
                 match bind::parse_reply(&el).map(|j| FullJid::new(&j)) {
@@ -904,6 +929,12 @@ impl Client {
             #[cfg(feature = "legacy")]
             Phase::Legacy(step) if is_reply(&el, step.reply_id()) => {
                 self.on_legacy_reply(now, step, &el);
+            }
+            Phase::Ready { jid } if self.sasl2_features_late && el.is("features", ns::STREAM) => {
+                self.sasl2_features_late = false;
+                self.sm_offered =
+                    StreamFeatures::parse(&el, Stage::Authenticated).stream_management;
+                self.phase = Phase::Ready { jid };
             }
             Phase::Ready { jid } if is_stanza(&el) => {
                 self.phase = Phase::Ready { jid };
@@ -944,15 +975,16 @@ impl Client {
             }
             Stage::Encrypted => self.preauth(Some(features)),
             Stage::Authenticated => {
+                if self.sasl2_features(&features) {
+                    return;
+                }
                 if features.bind {
                     self.session_required = features.session == Some(false);
                     self.sm_offered = features.stream_management;
                     if self.sm_try_resume() || self.core.is_closed() {
                         return;
                     }
-                    let resource = self.config.resource().map(|r| r.as_str().to_owned());
-                    self.write(&bind::request(BIND_ID, resource.as_deref()));
-                    self.phase = Phase::Binding;
+                    self.bind();
                 } else {
                     self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
                         StreamErrorCondition::UnsupportedFeature,
@@ -974,16 +1006,28 @@ impl Client {
         }
     }
 
-    fn start_sasl(&mut self, features: StreamFeatures) {
+    fn start_sasl(&mut self, mut features: StreamFeatures) {
+        // SASL2 or RFC 6120 SASL (the policy's choice); the same registry
+        // and policy choose the mechanism for either.
+        let sasl2 = match self.sasl2_choice(&mut features) {
+            Ok(s) => s,
+            Err(e) => return self.fail(ClientError::Policy(e)),
+        };
         // No acceptable mechanism: `jabber:iq:auth` instead, when offered
         // and allowed.
         #[cfg(feature = "legacy")]
         let legacy_fallback = features.iq_auth && self.config.legacy_auth.enabled;
         let offer = ServerOffer {
-            mechanisms: features.mechanisms.unwrap_or_default(),
+            mechanisms: match &sasl2 {
+                Some(f) => f.mechanisms.clone(),
+                None => features.mechanisms.unwrap_or_default(),
+            },
             channel_binding_types: features.channel_binding_types,
         };
         match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
+            Ok(mech) if sasl2.is_some() => {
+                self.start_sasl2(mech, &sasl2.expect("checked"));
+            }
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
                     // PLAIN's carries the password: zeroed once written.
@@ -1042,6 +1086,7 @@ impl Client {
                     self.core.push_event(ClientEvent::Authenticated {
                         mechanism: mech.name().to_owned(),
                         security: mech.security(),
+                        sasl2: false,
                     });
                     // Restart: a fresh parser on exactly the next bytes.
                     self.core.reader.reset();
@@ -1066,6 +1111,14 @@ impl Client {
                 self.protocol_error("a client-side SASL element from the server");
             }
         }
+    }
+
+    /// RFC 6120 resource binding: the request for the configured
+    /// resource.
+    fn bind(&mut self) {
+        let resource = self.config.resource().map(|r| r.as_str().to_owned());
+        self.write(&bind::request(BIND_ID, resource.as_deref()));
+        self.phase = Phase::Binding;
     }
 
     fn after_bind(&mut self, jid: FullJid) {

@@ -9,7 +9,6 @@ use minidom::Element;
 use super::{Client, ClientError, ClientEvent, Misbehavior, Phase, StreamErrorCondition};
 use crate::core::Life;
 use crate::sm::{Session, SmState, TooHigh};
-use crate::steps::bind;
 use crate::steps::sm::SmElement;
 
 impl Client {
@@ -106,7 +105,7 @@ impl Client {
 
     /// The resumption failed: acknowledged stanzas count as delivered,
     /// the rest goes back to the host; a new session follows.
-    fn sm_resume_failed(&mut self, h: Option<u32>, condition: Option<String>) {
+    pub(super) fn sm_resume_failed(&mut self, h: Option<u32>, condition: Option<String>) {
         self.sm_resuming = false;
         if let (Some(h), Some(s)) = (h, &mut self.sm) {
             match s.ack(h) {
@@ -170,18 +169,7 @@ impl Client {
                     max,
                 },
             ) => {
-                // A location is a redirect: only from a protected stream.
-                let location = location
-                    .filter(|_| self.tls.is_some() || self.config.allow_redirect_without_tls);
-                let id = id.filter(|_| resume);
-                if let Some(s) = &mut self.sm {
-                    s.counting = true;
-                    s.id = id.clone();
-                    s.location = location.clone();
-                    s.max = max;
-                }
-                self.core
-                    .push_event(ClientEvent::StreamManagementEnabled { id, location, max });
+                self.sm_enabled(id, resume, location, max);
                 self.ready(jid);
             }
             (Phase::Enabling { jid }, SmElement::Failed { condition, .. }) => {
@@ -191,35 +179,8 @@ impl Client {
                 self.ready(jid);
             }
             (Phase::Resuming, SmElement::Resumed { previd, h }) => {
-                let Some(s) = &mut self.sm else {
-                    return self.protocol_error("resumed without a session");
-                };
-                if s.id.as_deref() != Some(previd.as_str()) {
-                    self.phase = Phase::Resuming;
-                    return self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
-                        StreamErrorCondition::UndefinedCondition,
-                        "the server resumed another session",
-                    )));
-                }
-                let acked = match s.ack(h) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.phase = Phase::Resuming;
-                        return self.too_high(e);
-                    }
-                };
-                let jid = s.jid.clone();
-                if !acked.is_empty() {
-                    self.core.push_event(ClientEvent::Acked(acked));
-                }
-                self.sm_resuming = false;
-                if let Some(s) = self.sm.as_mut() {
-                    self.core.sm_retransmit(s, now);
-                }
-                self.phase = Phase::Ready { jid: jid.clone() };
-                self.negotiation_deadline = None;
-                self.core.become_lean(self.config.buffers);
-                self.core.push_event(ClientEvent::Resumed { jid, h });
+                self.phase = Phase::Resuming;
+                self.sm_resumed(now, &previd, h);
             }
             (Phase::Resuming, SmElement::Failed { h, condition }) => {
                 self.phase = Phase::Resuming;
@@ -227,9 +188,7 @@ impl Client {
                 if self.core.is_closed() {
                     return;
                 }
-                let resource = self.config.resource().map(|r| r.as_str().to_owned());
-                self.write(&bind::request(super::BIND_ID, resource.as_deref()));
-                self.phase = Phase::Binding;
+                self.bind();
             }
             (phase @ (Phase::Ready { .. } | Phase::Enabling { .. }), el) => {
                 self.phase = phase;
@@ -240,6 +199,59 @@ impl Client {
                 self.protocol_error("a stream management element that is not legal in this phase");
             }
         }
+    }
+
+    /// The server enabled stream management (`<enabled/>`, after a bind
+    /// request or inside Bind 2's `<bound/>`): counting starts.
+    pub(super) fn sm_enabled(
+        &mut self,
+        id: Option<String>,
+        resume: bool,
+        location: Option<String>,
+        max: Option<u32>,
+    ) {
+        // A location is a redirect: only from a protected stream.
+        let location =
+            location.filter(|_| self.tls.is_some() || self.config.allow_redirect_without_tls);
+        let id = id.filter(|_| resume);
+        if let Some(s) = &mut self.sm {
+            s.counting = true;
+            s.id = id.clone();
+            s.location = location.clone();
+            s.max = max;
+        }
+        self.core
+            .push_event(ClientEvent::StreamManagementEnabled { id, location, max });
+    }
+
+    /// The server resumed the session (`<resumed/>`, alone or inside
+    /// SASL2's `<success/>`): acknowledged stanzas, the rest again, ready.
+    pub(super) fn sm_resumed(&mut self, now: Instant, previd: &str, h: u32) {
+        let Some(s) = &mut self.sm else {
+            return self.protocol_error("resumed without a session");
+        };
+        if s.id.as_deref() != Some(previd) {
+            return self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                StreamErrorCondition::UndefinedCondition,
+                "the server resumed another session",
+            )));
+        }
+        let acked = match s.ack(h) {
+            Ok(a) => a,
+            Err(e) => return self.too_high(e),
+        };
+        let jid = s.jid.clone();
+        if !acked.is_empty() {
+            self.core.push_event(ClientEvent::Acked(acked));
+        }
+        self.sm_resuming = false;
+        if let Some(s) = self.sm.as_mut() {
+            self.core.sm_retransmit(s, now);
+        }
+        self.phase = Phase::Ready { jid: jid.clone() };
+        self.negotiation_deadline = None;
+        self.core.become_lean(self.config.buffers);
+        self.core.push_event(ClientEvent::Resumed { jid, h });
     }
 
     /// `<r/>` and `<a/>` in a session.

@@ -140,11 +140,20 @@ pub(crate) fn parse_token_layout(
 /// optimisation barrier (`subtle`'s slice comparison puts a barrier on
 /// every byte, which made it the costliest step of checking a proof).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    #[cfg(test)]
+    CT_EQ_CALLS.with(|c| c.set(c.get() + 1));
     if a.len() != b.len() {
         return false;
     }
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread called [`ct_eq`]: the unit tests check
+    /// that a comparison of secrets goes through it.
+    pub(crate) static CT_EQ_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes

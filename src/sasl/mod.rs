@@ -40,6 +40,7 @@ pub(crate) mod common;
 pub mod digest_md5;
 pub mod external;
 pub mod gssapi;
+pub mod ht;
 pub mod oauthbearer;
 pub mod plain;
 pub mod policy;
@@ -320,6 +321,12 @@ pub struct ExchangeSecurity {
     /// matched the mechanisms and channel-binding types the client was
     /// offered. Server: `h=` was sent.
     pub downgrade_protection: bool,
+    /// Server, FAST (XEP-0484): which of the client's token slots the
+    /// login used. [`TokenSlot::New`](crate::fast::TokenSlot::New): the
+    /// host moves that token to the current slot and drops the old one
+    /// ([`TokenSlots::promote`](crate::fast::TokenSlots::promote)).
+    /// `None` for every other mechanism, and on the client.
+    pub fast_token: Option<crate::fast::TokenSlot>,
 }
 
 /// The gs2 channel-binding flag of an exchange (RFC 5802 section 6).
@@ -441,6 +448,32 @@ pub enum CredentialRequest {
         /// The requested authorization identity, if any.
         authzid: Option<String>,
     },
+    /// Give the FAST tokens (XEP-0484) the host keeps for `username`'s
+    /// client `user_agent_id`: answer with [`CredentialAnswer::FastTokens`]
+    /// (its two slots, without the tokens that expired or that it no
+    /// longer trusts; empty slots for an unknown user or client), or
+    /// `Verdict(Err(condition))` to refuse outright. The mechanism
+    /// compares in constant time and reports the slot that matched in
+    /// [`ExchangeSecurity::fast_token`]; no match is
+    /// `credentials-expired`.
+    FastToken {
+        /// The `HT-*` mechanism: a token bound to another one does not
+        /// match.
+        mechanism: &'static str,
+        /// The user name the client sent.
+        username: String,
+        /// The XEP-0388 `<user-agent id>` of the `<authenticate>`: tokens
+        /// are kept per client. `None` when there was none.
+        user_agent_id: Option<String>,
+        /// The `count` of the client's `<fast/>` (XEP-0484 replay counter,
+        /// required only in TLS 0-RTT data): a host that keeps the last
+        /// count per token refuses one not above it.
+        count: Option<u32>,
+        /// The client's `<fast invalidate='true'/>`: once the login
+        /// succeeded, the host drops the token it used
+        /// ([`TokenSlots::invalidate`](crate::fast::TokenSlots::invalidate)).
+        invalidate: bool,
+    },
     /// Admit an anonymous user (ANONYMOUS)? Answer with
     /// [`CredentialAnswer::Verdict`], naming the user name the host assigns.
     Anonymous {
@@ -456,7 +489,9 @@ impl CredentialRequest {
     /// (it names no account).
     pub(crate) fn prepare_username(&mut self) -> Result<(), jid::Error> {
         let name = match self {
-            Self::Password { username, .. } | Self::Scram { username, .. } => username,
+            Self::Password { username, .. }
+            | Self::Scram { username, .. }
+            | Self::FastToken { username, .. } => username,
             #[cfg(feature = "digest-md5")]
             Self::DigestMd5 { username, .. } => username,
             _ => return Ok(()),
@@ -473,6 +508,7 @@ impl CredentialRequest {
         use crate::AnswerKind as K;
         match self {
             Self::Scram { .. } => K::ScramCredentials,
+            Self::FastToken { .. } => K::FastTokens,
             #[cfg(feature = "digest-md5")]
             Self::DigestMd5 { .. } => K::DigestMd5Secret,
             Self::Password { .. }
@@ -493,6 +529,9 @@ pub enum CredentialAnswer {
     Verdict(Result<String, SaslCondition>),
     /// SCRAM credentials, or `None` when the user is unknown.
     Scram(Option<ScramCredentials>),
+    /// The FAST token slots of the user's client (empty when the host
+    /// knows none).
+    FastTokens(crate::fast::TokenSlots),
     /// The DIGEST-MD5 secret, or `None` when the user is unknown.
     #[cfg(feature = "digest-md5")]
     #[cfg_attr(docsrs, doc(cfg(feature = "digest-md5")))]
@@ -505,6 +544,7 @@ impl CredentialAnswer {
         match self {
             Self::Verdict(_) => crate::AnswerKind::CredentialVerdict,
             Self::Scram(_) => crate::AnswerKind::ScramCredentials,
+            Self::FastTokens(_) => crate::AnswerKind::FastTokens,
             #[cfg(feature = "digest-md5")]
             Self::DigestMd5(_) => crate::AnswerKind::DigestMd5Secret,
         }
@@ -534,6 +574,18 @@ pub struct ScramCredentials {
     /// HMAC(SaltedPassword, "Server Key").
     pub server_key: SecretBytes,
 }
+
+impl PartialEq for ScramCredentials {
+    /// The keys compare in constant time.
+    fn eq(&self, other: &Self) -> bool {
+        self.salt == other.salt
+            && self.iterations == other.iterations
+            && self.stored_key == other.stored_key
+            && self.server_key == other.server_key
+    }
+}
+
+impl Eq for ScramCredentials {}
 
 impl fmt::Debug for ScramCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

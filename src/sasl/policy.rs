@@ -58,6 +58,10 @@ pub enum CredentialKind {
     /// Credentials the host keeps itself, which only its own mechanisms
     /// use (a Kerberos ticket for a GSSAPI mechanism).
     Host,
+    /// A FAST token (XEP-0484): the `HT-*` mechanisms, chosen among the
+    /// server's `<fast/>` offer by [`FastPolicy`](crate::fast::FastPolicy),
+    /// never by the password selection.
+    FastToken,
 }
 
 /// A policy switch a mechanism needs on before it is chosen on its own

@@ -300,6 +300,37 @@ pub fn derive_server_credentials(
     })
 }
 
+/// What a server stores for a SCRAM user, from the `SaltedPassword` a
+/// client computed for this salt and iteration count (XEP-0480's SCRAM
+/// upgrade task): no password crosses the stream. Fails with
+/// `malformed-request` when `salted` has the wrong length for `hash`, the
+/// salt is empty or `iterations` is 0.
+pub fn server_credentials_from_salted_password(
+    hash: ScramHash,
+    salted: &[u8],
+    salt: &[u8],
+    iterations: u32,
+) -> Result<ScramCredentials, SaslError> {
+    if salt.is_empty() || iterations == 0 {
+        return Err(SaslError::malformed("empty salt or iteration count 0"));
+    }
+    let keys = ScramClientKeys {
+        hash,
+        salt: salt.to_vec(),
+        iterations,
+        secret: ScramClientSecret::SaltedPassword(SecretBytes::new(salted.to_vec())),
+    };
+    let (client_key, server_key) = keys.client_and_server_keys().ok_or(SaslError::malformed(
+        "a salted password of the wrong length",
+    ))?;
+    Ok(ScramCredentials {
+        salt: salt.to_vec(),
+        iterations,
+        stored_key: SecretBytes::new(h(hash, &client_key).to_vec()),
+        server_key: SecretBytes::new(server_key.to_vec()),
+    })
+}
+
 /// Keys a client can cache instead of running PBKDF2 on every login. They
 /// are only valid for the salt and iteration count they were derived with.
 #[derive(Clone)]
@@ -1140,6 +1171,7 @@ impl ClientMechanism for ScramClient {
         ExchangeSecurity {
             channel_binding: Some(self.cb_use),
             downgrade_protection: self.ssdp_checked,
+            ..ExchangeSecurity::default()
         }
     }
 
@@ -1773,6 +1805,7 @@ impl ServerMechanism for ScramServer {
         ExchangeSecurity {
             channel_binding: self.cb_use,
             downgrade_protection: self.ssdp.is_some(),
+            ..ExchangeSecurity::default()
         }
     }
 

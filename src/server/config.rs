@@ -115,6 +115,12 @@ pub struct ServerSettings {
     /// resumption when [`SmSettings::resume`](crate::sm::SmSettings::resume)
     /// (see [`sm`](crate::sm)). Default `None`: not offered.
     pub stream_management: Option<crate::sm::SmSettings>,
+    /// SASL2 (XEP-0388): `Some` offers it next to RFC 6120 SASL, with
+    /// Bind 2 and stream management inline (when
+    /// [`stream_management`](Self::stream_management) is on) and the
+    /// XEP-0480 upgrades it names (see [`sasl2`](crate::sasl2)). Default
+    /// `None`: not offered.
+    pub sasl2: Option<crate::sasl2::Sasl2Settings>,
     /// Send XEP-0474's SCRAM downgrade protection (`h=`). Default on.
     pub downgrade_protection: bool,
     /// The key from which SCRAM salts for unknown users are derived. When
@@ -199,6 +205,7 @@ impl ServerSettings {
             output_high_water: 256 * 1024,
             buffers: crate::BufferPolicy::ReleaseWhenIdle,
             stream_management: None,
+            sasl2: None,
             downgrade_protection: true,
             scram_unknown_user_secret: None,
             scram_unknown_user_iterations: 4096,
@@ -263,6 +270,15 @@ impl ServerSettings {
         }
         if let Some(sm) = &self.stream_management {
             sm.check()?;
+        }
+        if self
+            .sasl2
+            .as_ref()
+            .is_some_and(|s| s.upgrade_iterations == 0)
+        {
+            return Err(ConfigError::Limit {
+                field: "sasl2.upgrade_iterations",
+            });
         }
         if self.scram_unknown_user_iterations == 0 {
             return Err(ConfigError::Limit {

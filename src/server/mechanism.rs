@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::fast::{FastAuth, FastFeature};
 use crate::random::RandomSource;
 use crate::sasl::anonymous::AnonymousServer;
 use crate::sasl::channel_binding::advertisable_types;
@@ -10,6 +11,7 @@ use crate::sasl::channel_binding::advertisable_types;
 use crate::sasl::digest_md5::DigestMd5Server;
 use crate::sasl::external::ExternalServer;
 use crate::sasl::gssapi::{self, GssContext, GssError, GssTarget, GssapiServer};
+use crate::sasl::ht::{HtMechanism, HtServer};
 use crate::sasl::oauthbearer::OAuthBearerServer;
 use crate::sasl::plain::PlainServer;
 use crate::sasl::registry::{Factory, MechanismRegistry};
@@ -40,6 +42,12 @@ pub struct ServerMechanismInput<'a> {
     pub unknown_user_iterations: u32,
     /// Randomness for nonces.
     pub rng: &'a mut dyn RandomSource,
+    /// FAST (XEP-0484): the client's `<fast/>` of `<authenticate>`
+    /// (`None` when it sent none), for the token request to the host.
+    pub fast: Option<FastAuth>,
+    /// The XEP-0388 `<user-agent id>` of `<authenticate>`, when given
+    /// (FAST tokens are kept per client).
+    pub user_agent_id: Option<&'a str>,
 }
 
 /// Builds a server mechanism from a [`ServerMechanismInput`].
@@ -168,6 +176,11 @@ impl ServerMechanisms {
         BUILTIN
             .iter()
             .map(|&(name, rule)| ServerMechanismFactory::new(name, rule, build_builtin))
+            .chain(
+                HtMechanism::ALL
+                    .into_iter()
+                    .map(|m| ServerMechanismFactory::new(m.name(), m.offer_rule(), build_builtin)),
+            )
             .collect()
     }
 }
@@ -222,6 +235,46 @@ pub(crate) fn build(
     tls: Option<&TlsInfo>,
     domain: &str,
 ) -> Result<Box<dyn ServerMechanism>, SaslError> {
+    build_with(config, rng, name, offer, tls, domain, None)
+}
+
+/// What a client's SASL2 `<authenticate>` that logs in with a FAST token
+/// said, for [`fast_mechanism`].
+#[derive(Debug, Clone, Copy)]
+pub struct FastLogin<'a> {
+    /// The FAST feature this stream offered ([`fast::offer`](crate::fast::offer)).
+    pub feature: &'a FastFeature,
+    /// The client's `<fast/>` element.
+    pub fast: FastAuth,
+    /// The `<user-agent id>`, when given.
+    pub user_agent_id: Option<&'a str>,
+}
+
+/// Builds the server side of the FAST mechanism `name` the client named
+/// in `<authenticate>`: it must be registered and in `login.feature`
+/// (`invalid-mechanism` otherwise). The token request it makes carries
+/// the client's `<fast/>` and user-agent id.
+pub fn fast_mechanism(
+    config: &ServerConfig,
+    rng: &mut dyn crate::RandomSource,
+    name: &str,
+    login: FastLogin<'_>,
+    tls: Option<&TlsInfo>,
+    domain: &str,
+) -> Result<Box<dyn ServerMechanism>, SaslError> {
+    let offer = ServerOffer::new(login.feature.mechanisms.clone());
+    build_with(config, rng, name, &offer, tls, domain, Some(login))
+}
+
+fn build_with(
+    config: &ServerConfig,
+    rng: &mut dyn crate::RandomSource,
+    name: &str,
+    offer: &ServerOffer,
+    tls: Option<&TlsInfo>,
+    domain: &str,
+    fast: Option<FastLogin<'_>>,
+) -> Result<Box<dyn ServerMechanism>, SaslError> {
     let factory = config
         .registry
         .get(name)
@@ -235,15 +288,23 @@ pub(crate) fn build(
         offer,
         tls,
         domain,
-        downgrade_protection: config.downgrade_protection,
+        downgrade_protection: config.downgrade_protection && fast.is_none(),
         unknown_user_secret: config.unknown_user_secret(),
         unknown_user_iterations: config.scram_unknown_user_iterations,
         rng,
+        fast: fast.map(|f| f.fast),
+        user_agent_id: fast.and_then(|f| f.user_agent_id),
     })
 }
 
 /// The crate's mechanisms, by name.
 fn build_builtin(i: ServerMechanismInput<'_>) -> Result<Box<dyn ServerMechanism>, SaslError> {
+    if let Some(m) = HtMechanism::from_name(i.name) {
+        return Ok(Box::new(HtServer::new(m, i.tls)?.with_context(
+            i.fast.unwrap_or_default(),
+            i.user_agent_id.map(str::to_owned),
+        )));
+    }
     Ok(match i.name {
         "PLAIN" => Box::new(PlainServer::new()),
         #[cfg(feature = "digest-md5")]

@@ -44,6 +44,7 @@ mod error;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
+mod sasl2;
 mod sm;
 
 use std::fmt;
@@ -62,7 +63,8 @@ pub use error::{PolicyError, ServerError};
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub use legacy::{LegacyAuthAnswer, LegacyAuthMethods, LegacyAuthRequest, RegistrationRequest};
 pub use mechanism::{
-    BuildServerMechanism, OfferRule, ServerMechanismFactory, ServerMechanismInput, ServerMechanisms,
+    fast_mechanism, BuildServerMechanism, FastLogin, OfferRule, ServerMechanismFactory,
+    ServerMechanismInput, ServerMechanisms,
 };
 pub use sm::{ResumeAnswer, ResumeRequest};
 
@@ -181,6 +183,18 @@ pub enum ServerEvent {
         jid: FullJid,
         /// How many of the host's stanzas the client had handled.
         h: u32,
+    },
+    /// A XEP-0480 SCRAM upgrade: the client computed the keys of `hash`
+    /// for a fresh salt during its SASL2 login; the host stores them for
+    /// the account (they log in with `SCRAM-<hash>` from now on). No
+    /// answer is needed.
+    ScramUpgraded {
+        /// The account.
+        jid: BareJid,
+        /// The hash family of the new keys.
+        hash: crate::sasl::ScramHash,
+        /// Salt, iteration count, StoredKey and ServerKey.
+        credentials: crate::sasl::ScramCredentials,
     },
     /// The stream failed; [`ServerEvent::Closed`] follows.
     Error(ServerError),
@@ -306,13 +320,25 @@ enum Phase {
         mech: Box<dyn ServerMechanism>,
         name: String,
         waiting: Option<AnswerKind>,
+        /// A SASL2 login (XEP-0388): its inline requests.
+        sasl2: Option<Box<sasl2::Sasl2Login>>,
+    },
+    /// SASL2: the mechanism succeeded; an XEP-0480 upgrade task runs.
+    Sasl2Task {
+        login: Box<sasl2::Sasl2Login>,
+        step: sasl2::TaskStep,
     },
     /// Post-authentication features sent; waiting for a bind request.
     AwaitBind,
     /// A bind request is with the host, for the authenticated `username`.
-    BindPending { id: String },
-    /// Stream management: a `<resume/>` is with the host.
-    ResumePending { previd: String, h: u32 },
+    BindPending { via: BindVia },
+    /// Stream management: a `<resume/>` is with the host (inline in a
+    /// SASL2 login, or alone).
+    ResumePending {
+        previd: String,
+        h: u32,
+        sasl2: Option<Box<sasl2::Sasl2Login>>,
+    },
     /// Ready.
     Ready { jid: FullJid },
     /// A registration or legacy-auth request is with the host; `resume`
@@ -322,6 +348,14 @@ enum Phase {
         pending: legacy::Pending,
         resume: Box<Phase>,
     },
+}
+
+/// How the client asked to bind.
+enum BindVia {
+    /// An RFC 6120 bind IQ, with its id.
+    Iq(String),
+    /// Bind 2, inside a SASL2 login.
+    Sasl2(Box<sasl2::Sasl2Login>),
 }
 
 /// The server state machine for one client connection. See the
@@ -354,6 +388,9 @@ pub struct Server {
     client_certificate: Option<bool>,
     /// Stream management: the session, once enabled or resumed.
     sm: Option<crate::sm::Session>,
+    /// The current or last authentication exchange is SASL2's (its
+    /// failures are SASL2 elements).
+    sasl2_exchange: bool,
     /// The time of the last input (stanzas the host sends between inputs
     /// are stamped with it).
     last_input: Instant,
@@ -408,6 +445,7 @@ impl Server {
             header_sent: false,
             client_certificate: None,
             sm: None,
+            sasl2_exchange: false,
             last_input: now,
         }
     }
@@ -689,6 +727,7 @@ impl Server {
             mech,
             name,
             waiting,
+            ..
         } = &mut self.phase
         else {
             return Err(UsageError::NoPendingRequest);
@@ -708,37 +747,53 @@ impl Server {
     /// request stays pending.
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Bind)?;
-        let (Phase::BindPending { id }, Some(account)) = (&self.phase, &self.account) else {
+        let (Phase::BindPending { via }, Some(account)) = (&self.phase, &self.account) else {
             return Err(UsageError::NoPendingRequest);
         };
-        let (id, account) = (id.clone(), account.clone());
+        let account = account.clone();
+        let id = match via {
+            BindVia::Iq(id) => id.clone(),
+            BindVia::Sasl2(_) => {
+                let Phase::BindPending {
+                    via: BindVia::Sasl2(login),
+                } = std::mem::replace(&mut self.phase, Phase::AwaitBind)
+                else {
+                    unreachable!("matched above")
+                };
+                let bound = match answer {
+                    BindAnswer::Accept(r) => Ok(self.bound_jid(&account, r)),
+                    BindAnswer::Refuse(refusal) => Err(StanzaError {
+                        error_type: refusal.error_type().into(),
+                        condition: refusal.condition().into(),
+                        text: None,
+                    }),
+                };
+                match bound {
+                    Ok(Ok(jid)) => self.sasl2_bound(now, login, Ok(jid)),
+                    Ok(Err(e)) => self.fail(ServerError::Internal(InternalError::jid(e))),
+                    Err(e) => self.sasl2_bound(now, login, Err(e)),
+                }
+                self.resume(now);
+                return Ok(());
+            }
+        };
         // The answer goes to the client as the host gave it: one that
         // cannot be written (a resource with control characters) is
         // refused, the request
         // still pending, rather than acted on with nothing sent.
         match answer {
             BindAnswer::Accept(resource) => {
-                let jid = match resource {
-                    Some(r) => account.with_resource(&r),
-                    None => {
-                        let token = printable_token(self.rng.as_mut(), 12).replace(['+', '/'], "x");
-                        match account.with_resource_str(&token) {
-                            Ok(jid) => jid,
-                            Err(e) => {
-                                self.fail(ServerError::Internal(InternalError::jid(e)));
-                                return Ok(());
-                            }
-                        }
+                let jid = match self.bound_jid(&account, resource) {
+                    Ok(jid) => jid,
+                    Err(e) => {
+                        self.fail(ServerError::Internal(InternalError::jid(e)));
+                        return Ok(());
                     }
                 };
                 self.core
                     .write(&bind::result(&id, jid.as_str()))
                     .map_err(UsageError::Write)?;
-                self.negotiation_deadline = None;
-                self.core
-                    .push_event(ServerEvent::Ready { jid: jid.clone() });
-                self.core.become_lean(self.config.buffers);
-                self.phase = Phase::Ready { jid };
+                self.ready(jid);
             }
             BindAnswer::Refuse(refusal) => {
                 let err = StanzaError {
@@ -754,6 +809,31 @@ impl Server {
         }
         self.resume(now);
         Ok(())
+    }
+
+    /// The full JID of `account` with `resource`, or one the server
+    /// generates.
+    fn bound_jid(
+        &mut self,
+        account: &BareJid,
+        resource: Option<ResourcePart>,
+    ) -> Result<FullJid, jid::Error> {
+        match resource {
+            Some(r) => Ok(account.with_resource(&r)),
+            None => {
+                let token = printable_token(self.rng.as_mut(), 12).replace(['+', '/'], "x");
+                account.with_resource_str(&token)
+            }
+        }
+    }
+
+    /// Bound: the session is ready.
+    fn ready(&mut self, jid: FullJid) {
+        self.negotiation_deadline = None;
+        self.core
+            .push_event(ServerEvent::Ready { jid: jid.clone() });
+        self.core.become_lean(self.config.buffers);
+        self.phase = Phase::Ready { jid };
     }
 
     /// Sends a stanza to the client. Only once ready. With stream
@@ -977,7 +1057,8 @@ impl Server {
         }
         match self.phase {
             Phase::Negotiating => Expect::PreAuth,
-            Phase::Sasl { .. } => Expect::Sasl,
+            Phase::Sasl { sasl2: None, .. } => Expect::Sasl,
+            Phase::Sasl { sasl2: Some(_), .. } | Phase::Sasl2Task { .. } => Expect::Sasl2,
             Phase::AwaitBind => Expect::Iq { unauthorized: true },
             Phase::Ready { .. } => Expect::Stanzas,
             Phase::AwaitHeader
@@ -1135,6 +1216,7 @@ impl Server {
                 if required != Some(true) {
                     self.offer = mechanism::offer(&self.config, None, self.client_certificate);
                     f.mechanisms = Some(self.offer.mechanisms.clone());
+                    f.sasl2 = self.sasl2_feature();
                     #[cfg(feature = "legacy")]
                     self.offer_legacy(&mut f);
                 }
@@ -1146,14 +1228,13 @@ impl Server {
                 f.mechanisms =
                     (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
                 f.channel_binding_types = self.offer.channel_binding_types.clone();
+                f.sasl2 = self.sasl2_feature();
                 #[cfg(feature = "legacy")]
                 self.offer_legacy(&mut f);
                 self.phase = Phase::Negotiating;
             }
             Stage::Authenticated => {
-                f.bind = true;
-                f.session = self.config.offer_session.then_some(true);
-                f.stream_management = self.config.stream_management.is_some();
+                f = self.post_auth_features(false);
                 self.phase = Phase::AwaitBind;
             }
         }
@@ -1197,15 +1278,38 @@ impl Server {
                 if self.on_legacy_preauth(&el) {
                     return;
                 }
+                if el.has_ns(ns::SASL2) {
+                    return match crate::steps::sasl2::Sasl2Element::parse(&el) {
+                        Some(Ok(crate::steps::sasl2::Sasl2Element::Authenticate(a))) => {
+                            self.on_authenticate(now, a)
+                        }
+                        Some(Ok(crate::steps::sasl2::Sasl2Element::Abort(_))) => {
+                            self.sasl2_exchange = true;
+                            self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
+                        }
+                        Some(Err(e)) if self.config.sasl2.is_some() => {
+                            self.sasl2_exchange = true;
+                            self.sasl_failure(e)
+                        }
+                        _ => self.fail_with(
+                            StreamErrorCondition::UnsupportedStanzaType,
+                            "a SASL2 element out of an exchange",
+                        ),
+                    };
+                }
                 match SaslElement::parse(&el) {
                     Some(Ok(SaslElement::Auth {
                         mechanism,
                         initial_response,
-                    })) => self.on_auth(now, mechanism, initial_response),
+                    })) => self.on_auth(now, mechanism, initial_response, None),
                     Some(Ok(SaslElement::Abort)) => {
+                        self.sasl2_exchange = false;
                         self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
                     }
-                    Some(Err(e)) => self.sasl_failure(e),
+                    Some(Err(e)) => {
+                        self.sasl2_exchange = false;
+                        self.sasl_failure(e)
+                    }
                     Some(Ok(_)) => self.fail_with(
                         StreamErrorCondition::UnsupportedStanzaType,
                         "a SASL element out of an exchange",
@@ -1223,22 +1327,32 @@ impl Server {
                 mut mech,
                 name,
                 waiting,
+                sasl2,
             } => {
-                let parsed = SaslElement::parse(&el);
-                let step = match &parsed {
-                    Some(Ok(SaslElement::Response(data))) => Some(mech.respond(data)),
+                // A response for the mechanism, or why there is none.
+                let response: Option<Result<Vec<u8>, SaslError>> = match &sasl2 {
+                    Some(_) => Self::sasl2_response(&el).map(|r| r.map(|p| p.to_vec())),
+                    None => match SaslElement::parse(&el) {
+                        Some(Ok(SaslElement::Response(data))) => Some(Ok(data.to_vec())),
+                        Some(Ok(SaslElement::Abort)) => {
+                            Some(Err(SaslError::new(SaslCondition::Aborted, "aborted")))
+                        }
+                        Some(Err(e)) => Some(Err(e)),
+                        _ => None,
+                    },
+                };
+                let step = match &response {
+                    Some(Ok(data)) => Some(mech.respond(data)),
                     _ => None,
                 };
                 self.phase = Phase::Sasl {
                     mech,
                     name: name.clone(),
                     waiting,
+                    sasl2,
                 };
-                match (step, parsed) {
+                match (step, response) {
                     (Some(step), _) => self.on_step(now, name, step),
-                    (None, Some(Ok(SaslElement::Abort))) => {
-                        self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
-                    }
                     (None, Some(Err(e))) => self.sasl_failure(e),
                     (None, _) => self.fail_with(
                         StreamErrorCondition::UnsupportedStanzaType,
@@ -1246,6 +1360,7 @@ impl Server {
                     ),
                 }
             }
+            Phase::Sasl2Task { login, step } => self.on_sasl2_task(now, login, step, &el),
             Phase::AwaitBind => {
                 self.phase = Phase::AwaitBind;
                 if el.has_ns(ns::SM) {
@@ -1269,7 +1384,9 @@ impl Server {
                             .fail_with(StreamErrorCondition::NotAuthorized, EXPECTED_CLIENT);
                     };
                     self.core.push_event(ServerEvent::Bind { jid, resource });
-                    self.phase = Phase::BindPending { id };
+                    self.phase = Phase::BindPending {
+                        via: BindVia::Iq(id),
+                    };
                 } else if is_stanza(&el) {
                     self.fail_with(
                         StreamErrorCondition::NotAuthorized,
@@ -1333,12 +1450,16 @@ impl Server {
         }
     }
 
+    /// `<auth/>`, or SASL2's `<authenticate/>` (`sasl2`): the mechanism
+    /// starts.
     fn on_auth(
         &mut self,
         now: Instant,
         name: String,
         initial: Option<zeroize::Zeroizing<Vec<u8>>>,
+        sasl2: Option<Box<sasl2::Sasl2Login>>,
     ) {
+        self.sasl2_exchange = sasl2.is_some();
         if self.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
             // As Prosody does: no authentication before TLS.
             return self.sasl_failure_of(
@@ -1366,6 +1487,7 @@ impl Server {
                     mech,
                     name: name.clone(),
                     waiting: None,
+                    sasl2,
                 };
                 self.on_step(now, name, step);
             }
@@ -1373,8 +1495,12 @@ impl Server {
         }
     }
 
-    fn on_step(&mut self, _now: Instant, name: String, step: Result<ServerStep, SaslError>) {
+    fn on_step(&mut self, now: Instant, name: String, step: Result<ServerStep, SaslError>) {
         match step {
+            Ok(ServerStep::Challenge(data)) if self.sasl2_exchange => {
+                let data = crate::steps::sasl2::Payload(zeroize::Zeroizing::new(data));
+                self.write_sasl2(crate::steps::sasl2::Sasl2Element::Challenge(data));
+            }
             Ok(ServerStep::Challenge(data)) => {
                 self.core.write_sasl(SaslPayload::Challenge(&data));
             }
@@ -1401,13 +1527,11 @@ impl Server {
                     ));
                 };
                 self.account = Some(jid.clone());
-                self.core
-                    .write_sasl(SaslPayload::Success(additional_data.as_deref()));
                 self.auth_deadline = None;
                 self.identity = Some(identity.clone());
-                let security = match &self.phase {
-                    Phase::Sasl { mech, .. } => mech.security(),
-                    _ => ExchangeSecurity::default(),
+                let (security, login) = match &mut self.phase {
+                    Phase::Sasl { mech, sasl2, .. } => (mech.security(), sasl2.take()),
+                    _ => (ExchangeSecurity::default(), None),
                 };
                 self.core.push_event(ServerEvent::Authenticated {
                     identity,
@@ -1415,6 +1539,12 @@ impl Server {
                     mechanism: name,
                     security,
                 });
+                if let Some(login) = login {
+                    // SASL2: no restart; tasks, resumption, binding next.
+                    return self.sasl2_authenticated(now, login, additional_data);
+                }
+                self.core
+                    .write_sasl(SaslPayload::Success(additional_data.as_deref()));
                 // Restart: the client's next header may already be in the
                 // bytes that follow; a fresh parser reads exactly them.
                 self.core.reader.reset();
@@ -1440,8 +1570,12 @@ impl Server {
             mechanism,
             condition: e.condition,
         });
-        self.core
-            .write_sasl(SaslPayload::Failure(Some(e.condition)));
+        if self.sasl2_exchange {
+            self.write_sasl2_failure(e.condition);
+        } else {
+            self.core
+                .write_sasl(SaslPayload::Failure(Some(e.condition)));
+        }
         self.phase = Phase::Negotiating;
         // An <abort/> counts too: each one may have cost a credential
         // lookup.

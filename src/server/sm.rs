@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use jid::BareJid;
+use jid::{BareJid, FullJid};
 use minidom::Element;
 
 use super::{Misbehavior, Phase, Server, ServerError, ServerEvent, StreamErrorCondition};
@@ -60,17 +60,28 @@ impl Server {
     /// [`ServerEvent::Detached`].
     pub fn answer_resume(&mut self, now: Instant, answer: ResumeAnswer) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Resume)?;
-        let (Phase::ResumePending { previd, h }, Some(account)) = (&self.phase, &self.account)
-        else {
+        let (Phase::ResumePending { .. }, Some(account)) = (&self.phase, &self.account) else {
             return Err(UsageError::NoPendingRequest);
         };
-        let (previd, h, account) = (previd.clone(), *h, account.clone());
-        self.phase = Phase::AwaitBind;
+        let account = account.clone();
+        let Phase::ResumePending { previd, h, sasl2 } =
+            std::mem::replace(&mut self.phase, Phase::AwaitBind)
+        else {
+            unreachable!("matched above")
+        };
         match answer {
             ResumeAnswer::Found(state)
                 if state.id() == previd && state.jid().to_bare() == account =>
             {
-                self.sm_resume(now, state, previd, h)
+                self.sm_resume(now, state, previd, h, sasl2)
+            }
+            other if sasl2.is_some() => {
+                if let ResumeAnswer::Found(state) = other {
+                    self.core.push_event(ServerEvent::Detached(state));
+                }
+                if let Some(login) = sasl2 {
+                    self.sasl2_resume_failed(now, login);
+                }
             }
             other => {
                 let failed = SmElement::Failed {
@@ -88,7 +99,14 @@ impl Server {
         Ok(())
     }
 
-    fn sm_resume(&mut self, now: Instant, state: SmState, previd: String, h: u32) {
+    fn sm_resume(
+        &mut self,
+        now: Instant,
+        state: SmState,
+        previd: String,
+        h: u32,
+        sasl2: Option<Box<super::sasl2::Sasl2Login>>,
+    ) {
         let mut session = Session::restore(state, now);
         session.location = None;
         let acked = session.ack(h);
@@ -103,7 +121,10 @@ impl Server {
             self.core.push_event(ServerEvent::Acked(acked));
         }
         let resumed = SmElement::Resumed { previd, h: handled };
-        self.write(&resumed.to_element());
+        match sasl2 {
+            Some(login) => self.sasl2_resumed(login, resumed, &jid),
+            None => self.write(&resumed.to_element()),
+        }
         if let Some(s) = self.sm.as_mut() {
             self.core.sm_retransmit(s, now);
         }
@@ -143,7 +164,11 @@ impl Server {
                     previd: previd.clone(),
                     h,
                 }));
-                self.phase = Phase::ResumePending { previd, h };
+                self.phase = Phase::ResumePending {
+                    previd,
+                    h,
+                    sasl2: None,
+                };
             }
             Some(Ok(SmElement::Enable { .. })) if self.config.stream_management.is_some() => {
                 // Binding comes first.
@@ -175,7 +200,7 @@ impl Server {
             Some(Err(e)) => return self.fail_with(StreamErrorCondition::InvalidXml, e.reason()),
             None => return,
         };
-        let Some(settings) = self.config.stream_management.clone() else {
+        if self.config.stream_management.is_none() {
             return match parsed {
                 SmElement::Enable { .. } | SmElement::Resume { .. } => {
                     self.sm_failed("feature-not-implemented")
@@ -185,36 +210,14 @@ impl Server {
                     "stream management is not offered",
                 ),
             };
-        };
+        }
         match parsed {
             SmElement::Enable { resume, max } if self.sm.is_none() => {
                 let Phase::Ready { jid } = &self.phase else {
                     return;
                 };
-                let mut session = Session::new(jid.clone());
-                // Our count of theirs starts now; theirs of ours with
-                // `<enabled/>`, before which we sent nothing counted.
-                session.counting = true;
-                let grant = resume && settings.resume;
-                if grant {
-                    let id = printable_token(self.rng.as_mut(), ID_LEN).replace(['+', '/'], "x");
-                    session.id = Some(id);
-                    session.max = match (settings.max_secs(), max) {
-                        (Some(ours), Some(theirs)) => Some(ours.min(theirs.max(1))),
-                        (ours, _) => ours,
-                    };
-                }
-                let enabled = SmElement::Enabled {
-                    id: session.id.clone(),
-                    resume: grant,
-                    location: None,
-                    max: session.max,
-                };
-                let id = session.id.clone();
-                self.sm = Some(session);
+                let enabled = self.sm_start(&jid.clone(), resume, max);
                 self.write(&enabled.to_element());
-                self.core
-                    .push_event(ServerEvent::StreamManagementEnabled { id });
             }
             SmElement::Enable { .. } | SmElement::Resume { .. } => {
                 self.sm_failed("unexpected-request")
@@ -231,6 +234,42 @@ impl Server {
                 "a stream management element that is not legal in a session",
             ),
         }
+    }
+
+    /// Stream management starts for `jid` (the client sent `<enable/>`,
+    /// alone or in Bind 2): the `<enabled/>` to send, or `<failed/>` when
+    /// it is not offered.
+    pub(super) fn sm_start(&mut self, jid: &FullJid, resume: bool, max: Option<u32>) -> SmElement {
+        let Some(settings) = self.config.stream_management.clone() else {
+            return SmElement::Failed {
+                h: None,
+                condition: Some("feature-not-implemented".into()),
+            };
+        };
+        let mut session = Session::new(jid.clone());
+        // Our count of theirs starts now; theirs of ours with
+        // `<enabled/>`, before which we sent nothing counted.
+        session.counting = true;
+        let grant = resume && settings.resume;
+        if grant {
+            let id = printable_token(self.rng.as_mut(), ID_LEN).replace(['+', '/'], "x");
+            session.id = Some(id);
+            session.max = match (settings.max_secs(), max) {
+                (Some(ours), Some(theirs)) => Some(ours.min(theirs.max(1))),
+                (ours, _) => ours,
+            };
+        }
+        let enabled = SmElement::Enabled {
+            id: session.id.clone(),
+            resume: grant,
+            location: None,
+            max: session.max,
+        };
+        let id = session.id.clone();
+        self.sm = Some(session);
+        self.core
+            .push_event(ServerEvent::StreamManagementEnabled { id });
+        enabled
     }
 
     /// The client acknowledged up to `h`.

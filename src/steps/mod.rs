@@ -3,6 +3,7 @@
 //! `LegacyError` need the `legacy` cargo feature (on by default).
 
 pub mod bind;
+pub mod bind2;
 #[cfg(feature = "legacy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod iq_auth;
@@ -10,6 +11,7 @@ pub mod iq_auth;
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub mod register;
 pub mod sasl;
+pub mod sasl2;
 pub mod session;
 pub mod sm;
 pub mod starttls;
@@ -81,6 +83,12 @@ impl std::fmt::Display for StanzaError {
 
 pub(crate) fn name(s: &str) -> rxml::NcName {
     rxml::NcName::try_from(s).expect("static attribute names are valid")
+}
+
+/// An xs:boolean attribute that is true (`true` or `1`); absent or
+/// anything else is false.
+pub(crate) fn truthy(v: Option<&str>) -> bool {
+    matches!(v, Some("true") | Some("1"))
 }
 
 /// An `<iq/>` builder with `type` and `id`.

@@ -7,7 +7,7 @@
 use minidom::Element;
 
 use crate::ns;
-use crate::steps::name;
+use crate::steps::{name, truthy};
 
 /// A stream management element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +90,6 @@ pub fn parse_u32(s: &str) -> Option<u32> {
         return None;
     }
     s.parse().ok()
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v, Some("true") | Some("1"))
 }
 
 impl SmElement {

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 /// The text of the first `<tag ...>text</tag>` in `xml` (a transcript
 /// line or a whole side of one).
 pub fn text_of<'a>(tag: &str, xml: &'a str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{tag} "))?;
+    let start = [format!("<{tag} "), format!("<{tag}>")]
+        .iter()
+        .filter_map(|t| xml.find(t.as_str()))
+        .min()?;
     let open_end = start + xml[start..].find('>')? + 1;
     let close = open_end + xml[open_end..].find(&format!("</{tag}>"))?;
     Some(&xml[open_end..close])

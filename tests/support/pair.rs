@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use xmpp_sansio::client::{Client, ClientError, ClientEvent, ClientSettings, Credentials, TlsMode};
+use xmpp_sansio::sasl::channel_binding::{ChannelBinding, ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 #[cfg(feature = "digest-md5")]
 use xmpp_sansio::sasl::DigestMd5Secret;
-use xmpp_sansio::sasl::{CredentialAnswer, CredentialRequest, SaslCondition, ScramHash};
+use xmpp_sansio::sasl::{CredentialAnswer, CredentialRequest, SaslCondition, ScramHash, Secret};
 use xmpp_sansio::server::{
     BindAnswer, Server, ServerError, ServerEvent, ServerSettings, ServerTls,
 };
@@ -65,6 +66,21 @@ impl Store {
         }
     }
 
+    /// Replaces `user`'s SCRAM keys of `hash`.
+    pub fn set_scram(
+        &mut self,
+        user: &str,
+        hash: ScramHash,
+        creds: xmpp_sansio::sasl::ScramCredentials,
+    ) {
+        let k = match hash {
+            ScramHash::Sha1 => 1,
+            ScramHash::Sha256 => 2,
+            ScramHash::Sha512 => 5,
+        };
+        self.scram.insert((user.to_owned(), k), creds);
+    }
+
     /// The host's answer to a request.
     pub fn answer(&self, req: &CredentialRequest) -> CredentialAnswer {
         match req {
@@ -76,7 +92,7 @@ impl Store {
             }),
             CredentialRequest::Scram { username, hash, .. } => {
                 let k = match hash {
-                    ScramHash::Sha1 => 1,
+                    ScramHash::Sha1 => 1u8,
                     ScramHash::Sha256 => 2,
                     ScramHash::Sha512 => 5,
                 };
@@ -552,5 +568,52 @@ pub fn stream_condition_seen_by_client(e: &ClientError) -> Option<StreamErrorCon
     match e {
         ClientError::PeerStreamError(s) => Some(s.condition.clone()),
         _ => None,
+    }
+}
+
+/// Every built-in mechanism of this build.
+pub const MECHANISMS: &[&str] = &[
+    "PLAIN",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-512",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-512-PLUS",
+    #[cfg(feature = "digest-md5")]
+    "DIGEST-MD5",
+    "EXTERNAL",
+    "ANONYMOUS",
+    "X-OAUTH2",
+    #[cfg(feature = "google")]
+    "X-GOOGLE-TOKEN",
+    "OAUTHBEARER",
+];
+
+/// The credentials for `mech`: good ones, or wrong ones.
+pub fn creds(mech: &str, good: bool) -> (String, Credentials) {
+    let pw = if good { "pencil" } else { "wrong" };
+    match mech {
+        "EXTERNAL" => ("example.com".into(), Credentials::ClientCertificate),
+        "ANONYMOUS" => ("example.com".into(), Credentials::Anonymous),
+        "X-OAUTH2" | "X-GOOGLE-TOKEN" | "OAUTHBEARER" => (
+            "alice@example.com".into(),
+            Credentials::Token(Secret::new(if good {
+                "token-alice"
+            } else {
+                "token-mallory"
+            })),
+        ),
+        _ => ("alice@example.com".into(), Credentials::password(pw)),
+    }
+}
+
+pub fn tls_info(version: TlsVersion, cb: Option<(ChannelBindingType, &[u8])>) -> TlsInfo {
+    TlsInfo {
+        version,
+        channel_bindings: cb
+            .map(|(k, d)| ChannelBinding::new(k, d.to_vec()))
+            .into_iter()
+            .collect(),
     }
 }

@@ -76,6 +76,8 @@ pub struct World {
     /// Every event of every connection, each side.
     pub client_log: Vec<ClientEvent>,
     pub server_log: Vec<ServerEvent>,
+    /// What the client wrote on the last connection, one entry per write.
+    pub up_writes: Vec<String>,
     seed: u64,
 }
 
@@ -119,8 +121,20 @@ impl World {
             strict: true,
             client_log: Vec::new(),
             server_log: Vec::new(),
+            up_writes: Vec::new(),
             seed: 1,
         }
+    }
+
+    /// [`new`](Self::new), with the server offering SASL2 (XEP-0388):
+    /// the client logs in with Bind 2, enables stream management inline
+    /// and resumes inline.
+    pub fn sasl2(script: u32) -> World {
+        let mut w = World::new(script);
+        let mut s = w.server_config.settings().clone();
+        s.sasl2 = Some(xmpp_sansio::sasl2::Sasl2Settings::new());
+        w.server_config = Arc::new(s.build().unwrap());
+        w
     }
 
     /// The server host forgets its detached sessions (their timeout
@@ -189,6 +203,7 @@ impl World {
             self.now,
         );
         let mut budget = cut.unwrap_or(usize::MAX);
+        self.up_writes.clear();
         let mut server_sm = false;
         let mut closing = false;
         for _ in 0..100_000 {
@@ -210,6 +225,10 @@ impl World {
                     eprintln!("{dir}: {}", String::from_utf8_lossy(&bytes[..n]));
                 }
                 budget -= n;
+                if up {
+                    self.up_writes
+                        .push(String::from_utf8_lossy(&bytes[..n]).into_owned());
+                }
                 let _ = if up {
                     server.feed(self.now, &bytes[..n])
                 } else {

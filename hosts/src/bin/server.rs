@@ -128,6 +128,9 @@ OPTIONS:
                          whose connection ends without a close is kept (DETACHED), the
                          stanzas routed to it are held, and a client that resumes it gets
                          them (RESUMED); a new login with the same full JID replaces it
+    --sasl2              offer SASL2 (XEP-0388) beside RFC 6120 SASL, with Bind 2
+                         (XEP-0386: the resource is the client's tag and a suffix) and,
+                         with --sm, stream management enabled and resumed inline
     --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
                          as max; then what it held is undelivered (EXPIRED)
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
@@ -219,6 +222,7 @@ struct Args {
     bosh: Option<String>,
     /// `--sm`: stream management (XEP-0198) with resumption.
     sm: bool,
+    sasl2: bool,
     /// `--sm-resume-timeout S`: how long a detached session is kept.
     sm_resume_timeout: Duration,
 }
@@ -249,6 +253,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         client_ca: None,
         bosh: None,
         sm: false,
+        sasl2: false,
         sm_resume_timeout: Duration::from_secs(300),
     };
     while let Some(flag) = it.next() {
@@ -299,6 +304,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--idle-timeout" => a.idle_timeout = Some(seconds(&flag, &value()?)?),
             "--client-ca" => a.client_ca = Some(value()?.into()),
             "--sm" => a.sm = true,
+            "--sasl2" => a.sasl2 = true,
             "--sm-resume-timeout" => a.sm_resume_timeout = seconds(&flag, &value()?)?,
             "--tls" => {
                 a.tls = match value()?.as_str() {
@@ -1609,6 +1615,9 @@ fn server_config(
         let mut sm = SmSettings::server();
         sm.max_resume = Some(args.sm_resume_timeout);
         config.stream_management = Some(sm);
+    }
+    if args.sasl2 {
+        config.sasl2 = Some(xmpp_sansio::sasl2::Sasl2Settings::new());
     }
     config.build().map_err(|e| format!("configuration: {e}"))
 }

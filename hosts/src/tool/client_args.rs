@@ -55,7 +55,11 @@ macro_rules! help_options_middle {
     () => {
         "    --insecure          accept any server certificate (tests only)
     --tls-version V     1.2 | 1.3: allow only this TLS version (default: both)
-    --resource R        the resource to ask for (default: the server chooses)
+    --resource R        the resource to ask for (default: the server chooses); with
+                        SASL2, Bind 2's tag (the server adds a part of its own)
+    --sasl2 P           auto (default: SASL2, XEP-0388, when offered, with Bind 2 and
+                        stream management inline) | require | never (RFC 6120 SASL)
+    --user-agent-id U   SASL2's user-agent id: a UUID this installation keeps
     --transcript        print every byte sent and received (decrypted after TLS) as
 "
     };
@@ -116,6 +120,10 @@ pub struct Args {
     pub client_auth: Option<crate::tls::ClientAuth>,
     /// `--sm`: stream management (XEP-0198) with resumption.
     pub sm: bool,
+    /// `--sasl2`.
+    pub sasl2: xmpp_sansio::sasl2::Sasl2Policy,
+    /// `--user-agent-id`.
+    pub user_agent_id: Option<String>,
     /// `--sm-state-file F`: where the session's state is kept.
     pub sm_state_file: Option<std::path::PathBuf>,
     /// `--message TEXT`: sent to the client's own full JID.
@@ -140,10 +148,31 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut tls_given = false;
     let (mut client_cert, mut client_key) = (None, None);
     let (mut sm, mut sm_state_file, mut message, mut hangup) = (false, None, None, false);
+    let mut sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Auto;
+    let mut user_agent_id = None;
     let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
             "--sm" => sm = true,
+            "--sasl2" => {
+                use xmpp_sansio::sasl2::Sasl2Policy;
+                let v = value()?;
+                sasl2 = match v.as_str() {
+                    "auto" => Sasl2Policy::Auto,
+                    "require" => Sasl2Policy::Require,
+                    "never" => Sasl2Policy::Never,
+                    _ => return Err(format!("unknown --sasl2 {v:?} (auto, require or never)")),
+                };
+            }
+            "--user-agent-id" => {
+                let v = value()?;
+                if !is_uuid(&v) {
+                    return Err(format!(
+                        "--user-agent-id {v:?} is not a UUID (8-4-4-4-12 hexadecimal digits)"
+                    ));
+                }
+                user_agent_id = Some(v);
+            }
             "--sm-state-file" => sm_state_file = Some(value()?.into()),
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
@@ -238,6 +267,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             _ => return Err("give --client-cert and --client-key together".into()),
         },
         sm,
+        sasl2,
+        user_agent_id,
         sm_state_file,
         message,
         hangup,
@@ -428,6 +459,12 @@ impl Args {
         if self.sm {
             config.stream_management = Some(xmpp_sansio::sm::SmSettings::new());
         }
+        config.sasl2 = self.sasl2;
+        if let Some(id) = &self.user_agent_id {
+            let mut ua = xmpp_sansio::sasl2::UserAgent::new(id.clone());
+            ua.software = Some("xmpp-sansio client".into());
+            config.user_agent = Some(ua);
+        }
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
         let client = Client::new(config, std::time::Instant::now());
         Ok(match direct {
@@ -457,6 +494,16 @@ impl Args {
     pub fn require_ems(&self) -> bool {
         self.binding == BindingChoice::Only(ChannelBindingType::TlsExporter)
     }
+}
+
+/// A UUID as text: 8-4-4-4-12 hexadecimal digits.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `--mechanism GSSAPI`: the Kerberos initiator of the hosts crate, with
@@ -617,6 +664,9 @@ pub fn error_line(e: &ClientError) -> String {
         }
         ClientError::Refused(PeerRefusal::StartTls) => {
             "tls starttls-failure (the server refused STARTTLS)".into()
+        }
+        ClientError::Policy(PolicyError::Sasl2NotOffered) => {
+            "sasl2 not-offered (the server does not offer SASL2)".into()
         }
         ClientError::Policy(PolicyError::TlsRequired) => {
             "tls required (the server does not offer STARTTLS)".into()

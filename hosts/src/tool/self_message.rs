@@ -269,7 +269,11 @@ pub fn note_event(ev: &ClientEvent) {
         ClientEvent::Authenticated {
             mechanism,
             security,
+            sasl2,
         } => {
+            if *sasl2 {
+                note("SASL2");
+            }
             note(&format!("authenticated with {mechanism}"));
             for line in security_notes(security) {
                 note(&line);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SASL2 (XEP-0388), Bind 2 (XEP-0386) and stream management inline (XEP-0198 in SASL2) against real peers:
+# the client tool (hosts/src/bin/client.rs, --sasl2 require) against Prosody 13 with mod_sasl2,
+# mod_sasl2_bind2 and mod_sasl2_sm (interop/prosody/start.sh loads them), and against the example server
+# (--sasl2):
+#   *-scram:        SCRAM-SHA-1 (Prosody; SCRAM-SHA-256 on ours) over SASL2: the `-- SASL2` note, a resource
+#                   bound by Bind 2 (the --resource tag and the server's suffix: `tag~...`), the message to
+#                   self back;
+#   *-scram-plus:   the same with -PLUS, bound to the TLS channel (tls-exporter or tls-server-end-point);
+#   *-resume:       --sm --hangup: stream management enabled inside Bind 2, the TCP connection dropped
+#                   without a close, a new connection resumes inside <authenticate/>: `OK ... resumed h=`, the
+#                   message arrived once;
+#   *-wrong:        a wrong password: `ERROR sasl not-authorized` over SASL2;
+#   prosody-never:  --sasl2 never: RFC 6120 SASL against the same Prosody (no `-- SASL2` note).
+# Reads the peer's environment (XMPP_HOST XMPP_PORT XMPP_DOMAIN XMPP_CA_CERT; interop/run.sh exports peer.env);
+# starts the example server itself (127.0.0.1:0, a throw-away certificate, stopped by PID). One PASS/FAIL line
+# per case (each bounded by CASE_TIMEOUT, 30 s), then "sasl2_tests: N passed, N failed".
+#   set -a; . /path/to/peer.env; set +a; bash interop/sasl2_tests.sh
+# Env: BUILD=0 (use the tools already built), LOGDIR (default $WORKDIR/sasl2_tests, or a temp dir).
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+CASE_TIMEOUT="${CASE_TIMEOUT:-30}"
+# shellcheck source=harness.sh
+. "$HERE/harness.sh"
+harness_logdir sasl2_tests
+harness_trap_pids
+cleanup() { stop_all; }
+finish() { harness_finish sasl2_tests; }
+
+harness_build_tools
+
+UA="d4565fa7-4d72-4749-b3d3-740edbf87770"
+
+# check NAME EXPECT-REGEX DESCRIPTION CMD...: runs the client; PASS when a line of its output matches
+# every regex of EXPECT-REGEX (separated by ' && ').
+check() {
+  local name="$1" want="$2" what="$3" rc=0 ok=1 re; shift 3
+  timeout "$CASE_TIMEOUT" "$@" >"$LOGDIR/$name.out" 2>&1 </dev/null || rc=$?
+  [ "$rc" = 124 ] && echo "(timed out after ${CASE_TIMEOUT}s)" >>"$LOGDIR/$name.out"
+  while IFS= read -r re; do
+    grep -Eq -- "$re" "$LOGDIR/$name.out" || { ok=0; echo "(no line matches /$re/)" >>"$LOGDIR/$name.out"; }
+  done < <(sed 's/ && /\n/g' <<<"$want")
+  if [ "$ok" = 1 ]; then pass "$name" "$what ($(grep -E '^(OK|ERROR) ' "$LOGDIR/$name.out" | tail -n 1))"
+  else fail "$name" "expected /$want/"; fi
+}
+# copies TEXT FILE: how many STANZA lines carry <body>TEXT</body>.
+copies() { grep -c "^STANZA .*<body>$1</body>" "$2" || true; }
+
+# cases PREFIX MECH PLUS-MECH ARGS...: the SASL2 cases against one server.
+cases() {
+  local p="$1" mech="$2" plus="$3" text n; shift 3
+  check "$p-scram" '^-- SASL2$ && ^-- authenticated with '"$mech"'$ && ^OK [^ ]+/sasl2-interop~[^ ]+$' \
+    "$mech over SASL2, bound by Bind 2" \
+    "$CLIENT" "$@" --sasl2 require --mechanism "$mech" --resource sasl2-interop --user-agent-id "$UA"
+  check "$p-scram-plus" '^-- SASL2$ && ^-- authenticated with '"$plus"'$ && ^-- channel binding: tls-(exporter|server-end-point)$ && ^OK ' \
+    "$plus over SASL2, bound to the channel" \
+    "$CLIENT" "$@" --sasl2 require --mechanism "$plus" --resource sasl2-interop
+  text="sasl2-$p-$$-$RANDOM"
+  check "$p-resume" '^-- SASL2$ && ^OK .* sm=[^ ]+$ && ^OK .* resumed h=[0-9]+$' \
+    "stream management enabled in Bind 2, hung up, resumed inside <authenticate/>" \
+    "$CLIENT" "$@" --sasl2 require --mechanism "$mech" --resource sasl2-interop --sm --message "$text" --hangup
+  n="$(copies "$text" "$LOGDIR/$p-resume.out")"
+  if [ "$n" = 1 ]; then pass "$p-resume-once" "the message arrived once across both connections"
+  else fail "$p-resume-once" "the message arrived $n times"; fi
+  check "$p-wrong" '^ERROR sasl not-authorized' "a wrong password over SASL2" \
+    "$CLIENT" "${@/secret/wrong-password}" --sasl2 require --mechanism "$mech"
+}
+
+# ---------- Prosody 13 (mod_sasl2, mod_sasl2_bind2, mod_sasl2_sm)
+missing=""
+for v in XMPP_HOST XMPP_PORT XMPP_DOMAIN XMPP_CA_CERT; do [ -n "${!v:-}" ] || missing="$missing $v"; done
+if [ -n "$missing" ]; then
+  skip "prosody-*" "not set:$missing (export the peer's peer.env first)"
+else
+  PARGS=(--host "$XMPP_HOST" --port "$XMPP_PORT" --jid "alice@$XMPP_DOMAIN" --password secret --ca-file "$XMPP_CA_CERT")
+  cases prosody SCRAM-SHA-1 SCRAM-SHA-1-PLUS "${PARGS[@]}"
+  check prosody-never '^-- authenticated with SCRAM-SHA-1$ && ^OK ' "RFC 6120 SASL when told (--sasl2 never)" \
+    "$CLIENT" "${PARGS[@]}" --sasl2 never --mechanism SCRAM-SHA-1
+  if grep -q '^-- SASL2$' "$LOGDIR/prosody-never.out"; then fail prosody-never-rfc6120 "a SASL2 note with --sasl2 never"
+  else pass prosody-never-rfc6120 "no SASL2 with --sasl2 never"; fi
+fi
+
+# ---------- the example server (--sasl2 --sm), STARTTLS with a throw-away certificate
+if ! command -v openssl >/dev/null 2>&1; then
+  skip "server-*" "no openssl for the throw-away certificate"
+else
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -nodes -days 2 \
+    -keyout "$LOGDIR/key.pem" -out "$LOGDIR/cert.pem" -subj "/CN=sansio.test" \
+    -addext "subjectAltName=DNS:sansio.test" >"$LOGDIR/openssl.log" 2>&1
+  slog="$LOGDIR/server.log"
+  "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls starttls --cert "$LOGDIR/cert.pem" --key "$LOGDIR/key.pem" \
+    --user alice:secret --sasl2 --sm --sm-resume-timeout 30 >"$slog" 2>&1 &
+  PIDS+=($!)
+  PORT="$(harness_port "$slog")"
+  if [ -z "$PORT" ]; then
+    fail "server-start" "no LISTENING line"; tail -n 5 "$slog" | sed 's/^/  | /'
+  else
+    cases server SCRAM-SHA-256 SCRAM-SHA-256-PLUS --host 127.0.0.1 --port "$PORT" --jid alice@sansio.test \
+      --password secret --ca-file "$LOGDIR/cert.pem"
+    if grep -q '^RESUMED ' "$slog"; then pass "server-log" "the server logged RESUMED"
+    else fail "server-log" "no RESUMED line in $slog"; fi
+  fi
+fi
+finish

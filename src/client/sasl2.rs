@@ -1,0 +1,352 @@
+//! The client's SASL2 step (XEP-0388): `<authenticate/>` with the inline
+//! requests (Bind 2, stream management's `<enable/>` and `<resume/>`,
+//! XEP-0480 upgrades), challenges, tasks, `<success/>` with what was
+//! bound, enabled or resumed, then the server's features without a
+//! restart.
+
+use jid::FullJid;
+use minidom::Element;
+use zeroize::Zeroizing;
+
+use super::{
+    Client, ClientError, ClientEvent, Credentials, Misbehavior, PeerRefusal, Phase, PolicyError,
+    StreamErrorCondition,
+};
+use crate::features::StreamFeatures;
+use crate::ns;
+use crate::sasl::{ClientMechanism, SaslError, ScramHash};
+use crate::sasl2::upgrade;
+use crate::sasl2::Sasl2Policy;
+use crate::sm::Session;
+use crate::steps::bind2::{Bind2Request, Bind2Result};
+use crate::steps::sasl2::{Authenticate, Sasl2Element, Sasl2Feature, Success};
+use crate::steps::sm::SmElement;
+
+/// A SASL2 exchange under way.
+pub(super) struct Sasl2Exchange {
+    mech: Box<dyn ClientMechanism>,
+    /// Where the exchange is.
+    step: Step,
+    /// `<resume/>` went inline.
+    resume: bool,
+    /// A Bind 2 request went inline.
+    bind2: bool,
+    /// The upgrade tasks asked for.
+    upgrades: Vec<ScramHash>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The mechanism runs: challenges, then `<success/>` or `<continue/>`.
+    Mechanism,
+    /// The mechanism succeeded (its additional data checked): tasks.
+    Tasks,
+    /// `<next/>` sent for this upgrade: waiting for its `<task-data/>`.
+    Upgrade(ScramHash),
+}
+
+/// What follows the server's features after a SASL2 success.
+pub(super) enum AfterSasl2 {
+    /// Bind 2 bound this JID.
+    Bound(FullJid),
+}
+
+impl Client {
+    /// Whether the last login used SASL2 (XEP-0388).
+    pub fn used_sasl2(&self) -> bool {
+        self.sasl2_used
+    }
+
+    /// Whether this login is SASL2's: the offer when it is (taken out of
+    /// `features`), `None` for RFC 6120 SASL; an error when the policy
+    /// requires SASL2 and the server does not offer it.
+    pub(super) fn sasl2_choice(
+        &mut self,
+        features: &mut StreamFeatures,
+    ) -> Result<Option<Sasl2Feature>, PolicyError> {
+        match (features.sasl2.take(), self.config.sasl2) {
+            (_, Sasl2Policy::Never) | (None, Sasl2Policy::Auto) => Ok(None),
+            (None, Sasl2Policy::Require) => Err(PolicyError::Sasl2NotOffered),
+            (Some(f), _) => Ok(Some(f)),
+        }
+    }
+
+    /// `<authenticate/>` with `mech` and the inline requests the offer
+    /// allows.
+    pub(super) fn start_sasl2(
+        &mut self,
+        mut mech: Box<dyn ClientMechanism>,
+        feature: &Sasl2Feature,
+    ) {
+        let initial = match mech.initial_response() {
+            Ok(i) => i,
+            Err(e) => return self.fail(ClientError::sasl(e)),
+        };
+        let mut auth = Authenticate::new(mech.name());
+        auth.initial_response = initial.map(Zeroizing::new);
+        auth.user_agent = self.config.user_agent.clone();
+        let mut exchange = Sasl2Exchange {
+            mech,
+            step: Step::Mechanism,
+            resume: false,
+            bind2: false,
+            upgrades: Vec::new(),
+        };
+        // Resume inline, when the server can; Bind 2 as well, so that a
+        // failed resumption still binds.
+        if self.sm_resuming && feature.sm_resume {
+            if let Some(s) = &self.sm {
+                auth.resume = Some((s.id.clone().unwrap_or_default(), s.handled));
+                exchange.resume = true;
+            }
+        }
+        if let Some(offer) = &feature.bind2 {
+            let sm_enable = self
+                .config
+                .stream_management
+                .as_ref()
+                .filter(|_| offer.offers(ns::SM))
+                .map(|s| SmElement::Enable {
+                    resume: s.resume,
+                    max: s.max_secs(),
+                });
+            auth.bind2 = Some(Bind2Request {
+                tag: self.config.resource().map(|r| r.as_str().to_owned()),
+                sm_enable,
+                extra: Vec::new(),
+            });
+            exchange.bind2 = true;
+        }
+        if self.config.scram_upgrades
+            && matches!(self.config.credentials, Credentials::Password { .. })
+        {
+            for task in &feature.upgrades {
+                if let Some(hash) = upgrade::parse_task(task) {
+                    auth.upgrades.push(task.clone());
+                    exchange.upgrades.push(hash);
+                }
+            }
+        }
+        self.sasl2_inline_requests(feature, &mut auth);
+        let el = auth.to_element();
+        // The initial response may hold a password (PLAIN): the element's
+        // copy goes with it.
+        drop(auth);
+        self.write(&el);
+        self.phase = Phase::Sasl2(Box::new(exchange));
+    }
+
+    /// The hook where an inline extension (FAST: `<request-token/>`,
+    /// `<fast/>`) adds its requests to `<authenticate/>`, reading its part
+    /// of the server's offer (`feature.extra_inline`). None yet.
+    fn sasl2_inline_requests(&mut self, _feature: &Sasl2Feature, _auth: &mut Authenticate) {}
+
+    /// The hook where an inline extension reads its results in
+    /// `<success/>` (FAST's `<token/>`: `success.extra`) and reports them.
+    /// None yet.
+    fn sasl2_inline_results(&mut self, _success: &Success) {}
+
+    /// A SASL2 element from the server.
+    pub(super) fn on_sasl2(&mut self, mut x: Box<Sasl2Exchange>, el: &Element) {
+        let parsed = match Sasl2Element::parse(el) {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => return self.sasl2_abort(x, e),
+            None => {
+                self.phase = Phase::Sasl2(x);
+                return self.protocol_error("a non-SASL2 element during SASL2");
+            }
+        };
+        match (x.step, parsed) {
+            (Step::Mechanism, Sasl2Element::Challenge(data)) => match x.mech.respond(&data) {
+                Ok(resp) => {
+                    let resp =
+                        Sasl2Element::Response(crate::steps::sasl2::Payload(Zeroizing::new(resp)));
+                    self.write(&resp.to_element());
+                    self.phase = Phase::Sasl2(x);
+                }
+                Err(e) => self.sasl2_abort(x, e),
+            },
+            (
+                Step::Mechanism,
+                Sasl2Element::Continue {
+                    additional_data,
+                    tasks,
+                    ..
+                },
+            ) => {
+                if let Err(e) = x.mech.success(additional_data.as_deref()) {
+                    return self.sasl2_server_unproven(x, e);
+                }
+                x.step = Step::Tasks;
+                self.sasl2_next_task(x, &tasks);
+            }
+            (Step::Tasks, Sasl2Element::Continue { tasks, .. }) => self.sasl2_next_task(x, &tasks),
+            (Step::Upgrade(hash), Sasl2Element::TaskData(data)) => {
+                let Credentials::Password { password, .. } = &self.config.credentials else {
+                    return self.sasl2_abort(x, SaslError::malformed("no password to upgrade"));
+                };
+                match upgrade::client_answer(
+                    hash,
+                    password,
+                    &data,
+                    self.config.min_scram_iterations,
+                    self.config.max_scram_iterations,
+                ) {
+                    Ok(answer) => {
+                        self.write(&Sasl2Element::TaskData(vec![answer]).to_element());
+                        x.step = Step::Tasks;
+                        self.phase = Phase::Sasl2(x);
+                    }
+                    Err(e) => self.sasl2_abort(x, e),
+                }
+            }
+            (step @ (Step::Mechanism | Step::Tasks), Sasl2Element::Success(success)) => {
+                if step == Step::Mechanism {
+                    let data = success.additional_data.as_deref().map(Vec::as_slice);
+                    if let Err(e) = x.mech.success(data) {
+                        return self.sasl2_server_unproven(x, e);
+                    }
+                }
+                self.sasl2_success(&mut x, &success);
+            }
+            (_, Sasl2Element::Failure { condition, text }) => {
+                self.phase = Phase::Sasl2(x);
+                self.fail(ClientError::Refused(PeerRefusal::Authentication {
+                    condition,
+                    text,
+                }));
+            }
+            (_, _) => {
+                self.phase = Phase::Sasl2(x);
+                self.protocol_error("a SASL2 element that is not legal in this step");
+            }
+        }
+    }
+
+    /// Picks the first task of `tasks` that we asked for; any other is
+    /// one we cannot do: abort.
+    fn sasl2_next_task(&mut self, mut x: Box<Sasl2Exchange>, tasks: &[String]) {
+        let chosen = tasks
+            .iter()
+            .find_map(|t| upgrade::parse_task(t).filter(|h| x.upgrades.contains(h)));
+        let Some(hash) = chosen else {
+            return self.sasl2_abort(
+                x,
+                SaslError::malformed("the server asks for an unknown task"),
+            );
+        };
+        let next = Sasl2Element::Next {
+            task: upgrade::task_name(hash),
+            data: Vec::new(),
+        };
+        self.write(&next.to_element());
+        x.step = Step::Upgrade(hash);
+        self.phase = Phase::Sasl2(x);
+    }
+
+    /// We stop the exchange: `<abort/>`, and the stream fails.
+    fn sasl2_abort(&mut self, x: Box<Sasl2Exchange>, e: SaslError) {
+        self.write(&Sasl2Element::Abort(None).to_element());
+        self.phase = Phase::Sasl2(x);
+        self.fail(ClientError::sasl(e));
+    }
+
+    /// The server's additional data did not prove it: never go on.
+    fn sasl2_server_unproven(&mut self, x: Box<Sasl2Exchange>, e: SaslError) {
+        self.phase = Phase::Sasl2(x);
+        self.fail(ClientError::sasl(e));
+    }
+
+    fn sasl2_success(&mut self, x: &mut Sasl2Exchange, success: &Success) {
+        self.scram_keys = x.mech.derived_keys();
+        self.authenticated = true;
+        self.sasl2_used = true;
+        self.core.push_event(ClientEvent::Authenticated {
+            mechanism: x.mech.name().to_owned(),
+            security: x.mech.security(),
+            sasl2: true,
+        });
+        self.phase = Phase::AwaitFeatures;
+        // Stream management's resumption first: when it worked, nothing
+        // was bound.
+        match (&success.sm, x.resume) {
+            (Some(SmElement::Resumed { previd, h }), true) => {
+                // Ready at once: Prosody sends the stanzas it held (and
+                // `<r/>`) before the features that follow.
+                self.sasl2_features_late = true;
+                self.sm_resumed(self.last_input, previd, *h);
+                return self.sasl2_inline_results(success);
+            }
+            (Some(SmElement::Failed { h, condition }), true) => {
+                self.sm_resume_failed(*h, condition.clone());
+            }
+            (None, true) => self.sm_resume_failed(None, None),
+            (None, false) => {}
+            (Some(_), _) => return self.protocol_error("a stream management result not asked for"),
+        }
+        if self.core.is_closed() {
+            return;
+        }
+        match &success.bind2 {
+            Some(Bind2Result::Bound { sm, .. }) if x.bind2 => {
+                let jid = success
+                    .authorization_identifier
+                    .as_deref()
+                    .and_then(|a| FullJid::new(a).ok());
+                let Some(jid) = jid else {
+                    return self.fail(ClientError::PeerMisbehaved(Misbehavior::protocol(
+                        StreamErrorCondition::UndefinedCondition,
+                        "Bind 2 bound no full JID",
+                    )));
+                };
+                match sm {
+                    Some(SmElement::Enabled {
+                        id,
+                        resume,
+                        location,
+                        max,
+                    }) if self.config.stream_management.is_some() => {
+                        // Our count started with `<enable/>`, the server's
+                        // with `<enabled/>`: both now.
+                        self.sm = Some(Session::new(jid.clone()));
+                        self.sm_enabled(id.clone(), *resume, location.clone(), *max);
+                    }
+                    Some(SmElement::Failed { condition, .. }) => {
+                        self.core.push_event(ClientEvent::StreamManagementFailed {
+                            condition: condition.clone(),
+                        });
+                    }
+                    None => {}
+                    Some(_) => {
+                        return self.protocol_error("a stream management result not asked for")
+                    }
+                }
+                self.sasl2_after = Some(AfterSasl2::Bound(jid));
+            }
+            Some(Bind2Result::Failed(e)) if x.bind2 => {
+                return self.fail(ClientError::Refused(PeerRefusal::Bind(e.clone())));
+            }
+            // Not bound (none asked, or the server ignored it): RFC 6120
+            // binding on the features that follow.
+            None => {}
+            Some(_) => return self.protocol_error("a Bind 2 result not asked for"),
+        }
+        self.sasl2_inline_results(success);
+    }
+
+    /// The features after a SASL2 success: bound or resumed inline, the
+    /// session is ready now; otherwise `false` (RFC 6120 binding follows).
+    pub(super) fn sasl2_features(&mut self, features: &StreamFeatures) -> bool {
+        match self.sasl2_after.take() {
+            None => false,
+            Some(AfterSasl2::Bound(jid)) => {
+                // Stream management not enabled inline may still be
+                // enabled the RFC 6120 way, when offered now.
+                self.sm_offered = features.stream_management;
+                self.session_required = false;
+                self.ready(jid);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! The hashed-token mechanisms `HT-*` that FAST (XEP-0484) logs in with,
+//! in the form deployed servers and clients use (Prosody's
+//! mod_sasl2_fast, ejabberd, Conversations, xmpp.js, QXmpp;
+//! draft-schmaus-kitten-sasl-ht-09):
+//!
+//! - the client's only message is `authcid NUL HMAC-H(token, "Initiator" || cb-data)`;
+//! - the server's `<additional-data/>` in `<success/>` is
+//!   `HMAC-H(token, "Responder" || cb-data)`, which the client checks
+//!   (a wrong or missing one fails the login);
+//! - the token is the HMAC key, as UTF-8, exactly as the server issued it
+//!   (`secret-token:fast-...` included).
+//!
+//! The name says the hash H and the channel binding: `HT-SHA-256-*`,
+//! `HT-SHA-512-*`, `HT-SHA3-512-*`, each with `-NONE` (no binding, empty
+//! cb-data), `-UNIQ` (`tls-unique`, TLS 1.2 and earlier only), `-ENDP`
+//! (`tls-server-end-point`), `-EXPR` (`tls-exporter`). A mechanism with a
+//! binding can only be built when the host supplied that very type for the
+//! connection (and never `-UNIQ` on TLS 1.3): there is no quiet downgrade
+//! to `-NONE`.
+//!
+//! The server asks its host for the tokens of the user
+//! ([`CredentialRequest::FastToken`]) and the host answers with its two
+//! slots ([`CredentialAnswer::FastTokens`] with a [`TokenSlots`]): the
+//! mechanism computes the expected HMAC for each slot whose token is bound
+//! to this mechanism, compares both in constant time (always both: the
+//! time does not say which one matched), and on success reports the slot
+//! that matched ([`ExchangeSecurity::fast_token`]): when it is
+//! [`TokenSlot::New`], the host moves that token to the current slot and
+//! drops the old one (XEP-0484 section 6.1). No match is
+//! `credentials-expired`, so that the client falls back to another
+//! mechanism (XEP-0484 section 5.2).
+//!
+//! Later IETF drafts (draft-ietf-kitten-sasl-ht-00 and on) change both
+//! messages; no deployed XMPP server uses them yet.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac, SimpleHmac};
+
+use super::channel_binding::{ChannelBinding, ChannelBindingType};
+use super::common::{self, MAX_MESSAGE_LEN};
+use super::policy::{CredentialKind, MechanismProfile};
+use super::{
+    ChannelBindingUse, ClientMechanism, CredentialAnswer, CredentialRequest, ExchangeSecurity,
+    SaslCondition, SaslError, Secret, SecretBytes, ServerMechanism, ServerStep,
+};
+use crate::fast::{FastAuth, TokenSlot, TokenSlots};
+use crate::server::OfferRule;
+use crate::tls::TlsInfo;
+
+/// The hash of an `HT-*` mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HtHash {
+    /// SHA-256 (`HT-SHA-256-*`).
+    Sha256,
+    /// SHA-512 (`HT-SHA-512-*`).
+    Sha512,
+    /// SHA3-512 (`HT-SHA3-512-*`).
+    Sha3_512,
+}
+
+impl HtHash {
+    /// Every hash, strongest first.
+    pub const ALL: [HtHash; 3] = [Self::Sha512, Self::Sha3_512, Self::Sha256];
+
+    /// The name part (`SHA-256`, `SHA-512`, `SHA3-512`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256 => "SHA-256",
+            Self::Sha512 => "SHA-512",
+            Self::Sha3_512 => "SHA3-512",
+        }
+    }
+
+    /// The length of its HMAC, in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha512 | Self::Sha3_512 => 64,
+        }
+    }
+
+    /// HMAC-H(key, label || cb-data), zeroed on drop.
+    fn hmac(self, key: &[u8], label: &[u8], cb_data: &[u8]) -> SecretBytes {
+        fn run<M: Mac + KeyInit>(key: &[u8], label: &[u8], cb_data: &[u8]) -> SecretBytes {
+            // HMAC accepts keys of any length: this cannot fail.
+            let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(label);
+            mac.update(cb_data);
+            SecretBytes::new(mac.finalize().into_bytes().to_vec())
+        }
+        match self {
+            Self::Sha256 => run::<Hmac<sha2::Sha256>>(key, label, cb_data),
+            Self::Sha512 => run::<Hmac<sha2::Sha512>>(key, label, cb_data),
+            // sha3's hashes are no block-level ("eager") cores: the plain
+            // HMAC construction over the whole hash.
+            Self::Sha3_512 => run::<SimpleHmac<sha3::Sha3_512>>(key, label, cb_data),
+        }
+    }
+}
+
+/// The channel binding of an `HT-*` mechanism, the last part of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HtBinding {
+    /// `-NONE`: no channel binding.
+    None,
+    /// `-UNIQ`: `tls-unique` (TLS 1.2 and earlier).
+    Uniq,
+    /// `-ENDP`: `tls-server-end-point`.
+    Endp,
+    /// `-EXPR`: `tls-exporter`.
+    Expr,
+}
+
+impl HtBinding {
+    /// Every binding, in the order a client prefers them: `tls-exporter`,
+    /// `tls-server-end-point`, `tls-unique` (unusable after a move to TLS
+    /// 1.3), none.
+    pub const ALL: [HtBinding; 4] = [Self::Expr, Self::Endp, Self::Uniq, Self::None];
+
+    /// The name part (`NONE`, `UNIQ`, `ENDP`, `EXPR`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Uniq => "UNIQ",
+            Self::Endp => "ENDP",
+            Self::Expr => "EXPR",
+        }
+    }
+
+    /// The channel-binding type it binds to; `None` for `-NONE`.
+    pub fn channel_binding_type(self) -> Option<ChannelBindingType> {
+        match self {
+            Self::None => None,
+            Self::Uniq => Some(ChannelBindingType::TlsUnique),
+            Self::Endp => Some(ChannelBindingType::TlsServerEndPoint),
+            Self::Expr => Some(ChannelBindingType::TlsExporter),
+        }
+    }
+}
+
+/// One `HT-*` mechanism: a hash and a channel binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HtMechanism {
+    /// The hash.
+    pub hash: HtHash,
+    /// The channel binding.
+    pub binding: HtBinding,
+}
+
+macro_rules! ht_names {
+    ($($hash:ident $h:literal: $($bind:ident $b:literal),*;)*) => {
+        impl HtMechanism {
+            /// Every mechanism this crate implements, strongest hash
+            /// first, each hash's bindings in [`HtBinding::ALL`] order.
+            pub const ALL: [HtMechanism; 12] = [$($(HtMechanism {
+                hash: HtHash::$hash,
+                binding: HtBinding::$bind,
+            }),*),*];
+
+            /// The registered name (`HT-SHA-256-NONE`, ...).
+            pub fn name(self) -> &'static str {
+                match (self.hash, self.binding) {
+                    $($((HtHash::$hash, HtBinding::$bind) => concat!("HT-", $h, "-", $b),)*)*
+                }
+            }
+        }
+    };
+}
+
+ht_names! {
+    Sha512 "SHA-512": Expr "EXPR", Endp "ENDP", Uniq "UNIQ", None "NONE";
+    Sha3_512 "SHA3-512": Expr "EXPR", Endp "ENDP", Uniq "UNIQ", None "NONE";
+    Sha256 "SHA-256": Expr "EXPR", Endp "ENDP", Uniq "UNIQ", None "NONE";
+}
+
+impl HtMechanism {
+    /// The mechanism `name` names (case-sensitive, as SASL names are);
+    /// `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether this mechanism can run on a connection with `tls`: never
+    /// without TLS (a replayable token), `-NONE` on any TLS, a binding
+    /// only when the host supplied data of its type and the type is defined
+    /// for the TLS version (no `-UNIQ` on TLS 1.3).
+    pub fn usable_with(self, tls: Option<&TlsInfo>) -> bool {
+        tls.is_some_and(|t| self.binding_data(t).is_ok())
+    }
+
+    /// The binding data this mechanism needs from `tls` (`None` for
+    /// `-NONE`), or why it cannot have it.
+    fn binding_data(self, tls: &TlsInfo) -> Result<Option<&ChannelBinding>, SaslError> {
+        let Some(kind) = self.binding.channel_binding_type() else {
+            return Ok(None);
+        };
+        if !kind.is_defined_for(tls.version) {
+            return Err(SaslError::new(
+                SaslCondition::MechanismTooWeak,
+                "tls-unique is not defined for TLS 1.3",
+            ));
+        }
+        tls.channel_bindings
+            .iter()
+            .find(|b| b.kind == kind)
+            .map(Some)
+            .ok_or(SaslError::new(
+                SaslCondition::EncryptionRequired,
+                "no channel-binding data of the type this mechanism needs",
+            ))
+    }
+
+    /// HMAC-H(token, "Initiator" || cb-data): what the client proves.
+    fn initiator(self, token: &str, cb: &[u8]) -> SecretBytes {
+        self.hash.hmac(token.as_bytes(), b"Initiator", cb)
+    }
+
+    /// HMAC-H(token, "Responder" || cb-data): what the server proves.
+    fn responder(self, token: &str, cb: &[u8]) -> SecretBytes {
+        self.hash.hmac(token.as_bytes(), b"Responder", cb)
+    }
+
+    /// What the client's selection policy knows about it: a FAST
+    /// mechanism ([`CredentialKind::FastToken`]) ranked binding first
+    /// (`-EXPR` 400, `-ENDP` 300, `-UNIQ` 200, `-NONE` 100), then by hash
+    /// (SHA-512 +30, SHA3-512 +20, SHA-256 +10).
+    pub fn client_profile(self) -> MechanismProfile {
+        let binding = match self.binding {
+            HtBinding::Expr => 400,
+            HtBinding::Endp => 300,
+            HtBinding::Uniq => 200,
+            HtBinding::None => 100,
+        };
+        let hash = match self.hash {
+            HtHash::Sha512 => 30,
+            HtHash::Sha3_512 => 20,
+            HtHash::Sha256 => 10,
+        };
+        MechanismProfile {
+            channel_binding: self.binding != HtBinding::None,
+            ..MechanismProfile::new(binding + hash, CredentialKind::FastToken)
+        }
+    }
+
+    /// When a server may offer it: over TLS only, and with a binding only
+    /// when the stream has channel-binding data ([`crate::fast::offer`]
+    /// checks the very type).
+    pub fn offer_rule(self) -> OfferRule {
+        OfferRule {
+            tls_only: true,
+            channel_binding: self.binding != HtBinding::None,
+            ..OfferRule::default()
+        }
+    }
+
+    /// What [`ExchangeSecurity::channel_binding`] reports.
+    fn binding_use(self) -> Option<ChannelBindingUse> {
+        self.binding
+            .channel_binding_type()
+            .map(ChannelBindingUse::Bound)
+    }
+}
+
+impl fmt::Display for HtMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a name is no `HT-*` mechanism this crate implements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownHtMechanism;
+
+impl fmt::Display for UnknownHtMechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an HT-* mechanism this crate implements")
+    }
+}
+
+impl std::error::Error for UnknownHtMechanism {}
+
+impl std::str::FromStr for HtMechanism {
+    type Err = UnknownHtMechanism;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or(UnknownHtMechanism)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    Ready,
+    Sent,
+    Done,
+}
+
+/// Client side of an `HT-*` mechanism: sends the user name and the
+/// initiator HMAC, then checks the server's responder HMAC.
+pub struct HtClient {
+    mechanism: HtMechanism,
+    username: String,
+    token: Secret,
+    cb_data: SecretBytes,
+    state: ClientState,
+}
+
+impl fmt::Debug for HtClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HtClient")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HtClient {
+    /// Logs in as `username` (the local part of the account JID) with
+    /// `token` over `tls`. Fails when the mechanism cannot run there:
+    /// `encryption-required` without TLS or without the binding data its
+    /// name needs, `mechanism-too-weak` for `-UNIQ` on TLS 1.3.
+    pub fn new(
+        mechanism: HtMechanism,
+        username: impl Into<String>,
+        token: Secret,
+        tls: Option<&TlsInfo>,
+    ) -> Result<Self, SaslError> {
+        let tls = tls.ok_or(SaslError::new(
+            SaslCondition::EncryptionRequired,
+            "a FAST token is only sent over TLS",
+        ))?;
+        let cb = mechanism.binding_data(tls)?;
+        Self::with_binding(mechanism, username, token, cb)
+    }
+
+    /// As [`new`](Self::new), with the binding data given directly:
+    /// `None` for `-NONE`, data of the mechanism's type otherwise (what a
+    /// registry factory gets in its input).
+    pub fn with_binding(
+        mechanism: HtMechanism,
+        username: impl Into<String>,
+        token: Secret,
+        cb: Option<&ChannelBinding>,
+    ) -> Result<Self, SaslError> {
+        let cb_data = match (mechanism.binding.channel_binding_type(), cb) {
+            (None, _) => SecretBytes::new(Vec::new()),
+            (Some(kind), Some(cb)) if cb.kind == kind => cb.data.clone(),
+            (Some(_), _) => {
+                return Err(SaslError::new(
+                    SaslCondition::EncryptionRequired,
+                    "no channel-binding data of the type this mechanism needs",
+                ))
+            }
+        };
+        let username = username.into();
+        if username.is_empty() || username.contains('\0') {
+            return Err(SaslError::malformed("the user name is empty or holds NUL"));
+        }
+        Ok(Self {
+            mechanism,
+            username,
+            token,
+            cb_data,
+            state: ClientState::Ready,
+        })
+    }
+
+    fn message(&self) -> Result<Vec<u8>, SaslError> {
+        let proof = self
+            .mechanism
+            .initiator(self.token.expose(), self.cb_data.expose());
+        let len = self.username.len() + 1 + proof.expose().len();
+        if len > MAX_MESSAGE_LEN {
+            return Err(SaslError::malformed("message too long"));
+        }
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(self.username.as_bytes());
+        out.push(0);
+        out.extend_from_slice(proof.expose());
+        Ok(out)
+    }
+}
+
+impl ClientMechanism for HtClient {
+    fn name(&self) -> &str {
+        self.mechanism.name()
+    }
+
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
+        if self.state != ClientState::Ready {
+            self.state = ClientState::Done;
+            return Err(common::out_of_order());
+        }
+        self.state = ClientState::Sent;
+        self.message().map(Some)
+    }
+
+    fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
+        // An empty challenge: the initial response did not go out (a
+        // framing without one); anything else is not HT.
+        if self.state == ClientState::Ready && challenge.is_empty() {
+            self.state = ClientState::Sent;
+            return self.message();
+        }
+        self.state = ClientState::Done;
+        Err(common::out_of_order())
+    }
+
+    fn success(&mut self, additional_data: Option<&[u8]>) -> Result<(), SaslError> {
+        if std::mem::replace(&mut self.state, ClientState::Done) != ClientState::Sent {
+            return Err(common::out_of_order());
+        }
+        let expected = self
+            .mechanism
+            .responder(self.token.expose(), self.cb_data.expose());
+        match additional_data {
+            Some(got) if expected.ct_eq(got) => Ok(()),
+            Some(_) => Err(SaslError::not_authorized(
+                "the server's responder value is wrong: it does not know the token",
+            )),
+            None => Err(SaslError::not_authorized(
+                "the server sent no responder value",
+            )),
+        }
+    }
+
+    fn security(&self) -> ExchangeSecurity {
+        ExchangeSecurity {
+            channel_binding: self.mechanism.binding_use(),
+            ..ExchangeSecurity::default()
+        }
+    }
+}
+
+enum ServerState {
+    Fresh,
+    AwaitingMessage,
+    AwaitingTokens {
+        username: String,
+        proof: SecretBytes,
+    },
+    Done {
+        slot: Option<TokenSlot>,
+    },
+}
+
+/// Server side of an `HT-*` mechanism. Asks the host for the user's
+/// tokens with [`CredentialRequest::FastToken`], compares the client's
+/// HMAC with each slot's in constant time and, on success, sends the
+/// responder HMAC as `<additional-data/>` and reports the slot
+/// ([`ExchangeSecurity::fast_token`]).
+pub struct HtServer {
+    mechanism: HtMechanism,
+    cb_data: SecretBytes,
+    fast: FastAuth,
+    user_agent_id: Option<String>,
+    state: ServerState,
+}
+
+impl fmt::Debug for HtServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            ServerState::Fresh => "fresh",
+            ServerState::AwaitingMessage => "awaiting the message",
+            ServerState::AwaitingTokens { .. } => "awaiting the tokens",
+            ServerState::Done { .. } => "done",
+        };
+        f.debug_struct("HtServer")
+            .field("mechanism", &self.mechanism)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HtServer {
+    /// The server side of `mechanism` on a connection with `tls`. Fails
+    /// like [`HtClient::new`] when the mechanism cannot run there.
+    pub fn new(mechanism: HtMechanism, tls: Option<&TlsInfo>) -> Result<Self, SaslError> {
+        let tls = tls.ok_or(SaslError::new(
+            SaslCondition::EncryptionRequired,
+            "FAST tokens are only accepted over TLS",
+        ))?;
+        let cb_data = match mechanism.binding_data(tls)? {
+            Some(cb) => cb.data.clone(),
+            None => SecretBytes::new(Vec::new()),
+        };
+        Ok(Self {
+            mechanism,
+            cb_data,
+            fast: FastAuth::default(),
+            user_agent_id: None,
+            state: ServerState::Fresh,
+        })
+    }
+
+    /// What the client's `<fast/>` element in `<authenticate/>` said
+    /// (`count`, `invalidate`) and its XEP-0388 user-agent id: passed on
+    /// to the host in the [`CredentialRequest::FastToken`].
+    pub fn with_context(mut self, fast: FastAuth, user_agent_id: Option<String>) -> Self {
+        self.fast = fast;
+        self.user_agent_id = user_agent_id;
+        self
+    }
+
+    fn consume(&mut self, message: &[u8]) -> Result<ServerStep, SaslError> {
+        common::check_len(message, MAX_MESSAGE_LEN)?;
+        let Some(nul) = message.iter().position(|&b| b == 0) else {
+            return Err(SaslError::malformed(
+                "no NUL between the user name and the HMAC",
+            ));
+        };
+        let username = common::utf8(&message[..nul], "the user name is not UTF-8")?;
+        let proof = &message[nul + 1..];
+        if username.is_empty() {
+            return Err(SaslError::malformed("empty user name"));
+        }
+        if proof.len() != self.mechanism.hash.output_len() {
+            return Err(SaslError::malformed("the HMAC has the wrong length"));
+        }
+        let request = CredentialRequest::FastToken {
+            mechanism: self.mechanism.name(),
+            username: username.to_owned(),
+            user_agent_id: self.user_agent_id.clone(),
+            count: self.fast.count,
+            invalidate: self.fast.invalidate,
+        };
+        self.state = ServerState::AwaitingTokens {
+            username: username.to_owned(),
+            proof: SecretBytes::new(proof.to_vec()),
+        };
+        Ok(ServerStep::Request(request))
+    }
+
+    /// Which slot's token produced `proof`. Both slots are always
+    /// computed and compared, in constant time, so the time taken says
+    /// neither whether nor where a token matched.
+    fn matching_slot(&self, slots: &TokenSlots, proof: &SecretBytes) -> Option<TokenSlot> {
+        let mut found = None;
+        for (slot, token) in [
+            (TokenSlot::Current, slots.current.as_ref()),
+            (TokenSlot::New, slots.new.as_ref()),
+        ] {
+            let (key, bound_here) = match token {
+                Some(t) => (t.token.expose(), t.mechanism == self.mechanism.name()),
+                None => ("", false),
+            };
+            let expected = self.mechanism.initiator(key, self.cb_data.expose());
+            // `&` rather than `&&`: always compare.
+            if proof.ct_eq(expected.expose()) & bound_here {
+                // The new slot wins a tie (XEP-0484 section 6.1 checks it first).
+                found = Some(slot);
+            }
+        }
+        found
+    }
+}
+
+impl ServerMechanism for HtServer {
+    fn name(&self) -> &str {
+        self.mechanism.name()
+    }
+
+    fn start(&mut self, initial_response: Option<&[u8]>) -> Result<ServerStep, SaslError> {
+        match std::mem::replace(&mut self.state, ServerState::Done { slot: None }) {
+            ServerState::Fresh => match initial_response {
+                None => {
+                    self.state = ServerState::AwaitingMessage;
+                    Ok(ServerStep::Challenge(Vec::new()))
+                }
+                Some(m) => self.consume(m),
+            },
+            _ => Err(common::out_of_order()),
+        }
+    }
+
+    fn respond(&mut self, response: &[u8]) -> Result<ServerStep, SaslError> {
+        match std::mem::replace(&mut self.state, ServerState::Done { slot: None }) {
+            ServerState::AwaitingMessage => self.consume(response),
+            _ => Err(common::out_of_order()),
+        }
+    }
+
+    fn answer(&mut self, answer: CredentialAnswer) -> Result<ServerStep, SaslError> {
+        let ServerState::AwaitingTokens { username, proof } =
+            std::mem::replace(&mut self.state, ServerState::Done { slot: None })
+        else {
+            return Err(common::no_request_pending());
+        };
+        let slots = match answer {
+            CredentialAnswer::FastTokens(slots) => slots,
+            CredentialAnswer::Verdict(Err(condition)) => {
+                return Err(SaslError::new(condition, "rejected by the host"))
+            }
+            _ => return Err(common::wrong_answer()),
+        };
+        let Some(slot) = self.matching_slot(&slots, &proof) else {
+            return Err(SaslError::new(
+                SaslCondition::CredentialsExpired,
+                "no valid token of this client matches",
+            ));
+        };
+        let token = match slot {
+            TokenSlot::Current => slots.current.as_ref(),
+            TokenSlot::New => slots.new.as_ref(),
+        }
+        .expect("the matching slot holds a token");
+        let responder = self
+            .mechanism
+            .responder(token.token.expose(), self.cb_data.expose());
+        self.state = ServerState::Done { slot: Some(slot) };
+        Ok(ServerStep::Success {
+            identity: common::identity(username, None),
+            additional_data: Some(responder.expose().to_vec()),
+        })
+    }
+
+    fn security(&self) -> ExchangeSecurity {
+        let slot = match self.state {
+            ServerState::Done { slot } => slot,
+            _ => None,
+        };
+        ExchangeSecurity {
+            channel_binding: self.mechanism.binding_use(),
+            fast_token: slot,
+            ..ExchangeSecurity::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fast::{Expiry, FastToken};
+    use crate::sasl::channel_binding::TlsVersion;
+    use crate::sasl::common::CT_EQ_CALLS;
+
+    fn tls13_none() -> TlsInfo {
+        TlsInfo::without_binding(TlsVersion::Tls13)
+    }
+
+    fn token(mechanism: &str, secret: &str) -> FastToken {
+        FastToken::new(mechanism, secret, Expiry::from_unix(2_000_000_000).unwrap())
+    }
+
+    fn proof_of(secret: &str) -> Vec<u8> {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        let mut c = HtClient::new(m, "lnj", Secret::new(secret), Some(&tls13_none())).unwrap();
+        c.initial_response().unwrap().unwrap()
+    }
+
+    fn server_answer(
+        message: &[u8],
+        slots: TokenSlots,
+    ) -> (HtServer, Result<ServerStep, SaslError>) {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        let mut s = HtServer::new(m, Some(&tls13_none())).unwrap();
+        assert!(matches!(s.start(Some(message)), Ok(ServerStep::Request(_))));
+        let r = s.answer(CredentialAnswer::FastTokens(slots));
+        (s, r)
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for m in HtMechanism::ALL {
+            assert_eq!(HtMechanism::from_name(m.name()), Some(m));
+            assert_eq!(m.name().parse::<HtMechanism>(), Ok(m));
+        }
+        assert_eq!(HtMechanism::ALL[0].name(), "HT-SHA-512-EXPR");
+        assert_eq!(HtMechanism::ALL[11].name(), "HT-SHA-256-NONE");
+        assert!(HtMechanism::from_name("HT-SHA-256-PLUS").is_none());
+        assert!(HtMechanism::from_name("ht-sha-256-none").is_none());
+    }
+
+    #[test]
+    fn both_slots_are_compared_in_constant_time_whichever_matches() {
+        let message = proof_of("the-new-one");
+        for (slots, want) in [
+            (
+                TokenSlots {
+                    current: Some(token("HT-SHA-256-NONE", "the-old-one")),
+                    new: Some(token("HT-SHA-256-NONE", "the-new-one")),
+                },
+                Some(TokenSlot::New),
+            ),
+            (
+                TokenSlots {
+                    current: Some(token("HT-SHA-256-NONE", "the-new-one")),
+                    new: Some(token("HT-SHA-256-NONE", "another")),
+                },
+                Some(TokenSlot::Current),
+            ),
+            (
+                TokenSlots {
+                    current: None,
+                    new: Some(token("HT-SHA-256-NONE", "wrong")),
+                },
+                None,
+            ),
+        ] {
+            let before = CT_EQ_CALLS.with(|c| c.get());
+            let (s, r) = server_answer(&message, slots);
+            let after = CT_EQ_CALLS.with(|c| c.get());
+            // One constant-time comparison per slot, empty slots included:
+            // no early exit once a slot matched.
+            assert_eq!(after - before, 2);
+            match want {
+                Some(slot) => {
+                    assert!(matches!(r, Ok(ServerStep::Success { .. })), "{r:?}");
+                    assert_eq!(s.security().fast_token, Some(slot));
+                }
+                None => {
+                    assert_eq!(r.unwrap_err().condition, SaslCondition::CredentialsExpired);
+                    assert_eq!(s.security().fast_token, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_client_checks_the_responder_in_constant_time() {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        let mut c = HtClient::new(m, "lnj", Secret::new("t"), Some(&tls13_none())).unwrap();
+        c.initial_response().unwrap();
+        let before = CT_EQ_CALLS.with(|c| c.get());
+        assert!(c.success(Some(&[0; 32])).is_err());
+        assert_eq!(CT_EQ_CALLS.with(|c| c.get()) - before, 1);
+    }
+
+    #[test]
+    fn a_token_bound_to_another_mechanism_does_not_match() {
+        let message = proof_of("secret");
+        let slots = TokenSlots {
+            current: Some(token("HT-SHA-256-ENDP", "secret")),
+            new: None,
+        };
+        let (_, r) = server_answer(&message, slots);
+        assert_eq!(r.unwrap_err().condition, SaslCondition::CredentialsExpired);
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_before_asking_the_host() {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        for bad in [
+            &b"no-nul"[..],
+            b"\0\x01\x02",
+            b"lnj\0short",
+            b"\xff\xfe\0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let mut s = HtServer::new(m, Some(&tls13_none())).unwrap();
+            let e = s.start(Some(bad)).unwrap_err();
+            assert_eq!(e.condition, SaslCondition::MalformedRequest, "{bad:?}");
+        }
+        // The wrong kind of answer is the host's bug.
+        let mut s = HtServer::new(m, Some(&tls13_none())).unwrap();
+        s.start(Some(&proof_of("x"))).unwrap();
+        let e = s
+            .answer(CredentialAnswer::Verdict(Ok("lnj".into())))
+            .unwrap_err();
+        assert_eq!(e.condition, SaslCondition::TemporaryAuthFailure);
+        // Without an initial response: an empty challenge, then the message.
+        let mut s = HtServer::new(m, Some(&tls13_none())).unwrap();
+        assert!(matches!(s.start(None), Ok(ServerStep::Challenge(c)) if c.is_empty()));
+        assert!(matches!(
+            s.respond(&proof_of("x")),
+            Ok(ServerStep::Request(CredentialRequest::FastToken { .. }))
+        ));
+    }
+}
