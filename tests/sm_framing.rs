@@ -8,7 +8,7 @@ mod support;
 
 use minidom::Element;
 use support::pair::{alice_config, server_config, Pair};
-use support::sm_world::{kept, message, number, sm_settings};
+use support::sm_world::{client_acked, message, number, sm_settings};
 use xmpp_sansio::client::{Client, ClientEvent, TlsMode};
 use xmpp_sansio::server::{ResumeAnswer, ServerEvent, ServerTls};
 use xmpp_sansio::sm::SmState;
@@ -99,15 +99,7 @@ fn resume(framing: Framing, saved: &[u8], detached: SmState) -> (Vec<u32>, Vec<u
             _ => None,
         })
         .collect();
-    let acked = p
-        .client_events
-        .iter()
-        .filter_map(|e| match e {
-            ClientEvent::Acked(v) => Some(v.iter().map(kept).collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let acked = client_acked(&p.client_events);
     (received, acked, p.up_messages.clone())
 }
 

@@ -94,7 +94,7 @@ proptest! {
 }
 
 use support::pair::{alice_config, server_config, Pair};
-use support::sm_world::{kept, message, sm_settings};
+use support::sm_world::{client_acked, kept, message, sm_settings};
 use xmpp_sansio::client::{ClientError, ClientEvent, TlsMode};
 use xmpp_sansio::error::Misbehavior;
 use xmpp_sansio::jid::FullJid;
@@ -271,15 +271,7 @@ fn the_unacked_queue_is_bounded_and_says_so() {
     );
     p.client.request_ack();
     while p.step() {}
-    let acked: Vec<u32> = p
-        .client_events
-        .iter()
-        .filter_map(|e| match e {
-            ClientEvent::Acked(v) => Some(v.iter().map(kept).collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let acked = client_acked(&p.client_events);
     assert_eq!(acked, [0, 1, 2]);
     // Room again; the stanza comes back as it was sent, its id with it.
     let m: minidom::Element =

@@ -44,6 +44,18 @@ pub fn kept(s: &SentStanza) -> u32 {
     number(&s.to_element().expect("kept stanzas parse"))
 }
 
+/// The numbers of the stanzas the client saw acknowledged, in order.
+pub fn client_acked(events: &[ClientEvent]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Acked(v) => Some(v.iter().map(kept)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 /// Message `n`.
 pub fn message(n: u32, to: &str) -> Element {
     format!("<message xmlns='jabber:client' to='{to}' type='chat'><body>{n}</body></message>")
