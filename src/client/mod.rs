@@ -1051,7 +1051,7 @@ impl Client {
                     return self.start_sasl2(mech, &feature, Some(fallback));
                 }
                 Err(_) if self.config.fast.fallback_to_password => {}
-                Err(e) => return self.fail(e),
+                Err(e) => return self.fail(*e),
             }
         }
         match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {

@@ -108,11 +108,11 @@ impl Client {
     pub(super) fn fast_login(
         &mut self,
         sasl2: Option<&Sasl2Feature>,
-    ) -> Result<Box<dyn ClientMechanism>, ClientError> {
+    ) -> Result<Box<dyn ClientMechanism>, Box<ClientError>> {
         let Some((token, now)) = &self.fast_token else {
-            return Err(ClientError::Policy(PolicyError::FastToken(
+            return Err(Box::new(ClientError::Policy(PolicyError::FastToken(
                 crate::fast::FastRefusal::NotOffered,
-            )));
+            ))));
         };
         let fast = sasl2.and_then(|f| f.extra_inline.iter().find_map(FastFeature::parse));
         super::mechanism::fast_mechanism(
@@ -123,9 +123,13 @@ impl Client {
             self.tls.as_ref(),
             Some(*now),
         )
-        .map_err(|e| match e {
-            super::FastMechanismError::Refused(r) => ClientError::Policy(PolicyError::FastToken(r)),
-            super::FastMechanismError::Sasl(e) => ClientError::sasl(e),
+        .map_err(|e| {
+            Box::new(match e {
+                super::FastMechanismError::Refused(r) => {
+                    ClientError::Policy(PolicyError::FastToken(r))
+                }
+                super::FastMechanismError::Sasl(e) => ClientError::sasl(e),
+            })
         })
     }
 
@@ -273,7 +277,7 @@ impl Client {
             return false;
         };
         let after = match condition {
-            Some(c) => self.config.fast.after_failure(c.clone()),
+            Some(c) => self.config.fast.after_failure(*c),
             None => crate::fast::AfterFailure {
                 discard_token: false,
                 use_password: self.config.fast.fallback_to_password,
@@ -295,8 +299,7 @@ impl Client {
             mechanisms: feature.mechanisms.clone(),
             channel_binding_types: fallback.cb_types,
         };
-        match super::mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref())
-        {
+        match super::mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
             Ok(mech) => self.start_sasl2(mech, &feature, None),
             Err(e) => self.choose_failed(e),
         }

@@ -1495,7 +1495,9 @@ impl Server {
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_default();
-        let fast = sasl2.as_ref().and_then(|l| Some((l.fast.as_ref()?, l.fast_auth?, l)));
+        let fast = sasl2
+            .as_ref()
+            .and_then(|l| Some((l.fast.as_ref()?, l.fast_auth?, l)));
         let built = match fast {
             // A FAST token login (XEP-0484): its mechanism is in the
             // inline offer, not in the SASL one.

@@ -121,7 +121,9 @@ impl Server {
             // A token login (`<fast/>` is optional for it: count and
             // invalidate only); the host may rotate its token.
             login.fast_auth.get_or_insert_with(FastAuth::default);
-            login.issue_token.get_or_insert_with(|| mechanism.to_owned());
+            login
+                .issue_token
+                .get_or_insert_with(|| mechanism.to_owned());
         } else {
             login.fast_auth = None;
         }
