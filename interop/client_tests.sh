@@ -69,8 +69,9 @@ fail() {
 
 # wire_agrees NAME OUT: what the client reports of its SASL exchange (the Authenticated event's
 # security, printed as "-- channel binding: ..." and "-- XEP-0474: ...") must match the wire in the
-# transcript: the gs2 flag at the start of the <auth/> it sent, the h= in the first <challenge/> it got.
-b64_text() { sed -n "s/^$1: .*<$2 [^>]*>\([^<]*\)<\/$2>.*/\1/p" "$3" | head -n 1 | base64 -d 2>/dev/null | tr -d '\0' || true; }
+# transcript: the gs2 flag at the start of the <auth/> (or SASL2 <initial-response/>) it sent, the h= in
+# the first <challenge/> it got.
+b64_text() { sed -n "s/^$1: .*<$2\( [^>]*\)\{0,1\}>\([^<]*\)<\/$2>.*/\2/p" "$3" | head -n 1 | base64 -d 2>/dev/null | tr -d '\0' || true; }
 wire_agrees() {
   local name="$1" out="$2" cb want first challenge
   cb="$(sed -n 's/^-- channel binding: //p' "$out" | head -n 1)"
@@ -80,6 +81,8 @@ wire_agrees() {
       *) want="p=$cb," ;;
     esac
     first="$(b64_text SEND auth "$out")"
+    # Over SASL2 (XEP-0388) the first message is <authenticate/>'s <initial-response/>.
+    [ -n "$first" ] || first="$(b64_text SEND initial-response "$out")"
     if [[ "$first" != "$want"* ]]; then
       fail "$name" "the client reports channel binding '$cb', but its <auth/> starts with '${first:0:24}'"; return 1
     fi

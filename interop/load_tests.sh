@@ -5,6 +5,9 @@
 #     300 STARTTLS logins (every one must succeed and the server's database must hold the accounts);
 #     300 direct-TLS (XEP-0368) logins; 300 sessions held at once (login-hold); a messages run;
 #     a wrong password (every attempt a failure, counted under sasl not-authorized);
+#   - against xmpp-server-async --workers 2 (two processes on one port, SO_REUSEPORT, one database):
+#     the sessions of xmpp-load --processes 2 logged in and held, and a messages run whose messages
+#     cross between the workers (delivered: each worker's router knows the other's sessions);
 #   - against the Prosody of interop/prosody/start.sh when peer.env is given (PEER_ENV, as run.sh does):
 #     accounts registered in-band there, then 200 STARTTLS logins.
 # One PASS/FAIL line per case, then "load_tests: N passed, N failed". Each case is bounded by
@@ -63,20 +66,21 @@ check() {
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
   -keyout "$LOGDIR/key.pem" -out "$LOGDIR/cert.pem" -subj "/CN=$DOMAIN" \
   -addext "subjectAltName=DNS:$DOMAIN" 2>/dev/null || { fail cert "openssl could not make the certificate"; finish; }
-start_server() { # start_server MODE: xmpp-server-async with --tls MODE; sets PORT
+start_server() { # start_server MODE [ARGS...]: xmpp-server-async with --tls MODE; sets PORT
+  local mode="$1"; shift
   cleanup
-  rm -f "$LOGDIR/server-$1.log"
-  "$SERVER" --listen 127.0.0.1:0 --domain "$DOMAIN" --db "$LOGDIR/accounts.db" --tls "$1" \
-    --cert "$LOGDIR/cert.pem" --key "$LOGDIR/key.pem" --allow-register >"$LOGDIR/server-$1.log" 2>&1 &
+  rm -f "$LOGDIR/server-$mode.log"
+  "$SERVER" --listen 127.0.0.1:0 --domain "$DOMAIN" --db "$LOGDIR/accounts.db" --tls "$mode" \
+    --cert "$LOGDIR/cert.pem" --key "$LOGDIR/key.pem" --allow-register "$@" >"$LOGDIR/server-$mode.log" 2>&1 &
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 100); do
-    PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$LOGDIR/server-$1.log")"
+    PORT="$(sed -n 's/^LISTENING 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$LOGDIR/server-$mode.log" 2>/dev/null)"
     [ -n "$PORT" ] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  fail "server_$1" "xmpp-server-async did not start:"; tail -n 5 "$LOGDIR/server-$1.log" | sed 's/^/  | /'
+  fail "server_$mode" "xmpp-server-async did not start:"; tail -n 5 "$LOGDIR/server-$mode.log" | sed 's/^/  | /'
   return 1
 }
 COMMON=(--domain "$DOMAIN" --password load-secret --ca-file "$LOGDIR/cert.pem")
@@ -110,6 +114,28 @@ fi
 if start_server direct; then
   check async_direct_tls 300 0 -- --target "127.0.0.1:$PORT" "${COMMON[@]}" --users 20 \
     --concurrency 20 --duration 30 --max-logins 300 --tls direct
+fi
+# Two worker processes: sessions spread over both (and over two load processes), messages across.
+if start_server starttls --workers 2 --stats 1; then
+  check async_workers_hold 200 0 -- --target "127.0.0.1:$PORT" "${COMMON[@]}" --users 20 \
+    --concurrency 200 --duration 5 --ramp 200 --scenario login-hold --processes 2
+  # Each worker took some of the 200 (the kernel spreads them; the STATS lines count per worker).
+  sleep 1.2
+  if for w in 0 1; do grep "^STATS .* worker $w$" "$LOGDIR/server-starttls.log" | tail -n 1 | awk '$5 > 0 {ok=1} END {exit !ok}' || exit 1; done; then
+    pass async_workers_spread "$(grep '^STATS' "$LOGDIR/server-starttls.log" | tail -n 2 | awk '{printf "worker %s: %s logins; ", $NF, $5}')"
+  else
+    fail async_workers_spread "a worker counted no login: $(grep '^STATS' "$LOGDIR/server-starttls.log" | tail -n 2 | tr '\n' ' ')"
+  fi
+  check async_workers_messages 40 0 -- --target "127.0.0.1:$PORT" "${COMMON[@]}" --users 20 \
+    --concurrency 40 --duration 3 --scenario messages --message-rate 10
+  # 40 sessions each sending to the next: with two workers about half the pairs are split between
+  # them, so without routing across workers about half the messages would bounce. At least 90% arrive.
+  if grep -Eo 'messages +[0-9]+ sent, [0-9]+ received' "$LOGDIR/async_workers_messages.out" \
+    | awk '{sent = $2; got = $4} END {exit !(sent > 0 && got * 10 >= sent * 9)}'; then
+    pass async_workers_delivered "$(grep -Eo 'messages +[0-9]+ sent, [0-9]+ received, [0-9]+ errors' "$LOGDIR/async_workers_messages.out")"
+  else
+    fail async_workers_delivered "no message sent and received across the workers"
+  fi
 fi
 cleanup
 

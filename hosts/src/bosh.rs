@@ -347,8 +347,8 @@ pub struct BoshConnection {
     core: Core,
     connect: AsyncConnect,
     pool: Pool<BoxStream>,
-    commands: tokio_mpsc::UnboundedReceiver<Command<BoshXmppClient>>,
-    events: tokio_mpsc::Sender<Result<ClientEvent, DriverError>>,
+    commands: tokio_mpsc::UnboundedReceiver<Box<Command<BoshXmppClient>>>,
+    events: crate::tokio::EventSender<ClientEvent>,
     tx: tokio_mpsc::UnboundedSender<Outcome>,
     rx: tokio_mpsc::UnboundedReceiver<Outcome>,
 }

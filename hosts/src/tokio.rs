@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use ::tokio::sync::mpsc;
 use minidom::Element;
 use xmpp_sansio::UsageError;
@@ -121,7 +121,10 @@ pub enum NotQueued {
 /// Sends stanzas, answers the machine's requests, closes; cloneable,
 /// usable from any task.
 pub struct Handle<M> {
-    commands: mpsc::UnboundedSender<Command<M>>,
+    /// Each command boxed: the channel allocates its slots 32 at a time,
+    /// at creation, so an idle session would hold 32 commands of the
+    /// largest kind (a stanza) inline instead of 32 pointers.
+    commands: mpsc::UnboundedSender<Box<Command<M>>>,
     /// Stanzas sent through any clone and not yet taken by the driver.
     queued: Arc<AtomicUsize>,
 }
@@ -197,7 +200,9 @@ impl<M> Handle<M> {
     }
 
     fn command(&self, c: Command<M>) -> Result<(), DriverError> {
-        self.commands.send(c).map_err(|_| DriverError::Gone)
+        self.commands
+            .send(Box::new(c))
+            .map_err(|_| DriverError::Gone)
     }
 }
 
@@ -207,13 +212,13 @@ impl<M> Handle<M> {
 /// returns.
 #[derive(Debug)]
 pub struct Events<E> {
-    events: mpsc::Receiver<Result<E, DriverError>>,
+    events: mpsc::Receiver<Box<Result<E, DriverError>>>,
 }
 
 impl<E> Events<E> {
     /// The next event; `None` once the driver returned.
     pub async fn next(&mut self) -> Option<Result<E, DriverError>> {
-        self.events.recv().await
+        self.events.recv().await.map(|b| *b)
     }
 }
 
@@ -221,19 +226,42 @@ impl<E> futures_core::Stream for Events<E> {
     type Item = Result<E, DriverError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().events.poll_recv(cx)
+        self.get_mut().events.poll_recv(cx).map(|o| o.map(|b| *b))
+    }
+}
+
+/// The driver's end of the [`Events`]: each event boxed, as the channel
+/// allocates 32 slots at creation and an idle session would hold 32 of
+/// the largest event inline (about 6 KiB for a server's) instead of 32
+/// pointers.
+#[derive(Debug)]
+pub(crate) struct EventSender<E>(mpsc::Sender<Box<Result<E, DriverError>>>);
+
+impl<E> EventSender<E> {
+    /// Waits for room and sends; `Err` once the [`Events`] are dropped.
+    /// The item is boxed before the wait, so the future holds a pointer,
+    /// not an event (the future is part of its driver's state).
+    pub(crate) fn send(
+        &self,
+        item: Result<E, DriverError>,
+    ) -> impl Future<Output = Result<(), ()>> + '_ {
+        let item = Box::new(item);
+        async move { self.0.send(item).await.map_err(|_| ()) }
     }
 }
 
 /// The driver of one machine on one connection: [`Connection::run`] it.
 pub struct Connection<M: Machine> {
-    machine: M,
+    /// Boxed: `run` moves the connection into its future, and an `async
+    /// fn` keeps its argument and the moved copy side by side (a second
+    /// machine per idle session, about 1.8 KiB for a server's, otherwise).
+    machine: Box<M>,
     io: Option<Link>,
     upgrade: Option<TlsUpgrade>,
     wire: Option<WireLog>,
     queued: VecDeque<M::Event>,
-    commands: mpsc::UnboundedReceiver<Command<M>>,
-    events: mpsc::Sender<Result<M::Event, DriverError>>,
+    commands: mpsc::UnboundedReceiver<Box<Command<M>>>,
+    events: EventSender<M::Event>,
     /// Called with the machine right after `tls_established`.
     after_tls: Option<crate::blocking::AfterTls<M>>,
 }
@@ -284,11 +312,45 @@ enum Read1 {
     Nothing,
 }
 
+/// Bytes read at most at once: the size of each runtime thread's read
+/// buffer.
+const READ_BUFFER: usize = 16 * 1024;
+
+thread_local! {
+    /// The read buffer of the drivers on this thread: a read borrows it
+    /// only inside one `poll_read`, so an idle connection holds no read
+    /// buffer of its own (16 KiB each before: most of an idle session's
+    /// memory).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_BUFFER].into_boxed_slice());
+}
+
+/// One read of `io` into the thread's buffer; what came is copied into
+/// `into` (cleared first), which keeps no capacity from one read to the
+/// next (cancel safe: nothing is taken from `io` unless the read is
+/// ready).
+async fn read_shared(io: &mut BoxStream, into: &mut Vec<u8>) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut rb = ::tokio::io::ReadBuf::new(buf);
+            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    *into = rb.filled().to_vec();
+                    Poll::Ready(Ok(into.len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
+}
+
 /// One read of `link` (cancel safe: a partial WebSocket frame stays with
 /// the WebSocket).
-async fn read1(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Read1> {
+async fn read1(link: &mut Link, buf: &mut Vec<u8>) -> std::io::Result<Read1> {
     match link {
-        Link::Bytes(io) => io.read(buf).await.map(Read1::Bytes),
+        Link::Bytes(io) => read_shared(io, buf).await.map(Read1::Bytes),
         Link::Messages(ws) => match ws.next().await {
             None => Ok(Read1::Bytes(0)),
             Some(Ok(Message::Text(t))) => Ok(Read1::Message(t.as_bytes().to_vec())),
@@ -305,8 +367,8 @@ async fn read1(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Read1> {
 /// host's.
 pub(crate) type Channels<M, E> = (
     Handle<M>,
-    mpsc::UnboundedReceiver<Command<M>>,
-    mpsc::Sender<Result<E, DriverError>>,
+    mpsc::UnboundedReceiver<Box<Command<M>>>,
+    EventSender<E>,
     Events<E>,
 );
 
@@ -331,10 +393,10 @@ pub(crate) struct Ops<M> {
 pub(crate) async fn obey<M, E>(
     machine: &mut M,
     ops: Ops<M>,
-    command: Option<Command<M>>,
-    events: &mpsc::Sender<Result<E, DriverError>>,
+    command: Option<Box<Command<M>>>,
+    events: &EventSender<E>,
 ) -> Flow {
-    let refused = match command {
+    let refused = match command.map(|c| *c) {
         Some(Command::Send(stanza, _queued)) => {
             (ops.send)(machine, &stanza).err().map(|e| ("send", e))
         }
@@ -362,7 +424,7 @@ pub(crate) fn channels<M, E>() -> Channels<M, E> {
             queued: Arc::new(AtomicUsize::new(0)),
         },
         commands,
-        events_tx,
+        EventSender(events_tx),
         Events { events },
     )
 }
@@ -371,7 +433,7 @@ fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Event
     let (handle, commands, events_tx, events) = channels();
     (
         Connection {
-            machine,
+            machine: Box::new(machine),
             io: Some(io),
             upgrade: None,
             wire: None,
@@ -431,11 +493,13 @@ impl<M: Machine> Connection<M> {
             }
             None => {}
         }
-        self.machine
+        *self.machine
     }
 
     async fn drive(&mut self) -> Result<(), DriverError> {
-        let mut buf = vec![0u8; 16 * 1024];
+        // What the last read gave (its bytes copied out of the thread's
+        // buffer; nothing kept while idle).
+        let mut buf = Vec::new();
         let mut commands_open = true;
         loop {
             // Bytes out, then events (the host's answers queue more bytes).
@@ -446,10 +510,17 @@ impl<M: Machine> Connection<M> {
                     .pop_front()
                     .or_else(|| self.machine.poll_event())
                 else {
+                    // Drained: give its room back (it holds events of the
+                    // largest kind; an idle session keeps none).
+                    if self.queued.capacity() > 0 {
+                        self.queued = VecDeque::new();
+                    }
                     break;
                 };
                 match M::take_start_tls(ev) {
-                    Ok(pending) => self.start_tls(pending).await?,
+                    // Boxed: the handshake's state is not kept in the
+                    // driver's for the connection's life.
+                    Ok(pending) => Box::pin(self.start_tls(pending)).await?,
                     // Nobody listens any more: the machine goes on alone.
                     Err(ev) => drop(self.events.send(Ok(ev)).await),
                 }
@@ -471,14 +542,17 @@ impl<M: Machine> Connection<M> {
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         return Err(DriverError::PeerClosed)
                     }
-                    Ok(Read1::Bytes(n)) => incoming(&mut self.machine, Input::Bytes(&buf[..n]), &mut self.queued, &mut self.wire)?,
-                    Ok(Read1::Message(m)) => incoming(&mut self.machine, Input::Message(&m), &mut self.queued, &mut self.wire)?,
+                    Ok(Read1::Bytes(n)) => {
+                        let input = std::mem::take(&mut buf);
+                        incoming(&mut *self.machine, Input::Bytes(&input[..n]), &mut self.queued, &mut self.wire)?
+                    }
+                    Ok(Read1::Message(m)) => incoming(&mut *self.machine, Input::Message(&m), &mut self.queued, &mut self.wire)?,
                     Ok(Read1::Nothing) => {}
                     Err(e) => return Err(DriverError::Read(e)),
                 },
                 command = self.commands.recv(), if commands_open => {
                     let ops = Ops { send: <M as Machine>::send, close: <M as Machine>::close };
-                    match obey(&mut self.machine, ops, command, &self.events).await {
+                    match obey(&mut *self.machine, ops, command, &self.events).await {
                         Flow::Go => {}
                         Flow::HangUp => {
                             self.flush().await?;
@@ -496,14 +570,14 @@ impl<M: Machine> Connection<M> {
     async fn flush(&mut self) -> Result<(), DriverError> {
         match self.io.as_mut().expect("connected") {
             Link::Bytes(io) => {
-                let Some(out) = outgoing(&mut self.machine, &mut self.wire) else {
+                let Some(out) = outgoing(&mut *self.machine, &mut self.wire) else {
                     return Ok(());
                 };
                 io.write_all(&out).await.map_err(DriverError::Write)?;
                 io.flush().await.map_err(DriverError::Write)
             }
             Link::Messages(ws) => {
-                let out = outgoing_messages(&mut self.machine, &mut self.wire);
+                let out = outgoing_messages(&mut *self.machine, &mut self.wire);
                 if out.is_empty() {
                     return Ok(());
                 }
@@ -543,7 +617,7 @@ impl<M: Machine> Connection<M> {
             .tls_established(Instant::now(), up.info)
             .map_err(|e| DriverError::Usage("tls_established", e))?;
         if let Some(f) = &mut self.after_tls {
-            f(&mut self.machine);
+            f(&mut *self.machine);
         }
         Ok(())
     }

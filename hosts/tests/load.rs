@@ -5,93 +5,14 @@
 //! checked against what the server counted, and the binary's last line
 //! is the `RESULT` line.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use xmpp_sansio_hosts::async_server::{self, Shared};
 use xmpp_sansio_hosts::load::args::{self, Scenario};
 use xmpp_sansio_hosts::load::report::ResultLine;
 
-const DOMAIN: &str = "load.test";
+mod common;
 
-struct Fixture {
-    dir: PathBuf,
-    addr: std::net::SocketAddr,
-    shared: Arc<Shared>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// DER as PEM.
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// A server with TLS (`tls`) or without, registration open.
-fn server(name: &str, tls: bool) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("xmpp-load-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![DOMAIN.to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), pem("CERTIFICATE", cert.der())).unwrap();
-    std::fs::write(
-        dir.join("key.pem"),
-        pem("PRIVATE KEY", &key.serialize_der()),
-    )
-    .unwrap();
-    let mut argv = vec![
-        "--listen".to_string(),
-        "127.0.0.1:0".into(),
-        "--domain".into(),
-        DOMAIN.into(),
-        "--db".into(),
-        dir.join("accounts.db").display().to_string(),
-        "--allow-register".into(),
-    ];
-    if tls {
-        argv.extend([
-            "--cert".into(),
-            dir.join("cert.pem").display().to_string(),
-            "--key".into(),
-            dir.join("key.pem").display().to_string(),
-        ]);
-    } else {
-        argv.extend(["--tls".into(), "none".into()]);
-    }
-    let a = async_server::parse_args(argv).unwrap().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (addr, shared) = runtime.block_on(async_server::start(&a)).unwrap();
-    Fixture {
-        dir,
-        addr,
-        shared,
-        _runtime: runtime,
-    }
-}
+use common::{server, Fixture, DOMAIN};
 
 fn load_args(f: &Fixture, extra: &str) -> args::Args {
     let line = format!(

@@ -135,9 +135,17 @@ impl SmElement {
             }),
             "failed" => Ok(Self::Failed {
                 h: el.attr("h").and_then(parse_u32),
+                // XEP-0198's form has the condition as a child; Prosody's
+                // (inline in SASL2's `<success/>`) wraps it in a stanza
+                // `<error type='cancel'/>`.
                 condition: el
                     .children()
                     .find(|c| c.has_ns(ns::STANZAS))
+                    .or_else(|| {
+                        el.children()
+                            .filter(|c| c.name() == "error")
+                            .find_map(|e| e.children().find(|c| c.has_ns(ns::STANZAS)))
+                    })
                     .map(|c| c.name().to_owned()),
             }),
             "r" => Ok(Self::Request),
@@ -231,6 +239,21 @@ pub fn handled_count_too_high(h: u32, send: u32) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_condition_in_an_error_wrapper_as_prosody_sends_it_in_sasl2() {
+        // Prosody 13's <success/> after an inline resume of an unknown id.
+        let el: Element = "<failed xmlns='urn:xmpp:sm:3'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Unknown session</text></error></failed>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            SmElement::parse(&el),
+            Some(Ok(SmElement::Failed {
+                h: None,
+                condition: Some("item-not-found".into())
+            }))
+        );
+    }
 
     #[test]
     fn elements_round_trip() {

@@ -11,7 +11,9 @@
 //! a parked task: its socket, its TLS state, its `Server` and the
 //! driver's buffers. No per-login log line unless `--verbose`.
 
+pub mod cluster;
 pub mod store;
+pub mod tls_floor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +32,7 @@ use xmpp_sansio::server::{
 use xmpp_sansio::steps::LegacyError;
 
 use crate::server_tls::TlsSetup;
-use crate::tokio::{connection, Events, Handle, NotQueued};
+use crate::tokio::{connection, Connection, Events, Handle, NotQueued};
 use crate::tool::accounts::{register_form, token};
 use crate::tool::router::{Mailbox, Refused, Router};
 use store::Store;
@@ -60,6 +62,18 @@ OPTIONS:
                          (repeatable)
     --iterations N       PBKDF2 iterations of new credentials (default 4096)
     --verbose            one line per login and per failure on stdout
+    --tls-floor N        do not serve: N TLS handshakes in memory with this certificate's
+                         STARTTLS configuration and a rustls client trusting --cert, no
+                         XMPP; print the server side's CPU per handshake (the floor
+                         under a login's) and exit
+    --workers N          N processes (one per core), each listening on the same port
+                         with SO_REUSEPORT, sharing --db (WAL) and routing stanzas to
+                         each other's sessions over Unix sockets; the LISTENING line
+                         then ends with `workers N pids P1,P2,...` (default 1: this
+                         process serves). Beyond one process's open-file limit.
+    --stats SECS         every SECS seconds a STATS line on stdout: connections open,
+                         logins so far, live heap bytes (the binary counts its
+                         allocations), RSS
     -h, --help           this text
 
 Mechanisms: SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1-PLUS, SCRAM-SHA-1, and
@@ -67,6 +81,8 @@ PLAIN over TLS (checked against the SCRAM-SHA-256 credentials).
 
 OUTPUT (stdout):
     LISTENING <addr> domain <D> tls <mode> accounts <n> fd-limit <n>   once listening
+    with --tls-floor: TLS-FLOOR handshakes=<n> server-cpu-per-handshake=<ms> ...
+    with --stats: STATS connections <n> logins <n> heap <bytes> rss <KiB>
     with --verbose: LOGIN <full jid> (<peer>), REGISTER <user> (<peer>),
     REGISTER-FAIL <user>: <code> (<peer>), ERROR <peer>: <why>
 ";
@@ -117,6 +133,16 @@ pub struct Args {
     pub iterations: u32,
     /// `--verbose`.
     pub verbose: bool,
+    /// `--stats`: seconds between two STATS lines.
+    pub stats: Option<u64>,
+    /// `--tls-floor`: handshakes to measure instead of serving.
+    pub tls_floor: Option<u64>,
+    /// `--workers`: processes (1: this one serves).
+    pub workers: usize,
+    /// `--worker I/N` (set by the parent of `--workers`).
+    pub worker: Option<(usize, usize)>,
+    /// `--peers DIR`: the workers' sockets (set by the parent).
+    pub peers: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Args {
@@ -150,6 +176,11 @@ pub fn parse_args(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
         users: Vec::new(),
         iterations: 4096,
         verbose: false,
+        stats: None,
+        tls_floor: None,
+        workers: 1,
+        worker: None,
+        peers: None,
     };
     let (mut domain, mut db) = (None, None);
     while let Some(flag) = it.next() {
@@ -185,11 +216,41 @@ pub fn parse_args(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
                     .ok_or("--iterations: a number from 1 to 10,000,000")?;
             }
             "--verbose" => a.verbose = true,
+            "--tls-floor" => {
+                a.tls_floor = Some(
+                    value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or("--tls-floor: a number of handshakes from 1 to 1,000,000")?,
+                );
+            }
+            "--workers" => {
+                a.workers = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or("--workers: a number from 1 to 64")?;
+            }
+            "--worker" => a.worker = Some(cluster::parse_worker(&value()?)?),
+            "--peers" => a.peers = Some(PathBuf::from(value()?)),
+            "--stats" => {
+                a.stats = Some(
+                    value()?
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=3600).contains(n))
+                        .ok_or("--stats: seconds from 1 to 3600")?,
+                );
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
     a.domain = domain.ok_or("--domain D is required")?;
     a.db = db.ok_or("--db FILE is required")?;
+    if a.worker.is_some() != a.peers.is_some() {
+        return Err("--worker I/N and --peers DIR go together (set by --workers)".into());
+    }
     if a.tls != TlsArg::None && (a.cert.is_none() || a.key.is_none()) {
         return Err("TLS needs --cert F and --key F (or --tls none)".into());
     }
@@ -200,27 +261,52 @@ pub fn parse_args(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, 
 /// the threaded `server` tool's queue).
 const QUEUE: usize = 64;
 
-/// How another session reaches a bound one: its driver's handle.
+/// How another session reaches a bound one: its driver's handle, or
+/// (`--workers`) the link to the worker that holds it.
 #[derive(Clone)]
-struct Route {
-    session: u64,
-    handle: Handle<Server>,
+enum Route {
+    /// A session of this process.
+    Local {
+        session: u64,
+        handle: Handle<Server>,
+    },
+    /// A session of worker `worker`, bound to `full`.
+    Remote {
+        session: u64,
+        worker: usize,
+        full: Arc<str>,
+        cluster: Arc<cluster::Cluster>,
+    },
 }
 
 impl Mailbox for Route {
     fn session(&self) -> u64 {
-        self.session
+        match self {
+            Route::Local { session, .. } | Route::Remote { session, .. } => *session,
+        }
     }
 
     fn offer(&self, el: Element) -> Result<(), (Refused, Element)> {
-        // A session far behind (a peer that stopped reading) holds at most
-        // QUEUE stanzas routed to it; more are bounced.
-        self.handle
-            .try_send(el, QUEUE)
-            .map_err(|(why, el)| match why {
-                NotQueued::Full => (Refused::Full, el),
-                NotQueued::Gone => (Refused::Gone, el),
-            })
+        match self {
+            // A session far behind (a peer that stopped reading) holds at
+            // most QUEUE stanzas routed to it; more are bounced.
+            Route::Local { handle, .. } => {
+                handle.try_send(el, QUEUE).map_err(|(why, el)| match why {
+                    NotQueued::Full => (Refused::Full, el),
+                    NotQueued::Gone => (Refused::Gone, el),
+                })
+            }
+            // The core stamped `from`: the worker there bounces to it.
+            Route::Remote {
+                worker,
+                full,
+                cluster,
+                ..
+            } => {
+                let sender = el.attr("from").unwrap_or_default().to_owned();
+                cluster.deliver(*worker, full, &sender, el)
+            }
+        }
     }
 }
 
@@ -233,6 +319,8 @@ pub struct Shared {
     store: Arc<Store>,
     router: Router<Route>,
     next_id: AtomicU64,
+    /// `--worker`: this worker and its links to the others.
+    cluster: Option<Arc<cluster::Cluster>>,
     /// Logins so far.
     pub logins: AtomicU64,
     /// Connections open now.
@@ -280,10 +368,45 @@ impl Shared {
             store: Arc::new(store),
             router: Router::new(domain),
             next_id: AtomicU64::new(0),
+            cluster: None,
             logins: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             verbose,
         })
+    }
+
+    /// Binds `full` to a local session unless it is taken (here or, as
+    /// far as this worker has heard, in another worker).
+    fn bind(&self, full: &str, session: u64, handle: &Handle<Server>) -> bool {
+        let route = Route::Local {
+            session,
+            handle: handle.clone(),
+        };
+        let bound = self.router.bind(full, route);
+        if let (true, Some(c)) = (bound, &self.cluster) {
+            c.bound(session, full);
+        }
+        bound
+    }
+
+    /// Binds `full` to a local session, replacing any other.
+    fn rebind(&self, full: &str, session: u64, handle: &Handle<Server>) {
+        let route = Route::Local {
+            session,
+            handle: handle.clone(),
+        };
+        self.router.rebind(full, route);
+        if let Some(c) = &self.cluster {
+            c.bound(session, full);
+        }
+    }
+
+    /// Unbinds `full` if `session` holds it.
+    fn unbind(&self, full: &str, session: u64) {
+        self.router.unbind(full, session);
+        if let Some(c) = &self.cluster {
+            c.unbound(session, full);
+        }
     }
 
     fn log(&self, line: std::fmt::Arguments<'_>) {
@@ -305,14 +428,27 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// A socket bound to `addr` with `SO_REUSEPORT` (`--workers`: each worker
+/// listens on one such; the kernel spreads the connections).
+pub fn reuseport_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
 /// Accepts connections for ever, one task each.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
                 let _ = sock.set_nodelay(true);
-                let shared = shared.clone();
-                ::tokio::spawn(async move { session(shared, sock, peer).await });
+                accepted(&shared, sock, peer);
             }
             // Out of file descriptors, say: wait a little, go on.
             Err(_) => ::tokio::time::sleep(Duration::from_millis(10)).await,
@@ -320,29 +456,42 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// One connection, from TLS to its end.
-async fn session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
+/// A new connection: its session's task, after the TLS handshake for
+/// direct TLS. What an idle session holds is that task, so it holds only
+/// the driver and the host loop: a direct TLS handshake runs on a task of
+/// its own first (its state, about 1.4 KiB, would otherwise be part of the
+/// session's task for its whole life), and the task's future is the join
+/// of the two, not an `async` block around them (which would keep a moved
+/// copy of each).
+fn accepted(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = shared.cluster.as_ref().map_or(id, |c| c.session_id(id));
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let server = Server::new(shared.config.clone(), Instant::now());
-    let opened = match (&shared.tls, shared.direct) {
+    match (&shared.tls, shared.direct) {
         (Some(tls), true) => {
-            let accepted = ::tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                tls.tokio_accept(true, Box::new(sock), &[]),
-            )
-            .await;
-            match accepted {
-                Ok(Ok(up)) => Some(connection(server.direct_tls(up.info), up.stream)),
-                Ok(Err(e)) => {
-                    shared.log(format_args!("ERROR {peer}: {e}"));
-                    None
+            let (shared, tls) = (shared.clone(), tls.clone());
+            ::tokio::spawn(async move {
+                let accepted = ::tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    tls.tokio_accept(true, Box::new(sock), &[]),
+                )
+                .await;
+                match accepted {
+                    Ok(Ok(up)) => {
+                        let parts = connection(server.direct_tls(up.info), up.stream);
+                        spawn_session(shared, id, peer, parts);
+                    }
+                    Ok(Err(e)) => {
+                        shared.log(format_args!("ERROR {peer}: {e}"));
+                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        shared.log(format_args!("ERROR {peer}: tls handshake timed out"));
+                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
-                Err(_) => {
-                    shared.log(format_args!("ERROR {peer}: tls handshake timed out"));
-                    None
-                }
-            }
+            });
         }
         (Some(tls), false) => {
             let (conn, handle, events) = connection(server, sock);
@@ -351,21 +500,29 @@ async fn session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
                 let tls = tls.clone();
                 Box::pin(async move { tls.tokio_accept(false, io, &pending).await })
             });
-            Some((conn, handle, events))
+            spawn_session(shared.clone(), id, peer, (conn, handle, events));
         }
-        (None, _) => Some(connection(server, sock)),
-    };
-    if let Some((conn, handle, events)) = opened {
-        let host = host(&shared, id, peer, handle, events);
-        ::tokio::join!(conn.run(), host);
+        (None, _) => spawn_session(shared.clone(), id, peer, connection(server, sock)),
     }
-    shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The task of one session: its driver and its host loop, joined.
+fn spawn_session(
+    shared: Arc<Shared>,
+    id: u64,
+    peer: SocketAddr,
+    (conn, handle, events): (Connection<Server>, Handle<Server>, Events<ServerEvent>),
+) {
+    ::tokio::spawn(futures_util::future::join(
+        conn.run(),
+        host(shared, id, peer, handle, events),
+    ));
 }
 
 /// The host side of one connection: answers the machine's requests,
-/// routes its stanzas.
+/// routes its stanzas; the connection is counted until it ends.
 async fn host(
-    shared: &Arc<Shared>,
+    shared: Arc<Shared>,
     id: u64,
     peer: SocketAddr,
     handle: Handle<Server>,
@@ -374,7 +531,7 @@ async fn host(
     let mut bound: Option<String> = None;
     while let Some(ev) = events.next().await {
         match ev {
-            Ok(ServerEvent::Credentials(req)) => credentials(shared, &handle, req),
+            Ok(ServerEvent::Credentials(req)) => credentials(&shared, &handle, req),
             Ok(ServerEvent::Bind { jid, resource }) => {
                 let resource = match resource {
                     Some(r) => Some(r),
@@ -385,11 +542,7 @@ async fn host(
                 let answer = match resource {
                     Some(r) => {
                         let full = jid.with_resource(&r).to_string();
-                        let route = Route {
-                            session: id,
-                            handle: handle.clone(),
-                        };
-                        if shared.router.bind(&full, route) {
+                        if shared.bind(&full, id, &handle) {
                             bound = Some(full);
                             BindAnswer::Accept(Some(r))
                         } else {
@@ -406,17 +559,13 @@ async fn host(
                 let full = jid.to_string();
                 if bound.as_deref() != Some(full.as_str()) {
                     if let Some(old) = bound.take() {
-                        shared.router.unbind(&old, id);
+                        shared.unbind(&old, id);
                     }
-                    let route = Route {
-                        session: id,
-                        handle: handle.clone(),
-                    };
-                    shared.router.rebind(&full, route);
+                    shared.rebind(&full, id, &handle);
                     bound = Some(full);
                 }
             }
-            Ok(ServerEvent::Register(req)) => register(shared, &handle, peer, req),
+            Ok(ServerEvent::Register(req)) => register(&shared, &handle, peer, req),
             Ok(ServerEvent::Stanza(el)) => {
                 let sender = bound.clone().unwrap_or_default();
                 if let Some(reply) = shared.router.route(&sender, el) {
@@ -429,8 +578,9 @@ async fn host(
         }
     }
     if let Some(full) = bound {
-        shared.router.unbind(&full, id);
+        shared.unbind(&full, id);
     }
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// An authorization identity the user may act as: none, itself, or its
@@ -532,7 +682,7 @@ pub async fn start(args: &Args) -> Result<(SocketAddr, Arc<Shared>), String> {
         (Some(c), Some(k), _) => Some(TlsSetup::load(c, k)?),
         _ => return Err("TLS needs --cert and --key".into()),
     };
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         &args.domain,
         tls,
         args.tls == TlsArg::Direct,
@@ -540,12 +690,27 @@ pub async fn start(args: &Args) -> Result<(SocketAddr, Arc<Shared>), String> {
         args.allow_register,
         args.iterations,
         args.verbose,
-    )?);
+    )?;
     let addr: SocketAddr = args
         .listen
         .parse()
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    let listener = listen(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
+    let (shared, listener) = match (args.worker, &args.peers) {
+        (Some((i, n)), Some(dir)) => {
+            let later = Arc::new(std::sync::OnceLock::new());
+            shared.cluster = Some(Arc::new(cluster::Cluster::start(i, n, dir, later.clone())?));
+            let shared = Arc::new(shared);
+            let _ = later.set(shared.clone());
+            let listener = reuseport_socket(addr)
+                .and_then(|s| s.listen(BACKLOG))
+                .map_err(|e| format!("--listen {addr}: {e}"))?;
+            (shared, listener)
+        }
+        _ => (
+            Arc::new(shared),
+            listen(addr).map_err(|e| format!("--listen {addr}: {e}"))?,
+        ),
+    };
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     ::tokio::spawn(serve(listener, shared.clone()));
     Ok((local, shared))
@@ -553,6 +718,45 @@ pub async fn start(args: &Args) -> Result<(SocketAddr, Arc<Shared>), String> {
 
 /// The whole tool: arguments, runtime, serve until killed.
 pub fn main() -> ExitCode {
+    main_with_heap(|| 0)
+}
+
+/// The process's resident set (`VmRSS`), KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `--tls-floor N`: the handshakes, the `TLS-FLOOR` line.
+fn tls_floor_main(args: &Args, n: u64) -> ExitCode {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        eprintln!("xmpp-server-async: --tls-floor needs --cert F and --key F");
+        return ExitCode::from(2);
+    };
+    let trust = crate::tls::Trust::CaFile(cert.display().to_string());
+    match TlsSetup::load(cert, key)
+        .and_then(|setup| tls_floor::run(Arc::new(setup), &trust, &args.domain, n))
+    {
+        Ok(floor) => {
+            println!("{}", floor.line());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xmpp-server-async: --tls-floor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`main`] of a binary whose allocator counts: `heap` gives the bytes
+/// live, for `--stats`.
+pub fn main_with_heap(heap: fn() -> u64) -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => {
@@ -564,6 +768,36 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(n) = args.tls_floor {
+        return tls_floor_main(&args, n);
+    }
+    if args.workers > 1 {
+        let Ok(listen) = args.listen.parse::<SocketAddr>() else {
+            eprintln!(
+                "xmpp-server-async: --listen {}: not an address",
+                args.listen
+            );
+            return ExitCode::from(2);
+        };
+        // The workers get the same arguments but these two.
+        let mut rest = Vec::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            if a == "--workers" || a == "--listen" {
+                it.next();
+            } else {
+                rest.push(a);
+            }
+        }
+        return cluster::supervise(args.workers, listen, &rest);
+    }
+    if args.worker.is_some() {
+        // A worker ends with its parent (its standard input closes).
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     let fd_limit = crate::tool::host::raise_fd_limit();
     let runtime = match crate::tool::host::runtime() {
         Ok(r) => r,
@@ -590,6 +824,24 @@ pub fn main() -> ExitCode {
             },
             shared.store.accounts().unwrap_or(0)
         );
+        if let Some(secs) = args.stats {
+            let mut every = ::tokio::time::interval(Duration::from_secs(secs));
+            loop {
+                every.tick().await;
+                println!(
+                    "STATS connections {} logins {} heap {} rss {}{}",
+                    shared.connections.load(Ordering::Relaxed),
+                    shared.logins.load(Ordering::Relaxed),
+                    heap(),
+                    rss_kib(),
+                    shared
+                        .cluster
+                        .as_ref()
+                        .map(|c| format!(" worker {}", c.index))
+                        .unwrap_or_default()
+                );
+            }
+        }
         std::future::pending::<()>().await;
         ExitCode::SUCCESS
     })
@@ -634,6 +886,9 @@ mod tests {
             "--user",
             "--iterations",
             "--verbose",
+            "--stats",
+            "--tls-floor",
+            "--workers",
         ] {
             assert!(HELP.contains(flag), "{flag}");
         }

@@ -80,6 +80,10 @@ impl Store {
             .map_err(db_error)?;
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_error)?;
+        // `--workers`: several processes share the file; a writer waits
+        // for another's lock instead of failing at once.
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_error)?;
         db.execute_batch(SCHEMA).map_err(db_error)?;
         let dummy =
             derive_server_credentials(ScramHash::Sha256, "no such user", &salt(), iterations)

@@ -43,6 +43,13 @@ OPTIONS:
     --timeout S          seconds allowed for one login (default 30): later is a failure
     --no-key-cache       derive the SCRAM keys (PBKDF2) at every login; by default a
                          user's keys are cached after its first login, as real clients do
+    --processes N        spread the sessions over N processes of this tool (beyond one
+                         process's open-file limit): each gets its share of
+                         --concurrency, --ramp and --max-logins and its own session
+                         numbers; the summary adds their counts and rates and takes
+                         the worst process's percentiles (not with --register, --json,
+                         --plot)
+    --first-session K    number this process's sessions from K (set by --processes)
     --json FILE          write the JSON report to FILE
     --plot FILE.svg      write an SVG plot of logins/s, ready sessions and latency
     -h, --help           this text
@@ -141,6 +148,11 @@ pub struct Args {
     pub json: Option<String>,
     /// `--plot`.
     pub plot: Option<String>,
+    /// `--processes`: processes to spread the sessions over (1: this one).
+    pub processes: u64,
+    /// `--first-session` (set by the parent of `--processes`): the index
+    /// of this process's first session.
+    pub first_session: u64,
 }
 
 impl fmt::Debug for Args {
@@ -212,6 +224,8 @@ pub fn parse(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, Strin
         mechanism: None,
         timeout: Duration::from_secs(30),
         key_cache: true,
+        processes: 1,
+        first_session: 0,
         json: None,
         plot: None,
     };
@@ -271,6 +285,13 @@ pub fn parse(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, Strin
             "--no-key-cache" => a.key_cache = false,
             "--json" => a.json = Some(value()?),
             "--plot" => a.plot = Some(value()?),
+            "--processes" => {
+                a.processes = number(&flag, &value()?)?;
+                if !(1..=64).contains(&a.processes) {
+                    return Err("--processes: from 1 to 64".into());
+                }
+            }
+            "--first-session" => a.first_session = number(&flag, &value()?)?,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -283,6 +304,15 @@ pub fn parse(it: impl IntoIterator<Item = String>) -> Result<Option<Args>, Strin
     a.password = password.ok_or("--password P is required")?;
     if a.password.expose().is_empty() {
         return Err("--password: empty".into());
+    }
+    if a.processes > 1 && (a.register || a.json.is_some() || a.plot.is_some()) {
+        return Err(
+            "--processes: without --register (register in a run of its own first), --json, --plot"
+                .into(),
+        );
+    }
+    if a.processes > a.concurrency {
+        return Err("--processes: at most --concurrency".into());
     }
     if a.tls != Tls::None && a.ca_file.is_none() && !a.insecure {
         return Err("TLS needs --ca-file F (or --insecure)".into());

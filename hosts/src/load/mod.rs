@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod plot;
+pub mod processes;
 pub mod progress;
 pub mod report;
 pub mod scenario;
@@ -64,6 +65,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.processes > 1 {
+        let raw: Vec<String> = std::env::args().skip(1).collect();
+        return processes::spread(&args, &raw);
+    }
     let limit = crate::tool::host::raise_fd_limit();
     if limit < args.concurrency + 64 {
         eprintln!(

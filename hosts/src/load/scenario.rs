@@ -318,7 +318,10 @@ impl Run {
         let period = Duration::from_secs_f64(1.0 / self.args.message_rate.max(1e-6));
         let mut ticker = ::tokio::time::interval(period);
         ticker.set_missed_tick_behavior(::tokio::time::MissedTickBehavior::Delay);
-        let peer = (index + 1) % self.args.concurrency;
+        // The next session of this process (`--processes`: each process's
+        // sessions message each other).
+        let first = self.args.first_session;
+        let peer = first + (index - first + 1) % self.args.concurrency;
         let to = format!("{}/load{peer}", self.jid(peer));
         let mut dropped: Option<String> = None;
         let mut sent = 0u64;
@@ -486,7 +489,7 @@ pub async fn run_scenario(run: &Arc<Run>) {
                         break;
                     }
                 }
-                run.session(k).await;
+                run.session(run.args.first_session + k).await;
                 if run.args.scenario != Scenario::Login {
                     break;
                 }

@@ -79,6 +79,11 @@ impl<M: Mailbox> Router<M> {
         }
     }
 
+    /// The mailbox bound to `full` (a prepared full JID), if any.
+    pub fn mailbox(&self, full: &str) -> Option<M> {
+        self.sessions().get(full).cloned()
+    }
+
     /// Bound sessions now.
     pub fn len(&self) -> usize {
         self.sessions().len()
