@@ -73,6 +73,7 @@ use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::accounts::{
     password_matches, register_form, salt, token, valid_username,
 };
+use xmpp_sansio_hosts::tool::fast_token_file::unix_now;
 use xmpp_sansio_hosts::tool::host;
 use xmpp_sansio_hosts::tool::router::{Mailbox, Refused, Router};
 use xmpp_sansio_hosts::DriverError;
@@ -2180,11 +2181,4 @@ fn bosh_session(
         replace: Arc::new(AtomicBool::new(false)),
         sm_id: None,
     }
-}
-
-/// The wall clock, Unix seconds (FAST token expiries).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
