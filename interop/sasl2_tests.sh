@@ -11,6 +11,9 @@
 #                   without a close, a new connection resumes inside <authenticate/>: `OK ... resumed h=`, the
 #                   message arrived once;
 #   *-wrong:        a wrong password: `ERROR sasl not-authorized` over SASL2;
+#   *-fast-*:       FAST (XEP-0484) with --fast-token-file: a password login that asks for a token and saves
+#                   it (`-- FAST token for HT-... saved`), a login with the token (the password given is
+#                   wrong: `-- FAST HT-...`), the token altered: refused, no password login, the file removed;
 #   prosody-never:  --sasl2 never: RFC 6120 SASL against the same Prosody (no `-- SASL2` note).
 # Reads the peer's environment (XMPP_HOST XMPP_PORT XMPP_DOMAIN XMPP_CA_CERT; interop/run.sh exports peer.env);
 # starts the example server itself (127.0.0.1:0, a throw-away certificate, stopped by PID). One PASS/FAIL line
@@ -65,6 +68,22 @@ cases() {
   else fail "$p-resume-once" "the message arrived $n times"; fi
   check "$p-wrong" '^ERROR sasl not-authorized' "a wrong password over SASL2" \
     "$CLIENT" "${@/secret/wrong-password}" --sasl2 require --mechanism "$mech"
+  # FAST (XEP-0484) with --fast-token-file: a password login that gets a token, a login with it (a wrong
+  # password given, so only the token can log in), then the token altered: refused, the file removed.
+  local tok="$LOGDIR/$p-fast.token"
+  rm -f "$tok"
+  check "$p-fast-token" '^-- SASL2$ && ^-- FAST token for HT-[A-Z0-9-]+ saved to && ^OK ' \
+    "a password login asks for a FAST token and keeps it" \
+    "$CLIENT" "$@" --sasl2 require --user-agent-id "$UA" --fast-token-file "$tok"
+  check "$p-fast-login" '^-- FAST HT-[A-Z0-9-]+$ && ^-- authenticated with HT- && ^OK ' \
+    "a login with the FAST token (the password given is wrong)" \
+    "$CLIENT" "${@/secret/wrong-password}" --sasl2 require --user-agent-id "$UA" --fast-token-file "$tok"
+  [ -f "$tok" ] && sed -i '2s/.*/altered-token/' "$tok"
+  check "$p-fast-refused" '^-- FAST token for HT-[A-Z0-9-]+ refused: removed$ && ^ERROR sasl (credentials-expired|not-authorized)' \
+    "an altered FAST token is refused, no password login follows" \
+    "$CLIENT" "$@" --sasl2 require --user-agent-id "$UA" --fast-token-file "$tok"
+  if [ -e "$tok" ]; then fail "$p-fast-file" "the refused token's file is still there"
+  else pass "$p-fast-file" "the refused token's file is removed"; fi
 }
 
 # ---------- Prosody 13 (mod_sasl2, mod_sasl2_bind2, mod_sasl2_sm)

@@ -555,6 +555,8 @@ pub enum AnswerKind {
     Bind,
     /// A [`ResumeAnswer`](crate::server::ResumeAnswer).
     Resume,
+    /// A FAST token to issue ([`Server::answer_fast_token`](crate::server::Server::answer_fast_token)).
+    IssueFastToken,
     /// A [`RegisterAnswer`](crate::server::RegisterAnswer).
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]

@@ -184,7 +184,18 @@ fn replay(t: &Transcript, config: ClientSettings) -> Outcome {
 
 /// [`replay`], with each server read split at `cuts` (taken modulo its
 /// length).
-fn replay_chunked(t: &Transcript, mut config: ClientSettings, cuts: &[usize]) -> Outcome {
+fn replay_chunked(t: &Transcript, config: ClientSettings, cuts: &[usize]) -> Outcome {
+    replay_prepared(t, config, cuts, &mut |_| {})
+}
+
+/// [`replay_chunked`], with `prepare` given the client before any byte
+/// (a FAST token to log in with).
+fn replay_prepared(
+    t: &Transcript,
+    mut config: ClientSettings,
+    cuts: &[usize],
+    prepare: &mut dyn FnMut(&mut Client),
+) -> Outcome {
     let (nonce, binding) = capture_secrets(t);
     config.replay_nonce = nonce;
     let info = TlsInfo {
@@ -201,6 +212,7 @@ fn replay_chunked(t: &Transcript, mut config: ClientSettings, cuts: &[usize]) ->
     if direct {
         client = client.direct_tls(info.clone());
     }
+    prepare(&mut client);
     let mut out = Outcome {
         events: Vec::new(),
         sent: Vec::new(),
@@ -459,6 +471,55 @@ fn prosody_sasl2_logins_replay_exactly() {
     assert!(o.sent.ends_with(b"</stream:stream>"));
     o.sent.truncate(o.sent.len() - b"</stream:stream>".len());
     assert_same_client_lines("prosody13_sasl2_scram_wrong_password.txt", &o);
+}
+
+/// Prosody 13's FAST (mod_sasl2_fast), both connections through the
+/// client: a SCRAM-SHA-1-PLUS login that asks for a token bound to
+/// HT-SHA-256-NONE (the strongest the client can use later: the capture's
+/// channel offers no tls-exporter for -EXPR) and gets Prosody's token
+/// (`ClientEvent::FastToken`); then a login with that token, line for line
+/// the capturing client's, Prosody's additional data verified.
+#[test]
+fn prosody_fast_token_then_fast_login_replay_exactly() {
+    let file = "prosody13_sasl2_fast_ht_sha256_none.txt";
+    let full = Transcript::load(&format!("prosody/{file}"));
+    let mut connections = full.connections();
+    let (first, second) = (connections.remove(0), connections.remove(0));
+    let mut config = sasl2_capture_config(&first, "secret", "SCRAM-SHA-1-PLUS");
+    config.fast.request_token = true;
+    let o = replay(&first, config);
+    assert_eq!(o.error(), None, "{:?}", o.events);
+    assert_same_client_lines(file, &o);
+    let tokens: Vec<_> = o
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::FastToken(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "{:?}", o.events);
+    let token = tokens[0].clone();
+    assert_eq!(token.mechanism, "HT-SHA-256-NONE");
+    assert_eq!(token.expiry.as_str(), "2026-12-14T06:42:18.991109Z");
+    let s = String::from_utf8(first.bytes_of(Dir::S)).unwrap();
+    assert_eq!(attr_after(&s, " token='"), token.token.expose());
+
+    // The token logs in: no password configured to fall back to.
+    let config = sasl2_capture_config(&second, "not-the-password", "SCRAM-SHA-1-PLUS");
+    let now = token.expiry.unix_seconds() - 86_400;
+    let o = replay_prepared(&second, config, &[], &mut |c| {
+        c.use_fast_token(token.clone(), now)
+    });
+    assert_eq!(o.error(), None, "{:?}", o.events);
+    assert_same_client_lines(file, &o);
+    assert!(o.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Authenticated { mechanism, sasl2: true, .. } if mechanism == "HT-SHA-256-NONE"
+    )));
+    assert!(o
+        .ready_jid()
+        .is_some_and(|j| j.starts_with("alice@localhost/raw~")));
 }
 
 #[test]

@@ -171,6 +171,11 @@ pub enum PolicyError {
     /// [`Sasl2Policy::Require`](crate::sasl2::Sasl2Policy::Require): the
     /// server offers no SASL2 (XEP-0388); nothing was sent.
     Sasl2NotOffered,
+    /// The client holds a FAST token ([`Client::use_fast_token`](crate::client::Client::use_fast_token))
+    /// it cannot log in with on this stream, and
+    /// [`FastPolicy::fallback_to_password`](crate::fast::FastPolicy::fallback_to_password)
+    /// is off: nothing was sent.
+    FastToken(crate::fast::FastRefusal),
     /// The server's zero-knowledge `<sequence/>` is above
     /// [`ClientSettings::max_zero_k_sequence`](crate::client::ClientSettings::max_zero_k_sequence):
     /// nothing was hashed or sent.
@@ -206,6 +211,7 @@ impl fmt::Display for PolicyError {
             Self::Sasl2NotOffered => {
                 f.write_str("SASL2 is required but the server does not offer it")
             }
+            Self::FastToken(r) => write!(f, "cannot log in with the FAST token: {r}"),
             #[cfg(feature = "legacy")]
             Self::ZeroKSequenceTooHigh { sequence, max } => write!(
                 f,

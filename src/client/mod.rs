@@ -121,6 +121,18 @@ pub enum ClientEvent {
         /// Over SASL2 (XEP-0388): no stream restart follows.
         sasl2: bool,
     },
+    /// The server issued a FAST token (XEP-0484) in a SASL2 `<success/>`:
+    /// asked for on a password login, or a rotation on any login. The
+    /// host stores it (it replaces the one held) and passes it to
+    /// [`Client::use_fast_token`] on a later connection.
+    FastToken(crate::fast::FastToken),
+    /// The server refused the FAST token this login used
+    /// ([`FastPolicy::after_failure`](crate::fast::FastPolicy::after_failure)
+    /// says to forget it): the host deletes its copy.
+    FastTokenDiscarded {
+        /// The mechanism the token was bound to.
+        mechanism: String,
+    },
     /// The session is ready: stanzas may flow.
     Ready {
         /// The full JID the server bound.
@@ -291,6 +303,8 @@ pub struct Client {
     sm_offered: bool,
     /// The login used SASL2.
     sasl2_used: bool,
+    /// The FAST token to log in with, and the host's clock then.
+    fast_token: Option<(crate::fast::FastToken, i64)>,
     /// What SASL2's success bound or resumed, acted on once the features
     /// that follow it arrive.
     sasl2_after: Option<sasl2::AfterSasl2>,
@@ -347,6 +361,7 @@ impl Client {
             sm_resuming: false,
             sm_offered: false,
             sasl2_used: false,
+            fast_token: None,
             sasl2_after: None,
             sasl2_features_late: false,
             last_input: now,
@@ -1024,9 +1039,24 @@ impl Client {
             },
             channel_binding_types: features.channel_binding_types,
         };
+        // A FAST token held: log in with it, or (refused here) with the
+        // password only when the policy says so.
+        if self.fast_token.is_some() {
+            match self.fast_login(sasl2.as_ref()) {
+                Ok(mech) => {
+                    let feature = sasl2.expect("a token login is SASL2's");
+                    let fallback = sasl2::PasswordFallback {
+                        cb_types: offer.channel_binding_types.clone(),
+                    };
+                    return self.start_sasl2(mech, &feature, Some(fallback));
+                }
+                Err(_) if self.config.fast.fallback_to_password => {}
+                Err(e) => return self.fail(*e),
+            }
+        }
         match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
             Ok(mech) if sasl2.is_some() => {
-                self.start_sasl2(mech, &sasl2.expect("checked"));
+                self.start_sasl2(mech, &sasl2.expect("checked"), None);
             }
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {
@@ -1043,13 +1073,20 @@ impl Client {
             },
             #[cfg(feature = "legacy")]
             Err(mechanism::ChooseError::Policy(_)) if legacy_fallback => self.start_legacy(),
-            Err(mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o))) => {
+            Err(e) => self.choose_failed(e),
+        }
+    }
+
+    /// No mechanism could be chosen or built: the stream fails.
+    fn choose_failed(&mut self, e: mechanism::ChooseError) {
+        match e {
+            mechanism::ChooseError::Policy(SelectError::NoAcceptableMechanism(o)) => {
                 self.fail(ClientError::Policy(PolicyError::NoMechanism(o)))
             }
-            Err(mechanism::ChooseError::Policy(SelectError::Refused(r))) => {
+            mechanism::ChooseError::Policy(SelectError::Refused(r)) => {
                 self.fail(ClientError::Policy(PolicyError::MechanismRefused(r)))
             }
-            Err(mechanism::ChooseError::Sasl(e)) => self.fail(ClientError::sasl(e)),
+            mechanism::ChooseError::Sasl(e) => self.fail(ClientError::sasl(e)),
         }
     }
 

@@ -12,9 +12,10 @@ use super::{
     Client, ClientError, ClientEvent, Credentials, Misbehavior, PeerRefusal, Phase, PolicyError,
     StreamErrorCondition,
 };
+use crate::fast::{parse_token, FastAuth, FastFeature, FastToken, RequestToken};
 use crate::features::StreamFeatures;
 use crate::ns;
-use crate::sasl::{ClientMechanism, SaslError, ScramHash};
+use crate::sasl::{ClientMechanism, SaslCondition, SaslError, ScramHash};
 use crate::sasl2::upgrade;
 use crate::sasl2::Sasl2Policy;
 use crate::sm::Session;
@@ -33,6 +34,21 @@ pub(super) struct Sasl2Exchange {
     bind2: bool,
     /// The upgrade tasks asked for.
     upgrades: Vec<ScramHash>,
+    /// A FAST token login: what a password login on this stream needs,
+    /// should the token be refused and the policy allow the password.
+    token_login: Option<PasswordFallback>,
+    /// The mechanism a `<token/>` in `<success/>` is bound to: the one
+    /// asked for in `<request-token/>`, or the token login's (rotation).
+    token_mechanism: Option<String>,
+    /// The offer, kept for a password login after a refused token.
+    feature: Option<Box<Sasl2Feature>>,
+}
+
+/// What a password login after a refused FAST token needs besides the
+/// SASL2 offer.
+pub(super) struct PasswordFallback {
+    /// The XEP-0440 channel-binding types the server advertised.
+    pub(super) cb_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +87,59 @@ impl Client {
         }
     }
 
+    /// Logs in with a FAST token (XEP-0484) on the next streams that
+    /// offer SASL2 and the token's mechanism, instead of the password
+    /// (which is used only when
+    /// [`FastPolicy::fallback_to_password`](crate::fast::FastPolicy::fallback_to_password)
+    /// allows). `now_unix`: the host's clock (Unix seconds), against the
+    /// token's expiry. Call it before the server's features arrive.
+    pub fn use_fast_token(&mut self, token: FastToken, now_unix: i64) {
+        self.fast_token = Some((token, now_unix));
+    }
+
+    /// The FAST token the client holds: the one given to
+    /// [`use_fast_token`](Self::use_fast_token) or the last one the server
+    /// issued on this stream.
+    pub fn fast_token(&self) -> Option<&FastToken> {
+        self.fast_token.as_ref().map(|(t, _)| t)
+    }
+
+    /// The mechanism for a login with the token held, over `sasl2`.
+    pub(super) fn fast_login(
+        &mut self,
+        sasl2: Option<&Sasl2Feature>,
+    ) -> Result<Box<dyn ClientMechanism>, Box<ClientError>> {
+        let Some((token, now)) = &self.fast_token else {
+            return Err(Box::new(ClientError::Policy(PolicyError::FastToken(
+                crate::fast::FastRefusal::NotOffered,
+            ))));
+        };
+        let fast = sasl2.and_then(|f| f.extra_inline.iter().find_map(FastFeature::parse));
+        super::mechanism::fast_mechanism(
+            &self.config,
+            self.rng.as_mut(),
+            fast.as_ref(),
+            token,
+            self.tls.as_ref(),
+            Some(*now),
+        )
+        .map_err(|e| {
+            Box::new(match e {
+                super::FastMechanismError::Refused(r) => {
+                    ClientError::Policy(PolicyError::FastToken(r))
+                }
+                super::FastMechanismError::Sasl(e) => ClientError::sasl(e),
+            })
+        })
+    }
+
     /// `<authenticate/>` with `mech` and the inline requests the offer
-    /// allows.
+    /// allows; `token_login` when `mech` uses the FAST token.
     pub(super) fn start_sasl2(
         &mut self,
         mut mech: Box<dyn ClientMechanism>,
         feature: &Sasl2Feature,
+        token_login: Option<PasswordFallback>,
     ) {
         let initial = match mech.initial_response() {
             Ok(i) => i,
@@ -91,6 +154,9 @@ impl Client {
             resume: false,
             bind2: false,
             upgrades: Vec::new(),
+            feature: token_login.as_ref().map(|_| Box::new(feature.clone())),
+            token_login,
+            token_mechanism: None,
         };
         // Resume inline, when the server can; Bind 2 as well, so that a
         // failed resumption still binds.
@@ -117,7 +183,8 @@ impl Client {
             });
             exchange.bind2 = true;
         }
-        if self.config.scram_upgrades
+        if exchange.token_login.is_none()
+            && self.config.scram_upgrades
             && matches!(self.config.credentials, Credentials::Password { .. })
         {
             for task in &feature.upgrades {
@@ -127,7 +194,7 @@ impl Client {
                 }
             }
         }
-        self.sasl2_inline_requests(feature, &mut auth);
+        self.sasl2_inline_requests(feature, &mut auth, &mut exchange);
         let el = auth.to_element();
         // The initial response may hold a password (PLAIN): the element's
         // copy goes with it.
@@ -136,15 +203,108 @@ impl Client {
         self.phase = Phase::Sasl2(Box::new(exchange));
     }
 
-    /// The hook where an inline extension (FAST: `<request-token/>`,
-    /// `<fast/>`) adds its requests to `<authenticate/>`, reading its part
-    /// of the server's offer (`feature.extra_inline`). None yet.
-    fn sasl2_inline_requests(&mut self, _feature: &Sasl2Feature, _auth: &mut Authenticate) {}
+    /// The hook where an inline extension adds its requests to
+    /// `<authenticate/>`, reading its part of the server's offer
+    /// (`feature.extra_inline`). FAST: `<fast/>` on a token login;
+    /// `<request-token/>` on a password login when the policy asks for a
+    /// token ([`FastPolicy::token_mechanism`](crate::fast::FastPolicy::token_mechanism)).
+    fn sasl2_inline_requests(
+        &mut self,
+        feature: &Sasl2Feature,
+        auth: &mut Authenticate,
+        x: &mut Sasl2Exchange,
+    ) {
+        if x.token_login.is_some() {
+            auth.extra.push(FastAuth::default().to_element());
+            x.token_mechanism = Some(x.mech.name().to_owned());
+            return;
+        }
+        if !matches!(self.config.credentials, Credentials::Password { .. }) {
+            return;
+        }
+        let Some(fast) = feature.extra_inline.iter().find_map(FastFeature::parse) else {
+            return;
+        };
+        let chosen =
+            self.config
+                .fast
+                .token_mechanism(&fast, &self.config.mechanisms, self.tls.as_ref());
+        if let Some(mechanism) = chosen {
+            let request = RequestToken {
+                mechanism: mechanism.to_owned(),
+            };
+            auth.extra.push(request.to_element());
+            x.token_mechanism = Some(request.mechanism);
+        }
+    }
 
     /// The hook where an inline extension reads its results in
-    /// `<success/>` (FAST's `<token/>`: `success.extra`) and reports them.
-    /// None yet.
-    fn sasl2_inline_results(&mut self, _success: &Success) {}
+    /// `<success/>` and reports them. FAST: a `<token/>` (asked for, or a
+    /// rotation) becomes [`ClientEvent::FastToken`] and the token held.
+    /// `false` when the stream failed.
+    fn sasl2_inline_results(&mut self, x: &Sasl2Exchange, success: &Success) -> bool {
+        let Some(mechanism) = &x.token_mechanism else {
+            // No token asked for, none used: a `<token/>` would be bound
+            // to no known mechanism; ignored.
+            return true;
+        };
+        for el in &success.extra {
+            match parse_token(el, mechanism) {
+                None => {}
+                Some(Ok(token)) => {
+                    let now = self.fast_token.as_ref().map_or(0, |(_, n)| *n);
+                    self.fast_token = Some((token.clone(), now));
+                    self.core.push_event(ClientEvent::FastToken(token));
+                }
+                Some(Err(e)) => {
+                    self.protocol_error(e.reason());
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The server refused a token login: apply the policy
+    /// ([`FastPolicy::after_failure`](crate::fast::FastPolicy::after_failure)).
+    /// `true` when a password login started instead.
+    fn sasl2_token_refused(
+        &mut self,
+        x: &mut Sasl2Exchange,
+        condition: Option<&SaslCondition>,
+    ) -> bool {
+        let Some(fallback) = x.token_login.take() else {
+            return false;
+        };
+        let after = match condition {
+            Some(c) => self.config.fast.after_failure(*c),
+            None => crate::fast::AfterFailure {
+                discard_token: false,
+                use_password: self.config.fast.fallback_to_password,
+            },
+        };
+        if after.discard_token {
+            if let Some((token, _)) = self.fast_token.take() {
+                self.core.push_event(ClientEvent::FastTokenDiscarded {
+                    mechanism: token.mechanism,
+                });
+            }
+        }
+        let Some(feature) = x.feature.take().filter(|_| after.use_password) else {
+            return false;
+        };
+        // The token is not tried again on this stream.
+        self.fast_token = None;
+        let offer = crate::sasl::scram::ServerOffer {
+            mechanisms: feature.mechanisms.clone(),
+            channel_binding_types: fallback.cb_types,
+        };
+        match super::mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
+            Ok(mech) => self.start_sasl2(mech, &feature, None),
+            Err(e) => self.choose_failed(e),
+        }
+        true
+    }
 
     /// A SASL2 element from the server.
     pub(super) fn on_sasl2(&mut self, mut x: Box<Sasl2Exchange>, el: &Element) {
@@ -210,6 +370,9 @@ impl Client {
                 self.sasl2_success(&mut x, &success);
             }
             (_, Sasl2Element::Failure { condition, text }) => {
+                if self.sasl2_token_refused(&mut x, condition.as_ref()) {
+                    return;
+                }
                 self.phase = Phase::Sasl2(x);
                 self.fail(ClientError::Refused(PeerRefusal::Authentication {
                     condition,
@@ -275,7 +438,8 @@ impl Client {
                 // `<r/>`) before the features that follow.
                 self.sasl2_features_late = true;
                 self.sm_resumed(self.last_input, previd, *h);
-                return self.sasl2_inline_results(success);
+                self.sasl2_inline_results(x, success);
+                return;
             }
             (Some(SmElement::Failed { h, condition }), true) => {
                 self.sm_resume_failed(*h, condition.clone());
@@ -331,7 +495,7 @@ impl Client {
             None => {}
             Some(_) => return self.protocol_error("a Bind 2 result not asked for"),
         }
-        self.sasl2_inline_results(success);
+        self.sasl2_inline_results(x, success);
     }
 
     /// The features after a SASL2 success: bound or resumed inline, the

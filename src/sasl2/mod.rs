@@ -82,6 +82,15 @@ pub struct Sasl2Settings {
     pub upgrades: Vec<ScramHash>,
     /// The iteration count of an upgrade's new keys. Default 10,000.
     pub upgrade_iterations: u32,
+    /// The FAST (XEP-0484) mechanisms to offer inline (`HT-SHA-256-NONE`
+    /// ...), strongest first; those registered and usable on the stream's
+    /// TLS are offered ([`fast::offer`](crate::fast::offer)). The host
+    /// answers the token requests
+    /// ([`CredentialRequest::FastToken`](crate::sasl::CredentialRequest::FastToken))
+    /// and issues tokens
+    /// ([`ServerEvent::IssueFastToken`](crate::server::ServerEvent::IssueFastToken)).
+    /// Default: none.
+    pub fast: Vec<String>,
 }
 
 impl Sasl2Settings {
@@ -91,6 +100,7 @@ impl Sasl2Settings {
             bind2: true,
             upgrades: Vec::new(),
             upgrade_iterations: 10_000,
+            fast: Vec::new(),
         }
     }
 }

@@ -129,6 +129,23 @@ pub enum ServerEvent {
         /// fails resourceprep is answered `bad-request` without asking).
         resource: Option<ResourcePart>,
     },
+    /// FAST (XEP-0484): the client asked for a token bound to
+    /// `mechanism` (`<request-token/>`) on this SASL2 login, or logged in
+    /// with a token (`used`: the slot that matched), which the host may
+    /// rotate. Answer with [`Server::answer_fast_token`]: the new token
+    /// (the host stores it in [`TokenSlots::new`](crate::fast::TokenSlots::new),
+    /// keeping the current one until the new one is used) or `None`.
+    IssueFastToken {
+        /// The authenticated account.
+        jid: BareJid,
+        /// The client's `<user-agent id>`, when given.
+        user_agent_id: Option<String>,
+        /// The mechanism the token is bound to.
+        mechanism: String,
+        /// The slot of the token this login used (`None`: not a token
+        /// login). The host promotes it.
+        used: Option<crate::fast::TokenSlot>,
+    },
     /// An in-band registration decision (XEP-0077); answer with
     /// [`Server::answer_register`].
     #[cfg(feature = "legacy")]
@@ -339,6 +356,8 @@ enum Phase {
         h: u32,
         sasl2: Option<Box<sasl2::Sasl2Login>>,
     },
+    /// SASL2: a FAST token to issue is with the host.
+    FastTokenPending { login: Box<sasl2::Sasl2Login> },
     /// Ready.
     Ready { jid: FullJid },
     /// A registration or legacy-auth request is with the host; `resume`
@@ -695,6 +714,7 @@ impl Server {
             Phase::Sasl { waiting, .. } => *waiting,
             Phase::BindPending { .. } => Some(AnswerKind::Bind),
             Phase::ResumePending { .. } => Some(AnswerKind::Resume),
+            Phase::FastTokenPending { .. } => Some(AnswerKind::IssueFastToken),
             #[cfg(feature = "legacy")]
             Phase::Host { pending, .. } => Some(pending.answer_kind()),
             _ => None,
@@ -990,7 +1010,9 @@ impl Server {
     fn waiting(&self) -> bool {
         match self.phase {
             Phase::Sasl { waiting, .. } => waiting.is_some(),
-            Phase::BindPending { .. } | Phase::ResumePending { .. } => true,
+            Phase::BindPending { .. }
+            | Phase::ResumePending { .. }
+            | Phase::FastTokenPending { .. } => true,
             #[cfg(feature = "legacy")]
             Phase::Host { .. } => true,
             _ => false,
@@ -1064,7 +1086,8 @@ impl Server {
             Phase::AwaitHeader
             | Phase::AwaitTls
             | Phase::BindPending { .. }
-            | Phase::ResumePending { .. } => Expect::Any,
+            | Phase::ResumePending { .. }
+            | Phase::FastTokenPending { .. } => Expect::Any,
             #[cfg(feature = "legacy")]
             Phase::Host { .. } => Expect::Any,
         }
@@ -1472,14 +1495,33 @@ impl Server {
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_default();
-        let built = mechanism::build(
-            &self.config,
-            self.rng.as_mut(),
-            &name,
-            &self.offer,
-            self.tls.as_ref(),
-            &domain,
-        );
+        let fast = sasl2
+            .as_ref()
+            .and_then(|l| Some((l.fast.as_ref()?, l.fast_auth?, l)));
+        let built = match fast {
+            // A FAST token login (XEP-0484): its mechanism is in the
+            // inline offer, not in the SASL one.
+            Some((feature, fast, login)) => mechanism::fast_mechanism(
+                &self.config,
+                self.rng.as_mut(),
+                &name,
+                mechanism::FastLogin {
+                    feature,
+                    fast,
+                    user_agent_id: login.user_agent.as_ref().map(|u| u.id.as_str()),
+                },
+                self.tls.as_ref(),
+                &domain,
+            ),
+            None => mechanism::build(
+                &self.config,
+                self.rng.as_mut(),
+                &name,
+                &self.offer,
+                self.tls.as_ref(),
+                &domain,
+            ),
+        };
         match built {
             Ok(mut mech) => {
                 let step = mech.start(initial.as_deref().map(Vec::as_slice));
@@ -1539,8 +1581,10 @@ impl Server {
                     mechanism: name,
                     security,
                 });
-                if let Some(login) = login {
-                    // SASL2: no restart; tasks, resumption, binding next.
+                if let Some(mut login) = login {
+                    // SASL2: no restart; a FAST token, tasks, resumption,
+                    // binding next.
+                    login.fast_used = security.fast_token;
                     return self.sasl2_authenticated(now, login, additional_data);
                 }
                 self.core

@@ -12,6 +12,7 @@ use minidom::Element;
 use sha1::Digest as _;
 
 use super::{Phase, Server, ServerEvent, StreamErrorCondition};
+use crate::fast::{FastAuth, FastFeature, FastToken, RequestToken, TokenSlot};
 use crate::features::StreamFeatures;
 use crate::ns;
 use crate::random::printable_token;
@@ -29,11 +30,17 @@ pub(super) struct Sasl2Login {
     resume: Option<(String, u32)>,
     /// Upgrades asked for and offered, in the client's order.
     upgrades: Vec<ScramHash>,
-    user_agent: Option<UserAgent>,
-    /// Children of `<authenticate/>` the core does not know (FAST's),
-    /// for `sasl2_inline_results`.
-    #[allow(dead_code)]
-    pub(super) extra: Vec<Element>,
+    pub(super) user_agent: Option<UserAgent>,
+    /// The FAST feature this stream offered.
+    pub(super) fast: Option<FastFeature>,
+    /// `<fast/>`: this login uses a FAST token.
+    pub(super) fast_auth: Option<FastAuth>,
+    /// The slot of the token that matched (a token login).
+    pub(super) fast_used: Option<TokenSlot>,
+    /// The mechanism a token is to be issued for: asked for
+    /// (`<request-token/>`), or the token login's (a rotation the host
+    /// may make).
+    issue_token: Option<String>,
     pub(super) success: Success,
 }
 
@@ -73,15 +80,96 @@ impl Server {
         Some(f)
     }
 
-    /// The hook where an inline extension (FAST's `<fast/>`) adds its
-    /// offer to `<inline/>`. None yet.
-    fn sasl2_inline_offer(&mut self, _feature: &mut Sasl2Feature) {}
+    /// The hook where an inline extension adds its offer to
+    /// `<inline/>`: FAST's `<fast/>` ([`Sasl2Settings::fast`](crate::sasl2::Sasl2Settings::fast)).
+    fn sasl2_inline_offer(&mut self, feature: &mut Sasl2Feature) {
+        if let Some(fast) = self.fast_offer() {
+            feature.extra_inline.push(fast.to_element());
+        }
+    }
+
+    /// The FAST feature of this stream, when any.
+    fn fast_offer(&self) -> Option<FastFeature> {
+        let names = &self.config.sasl2.as_ref()?.fast;
+        crate::fast::offer(&self.config.registry, names, self.tls.as_ref())
+    }
 
     /// The hook where an inline extension reads its requests in
-    /// `<authenticate/>` (`login.extra`: FAST's `<request-token/>`) once
-    /// the mechanism succeeded, and adds its results to `<success/>`
-    /// (`login.success.extra`: FAST's `<token/>`). None yet.
-    fn sasl2_inline_results(&mut self, _login: &mut Sasl2Login) {}
+    /// `<authenticate/>` (FAST's `<fast/>` and `<request-token/>`): the
+    /// login, or the condition of the `<failure/>` for a malformed one.
+    fn sasl2_inline_requests(
+        &self,
+        login: &mut Sasl2Login,
+        mechanism: &str,
+        extra: &[Element],
+    ) -> Result<(), SaslError> {
+        let Some(fast) = self.fast_offer() else {
+            return Ok(());
+        };
+        for el in extra {
+            if let Some(r) = FastAuth::parse(el) {
+                login.fast_auth = Some(r.map_err(|e| SaslError::malformed(e.reason()))?);
+            } else if let Some(r) = RequestToken::parse(el) {
+                let r = r.map_err(|e| SaslError::malformed(e.reason()))?;
+                // A mechanism not offered: no token (XEP-0484 section 3.2).
+                if fast.offers(&r.mechanism) {
+                    login.issue_token = Some(r.mechanism);
+                }
+            }
+        }
+        if fast.offers(mechanism) {
+            // A token login (`<fast/>` is optional for it: count and
+            // invalidate only); the host may rotate its token.
+            login.fast_auth.get_or_insert_with(FastAuth::default);
+            login
+                .issue_token
+                .get_or_insert_with(|| mechanism.to_owned());
+        } else {
+            login.fast_auth = None;
+        }
+        login.fast = Some(fast);
+        Ok(())
+    }
+
+    /// The hook where an inline extension acts once the mechanism
+    /// succeeded: FAST asks the host for a token
+    /// ([`ServerEvent::IssueFastToken`]). `Some(login)` when nothing is
+    /// pending.
+    fn sasl2_inline_results(&mut self, mut login: Box<Sasl2Login>) -> Option<Box<Sasl2Login>> {
+        let (Some(mechanism), Some(jid)) = (login.issue_token.take(), self.account.clone()) else {
+            return Some(login);
+        };
+        self.core.push_event(ServerEvent::IssueFastToken {
+            jid,
+            user_agent_id: login.user_agent.as_ref().map(|u| u.id.clone()),
+            mechanism,
+            used: login.fast_used,
+        });
+        self.phase = Phase::FastTokenPending { login };
+        None
+    }
+
+    /// The host's answer to [`ServerEvent::IssueFastToken`]: the token
+    /// goes into `<success/>` (`None`: no token). Its mechanism must be
+    /// the one asked for.
+    pub fn answer_fast_token(
+        &mut self,
+        now: Instant,
+        token: Option<FastToken>,
+    ) -> Result<(), crate::UsageError> {
+        self.check_answer(crate::AnswerKind::IssueFastToken)?;
+        let Phase::FastTokenPending { mut login } =
+            std::mem::replace(&mut self.phase, Phase::AwaitBind)
+        else {
+            return Err(crate::UsageError::NoPendingRequest);
+        };
+        if let Some(t) = &token {
+            login.success.extra.push(crate::fast::token_element(t));
+        }
+        self.sasl2_next_task(now, login);
+        self.resume(now);
+        Ok(())
+    }
 
     /// `<authenticate/>`: the mechanism runs as for `<auth/>`.
     pub(super) fn on_authenticate(&mut self, now: Instant, auth: Box<Authenticate>) {
@@ -104,14 +192,21 @@ impl Server {
             .filter_map(|t| upgrade::parse_task(t))
             .filter(|h| offered.contains(h))
             .collect();
-        let login = Sasl2Login {
+        let mut login = Sasl2Login {
             bind2: auth.bind2,
             resume: auth.resume,
             upgrades,
             user_agent: auth.user_agent,
-            extra: auth.extra,
+            fast: None,
+            fast_auth: None,
+            fast_used: None,
+            issue_token: None,
             success: Success::default(),
         };
+        if let Err(e) = self.sasl2_inline_requests(&mut login, &auth.mechanism, &auth.extra) {
+            self.sasl2_exchange = true;
+            return self.sasl_failure_of(Some(&auth.mechanism), e);
+        }
         self.on_auth(
             now,
             auth.mechanism,
@@ -134,8 +229,9 @@ impl Server {
         additional_data: Option<Vec<u8>>,
     ) {
         login.success.additional_data = additional_data.map(zeroize::Zeroizing::new);
-        self.sasl2_inline_results(&mut login);
-        self.sasl2_next_task(now, login);
+        if let Some(login) = self.sasl2_inline_results(login) {
+            self.sasl2_next_task(now, login);
+        }
     }
 
     /// The next upgrade task, or what follows the tasks.

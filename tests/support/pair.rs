@@ -23,6 +23,11 @@ use xmpp_sansio::server::{
 use xmpp_sansio::stream_error::StreamErrorCondition;
 use xmpp_sansio::{DeterministicRandom, TlsInfo};
 
+use xmpp_sansio::fast::{Expiry, FastToken, TokenSlot, TokenSlots};
+
+/// The host's clock for FAST tokens (Unix seconds), on both sides.
+pub const FAST_NOW: i64 = 1_800_000_000;
+
 /// Which way bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
@@ -41,6 +46,12 @@ pub type Filter = Box<dyn FnMut(Way, Vec<u8>) -> Vec<Vec<u8>>>;
 pub struct Store {
     pub users: HashMap<String, String>,
     scram: HashMap<(String, u8), xmpp_sansio::sasl::ScramCredentials>,
+    /// FAST tokens per (user, user-agent id): the two slots.
+    pub fast: HashMap<(String, Option<String>), TokenSlots>,
+    /// Tokens issued so far (each token is `fast-token-<n>`).
+    pub fast_issued: u32,
+    /// Issue a new token on a token login too (rotation).
+    pub fast_rotate: bool,
 }
 
 impl Store {
@@ -63,7 +74,41 @@ impl Store {
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
             scram,
+            fast: HashMap::new(),
+            fast_issued: 0,
+            fast_rotate: false,
         }
+    }
+
+    /// The host's answer to [`ServerEvent::IssueFastToken`]: promotes the
+    /// slot the login used, and issues a token (on a token login only
+    /// when rotating), valid for a day from the fixed clock
+    /// [`FAST_NOW`].
+    pub fn issue_fast_token(
+        &mut self,
+        user: &str,
+        user_agent_id: Option<&str>,
+        mechanism: &str,
+        used: Option<TokenSlot>,
+    ) -> Option<FastToken> {
+        let slots = self
+            .fast
+            .entry((user.to_owned(), user_agent_id.map(str::to_owned)))
+            .or_default();
+        if let Some(slot) = used {
+            slots.promote(slot);
+            if !self.fast_rotate {
+                return None;
+            }
+        }
+        self.fast_issued += 1;
+        let token = FastToken::new(
+            mechanism,
+            format!("fast-token-{}", self.fast_issued),
+            Expiry::from_unix(FAST_NOW + 86_400).unwrap(),
+        );
+        slots.issue(token.clone());
+        Some(token)
     }
 
     /// Replaces `user`'s SCRAM keys of `hash`.
@@ -139,6 +184,19 @@ impl Store {
                 })
             }
             CredentialRequest::Anonymous { .. } => CredentialAnswer::Verdict(Ok("anon-7".into())),
+            CredentialRequest::FastToken {
+                username,
+                user_agent_id,
+                ..
+            } => CredentialAnswer::FastTokens({
+                let mut slots = self
+                    .fast
+                    .get(&(username.clone(), user_agent_id.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                slots.drop_expired(FAST_NOW);
+                slots
+            }),
             _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
         }
     }
@@ -187,6 +245,11 @@ pub struct Pair {
     client_wants_tls: bool,
     server_wants_tls: bool,
     pub bind_answer: Option<BindAnswer>,
+    /// The server host's detached stream-management sessions, by id,
+    /// kept and used to answer `Resume` when `answer_resume` is on
+    /// (off: the test answers).
+    pub detached: HashMap<String, xmpp_sansio::sm::SmState>,
+    pub answer_resume: bool,
 }
 
 impl Pair {
@@ -248,6 +311,8 @@ impl Pair {
             client_wants_tls: false,
             server_wants_tls: false,
             bind_answer: None,
+            detached: HashMap::new(),
+            answer_resume: false,
         }
     }
 
@@ -361,6 +426,31 @@ impl Pair {
                         let a = self.store.answer(req);
                         let _ = self.server.answer_credentials(self.now, a);
                     }
+                }
+                ServerEvent::Detached(st) if self.answer_resume => {
+                    self.detached.insert(st.id().to_owned(), st.clone());
+                }
+                ServerEvent::Resume(req) if self.answer_resume => {
+                    let answer = match self.detached.remove(&req.previd) {
+                        Some(st) => xmpp_sansio::server::ResumeAnswer::Found(st),
+                        None => xmpp_sansio::server::ResumeAnswer::NotFound,
+                    };
+                    let _ = self.server.answer_resume(self.now, answer);
+                }
+                ServerEvent::IssueFastToken {
+                    jid,
+                    user_agent_id,
+                    mechanism,
+                    used,
+                } => {
+                    let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                    let token = self.store.issue_fast_token(
+                        &user,
+                        user_agent_id.as_deref(),
+                        mechanism,
+                        *used,
+                    );
+                    let _ = self.server.answer_fast_token(self.now, token);
                 }
                 ServerEvent::Bind { resource, .. } => {
                     if self.slow_host {

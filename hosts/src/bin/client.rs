@@ -90,7 +90,8 @@ fn run(args: &Args) -> Result<String, String> {
         ECHO_ID,
         "xmpp-sansio example client: message to self",
         error_line,
-    );
+    )
+    .with_fast_token_file(args.fast_token_file.clone());
     let driver = match &args.url {
         Some(u) if args.transport == TransportArg::Bosh => {
             note(&format!("BOSH session at {}", u.url));

@@ -48,6 +48,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use xmpp_sansio::bosh::{
     BoshManagerConfig, BoshXmppServer, BoshXmppServerEvent, Reply, RequestHandle,
 };
+use xmpp_sansio::fast::{Expiry, FastToken, TokenSlot, TokenSlots};
 use xmpp_sansio::jid::ResourcePart;
 use xmpp_sansio::sasl::channel_binding::TlsVersion;
 use xmpp_sansio::sasl::digest_md5::user_realm_password_hash;
@@ -72,6 +73,7 @@ use xmpp_sansio_hosts::server_tls::TlsSetup;
 use xmpp_sansio_hosts::tool::accounts::{
     password_matches, register_form, salt, token, valid_username,
 };
+use xmpp_sansio_hosts::tool::fast_token_file::unix_now;
 use xmpp_sansio_hosts::tool::host;
 use xmpp_sansio_hosts::tool::router::{Mailbox, Refused, Router};
 use xmpp_sansio_hosts::DriverError;
@@ -129,8 +131,11 @@ OPTIONS:
                          stanzas routed to it are held, and a client that resumes it gets
                          them (RESUMED); a new login with the same full JID replaces it
     --sasl2              offer SASL2 (XEP-0388) beside RFC 6120 SASL, with Bind 2
-                         (XEP-0386: the resource is the client's tag and a suffix) and,
-                         with --sm, stream management enabled and resumed inline
+                         (XEP-0386: the resource is the client's tag and a suffix),
+                         FAST (XEP-0484: the HT-* mechanisms the TLS channel allows;
+                         tokens kept in memory per user and user agent, two slots,
+                         valid a week, FAST-TOKEN logged when issued) and, with --sm,
+                         stream management enabled and resumed inline
     --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
                          as max; then what it held is undelivered (EXPIRED)
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
@@ -363,6 +368,9 @@ struct Store {
     gssapi_realm: Option<String>,
     keep: Keep,
     accounts: Mutex<HashMap<String, Account>>,
+    /// FAST tokens (XEP-0484, with --sasl2), in memory: the two slots per
+    /// (user, user-agent id).
+    fast: Mutex<HashMap<(String, Option<String>), TokenSlots>>,
     /// PLAIN for an unknown user costs the same PBKDF2 as for a known one.
     dummy: ScramCredentials,
 }
@@ -387,6 +395,7 @@ impl Store {
                 legacy,
             },
             accounts: Mutex::new(HashMap::new()),
+            fast: Mutex::new(HashMap::new()),
             dummy: derive_server_credentials(
                 ScramHash::Sha256,
                 "no such user",
@@ -520,10 +529,43 @@ impl Store {
             CredentialRequest::Anonymous { .. } => {
                 CredentialAnswer::Verdict(Ok(format!("anon-{}", token(10).to_ascii_lowercase())))
             }
-            // Tokens, client certificates: this host has no store for them
+            CredentialRequest::FastToken {
+                username,
+                user_agent_id,
+                ..
+            } => {
+                let mut fast = self.fast.lock().unwrap_or_else(|e| e.into_inner());
+                let key = (username.clone(), user_agent_id.clone());
+                let slots = fast.entry(key).or_default();
+                slots.drop_expired(unix_now());
+                CredentialAnswer::FastTokens(slots.clone())
+            }
+            // OAuth tokens, client certificates: this host has no store for them
             // (refused at start-up, so not offered).
             _ => CredentialAnswer::Verdict(Err(SaslCondition::TemporaryAuthFailure)),
         }
+    }
+
+    /// A FAST token for `user`'s client: after a token login the slot it
+    /// used is promoted and no new token is issued (no rotation); after a
+    /// password login a new token, valid a week, goes to the new slot.
+    fn issue_fast_token(
+        &self,
+        user: String,
+        user_agent_id: Option<String>,
+        mechanism: &str,
+        used: Option<TokenSlot>,
+    ) -> Option<FastToken> {
+        let mut fast = self.fast.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = fast.entry((user, user_agent_id)).or_default();
+        if let Some(slot) = used {
+            slots.promote(slot);
+            return None;
+        }
+        let expiry = Expiry::from_unix(unix_now() + 7 * 86_400)?;
+        let t = FastToken::new(mechanism, format!("fast-{}", token(32)), expiry);
+        slots.issue(t.clone());
+        Some(t)
     }
 
     /// The host's decision on an in-band registration request.
@@ -1230,6 +1272,24 @@ impl Session {
                     .answer_credentials(Instant::now(), answer)
                     .map_err(|e| format!("answer_credentials: {e}"))?;
             }
+            ServerEvent::IssueFastToken {
+                jid,
+                user_agent_id,
+                mechanism,
+                used,
+            } => {
+                let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                let token =
+                    self.shared
+                        .store
+                        .issue_fast_token(user, user_agent_id, &mechanism, used);
+                if token.is_some() {
+                    log(format_args!("FAST-TOKEN {jid} {mechanism} ({})", self.peer));
+                }
+                server
+                    .answer_fast_token(Instant::now(), token)
+                    .map_err(|e| format!("answer_fast_token: {e}"))?;
+            }
             ServerEvent::AuthenticationFailed {
                 mechanism,
                 condition,
@@ -1617,7 +1677,14 @@ fn server_config(
         config.stream_management = Some(sm);
     }
     if args.sasl2 {
-        config.sasl2 = Some(xmpp_sansio::sasl2::Sasl2Settings::new());
+        let mut sasl2 = xmpp_sansio::sasl2::Sasl2Settings::new();
+        // FAST: every HT mechanism, channel binding first (those the
+        // stream's TLS allows are offered).
+        sasl2.fast = xmpp_sansio::sasl::ht::HtMechanism::ALL
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        config.sasl2 = Some(sasl2);
     }
     config.build().map_err(|e| format!("configuration: {e}"))
 }

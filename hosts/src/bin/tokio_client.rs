@@ -75,7 +75,8 @@ async fn run(args: &Args) -> Result<String, String> {
         ECHO_ID,
         "xmpp-sansio tokio client: message to self",
         error_line,
-    );
+    )
+    .with_fast_token_file(args.fast_token_file.clone());
     let (conn, handle, mut events) = match &args.url {
         Some(u) if args.transport == TransportArg::Bosh => {
             note(&format!("BOSH session at {}", u.url));

@@ -60,6 +60,10 @@ macro_rules! help_options_middle {
     --sasl2 P           auto (default: SASL2, XEP-0388, when offered, with Bind 2 and
                         stream management inline) | require | never (RFC 6120 SASL)
     --user-agent-id U   SASL2's user-agent id: a UUID this installation keeps
+    --fast-token-file F FAST (XEP-0484): when F holds a token, log in with it (no
+                        password fallback); on a password login ask for a token and
+                        save it to F; a token the server rotates rewrites F, one it
+                        refuses is removed (over SASL2; not with --sm)
     --transcript        print every byte sent and received (decrypted after TLS) as
 "
     };
@@ -124,6 +128,8 @@ pub struct Args {
     pub sasl2: xmpp_sansio::sasl2::Sasl2Policy,
     /// `--user-agent-id`.
     pub user_agent_id: Option<String>,
+    /// `--fast-token-file F`.
+    pub fast_token_file: Option<std::path::PathBuf>,
     /// `--sm-state-file F`: where the session's state is kept.
     pub sm_state_file: Option<std::path::PathBuf>,
     /// `--message TEXT`: sent to the client's own full JID.
@@ -150,6 +156,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let (mut sm, mut sm_state_file, mut message, mut hangup) = (false, None, None, false);
     let mut sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Auto;
     let mut user_agent_id = None;
+    let mut fast_token_file = None;
     let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
@@ -174,6 +181,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 user_agent_id = Some(v);
             }
             "--sm-state-file" => sm_state_file = Some(value()?.into()),
+            "--fast-token-file" => fast_token_file = Some(value()?.into()),
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
             "--linger" => {
@@ -269,6 +277,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         sm,
         sasl2,
         user_agent_id,
+        fast_token_file,
         sm_state_file,
         message,
         hangup,
@@ -465,8 +474,14 @@ impl Args {
             ua.software = Some("xmpp-sansio client".into());
             config.user_agent = Some(ua);
         }
+        config.fast.request_token = self.fast_token_file.is_some();
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
-        let client = Client::new(config, std::time::Instant::now());
+        let mut client = Client::new(config, std::time::Instant::now());
+        if let Some(path) = &self.fast_token_file {
+            if let Some(token) = crate::tool::fast_token_file::load(path)? {
+                client.use_fast_token(token, crate::tool::fast_token_file::unix_now());
+            }
+        }
         Ok(match direct {
             Some(info) => client.direct_tls(info),
             None => client,

@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod client_args;
 pub mod accounts;
+pub mod fast_token_file;
 pub mod host;
 pub mod im;
 pub mod router;

@@ -84,6 +84,8 @@ pub struct SelfMessage {
     closing: bool,
     /// The first reason of failure (a timeout of ours before the close).
     error: Option<String>,
+    /// `--fast-token-file`: where an issued FAST token is kept.
+    fast_token_file: Option<std::path::PathBuf>,
 }
 
 /// What [`SelfMessage::on_event`] did with an event.
@@ -113,7 +115,15 @@ impl SelfMessage {
             echoed: false,
             closing: false,
             error: None,
+            fast_token_file: None,
         }
+    }
+
+    /// Keeps the FAST tokens the server issues in `path` (and removes the
+    /// file when the server refuses its token).
+    pub fn with_fast_token_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.fast_token_file = path;
+        self
     }
 
     /// Acts on `Ready` (send the message), on the message coming back
@@ -143,6 +153,22 @@ impl SelfMessage {
                 }
                 self.closing = true;
                 session.close();
+            }
+            ClientEvent::FastToken(token) => {
+                if let Some(path) = &self.fast_token_file {
+                    crate::tool::fast_token_file::save(path, &token)?;
+                    note(&format!(
+                        "FAST token for {} saved to {}",
+                        token.mechanism,
+                        path.display()
+                    ));
+                }
+            }
+            ClientEvent::FastTokenDiscarded { mechanism } => {
+                if let Some(path) = &self.fast_token_file {
+                    let _ = std::fs::remove_file(path);
+                    note(&format!("FAST token for {mechanism} refused: removed"));
+                }
             }
             ClientEvent::Error(e) if self.error.is_none() => {
                 self.error = Some((self.error_line)(&e));
@@ -273,6 +299,9 @@ pub fn note_event(ev: &ClientEvent) {
         } => {
             if *sasl2 {
                 note("SASL2");
+            }
+            if mechanism.starts_with("HT-") {
+                note(&format!("FAST {mechanism}"));
             }
             note(&format!("authenticated with {mechanism}"));
             for line in security_notes(security) {
