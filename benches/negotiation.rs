@@ -157,21 +157,44 @@ enum Case {
     Scram256Pbkdf2,
     Sasl2Plain,
     Sasl2Scram256Cached,
+    /// SASL2 PLAIN over (simulated) direct TLS: FAST's baseline.
+    TlsSasl2Plain,
+    /// SASL2 with a FAST token (HT-SHA-256-NONE) over the same TLS.
+    TlsFast,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 8] = [
     Case::Plain,
     Case::Scram1Cached,
     Case::Scram256Cached,
     Case::Scram256Pbkdf2,
     Case::Sasl2Plain,
     Case::Sasl2Scram256Cached,
+    Case::TlsSasl2Plain,
+    Case::TlsFast,
 ];
+
+/// The FAST mechanism of `Case::TlsFast`, and its token.
+const FAST_MECHANISM: &str = "HT-SHA-256-NONE";
+const FAST_SECRET: &str = "s3cr3t-fast-token-of-juliet";
+/// The wall clock the client is given with its token (Unix seconds).
+const FAST_NOW: i64 = 1_800_000_000;
+const USER_AGENT: &str = "d4565fa7-4d72-4749-b3d3-740edbf87770";
+
+fn fast_token() -> xmpp_sansio::fast::FastToken {
+    xmpp_sansio::fast::FastToken::new(
+        FAST_MECHANISM,
+        FAST_SECRET,
+        xmpp_sansio::fast::Expiry::from_unix(FAST_NOW + 86_400).expect("an expiry"),
+    )
+}
 
 impl Case {
     fn mechanism(self) -> &'static str {
         match self {
-            Case::Plain | Case::Sasl2Plain => "PLAIN",
+            Case::Plain | Case::Sasl2Plain | Case::TlsSasl2Plain => "PLAIN",
+            // The password mechanism configured beside the token.
+            Case::TlsFast => "PLAIN",
             Case::Scram1Cached => "SCRAM-SHA-1",
             Case::Scram256Cached | Case::Scram256Pbkdf2 | Case::Sasl2Scram256Cached => {
                 "SCRAM-SHA-256"
@@ -181,7 +204,21 @@ impl Case {
 
     /// Over SASL2 with Bind 2.
     fn sasl2(self) -> bool {
-        matches!(self, Case::Sasl2Plain | Case::Sasl2Scram256Cached)
+        matches!(
+            self,
+            Case::Sasl2Plain | Case::Sasl2Scram256Cached | Case::TlsSasl2Plain | Case::TlsFast
+        )
+    }
+
+    /// Over simulated direct TLS (no channel binding data: FAST's -NONE).
+    fn tls(self) -> bool {
+        matches!(self, Case::TlsSasl2Plain | Case::TlsFast)
+    }
+
+    /// The login a FAST case is set beside (goal: at least 95% of its
+    /// rate).
+    fn fast_beside(self) -> Option<Case> {
+        (self == Case::TlsFast).then_some(Case::TlsSasl2Plain)
     }
 
     /// The RFC 6120 login a SASL2 case is set beside.
@@ -201,12 +238,14 @@ impl Case {
             Case::Scram256Pbkdf2 => "SCRAM-SHA-256/pbkdf2-4096",
             Case::Sasl2Plain => "SASL2+Bind2 PLAIN",
             Case::Sasl2Scram256Cached => "SASL2+Bind2 SCRAM-SHA-256/cached",
+            Case::TlsSasl2Plain => "TLS SASL2+Bind2 PLAIN",
+            Case::TlsFast => "TLS SASL2+Bind2 FAST HT-SHA-256",
         }
     }
 
     fn hash(self) -> Option<ScramHash> {
         match self {
-            Case::Plain | Case::Sasl2Plain => None,
+            Case::Plain | Case::Sasl2Plain | Case::TlsSasl2Plain | Case::TlsFast => None,
             Case::Scram1Cached => Some(ScramHash::Sha1),
             Case::Scram256Cached | Case::Scram256Pbkdf2 | Case::Sasl2Scram256Cached => {
                 Some(ScramHash::Sha256)
@@ -246,6 +285,13 @@ impl Store {
             }),
             CredentialRequest::Scram { username, hash, .. } => {
                 CredentialAnswer::Scram(self.scram.get(&(username, hash)).cloned())
+            }
+            CredentialRequest::FastToken { username, .. } => {
+                let mut slots = xmpp_sansio::fast::TokenSlots::default();
+                if username == USER {
+                    slots.current = Some(fast_token());
+                }
+                CredentialAnswer::FastTokens(slots)
             }
             other => panic!("unexpected request {other:?}"),
         }
@@ -298,18 +344,31 @@ impl Setup {
             cached: self.keys.clone(),
         };
         let mut c = ClientSettings::new(format!("{USER}@{DOMAIN}"), credentials);
-        c.tls = TlsMode::None;
+        c.tls = if self.case.tls() {
+            TlsMode::Direct
+        } else {
+            TlsMode::None
+        };
         c.policy.only = Some(vec![self.case.mechanism().to_owned()]);
         c.policy.allow_plain_without_tls = true;
         c.resource = Some("balcony".into());
         c.limits = limits;
         let mut s = ServerSettings::new(DOMAIN);
         s.limits = limits;
-        s.tls = ServerTls::None;
+        s.tls = if self.case.tls() {
+            ServerTls::Direct
+        } else {
+            ServerTls::None
+        };
         s.mechanisms = vec![self.case.mechanism().to_owned()];
         s.allow_plain_without_tls = true;
         if self.case.sasl2() {
-            s.sasl2 = Some(xmpp_sansio::sasl2::Sasl2Settings::new());
+            let mut sasl2 = xmpp_sansio::sasl2::Sasl2Settings::new();
+            if self.case == Case::TlsFast {
+                sasl2.fast = vec![FAST_MECHANISM.to_owned()];
+                c.user_agent = Some(xmpp_sansio::sasl2::UserAgent::new(USER_AGENT));
+            }
+            s.sasl2 = Some(sasl2);
             c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Require;
         } else {
             c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Never;
@@ -329,6 +388,19 @@ impl Setup {
         let now = Instant::now();
         let mut client = Client::with_random(cc, Box::new(DeterministicRandom::new(0)), now);
         let mut server = Server::with_random(sc, Box::new(DeterministicRandom::new(1)), now);
+        if self.case.tls() {
+            // The TLS handshake is the host's and is not timed: both
+            // machines start on an established channel.
+            let info = || xmpp_sansio::TlsInfo {
+                version: xmpp_sansio::sasl::channel_binding::TlsVersion::Tls13,
+                channel_bindings: Vec::new(),
+            };
+            client = client.direct_tls(info());
+            server = server.direct_tls(info());
+        }
+        if self.case == Case::TlsFast {
+            client.use_fast_token(fast_token(), FAST_NOW);
+        }
         let mut buf = Vec::with_capacity(1024);
         loop {
             let mut busy = false;
@@ -351,6 +423,10 @@ impl Setup {
                     ServerEvent::Bind { resource, .. } => server
                         .answer_bind(now, BindAnswer::Accept(resource))
                         .expect("bind"),
+                    // A token login: the host rotates nothing here.
+                    ServerEvent::IssueFastToken { .. } => {
+                        server.answer_fast_token(now, None).expect("fast token")
+                    }
                     ServerEvent::Error(e) => panic!("server: {e}"),
                     _ => {}
                 }
@@ -366,8 +442,13 @@ impl Setup {
             }
             while let Some(ev) = client.poll_event() {
                 busy = true;
-                if let ClientEvent::Error(e) = ev {
-                    panic!("client: {e}");
+                match ev {
+                    ClientEvent::Error(e) => panic!("client: {e}"),
+                    // The FAST case logs in with its token, not the password.
+                    ClientEvent::Authenticated { mechanism, .. } if self.case == Case::TlsFast => {
+                        assert_eq!(mechanism, FAST_MECHANISM)
+                    }
+                    _ => {}
                 }
             }
             if !busy {
@@ -864,6 +945,25 @@ fn main() {
                 100.0 * (u + d) as f64 / (bu + bd) as f64,
                 r.client_writes,
                 b.client_writes
+            );
+        } else if let Some(base) = s.case.fast_beside() {
+            let i = CASES.iter().position(|c| *c == base).expect("a case");
+            println!(
+                "  goal {} >= 95% of {}: {} ({:.1}%)",
+                s.case.label(),
+                base.label(),
+                if *rate >= 0.95 * rates[i] {
+                    "met"
+                } else {
+                    "MISSED"
+                },
+                100.0 * rate / rates[i]
+            );
+        } else if s.case == Case::TlsSasl2Plain {
+            println!(
+                "  {}: FAST's baseline ({:.1}% of PLAIN without TLS)",
+                s.case.label(),
+                100.0 * rate / plain
             );
         } else if s.case == Case::Scram256Pbkdf2 {
             println!(
