@@ -55,6 +55,10 @@ use xmpp_sansio::server::{
 };
 use xmpp_sansio::{DeterministicRandom, Framing};
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::fastest;
+
 const PASSWORD: &str = "r0m30, my r0m30";
 
 struct Setup {
@@ -423,22 +427,6 @@ fn read_stream(setup: &Setup, wire: &Wire, server: &mut Server) -> usize {
     }
     let _ = setup;
     n
-}
-
-/// Fastest of `batches` interleaved batches of `iters` runs of each of
-/// `fs`, per run.
-fn fastest(batches: usize, iters: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-    let mut best = vec![Duration::MAX; fs.len()];
-    for _ in 0..batches {
-        for (i, f) in fs.iter_mut().enumerate() {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            best[i] = best[i].min(t.elapsed() / iters as u32);
-        }
-    }
-    best
 }
 
 fn main() {

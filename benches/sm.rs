@@ -19,7 +19,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use xmpp_sansio::client::{
     Client, ClientConfig, ClientEvent, ClientSettings, Credentials, TlsMode,
@@ -30,6 +30,10 @@ use xmpp_sansio::server::{
 };
 use xmpp_sansio::sm::SmSettings;
 use xmpp_sansio::DeterministicRandom;
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::fastest;
 
 const ROUND: usize = 50;
 
@@ -174,20 +178,6 @@ fn stanzas() -> Vec<minidom::Element> {
                 .unwrap()
         })
         .collect()
-}
-
-fn fastest(batches: usize, iters: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
-    let mut best = vec![Duration::MAX; fs.len()];
-    for _ in 0..batches {
-        for (i, f) in fs.iter_mut().enumerate() {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            best[i] = best[i].min(t.elapsed() / iters as u32);
-        }
-    }
-    best
 }
 
 fn main() {

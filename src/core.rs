@@ -384,6 +384,22 @@ impl<E, Err: Clone> Core<E, Err> {
         self.seal();
     }
 
+    /// Stream management's request deadline (both roles): once `now`
+    /// reaches `due`, `<r/>` goes out and the session notes it.
+    pub fn sm_request_if_due(
+        &mut self,
+        sm: Option<&mut crate::sm::Session>,
+        due: Option<Instant>,
+        now: Instant,
+    ) {
+        if due.is_some_and(|d| now >= d) {
+            if let Some(s) = sm {
+                s.requested(now);
+            }
+            self.write_sm(None);
+        }
+    }
+
     /// Stream management after a resume (both roles): the unacknowledged
     /// stanzas of `sm` again, then `<r/>` for them.
     pub fn sm_retransmit(&mut self, sm: &mut crate::sm::Session, now: Instant) {

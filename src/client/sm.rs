@@ -308,12 +308,8 @@ impl Client {
 
     /// The clock reached `sm_deadline`: ask.
     pub(super) fn sm_timeout(&mut self, now: Instant) {
-        if self.sm_deadline().is_some_and(|d| now >= d) {
-            if let Some(s) = &mut self.sm {
-                s.requested(now);
-            }
-            self.core.write_sm(None);
-        }
+        let due = self.sm_deadline();
+        self.core.sm_request_if_due(self.sm.as_mut(), due, now);
     }
 
     /// Closing: say what we handled, and ask for a last acknowledgement.
@@ -321,9 +317,8 @@ impl Client {
         let Some(s) = self.sm.as_ref().filter(|s| s.counting) else {
             return;
         };
-        let a = SmElement::Ack { h: s.handled }.to_element();
         let ask = s.unacked_len() > 0;
-        self.write(&a);
+        self.core.write_sm(Some(s.handled));
         if ask {
             self.core.write_sm(None);
         }

@@ -303,12 +303,8 @@ impl Server {
 
     /// The clock reached `sm_deadline`: ask.
     pub(super) fn sm_timeout(&mut self, now: Instant) {
-        if self.sm_deadline().is_some_and(|d| now >= d) {
-            if let Some(s) = &mut self.sm {
-                s.requested(now);
-            }
-            self.core.write_sm(None);
-        }
+        let due = self.sm_deadline();
+        self.core.sm_request_if_due(self.sm.as_mut(), due, now);
     }
 
     /// Closing: say what we handled.
