@@ -4,8 +4,10 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting.rs"]
+mod counting;
+use counting::*;
+
 use xmpp_sansio::client::PolicyError;
 use xmpp_sansio::error::{Deadline, Misbehavior};
 
@@ -19,52 +21,6 @@ use xmpp_sansio::xml::{Limit, Limits, ReadError};
 use xmpp_sansio::{BufferPolicy, ConfigError, DeterministicRandom};
 
 /// Counts this thread's heap: the current total and its peak.
-struct Counting;
-
-thread_local! {
-    static CURRENT: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn add(n: isize) {
-    let _ = CURRENT.try_with(|c| {
-        let v = c.get() + n;
-        c.set(v);
-        let _ = PEAK.try_with(|p| {
-            if v > p.get() {
-                p.set(v)
-            }
-        });
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        add(l.size() as isize);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        add(-(l.size() as isize));
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        add(new as isize - l.size() as isize);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
-/// The peak heap growth of this thread while `f` runs, and its result.
-fn peak_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let base = CURRENT.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (peak.max(0) as usize, out)
-}
-
 const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 
@@ -757,13 +713,6 @@ fn queued_output_is_visible_and_has_a_high_water_mark() {
     assert_eq!(p.server.queued_output(), 0);
     assert!(!p.server.output_congested());
     assert!(!p.client.output_congested());
-}
-
-/// Heap `value` holds: what dropping it gives back.
-fn held_by<T>(value: T) -> isize {
-    let before = CURRENT.with(Cell::get);
-    drop(value);
-    before - CURRENT.with(Cell::get)
 }
 
 #[test]

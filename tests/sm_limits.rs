@@ -5,8 +5,9 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting.rs"]
+mod counting;
+use counting::*;
 
 use proptest::prelude::*;
 use support::pair::{alice_config, server_config, Pair};
@@ -16,59 +17,6 @@ use xmpp_sansio::jid::FullJid;
 use xmpp_sansio::server::ServerTls;
 use xmpp_sansio::sm::{SentStanza, SmParts, SmSettings, SmState};
 use xmpp_sansio::UsageError;
-
-struct Counting;
-
-thread_local! {
-    static CURRENT: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn add(n: isize) {
-    let _ = CURRENT.try_with(|c| {
-        let v = c.get() + n;
-        c.set(v);
-        let _ = PEAK.try_with(|p| {
-            if v > p.get() {
-                p.set(v)
-            }
-        });
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        add(l.size() as isize);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        add(-(l.size() as isize));
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        add(new as isize - l.size() as isize);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
-/// The heap this thread holds after `f`, above what it held before.
-fn held_after<T>(f: impl FnOnce() -> T) -> (isize, T) {
-    let base = CURRENT.with(Cell::get);
-    let out = f();
-    (CURRENT.with(Cell::get) - base, out)
-}
-
-/// The peak heap growth of this thread while `f` runs.
-fn peak_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let base = CURRENT.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let out = f();
-    let peak = PEAK.with(Cell::get) - base;
-    (peak.max(0) as usize, out)
-}
 
 fn pair(max_unacked: usize) -> Pair {
     let mut sm = SmSettings::new();
