@@ -466,3 +466,91 @@ fn fast_and_inline_resume_is_one_round_trip_after_tls() {
         "one round trip after the post-TLS header"
     );
 }
+
+/// `FastPolicy::only`: asked for by name, the token is for that variant
+/// though the server offers stronger ones; a token of another variant is
+/// not used; a variant the server does not offer, or the channel cannot
+/// carry (`-UNIQ` on TLS 1.3), stops the login before anything is sent.
+#[test]
+fn a_named_variant_or_an_error_before_sending() {
+    let all: Vec<&str> = HtMechanism::ALL.iter().map(|m| m.name()).collect();
+    let named = |names: &[&str]| {
+        let mut c = client();
+        c.fast.only = Some(names.iter().map(|n| n.to_string()).collect());
+        c
+    };
+    let mut got = 0;
+    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let sim = tls(version);
+        for m in HtMechanism::ALL {
+            let name = m.name();
+            let p = connect(named(&[name]), server(&all), alice_store(), &sim, None);
+            if !m.usable_with(Some(&sim.client)) {
+                assert!(
+                    matches!(
+                        p.client_error(),
+                        Some(ClientError::Policy(PolicyError::FastRequest(e)))
+                            if e.refused == [(name.to_owned(), FastRefusal::NeedsChannelBinding)]
+                    ),
+                    "{name} on {version:?}: {:?}",
+                    p.client_events
+                );
+                assert_eq!(authenticates(&p), 0);
+                continue;
+            }
+            assert!(p.client.is_ready(), "{name}: {:?}", p.client_events);
+            let issued = tokens(&p);
+            assert_eq!(issued.len(), 1, "{name}");
+            assert_eq!(issued[0].mechanism, name);
+            let again = connect(
+                named(&[name]),
+                server(&all),
+                p.store.clone(),
+                &sim,
+                Some(&issued[0]),
+            );
+            assert_eq!(mechanism(&again).as_deref(), Some(name));
+            got += 1;
+        }
+    }
+    assert_eq!(got, 21);
+
+    let sim = tls(TlsVersion::Tls13);
+    let prosody = ["HT-SHA-256-EXPR", "HT-SHA-256-NONE"];
+    // A token of another variant: not used, nothing sent.
+    let first = connect(client(), server(&prosody), alice_store(), &sim, None);
+    let expr = tokens(&first).pop().unwrap();
+    assert_eq!(expr.mechanism, "HT-SHA-256-EXPR");
+    let p = connect(
+        named(&["HT-SHA-256-NONE"]),
+        server(&prosody),
+        first.store.clone(),
+        &sim,
+        Some(&expr),
+    );
+    assert_eq!(
+        p.client_error(),
+        Some(&ClientError::Policy(PolicyError::FastToken(
+            FastRefusal::NotAllowed
+        )))
+    );
+    assert_eq!(authenticates(&p), 0);
+    // Not offered: the error names it and the offer; no password login.
+    let p = connect(
+        named(&["HT-SHA-256-ENDP"]),
+        server(&prosody),
+        alice_store(),
+        &sim,
+        None,
+    );
+    let Some(ClientError::Policy(PolicyError::FastRequest(e))) = p.client_error() else {
+        panic!("{:?}", p.client_events)
+    };
+    assert_eq!(
+        e.refused,
+        [("HT-SHA-256-ENDP".to_owned(), FastRefusal::NotOffered)]
+    );
+    assert_eq!(e.offered, prosody);
+    assert_eq!(authenticates(&p), 0);
+    assert!(!p.client.is_ready());
+}

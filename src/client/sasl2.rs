@@ -194,7 +194,9 @@ impl Client {
                 }
             }
         }
-        self.sasl2_inline_requests(feature, &mut auth, &mut exchange);
+        if let Err(e) = self.sasl2_inline_requests(feature, &mut auth, &mut exchange) {
+            return self.fail(ClientError::Policy(PolicyError::FastRequest(e)));
+        }
         let el = auth.to_element();
         // The initial response may hold a password (PLAIN): the element's
         // copy goes with it.
@@ -207,28 +209,29 @@ impl Client {
     /// `<authenticate/>`, reading its part of the server's offer
     /// (`feature.extra_inline`). FAST: `<fast/>` on a token login;
     /// `<request-token/>` on a password login when the policy asks for a
-    /// token ([`FastPolicy::token_mechanism`](crate::fast::FastPolicy::token_mechanism)).
+    /// token ([`FastPolicy::token_request`](crate::fast::FastPolicy::token_request)).
+    /// An error when the policy names the mechanisms (`only`) and none
+    /// can be had: nothing is sent.
     fn sasl2_inline_requests(
         &mut self,
         feature: &Sasl2Feature,
         auth: &mut Authenticate,
         x: &mut Sasl2Exchange,
-    ) {
+    ) -> Result<(), crate::fast::FastRequestRefused> {
         if x.token_login.is_some() {
             auth.extra.push(FastAuth::default().to_element());
             x.token_mechanism = Some(x.mech.name().to_owned());
-            return;
+            return Ok(());
         }
         if !matches!(self.config.credentials, Credentials::Password { .. }) {
-            return;
+            return Ok(());
         }
-        let Some(fast) = feature.extra_inline.iter().find_map(FastFeature::parse) else {
-            return;
-        };
-        let chosen =
-            self.config
-                .fast
-                .token_mechanism(&fast, &self.config.mechanisms, self.tls.as_ref());
+        let fast = feature.extra_inline.iter().find_map(FastFeature::parse);
+        let chosen = self.config.fast.token_request(
+            fast.as_ref(),
+            &self.config.mechanisms,
+            self.tls.as_ref(),
+        )?;
         if let Some(mechanism) = chosen {
             let request = RequestToken {
                 mechanism: mechanism.to_owned(),
@@ -236,6 +239,7 @@ impl Client {
             auth.extra.push(request.to_element());
             x.token_mechanism = Some(request.mechanism);
         }
+        Ok(())
     }
 
     /// The hook where an inline extension reads its results in

@@ -32,7 +32,7 @@ mod token;
 pub use elements::{
     parse_token, token_element, FastAuth, FastFeature, FastParseError, RequestToken,
 };
-pub use policy::{AfterFailure, FastPolicy, FastRefusal};
+pub use policy::{AfterFailure, FastPolicy, FastRefusal, FastRequestRefused};
 pub use token::{BadExpiry, Expiry, FastToken, TokenSlot, TokenSlots};
 
 use crate::sasl::ht::HtMechanism;
