@@ -1269,12 +1269,28 @@ impl StreamReader {
         {
             return (t.element.clone(), cost::element(name));
         }
-        let ns = match decl {
+        let ns = self.decl_ns(decl);
+        let cost = cost::template(name, ns);
+        match super::known::element(name, ns) {
+            Some(el) => (el, cost),
+            None => self.new_element(decl, name, cost),
+        }
+    }
+
+    /// The namespace name of declaration `decl`.
+    fn decl_ns(&self, decl: usize) -> &str {
+        match decl {
             UNDECLARED_STREAM => ns::STREAM,
             _ => self.decls.get(decl).map_or(ns::XML, |d| d.ns.as_str()),
-        };
+        }
+    }
+
+    /// An element no template and no table knows: built, and the
+    /// second of its kind in a top-level element made a template.
+    fn new_element(&mut self, decl: usize, name: &str, cost: usize) -> (Element, usize) {
+        let ns = self.decl_ns(decl);
         let el = Element::bare(name, ns);
-        let cost = cost::template(name, ns);
+        let persistent = decl < self.header_decls && ns.len() <= MAX_PERSISTENT_NS;
         if self.templates.len() >= MAX_TEMPLATES || name.len() > MAX_TEMPLATE_NAME {
             return (el, cost);
         }
@@ -1284,7 +1300,6 @@ impl StreamReader {
             self.seen.push(key);
             return (el, cost);
         }
-        let persistent = decl < self.header_decls && ns.len() <= MAX_PERSISTENT_NS;
         self.templates.push(Template {
             decl,
             persistent,
