@@ -1450,11 +1450,7 @@ impl Server {
 
     fn on_starttls(&mut self, t: TlsElement) {
         // A pre-1.0 stream got no features, so no STARTTLS offer.
-        let pre_1_0 = self
-            .core
-            .reader
-            .header()
-            .is_none_or(StreamHeader::is_pre_1_0);
+        let pre_1_0 = self.core.reader.header_is_pre_1_0().unwrap_or(true);
         let offered = matches!(
             self.config.tls,
             ServerTls::StartTlsRequired | ServerTls::StartTlsOptional
