@@ -559,6 +559,9 @@ fn memory(setup: &Setup, limits: Limits) -> Memory {
     // session's heap does not include it.
     let (cc, sc) = setup.configs_with(limits);
     let shared = (cc.clone(), sc.clone());
+    // A host's first connection fills what a configuration caches for
+    // all (its serialised features): counted is any later one.
+    setup.negotiate(cc.clone(), sc.clone(), None);
     counting_start();
     let (client, server) = setup.negotiate(cc, sc, None);
     let allocations = ALLOCATIONS.load(Relaxed);

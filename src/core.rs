@@ -315,6 +315,22 @@ impl<E, Err: Clone> Core<E, Err> {
         written
     }
 
+    /// `el` as [`write`](Self::write) would write it on this stream, in
+    /// a buffer of its own (to write again with
+    /// [`write_serialized`](Self::write_serialized)).
+    pub fn serialize(&self, el: &Element) -> Result<Vec<u8>, WriteError> {
+        let mut bytes = Vec::new();
+        self.writer.write_element(&mut bytes, el)?;
+        Ok(bytes)
+    }
+
+    /// Writes what [`serialize`](Self::serialize) made for a stream of
+    /// the same framing and content namespace.
+    pub fn write_serialized(&mut self, bytes: &[u8]) {
+        out_ready(&mut self.out).extend_from_slice(bytes);
+        self.seal();
+    }
+
     /// Writes a SASL element that carries no text: a base64 payload or
     /// none (the hot path of every authentication).
     pub fn write_sasl(&mut self, el: SaslPayload<'_>) {
