@@ -884,14 +884,12 @@ fn the_client_asks_for_the_strongest_token_mechanism_it_can_use_later() {
 #[test]
 fn a_named_token_mechanism_is_that_one_or_an_error() {
     let mechs = xmpp_sansio::client::ClientMechanisms::builtin();
-    let prosody13 = FastFeature {
-        mechanisms: vec!["HT-SHA-256-EXPR".into(), "HT-SHA-256-NONE".into()],
+    let offer = |names: &[&str]| FastFeature {
+        mechanisms: names.iter().map(|n| n.to_string()).collect(),
         tls_0rtt: false,
     };
-    let prosody12 = FastFeature {
-        mechanisms: vec!["HT-SHA-256-UNIQ".into(), "HT-SHA-256-NONE".into()],
-        tls_0rtt: false,
-    };
+    let prosody13 = offer(&["HT-SHA-256-EXPR", "HT-SHA-256-NONE"]);
+    let prosody12 = offer(&["HT-SHA-256-UNIQ", "HT-SHA-256-NONE"]);
     let only = |names: &[&str]| FastPolicy {
         request_token: true,
         only: Some(names.iter().map(|n| n.to_string()).collect()),
@@ -932,10 +930,7 @@ fn a_named_token_mechanism_is_that_one_or_an_error() {
     );
     // -UNIQ on TLS 1.3: refused by the client even when a server offers
     // it (XEP-0484: tls-unique is not defined there).
-    let offers_uniq = FastFeature {
-        mechanisms: vec!["HT-SHA-256-UNIQ".into()],
-        tls_0rtt: false,
-    };
+    let offers_uniq = offer(&["HT-SHA-256-UNIQ"]);
     let uniq13 = only(&["HT-SHA-256-UNIQ"])
         .token_request(Some(&offers_uniq), &mechs, Some(&t13))
         .unwrap_err();
