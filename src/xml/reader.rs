@@ -486,9 +486,9 @@ pub struct StreamReader {
     pending_bytes: usize,
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
-    /// The parser has just returned a top-level element of a TCP stream
-    /// and consumed nothing since: it holds no partial token, so the next
-    /// bytes may be taken without it (see [`sm_shortcut`]).
+    /// The parser has just returned a top-level element or the header of
+    /// a TCP stream and consumed nothing since: it holds no partial token, so the next
+    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)).
     at_rest: bool,
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
@@ -886,7 +886,7 @@ impl StreamReader {
         }
         loop {
             if self.at_rest {
-                if let Some(el) = self.sm_shortcut(input, gate) {
+                if let Some(el) = self.shortcut(input, gate) {
                     return Ok(Some(StreamEvent::Element(el)));
                 }
             }
@@ -922,7 +922,9 @@ impl StreamReader {
                 }
             };
             if let Some(out) = self.handle(ev, gate)? {
-                self.at_rest = matches!(out, StreamEvent::Element(_))
+                // After a top-level element or the header, the parser
+                // waits for the next element: nothing of it is held.
+                self.at_rest = matches!(out, StreamEvent::Element(_) | StreamEvent::Header(_))
                     && self.messages.is_none()
                     && matches!(self.state, State::Open)
                     && self.stack.is_empty()
@@ -932,42 +934,20 @@ impl StreamReader {
         }
     }
 
-    /// Stream management's `<r/>` and `<a h/>` come every few stanzas:
-    /// in the exact form this crate and Prosody write them
-    /// (`<r xmlns='urn:xmpp:sm:3'/>`, `<a xmlns='urn:xmpp:sm:3' h='7'/>`),
-    /// at rest between top-level elements, they are taken without the
-    /// parser, which would spend more on them than on a short stanza.
-    /// They declare their own namespace and close themselves, so the
-    /// parser's state is the same whether it saw them or not; every
-    /// other form (quotes, spaces, another prefix, a split read) goes
-    /// through the parser. The gate decides as for any element: a
-    /// refusal leaves them to the parser, which fails as it would.
-    fn sm_shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
-        const R: &[u8] = b"<r xmlns='urn:xmpp:sm:3'/>";
-        const A: &[u8] = b"<a xmlns='urn:xmpp:sm:3' h='";
-        let (len, el) = if input.starts_with(R) {
-            (R.len(), Element::builder("r", ns::SM).build())
-        } else if input.starts_with(A) {
-            let rest = &input[A.len()..];
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if !(1..=10).contains(&digits) || rest.get(digits..digits + 3) != Some(b"'/>") {
-                return None;
-            }
-            let h = std::str::from_utf8(&rest[..digits]).ok()?;
-            // A value the parser would keep as it is: no leading zero
-            // games, within u32 (anything else is the parser's and the
-            // role's to judge).
-            if (digits > 1 && h.starts_with('0')) || h.parse::<u32>().is_err() {
-                return None;
-            }
-            let el = Element::builder("a", ns::SM)
-                .attr(rxml::NcName::try_from("h").ok()?, h)
-                .build();
-            (A.len() + digits + 3, el)
-        } else {
+    /// An element in one of the exact forms [`shortcut`](super::shortcut)
+    /// takes without the parser, at rest between top-level elements. The
+    /// gate decides as for any element: a refusal leaves it to the
+    /// parser, which fails as it would.
+    fn shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
+        let max_text = self
+            .limits
+            .max_token_bytes
+            .min(self.limits.max_element_bytes);
+        let (len, el, ns) = super::shortcut::take(input, max_text)?;
+        if len > self.limits.max_element_bytes {
             return None;
-        };
-        if gate(el.name(), ns::SM).is_err() {
+        }
+        if gate(el.name(), ns).is_err() {
             return None;
         }
         *input = &input[len..];
