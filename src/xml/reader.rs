@@ -490,6 +490,10 @@ pub struct StreamReader {
     /// a TCP stream and consumed nothing since: it holds no partial token, so the next
     /// bytes may be taken without it (see [`shortcut`](Self::shortcut)).
     at_rest: bool,
+    /// The last two bytes the parser consumed: a header ends its tag with
+    /// `>`, and one closed by `/>` leaves the stream's end pending in the
+    /// parser (no rest then).
+    last_two: [u8; 2],
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
     messages: Option<Box<Messages>>,
@@ -565,6 +569,7 @@ impl StreamReader {
             pending_bytes: 0,
             prolog_started: false,
             at_rest: false,
+            last_two: [0; 2],
             messages: None,
             see_other_uri: None,
         }
@@ -895,6 +900,11 @@ impl StreamReader {
             let consumed = before.len() - input.len();
             if consumed > 0 {
                 self.at_rest = false;
+                self.last_two = match before[..consumed] {
+                    [.., a, b] => [a, b],
+                    [b] => [self.last_two[1], b],
+                    [] => self.last_two,
+                };
             }
             self.pending_bytes += consumed;
             if !self.started && before[..consumed].iter().any(|b| !is_space(*b)) {
@@ -923,8 +933,15 @@ impl StreamReader {
             };
             if let Some(out) = self.handle(ev, gate)? {
                 // After a top-level element or the header, the parser
-                // waits for the next element: nothing of it is held.
-                self.at_rest = matches!(out, StreamEvent::Element(_) | StreamEvent::Header(_))
+                // waits for the next element: nothing of it is held
+                // (unless the header closed itself: its end is pending).
+                let header_open = matches!(self.last_two, [a, b'>'] if a != b'/');
+                let rest = match out {
+                    StreamEvent::Element(_) => true,
+                    StreamEvent::Header(_) => header_open,
+                    _ => false,
+                };
+                self.at_rest = rest
                     && self.messages.is_none()
                     && matches!(self.state, State::Open)
                     && self.stack.is_empty()
