@@ -25,7 +25,10 @@
 #                   (mod_sasl2_fast registers HT-SHA-256-{NONE,UNIQ,ENDP,EXPR}; mod_sasl2's handler carries
 #                   tls-exporter on 1.3, tls-unique on 1.2, never tls-server-end-point) offers -EXPR and -NONE
 #                   on 1.3, -UNIQ and -NONE on 1.2; the example server offers all twelve its TLS can carry;
-#   prosody-never:  --sasl2 never: RFC 6120 SASL against the same Prosody (no `-- SASL2` note).
+#   prosody-never:  --sasl2 never: RFC 6120 SASL against the same Prosody (no `-- SASL2` note);
+#   fastlife-*:     FAST token life on a second example server (--fast-ttl 8): rotation past half the
+#                   lifetime, the count kept in the token file (with and without --sm), a replayed count and
+#                   the old token refused, --fast-invalidate.
 # Reads the peer's environment (XMPP_HOST XMPP_PORT XMPP_DOMAIN XMPP_CA_CERT; interop/run.sh exports peer.env);
 # starts the example server itself (127.0.0.1:0, a throw-away certificate, stopped by PID). One PASS/FAIL line
 # per case (each bounded by CASE_TIMEOUT, 30 s), then "sasl2_tests: N passed, N failed".
@@ -171,6 +174,54 @@ else
       "${SARGS[@]}"
     if grep -q '^RESUMED ' "$slog"; then pass "server-log" "the server logged RESUMED"
     else fail "server-log" "no RESUMED line in $slog"; fi
+  fi
+fi
+# ---------- FAST token life on the example server (--sasl2 --fast-ttl 8): rotation, count, invalidate
+# A password login gets a token; 5 s later (past half its 8 s lifetime) a token login gets a rotated one
+# (FAST-ROTATE, the file rewritten); the new token logs in (with --sm: the file kept there too) and the old
+# one is then refused; a copy of the file from before a login replays its count: refused (not-authorized);
+# --fast-invalidate logs in and removes the file (FAST-INVALIDATE), after which the token is refused.
+if [ ! -f "$LOGDIR/cert.pem" ]; then
+  skip "fastlife-*" "no throw-away certificate"
+else
+  flog="$LOGDIR/server-fastlife.log"
+  "$BIN" --listen 127.0.0.1:0 --domain sansio.test --tls starttls --cert "$LOGDIR/cert.pem" --key "$LOGDIR/key.pem" \
+    --user alice:secret --sasl2 --sm --fast-ttl 8 >"$flog" 2>&1 &
+  PIDS+=($!)
+  FPORT="$(harness_port "$flog")"
+  if [ -z "$FPORT" ]; then
+    fail "fastlife-start" "no LISTENING line"; tail -n 5 "$flog" | sed 's/^/  | /'
+  else
+    FA=(--host 127.0.0.1 --port "$FPORT" --jid alice@sansio.test --ca-file "$LOGDIR/cert.pem" --sasl2 require
+      --user-agent-id "$UA")
+    tok="$LOGDIR/fastlife.token"; rm -f "$tok"
+    check fastlife-token '^-- FAST token for HT-[A-Z0-9-]+ saved to && ^OK ' "a password login gets a token" \
+      "$CLIENT" "${FA[@]}" --password secret --fast-token-file "$tok"
+    [ -f "$tok" ] && cp "$tok" "$tok.first"
+    sleep 5
+    check fastlife-rotate '^-- FAST count 1$ && ^-- authenticated with HT- && ^-- FAST token for HT-[A-Z0-9-]+ saved to && ^OK ' \
+      "a token login past half the lifetime gets a rotated token" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok"
+    if grep -q '^FAST-ROTATE alice@sansio.test ' "$flog" && ! cmp -s <(sed -n 2p "$tok") <(sed -n 2p "$tok.first"); then
+      pass fastlife-rotated "the server logged FAST-ROTATE and the file holds a new token"
+    else fail fastlife-rotated "no FAST-ROTATE line or the same token"; fi
+    [ -f "$tok" ] && cp "$tok" "$tok.before"
+    check fastlife-new-sm '^-- FAST count 1$ && ^-- authenticated with HT- && ^OK .* sm=' \
+      "the rotated token logs in, with --sm" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok" --sm
+    check fastlife-old '^ERROR sasl credentials-expired' "the old token is refused once the new one was used" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok.first"
+    check fastlife-replay '^-- FAST count 1$ && ^ERROR sasl not-authorized' "a count already used is refused" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok.before"
+    [ -f "$tok" ] && cp "$tok" "$tok.last"
+    check fastlife-invalidate '^-- FAST count 2$ && ^-- FAST token for HT-[A-Z0-9-]+ invalidated by the server: removed$ && ^OK ' \
+      "--fast-invalidate logs in and drops the token" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok" --fast-invalidate
+    if [ ! -e "$tok" ] && grep -q '^FAST-INVALIDATE alice@sansio.test ' "$flog"; then
+      pass fastlife-invalidated "the file is removed and the server logged FAST-INVALIDATE"
+    else fail fastlife-invalidated "the file is still there or no FAST-INVALIDATE line"; fi
+    check fastlife-after '^ERROR sasl credentials-expired' "the invalidated token is refused" \
+      "$CLIENT" "${FA[@]}" --password wrong-password --fast-token-file "$tok.last"
   fi
 fi
 finish

@@ -42,6 +42,8 @@ pub(super) struct Sasl2Exchange {
     token_mechanism: Option<String>,
     /// The offer, kept for a password login after a refused token.
     feature: Option<Box<Sasl2Feature>>,
+    /// The token login asked for its token to be invalidated.
+    invalidate: bool,
 }
 
 /// What a password login after a refused FAST token needs besides the
@@ -95,6 +97,17 @@ impl Client {
     /// token's expiry. Call it before the server's features arrive.
     pub fn use_fast_token(&mut self, token: FastToken, now_unix: i64) {
         self.fast_token = Some((token, now_unix));
+    }
+
+    /// The next login with the FAST token (given to
+    /// [`use_fast_token`](Self::use_fast_token)) asks the server to
+    /// invalidate it (`<fast invalidate='true'/>`, XEP-0484 section 3.5:
+    /// a log-out): once it succeeded, the client reports
+    /// [`ClientEvent::FastTokenInvalidated`] and holds no token, and a
+    /// token in that `<success/>` is ignored. The session goes on (close
+    /// it to log out). Call it before the server's features arrive.
+    pub fn invalidate_fast_token(&mut self) {
+        self.fast_invalidate = true;
     }
 
     /// The FAST token the client holds: the one given to
@@ -157,6 +170,7 @@ impl Client {
             feature: token_login.as_ref().map(|_| Box::new(feature.clone())),
             token_login,
             token_mechanism: None,
+            invalidate: false,
         };
         // Resume inline, when the server can; Bind 2 as well, so that a
         // failed resumption still binds.
@@ -219,8 +233,24 @@ impl Client {
         x: &mut Sasl2Exchange,
     ) -> Result<(), crate::fast::FastRequestRefused> {
         if x.token_login.is_some() {
-            auth.extra.push(FastAuth::default().to_element());
-            x.token_mechanism = Some(x.mech.name().to_owned());
+            let mut fast = FastAuth {
+                count: None,
+                invalidate: self.fast_invalidate,
+            };
+            if let (true, Some((token, _))) = (self.config.fast.send_count, &mut self.fast_token) {
+                // Counted before it is sent: the host keeps the count
+                // even if this attempt goes nowhere.
+                token.count = token.count.saturating_add(1);
+                fast.count = Some(token.count);
+                self.core
+                    .push_event(ClientEvent::FastTokenCounted(token.clone()));
+            }
+            auth.extra.push(fast.to_element());
+            x.invalidate = fast.invalidate;
+            // A log-out takes no new token.
+            if !fast.invalidate {
+                x.token_mechanism = Some(x.mech.name().to_owned());
+            }
             return Ok(());
         }
         if !matches!(self.config.credentials, Credentials::Password { .. }) {
@@ -244,9 +274,18 @@ impl Client {
 
     /// The hook where an inline extension reads its results in
     /// `<success/>` and reports them. FAST: a `<token/>` (asked for, or a
-    /// rotation) becomes [`ClientEvent::FastToken`] and the token held.
+    /// rotation) becomes [`ClientEvent::FastToken`] and the token held;
+    /// after an invalidating login, [`ClientEvent::FastTokenInvalidated`].
     /// `false` when the stream failed.
     fn sasl2_inline_results(&mut self, x: &Sasl2Exchange, success: &Success) -> bool {
+        if x.invalidate {
+            self.fast_invalidate = false;
+            if let Some((token, _)) = self.fast_token.take() {
+                self.core.push_event(ClientEvent::FastTokenInvalidated {
+                    mechanism: token.mechanism,
+                });
+            }
+        }
         let Some(mechanism) = &x.token_mechanism else {
             // No token asked for, none used: a `<token/>` would be bound
             // to no known mechanism; ignored.

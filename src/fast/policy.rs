@@ -38,6 +38,14 @@ pub struct FastPolicy {
     /// that must have one sets
     /// [`Sasl2Policy::Require`](crate::sasl2::Sasl2Policy::Require).
     pub only: Option<Vec<String>>,
+    /// On a token login, send the replay counter (`<fast count/>`,
+    /// XEP-0484 section 3.4): the token's
+    /// [`count`](FastToken::count) plus one, reported before the login
+    /// in [`ClientEvent::FastTokenCounted`](crate::client::ClientEvent::FastTokenCounted)
+    /// for the host to store. Off by default (xmpp.js, Conversations and
+    /// Prosody send none; a server that keeps counts refuses a count it
+    /// has seen, so a host that turns it on must keep the counted token).
+    pub send_count: bool,
 }
 
 /// Why the client cannot log in with its token on this stream.

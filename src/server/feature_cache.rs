@@ -13,12 +13,15 @@ use crate::xml::StreamWriter;
 /// means an unusual configuration, which then writes without it.
 const MAX_ENTRIES: usize = 16;
 
+/// A feature set, the writer it was written for, and its bytes.
+type Entry = (StreamWriter, StreamFeatures, Arc<[u8]>);
+
 /// Serialised feature sets by writer (framing and content namespace).
 /// Shared by the connections of one
 /// [`ServerConfig`](super::ServerConfig) (a clone starts empty).
 #[derive(Default)]
 pub(crate) struct FeatureCache {
-    entries: RwLock<Vec<(StreamWriter, StreamFeatures, Arc<[u8]>)>>,
+    entries: RwLock<Vec<Entry>>,
 }
 
 impl Clone for FeatureCache {

@@ -81,22 +81,23 @@ impl Store {
     }
 
     /// The host's answer to [`ServerEvent::IssueFastToken`]: promotes the
-    /// slot the login used, and issues a token (on a token login only
-    /// when rotating), valid for a day from the fixed clock
-    /// [`FAST_NOW`].
+    /// slot the login used and keeps its count, and issues a token (on a
+    /// token login only when rotating), valid for a day from the fixed
+    /// clock [`FAST_NOW`].
     pub fn issue_fast_token(
         &mut self,
         user: &str,
         user_agent_id: Option<&str>,
         mechanism: &str,
         used: Option<TokenSlot>,
+        count: Option<u32>,
     ) -> Option<FastToken> {
         let slots = self
             .fast
             .entry((user.to_owned(), user_agent_id.map(str::to_owned)))
             .or_default();
         if let Some(slot) = used {
-            slots.promote(slot);
+            slots.record_use(slot, count);
             if !self.fast_rotate {
                 return None;
             }
@@ -250,6 +251,12 @@ pub struct Pair {
     /// (off: the test answers).
     pub detached: HashMap<String, xmpp_sansio::sm::SmState>,
     pub answer_resume: bool,
+    /// The configurations, kept as a host keeps them for all its
+    /// connections: a session dropped alone frees only the session.
+    pub configs: (
+        std::sync::Arc<xmpp_sansio::client::ClientConfig>,
+        std::sync::Arc<xmpp_sansio::server::ServerConfig>,
+    ),
 }
 
 impl Pair {
@@ -271,7 +278,11 @@ impl Pair {
         (client_seed, server_seed): (u64, u64),
     ) -> Pair {
         let now = Instant::now();
-        let (client, server) = (client.build().unwrap(), server.build().unwrap());
+        let (client, server) = (
+            std::sync::Arc::new(client.build().unwrap()),
+            std::sync::Arc::new(server.build().unwrap()),
+        );
+        let configs = (client.clone(), server.clone());
         assert_eq!(client.framing, server.framing, "one framing for both sides");
         let websocket = client.framing == xmpp_sansio::Framing::WebSocket;
         let (direct_client, direct_server) = (
@@ -313,6 +324,7 @@ impl Pair {
             bind_answer: None,
             detached: HashMap::new(),
             answer_resume: false,
+            configs,
         }
     }
 
@@ -442,6 +454,7 @@ impl Pair {
                     user_agent_id,
                     mechanism,
                     used,
+                    count,
                 } => {
                     let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
                     let token = self.store.issue_fast_token(
@@ -449,8 +462,19 @@ impl Pair {
                         user_agent_id.as_deref(),
                         mechanism,
                         *used,
+                        *count,
                     );
-                    let _ = self.server.answer_fast_token(self.now, token);
+                    let _ = self.server.answer(self.now, token);
+                }
+                ServerEvent::FastTokenInvalidated {
+                    jid,
+                    user_agent_id,
+                    used,
+                } => {
+                    let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                    if let Some(slots) = self.store.fast.get_mut(&(user, user_agent_id.clone())) {
+                        slots.invalidate(*used);
+                    }
                 }
                 ServerEvent::Bind { resource, .. } => {
                     if self.slow_host {

@@ -61,9 +61,12 @@ macro_rules! help_options_middle {
                         stream management inline) | require | never (RFC 6120 SASL)
     --user-agent-id U   SASL2's user-agent id: a UUID this installation keeps
     --fast-token-file F FAST (XEP-0484): when F holds a token, log in with it (no
-                        password fallback); on a password login ask for a token and
-                        save it to F; a token the server rotates rewrites F, one it
-                        refuses is removed (over SASL2; not with --sm)
+                        password fallback) sending XEP-0484's count (kept in F);
+                        on a password login ask for a token and save it to F; a token
+                        the server rotates rewrites F, one it refuses is removed
+                        (over SASL2; with or without --sm)
+    --fast-invalidate   with --fast-token-file: log in with the token and ask the
+                        server to invalidate it (a log-out); F is removed
     --fast-mechanism M  with --fast-token-file: ask for a token of this FAST mechanism
                         only (HT-SHA-256-EXPR, HT-SHA-256-NONE, ...; a comma list:
                         the first usable, in that order), and log in only with a
@@ -141,6 +144,8 @@ pub struct Args {
     /// `--fast-mechanism M[,M...]`: the FAST mechanisms allowed, in order
     /// of preference (`FastPolicy::only`).
     pub fast_mechanisms: Option<Vec<String>>,
+    /// `--fast-invalidate`.
+    pub fast_invalidate: bool,
     /// `--sm-state-file F`: where the session's state is kept.
     pub sm_state_file: Option<std::path::PathBuf>,
     /// `--message TEXT`: sent to the client's own full JID.
@@ -169,6 +174,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut user_agent_id = None;
     let mut fast_token_file = None;
     let mut fast_mechanisms = None;
+    let mut fast_invalidate = false;
     let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
@@ -208,6 +214,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 }
                 fast_mechanisms = Some(names);
             }
+            "--fast-invalidate" => fast_invalidate = true,
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
             "--linger" => {
@@ -305,6 +312,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         user_agent_id,
         fast_token_file,
         fast_mechanisms,
+        fast_invalidate,
         sm_state_file,
         message,
         hangup,
@@ -325,6 +333,9 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             _ => xmpp_sansio::sasl2::Sasl2Policy::Require,
         };
+    }
+    if a.fast_invalidate && a.fast_token_file.is_none() {
+        return Err("--fast-invalidate goes with --fast-token-file".into());
     }
     if a.hangup && a.linger.is_some() {
         return Err("--hangup or --linger, not both".into());
@@ -513,13 +524,19 @@ impl Args {
             ua.software = Some("xmpp-sansio client".into());
             config.user_agent = Some(ua);
         }
-        config.fast.request_token = self.fast_token_file.is_some();
+        config.fast.request_token = self.fast_token_file.is_some() && !self.fast_invalidate;
         config.fast.only = self.fast_mechanisms.clone();
+        config.fast.send_count = self.fast_token_file.is_some();
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
         let mut client = Client::new(config, std::time::Instant::now());
         if let Some(path) = &self.fast_token_file {
             if let Some(token) = crate::tool::fast_token_file::load(path)? {
                 client.use_fast_token(token, crate::tool::fast_token_file::unix_now());
+                if self.fast_invalidate {
+                    client.invalidate_fast_token();
+                }
+            } else if self.fast_invalidate {
+                return Err(format!("{}: no FAST token to invalidate", path.display()));
             }
         }
         Ok(match direct {
