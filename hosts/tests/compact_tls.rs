@@ -9,23 +9,19 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_rustls::client::TlsStream;
 use xmpp_sansio::sasl::channel_binding::ChannelBindingType;
 use xmpp_sansio_hosts::compact_tls::{self, CompactTls};
 use xmpp_sansio_hosts::server_tls::TlsSetup;
 
+mod common;
+
 const DOMAIN: &str = "sansio.test";
 
 fn pki() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec![DOMAIN.to_owned()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("certificate");
-    let key = PrivatePkcs8KeyDer::from(key.serialize_der()).into();
-    (cert.der().clone(), key)
+    common::pki(DOMAIN)
 }
 
 /// A client trusting `cert`, with only `suite` and its version.
