@@ -61,6 +61,7 @@ pub mod load;
 pub mod server_tls;
 pub mod sso;
 pub mod tls;
+mod tls_unique;
 pub mod tokio;
 #[doc(hidden)]
 pub mod tool;

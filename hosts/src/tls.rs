@@ -17,8 +17,10 @@
 //!   here; certificates whose algorithm has no single hash (Ed25519, Ed448)
 //!   or is unknown get no binding.
 //! - `tls-unique` (RFC 5929 section 3): the first Finished message of a TLS
-//!   1.2 handshake. rustls does not expose it, so this host never supplies
-//!   it (and it is undefined on TLS 1.3 anyway).
+//!   1.2 handshake. rustls does not expose it; the blocking client computes
+//!   it for a full TLS 1.2 handshake from the recorded handshake and the
+//!   master secret (see `tls_unique`). Not on a resumed handshake, not in the
+//!   tokio client (undefined on TLS 1.3 anyway).
 
 use std::io;
 use std::ops::{Deref, DerefMut};
@@ -169,6 +171,10 @@ pub fn client_config_with_auth(
         config.alpn_protocols = vec![p.to_vec()];
     }
     config.require_ems = require_ems;
+    if only != Some(TlsVersion::Tls13) {
+        // The TLS 1.2 master secret, for tls-unique.
+        config.key_log = Arc::new(crate::tls_unique::MasterSecrets);
+    }
     Ok(Arc::new(config))
 }
 
@@ -198,6 +204,17 @@ pub fn established(
     conn: &ClientConnection,
     choice: BindingChoice,
     ems_required: bool,
+) -> Result<Established, String> {
+    established_with(conn, choice, ems_required, None)
+}
+
+/// [`established`] with the recording of the handshake (the blocking
+/// client), from which tls-unique is computed on TLS 1.2.
+fn established_with(
+    conn: &ClientConnection,
+    choice: BindingChoice,
+    ems_required: bool,
+    recording: Option<&crate::tls_unique::Recording>,
 ) -> Result<Established, String> {
     let version = tls_version(conn).ok_or("tls: unknown protocol version")?;
     let wanted = |t: ChannelBindingType| match choice {
@@ -229,8 +246,19 @@ pub fn established(
             None => notes.push("no tls-server-end-point (no server certificate)".to_owned()),
         }
     }
-    if choice == BindingChoice::Only(ChannelBindingType::TlsUnique) {
-        notes.push("no tls-unique (rustls does not expose the Finished message)".to_owned());
+    if wanted(ChannelBindingType::TlsUnique) && version == TlsVersion::Tls12 {
+        let sha384 = conn
+            .negotiated_cipher_suite()
+            .is_some_and(|s| format!("{:?}", s.suite()).ends_with("SHA384"));
+        match recording.map(|r| crate::tls_unique::tls_unique(r, sha384)) {
+            Some(Ok(data)) => {
+                bindings.push(ChannelBinding::new(ChannelBindingType::TlsUnique, data))
+            }
+            Some(Err(why)) => notes.push(format!("no tls-unique ({why})")),
+            None => notes.push("no tls-unique (the handshake was not recorded)".to_owned()),
+        }
+    } else if choice == BindingChoice::Only(ChannelBindingType::TlsUnique) {
+        notes.push("no tls-unique (not TLS 1.2)".to_owned());
     }
     let kinds: Vec<&str> = bindings.iter().map(|b| b.kind.as_str()).collect();
     let mut summary = format!(
@@ -523,8 +551,8 @@ impl ServerCertVerifier for Verifier {
 /// by `deadline`. `pending`: bytes already read from the connection that
 /// belong to TLS (after `<proceed/>`); they go into rustls first.
 pub fn handshake<C, D, T>(
-    mut conn: C,
-    mut sock: T,
+    conn: C,
+    sock: T,
     pending: &[u8],
     deadline: Option<Instant>,
 ) -> Result<rustls::StreamOwned<C, T>, String>
@@ -533,8 +561,28 @@ where
     D: SideData,
     T: Transport,
 {
+    handshake_recorded(conn, sock, pending, deadline, None)
+}
+
+/// [`handshake`] that records the bytes each way in `recording` while
+/// handshaking (for tls-unique).
+fn handshake_recorded<C, D, T>(
+    mut conn: C,
+    mut sock: T,
+    pending: &[u8],
+    deadline: Option<Instant>,
+    mut recording: Option<&mut crate::tls_unique::Recording>,
+) -> Result<rustls::StreamOwned<C, T>, String>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<D>>,
+    D: SideData,
+    T: Transport,
+{
     sock.set_read_deadline(deadline)
         .map_err(|e| format!("io set_read_timeout: {e}"))?;
+    if let Some(r) = recording.as_deref_mut() {
+        r.add_read(pending);
+    }
     let mut rest = pending;
     while !rest.is_empty() {
         conn.read_tls(&mut rest)
@@ -543,7 +591,14 @@ where
             .map_err(|e| format!("tls handshake: {e}"))?;
     }
     while conn.is_handshaking() {
-        match conn.complete_io(&mut sock) {
+        let done = match recording.as_deref_mut() {
+            Some(rec) => conn.complete_io(&mut crate::tls_unique::Recorder {
+                inner: &mut sock,
+                rec,
+            }),
+            None => conn.complete_io(&mut sock),
+        };
+        match done {
             Ok(_) => {}
             // A host's transport wakes up for other inputs: go on.
             Err(e) if is_interrupt(&e) => {}
@@ -563,8 +618,14 @@ where
     }
     // Send whatever is left (the client Finished on TLS 1.2).
     while conn.wants_write() {
-        conn.write_tls(&mut sock)
-            .map_err(|e| format!("tls handshake: {e}"))?;
+        match recording.as_deref_mut() {
+            Some(rec) => conn.write_tls(&mut crate::tls_unique::Recorder {
+                inner: &mut sock,
+                rec,
+            }),
+            None => conn.write_tls(&mut sock),
+        }
+        .map_err(|e| format!("tls handshake: {e}"))?;
     }
     Ok(rustls::StreamOwned::new(conn, sock))
 }
@@ -607,9 +668,27 @@ pub fn blocking_connect(
 ) -> Result<Upgraded<BoxTransport>, String> {
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
+    // Record the handshake for tls-unique only when it is wanted and TLS
+    // 1.2 is possible (the configuration logs TLS 1.2 master secrets).
+    let unique = matches!(
+        binding,
+        BindingChoice::Auto | BindingChoice::Only(ChannelBindingType::TlsUnique)
+    ) && config.key_log.will_log("CLIENT_RANDOM");
     let conn = ClientConnection::new(config, name).map_err(|e| format!("tls client setup: {e}"))?;
-    let stream = handshake(conn, sock, pending, deadline)?;
-    let est = established(&stream.conn, binding, require_ems)?;
+    let mut recording = crate::tls_unique::Recording::default();
+    let stream = handshake_recorded(
+        conn,
+        sock,
+        pending,
+        deadline,
+        unique.then_some(&mut recording),
+    )?;
+    let est = established_with(
+        &stream.conn,
+        binding,
+        require_ems,
+        unique.then_some(&recording),
+    )?;
     Ok(Upgraded {
         stream: Box::new(stream),
         info: est.info,
