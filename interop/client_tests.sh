@@ -171,6 +171,9 @@ for mode in starttls direct; do
   V12=(); [ "$mode" = direct ] && V12=(--tls-version 1.2)
   case_ "$m-tls12-endpoint" ok "$TLS12|^-- authenticated with SCRAM-SHA-1-PLUS\$|^-- channel binding: tls-server-end-point\$|$ECHO" -- \
     "${M[@]}" --jid "alice@$T12" --password secret --channel-binding tls-server-end-point "${V12[@]}"
+  # tls-unique: computed by the blocking client from the recorded TLS 1.2 handshake (hosts/src/tls_unique.rs)
+  case_ "$m-tls12-unique" ok "$TLS12|^-- authenticated with SCRAM-SHA-1-PLUS\$|^-- channel binding: tls-unique\$|$ECHO" -- \
+    "${M[@]}" --jid "alice@$T12" --password secret --channel-binding tls-unique "${V12[@]}"
   case_ "$m-wrong-password" "error:^ERROR sasl not-authorized" "" -- \
     "${M[@]}" --jid "alice@$D" --password wrong-password
 done

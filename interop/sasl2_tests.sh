@@ -20,8 +20,9 @@
 #                   (`-- FAST token for HT-... saved`) and a login with that token alone (the password given is
 #                   wrong) says `-- FAST HT-...` on the TLS version asked for (*-login); elsewhere the client
 #                   refuses before logging in, saying why (`ERROR fast no-token-mechanism (HT-...: ...)`,
-#                   *-refused): -UNIQ on TLS 1.3 (not defined there: XEP-0484), -UNIQ on TLS 1.2 (rustls gives
-#                   no tls-unique; Prosody offers it there), a variant the peer does not offer. Prosody 13
+#                   *-refused): -UNIQ on TLS 1.3 (not defined there: XEP-0484), a variant the peer does not
+#                   offer (the server tool has no tls-unique, so no -UNIQ). -UNIQ on TLS 1.2 against Prosody
+#                   is a token login (the blocking client computes tls-unique: hosts/src/tls_unique.rs). Prosody 13
 #                   (mod_sasl2_fast registers HT-SHA-256-{NONE,UNIQ,ENDP,EXPR}; mod_sasl2's handler carries
 #                   tls-exporter on 1.3, tls-unique on 1.2, never tls-server-end-point) offers -EXPR and -NONE
 #                   on 1.3, -UNIQ and -NONE on 1.2; the example server offers all twelve its TLS can carry;

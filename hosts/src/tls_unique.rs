@@ -281,6 +281,96 @@ mod tests {
         assert_eq!(out, hex(PRF_SHA256_OUT));
     }
 
+    fn record(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3];
+        r.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(body.len()).unwrap().to_be_bytes();
+        let mut m = vec![kind, len[1], len[2], len[3]];
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn client_hello() -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend((0..32u8).map(|i| i + 100));
+        body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2b, 1, 0]);
+        message(CLIENT_HELLO, &body)
+    }
+
+    const CCS: &[u8] = &[1];
+
+    #[test]
+    fn a_full_handshake_transcript_is_in_wire_order_without_the_ticket() {
+        let ch = client_hello();
+        let (sh, cert, ske, shd) = (
+            message(2, b"server hello"),
+            message(11, b"cert"),
+            message(12, b"ske"),
+            message(SERVER_HELLO_DONE, b""),
+        );
+        let ticket = message(4, b"ticket");
+        let cke = message(16, b"cke");
+        let mut server = record(HANDSHAKE, &[sh.clone(), cert.clone()].concat());
+        // ServerKeyExchange split over two records
+        server.extend(record(HANDSHAKE, &ske[..3]));
+        server.extend(record(HANDSHAKE, &[&ske[3..], &shd[..]].concat()));
+        server.extend(record(HANDSHAKE, &ticket));
+        server.extend(record(CHANGE_CIPHER_SPEC, CCS));
+        server.extend(record(HANDSHAKE, b"encrypted finished"));
+        let mut client = record(HANDSHAKE, &ch);
+        client.extend(record(HANDSHAKE, &cke));
+        client.extend(record(CHANGE_CIPHER_SPEC, CCS));
+        client.extend(record(HANDSHAKE, b"encrypted finished"));
+        let rec = Recording {
+            read: server,
+            written: client,
+            overflow: false,
+        };
+        let (random, transcript) = client_transcript(&rec).unwrap();
+        assert_eq!(random.to_vec(), (100..132u8).collect::<Vec<_>>());
+        assert_eq!(transcript, [ch, sh, cert, ske, shd, cke].concat());
+    }
+
+    #[test]
+    fn an_abbreviated_or_broken_handshake_has_no_transcript() {
+        let ch = client_hello();
+        // resumption: ServerHello, then the server's CCS and Finished
+        let mut server = record(HANDSHAKE, &message(2, b"server hello"));
+        server.extend(record(CHANGE_CIPHER_SPEC, CCS));
+        let mut client = record(HANDSHAKE, &ch);
+        client.extend(record(CHANGE_CIPHER_SPEC, CCS));
+        let rec = Recording {
+            read: server.clone(),
+            written: client.clone(),
+            overflow: false,
+        };
+        assert!(client_transcript(&rec).unwrap_err().contains("abbreviated"));
+        // a cut record, an alert, an overflow
+        let cut = Recording {
+            read: server[..7].to_vec(),
+            written: client.clone(),
+            overflow: false,
+        };
+        assert!(client_transcript(&cut).is_err());
+        let alert = Recording {
+            read: record(21, &[2, 40]),
+            written: client.clone(),
+            overflow: false,
+        };
+        assert!(client_transcript(&alert).is_err());
+        let over = Recording {
+            read: server,
+            written: client,
+            overflow: true,
+        };
+        assert!(client_transcript(&over).is_err());
+    }
+
     /// The TLS 1.2 PRF (SHA-256) vector posted to the IETF TLS list
     /// (https://www.ietf.org/mail-archive/web/tls/current/msg03416.html),
     /// used by many libraries' test suites.

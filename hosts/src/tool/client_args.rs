@@ -43,7 +43,7 @@ OPTIONS:
                         (a hosts crate built with --features gssapi)
     --client-cert F     PEM certificate (chain) to present in TLS, with --client-key F
     --client-key F      (its PEM key); without --password/--token: SASL EXTERNAL
-    --channel-binding B tls-exporter | tls-server-end-point | none | auto (default)
+    --channel-binding B tls-exporter | tls-server-end-point | tls-unique | none | auto (default)
 "
     };
 }
