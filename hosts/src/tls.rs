@@ -171,10 +171,6 @@ pub fn client_config_with_auth(
         config.alpn_protocols = vec![p.to_vec()];
     }
     config.require_ems = require_ems;
-    if only != Some(TlsVersion::Tls13) {
-        // The TLS 1.2 master secret, for tls-unique.
-        config.key_log = Arc::new(crate::tls_unique::MasterSecrets);
-    }
     Ok(Arc::new(config))
 }
 
@@ -214,7 +210,10 @@ fn established_with(
     conn: &ClientConnection,
     choice: BindingChoice,
     ems_required: bool,
-    recording: Option<&crate::tls_unique::Recording>,
+    recording: Option<(
+        &crate::tls_unique::Recording,
+        &crate::tls_unique::MasterSecret,
+    )>,
 ) -> Result<Established, String> {
     let version = tls_version(conn).ok_or("tls: unknown protocol version")?;
     let wanted = |t: ChannelBindingType| match choice {
@@ -250,7 +249,7 @@ fn established_with(
         let sha384 = conn
             .negotiated_cipher_suite()
             .is_some_and(|s| format!("{:?}", s.suite()).ends_with("SHA384"));
-        match recording.map(|r| crate::tls_unique::tls_unique(r, sha384)) {
+        match recording.map(|(r, m)| crate::tls_unique::tls_unique(r, sha384, m)) {
             Some(Ok(data)) => {
                 bindings.push(ChannelBinding::new(ChannelBindingType::TlsUnique, data))
             }
@@ -668,12 +667,20 @@ pub fn blocking_connect(
 ) -> Result<Upgraded<BoxTransport>, String> {
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| format!("tls bad server name {server_name:?}: {e}"))?;
-    // Record the handshake for tls-unique only when it is wanted and TLS
-    // 1.2 is possible (the configuration logs TLS 1.2 master secrets).
+    // Record the handshake for tls-unique only when it is wanted, with a
+    // key log of this connection's own for the TLS 1.2 master secret.
     let unique = matches!(
         binding,
         BindingChoice::Auto | BindingChoice::Only(ChannelBindingType::TlsUnique)
-    ) && config.key_log.will_log("CLIENT_RANDOM");
+    );
+    let master = Arc::new(crate::tls_unique::MasterSecret::default());
+    let config = if unique {
+        let mut own = (*config).clone();
+        own.key_log = master.clone();
+        Arc::new(own)
+    } else {
+        config
+    };
     let conn = ClientConnection::new(config, name).map_err(|e| format!("tls client setup: {e}"))?;
     let mut recording = crate::tls_unique::Recording::default();
     let stream = handshake_recorded(
@@ -687,7 +694,7 @@ pub fn blocking_connect(
         &stream.conn,
         binding,
         require_ems,
-        unique.then_some(&recording),
+        unique.then_some((&recording, &*master)),
     )?;
     Ok(Upgraded {
         stream: Box::new(stream),

@@ -11,7 +11,6 @@
 //! (resumed) handshake, whose first Finished is the server's, or anything
 //! that does not parse gives no tls-unique.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
 
@@ -22,9 +21,6 @@ use zeroize::Zeroizing;
 /// certificate chain) is far smaller; past it, recording stops and there
 /// is no tls-unique.
 const RECORD_LIMIT: usize = 256 * 1024;
-
-/// The most master secrets waiting to be taken (handshakes in progress).
-const SECRETS_LIMIT: usize = 64;
 
 /// Handshake message types (RFC 5246 section 7.4).
 const CLIENT_HELLO: u8 = 1;
@@ -61,29 +57,31 @@ pub(crate) fn prf(
     out
 }
 
-/// The master secrets rustls reports (`CLIENT_RANDOM`, TLS 1.2 only),
-/// until the handshake that made each takes it. Shared by every
-/// connection of a configuration: keyed by the client random, bounded.
-#[derive(Debug, Default)]
-pub(crate) struct MasterSecrets;
+/// The master secret rustls reports for one connection (`CLIENT_RANDOM`,
+/// TLS 1.2 only): the key log of that connection's configuration, so no
+/// secret outlives the handshake that made it in a shared place.
+#[derive(Default)]
+pub(crate) struct MasterSecret(Mutex<Option<Logged>>);
 
-type Secret = ([u8; 32], Zeroizing<Vec<u8>>);
+/// A client random and the master secret logged for it.
+type Logged = ([u8; 32], Zeroizing<Vec<u8>>);
 
-static SECRETS: Mutex<VecDeque<Secret>> = Mutex::new(VecDeque::new());
+impl std::fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterSecret(..)")
+    }
+}
 
-impl rustls::KeyLog for MasterSecrets {
+impl rustls::KeyLog for MasterSecret {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        let Ok(random) = <[u8; 32]>::try_from(client_random) else {
-            return;
-        };
         if label != "CLIENT_RANDOM" {
             return;
         }
-        let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
-        if secrets.len() >= SECRETS_LIMIT {
-            secrets.pop_front();
-        }
-        secrets.push_back((random, Zeroizing::new(secret.to_vec())));
+        let Ok(random) = <[u8; 32]>::try_from(client_random) else {
+            return;
+        };
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some((random, Zeroizing::new(secret.to_vec())));
     }
 
     fn will_log(&self, label: &str) -> bool {
@@ -91,11 +89,12 @@ impl rustls::KeyLog for MasterSecrets {
     }
 }
 
-/// Takes the master secret logged for `client_random`, if any.
-fn take_secret(client_random: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let mut secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
-    let at = secrets.iter().position(|(r, _)| r[..] == *client_random)?;
-    secrets.remove(at).map(|(_, s)| s)
+impl MasterSecret {
+    /// Takes the master secret if it was logged for `client_random`.
+    fn take(&self, client_random: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (random, secret) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        (random[..] == *client_random).then_some(secret)
+    }
 }
 
 /// The bytes each way of a handshake, as they went over the transport.
@@ -241,19 +240,16 @@ pub(crate) fn client_verify_data(master_secret: &[u8], transcript: &[u8], sha384
 }
 
 /// The tls-unique of a full TLS 1.2 client handshake from its recording
-/// (the master secret is taken from the key log).
-pub(crate) fn tls_unique(rec: &Recording, sha384: bool) -> Result<Vec<u8>, &'static str> {
-    let transcript = client_transcript(rec);
-    // Take the secret (out of the shared log) whatever the transcript gave.
-    let random = match &transcript {
-        Ok((random, _)) => Some(*random),
-        Err(_) => plaintext_handshake(&rec.written)
-            .ok()
-            .and_then(|b| b.get(6..38).and_then(|r| <[u8; 32]>::try_from(r).ok())),
-    };
-    let secret = random.and_then(|r| take_secret(&r));
-    let (_, transcript) = transcript?;
-    let secret = secret.ok_or("no master secret logged for the handshake")?;
+/// and the master secret its key log got.
+pub(crate) fn tls_unique(
+    rec: &Recording,
+    sha384: bool,
+    master: &MasterSecret,
+) -> Result<Vec<u8>, &'static str> {
+    let (random, transcript) = client_transcript(rec)?;
+    let secret = master
+        .take(&random)
+        .ok_or("no master secret logged for the handshake")?;
     Ok(client_verify_data(&secret, &transcript, sha384))
 }
 
@@ -369,6 +365,20 @@ mod tests {
             overflow: true,
         };
         assert!(client_transcript(&over).is_err());
+    }
+
+    #[test]
+    fn the_master_secret_is_taken_once_and_only_for_its_client_random() {
+        use rustls::KeyLog;
+        let m = MasterSecret::default();
+        m.log("CLIENT_TRAFFIC_SECRET_0", &[1; 32], b"tls13");
+        assert!(m.take(&[1; 32]).is_none());
+        m.log("CLIENT_RANDOM", &[1; 32], b"master");
+        assert!(m.take(&[2; 32]).is_none(), "another handshake's random");
+        m.log("CLIENT_RANDOM", &[1; 32], b"master");
+        assert_eq!(m.take(&[1; 32]).unwrap().as_slice(), b"master");
+        assert!(m.take(&[1; 32]).is_none(), "taken once");
+        assert!(!format!("{m:?}").contains("master"));
     }
 
     /// The TLS 1.2 PRF (SHA-256) vector posted to the IETF TLS list

@@ -105,20 +105,21 @@ fn run(cipher: &str) -> Option<(String, String, String)> {
     Some((suite, client, server))
 }
 
-#[test]
-fn tls_unique_matches_openssl_with_a_sha256_suite() {
-    if let Some((suite, client, server)) = run("ECDHE-ECDSA-AES128-GCM-SHA256") {
-        assert_eq!(suite, "ECDHE-ECDSA-AES128-GCM-SHA256");
+/// The client's tls-unique is OpenSSL's, 12 bytes, on the suite asked for.
+fn check(cipher: &str) {
+    if let Some((suite, client, server)) = run(cipher) {
+        assert_eq!(suite, cipher);
         assert_eq!(client.len(), 24);
         assert_eq!(client, server);
     }
 }
 
 #[test]
+fn tls_unique_matches_openssl_with_a_sha256_suite() {
+    check("ECDHE-ECDSA-AES128-GCM-SHA256");
+}
+
+#[test]
 fn tls_unique_matches_openssl_with_a_sha384_suite() {
-    if let Some((suite, client, server)) = run("ECDHE-ECDSA-AES256-GCM-SHA384") {
-        assert_eq!(suite, "ECDHE-ECDSA-AES256-GCM-SHA384");
-        assert_eq!(client.len(), 24);
-        assert_eq!(client, server);
-    }
+    check("ECDHE-ECDSA-AES256-GCM-SHA384");
 }
