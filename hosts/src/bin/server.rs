@@ -134,8 +134,11 @@ OPTIONS:
                          (XEP-0386: the resource is the client's tag and a suffix),
                          FAST (XEP-0484: the HT-* mechanisms the TLS channel allows;
                          tokens kept in memory per user and user agent, two slots,
-                         valid a week, FAST-TOKEN logged when issued) and, with --sm,
-                         stream management enabled and resumed inline
+                         valid a week, FAST-TOKEN logged when issued), Message Carbons
+                         and CSI inline in Bind 2 (XEP-0280, XEP-0352: BIND2-INLINE
+                         logged; carbons-enabled sessions get copies of their user's
+                         other resources' chat messages) and, with --sm, stream
+                         management enabled and resumed inline
     --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
                          as max; then what it held is undelivered (EXPIRED)
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
@@ -1445,6 +1448,17 @@ impl Session {
                     .unwrap_or_default()
             )),
             ServerEvent::Closed => {}
+            ServerEvent::Bind2Enabled(f) => {
+                let full = self.bound.clone().unwrap_or_default();
+                log(format_args!(
+                    "BIND2-INLINE {full} carbons {} csi {}",
+                    if f.carbons { "on" } else { "off" },
+                    f.csi.map_or("none", |s| s.as_str())
+                ));
+                if f.carbons {
+                    self.shared.router.enable_carbons(&full);
+                }
+            }
             ServerEvent::StreamManagementEnabled { id } => {
                 log(format_args!(
                     "SM {} resume {}",
@@ -1684,6 +1698,8 @@ fn server_config(
             .iter()
             .map(|m| m.name().to_owned())
             .collect();
+        sasl2.carbons = true;
+        sasl2.csi = true;
         config.sasl2 = Some(sasl2);
     }
     config.build().map_err(|e| format!("configuration: {e}"))

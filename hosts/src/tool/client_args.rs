@@ -60,6 +60,9 @@ macro_rules! help_options_middle {
     --sasl2 P           auto (default: SASL2, XEP-0388, when offered, with Bind 2 and
                         stream management inline) | require | never (RFC 6120 SASL)
     --user-agent-id U   SASL2's user-agent id: a UUID this installation keeps
+    --carbons           Bind 2: enable Message Carbons (XEP-0280) inline, when the
+                        server lists them
+    --csi S             Bind 2: start active | inactive (XEP-0352), when listed
     --fast-token-file F FAST (XEP-0484): when F holds a token, log in with it (no
                         password fallback); on a password login ask for a token and
                         save it to F; a token the server rotates rewrites F, one it
@@ -130,6 +133,10 @@ pub struct Args {
     pub user_agent_id: Option<String>,
     /// `--fast-token-file F`.
     pub fast_token_file: Option<std::path::PathBuf>,
+    /// `--carbons`: Message Carbons inline in Bind 2.
+    pub carbons: bool,
+    /// `--csi active|inactive`: the CSI state inline in Bind 2.
+    pub csi: Option<xmpp_sansio::sasl2::CsiState>,
     /// `--sm-state-file F`: where the session's state is kept.
     pub sm_state_file: Option<std::path::PathBuf>,
     /// `--message TEXT`: sent to the client's own full JID.
@@ -157,6 +164,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Auto;
     let mut user_agent_id = None;
     let mut fast_token_file = None;
+    let (mut carbons, mut csi) = (false, None);
     let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
@@ -182,6 +190,16 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             "--sm-state-file" => sm_state_file = Some(value()?.into()),
             "--fast-token-file" => fast_token_file = Some(value()?.into()),
+            "--carbons" => carbons = true,
+            "--csi" => {
+                use xmpp_sansio::sasl2::CsiState;
+                let v = value()?;
+                csi = Some(match v.as_str() {
+                    "active" => CsiState::Active,
+                    "inactive" => CsiState::Inactive,
+                    _ => return Err(format!("unknown --csi {v:?} (active or inactive)")),
+                });
+            }
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
             "--linger" => {
@@ -278,6 +296,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         sasl2,
         user_agent_id,
         fast_token_file,
+        carbons,
+        csi,
         sm_state_file,
         message,
         hangup,
@@ -475,6 +495,8 @@ impl Args {
             config.user_agent = Some(ua);
         }
         config.fast.request_token = self.fast_token_file.is_some();
+        config.carbons = self.carbons;
+        config.csi = self.csi;
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
         let mut client = Client::new(config, std::time::Instant::now());
         if let Some(path) = &self.fast_token_file {
