@@ -159,11 +159,15 @@ enum Case {
     Sasl2Scram256Cached,
     /// SASL2 PLAIN over (simulated) direct TLS: FAST's baseline.
     TlsSasl2Plain,
+    /// SASL2 PLAIN over the same TLS to a server that offers FAST, from a
+    /// client with a user agent (what FAST needs) that asks for no token:
+    /// FAST's baseline, the same login with the password instead.
+    TlsFastPlain,
     /// SASL2 with a FAST token (HT-SHA-256-NONE) over the same TLS.
     TlsFast,
 }
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     Case::Plain,
     Case::Scram1Cached,
     Case::Scram256Cached,
@@ -171,6 +175,7 @@ const CASES: [Case; 8] = [
     Case::Sasl2Plain,
     Case::Sasl2Scram256Cached,
     Case::TlsSasl2Plain,
+    Case::TlsFastPlain,
     Case::TlsFast,
 ];
 
@@ -192,7 +197,7 @@ fn fast_token() -> xmpp_sansio::fast::FastToken {
 impl Case {
     fn mechanism(self) -> &'static str {
         match self {
-            Case::Plain | Case::Sasl2Plain | Case::TlsSasl2Plain => "PLAIN",
+            Case::Plain | Case::Sasl2Plain | Case::TlsSasl2Plain | Case::TlsFastPlain => "PLAIN",
             // The password mechanism configured beside the token.
             Case::TlsFast => "PLAIN",
             Case::Scram1Cached => "SCRAM-SHA-1",
@@ -206,19 +211,31 @@ impl Case {
     fn sasl2(self) -> bool {
         matches!(
             self,
-            Case::Sasl2Plain | Case::Sasl2Scram256Cached | Case::TlsSasl2Plain | Case::TlsFast
+            Case::Sasl2Plain
+                | Case::Sasl2Scram256Cached
+                | Case::TlsSasl2Plain
+                | Case::TlsFastPlain
+                | Case::TlsFast
         )
+    }
+
+    /// The server offers FAST and the client sends a user agent.
+    fn fast_offered(self) -> bool {
+        matches!(self, Case::TlsFastPlain | Case::TlsFast)
     }
 
     /// Over simulated direct TLS (no channel binding data: FAST's -NONE).
     fn tls(self) -> bool {
-        matches!(self, Case::TlsSasl2Plain | Case::TlsFast)
+        matches!(
+            self,
+            Case::TlsSasl2Plain | Case::TlsFastPlain | Case::TlsFast
+        )
     }
 
     /// The login a FAST case is set beside (goal: at least 95% of its
-    /// rate).
+    /// rate): PLAIN with the same client and server.
     fn fast_beside(self) -> Option<Case> {
-        (self == Case::TlsFast).then_some(Case::TlsSasl2Plain)
+        (self == Case::TlsFast).then_some(Case::TlsFastPlain)
     }
 
     /// The RFC 6120 login a SASL2 case is set beside.
@@ -239,13 +256,18 @@ impl Case {
             Case::Sasl2Plain => "SASL2+Bind2 PLAIN",
             Case::Sasl2Scram256Cached => "SASL2+Bind2 SCRAM-SHA-256/cached",
             Case::TlsSasl2Plain => "TLS SASL2+Bind2 PLAIN",
+            Case::TlsFastPlain => "TLS SASL2+Bind2 PLAIN/FAST offered",
             Case::TlsFast => "TLS SASL2+Bind2 FAST HT-SHA-256",
         }
     }
 
     fn hash(self) -> Option<ScramHash> {
         match self {
-            Case::Plain | Case::Sasl2Plain | Case::TlsSasl2Plain | Case::TlsFast => None,
+            Case::Plain
+            | Case::Sasl2Plain
+            | Case::TlsSasl2Plain
+            | Case::TlsFastPlain
+            | Case::TlsFast => None,
             Case::Scram1Cached => Some(ScramHash::Sha1),
             Case::Scram256Cached | Case::Scram256Pbkdf2 | Case::Sasl2Scram256Cached => {
                 Some(ScramHash::Sha256)
@@ -258,6 +280,8 @@ impl Case {
 struct Store {
     passwords: HashMap<String, String>,
     scram: HashMap<(String, ScramHash), ScramCredentials>,
+    /// The user's FAST token, as a host keeps it (parsed once).
+    fast: xmpp_sansio::fast::FastToken,
 }
 
 impl Store {
@@ -272,6 +296,7 @@ impl Store {
         Store {
             passwords: HashMap::from([(USER.to_owned(), PASSWORD.to_owned())]),
             scram,
+            fast: fast_token(),
         }
     }
 
@@ -289,7 +314,7 @@ impl Store {
             CredentialRequest::FastToken { username, .. } => {
                 let mut slots = xmpp_sansio::fast::TokenSlots::default();
                 if username == USER {
-                    slots.current = Some(fast_token());
+                    slots.current = Some(self.fast.clone());
                 }
                 CredentialAnswer::FastTokens(slots)
             }
@@ -364,9 +389,12 @@ impl Setup {
         s.allow_plain_without_tls = true;
         if self.case.sasl2() {
             let mut sasl2 = xmpp_sansio::sasl2::Sasl2Settings::new();
-            if self.case == Case::TlsFast {
+            if self.case.fast_offered() {
                 sasl2.fast = vec![FAST_MECHANISM.to_owned()];
                 c.user_agent = Some(xmpp_sansio::sasl2::UserAgent::new(USER_AGENT));
+                // A login with the password asks for no token: a token
+                // login asks for none either (it has one).
+                c.fast.request_token = false;
             }
             s.sasl2 = Some(sasl2);
             c.sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Require;
@@ -399,7 +427,8 @@ impl Setup {
             server = server.direct_tls(info());
         }
         if self.case == Case::TlsFast {
-            client.use_fast_token(fast_token(), FAST_NOW);
+            // The client host's stored token, read back for this login.
+            client.use_fast_token(self.store.fast.clone(), FAST_NOW);
         }
         let mut buf = Vec::with_capacity(1024);
         loop {
@@ -530,6 +559,9 @@ fn memory(setup: &Setup, limits: Limits) -> Memory {
     // session's heap does not include it.
     let (cc, sc) = setup.configs_with(limits);
     let shared = (cc.clone(), sc.clone());
+    // A host's first connection fills what a configuration caches for
+    // all (its serialised features): counted is any later one.
+    setup.negotiate(cc.clone(), sc.clone(), None);
     counting_start();
     let (client, server) = setup.negotiate(cc, sc, None);
     let allocations = ALLOCATIONS.load(Relaxed);
@@ -646,6 +678,32 @@ fn min_ns(fs: &mut [&mut dyn FnMut()], rounds: usize, batch: Duration) -> Vec<f6
     best
 }
 
+/// The case a label names, or a panic listing the labels.
+fn case_named(label: Option<&str>) -> Case {
+    CASES
+        .into_iter()
+        .find(|c| label == Some(c.label()))
+        .unwrap_or_else(|| {
+            let labels: Vec<&str> = CASES.iter().map(|c| c.label()).collect();
+            panic!("give one of {labels:?}")
+        })
+}
+
+/// `--dump CASE`: the bytes one negotiation of CASE exchanges, stream by
+/// stream, each way (to see where a case's bytes go).
+fn dump(rest: &[String]) {
+    let setup = Setup::new(case_named(rest.first().map(String::as_str)));
+    let mut r = Recording::default();
+    let (cc, sc) = setup.configs();
+    setup.negotiate(cc, sc, Some(&mut r));
+    for (i, (up, down)) in r.up.iter().zip(&r.down).enumerate() {
+        println!("== stream {i}, client to server ({} bytes)", up.len());
+        println!("{}", String::from_utf8_lossy(up));
+        println!("== stream {i}, server to client ({} bytes)", down.len());
+        println!("{}", String::from_utf8_lossy(down));
+    }
+}
+
 /// `--profile CASE [baseline] N` (CASE: a case label, e.g. `PLAIN` or
 /// `SCRAM-SHA-256/cached-keys`). Instruction counts per negotiation are
 /// the difference of two runs (N and 0) divided by N:
@@ -654,13 +712,7 @@ fn min_ns(fs: &mut [&mut dyn FnMut()], rounds: usize, batch: Duration) -> Vec<f6
 /// valgrind --tool=callgrind --callgrind-out-file=cg.%p BENCH --profile PLAIN 1000
 /// ```
 fn profile(rest: &[String]) {
-    let case = CASES
-        .into_iter()
-        .find(|c| rest.first().map(String::as_str) == Some(c.label()))
-        .unwrap_or_else(|| {
-            let labels: Vec<&str> = CASES.iter().map(|c| c.label()).collect();
-            panic!("--profile needs one of {labels:?}")
-        });
+    let case = case_named(rest.first().map(String::as_str));
     let baseline = rest.get(1).map(String::as_str) == Some("baseline");
     let n: usize = rest
         .last()
@@ -778,6 +830,10 @@ fn main() {
     // its baseline), no criterion: for `valgrind --tool=callgrind`.
     if let Some(i) = args.iter().position(|a| a == "--profile") {
         return profile(&args[i + 1..]);
+    }
+    // `--dump CASE`: print the bytes of one negotiation, each stream.
+    if let Some(i) = args.iter().position(|a| a == "--dump") {
+        return dump(&args[i + 1..]);
     }
 
     let setups: Vec<Setup> = CASES.into_iter().map(Setup::new).collect();
@@ -913,10 +969,10 @@ fn main() {
         );
         if s.case == Case::Plain {
             println!(
-                "  goal PLAIN <= 2x baseline: {} ({:.2}x); goal >= 20,000/s: {} ({:.0}/s)",
-                if neg <= 2.0 * base { "met" } else { "MISSED" },
+                "  goal PLAIN <= 1.5x baseline: {} ({:.2}x); goal >= 30,000/s: {} ({:.0}/s)",
+                if neg <= 1.5 * base { "met" } else { "MISSED" },
                 neg / base,
-                if 1e9 / neg >= 20_000.0 {
+                if 1e9 / neg >= 30_000.0 {
                     "met"
                 } else {
                     "MISSED"
@@ -959,9 +1015,19 @@ fn main() {
                 },
                 100.0 * rate / rates[i]
             );
-        } else if s.case == Case::TlsSasl2Plain {
+            let j = CASES
+                .iter()
+                .position(|c| *c == Case::TlsSasl2Plain)
+                .expect("a case");
             println!(
-                "  {}: FAST's baseline ({:.1}% of PLAIN without TLS)",
+                "  {} beside {} (a server without FAST, a client without a user agent): {:.1}%",
+                s.case.label(),
+                CASES[j].label(),
+                100.0 * rate / rates[j]
+            );
+        } else if s.case == Case::TlsSasl2Plain || s.case == Case::TlsFastPlain {
+            println!(
+                "  {}: {:.1}% of PLAIN without TLS",
                 s.case.label(),
                 100.0 * rate / plain
             );
@@ -973,9 +1039,9 @@ fn main() {
             );
         } else {
             println!(
-                "  goal {} >= 80% of PLAIN: {} ({:.1}%)",
+                "  goal {} >= 85% of PLAIN: {} ({:.1}%)",
                 s.case.label(),
-                if *rate >= 0.8 * plain {
+                if *rate >= 0.85 * plain {
                     "met"
                 } else {
                     "MISSED"

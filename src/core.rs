@@ -298,7 +298,7 @@ impl<E, Err: Clone> Core<E, Err> {
     /// configuration) cannot be carried.
     #[must_use = "a header that cannot be written must fail the stream"]
     pub fn write_header(&mut self, header: &StreamHeader) -> Result<(), WriteError> {
-        let written = self.writer.write_header(&mut self.out, header);
+        let written = self.writer.write_header(out_ready(&mut self.out), header);
         if written.is_ok() && matches!(self.first_header, FirstHeader::Awaited) {
             self.first_header = FirstHeader::Written(Box::new(header.clone()));
         }
@@ -310,15 +310,31 @@ impl<E, Err: Clone> Core<E, Err> {
     /// from the configuration or the host that XML cannot carry).
     #[must_use = "an element that cannot be written must fail the stream or be refused"]
     pub fn write(&mut self, el: &Element) -> Result<(), WriteError> {
-        let written = self.writer.write_element(&mut self.out, el);
+        let written = self.writer.write_element(out_ready(&mut self.out), el);
         self.seal();
         written
+    }
+
+    /// `el` as [`write`](Self::write) would write it on this stream, in
+    /// a buffer of its own (to write again with
+    /// [`write_serialized`](Self::write_serialized)).
+    pub fn serialize(&self, el: &Element) -> Result<Vec<u8>, WriteError> {
+        let mut bytes = Vec::new();
+        self.writer.write_element(&mut bytes, el)?;
+        Ok(bytes)
+    }
+
+    /// Writes what [`serialize`](Self::serialize) made for a stream of
+    /// the same framing and content namespace.
+    pub fn write_serialized(&mut self, bytes: &[u8]) {
+        out_ready(&mut self.out).extend_from_slice(bytes);
+        self.seal();
     }
 
     /// Writes a SASL element that carries no text: a base64 payload or
     /// none (the hot path of every authentication).
     pub fn write_sasl(&mut self, el: SaslPayload<'_>) {
-        el.write(&mut self.out);
+        el.write(out_ready(&mut self.out));
         self.seal();
     }
 
@@ -333,7 +349,7 @@ impl<E, Err: Clone> Core<E, Err> {
     ) -> Result<(), WriteError> {
         let written = crate::steps::sasl::write_auth(
             &self.writer,
-            &mut self.out,
+            out_ready(&mut self.out),
             mechanism,
             initial_response,
             extra,
@@ -518,6 +534,20 @@ impl<E, Err: Clone> Core<E, Err> {
         self.events.push_back(error_event(err));
         self.finish(closed_event);
     }
+}
+
+/// The room an empty output buffer is given before a write: a stream
+/// header, features or a SASL step fit.
+const OUT_START: usize = 512;
+
+/// The output buffer `out`, with room for a negotiation step when it has
+/// none: grown from nothing, a header or a features element took six
+/// reallocations.
+fn out_ready(out: &mut Vec<u8>) -> &mut Vec<u8> {
+    if out.capacity() == 0 {
+        out.reserve(OUT_START);
+    }
+    out
 }
 
 /// What a ready session does with its buffers between reads.

@@ -80,22 +80,76 @@ impl HtHash {
         }
     }
 
-    /// HMAC-H(key, label || cb-data), zeroed on drop.
-    fn hmac(self, key: &[u8], label: &[u8], cb_data: &[u8]) -> SecretBytes {
-        fn run<M: Mac + KeyInit>(key: &[u8], label: &[u8], cb_data: &[u8]) -> SecretBytes {
-            // HMAC accepts keys of any length: this cannot fail.
-            let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(label);
-            mac.update(cb_data);
-            SecretBytes::new(mac.finalize().into_bytes().to_vec())
-        }
+    /// HMAC-H keyed with `key`: the key's two padded blocks are hashed
+    /// once, and each [`Keyed::mac`] starts from them (the initiator and
+    /// responder values share a key).
+    fn keyed(self, key: &[u8]) -> Keyed {
+        // HMAC accepts keys of any length: these cannot fail.
+        const ANY_KEY: &str = "HMAC takes any key length";
         match self {
-            Self::Sha256 => run::<Hmac<sha2::Sha256>>(key, label, cb_data),
-            Self::Sha512 => run::<Hmac<sha2::Sha512>>(key, label, cb_data),
+            Self::Sha256 => Keyed::Sha256(KeyInit::new_from_slice(key).expect(ANY_KEY)),
+            Self::Sha512 => Keyed::Sha512(KeyInit::new_from_slice(key).expect(ANY_KEY)),
             // sha3's hashes are no block-level ("eager") cores: the plain
             // HMAC construction over the whole hash.
-            Self::Sha3_512 => run::<SimpleHmac<sha3::Sha3_512>>(key, label, cb_data),
+            Self::Sha3_512 => Keyed::Sha3_512(KeyInit::new_from_slice(key).expect(ANY_KEY)),
         }
+    }
+}
+
+/// An HMAC keyed with a token (see [`HtHash::keyed`]).
+#[derive(Clone)]
+enum Keyed {
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+    Sha3_512(SimpleHmac<sha3::Sha3_512>),
+}
+
+impl Keyed {
+    /// Runs `with` on HMAC-H(key, label || cb-data), computed on the
+    /// stack and zeroed after.
+    fn with_mac<T>(&self, label: &[u8], cb_data: &[u8], with: impl FnOnce(&[u8]) -> T) -> T {
+        fn run<M: Mac + Clone, T>(
+            keyed: &M,
+            label: &[u8],
+            cb_data: &[u8],
+            with: impl FnOnce(&[u8]) -> T,
+        ) -> T {
+            let mut mac = keyed.clone();
+            mac.update(label);
+            mac.update(cb_data);
+            let mut out = mac.finalize().into_bytes();
+            let result = with(&out);
+            zeroize::Zeroize::zeroize(out.as_mut_slice());
+            result
+        }
+        match self {
+            Self::Sha256(k) => run(k, label, cb_data, with),
+            Self::Sha512(k) => run(k, label, cb_data, with),
+            Self::Sha3_512(k) => run(k, label, cb_data, with),
+        }
+    }
+
+    /// Appends what the client proves, HMAC-H(token, "Initiator" ||
+    /// cb-data), to `out` (its message, sent as is).
+    fn initiator_into(&self, cb: &[u8], out: &mut Vec<u8>) {
+        self.with_mac(b"Initiator", cb, |m| out.extend_from_slice(m))
+    }
+
+    /// Whether `proof` is the initiator value, compared in constant time.
+    fn initiator_is(&self, cb: &[u8], proof: &[u8]) -> bool {
+        self.with_mac(b"Initiator", cb, |m| common::ct_eq(m, proof))
+    }
+
+    /// What the server proves, HMAC-H(token, "Responder" || cb-data):
+    /// sent in `<additional-data/>`.
+    fn responder(&self, cb: &[u8]) -> Vec<u8> {
+        self.with_mac(b"Responder", cb, <[u8]>::to_vec)
+    }
+
+    /// The responder value the client expects, kept secret until the
+    /// server's arrives.
+    fn expected_responder(&self, cb: &[u8]) -> SecretBytes {
+        SecretBytes::new(self.responder(cb))
     }
 }
 
@@ -211,16 +265,6 @@ impl HtMechanism {
             ))
     }
 
-    /// HMAC-H(token, "Initiator" || cb-data): what the client proves.
-    fn initiator(self, token: &str, cb: &[u8]) -> SecretBytes {
-        self.hash.hmac(token.as_bytes(), b"Initiator", cb)
-    }
-
-    /// HMAC-H(token, "Responder" || cb-data): what the server proves.
-    fn responder(self, token: &str, cb: &[u8]) -> SecretBytes {
-        self.hash.hmac(token.as_bytes(), b"Responder", cb)
-    }
-
     /// What the client's selection policy knows about it: a FAST
     /// mechanism ([`CredentialKind::FastToken`]) ranked binding first
     /// (`-EXPR` 400, `-ENDP` 300, `-UNIQ` 200, `-NONE` 100), then by hash
@@ -302,6 +346,9 @@ pub struct HtClient {
     username: String,
     token: Secret,
     cb_data: SecretBytes,
+    /// The responder value the server must send, computed with the
+    /// initiator value (one keyed HMAC for both).
+    expected: Option<SecretBytes>,
     state: ClientState,
 }
 
@@ -362,22 +409,22 @@ impl HtClient {
             username,
             token,
             cb_data,
+            expected: None,
             state: ClientState::Ready,
         })
     }
 
-    fn message(&self) -> Result<Vec<u8>, SaslError> {
-        let proof = self
-            .mechanism
-            .initiator(self.token.expose(), self.cb_data.expose());
-        let len = self.username.len() + 1 + proof.expose().len();
+    fn message(&mut self) -> Result<Vec<u8>, SaslError> {
+        let len = self.username.len() + 1 + self.mechanism.hash.output_len();
         if len > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("message too long"));
         }
+        let keyed = self.mechanism.hash.keyed(self.token.expose().as_bytes());
         let mut out = Vec::with_capacity(len);
         out.extend_from_slice(self.username.as_bytes());
         out.push(0);
-        out.extend_from_slice(proof.expose());
+        keyed.initiator_into(self.cb_data.expose(), &mut out);
+        self.expected = Some(keyed.expected_responder(self.cb_data.expose()));
         Ok(out)
     }
 }
@@ -411,9 +458,9 @@ impl ClientMechanism for HtClient {
         if std::mem::replace(&mut self.state, ClientState::Done) != ClientState::Sent {
             return Err(common::out_of_order());
         }
-        let expected = self
-            .mechanism
-            .responder(self.token.expose(), self.cb_data.expose());
+        let Some(expected) = self.expected.take() else {
+            return Err(common::out_of_order());
+        };
         match additional_data {
             Some(got) if expected.ct_eq(got) => Ok(()),
             Some(_) => Err(SaslError::not_authorized(
@@ -518,15 +565,17 @@ impl HtServer {
         if proof.len() != self.mechanism.hash.output_len() {
             return Err(SaslError::malformed("the HMAC has the wrong length"));
         }
+        let username = username.to_owned();
         let request = CredentialRequest::FastToken {
             mechanism: self.mechanism.name(),
-            username: username.to_owned(),
-            user_agent_id: self.user_agent_id.clone(),
+            username: username.clone(),
+            // Only the host needs it.
+            user_agent_id: self.user_agent_id.take(),
             count: self.fast.count,
             invalidate: self.fast.invalidate,
         };
         self.state = ServerState::AwaitingTokens {
-            username: username.to_owned(),
+            username,
             proof: SecretBytes::new(proof.to_vec()),
         };
         Ok(ServerStep::Request(request))
@@ -535,7 +584,8 @@ impl HtServer {
     /// Which slot's token produced `proof`. Both slots are always
     /// computed and compared, in constant time, so the time taken says
     /// neither whether nor where a token matched.
-    fn matching_slot(&self, slots: &TokenSlots, proof: &SecretBytes) -> Option<TokenSlot> {
+    /// Returns the slot and its keyed HMAC (for the responder value).
+    fn matching_slot(&self, slots: &TokenSlots, proof: &SecretBytes) -> Option<(TokenSlot, Keyed)> {
         let mut found = None;
         for (slot, token) in [
             (TokenSlot::Current, slots.current.as_ref()),
@@ -545,11 +595,11 @@ impl HtServer {
                 Some(t) => (t.token.expose(), t.mechanism == self.mechanism.name()),
                 None => ("", false),
             };
-            let expected = self.mechanism.initiator(key, self.cb_data.expose());
+            let keyed = self.mechanism.hash.keyed(key.as_bytes());
             // `&` rather than `&&`: always compare.
-            if proof.ct_eq(expected.expose()) & bound_here {
+            if keyed.initiator_is(self.cb_data.expose(), proof.expose()) & bound_here {
                 // The new slot wins a tie (XEP-0484 section 6.1 checks it first).
-                found = Some(slot);
+                found = Some((slot, keyed));
             }
         }
         found
@@ -594,24 +644,17 @@ impl ServerMechanism for HtServer {
             }
             _ => return Err(common::wrong_answer()),
         };
-        let Some(slot) = self.matching_slot(&slots, &proof) else {
+        let Some((slot, keyed)) = self.matching_slot(&slots, &proof) else {
             return Err(SaslError::new(
                 SaslCondition::CredentialsExpired,
                 "no valid token of this client matches",
             ));
         };
-        let token = match slot {
-            TokenSlot::Current => slots.current.as_ref(),
-            TokenSlot::New => slots.new.as_ref(),
-        }
-        .expect("the matching slot holds a token");
-        let responder = self
-            .mechanism
-            .responder(token.token.expose(), self.cb_data.expose());
+        let responder = keyed.responder(self.cb_data.expose());
         self.state = ServerState::Done { slot: Some(slot) };
         Ok(ServerStep::Success {
             identity: common::identity(username, None),
-            additional_data: Some(responder.expose().to_vec()),
+            additional_data: Some(responder),
         })
     }
 

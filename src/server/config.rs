@@ -255,6 +255,7 @@ impl ServerSettings {
             settings: self,
             domains,
             secret,
+            features: Default::default(),
         })
     }
 
@@ -341,6 +342,7 @@ pub struct ServerConfig {
     settings: ServerSettings,
     domains: Vec<DomainPart>,
     secret: SecretBytes,
+    features: super::feature_cache::FeatureCache,
 }
 
 impl ServerConfig {
@@ -364,6 +366,11 @@ impl ServerConfig {
     pub(crate) fn served(&self, to: &str) -> Option<&DomainRef> {
         let to = DomainPart::new(to).ok()?;
         self.domains.iter().map(|d| &**d).find(|d| **d == *to)
+    }
+
+    /// The feature sets its connections have written, serialised.
+    pub(crate) fn feature_cache(&self) -> &super::feature_cache::FeatureCache {
+        &self.features
     }
 
     /// The secret unknown users' SCRAM salts are derived from.

@@ -41,6 +41,7 @@
 
 mod config;
 mod error;
+mod feature_cache;
 #[cfg(feature = "legacy")]
 mod legacy;
 mod mechanism;
@@ -1269,7 +1270,17 @@ impl Server {
                 self.phase = Phase::AwaitBind;
             }
         }
-        self.write(&f.to_element());
+        // Every connection of a configuration offers the same few sets:
+        // each is built and serialised once.
+        let core = &self.core;
+        let bytes = self
+            .config
+            .feature_cache()
+            .get_or_write(&core.writer, &f, || core.serialize(&f.to_element()));
+        match bytes {
+            Ok(bytes) => self.core.write_serialized(&bytes),
+            Err(e) => self.written(Err(e)),
+        }
     }
 
     /// Writes an element built by the machine from the client's input and
@@ -1458,11 +1469,7 @@ impl Server {
 
     fn on_starttls(&mut self, t: TlsElement) {
         // A pre-1.0 stream got no features, so no STARTTLS offer.
-        let pre_1_0 = self
-            .core
-            .reader
-            .header()
-            .is_none_or(StreamHeader::is_pre_1_0);
+        let pre_1_0 = self.core.reader.header_is_pre_1_0().unwrap_or(true);
         let offered = matches!(
             self.config.tls,
             ServerTls::StartTlsRequired | ServerTls::StartTlsOptional

@@ -9,6 +9,7 @@
 //! or custom entities, no processing instructions, no comments, UTF-8
 //! only, as RFC 6120 section 11 asks.
 
+mod known;
 mod reader;
 mod writer;
 

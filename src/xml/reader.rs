@@ -452,7 +452,8 @@ pub struct StreamReader {
     parser: RawParser,
     limits: Limits,
     state: State,
-    header: Option<StreamHeader>,
+    /// [`header_is_pre_1_0`](Self::header_is_pre_1_0).
+    header_pre_1_0: Option<bool>,
     head: Option<Head>,
     /// Declarations in scope, innermost last.
     decls: Vec<Decl>,
@@ -522,7 +523,7 @@ impl fmt::Debug for StreamReader {
         f.debug_struct("StreamReader")
             .field("limits", &self.limits)
             .field("state", &self.state)
-            .field("header", &self.header)
+            .field("header_pre_1_0", &self.header_pre_1_0)
             .field("depth", &self.stack.len())
             .field("pending_bytes", &self.pending_bytes)
             .finish_non_exhaustive()
@@ -550,7 +551,7 @@ impl StreamReader {
             parser: new_parser(&limits),
             limits,
             state: State::Prolog,
-            header: None,
+            header_pre_1_0: None,
             head: None,
             decls: Vec::new(),
             decl_marks: Vec::new(),
@@ -632,7 +633,7 @@ impl StreamReader {
             // one's is (inside the invisible root, between elements), so
             // only the stream's state goes. Building a parser and reading
             // the root again was most of a restart's cost.
-            self.header = None;
+            self.header_pre_1_0 = None;
             self.see_other_uri = None;
             self.decls.clear();
             self.decl_marks.clear();
@@ -660,9 +661,12 @@ impl StreamReader {
         &self.limits
     }
 
-    /// The peer's stream header, once read.
-    pub fn header(&self) -> Option<&StreamHeader> {
-        self.header.as_ref()
+    /// Whether the peer's stream header was one of a pre-1.0 stream
+    /// ([`StreamHeader::is_pre_1_0`]); `None` until a header was read. The
+    /// header itself goes to the host in [`StreamEvent::Header`] only: a
+    /// copy kept here cost a fifth of a restart's allocations.
+    pub fn header_is_pre_1_0(&self) -> Option<bool> {
+        self.header_pre_1_0
     }
 
     /// Whether `</stream:stream>` has been read.
@@ -1101,7 +1105,7 @@ impl StreamReader {
                     match el.name() {
                         "open" => {
                             let header = crate::framing::header_of_open(&el);
-                            self.header = Some(header.clone());
+                            self.header_pre_1_0 = Some(header.is_pre_1_0());
                             return Ok(Some(StreamEvent::Header(header)));
                         }
                         "close" => {
@@ -1190,7 +1194,7 @@ impl StreamReader {
         self.state = State::Open;
         self.header_decls = self.decls.len();
         self.boundary();
-        self.header = Some(header.clone());
+        self.header_pre_1_0 = Some(header.is_pre_1_0());
         Ok(StreamEvent::Header(header))
     }
 
@@ -1269,12 +1273,28 @@ impl StreamReader {
         {
             return (t.element.clone(), cost::element(name));
         }
-        let ns = match decl {
+        let ns = self.decl_ns(decl);
+        let cost = cost::template(name, ns);
+        match super::known::element(name, ns) {
+            Some(el) => (el, cost),
+            None => self.new_element(decl, name, cost),
+        }
+    }
+
+    /// The namespace name of declaration `decl`.
+    fn decl_ns(&self, decl: usize) -> &str {
+        match decl {
             UNDECLARED_STREAM => ns::STREAM,
             _ => self.decls.get(decl).map_or(ns::XML, |d| d.ns.as_str()),
-        };
+        }
+    }
+
+    /// An element no template and no table knows: built, and the
+    /// second of its kind in a top-level element made a template.
+    fn new_element(&mut self, decl: usize, name: &str, cost: usize) -> (Element, usize) {
+        let ns = self.decl_ns(decl);
         let el = Element::bare(name, ns);
-        let cost = cost::template(name, ns);
+        let persistent = decl < self.header_decls && ns.len() <= MAX_PERSISTENT_NS;
         if self.templates.len() >= MAX_TEMPLATES || name.len() > MAX_TEMPLATE_NAME {
             return (el, cost);
         }
@@ -1284,7 +1304,6 @@ impl StreamReader {
             self.seen.push(key);
             return (el, cost);
         }
-        let persistent = decl < self.header_decls && ns.len() <= MAX_PERSISTENT_NS;
         self.templates.push(Template {
             decl,
             persistent,

@@ -44,7 +44,7 @@ impl std::error::Error for WriteError {}
 /// the header is `<open/>`, the close `<close/>`, and every top-level
 /// element is namespaced on its own (`xmlns='jabber:client'` on stanzas,
 /// `xmlns:stream` on `<stream:features/>` and `<stream:error/>`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamWriter {
     content_ns: String,
     framing: Framing,

@@ -250,6 +250,12 @@ pub struct Pair {
     /// (off: the test answers).
     pub detached: HashMap<String, xmpp_sansio::sm::SmState>,
     pub answer_resume: bool,
+    /// The configurations, kept as a host keeps them for all its
+    /// connections: a session dropped alone frees only the session.
+    pub configs: (
+        std::sync::Arc<xmpp_sansio::client::ClientConfig>,
+        std::sync::Arc<xmpp_sansio::server::ServerConfig>,
+    ),
 }
 
 impl Pair {
@@ -271,7 +277,11 @@ impl Pair {
         (client_seed, server_seed): (u64, u64),
     ) -> Pair {
         let now = Instant::now();
-        let (client, server) = (client.build().unwrap(), server.build().unwrap());
+        let (client, server) = (
+            std::sync::Arc::new(client.build().unwrap()),
+            std::sync::Arc::new(server.build().unwrap()),
+        );
+        let configs = (client.clone(), server.clone());
         assert_eq!(client.framing, server.framing, "one framing for both sides");
         let websocket = client.framing == xmpp_sansio::Framing::WebSocket;
         let (direct_client, direct_server) = (
@@ -313,6 +323,7 @@ impl Pair {
             bind_answer: None,
             detached: HashMap::new(),
             answer_resume: false,
+            configs,
         }
     }
 
