@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Real-peer interop run: the entry point for .ci/run and for running by hand (`bash interop/run.sh`).
+# `bash interop/run.sh SCRIPT...` (e.g. `sasl2_tests fast_tests`) runs only those of step 4 after steps 1-3.
 #
 #  1. makes interop/.venv with the pinned slixmpp          (clients/setup_venv.sh; skipped when present)
 #  2. starts Prosody 13 on 127.0.0.1                       (prosody/start.sh; installs it with apt if missing)
@@ -40,7 +41,7 @@ T0=$SECONDS
 PASSED=0 FAILED=0
 step() { echo "== interop: $* (t=$((SECONDS - T0))s)"; }
 summary() { # N passed, N failed from the last summary line of file $1 -> "P F", or nothing
-  grep -Eo '^([A-Za-z_-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1 | sed -E 's/^.*: //; s/ passed, / /; s/ failed//' || true
+  grep -Eo '^([A-Za-z0-9_-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1 | sed -E 's/^.*: //; s/ passed, / /; s/ failed//' || true
 }
 finish() {
   echo "interop: $PASSED passed, $FAILED failed"
@@ -74,6 +75,11 @@ on_signal() {
   exit 130
 }
 trap on_signal INT TERM
+# step 4's scripts, in order; the arguments pick some of them
+ALL_TESTS="client_tests legacy_tests server_tests ccert_tests web_tests hostile load_tests kerberos_tests sso_tests sm_tests sasl2_tests fast_tests"
+for t in "$@"; do
+  [[ " $ALL_TESTS " == *" $t "* ]] || { echo "FAIL args: no step-4 script '$t' (one of: $ALL_TESTS)"; FAILED=1; finish; exit 1; }
+done
 
 # ---------- 1. python venv (slixmpp)
 step "python venv"
@@ -112,7 +118,7 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then echo "FAIL selftest: exit code $rc"
 # ---------- 4. the crate against the real peer, and real clients against the crate's server (written
 # separately; each optional): client_tests.sh, legacy_tests.sh, then server_tests.sh and hostile.sh (which start
 # their own servers)
-for t in client_tests legacy_tests server_tests ccert_tests web_tests hostile load_tests kerberos_tests sso_tests sm_tests sasl2_tests fast_tests; do
+for t in ${*:-$ALL_TESTS}; do
   if [ ! -f "$HERE/$t.sh" ]; then
     step "no interop/$t.sh yet; skipping"
     continue

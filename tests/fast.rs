@@ -877,6 +877,166 @@ fn the_client_asks_for_the_strongest_token_mechanism_it_can_use_later() {
         .is_err());
 }
 
+/// `only`: the mechanisms the host names, in its order, and no other. The
+/// offers are Prosody 13's (mod_sasl2_fast with mod_sasl2: `-EXPR` and
+/// `-NONE` on TLS 1.3, `-UNIQ` and `-NONE` on TLS 1.2; never `-ENDP`,
+/// mod_sasl2 adds no tls-server-end-point to its handler).
+#[test]
+fn a_named_token_mechanism_is_that_one_or_an_error() {
+    let mechs = xmpp_sansio::client::ClientMechanisms::builtin();
+    let offer = |names: &[&str]| FastFeature {
+        mechanisms: names.iter().map(|n| n.to_string()).collect(),
+        tls_0rtt: false,
+    };
+    let prosody13 = offer(&["HT-SHA-256-EXPR", "HT-SHA-256-NONE"]);
+    let prosody12 = offer(&["HT-SHA-256-UNIQ", "HT-SHA-256-NONE"]);
+    let only = |names: &[&str]| FastPolicy {
+        request_token: true,
+        only: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..FastPolicy::default()
+    };
+    let t13 = tls13_all();
+    // The named one though a binding one is offered (the ranked choice
+    // would be -EXPR); the list's order, not the rank.
+    assert_eq!(
+        only(&["HT-SHA-256-NONE"]).token_request(Some(&prosody13), &mechs, Some(&t13)),
+        Ok(Some("HT-SHA-256-NONE"))
+    );
+    assert_eq!(
+        only(&["HT-SHA-512-EXPR", "HT-SHA-256-NONE", "HT-SHA-256-EXPR"]).token_request(
+            Some(&prosody13),
+            &mechs,
+            Some(&t13)
+        ),
+        Ok(Some("HT-SHA-256-NONE"))
+    );
+    // Not offered: an error naming it and the offer, not another one.
+    let endp = only(&["HT-SHA-256-ENDP"])
+        .token_request(Some(&prosody13), &mechs, Some(&t13))
+        .unwrap_err();
+    assert_eq!(
+        endp.refused,
+        [("HT-SHA-256-ENDP".to_owned(), FastRefusal::NotOffered)]
+    );
+    assert_eq!(endp.offered, prosody13.mechanisms);
+    assert_eq!(
+        endp.to_string(),
+        "HT-SHA-256-ENDP: not offered by the server \
+         (the server offers: HT-SHA-256-EXPR HT-SHA-256-NONE)"
+    );
+    assert_eq!(
+        only(&["HT-SHA-256-ENDP"]).token_mechanism(&prosody13, &mechs, Some(&t13)),
+        None
+    );
+    // -UNIQ on TLS 1.3: refused by the client even when a server offers
+    // it (XEP-0484: tls-unique is not defined there).
+    let offers_uniq = offer(&["HT-SHA-256-UNIQ"]);
+    let uniq13 = only(&["HT-SHA-256-UNIQ"])
+        .token_request(Some(&offers_uniq), &mechs, Some(&t13))
+        .unwrap_err();
+    assert_eq!(
+        uniq13.refused,
+        [(
+            "HT-SHA-256-UNIQ".to_owned(),
+            FastRefusal::NeedsChannelBinding
+        )]
+    );
+    assert!(
+        uniq13
+            .to_string()
+            .starts_with("HT-SHA-256-UNIQ: tls-unique is not defined on TLS 1.3"),
+        "{uniq13}"
+    );
+    // -UNIQ on TLS 1.2: with the Finished message, taken; from a host that
+    // cannot supply it (rustls), an error saying so.
+    assert_eq!(
+        only(&["HT-SHA-256-UNIQ"]).token_request(Some(&prosody12), &mechs, Some(&tls12_all())),
+        Ok(Some("HT-SHA-256-UNIQ"))
+    );
+    let no_unique = tls(
+        TlsVersion::Tls12,
+        &[(ChannelBindingType::TlsServerEndPoint, &[7; 32])],
+    );
+    let e = only(&["HT-SHA-256-UNIQ"])
+        .token_request(Some(&prosody12), &mechs, Some(&no_unique))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("HT-SHA-256-UNIQ: no tls-unique data on this connection"),
+        "{e}"
+    );
+    // Each named one with its reason; no FAST at all; no TLS; unknown.
+    let e = only(&["HT-SHA-256-EXPR", "HT-SHA-512-NONE"])
+        .token_request(Some(&prosody12), &mechs, Some(&no_unique))
+        .unwrap_err();
+    assert_eq!(
+        e.refused,
+        [
+            (
+                "HT-SHA-256-EXPR".to_owned(),
+                FastRefusal::NeedsChannelBinding
+            ),
+            ("HT-SHA-512-NONE".to_owned(), FastRefusal::NotOffered)
+        ]
+    );
+    let e = only(&["HT-SHA-256-NONE"])
+        .token_request(None, &mechs, Some(&t13))
+        .unwrap_err();
+    assert!(e.offered.is_empty());
+    assert!(
+        e.to_string().ends_with("(the server offers: no FAST)"),
+        "{e}"
+    );
+    assert_eq!(
+        only(&["HT-SHA-256-NONE"])
+            .token_request(Some(&prosody13), &mechs, None)
+            .unwrap_err()
+            .refused,
+        [("HT-SHA-256-NONE".to_owned(), FastRefusal::NeedsTls)]
+    );
+    let mut fewer = mechs.clone();
+    fewer.remove("HT-SHA-256-NONE");
+    assert_eq!(
+        only(&["HT-SHA-256-NONE"])
+            .token_request(Some(&prosody13), &fewer, Some(&t13))
+            .unwrap_err()
+            .refused,
+        [("HT-SHA-256-NONE".to_owned(), FastRefusal::Unknown)]
+    );
+    // Without request_token nothing is asked for, named or not.
+    let off = FastPolicy {
+        only: Some(vec!["HT-SHA-256-ENDP".into()]),
+        ..FastPolicy::default()
+    };
+    assert_eq!(
+        off.token_request(Some(&prosody13), &mechs, Some(&t13)),
+        Ok(None)
+    );
+    // A token of a mechanism not named is not used.
+    let now = expiry().unix_seconds() - 1;
+    let none = FastToken::new("HT-SHA-256-NONE", "t", expiry());
+    assert_eq!(
+        only(&["HT-SHA-256-EXPR"]).check_login(
+            Some(&prosody13),
+            &mechs,
+            &none,
+            Some(&t13),
+            Some(now)
+        ),
+        Err(FastRefusal::NotAllowed)
+    );
+    assert_eq!(
+        only(&["HT-SHA-256-EXPR", "HT-SHA-256-NONE"]).check_login(
+            Some(&prosody13),
+            &mechs,
+            &none,
+            Some(&t13),
+            Some(now)
+        ),
+        Ok(())
+    );
+}
+
 #[test]
 fn the_client_uses_its_token_only_where_it_can() {
     let mechs = xmpp_sansio::client::ClientMechanisms::builtin();

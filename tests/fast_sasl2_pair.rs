@@ -466,3 +466,271 @@ fn fast_and_inline_resume_is_one_round_trip_after_tls() {
         "one round trip after the post-TLS header"
     );
 }
+
+/// `FastPolicy::only`: asked for by name, the token is for that variant
+/// though the server offers stronger ones; a token of another variant is
+/// not used; a variant the server does not offer, or the channel cannot
+/// carry (`-UNIQ` on TLS 1.3), stops the login before anything is sent.
+#[test]
+fn a_named_variant_or_an_error_before_sending() {
+    let all: Vec<&str> = HtMechanism::ALL.iter().map(|m| m.name()).collect();
+    let named = |names: &[&str]| {
+        let mut c = client();
+        c.fast.only = Some(names.iter().map(|n| n.to_string()).collect());
+        c
+    };
+    let mut got = 0;
+    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let sim = tls(version);
+        for m in HtMechanism::ALL {
+            let name = m.name();
+            let p = connect(named(&[name]), server(&all), alice_store(), &sim, None);
+            if !m.usable_with(Some(&sim.client)) {
+                assert!(
+                    matches!(
+                        p.client_error(),
+                        Some(ClientError::Policy(PolicyError::FastRequest(e)))
+                            if e.refused == [(name.to_owned(), FastRefusal::NeedsChannelBinding)]
+                    ),
+                    "{name} on {version:?}: {:?}",
+                    p.client_events
+                );
+                assert_eq!(authenticates(&p), 0);
+                continue;
+            }
+            assert!(p.client.is_ready(), "{name}: {:?}", p.client_events);
+            let issued = tokens(&p);
+            assert_eq!(issued.len(), 1, "{name}");
+            assert_eq!(issued[0].mechanism, name);
+            let again = connect(
+                named(&[name]),
+                server(&all),
+                p.store.clone(),
+                &sim,
+                Some(&issued[0]),
+            );
+            assert_eq!(mechanism(&again).as_deref(), Some(name));
+            got += 1;
+        }
+    }
+    assert_eq!(got, 21);
+
+    let sim = tls(TlsVersion::Tls13);
+    let prosody = ["HT-SHA-256-EXPR", "HT-SHA-256-NONE"];
+    // A token of another variant: not used, nothing sent.
+    let first = connect(client(), server(&prosody), alice_store(), &sim, None);
+    let expr = tokens(&first).pop().unwrap();
+    assert_eq!(expr.mechanism, "HT-SHA-256-EXPR");
+    let p = connect(
+        named(&["HT-SHA-256-NONE"]),
+        server(&prosody),
+        first.store.clone(),
+        &sim,
+        Some(&expr),
+    );
+    assert_eq!(
+        p.client_error(),
+        Some(&ClientError::Policy(PolicyError::FastToken(
+            FastRefusal::NotAllowed
+        )))
+    );
+    assert_eq!(authenticates(&p), 0);
+    // Not offered: the error names it and the offer; no password login.
+    let p = connect(
+        named(&["HT-SHA-256-ENDP"]),
+        server(&prosody),
+        alice_store(),
+        &sim,
+        None,
+    );
+    let Some(ClientError::Policy(PolicyError::FastRequest(e))) = p.client_error() else {
+        panic!("{:?}", p.client_events)
+    };
+    assert_eq!(
+        e.refused,
+        [("HT-SHA-256-ENDP".to_owned(), FastRefusal::NotOffered)]
+    );
+    assert_eq!(e.offered, prosody);
+    assert_eq!(authenticates(&p), 0);
+    assert!(!p.client.is_ready());
+}
+
+fn counted(p: &Pair) -> Vec<FastToken> {
+    p.client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::FastTokenCounted(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn alice_slots(p: &Pair) -> xmpp_sansio::fast::TokenSlots {
+    p.store
+        .fast
+        .get(&("alice".to_owned(), Some(UA.to_owned())))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// XEP-0484 section 3.5: a login with the token and
+/// `<fast invalidate='true'/>` succeeds, the server's host is told to drop
+/// the token (and issues none, though it would rotate), the client
+/// reports the token gone; the same token then fails to log in.
+#[test]
+fn an_invalidating_login_succeeds_and_the_token_is_refused_after() {
+    let sim = tls(TlsVersion::Tls13);
+    let m = "HT-SHA-256-EXPR";
+    let first = connect(client(), server(&[m]), alice_store(), &sim, None);
+    let token = tokens(&first).pop().expect("a token");
+    let mut store = first.store.clone();
+    // A rotating host: an invalidating login still gets no new token.
+    store.fast_rotate = true;
+    let mut p = Pair::new(client(), server(&[m]), store, Some(sim.clone()));
+    p.client.use_fast_token(token.clone(), FAST_NOW);
+    p.client.invalidate_fast_token();
+    p.negotiate();
+    assert!(p.client.is_ready(), "{:?}", p.client_events);
+    assert_eq!(mechanism(&p).as_deref(), Some(m));
+    let up = String::from_utf8_lossy(&p.up_bytes).into_owned();
+    assert!(
+        up.contains("<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>"),
+        "{up}"
+    );
+    assert!(p.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::FastTokenInvalidated { used: TokenSlot::New, user_agent_id: Some(u), .. }
+            if u == UA
+    )));
+    assert!(!p
+        .server_events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::IssueFastToken { .. })));
+    assert!(tokens(&p).is_empty());
+    assert!(!String::from_utf8_lossy(&p.down_bytes).contains("<token "));
+    assert!(p.client_events.iter().any(|e| matches!(
+        e,
+        ClientEvent::FastTokenInvalidated { mechanism } if mechanism == m
+    )));
+    assert_eq!(p.client.fast_token(), None);
+    assert_eq!(alice_slots(&p), Default::default());
+
+    let again = connect(client(), server(&[m]), p.store.clone(), &sim, Some(&token));
+    assert!(!again.client.is_ready());
+    assert_eq!(
+        again.server_auth_failure(),
+        Some(SaslCondition::CredentialsExpired)
+    );
+}
+
+/// XEP-0484 section 3.4: with `send_count`, each token login counts up
+/// (1, 2...) and reports the counted token before it goes; the server's
+/// host keeps the count; a login that replays a count already seen is
+/// refused (`not-authorized`) and the client drops the token; a login
+/// with a higher count goes on working.
+#[test]
+fn a_replayed_count_is_refused_and_a_higher_one_accepted() {
+    let sim = tls(TlsVersion::Tls13);
+    let m = "HT-SHA-256-ENDP";
+    let mut c = client();
+    c.fast.send_count = true;
+    let first = connect(c.clone(), server(&[m]), alice_store(), &sim, None);
+    let token = tokens(&first).pop().expect("a token");
+    assert_eq!(token.count, 0);
+    assert!(counted(&first).is_empty(), "no count on a password login");
+
+    let second = connect(
+        c.clone(),
+        server(&[m]),
+        first.store.clone(),
+        &sim,
+        Some(&token),
+    );
+    assert!(second.client.is_ready(), "{:?}", second.client_events);
+    let up = String::from_utf8_lossy(&second.up_bytes).into_owned();
+    assert!(
+        up.contains("<fast xmlns='urn:xmpp:fast:0' count='1'/>"),
+        "{up}"
+    );
+    let one = counted(&second);
+    assert_eq!(one.iter().map(|t| t.count).collect::<Vec<_>>(), [1]);
+    assert_eq!(one[0].token.expose(), token.token.expose());
+    assert_eq!(second.client.fast_token().map(|t| t.count), Some(1));
+    assert!(second.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::IssueFastToken {
+            used: Some(TokenSlot::New),
+            count: Some(1),
+            ..
+        }
+    )));
+    assert_eq!(alice_slots(&second).current.map(|t| t.count), Some(1));
+
+    // The host lost the counted copy: the stale one sends count 1 again.
+    let replay = connect(
+        c.clone(),
+        server(&[m]),
+        second.store.clone(),
+        &sim,
+        Some(&token),
+    );
+    assert!(!replay.client.is_ready());
+    assert_eq!(
+        replay.server_auth_failure(),
+        Some(SaslCondition::NotAuthorized)
+    );
+    assert!(String::from_utf8_lossy(&replay.up_bytes).contains("count='1'"));
+    assert!(replay
+        .client_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::FastTokenDiscarded { .. })));
+    // The count seen did not move.
+    assert_eq!(alice_slots(&replay).current.map(|t| t.count), Some(1));
+
+    // The counted copy sends 2: accepted, and kept.
+    let third = connect(c, server(&[m]), replay.store.clone(), &sim, Some(&one[0]));
+    assert!(third.client.is_ready(), "{:?}", third.client_events);
+    assert!(String::from_utf8_lossy(&third.up_bytes).contains("count='2'"));
+    assert_eq!(alice_slots(&third).current.map(|t| t.count), Some(2));
+}
+
+/// `count` stays optional (xmpp.js sends none): after counted logins, a
+/// login without a count still works and leaves the count seen alone.
+#[test]
+fn a_login_without_count_is_accepted_after_counted_ones() {
+    let sim = tls(TlsVersion::Tls13);
+    let m = "HT-SHA-256-NONE";
+    let mut counting = client();
+    counting.fast.send_count = true;
+    let first = connect(counting.clone(), server(&[m]), alice_store(), &sim, None);
+    let token = tokens(&first).pop().expect("a token");
+    let second = connect(
+        counting,
+        server(&[m]),
+        first.store.clone(),
+        &sim,
+        Some(&token),
+    );
+    assert!(second.client.is_ready());
+    assert_eq!(alice_slots(&second).current.map(|t| t.count), Some(1));
+    let plain = connect(
+        client(),
+        server(&[m]),
+        second.store.clone(),
+        &sim,
+        Some(&token),
+    );
+    assert!(plain.client.is_ready(), "{:?}", plain.client_events);
+    let up = String::from_utf8_lossy(&plain.up_bytes).into_owned();
+    assert!(up.contains("<fast xmlns='urn:xmpp:fast:0'/>"), "{up}");
+    assert!(counted(&plain).is_empty());
+    assert!(plain.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::IssueFastToken {
+            used: Some(TokenSlot::Current),
+            count: None,
+            ..
+        }
+    )));
+    assert_eq!(alice_slots(&plain).current.map(|t| t.count), Some(1));
+}

@@ -84,6 +84,7 @@ fn refuse_every_other_kind(s: &mut Server, now: Instant, expected: AnswerKind) {
         ServerAnswer::Register(Ok(())),
         LegacyAuthAnswer::Verdict(Ok(())).into(),
         LegacyAuthAnswer::ZeroK(None).into(),
+        ServerAnswer::FastToken(None),
     ];
     for answer in others {
         let given = answer.kind();

@@ -347,7 +347,7 @@ pub struct BoshConnection {
     core: Core,
     connect: AsyncConnect,
     pool: Pool<BoxStream>,
-    commands: tokio_mpsc::UnboundedReceiver<Box<Command<BoshXmppClient>>>,
+    commands: crate::tokio::Queue<Box<Command<BoshXmppClient>>>,
     events: crate::tokio::EventSender<ClientEvent>,
     tx: tokio_mpsc::UnboundedSender<Outcome>,
     rx: tokio_mpsc::UnboundedReceiver<Outcome>,

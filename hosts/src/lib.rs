@@ -52,6 +52,7 @@ pub mod async_server;
 pub mod blocking;
 pub mod bosh;
 pub mod client_cert;
+pub mod compact_tls;
 #[cfg(feature = "gssapi")]
 pub mod gssapi;
 pub mod http;

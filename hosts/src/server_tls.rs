@@ -95,6 +95,8 @@ impl TlsSetup {
         // TLS 1.2 clients must use the extended master secret, so that
         // tls-exporter is sound on every connection (RFC 9266 section 3).
         config.require_ems = true;
+        // The tokio handshakes hand the record layer to `compact_tls`.
+        crate::compact_tls::configure(&mut config);
         let starttls = Arc::new(config.clone());
         config.alpn_protocols = vec![b"xmpp-client".to_vec()];
         Ok(Self {
@@ -156,9 +158,11 @@ impl TlsSetup {
         Ok((up, client))
     }
 
-    /// The server side of a TLS handshake on an async connection, with
-    /// tokio-rustls. Bytes after `<starttls/>` (`pending`) are refused: a
-    /// client must wait for `<proceed/>`.
+    /// The server side of a TLS handshake on an async connection: rustls
+    /// for the handshake, then [`crate::compact_tls`]'s record layer, which
+    /// holds only the traffic secrets while the connection is idle. Bytes
+    /// after `<starttls/>` (`pending`) are refused: a client must wait for
+    /// `<proceed/>`.
     pub async fn tokio_accept(
         &self,
         direct: bool,
@@ -183,18 +187,15 @@ impl TlsSetup {
                 pending.len()
             ));
         }
-        let config = if direct { &self.direct } else { &self.starttls };
-        let stream = tokio_rustls::TlsAcceptor::from(config.clone())
-            .accept(io)
-            .await
-            .map_err(|e| format!("tls handshake: {e}"))?;
-        let (info, summary) = self.info(stream.get_ref().1)?;
-        let client = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| c.clone().into_owned());
+        let (stream, ((info, summary), client)) =
+            crate::compact_tls::accept(self.accept(direct)?, io, |conn| {
+                let client = conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.clone().into_owned());
+                Ok((self.info(conn)?, client))
+            })
+            .await?;
         let up = Upgraded {
             stream: Box::new(stream) as BoxStream,
             info,

@@ -48,11 +48,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use ::tokio::sync::mpsc;
 use minidom::Element;
 use xmpp_sansio::UsageError;
 
@@ -121,10 +120,8 @@ pub enum NotQueued {
 /// Sends stanzas, answers the machine's requests, closes; cloneable,
 /// usable from any task.
 pub struct Handle<M> {
-    /// Each command boxed: the channel allocates its slots 32 at a time,
-    /// at creation, so an idle session would hold 32 commands of the
-    /// largest kind (a stanza) inline instead of 32 pointers.
-    commands: mpsc::UnboundedSender<Box<Command<M>>>,
+    /// Each command boxed: a queued command is a pointer.
+    commands: QueueSender<Box<Command<M>>>,
     /// Stanzas sent through any clone and not yet taken by the driver.
     queued: Arc<AtomicUsize>,
 }
@@ -201,7 +198,7 @@ impl<M> Handle<M> {
 
     fn command(&self, c: Command<M>) -> Result<(), DriverError> {
         self.commands
-            .send(Box::new(c))
+            .send_now(Box::new(c))
             .map_err(|_| DriverError::Gone)
     }
 }
@@ -212,7 +209,7 @@ impl<M> Handle<M> {
 /// returns.
 #[derive(Debug)]
 pub struct Events<E> {
-    events: mpsc::Receiver<Box<Result<E, DriverError>>>,
+    events: Queue<Box<Result<E, DriverError>>>,
 }
 
 impl<E> Events<E> {
@@ -230,12 +227,191 @@ impl<E> futures_core::Stream for Events<E> {
     }
 }
 
-/// The driver's end of the [`Events`]: each event boxed, as the channel
-/// allocates 32 slots at creation and an idle session would hold 32 of
-/// the largest event inline (about 6 KiB for a server's) instead of 32
-/// pointers.
+/// A queue between tasks, for the commands of the [`Handle`]s and the
+/// events of the driver: one small allocation (a mutex, a deque that
+/// holds no room while empty, a waker each side), where a tokio `mpsc`
+/// channel allocated about 780 bytes at creation (its cache-padded
+/// channel state and a first block of 32 slots): an idle session has two.
+/// Senders never wait unless the queue is bounded and full; the one
+/// receiver waits for an item, or learns that every sender is gone.
+pub(crate) struct Queue<T> {
+    shared: Arc<std::sync::Mutex<QueueState<T>>>,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    /// The receiver's task, waiting for an item.
+    receiver: Option<Waker>,
+    /// A sender's task, waiting for room (bounded queues: one sender).
+    sender: Option<Waker>,
+    senders: usize,
+    receiver_open: bool,
+    /// At most this many items (`usize::MAX`: no bound).
+    bound: usize,
+}
+
+/// The sending end of a [`Queue`].
+pub(crate) struct QueueSender<T> {
+    shared: Arc<std::sync::Mutex<QueueState<T>>>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding it; a poisoned lock's state is whole.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn wake(w: Option<Waker>) {
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
+    }
+}
+
+/// A queue of at most `bound` items: its sender and its receiver.
+pub(crate) fn queue<T>(bound: usize) -> (QueueSender<T>, Queue<T>) {
+    let shared = Arc::new(std::sync::Mutex::new(QueueState {
+        items: VecDeque::new(),
+        receiver: None,
+        sender: None,
+        senders: 1,
+        receiver_open: true,
+        bound,
+    }));
+    (
+        QueueSender {
+            shared: shared.clone(),
+        },
+        Queue { shared },
+    )
+}
+
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        lock(&self.shared).senders += 1;
+        QueueSender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for QueueSender<T> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.shared);
+        s.senders -= 1;
+        let w = if s.senders == 0 {
+            s.receiver.take()
+        } else {
+            None
+        };
+        drop(s);
+        wake(w);
+    }
+}
+
+impl<T> QueueSender<T> {
+    /// Queues `item` unless the receiver is gone (then it comes back) or
+    /// the queue is full (then `Pending`, the item kept in `slot`).
+    pub(crate) fn poll_send(&self, cx: &Context<'_>, slot: &mut Option<T>) -> Poll<Result<(), T>> {
+        let Some(item) = slot.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut s = lock(&self.shared);
+        if !s.receiver_open {
+            return Poll::Ready(Err(item));
+        }
+        if s.items.len() >= s.bound {
+            register(&mut s.sender, cx);
+            *slot = Some(item);
+            return Poll::Pending;
+        }
+        s.items.push_back(item);
+        let w = s.receiver.take();
+        drop(s);
+        wake(w);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues `item` now (an unbounded queue), unless the receiver is gone.
+    pub(crate) fn send_now(&self, item: T) -> Result<(), T> {
+        let mut s = lock(&self.shared);
+        if !s.receiver_open {
+            return Err(item);
+        }
+        s.items.push_back(item);
+        let w = s.receiver.take();
+        drop(s);
+        wake(w);
+        Ok(())
+    }
+
+    /// Whether the receiver is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        !lock(&self.shared).receiver_open
+    }
+}
+
+impl<T> Queue<T> {
+    /// The next item; `None` once it is empty and every sender is gone.
+    pub(crate) fn poll_recv(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
+        let mut s = lock(&self.shared);
+        match s.items.pop_front() {
+            Some(item) => {
+                if s.items.is_empty() {
+                    // No room kept while idle.
+                    s.items = VecDeque::new();
+                }
+                let w = s.sender.take();
+                drop(s);
+                wake(w);
+                Poll::Ready(Some(item))
+            }
+            None if s.senders == 0 => Poll::Ready(None),
+            None => {
+                register(&mut s.receiver, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// [`Queue::poll_recv`] as a future.
+    pub(crate) async fn recv(&mut self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.shared);
+        s.receiver_open = false;
+        let items = std::mem::take(&mut s.items);
+        let w = s.sender.take();
+        drop(s);
+        drop(items);
+        wake(w);
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl<T> std::fmt::Debug for QueueSender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSender").finish_non_exhaustive()
+    }
+}
+
+/// The driver's end of the [`Events`]: each event boxed (a queued event is
+/// a pointer, not the largest event inline).
 #[derive(Debug)]
-pub(crate) struct EventSender<E>(mpsc::Sender<Box<Result<E, DriverError>>>);
+pub(crate) struct EventSender<E>(QueueSender<Box<Result<E, DriverError>>>);
 
 impl<E> EventSender<E> {
     /// Waits for room and sends; `Err` once the [`Events`] are dropped.
@@ -245,8 +421,8 @@ impl<E> EventSender<E> {
         &self,
         item: Result<E, DriverError>,
     ) -> impl Future<Output = Result<(), ()>> + '_ {
-        let item = Box::new(item);
-        async move { self.0.send(item).await.map_err(|_| ()) }
+        let mut item = Some(Box::new(item));
+        std::future::poll_fn(move |cx| self.0.poll_send(cx, &mut item).map(|r| r.map_err(drop)))
     }
 }
 
@@ -260,7 +436,7 @@ pub struct Connection<M: Machine> {
     upgrade: Option<TlsUpgrade>,
     wire: Option<WireLog>,
     queued: VecDeque<M::Event>,
-    commands: mpsc::UnboundedReceiver<Box<Command<M>>>,
+    commands: Queue<Box<Command<M>>>,
     events: EventSender<M::Event>,
     /// Called with the machine right after `tls_established`.
     after_tls: Option<crate::blocking::AfterTls<M>>,
@@ -365,12 +541,7 @@ async fn read1(link: &mut Link, buf: &mut Vec<u8>) -> std::io::Result<Read1> {
 /// The channels between a driver and its host: the handle and the
 /// driver's end of its commands, the driver's end of the events and the
 /// host's.
-pub(crate) type Channels<M, E> = (
-    Handle<M>,
-    mpsc::UnboundedReceiver<Box<Command<M>>>,
-    EventSender<E>,
-    Events<E>,
-);
+pub(crate) type Channels<M, E> = (Handle<M>, Queue<Box<Command<M>>>, EventSender<E>, Events<E>);
 
 /// What a command left the drive loop to do.
 pub(crate) enum Flow {
@@ -416,8 +587,8 @@ pub(crate) async fn obey<M, E>(
 
 /// A new set of [`Channels`].
 pub(crate) fn channels<M, E>() -> Channels<M, E> {
-    let (commands_tx, commands) = mpsc::unbounded_channel();
-    let (events_tx, events) = mpsc::channel(EVENTS);
+    let (commands_tx, commands) = queue(usize::MAX);
+    let (events_tx, events) = queue(EVENTS);
     (
         Handle {
             commands: commands_tx,
@@ -620,5 +791,82 @@ impl<M: Machine> Connection<M> {
             f(&mut *self.machine);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn a_bounded_queue_makes_its_sender_wait_and_wakes_it() {
+        let (tx, mut rx) = queue::<u32>(2);
+        let (sender_wakes, sw) = waker();
+        let (receiver_wakes, rw) = waker();
+        let (scx, rcx) = (Context::from_waker(&sw), Context::from_waker(&rw));
+        // The receiver waits; the first item wakes it.
+        assert_eq!(rx.poll_recv(&rcx), Poll::Pending);
+        for i in 0..2 {
+            assert_eq!(tx.poll_send(&scx, &mut Some(i)), Poll::Ready(Ok(())));
+        }
+        assert_eq!(receiver_wakes.0.load(Ordering::Relaxed), 1);
+        // Full: the item stays with the sender, which is woken by a receive.
+        let mut slot = Some(2);
+        assert_eq!(tx.poll_send(&scx, &mut slot), Poll::Pending);
+        assert_eq!(slot, Some(2));
+        assert_eq!(rx.poll_recv(&rcx), Poll::Ready(Some(0)));
+        assert_eq!(sender_wakes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(tx.poll_send(&scx, &mut slot), Poll::Ready(Ok(())));
+        assert_eq!(rx.poll_recv(&rcx), Poll::Ready(Some(1)));
+        assert_eq!(rx.poll_recv(&rcx), Poll::Ready(Some(2)));
+        // Drained: no room kept.
+        assert_eq!(lock(&rx.shared).items.capacity(), 0);
+        // Every sender gone: the end, after the items.
+        let tx2 = tx.clone();
+        drop(tx);
+        assert_eq!(tx2.send_now(3), Ok(()));
+        drop(tx2);
+        assert_eq!(rx.poll_recv(&rcx), Poll::Ready(Some(3)));
+        assert_eq!(rx.poll_recv(&rcx), Poll::Ready(None));
+    }
+
+    #[test]
+    fn a_queue_whose_receiver_is_gone_gives_items_back_and_wakes_a_waiting_sender() {
+        let (tx, rx) = queue::<u32>(1);
+        let (sender_wakes, sw) = waker();
+        let scx = Context::from_waker(&sw);
+        assert_eq!(tx.poll_send(&scx, &mut Some(1)), Poll::Ready(Ok(())));
+        assert_eq!(tx.poll_send(&scx, &mut Some(2)), Poll::Pending);
+        assert!(!tx.is_closed());
+        drop(rx);
+        assert_eq!(sender_wakes.0.load(Ordering::Relaxed), 1);
+        assert!(tx.is_closed());
+        assert_eq!(tx.poll_send(&scx, &mut Some(2)), Poll::Ready(Err(2)));
+        assert_eq!(tx.send_now(4), Err(4));
+    }
+
+    #[test]
+    fn a_driver_channel_is_one_small_allocation_per_direction() {
+        // What an idle session's handle, command queue and events hold:
+        // tokio's mpsc channels were about 780 bytes each.
+        let (handle, commands, events_tx, events) =
+            channels::<xmpp_sansio::server::Server, xmpp_sansio::server::ServerEvent>();
+        let each = std::mem::size_of::<std::sync::Mutex<QueueState<Box<u8>>>>();
+        assert!(each <= 128, "{each} bytes");
+        drop((handle, commands, events_tx, events));
     }
 }

@@ -15,6 +15,8 @@
 //! one element per message through `Driver::websocket` and
 //! `websocket_connection`.
 
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use xmpp_sansio::client::{Client, ClientConfig, ClientEvent, Credentials};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
 use xmpp_sansio::sasl::{ChannelBindingUse, CredentialAnswer, CredentialRequest};
@@ -39,13 +41,7 @@ const FULL_JID: &str = "juliet@sansio.test/balcony";
 
 /// A self-signed certificate for `DOMAIN` and its key.
 fn pki() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec![DOMAIN.to_owned()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("certificate");
-    let key = PrivatePkcs8KeyDer::from(key.serialize_der()).into();
-    (cert.der().clone(), key)
+    common::pki(DOMAIN)
 }
 
 fn client() -> Client {

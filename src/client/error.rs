@@ -176,6 +176,11 @@ pub enum PolicyError {
     /// [`FastPolicy::fallback_to_password`](crate::fast::FastPolicy::fallback_to_password)
     /// is off: nothing was sent.
     FastToken(crate::fast::FastRefusal),
+    /// [`FastPolicy::only`](crate::fast::FastPolicy::only) names FAST
+    /// mechanisms to ask a token for and none can be had on this stream
+    /// (not offered, or its channel binding unavailable): nothing was
+    /// sent, no other mechanism was asked for.
+    FastRequest(crate::fast::FastRequestRefused),
     /// The server's zero-knowledge `<sequence/>` is above
     /// [`ClientSettings::max_zero_k_sequence`](crate::client::ClientSettings::max_zero_k_sequence):
     /// nothing was hashed or sent.
@@ -212,6 +217,7 @@ impl fmt::Display for PolicyError {
                 f.write_str("SASL2 is required but the server does not offer it")
             }
             Self::FastToken(r) => write!(f, "cannot log in with the FAST token: {r}"),
+            Self::FastRequest(r) => write!(f, "cannot ask for a FAST token: {r}"),
             #[cfg(feature = "legacy")]
             Self::ZeroKSequenceTooHigh { sequence, max } => write!(
                 f,

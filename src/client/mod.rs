@@ -141,6 +141,20 @@ pub enum ClientEvent {
     /// may enable it the usual way once ready). Only when the host asked
     /// for one; [`ClientEvent::Ready`] follows.
     Bind2Enabled(crate::steps::bind2::Bind2Features),
+    /// A token login is about to send its replay counter
+    /// ([`FastPolicy::send_count`](crate::fast::FastPolicy::send_count)):
+    /// this is the token held with its [`count`](crate::fast::FastToken::count)
+    /// raised to the one sent. The host stores it in place of its copy
+    /// (a count sent twice is refused by a server that keeps counts).
+    FastTokenCounted(crate::fast::FastToken),
+    /// The login with the FAST token succeeded and asked the server to
+    /// invalidate the token ([`Client::invalidate_fast_token`], a
+    /// log-out): the client holds no token any more, and the host deletes
+    /// its copy.
+    FastTokenInvalidated {
+        /// The mechanism the token was bound to.
+        mechanism: String,
+    },
     /// The session is ready: stanzas may flow.
     Ready {
         /// The full JID the server bound.
@@ -313,6 +327,9 @@ pub struct Client {
     sasl2_used: bool,
     /// The FAST token to log in with, and the host's clock then.
     fast_token: Option<(crate::fast::FastToken, i64)>,
+    /// [`Client::invalidate_fast_token`]: the next token login asks for
+    /// the token to be invalidated.
+    fast_invalidate: bool,
     /// What SASL2's success bound or resumed, acted on once the features
     /// that follow it arrive.
     sasl2_after: Option<sasl2::AfterSasl2>,
@@ -370,6 +387,7 @@ impl Client {
             sm_offered: false,
             sasl2_used: false,
             fast_token: None,
+            fast_invalidate: false,
             sasl2_after: None,
             sasl2_features_late: false,
             last_input: now,

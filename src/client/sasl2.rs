@@ -45,6 +45,8 @@ pub(super) struct Sasl2Exchange {
     token_mechanism: Option<String>,
     /// The offer, kept for a password login after a refused token.
     feature: Option<Box<Sasl2Feature>>,
+    /// The token login asked for its token to be invalidated.
+    invalidate: bool,
 }
 
 /// What a password login after a refused FAST token needs besides the
@@ -98,6 +100,17 @@ impl Client {
     /// token's expiry. Call it before the server's features arrive.
     pub fn use_fast_token(&mut self, token: FastToken, now_unix: i64) {
         self.fast_token = Some((token, now_unix));
+    }
+
+    /// The next login with the FAST token (given to
+    /// [`use_fast_token`](Self::use_fast_token)) asks the server to
+    /// invalidate it (`<fast invalidate='true'/>`, XEP-0484 section 3.5:
+    /// a log-out): once it succeeded, the client reports
+    /// [`ClientEvent::FastTokenInvalidated`] and holds no token, and a
+    /// token in that `<success/>` is ignored. The session goes on (close
+    /// it to log out). Call it before the server's features arrive.
+    pub fn invalidate_fast_token(&mut self) {
+        self.fast_invalidate = true;
     }
 
     /// The FAST token the client holds: the one given to
@@ -161,6 +174,7 @@ impl Client {
             feature: token_login.as_ref().map(|_| Box::new(feature.clone())),
             token_login,
             token_mechanism: None,
+            invalidate: false,
         };
         // Resume inline, when the server can; Bind 2 as well, so that a
         // failed resumption still binds.
@@ -204,7 +218,9 @@ impl Client {
                 }
             }
         }
-        self.sasl2_inline_requests(feature, &mut auth, &mut exchange);
+        if let Err(e) = self.sasl2_inline_requests(feature, &mut auth, &mut exchange) {
+            return self.fail(ClientError::Policy(PolicyError::FastRequest(e)));
+        }
         let el = auth.to_element();
         // The initial response may hold a password (PLAIN): the element's
         // copy goes with it.
@@ -217,28 +233,45 @@ impl Client {
     /// `<authenticate/>`, reading its part of the server's offer
     /// (`feature.extra_inline`). FAST: `<fast/>` on a token login;
     /// `<request-token/>` on a password login when the policy asks for a
-    /// token ([`FastPolicy::token_mechanism`](crate::fast::FastPolicy::token_mechanism)).
+    /// token ([`FastPolicy::token_request`](crate::fast::FastPolicy::token_request)).
+    /// An error when the policy names the mechanisms (`only`) and none
+    /// can be had: nothing is sent.
     fn sasl2_inline_requests(
         &mut self,
         feature: &Sasl2Feature,
         auth: &mut Authenticate,
         x: &mut Sasl2Exchange,
-    ) {
+    ) -> Result<(), crate::fast::FastRequestRefused> {
         if x.token_login.is_some() {
-            auth.extra.push(FastAuth::default().to_element());
-            x.token_mechanism = Some(x.mech.name().to_owned());
-            return;
+            let mut fast = FastAuth {
+                count: None,
+                invalidate: self.fast_invalidate,
+            };
+            if let (true, Some((token, _))) = (self.config.fast.send_count, &mut self.fast_token) {
+                // Counted before it is sent: the host keeps the count
+                // even if this attempt goes nowhere.
+                token.count = token.count.saturating_add(1);
+                fast.count = Some(token.count);
+                self.core
+                    .push_event(ClientEvent::FastTokenCounted(token.clone()));
+            }
+            auth.extra.push(fast.to_element());
+            x.invalidate = fast.invalidate;
+            // A log-out takes no new token.
+            if !fast.invalidate {
+                x.token_mechanism = Some(x.mech.name().to_owned());
+            }
+            return Ok(());
         }
         if !matches!(self.config.credentials, Credentials::Password { .. }) {
-            return;
+            return Ok(());
         }
-        let Some(fast) = feature.extra_inline.iter().find_map(FastFeature::parse) else {
-            return;
-        };
-        let chosen =
-            self.config
-                .fast
-                .token_mechanism(&fast, &self.config.mechanisms, self.tls.as_ref());
+        let fast = feature.extra_inline.iter().find_map(FastFeature::parse);
+        let chosen = self.config.fast.token_request(
+            fast.as_ref(),
+            &self.config.mechanisms,
+            self.tls.as_ref(),
+        )?;
         if let Some(mechanism) = chosen {
             let request = RequestToken {
                 mechanism: mechanism.to_owned(),
@@ -246,13 +279,23 @@ impl Client {
             auth.extra.push(request.to_element());
             x.token_mechanism = Some(request.mechanism);
         }
+        Ok(())
     }
 
     /// The hook where an inline extension reads its results in
     /// `<success/>` and reports them. FAST: a `<token/>` (asked for, or a
-    /// rotation) becomes [`ClientEvent::FastToken`] and the token held.
+    /// rotation) becomes [`ClientEvent::FastToken`] and the token held;
+    /// after an invalidating login, [`ClientEvent::FastTokenInvalidated`].
     /// `false` when the stream failed.
     fn sasl2_inline_results(&mut self, x: &Sasl2Exchange, success: &Success) -> bool {
+        if x.invalidate {
+            self.fast_invalidate = false;
+            if let Some((token, _)) = self.fast_token.take() {
+                self.core.push_event(ClientEvent::FastTokenInvalidated {
+                    mechanism: token.mechanism,
+                });
+            }
+        }
         let Some(mechanism) = &x.token_mechanism else {
             // No token asked for, none used: a `<token/>` would be bound
             // to no known mechanism; ignored.

@@ -21,6 +21,18 @@
 //! and reports the slot that matched in
 //! [`ExchangeSecurity::fast_token`](crate::sasl::ExchangeSecurity::fast_token).
 //!
+//! The replay counter (`<fast count/>`, XEP-0484 section 3.4) is
+//! [`FastToken::count`] on both sides: the client sends one more than it
+//! holds when [`FastPolicy::send_count`] is on (and reports the counted
+//! token for its host to store); the server's mechanism refuses a count
+//! not above the matching token's, and its host keeps the new one
+//! ([`TokenSlots::record_use`]). A log-out (`invalidate`) is
+//! [`Client::invalidate_fast_token`](crate::client::Client::invalidate_fast_token)
+//! on the client and
+//! [`ServerEvent::FastTokenInvalidated`](crate::server::ServerEvent::FastTokenInvalidated)
+//! on the server. TLS 0-RTT is not implemented (no early data in either
+//! role), so no server requires a count.
+//!
 //! Time: the core reads no clock. Expiries are Unix seconds the host
 //! compares with its own clock ([`FastToken::is_expired_at`],
 //! [`TokenSlots::drop_expired`], [`Expiry::from_unix`]).
@@ -32,7 +44,7 @@ mod token;
 pub use elements::{
     parse_token, token_element, FastAuth, FastFeature, FastParseError, RequestToken,
 };
-pub use policy::{AfterFailure, FastPolicy, FastRefusal};
+pub use policy::{AfterFailure, FastPolicy, FastRefusal, FastRequestRefused};
 pub use token::{BadExpiry, Expiry, FastToken, TokenSlot, TokenSlots};
 
 use crate::sasl::ht::HtMechanism;

@@ -20,6 +20,13 @@ pub struct FastToken {
     pub token: Secret,
     /// When it expires.
     pub expiry: Expiry,
+    /// The replay counter of XEP-0484 section 3.4 (`<fast count/>`): on
+    /// the client, the count it sent on its last login with this token
+    /// (0: none yet; [`FastPolicy::send_count`](crate::fast::FastPolicy::send_count));
+    /// on the server, the highest count a login with this token carried
+    /// ([`TokenSlots::record_use`]): a login whose count is not above it
+    /// is refused as a replay. A new token starts at 0.
+    pub count: u32,
 }
 
 impl FastToken {
@@ -29,6 +36,7 @@ impl FastToken {
             mechanism: mechanism.into(),
             token: token.into(),
             expiry,
+            count: 0,
         }
     }
 
@@ -45,6 +53,7 @@ impl fmt::Debug for FastToken {
             .field("mechanism", &self.mechanism)
             .field("token", &self.token)
             .field("expiry", &self.expiry)
+            .field("count", &self.count)
             .finish()
     }
 }
@@ -58,7 +67,9 @@ impl fmt::Debug for FastToken {
 /// `credentials-expired`. Issuing a token puts it in `new`; a login with
 /// the `new` token ([`TokenSlot::New`] in
 /// [`ExchangeSecurity::fast_token`](crate::sasl::ExchangeSecurity::fast_token))
-/// moves it to `current`, dropping the old one ([`promote`](Self::promote)).
+/// moves it to `current`, dropping the old one ([`promote`](Self::promote),
+/// or [`record_use`](Self::record_use), which also keeps the login's
+/// replay counter).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenSlots {
     /// The token the client logged in with last.
@@ -82,6 +93,19 @@ impl TokenSlots {
             if let Some(t) = self.new.take() {
                 self.current = Some(t);
             }
+        }
+    }
+
+    /// After a login with the token of `slot` that carried `count`
+    /// ([`ServerEvent::IssueFastToken`](crate::server::ServerEvent::IssueFastToken)'s
+    /// `used` and `count`): [`promote`](Self::promote), then the token in
+    /// use remembers the count, so that a later login with the same count
+    /// or a lower one is refused as a replay (XEP-0484 section 3.4). A
+    /// login without a count changes no count.
+    pub fn record_use(&mut self, slot: TokenSlot, count: Option<u32>) {
+        self.promote(slot);
+        if let (Some(c), Some(t)) = (count, self.current.as_mut()) {
+            t.count = t.count.max(c);
         }
     }
 
@@ -360,6 +384,29 @@ mod tests {
         assert_eq!(slots.new, Some(t("three", 300)));
         slots.invalidate(TokenSlot::New);
         assert_eq!(slots, TokenSlots::default());
+    }
+
+    #[test]
+    fn a_use_promotes_and_keeps_the_highest_count() {
+        let t = |s: &str| FastToken::new("HT-SHA-256-NONE", s, Expiry::from_unix(100).unwrap());
+        let mut slots = TokenSlots::default();
+        slots.issue(t("one"));
+        slots.record_use(TokenSlot::New, Some(3));
+        assert_eq!(slots.new, None);
+        assert_eq!(slots.current.as_ref().map(|t| t.count), Some(3));
+        // No count: the count seen stays; a lower one does not lower it.
+        slots.record_use(TokenSlot::Current, None);
+        slots.record_use(TokenSlot::Current, Some(2));
+        assert_eq!(slots.current.as_ref().map(|t| t.count), Some(3));
+        slots.record_use(TokenSlot::Current, Some(7));
+        assert_eq!(slots.current.as_ref().map(|t| t.count), Some(7));
+        // A rotated token starts at zero and takes its own count.
+        slots.issue(t("two"));
+        slots.record_use(TokenSlot::New, Some(1));
+        assert_eq!(
+            slots.current.as_ref().map(|t| (t.token.expose(), t.count)),
+            Some(("two", 1))
+        );
     }
 
     #[test]

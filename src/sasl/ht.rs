@@ -650,6 +650,21 @@ impl ServerMechanism for HtServer {
                 "no valid token of this client matches",
             ));
         };
+        let seen = match slot {
+            TokenSlot::Current => slots.current.as_ref(),
+            TokenSlot::New => slots.new.as_ref(),
+        }
+        .map_or(0, |t| t.count);
+        // The replay counter (XEP-0484 section 3.4): a count must be
+        // above every count already processed for this token. XEP-0484
+        // names no condition for it: `not-authorized`, the generic
+        // refusal (the client then discards the token).
+        if self.fast.count.is_some_and(|c| c <= seen) {
+            return Err(SaslError::new(
+                SaslCondition::NotAuthorized,
+                "a FAST count not above the last one of this token (a replay)",
+            ));
+        }
         let responder = keyed.responder(self.cb_data.expose());
         self.state = ServerState::Done { slot: Some(slot) };
         Ok(ServerStep::Success {
@@ -756,6 +771,55 @@ mod tests {
                     assert_eq!(r.unwrap_err().condition, SaslCondition::CredentialsExpired);
                     assert_eq!(s.security().fast_token, None);
                 }
+            }
+        }
+    }
+
+    /// XEP-0484 section 3.4: a count not above the last one of the
+    /// matching token is a replay (`not-authorized`); a higher one, or
+    /// none, logs in.
+    #[test]
+    fn a_count_not_above_the_tokens_last_is_refused() {
+        let message = proof_of("secret");
+        let mut t = token("HT-SHA-256-NONE", "secret");
+        t.count = 5;
+        for (count, ok) in [
+            (None, true),
+            (Some(6), true),
+            (Some(5), false),
+            (Some(0), false),
+        ] {
+            let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+            let fast = FastAuth {
+                count,
+                invalidate: false,
+            };
+            let mut s = HtServer::new(m, Some(&tls13_none()))
+                .unwrap()
+                .with_context(fast, None);
+            let Ok(ServerStep::Request(CredentialRequest::FastToken { count: asked, .. })) =
+                s.start(Some(&message))
+            else {
+                panic!("no token request");
+            };
+            assert_eq!(asked, count);
+            let slots = TokenSlots {
+                current: Some(t.clone()),
+                new: None,
+            };
+            let r = s.answer(CredentialAnswer::FastTokens(slots));
+            if ok {
+                assert!(
+                    matches!(r, Ok(ServerStep::Success { .. })),
+                    "{count:?}: {r:?}"
+                );
+            } else {
+                assert_eq!(
+                    r.unwrap_err().condition,
+                    SaslCondition::NotAuthorized,
+                    "{count:?}"
+                );
+                assert_eq!(s.security().fast_token, None);
             }
         }
     }

@@ -133,7 +133,8 @@ pub enum ServerEvent {
     /// FAST (XEP-0484): the client asked for a token bound to
     /// `mechanism` (`<request-token/>`) on this SASL2 login, or logged in
     /// with a token (`used`: the slot that matched), which the host may
-    /// rotate. Answer with [`Server::answer_fast_token`]: the new token
+    /// rotate. Answer with [`Server::answer_fast_token`] (or
+    /// [`Server::answer`] with [`ServerAnswer::FastToken`]): the new token
     /// (the host stores it in [`TokenSlots::new`](crate::fast::TokenSlots::new),
     /// keeping the current one until the new one is used) or `None`.
     IssueFastToken {
@@ -144,8 +145,31 @@ pub enum ServerEvent {
         /// The mechanism the token is bound to.
         mechanism: String,
         /// The slot of the token this login used (`None`: not a token
-        /// login). The host promotes it.
+        /// login). The host promotes it and keeps `count`
+        /// ([`TokenSlots::record_use`](crate::fast::TokenSlots::record_use)).
         used: Option<crate::fast::TokenSlot>,
+        /// The `count` of the token login's `<fast/>` (XEP-0484 section
+        /// 3.4), already checked to be above the token's
+        /// [`count`](crate::fast::FastToken::count): the host keeps it as
+        /// the token's new count, so that the same count is refused next
+        /// time. `None`: no count sent (or not a token login).
+        count: Option<u32>,
+    },
+    /// FAST (XEP-0484 section 3.5): the client logged in with the token
+    /// of slot `used` and asked for it to be invalidated
+    /// (`<fast invalidate='true'/>`, a log-out). The host drops it from
+    /// its store at once ([`TokenSlots::invalidate`](crate::fast::TokenSlots::invalidate),
+    /// or both slots of this client); no answer is due. No token is
+    /// issued on this login unless the client also sent a
+    /// `<request-token/>` ([`IssueFastToken`](Self::IssueFastToken)
+    /// follows, with `used: None`).
+    FastTokenInvalidated {
+        /// The authenticated account.
+        jid: BareJid,
+        /// The client's `<user-agent id>`, when given.
+        user_agent_id: Option<String>,
+        /// The slot of the token the login used.
+        used: crate::fast::TokenSlot,
     },
     /// An in-band registration decision (XEP-0077); answer with
     /// [`Server::answer_register`].
@@ -283,6 +307,12 @@ impl BindRefusal {
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
 pub type RegisterAnswer = Result<(), crate::steps::LegacyError>;
 
+/// The host's answer to a [`ServerEvent::IssueFastToken`]: the token to
+/// send in `<success/>` (the host keeps it in its
+/// [`TokenSlots::new`](crate::fast::TokenSlots::new)), or `None` for no
+/// token.
+pub type FastTokenAnswer = Option<crate::fast::FastToken>;
+
 /// Any answer of the host to a request, for [`Server::answer`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -293,6 +323,9 @@ pub enum ServerAnswer {
     Bind(BindAnswer),
     /// To [`ServerEvent::Resume`].
     Resume(ResumeAnswer),
+    /// To [`ServerEvent::IssueFastToken`] (FAST, XEP-0484): the same as
+    /// [`Server::answer_fast_token`].
+    FastToken(FastTokenAnswer),
     /// To [`ServerEvent::Register`].
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
@@ -310,6 +343,7 @@ impl ServerAnswer {
             Self::Credentials(a) => a.kind(),
             Self::Bind(_) => AnswerKind::Bind,
             Self::Resume(_) => AnswerKind::Resume,
+            Self::FastToken(_) => AnswerKind::IssueFastToken,
             #[cfg(feature = "legacy")]
             Self::Register(_) => AnswerKind::Registration,
             #[cfg(feature = "legacy")]
@@ -329,7 +363,11 @@ macro_rules! server_answer_from {
     )*};
 }
 
-server_answer_from!(Credentials(CredentialAnswer), Bind(BindAnswer));
+server_answer_from!(
+    Credentials(CredentialAnswer),
+    Bind(BindAnswer),
+    FastToken(FastTokenAnswer)
+);
 #[cfg(feature = "legacy")]
 server_answer_from!(Register(RegisterAnswer), LegacyAuth(LegacyAuthAnswer));
 
@@ -697,6 +735,8 @@ impl Server {
     /// [`UsageError::WrongAnswer`] and changes nothing, the request still
     /// pending. [`answer_credentials`](Self::answer_credentials),
     /// [`answer_bind`](Self::answer_bind),
+    /// [`answer_resume`](Self::answer_resume),
+    /// [`answer_fast_token`](Self::answer_fast_token),
     /// [`answer_register`](Self::answer_register) and
     /// [`answer_legacy_auth`](Self::answer_legacy_auth) are the same for
     /// one kind each.
@@ -709,6 +749,7 @@ impl Server {
             ServerAnswer::Credentials(a) => self.answer_credentials(now, a),
             ServerAnswer::Bind(a) => self.answer_bind(now, a),
             ServerAnswer::Resume(a) => self.answer_resume(now, a),
+            ServerAnswer::FastToken(a) => self.answer_fast_token(now, a),
             #[cfg(feature = "legacy")]
             ServerAnswer::Register(a) => self.answer_register(now, a),
             #[cfg(feature = "legacy")]

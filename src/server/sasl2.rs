@@ -117,11 +117,15 @@ impl Server {
         }
         if fast.offers(mechanism) {
             // A token login (`<fast/>` is optional for it: count and
-            // invalidate only); the host may rotate its token.
-            login.fast_auth.get_or_insert_with(FastAuth::default);
-            login
-                .issue_token
-                .get_or_insert_with(|| mechanism.to_owned());
+            // invalidate only); the host may rotate its token, unless the
+            // client invalidates it (then only a `<request-token/>` gets
+            // a new one: XEP-0484 section 3.5).
+            let auth = login.fast_auth.get_or_insert_with(FastAuth::default);
+            if !auth.invalidate {
+                login
+                    .issue_token
+                    .get_or_insert_with(|| mechanism.to_owned());
+            }
         } else {
             login.fast_auth = None;
         }
@@ -130,18 +134,33 @@ impl Server {
     }
 
     /// The hook where an inline extension acts once the mechanism
-    /// succeeded: FAST asks the host for a token
+    /// succeeded: FAST tells the host of a token invalidated
+    /// ([`ServerEvent::FastTokenInvalidated`]) and asks it for a token
     /// ([`ServerEvent::IssueFastToken`]). `Some(login)` when nothing is
     /// pending.
     fn sasl2_inline_results(&mut self, mut login: Box<Sasl2Login>) -> Option<Box<Sasl2Login>> {
+        let user_agent_id = login.user_agent.as_ref().map(|u| u.id.clone());
+        let invalidate = login.fast_auth.is_some_and(|f| f.invalidate);
+        if let (true, Some(slot), Some(jid)) = (invalidate, login.fast_used, &self.account) {
+            // Nothing left to promote or count.
+            login.fast_used = None;
+            self.core.push_event(ServerEvent::FastTokenInvalidated {
+                jid: jid.clone(),
+                user_agent_id: user_agent_id.clone(),
+                used: slot,
+            });
+        }
         let (Some(mechanism), Some(jid)) = (login.issue_token.take(), self.account.clone()) else {
             return Some(login);
         };
         self.core.push_event(ServerEvent::IssueFastToken {
             jid,
-            user_agent_id: login.user_agent.as_ref().map(|u| u.id.clone()),
+            user_agent_id,
             mechanism,
             used: login.fast_used,
+            count: login
+                .fast_used
+                .and_then(|_| login.fast_auth.and_then(|f| f.count)),
         });
         self.phase = Phase::FastTokenPending { login };
         None

@@ -11,6 +11,7 @@
 
 mod known;
 mod reader;
+mod shortcut;
 mod writer;
 
 pub(crate) use reader::cost;

@@ -486,10 +486,14 @@ pub struct StreamReader {
     pending_bytes: usize,
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
-    /// The parser has just returned a top-level element of a TCP stream
-    /// and consumed nothing since: it holds no partial token, so the next
-    /// bytes may be taken without it (see [`sm_shortcut`]).
+    /// The parser has just returned a top-level element or the header of
+    /// a TCP stream and consumed nothing since: it holds no partial token, so the next
+    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)).
     at_rest: bool,
+    /// The last two bytes the parser consumed: a header ends its tag with
+    /// `>`, and one closed by `/>` leaves the stream's end pending in the
+    /// parser (no rest then).
+    last_two: [u8; 2],
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
     messages: Option<Box<Messages>>,
@@ -565,6 +569,7 @@ impl StreamReader {
             pending_bytes: 0,
             prolog_started: false,
             at_rest: false,
+            last_two: [0; 2],
             messages: None,
             see_other_uri: None,
         }
@@ -886,7 +891,7 @@ impl StreamReader {
         }
         loop {
             if self.at_rest {
-                if let Some(el) = self.sm_shortcut(input, gate) {
+                if let Some(el) = self.shortcut(input, gate) {
                     return Ok(Some(StreamEvent::Element(el)));
                 }
             }
@@ -895,6 +900,11 @@ impl StreamReader {
             let consumed = before.len() - input.len();
             if consumed > 0 {
                 self.at_rest = false;
+                self.last_two = match before[..consumed] {
+                    [.., a, b] => [a, b],
+                    [b] => [self.last_two[1], b],
+                    [] => self.last_two,
+                };
             }
             self.pending_bytes += consumed;
             if !self.started && before[..consumed].iter().any(|b| !is_space(*b)) {
@@ -922,7 +932,16 @@ impl StreamReader {
                 }
             };
             if let Some(out) = self.handle(ev, gate)? {
-                self.at_rest = matches!(out, StreamEvent::Element(_))
+                // After a top-level element or the header, the parser
+                // waits for the next element: nothing of it is held
+                // (unless the header closed itself: its end is pending).
+                let header_open = matches!(self.last_two, [a, b'>'] if a != b'/');
+                let rest = match out {
+                    StreamEvent::Element(_) => true,
+                    StreamEvent::Header(_) => header_open,
+                    _ => false,
+                };
+                self.at_rest = rest
                     && self.messages.is_none()
                     && matches!(self.state, State::Open)
                     && self.stack.is_empty()
@@ -932,42 +951,20 @@ impl StreamReader {
         }
     }
 
-    /// Stream management's `<r/>` and `<a h/>` come every few stanzas:
-    /// in the exact form this crate and Prosody write them
-    /// (`<r xmlns='urn:xmpp:sm:3'/>`, `<a xmlns='urn:xmpp:sm:3' h='7'/>`),
-    /// at rest between top-level elements, they are taken without the
-    /// parser, which would spend more on them than on a short stanza.
-    /// They declare their own namespace and close themselves, so the
-    /// parser's state is the same whether it saw them or not; every
-    /// other form (quotes, spaces, another prefix, a split read) goes
-    /// through the parser. The gate decides as for any element: a
-    /// refusal leaves them to the parser, which fails as it would.
-    fn sm_shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
-        const R: &[u8] = b"<r xmlns='urn:xmpp:sm:3'/>";
-        const A: &[u8] = b"<a xmlns='urn:xmpp:sm:3' h='";
-        let (len, el) = if input.starts_with(R) {
-            (R.len(), Element::builder("r", ns::SM).build())
-        } else if input.starts_with(A) {
-            let rest = &input[A.len()..];
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            if !(1..=10).contains(&digits) || rest.get(digits..digits + 3) != Some(b"'/>") {
-                return None;
-            }
-            let h = std::str::from_utf8(&rest[..digits]).ok()?;
-            // A value the parser would keep as it is: no leading zero
-            // games, within u32 (anything else is the parser's and the
-            // role's to judge).
-            if (digits > 1 && h.starts_with('0')) || h.parse::<u32>().is_err() {
-                return None;
-            }
-            let el = Element::builder("a", ns::SM)
-                .attr(rxml::NcName::try_from("h").ok()?, h)
-                .build();
-            (A.len() + digits + 3, el)
-        } else {
+    /// An element in one of the exact forms [`shortcut`](super::shortcut)
+    /// takes without the parser, at rest between top-level elements. The
+    /// gate decides as for any element: a refusal leaves it to the
+    /// parser, which fails as it would.
+    fn shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
+        let max_text = self
+            .limits
+            .max_token_bytes
+            .min(self.limits.max_element_bytes);
+        let (len, el, ns) = super::shortcut::take(input, max_text)?;
+        if len > self.limits.max_element_bytes {
             return None;
-        };
-        if gate(el.name(), ns::SM).is_err() {
+        }
+        if gate(el.name(), ns).is_err() {
             return None;
         }
         *input = &input[len..];

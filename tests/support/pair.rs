@@ -81,22 +81,23 @@ impl Store {
     }
 
     /// The host's answer to [`ServerEvent::IssueFastToken`]: promotes the
-    /// slot the login used, and issues a token (on a token login only
-    /// when rotating), valid for a day from the fixed clock
-    /// [`FAST_NOW`].
+    /// slot the login used and keeps its count, and issues a token (on a
+    /// token login only when rotating), valid for a day from the fixed
+    /// clock [`FAST_NOW`].
     pub fn issue_fast_token(
         &mut self,
         user: &str,
         user_agent_id: Option<&str>,
         mechanism: &str,
         used: Option<TokenSlot>,
+        count: Option<u32>,
     ) -> Option<FastToken> {
         let slots = self
             .fast
             .entry((user.to_owned(), user_agent_id.map(str::to_owned)))
             .or_default();
         if let Some(slot) = used {
-            slots.promote(slot);
+            slots.record_use(slot, count);
             if !self.fast_rotate {
                 return None;
             }
@@ -453,6 +454,7 @@ impl Pair {
                     user_agent_id,
                     mechanism,
                     used,
+                    count,
                 } => {
                     let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
                     let token = self.store.issue_fast_token(
@@ -460,8 +462,19 @@ impl Pair {
                         user_agent_id.as_deref(),
                         mechanism,
                         *used,
+                        *count,
                     );
-                    let _ = self.server.answer_fast_token(self.now, token);
+                    let _ = self.server.answer(self.now, token);
+                }
+                ServerEvent::FastTokenInvalidated {
+                    jid,
+                    user_agent_id,
+                    used,
+                } => {
+                    let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                    if let Some(slots) = self.store.fast.get_mut(&(user, user_agent_id.clone())) {
+                        slots.invalidate(*used);
+                    }
                 }
                 ServerEvent::Bind { resource, .. } => {
                     if self.slow_host {

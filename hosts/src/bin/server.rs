@@ -134,11 +134,16 @@ OPTIONS:
                          (XEP-0386: the resource is the client's tag and a suffix),
                          FAST (XEP-0484: the HT-* mechanisms the TLS channel allows;
                          tokens kept in memory per user and user agent, two slots,
-                         valid a week, FAST-TOKEN logged when issued), Message Carbons
+                         valid --fast-ttl, FAST-TOKEN logged when issued; a token
+                         login past half the token's lifetime gets a new token
+                         (FAST-ROTATE), the old one kept until the new one is used;
+                         a count not above the token's last is refused; invalidate
+                         drops the client's tokens, FAST-INVALIDATE), Message Carbons
                          and CSI inline in Bind 2 (XEP-0280, XEP-0352: BIND2-INLINE
                          logged; carbons-enabled sessions get copies of their user's
                          other resources' chat messages) and, with --sm, stream
                          management enabled and resumed inline
+    --fast-ttl S         how long a FAST token is valid (default 604800: a week)
     --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
                          as max; then what it held is undelivered (EXPIRED)
     --client-ca F        ask TLS clients for a certificate (optional) that must chain to
@@ -155,6 +160,8 @@ OUTPUT (stdout, one line each):
     LOGIN <full jid> via <mechanism> (<tls>, <peer>[ websocket| bosh])
     AUTHFAIL <user> via <mechanism>: <condition> (<peer>)
     BIND-CONFLICT <full jid> (<peer>)
+    FAST-TOKEN <jid> <mechanism> (<peer>) a token issued on a password login, FAST-ROTATE
+                            on a token login; FAST-INVALIDATE <jid> (<peer>): dropped
     REGISTER <user> (<peer>), PASSWORD / UPDATE / REMOVE <user> (<peer>), and
     REGISTER-FAIL <user>: <code> <condition> (<peer>) (and PASSWORD-FAIL...)
     ERROR <peer>: <why the stream or connection failed>
@@ -231,6 +238,8 @@ struct Args {
     /// `--sm`: stream management (XEP-0198) with resumption.
     sm: bool,
     sasl2: bool,
+    /// `--fast-ttl S`: a FAST token's lifetime.
+    fast_ttl: Duration,
     /// `--sm-resume-timeout S`: how long a detached session is kept.
     sm_resume_timeout: Duration,
 }
@@ -262,6 +271,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         bosh: None,
         sm: false,
         sasl2: false,
+        fast_ttl: Duration::from_secs(7 * 86_400),
         sm_resume_timeout: Duration::from_secs(300),
     };
     while let Some(flag) = it.next() {
@@ -313,6 +323,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--client-ca" => a.client_ca = Some(value()?.into()),
             "--sm" => a.sm = true,
             "--sasl2" => a.sasl2 = true,
+            "--fast-ttl" => a.fast_ttl = seconds(&flag, &value()?)?,
             "--sm-resume-timeout" => a.sm_resume_timeout = seconds(&flag, &value()?)?,
             "--tls" => {
                 a.tls = match value()?.as_str() {
@@ -339,6 +350,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 
 // ---------------------------------------------------------------------------
 // The account store
+
+/// Whether a token of lifetime `ttl` seconds expiring at `expiry` is due
+/// for rotation at `now` (all Unix seconds): past half its lifetime.
+fn rotation_due(expiry: i64, ttl: i64, now: i64) -> bool {
+    expiry.saturating_sub(now).saturating_mul(2) < ttl
+}
 
 /// What is kept for an account: SCRAM credentials, not the password
 /// (except for legacy `<digest/>`, which cannot do without it).
@@ -374,6 +391,8 @@ struct Store {
     /// FAST tokens (XEP-0484, with --sasl2), in memory: the two slots per
     /// (user, user-agent id).
     fast: Mutex<HashMap<(String, Option<String>), TokenSlots>>,
+    /// `--fast-ttl`, in seconds.
+    fast_ttl: i64,
     /// PLAIN for an unknown user costs the same PBKDF2 as for a known one.
     dummy: ScramCredentials,
 }
@@ -399,6 +418,7 @@ impl Store {
             },
             accounts: Mutex::new(HashMap::new()),
             fast: Mutex::new(HashMap::new()),
+            fast_ttl: 7 * 86_400,
             dummy: derive_server_credentials(
                 ScramHash::Sha256,
                 "no such user",
@@ -549,26 +569,43 @@ impl Store {
         }
     }
 
-    /// A FAST token for `user`'s client: after a token login the slot it
-    /// used is promoted and no new token is issued (no rotation); after a
-    /// password login a new token, valid a week, goes to the new slot.
+    /// A FAST token for `user`'s client. After a token login the slot it
+    /// used is promoted and keeps the login's count; a new token is issued
+    /// only when the one used is past half its lifetime (a rotation, into
+    /// the new slot: the one used stays current until the new one logs
+    /// in). After a password login a new token, valid `--fast-ttl`, goes
+    /// to the new slot.
     fn issue_fast_token(
         &self,
         user: String,
         user_agent_id: Option<String>,
         mechanism: &str,
-        used: Option<TokenSlot>,
+        used: Option<(TokenSlot, Option<u32>)>,
     ) -> Option<FastToken> {
         let mut fast = self.fast.lock().unwrap_or_else(|e| e.into_inner());
         let slots = fast.entry((user, user_agent_id)).or_default();
-        if let Some(slot) = used {
-            slots.promote(slot);
-            return None;
+        let now = unix_now();
+        if let Some((slot, count)) = used {
+            slots.record_use(slot, count);
+            let fresh = slots
+                .current
+                .as_ref()
+                .is_some_and(|t| !rotation_due(t.expiry.unix_seconds(), self.fast_ttl, now));
+            if fresh {
+                return None;
+            }
         }
-        let expiry = Expiry::from_unix(unix_now() + 7 * 86_400)?;
+        let expiry = Expiry::from_unix(now + self.fast_ttl)?;
         let t = FastToken::new(mechanism, format!("fast-{}", token(32)), expiry);
         slots.issue(t.clone());
         Some(t)
+    }
+
+    /// The client logged in with its token asking for it to be
+    /// invalidated (a log-out): both of its slots are emptied.
+    fn invalidate_fast_tokens(&self, user: String, user_agent_id: Option<String>) {
+        let mut fast = self.fast.lock().unwrap_or_else(|e| e.into_inner());
+        fast.remove(&(user, user_agent_id));
     }
 
     /// The host's decision on an in-band registration request.
@@ -1280,18 +1317,34 @@ impl Session {
                 user_agent_id,
                 mechanism,
                 used,
+                count,
             } => {
                 let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                let used = used.map(|slot| (slot, count));
                 let token =
                     self.shared
                         .store
                         .issue_fast_token(user, user_agent_id, &mechanism, used);
                 if token.is_some() {
-                    log(format_args!("FAST-TOKEN {jid} {mechanism} ({})", self.peer));
+                    let what = if used.is_some() {
+                        "FAST-ROTATE"
+                    } else {
+                        "FAST-TOKEN"
+                    };
+                    log(format_args!("{what} {jid} {mechanism} ({})", self.peer));
                 }
                 server
-                    .answer_fast_token(Instant::now(), token)
-                    .map_err(|e| format!("answer_fast_token: {e}"))?;
+                    .answer(Instant::now(), token)
+                    .map_err(|e| format!("answer (FAST token): {e}"))?;
+            }
+            ServerEvent::FastTokenInvalidated {
+                jid, user_agent_id, ..
+            } => {
+                let user = jid.node().map(|n| n.to_string()).unwrap_or_default();
+                self.shared
+                    .store
+                    .invalidate_fast_tokens(user, user_agent_id);
+                log(format_args!("FAST-INVALIDATE {jid} ({})", self.peer));
             }
             ServerEvent::AuthenticationFailed {
                 mechanism,
@@ -1786,6 +1839,7 @@ fn start(args: Args) -> Result<(), String> {
     }
     let mut store = Store::new(&args.domain, &args.users, &mechanisms, args.legacy_auth)?;
     store.gssapi_realm = gssapi.as_ref().map(GssapiKey::realm);
+    store.fast_ttl = i64::try_from(args.fast_ttl.as_secs()).unwrap_or(i64::MAX);
     let config = Arc::new(server_config(&args, &mechanisms, None, gssapi.as_ref())?);
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
@@ -2196,5 +2250,20 @@ fn bosh_session(
         inputs: None,
         replace: Arc::new(AtomicBool::new(false)),
         sm_id: None,
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    /// A week's token rotates once less than half a week is left.
+    #[test]
+    fn rotation_is_due_past_half_the_lifetime() {
+        let week = 7 * 86_400;
+        let issued = 1_000_000;
+        let expiry = issued + week;
+        assert!(!super::rotation_due(expiry, week, issued));
+        assert!(!super::rotation_due(expiry, week, issued + week / 2));
+        assert!(super::rotation_due(expiry, week, issued + week / 2 + 1));
+        assert!(super::rotation_due(expiry, week, expiry + 5));
     }
 }

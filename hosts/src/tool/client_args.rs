@@ -64,9 +64,20 @@ macro_rules! help_options_middle {
                         server lists them
     --csi S             Bind 2: start active | inactive (XEP-0352), when listed
     --fast-token-file F FAST (XEP-0484): when F holds a token, log in with it (no
-                        password fallback); on a password login ask for a token and
-                        save it to F; a token the server rotates rewrites F, one it
-                        refuses is removed (over SASL2; not with --sm)
+                        password fallback) sending XEP-0484's count (kept in F);
+                        on a password login ask for a token and save it to F; a token
+                        the server rotates rewrites F, one it refuses is removed
+                        (over SASL2; with or without --sm)
+    --fast-invalidate   with --fast-token-file: log in with the token and ask the
+                        server to invalidate it (a log-out); F is removed
+    --fast-mechanism M  with --fast-token-file: ask for a token of this FAST mechanism
+                        only (HT-SHA-256-EXPR, HT-SHA-256-NONE, ...; a comma list:
+                        the first usable, in that order), and log in only with a
+                        token of it; when the server does not offer it or the
+                        connection lacks its channel binding (-UNIQ: never on TLS
+                        1.3, and rustls gives no tls-unique), an error: no other
+                        is asked for. Implies --sasl2 require. Default: the best
+                        offered (channel binding first, then the stronger hash)
     --transcript        print every byte sent and received (decrypted after TLS) as
 "
     };
@@ -137,6 +148,11 @@ pub struct Args {
     pub carbons: bool,
     /// `--csi active|inactive`: the CSI state inline in Bind 2.
     pub csi: Option<xmpp_sansio::sasl2::CsiState>,
+    /// `--fast-mechanism M[,M...]`: the FAST mechanisms allowed, in order
+    /// of preference (`FastPolicy::only`).
+    pub fast_mechanisms: Option<Vec<String>>,
+    /// `--fast-invalidate`.
+    pub fast_invalidate: bool,
     /// `--sm-state-file F`: where the session's state is kept.
     pub sm_state_file: Option<std::path::PathBuf>,
     /// `--message TEXT`: sent to the client's own full JID.
@@ -165,6 +181,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut user_agent_id = None;
     let mut fast_token_file = None;
     let (mut carbons, mut csi) = (false, None);
+    let mut fast_mechanisms = None;
+    let mut fast_invalidate = false;
     let mut linger = None;
     let parsed = CommonFlags::parse(it, |flag, value| {
         match flag {
@@ -200,6 +218,21 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     _ => return Err(format!("unknown --csi {v:?} (active or inactive)")),
                 });
             }
+            "--fast-mechanism" => {
+                let v = value()?;
+                let names: Vec<String> = v.split(',').map(str::to_owned).collect();
+                if let Some(n) = names
+                    .iter()
+                    .find(|n| xmpp_sansio::sasl::ht::HtMechanism::from_name(n).is_none())
+                {
+                    return Err(format!(
+                        "--fast-mechanism {n:?}: not a FAST mechanism (HT-<hash>-<binding>: \
+                         hash SHA-256, SHA-512 or SHA3-512; binding NONE, UNIQ, ENDP or EXPR)"
+                    ));
+                }
+                fast_mechanisms = Some(names);
+            }
+            "--fast-invalidate" => fast_invalidate = true,
             "--message" => message = Some(value()?),
             "--hangup" => hangup = true,
             "--linger" => {
@@ -298,6 +331,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         fast_token_file,
         carbons,
         csi,
+        fast_mechanisms,
+        fast_invalidate,
         sm_state_file,
         message,
         hangup,
@@ -306,6 +341,21 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     if (a.sm_state_file.is_some() || a.hangup || a.message.is_some() || a.linger.is_some()) && !a.sm
     {
         return Err("--sm-state-file, --message, --hangup and --linger go with --sm".into());
+    }
+    if a.fast_mechanisms.is_some() {
+        if a.fast_token_file.is_none() {
+            return Err("--fast-mechanism goes with --fast-token-file".into());
+        }
+        // Asked for by name: no silent login without a token over RFC 6120 SASL.
+        a.sasl2 = match a.sasl2 {
+            xmpp_sansio::sasl2::Sasl2Policy::Never => {
+                return Err("--fast-mechanism needs SASL2, not --sasl2 never".into())
+            }
+            _ => xmpp_sansio::sasl2::Sasl2Policy::Require,
+        };
+    }
+    if a.fast_invalidate && a.fast_token_file.is_none() {
+        return Err("--fast-invalidate goes with --fast-token-file".into());
     }
     if a.hangup && a.linger.is_some() {
         return Err("--hangup or --linger, not both".into());
@@ -494,14 +544,21 @@ impl Args {
             ua.software = Some("xmpp-sansio client".into());
             config.user_agent = Some(ua);
         }
-        config.fast.request_token = self.fast_token_file.is_some();
         config.carbons = self.carbons;
         config.csi = self.csi;
+        config.fast.request_token = self.fast_token_file.is_some() && !self.fast_invalidate;
+        config.fast.only = self.fast_mechanisms.clone();
+        config.fast.send_count = self.fast_token_file.is_some();
         let config = config.build().map_err(|e| format!("configuration: {e}"))?;
         let mut client = Client::new(config, std::time::Instant::now());
         if let Some(path) = &self.fast_token_file {
             if let Some(token) = crate::tool::fast_token_file::load(path)? {
                 client.use_fast_token(token, crate::tool::fast_token_file::unix_now());
+                if self.fast_invalidate {
+                    client.invalidate_fast_token();
+                }
+            } else if self.fast_invalidate {
+                return Err(format!("{}: no FAST token to invalidate", path.display()));
             }
         }
         Ok(match direct {
@@ -526,10 +583,21 @@ impl Args {
         )
     }
 
-    /// An explicitly requested tls-exporter: TLS 1.2 servers must then
-    /// negotiate the extended master secret (RFC 9266 section 3).
+    /// An explicitly requested tls-exporter (`--channel-binding
+    /// tls-exporter`, or an `HT-*-EXPR` of `--fast-mechanism` with the
+    /// binding left to auto): TLS 1.2 servers must then negotiate the
+    /// extended master secret (RFC 9266 section 3).
     pub fn require_ems(&self) -> bool {
-        self.binding == BindingChoice::Only(ChannelBindingType::TlsExporter)
+        let fast_expr = self
+            .fast_mechanisms
+            .iter()
+            .flatten()
+            .any(|m| m.ends_with("-EXPR"));
+        match self.binding {
+            BindingChoice::Only(t) => t == ChannelBindingType::TlsExporter,
+            BindingChoice::Auto => fast_expr,
+            BindingChoice::None => false,
+        }
     }
 }
 
@@ -702,6 +770,9 @@ pub fn error_line(e: &ClientError) -> String {
         ClientError::Refused(PeerRefusal::StartTls) => {
             "tls starttls-failure (the server refused STARTTLS)".into()
         }
+        ClientError::Policy(PolicyError::FastRequest(r)) => {
+            format!("fast no-token-mechanism ({r})")
+        }
         ClientError::Policy(PolicyError::Sasl2NotOffered) => {
             "sasl2 not-offered (the server does not offer SASL2)".into()
         }
@@ -721,5 +792,69 @@ pub fn error_line(e: &ClientError) -> String {
         ClientError::Timeout(d) => format!("timeout ({d})"),
         ClientError::ClosedByPeer => "closed-by-peer (the server closed the stream)".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Args, String> {
+        let base = [
+            "--jid",
+            "alice@localhost",
+            "--password",
+            "secret",
+            "--insecure",
+        ];
+        parse_args(base.iter().chain(extra).map(|s| s.to_string())).map(|a| a.expect("args"))
+    }
+
+    #[test]
+    fn fast_mechanism_names_the_policy_s_only_list() {
+        let a = parse(&[
+            "--fast-token-file",
+            "t",
+            "--fast-mechanism",
+            "HT-SHA-256-UNIQ,HT-SHA-256-NONE",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.fast_mechanisms.as_deref(),
+            Some(&["HT-SHA-256-UNIQ".to_owned(), "HT-SHA-256-NONE".to_owned()][..])
+        );
+        // No silent RFC 6120 login without a token.
+        assert_eq!(a.sasl2, xmpp_sansio::sasl2::Sasl2Policy::Require);
+        assert!(!a.require_ems());
+        // An -EXPR asked for: the extended master secret on TLS 1.2.
+        let a = parse(&[
+            "--fast-token-file",
+            "t",
+            "--fast-mechanism",
+            "HT-SHA3-512-EXPR",
+        ])
+        .unwrap();
+        assert!(a.require_ems());
+        let a = parse(&["--fast-token-file", "t"]).unwrap();
+        assert_eq!(a.fast_mechanisms, None);
+        assert_eq!(a.sasl2, xmpp_sansio::sasl2::Sasl2Policy::Auto);
+    }
+
+    #[test]
+    fn fast_mechanism_refuses_what_cannot_be_honoured() {
+        let e = parse(&["--fast-token-file", "t", "--fast-mechanism", "HT-MD5-NONE"]).unwrap_err();
+        assert!(e.contains("not a FAST mechanism"), "{e}");
+        let e = parse(&["--fast-mechanism", "HT-SHA-256-NONE"]).unwrap_err();
+        assert!(e.contains("--fast-token-file"), "{e}");
+        let e = parse(&[
+            "--fast-token-file",
+            "t",
+            "--fast-mechanism",
+            "HT-SHA-256-NONE",
+            "--sasl2",
+            "never",
+        ])
+        .unwrap_err();
+        assert!(e.contains("--sasl2 never"), "{e}");
     }
 }

@@ -119,8 +119,9 @@ impl SelfMessage {
         }
     }
 
-    /// Keeps the FAST tokens the server issues in `path` (and removes the
-    /// file when the server refuses its token).
+    /// Keeps the FAST tokens the server issues (and their counts) in
+    /// `path`, and removes the file when the server refuses or
+    /// invalidates its token ([`fast_token_file::on_event`](crate::tool::fast_token_file::on_event)).
     pub fn with_fast_token_file(mut self, path: Option<std::path::PathBuf>) -> Self {
         self.fast_token_file = path;
         self
@@ -154,21 +155,11 @@ impl SelfMessage {
                 self.closing = true;
                 session.close();
             }
-            ClientEvent::FastToken(token) => {
-                if let Some(path) = &self.fast_token_file {
-                    crate::tool::fast_token_file::save(path, &token)?;
-                    note(&format!(
-                        "FAST token for {} saved to {}",
-                        token.mechanism,
-                        path.display()
-                    ));
-                }
-            }
-            ClientEvent::FastTokenDiscarded { mechanism } => {
-                if let Some(path) = &self.fast_token_file {
-                    let _ = std::fs::remove_file(path);
-                    note(&format!("FAST token for {mechanism} refused: removed"));
-                }
+            ClientEvent::FastToken(_)
+            | ClientEvent::FastTokenCounted(_)
+            | ClientEvent::FastTokenDiscarded { .. }
+            | ClientEvent::FastTokenInvalidated { .. } => {
+                crate::tool::fast_token_file::on_event(self.fast_token_file.as_deref(), &ev)?;
             }
             ClientEvent::Error(e) if self.error.is_none() => {
                 self.error = Some((self.error_line)(&e));

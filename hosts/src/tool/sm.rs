@@ -148,6 +148,10 @@ fn connection(args: &Args, state: Option<SmState>, first: bool) -> Result<End, S
             }
             Wake::Over => break,
         };
+        // `--fast-token-file`: the token issued, counted, refused.
+        if crate::tool::fast_token_file::on_event(args.fast_token_file.as_deref(), &ev)? {
+            continue;
+        }
         let mut ready = None;
         match ev {
             ClientEvent::StreamManagementEnabled { id, location, max } => {

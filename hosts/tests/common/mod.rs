@@ -38,22 +38,31 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     )
 }
 
+/// A self-signed certificate for `domain` (ECDSA P-256, by rcgen) and its
+/// key.
+pub fn pki(
+    domain: &str,
+) -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec![domain.to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into();
+    (cert.der().clone(), key)
+}
+
 /// A server with TLS (`tls`) or without, registration open.
 pub fn server(name: &str, tls: bool) -> Fixture {
     let dir = std::env::temp_dir().join(format!("xmpp-load-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![DOMAIN.to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), pem("CERTIFICATE", cert.der())).unwrap();
-    std::fs::write(
-        dir.join("key.pem"),
-        pem("PRIVATE KEY", &key.serialize_der()),
-    )
-    .unwrap();
+    let (cert, key) = pki(DOMAIN);
+    std::fs::write(dir.join("cert.pem"), pem("CERTIFICATE", &cert)).unwrap();
+    std::fs::write(dir.join("key.pem"), pem("PRIVATE KEY", key.secret_der())).unwrap();
     let mut argv = vec![
         "--listen".to_string(),
         "127.0.0.1:0".into(),
