@@ -64,6 +64,7 @@ cap direct_tls_scram                     ok   "${DT[@]}" --jid "$U" --password $
 if [[ " ${XMPP_MODULES:-} " == *" sasl2_bind2 "* ]]; then
   cap sasl2_scram_sha1_bind2             ok   "${S[@]}" --jid "$U" --password $P --mech SCRAM-SHA-1 --sasl2 --message-to self
   cap sasl2_scram_sha1_bind2_sm          ok   "${S[@]}" --jid "$U" --password $P --mech SCRAM-SHA-1 --sasl2 --sm
+  cap sasl2_scram_sha1_bind2_carbons_csi ok   "${S[@]}" --jid "$U" --password $P --mech SCRAM-SHA-1 --sasl2 --sm --carbons --csi inactive
   cap sasl2_plain_bind2                  ok   "${S[@]}" --jid "$U" --password $P --mech PLAIN --sasl2
   cap sasl2_scram_wrong_password         fail "${S[@]}" --jid "$U" --password wrong --mech SCRAM-SHA-1 --sasl2
 fi

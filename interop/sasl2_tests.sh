@@ -14,6 +14,9 @@
 #   *-fast-*:       FAST (XEP-0484) with --fast-token-file: a password login that asks for a token and saves
 #                   it (`-- FAST token for HT-... saved`), a login with the token (the password given is
 #                   wrong: `-- FAST HT-...`), the token altered: refused, no password login, the file removed;
+#   *-carbons:      Message Carbons (XEP-0280) and CSI (XEP-0352) inline in Bind 2 (--carbons --csi inactive):
+#                   the `-- Bind 2: carbons on, CSI inactive` note, then a second resource's chat message
+#                   reaches the first as a carbon copy (<sent/> or <received/> with the text).
 #   *-fast-tls1.X-HT-...: the FAST variant matrix (XEP-0484), each HT mechanism on TLS 1.2 and on TLS 1.3
 #                   (--tls-version), asked for by name (--fast-mechanism): where the peer offers it and the
 #                   connection can carry its channel binding, a password login gets a token for exactly it
@@ -177,6 +180,28 @@ else
     else fail "server-log" "no RESUMED line in $slog"; fi
   fi
 fi
+# ---------- carbons and CSI inline in Bind 2 (both servers list them)
+# carbons PREFIX ARGS...: resource A enables carbons inline and lingers; resource B sends a chat message to
+# itself; A must get a carbon copy of it.
+carbons() {
+  local p="$1" text="carbons-$1-$$-$RANDOM" a="$LOGDIR/$1-carbons-a.out" apid i; shift
+  timeout "$CASE_TIMEOUT" "$CLIENT" "$@" --sasl2 require --resource carbons-a --carbons --csi inactive --sm \
+    --linger 6 >"$a" 2>&1 </dev/null &
+  apid=$!
+  for i in $(seq 1 100); do grep -qs '^-- Bind 2:' "$a" && break; sleep 0.1; done
+  sleep 0.5
+  check "$p-carbons-b" '^OK ' "a second resource sends a chat message" \
+    "$CLIENT" "$@" --sasl2 require --resource carbons-b --sm --message "$text"
+  wait "$apid"
+  if grep -q '^-- Bind 2: carbons on, CSI inactive$' "$a"; then pass "$p-carbons" "carbons and CSI enabled inline in Bind 2"
+  else fail "$p-carbons" "no '-- Bind 2: carbons on, CSI inactive' line in $a"; fi
+  if grep -Eq "^STANZA .*<(sent|received) xmlns=.urn:xmpp:carbons:2.>.*<body>$text</body>" "$a"; then
+    pass "$p-carbons-copy" "the other resource's message arrived as a carbon copy"
+  else fail "$p-carbons-copy" "no carbon copy of $text in $a"; fi
+}
+[ -n "${PARGS+x}" ] && carbons prosody "${PARGS[@]}"
+[ -n "${PORT:-}" ] && carbons server --host 127.0.0.1 --port "$PORT" --jid alice@sansio.test --password secret \
+  --ca-file "$LOGDIR/cert.pem"
 # ---------- FAST token life on the example server (--sasl2 --fast-ttl 8): rotation, count, invalidate
 # A password login gets a token; 5 s later (past half its 8 s lifetime) a token login gets a rotated one
 # (FAST-ROTATE, the file rewritten); the new token logs in (with --sm: the file kept there too) and the old

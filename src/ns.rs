@@ -52,6 +52,10 @@ pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const SASL2: &str = "urn:xmpp:sasl:2";
 /// XEP-0386 Bind 2.
 pub const BIND2: &str = "urn:xmpp:bind:0";
+/// XEP-0280 Message Carbons (`<enable/>`, inline in Bind 2).
+pub const CARBONS: &str = "urn:xmpp:carbons:2";
+/// XEP-0352 Client State Indication (`<active/>`, `<inactive/>`).
+pub const CSI: &str = "urn:xmpp:csi:0";
 /// XEP-0480 SASL upgrade tasks: the `<upgrade/>` offer and request.
 pub const SASL_UPGRADE: &str = "urn:xmpp:sasl:upgrade:0";
 /// XEP-0480 SCRAM upgrade tasks: `<salt/>` and `<hash/>`.

@@ -473,6 +473,45 @@ fn prosody_sasl2_logins_replay_exactly() {
     assert_same_client_lines("prosody13_sasl2_scram_wrong_password.txt", &o);
 }
 
+/// Prosody 13 (mod_sasl2_bind2) asked for carbons, stream management
+/// and an inactive start inside Bind 2, as XEP-0386's example does: the
+/// client, told to ask for carbons and `CsiState::Inactive`, sends the
+/// capturing client's `<bind/>` element for element (Prosody lists both
+/// features), and reports both on; Prosody's `<enabled
+/// xmlns='urn:xmpp:carbons:2'/>` in `<bound/>` (which XEP-0386 does not
+/// require) is accepted beside stream management's `<enabled/>`.
+#[test]
+fn prosody_bind2_carbons_and_csi_replay_exactly() {
+    use xmpp_sansio::sasl2::CsiState;
+    let file = "prosody13_sasl2_scram_sha1_bind2_carbons_csi.txt";
+    let t = Transcript::load(&format!("prosody/{file}"));
+    let s = String::from_utf8(t.bytes_of(Dir::S)).unwrap();
+    assert!(s.contains("<feature var='urn:xmpp:carbons:2'/><feature var='urn:xmpp:csi:0'/>"));
+    assert!(s.contains("<enabled xmlns='urn:xmpp:carbons:2'/></bound>"));
+    let mut config = sasl2_capture_config(&t, "secret", "SCRAM-SHA-1");
+    config.stream_management = Some(xmpp_sansio::sm::SmSettings::new());
+    config.carbons = true;
+    config.csi = Some(CsiState::Inactive);
+    let mut o = replay(&t, config);
+    assert_eq!(o.error(), None, "{:?}", o.events);
+    let features = o.events.iter().find_map(|e| match e {
+        ClientEvent::Bind2Enabled(f) => Some(*f),
+        _ => None,
+    });
+    let features = features.expect("Bind2Enabled");
+    assert!(features.carbons);
+    assert_eq!(features.csi, Some(CsiState::Inactive));
+    assert!(o
+        .ready_jid()
+        .is_some_and(|j| j.starts_with("alice@localhost/raw~")));
+    // Our close acknowledges what we handled; the capturing client's did not.
+    let ours = String::from_utf8(o.sent.clone()).unwrap();
+    o.sent = ours
+        .replace("<a xmlns='urn:xmpp:sm:3' h='0'/>", "")
+        .into_bytes();
+    assert_same_client_lines(file, &o);
+}
+
 /// Prosody 13's FAST (mod_sasl2_fast), both connections through the
 /// client: a SCRAM-SHA-1-PLUS login that asks for a token bound to
 /// HT-SHA-256-NONE (the strongest the client can use later: the capture's

@@ -17,7 +17,7 @@ use xmpp_sansio::client::{ClientError, ClientEvent, ClientSettings, PeerRefusal,
 use xmpp_sansio::client::{Credentials, TlsMode};
 use xmpp_sansio::sasl::channel_binding::{ChannelBindingType, TlsVersion};
 use xmpp_sansio::sasl::{ChannelBindingUse, SaslCondition, ScramHash};
-use xmpp_sansio::sasl2::{Sasl2Policy, Sasl2Settings, UserAgent};
+use xmpp_sansio::sasl2::{Bind2Features, CsiState, Sasl2Policy, Sasl2Settings, UserAgent};
 use xmpp_sansio::server::{
     BindAnswer, BindRefusal, ServerError, ServerEvent, ServerSettings, ServerTls,
 };
@@ -570,4 +570,251 @@ fn a_cut_at_every_byte_of_a_sasl2_session_loses_nothing() {
         resumed += w.resumed;
     }
     assert!(resumed > 0);
+}
+
+/// Where `event` is among `events`, by a predicate.
+fn position<E>(events: &[E], f: impl Fn(&E) -> bool) -> Option<usize> {
+    events.iter().position(f)
+}
+
+/// The client's Bind 2 features reported, when any.
+fn client_bind2(p: &Pair) -> Option<Bind2Features> {
+    p.client_events.iter().find_map(|e| match e {
+        ClientEvent::Bind2Enabled(f) => Some(*f),
+        _ => None,
+    })
+}
+
+/// The server's Bind 2 features reported, when any.
+fn server_bind2(p: &Pair) -> Option<Bind2Features> {
+    p.server_events.iter().find_map(|e| match e {
+        ServerEvent::Bind2Enabled(f) => Some(*f),
+        _ => None,
+    })
+}
+
+/// A server listing carbons and CSI as the host says, with stream
+/// management on.
+fn inline_server(carbons: bool, csi: bool) -> ServerSettings {
+    let mut s = sasl2_server(&["PLAIN"], ServerTls::StartTlsRequired);
+    let sasl2 = s.sasl2.as_mut().unwrap();
+    sasl2.carbons = carbons;
+    sasl2.csi = csi;
+    s.stream_management = Some(SmSettings::default());
+    s
+}
+
+/// A client asking for carbons and an inactive start, with stream
+/// management.
+fn inline_client() -> ClientSettings {
+    let mut c = alice("PLAIN");
+    c.carbons = true;
+    c.csi = Some(CsiState::Inactive);
+    c.stream_management = Some(SmSettings::default());
+    c
+}
+
+/// XEP-0386 section 3.2: carbons' `<enable/>` and CSI's `<inactive/>`
+/// inside `<bind/>` beside stream management's `<enable/>`, when the
+/// server lists them; both hosts are told, before `Ready`, and stream
+/// management is still enabled inline.
+#[test]
+fn carbons_and_csi_are_enabled_inline_in_bind2() {
+    let p = login(inline_client(), inline_server(true, true));
+    assert!(p.client.is_ready() && p.server.is_ready());
+    let down = String::from_utf8_lossy(&p.down_bytes);
+    assert!(
+        down.contains("<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:carbons:2'/><feature var='urn:xmpp:csi:0'/><feature var='urn:xmpp:sm:3'/></inline></bind>"),
+        "{down}"
+    );
+    let up = String::from_utf8_lossy(&p.up_bytes);
+    assert!(
+        up.contains("<bind xmlns='urn:xmpp:bind:0'><tag>pair</tag><enable xmlns='urn:xmpp:carbons:2'/><enable xmlns='urn:xmpp:sm:3' resume='true'/><inactive xmlns='urn:xmpp:csi:0'/></bind>"),
+        "{up}"
+    );
+    let c = client_bind2(&p).expect("the client reports what Bind 2 enabled");
+    assert!(c.carbons);
+    assert_eq!(c.csi, Some(CsiState::Inactive));
+    assert_eq!(server_bind2(&p), Some(c));
+    // Before Ready on both sides, with stream management on too.
+    let ce = &p.client_events;
+    let ready = position(ce, |e| matches!(e, ClientEvent::Ready { .. })).unwrap();
+    assert!(position(ce, |e| matches!(e, ClientEvent::Bind2Enabled(_))).unwrap() < ready);
+    assert!(ce
+        .iter()
+        .any(|e| matches!(e, ClientEvent::StreamManagementEnabled { .. })));
+    let se = &p.server_events;
+    let ready = position(se, |e| matches!(e, ServerEvent::Ready { .. })).unwrap();
+    assert!(position(se, |e| matches!(e, ServerEvent::Bind2Enabled(_))).unwrap() < ready);
+    // `<active/>` is reported as such.
+    let mut c = inline_client();
+    c.csi = Some(CsiState::Active);
+    let p = login(c, inline_server(true, true));
+    assert_eq!(server_bind2(&p).unwrap().csi, Some(CsiState::Active));
+}
+
+/// A server that does not list carbons gets no carbons request (nor CSI
+/// when it does not list it); the client reports them off, and the
+/// server's host hears nothing of them.
+#[test]
+fn what_the_server_does_not_list_is_not_asked_for() {
+    // CSI listed, carbons not.
+    let p = login(inline_client(), inline_server(false, true));
+    assert!(p.client.is_ready());
+    let up = String::from_utf8_lossy(&p.up_bytes);
+    assert!(!up.contains("urn:xmpp:carbons:2"), "{up}");
+    assert!(up.contains("<inactive xmlns='urn:xmpp:csi:0'/>"), "{up}");
+    let c = client_bind2(&p).unwrap();
+    assert!(!c.carbons);
+    assert_eq!(c.csi, Some(CsiState::Inactive));
+    assert_eq!(server_bind2(&p), Some(c));
+    // Neither listed: nothing sent; the client says so, the server is
+    // silent.
+    let p = login(inline_client(), inline_server(false, false));
+    assert!(p.client.is_ready());
+    let up = String::from_utf8_lossy(&p.up_bytes);
+    assert!(!up.contains("urn:xmpp:carbons:2") && !up.contains("urn:xmpp:csi:0"));
+    assert!(client_bind2(&p).unwrap().is_empty());
+    assert_eq!(server_bind2(&p), None);
+    // RFC 6120 binding: no Bind 2, no report (the host enables carbons
+    // the XEP-0280 way once ready).
+    let mut c = inline_client();
+    c.sasl2 = Sasl2Policy::Never;
+    let p = login(c, inline_server(true, true));
+    assert!(p.client.is_ready());
+    assert_eq!(client_bind2(&p), None);
+    assert_eq!(server_bind2(&p), None);
+}
+
+/// A client that asks for neither sends neither and reports nothing,
+/// even when the server lists both.
+#[test]
+fn a_client_that_asks_for_nothing_enables_nothing() {
+    let mut c = alice("PLAIN");
+    c.stream_management = Some(SmSettings::default());
+    let p = login(c, inline_server(true, true));
+    assert!(p.client.is_ready());
+    let up = String::from_utf8_lossy(&p.up_bytes);
+    assert!(!up.contains("urn:xmpp:carbons:2") && !up.contains("urn:xmpp:csi:0"));
+    assert_eq!(client_bind2(&p), None);
+    assert_eq!(server_bind2(&p), None);
+}
+
+/// The server side against XEP-0386's example request (carbons, stream
+/// management, `<inactive/>`): what it lists is reported, what it does
+/// not list is ignored, and `<bound/>` answers stream management and,
+/// as Prosody does, carbons with `<enabled/>` (CSI has no answer).
+#[test]
+fn the_server_reads_xep_0386_example_request() {
+    let auth = format!(
+        "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>{PLAIN_ALICE}</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>AwesomeXMPP</tag><enable xmlns='urn:xmpp:carbons:2'/><enable xmlns='urn:xmpp:sm:3'/><inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>"
+    );
+    let reported = |carbons, csi| {
+        let mut s = inline_server(carbons, csi);
+        s.tls = ServerTls::Direct;
+        let (out, events) = raw_server(s, &[&auth]);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Ready { .. })));
+        let bound = &out[out.find("<bound").unwrap()..out.find("</bound>").unwrap()];
+        assert!(bound.contains("<enabled xmlns='urn:xmpp:sm:3'"), "{bound}");
+        // Carbons answered as Prosody does; CSI never.
+        assert_eq!(
+            bound.contains("<enabled xmlns='urn:xmpp:carbons:2'/>"),
+            carbons,
+            "{bound}"
+        );
+        assert!(!bound.contains("csi"), "{bound}");
+        events.iter().find_map(|e| match e {
+            ServerEvent::Bind2Enabled(f) => Some(*f),
+            _ => None,
+        })
+    };
+    let both = reported(true, true).unwrap();
+    assert!(both.carbons);
+    assert_eq!(both.csi, Some(CsiState::Inactive));
+    let carbons_only = reported(true, false).unwrap();
+    assert!(carbons_only.carbons && carbons_only.csi.is_none());
+    assert_eq!(reported(false, false), None);
+}
+
+/// After a `<failure/>` the SASL2 client stops, as the RFC 6120 one does
+/// (`src/client/mod.rs`: no mechanism fallback, no second try): one
+/// `<authenticate/>` (one `<auth/>`), one error, for a wrong password
+/// (never tried again with the same one) and for a mechanism the server
+/// refuses (`invalid-mechanism`: here the client's mechanism name is
+/// altered on the way, while another offered one would work). The only
+/// retry on a SASL2 stream is FAST's explicit fallback to the password
+/// (`tests/fast_sasl2_pair.rs`).
+#[test]
+fn a_failure_ends_the_login_once_as_with_rfc6120() {
+    for policy in [Sasl2Policy::Require, Sasl2Policy::Never] {
+        let opener = if policy == Sasl2Policy::Never {
+            "<auth "
+        } else {
+            "<authenticate "
+        };
+        // A wrong password.
+        let mut c = client_config(
+            "alice@example.com",
+            Credentials::password("not-pencil"),
+            "SCRAM-SHA-256",
+            TlsMode::StartTlsRequired,
+        );
+        c.policy.only = None;
+        c.sasl2 = policy;
+        let p = login(
+            c,
+            sasl2_server(&["SCRAM-SHA-256", "PLAIN"], ServerTls::StartTlsRequired),
+        );
+        let up = String::from_utf8_lossy(&p.up_bytes);
+        assert_eq!(up.matches(opener).count(), 1, "{policy:?}: {up}");
+        assert_eq!(
+            refusal(&p),
+            Some(SaslCondition::NotAuthorized),
+            "{policy:?}"
+        );
+        assert_eq!(
+            p.server_events
+                .iter()
+                .filter(|e| matches!(e, ServerEvent::AuthenticationFailed { .. }))
+                .count(),
+            1
+        );
+        // A refused mechanism, PLAIN still offered.
+        let mut c = alice("SCRAM-SHA-256");
+        c.policy.only = None;
+        c.sasl2 = policy;
+        let mut pair = Pair::with_alice(
+            c,
+            sasl2_server(&["SCRAM-SHA-256", "PLAIN"], ServerTls::StartTlsRequired),
+            Some(exporter()),
+        );
+        pair.filter = Some(Box::new(|way, bytes| {
+            let s = String::from_utf8(bytes).unwrap();
+            if way == Way::Up {
+                return vec![s
+                    .replace("mechanism='SCRAM-SHA-256'", "mechanism='X-REFUSED'")
+                    .into_bytes()];
+            }
+            vec![s.into_bytes()]
+        }));
+        pair.negotiate();
+        let up = String::from_utf8_lossy(&pair.up_bytes);
+        assert_eq!(up.matches(opener).count(), 1, "{policy:?}: {up}");
+        assert!(!pair.client.is_ready());
+        assert_eq!(
+            refusal(&pair),
+            Some(SaslCondition::InvalidMechanism),
+            "{policy:?}"
+        );
+    }
+}
+
+/// The condition of the server's `<failure/>` the client failed with.
+fn refusal(p: &Pair) -> Option<SaslCondition> {
+    match p.client_error() {
+        Some(ClientError::Refused(PeerRefusal::Authentication { condition, .. })) => *condition,
+        _ => None,
+    }
 }

@@ -18,6 +18,7 @@ Examples:
   xmpp_raw.py ... --mech SCRAM-SHA-1-PLUS --cb-type tls-server-end-point   (works on TLS 1.3 too)
   xmpp_raw.py ... --sasl2 [--sm] [--fast-roundtrip]   (XEP-0388 SASL2 + XEP-0386 Bind2 [+ SM inline];
                  --fast-roundtrip: request a XEP-0484 FAST token, reconnect and log in with it)
+  xmpp_raw.py ... --sasl2 --carbons --csi inactive   (XEP-0280 carbons and XEP-0352 CSI inside Bind2)
   --stream-from: put from='<bare jid>' in the stream header (Prosody only advertises FAST then)
   --require-ssdp: fail unless the SCRAM server-first carries a (matching) XEP-0474 h= attribute
   --cb-type auto (default): tls-unique on TLS 1.2, tls-server-end-point on TLS 1.3
@@ -39,6 +40,8 @@ NS_IQAUTH = "jabber:iq:auth"
 NS_REGISTER = "jabber:iq:register"
 NS_SASL2 = "urn:xmpp:sasl:2"
 NS_BIND2 = "urn:xmpp:bind:0"
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_CSI = "urn:xmpp:csi:0"
 NS_FAST = "urn:xmpp:fast:0"
 
 
@@ -240,8 +243,11 @@ def sasl2_inline_extras(c):
     x = ""
     if c.a.fast_request:
         x += "<request-token xmlns='%s' mechanism='%s'/>" % (NS_FAST, c.a.fast_request)
-    x += "<bind xmlns='%s'><tag>%s</tag>%s</bind>" % (NS_BIND2, escape(c.a.resource),
-                                                       "<enable xmlns='%s' resume='true'/>" % NS_SM if c.a.sm else "")
+    # XEP-0386's order: carbons, stream management, CSI.
+    inner = "<enable xmlns='%s'/>" % NS_CARBONS if c.a.carbons else ""
+    inner += "<enable xmlns='%s' resume='true'/>" % NS_SM if c.a.sm else ""
+    inner += "<%s xmlns='%s'/>" % (c.a.csi, NS_CSI) if c.a.csi else ""
+    x += "<bind xmlns='%s'><tag>%s</tag>%s</bind>" % (NS_BIND2, escape(c.a.resource), inner)
     return x
 
 
@@ -482,6 +488,9 @@ def sasl_login(c, a, feats, user, domain):
             if en is None:
                 raise XmppError("SM not enabled inline in Bind2")
             c.note("SM enabled inline (id=%s resume=%s)" % (en.get("id"), en.get("resume")))
+        if a.carbons:
+            c.note("carbons %s in <bound/>" % ("<enabled/>" if bound_el.find("{%s}enabled" % NS_CARBONS) is not None
+                                               else "not answered"))
         if tok_el is not None:
             c.note("FAST token issued (expiry %s)" % tok_el.get("expiry"))
         return (aid.text if aid is not None else None), (tok_el.get("token") if tok_el is not None else None)
@@ -532,6 +541,8 @@ def main():
     ap.add_argument("--cafile")
     ap.add_argument("--force-mech", action="store_true", help="send <auth> even if the mechanism is not offered")
     ap.add_argument("--sm", action="store_true", help="enable XEP-0198 after bind")
+    ap.add_argument("--carbons", action="store_true", help="(with --sasl2) enable XEP-0280 carbons inside Bind2")
+    ap.add_argument("--csi", choices=["active", "inactive"], help="(with --sasl2) XEP-0352 state inside Bind2")
     ap.add_argument("--message-to", help="send one message to this bare jid ('self' = own jid)")
     ap.add_argument("--timeout", type=float, default=10)
     ap.add_argument("--transcript", help="write wire log here (default: stderr)")

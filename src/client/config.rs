@@ -199,6 +199,17 @@ pub struct ClientSettings {
     /// this installation) and the software and device names. `None`: none
     /// sent.
     pub user_agent: Option<crate::steps::sasl2::UserAgent>,
+    /// Bind 2: enable Message Carbons (XEP-0280) inline, when the server
+    /// lists `urn:xmpp:carbons:2` among Bind 2's inline features.
+    /// [`ClientEvent::Bind2Enabled`](crate::client::ClientEvent::Bind2Enabled)
+    /// says whether it did; when not (not listed, RFC 6120 binding), the
+    /// host enables them with XEP-0280's IQ after
+    /// [`Ready`](crate::client::ClientEvent::Ready). Default `false`.
+    pub carbons: bool,
+    /// Bind 2: the Client State Indication (XEP-0352) the session starts
+    /// in, sent inline when the server lists `urn:xmpp:csi:0`; reported
+    /// like [`carbons`](Self::carbons). Default `None`: none sent.
+    pub csi: Option<crate::steps::bind2::CsiState>,
     /// SASL2: ask for the XEP-0480 SCRAM upgrade tasks the server offers
     /// (with a password only: the client computes the new SaltedPassword).
     /// Default `true`.
@@ -244,6 +255,8 @@ impl ClientSettings {
             stream_management: None,
             sasl2: crate::sasl2::Sasl2Policy::Auto,
             user_agent: None,
+            carbons: false,
+            csi: None,
             scram_upgrades: true,
             close_grace: Duration::from_secs(5),
             replay_nonce: None,

@@ -133,6 +133,14 @@ pub enum ClientEvent {
         /// The mechanism the token was bound to.
         mechanism: String,
     },
+    /// Bind 2 bound the session with these features enabled inline
+    /// (XEP-0386): those the host asked for in
+    /// [`ClientSettings::carbons`](crate::client::ClientSettings::carbons)
+    /// and [`ClientSettings::csi`](crate::client::ClientSettings::csi)
+    /// that the server listed; what is missing here is not on (the host
+    /// may enable it the usual way once ready). Only when the host asked
+    /// for one; [`ClientEvent::Ready`] follows.
+    Bind2Enabled(crate::steps::bind2::Bind2Features),
     /// A token login is about to send its replay counter
     /// ([`FastPolicy::send_count`](crate::fast::FastPolicy::send_count)):
     /// this is the token held with its [`count`](crate::fast::FastToken::count)

@@ -19,7 +19,7 @@ use crate::sasl::{ClientMechanism, SaslCondition, SaslError, ScramHash};
 use crate::sasl2::upgrade;
 use crate::sasl2::Sasl2Policy;
 use crate::sm::Session;
-use crate::steps::bind2::{Bind2Request, Bind2Result};
+use crate::steps::bind2::{Bind2Features, Bind2Request, Bind2Result};
 use crate::steps::sasl2::{Authenticate, Sasl2Element, Sasl2Feature, Success};
 use crate::steps::sm::SmElement;
 
@@ -32,6 +32,9 @@ pub(super) struct Sasl2Exchange {
     resume: bool,
     /// A Bind 2 request went inline.
     bind2: bool,
+    /// Carbons and CSI sent in it (those the host asked for and the
+    /// server listed).
+    bind2_features: Bind2Features,
     /// The upgrade tasks asked for.
     upgrades: Vec<ScramHash>,
     /// A FAST token login: what a password login on this stream needs,
@@ -166,6 +169,7 @@ impl Client {
             step: Step::Mechanism,
             resume: false,
             bind2: false,
+            bind2_features: Bind2Features::default(),
             upgrades: Vec::new(),
             feature: token_login.as_ref().map(|_| Box::new(feature.clone())),
             token_login,
@@ -190,9 +194,15 @@ impl Client {
                     resume: s.resume,
                     max: s.max_secs(),
                 });
+            let asked = Bind2Features {
+                carbons: self.config.carbons,
+                csi: self.config.csi,
+            };
+            exchange.bind2_features = asked.offered(offer);
             auth.bind2 = Some(Bind2Request {
                 tag: self.config.resource().map(|r| r.as_str().to_owned()),
                 sm_enable,
+                features: exchange.bind2_features,
                 extra: Vec::new(),
             });
             exchange.bind2 = true;
@@ -527,6 +537,12 @@ impl Client {
                     Some(_) => {
                         return self.protocol_error("a stream management result not asked for")
                     }
+                }
+                // Carbons and CSI have no answer (XEP-0386: enabling
+                // them cannot fail): bound means on.
+                if self.config.carbons || self.config.csi.is_some() {
+                    self.core
+                        .push_event(ClientEvent::Bind2Enabled(x.bind2_features));
                 }
                 self.sasl2_after = Some(AfterSasl2::Bound(jid));
             }

@@ -4,7 +4,7 @@
 //!
 //! One `<authenticate/>` carries the mechanism's initial response, the
 //! client's `<user-agent/>`, a Bind 2 request (with stream management's
-//! `<enable/>` inside) and, for a reconnecting client, stream
+//! `<enable/>`, carbons and CSI inside) and, for a reconnecting client, stream
 //! management's `<resume/>`; one `<success/>` carries the mechanism's
 //! additional data, the bound full JID and what was enabled or resumed,
 //! and the stream goes on without a restart: a SCRAM login, bound with
@@ -22,13 +22,19 @@
 //! - Client: [`ClientSettings::sasl2`](crate::client::ClientSettings::sasl2)
 //!   ([`Sasl2Policy::Auto`], the default, takes SASL2 when offered),
 //!   [`ClientSettings::user_agent`](crate::client::ClientSettings::user_agent),
-//!   and the resource as Bind 2's tag.
+//!   the resource as Bind 2's tag, and Message Carbons and the CSI state
+//!   to enable inline when the server lists them
+//!   ([`ClientSettings::carbons`](crate::client::ClientSettings::carbons),
+//!   [`ClientSettings::csi`](crate::client::ClientSettings::csi); what went
+//!   on: [`ClientEvent::Bind2Enabled`](crate::client::ClientEvent::Bind2Enabled)).
 //! - Server: [`ServerSettings::sasl2`](crate::server::ServerSettings::sasl2)
 //!   ([`Sasl2Settings`]): SASL2 with Bind 2, inline stream management when
 //!   [`ServerSettings::stream_management`](crate::server::ServerSettings::stream_management)
-//!   is on, and the SCRAM upgrades to offer. The host answers the same
-//!   requests as for RFC 6120 (credentials, `Bind` with the resource made
-//!   of the tag, `Resume`).
+//!   is on, carbons and CSI when [`Sasl2Settings::carbons`] and
+//!   [`Sasl2Settings::csi`] are, and the SCRAM upgrades to offer. The host
+//!   answers the same requests as for RFC 6120 (credentials, `Bind` with
+//!   the resource made of the tag, `Resume`) and hears of carbons and CSI
+//!   in [`ServerEvent::Bind2Enabled`](crate::server::ServerEvent::Bind2Enabled).
 //!
 //! # Inline extensions (FAST, ...)
 //!
@@ -46,6 +52,7 @@
 pub mod upgrade;
 
 use crate::sasl::ScramHash;
+pub use crate::steps::bind2::{Bind2Features, CsiState};
 pub use crate::steps::sasl2::UserAgent;
 
 /// Which login the client uses when the server offers SASL2 (XEP-0388)
@@ -74,6 +81,16 @@ pub struct Sasl2Settings {
     /// answers [`ServerEvent::Bind`](crate::server::ServerEvent::Bind) as
     /// for RFC 6120.
     pub bind2: bool,
+    /// List Message Carbons (`urn:xmpp:carbons:2`, XEP-0280) among Bind
+    /// 2's inline features: a client's `<enable/>` in `<bind/>` is
+    /// reported in [`ServerEvent::Bind2Enabled`](crate::server::ServerEvent::Bind2Enabled),
+    /// and the host copies messages to the session from then on (the
+    /// core routes nothing). Default `false`.
+    pub carbons: bool,
+    /// List Client State Indication (`urn:xmpp:csi:0`, XEP-0352): a
+    /// client's `<active/>`/`<inactive/>` in `<bind/>` is reported the
+    /// same way. Default `false`.
+    pub csi: bool,
     /// The XEP-0480 SCRAM upgrades to offer (`UPGR-SCRAM-SHA-256`...):
     /// a client that asks computes the SaltedPassword for a fresh salt,
     /// and the host stores the keys of
@@ -94,10 +111,12 @@ pub struct Sasl2Settings {
 }
 
 impl Sasl2Settings {
-    /// Bind 2 on, no upgrades.
+    /// Bind 2 on (without carbons or CSI), no upgrades.
     pub fn new() -> Self {
         Self {
             bind2: true,
+            carbons: false,
+            csi: false,
             upgrades: Vec::new(),
             upgrade_iterations: 10_000,
             fast: Vec::new(),

@@ -181,6 +181,14 @@ pub enum ServerEvent {
     #[cfg(feature = "legacy")]
     #[cfg_attr(docsrs, doc(cfg(feature = "legacy")))]
     LegacyAuth(LegacyAuthRequest),
+    /// The client enabled these features inline in its Bind 2 request
+    /// (XEP-0386), among those listed
+    /// ([`Sasl2Settings::carbons`](crate::sasl2::Sasl2Settings::carbons),
+    /// [`Sasl2Settings::csi`](crate::sasl2::Sasl2Settings::csi)): the host
+    /// copies messages to this session (carbons) and starts it in this
+    /// CSI state. No answer is needed; [`ServerEvent::Ready`] follows.
+    /// Only when the client enabled one.
+    Bind2Enabled(crate::steps::bind2::Bind2Features),
     /// The session is ready.
     Ready {
         /// The client's full JID.

@@ -18,7 +18,7 @@ use crate::ns;
 use crate::random::printable_token;
 use crate::sasl::{SaslCondition, SaslError, ScramHash};
 use crate::sasl2::upgrade;
-use crate::steps::bind2::{Bind2Offer, Bind2Request, Bind2Result};
+use crate::steps::bind2::{Bind2Features, Bind2Offer, Bind2Request, Bind2Result};
 use crate::steps::sasl2::{Authenticate, Payload, Sasl2Element, Sasl2Feature, Success, UserAgent};
 use crate::steps::sm::SmElement;
 use crate::steps::StanzaError;
@@ -65,9 +65,7 @@ impl Server {
         let sm = self.config.stream_management.as_ref();
         let mut f = Sasl2Feature {
             mechanisms: self.offer.mechanisms.clone(),
-            bind2: settings.bind2.then(|| Bind2Offer {
-                features: sm.map(|_| ns::SM.to_owned()).into_iter().collect(),
-            }),
+            bind2: self.bind2_offer(),
             sm_resume: sm.is_some_and(|s| s.resume),
             upgrades: settings
                 .upgrades
@@ -430,16 +428,51 @@ impl Server {
                             condition: Some("unexpected-request".into()),
                         },
                     });
-                login.success.bind2 = Some(Bind2Result::Bound {
-                    sm,
-                    extra: Vec::new(),
-                });
+                // Carbons and CSI: the host acts on them. XEP-0386 needs
+                // no answer; carbons' `<enabled/>` is Prosody's, which
+                // clients may look for.
+                let features = self.bind2_features(login.bind2.as_ref());
+                let extra = features
+                    .carbons
+                    .then(|| Element::builder("enabled", ns::CARBONS).build())
+                    .into_iter()
+                    .collect();
+                login.success.bind2 = Some(Bind2Result::Bound { sm, extra });
+                if !features.is_empty() {
+                    self.core.push_event(ServerEvent::Bind2Enabled(features));
+                }
                 self.sasl2_finish(now, login, Some(jid));
             }
             Err(e) => {
                 login.success.bind2 = Some(Bind2Result::Failed(e));
                 self.sasl2_finish(now, login, None);
             }
+        }
+    }
+
+    /// Bind 2's offer, when on: the features it enables inline, in
+    /// XEP-0386's (and Prosody's) order.
+    fn bind2_offer(&self) -> Option<Bind2Offer> {
+        let settings = self.config.sasl2.as_ref().filter(|s| s.bind2)?;
+        let sm = self.config.stream_management.is_some();
+        let features = [
+            (settings.carbons, ns::CARBONS),
+            (settings.csi, ns::CSI),
+            (sm, ns::SM),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, var)| var.to_owned())
+        .collect();
+        Some(Bind2Offer { features })
+    }
+
+    /// Carbons and CSI of `request` that this server listed; the others
+    /// are ignored, as a server without the feature would.
+    fn bind2_features(&self, request: Option<&Bind2Request>) -> Bind2Features {
+        match (self.bind2_offer(), request) {
+            (Some(offer), Some(r)) => r.features.offered(&offer),
+            _ => Bind2Features::default(),
         }
     }
 

@@ -53,6 +53,71 @@ impl Bind2Offer {
     }
 }
 
+/// The state a session starts in (XEP-0352 Client State Indication).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CsiState {
+    /// `<active/>`: the user is looking; send everything now.
+    Active,
+    /// `<inactive/>`: the client is in the background; the server may
+    /// hold back what is not urgent.
+    Inactive,
+}
+
+impl CsiState {
+    /// The element's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    /// Reads `<active/>` or `<inactive/>` of `urn:xmpp:csi:0`.
+    pub fn parse(el: &Element) -> Option<Self> {
+        if !el.has_ns(ns::CSI) {
+            return None;
+        }
+        match el.name() {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            _ => None,
+        }
+    }
+
+    /// Builds the element.
+    pub fn to_element(self) -> Element {
+        Element::builder(self.as_str(), ns::CSI).build()
+    }
+}
+
+/// What Bind 2 enables inline besides stream management (XEP-0386
+/// section 3.2): Message Carbons (XEP-0280, no answer: enabling "MUST
+/// succeed") and the CSI state the session starts in (XEP-0352).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Bind2Features {
+    /// `<enable xmlns='urn:xmpp:carbons:2'/>`: carbons are on for the
+    /// session.
+    pub carbons: bool,
+    /// `<active/>` or `<inactive/>` of `urn:xmpp:csi:0`.
+    pub csi: Option<CsiState>,
+}
+
+impl Bind2Features {
+    /// Neither carbons nor a CSI state.
+    pub fn is_empty(&self) -> bool {
+        !self.carbons && self.csi.is_none()
+    }
+
+    /// Only what `offer` lists.
+    pub fn offered(self, offer: &Bind2Offer) -> Self {
+        Self {
+            carbons: self.carbons && offer.offers(ns::CARBONS),
+            csi: self.csi.filter(|_| offer.offers(ns::CSI)),
+        }
+    }
+}
+
 /// The client's Bind 2 request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bind2Request {
@@ -61,7 +126,9 @@ pub struct Bind2Request {
     pub tag: Option<String>,
     /// Stream management's `<enable/>` inline.
     pub sm_enable: Option<SmElement>,
-    /// Other features to enable (carbons, CSI...), as sent.
+    /// Carbons' `<enable/>` and CSI's `<active/>`/`<inactive/>`.
+    pub features: Bind2Features,
+    /// Other features to enable, as sent.
     pub extra: Vec<Element>,
 }
 
@@ -74,6 +141,10 @@ impl Bind2Request {
                 out.tag = Some(c.text().trim().to_owned()).filter(|t| !t.is_empty());
             } else if c.is("enable", ns::SM) {
                 out.sm_enable = SmElement::parse(c).and_then(Result::ok);
+            } else if c.is("enable", ns::CARBONS) {
+                out.features.carbons = true;
+            } else if let Some(csi) = CsiState::parse(c) {
+                out.features.csi = Some(csi);
             } else {
                 out.extra.push(c.clone());
             }
@@ -91,8 +162,14 @@ impl Bind2Request {
                     .build(),
             );
         }
+        if self.features.carbons {
+            el.append_child(Element::builder("enable", ns::CARBONS).build());
+        }
         if let Some(e) = &self.sm_enable {
             el.append_child(e.to_element());
+        }
+        if let Some(csi) = self.features.csi {
+            el.append_child(csi.to_element());
         }
         for e in &self.extra {
             el.append_child(e.clone());
@@ -192,8 +269,18 @@ mod tests {
                 max: None
             })
         );
-        assert_eq!(r.extra.len(), 2);
+        assert!(r.features.carbons);
+        assert_eq!(r.features.csi, Some(CsiState::Inactive));
+        assert!(r.extra.is_empty());
         assert_eq!(Bind2Request::parse(&r.to_element()), r);
+        // Built in XEP-0386's order: carbons, stream management, CSI.
+        assert_eq!(r.to_element(), req);
+        // Only what the offer lists is asked for.
+        let bare = Bind2Offer {
+            features: vec![ns::SM.into()],
+        };
+        assert!(r.features.offered(&bare).is_empty());
+        assert_eq!(r.features.offered(&o), r.features);
         let bound: Element = "<bound xmlns='urn:xmpp:bind:0'><enabled resume='1' id='Qblssr-xKWIi' max='600' xmlns='urn:xmpp:sm:3'/></bound>".parse().unwrap();
         let Bind2Result::Bound { sm, .. } = Bind2Result::parse(&bound).unwrap() else {
             panic!()

@@ -138,8 +138,11 @@ OPTIONS:
                          login past half the token's lifetime gets a new token
                          (FAST-ROTATE), the old one kept until the new one is used;
                          a count not above the token's last is refused; invalidate
-                         drops the client's tokens, FAST-INVALIDATE) and, with --sm,
-                         stream management enabled and resumed inline
+                         drops the client's tokens, FAST-INVALIDATE), Message Carbons
+                         and CSI inline in Bind 2 (XEP-0280, XEP-0352: BIND2-INLINE
+                         logged; carbons-enabled sessions get copies of their user's
+                         other resources' chat messages) and, with --sm, stream
+                         management enabled and resumed inline
     --fast-ttl S         how long a FAST token is valid (default 604800: a week)
     --sm-resume-timeout S  how long a detached session is kept (default 300), advertised
                          as max; then what it held is undelivered (EXPIRED)
@@ -1498,6 +1501,17 @@ impl Session {
                     .unwrap_or_default()
             )),
             ServerEvent::Closed => {}
+            ServerEvent::Bind2Enabled(f) => {
+                let full = self.bound.clone().unwrap_or_default();
+                log(format_args!(
+                    "BIND2-INLINE {full} carbons {} csi {}",
+                    if f.carbons { "on" } else { "off" },
+                    f.csi.map_or("none", |s| s.as_str())
+                ));
+                if f.carbons {
+                    self.shared.router.enable_carbons(&full);
+                }
+            }
             ServerEvent::StreamManagementEnabled { id } => {
                 log(format_args!(
                     "SM {} resume {}",
@@ -1737,6 +1751,8 @@ fn server_config(
             .iter()
             .map(|m| m.name().to_owned())
             .collect();
+        sasl2.carbons = true;
+        sasl2.csi = true;
         config.sasl2 = Some(sasl2);
     }
     config.build().map_err(|e| format!("configuration: {e}"))

@@ -60,6 +60,9 @@ macro_rules! help_options_middle {
     --sasl2 P           auto (default: SASL2, XEP-0388, when offered, with Bind 2 and
                         stream management inline) | require | never (RFC 6120 SASL)
     --user-agent-id U   SASL2's user-agent id: a UUID this installation keeps
+    --carbons           Bind 2: enable Message Carbons (XEP-0280) inline, when the
+                        server lists them
+    --csi S             Bind 2: start active | inactive (XEP-0352), when listed
     --fast-token-file F FAST (XEP-0484): when F holds a token, log in with it (no
                         password fallback) sending XEP-0484's count (kept in F);
                         on a password login ask for a token and save it to F; a token
@@ -141,6 +144,10 @@ pub struct Args {
     pub user_agent_id: Option<String>,
     /// `--fast-token-file F`.
     pub fast_token_file: Option<std::path::PathBuf>,
+    /// `--carbons`: Message Carbons inline in Bind 2.
+    pub carbons: bool,
+    /// `--csi active|inactive`: the CSI state inline in Bind 2.
+    pub csi: Option<xmpp_sansio::sasl2::CsiState>,
     /// `--fast-mechanism M[,M...]`: the FAST mechanisms allowed, in order
     /// of preference (`FastPolicy::only`).
     pub fast_mechanisms: Option<Vec<String>>,
@@ -173,6 +180,7 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     let mut sasl2 = xmpp_sansio::sasl2::Sasl2Policy::Auto;
     let mut user_agent_id = None;
     let mut fast_token_file = None;
+    let (mut carbons, mut csi) = (false, None);
     let mut fast_mechanisms = None;
     let mut fast_invalidate = false;
     let mut linger = None;
@@ -200,6 +208,16 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             "--sm-state-file" => sm_state_file = Some(value()?.into()),
             "--fast-token-file" => fast_token_file = Some(value()?.into()),
+            "--carbons" => carbons = true,
+            "--csi" => {
+                use xmpp_sansio::sasl2::CsiState;
+                let v = value()?;
+                csi = Some(match v.as_str() {
+                    "active" => CsiState::Active,
+                    "inactive" => CsiState::Inactive,
+                    _ => return Err(format!("unknown --csi {v:?} (active or inactive)")),
+                });
+            }
             "--fast-mechanism" => {
                 let v = value()?;
                 let names: Vec<String> = v.split(',').map(str::to_owned).collect();
@@ -311,6 +329,8 @@ pub fn parse_args(it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         sasl2,
         user_agent_id,
         fast_token_file,
+        carbons,
+        csi,
         fast_mechanisms,
         fast_invalidate,
         sm_state_file,
@@ -524,6 +544,8 @@ impl Args {
             ua.software = Some("xmpp-sansio client".into());
             config.user_agent = Some(ua);
         }
+        config.carbons = self.carbons;
+        config.csi = self.csi;
         config.fast.request_token = self.fast_token_file.is_some() && !self.fast_invalidate;
         config.fast.only = self.fast_mechanisms.clone();
         config.fast.send_count = self.fast_token_file.is_some();

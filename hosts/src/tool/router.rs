@@ -6,9 +6,12 @@
 //! message to an unknown resource falls back to the bare JID, presence
 //! without `to` goes to the user's own resources, IQs the server answers
 //! itself with [`im::answer`]) and what goes back to the sender (an error,
-//! an answer).
+//! an answer). Sessions that enabled Message Carbons (XEP-0280, inline in
+//! Bind 2: [`Router::enable_carbons`]) get a copy of the chat (and normal,
+//! with a body) messages their user's other resources send, and receive
+//! at a full JID.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use minidom::Element;
@@ -41,6 +44,8 @@ pub trait Mailbox: Clone {
 pub struct Router<M> {
     domain: String,
     sessions: Mutex<HashMap<String, M>>,
+    /// The bound full JIDs with carbons on.
+    carbons: Mutex<HashSet<String>>,
 }
 
 impl<M: Mailbox> Router<M> {
@@ -49,6 +54,19 @@ impl<M: Mailbox> Router<M> {
         Self {
             domain: domain.to_owned(),
             sessions: Mutex::new(HashMap::new()),
+            carbons: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn carbons(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.carbons.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// XEP-0280: the session bound to `full` gets carbon copies from now
+    /// on (until it unbinds).
+    pub fn enable_carbons(&self, full: &str) {
+        if self.sessions().contains_key(full) {
+            self.carbons().insert(full.to_owned());
         }
     }
 
@@ -76,6 +94,7 @@ impl<M: Mailbox> Router<M> {
         let mut sessions = self.sessions();
         if sessions.get(full).is_some_and(|m| m.session() == session) {
             sessions.remove(full);
+            self.carbons().remove(full);
         }
     }
 
@@ -125,6 +144,42 @@ pub fn error_reply(el: &Element, sender: &str, condition: &str) -> Element {
                     },
                 )
                 .append(Element::builder(condition, ns::STANZAS).build())
+                .build(),
+        )
+        .build()
+}
+
+/// XEP-0280 section 6: chat messages, and normal ones with a body, are
+/// copied, unless marked `<private/>` or `<no-copy/>` (XEP-0334).
+fn is_copied(el: &Element) -> bool {
+    let eligible = match el.attr("type").unwrap_or("normal") {
+        "chat" => true,
+        "normal" => el.get_child("body", ns::JABBER_CLIENT).is_some(),
+        _ => false,
+    };
+    eligible
+        && el.get_child("private", ns::CARBONS).is_none()
+        && el.get_child("no-copy", HINTS).is_none()
+}
+
+/// XEP-0334 message processing hints.
+const HINTS: &str = "urn:xmpp:hints";
+/// XEP-0297 stanza forwarding.
+const FORWARD: &str = "urn:xmpp:forward:0";
+
+/// A carbon copy of `el` for `to`: `<message from=bare to=full
+/// type=chat><sent|received><forwarded>el</forwarded></...></message>`.
+fn carbon(el: &Element, direction: &str, bare_jid: &str, to: &str) -> Element {
+    let forwarded = Element::builder("forwarded", FORWARD)
+        .append(el.clone())
+        .build();
+    Element::builder("message", ns::JABBER_CLIENT)
+        .attr(attr_name("from"), bare_jid)
+        .attr(attr_name("to"), to)
+        .attr(attr_name("type"), "chat")
+        .append(
+            Element::builder(direction, ns::CARBONS)
+                .append(forwarded)
                 .build(),
         )
         .build()
@@ -191,6 +246,17 @@ impl<M: Mailbox> Router<M> {
                 }
                 let full = resource.map(|r| format!("{to_bare}/{r}"));
                 let queue = self.find(full.as_deref(), &to_bare, fallback);
+                if is_copied(&el) {
+                    // Not to the sender, nor to the session that gets
+                    // the message itself.
+                    let delivered = queue.as_ref().and_then(|q| self.full_of(q.session()));
+                    let skip = [sender, delivered.as_deref().unwrap_or_default()];
+                    self.carbon_copies(&el, "sent", bare(sender), &skip);
+                    // Between one's own resources: the sent copy is enough.
+                    if delivered.is_some() && to_bare != bare(sender) {
+                        self.carbon_copies(&el, "received", &to_bare, &skip);
+                    }
+                }
                 self.deliver(queue, sender, el, is_error)
             }
             "iq" if kind == "get" || kind == "set" => {
@@ -239,6 +305,33 @@ impl<M: Mailbox> Router<M> {
         }
     }
 
+    /// The full JID session `session` is bound to.
+    fn full_of(&self, session: u64) -> Option<String> {
+        self.sessions()
+            .iter()
+            .find(|(_, m)| m.session() == session)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// XEP-0280: `el` wrapped in `<sent/>` or `<received/>` to each
+    /// carbons-enabled session of `bare_jid` not in `skip` (the sender,
+    /// the session the message went to). A full queue drops the copy.
+    fn carbon_copies(&self, el: &Element, direction: &str, bare_jid: &str, skip: &[&str]) {
+        let prefix = format!("{bare_jid}/");
+        let targets: Vec<String> = self
+            .carbons()
+            .iter()
+            .filter(|f| f.starts_with(&prefix) && !skip.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        for full in targets {
+            let Some(q) = self.mailbox(&full) else {
+                continue;
+            };
+            let _ = q.offer(carbon(el, direction, bare_jid, &full));
+        }
+    }
+
     /// `el` to every session of `bare_jid`; `service-unavailable` back
     /// when there is none (for a message).
     fn deliver_all(&self, bare_jid: &str, sender: &str, el: Element) -> Option<Element> {
@@ -281,5 +374,116 @@ impl<M: Mailbox> Router<M> {
             Err((Refused::Full, el)) => bounce(&el, "resource-constraint"),
             Err((Refused::Gone, el)) => bounce(&el, "service-unavailable"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A session's queue: what it was offered.
+    #[derive(Clone, Default)]
+    struct Inbox(u64, Arc<Mutex<Vec<Element>>>);
+
+    impl Mailbox for Inbox {
+        fn session(&self) -> u64 {
+            self.0
+        }
+        fn offer(&self, el: Element) -> Result<(), (Refused, Element)> {
+            self.1.lock().unwrap().push(el);
+            Ok(())
+        }
+    }
+
+    impl Inbox {
+        fn take(&self) -> Vec<String> {
+            self.1
+                .lock()
+                .unwrap()
+                .drain(..)
+                .map(|e| String::from(&e))
+                .collect()
+        }
+    }
+
+    fn chat(from: &str, to: &str, kind: &str, extra: &str) -> Element {
+        format!("<message xmlns='jabber:client' from='{from}' to='{to}' type='{kind}' id='m1'><body>hi</body>{extra}</message>")
+            .parse()
+            .unwrap()
+    }
+
+    /// XEP-0280 sections 6 and 7: alice's carbons-enabled resource gets
+    /// `<sent/>` for what her other resource sends and `<received/>` for
+    /// what reaches it at its full JID; a resource without carbons gets
+    /// nothing, nor do `<private/>`, `<no-copy/>` and headline messages.
+    #[test]
+    fn carbons_copy_chat_messages_to_enabled_sessions() {
+        let r: Router<Inbox> = Router::new("example.com");
+        let boxes: Vec<Inbox> = (0..4).map(|i| Inbox(i, Default::default())).collect();
+        let jids = [
+            "alice@example.com/phone",
+            "alice@example.com/laptop",
+            "alice@example.com/tablet",
+            "bob@example.com/desk",
+        ];
+        for (j, b) in jids.iter().zip(&boxes) {
+            assert!(r.bind(j, b.clone()));
+        }
+        r.enable_carbons("alice@example.com/laptop");
+        r.enable_carbons("nobody@example.com/x"); // not bound: ignored
+                                                  // Sent by alice's phone to bob: bob gets it, the laptop a <sent/>.
+        let out = chat(jids[0], jids[3], "chat", "");
+        assert_eq!(r.route(jids[0], out), None);
+        assert_eq!(boxes[3].take().len(), 1);
+        let sent = boxes[1].take();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(
+            sent[0].starts_with("<message xmlns='jabber:client' from='alice@example.com' to='alice@example.com/laptop' type='chat'><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='alice@example.com/phone'"),
+            "{}",
+            sent[0]
+        );
+        assert!(boxes[0].take().is_empty() && boxes[2].take().is_empty());
+        // Bob to alice's phone: the laptop gets a <received/>.
+        assert_eq!(r.route(jids[3], chat(jids[3], jids[0], "chat", "")), None);
+        assert_eq!(boxes[0].take().len(), 1);
+        let received = boxes[1].take();
+        assert_eq!(received.len(), 1);
+        assert!(
+            received[0].contains("<received xmlns='urn:xmpp:carbons:2'><forwarded"),
+            "{}",
+            received[0]
+        );
+        assert!(boxes[2].take().is_empty());
+        // A normal message with a body is copied too.
+        r.route(jids[0], chat(jids[0], jids[3], "normal", ""));
+        assert_eq!(boxes[1].take().len(), 1);
+        // Not copied: private, no-copy, a headline.
+        for el in [
+            chat(
+                jids[0],
+                jids[3],
+                "chat",
+                "<private xmlns='urn:xmpp:carbons:2'/>",
+            ),
+            chat(
+                jids[0],
+                jids[3],
+                "chat",
+                "<no-copy xmlns='urn:xmpp:hints'/>",
+            ),
+            chat(jids[0], jids[3], "headline", ""),
+        ] {
+            r.route(jids[0], el);
+            assert!(boxes[1].take().is_empty());
+        }
+        // To the laptop itself: no copy of its own message.
+        r.route(jids[3], chat(jids[3], jids[1], "chat", ""));
+        assert_eq!(boxes[1].take().len(), 1);
+        // Unbound: no more copies, even bound again.
+        r.unbind(jids[1], 1);
+        assert!(r.bind(jids[1], boxes[1].clone()));
+        r.route(jids[0], chat(jids[0], jids[3], "chat", ""));
+        assert!(boxes[1].take().is_empty());
     }
 }

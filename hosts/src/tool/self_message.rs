@@ -299,6 +299,11 @@ pub fn note_event(ev: &ClientEvent) {
                 note(&line);
             }
         }
+        ClientEvent::Bind2Enabled(f) => note(&format!(
+            "Bind 2: carbons {}, CSI {}",
+            if f.carbons { "on" } else { "off" },
+            f.csi.map_or("none", |s| s.as_str())
+        )),
         ClientEvent::Redirect {
             host,
             port,
