@@ -18,7 +18,7 @@
 //! what it needs of the finished connection (the `tls-exporter` channel
 //! binding, the client's certificate) and then [`Handshake::into_stream`]
 //! takes its secrets (`dangerous_extract_secrets`, which needs the
-//! configuration's `enable_secret_extraction`, see [`configure`]). The TLS
+//! configuration's `enable_secret_extraction`, see `configure`). The TLS
 //! 1.3 traffic secrets themselves (for a `KeyUpdate`, which rustls's
 //! extraction does not carry) come from the configuration's key log,
 //! which keeps them only while this module's handshake processes a record
