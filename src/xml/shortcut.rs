@@ -37,7 +37,7 @@ fn sm(input: &[u8]) -> Option<(usize, Element, &'static str)> {
     const R: &[u8] = b"<r xmlns='urn:xmpp:sm:3'/>";
     const A: &[u8] = b"<a xmlns='urn:xmpp:sm:3' h='";
     if input.starts_with(R) {
-        return Some((R.len(), Element::builder("r", ns::SM).build(), ns::SM));
+        return Some((R.len(), super::known::element("r", ns::SM)?, ns::SM));
     }
     let rest = input.strip_prefix(A)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -50,9 +50,8 @@ fn sm(input: &[u8]) -> Option<(usize, Element, &'static str)> {
     if (digits > 1 && h.starts_with('0')) || h.parse::<u32>().is_err() {
         return None;
     }
-    let el = Element::builder("a", ns::SM)
-        .attr(rxml::NcName::try_from("h").ok()?, h)
-        .build();
+    let mut el = super::known::element("a", ns::SM)?;
+    el.set_attr(rxml::Namespace::NONE, rxml::NcName::try_from("h").ok()?, h);
     Some((A.len() + digits + 3, el, ns::SM))
 }
 
