@@ -57,7 +57,7 @@ pub(crate) struct Core<E, Err> {
     /// Their bytes, in all.
     message_bytes: usize,
     events: VecDeque<E>,
-    pub error: Option<Err>,
+    pub error: Option<Box<Err>>,
     pub life: Life,
     pub close_deadline: Option<Instant>,
     /// When bytes were last handed to the host (for keepalives): the time
@@ -530,7 +530,7 @@ impl<E, Err: Clone> Core<E, Err> {
         if speak {
             self.write_close();
         }
-        self.error = Some(err.clone());
+        self.error = Some(Box::new(err.clone()));
         self.events.push_back(error_event(err));
         self.finish(closed_event);
     }

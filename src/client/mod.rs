@@ -313,12 +313,14 @@ pub struct Client {
     authenticated: bool,
     negotiation_deadline: Option<Instant>,
     session_required: bool,
-    scram_keys: Option<crate::sasl::scram::ScramClientKeys>,
+    /// (Boxed: kept only after a SCRAM login.)
+    scram_keys: Option<Box<crate::sasl::scram::ScramClientKeys>>,
     #[cfg(feature = "legacy")]
     legacy: legacy::State,
     /// Stream management: the session (once `<enable/>` went out, or
     /// restored to resume).
-    sm: Option<crate::sm::Session>,
+    /// (Boxed: most sessions have none.)
+    sm: Option<Box<crate::sm::Session>>,
     /// A restored session waits to be resumed.
     sm_resuming: bool,
     /// The server offered stream management after authentication.
@@ -326,7 +328,7 @@ pub struct Client {
     /// The login used SASL2.
     sasl2_used: bool,
     /// The FAST token to log in with, and the host's clock then.
-    fast_token: Option<(crate::fast::FastToken, i64)>,
+    fast_token: Option<Box<(crate::fast::FastToken, i64)>>,
     /// [`Client::invalidate_fast_token`]: the next token login asks for
     /// the token to be invalidated.
     fast_invalidate: bool,
@@ -411,7 +413,7 @@ impl Client {
 
     /// The error the stream failed with, if it did.
     pub fn error(&self) -> Option<&ClientError> {
-        self.core.error.as_ref()
+        self.core.error.as_deref()
     }
 
     /// The bound full JID, once ready.
@@ -441,7 +443,7 @@ impl Client {
     /// (pass them back in [`Credentials::Password`] next time). `None` when
     /// SCRAM was not used or did not verify the server.
     pub fn scram_keys(&self) -> Option<crate::sasl::scram::ScramClientKeys> {
-        self.scram_keys.clone()
+        self.scram_keys.as_deref().cloned()
     }
 
     // ------------------------------------------------------------------
@@ -639,7 +641,7 @@ impl Client {
             }
         };
         self.core
-            .send_stanza(self.sm.as_mut(), settings, stanza, self.last_input)
+            .send_stanza(self.sm.as_deref_mut(), settings, stanza, self.last_input)
     }
 
     /// Ends the stream with a stream error of the host's choosing
@@ -1144,7 +1146,7 @@ impl Client {
             },
             SaslElement::Success(data) => match mech.success(data.as_deref().map(Vec::as_slice)) {
                 Ok(()) => {
-                    self.scram_keys = mech.derived_keys();
+                    self.scram_keys = mech.derived_keys().map(Box::new);
                     self.authenticated = true;
                     self.core.push_event(ClientEvent::Authenticated {
                         mechanism: mech.name().to_owned(),

@@ -99,7 +99,7 @@ impl Client {
     /// allows). `now_unix`: the host's clock (Unix seconds), against the
     /// token's expiry. Call it before the server's features arrive.
     pub fn use_fast_token(&mut self, token: FastToken, now_unix: i64) {
-        self.fast_token = Some((token, now_unix));
+        self.fast_token = Some(Box::new((token, now_unix)));
     }
 
     /// The next login with the FAST token (given to
@@ -117,7 +117,7 @@ impl Client {
     /// [`use_fast_token`](Self::use_fast_token) or the last one the server
     /// issued on this stream.
     pub fn fast_token(&self) -> Option<&FastToken> {
-        self.fast_token.as_ref().map(|(t, _)| t)
+        self.fast_token.as_deref().map(|(t, _)| t)
     }
 
     /// The mechanism for a login with the token held, over `sasl2`.
@@ -125,7 +125,7 @@ impl Client {
         &mut self,
         sasl2: Option<&Sasl2Feature>,
     ) -> Result<Box<dyn ClientMechanism>, Box<ClientError>> {
-        let Some((token, now)) = &self.fast_token else {
+        let Some((token, now)) = self.fast_token.as_deref() else {
             return Err(Box::new(ClientError::Policy(PolicyError::FastToken(
                 crate::fast::FastRefusal::NotOffered,
             ))));
@@ -247,7 +247,9 @@ impl Client {
                 count: None,
                 invalidate: self.fast_invalidate,
             };
-            if let (true, Some((token, _))) = (self.config.fast.send_count, &mut self.fast_token) {
+            if let (true, Some((token, _))) =
+                (self.config.fast.send_count, self.fast_token.as_deref_mut())
+            {
                 // Counted before it is sent: the host keeps the count
                 // even if this attempt goes nowhere.
                 token.count = token.count.saturating_add(1);
@@ -290,7 +292,7 @@ impl Client {
     fn sasl2_inline_results(&mut self, x: &Sasl2Exchange, success: &Success) -> bool {
         if x.invalidate {
             self.fast_invalidate = false;
-            if let Some((token, _)) = self.fast_token.take() {
+            if let Some((token, _)) = self.fast_token.take().map(|b| *b) {
                 self.core.push_event(ClientEvent::FastTokenInvalidated {
                     mechanism: token.mechanism,
                 });
@@ -305,8 +307,8 @@ impl Client {
             match parse_token(el, mechanism) {
                 None => {}
                 Some(Ok(token)) => {
-                    let now = self.fast_token.as_ref().map_or(0, |(_, n)| *n);
-                    self.fast_token = Some((token.clone(), now));
+                    let now = self.fast_token.as_deref().map_or(0, |(_, n)| *n);
+                    self.fast_token = Some(Box::new((token.clone(), now)));
                     self.core.push_event(ClientEvent::FastToken(token));
                 }
                 Some(Err(e)) => {
@@ -337,7 +339,7 @@ impl Client {
             },
         };
         if after.discard_token {
-            if let Some((token, _)) = self.fast_token.take() {
+            if let Some((token, _)) = self.fast_token.take().map(|b| *b) {
                 self.core.push_event(ClientEvent::FastTokenDiscarded {
                     mechanism: token.mechanism,
                 });
@@ -474,7 +476,7 @@ impl Client {
     }
 
     fn sasl2_success(&mut self, x: &mut Sasl2Exchange, success: &Success) {
-        self.scram_keys = x.mech.derived_keys();
+        self.scram_keys = x.mech.derived_keys().map(Box::new);
         self.authenticated = true;
         self.sasl2_used = true;
         self.core.push_event(ClientEvent::Authenticated {
@@ -525,7 +527,7 @@ impl Client {
                     }) if self.config.stream_management.is_some() => {
                         // Our count started with `<enable/>`, the server's
                         // with `<enabled/>`: both now.
-                        self.sm = Some(Session::new(jid.clone()));
+                        self.sm = Some(Box::new(Session::new(jid.clone())));
                         self.sm_enabled(id.clone(), *resume, location.clone(), *max);
                     }
                     Some(SmElement::Failed { condition, .. }) => {

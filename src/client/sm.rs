@@ -35,7 +35,7 @@ impl Client {
     /// [`ClientSettings::allow_redirect_without_tls`](super::ClientSettings::allow_redirect_without_tls)),
     /// as it does a redirect. Call it right after the constructor.
     pub fn resume_session(mut self, state: SmState) -> Self {
-        self.sm = Some(Session::restore(state, self.last_input));
+        self.sm = Some(Box::new(Session::restore(state, self.last_input)));
         self.sm_resuming = true;
         self
     }
@@ -141,7 +141,7 @@ impl Client {
         .to_element();
         self.write(&el);
         // Our count starts with `<enable/>`; the server's with `<enabled/>`.
-        self.sm = Some(Session::new(jid.clone()));
+        self.sm = Some(Box::new(Session::new(jid.clone())));
         self.phase = Phase::Enabling { jid: jid.clone() };
         true
     }
@@ -309,7 +309,8 @@ impl Client {
     /// The clock reached `sm_deadline`: ask.
     pub(super) fn sm_timeout(&mut self, now: Instant) {
         let due = self.sm_deadline();
-        self.core.sm_request_if_due(self.sm.as_mut(), due, now);
+        self.core
+            .sm_request_if_due(self.sm.as_deref_mut(), due, now);
     }
 
     /// Closing: say what we handled, and ask for a last acknowledgement.

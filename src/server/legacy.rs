@@ -216,7 +216,7 @@ impl Server {
 
     fn hold(&mut self, pending: Pending, resume: Phase) {
         self.phase = Phase::Host {
-            pending,
+            pending: Box::new(pending),
             resume: Box::new(resume),
         };
     }
@@ -231,7 +231,7 @@ impl Server {
     /// Returns whether `el` was one of them.
     pub(super) fn on_legacy_preauth(&mut self, el: &Element) -> bool {
         // When TLS is required, nothing of this is served before it.
-        let blocked = self.tls.is_none() && self.config.tls == super::ServerTls::StartTlsRequired;
+        let blocked = self.n.tls.is_none() && self.config.tls == super::ServerTls::StartTlsRequired;
         if let Some(q) = RegisterQuery::parse(el) {
             match q {
                 _ if blocked => {
@@ -358,7 +358,7 @@ impl Server {
                     self.legacy_reply(&id, LegacyError::NOT_ACCEPTABLE, None);
                     return true;
                 };
-                let stream_id = self.stream_id.clone();
+                let stream_id = self.n.stream_id.clone();
                 self.core
                     .push_event(ServerEvent::LegacyAuth(LegacyAuthRequest::Verify {
                         username: username.clone(),
@@ -458,16 +458,17 @@ impl Server {
         answer: super::RegisterAnswer,
     ) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Registration)?;
-        let (id, query, remove) = match std::mem::replace(&mut self.phase, Phase::AwaitHeader) {
-            Phase::Host {
-                pending: Pending::Register { id, query, remove },
-                resume,
-            } => {
+        let (pending, resume) = self.take_pending()?;
+        let (id, query, remove) = match pending {
+            Pending::Register { id, query, remove } => {
                 self.phase = *resume;
                 (id, query, remove)
             }
             other => {
-                self.phase = other;
+                self.phase = Phase::Host {
+                    pending: Box::new(other),
+                    resume,
+                };
                 return Err(UsageError::NoPendingRequest);
             }
         };
@@ -500,34 +501,20 @@ impl Server {
         answer: LegacyAuthAnswer,
     ) -> Result<(), UsageError> {
         self.check_answer(answer.kind())?;
-        match (
-            std::mem::replace(&mut self.phase, Phase::AwaitHeader),
-            answer,
-        ) {
-            (
-                Phase::Host {
-                    pending: Pending::Fields { id, username },
-                    resume,
-                },
-                LegacyAuthAnswer::ZeroK(state),
-            ) => {
+        let (pending, resume) = self.take_pending()?;
+        match (pending, answer) {
+            (Pending::Fields { id, username }, LegacyAuthAnswer::ZeroK(state)) => {
                 let fields = self.auth_fields(&id, username.clone(), state.as_ref());
                 if let Err(e) = self.core.write(&fields) {
                     self.phase = Phase::Host {
-                        pending: Pending::Fields { id, username },
+                        pending: Box::new(Pending::Fields { id, username }),
                         resume,
                     };
                     return Err(UsageError::Write(e));
                 }
                 self.phase = *resume;
             }
-            (
-                Phase::Host {
-                    pending: Pending::Verify { id, username, jid },
-                    resume,
-                },
-                LegacyAuthAnswer::Verdict(v),
-            ) => {
+            (Pending::Verify { id, username, jid }, LegacyAuthAnswer::Verdict(v)) => {
                 self.phase = *resume;
                 match v {
                     Ok(()) => {
@@ -537,9 +524,8 @@ impl Server {
                             authzid: None,
                         };
                         self.identity = Some(identity.clone());
-                        self.auth_deadline = None;
-                        self.negotiation_deadline = None;
-                        self.account = Some(jid.to_bare());
+                        self.n.stop_clocks();
+                        self.n.account = Some(jid.to_bare());
                         self.core.push_event(ServerEvent::Authenticated {
                             identity,
                             jid: jid.to_bare(),
@@ -549,6 +535,7 @@ impl Server {
                         self.core
                             .push_event(ServerEvent::Ready { jid: jid.clone() });
                         self.core.become_lean(self.config.buffers);
+                        self.n.end();
                         self.phase = Phase::Ready { jid };
                     }
                     Err(e) => {
@@ -562,11 +549,26 @@ impl Server {
                 }
             }
             (other, _) => {
-                self.phase = other;
+                self.phase = Phase::Host {
+                    pending: Box::new(other),
+                    resume,
+                };
                 return Err(UsageError::NoPendingRequest);
             }
         }
         self.resume(now);
         Ok(())
+    }
+
+    /// The request with the host and the phase to return to, taken out of
+    /// the phase (which is left as it was when none is).
+    fn take_pending(&mut self) -> Result<(Pending, Box<Phase>), UsageError> {
+        match std::mem::replace(&mut self.phase, Phase::AwaitHeader) {
+            Phase::Host { pending, resume } => Ok((*pending, resume)),
+            other => {
+                self.phase = other;
+                Err(UsageError::NoPendingRequest)
+            }
+        }
     }
 }

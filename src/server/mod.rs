@@ -411,7 +411,8 @@ enum Phase {
     /// is the phase to return to.
     #[cfg(feature = "legacy")]
     Host {
-        pending: legacy::Pending,
+        /// Boxed, as the phase to return to: a phase stays small.
+        pending: Box<legacy::Pending>,
         resume: Box<Phase>,
     },
 }
@@ -424,48 +425,111 @@ enum BindVia {
     Sasl2(Box<sasl2::Sasl2Login>),
 }
 
-/// The server state machine for one client connection. See the
-/// [module documentation](self).
-pub struct Server {
-    config: Arc<ServerConfig>,
-    rng: Box<dyn RandomSource>,
+/// What only negotiation needs: in a box of its own until the session is
+/// ready, then dropped, so an idle session holds none of it (the
+/// mechanisms offered, the TLS channel bindings, the clocks of
+/// negotiation...).
+#[derive(Default)]
+struct Negotiation {
     /// The authenticated account.
     account: Option<BareJid>,
-    core: Core<ServerEvent, ServerError>,
-    phase: Phase,
     tls: Option<TlsInfo>,
-    identity: Option<Identity>,
     domain: Option<DomainPart>,
     offer: ServerOffer,
     failures: u32,
     auth_deadline: Option<Instant>,
     negotiation_deadline: Option<Instant>,
-    /// Bytes received while a request is with the host.
-    held: Vec<u8>,
     /// This stream's id (the salt of XEP-0078 digests).
     #[cfg(feature = "legacy")]
     stream_id: String,
-    /// Whether our header went out on the current stream.
-    header_sent: bool,
-    /// When the client last sent bytes (the idle deadline).
-    last_recv: Instant,
     /// Whether the TLS layer authenticated the client, as the host said
     /// ([`Server::client_certificate`]); `None`: not said.
     client_certificate: Option<bool>,
-    /// Stream management: the session, once enabled or resumed.
-    sm: Option<crate::sm::Session>,
     /// The current or last authentication exchange is SASL2's (its
     /// failures are SASL2 elements).
     sasl2_exchange: bool,
+}
+
+/// What a ready session reads of its [`Negotiation`] once dropped.
+static ENDED: Negotiation = Negotiation {
+    account: None,
+    tls: None,
+    domain: None,
+    offer: ServerOffer {
+        mechanisms: Vec::new(),
+        channel_binding_types: None,
+    },
+    failures: 0,
+    auth_deadline: None,
+    negotiation_deadline: None,
+    #[cfg(feature = "legacy")]
+    stream_id: String::new(),
+    client_certificate: None,
+    sasl2_exchange: false,
+};
+
+/// The [`Negotiation`] of a session, `None` once it is over: read as
+/// [`ENDED`] then, and made again only if written to.
+struct Nego(Option<Box<Negotiation>>);
+
+impl Nego {
+    /// Negotiation is over: what it held is dropped.
+    fn end(&mut self) {
+        self.0 = None;
+    }
+
+    /// No authentication or negotiation deadline any more.
+    fn stop_clocks(&mut self) {
+        if let Some(n) = self.0.as_deref_mut() {
+            n.auth_deadline = None;
+            n.negotiation_deadline = None;
+        }
+    }
+}
+
+impl std::ops::Deref for Nego {
+    type Target = Negotiation;
+    fn deref(&self) -> &Negotiation {
+        self.0.as_deref().unwrap_or(&ENDED)
+    }
+}
+
+impl std::ops::DerefMut for Nego {
+    fn deref_mut(&mut self) -> &mut Negotiation {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+/// The server state machine for one client connection. See the
+/// [module documentation](self).
+pub struct Server {
+    config: Arc<ServerConfig>,
+    rng: Box<dyn RandomSource>,
+    core: Core<ServerEvent, ServerError>,
+    phase: Phase,
+    /// Negotiation's state, dropped once ready.
+    n: Nego,
+    identity: Option<Identity>,
+    /// Stream management: the session, once enabled or resumed (boxed:
+    /// most sessions have none).
+    sm: Option<Box<crate::sm::Session>>,
+    /// Bytes received while a request is with the host.
+    held: Vec<u8>,
+    /// When the client last sent bytes (the idle deadline).
+    last_recv: Instant,
     /// The time of the last input (stanzas the host sends between inputs
     /// are stamped with it).
     last_input: Instant,
+    /// Whether the stream is encrypted (STARTTLS done, or direct TLS).
+    encrypted: bool,
+    /// Whether our header went out on the current stream.
+    header_sent: bool,
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.encrypted)
             .field("identity", &self.identity)
             .field("error", &self.core.error)
             .finish_non_exhaustive()
@@ -493,32 +557,27 @@ impl Server {
         let config = config.into();
         Server {
             core: Core::new(config.limits, ns::JABBER_CLIENT, config.framing, now),
-            auth_deadline: Some(deadline(now, config.auth_timeout)),
-            negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
+            n: Nego(Some(Box::new(Negotiation {
+                auth_deadline: Some(deadline(now, config.auth_timeout)),
+                negotiation_deadline: Some(deadline(now, config.negotiation_timeout)),
+                ..Negotiation::default()
+            }))),
             last_recv: now,
             config,
             rng,
-            account: None,
             phase: Phase::AwaitHeader,
-            tls: None,
             identity: None,
-            domain: None,
-            offer: ServerOffer::default(),
-            failures: 0,
             held: Vec::new(),
-            #[cfg(feature = "legacy")]
-            stream_id: String::new(),
             header_sent: false,
-            client_certificate: None,
+            encrypted: false,
             sm: None,
-            sasl2_exchange: false,
             last_input: now,
         }
     }
 
     /// The error the stream failed with, if it did.
     pub fn error(&self) -> Option<&ServerError> {
-        self.core.error.as_ref()
+        self.core.error.as_deref()
     }
 
     /// Who authenticated, once SASL succeeded.
@@ -530,7 +589,8 @@ impl Server {
     /// ([`ServerTls::Direct`], XEP-0368): its version and channel-binding
     /// data, for the mechanisms. Call it right after the constructor.
     pub fn direct_tls(mut self, info: TlsInfo) -> Self {
-        self.tls = Some(info);
+        self.n.tls = Some(info);
+        self.encrypted = true;
         self
     }
 
@@ -544,7 +604,7 @@ impl Server {
     /// or after [`tls_established`](Self::tls_established). A host that
     /// never calls it gets EXTERNAL offered on every TLS stream.
     pub fn client_certificate(&mut self, verified: bool) {
-        self.client_certificate = Some(verified);
+        self.n.client_certificate = Some(verified);
     }
 
     /// The client's full JID, once ready.
@@ -557,7 +617,7 @@ impl Server {
 
     /// Whether the stream is encrypted (STARTTLS done, or direct TLS).
     pub fn is_encrypted(&self) -> bool {
-        self.tls.is_some()
+        self.encrypted
     }
 
     /// Whether the session is ready.
@@ -706,8 +766,8 @@ impl Server {
             return self.fail(ServerError::Timeout(Deadline::Idle));
         }
         for (deadline, which) in [
-            (self.auth_deadline, Deadline::Authentication),
-            (self.negotiation_deadline, Deadline::Negotiation),
+            (self.n.auth_deadline, Deadline::Authentication),
+            (self.n.negotiation_deadline, Deadline::Negotiation),
         ] {
             if deadline.is_some_and(|d| now >= d) {
                 return self.fail(ServerError::Timeout(which));
@@ -721,7 +781,8 @@ impl Server {
         if !matches!(self.phase, Phase::AwaitTls) {
             return Err(UsageError::NotAwaitingTls);
         }
-        self.tls = Some(info);
+        self.n.tls = Some(info);
+        self.encrypted = true;
         self.core.awaiting_tls = false;
         self.core.reader.reset();
         self.header_sent = false;
@@ -817,7 +878,7 @@ impl Server {
     /// request stays pending.
     pub fn answer_bind(&mut self, now: Instant, answer: BindAnswer) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Bind)?;
-        let (Phase::BindPending { via }, Some(account)) = (&self.phase, &self.account) else {
+        let (Phase::BindPending { via }, Some(account)) = (&self.phase, &self.n.account) else {
             return Err(UsageError::NoPendingRequest);
         };
         let account = account.clone();
@@ -899,7 +960,7 @@ impl Server {
 
     /// Bound: the session is ready.
     fn ready(&mut self, jid: FullJid) {
-        self.negotiation_deadline = None;
+        self.n.end();
         self.core
             .push_event(ServerEvent::Ready { jid: jid.clone() });
         self.core.become_lean(self.config.buffers);
@@ -918,7 +979,7 @@ impl Server {
             return Err(UsageError::NotReady);
         }
         self.core.send_stanza(
-            self.sm.as_mut(),
+            self.sm.as_deref_mut(),
             self.config.stream_management.as_ref(),
             stanza,
             self.last_input,
@@ -928,8 +989,7 @@ impl Server {
     /// Closes the stream (`</stream:stream>`, then waits for the client's
     /// at most the configured grace).
     pub fn close(&mut self, now: Instant) {
-        self.auth_deadline = None;
-        self.negotiation_deadline = None;
+        self.n.stop_clocks();
         if self.core.life == Life::Open {
             self.ensure_header();
             if self.is_ready() {
@@ -960,8 +1020,7 @@ impl Server {
             .writer
             .write_close_see_other_uri(&mut Vec::new(), uri)
             .map_err(UsageError::Write)?;
-        self.auth_deadline = None;
-        self.negotiation_deadline = None;
+        self.n.stop_clocks();
         if self.core.life == Life::Open {
             self.ensure_header();
         }
@@ -987,8 +1046,7 @@ impl Server {
 
     /// Ends the stream with `error`, which can be written.
     fn end_with(&mut self, error: StreamError) {
-        self.auth_deadline = None;
-        self.negotiation_deadline = None;
+        self.n.stop_clocks();
         if self.core.life == Life::Open {
             self.ensure_header();
         }
@@ -1044,8 +1102,8 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.core.close_deadline,
-            self.auth_deadline,
-            self.negotiation_deadline,
+            self.n.auth_deadline,
+            self.n.negotiation_deadline,
             self.core.element_deadline(self.config.element_timeout),
             self.idle_deadline(),
             self.sm_deadline(),
@@ -1072,7 +1130,7 @@ impl Server {
     fn stage(&self) -> Stage {
         if self.identity.is_some() {
             Stage::Authenticated
-        } else if self.tls.is_some() {
+        } else if self.n.tls.is_some() {
             Stage::Encrypted
         } else {
             Stage::Plain
@@ -1084,8 +1142,7 @@ impl Server {
         if condition.is_some() && self.core.life == Life::Open {
             self.ensure_header();
         }
-        self.auth_deadline = None;
-        self.negotiation_deadline = None;
+        self.n.stop_clocks();
         self.held.clear();
         let error = err.stream_error();
         self.sm_end(false);
@@ -1210,7 +1267,7 @@ impl Server {
         let id = printable_token(self.rng.as_mut(), 16).replace(['+', '/'], "x");
         #[cfg(feature = "legacy")]
         {
-            self.stream_id = id.clone();
+            self.n.stream_id = id.clone();
         }
         let from = to
             .and_then(|d| self.config.served(d))
@@ -1248,13 +1305,13 @@ impl Server {
                 "the content namespace is not jabber:client",
             );
         }
-        let Some(domain) = known.filter(|k| self.domain.as_ref().is_none_or(|d| d == k)) else {
+        let Some(domain) = known.filter(|k| self.n.domain.as_ref().is_none_or(|d| d == k)) else {
             return self.fail_with(
                 StreamErrorCondition::HostUnknown,
                 "not a domain served here",
             );
         };
-        self.domain = Some(domain);
+        self.n.domain = Some(domain);
         if h.is_pre_1_0() {
             // Jabber 1.4 (seed 001): no features; registration and
             // iq:auth only, when enabled (and built: the `legacy` feature).
@@ -1287,8 +1344,8 @@ impl Server {
                 };
                 f.starttls = required;
                 if required != Some(true) {
-                    self.offer = mechanism::offer(&self.config, None, self.client_certificate);
-                    f.mechanisms = Some(self.offer.mechanisms.clone());
+                    self.n.offer = mechanism::offer(&self.config, None, self.n.client_certificate);
+                    f.mechanisms = Some(self.n.offer.mechanisms.clone());
                     f.sasl2 = self.sasl2_feature();
                     #[cfg(feature = "legacy")]
                     self.offer_legacy(&mut f);
@@ -1296,11 +1353,11 @@ impl Server {
                 self.phase = Phase::Negotiating;
             }
             Stage::Encrypted => {
-                self.offer =
-                    mechanism::offer(&self.config, self.tls.as_ref(), self.client_certificate);
+                self.n.offer =
+                    mechanism::offer(&self.config, self.n.tls.as_ref(), self.n.client_certificate);
                 f.mechanisms =
-                    (!self.offer.mechanisms.is_empty()).then(|| self.offer.mechanisms.clone());
-                f.channel_binding_types = self.offer.channel_binding_types.clone();
+                    (!self.n.offer.mechanisms.is_empty()).then(|| self.n.offer.mechanisms.clone());
+                f.channel_binding_types = self.n.offer.channel_binding_types.clone();
                 f.sasl2 = self.sasl2_feature();
                 #[cfg(feature = "legacy")]
                 self.offer_legacy(&mut f);
@@ -1367,11 +1424,11 @@ impl Server {
                             self.on_authenticate(now, a)
                         }
                         Some(Ok(crate::steps::sasl2::Sasl2Element::Abort(_))) => {
-                            self.sasl2_exchange = true;
+                            self.n.sasl2_exchange = true;
                             self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
                         }
                         Some(Err(e)) if self.config.sasl2.is_some() => {
-                            self.sasl2_exchange = true;
+                            self.n.sasl2_exchange = true;
                             self.sasl_failure(e)
                         }
                         _ => self.fail_with(
@@ -1386,11 +1443,11 @@ impl Server {
                         initial_response,
                     })) => self.on_auth(now, mechanism, initial_response, None),
                     Some(Ok(SaslElement::Abort)) => {
-                        self.sasl2_exchange = false;
+                        self.n.sasl2_exchange = false;
                         self.sasl_failure(SaslError::new(SaslCondition::Aborted, "aborted"))
                     }
                     Some(Err(e)) => {
-                        self.sasl2_exchange = false;
+                        self.n.sasl2_exchange = false;
                         self.sasl_failure(e)
                     }
                     Some(Ok(_)) => self.fail_with(
@@ -1462,7 +1519,7 @@ impl Server {
                             return self.write(&err.to_iq(&id));
                         }
                     };
-                    let Some(jid) = self.account.clone() else {
+                    let Some(jid) = self.n.account.clone() else {
                         return self
                             .fail_with(StreamErrorCondition::NotAuthorized, EXPECTED_CLIENT);
                     };
@@ -1514,7 +1571,7 @@ impl Server {
         let offered = matches!(
             self.config.tls,
             ServerTls::StartTlsRequired | ServerTls::StartTlsOptional
-        ) && self.tls.is_none()
+        ) && self.n.tls.is_none()
             && !pre_1_0
             && self.core.framing() == crate::Framing::Tcp;
         if t == TlsElement::StartTls && offered {
@@ -1538,8 +1595,8 @@ impl Server {
         initial: Option<zeroize::Zeroizing<Vec<u8>>>,
         sasl2: Option<Box<sasl2::Sasl2Login>>,
     ) {
-        self.sasl2_exchange = sasl2.is_some();
-        if self.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
+        self.n.sasl2_exchange = sasl2.is_some();
+        if self.n.tls.is_none() && self.config.tls == ServerTls::StartTlsRequired {
             // As Prosody does: no authentication before TLS.
             return self.sasl_failure_of(
                 Some(&name),
@@ -1547,6 +1604,7 @@ impl Server {
             );
         }
         let domain = self
+            .n
             .domain
             .as_ref()
             .map(|d| d.to_string())
@@ -1566,15 +1624,15 @@ impl Server {
                     fast,
                     user_agent_id: login.user_agent.as_ref().map(|u| u.id.as_str()),
                 },
-                self.tls.as_ref(),
+                self.n.tls.as_ref(),
                 &domain,
             ),
             None => mechanism::build(
                 &self.config,
                 self.rng.as_mut(),
                 &name,
-                &self.offer,
-                self.tls.as_ref(),
+                &self.n.offer,
+                self.n.tls.as_ref(),
                 &domain,
             ),
         };
@@ -1595,7 +1653,7 @@ impl Server {
 
     fn on_step(&mut self, now: Instant, name: String, step: Result<ServerStep, SaslError>) {
         match step {
-            Ok(ServerStep::Challenge(data)) if self.sasl2_exchange => {
+            Ok(ServerStep::Challenge(data)) if self.n.sasl2_exchange => {
                 let data = crate::steps::sasl2::Payload(zeroize::Zeroizing::new(data));
                 self.write_sasl2(crate::steps::sasl2::Sasl2Element::Challenge(data));
             }
@@ -1624,8 +1682,8 @@ impl Server {
                         "the user name is not a valid JID local part",
                     ));
                 };
-                self.account = Some(jid.clone());
-                self.auth_deadline = None;
+                self.n.account = Some(jid.clone());
+                self.n.auth_deadline = None;
                 self.identity = Some(identity.clone());
                 let (security, login) = match &mut self.phase {
                     Phase::Sasl { mech, sasl2, .. } => (mech.security(), sasl2.take()),
@@ -1670,7 +1728,7 @@ impl Server {
             mechanism,
             condition: e.condition,
         });
-        if self.sasl2_exchange {
+        if self.n.sasl2_exchange {
             self.write_sasl2_failure(e.condition);
         } else {
             self.core
@@ -1688,17 +1746,17 @@ impl Server {
     /// [`ServerSettings::max_auth_failures`](crate::server::ServerSettings::max_auth_failures) the stream ends with
     /// `policy-violation`.
     fn count_auth_failure(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-        if self.failures >= self.config.max_auth_failures {
+        self.n.failures = self.n.failures.saturating_add(1);
+        if self.n.failures >= self.config.max_auth_failures {
             self.fail(ServerError::Policy(PolicyError::TooManyAuthFailures {
-                failures: self.failures,
+                failures: self.n.failures,
             }));
         }
     }
 
     /// `username` as the local part of the stream's domain, prepared.
     fn account_of(&self, username: &str) -> Option<BareJid> {
-        let domain = self.domain.as_ref()?;
+        let domain = self.n.domain.as_ref()?;
         domain.with_node_str(username).ok()
     }
 

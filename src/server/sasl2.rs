@@ -59,12 +59,12 @@ impl Server {
     /// The `<authentication/>` feature for this stream's offer.
     pub(super) fn sasl2_feature(&mut self) -> Option<Sasl2Feature> {
         let settings = self.config.sasl2.as_ref()?;
-        if self.offer.mechanisms.is_empty() {
+        if self.n.offer.mechanisms.is_empty() {
             return None;
         }
         let sm = self.config.stream_management.as_ref();
         let mut f = Sasl2Feature {
-            mechanisms: self.offer.mechanisms.clone(),
+            mechanisms: self.n.offer.mechanisms.clone(),
             bind2: self.bind2_offer(),
             sm_resume: sm.is_some_and(|s| s.resume),
             upgrades: settings
@@ -89,7 +89,7 @@ impl Server {
     /// The FAST feature of this stream, when any.
     fn fast_offer(&self) -> Option<FastFeature> {
         let names = &self.config.sasl2.as_ref()?.fast;
-        crate::fast::offer(&self.config.registry, names, self.tls.as_ref())
+        crate::fast::offer(&self.config.registry, names, self.n.tls.as_ref())
     }
 
     /// The hook where an inline extension reads its requests in
@@ -141,7 +141,7 @@ impl Server {
     fn sasl2_inline_results(&mut self, mut login: Box<Sasl2Login>) -> Option<Box<Sasl2Login>> {
         let user_agent_id = login.user_agent.as_ref().map(|u| u.id.clone());
         let invalidate = login.fast_auth.is_some_and(|f| f.invalidate);
-        if let (true, Some(slot), Some(jid)) = (invalidate, login.fast_used, &self.account) {
+        if let (true, Some(slot), Some(jid)) = (invalidate, login.fast_used, &self.n.account) {
             // Nothing left to promote or count.
             login.fast_used = None;
             self.core.push_event(ServerEvent::FastTokenInvalidated {
@@ -150,7 +150,8 @@ impl Server {
                 used: slot,
             });
         }
-        let (Some(mechanism), Some(jid)) = (login.issue_token.take(), self.account.clone()) else {
+        let (Some(mechanism), Some(jid)) = (login.issue_token.take(), self.n.account.clone())
+        else {
             return Some(login);
         };
         self.core.push_event(ServerEvent::IssueFastToken {
@@ -221,7 +222,7 @@ impl Server {
             success: Success::default(),
         };
         if let Err(e) = self.sasl2_inline_requests(&mut login, &auth.mechanism, &auth.extra) {
-            self.sasl2_exchange = true;
+            self.n.sasl2_exchange = true;
             return self.sasl_failure_of(Some(&auth.mechanism), e);
         }
         self.on_auth(
@@ -304,7 +305,7 @@ impl Server {
                     .map_or(10_000, |s| s.upgrade_iterations);
                 match upgrade::server_credentials(hash, &salt, iterations, &data) {
                     Ok(credentials) => {
-                        if let Some(jid) = self.account.clone() {
+                        if let Some(jid) = self.n.account.clone() {
                             self.core.push_event(ServerEvent::ScramUpgraded {
                                 jid,
                                 hash,
@@ -333,9 +334,9 @@ impl Server {
     /// A task failed after the mechanism succeeded: the client is not
     /// logged in after all (`<failure/>`, counted), and may try again.
     fn sasl2_unauthenticate(&mut self, e: SaslError) {
-        self.account = None;
+        self.n.account = None;
         self.identity = None;
-        self.sasl2_exchange = true;
+        self.n.sasl2_exchange = true;
         self.sasl_failure(e);
     }
 
@@ -350,7 +351,7 @@ impl Server {
             .stream_management
             .as_ref()
             .is_some_and(|s| s.resume);
-        match self.account.clone() {
+        match self.n.account.clone() {
             Some(jid) if resumable => {
                 self.core
                     .push_event(ServerEvent::Resume(super::ResumeRequest {
@@ -388,7 +389,8 @@ impl Server {
     /// ([`ServerEvent::Bind`]) on the resource made of the client's tag.
     fn sasl2_bind(&mut self, now: Instant, login: Box<Sasl2Login>) {
         let offered = self.config.sasl2.as_ref().is_some_and(|s| s.bind2);
-        let (Some(request), true, Some(jid)) = (&login.bind2, offered, self.account.clone()) else {
+        let (Some(request), true, Some(jid)) = (&login.bind2, offered, self.n.account.clone())
+        else {
             return self.sasl2_finish(now, login, None);
         };
         let resource = bind2_resource(
@@ -478,7 +480,7 @@ impl Server {
 
     /// `<success/>` and the features; ready when bound.
     fn sasl2_finish(&mut self, _now: Instant, mut login: Box<Sasl2Login>, bound: Option<FullJid>) {
-        let Some(account) = self.account.clone() else {
+        let Some(account) = self.n.account.clone() else {
             return self.fail_with(StreamErrorCondition::NotAuthorized, "no account");
         };
         login.success.authorization_identifier = Some(match &bound {

@@ -60,7 +60,7 @@ impl Server {
     /// [`ServerEvent::Detached`].
     pub fn answer_resume(&mut self, now: Instant, answer: ResumeAnswer) -> Result<(), UsageError> {
         self.check_answer(AnswerKind::Resume)?;
-        let (Phase::ResumePending { .. }, Some(account)) = (&self.phase, &self.account) else {
+        let (Phase::ResumePending { .. }, Some(account)) = (&self.phase, &self.n.account) else {
             return Err(UsageError::NoPendingRequest);
         };
         let account = account.clone();
@@ -112,7 +112,7 @@ impl Server {
         let acked = session.ack(h);
         let jid = session.jid.clone();
         let handled = session.handled;
-        self.sm = Some(session);
+        self.sm = Some(Box::new(session));
         let acked = match acked {
             Ok(a) => a,
             Err(e) => return self.too_high(e),
@@ -125,10 +125,10 @@ impl Server {
             Some(login) => self.sasl2_resumed(login, resumed, &jid),
             None => self.write(&resumed.to_element()),
         }
-        if let Some(s) = self.sm.as_mut() {
+        if let Some(s) = self.sm.as_deref_mut() {
             self.core.sm_retransmit(s, now);
         }
-        self.negotiation_deadline = None;
+        self.n.end();
         self.phase = Phase::Ready { jid: jid.clone() };
         self.core.become_lean(self.config.buffers);
         self.core.push_event(ServerEvent::Resumed { jid, h });
@@ -146,7 +146,7 @@ impl Server {
     /// A stream management element before binding: `<resume/>` goes to
     /// the host; `<enable/>` must wait for a bound resource.
     pub(super) fn on_sm_before_bind(&mut self, el: &Element) {
-        let Some(account) = self.account.clone() else {
+        let Some(account) = self.n.account.clone() else {
             return self.fail_with(
                 StreamErrorCondition::NotAuthorized,
                 "stream management before authentication",
@@ -266,7 +266,7 @@ impl Server {
             max: session.max,
         };
         let id = session.id.clone();
-        self.sm = Some(session);
+        self.sm = Some(Box::new(session));
         self.core
             .push_event(ServerEvent::StreamManagementEnabled { id });
         enabled
@@ -274,7 +274,7 @@ impl Server {
 
     /// The client acknowledged up to `h`.
     pub(super) fn sm_ack(&mut self, h: u32) {
-        let Some(s) = self.sm.as_mut() else {
+        let Some(s) = self.sm.as_deref_mut() else {
             return;
         };
         match s.ack(h) {
@@ -304,7 +304,8 @@ impl Server {
     /// The clock reached `sm_deadline`: ask.
     pub(super) fn sm_timeout(&mut self, now: Instant) {
         let due = self.sm_deadline();
-        self.core.sm_request_if_due(self.sm.as_mut(), due, now);
+        self.core
+            .sm_request_if_due(self.sm.as_deref_mut(), due, now);
     }
 
     /// Closing: say what we handled.
@@ -324,8 +325,7 @@ impl Server {
         if self.core.is_closed() {
             return;
         }
-        self.auth_deadline = None;
-        self.negotiation_deadline = None;
+        self.n.stop_clocks();
         self.held.clear();
         self.sm_end(false);
         self.core.finish(ServerEvent::Closed);
