@@ -65,6 +65,16 @@ use crate::{
     WireLog,
 };
 
+/// `ready!`: the value of a ready poll, or `Poll::Pending` returned.
+macro_rules! ready_or_return {
+    ($e:expr) => {
+        match $e {
+            Poll::Ready(v) => v,
+            Poll::Pending => return Poll::Pending,
+        }
+    };
+}
+
 /// A connection the tokio driver can own: any `AsyncRead + AsyncWrite +
 /// Unpin + Send`.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -440,6 +450,74 @@ pub struct Connection<M: Machine> {
     events: EventSender<M::Event>,
     /// Called with the machine right after `tls_established`.
     after_tls: Option<crate::blocking::AfterTls<M>>,
+    /// Where [`Run`] is.
+    step: Step<M::Event>,
+    /// The machine's deadline, while it has one (dropped when it has
+    /// none: an idle session without an idle timeout holds no timer).
+    timer: Option<Pin<Box<::tokio::time::Sleep>>>,
+    /// A handle is left: commands are waited for.
+    commands_open: bool,
+    /// A handle hung up: write what is queued, then end.
+    hanging_up: bool,
+    /// Which input is polled first when waiting (they alternate, so
+    /// neither a busy socket nor busy handles starve the other).
+    read_first: bool,
+}
+
+/// Where a [`Run`] is: a few words, whatever it waits for.
+enum Step<E> {
+    /// Write what the machine has, hand out its events, then wait.
+    Drain,
+    /// Writing these bytes from this offset, then flushing.
+    Write(Vec<u8>, usize),
+    /// WebSocket: sending these messages, then flushing.
+    Send(VecDeque<Message>),
+    /// Flushing what was written.
+    Flush,
+    /// Handing this item to the [`Events`] (waiting for room), then on.
+    Event(Option<Box<Result<E, DriverError>>>),
+    /// The STARTTLS handshake, by the machine's deadline.
+    Tls(UpgradeFuture),
+    /// Waiting for a read, a command or the deadline.
+    Wait,
+    /// The drive failed: handing the reason to the [`Events`], then
+    /// shutting down.
+    Ending(Option<Box<Result<E, DriverError>>>),
+    /// Shutting the connection down (TLS: `close_notify`).
+    Closing(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+/// The future of [`Connection::run`]: written by hand rather than an
+/// `async fn` around a `select!`, so that the task of an idle connection
+/// holds the driver's state and a step of a few words, not the union of
+/// every await point's futures (about 830 bytes for the server's). It
+/// returns the machine.
+#[must_use = "a connection does nothing unless its `Run` is awaited or spawned"]
+pub struct Run<M: Machine> {
+    /// `None` once it returned.
+    conn: Option<Connection<M>>,
+}
+
+// Nothing of a `Run` is pinned in place: the socket, the handshake and
+// the timer are boxed.
+impl<M: Machine> Unpin for Run<M> {}
+
+impl<M: Machine> Future for Run<M> {
+    type Output = M;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<M> {
+        let this = self.get_mut();
+        let Some(conn) = this.conn.as_mut() else {
+            panic!("`Run` polled after it returned");
+        };
+        match conn.poll_run(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => match this.conn.take() {
+                Some(conn) => Poll::Ready(*conn.machine),
+                None => Poll::Pending,
+            },
+        }
+    }
 }
 
 /// `machine` on `io` (plain, or already TLS for direct TLS): the driver,
@@ -478,16 +556,6 @@ enum Link {
     Messages(Box<BoxWebSocket>),
 }
 
-/// What one read gave.
-enum Read1 {
-    /// Bytes into the driver's buffer (0: the end).
-    Bytes(usize),
-    /// One text or binary message.
-    Message(Vec<u8>),
-    /// A control frame: nothing for the machine.
-    Nothing,
-}
-
 /// Bytes read at most at once: the size of each runtime thread's read
 /// buffer.
 const READ_BUFFER: usize = 16 * 1024;
@@ -499,43 +567,6 @@ thread_local! {
     /// memory).
     static READ_BUF: std::cell::RefCell<Box<[u8]>> =
         std::cell::RefCell::new(vec![0u8; READ_BUFFER].into_boxed_slice());
-}
-
-/// One read of `io` into the thread's buffer; what came is copied into
-/// `into` (cleared first), which keeps no capacity from one read to the
-/// next (cancel safe: nothing is taken from `io` unless the read is
-/// ready).
-async fn read_shared(io: &mut BoxStream, into: &mut Vec<u8>) -> std::io::Result<usize> {
-    std::future::poll_fn(|cx| {
-        READ_BUF.with_borrow_mut(|buf| {
-            let mut rb = ::tokio::io::ReadBuf::new(buf);
-            match Pin::new(&mut *io).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    *into = rb.filled().to_vec();
-                    Poll::Ready(Ok(into.len()))
-                }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-    })
-    .await
-}
-
-/// One read of `link` (cancel safe: a partial WebSocket frame stays with
-/// the WebSocket).
-async fn read1(link: &mut Link, buf: &mut Vec<u8>) -> std::io::Result<Read1> {
-    match link {
-        Link::Bytes(io) => read_shared(io, buf).await.map(Read1::Bytes),
-        Link::Messages(ws) => match ws.next().await {
-            None => Ok(Read1::Bytes(0)),
-            Some(Ok(Message::Text(t))) => Ok(Read1::Message(t.as_bytes().to_vec())),
-            Some(Ok(Message::Binary(b))) => Ok(Read1::Message(b.to_vec())),
-            Some(Ok(Message::Close(_))) => Ok(Read1::Bytes(0)),
-            Some(Ok(_)) => Ok(Read1::Nothing),
-            Some(Err(e)) => Err(ws_io(e)),
-        },
-    }
 }
 
 /// The channels between a driver and its host: the handle and the
@@ -612,6 +643,11 @@ fn connect<M: Machine>(machine: M, io: Link) -> (Connection<M>, Handle<M>, Event
             commands,
             events: events_tx,
             after_tls: None,
+            step: Step::Drain,
+            timer: None,
+            commands_open: true,
+            hanging_up: false,
+            read_first: true,
         },
         handle,
         events,
@@ -649,149 +685,319 @@ impl<M: Machine> Connection<M> {
     /// Runs the connection until the machine is closed, a handle hangs
     /// up, or the connection fails (the reason is the last item of the
     /// [`Events`]); then shuts the connection down (TLS: `close_notify`)
-    /// without reading what the peer may still send. Returns the machine.
-    pub async fn run(mut self) -> M {
-        let result = self.drive().await;
-        if let Err(e) = result {
-            let _ = self.events.send(Err(e)).await;
-        }
-        match self.io.take() {
-            Some(Link::Bytes(mut io)) => {
-                let _ = io.shutdown().await;
-            }
-            Some(Link::Messages(mut ws)) => {
-                let _ = ws.close(None).await;
-            }
-            None => {}
-        }
-        *self.machine
+    /// without reading what the peer may still send. Its output is the
+    /// machine.
+    pub fn run(self) -> Run<M> {
+        Run { conn: Some(self) }
     }
 
-    async fn drive(&mut self) -> Result<(), DriverError> {
-        // What the last read gave (its bytes copied out of the thread's
-        // buffer; nothing kept while idle).
-        let mut buf = Vec::new();
-        let mut commands_open = true;
+    /// The whole run: the drive, then the failure handed out, then the
+    /// shutdown.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            // Bytes out, then events (the host's answers queue more bytes).
-            loop {
-                self.flush().await?;
-                let Some(ev) = self
-                    .queued
-                    .pop_front()
-                    .or_else(|| self.machine.poll_event())
-                else {
-                    // Drained: give its room back (it holds events of the
-                    // largest kind; an idle session keeps none).
-                    if self.queued.capacity() > 0 {
-                        self.queued = VecDeque::new();
+            let next = match &mut self.step {
+                Step::Ending(item) => {
+                    // Nobody listens any more: shut down all the same.
+                    if self.events.0.poll_send(cx, item).is_pending() {
+                        return Poll::Pending;
                     }
-                    break;
-                };
-                match M::take_start_tls(ev) {
-                    // Boxed: the handshake's state is not kept in the
-                    // driver's for the connection's life.
-                    Ok(pending) => Box::pin(self.start_tls(pending)).await?,
-                    // Nobody listens any more: the machine goes on alone.
-                    Err(ev) => drop(self.events.send(Ok(ev)).await),
+                    self.closing()
                 }
-            }
-            if self.machine.is_closed() {
-                return Ok(());
-            }
-            let deadline = self.machine.poll_timeout();
-            let sleep = async move {
-                match deadline {
-                    Some(d) => ::tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let io = self.io.as_mut().expect("connected");
-            ::tokio::select! {
-                read = read1(io, &mut buf) => match read {
-                    Ok(Read1::Bytes(0)) => return Err(DriverError::PeerClosed),
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        return Err(DriverError::PeerClosed)
-                    }
-                    Ok(Read1::Bytes(n)) => {
-                        let input = std::mem::take(&mut buf);
-                        incoming(&mut *self.machine, Input::Bytes(&input[..n]), &mut self.queued, &mut self.wire)?
-                    }
-                    Ok(Read1::Message(m)) => incoming(&mut *self.machine, Input::Message(&m), &mut self.queued, &mut self.wire)?,
-                    Ok(Read1::Nothing) => {}
-                    Err(e) => return Err(DriverError::Read(e)),
+                Step::Closing(shutdown) => return shutdown.as_mut().poll(cx),
+                _ => match self.poll_drive(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => self.closing(),
+                    Poll::Ready(Err(e)) => Step::Ending(Some(Box::new(Err(e)))),
                 },
-                command = self.commands.recv(), if commands_open => {
-                    let ops = Ops { send: <M as Machine>::send, close: <M as Machine>::close };
-                    match obey(&mut *self.machine, ops, command, &self.events).await {
-                        Flow::Go => {}
-                        Flow::HangUp => {
-                            self.flush().await?;
-                            return Ok(());
+            };
+            self.step = next;
+        }
+    }
+
+    /// The shutdown of the connection, as a step (boxed: made once, at
+    /// the end).
+    fn closing(&mut self) -> Step<M::Event> {
+        self.timer = None;
+        let link = self.io.take();
+        Step::Closing(Box::pin(async move {
+            match link {
+                Some(Link::Bytes(mut io)) => {
+                    let _ = io.shutdown().await;
+                }
+                Some(Link::Messages(mut ws)) => {
+                    let _ = ws.close(None).await;
+                }
+                None => {}
+            }
+        }))
+    }
+
+    /// The drive loop of the core crate's docs: after every input (bytes,
+    /// a command, the deadline), write what the machine has and hand out
+    /// its events; `Ready(Ok)` once the machine is closed or a handle
+    /// hung up.
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DriverError>> {
+        loop {
+            match &mut self.step {
+                Step::Drain => {
+                    // Bytes out, then events (the host's answers queue
+                    // more bytes).
+                    if let Some(step) = self.output() {
+                        self.step = step;
+                        continue;
+                    }
+                    if self.hanging_up {
+                        return Poll::Ready(Ok(()));
+                    }
+                    let Some(ev) = self
+                        .queued
+                        .pop_front()
+                        .or_else(|| self.machine.poll_event())
+                    else {
+                        // Drained: give its room back (it holds events of
+                        // the largest kind; an idle session keeps none).
+                        if self.queued.capacity() > 0 {
+                            self.queued = VecDeque::new();
                         }
-                        Flow::NoCommands => commands_open = false,
+                        if self.machine.is_closed() {
+                            return Poll::Ready(Ok(()));
+                        }
+                        self.step = Step::Wait;
+                        continue;
+                    };
+                    self.step = match M::take_start_tls(ev) {
+                        Ok(pending) => Step::Tls(self.start_tls(pending)?),
+                        Err(ev) => Step::Event(Some(Box::new(Ok(ev)))),
+                    };
+                }
+                Step::Write(out, at) => {
+                    let Some(Link::Bytes(io)) = self.io.as_mut() else {
+                        return Poll::Ready(Err(not_connected()));
+                    };
+                    while *at < out.len() {
+                        match ready_or_return!(Pin::new(&mut *io).poll_write(cx, &out[*at..])) {
+                            Ok(0) => {
+                                let e = std::io::ErrorKind::WriteZero.into();
+                                return Poll::Ready(Err(DriverError::Write(e)));
+                            }
+                            Ok(n) => *at += n,
+                            Err(e) => return Poll::Ready(Err(DriverError::Write(e))),
+                        }
+                    }
+                    self.step = Step::Flush;
+                }
+                Step::Send(messages) => {
+                    let Some(Link::Messages(ws)) = self.io.as_mut() else {
+                        return Poll::Ready(Err(not_connected()));
+                    };
+                    while let Some(m) = messages.pop_front() {
+                        let sent = match ws.poll_ready_unpin(cx) {
+                            Poll::Pending => {
+                                messages.push_front(m);
+                                return Poll::Pending;
+                            }
+                            Poll::Ready(r) => r.and_then(|()| ws.start_send_unpin(m)),
+                        };
+                        sent.map_err(|e| DriverError::Write(ws_io(e)))?;
+                    }
+                    self.step = Step::Flush;
+                }
+                Step::Flush => {
+                    let flushed = match self.io.as_mut() {
+                        Some(Link::Bytes(io)) => {
+                            ready_or_return!(Pin::new(&mut **io).poll_flush(cx))
+                        }
+                        Some(Link::Messages(ws)) => {
+                            ready_or_return!(ws.poll_flush_unpin(cx)).map_err(ws_io)
+                        }
+                        None => return Poll::Ready(Err(not_connected())),
+                    };
+                    flushed.map_err(DriverError::Write)?;
+                    self.step = Step::Drain;
+                }
+                Step::Event(item) => {
+                    // Nobody listens any more: the machine goes on alone.
+                    ready_or_return!(self.events.0.poll_send(cx, item)).ok();
+                    self.step = Step::Drain;
+                }
+                Step::Tls(handshake) => {
+                    let up = match handshake.as_mut().poll(cx) {
+                        Poll::Ready(up) => up.map_err(DriverError::Tls)?,
+                        Poll::Pending => {
+                            if self.poll_timer(cx).is_ready() {
+                                let e = "tls handshake timed out".into();
+                                return Poll::Ready(Err(DriverError::Tls(e)));
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    self.io = Some(Link::Bytes(up.stream));
+                    self.machine
+                        .tls_established(Instant::now(), up.info)
+                        .map_err(|e| DriverError::Usage("tls_established", e))?;
+                    if let Some(f) = &mut self.after_tls {
+                        f(&mut *self.machine);
+                    }
+                    self.step = Step::Drain;
+                }
+                Step::Wait => {
+                    self.read_first = !self.read_first;
+                    let input = if self.read_first {
+                        match self.poll_read(cx)? {
+                            Poll::Pending => self.poll_command(cx),
+                            ready => ready,
+                        }
+                    } else {
+                        match self.poll_command(cx) {
+                            Poll::Pending => self.poll_read(cx)?,
+                            ready => ready,
+                        }
+                    };
+                    match input {
+                        Poll::Ready(step) => self.step = step,
+                        Poll::Pending if self.poll_timer(cx).is_ready() => {
+                            self.machine.handle_timeout(Instant::now());
+                            self.step = Step::Drain;
+                        }
+                        Poll::Pending => return Poll::Pending,
                     }
                 }
-                () = sleep => self.machine.handle_timeout(Instant::now()),
+                Step::Ending(_) | Step::Closing(_) => return Poll::Ready(Ok(())),
             }
         }
     }
 
-    /// Drains `poll_transmit` and writes it.
-    async fn flush(&mut self) -> Result<(), DriverError> {
-        match self.io.as_mut().expect("connected") {
-            Link::Bytes(io) => {
-                let Some(out) = outgoing(&mut *self.machine, &mut self.wire) else {
-                    return Ok(());
-                };
-                io.write_all(&out).await.map_err(DriverError::Write)?;
-                io.flush().await.map_err(DriverError::Write)
+    /// What the machine has to send, as the step that sends it.
+    fn output(&mut self) -> Option<Step<M::Event>> {
+        match self.io.as_ref()? {
+            Link::Bytes(_) => {
+                outgoing(&mut *self.machine, &mut self.wire).map(|out| Step::Write(out, 0))
             }
-            Link::Messages(ws) => {
+            Link::Messages(_) => {
                 let out = outgoing_messages(&mut *self.machine, &mut self.wire);
-                if out.is_empty() {
-                    return Ok(());
-                }
-                for m in out {
-                    ws.feed(m).await.map_err(|e| DriverError::Write(ws_io(e)))?;
-                }
-                ws.flush().await.map_err(|e| DriverError::Write(ws_io(e)))
+                (!out.is_empty()).then(|| Step::Send(out.into()))
             }
         }
     }
 
-    /// `StartTls`: the callback's handshake (by the machine's deadline),
-    /// then `tls_established`.
-    async fn start_tls(&mut self, pending: Vec<u8>) -> Result<(), DriverError> {
+    /// One read, fed to the machine: `Ready(Drain)` after it (or after a
+    /// control frame: nothing fed), `Ready(Wait)` never. Bytes are read
+    /// into the thread's buffer and fed from there: an idle connection
+    /// holds no read buffer.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<Poll<Step<M::Event>>, DriverError> {
+        let fed = match self.io.as_mut() {
+            Some(Link::Bytes(io)) => READ_BUF.with_borrow_mut(|buf| {
+                let mut rb = ::tokio::io::ReadBuf::new(buf);
+                match Pin::new(&mut **io).poll_read(cx, &mut rb) {
+                    Poll::Pending => Ok(Poll::Pending),
+                    Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        Err(DriverError::PeerClosed)
+                    }
+                    Poll::Ready(Err(e)) => Err(DriverError::Read(e)),
+                    Poll::Ready(Ok(())) if rb.filled().is_empty() => Err(DriverError::PeerClosed),
+                    Poll::Ready(Ok(())) => {
+                        let input = Input::Bytes(rb.filled());
+                        incoming(&mut *self.machine, input, &mut self.queued, &mut self.wire)
+                            .map(Poll::Ready)
+                    }
+                }
+            }),
+            Some(Link::Messages(ws)) => match ws.poll_next_unpin(cx) {
+                Poll::Pending => Ok(Poll::Pending),
+                Poll::Ready(None | Some(Ok(Message::Close(_)))) => Err(DriverError::PeerClosed),
+                Poll::Ready(Some(Err(e))) => Err(DriverError::Read(ws_io(e))),
+                Poll::Ready(Some(Ok(Message::Text(t)))) => {
+                    let input = Input::Message(t.as_bytes());
+                    incoming(&mut *self.machine, input, &mut self.queued, &mut self.wire)
+                        .map(Poll::Ready)
+                }
+                Poll::Ready(Some(Ok(Message::Binary(b)))) => {
+                    let input = Input::Message(&b);
+                    incoming(&mut *self.machine, input, &mut self.queued, &mut self.wire)
+                        .map(Poll::Ready)
+                }
+                // A ping or pong: nothing for the machine.
+                Poll::Ready(Some(Ok(_))) => Ok(Poll::Ready(())),
+            },
+            None => Err(not_connected()),
+        };
+        fed.map(|p| p.map(|()| Step::Drain))
+    }
+
+    /// One command of a [`Handle`], carried out: the step after it (the
+    /// refusal of a stanza or a call goes to the [`Events`] first).
+    fn poll_command(&mut self, cx: &mut Context<'_>) -> Poll<Step<M::Event>> {
+        if !self.commands_open {
+            return Poll::Pending;
+        }
+        let refused = match ready_or_return!(self.commands.poll_recv(cx)).map(|c| *c) {
+            Some(Command::Send(stanza, _queued)) => {
+                self.machine.send(&stanza).err().map(|e| ("send", e))
+            }
+            Some(Command::Close) => {
+                self.machine.close(Instant::now());
+                None
+            }
+            Some(Command::Call(call)) => call(&mut *self.machine).err().map(|e| ("call", e)),
+            Some(Command::HangUp) => {
+                self.hanging_up = true;
+                None
+            }
+            None => {
+                // Every handle is gone: stop waiting for commands.
+                self.commands_open = false;
+                return Poll::Ready(Step::Wait);
+            }
+        };
+        Poll::Ready(match refused {
+            Some((what, e)) => Step::Event(Some(Box::new(Err(DriverError::Usage(what, e))))),
+            None => Step::Drain,
+        })
+    }
+
+    /// Whether the machine's deadline passed: the timer follows the
+    /// machine's deadline, made when it has one, dropped when it has none.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.machine.poll_timeout() else {
+            self.timer = None;
+            return Poll::Pending;
+        };
+        let deadline = ::tokio::time::Instant::from_std(deadline);
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            none => none.insert(Box::pin(::tokio::time::sleep_until(deadline))),
+        };
+        timer.as_mut().poll(cx)
+    }
+
+    /// `StartTls`: the callback's handshake, to be polled by the
+    /// machine's deadline.
+    fn start_tls(&mut self, pending: Vec<u8>) -> Result<UpgradeFuture, DriverError> {
         let upgrade = self
             .upgrade
             .as_mut()
             .ok_or_else(|| DriverError::Tls("tls: no TLS upgrade in this driver".into()))?;
-        let plain = match self.io.take().expect("connected") {
-            Link::Bytes(plain) => plain,
-            Link::Messages(ws) => {
+        match self.io.take() {
+            Some(Link::Bytes(plain)) => Ok(upgrade(plain, pending)),
+            Some(Link::Messages(ws)) => {
                 // Cannot happen: a WebSocket machine never asks for STARTTLS.
                 self.io = Some(Link::Messages(ws));
-                return Err(DriverError::Tls("tls: no STARTTLS over a WebSocket".into()));
+                Err(DriverError::Tls("tls: no STARTTLS over a WebSocket".into()))
             }
-        };
-        let handshake = upgrade(plain, pending);
-        let up = match self.machine.poll_timeout() {
-            Some(d) => ::tokio::time::timeout_at(d.into(), handshake)
-                .await
-                .map_err(|_| DriverError::Tls("tls handshake timed out".into()))?,
-            None => handshake.await,
+            None => Err(not_connected()),
         }
-        .map_err(DriverError::Tls)?;
-        self.io = Some(Link::Bytes(up.stream));
-        self.machine
-            .tls_established(Instant::now(), up.info)
-            .map_err(|e| DriverError::Usage("tls_established", e))?;
-        if let Some(f) = &mut self.after_tls {
-            f(&mut *self.machine);
-        }
-        Ok(())
     }
+}
+
+/// The driver lost its connection (cannot happen: only the shutdown takes
+/// it, and a handshake that gives none back ends the driver).
+fn not_connected() -> DriverError {
+    DriverError::Read(std::io::ErrorKind::NotConnected.into())
 }
 
 #[cfg(test)]

@@ -958,5 +958,12 @@ mod tests {
             std::mem::size_of_val(&task) <= run_size + host_size + 64,
             "{sizes:?}"
         );
+        // The driver's future is its state and a step of a few words (a
+        // hand-written future: 184 bytes; the `async fn` around a
+        // `select!` was 832), the machine small inline (1,104 bytes: its
+        // negotiation's state is boxed and dropped once ready; 1,840
+        // before).
+        assert!(run_size <= 256, "{sizes:?}");
+        assert!(std::mem::size_of::<Server>() <= 1152, "{sizes:?}");
     }
 }
