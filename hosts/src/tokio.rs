@@ -841,6 +841,13 @@ impl<M: Machine> Connection<M> {
                     self.step = Step::Drain;
                 }
                 Step::Wait => {
+                    // The deadline first: a socket that is always ready
+                    // does not put it off.
+                    if self.poll_timer(cx).is_ready() {
+                        self.machine.handle_timeout(Instant::now());
+                        self.step = Step::Drain;
+                        continue;
+                    }
                     self.read_first = !self.read_first;
                     let input = if self.read_first {
                         match self.poll_read(cx)? {
@@ -855,10 +862,6 @@ impl<M: Machine> Connection<M> {
                     };
                     match input {
                         Poll::Ready(step) => self.step = step,
-                        Poll::Pending if self.poll_timer(cx).is_ready() => {
-                            self.machine.handle_timeout(Instant::now());
-                            self.step = Step::Drain;
-                        }
                         Poll::Pending => return Poll::Pending,
                     }
                 }
