@@ -1424,10 +1424,10 @@ fn raw_event(token: super::plain::Token<'_>) -> Result<RawEvent, ReadError> {
     };
     Ok(match token {
         Token::Open(p, n) => RawEvent::ElementHeadOpen(m, qname(p, n)?),
-        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.to_owned()),
+        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.into_owned()),
         Token::HeadClose => RawEvent::ElementHeadClose(m),
         Token::Foot => RawEvent::ElementFoot(m),
-        Token::Text(t) => RawEvent::Text(m, t.to_owned()),
+        Token::Text(t) => RawEvent::Text(m, t.into_owned()),
     })
 }
 
