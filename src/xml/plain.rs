@@ -621,6 +621,36 @@ mod tests {
     }
 
     #[test]
+    fn a_message_reader_takes_plain_messages_too() {
+        use crate::xml::{Limits, MessageFault, ReadError, StreamEvent, StreamReader};
+        let mut reader = StreamReader::for_messages(Limits::default());
+        let open =
+            b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0'/>";
+        let message =
+            "<message xmlns='jabber:client' type='chat'><body>Gr\u{fc}\u{df}e</body></message>"
+                .as_bytes();
+        for m in [&open[..], message] {
+            reader.push_message(m.len());
+            let mut input = m;
+            assert!(reader.read(&mut input).expect("valid").is_some());
+            assert!(input.is_empty());
+        }
+        assert_eq!(reader.plain_reads, 2);
+        // Two elements in one message are refused as from the parser.
+        let two = b"<r xmlns='urn:xmpp:sm:3'/><presence/>";
+        reader.push_message(two.len());
+        let mut input = &two[..];
+        assert!(matches!(
+            reader.read(&mut input),
+            Ok(Some(StreamEvent::Element(_)))
+        ));
+        assert_eq!(
+            reader.read(&mut input),
+            Err(ReadError::Message(MessageFault::Several))
+        );
+    }
+
+    #[test]
     fn headers() {
         let mut seen = Vec::new();
         let input = b"<?xml version='1.0'?><stream:stream to='example.org' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><x/>";
