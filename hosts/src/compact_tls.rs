@@ -567,6 +567,8 @@ fn seal(keys: &mut Keys, tls13: bool, kind: u8, plain: &[u8], out: &mut Vec<u8>)
     let inner = plain.len() + usize::from(tls13);
     let body = explicit + inner + TAG;
     let outer = if tls13 { APPLICATION_DATA } else { kind };
+    // One allocation for the record, not one per growth.
+    out.reserve(5 + body);
     out.extend_from_slice(&[outer, 3, 3]);
     out.extend_from_slice(&(body as u16).to_be_bytes());
     out.extend_from_slice(&nonce[4..4 + explicit]);

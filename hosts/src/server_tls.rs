@@ -98,7 +98,10 @@ impl TlsSetup {
     ) -> Result<Self, String> {
         let end_entity = certs.first().ok_or("tls: no certificate")?;
         let end_point = tls_server_end_point(end_entity.as_ref());
-        let build = |provider: rustls::crypto::CryptoProvider| -> Result<_, String> {
+        let build = |mut provider: rustls::crypto::CryptoProvider| -> Result<_, String> {
+            // The server random and the session tickets from a pool per
+            // thread, not a system call each.
+            provider.secure_random = &crate::random_pool::Pooled;
             let builder = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
                 .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
                 .map_err(|e| format!("tls config: {e}"))?;
