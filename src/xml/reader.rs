@@ -497,6 +497,9 @@ pub struct StreamReader {
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
     messages: Option<Box<Messages>>,
+    /// How many headers and elements the plain path read (tests).
+    #[cfg(test)]
+    pub(super) plain_reads: usize,
     /// The `see-other-uri` of a `<close/>` read (WebSocket framing).
     see_other_uri: Option<String>,
 }
@@ -570,6 +573,8 @@ impl StreamReader {
             prolog_started: false,
             at_rest: false,
             last_two: [0; 2],
+            #[cfg(test)]
+            plain_reads: 0,
             messages: None,
             see_other_uri: None,
         }
@@ -889,10 +894,18 @@ impl StreamReader {
                 }
             }
         }
+        if matches!(self.state, State::Prolog) && !self.started && self.messages.is_none() {
+            if let Some(header) = self.plain_header(input)? {
+                return Ok(Some(header));
+            }
+        }
         loop {
             if self.at_rest {
                 if let Some(el) = self.shortcut(input, gate) {
                     return Ok(Some(StreamEvent::Element(el)));
+                }
+                if let Some(ev) = self.plain_element(input, gate)? {
+                    return Ok(Some(ev));
                 }
             }
             let before = *input;
@@ -970,6 +983,88 @@ impl StreamReader {
         *input = &input[len..];
         self.boundary();
         Some(el)
+    }
+
+    /// The bounds [`plain`](super::plain) keeps to.
+    fn plain_bounds(&self) -> super::plain::Bounds {
+        super::plain::Bounds {
+            max_token: self
+                .limits
+                .max_token_bytes
+                .min(self.limits.max_element_bytes),
+            max_bytes: self
+                .limits
+                .max_element_bytes
+                .saturating_sub(self.pending_bytes),
+        }
+    }
+
+    /// A stream header in the plain subset, whole at the start of
+    /// `input`, tokenised without the parser; the parser is then put
+    /// inside a root of the same name, where it would be had it read the
+    /// header. `Ok(None)`: nothing consumed, the parser's to read.
+    fn plain_header(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+        let bounds = self.plain_bounds();
+        let mut header = None;
+        let Some(read) = super::plain::header(input, bounds, |token| {
+            if let Some(ev) = self.handle(raw_event(token)?, &|_: &str, _: &str| Ok(()))? {
+                header = Some(ev);
+            }
+            Ok::<(), ReadError>(())
+        }) else {
+            return Ok(None);
+        };
+        let len = read?;
+        let Some(header) = header else {
+            return Err(ReadError::NotWellFormed("a header without its end".into()));
+        };
+        *input = &input[len..];
+        let mut root: &[u8] = b"<stream:stream>";
+        while let Ok(Some(_)) = self.parser.parse(&mut root, false) {}
+        if !root.is_empty() {
+            return Err(ReadError::NotWellFormed(
+                "the parser refused the root".into(),
+            ));
+        }
+        self.at_rest = true;
+        #[cfg(test)]
+        {
+            self.plain_reads += 1;
+        }
+        Ok(Some(header))
+    }
+
+    /// A top-level element in the plain subset, whole at the start of
+    /// `input` (at rest), tokenised without the parser: its events go
+    /// through [`handle`](Self::handle) as the parser's would.
+    /// `Ok(None)`: nothing consumed, the parser's to read.
+    fn plain_element(
+        &mut self,
+        input: &mut &[u8],
+        gate: Gate<'_>,
+    ) -> Result<Option<StreamEvent>, ReadError> {
+        let bounds = self.plain_bounds();
+        let mut out = None;
+        let Some(read) = super::plain::element(input, bounds, |token| {
+            if let Some(ev) = self.handle(raw_event(token)?, gate)? {
+                out = Some(ev);
+            }
+            Ok::<(), ReadError>(())
+        }) else {
+            return Ok(None);
+        };
+        let len = read?;
+        let Some(out) = out else {
+            return Err(ReadError::NotWellFormed(
+                "an element without its end".into(),
+            ));
+        };
+        *input = &input[len..];
+        #[cfg(test)]
+        {
+            self.plain_reads += 1;
+        }
+        Ok(Some(out))
     }
 
     fn handle(&mut self, ev: RawEvent, gate: Gate<'_>) -> Result<Option<StreamEvent>, ReadError> {
@@ -1314,6 +1409,25 @@ impl StreamReader {
 fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The rxml event of a [`plain`](super::plain) token (its names are
+/// checked again: ASCII names in the subset always pass).
+fn raw_event(token: super::plain::Token<'_>) -> Result<RawEvent, ReadError> {
+    use super::plain::Token;
+    let m = rxml::parser::EventMetrics::new(0);
+    let name =
+        |n: &str| NcName::try_from(n).map_err(|_| ReadError::NotWellFormed("a bad name".into()));
+    let qname = |p: Option<&str>, n: &str| -> Result<_, ReadError> {
+        Ok((p.map(name).transpose()?, name(n)?))
+    };
+    Ok(match token {
+        Token::Open(p, n) => RawEvent::ElementHeadOpen(m, qname(p, n)?),
+        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.to_owned()),
+        Token::HeadClose => RawEvent::ElementHeadClose(m),
+        Token::Foot => RawEvent::ElementFoot(m),
+        Token::Text(t) => RawEvent::Text(m, t.to_owned()),
     })
 }
 
