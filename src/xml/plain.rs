@@ -1,8 +1,8 @@
 //! The plain subset of XML the reader tokenises without rxml.
 //!
 //! Nearly every byte of a negotiation, and of most stanzas, is plain
-//! ASCII markup: tags with a few attributes in quotes, short text, no
-//! entity, no comment, no CDATA section. rxml spends about 130
+//! markup: ASCII names, a few attributes in quotes, short text, no
+//! character reference, no comment, no CDATA section. rxml spends about 130
 //! instructions on each such byte (lexing, validating, copying into
 //! tokens); this scanner recognises the plain subset in a few, and hands
 //! the reader the same events rxml would (start, attributes, head close,
@@ -13,12 +13,13 @@
 //! What is taken:
 //!
 //! - names: ASCII `[A-Za-z_][A-Za-z0-9._-]*`, with at most one prefix;
-//! - attribute values in `'` or `"`: ASCII 0x20 to 0x7E but `<`, `&`
-//!   and the quote (XML would normalise a tab or a line end in a value:
-//!   left to rxml), and none of the values rxml refuses itself (see
+//! - attribute values in `'` or `"`, and text: UTF-8, with the five
+//!   predefined entities (`&lt;` `&gt;` `&amp;` `&quot;` `&apos;`), but no
+//!   control character (text may hold tabs and line feeds; XML would turn
+//!   them into spaces in a value, and normalise a carriage return
+//!   anywhere), no character reference, no `]]>` in text, no U+FFFE or
+//!   U+FFFF, and none of the values rxml refuses itself (see
 //!   [`acceptable`]);
-//! - text: ASCII 0x20 to 0x7E, tab and line feed, but `<`, `&` and `]`
-//!   (a carriage return is normalised by XML, `]]>` is refused);
 //! - whitespace inside tags: space, tab, line feed, carriage return.
 //!
 //! A whole top-level element must be at hand ([`element`]), or a whole
@@ -31,19 +32,21 @@
 //! to be plain. The `stream_reader` fuzz target checks that reading whole
 //! (this path) and reading byte by byte (rxml's) agree.
 
+use std::borrow::Cow;
+
 /// One tokenising event, as rxml's `RawEvent` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Token<'a> {
     /// `<prefix:name`.
     Open(Option<&'a str>, &'a str),
-    /// `prefix:name='value'`.
-    Attribute(Option<&'a str>, &'a str, &'a str),
+    /// `prefix:name='value'` (the value with its references expanded).
+    Attribute(Option<&'a str>, &'a str, Cow<'a, str>),
     /// The `>` (or `/>`) ending a start tag.
     HeadClose,
     /// An end tag, or the end of an empty-element tag.
     Foot,
-    /// Character data (whitespace included).
-    Text(&'a str),
+    /// Character data (whitespace included; references expanded).
+    Text(Cow<'a, str>),
 }
 
 /// The deepest nesting taken (deeper elements are left to rxml).
@@ -213,7 +216,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn attribute(&mut self) -> Option<(Option<&'a str>, &'a str, &'a str)> {
+    fn attribute(&mut self) -> Option<(Option<&'a str>, &'a str, Cow<'a, str>)> {
         let (prefix, name) = self.name()?;
         self.skip_space();
         if self.peek() != Some(b'=') {
@@ -224,16 +227,13 @@ impl<'a> Scanner<'a> {
         let quote = self.peek().filter(|q| matches!(q, b'\'' | b'"'))?;
         self.at += 1;
         let rest = &self.input[self.at..];
-        let len = rest
-            .iter()
-            .take_while(|b| matches!(b, 0x20..=0x7e) && !matches!(b, b'<' | b'&') && **b != quote)
-            .count();
+        let (len, references) = run(rest, Some(quote))?;
         if rest.get(len) != Some(&quote) || len > self.bounds.max_token {
             return None;
         }
-        let value = std::str::from_utf8(&rest[..len]).ok()?;
+        let value = expand(std::str::from_utf8(&rest[..len]).ok()?, references);
         self.at += len + 1;
-        acceptable(prefix, name, value).then_some((prefix, name, value))
+        acceptable(prefix, name, &value).then_some((prefix, name, value))
     }
 
     /// Optional whitespace, then one whole element: its tokens to
@@ -246,7 +246,7 @@ impl<'a> Scanner<'a> {
         if spaces > 0 {
             // ASCII whitespace: always UTF-8.
             if let Ok(ws) = std::str::from_utf8(&self.input[..spaces]) {
-                each(Token::Text(ws))?;
+                each(Token::Text(Cow::Borrowed(ws)))?;
             }
         }
         let mut open: [&[u8]; MAX_DEPTH] = [&[]; MAX_DEPTH];
@@ -299,12 +299,9 @@ impl<'a> Scanner<'a> {
             }
             // Text up to the next tag.
             let rest = &self.input[self.at..];
-            let len = rest
-                .iter()
-                .take_while(|b| {
-                    matches!(b, 0x20..=0x7e | b'\t' | b'\n') && !matches!(b, b'<' | b'&' | b']')
-                })
-                .count();
+            let Some((len, references)) = run(rest, None) else {
+                return Ok(None);
+            };
             if len > 0 {
                 if len > self.bounds.max_token {
                     return Ok(None);
@@ -313,10 +310,106 @@ impl<'a> Scanner<'a> {
                     return Ok(None);
                 };
                 self.at += len;
-                each(Token::Text(text))?;
+                each(Token::Text(expand(text, references)))?;
             }
         }
     }
+}
+
+/// The predefined entities (XML 1.0 section 4.6), with what they stand for.
+const ENTITIES: [(&[u8], &str); 5] = [
+    (b"&lt;", "<"),
+    (b"&gt;", ">"),
+    (b"&amp;", "&"),
+    (b"&quot;", "\""),
+    (b"&apos;", "'"),
+];
+
+/// The length of the character data at the start of `rest` (up to a
+/// `<`, or the `quote` ending an attribute value), and whether it holds
+/// references; `None` if something in it is not plain: a reference other
+/// than the five predefined entities, a control character (and in a
+/// value a tab or a line feed, which XML turns into spaces), a carriage
+/// return, `]]>` in text, U+FFFE or U+FFFF. Other bytes above 0x7F are
+/// taken: the caller checks that the run is UTF-8.
+fn run(rest: &[u8], quote: Option<u8>) -> Option<(usize, bool)> {
+    let mut i = 0;
+    let mut references = false;
+    loop {
+        // Most bytes need no look: one table look-up each.
+        i += rest[i..]
+            .iter()
+            .position(|b| LOOK[*b as usize])
+            .unwrap_or(rest.len() - i);
+        let Some(&b) = rest.get(i) else {
+            break;
+        };
+        match b {
+            b'<' => break,
+            _ if Some(b) == quote => break,
+            b'&' => {
+                let (entity, _) = ENTITIES.iter().find(|(e, _)| rest[i..].starts_with(e))?;
+                references = true;
+                i += entity.len();
+                continue;
+            }
+            b'\t' | b'\n' if quote.is_none() => {}
+            0..=0x1f | 0x7f => return None,
+            b']' if quote.is_none() && rest[i..].starts_with(b"]]>") => return None,
+            0xef if matches!(rest.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    Some((i, references))
+}
+
+/// The bytes [`run`] looks at: markup, quotes, `]`, controls, DEL and
+/// 0xEF (U+FFFE and U+FFFF begin with it).
+const LOOK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b']' as usize] = true;
+    t[0x7f] = true;
+    t[0xef] = true;
+    t
+};
+
+/// `text` with its predefined entities replaced (see [`run`]).
+fn expand(text: &str, references: bool) -> Cow<'_, str> {
+    if !references {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match ENTITIES
+            .iter()
+            .find(|(e, _)| rest.as_bytes().starts_with(e))
+        {
+            Some((entity, c)) => {
+                out.push_str(c);
+                rest = &rest[entity.len()..];
+            }
+            // `run` let no other `&` through.
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// The XML namespace name, which rxml lets only `xml` bind.
@@ -388,26 +481,32 @@ mod tests {
     #[test]
     fn anything_outside_the_subset_is_left_to_rxml() {
         for input in [
-            &b"<m>caf\xc3\xa9</m>"[..], // non-ASCII text
-            b"<m>a &amp; b</m>",        // an entity
-            b"<m><![CDATA[x]]></m>",    // CDATA
-            b"<m><!-- c --></m>",       // a comment
-            b"<m>a\r\nb</m>",           // a line end XML normalises
-            b"<m a='x\ty'/>",           // a tab in a value
-            b"<m a='x&lt;'/>",          // an entity in a value
-            b"<m a='x'b='y'/>",         // no space between attributes
-            b"<m a=x/>",                // no quotes
-            b"<m>x</n>",                // a mismatched end tag
-            b"<m><n></m></n>",          // crossed
-            b"<m>x",                    // cut
-            b"<m",                      // cut in the name
-            b"<a:b:c/>",                // two colons
-            b"<1a/>",                   // a bad name
-            b"<m xmlns:p=''/>",         // undeclaring a prefix
-            b"<m xmlns:xml='urn:x'/>",  // the reserved prefixes
+            &b"<m>a &#x31; b</m>"[..], // a character reference
+            b"<m>a &nbsp; b</m>",      // an entity XML does not define
+            b"<m>a & b</m>",           // a bare ampersand
+            b"<m>caf\xc3(</m>",        // not UTF-8
+            b"<m>\xef\xbf\xbe</m>",    // U+FFFE
+            b"<m>\x7f</m>",            // DEL: left to rxml
+            b"<m>a\x01</m>",           // a control character
+            b"<m><![CDATA[x]]></m>",   // CDATA
+            b"<m><!-- c --></m>",      // a comment
+            b"<m>a\r\nb</m>",          // a line end XML normalises
+            b"<m a='x\ty'/>",          // a tab in a value
+            b"<m a='x\ny'/>",          // a line feed in a value
+            b"<m a='x&#60;'/>",        // a reference in a value
+            b"<m a='x'b='y'/>",        // no space between attributes
+            b"<m a=x/>",               // no quotes
+            b"<m>x</n>",               // a mismatched end tag
+            b"<m><n></m></n>",         // crossed
+            b"<m>x",                   // cut
+            b"<m",                     // cut in the name
+            b"<a:b:c/>",               // two colons
+            b"<1a/>",                  // a bad name
+            b"<m xmlns:p=''/>",        // undeclaring a prefix
+            b"<m xmlns:xml='urn:x'/>", // the reserved prefixes
             b"<m xmlns:xmlns='urn:x'/>",
             b"<m xmlns='http://www.w3.org/XML/1998/namespace'/>",
-            b"<m>]]></m>", // ']' in text
+            b"<m>]]></m>", // ']]>' in text
             b"</m>",       // an end tag first
             b"text<m/>",   // text first
         ] {
@@ -417,6 +516,24 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn text_and_values_may_be_utf8_with_the_predefined_entities() {
+        let input = "<m a='&lt;&apos;\u{e9}' b=\"'\">caf\u{e9} &amp; \u{1f339} &gt; ]]</m>";
+        let (len, toks) = tokens(input.as_bytes()).expect("plain");
+        assert_eq!(len, input.len());
+        assert_eq!(
+            toks,
+            [
+                "Open(None, \"m\")",
+                "Attribute(None, \"a\", \"<'\u{e9}\")",
+                "Attribute(None, \"b\", \"'\")",
+                "HeadClose",
+                "Text(\"caf\u{e9} & \u{1f339} > ]]\")",
+                "Foot",
+            ]
+        );
     }
 
     #[test]
@@ -472,7 +589,8 @@ mod tests {
               <mechanism>PLAIN</mechanism></mechanisms></stream:features>",
             b"<iq id='bind_1' type='result'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
               <jid>juliet@example.org/balcony</jid></bind></iq>",
-            b" \n<message to=\"romeo@example.net\" type='chat'><body>hi &gt;</body></message>",
+            b" \n<message to=\"romeo@example.net\" type='chat'><body>hi &gt; &#x31;</body></message>",
+            "<message type='chat'><body>Gr\u{fc}\u{df}e &amp; \u{1f339}</body></message>".as_bytes(),
             b"<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' \
               node='https://x.example/n' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/></presence>",
             b"<x:q xmlns:x='urn:x' x:a='1' b='2'><x:r/>text</x:q>",
@@ -488,12 +606,48 @@ mod tests {
         assert_eq!(whole, bytewise);
         // The header and every stanza but the message came the plain way.
         assert_eq!((plain_reads, none), (stanzas.len(), 0));
-        // And each was plain (but the message, which has an entity).
+        // And each was plain (but the first message: a character
+        // reference).
         assert!(header(head, BOUNDS, |_| Ok::<(), ()>(())).is_some());
         for s in stanzas {
             let plain = element(s, BOUNDS, |_| Ok::<(), ()>(())).is_some();
-            assert_eq!(plain, !s.contains(&b'&'), "{}", String::from_utf8_lossy(s));
+            assert_eq!(
+                plain,
+                !s.windows(2).any(|w| w == b"&#"),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
         }
+    }
+
+    #[test]
+    fn a_message_reader_takes_plain_messages_too() {
+        use crate::xml::{Limits, MessageFault, ReadError, StreamEvent, StreamReader};
+        let mut reader = StreamReader::for_messages(Limits::default());
+        let open =
+            b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0'/>";
+        let message =
+            "<message xmlns='jabber:client' type='chat'><body>Gr\u{fc}\u{df}e</body></message>"
+                .as_bytes();
+        for m in [&open[..], message] {
+            reader.push_message(m.len());
+            let mut input = m;
+            assert!(reader.read(&mut input).expect("valid").is_some());
+            assert!(input.is_empty());
+        }
+        assert_eq!(reader.plain_reads, 2);
+        // Two elements in one message are refused as from the parser.
+        let two = b"<r xmlns='urn:xmpp:sm:3'/><presence/>";
+        reader.push_message(two.len());
+        let mut input = &two[..];
+        assert!(matches!(
+            reader.read(&mut input),
+            Ok(Some(StreamEvent::Element(_)))
+        ));
+        assert_eq!(
+            reader.read(&mut input),
+            Err(ReadError::Message(MessageFault::Several))
+        );
     }
 
     #[test]

@@ -487,8 +487,10 @@ pub struct StreamReader {
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
     /// The parser has just returned a top-level element or the header of
-    /// a TCP stream and consumed nothing since: it holds no partial token, so the next
-    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)).
+    /// a TCP stream (or a message reader's parser is inside its root) and
+    /// consumed nothing since: it holds no partial token, so the next
+    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)
+    /// and [`plain_element`](Self::plain_element)).
     at_rest: bool,
     /// The last two bytes the parser consumed: a header ends its tag with
     /// `>`, and one closed by `/>` leaves the stream's end pending in the
@@ -601,6 +603,7 @@ impl StreamReader {
         // then a top-level element, as in a stream.
         let mut root = MESSAGE_ROOT;
         while let Ok(Some(_)) = r.parser.parse(&mut root, false) {}
+        r.at_rest = true;
         r.state = State::Open;
         r.prolog_started = true;
         r.decl_marks.push(0);
@@ -955,7 +958,6 @@ impl StreamReader {
                     _ => false,
                 };
                 self.at_rest = rest
-                    && self.messages.is_none()
                     && matches!(self.state, State::Open)
                     && self.stack.is_empty()
                     && self.head.is_none();
@@ -969,6 +971,10 @@ impl StreamReader {
     /// gate decides as for any element: a refusal leaves it to the
     /// parser, which fails as it would.
     fn shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
+        if self.messages.as_ref().is_some_and(|m| m.elements > 0) {
+            // A second element in one message: the parser's to refuse.
+            return None;
+        }
         let max_text = self
             .limits
             .max_token_bytes
@@ -1424,10 +1430,10 @@ fn raw_event(token: super::plain::Token<'_>) -> Result<RawEvent, ReadError> {
     };
     Ok(match token {
         Token::Open(p, n) => RawEvent::ElementHeadOpen(m, qname(p, n)?),
-        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.to_owned()),
+        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.into_owned()),
         Token::HeadClose => RawEvent::ElementHeadClose(m),
         Token::Foot => RawEvent::ElementFoot(m),
-        Token::Text(t) => RawEvent::Text(m, t.to_owned()),
+        Token::Text(t) => RawEvent::Text(m, t.into_owned()),
     })
 }
 
