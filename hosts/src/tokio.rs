@@ -784,7 +784,12 @@ impl<M: Machine> Connection<M> {
                             Err(e) => return Poll::Ready(Err(DriverError::Write(e))),
                         }
                     }
-                    self.step = Step::Flush;
+                    // A closed machine's last bytes: the shutdown flushes
+                    // them (a TLS stream's close_notify in the same write).
+                    self.step = match self.machine.is_closed() {
+                        true => Step::Drain,
+                        false => Step::Flush,
+                    };
                 }
                 Step::Send(messages) => {
                     let Some(Link::Messages(ws)) = self.io.as_mut() else {
