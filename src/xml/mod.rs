@@ -10,6 +10,7 @@
 //! only, as RFC 6120 section 11 asks.
 
 mod known;
+mod plain;
 mod reader;
 mod shortcut;
 mod writer;

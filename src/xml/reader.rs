@@ -487,8 +487,10 @@ pub struct StreamReader {
     /// Whether the first non-whitespace byte (`<`) has been seen.
     prolog_started: bool,
     /// The parser has just returned a top-level element or the header of
-    /// a TCP stream and consumed nothing since: it holds no partial token, so the next
-    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)).
+    /// a TCP stream (or a message reader's parser is inside its root) and
+    /// consumed nothing since: it holds no partial token, so the next
+    /// bytes may be taken without it (see [`shortcut`](Self::shortcut)
+    /// and [`plain_element`](Self::plain_element)).
     at_rest: bool,
     /// The last two bytes the parser consumed: a header ends its tag with
     /// `>`, and one closed by `/>` leaves the stream's end pending in the
@@ -497,6 +499,9 @@ pub struct StreamReader {
     /// WebSocket framing: where the messages begin and end (`None`: a TCP
     /// stream).
     messages: Option<Box<Messages>>,
+    /// How many headers and elements the plain path read (tests).
+    #[cfg(test)]
+    pub(super) plain_reads: usize,
     /// The `see-other-uri` of a `<close/>` read (WebSocket framing).
     see_other_uri: Option<String>,
 }
@@ -570,6 +575,8 @@ impl StreamReader {
             prolog_started: false,
             at_rest: false,
             last_two: [0; 2],
+            #[cfg(test)]
+            plain_reads: 0,
             messages: None,
             see_other_uri: None,
         }
@@ -596,6 +603,7 @@ impl StreamReader {
         // then a top-level element, as in a stream.
         let mut root = MESSAGE_ROOT;
         while let Ok(Some(_)) = r.parser.parse(&mut root, false) {}
+        r.at_rest = true;
         r.state = State::Open;
         r.prolog_started = true;
         r.decl_marks.push(0);
@@ -889,10 +897,18 @@ impl StreamReader {
                 }
             }
         }
+        if matches!(self.state, State::Prolog) && !self.started && self.messages.is_none() {
+            if let Some(header) = self.plain_header(input)? {
+                return Ok(Some(header));
+            }
+        }
         loop {
             if self.at_rest {
                 if let Some(el) = self.shortcut(input, gate) {
                     return Ok(Some(StreamEvent::Element(el)));
+                }
+                if let Some(ev) = self.plain_element(input, gate)? {
+                    return Ok(Some(ev));
                 }
             }
             let before = *input;
@@ -942,7 +958,6 @@ impl StreamReader {
                     _ => false,
                 };
                 self.at_rest = rest
-                    && self.messages.is_none()
                     && matches!(self.state, State::Open)
                     && self.stack.is_empty()
                     && self.head.is_none();
@@ -956,6 +971,10 @@ impl StreamReader {
     /// gate decides as for any element: a refusal leaves it to the
     /// parser, which fails as it would.
     fn shortcut(&mut self, input: &mut &[u8], gate: Gate<'_>) -> Option<Element> {
+        if self.messages.as_ref().is_some_and(|m| m.elements > 0) {
+            // A second element in one message: the parser's to refuse.
+            return None;
+        }
         let max_text = self
             .limits
             .max_token_bytes
@@ -970,6 +989,88 @@ impl StreamReader {
         *input = &input[len..];
         self.boundary();
         Some(el)
+    }
+
+    /// The bounds [`plain`](super::plain) keeps to.
+    fn plain_bounds(&self) -> super::plain::Bounds {
+        super::plain::Bounds {
+            max_token: self
+                .limits
+                .max_token_bytes
+                .min(self.limits.max_element_bytes),
+            max_bytes: self
+                .limits
+                .max_element_bytes
+                .saturating_sub(self.pending_bytes),
+        }
+    }
+
+    /// A stream header in the plain subset, whole at the start of
+    /// `input`, tokenised without the parser; the parser is then put
+    /// inside a root of the same name, where it would be had it read the
+    /// header. `Ok(None)`: nothing consumed, the parser's to read.
+    fn plain_header(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
+        let bounds = self.plain_bounds();
+        let mut header = None;
+        let Some(read) = super::plain::header(input, bounds, |token| {
+            if let Some(ev) = self.handle(raw_event(token)?, &|_: &str, _: &str| Ok(()))? {
+                header = Some(ev);
+            }
+            Ok::<(), ReadError>(())
+        }) else {
+            return Ok(None);
+        };
+        let len = read?;
+        let Some(header) = header else {
+            return Err(ReadError::NotWellFormed("a header without its end".into()));
+        };
+        *input = &input[len..];
+        let mut root: &[u8] = b"<stream:stream>";
+        while let Ok(Some(_)) = self.parser.parse(&mut root, false) {}
+        if !root.is_empty() {
+            return Err(ReadError::NotWellFormed(
+                "the parser refused the root".into(),
+            ));
+        }
+        self.at_rest = true;
+        #[cfg(test)]
+        {
+            self.plain_reads += 1;
+        }
+        Ok(Some(header))
+    }
+
+    /// A top-level element in the plain subset, whole at the start of
+    /// `input` (at rest), tokenised without the parser: its events go
+    /// through [`handle`](Self::handle) as the parser's would.
+    /// `Ok(None)`: nothing consumed, the parser's to read.
+    fn plain_element(
+        &mut self,
+        input: &mut &[u8],
+        gate: Gate<'_>,
+    ) -> Result<Option<StreamEvent>, ReadError> {
+        let bounds = self.plain_bounds();
+        let mut out = None;
+        let Some(read) = super::plain::element(input, bounds, |token| {
+            if let Some(ev) = self.handle(raw_event(token)?, gate)? {
+                out = Some(ev);
+            }
+            Ok::<(), ReadError>(())
+        }) else {
+            return Ok(None);
+        };
+        let len = read?;
+        let Some(out) = out else {
+            return Err(ReadError::NotWellFormed(
+                "an element without its end".into(),
+            ));
+        };
+        *input = &input[len..];
+        #[cfg(test)]
+        {
+            self.plain_reads += 1;
+        }
+        Ok(Some(out))
     }
 
     fn handle(&mut self, ev: RawEvent, gate: Gate<'_>) -> Result<Option<StreamEvent>, ReadError> {
@@ -1314,6 +1415,25 @@ impl StreamReader {
 fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The rxml event of a [`plain`](super::plain) token (its names are
+/// checked again: ASCII names in the subset always pass).
+fn raw_event(token: super::plain::Token<'_>) -> Result<RawEvent, ReadError> {
+    use super::plain::Token;
+    let m = rxml::parser::EventMetrics::new(0);
+    let name =
+        |n: &str| NcName::try_from(n).map_err(|_| ReadError::NotWellFormed("a bad name".into()));
+    let qname = |p: Option<&str>, n: &str| -> Result<_, ReadError> {
+        Ok((p.map(name).transpose()?, name(n)?))
+    };
+    Ok(match token {
+        Token::Open(p, n) => RawEvent::ElementHeadOpen(m, qname(p, n)?),
+        Token::Attribute(p, n, v) => RawEvent::Attribute(m, qname(p, n)?, v.into_owned()),
+        Token::HeadClose => RawEvent::ElementHeadClose(m),
+        Token::Foot => RawEvent::ElementFoot(m),
+        Token::Text(t) => RawEvent::Text(m, t.into_owned()),
     })
 }
 

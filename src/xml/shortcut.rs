@@ -112,8 +112,8 @@ fn sasl_form(
         let rest = rest.strip_prefix(b">")?;
         let len = rest
             .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-            .count();
+            .position(|b| !BASE64[*b as usize])
+            .unwrap_or(rest.len());
         if len > max_text {
             return None;
         }
@@ -139,6 +139,17 @@ fn sasl_form(
     }
     Some((rest.len(), el))
 }
+
+/// The bytes of base64 text (RFC 4648 section 4, with its padding).
+const BASE64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || matches!(b as u8, b'+' | b'/' | b'=');
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
