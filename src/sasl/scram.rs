@@ -249,18 +249,8 @@ fn decode_b64<'a>(
 
 /// Appends `n` in decimal (RFC 5802 `posit-number`) to `out`.
 fn push_decimal(out: &mut Vec<u8>, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    // Cannot fail: writing to a Vec.
+    let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
 }
 
 /// SASLprep (RFC 4013) of a password, in a buffer zeroed on drop.
