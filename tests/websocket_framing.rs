@@ -204,6 +204,21 @@ fn the_element_limits_apply_per_message() {
     );
 }
 
+/// A client that sends `<close/>` before its `<open/>` (found by the
+/// `websocket` fuzz target): the server's close still comes inside its
+/// own `<open/>`, as RFC 6120 4.9.1.1 has it for anything ending a
+/// stream before it is set up; the host learns the client left early.
+#[test]
+fn a_close_before_the_open_is_answered_inside_an_open() {
+    let mut s = server();
+    s.feed_message(Instant::now(), CLOSE.as_bytes()).unwrap();
+    let out = messages_of_server(&mut s);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].starts_with("<open "), "{out:?}");
+    assert_eq!(out[1], CLOSE);
+    assert_eq!(server_error(&mut s), Some(ServerError::ClosedByPeer));
+}
+
 #[test]
 fn bytes_without_boundaries_are_a_usage_error() {
     let mut s = server();

@@ -24,6 +24,12 @@
 //! which keeps them only while this module's handshake processes a record
 //! on this thread and hands them to that connection alone.
 //!
+//! Writes are sealed into a buffer and written on `flush` or `shutdown`
+//! (the tokio driver flushes after each step's bytes), so that one step
+//! is one system call with whatever waited: the TLS 1.3 session tickets
+//! (held from the handshake's end until the first write), an answer to a
+//! `KeyUpdate`, or the `close_notify` after the last bytes.
+//!
 //! What the stream does: application data both ways; `close_notify` both
 //! ways; a TLS 1.3 `KeyUpdate` from the client (answered with ours when it
 //! asks); our own `KeyUpdate` before the AES-GCM confidentiality limit. It
@@ -40,6 +46,7 @@ use std::task::{Context, Poll};
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf;
+use rustls::server::{Accepted, AcceptedAlert, Acceptor};
 use rustls::{ConnectionTrafficSecrets, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use zeroize::Zeroize;
@@ -149,10 +156,11 @@ impl rustls::KeyLog for TrafficSecrets {
     }
 }
 
-/// `conn.process_new_packets()`, keeping the traffic secrets it logs.
-fn process(conn: &mut ServerConnection, into: &mut Secrets) -> Result<(), rustls::Error> {
+/// `f()` (rustls processing handshake messages), keeping the traffic
+/// secrets it logs.
+fn logged<R>(into: &mut Secrets, f: impl FnOnce() -> R) -> R {
     LOGGED.with_borrow_mut(|slot| *slot = Some(Secrets::default()));
-    let result = conn.process_new_packets();
+    let result = f();
     if let Some(s) = LOGGED.with_borrow_mut(|slot| slot.take()) {
         if s.client.is_some() {
             into.client = s.client;
@@ -161,7 +169,12 @@ fn process(conn: &mut ServerConnection, into: &mut Secrets) -> Result<(), rustls
             into.server = s.server;
         }
     }
-    result.map(|_| ())
+    result
+}
+
+/// `conn.process_new_packets()`, keeping the traffic secrets it logs.
+fn process(conn: &mut ServerConnection, into: &mut Secrets) -> Result<(), rustls::Error> {
+    logged(into, || conn.process_new_packets()).map(|_| ())
 }
 
 /// A finished handshake: the connection (for what the host reads of it)
@@ -171,6 +184,9 @@ pub struct Handshake {
     io: BoxStream,
     /// Bytes received after the client's `Finished`.
     rest: Vec<u8>,
+    /// What rustls had still to send when its TLS 1.3 handshake ended (its
+    /// session tickets): sent with the stream's first write.
+    unsent: Vec<u8>,
     secrets: Secrets,
 }
 
@@ -186,12 +202,19 @@ impl Handshake {
         self.rest.len()
     }
 
+    /// Bytes of rustls's last records (a TLS 1.3 server's session
+    /// tickets) not sent yet: the stream sends them with its first write.
+    pub fn unsent(&self) -> usize {
+        self.unsent.len()
+    }
+
     /// The stream: the connection's secrets taken from rustls.
     pub fn into_stream(self) -> Result<CompactTls, String> {
         let Handshake {
             conn,
             io,
             rest,
+            unsent,
             secrets,
         } = self;
         let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
@@ -214,9 +237,10 @@ impl Handshake {
             tls13,
             rx,
             tx,
-            inbuf: rest,
+            // No room kept for nothing.
+            inbuf: if rest.is_empty() { Vec::new() } else { rest },
             plain: Vec::new(),
-            outbuf: Vec::new(),
+            outbuf: unsent,
             read_closed: false,
             close_sent: false,
         })
@@ -228,29 +252,75 @@ impl Handshake {
 /// done, so the bytes after the client's `Finished` stay in the
 /// [`Handshake`] (nothing is left inside rustls to be lost when its
 /// secrets are taken). A failed handshake's alert is sent.
-pub async fn handshake(mut conn: ServerConnection, mut io: BoxStream) -> Result<Handshake, String> {
+pub async fn handshake(conn: ServerConnection, io: BoxStream) -> Result<Handshake, String> {
+    finish(conn, io, Vec::new(), Secrets::default()).await
+}
+
+/// [`handshake`] with the connection made from the client's hello:
+/// `choose` gets it (rustls's [`Accepted`]) and makes the connection with
+/// the configuration it picks for that client (see
+/// [`crate::server_tls::TlsSetup::accept_hello`]).
+pub async fn handshake_from_hello(
+    mut io: BoxStream,
+    choose: impl FnOnce(Accepted) -> Result<ServerConnection, (rustls::Error, AcceptedAlert)>,
+) -> Result<Handshake, String> {
     let mut buf: Vec<u8> = Vec::new();
+    let mut acceptor = Acceptor::default();
+    let accepted = loop {
+        let len = read_record(&mut io, &mut buf).await?;
+        let mut record = &buf[..len];
+        while !record.is_empty() {
+            acceptor
+                .read_tls(&mut record)
+                .map_err(|e| format!("tls handshake: {e}"))?;
+        }
+        buf.drain(..len);
+        match acceptor.accept() {
+            Ok(Some(accepted)) => break accepted,
+            Ok(None) => {}
+            Err((e, alert)) => return Err(refused(e, alert, &mut io).await),
+        }
+    };
     let mut secrets = Secrets::default();
-    loop {
+    match logged(&mut secrets, || choose(accepted)) {
+        Ok(conn) => finish(conn, io, buf, secrets).await,
+        Err((e, alert)) => Err(refused(e, alert, &mut io).await),
+    }
+}
+
+/// A hello refused: its alert sent if it can be, the error.
+async fn refused(e: rustls::Error, mut alert: AcceptedAlert, io: &mut BoxStream) -> String {
+    let mut out = Vec::new();
+    if alert.write_all(&mut out).is_ok() && !out.is_empty() {
+        let _ = io.write_all(&out).await;
+        let _ = io.flush().await;
+    }
+    format!("tls handshake: {e}")
+}
+
+/// The handshake of `conn` from here (`buf`: whole or partial records
+/// received and not given to it).
+async fn finish(
+    mut conn: ServerConnection,
+    mut io: BoxStream,
+    mut buf: Vec<u8>,
+    mut secrets: Secrets,
+) -> Result<Handshake, String> {
+    let tls13 = loop {
+        // TLS 1.3: what rustls has to send once the client's Finished is
+        // in (its session tickets) waits for the stream's first write,
+        // one write instead of two. TLS 1.2's last flight (the server's
+        // Finished after the client's) is sent now: the client waits for
+        // it.
+        let tls13 = conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        if !conn.is_handshaking() && tls13 {
+            break true;
+        }
         write_pending(&mut conn, &mut io).await?;
         if !conn.is_handshaking() {
-            break;
+            break false;
         }
-        let len = loop {
-            if let Some(len) = record_len(&buf)? {
-                break len;
-            }
-            let old = buf.len();
-            buf.resize(old + 4096, 0);
-            let n = io
-                .read(&mut buf[old..])
-                .await
-                .map_err(|e| format!("tls handshake: {e}"))?;
-            buf.truncate(old + n);
-            if n == 0 {
-                return Err("tls handshake: the peer closed the connection".into());
-            }
-        };
+        let len = read_record(&mut io, &mut buf).await?;
         let mut record = &buf[..len];
         while !record.is_empty() {
             conn.read_tls(&mut record)
@@ -262,13 +332,38 @@ pub async fn handshake(mut conn: ServerConnection, mut io: BoxStream) -> Result<
             let _ = write_pending(&mut conn, &mut io).await;
             return Err(format!("tls handshake: {e}"));
         }
+    };
+    let mut unsent = Vec::new();
+    while tls13 && conn.wants_write() {
+        conn.write_tls(&mut unsent)
+            .map_err(|e| format!("tls handshake: {e}"))?;
     }
     Ok(Handshake {
         conn,
         io,
         rest: buf,
+        unsent,
         secrets,
     })
+}
+
+/// Reads until `buf` starts with a whole record: its length.
+async fn read_record(io: &mut BoxStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+    loop {
+        if let Some(len) = record_len(buf)? {
+            return Ok(len);
+        }
+        let old = buf.len();
+        buf.resize(old + 4096, 0);
+        let n = io
+            .read(&mut buf[old..])
+            .await
+            .map_err(|e| format!("tls handshake: {e}"))?;
+        buf.truncate(old + n);
+        if n == 0 {
+            return Err("tls handshake: the peer closed the connection".into());
+        }
+    }
 }
 
 /// Writes what rustls has to send.
@@ -472,6 +567,8 @@ fn seal(keys: &mut Keys, tls13: bool, kind: u8, plain: &[u8], out: &mut Vec<u8>)
     let inner = plain.len() + usize::from(tls13);
     let body = explicit + inner + TAG;
     let outer = if tls13 { APPLICATION_DATA } else { kind };
+    // One allocation for the record, not one per growth.
+    out.reserve(5 + body);
     out.extend_from_slice(&[outer, 3, 3]);
     out.extend_from_slice(&(body as u16).to_be_bytes());
     out.extend_from_slice(&nonce[4..4 + explicit]);
@@ -768,11 +865,10 @@ impl AsyncRead for CompactTls {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            // An answer to a KeyUpdate, or what a write left: sent as the
-            // socket takes it (an error shows on the next write).
-            if !this.outbuf.is_empty() {
-                let _ = this.poll_write_out(cx);
-            }
+            // What is sealed and not written (an answer to a KeyUpdate,
+            // the session tickets) waits for the next write or flush:
+            // RFC 8446 section 4.6.3 asks for our KeyUpdate before our
+            // next application data only.
             if !this.plain.is_empty() {
                 let n = this.plain.len().min(out.remaining());
                 out.put_slice(&this.plain[..n]);
@@ -858,23 +954,25 @@ impl AsyncWrite for CompactTls {
         if this.close_sent {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        // What an earlier write left goes first; this data waits for it.
-        if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
-            return Poll::Ready(Err(e));
-        }
-        if !this.outbuf.is_empty() {
-            return Poll::Pending;
+        // Sealed records are written on flush (or shutdown), so that what
+        // one step of the host writes goes in one system call with what
+        // waited (the session tickets, a KeyUpdate; the close_notify
+        // after a last write). At most a record's worth waits before
+        // more is taken.
+        if this.outbuf.len() >= MAX_PLAIN {
+            if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
+                return Poll::Ready(Err(e));
+            }
+            if this.outbuf.len() >= MAX_PLAIN {
+                return Poll::Pending;
+            }
         }
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        this.seal_data(data)?;
-        // Accepted: written now as far as the socket takes it, the rest by
-        // the next write or flush.
-        if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(data.len()))
+        let take = data.len().min(MAX_PLAIN);
+        this.seal_data(&data[..take])?;
+        Poll::Ready(Ok(take))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -904,18 +1002,6 @@ impl AsyncWrite for CompactTls {
             other => other,
         }
     }
-}
-
-/// The handshake and the stream for a host: [`handshake`], what `inspect`
-/// reads of the finished connection, then [`Handshake::into_stream`].
-pub async fn accept<T>(
-    conn: ServerConnection,
-    io: BoxStream,
-    inspect: impl FnOnce(&ServerConnection) -> Result<T, String>,
-) -> Result<(CompactTls, T), String> {
-    let hs = handshake(conn, io).await?;
-    let t = inspect(hs.conn())?;
-    Ok((hs.into_stream()?, t))
 }
 
 /// The size of a stream's own state, inline (its socket aside; nothing

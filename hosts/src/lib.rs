@@ -58,6 +58,7 @@ pub mod gssapi;
 pub mod http;
 #[doc(hidden)]
 pub mod load;
+pub mod random_pool;
 pub mod server_tls;
 pub mod sso;
 pub mod tls;

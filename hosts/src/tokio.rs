@@ -745,6 +745,11 @@ impl<M: Machine> Connection<M> {
                     return Ok(());
                 };
                 io.write_all(&out).await.map_err(DriverError::Write)?;
+                if self.machine.is_closed() {
+                    // Its last bytes: `run`'s shutdown flushes them, a
+                    // TLS stream's close_notify in the same write.
+                    return Ok(());
+                }
                 io.flush().await.map_err(DriverError::Write)
             }
             Link::Messages(ws) => {

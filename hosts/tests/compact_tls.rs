@@ -267,3 +267,102 @@ fn an_idle_stream_is_small() {
     let size = std::mem::size_of::<CompactTls>();
     assert!(size <= 320, "{size} bytes");
 }
+
+/// A client offering `suites` in this order (TLS 1.3 and 1.2).
+fn ordered_client(
+    cert: &CertificateDer<'static>,
+    suites: Vec<rustls::SupportedCipherSuite>,
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).expect("root");
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+#[tokio::test]
+async fn the_server_takes_aes_128_gcm_unless_the_client_prefers_chacha20() {
+    use rustls::crypto::ring::cipher_suite::*;
+    let (cert, key) = pki();
+    let setup = TlsSetup::new(vec![cert.clone()], key).expect("setup");
+    for (offered, want, tickets) in [
+        // rustls's own order (AES-256-GCM first): ours.
+        (
+            rustls::crypto::ring::default_provider().cipher_suites,
+            "AES_128_GCM",
+            true,
+        ),
+        (
+            vec![TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256],
+            "AES_128_GCM",
+            true,
+        ),
+        // A client without AES instructions puts ChaCha20 first: its order.
+        (
+            vec![
+                TLS13_CHACHA20_POLY1305_SHA256,
+                TLS13_AES_256_GCM_SHA384,
+                TLS13_AES_128_GCM_SHA256,
+            ],
+            "CHACHA20_POLY1305",
+            true,
+        ),
+        // What the client offers only.
+        (vec![TLS13_AES_256_GCM_SHA384], "AES_256_GCM", true),
+        (
+            vec![
+                TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            "AES_128_GCM",
+            false,
+        ),
+    ] {
+        let what = format!(
+            "{:?}",
+            offered.iter().map(|s| s.suite()).collect::<Vec<_>>()
+        );
+        let (c, s) = tokio::io::duplex(256 * 1024);
+        let connector = tokio_rustls::TlsConnector::from(ordered_client(&cert, offered));
+        let client = async move {
+            connector
+                .connect(ServerName::try_from(DOMAIN).expect("name"), c)
+                .await
+                .expect("client handshake")
+        };
+        let server = async {
+            compact_tls::handshake_from_hello(Box::new(s), |hello| setup.accept_hello(false, hello))
+                .await
+                .expect("server handshake")
+        };
+        let (mut client, hs) = tokio::join!(client, server);
+        // TLS 1.3's session tickets wait for the first write; TLS 1.2's
+        // last flight was sent (the client waited for it).
+        assert_eq!(hs.unsent() > 0, tickets, "{what}");
+        let mut server = hs.into_stream().expect("stream");
+        assert_eq!(server.cipher(), want, "{what}");
+        // Unflushed, nothing goes out; flushed, the client reads the data
+        // (after the tickets, when there are some).
+        server.write_all(b"<features/>").await.expect("write");
+        assert!(server.buffered() > 0, "{what}");
+        server.flush().await.expect("flush");
+        assert_eq!(server.buffered(), 0, "{what}");
+        assert_eq!(
+            read_exact_n(&mut client, 11).await,
+            b"<features/>",
+            "{what}"
+        );
+        // The last bytes and the close_notify, written by the shutdown.
+        server.write_all(b"</stream:stream>").await.expect("write");
+        server.shutdown().await.expect("shutdown");
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.expect("clean end");
+        assert_eq!(rest, b"</stream:stream>", "{what}");
+    }
+}

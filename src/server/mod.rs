@@ -1080,8 +1080,11 @@ impl Server {
     }
 
     fn fail(&mut self, err: ServerError) {
-        let condition = err.condition();
-        if condition.is_some() && self.core.life == Life::Open {
+        // Whatever ends the stream (a stream error, or only our close
+        // when the client closed first) goes inside our header: a
+        // WebSocket client's `<close/>` before its `<open/>` is answered
+        // `<open/>` then `<close/>`, as the framing wants.
+        if self.core.life == Life::Open && !self.core.awaiting_tls {
             self.ensure_header();
         }
         self.auth_deadline = None;

@@ -468,7 +468,12 @@ fn accepted(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let id = shared.cluster.as_ref().map_or(id, |c| c.session_id(id));
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    let server = Server::new(shared.config.clone(), Instant::now());
+    // Stream ids and SCRAM nonces from the thread's pool, as TLS's.
+    let server = Server::with_random(
+        shared.config.clone(),
+        Box::new(crate::random_pool::Pooled),
+        Instant::now(),
+    );
     match (&shared.tls, shared.direct) {
         (Some(tls), true) => {
             let (shared, tls) = (shared.clone(), tls.clone());

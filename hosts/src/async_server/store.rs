@@ -3,8 +3,11 @@
 //! the password. PLAIN is checked by deriving the SCRAM-SHA-256 keys again
 //! with the stored salt.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use xmpp_sansio::sasl::scram::derive_server_credentials;
@@ -40,20 +43,61 @@ fn mechanism(hash: ScramHash) -> Option<&'static str> {
     }
 }
 
+/// How long a looked-up account's keys are served from memory.
+pub const CACHE_LIFE: Duration = Duration::from_secs(300);
+/// Most accounts' keys kept in memory (all dropped when full).
+pub const CACHE_SIZE: usize = 4096;
+
 /// The accounts: one SQLite connection behind a lock (lookups are one
-/// indexed read; PBKDF2 is done before taking it).
+/// indexed read; PBKDF2 is done before taking it), and the keys found
+/// recently in memory (as ejabberd's authentication cache, on by default
+/// there): a login of an account seen in the last [`CACHE_LIFE`] reads no
+/// database. This server only ever creates accounts (registration,
+/// `--user`; never changes or deletes one), and a creation drops what
+/// was kept for that name; a change made to the file by another program
+/// is seen within [`CACHE_LIFE`]. Unknown names are not kept.
 pub struct Store {
     db: Mutex<Connection>,
     iterations: u32,
     /// PLAIN for an unknown user costs the same PBKDF2 as for a known one.
     dummy: ScramCredentials,
+    cache: Mutex<Cache>,
+    /// Lookups that read the database (tests).
+    db_reads: AtomicU64,
 }
 
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("iterations", &self.iterations)
-            .finish_non_exhaustive()
+/// The keys found recently, by name (and hash family), with when.
+struct Cache {
+    life: Duration,
+    /// Most names kept.
+    size: usize,
+    entries: HashMap<String, Vec<(ScramHash, Instant, ScramCredentials)>>,
+}
+
+impl Cache {
+    fn get(&self, username: &str, hash: ScramHash, now: Instant) -> Option<ScramCredentials> {
+        let (_, at, creds) = self
+            .entries
+            .get(username)?
+            .iter()
+            .find(|(h, _, _)| *h == hash)?;
+        (now.duration_since(*at) < self.life).then(|| creds.clone())
+    }
+
+    fn put(&mut self, username: &str, hash: ScramHash, creds: &ScramCredentials, now: Instant) {
+        if self.life.is_zero() {
+            return;
+        }
+        if self.entries.len() >= self.size && !self.entries.contains_key(username) {
+            self.entries.clear();
+        }
+        let kept = self.entries.entry(username.to_owned()).or_default();
+        kept.retain(|(h, _, _)| *h != hash);
+        kept.push((hash, now, creds.clone()));
+    }
+
+    fn forget(&mut self, username: &str) {
+        self.entries.remove(username);
     }
 }
 
@@ -92,7 +136,39 @@ impl Store {
             db: Mutex::new(db),
             iterations,
             dummy,
+            cache: Mutex::new(Cache {
+                life: CACHE_LIFE,
+                size: CACHE_SIZE,
+                entries: HashMap::new(),
+            }),
+            db_reads: AtomicU64::new(0),
         })
+    }
+
+    /// The same store with accounts' keys kept `life` at most, `size`
+    /// accounts at most (`Duration::ZERO`: none kept).
+    pub fn with_cache(self, life: Duration, size: usize) -> Self {
+        {
+            let mut c = self.cache();
+            c.life = life;
+            c.size = size.max(1);
+            c.entries.clear();
+        }
+        self
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many lookups read the database so far.
+    pub fn db_reads(&self) -> u64 {
+        self.db_reads.load(Ordering::Relaxed)
+    }
+
+    /// How many accounts' keys are kept in memory now.
+    pub fn cached(&self) -> usize {
+        self.cache().entries.len()
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
@@ -109,6 +185,20 @@ impl Store {
         let Some(mech) = mechanism(hash) else {
             return Ok(None);
         };
+        let now = Instant::now();
+        if let Some(creds) = self.cache().get(username, hash, now) {
+            return Ok(Some(creds));
+        }
+        self.db_reads.fetch_add(1, Ordering::Relaxed);
+        let found = self.read(username, mech)?;
+        if let Some(creds) = &found {
+            self.cache().put(username, hash, creds, now);
+        }
+        Ok(found)
+    }
+
+    /// The row of `username` for `mech`.
+    fn read(&self, username: &str, mech: &str) -> Result<Option<ScramCredentials>, String> {
         let db = self.db();
         let mut stmt = db
             .prepare_cached(
@@ -176,7 +266,11 @@ impl Store {
                 Err(_) => return Err(INTERNAL),
             }
         }
-        tx.commit().map_err(|_| INTERNAL)
+        tx.commit().map_err(|_| INTERNAL)?;
+        // Nothing kept for this name survives its creation (a row that
+        // another program deleted and this one created anew).
+        self.cache().forget(username);
+        Ok(())
     }
 
     /// How many accounts there are.
@@ -230,5 +324,50 @@ mod tests {
             assert!(!b.windows(13).any(|w| w == b"pass-marker-7"));
         }
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn keys_found_are_served_from_memory_for_a_while_and_dropped_on_creation() {
+        let store = Store::in_memory(4096).unwrap();
+        store.create("alice", "first-pw").unwrap();
+        // An unknown name reads the database each time (not kept).
+        for _ in 0..2 {
+            assert!(store.scram("nobody", ScramHash::Sha256).unwrap().is_none());
+        }
+        assert_eq!(store.db_reads(), 2);
+        // A known one once per hash family, then from memory.
+        for _ in 0..3 {
+            for hash in HASHES {
+                assert!(store.scram("alice", hash).unwrap().is_some());
+            }
+        }
+        assert_eq!(store.db_reads(), 4);
+        assert!(store.check_password("alice", "first-pw"));
+        assert_eq!(store.db_reads(), 4);
+        // The account deleted by another program and created anew here:
+        // the new keys at once, not the ones kept.
+        store
+            .db()
+            .execute("DELETE FROM scram_credentials WHERE username = 'alice'", [])
+            .unwrap();
+        store.create("alice", "second-pw").unwrap();
+        assert!(store.check_password("alice", "second-pw"));
+        assert!(!store.check_password("alice", "first-pw"));
+        assert_eq!(store.db_reads(), 5);
+        // Without a life, nothing is kept; with room for two names, never
+        // more than two.
+        let store = Store::in_memory(4096)
+            .unwrap()
+            .with_cache(Duration::ZERO, 10);
+        store.create("alice", "pw").unwrap();
+        store.scram("alice", ScramHash::Sha256).unwrap();
+        store.scram("alice", ScramHash::Sha256).unwrap();
+        assert_eq!((store.db_reads(), store.cached()), (2, 0));
+        let store = Store::in_memory(4096).unwrap().with_cache(CACHE_LIFE, 2);
+        for name in ["a", "b", "c", "d", "e"] {
+            store.create(name, "pw").unwrap();
+            store.scram(name, ScramHash::Sha256).unwrap().unwrap();
+            assert!(store.cached() <= 2, "{name}");
+        }
     }
 }

@@ -82,7 +82,26 @@ fn server_side(
     rx: &Receiver<Vec<u8>>,
     tx: &Sender<Vec<u8>>,
 ) -> Result<String, String> {
-    let mut conn: ServerConnection = setup.accept(false)?;
+    // The configuration chosen from the client's hello, as a login's.
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut conn: ServerConnection = loop {
+        let bytes = rx
+            .recv()
+            .map_err(|_| "tls floor: the client thread ended".to_string())?;
+        acceptor
+            .read_tls(&mut bytes.as_slice())
+            .map_err(|e| format!("tls read: {e}"))?;
+        match acceptor.accept() {
+            Ok(Some(hello)) => {
+                break setup
+                    .accept_hello(false, hello)
+                    .map_err(|(e, _)| format!("tls server: {e}"))?
+            }
+            Ok(None) => {}
+            Err((e, _)) => return Err(format!("tls server: {e}")),
+        }
+    };
+    send_records(&mut |out| conn.write_tls(out), tx)?;
     while conn.is_handshaking() {
         let bytes = rx
             .recv()
@@ -205,6 +224,13 @@ mod tests {
         let floor = run(setup.clone(), &trust, "floor.test", 20).unwrap();
         assert_eq!(floor.handshakes, 20);
         assert!(floor.negotiated.contains("TLSv1_3"), "{}", floor.negotiated);
+        // The suite a login gets from this rustls client (see
+        // `TlsSetup::config_for`).
+        assert!(
+            floor.negotiated.contains("TLS13_AES_128_GCM_SHA256"),
+            "{}",
+            floor.negotiated
+        );
         assert!(floor.line().starts_with("TLS-FLOOR handshakes=20 "));
         // A client that does not trust the certificate fails the run.
         let other = rcgen::generate_simple_self_signed(vec!["floor.test".to_string()]).unwrap();
