@@ -71,12 +71,30 @@ impl RandomSource for DeterministicRandom {
 /// `len` random characters from a printable alphabet that needs no escaping
 /// in XML or in SASL attribute values (no `,`, `=`, quotes).
 pub fn printable_token(rng: &mut dyn RandomSource, len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    push_printable_token(rng, len, &mut out);
+    out
+}
+
+/// Appends [`printable_token`]`(rng, len)` to `out`: the same characters
+/// from the same draws, without a buffer of its own (the random bytes
+/// are drawn on the stack, 64 at a time, and zeroed after).
+pub(crate) fn push_printable_token(rng: &mut dyn RandomSource, len: usize, out: &mut String) {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut raw = vec![0u8; len];
-    rng.fill(&mut raw);
-    raw.iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect()
+    out.reserve(len);
+    let mut raw = [0u8; 64];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(raw.len());
+        rng.fill(&mut raw[..n]);
+        out.extend(
+            raw[..n]
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])),
+        );
+        left -= n;
+    }
+    zeroize::Zeroize::zeroize(&mut raw);
 }
 
 #[cfg(test)]
@@ -94,6 +112,17 @@ mod tests {
         c.fill(&mut z);
         assert_eq!(x, y);
         assert_ne!(x, z);
+    }
+
+    #[test]
+    fn pushed_tokens_are_the_same_draws_appended() {
+        for len in [0, 1, 24, 63, 64, 65, 130] {
+            let expected = printable_token(&mut DeterministicRandom::new(9), len);
+            let mut out = String::from("r=");
+            push_printable_token(&mut DeterministicRandom::new(9), len, &mut out);
+            assert_eq!(out, format!("r={expected}"), "{len}");
+            assert_eq!(expected.len(), len);
+        }
     }
 
     #[test]

@@ -142,12 +142,11 @@ fn build_builtin(i: ClientMechanismInput<'_>) -> Result<Box<dyn ClientMechanism>
                 SaslCondition::InvalidMechanism,
                 "no FAST token bound to this mechanism",
             ))?;
-        let cb = i.channel_binding;
-        return Ok(Box::new(HtClient::with_binding(
+        return Ok(Box::new(HtClient::with_token(
             m,
             i.username,
-            token.token.clone(),
-            cb,
+            &token.token,
+            i.channel_binding,
         )?));
     }
     let mech: Box<dyn ClientMechanism> = match (i.credentials, i.name) {
@@ -284,9 +283,23 @@ pub fn fast_mechanism(
     tls: Option<&TlsInfo>,
     now_unix: Option<i64>,
 ) -> Result<Box<dyn ClientMechanism>, FastMechanismError> {
+    fast_mechanism_from(config, rng, feature.cloned(), token, tls, now_unix)
+}
+
+/// [`fast_mechanism`] with the feature given away: its list of
+/// mechanisms becomes the factory's offer without a copy (the client
+/// parses the feature for this login only).
+pub(crate) fn fast_mechanism_from(
+    config: &ClientConfig,
+    rng: &mut dyn crate::RandomSource,
+    feature: Option<FastFeature>,
+    token: &FastToken,
+    tls: Option<&TlsInfo>,
+    now_unix: Option<i64>,
+) -> Result<Box<dyn ClientMechanism>, FastMechanismError> {
     config
         .fast
-        .check_login(feature, &config.mechanisms, token, tls, now_unix)
+        .check_login(feature.as_ref(), &config.mechanisms, token, tls, now_unix)
         .map_err(FastMechanismError::Refused)?;
     let name = token.mechanism.as_str();
     let binding = tls.and_then(|t| {
@@ -296,7 +309,10 @@ pub fn fast_mechanism(
         };
         t.channel_bindings.iter().find(|b| b.kind == kind)
     });
-    let offer = ServerOffer::new(feature.map(|f| f.mechanisms.clone()).unwrap_or_default());
+    let offer = ServerOffer {
+        mechanisms: feature.map(|f| f.mechanisms).unwrap_or_default(),
+        channel_binding_types: None,
+    };
     build(config, rng, name, &offer, binding, Some(token)).map_err(FastMechanismError::Sasl)
 }
 

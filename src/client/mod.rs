@@ -1076,7 +1076,7 @@ impl Client {
                     let fallback = sasl2::PasswordFallback {
                         cb_types: offer.channel_binding_types.clone(),
                     };
-                    return self.start_sasl2(mech, &feature, Some(fallback));
+                    return self.start_sasl2(mech, feature, Some(fallback));
                 }
                 Err(_) if self.config.fast.fallback_to_password => {}
                 Err(e) => return self.fail(*e),
@@ -1084,7 +1084,7 @@ impl Client {
         }
         match mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
             Ok(mech) if sasl2.is_some() => {
-                self.start_sasl2(mech, &sasl2.expect("checked"), None);
+                self.start_sasl2(mech, sasl2.expect("checked"), None);
             }
             Ok(mut mech) => match mech.initial_response() {
                 Ok(initial) => {

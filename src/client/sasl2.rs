@@ -131,10 +131,10 @@ impl Client {
             ))));
         };
         let fast = sasl2.and_then(|f| f.extra_inline.iter().find_map(FastFeature::parse));
-        super::mechanism::fast_mechanism(
+        super::mechanism::fast_mechanism_from(
             &self.config,
             self.rng.as_mut(),
-            fast.as_ref(),
+            fast,
             token,
             self.tls.as_ref(),
             Some(*now),
@@ -150,11 +150,13 @@ impl Client {
     }
 
     /// `<authenticate/>` with `mech` and the inline requests the offer
-    /// allows; `token_login` when `mech` uses the FAST token.
+    /// allows; `token_login` when `mech` uses the FAST token (then the
+    /// offer is kept, moved rather than copied, for a password login
+    /// should the token be refused).
     pub(super) fn start_sasl2(
         &mut self,
         mut mech: Box<dyn ClientMechanism>,
-        feature: &Sasl2Feature,
+        feature: Sasl2Feature,
         token_login: Option<PasswordFallback>,
     ) {
         let initial = match mech.initial_response() {
@@ -171,7 +173,7 @@ impl Client {
             bind2: false,
             bind2_features: Bind2Features::default(),
             upgrades: Vec::new(),
-            feature: token_login.as_ref().map(|_| Box::new(feature.clone())),
+            feature: None,
             token_login,
             token_mechanism: None,
             invalidate: false,
@@ -218,13 +220,16 @@ impl Client {
                 }
             }
         }
-        if let Err(e) = self.sasl2_inline_requests(feature, &mut auth, &mut exchange) {
+        if let Err(e) = self.sasl2_inline_requests(&feature, &mut auth, &mut exchange) {
             return self.fail(ClientError::Policy(PolicyError::FastRequest(e)));
         }
-        let el = auth.to_element();
-        // The initial response may hold a password (PLAIN): the element's
-        // copy goes with it.
-        drop(auth);
+        if exchange.token_login.is_some() {
+            exchange.feature = Some(Box::new(feature));
+        }
+        // The request is consumed: its extension children move into the
+        // element, and its initial response (a password with PLAIN) is
+        // zeroed as it goes.
+        let el = auth.into_element();
         self.write(&el);
         self.phase = Phase::Sasl2(Box::new(exchange));
     }
@@ -355,7 +360,7 @@ impl Client {
             channel_binding_types: fallback.cb_types,
         };
         match super::mechanism::choose(&self.config, self.rng.as_mut(), &offer, self.tls.as_ref()) {
-            Ok(mech) => self.start_sasl2(mech, &feature, None),
+            Ok(mech) => self.start_sasl2(mech, *feature, None),
             Err(e) => self.choose_failed(e),
         }
         true

@@ -156,18 +156,87 @@ thread_local! {
     pub(crate) static CT_EQ_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes
-/// `=3D` and `,` becomes `=2C` (RFC 5801 section 4, RFC 5802 section 5.1).
-pub(crate) fn gs2_escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '=' => out.push_str("=3D"),
-            ',' => out.push_str("=2C"),
-            c => out.push(c),
+/// A hash output, key or MAC: at most 64 bytes (SHA-512), kept on the
+/// stack (one SCRAM exchange computes a dozen of them, an HT exchange
+/// keeps one) and zeroed on drop; never shown by `Debug`.
+#[derive(Clone)]
+pub(crate) struct Key {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Key {
+    /// A copy of `src`, which must be at most 64 bytes long (a longer one
+    /// panics: callers pass digests or values whose length they checked).
+    pub(crate) fn new(src: &[u8]) -> Self {
+        let mut k = Self {
+            bytes: [0; 64],
+            len: src.len(),
+        };
+        k.bytes[..src.len()].copy_from_slice(src);
+        k
+    }
+
+    /// `len` zero bytes (at most 64), to be filled through `DerefMut`.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        assert!(len <= 64, "a Key holds at most 64 bytes");
+        Self {
+            bytes: [0; 64],
+            len,
         }
     }
+}
+
+impl std::ops::DerefMut for Key {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key(<{} bytes redacted>)", self.len)
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // Only the first `len` bytes ever hold data: `new` copies `len`
+        // bytes into zeros, `DerefMut` reaches no further.
+        zeroize::Zeroize::zeroize(&mut self.bytes[..self.len]);
+    }
+}
+
+/// Escapes a name for a GS2 header or a SCRAM attribute: `=` becomes
+/// `=3D` and `,` becomes `=2C` (RFC 5801 section 4, RFC 5802 section 5.1).
+#[cfg(test)]
+pub(crate) fn gs2_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    push_gs2_escaped(&mut out, name);
     out
+}
+
+/// Appends `name` to `out`, escaped as [`gs2_escape`] does (no copy of its
+/// own: SCRAM writes the user name straight into its message).
+pub(crate) fn push_gs2_escaped(out: &mut String, name: &str) {
+    let mut rest = name;
+    while let Some(i) = rest.find(['=', ',']) {
+        out.push_str(&rest[..i]);
+        out.push_str(if rest.as_bytes()[i] == b'=' {
+            "=3D"
+        } else {
+            "=2C"
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// Reverses [`gs2_escape`]. Any other use of `=` and any raw `,` is
@@ -227,7 +296,7 @@ pub(crate) fn build_gs2_header(cb_flag: &Gs2CbFlag, authzid: Option<&str>) -> St
     out.push(',');
     if let Some(a) = authzid {
         out.push_str("a=");
-        out.push_str(&gs2_escape(a));
+        push_gs2_escaped(&mut out, a);
     }
     out.push(',');
     out
@@ -681,6 +750,32 @@ impl std::fmt::Debug for OneShotServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_escaped_in_place() {
+        for (name, escaped) in [
+            ("", ""),
+            ("user", "user"),
+            ("a,b=c", "a=2Cb=3Dc"),
+            ("==,,", "=3D=3D=2C=2C"),
+            ("=", "=3D"),
+            ("réne,é=", "réne=2Cé=3D"),
+        ] {
+            let mut out = String::from("n=");
+            push_gs2_escaped(&mut out, name);
+            assert_eq!(out, format!("n={escaped}"), "{name:?}");
+            assert_eq!(gs2_unescape(escaped).ok().as_deref(), Some(name));
+        }
+    }
+
+    #[test]
+    fn keys_live_on_the_stack_and_hide_in_debug() {
+        let mut k = Key::zeroed(3);
+        k.copy_from_slice(b"abc");
+        assert_eq!(&*k, b"abc");
+        assert_eq!(&*Key::new(&[7; 64]), &[7; 64][..]);
+        assert_eq!(format!("{k:?}"), "Key(<3 bytes redacted>)");
+    }
 
     #[test]
     fn constant_time_equality() {

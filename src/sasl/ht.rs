@@ -36,9 +36,10 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac, SimpleHmac};
+use zeroize::Zeroizing;
 
 use super::channel_binding::{ChannelBinding, ChannelBindingType};
-use super::common::{self, MAX_MESSAGE_LEN};
+use super::common::{self, Key, MAX_MESSAGE_LEN};
 use super::policy::{CredentialKind, MechanismProfile};
 use super::{
     ChannelBindingUse, ClientMechanism, CredentialAnswer, CredentialRequest, ExchangeSecurity,
@@ -144,12 +145,6 @@ impl Keyed {
     /// sent in `<additional-data/>`.
     fn responder(&self, cb: &[u8]) -> Vec<u8> {
         self.with_mac(b"Responder", cb, <[u8]>::to_vec)
-    }
-
-    /// The responder value the client expects, kept secret until the
-    /// server's arrives.
-    fn expected_responder(&self, cb: &[u8]) -> SecretBytes {
-        SecretBytes::new(self.responder(cb))
     }
 }
 
@@ -341,14 +336,18 @@ enum ClientState {
 
 /// Client side of an `HT-*` mechanism: sends the user name and the
 /// initiator HMAC, then checks the server's responder HMAC.
+///
+/// Both values are computed when it is built, with one keyed HMAC: it
+/// keeps neither the token nor the binding data, only its message (zeroed
+/// on drop until it is sent) and the responder value it expects (on the
+/// stack, zeroed on drop).
 pub struct HtClient {
     mechanism: HtMechanism,
-    username: String,
-    token: Secret,
-    cb_data: SecretBytes,
-    /// The responder value the server must send, computed with the
-    /// initiator value (one keyed HMAC for both).
-    expected: Option<SecretBytes>,
+    /// The one message: the user name, NUL, HMAC-H(token, "Initiator" ||
+    /// cb-data). Handed out (and emptied) when sent.
+    message: Zeroizing<Vec<u8>>,
+    /// The responder value the server must send.
+    expected: Key,
     state: ClientState,
 }
 
@@ -356,7 +355,6 @@ impl fmt::Debug for HtClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HtClient")
             .field("mechanism", &self.mechanism)
-            .field("username", &self.username)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
@@ -366,7 +364,9 @@ impl HtClient {
     /// Logs in as `username` (the local part of the account JID) with
     /// `token` over `tls`. Fails when the mechanism cannot run there:
     /// `encryption-required` without TLS or without the binding data its
-    /// name needs, `mechanism-too-weak` for `-UNIQ` on TLS 1.3.
+    /// name needs, `mechanism-too-weak` for `-UNIQ` on TLS 1.3; and with
+    /// `malformed-request` for an empty user name, one holding NUL, or
+    /// one that makes the message longer than 4 KiB.
     pub fn new(
         mechanism: HtMechanism,
         username: impl Into<String>,
@@ -390,9 +390,21 @@ impl HtClient {
         token: Secret,
         cb: Option<&ChannelBinding>,
     ) -> Result<Self, SaslError> {
-        let cb_data = match (mechanism.binding.channel_binding_type(), cb) {
-            (None, _) => SecretBytes::new(Vec::new()),
-            (Some(kind), Some(cb)) if cb.kind == kind => cb.data.clone(),
+        Self::with_token(mechanism, &username.into(), &token, cb)
+    }
+
+    /// As [`with_binding`](Self::with_binding), with the token borrowed
+    /// (the crate's factory logs in with the token the client holds, and
+    /// copies neither it nor the user name).
+    pub(crate) fn with_token(
+        mechanism: HtMechanism,
+        username: &str,
+        token: &Secret,
+        cb: Option<&ChannelBinding>,
+    ) -> Result<Self, SaslError> {
+        let cb_data: &[u8] = match (mechanism.binding.channel_binding_type(), cb) {
+            (None, _) => &[],
+            (Some(kind), Some(cb)) if cb.kind == kind => cb.data.expose(),
             (Some(_), _) => {
                 return Err(SaslError::new(
                     SaslCondition::EncryptionRequired,
@@ -400,32 +412,29 @@ impl HtClient {
                 ))
             }
         };
-        let username = username.into();
         if username.is_empty() || username.contains('\0') {
             return Err(SaslError::malformed("the user name is empty or holds NUL"));
         }
+        let len = username.len() + 1 + mechanism.hash.output_len();
+        if len > MAX_MESSAGE_LEN {
+            return Err(SaslError::malformed("message too long"));
+        }
+        let keyed = mechanism.hash.keyed(token.expose().as_bytes());
+        let mut message = Zeroizing::new(Vec::with_capacity(len));
+        message.extend_from_slice(username.as_bytes());
+        message.push(0);
+        keyed.initiator_into(cb_data, &mut message);
         Ok(Self {
             mechanism,
-            username,
-            token,
-            cb_data,
-            expected: None,
+            message,
+            expected: keyed.with_mac(b"Responder", cb_data, Key::new),
             state: ClientState::Ready,
         })
     }
 
-    fn message(&mut self) -> Result<Vec<u8>, SaslError> {
-        let len = self.username.len() + 1 + self.mechanism.hash.output_len();
-        if len > MAX_MESSAGE_LEN {
-            return Err(SaslError::malformed("message too long"));
-        }
-        let keyed = self.mechanism.hash.keyed(self.token.expose().as_bytes());
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(self.username.as_bytes());
-        out.push(0);
-        keyed.initiator_into(self.cb_data.expose(), &mut out);
-        self.expected = Some(keyed.expected_responder(self.cb_data.expose()));
-        Ok(out)
+    /// The message, handed out once.
+    fn message(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.message)
     }
 }
 
@@ -440,7 +449,7 @@ impl ClientMechanism for HtClient {
             return Err(common::out_of_order());
         }
         self.state = ClientState::Sent;
-        self.message().map(Some)
+        Ok(Some(self.message()))
     }
 
     fn respond(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
@@ -448,7 +457,7 @@ impl ClientMechanism for HtClient {
         // framing without one); anything else is not HT.
         if self.state == ClientState::Ready && challenge.is_empty() {
             self.state = ClientState::Sent;
-            return self.message();
+            return Ok(self.message());
         }
         self.state = ClientState::Done;
         Err(common::out_of_order())
@@ -458,11 +467,8 @@ impl ClientMechanism for HtClient {
         if std::mem::replace(&mut self.state, ClientState::Done) != ClientState::Sent {
             return Err(common::out_of_order());
         }
-        let Some(expected) = self.expected.take() else {
-            return Err(common::out_of_order());
-        };
         match additional_data {
-            Some(got) if expected.ct_eq(got) => Ok(()),
+            Some(got) if common::ct_eq(&self.expected, got) => Ok(()),
             Some(_) => Err(SaslError::not_authorized(
                 "the server's responder value is wrong: it does not know the token",
             )),
@@ -485,7 +491,8 @@ enum ServerState {
     AwaitingMessage,
     AwaitingTokens {
         username: String,
-        proof: SecretBytes,
+        /// The client's HMAC (its length checked: at most 64 bytes).
+        proof: Key,
     },
     Done {
         slot: Option<TokenSlot>,
@@ -576,7 +583,7 @@ impl HtServer {
         };
         self.state = ServerState::AwaitingTokens {
             username,
-            proof: SecretBytes::new(proof.to_vec()),
+            proof: Key::new(proof),
         };
         Ok(ServerStep::Request(request))
     }
@@ -585,7 +592,7 @@ impl HtServer {
     /// computed and compared, in constant time, so the time taken says
     /// neither whether nor where a token matched.
     /// Returns the slot and its keyed HMAC (for the responder value).
-    fn matching_slot(&self, slots: &TokenSlots, proof: &SecretBytes) -> Option<(TokenSlot, Keyed)> {
+    fn matching_slot(&self, slots: &TokenSlots, proof: &[u8]) -> Option<(TokenSlot, Keyed)> {
         let mut found = None;
         for (slot, token) in [
             (TokenSlot::Current, slots.current.as_ref()),
@@ -597,7 +604,7 @@ impl HtServer {
             };
             let keyed = self.mechanism.hash.keyed(key.as_bytes());
             // `&` rather than `&&`: always compare.
-            if keyed.initiator_is(self.cb_data.expose(), proof.expose()) & bound_here {
+            if keyed.initiator_is(self.cb_data.expose(), proof) & bound_here {
                 // The new slot wins a tie (XEP-0484 section 6.1 checks it first).
                 found = Some((slot, keyed));
             }
@@ -832,6 +839,43 @@ mod tests {
         let before = CT_EQ_CALLS.with(|c| c.get());
         assert!(c.success(Some(&[0; 32])).is_err());
         assert_eq!(CT_EQ_CALLS.with(|c| c.get()) - before, 1);
+    }
+
+    #[test]
+    fn the_client_computes_both_values_when_built_and_keeps_no_token() {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        let secret = Secret::new("s3cr3t-token");
+        let mut c = HtClient::with_token(m, "lnj", &secret, None).unwrap();
+        // The borrowed-token constructor and the public one agree.
+        let mut d = HtClient::with_binding(m, "lnj", secret.clone(), None).unwrap();
+        let message = c.initial_response().unwrap().unwrap();
+        assert_eq!(Some(message.clone()), d.initial_response().unwrap());
+        // user name, NUL, HMAC-SHA-256(token, "Initiator")
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cr3t-token").unwrap();
+        mac.update(b"Initiator");
+        assert_eq!(message[..4], *b"lnj\0");
+        assert_eq!(message[4..], mac.finalize().into_bytes()[..]);
+        // Handed out once: a second initial response is refused.
+        assert!(c.initial_response().is_err());
+        let debug = format!("{d:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("lnj"),
+            "{debug}"
+        );
+        // The responder value it expects.
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"s3cr3t-token").unwrap();
+        mac.update(b"Responder");
+        assert!(d.success(Some(&mac.finalize().into_bytes())).is_ok());
+    }
+
+    #[test]
+    fn a_user_name_too_long_for_a_message_fails_when_built() {
+        let m = HtMechanism::from_name("HT-SHA-256-NONE").unwrap();
+        let long = "u".repeat(MAX_MESSAGE_LEN);
+        let e = HtClient::with_binding(m, long, Secret::new("t"), None).unwrap_err();
+        assert_eq!(e.condition, SaslCondition::MalformedRequest);
+        let fits = "u".repeat(MAX_MESSAGE_LEN - 33);
+        assert!(HtClient::with_binding(m, fits, Secret::new("t"), None).is_ok());
     }
 
     #[test]

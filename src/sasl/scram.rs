@@ -80,16 +80,16 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::digest::Digest;
 use hmac::{EagerHash, Hmac, KeyInit, Mac};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::channel_binding::{ChannelBinding, ChannelBindingType};
-use super::common::{self, Gs2AuthzidError, Gs2CbFlag};
+use super::common::{self, Gs2AuthzidError, Gs2CbFlag, Key};
 use super::{
     ChannelBindingUse, ClientMechanism, CredentialAnswer, CredentialRequest, ExchangeSecurity,
     Identity, SaslCondition, SaslError, ScramCredentials, ScramHash, Secret, SecretBytes,
     ServerMechanism, ServerStep,
 };
-use crate::random::{printable_token, RandomSource};
+use crate::random::{printable_token, push_printable_token, RandomSource};
 
 /// The largest SCRAM message either side accepts or produces, in bytes
 /// (after base64 decoding).
@@ -148,44 +148,6 @@ pub fn output_len(hash: ScramHash) -> usize {
 // ---------------------------------------------------------------------------
 // Cryptography: one generic implementation, dispatched on the hash family.
 
-/// A hash output or key: at most 64 bytes (SHA-512), kept on the stack
-/// (one SCRAM exchange computes a dozen of them) and zeroed on drop.
-#[derive(Clone)]
-struct Key {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Key {
-    fn new(src: &[u8]) -> Self {
-        let mut k = Self {
-            bytes: [0; 64],
-            len: src.len(),
-        };
-        k.bytes[..src.len()].copy_from_slice(src);
-        k
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key(<{} bytes redacted>)", self.len)
-    }
-}
-
-impl std::ops::Deref for Key {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
-    }
-}
-
 macro_rules! with_digest {
     ($hash:expr, $f:ident($($arg:expr),*)) => {
         match $hash {
@@ -196,10 +158,14 @@ macro_rules! with_digest {
     };
 }
 
-fn hmac_generic<D: EagerHash>(key: &[u8], data: &[u8]) -> Key {
+/// HMAC over the concatenation of `parts`, fed one by one (the
+/// AuthMessage is hashed from its pieces, never joined into a copy).
+fn hmac_generic<D: EagerHash>(key: &[u8], parts: &[&[u8]]) -> Key {
     // HMAC accepts keys of any length: this cannot fail.
     let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
+    for part in parts {
+        mac.update(part);
+    }
     Key::new(&mac.finalize().into_bytes())
 }
 
@@ -208,16 +174,31 @@ fn digest_generic<D: Digest>(data: &[u8]) -> Key {
 }
 
 fn pbkdf2_generic<D: EagerHash>(password: &[u8], salt: &[u8], iterations: u32) -> Key {
-    let mut out = Key {
-        bytes: [0; 64],
-        len: <D as Digest>::output_size(),
-    };
-    pbkdf2::pbkdf2_hmac::<D>(password, salt, iterations, &mut out.bytes[..out.len]);
+    let mut out = Key::zeroed(<D as Digest>::output_size());
+    pbkdf2::pbkdf2_hmac::<D>(password, salt, iterations, &mut out);
     out
 }
 
 fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Key {
-    with_digest!(hash, hmac_generic(key, data))
+    hmac_parts(hash, key, &[data])
+}
+
+/// `HMAC(key, parts[0] || parts[1] || ...)`.
+fn hmac_parts(hash: ScramHash, key: &[u8], parts: &[&[u8]]) -> Key {
+    with_digest!(hash, hmac_generic(key, parts))
+}
+
+/// Appends the base64 of `data` to `out`, encoded in place (no
+/// intermediate buffer to clear, no copy).
+fn push_b64(out: &mut Vec<u8>, data: &[u8]) {
+    let start = out.len();
+    let len = base64::encoded_len(data.len(), true).expect("SCRAM values are short");
+    out.resize(start + len, 0);
+    // The room is exactly the encoded length: this cannot fail.
+    let written = B64
+        .encode_slice(data, &mut out[start..])
+        .expect("room for the encoding");
+    debug_assert_eq!(written, len);
 }
 
 fn h(hash: ScramHash, data: &[u8]) -> Key {
@@ -231,7 +212,7 @@ fn hi(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Key {
 
 fn xor(a: &[u8], b: &[u8]) -> Key {
     let mut out = Key::new(a);
-    for (x, y) in out.bytes.iter_mut().zip(b) {
+    for (x, y) in out.iter_mut().zip(b) {
         *x ^= y;
     }
     out
@@ -264,6 +245,12 @@ fn decode_b64<'a>(
         **large = B64.decode(s).ok()?;
         Some(large.as_slice())
     }
+}
+
+/// Appends `n` in decimal (RFC 5802 `posit-number`) to `out`.
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    // Cannot fail: writing to a Vec.
+    let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
 }
 
 /// SASLprep (RFC 4013) of a password, in a buffer zeroed on drop.
@@ -546,19 +533,31 @@ fn message_text(msg: &[u8]) -> Result<&str, SaslError> {
 struct Attrs<'a> {
     text: &'a str,
     len: usize,
-    /// The first attributes, split once (the ones read by index).
+    /// The first attributes, split once (all of them in the usual
+    /// messages).
     head: [(u8, &'a str); ATTRS_INLINE],
 }
 
 /// How many attributes [`Attrs`] keeps split: every attribute SCRAM reads
-/// by position is among the first four.
-const ATTRS_INLINE: usize = 4;
+/// by position is among the first four, and the messages this crate and
+/// Prosody send have at most five (server-first with `h=`).
+const ATTRS_INLINE: usize = 6;
 
 impl<'a> Attrs<'a> {
-    /// All attributes, in order.
+    /// All attributes, in order: those split by [`parse_attrs`] when they
+    /// all fit in `head`, else the text split again.
     fn iter(self) -> impl Iterator<Item = (u8, &'a str)> {
+        let (inline, again) = if self.len <= ATTRS_INLINE {
+            (self.len, None)
+        } else {
+            (0, Some(self.text))
+        };
         // parse_attrs checked the shape: one ASCII letter, `=`, the value.
-        split_commas(self.text).map(|part| (part.as_bytes()[0], &part[2..]))
+        let again = again
+            .into_iter()
+            .flat_map(split_commas)
+            .map(|part| (part.as_bytes()[0], &part[2..]));
+        self.head.into_iter().take(inline).chain(again)
     }
 
     fn get(self, index: usize) -> Option<(u8, &'a str)> {
@@ -600,7 +599,8 @@ fn split_commas(s: &str) -> impl Iterator<Item = &str> {
 
 /// Checks `k=v,k=v,...`: keys are one ASCII letter; a key may not repeat.
 fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
-    let mut seen = [false; 128];
+    // One bit per key, `A` (0x41) to `z` (0x7A).
+    let mut seen = 0u64;
     let mut len = 0;
     let mut head = [(0, ""); ATTRS_INLINE];
     for part in split_commas(s) {
@@ -608,9 +608,11 @@ fn parse_attrs(s: &str) -> Result<Attrs<'_>, SaslError> {
         if b.len() < 2 || !b[0].is_ascii_alphabetic() || b[1] != b'=' {
             return Err(SaslError::malformed("bad SCRAM attribute"));
         }
-        if std::mem::replace(&mut seen[usize::from(b[0])], true) {
+        let bit = 1u64 << (b[0] - b'A');
+        if seen & bit != 0 {
             return Err(SaslError::malformed("duplicate SCRAM attribute"));
         }
+        seen |= bit;
         if let Some(slot) = head.get_mut(len) {
             *slot = (b[0], &part[2..]);
         }
@@ -821,20 +823,22 @@ impl ScramClientBuilder {
             ChannelBindingUse::SupportedNotUsed => Gs2CbFlag::SupportedNotUsed,
             ChannelBindingUse::NotSupported => Gs2CbFlag::NotSupported,
         };
-        let nonce = match self.nonce {
-            Some(n) if is_valid_nonce(&n) => n,
-            Some(_) => return Err(SaslError::malformed("the fixed nonce is not printable")),
-            None => printable_token(rng, NONCE_LEN),
-        };
+        if self.nonce.as_deref().is_some_and(|n| !is_valid_nonce(n)) {
+            return Err(SaslError::malformed("the fixed nonce is not printable"));
+        }
         // The whole client-first message in one buffer: the gs2 header,
-        // then client-first-bare.
+        // then client-first-bare; the user name escaped and the nonce
+        // drawn straight into it.
         let mut client_first = common::build_gs2_header(&cb_flag, self.authzid.as_deref());
         let gs2_len = client_first.len();
         client_first.push_str("n=");
-        client_first.push_str(&common::gs2_escape(&username));
+        common::push_gs2_escaped(&mut client_first, &username);
         client_first.push_str(",r=");
         let nonce_start = client_first.len();
-        client_first.push_str(&nonce);
+        match &self.nonce {
+            Some(n) => client_first.push_str(n),
+            None => push_printable_token(rng, NONCE_LEN, &mut client_first),
+        }
         if client_first.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("client-first message too long"));
         }
@@ -1110,34 +1114,37 @@ impl ScramClient {
 
         // client-final-message-without-proof, then the proof appended.
         let cb_len = self.cb_data.as_ref().map_or(0, |cb| cb.expose().len());
-        let mut client_final =
-            String::with_capacity(4 * (self.gs2_len + cb_len) / 3 + nonce.len() + 100);
-        client_final.push_str("c=");
+        let proof_len = base64::encoded_len(output_len(self.hash), true).unwrap_or(88);
+        let mut client_final = Vec::with_capacity(
+            2 + 4 * (self.gs2_len + cb_len).div_ceil(3) + 3 + nonce.len() + 3 + proof_len,
+        );
+        client_final.extend_from_slice(b"c=");
         match &self.cb_data {
-            None => B64.encode_string(self.gs2_header(), &mut client_final),
+            None => push_b64(&mut client_final, self.gs2_header().as_bytes()),
             Some(cb) => {
                 let mut input = Zeroizing::new(Vec::with_capacity(self.gs2_len + cb_len));
                 input.extend_from_slice(self.gs2_header().as_bytes());
                 input.extend_from_slice(cb.expose());
-                B64.encode_string(&*input, &mut client_final);
+                push_b64(&mut client_final, &input);
             }
         }
-        client_final.push_str(",r=");
-        client_final.push_str(nonce);
-        let bare = self.client_first_bare();
-        let mut auth_message =
-            String::with_capacity(bare.len() + text.len() + client_final.len() + 2);
-        auth_message.push_str(bare);
-        auth_message.push(',');
-        auth_message.push_str(text);
-        auth_message.push(',');
-        auth_message.push_str(&client_final);
+        client_final.extend_from_slice(b",r=");
+        client_final.extend_from_slice(nonce.as_bytes());
+        // AuthMessage = client-first-bare "," server-first ","
+        // client-final-without-proof, hashed from its pieces.
+        let auth_message: [&[u8]; 5] = [
+            self.client_first_bare().as_bytes(),
+            b",",
+            msg,
+            b",",
+            &client_final,
+        ];
         let stored_key = h(self.hash, &client_key);
-        let client_signature = hmac(self.hash, &stored_key, auth_message.as_bytes());
+        let client_signature = hmac_parts(self.hash, &stored_key, &auth_message);
+        let server_signature = hmac_parts(self.hash, &server_key, &auth_message);
         let proof = xor(&client_key, &client_signature);
-        let server_signature = hmac(self.hash, &server_key, auth_message.as_bytes());
-        client_final.push_str(",p=");
-        B64.encode_string(&*proof, &mut client_final);
+        client_final.extend_from_slice(b",p=");
+        push_b64(&mut client_final, &proof);
         if client_final.len() > MAX_MESSAGE_LEN {
             return Err(SaslError::malformed("client-final message too long"));
         }
@@ -1145,7 +1152,7 @@ impl ScramClient {
             server_signature,
             keys,
         };
-        Ok(client_final.into_bytes())
+        Ok(client_final)
     }
 
     /// Checks a server-final message against the expected signature.
@@ -1444,8 +1451,8 @@ impl ClientFirst {
 struct PendingFinal {
     first: ClientFirst,
     /// `client-first-bare,server-first-message,`: the AuthMessage up to
-    /// the client's final message, which is appended to it.
-    auth_message: String,
+    /// the client's final message (hashed after it, not appended).
+    auth_message: Vec<u8>,
     /// Where the combined nonce is in `auth_message`.
     nonce: std::ops::Range<usize>,
     stored_key: SecretBytes,
@@ -1684,27 +1691,40 @@ impl ScramServer {
             ));
         }
         // The AuthMessage, as far as the server knows it: bare,
-        // server-first, and room for the client's final message.
+        // server-first and a comma (the client's final message is hashed
+        // after it).
         let bare = first.bare();
-        let mut auth_message = String::with_capacity(
-            2 * bare.len() + 4 * creds.salt.len() / 3 + self.nonce.len() + 240,
+        let client_nonce = &first.message[first.nonce.clone()];
+        let mut auth_message = Vec::with_capacity(
+            bare.len()
+                + 3
+                + client_nonce.len()
+                + self.nonce.len()
+                + 3
+                + 4 * creds.salt.len().div_ceil(3)
+                + 3
+                + 10
+                + self
+                    .ssdp
+                    .as_ref()
+                    .map_or(0, |h| 3 + 4 * h.len().div_ceil(3))
+                + 1,
         );
-        auth_message.push_str(bare);
-        auth_message.push(',');
+        auth_message.extend_from_slice(bare.as_bytes());
+        auth_message.push(b',');
         let server_first_start = auth_message.len();
-        auth_message.push_str("r=");
+        auth_message.extend_from_slice(b"r=");
         let nonce_start = auth_message.len();
-        auth_message.push_str(&first.message[first.nonce.clone()]);
-        auth_message.push_str(&self.nonce);
+        auth_message.extend_from_slice(client_nonce.as_bytes());
+        auth_message.extend_from_slice(self.nonce.as_bytes());
         let nonce = nonce_start..auth_message.len();
-        auth_message.push_str(",s=");
-        B64.encode_string(&creds.salt, &mut auth_message);
-        auth_message.push_str(",i=");
-        // Cannot fail: writing to a String.
-        let _ = fmt::Write::write_fmt(&mut auth_message, format_args!("{}", creds.iterations));
+        auth_message.extend_from_slice(b",s=");
+        push_b64(&mut auth_message, &creds.salt);
+        auth_message.extend_from_slice(b",i=");
+        push_decimal(&mut auth_message, creds.iterations);
         if let Some(h) = &self.ssdp {
-            auth_message.push_str(",h=");
-            B64.encode_string(&**h, &mut auth_message);
+            auth_message.extend_from_slice(b",h=");
+            push_b64(&mut auth_message, h);
         }
         let server_first = &auth_message[server_first_start..];
         if server_first.len() > MAX_MESSAGE_LEN {
@@ -1713,8 +1733,8 @@ impl ScramServer {
                 "the stored salt makes the server-first message too long",
             ));
         }
-        let challenge = server_first.as_bytes().to_vec();
-        auth_message.push(',');
+        let challenge = server_first.to_vec();
+        auth_message.push(b',');
         self.state = ServerState::AwaitingClientFinal(PendingFinal {
             first,
             auth_message,
@@ -1733,7 +1753,7 @@ impl ScramServer {
     ) -> Result<ServerStep, SaslError> {
         let PendingFinal {
             first,
-            mut auth_message,
+            auth_message,
             nonce,
             stored_key,
             server_key,
@@ -1771,7 +1791,7 @@ impl ScramServer {
                 "client-final: channel-binding data does not match",
             ));
         }
-        if final_nonce != &auth_message[nonce] {
+        if final_nonce.as_bytes() != &auth_message[nonce] {
             return Err(SaslError::malformed("client-final: wrong nonce"));
         }
         let proof = match decode_key(proof) {
@@ -1779,23 +1799,23 @@ impl ScramServer {
             Ok(Some(p)) if p.len() == output_len(self.hash) => p,
             Ok(_) => return Err(SaslError::not_authorized("client-final: wrong proof")),
         };
-        auth_message.push_str(without_proof);
-        let client_signature = hmac(self.hash, stored_key.expose(), auth_message.as_bytes());
+        let auth_message: [&[u8]; 2] = [&auth_message, without_proof.as_bytes()];
+        let client_signature = hmac_parts(self.hash, stored_key.expose(), &auth_message);
         let client_key = xor(&proof, &client_signature);
         // An unknown user gets here like a known one, and the same error.
         if !common::ct_eq(&h(self.hash, &client_key), stored_key.expose()) || !known {
             return Err(SaslError::not_authorized("client-final: wrong proof"));
         }
-        let server_signature = hmac(self.hash, server_key.expose(), auth_message.as_bytes());
-        let mut server_final = String::with_capacity(2 + 88);
-        server_final.push_str("v=");
-        B64.encode_string(&*server_signature, &mut server_final);
+        let server_signature = hmac_parts(self.hash, server_key.expose(), &auth_message);
+        let mut server_final = Vec::with_capacity(2 + 88);
+        server_final.extend_from_slice(b"v=");
+        push_b64(&mut server_final, &server_signature);
         Ok(ServerStep::Success {
             identity: Identity {
                 username: first.username,
                 authzid: first.authzid,
             },
-            additional_data: Some(server_final.into_bytes()),
+            additional_data: Some(server_final),
         })
     }
 }
@@ -1893,6 +1913,96 @@ mod tests {
                 parse_attrs(bad).unwrap_err().condition,
                 SaslCondition::MalformedRequest,
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attributes_read_alike_split_once_or_again() {
+        for n in 1..=9usize {
+            let text: Vec<String> = (0..n)
+                .map(|i| format!("{}=v{i}", char::from(b'a' + i as u8)))
+                .collect();
+            let text = text.join(",");
+            let attrs = parse_attrs(&text).expect("distinct keys");
+            let expected: Vec<(u8, String)> =
+                (0..n).map(|i| (b'a' + i as u8, format!("v{i}"))).collect();
+            let got: Vec<(u8, String)> = attrs.iter().map(|(k, v)| (k, v.to_owned())).collect();
+            assert_eq!(got, expected, "{n}");
+            for (i, (k, v)) in expected.iter().enumerate() {
+                assert_eq!(attrs.get(i), Some((*k, v.as_str())), "{n} {i}");
+            }
+            assert_eq!(attrs.get(n), None);
+            let mid: Vec<u8> = attrs
+                .range(1, n.saturating_sub(1))
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(mid.len(), n.saturating_sub(2), "{n}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_caught_over_the_whole_alphabet() {
+        // Every key from `A` to `z` has its own bit: each repeats into an
+        // error, and upper and lower case are different keys.
+        for key in (b'A'..=b'Z').chain(b'a'..=b'z') {
+            let k = char::from(key);
+            assert!(parse_attrs(&format!("{k}=1")).is_ok(), "{k}");
+            assert_eq!(
+                parse_attrs(&format!("{k}=1,x=2,{k}=3"))
+                    .unwrap_err()
+                    .condition,
+                SaslCondition::MalformedRequest,
+                "{k}"
+            );
+        }
+        let all: Vec<String> = (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .map(|k| format!("{}=v", char::from(k)))
+            .collect();
+        let all = all.join(",");
+        let attrs = parse_attrs(&all).expect("52 distinct keys");
+        assert_eq!(attrs.len, 52);
+        assert_eq!(attrs.get(51), Some((b'z', "v")));
+        for bad in ["[=x", "`=x", "@=x", "{=x"] {
+            assert!(parse_attrs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_and_decimals_are_written_in_place() {
+        for len in 0..70usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 59 + 3) as u8).collect();
+            let mut out = b"x=".to_vec();
+            push_b64(&mut out, &data);
+            assert_eq!(
+                out,
+                format!("x={}", B64.encode(&data)).into_bytes(),
+                "{len}"
+            );
+        }
+        for n in [0, 1, 9, 10, 99, 4096, 10_000_000, u32::MAX] {
+            let mut out = b"i=".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("i={n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn hmac_over_parts_is_hmac_over_their_concatenation() {
+        let parts: [&[u8]; 5] = [
+            b"n=user,r=abc",
+            b",",
+            b"r=abcdef,s=c2FsdA==,i=4096",
+            b",",
+            b"",
+        ];
+        let joined = parts.concat();
+        for hash in ALL_HASHES {
+            assert_eq!(
+                *hmac_parts(hash, b"key", &parts),
+                *hmac(hash, b"key", &joined),
+                "{hash:?}"
             );
         }
     }

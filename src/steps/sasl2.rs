@@ -201,6 +201,18 @@ impl Authenticate {
 
     /// Builds the element.
     pub fn to_element(&self) -> Element {
+        self.build(self.extra.iter().cloned())
+    }
+
+    /// Builds the element, moving the extra children into it rather than
+    /// copying them (for a request that is written once and dropped).
+    pub fn into_element(mut self) -> Element {
+        let extra = std::mem::take(&mut self.extra);
+        self.build(extra)
+    }
+
+    /// The element, with `extra` as the extension children.
+    fn build(&self, extra: impl IntoIterator<Item = Element>) -> Element {
         let mut el = Element::builder("authenticate", ns::SASL2)
             .attr(name("mechanism"), self.mechanism.as_str())
             .build();
@@ -226,8 +238,8 @@ impl Authenticate {
                 .to_element(),
             );
         }
-        for e in &self.extra {
-            el.append_child(e.clone());
+        for e in extra {
+            el.append_child(e);
         }
         if let Some(b) = &self.bind2 {
             el.append_child(b.to_element());
@@ -681,6 +693,35 @@ mod tests {
         let ir = a.to_element();
         let ir = ir.get_child("initial-response", ns::SASL2).unwrap();
         assert_eq!(ir.text(), "");
+    }
+
+    /// Moved or copied, the extension children land in the same place
+    /// (after `<resume/>`, before Bind 2's request) with the same content.
+    #[test]
+    fn into_element_is_to_element() {
+        let mut a = Authenticate::new("HT-SHA-256-NONE");
+        a.initial_response = Some(Zeroizing::new(b"juliet\0mac".to_vec()));
+        a.user_agent = Some(UserAgent::new("d4565fa7"));
+        a.resume = Some(("prev".to_owned(), 3));
+        a.extra = vec![
+            el("<fast xmlns='urn:xmpp:fast:0' count='2'/>"),
+            el("<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"),
+        ];
+        a.bind2 = Some(Bind2Request::default());
+        let copied = a.to_element();
+        let names: Vec<&str> = copied.children().map(Element::name).collect();
+        assert_eq!(
+            names,
+            [
+                "initial-response",
+                "user-agent",
+                "resume",
+                "fast",
+                "request-token",
+                "bind"
+            ]
+        );
+        assert_eq!(a.into_element(), copied);
     }
 
     /// `Debug` never shows a payload.
