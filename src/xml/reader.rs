@@ -1011,18 +1011,12 @@ impl StreamReader {
     /// header. `Ok(None)`: nothing consumed, the parser's to read.
     fn plain_header(&mut self, input: &mut &[u8]) -> Result<Option<StreamEvent>, ReadError> {
         let bounds = self.plain_bounds();
-        let mut header = None;
-        let Some(read) = super::plain::header(input, bounds, |token| {
-            if let Some(ev) = self.handle(raw_event(token)?, &|_: &str, _: &str| Ok(()))? {
-                header = Some(ev);
-            }
-            Ok::<(), ReadError>(())
-        }) else {
+        let whole: &[u8] = input;
+        let Some((len, header)) = self.take_plain(&|_: &str, _: &str| Ok(()), |each| {
+            super::plain::header(whole, bounds, each)
+        })?
+        else {
             return Ok(None);
-        };
-        let len = read?;
-        let Some(header) = header else {
-            return Err(ReadError::NotWellFormed("a header without its end".into()));
         };
         *input = &input[len..];
         let mut root: &[u8] = b"<stream:stream>";
@@ -1050,20 +1044,11 @@ impl StreamReader {
         gate: Gate<'_>,
     ) -> Result<Option<StreamEvent>, ReadError> {
         let bounds = self.plain_bounds();
-        let mut out = None;
-        let Some(read) = super::plain::element(input, bounds, |token| {
-            if let Some(ev) = self.handle(raw_event(token)?, gate)? {
-                out = Some(ev);
-            }
-            Ok::<(), ReadError>(())
-        }) else {
+        let whole: &[u8] = input;
+        let Some((len, out)) =
+            self.take_plain(gate, |each| super::plain::element(whole, bounds, each))?
+        else {
             return Ok(None);
-        };
-        let len = read?;
-        let Some(out) = out else {
-            return Err(ReadError::NotWellFormed(
-                "an element without its end".into(),
-            ));
         };
         *input = &input[len..];
         #[cfg(test)]
@@ -1071,6 +1056,34 @@ impl StreamReader {
             self.plain_reads += 1;
         }
         Ok(Some(out))
+    }
+
+    /// Runs a [`plain`](super::plain) scan (`scan`, given where to send
+    /// each token) through [`handle`](Self::handle): the bytes it took and
+    /// the event they ended with. `Ok(None)`: the scan took nothing.
+    fn take_plain(
+        &mut self,
+        gate: Gate<'_>,
+        scan: impl FnOnce(
+            &mut dyn FnMut(super::plain::Token<'_>) -> Result<(), ReadError>,
+        ) -> Option<Result<usize, ReadError>>,
+    ) -> Result<Option<(usize, StreamEvent)>, ReadError> {
+        let mut out = None;
+        let Some(read) = scan(&mut |token| {
+            if let Some(ev) = self.handle(raw_event(token)?, gate)? {
+                out = Some(ev);
+            }
+            Ok(())
+        }) else {
+            return Ok(None);
+        };
+        let len = read?;
+        match out {
+            Some(ev) => Ok(Some((len, ev))),
+            None => Err(ReadError::NotWellFormed(
+                "plain markup without its end".into(),
+            )),
+        }
     }
 
     fn handle(&mut self, ev: RawEvent, gate: Gate<'_>) -> Result<Option<StreamEvent>, ReadError> {
