@@ -90,6 +90,7 @@ pub(super) fn header<E>(
         input,
         at: at + 1,
         bounds,
+        expand: false,
     };
     // Checked first, emitted after.
     let (end, self_closing) = scanner.start_tag(&mut |_| Ok::<(), ()>(())).ok()??;
@@ -100,6 +101,7 @@ pub(super) fn header<E>(
         input: &input[..end],
         at: at + 1,
         bounds,
+        expand: true,
     };
     Some(scanner.start_tag(&mut { each }).map(|_| end))
 }
@@ -117,6 +119,7 @@ pub(super) fn element<E>(
         input,
         at: 0,
         bounds,
+        expand: false,
     }
     .element(&mut |_| Ok::<(), ()>(()))
     .ok()??;
@@ -127,6 +130,7 @@ pub(super) fn element<E>(
         input: &input[..len],
         at: 0,
         bounds,
+        expand: true,
     };
     Some(scanner.element(&mut each).map(|_| len))
 }
@@ -135,6 +139,11 @@ struct Scanner<'a> {
     input: &'a [u8],
     at: usize,
     bounds: Bounds,
+    /// Whether references are replaced in what the tokens carry (the
+    /// first pass only checks, and leaves them: the five entities
+    /// cannot make a value empty or the XML namespace name, so
+    /// [`acceptable`] judges the raw value the same).
+    expand: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -231,7 +240,10 @@ impl<'a> Scanner<'a> {
         if rest.get(len) != Some(&quote) || len > self.bounds.max_token {
             return None;
         }
-        let value = expand(std::str::from_utf8(&rest[..len]).ok()?, references);
+        let value = expand(
+            std::str::from_utf8(&rest[..len]).ok()?,
+            references && self.expand,
+        );
         self.at += len + 1;
         acceptable(prefix, name, &value).then_some((prefix, name, value))
     }
@@ -310,7 +322,7 @@ impl<'a> Scanner<'a> {
                     return Ok(None);
                 };
                 self.at += len;
-                each(Token::Text(expand(text, references)))?;
+                each(Token::Text(expand(text, references && self.expand)))?;
             }
         }
     }
